@@ -1,0 +1,173 @@
+// Encoder and decoder of the scorer-state wire format (plugin/STATE_FORMAT.md).
+// The filter decodes the same bytes in assembly/state/stateWire.ts.
+
+export const STATE_MAGIC = 0x54535250;
+export const STATE_FORMAT_VERSION = 1;
+export const STATE_HEADER_BYTES = 36;
+export const STATE_MAX_REPLICAS = 4096;
+export const STATE_MAX_ADDRESS_BYTES = 63;
+export const METRICS_AGE_UNKNOWN = 0xffffffff;
+export const STATE_CONTENT_TYPE = 'application/vnd.prefix-router.state.v1';
+export const STATE_VERSION_HEADER = 'x-prefix-router-state-version';
+
+export interface Weights {
+  prefix: number;
+  queue: number;
+  kvCache: number;
+  inflight: number;
+}
+
+export interface ReplicaState {
+  /** `ip:port` or `[v6]:port` */
+  address: string;
+  ready: boolean;
+  /** false when the replica has never been scraped successfully */
+  metricsKnown: boolean;
+  waiting: number;
+  running: number;
+  /** 0..1 */
+  kvUsage: number;
+  /** 0 = unknown */
+  kvCapacityTokens: number;
+  /** METRICS_AGE_UNKNOWN when never scraped */
+  metricsAgeMs: number;
+}
+
+export interface RouterState {
+  version: bigint;
+  weights: Weights;
+  replicas: ReplicaState[];
+}
+
+const FLAG_READY = 1;
+const FLAG_METRICS_KNOWN = 2;
+
+export function fnv1a32(bytes: Uint8Array, end = bytes.length): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < end; i++) {
+    h ^= bytes[i];
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}
+
+const ADDRESS_RE = /^(?:(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})|\[([0-9a-fA-F:.]+)\]):(\d{1,5})$/;
+
+/** Returns null when `address` is a valid `ip:port`, else why it is not. */
+export function addressError(address: string): string | null {
+  const m = ADDRESS_RE.exec(address);
+  if (!m) return 'must be ip:port (IPv4 a.b.c.d:port or [IPv6]:port)';
+  if (m[1] !== undefined && [m[1], m[2], m[3], m[4]].some((o) => Number(o) > 255)) return 'IPv4 octet above 255';
+  const port = Number(m[6]);
+  if (port < 1 || port > 65535) return 'port must be 1..65535';
+  if (address.length > STATE_MAX_ADDRESS_BYTES) return `longer than ${STATE_MAX_ADDRESS_BYTES} bytes`;
+  return null;
+}
+
+/** Returns null when the weights are usable, else a message naming the field. */
+export function weightsError(w: Weights): string | null {
+  for (const k of ['prefix', 'queue', 'kvCache', 'inflight'] as const) {
+    const v = w[k];
+    if (typeof v !== 'number' || !Number.isFinite(v)) return `weights.${k} must be a finite number`;
+    if (v < 0) return `weights.${k} must be >= 0`;
+    if (Math.fround(v) !== v && !Number.isFinite(Math.fround(v))) return `weights.${k} is out of range`;
+  }
+  if (w.prefix + w.queue + w.kvCache + w.inflight === 0) return 'weights must not all be 0';
+  return null;
+}
+
+const clampU16 = (n: number) => Math.max(0, Math.min(65535, Math.round(n)));
+const clampU32 = (n: number) => Math.max(0, Math.min(0xffffffff, Math.round(n)));
+
+export function encodeState(state: RouterState): Uint8Array {
+  if (state.version <= 0n) throw new Error('state.version must be > 0');
+  const werr = weightsError(state.weights);
+  if (werr) throw new Error(werr);
+  if (state.replicas.length > STATE_MAX_REPLICAS) throw new Error(`at most ${STATE_MAX_REPLICAS} replicas`);
+  const seen = new Set<string>();
+  let size = STATE_HEADER_BYTES + 4;
+  for (const r of state.replicas) {
+    const err = addressError(r.address);
+    if (err) throw new Error(`replica ${JSON.stringify(r.address)}: ${err}`);
+    if (seen.has(r.address)) throw new Error(`replica ${r.address} listed twice`);
+    seen.add(r.address);
+    size += 1 + r.address.length + 17;
+  }
+  const buf = new Uint8Array(size);
+  const dv = new DataView(buf.buffer);
+  dv.setUint32(0, STATE_MAGIC, true);
+  dv.setUint16(4, STATE_FORMAT_VERSION, true);
+  dv.setUint16(6, 0, true);
+  dv.setBigUint64(8, state.version, true);
+  dv.setFloat32(16, state.weights.prefix, true);
+  dv.setFloat32(20, state.weights.queue, true);
+  dv.setFloat32(24, state.weights.kvCache, true);
+  dv.setFloat32(28, state.weights.inflight, true);
+  dv.setUint32(32, state.replicas.length, true);
+  let o = STATE_HEADER_BYTES;
+  for (const r of state.replicas) {
+    buf[o++] = r.address.length;
+    for (let i = 0; i < r.address.length; i++) buf[o++] = r.address.charCodeAt(i);
+    buf[o++] = (r.ready ? FLAG_READY : 0) | (r.metricsKnown ? FLAG_METRICS_KNOWN : 0);
+    dv.setUint16(o, clampU16(r.waiting), true); o += 2;
+    dv.setUint16(o, clampU16(r.running), true); o += 2;
+    const kv = Number.isFinite(r.kvUsage) ? Math.max(0, Math.min(1, r.kvUsage)) : 0;
+    dv.setFloat32(o, kv, true); o += 4;
+    dv.setUint32(o, clampU32(r.kvCapacityTokens), true); o += 4;
+    dv.setUint32(o, clampU32(r.metricsAgeMs), true); o += 4;
+  }
+  dv.setUint32(o, fnv1a32(buf, o), true);
+  return buf;
+}
+
+export class StateDecodeError extends Error {}
+
+export function decodeState(bytes: Uint8Array): RouterState {
+  const fail = (m: string): never => { throw new StateDecodeError(m); };
+  if (bytes.length < STATE_HEADER_BYTES + 4) fail('payload shorter than the header');
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (dv.getUint32(0, true) !== STATE_MAGIC) fail('bad magic');
+  if (dv.getUint16(4, true) !== STATE_FORMAT_VERSION) fail('unsupported format version');
+  if (dv.getUint16(6, true) !== 0) fail('reserved flags set');
+  const end = bytes.length - 4;
+  if (dv.getUint32(end, true) !== fnv1a32(bytes, end)) fail('checksum mismatch');
+  const version = dv.getBigUint64(8, true);
+  if (version === 0n) fail('version 0');
+  const weights: Weights = {
+    prefix: dv.getFloat32(16, true),
+    queue: dv.getFloat32(20, true),
+    kvCache: dv.getFloat32(24, true),
+    inflight: dv.getFloat32(28, true),
+  };
+  const werr = weightsError(weights);
+  if (werr) fail(werr);
+  const n = dv.getUint32(32, true);
+  if (n > STATE_MAX_REPLICAS) fail('too many replicas');
+  const replicas: ReplicaState[] = [];
+  const seen = new Set<string>();
+  let o = STATE_HEADER_BYTES;
+  for (let i = 0; i < n; i++) {
+    if (o + 1 > end) fail('truncated replica record');
+    const len = bytes[o++];
+    if (len < 1 || len > STATE_MAX_ADDRESS_BYTES || o + len + 17 > end) fail('bad address length');
+    const address = String.fromCharCode(...bytes.subarray(o, o + len)); o += len;
+    const aerr = addressError(address);
+    if (aerr) fail(`replica ${i}: ${aerr}`);
+    if (seen.has(address)) fail(`replica ${address} listed twice`);
+    seen.add(address);
+    const flags = bytes[o++];
+    if (flags & ~3) fail('unknown replica flags');
+    const waiting = dv.getUint16(o, true); o += 2;
+    const running = dv.getUint16(o, true); o += 2;
+    const kvUsage = dv.getFloat32(o, true); o += 4;
+    if (!(kvUsage >= 0 && kvUsage <= 1)) fail('kvUsage outside 0..1');
+    const kvCapacityTokens = dv.getUint32(o, true); o += 4;
+    const metricsAgeMs = dv.getUint32(o, true); o += 4;
+    replicas.push({
+      address, ready: (flags & FLAG_READY) !== 0, metricsKnown: (flags & FLAG_METRICS_KNOWN) !== 0,
+      waiting, running, kvUsage, kvCapacityTokens, metricsAgeMs,
+    });
+  }
+  if (o !== end) fail('trailing bytes after the last replica');
+  return { version, weights, replicas };
+}
