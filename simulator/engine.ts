@@ -1,0 +1,366 @@
+// The replica engine: prefix cache + continuous-batching scheduler + latency model, as a pure
+// state machine over a caller-supplied clock (milliseconds, any origin). No timers live here:
+// the HTTP server drives it in scaled real time (realtime.ts), a discrete-event simulation can
+// drive many engines in virtual time. Same inputs, same outputs: it is deterministic.
+//
+// Scheduling follows vLLM V1's shape: each step first serves the running requests (one decode
+// token each, or the next chunk of an unfinished prefill), then admits waiting requests FIFO
+// while there are sequence slots, token budget and KV blocks; a running request that needs a
+// block when none is free preempts the most recently admitted one (recompute later).
+
+import { KvBlockPool } from './kvCache.js';
+import { LatencyModel, T4_QWEN25_3B, type LatencyParams } from './latency.js';
+
+export interface EngineConfig {
+  /** Tokens per KV block (vLLM: 16). */
+  blockSize: number;
+  /** KV capacity in blocks (vLLM: num_gpu_blocks). */
+  numGpuBlocks: number;
+  /** Most sequences in one step (vLLM: max_num_seqs). */
+  maxNumSeqs: number;
+  /** Token budget of one step, decode tokens included (vLLM: max_num_batched_tokens). */
+  maxNumBatchedTokens: number;
+  /** Longest prompt + output, tokens (vLLM: max_model_len). */
+  maxModelLen: number;
+  latency: LatencyParams;
+  /** Emit a 'token' event for every output token after the first (streaming needs them). */
+  tokenEvents: boolean;
+}
+
+// vLLM V1 defaults for an OpenAI server on a 16 GB GPU, and KV sizing for the reference deployment:
+// 36 KiB of KV per token (Qwen2.5-3B: 36 layers x 2 KV heads x 128 dims x K+V x 2 bytes); ~200k
+// tokens of KV at gpu_memory_utilization 0.9 leaves ~6.6 GiB for weights and activations, so 0.75
+// keeps ~4.6 GiB ~= 134k tokens ~= 8400 blocks of 16.
+export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
+  blockSize: 16,
+  numGpuBlocks: 8400,
+  maxNumSeqs: 256,
+  maxNumBatchedTokens: 2048,
+  maxModelLen: 32768,
+  latency: T4_QWEN25_3B,
+  tokenEvents: false,
+};
+
+export interface EngineRequest {
+  promptTokens: number;
+  /** Chained hashes of the prompt's full blocks (tokens.ts tokenizePrompt). */
+  blockHashes: readonly number[];
+  /** How many tokens to generate (>= 1); the request finishes after the last. */
+  outputTokens: number;
+}
+
+export type EngineEvent =
+  | { kind: 'first_token'; id: number; atMs: number; cachedTokens: number }
+  | { kind: 'token'; id: number; atMs: number; index: number }
+  | {
+      kind: 'finished'; id: number; atMs: number; promptTokens: number; cachedTokens: number;
+      outputTokens: number; queueMs: number; ttftMs: number; e2eMs: number;
+    };
+
+export class EngineRequestError extends Error {
+  constructor(message: string, readonly param: string) { super(message); }
+}
+
+// vLLM V1 bucket bounds (seconds).
+export const TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0];
+export const E2E_BUCKETS = [0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0];
+
+export class Histogram {
+  readonly counts: number[]; // per bucket, not cumulative; last = +Inf
+  sum = 0;
+  count = 0;
+  constructor(readonly bounds: readonly number[]) { this.counts = new Array(bounds.length + 1).fill(0); }
+  observe(v: number): void {
+    let i = 0;
+    while (i < this.bounds.length && v > this.bounds[i]!) i++;
+    this.counts[i]!++;
+    this.sum += v;
+    this.count++;
+  }
+  cumulative(): number[] {
+    let acc = 0;
+    return this.counts.map((c) => (acc += c));
+  }
+  clone(): Histogram {
+    const h = new Histogram(this.bounds);
+    h.counts.splice(0, h.counts.length, ...this.counts);
+    h.sum = this.sum; h.count = this.count;
+    return h;
+  }
+}
+
+export interface MetricsSnapshot {
+  nowMs: number;
+  numRequestsRunning: number;
+  numRequestsWaiting: number;
+  /** 1 - free blocks / all blocks, as vLLM's kv_cache_usage_perc (0..1). */
+  kvCacheUsage: number;
+  numGpuBlocks: number;
+  blockSize: number;
+  freeBlocks: number;
+  cachedBlocks: number;
+  /** Prompt tokens looked up in the prefix cache (vLLM prefix_cache_queries_total). */
+  prefixCacheQueries: number;
+  /** Prompt tokens found there (vLLM prefix_cache_hits_total). */
+  prefixCacheHits: number;
+  promptTokens: number;
+  generationTokens: number;
+  requestSuccess: number;
+  preemptions: number;
+  evictions: number;
+  ttftSeconds: Histogram;
+  e2eSeconds: Histogram;
+}
+
+interface Seq {
+  id: number;
+  req: EngineRequest;
+  arrivalMs: number;
+  admittedMs: number;
+  firstTokenMs: number; // NaN until the first token
+  blocks: number[];
+  numComputed: number; // tokens whose KV exists
+  numRegistered: number; // leading prompt blocks registered in the cache
+  cachedTokens: number; // prefix-cache hit at (first) admission
+  generated: number;
+  aborted: boolean;
+}
+
+interface Step {
+  endMs: number;
+  scheduled: { seq: Seq; tokens: number }[];
+}
+
+export class ReplicaEngine {
+  readonly config: EngineConfig;
+  readonly kv: KvBlockPool;
+  readonly latency: LatencyModel;
+  private clock = 0;
+  private nextId = 1;
+  private readonly waiting: Seq[] = [];
+  private readonly running: Seq[] = [];
+  private readonly byId = new Map<number, Seq>();
+  private step: Step | null = null;
+  private pending: EngineEvent[] = [];
+  private stats = { prefixCacheQueries: 0, prefixCacheHits: 0, promptTokens: 0, generationTokens: 0, requestSuccess: 0, preemptions: 0 };
+  private readonly ttft = new Histogram(TTFT_BUCKETS);
+  private readonly e2e = new Histogram(E2E_BUCKETS);
+
+  constructor(config: Partial<EngineConfig> = {}, startMs = 0) {
+    this.config = { ...DEFAULT_ENGINE_CONFIG, ...config, latency: { ...DEFAULT_ENGINE_CONFIG.latency, ...config.latency } };
+    const c = this.config;
+    for (const k of ['blockSize', 'numGpuBlocks', 'maxNumSeqs', 'maxNumBatchedTokens', 'maxModelLen'] as const) {
+      if (!Number.isInteger(c[k]) || c[k] < 1) throw new RangeError(`${k} must be a positive integer, got ${c[k]}`);
+    }
+    if (c.maxNumBatchedTokens < c.maxNumSeqs) throw new RangeError(`maxNumBatchedTokens (${c.maxNumBatchedTokens}) must be >= maxNumSeqs (${c.maxNumSeqs})`);
+    this.kv = new KvBlockPool(c.numGpuBlocks);
+    this.latency = new LatencyModel(c.latency);
+    this.clock = startMs;
+  }
+
+  get numWaiting(): number { return this.waiting.length; }
+  get numRunning(): number { return this.running.length; }
+
+  /** The engine's current time (the last time it was advanced to). */
+  get nowMs(): number { return this.clock; }
+
+  /**
+   * Queues a request arriving at nowMs (>= nowMs of previous calls; the engine first advances
+   * to nowMs and keeps any events that produces for the next advance()). Returns its id.
+   * Throws EngineRequestError for a request this engine could never serve.
+   */
+  submit(req: EngineRequest, nowMs: number): number {
+    const c = this.config;
+    if (!Number.isInteger(req.promptTokens) || req.promptTokens < 1) throw new EngineRequestError('prompt must have at least one token', 'prompt');
+    if (!Number.isInteger(req.outputTokens) || req.outputTokens < 1) throw new EngineRequestError('max_tokens must be at least 1', 'max_tokens');
+    const total = req.promptTokens + req.outputTokens;
+    if (total > c.maxModelLen) {
+      throw new EngineRequestError(`This model's maximum context length is ${c.maxModelLen} tokens. However, you requested ${total} tokens (${req.promptTokens} in the messages, ${req.outputTokens} in the completion). Please reduce the length of the messages or completion.`, 'max_tokens');
+    }
+    if (Math.ceil(total / c.blockSize) > c.numGpuBlocks) throw new EngineRequestError(`request needs ${Math.ceil(total / c.blockSize)} KV blocks, the cache has ${c.numGpuBlocks}`, 'max_tokens');
+    if (req.blockHashes.length > Math.floor(req.promptTokens / c.blockSize)) throw new EngineRequestError('more block hashes than full prompt blocks', 'prompt');
+    this.pending.push(...this.run(nowMs));
+    const seq: Seq = {
+      id: this.nextId++, req, arrivalMs: this.clock, admittedMs: NaN, firstTokenMs: NaN, blocks: [],
+      numComputed: 0, numRegistered: 0, cachedTokens: 0, generated: 0, aborted: false,
+    };
+    this.byId.set(seq.id, seq);
+    this.waiting.push(seq);
+    this.maybeStartStep();
+    return seq.id;
+  }
+
+  /** Drops a request (client went away); its blocks are released at once. False if unknown. */
+  abort(id: number, nowMs: number): boolean {
+    this.pending.push(...this.run(nowMs));
+    const seq = this.byId.get(id);
+    if (!seq) return false;
+    seq.aborted = true;
+    this.byId.delete(id);
+    const w = this.waiting.indexOf(seq);
+    if (w >= 0) this.waiting.splice(w, 1);
+    const r = this.running.indexOf(seq);
+    if (r >= 0) { this.running.splice(r, 1); this.kv.release(seq.blocks); seq.blocks = []; }
+    return true;
+  }
+
+  /** When the next event (end of the current step) happens; Infinity when idle. */
+  nextEventTime(): number { return this.step ? this.step.endMs : Infinity; }
+
+  /** Runs every step that ends at or before toMs; returns the events in time order. */
+  advance(toMs: number): EngineEvent[] {
+    const out = this.pending.length ? this.pending : [];
+    this.pending = [];
+    out.push(...this.run(toMs));
+    return out;
+  }
+
+  metricsSnapshot(): MetricsSnapshot {
+    return {
+      nowMs: this.clock,
+      numRequestsRunning: this.running.length,
+      numRequestsWaiting: this.waiting.length,
+      kvCacheUsage: this.kv.usage(),
+      numGpuBlocks: this.config.numGpuBlocks,
+      blockSize: this.config.blockSize,
+      freeBlocks: this.kv.numFree,
+      cachedBlocks: this.kv.numCached,
+      ...this.stats,
+      evictions: this.kv.evictions,
+      ttftSeconds: this.ttft.clone(),
+      e2eSeconds: this.e2e.clone(),
+    };
+  }
+
+  /** Whether these chained hashes are cached, leading blocks only (for tests and routing studies). */
+  cachedPrefixBlocks(blockHashes: readonly number[]): number {
+    return this.kv.longestPrefix(blockHashes, blockHashes.length).length;
+  }
+
+  private run(toMs: number): EngineEvent[] {
+    if (!(toMs >= this.clock)) {
+      if (Number.isNaN(toMs)) throw new RangeError('time is NaN');
+      toMs = this.clock; // time never goes back; a late caller sees the present
+    }
+    const events: EngineEvent[] = [];
+    while (this.step && this.step.endMs <= toMs) {
+      const step = this.step;
+      this.step = null;
+      this.clock = step.endMs;
+      this.finishStep(step, events);
+      this.maybeStartStep();
+    }
+    this.clock = toMs;
+    return events;
+  }
+
+  private maybeStartStep(): void {
+    if (this.step || (this.waiting.length === 0 && this.running.length === 0)) return;
+    const scheduled = this.schedule();
+    if (scheduled.length === 0) return; // unreachable while submit() rejects requests larger than the cache
+    let prefillTokens = 0;
+    for (const s of scheduled) if (s.seq.generated === 0 || s.tokens > 1) prefillTokens += s.tokens;
+    this.step = { endMs: this.clock + this.latency.stepMs(scheduled.length, prefillTokens), scheduled };
+  }
+
+  private schedule(): { seq: Seq; tokens: number }[] {
+    const bs = this.config.blockSize;
+    let budget = this.config.maxNumBatchedTokens;
+    const scheduled: { seq: Seq; tokens: number }[] = [];
+    // 1. running requests, oldest first
+    for (let i = 0; i < this.running.length && budget > 0; i++) {
+      const seq = this.running[i]!;
+      const tokens = Math.min(this.numTokens(seq) - seq.numComputed, budget);
+      const need = Math.ceil((seq.numComputed + tokens) / bs) - seq.blocks.length;
+      while (need > this.kv.numFree) {
+        const victim = this.running[this.running.length - 1]!;
+        this.preempt(victim);
+        if (victim === seq) break;
+      }
+      if (this.running[i] !== seq) break; // preempted itself: nothing else can run
+      if (need > 0) seq.blocks.push(...this.kv.allocate(need));
+      this.registerBlocks(seq, seq.numComputed + tokens);
+      scheduled.push({ seq, tokens });
+      budget -= tokens;
+    }
+    // 2. waiting requests, FIFO, while there are slots, budget and blocks
+    while (this.waiting.length > 0 && budget > 0 && this.running.length < this.config.maxNumSeqs) {
+      const seq = this.waiting[0]!;
+      const numTokens = this.numTokens(seq);
+      // vLLM always computes the last prompt token, so a hit covers at most numTokens - 1 tokens
+      const hit = this.kv.longestPrefix(seq.req.blockHashes, Math.floor((numTokens - 1) / bs));
+      const cachedTokens = hit.length * bs;
+      const tokens = Math.min(numTokens - cachedTokens, budget);
+      const need = Math.ceil((cachedTokens + tokens) / bs) - hit.length;
+      if (need > this.kv.numFree - this.kv.countFree(hit)) break;
+      this.waiting.shift();
+      this.kv.touch(hit);
+      seq.blocks = [...hit, ...this.kv.allocate(need)];
+      seq.numComputed = cachedTokens;
+      seq.numRegistered = hit.length;
+      if (Number.isNaN(seq.admittedMs)) {
+        seq.admittedMs = this.clock;
+        seq.cachedTokens = cachedTokens;
+      }
+      this.stats.prefixCacheQueries += numTokens;
+      this.stats.prefixCacheHits += cachedTokens;
+      this.registerBlocks(seq, cachedTokens + tokens);
+      this.running.push(seq);
+      scheduled.push({ seq, tokens });
+      budget -= tokens;
+    }
+    return scheduled;
+  }
+
+  private numTokens(seq: Seq): number { return seq.req.promptTokens + seq.generated; }
+
+  /** Blocks being computed this step count as cached from now on, as in vLLM's allocate_slots. */
+  private registerBlocks(seq: Seq, computedAfterStep: number): void {
+    const full = Math.min(Math.floor(computedAfterStep / this.config.blockSize), seq.req.blockHashes.length);
+    for (let b = seq.numRegistered; b < full; b++) this.kv.register(seq.blocks[b]!, seq.req.blockHashes[b]!);
+    if (full > seq.numRegistered) seq.numRegistered = full;
+  }
+
+  private preempt(seq: Seq): void {
+    const i = this.running.indexOf(seq);
+    this.running.splice(i, 1);
+    this.kv.release(seq.blocks);
+    seq.blocks = [];
+    seq.numComputed = 0;
+    seq.numRegistered = 0;
+    this.waiting.unshift(seq);
+    this.stats.preemptions++;
+  }
+
+  private finishStep(step: Step, events: EngineEvent[]): void {
+    const now = this.clock;
+    for (const { seq, tokens } of step.scheduled) {
+      if (seq.aborted) continue;
+      seq.numComputed += tokens;
+      if (seq.numComputed < this.numTokens(seq)) continue; // chunked prefill continues next step
+      seq.generated++;
+      this.stats.generationTokens++;
+      if (Number.isNaN(seq.firstTokenMs)) {
+        seq.firstTokenMs = now;
+        this.stats.promptTokens += seq.req.promptTokens;
+        this.ttft.observe((now - seq.arrivalMs) / 1000);
+        events.push({ kind: 'first_token', id: seq.id, atMs: now, cachedTokens: seq.cachedTokens });
+      } else if (this.config.tokenEvents) {
+        events.push({ kind: 'token', id: seq.id, atMs: now, index: seq.generated - 1 });
+      }
+      if (seq.generated >= seq.req.outputTokens) {
+        this.running.splice(this.running.indexOf(seq), 1);
+        this.kv.release(seq.blocks);
+        seq.blocks = [];
+        this.byId.delete(seq.id);
+        this.stats.requestSuccess++;
+        this.e2e.observe((now - seq.arrivalMs) / 1000);
+        events.push({
+          kind: 'finished', id: seq.id, atMs: now, promptTokens: seq.req.promptTokens, cachedTokens: seq.cachedTokens,
+          outputTokens: seq.generated, queueMs: seq.admittedMs - seq.arrivalMs, ttftMs: seq.firstTokenMs - seq.arrivalMs,
+          e2eMs: now - seq.arrivalMs,
+        });
+      }
+    }
+  }
+}
