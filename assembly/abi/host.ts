@@ -1,0 +1,206 @@
+// Thin, allocation-light wrappers over the raw proxy-wasm 0.2.x imports.
+// The raw declarations come from @solo-io/proxy-runtime (they are correct there);
+// its higher-level wrappers are not used: in 0.1.8 the shared-data wrappers are
+// wired backwards, onConfigure passes a size where a pointer is due, httpCall
+// does not compile on AssemblyScript 0.27, and every context creation builds
+// debug strings (see README, "Why our own ABI layer").
+import * as imports from "@solo-io/proxy-runtime/assembly/imports";
+
+export const enum WasmResult {
+  Ok = 0, NotFound = 1, BadArgument = 2, SerializationFailure = 3, ParseFailure = 4,
+  InvalidMemoryAccess = 6, Empty = 7, CasMismatch = 8, InternalFailure = 10, Unimplemented = 12,
+}
+export const enum LogLevel { Trace = 0, Debug = 1, Info = 2, Warn = 3, Error = 4, Critical = 5 }
+export const enum HeaderMap { RequestHeaders = 0, RequestTrailers = 1, ResponseHeaders = 2, ResponseTrailers = 3, HttpCallResponseHeaders = 6 }
+export const enum BufferType { RequestBody = 0, ResponseBody = 1, HttpCallResponseBody = 4, VmConfiguration = 6, PluginConfiguration = 7 }
+export const enum MetricType { Counter = 0, Gauge = 1, Histogram = 2 }
+export const enum FilterHeaders { Continue = 0, StopIteration = 1 }
+export const enum FilterData { Continue = 0, StopIterationAndBuffer = 1, StopIterationNoBuffer = 3 }
+
+// Out-parameters the host writes through: one static 16-byte scratch area.
+const OUT: usize = memory.data(16);
+@inline function outPtr(): usize { return load<usize>(OUT); }
+@inline function outSize(): usize { return load<usize>(OUT, 4); }
+
+/** A block of bytes the host allocated through our `malloc`; release with `free()`. */
+@unmanaged
+export class HostBytes {
+  ptr: usize = 0;
+  len: usize = 0;
+  @inline free(): void {
+    if (this.ptr != 0) heap.free(this.ptr);
+    this.ptr = 0;
+    this.len = 0;
+  }
+}
+
+export function log(level: LogLevel, message: string): void {
+  const buf = String.UTF8.encode(message);
+  imports.proxy_log(<usize>level, changetype<usize>(buf), buf.byteLength);
+}
+
+export function nowNs(): u64 {
+  imports.proxy_get_current_time_nanoseconds(OUT);
+  return load<u64>(OUT);
+}
+
+export function setTickPeriodMs(ms: u32): void {
+  imports.proxy_set_tick_period_milliseconds(ms);
+}
+
+/** Reads a whole buffer (body, configuration, http-call body) into host-allocated memory. */
+export function getBuffer(type: BufferType, start: u32, length: u32, out: HostBytes): WasmResult {
+  store<usize>(OUT, 0);
+  store<usize>(OUT, 0, 4);
+  const r = <WasmResult>imports.proxy_get_buffer_bytes(<i32>type, start, length, OUT, OUT + 4);
+  out.ptr = r == WasmResult.Ok ? outPtr() : 0;
+  out.len = r == WasmResult.Ok ? outSize() : 0;
+  return r;
+}
+
+export function getBufferSize(type: BufferType): i64 {
+  const r = imports.proxy_get_buffer_status(<i32>type, OUT, OUT + 8);
+  return r == WasmResult.Ok ? <i64>load<u32>(OUT) : -1;
+}
+
+/** Value of a header (values of repeated headers joined by ","), or NOT_FOUND. `name` is UTF-8. */
+export function getHeader(map: HeaderMap, name: ArrayBuffer, out: HostBytes): WasmResult {
+  store<usize>(OUT, 0);
+  store<usize>(OUT, 0, 4);
+  const r = <WasmResult>imports.proxy_get_header_map_value(<i32>map, changetype<usize>(name), name.byteLength, OUT, OUT + 4);
+  out.ptr = r == WasmResult.Ok ? outPtr() : 0;
+  out.len = r == WasmResult.Ok ? outSize() : 0;
+  return r;
+}
+
+/** Sets a header to one value, replacing every value it had. Name and value are UTF-8. */
+export function replaceHeader(map: HeaderMap, name: ArrayBuffer, value: ArrayBuffer): WasmResult {
+  return <WasmResult>imports.proxy_replace_header_map_value(<i32>map, changetype<usize>(name), name.byteLength, changetype<usize>(value), value.byteLength);
+}
+
+export function addHeader(map: HeaderMap, name: ArrayBuffer, value: ArrayBuffer): WasmResult {
+  return <WasmResult>imports.proxy_add_header_map_value(<i32>map, changetype<usize>(name), name.byteLength, changetype<usize>(value), value.byteLength);
+}
+
+/** Removes every value of a header (the host matches the name case-insensitively). */
+export function removeHeader(map: HeaderMap, name: ArrayBuffer): WasmResult {
+  return <WasmResult>imports.proxy_remove_header_map_value(<i32>map, changetype<usize>(name), name.byteLength);
+}
+
+/** Serialized header map (proxy-wasm pairs format) of a map, for scanning every pair. */
+export function getHeaderPairs(map: HeaderMap, out: HostBytes): WasmResult {
+  store<usize>(OUT, 0);
+  store<usize>(OUT, 0, 4);
+  const r = <WasmResult>imports.proxy_get_header_map_pairs(<i32>map, OUT, OUT + 4);
+  out.ptr = r == WasmResult.Ok ? outPtr() : 0;
+  out.len = r == WasmResult.Ok ? outSize() : 0;
+  return r;
+}
+
+export function sendLocalResponse(status: u32, details: string, body: string, contentType: string): WasmResult {
+  const d = String.UTF8.encode(details);
+  const b = String.UTF8.encode(body);
+  const pairs = serializePairs2("content-type", contentType, "x-prefix-router-error", details);
+  return <WasmResult>imports.proxy_send_local_response(status, changetype<usize>(d), d.byteLength,
+    changetype<usize>(b), b.byteLength, changetype<usize>(pairs), pairs.byteLength, -1);
+}
+
+/** Serializes two header pairs in the proxy-wasm map format. */
+export function serializePairs2(k1: string, v1: string, k2: string, v2: string): ArrayBuffer {
+  const keys: StaticArray<ArrayBuffer> = [String.UTF8.encode(k1), String.UTF8.encode(v1), String.UTF8.encode(k2), String.UTF8.encode(v2)];
+  return serializePairs(keys);
+}
+
+/** `kv` holds key, value, key, value, ... already UTF-8 encoded. */
+export function serializePairs(kv: StaticArray<ArrayBuffer>): ArrayBuffer {
+  const n = kv.length >> 1;
+  let size = 4 + 8 * n;
+  for (let i = 0; i < kv.length; i++) size += kv[i].byteLength + 1;
+  const out = new ArrayBuffer(size);
+  const base = changetype<usize>(out);
+  store<u32>(base, <u32>n);
+  let o = base + 4 + 8 * n;
+  for (let i = 0; i < n; i++) {
+    const k = kv[2 * i];
+    const v = kv[2 * i + 1];
+    store<u32>(base + 4 + 8 * i, <u32>k.byteLength);
+    store<u32>(base + 8 + 8 * i, <u32>v.byteLength);
+    memory.copy(o, changetype<usize>(k), k.byteLength);
+    o += k.byteLength;
+    store<u8>(o++, 0);
+    memory.copy(o, changetype<usize>(v), v.byteLength);
+    o += v.byteLength;
+    store<u8>(o++, 0);
+  }
+  return out;
+}
+
+export function getProperty(path: string, out: HostBytes): WasmResult {
+  store<usize>(OUT, 0);
+  store<usize>(OUT, 0, 4);
+  const p = String.UTF8.encode(path);
+  const r = <WasmResult>imports.proxy_get_property(changetype<usize>(p), p.byteLength, OUT, OUT + 4);
+  out.ptr = r == WasmResult.Ok ? outPtr() : 0;
+  out.len = r == WasmResult.Ok ? outSize() : 0;
+  return r;
+}
+
+// ---- shared data (cpp-host semantics: per vm_id, CAS counter, no delete) ----
+
+/** Value and CAS of the last `getShared`. */
+export let sharedCas: u32 = 0;
+
+export function getShared(key: string, out: HostBytes): WasmResult {
+  store<usize>(OUT, 0);
+  store<usize>(OUT, 0, 4);
+  store<u32>(OUT, 0, 8);
+  const k = String.UTF8.encode(key);
+  const r = <WasmResult>imports.proxy_get_shared_data(changetype<usize>(k), k.byteLength, OUT, OUT + 4, OUT + 8);
+  out.ptr = r == WasmResult.Ok ? outPtr() : 0;
+  out.len = r == WasmResult.Ok ? outSize() : 0;
+  sharedCas = r == WasmResult.Ok ? load<u32>(OUT, 8) : 0;
+  return r;
+}
+
+export function setShared(key: string, valuePtr: usize, valueLen: usize, cas: u32): WasmResult {
+  const k = String.UTF8.encode(key);
+  return <WasmResult>imports.proxy_set_shared_data(changetype<usize>(k), k.byteLength, valuePtr, valueLen, cas);
+}
+
+// ---- outbound calls ----
+
+/** Starts an HTTP call to an Envoy cluster; returns the token, or 0 when the host refused it. */
+export function httpCall(cluster: string, headerPairs: ArrayBuffer, timeoutMs: u32): u32 {
+  const c = String.UTF8.encode(cluster);
+  store<u32>(OUT, 0);
+  const r = imports.proxy_http_call(changetype<usize>(c), c.byteLength, changetype<usize>(headerPairs), headerPairs.byteLength,
+    0, 0, 0, 0, timeoutMs, OUT);
+  return r == WasmResult.Ok ? load<u32>(OUT) : 0;
+}
+
+// ---- metrics ----
+
+export function defineMetric(type: MetricType, name: string): u32 {
+  const n = String.UTF8.encode(name);
+  store<u32>(OUT, 0);
+  const r = imports.proxy_define_metric(<i32>type, changetype<usize>(n), n.byteLength, OUT);
+  return r == WasmResult.Ok ? load<u32>(OUT) : 0xffffffff;
+}
+
+@inline export function incrementMetric(id: u32, by: i64): void {
+  if (id != 0xffffffff) imports.proxy_increment_metric(id, by);
+}
+
+@inline export function recordMetric(id: u32, value: u64): void {
+  if (id != 0xffffffff) imports.proxy_record_metric(id, value);
+}
+
+// ---- abort: Envoy has no env.abort; log where it happened, then trap ----
+
+export function abortHandler(message: string | null, fileName: string | null, line: u32, column: u32): void {
+  let m = "prefix_router: abort";
+  if (message !== null) m += ": " + message;
+  if (fileName !== null) m += " at " + fileName + ":" + line.toString() + ":" + column.toString();
+  log(LogLevel.Critical, m);
+  unreachable();
+}

@@ -1,0 +1,196 @@
+// The plugin configuration (plugin/CONFIG.md): parsed and checked once, in
+// onConfigure; a bad one is rejected with a message naming the field.
+import { JsonKind, JsonValue, jsonError, parseJson } from "./json/jsonValue";
+import { Weights } from "./scheduling/weights";
+import { isValidAddress } from "./state/address";
+import { CONFIG_NEEDS_SOURCE, CONFIG_NOT_JSON, CONFIG_SHARED_STATE_NEEDS_REPLICAS } from "./errors";
+
+/** About 16 tokens at 4 characters a token: one vLLM KV block. */
+const DEFAULT_BLOCK_CHARS = 64;
+/** The inference extension's cap; 16 KiB of prompt is enough to tell prefixes apart. */
+const DEFAULT_MAX_BLOCKS = 256;
+/** 2^19 (block, replica) entries, about 16 MiB per worker VM. */
+const DEFAULT_INDEX_ENTRIES = 524288;
+/** About the KV size of one 24 GB GPU serving a 3B model; used until a state says better. */
+const DEFAULT_CAPACITY_TOKENS = 500000;
+/** 25% over the mean is the paper's usual choice: affinity holds until a replica is clearly busier. */
+const DEFAULT_EPSILON = 0.25;
+/** The inference extension's staleness bound for metrics. */
+const DEFAULT_STALENESS_MS = 2000;
+/** Envoy's default buffer limit for a buffering filter. */
+const DEFAULT_MAX_BODY_BYTES = 1048576;
+const DEFAULT_LONG_POLL_MS = 10000;
+const DEFAULT_RETRY_MS = 250;
+
+export class StaticReplica {
+  constructor(public address: string, public kvCapacityTokens: u32) {}
+}
+
+export class PluginConfig {
+  hasControlPlane: bool = false;
+  cluster: string = "prefix_router_control_plane";
+  authority: string = "prefix-router-control-plane";
+  path: string = "/v1/state";
+  longPollMs: u32 = DEFAULT_LONG_POLL_MS;
+  retryMs: u32 = DEFAULT_RETRY_MS;
+  replicas: Array<StaticReplica> = [];
+  weights: Weights = new Weights();
+  blockChars: i32 = DEFAULT_BLOCK_CHARS;
+  maxBlocks: i32 = DEFAULT_MAX_BLOCKS;
+  indexEntries: u32 = DEFAULT_INDEX_ENTRIES;
+  defaultCapacityTokens: u32 = DEFAULT_CAPACITY_TOKENS;
+  loadBoundEpsilon: f64 = DEFAULT_EPSILON;
+  stalenessMs: u32 = DEFAULT_STALENESS_MS;
+  maxBodyBytes: u32 = DEFAULT_MAX_BODY_BYTES;
+  debugHeaders: bool = true;
+  sharedState: bool = true;
+}
+
+export let configError: string = "";
+
+function fail(msg: string): PluginConfig | null {
+  configError = msg;
+  return null;
+}
+
+// Readers that check one field each; they set configError and return false on a bad value.
+function readInt(o: JsonValue, key: string, path: string, lo: f64, hi: f64, set: (v: f64) => void): bool {
+  const v = o.get(key);
+  if (v === null) return true;
+  if (v.kind != JsonKind.Number || v.num != Math.floor(v.num) || v.num < lo || v.num > hi) {
+    configError = "'" + path + "' must be a whole number from " + lo.toString() + " to " + hi.toString();
+    return false;
+  }
+  set(v.num);
+  return true;
+}
+
+function readNum(o: JsonValue, key: string, path: string, lo: f64, hi: f64, set: (v: f64) => void): bool {
+  const v = o.get(key);
+  if (v === null) return true;
+  if (v.kind != JsonKind.Number || !isFinite(v.num) || v.num < lo || v.num > hi) {
+    configError = "'" + path + "' must be a number from " + lo.toString() + " to " + hi.toString();
+    return false;
+  }
+  set(v.num);
+  return true;
+}
+
+function readStr(o: JsonValue, key: string, path: string, set: (v: string) => void): bool {
+  const v = o.get(key);
+  if (v === null) return true;
+  if (v.kind != JsonKind.String || v.str.length == 0 || v.str.length > 256) {
+    configError = "'" + path + "' must be a non-empty string";
+    return false;
+  }
+  set(v.str);
+  return true;
+}
+
+function readBool(o: JsonValue, key: string, path: string, set: (v: bool) => void): bool {
+  const v = o.get(key);
+  if (v === null) return true;
+  if (v.kind != JsonKind.Bool) {
+    configError = "'" + path + "' must be true or false";
+    return false;
+  }
+  set(v.bool);
+  return true;
+}
+
+function unknownKey(o: JsonValue, known: string[], prefix: string): bool {
+  for (let i = 0; i < o.keys.length; i++) {
+    if (!known.includes(o.keys[i])) {
+      configError = "unknown field '" + prefix + o.keys[i] + "'";
+      return true;
+    }
+  }
+  return false;
+}
+
+// AssemblyScript closures cannot capture locals, so the readers write into this one.
+let cfg = new PluginConfig();
+
+export function parseConfig(bytes: Uint8Array): PluginConfig | null {
+  configError = "";
+  cfg = new PluginConfig();
+  if (bytes.length == 0) return fail(CONFIG_NEEDS_SOURCE);
+  const root = parseJson(bytes);
+  if (root === null) return fail("not valid JSON: " + jsonError);
+  if (root.kind != JsonKind.Object) return fail(CONFIG_NOT_JSON);
+  if (unknownKey(root, ["controlPlane", "replicas", "weights", "prefix", "loadBoundEpsilon", "stalenessMs", "maxBodyBytes", "debugHeaders", "sharedState"], "")) return null;
+
+  const cp = root.get("controlPlane");
+  if (cp !== null) {
+    if (cp.kind != JsonKind.Object) return fail("'controlPlane' must be an object");
+    if (unknownKey(cp, ["cluster", "authority", "path", "longPollMs", "retryMs"], "controlPlane.")) return null;
+    cfg.hasControlPlane = true;
+    if (!readStr(cp, "cluster", "controlPlane.cluster", (v: string): void => { cfg.cluster = v; })) return null;
+    if (!readStr(cp, "authority", "controlPlane.authority", (v: string): void => { cfg.authority = v; })) return null;
+    if (!readStr(cp, "path", "controlPlane.path", (v: string): void => { cfg.path = v; })) return null;
+    if (!cfg.path.startsWith("/")) return fail("'controlPlane.path' must start with '/'");
+    if (!readInt(cp, "longPollMs", "controlPlane.longPollMs", 100, 60000, (v: f64): void => { cfg.longPollMs = <u32>v; })) return null;
+    if (!readInt(cp, "retryMs", "controlPlane.retryMs", 10, 60000, (v: f64): void => { cfg.retryMs = <u32>v; })) return null;
+  }
+
+  const reps = root.get("replicas");
+  if (reps !== null) {
+    if (reps.kind != JsonKind.Array) return fail("'replicas' must be an array");
+    if (reps.items.length > 4096) return fail("'replicas' holds at most 4096 entries");
+    for (let i = 0; i < reps.items.length; i++) {
+      const r = reps.items[i];
+      const where = "replicas[" + i.toString() + "]";
+      let address = "";
+      let kv: u32 = 0;
+      if (r.kind == JsonKind.String) address = r.str;
+      else if (r.kind == JsonKind.Object) {
+        if (unknownKey(r, ["address", "kvCapacityTokens"], where + ".")) return null;
+        const a = r.get("address");
+        if (a === null || a.kind != JsonKind.String) return fail("'" + where + ".address' must be a string \"ip:port\"");
+        address = a.str;
+        const k = r.get("kvCapacityTokens");
+        if (k !== null) {
+          if (k.kind != JsonKind.Number || k.num < 1 || k.num > 4294967295 || k.num != Math.floor(k.num)) return fail("'" + where + ".kvCapacityTokens' must be a whole number >= 1");
+          kv = <u32>k.num;
+        }
+      } else return fail("'" + where + "' must be \"ip:port\" or {\"address\": \"ip:port\"}");
+      if (!isValidAddress(address)) return fail("'" + where + "' is not ip:port: \"" + address + "\"");
+      for (let j = 0; j < cfg.replicas.length; j++) if (cfg.replicas[j].address == address) return fail("'" + where + "' repeats " + address);
+      cfg.replicas.push(new StaticReplica(address, kv));
+    }
+  }
+
+  const w = root.get("weights");
+  if (w !== null) {
+    if (w.kind != JsonKind.Object) return fail("'weights' must be an object");
+    if (unknownKey(w, ["prefix", "queue", "kvCache", "inflight"], "weights.")) return null;
+    if (!readNum(w, "prefix", "weights.prefix", 0, 1e6, (v: f64): void => { cfg.weights.prefix = v; })) return null;
+    if (!readNum(w, "queue", "weights.queue", 0, 1e6, (v: f64): void => { cfg.weights.queue = v; })) return null;
+    if (!readNum(w, "kvCache", "weights.kvCache", 0, 1e6, (v: f64): void => { cfg.weights.kvCache = v; })) return null;
+    if (!readNum(w, "inflight", "weights.inflight", 0, 1e6, (v: f64): void => { cfg.weights.inflight = v; })) return null;
+    const ws = cfg.weights;
+    if (ws.prefix + ws.queue + ws.kvCache + ws.inflight == 0) return fail("'weights' must not all be 0");
+  }
+
+  const p = root.get("prefix");
+  if (p !== null) {
+    if (p.kind != JsonKind.Object) return fail("'prefix' must be an object");
+    if (unknownKey(p, ["blockChars", "maxBlocks", "indexEntries", "defaultCapacityTokens"], "prefix.")) return null;
+    if (!readInt(p, "blockChars", "prefix.blockChars", 8, 4096, (v: f64): void => { cfg.blockChars = <i32>v; })) return null;
+    if (!readInt(p, "maxBlocks", "prefix.maxBlocks", 1, 4096, (v: f64): void => { cfg.maxBlocks = <i32>v; })) return null;
+    if (!readInt(p, "indexEntries", "prefix.indexEntries", 1024, 16777216, (v: f64): void => { cfg.indexEntries = <u32>v; })) return null;
+    if (!readInt(p, "defaultCapacityTokens", "prefix.defaultCapacityTokens", 1, 4294967295, (v: f64): void => { cfg.defaultCapacityTokens = <u32>v; })) return null;
+  }
+
+  if (!readNum(root, "loadBoundEpsilon", "loadBoundEpsilon", 0, 10, (v: f64): void => { cfg.loadBoundEpsilon = v; })) return null;
+  if (!readInt(root, "stalenessMs", "stalenessMs", 100, 600000, (v: f64): void => { cfg.stalenessMs = <u32>v; })) return null;
+  if (!readInt(root, "maxBodyBytes", "maxBodyBytes", 1024, 67108864, (v: f64): void => { cfg.maxBodyBytes = <u32>v; })) return null;
+  if (!readBool(root, "debugHeaders", "debugHeaders", (v: bool): void => { cfg.debugHeaders = v; })) return null;
+  if (!readBool(root, "sharedState", "sharedState", (v: bool): void => { cfg.sharedState = v; })) return null;
+
+  if (!cfg.sharedState) {
+    if (cfg.hasControlPlane) return fail("'controlPlane' needs 'sharedState': true (the polled state lives in shared data)");
+    if (cfg.replicas.length == 0) return fail(CONFIG_SHARED_STATE_NEEDS_REPLICAS);
+  } else if (!cfg.hasControlPlane && cfg.replicas.length == 0) return fail(CONFIG_NEEDS_SOURCE);
+  return cfg;
+}

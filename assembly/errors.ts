@@ -1,0 +1,38 @@
+// Every message the filter logs or answers with, in one place.
+
+export const EXPECTED_CONFIG_SHAPE =
+  '{"controlPlane": {"cluster": "prefix_router_control_plane", "authority": "prefix-router-control-plane", "path": "/v1/state", "longPollMs": 10000, "retryMs": 250}, ' +
+  '"replicas": ["10.0.0.1:8000", {"address": "10.0.0.2:8000", "kvCapacityTokens": 150000}], ' +
+  '"weights": {"prefix": 3, "queue": 1, "kvCache": 1, "inflight": 1}, ' +
+  '"prefix": {"blockChars": 64, "maxBlocks": 256, "indexEntries": 524288, "defaultCapacityTokens": 500000}, ' +
+  '"loadBoundEpsilon": 0.25, "stalenessMs": 2000, "maxBodyBytes": 1048576, "debugHeaders": true, "sharedState": true} ' +
+  '(every field optional, but controlPlane or replicas is needed; see plugin/CONFIG.md)';
+
+export const CONFIG_REJECTED = "prefix_router: configuration rejected: ";
+export const CONFIG_NEEDS_SOURCE = "needs 'controlPlane' or a non-empty 'replicas' list to learn replicas from";
+export const CONFIG_SHARED_STATE_NEEDS_REPLICAS = "'sharedState': false has no control plane: it needs a non-empty 'replicas' list";
+export const CONFIG_NOT_JSON = "not a JSON object";
+
+export const STATE_REJECTED = "prefix_router: state rejected: ";
+export const STATE_FROM_CONTROL_PLANE = "prefix_router: state version ";
+export const POLL_FAILED = "prefix_router: control plane poll failed: ";
+export const POLL_NOT_STARTED = "prefix_router: could not start the control plane poll (unknown cluster?): ";
+
+export const NO_REPLICA_DETAILS = "prefix_router_no_ready_replica";
+export const NO_REPLICA_BODY =
+  '{"error":{"message":"no ready inference replica is available","type":"service_unavailable","param":null,"code":"no_ready_replica"}}';
+
+export const STATE_ERR_SHORT = "shorter than the header";
+export const STATE_ERR_MAGIC = "bad magic";
+export const STATE_ERR_FORMAT = "unsupported format version";
+export const STATE_ERR_FLAGS = "reserved flags set";
+export const STATE_ERR_CHECKSUM = "checksum mismatch";
+export const STATE_ERR_VERSION = "version 0";
+export const STATE_ERR_WEIGHTS = "weights must be finite, >= 0 and not all 0";
+export const STATE_ERR_COUNT = "too many replicas";
+export const STATE_ERR_TRUNCATED = "truncated replica record";
+export const STATE_ERR_ADDRESS = "bad replica address";
+export const STATE_ERR_DUPLICATE = "replica listed twice";
+export const STATE_ERR_REPLICA_FLAGS = "unknown replica flags";
+export const STATE_ERR_KV = "kvUsage outside 0..1";
+export const STATE_ERR_TRAILING = "trailing bytes after the last replica";

@@ -1,0 +1,147 @@
+// One HTTP stream. Thin: it decides when the body is needed, hands it to the
+// root context's router, and writes the decision into the request headers.
+import {
+  BufferType, FilterData, FilterHeaders, HeaderMap, HostBytes, WasmResult, addHeader, getBuffer,
+  getBufferSize, getHeader, nowNs, removeHeader, replaceHeader, sendLocalResponse,
+} from "./abi/host";
+import { Decision, Router } from "./router";
+import { RouterRoot } from "./rootContext";
+import { bytesEqual } from "./request/json";
+import { NO_REPLICA_BODY, NO_REPLICA_DETAILS } from "./errors";
+
+const DESTINATION = String.UTF8.encode("x-gateway-destination-endpoint");
+const DEBUG_ENDPOINT = String.UTF8.encode("x-prefix-router-endpoint");
+const DEBUG_PREFIX = String.UTF8.encode("x-prefix-router-prefix");
+const METHOD = String.UTF8.encode(":method");
+const PATH = String.UTF8.encode(":path");
+const CONTENT_LENGTH = String.UTF8.encode("content-length");
+
+const bytes = new HostBytes();
+
+export class RouterStream {
+  id: u32 = 0;
+  root: RouterRoot | null = null;
+  readonly decision: Decision = new Decision();
+  private buffering: bool = false;
+
+  reset(id: u32, root: RouterRoot): void {
+    this.id = id;
+    this.root = root;
+    this.decision.reset();
+    this.buffering = false;
+  }
+
+  onRequestHeaders(endOfStream: bool): FilterHeaders {
+    // A client never chooses the upstream: drop whatever it sent, in any case and count.
+    removeHeader(HeaderMap.RequestHeaders, DESTINATION);
+    const router = this.router();
+    if (router === null) return FilterHeaders.Continue;
+    router.refresh();
+    if (!endOfStream && isInferenceRequest()) {
+      const declared = contentLength();
+      if (declared < 0 || declared <= <i64>router.cfg.maxBodyBytes) {
+        this.buffering = true;
+        return FilterHeaders.StopIteration;
+      }
+    }
+    return this.route(router, 0, 0) ? FilterHeaders.Continue : FilterHeaders.StopIteration;
+  }
+
+  onRequestBody(size: u32, endOfStream: bool): FilterData {
+    if (!this.buffering) return FilterData.Continue;
+    const router = this.router();
+    if (router === null) return FilterData.Continue;
+    if (size > router.cfg.maxBodyBytes) {
+      // Too large to buffer: route on load alone and let the body stream.
+      this.buffering = false;
+      return this.route(router, 0, 0) ? FilterData.Continue : FilterData.StopIterationNoBuffer;
+    }
+    if (!endOfStream) return FilterData.StopIterationAndBuffer;
+    this.buffering = false;
+    return this.routeOnBody(router, size) ? FilterData.Continue : FilterData.StopIterationNoBuffer;
+  }
+
+  onRequestTrailers(): FilterHeaders {
+    removeHeader(HeaderMap.RequestTrailers, DESTINATION);
+    if (!this.buffering) return FilterHeaders.Continue;
+    // The body ended with trailers rather than an end-of-stream data frame.
+    this.buffering = false;
+    const router = this.router();
+    if (router === null) return FilterHeaders.Continue;
+    const size = getBufferSize(BufferType.RequestBody);
+    if (size <= 0 || size > <i64>router.cfg.maxBodyBytes) return this.route(router, 0, 0) ? FilterHeaders.Continue : FilterHeaders.StopIteration;
+    return this.routeOnBody(router, <u32>size) ? FilterHeaders.Continue : FilterHeaders.StopIteration;
+  }
+
+  onResponseHeaders(): FilterHeaders {
+    const router = this.router();
+    const d = this.decision;
+    if (router !== null && router.cfg.debugHeaders && d.replica >= 0) {
+      addHeader(HeaderMap.ResponseHeaders, DEBUG_ENDPOINT, d.addressBytes);
+      addHeader(HeaderMap.ResponseHeaders, DEBUG_PREFIX, String.UTF8.encode(d.matched.toString() + "/" + d.total.toString()));
+    }
+    return FilterHeaders.Continue;
+  }
+
+  /** The stream is over, however it ended. */
+  onDelete(): void {
+    const router = this.router();
+    if (router !== null) router.finish(this.decision, nowNs());
+    this.root = null;
+  }
+
+  private router(): Router | null {
+    const root = this.root;
+    return root === null ? null : root.router;
+  }
+
+  private routeOnBody(router: Router, size: u32): bool {
+    if (getBuffer(BufferType.RequestBody, 0, size, bytes) != WasmResult.Ok) {
+      bytes.free();
+      return this.route(router, 0, 0);
+    }
+    const ok = this.route(router, bytes.ptr, bytes.len);
+    bytes.free();
+    return ok;
+  }
+
+  private route(router: Router, body: usize, len: usize): bool {
+    if (router.route(body, len, nowNs(), this.decision)) {
+      replaceHeader(HeaderMap.RequestHeaders, DESTINATION, this.decision.addressBytes);
+      return true;
+    }
+    sendLocalResponse(503, NO_REPLICA_DETAILS, NO_REPLICA_BODY, "application/json");
+    return false;
+  }
+}
+
+/** POST /v1/completions or /v1/chat/completions (query string ignored). */
+function isInferenceRequest(): bool {
+  if (getHeader(HeaderMap.RequestHeaders, METHOD, bytes) != WasmResult.Ok) return false;
+  const post = bytesEqual(<isize>bytes.ptr, <isize>bytes.len, "POST");
+  bytes.free();
+  if (!post) return false;
+  if (getHeader(HeaderMap.RequestHeaders, PATH, bytes) != WasmResult.Ok) return false;
+  let n = <isize>bytes.len;
+  for (let i: isize = 0; i < n; i++) {
+    if (load<u8>(bytes.ptr + <usize>i) == 0x3f) { n = i; break; }
+  }
+  const p = <isize>bytes.ptr;
+  const yes = bytesEqual(p, n, "/v1/completions") || bytesEqual(p, n, "/v1/chat/completions");
+  bytes.free();
+  return yes;
+}
+
+/** The declared body length, or -1 when absent or unreadable. */
+function contentLength(): i64 {
+  if (getHeader(HeaderMap.RequestHeaders, CONTENT_LENGTH, bytes) != WasmResult.Ok) return -1;
+  let v: i64 = 0;
+  let ok = bytes.len > 0 && bytes.len <= 18;
+  for (let i: usize = 0; ok && i < bytes.len; i++) {
+    const c = <i32>load<u8>(bytes.ptr + i);
+    if (c < 0x30 || c > 0x39) ok = false;
+    else v = v * 10 + <i64>(c - 0x30);
+  }
+  bytes.free();
+  return ok ? v : -1;
+}

@@ -1,0 +1,103 @@
+// prefix-router: the module's entry. Exports the proxy-wasm 0.2.x ABI and
+// dispatches each call to the root context or the stream it names. An id the
+// module does not know is ignored, never a trap.
+import { FilterData, FilterHeaders } from "./abi/host";
+import { RouterRoot } from "./rootContext";
+import { RouterStream } from "./httpContext";
+
+export { abortHandler } from "./abi/host";
+
+const roots = new Map<u32, RouterRoot>();
+const streams = new Map<u32, RouterStream>();
+/** Finished streams, reused so the request path allocates no context objects. */
+const pool: Array<RouterStream> = [];
+/** Streams kept for reuse at most; beyond this, finished ones are left to the collector. */
+const POOL_MAX = 1024;
+
+export function proxy_abi_version_0_2_0(): void {}
+
+/** Memory for data the host hands in; the module frees it once read (heap.free). */
+export function malloc(size: usize): usize {
+  return heap.alloc(size);
+}
+export function proxy_on_memory_allocate(size: usize): usize {
+  return heap.alloc(size);
+}
+
+export function proxy_on_context_create(id: u32, parent: u32): void {
+  if (parent == 0) {
+    if (!roots.has(id)) roots.set(id, new RouterRoot(id));
+    return;
+  }
+  if (!roots.has(parent)) return;
+  const s = pool.length > 0 ? pool.pop() : new RouterStream();
+  s.reset(id, roots.get(parent));
+  streams.set(id, s);
+}
+
+export function proxy_on_vm_start(id: u32, size: u32): u32 {
+  return 1;
+}
+
+export function proxy_validate_configuration(id: u32, size: u32): u32 {
+  return 1;
+}
+
+export function proxy_on_configure(id: u32, size: u32): u32 {
+  if (!roots.has(id)) return 0;
+  return roots.get(id).onConfigure(size) ? 1 : 0;
+}
+
+export function proxy_on_tick(id: u32): void {
+  if (roots.has(id)) roots.get(id).onTick();
+}
+
+export function proxy_on_http_call_response(id: u32, token: u32, nheaders: u32, bodySize: u32, ntrailers: u32): void {
+  if (roots.has(id)) roots.get(id).onHttpCallResponse(token, nheaders, bodySize);
+}
+
+export function proxy_on_queue_ready(id: u32, token: u32): void {}
+export function proxy_on_foreign_function(id: u32, fn: u32, size: u32): void {}
+
+export function proxy_on_request_headers(id: u32, n: u32, endOfStream: u32): u32 {
+  return streams.has(id) ? <u32>streams.get(id).onRequestHeaders(endOfStream != 0) : <u32>FilterHeaders.Continue;
+}
+export function proxy_on_request_body(id: u32, size: u32, endOfStream: u32): u32 {
+  return streams.has(id) ? <u32>streams.get(id).onRequestBody(size, endOfStream != 0) : <u32>FilterData.Continue;
+}
+export function proxy_on_request_trailers(id: u32, n: u32): u32 {
+  return streams.has(id) ? <u32>streams.get(id).onRequestTrailers() : <u32>FilterHeaders.Continue;
+}
+export function proxy_on_request_metadata(id: u32, n: u32): u32 {
+  return 0;
+}
+export function proxy_on_response_headers(id: u32, n: u32, endOfStream: u32): u32 {
+  return streams.has(id) ? <u32>streams.get(id).onResponseHeaders() : <u32>FilterHeaders.Continue;
+}
+export function proxy_on_response_body(id: u32, size: u32, endOfStream: u32): u32 {
+  return <u32>FilterData.Continue;
+}
+export function proxy_on_response_trailers(id: u32, n: u32): u32 {
+  return <u32>FilterHeaders.Continue;
+}
+export function proxy_on_response_metadata(id: u32, n: u32): u32 {
+  return 0;
+}
+
+export function proxy_on_done(id: u32): u32 {
+  if (roots.has(id)) roots.get(id).onDone();
+  return 1;
+}
+
+export function proxy_on_log(id: u32): void {}
+
+export function proxy_on_delete(id: u32): void {
+  if (streams.has(id)) {
+    const s = streams.get(id);
+    streams.delete(id);
+    s.onDelete();
+    if (pool.length < POOL_MAX) pool.push(s);
+    return;
+  }
+  roots.delete(id);
+}

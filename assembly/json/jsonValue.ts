@@ -1,0 +1,188 @@
+// A small JSON document parser for configuration (not the request path: it
+// allocates). Iterative depth is bounded, so hostile input cannot overflow the
+// stack; every error names its byte offset.
+
+export const enum JsonKind { Null, Bool, Number, String, Array, Object }
+
+const MAX_DEPTH = 32;
+
+export class JsonValue {
+  kind: JsonKind = JsonKind.Null;
+  bool: bool = false;
+  num: f64 = 0;
+  str: string = "";
+  items: Array<JsonValue> = [];
+  keys: Array<string> = [];
+  values: Array<JsonValue> = [];
+
+  get(key: string): JsonValue | null {
+    for (let i = this.keys.length - 1; i >= 0; i--) if (this.keys[i] == key) return this.values[i];
+    return null;
+  }
+}
+
+export let jsonError: string = "";
+
+class Parser {
+  pos: i32 = 0;
+  constructor(public src: Uint8Array) {}
+
+  ws(): void {
+    const s = this.src;
+    while (this.pos < s.length) {
+      const c = s[this.pos];
+      if (c != 0x20 && c != 0x0a && c != 0x0d && c != 0x09) break;
+      this.pos++;
+    }
+  }
+
+  fail(msg: string): JsonValue | null {
+    if (jsonError.length == 0) jsonError = msg + " at byte " + this.pos.toString();
+    return null;
+  }
+
+  value(depth: i32): JsonValue | null {
+    if (depth > MAX_DEPTH) return this.fail("nested deeper than " + MAX_DEPTH.toString());
+    this.ws();
+    const s = this.src;
+    if (this.pos >= s.length) return this.fail("unexpected end");
+    const c = s[this.pos];
+    const v = new JsonValue();
+    if (c == 0x7b) {
+      v.kind = JsonKind.Object;
+      this.pos++;
+      this.ws();
+      if (this.pos < s.length && s[this.pos] == 0x7d) { this.pos++; return v; }
+      while (true) {
+        this.ws();
+        if (this.pos >= s.length || s[this.pos] != 0x22) return this.fail("expected a member name");
+        const k = this.string();
+        if (k === null) return null;
+        this.ws();
+        if (this.pos >= s.length || s[this.pos] != 0x3a) return this.fail("expected ':'");
+        this.pos++;
+        const m = this.value(depth + 1);
+        if (m === null) return null;
+        v.keys.push(k);
+        v.values.push(m);
+        this.ws();
+        if (this.pos < s.length && s[this.pos] == 0x2c) { this.pos++; continue; }
+        if (this.pos < s.length && s[this.pos] == 0x7d) { this.pos++; return v; }
+        return this.fail("expected ',' or '}'");
+      }
+    }
+    if (c == 0x5b) {
+      v.kind = JsonKind.Array;
+      this.pos++;
+      this.ws();
+      if (this.pos < s.length && s[this.pos] == 0x5d) { this.pos++; return v; }
+      while (true) {
+        const m = this.value(depth + 1);
+        if (m === null) return null;
+        v.items.push(m);
+        this.ws();
+        if (this.pos < s.length && s[this.pos] == 0x2c) { this.pos++; continue; }
+        if (this.pos < s.length && s[this.pos] == 0x5d) { this.pos++; return v; }
+        return this.fail("expected ',' or ']'");
+      }
+    }
+    if (c == 0x22) {
+      const str = this.string();
+      if (str === null) return null;
+      v.kind = JsonKind.String;
+      v.str = str;
+      return v;
+    }
+    if (this.word("true")) { v.kind = JsonKind.Bool; v.bool = true; return v; }
+    if (this.word("false")) { v.kind = JsonKind.Bool; return v; }
+    if (this.word("null")) return v;
+    return this.number(v);
+  }
+
+  word(w: string): bool {
+    const s = this.src;
+    if (this.pos + w.length > s.length) return false;
+    for (let i = 0; i < w.length; i++) if (<i32>s[this.pos + i] != w.charCodeAt(i)) return false;
+    this.pos += w.length;
+    return true;
+  }
+
+  number(v: JsonValue): JsonValue | null {
+    const s = this.src;
+    const start = this.pos;
+    while (this.pos < s.length) {
+      const c = s[this.pos];
+      if ((c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x2b || c == 0x2e || c == 0x65 || c == 0x45) this.pos++;
+      else break;
+    }
+    if (this.pos == start) return this.fail("unexpected character");
+    const text = String.UTF8.decodeUnsafe(s.dataStart + <usize>start, <usize>(this.pos - start));
+    const n = parseFloat(text);
+    if (isNaN(n)) { this.pos = start; return this.fail("bad number"); }
+    v.kind = JsonKind.Number;
+    v.num = n;
+    return v;
+  }
+
+  string(): string | null {
+    const s = this.src;
+    this.pos++;
+    let out = "";
+    let runStart = this.pos;
+    while (this.pos < s.length) {
+      const c = s[this.pos];
+      if (c == 0x22) {
+        out += String.UTF8.decodeUnsafe(s.dataStart + <usize>runStart, <usize>(this.pos - runStart));
+        this.pos++;
+        return out;
+      }
+      if (c < 0x20) { this.fail("control character in string"); return null; }
+      if (c == 0x5c) {
+        out += String.UTF8.decodeUnsafe(s.dataStart + <usize>runStart, <usize>(this.pos - runStart));
+        if (this.pos + 1 >= s.length) break;
+        const e = s[this.pos + 1];
+        this.pos += 2;
+        if (e == 0x6e) out += "\n";
+        else if (e == 0x74) out += "\t";
+        else if (e == 0x72) out += "\r";
+        else if (e == 0x62) out += "\b";
+        else if (e == 0x66) out += "\f";
+        else if (e == 0x75) {
+          if (this.pos + 4 > s.length) break;
+          let cp = 0;
+          for (let i = 0; i < 4; i++) {
+            const h = <i32>s[this.pos + i];
+            let d = -1;
+            if (h >= 0x30 && h <= 0x39) d = h - 0x30;
+            else if (h >= 0x61 && h <= 0x66) d = h - 0x57;
+            else if (h >= 0x41 && h <= 0x46) d = h - 0x37;
+            if (d < 0) { this.fail("bad \\u escape"); return null; }
+            cp = (cp << 4) | d;
+          }
+          this.pos += 4;
+          out += String.fromCharCode(cp);
+        } else if (e == 0x22 || e == 0x5c || e == 0x2f) out += String.fromCharCode(e);
+        else { this.fail("bad escape"); return null; }
+        runStart = this.pos;
+        continue;
+      }
+      this.pos++;
+    }
+    this.fail("unterminated string");
+    return null;
+  }
+}
+
+/** Parses a whole JSON document; null with `jsonError` set when it is not one. */
+export function parseJson(bytes: Uint8Array): JsonValue | null {
+  jsonError = "";
+  const p = new Parser(bytes);
+  const v = p.value(0);
+  if (v === null) return null;
+  p.ws();
+  if (p.pos != bytes.length) {
+    p.fail("trailing characters");
+    return null;
+  }
+  return v;
+}

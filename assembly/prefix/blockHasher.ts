@@ -1,0 +1,75 @@
+// Turns the prompt's text, fed in pieces, into chained block hashes:
+// h[i] = xxh64(block i, seed = h[i-1]), h[-1] = xxh64(model). A block's hash
+// therefore names the whole prefix up to it, as vLLM's own block hashes do.
+// Only full blocks count (vLLM caches only full blocks); the partial tail is
+// kept apart so a short prompt still has a key for rendezvous placement.
+import { xxh64 } from "./hash";
+
+export class BlockHasher {
+  readonly blockBytes: i32;
+  readonly maxBlocks: i32;
+  /** Chained hashes of the full blocks hashed so far. */
+  readonly hashes: StaticArray<u64>;
+  count: i32 = 0;
+  private buf: usize;
+  private fill: i32 = 0;
+  private chain: u64 = 0;
+  private seed: u64 = 0;
+
+  constructor(blockBytes: i32, maxBlocks: i32) {
+    this.blockBytes = blockBytes;
+    this.maxBlocks = maxBlocks;
+    this.hashes = new StaticArray<u64>(maxBlocks);
+    this.buf = heap.alloc(<usize>blockBytes);
+  }
+
+  reset(seed: u64): void {
+    this.count = 0;
+    this.fill = 0;
+    this.seed = seed;
+    this.chain = seed;
+  }
+
+  /** True once `maxBlocks` blocks are hashed: later input changes nothing. */
+  @inline get full(): bool {
+    return this.count >= this.maxBlocks;
+  }
+
+  feedByte(b: u8): void {
+    if (this.count >= this.maxBlocks) return;
+    store<u8>(this.buf + <usize>this.fill, b);
+    if (++this.fill == this.blockBytes) this.flush();
+  }
+
+  /** Feeds `len` raw bytes from linear memory. */
+  feed(ptr: usize, len: i32): void {
+    while (len > 0 && this.count < this.maxBlocks) {
+      const room = this.blockBytes - this.fill;
+      const n = len < room ? len : room;
+      memory.copy(this.buf + <usize>this.fill, ptr, <usize>n);
+      this.fill += n;
+      ptr += <usize>n;
+      len -= n;
+      if (this.fill == this.blockBytes) this.flush();
+    }
+  }
+
+  private flush(): void {
+    const h = xxh64(this.buf, <usize>this.blockBytes, this.chain);
+    unchecked(this.hashes[this.count] = h);
+    this.count++;
+    this.chain = h;
+    this.fill = 0;
+  }
+
+  /** A key for the prompt's start: the first block's hash, or the partial text's when no block is full. */
+  firstKey(): u64 {
+    if (this.count > 0) return unchecked(this.hashes[0]);
+    return xxh64(this.buf, <usize>this.fill, this.seed);
+  }
+
+  /** Bytes of prompt text seen (full blocks and the partial tail), up to the hashing limit. */
+  @inline get textBytes(): i32 {
+    return this.count * this.blockBytes + this.fill;
+  }
+}

@@ -1,0 +1,98 @@
+// xxHash64 (Yann Collet's published algorithm) over linear memory, and the mixes
+// built on it. 64-bit hashes keep collisions negligible at index sizes of
+// millions of blocks; xxHash64 is what the inference extension's prefix
+// scorer uses too, so its quality is known for this job.
+
+// @ts-ignore: decorator
+@inline const P1: u64 = 11400714785074694791;
+// @ts-ignore: decorator
+@inline const P2: u64 = 14029467366897019727;
+// @ts-ignore: decorator
+@inline const P3: u64 = 1609587929392839161;
+// @ts-ignore: decorator
+@inline const P4: u64 = 9650029242287828579;
+// @ts-ignore: decorator
+@inline const P5: u64 = 2870177450012600261;
+
+// @ts-ignore: decorator
+@inline function round(acc: u64, lane: u64): u64 {
+  return rotl<u64>(acc + lane * P2, 31) * P1;
+}
+
+// @ts-ignore: decorator
+@inline function mergeRound(acc: u64, v: u64): u64 {
+  return (acc ^ round(0, v)) * P1 + P4;
+}
+
+/** xxHash64 of `len` bytes at `ptr` with `seed`. */
+export function xxh64(ptr: usize, len: usize, seed: u64): u64 {
+  const end = ptr + len;
+  let p = ptr;
+  let h: u64;
+  if (len >= 32) {
+    let v1 = seed + P1 + P2;
+    let v2 = seed + P2;
+    let v3 = seed;
+    let v4 = seed - P1;
+    const limit = end - 32;
+    do {
+      v1 = round(v1, load<u64>(p));
+      v2 = round(v2, load<u64>(p, 8));
+      v3 = round(v3, load<u64>(p, 16));
+      v4 = round(v4, load<u64>(p, 24));
+      p += 32;
+    } while (p <= limit);
+    h = rotl<u64>(v1, 1) + rotl<u64>(v2, 7) + rotl<u64>(v3, 12) + rotl<u64>(v4, 18);
+    h = mergeRound(h, v1);
+    h = mergeRound(h, v2);
+    h = mergeRound(h, v3);
+    h = mergeRound(h, v4);
+  } else {
+    h = seed + P5;
+  }
+  h += <u64>len;
+  while (p + 8 <= end) {
+    h ^= round(0, load<u64>(p));
+    h = rotl<u64>(h, 27) * P1 + P4;
+    p += 8;
+  }
+  if (p + 4 <= end) {
+    h ^= <u64>load<u32>(p) * P1;
+    h = rotl<u64>(h, 23) * P2 + P3;
+    p += 4;
+  }
+  while (p < end) {
+    h ^= <u64>load<u8>(p) * P5;
+    h = rotl<u64>(h, 11) * P1;
+    p++;
+  }
+  h ^= h >> 33;
+  h *= P2;
+  h ^= h >> 29;
+  h *= P3;
+  h ^= h >> 32;
+  return h;
+}
+
+/** xxHash64 of a string's UTF-8 bytes (configuration-time use only: it allocates). */
+export function xxh64String(s: string, seed: u64): u64 {
+  const b = String.UTF8.encode(s);
+  return xxh64(changetype<usize>(b), <usize>b.byteLength, seed);
+}
+
+/** A 64-bit finalizer (xxHash64's avalanche), for mixing two hashes into one. */
+// @ts-ignore: decorator
+@inline export function mix64(x: u64): u64 {
+  x ^= x >> 33;
+  x *= P2;
+  x ^= x >> 29;
+  x *= P3;
+  x ^= x >> 32;
+  return x;
+}
+
+/** Rendezvous (highest-random-weight) weight of `replica` for `key`. */
+// @ts-ignore: decorator
+@inline export function rendezvousWeight(key: u64, replicaHash: u64): u64 {
+  return mix64(key ^ (replicaHash * P1));
+}

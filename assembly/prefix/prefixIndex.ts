@@ -1,0 +1,175 @@
+// The approximate prefix-cache index: which replica (slot) has recently been
+// sent which block hash. One pool of (block, slot) entries for all replicas,
+// bounded by `capacity`, so memory stays fixed however many distinct prompts
+// arrive; each slot keeps its own LRU list and its own quota (its KV size in
+// blocks), like vLLM evicting a replica's least recently used free blocks.
+//
+// Layout: structure-of-arrays in StaticArrays, an open-addressing table with
+// linear probing and backward-shift deletion (no tombstones, so probe lengths
+// stay short under constant churn). Entry 0 is the null entry.
+import { mix64 } from "./hash";
+
+export const MAX_SLOTS: i32 = 4096;
+
+export class PrefixIndex {
+  readonly capacity: u32;
+  private readonly mask: u32;
+  private readonly table: StaticArray<u32>;
+  private readonly hashes: StaticArray<u64>;
+  private readonly slots: StaticArray<u16>;
+  private readonly prev: StaticArray<u32>;
+  private readonly next: StaticArray<u32>;
+  private freeHead: u32 = 0;
+  private used: u32 = 0;
+  private readonly slotHead: StaticArray<u32> = new StaticArray<u32>(MAX_SLOTS);
+  private readonly slotTail: StaticArray<u32> = new StaticArray<u32>(MAX_SLOTS);
+  private readonly slotCount: StaticArray<u32> = new StaticArray<u32>(MAX_SLOTS);
+  private readonly slotCap: StaticArray<u32> = new StaticArray<u32>(MAX_SLOTS);
+
+  constructor(capacity: u32) {
+    this.capacity = capacity;
+    // Load factor <= 0.5 keeps linear probes short.
+    let size: u32 = 1;
+    while (size < capacity * 2) size <<= 1;
+    this.mask = size - 1;
+    this.table = new StaticArray<u32>(<i32>size);
+    this.hashes = new StaticArray<u64>(<i32>capacity + 1);
+    this.slots = new StaticArray<u16>(<i32>capacity + 1);
+    this.prev = new StaticArray<u32>(<i32>capacity + 1);
+    this.next = new StaticArray<u32>(<i32>capacity + 1);
+    // Free list threads through `next`, entries 1..capacity.
+    for (let e: u32 = 1; e <= capacity; e++) unchecked(this.next[e] = e < capacity ? e + 1 : 0);
+    this.freeHead = capacity > 0 ? 1 : 0;
+    for (let s = 0; s < MAX_SLOTS; s++) unchecked(this.slotCap[s] = capacity);
+  }
+
+  @inline private home(hash: u64, slot: u32): u32 {
+    return <u32>mix64(hash ^ (<u64>(slot + 1) * 0x9E3779B97F4A7C15)) & this.mask;
+  }
+
+  /** Entry holding (hash, slot), or 0. */
+  find(hash: u64, slot: u32): u32 {
+    let i = this.home(hash, slot);
+    while (true) {
+      const e = unchecked(this.table[i]);
+      if (e == 0) return 0;
+      if (unchecked(this.hashes[e]) == hash && <u32>unchecked(this.slots[e]) == slot) return e;
+      i = (i + 1) & this.mask;
+    }
+    return 0;
+  }
+
+  /** How many of the first `n` blocks `slot` holds, counting from the start until the first miss. */
+  matchedBlocks(hashes: StaticArray<u64>, n: i32, slot: u32): i32 {
+    if (unchecked(this.slotCount[slot]) == 0) return 0;
+    let i = 0;
+    while (i < n && this.find(unchecked(hashes[i]), slot) != 0) i++;
+    return i;
+  }
+
+  /** Records that `slot` now holds the first `n` blocks; block 0 ends most recent, so a prompt's tail is evicted first. */
+  record(hashes: StaticArray<u64>, n: i32, slot: u32): void {
+    if (unchecked(this.slotCap[slot]) == 0) return;
+    for (let i = n - 1; i >= 0; i--) this.insert(unchecked(hashes[i]), slot);
+  }
+
+  insert(hash: u64, slot: u32): void {
+    let e = this.find(hash, slot);
+    if (e != 0) {
+      this.unlink(e, slot);
+      this.pushFront(e, slot);
+      return;
+    }
+    if (unchecked(this.slotCount[slot]) >= unchecked(this.slotCap[slot])) {
+      if (unchecked(this.slotCount[slot]) == 0) return;
+      this.remove(unchecked(this.slotTail[slot]));
+    }
+    if (this.freeHead == 0) this.evictForSpace(slot);
+    if (this.freeHead == 0) return;
+    e = this.freeHead;
+    this.freeHead = unchecked(this.next[e]);
+    unchecked(this.hashes[e] = hash);
+    unchecked(this.slots[e] = <u16>slot);
+    let i = this.home(hash, slot);
+    while (unchecked(this.table[i]) != 0) i = (i + 1) & this.mask;
+    unchecked(this.table[i] = e);
+    this.pushFront(e, slot);
+    unchecked(this.slotCount[slot] += 1);
+    this.used++;
+  }
+
+  /** The pool is full: take the least recent entry of this slot, else of the fullest slot. */
+  private evictForSpace(slot: u32): void {
+    let victim = slot;
+    if (unchecked(this.slotCount[slot]) == 0) {
+      let most: u32 = 0;
+      for (let s = 0; s < MAX_SLOTS; s++) {
+        const c = unchecked(this.slotCount[s]);
+        if (c > most) { most = c; victim = <u32>s; }
+      }
+      if (most == 0) return;
+    }
+    this.remove(unchecked(this.slotTail[victim]));
+  }
+
+  private remove(e: u32): void {
+    const slot = <u32>unchecked(this.slots[e]);
+    this.unlink(e, slot);
+    // Backward-shift deletion.
+    let i = this.home(unchecked(this.hashes[e]), slot);
+    while (unchecked(this.table[i]) != e) i = (i + 1) & this.mask;
+    let j = i;
+    while (true) {
+      j = (j + 1) & this.mask;
+      const f = unchecked(this.table[j]);
+      if (f == 0) break;
+      const k = this.home(unchecked(this.hashes[f]), <u32>unchecked(this.slots[f]));
+      if (((j - k) & this.mask) >= ((j - i) & this.mask)) {
+        unchecked(this.table[i] = f);
+        i = j;
+      }
+    }
+    unchecked(this.table[i] = 0);
+    unchecked(this.next[e] = this.freeHead);
+    this.freeHead = e;
+    unchecked(this.slotCount[slot] -= 1);
+    this.used--;
+  }
+
+  @inline private pushFront(e: u32, slot: u32): void {
+    const head = unchecked(this.slotHead[slot]);
+    unchecked(this.prev[e] = 0);
+    unchecked(this.next[e] = head);
+    if (head != 0) unchecked(this.prev[head] = e);
+    else unchecked(this.slotTail[slot] = e);
+    unchecked(this.slotHead[slot] = e);
+  }
+
+  @inline private unlink(e: u32, slot: u32): void {
+    const p = unchecked(this.prev[e]);
+    const n = unchecked(this.next[e]);
+    if (p != 0) unchecked(this.next[p] = n);
+    else unchecked(this.slotHead[slot] = n);
+    if (n != 0) unchecked(this.prev[n] = p);
+    else unchecked(this.slotTail[slot] = p);
+  }
+
+  /** Sets a slot's quota in blocks, evicting its least recent entries above it. */
+  setSlotCapacity(slot: u32, blocks: u32): void {
+    unchecked(this.slotCap[slot] = blocks);
+    while (unchecked(this.slotCount[slot]) > blocks) this.remove(unchecked(this.slotTail[slot]));
+  }
+
+  /** Forgets everything a slot holds (its replica left). */
+  clearSlot(slot: u32): void {
+    while (unchecked(this.slotCount[slot]) > 0) this.remove(unchecked(this.slotTail[slot]));
+  }
+
+  @inline countOf(slot: u32): u32 {
+    return unchecked(this.slotCount[slot]);
+  }
+
+  @inline get size(): u32 {
+    return this.used;
+  }
+}

@@ -1,0 +1,196 @@
+// Byte-level JSON scanning over linear memory for the request path: no
+// allocation, no recursion (nesting is tracked with a counter, so a deeply
+// nested body cannot exhaust the stack), every read bounds-checked against
+// `end`. Positions are absolute addresses; -1 means malformed or truncated.
+
+// @ts-ignore: decorator
+@inline export const QUOTE: u8 = 0x22;
+// @ts-ignore: decorator
+@inline export const BACKSLASH: u8 = 0x5c;
+
+// @ts-ignore: decorator
+@inline const ONES: u64 = 0x0101010101010101;
+// @ts-ignore: decorator
+@inline const HIGHS: u64 = 0x8080808080808080;
+
+// @ts-ignore: decorator
+@inline function hasByte(word: u64, b: u64): bool {
+  const x = word ^ (ONES * b);
+  return ((x - ONES) & ~x & HIGHS) != 0;
+}
+
+export function skipWs(p: isize, end: isize): isize {
+  while (p < end) {
+    const c = load<u8>(p);
+    if (c != 0x20 && c != 0x0a && c != 0x0d && c != 0x09) break;
+    p++;
+  }
+  return p;
+}
+
+/** `p` at a string's opening quote; returns the position after its closing quote. */
+export function skipString(p: isize, end: isize): isize {
+  p++;
+  while (true) {
+    // Eight bytes at a time while none is a quote or a backslash (SWAR; no SIMD
+    // so the module also loads on engines without it).
+    while (p + 8 <= end) {
+      const w = load<u64>(p);
+      if (hasByte(w, QUOTE) || hasByte(w, BACKSLASH)) break;
+      p += 8;
+    }
+    if (p >= end) return -1;
+    const c = load<u8>(p);
+    if (c == QUOTE) return p + 1;
+    if (c == BACKSLASH) p += 2;
+    else p++;
+  }
+  return -1;
+}
+
+/** `p` at the first byte of a value; returns the position after it. */
+export function skipValue(p: isize, end: isize): isize {
+  if (p >= end) return -1;
+  let c = load<u8>(p);
+  if (c == QUOTE) return skipString(p, end);
+  if (c == 0x7b || c == 0x5b) {
+    let depth = 0;
+    while (p < end) {
+      c = load<u8>(p);
+      if (c == QUOTE) {
+        p = skipString(p, end);
+        if (p < 0) return -1;
+        continue;
+      }
+      if (c == 0x7b || c == 0x5b) depth++;
+      else if (c == 0x7d || c == 0x5d) {
+        if (--depth == 0) return p + 1;
+      }
+      p++;
+    }
+    return -1;
+  }
+  const start = p;
+  while (p < end) {
+    c = load<u8>(p);
+    if (c == 0x2c || c == 0x7d || c == 0x5d || c == 0x20 || c == 0x0a || c == 0x0d || c == 0x09) break;
+    p++;
+  }
+  return p > start ? p : -1;
+}
+
+/** True when the `len` bytes at `p` spell the ASCII string `s`. */
+export function bytesEqual(p: isize, len: isize, s: string): bool {
+  if (len != <isize>s.length) return false;
+  for (let i: isize = 0; i < len; i++) {
+    if (<u32>load<u8>(p + i) != <u32>s.charCodeAt(<i32>i)) return false;
+  }
+  return true;
+}
+
+/**
+ * Iterates an object's members. Usage:
+ *   let it = objectFirst(p, end); while (it > 0) { ...keyStart/keyEnd/valueStart/valueEnd...; it = objectNext(...) }
+ * Kept as explicit state in a reusable cursor to avoid allocation.
+ */
+@unmanaged
+export class MemberCursor {
+  keyStart: isize = 0;
+  keyEnd: isize = 0;
+  valueStart: isize = 0;
+  valueEnd: isize = 0;
+  /** Position after the object's closing brace once `next` returned false. */
+  after: isize = 0;
+  private pos: isize = 0;
+  private end: isize = 0;
+  malformed: bool = false;
+
+  /** `p` at the object's opening brace. */
+  begin(p: isize, end: isize): void {
+    this.pos = p + 1;
+    this.end = end;
+    this.malformed = false;
+    this.after = -1;
+  }
+
+  next(): bool {
+    const end = this.end;
+    let p = skipWs(this.pos, end);
+    if (p >= end) return this.fail();
+    let c = load<u8>(p);
+    if (c == 0x2c) {
+      p = skipWs(p + 1, end);
+      if (p >= end) return this.fail();
+      c = load<u8>(p);
+    } else if (c == 0x7d) {
+      this.after = p + 1;
+      return false;
+    }
+    if (c != QUOTE) return this.fail();
+    const keyAfter = skipString(p, end);
+    if (keyAfter < 0) return this.fail();
+    this.keyStart = p + 1;
+    this.keyEnd = keyAfter - 1;
+    p = skipWs(keyAfter, end);
+    if (p >= end || load<u8>(p) != 0x3a) return this.fail();
+    p = skipWs(p + 1, end);
+    const v = skipValue(p, end);
+    if (v < 0) return this.fail();
+    this.valueStart = p;
+    this.valueEnd = v;
+    this.pos = v;
+    return true;
+  }
+
+  private fail(): bool {
+    this.malformed = true;
+    return false;
+  }
+
+  @inline keyIs(s: string): bool {
+    return bytesEqual(this.keyStart, this.keyEnd - this.keyStart, s);
+  }
+}
+
+/** Iterates an array's elements; same shape as MemberCursor. */
+@unmanaged
+export class ElementCursor {
+  valueStart: isize = 0;
+  valueEnd: isize = 0;
+  private pos: isize = 0;
+  private end: isize = 0;
+  private first: bool = true;
+  malformed: bool = false;
+
+  /** `p` at the array's opening bracket. */
+  begin(p: isize, end: isize): void {
+    this.pos = p + 1;
+    this.end = end;
+    this.first = true;
+    this.malformed = false;
+  }
+
+  next(): bool {
+    const end = this.end;
+    let p = skipWs(this.pos, end);
+    if (p >= end) return this.fail();
+    let c = load<u8>(p);
+    if (c == 0x5d) return false;
+    if (!this.first) {
+      if (c != 0x2c) return this.fail();
+      p = skipWs(p + 1, end);
+    }
+    this.first = false;
+    const v = skipValue(p, end);
+    if (v < 0) return this.fail();
+    this.valueStart = p;
+    this.valueEnd = v;
+    this.pos = v;
+    return true;
+  }
+
+  private fail(): bool {
+    this.malformed = true;
+    return false;
+  }
+}

@@ -1,0 +1,225 @@
+// Extracts an OpenAI-style request's prompt from its JSON body and feeds it,
+// decoded, into the block hasher, seeded with the model name. Completions:
+// `prompt` as a string, an array of strings, or token arrays. Chat:
+// `messages`, each one's role then content (a string, or an array of parts)
+// in order, whatever the key order inside the message. Nothing allocates.
+import { BlockHasher } from "../prefix/blockHasher";
+import { xxh64 } from "../prefix/hash";
+import { BACKSLASH, ElementCursor, MemberCursor, QUOTE, skipString, skipWs } from "./json";
+
+export const enum ScanStatus {
+  /** The prompt was hashed (it may still be empty). */
+  Ok = 0,
+  /** The body is not a JSON object, or is malformed. */
+  NotJson = 1,
+  /** A JSON object without `prompt` or `messages`. */
+  NoPrompt = 2,
+}
+
+// Separators fed between pieces so that ["ab","c"] and ["a","bc"] differ.
+// @ts-ignore: decorator
+@inline const PIECE_END: u8 = 0x1e;
+// @ts-ignore: decorator
+@inline const ROLE_END: u8 = 0x1f;
+/** Seed when a request names no model. */
+// @ts-ignore: decorator
+@inline const NO_MODEL_SEED: u64 = 0x70726566697852;
+
+const top = new MemberCursor();
+const message = new MemberCursor();
+const part = new MemberCursor();
+const items = new ElementCursor();
+const parts = new ElementCursor();
+
+const UTF8_SCRATCH: usize = memory.data(4);
+
+/** Hashes the prompt of the JSON body at [ptr, ptr+len). */
+export function hashPrompt(ptr: usize, len: usize, hasher: BlockHasher): ScanStatus {
+  const start = <isize>ptr;
+  const end = start + <isize>len;
+  const p = skipWs(start, end);
+  if (p >= end || load<u8>(p) != 0x7b) return ScanStatus.NotJson;
+  let modelStart: isize = -1, modelEnd: isize = -1;
+  let promptStart: isize = -1, promptEnd: isize = -1;
+  let messagesStart: isize = -1, messagesEnd: isize = -1;
+  top.begin(p, end);
+  while (top.next()) {
+    if (top.keyIs("model")) { modelStart = top.valueStart; modelEnd = top.valueEnd; }
+    else if (top.keyIs("prompt")) { promptStart = top.valueStart; promptEnd = top.valueEnd; }
+    else if (top.keyIs("messages")) { messagesStart = top.valueStart; messagesEnd = top.valueEnd; }
+  }
+  if (top.malformed) return ScanStatus.NotJson;
+  let seed = NO_MODEL_SEED;
+  if (modelStart >= 0) {
+    // The model's bytes as written (quotes excluded for strings).
+    const quoted = load<u8>(modelStart) == QUOTE;
+    const s = quoted ? modelStart + 1 : modelStart;
+    const e = quoted ? modelEnd - 1 : modelEnd;
+    seed = xxh64(<usize>s, <usize>(e - s), NO_MODEL_SEED);
+  }
+  hasher.reset(seed);
+  if (messagesStart >= 0) {
+    feedMessages(messagesStart, messagesEnd, hasher);
+    return ScanStatus.Ok;
+  }
+  if (promptStart >= 0) {
+    feedPrompt(promptStart, promptEnd, hasher);
+    return ScanStatus.Ok;
+  }
+  return ScanStatus.NoPrompt;
+}
+
+function feedPrompt(s: isize, e: isize, hasher: BlockHasher): void {
+  const c = load<u8>(s);
+  if (c == QUOTE) {
+    feedString(s, e, hasher);
+    return;
+  }
+  if (c != 0x5b) {
+    feedRaw(s, e, hasher);
+    return;
+  }
+  items.begin(s, e);
+  while (!hasher.full && items.next()) {
+    const v = items.valueStart;
+    if (load<u8>(v) == QUOTE) feedString(v, items.valueEnd, hasher);
+    else feedRaw(v, items.valueEnd, hasher); // token arrays: their digits are as good a key
+    hasher.feedByte(PIECE_END);
+  }
+}
+
+function feedMessages(s: isize, e: isize, hasher: BlockHasher): void {
+  if (load<u8>(s) != 0x5b) {
+    feedRaw(s, e, hasher);
+    return;
+  }
+  items.begin(s, e);
+  while (!hasher.full && items.next()) {
+    const v = items.valueStart;
+    if (load<u8>(v) != 0x7b) {
+      feedRaw(v, items.valueEnd, hasher);
+      hasher.feedByte(PIECE_END);
+      continue;
+    }
+    let roleS: isize = -1, roleE: isize = -1, contentS: isize = -1, contentE: isize = -1;
+    message.begin(v, items.valueEnd);
+    while (message.next()) {
+      if (message.keyIs("role")) { roleS = message.valueStart; roleE = message.valueEnd; }
+      else if (message.keyIs("content")) { contentS = message.valueStart; contentE = message.valueEnd; }
+    }
+    if (roleS >= 0) feedValue(roleS, roleE, hasher);
+    hasher.feedByte(ROLE_END);
+    if (contentS >= 0) feedContent(contentS, contentE, hasher);
+    hasher.feedByte(PIECE_END);
+  }
+}
+
+function feedContent(s: isize, e: isize, hasher: BlockHasher): void {
+  if (load<u8>(s) != 0x5b) {
+    feedValue(s, e, hasher);
+    return;
+  }
+  parts.begin(s, e);
+  while (!hasher.full && parts.next()) {
+    const v = parts.valueStart;
+    if (load<u8>(v) != 0x7b) {
+      feedValue(v, parts.valueEnd, hasher);
+      continue;
+    }
+    // A text part feeds its text; any other part (image, audio, file) its JSON as written.
+    let textS: isize = -1, textE: isize = -1;
+    part.begin(v, parts.valueEnd);
+    while (part.next()) {
+      if (part.keyIs("text")) { textS = part.valueStart; textE = part.valueEnd; }
+    }
+    if (textS >= 0) feedValue(textS, textE, hasher);
+    else feedRaw(v, parts.valueEnd, hasher);
+  }
+}
+
+@inline function feedValue(s: isize, e: isize, hasher: BlockHasher): void {
+  if (load<u8>(s) == QUOTE) feedString(s, e, hasher);
+  else feedRaw(s, e, hasher);
+}
+
+@inline function feedRaw(s: isize, e: isize, hasher: BlockHasher): void {
+  hasher.feed(<usize>s, <i32>(e - s));
+}
+
+/** Feeds a JSON string's decoded UTF-8 text; [s, e) spans it with its quotes. */
+export function feedString(s: isize, e: isize, hasher: BlockHasher): void {
+  let p = s + 1;
+  const end = e - 1; // the closing quote
+  while (p < end && !hasher.full) {
+    // A run of plain bytes goes in with one copy.
+    let q = p;
+    while (q < end) {
+      const c = load<u8>(q);
+      if (c == BACKSLASH) break;
+      q++;
+    }
+    if (q > p) hasher.feed(<usize>p, <i32>(q - p));
+    if (q >= end) return;
+    // An escape.
+    if (q + 1 >= end) return;
+    const x = load<u8>(q + 1);
+    p = q + 2;
+    if (x == 0x6e) hasher.feedByte(0x0a);
+    else if (x == 0x74) hasher.feedByte(0x09);
+    else if (x == 0x72) hasher.feedByte(0x0d);
+    else if (x == 0x62) hasher.feedByte(0x08);
+    else if (x == 0x66) hasher.feedByte(0x0c);
+    else if (x == 0x75) {
+      let cp = hex4(p, end);
+      if (cp < 0) { hasher.feedByte(x); continue; }
+      p += 4;
+      if (cp >= 0xd800 && cp <= 0xdbff) {
+        // A high surrogate: pair it with the low one that should follow.
+        let lo: i32 = -1;
+        if (p + 6 <= end && load<u8>(p) == BACKSLASH && load<u8>(p + 1) == 0x75) lo = hex4(p + 2, end);
+        if (lo >= 0xdc00 && lo <= 0xdfff) {
+          cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+          p += 6;
+        } else cp = 0xfffd;
+      } else if (cp >= 0xdc00 && cp <= 0xdfff) cp = 0xfffd;
+      feedCodePoint(cp, hasher);
+    } else hasher.feedByte(x); // \" \\ \/ and unknown escapes stand for themselves
+  }
+}
+
+function hex4(p: isize, end: isize): i32 {
+  if (p + 4 > end) return -1;
+  let v = 0;
+  for (let i = 0; i < 4; i++) {
+    const c = <i32>load<u8>(p + i);
+    let d: i32;
+    if (c >= 0x30 && c <= 0x39) d = c - 0x30;
+    else if (c >= 0x61 && c <= 0x66) d = c - 0x57;
+    else if (c >= 0x41 && c <= 0x46) d = c - 0x37;
+    else return -1;
+    v = (v << 4) | d;
+  }
+  return v;
+}
+
+function feedCodePoint(cp: i32, hasher: BlockHasher): void {
+  let n = 0;
+  if (cp < 0x80) { store<u8>(UTF8_SCRATCH, <u8>cp); n = 1; }
+  else if (cp < 0x800) {
+    store<u8>(UTF8_SCRATCH, <u8>(0xc0 | (cp >> 6)));
+    store<u8>(UTF8_SCRATCH, <u8>(0x80 | (cp & 0x3f)), 1);
+    n = 2;
+  } else if (cp < 0x10000) {
+    store<u8>(UTF8_SCRATCH, <u8>(0xe0 | (cp >> 12)));
+    store<u8>(UTF8_SCRATCH, <u8>(0x80 | ((cp >> 6) & 0x3f)), 1);
+    store<u8>(UTF8_SCRATCH, <u8>(0x80 | (cp & 0x3f)), 2);
+    n = 3;
+  } else {
+    store<u8>(UTF8_SCRATCH, <u8>(0xf0 | (cp >> 18)));
+    store<u8>(UTF8_SCRATCH, <u8>(0x80 | ((cp >> 12) & 0x3f)), 1);
+    store<u8>(UTF8_SCRATCH, <u8>(0x80 | ((cp >> 6) & 0x3f)), 2);
+    store<u8>(UTF8_SCRATCH, <u8>(0x80 | (cp & 0x3f)), 3);
+    n = 4;
+  }
+  hasher.feed(UTF8_SCRATCH, n);
+}

@@ -1,0 +1,164 @@
+// The root context: configuration, ticks, the control-plane long poll, and
+// the routing core every stream of this VM uses. Streams stay thin.
+import {
+  BufferType, HeaderMap, HostBytes, LogLevel, WasmResult, getBuffer, getHeader, httpCall,
+  incrementMetric, log, nowNs, serializePairs, setTickPeriodMs,
+} from "./abi/host";
+import { PluginConfig, configError, parseConfig } from "./config";
+import { CONFIG_REJECTED, EXPECTED_CONFIG_SHAPE, POLL_FAILED, POLL_NOT_STARTED, STATE_FROM_CONTROL_PLANE, STATE_REJECTED } from "./errors";
+import { RouterMetrics } from "./metrics";
+import { Router } from "./router";
+import { allocateVmId, holdLease, noteControlPlaneSeen, publishState, releaseLease } from "./state/sharedState";
+import { decodeState, stateError } from "./state/stateWire";
+
+/** Ticks drive the lease, heartbeats and state pick-up; 100 ms keeps each well inside its bound. */
+const TICK_MS: u32 = 100;
+/** A poller that stops renewing (its VM died) is replaced after this long. */
+const LEASE_TTL_NS: u64 = 1000000000;
+/** In-flight rows are refreshed this often (rows live ROW_TTL_S = 10 s without one). */
+const HEARTBEAT_NS: u64 = 1000000000;
+/** Extra time the host gives a long poll beyond what the control plane may hold it. */
+const POLL_TIMEOUT_SLACK_MS: u32 = 5000;
+
+const STATUS = String.UTF8.encode(":status");
+
+export class RouterRoot {
+  readonly id: u32;
+  cfg: PluginConfig | null = null;
+  router: Router | null = null;
+  readonly metrics: RouterMetrics = new RouterMetrics();
+  vmId: u32 = 0;
+  private pollToken: u32 = 0;
+  private nextPollAtNs: u64 = 0;
+  private lastHeartbeatNs: u64 = 0;
+  private failing: bool = false;
+  private readonly bytes: HostBytes = new HostBytes();
+
+  constructor(id: u32) {
+    this.id = id;
+  }
+
+  onConfigure(size: u32): bool {
+    const raw = new Uint8Array(<i32>size);
+    if (size > 0) {
+      if (getBuffer(BufferType.PluginConfiguration, 0, size, this.bytes) == WasmResult.Ok) {
+        const n = this.bytes.len < <usize>size ? <i32>this.bytes.len : <i32>size;
+        memory.copy(raw.dataStart, this.bytes.ptr, <usize>n);
+      }
+      this.bytes.free();
+    }
+    const cfg = parseConfig(raw);
+    if (cfg === null) {
+      log(LogLevel.Error, CONFIG_REJECTED + configError + ". Expected: " + EXPECTED_CONFIG_SHAPE);
+      return false;
+    }
+    this.cfg = cfg;
+    this.metrics.define();
+    if (cfg.sharedState) this.vmId = allocateVmId();
+    this.router = new Router(cfg, this.metrics, this.vmId);
+    if (cfg.sharedState) {
+      setTickPeriodMs(TICK_MS);
+      this.router!.refresh();
+    }
+    log(LogLevel.Info, "prefix_router: configured (" + cfg.replicas.length.toString() + " static replicas, control plane " +
+      (cfg.hasControlPlane ? "cluster '" + cfg.cluster + "'" : "none") + ", worker " + this.vmId.toString() + ")");
+    return true;
+  }
+
+  onTick(): void {
+    const router = this.router;
+    const cfg = this.cfg;
+    if (router === null || cfg === null) return;
+    const now = nowNs();
+    router.refresh();
+    if (now - this.lastHeartbeatNs >= HEARTBEAT_NS) {
+      this.lastHeartbeatNs = now;
+      router.heartbeat(now);
+    }
+    if (cfg.hasControlPlane && this.vmId != 0 && holdLease(this.vmId, now, LEASE_TTL_NS)) {
+      if (this.pollToken == 0 && now >= this.nextPollAtNs) this.startPoll(cfg, router, now);
+    }
+  }
+
+  private startPoll(cfg: PluginConfig, router: Router, now: u64): void {
+    const after = router.table.fromControlPlane ? router.table.version : 0;
+    const path = cfg.path + (cfg.path.includes("?") ? "&" : "?") + "after=" + after.toString() + "&waitMs=" + cfg.longPollMs.toString();
+    const pairs = serializePairs([
+      String.UTF8.encode(":method"), String.UTF8.encode("GET"),
+      String.UTF8.encode(":path"), String.UTF8.encode(path),
+      String.UTF8.encode(":authority"), String.UTF8.encode(cfg.authority),
+      String.UTF8.encode("accept"), String.UTF8.encode("application/vnd.prefix-router.state.v1"),
+    ]);
+    this.pollToken = httpCall(cfg.cluster, pairs, cfg.longPollMs + POLL_TIMEOUT_SLACK_MS);
+    if (this.pollToken == 0) {
+      this.pollFailed(cfg, now, POLL_NOT_STARTED + cfg.cluster);
+    }
+  }
+
+  private pollFailed(cfg: PluginConfig, now: u64, why: string): void {
+    this.nextPollAtNs = now + <u64>cfg.retryMs * 1000000;
+    incrementMetric(this.metrics.pollFailures, 1);
+    // Log when polling starts failing, not at every retry.
+    if (!this.failing) log(LogLevel.Warn, why + "; routing on the last state, retrying every " + cfg.retryMs.toString() + " ms");
+    this.failing = true;
+  }
+
+  onHttpCallResponse(token: u32, nheaders: u32, bodySize: u32): void {
+    const router = this.router;
+    const cfg = this.cfg;
+    if (router === null || cfg === null || token != this.pollToken) return;
+    this.pollToken = 0;
+    const now = nowNs();
+    if (nheaders == 0) {
+      this.pollFailed(cfg, now, POLL_FAILED + "no response (connection failed or timed out)");
+      return;
+    }
+    let status = 0;
+    if (getHeader(HeaderMap.HttpCallResponseHeaders, STATUS, this.bytes) == WasmResult.Ok) {
+      for (let i: usize = 0; i < this.bytes.len; i++) {
+        const c = <i32>load<u8>(this.bytes.ptr + i);
+        if (c < 0x30 || c > 0x39) break;
+        status = status * 10 + (c - 0x30);
+      }
+    }
+    this.bytes.free();
+    if (status == 304) {
+      noteControlPlaneSeen(now);
+      this.recovered();
+    } else if (status == 200) {
+      if (getBuffer(BufferType.HttpCallResponseBody, 0, bodySize, this.bytes) != WasmResult.Ok) {
+        this.bytes.free();
+        this.pollFailed(cfg, now, POLL_FAILED + "could not read the response body");
+        return;
+      }
+      const t = decodeState(this.bytes.ptr, <i32>this.bytes.len);
+      if (t === null) {
+        this.bytes.free();
+        incrementMetric(this.metrics.stateRejected, 1);
+        log(LogLevel.Error, STATE_REJECTED + stateError + "; keeping state version " + router.table.version.toString());
+        this.nextPollAtNs = now + <u64>cfg.retryMs * 1000000;
+        return;
+      }
+      publishState(this.bytes.ptr, <i32>this.bytes.len, t.version, now);
+      this.bytes.free();
+      noteControlPlaneSeen(now);
+      router.refresh();
+      if (this.failing) log(LogLevel.Info, STATE_FROM_CONTROL_PLANE + t.version.toString() + " received");
+      this.recovered();
+    } else {
+      this.pollFailed(cfg, now, POLL_FAILED + "HTTP status " + status.toString());
+      return;
+    }
+    // Long poll: ask again at once, so the next change is pushed, not waited for.
+    if (this.vmId != 0 && holdLease(this.vmId, now, LEASE_TTL_NS)) this.startPoll(cfg, router, now);
+  }
+
+  private recovered(): void {
+    if (this.failing) log(LogLevel.Info, "prefix_router: control plane reachable again");
+    this.failing = false;
+  }
+
+  onDone(): void {
+    if (this.vmId != 0) releaseLease(this.vmId);
+  }
+}

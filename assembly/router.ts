@@ -1,0 +1,261 @@
+// One worker VM's routing core, owned by the root context: the replica table,
+// the prefix index, the in-flight counters, and the request-path decision
+// (filter -> scorers -> weighted sum -> picker). Streams call route() and
+// finish(); the root context calls install() and refresh().
+import { HostBytes, LogLevel, incrementMetric, log } from "./abi/host";
+import { PluginConfig } from "./config";
+import { RouterMetrics } from "./metrics";
+import { BlockHasher } from "./prefix/blockHasher";
+import { mix64, rendezvousWeight } from "./prefix/hash";
+import { MAX_SLOTS, PrefixIndex } from "./prefix/prefixIndex";
+import { ScanStatus, hashPrompt } from "./request/promptHasher";
+import { Candidates } from "./scheduling/candidates";
+import { Pick, pick } from "./scheduling/picker";
+import { weightedScore } from "./scheduling/weightedScore";
+import { Weights } from "./scheduling/weights";
+import { InflightCounters } from "./state/inflightCounters";
+import { ReplicaTable } from "./state/replicaTable";
+import { VersionStamp, fetchState, readVersion } from "./state/sharedState";
+import { decodeState, stateError } from "./state/stateWire";
+import { STATE_REJECTED } from "./errors";
+
+/** Characters per token, the usual estimate for English text and code. */
+const CHARS_PER_TOKEN: u32 = 4;
+/** A replica's index quota never drops below this many blocks, however small its KV cache. */
+const MIN_SLOT_BLOCKS: u32 = 16;
+
+/** What route() decided for one request; kept by the stream until it ends. */
+export class Decision {
+  replica: i32 = -1;
+  address: string = "";
+  addressBytes: ArrayBuffer = new ArrayBuffer(0);
+  tableVersion: u64 = 0;
+  matched: i32 = 0;
+  total: i32 = 0;
+  counted: bool = false;
+
+  reset(): void {
+    this.replica = -1;
+    this.matched = 0;
+    this.total = 0;
+    this.counted = false;
+  }
+}
+
+export class Router {
+  readonly cfg: PluginConfig;
+  readonly metrics: RouterMetrics;
+  readonly index: PrefixIndex;
+  readonly hasher: BlockHasher;
+  readonly counters: InflightCounters = new InflightCounters();
+  table: ReplicaTable = new ReplicaTable();
+  private readonly cands: Candidates = new Candidates();
+  private readonly picked: Pick = new Pick();
+  private readonly stamp: VersionStamp = new VersionStamp();
+  private readonly stateBytes: HostBytes = new HostBytes();
+  private slotOf: Map<string, i32> = new Map<string, i32>();
+  private freeSlots: Array<i32> = [];
+  private rotation: u64 = 0;
+  /** Last time the control plane was heard from, as published in shared data. */
+  controlPlaneSeenNs: u64 = 0;
+
+  constructor(cfg: PluginConfig, metrics: RouterMetrics, vmId: u32) {
+    this.cfg = cfg;
+    this.metrics = metrics;
+    this.index = new PrefixIndex(cfg.indexEntries);
+    this.hasher = new BlockHasher(cfg.blockChars, cfg.maxBlocks);
+    for (let s = MAX_SLOTS - 1; s >= 0; s--) this.freeSlots.push(s);
+    this.counters.vmId = vmId;
+    this.counters.shared = cfg.sharedState && vmId != 0;
+    const t = new ReplicaTable();
+    t.weights.copyFrom(cfg.weights);
+    for (let i = 0; i < cfg.replicas.length; i++) {
+      const r = cfg.replicas[i];
+      t.add(r.address, true, false, 0, 0, 0, r.kvCapacityTokens, 0xffffffff);
+    }
+    this.table = new ReplicaTable();
+    this.install(t);
+  }
+
+  /** Makes `t` the table requests are routed on. */
+  install(t: ReplicaTable): void {
+    const old = this.table;
+    // Replicas that left give their slot, and what the index knew of them, back.
+    for (let i = 0; i < old.n; i++) {
+      const a = old.addresses[i];
+      if (t.indexOf(a) < 0 && this.slotOf.has(a)) {
+        const s = this.slotOf.get(a);
+        this.slotOf.delete(a);
+        this.index.clearSlot(<u32>s);
+        this.metrics.forgetSlot(s);
+        this.freeSlots.push(s);
+      }
+    }
+    // Each replica's quota follows its KV size; all quotas together fit the index.
+    let sum: f64 = 0;
+    const quota = new StaticArray<f64>(t.n);
+    for (let i = 0; i < t.n; i++) {
+      const a = t.addresses[i];
+      let s: i32 = -1;
+      if (this.slotOf.has(a)) s = this.slotOf.get(a);
+      else if (this.freeSlots.length > 0) {
+        s = this.freeSlots.pop();
+        this.slotOf.set(a, s);
+      }
+      t.slot[i] = s;
+      const tokens = t.kvCapacityTokens[i] > 0 ? t.kvCapacityTokens[i] : this.cfg.defaultCapacityTokens;
+      const blocks = <f64>tokens * <f64>CHARS_PER_TOKEN / <f64>this.cfg.blockChars;
+      quota[i] = blocks;
+      sum += blocks;
+    }
+    const scale = sum > <f64>this.index.capacity ? <f64>this.index.capacity / sum : 1.0;
+    for (let i = 0; i < t.n; i++) {
+      if (t.slot[i] < 0) continue;
+      let b = <u32>Math.floor(quota[i] * scale);
+      if (b < MIN_SLOT_BLOCKS) b = MIN_SLOT_BLOCKS;
+      this.index.setSlotCapacity(<u32>t.slot[i], b);
+    }
+    this.counters.remap(old.n > 0 ? old : null, t);
+    this.table = t;
+  }
+
+  /** Picks up a newer state another VM (or this one) published. Cheap when nothing changed. */
+  refresh(): void {
+    if (!this.counters.shared) return;
+    if (!readVersion(this.stamp)) return;
+    if (this.stamp.controlPlaneSeenNs > this.controlPlaneSeenNs) this.controlPlaneSeenNs = this.stamp.controlPlaneSeenNs;
+    if (this.stamp.version == this.table.version && this.table.fromControlPlane) return;
+    if (!fetchState(this.stateBytes)) {
+      this.stateBytes.free();
+      return;
+    }
+    const receivedAt = load<u64>(this.stateBytes.ptr);
+    const t = decodeState(this.stateBytes.ptr + 8, <i32>this.stateBytes.len - 8);
+    this.stateBytes.free();
+    if (t === null) {
+      // Validated before it was published, so only a foreign writer gets here.
+      incrementMetric(this.metrics.stateRejected, 1);
+      log(LogLevel.Error, STATE_REJECTED + stateError);
+      return;
+    }
+    if (t.version == this.table.version && this.table.fromControlPlane) return;
+    t.receivedAtNs = receivedAt;
+    this.install(t);
+    incrementMetric(this.metrics.stateUpdates, 1);
+  }
+
+  /**
+   * Chooses a replica for a request whose JSON body is [body, body+len)
+   * (len 0: no body to read, route on load alone). False: no replica can take it.
+   */
+  route(body: usize, len: usize, nowNs: u64, d: Decision): bool {
+    const t = this.table;
+    const cfg = this.cfg;
+    const c = this.cands;
+    const ageNs = nowNs > t.receivedAtNs ? nowNs - t.receivedAtNs : 0;
+    const seen = this.controlPlaneSeenNs > t.receivedAtNs ? this.controlPlaneSeenNs : t.receivedAtNs;
+    const stalenessNs = <u64>cfg.stalenessMs * 1000000;
+    // A state nobody has refreshed for longer than the bound routes on prefix and in-flight load alone.
+    const degraded = t.fromControlPlane && nowNs > seen && nowNs - seen > stalenessNs;
+    const withMetrics = t.fromControlPlane && !degraded;
+    const nowS = <u32>(nowNs / 1000000000);
+
+    // Filter: ready replicas whose metrics are fresh enough.
+    const inflight = c.scratch;
+    this.counters.read(t, inflight, nowS);
+    let n = 0;
+    const ageMs = <f64>ageNs / 1e6;
+    for (let i = 0; i < t.n; i++) {
+      if (!unchecked(t.ready[i])) continue;
+      if (withMetrics && unchecked(t.metricsKnown[i]) && <f64>unchecked(t.metricsAgeMs[i]) + ageMs > <f64>cfg.stalenessMs) continue;
+      unchecked(c.replica[n] = i);
+      unchecked(c.waiting[n] = unchecked(t.waiting[i]));
+      unchecked(c.kvUsage[n] = unchecked(t.kvUsage[i]));
+      n++;
+    }
+    // The in-flight read shares scratch space: copy it out before scorers reuse it.
+    for (let k = 0; k < n; k++) unchecked(c.inflight[k] = unchecked(inflight[unchecked(c.replica[k])]));
+    c.n = n;
+    if (n == 0) {
+      incrementMetric(this.metrics.noReplica, 1);
+      return false;
+    }
+    for (let k = 0; k < n; k++) {
+      const i = unchecked(c.replica[k]);
+      const f = unchecked(c.inflight[k]);
+      const engine = unchecked(t.running[i]) + unchecked(t.waiting[i]);
+      unchecked(c.load[k] = withMetrics && engine > f ? engine : f);
+    }
+
+    // Prefix: hash the prompt and ask the index what each candidate holds.
+    const h = this.hasher;
+    let key: u64 = 0;
+    let total = 0;
+    let anyMatch = false;
+    let hasPrompt = false;
+    if (len > 0 && hashPrompt(body, len, h) == ScanStatus.Ok && h.textBytes > 0) {
+      hasPrompt = true;
+      total = h.count;
+      key = h.firstKey();
+      for (let k = 0; k < n; k++) {
+        const s = unchecked(t.slot[unchecked(c.replica[k])]);
+        const m = s >= 0 && total > 0 ? this.index.matchedBlocks(h.hashes, total, <u32>s) : 0;
+        unchecked(c.matched[k] = m);
+        if (m > 0) anyMatch = true;
+      }
+    } else {
+      // Requests without a prompt spread by load; equal loads take turns.
+      this.rotation += 1;
+      key = mix64(this.rotation);
+      for (let k = 0; k < n; k++) unchecked(c.matched[k] = 0);
+      incrementMetric(this.metrics.loadOnly, 1);
+    }
+    c.totalBlocks = total;
+    for (let k = 0; k < n; k++) {
+      unchecked(c.rendezvous[k] = rendezvousWeight(key, unchecked(t.addressHash[unchecked(c.replica[k])])));
+    }
+
+    const w: Weights = t.weights;
+    weightedScore(c, w, withMetrics);
+    pick(c, cfg.loadBoundEpsilon, hasPrompt && !anyMatch, this.picked);
+    const k = this.picked.index;
+    const i = unchecked(c.replica[k]);
+
+    d.replica = i;
+    d.address = unchecked(t.addresses[i]);
+    d.addressBytes = unchecked(t.addressBytes[i]);
+    d.tableVersion = t.version;
+    d.matched = unchecked(c.matched[k]);
+    d.total = total;
+    // The chosen replica will hold this prefix once it has served the request.
+    const slot = unchecked(t.slot[i]);
+    if (slot >= 0 && total > 0) this.index.record(h.hashes, total, <u32>slot);
+    this.counters.add(t, i, 1, nowS);
+    d.counted = true;
+
+    const m = this.metrics;
+    incrementMetric(m.routed, 1);
+    if (d.matched > 0) incrementMetric(m.prefixHits, 1);
+    if (total > 0) {
+      incrementMetric(m.blocksMatched, d.matched);
+      incrementMetric(m.blocksTotal, total);
+    }
+    if (this.picked.spilled) incrementMetric(m.spilled, 1);
+    m.replicaRequest(slot, d.address);
+    return true;
+  }
+
+  /** The request ended (served, failed or reset): it no longer loads its replica. */
+  finish(d: Decision, nowNs: u64): void {
+    if (!d.counted) return;
+    d.counted = false;
+    const t = this.table;
+    const i = d.tableVersion == t.version ? d.replica : t.indexOf(d.address);
+    this.counters.add(t, i, -1, <u32>(nowNs / 1000000000));
+  }
+
+  /** Refreshes this VM's in-flight row so other VMs keep counting it. */
+  heartbeat(nowNs: u64): void {
+    if (this.counters.shared) this.counters.publish(this.table, <u32>(nowNs / 1000000000));
+  }
+}

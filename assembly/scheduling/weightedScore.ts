@@ -1,0 +1,27 @@
+// The one place scores are combined: score = sum over scorers of weight x clamp(score, 0, 1).
+import { Candidates } from "./candidates";
+import { Weights } from "./weights";
+import { prefixScorer } from "../scorers/prefixScorer";
+import { queueScorer } from "../scorers/queueScorer";
+import { kvCacheScorer } from "../scorers/kvCacheScorer";
+import { inflightScorer } from "../scorers/inflightScorer";
+
+@inline function accumulate(c: Candidates, weight: f64): void {
+  for (let i = 0; i < c.n; i++) {
+    const s = unchecked(c.scratch[i]);
+    unchecked(c.score[i] += weight * (s < 0 ? 0 : s > 1 ? 1 : s));
+  }
+}
+
+/**
+ * Fills `c.score`. `withMetrics` is false when the replicas' metrics cannot be
+ * trusted (static replicas, or a state past its staleness bound): the queue and
+ * KV scorers then sit out and routing rests on prefix and in-flight load.
+ */
+export function weightedScore(c: Candidates, w: Weights, withMetrics: bool): void {
+  for (let i = 0; i < c.n; i++) unchecked(c.score[i] = 0);
+  if (w.prefix > 0 && c.totalBlocks > 0) { prefixScorer(c, c.scratch); accumulate(c, w.prefix); }
+  if (withMetrics && w.queue > 0) { queueScorer(c, c.scratch); accumulate(c, w.queue); }
+  if (withMetrics && w.kvCache > 0) { kvCacheScorer(c, c.scratch); accumulate(c, w.kvCache); }
+  if (w.inflight > 0) { inflightScorer(c, c.scratch); accumulate(c, w.inflight); }
+}

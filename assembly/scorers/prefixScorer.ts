@@ -1,0 +1,12 @@
+import { Candidates } from "../scheduling/candidates";
+
+/**
+ * Prefix-cache affinity: score = matched leading blocks / total blocks of the
+ * prompt, in [0,1]; 0 for every replica when the request has no full block.
+ */
+export function prefixScorer(c: Candidates, out: StaticArray<f64>): void {
+  const total = c.totalBlocks;
+  for (let i = 0; i < c.n; i++) {
+    unchecked(out[i] = total > 0 ? <f64>unchecked(c.matched[i]) / <f64>total : 0.0);
+  }
+}

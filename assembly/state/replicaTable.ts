@@ -1,0 +1,53 @@
+// The decoded scorer state one worker VM routes on: replicas with their
+// metrics and prefix-index slots, weights, version. Built off the request path
+// (at a state change), read on it.
+import { Weights } from "../scheduling/weights";
+import { xxh64String } from "../prefix/hash";
+
+export class ReplicaTable {
+  version: u64 = 0;
+  /** False for a table built from the static configuration (no metrics). */
+  fromControlPlane: bool = false;
+  /** When this VM's root context received the state (host clock). */
+  receivedAtNs: u64 = 0;
+  weights: Weights = new Weights();
+  n: i32 = 0;
+  addresses: Array<string> = [];
+  /** UTF-8 of each address, ready for the destination header. */
+  addressBytes: Array<ArrayBuffer> = [];
+  addressHash: Array<u64> = [];
+  ready: Array<bool> = [];
+  metricsKnown: Array<bool> = [];
+  waiting: Array<f64> = [];
+  running: Array<f64> = [];
+  kvUsage: Array<f64> = [];
+  kvCapacityTokens: Array<u32> = [];
+  metricsAgeMs: Array<u32> = [];
+  /** Prefix-index slot of each replica (assigned by the slot registry). */
+  slot: Array<i32> = [];
+  /** Identifies the replica list (addresses in order): in-flight counters are laid out by it. */
+  setHash: u64 = 0;
+  byAddress: Map<string, i32> = new Map<string, i32>();
+
+  add(address: string, ready: bool, metricsKnown: bool, waiting: f64, running: f64, kvUsage: f64, kvCapacityTokens: u32, metricsAgeMs: u32): void {
+    this.byAddress.set(address, this.n);
+    this.addresses.push(address);
+    this.addressBytes.push(String.UTF8.encode(address));
+    const h = xxh64String(address, 0);
+    this.addressHash.push(h);
+    this.setHash = xxh64String(address, this.setHash ^ h);
+    this.ready.push(ready);
+    this.metricsKnown.push(metricsKnown);
+    this.waiting.push(waiting);
+    this.running.push(running);
+    this.kvUsage.push(kvUsage);
+    this.kvCapacityTokens.push(kvCapacityTokens);
+    this.metricsAgeMs.push(metricsAgeMs);
+    this.slot.push(-1);
+    this.n++;
+  }
+
+  indexOf(address: string): i32 {
+    return this.byAddress.has(address) ? this.byAddress.get(address) : -1;
+  }
+}

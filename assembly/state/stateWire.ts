@@ -1,0 +1,80 @@
+// Decoder of the scorer-state wire format (plugin/STATE_FORMAT.md); the
+// control plane's encoder is control-plane/stateWire.ts. Every rule is
+// checked before anything is used: a bad payload is rejected whole.
+import { ReplicaTable } from "./replicaTable";
+import { isValidAddressBytes } from "./address";
+import * as E from "../errors";
+
+export const STATE_MAGIC: u32 = 0x54535250;
+export const STATE_HEADER_BYTES: i32 = 36;
+export const STATE_MAX_REPLICAS: u32 = 4096;
+const RECORD_FIXED_BYTES: i32 = 17;
+
+export let stateError: string = "";
+
+export function fnv1a32(p: usize, len: i32): u32 {
+  let h: u32 = 0x811c9dc5;
+  for (let i = 0; i < len; i++) {
+    h ^= <u32>load<u8>(p + <usize>i);
+    h *= 0x01000193;
+  }
+  return h;
+}
+
+/** Reads just the version of a payload that has already been validated. */
+export function stateVersionOf(p: usize): u64 {
+  return load<u64>(p, 8);
+}
+
+@inline function weightOk(w: f32): bool {
+  return isFinite<f32>(w) && w >= 0;
+}
+
+function reject(msg: string): ReplicaTable | null {
+  stateError = msg;
+  return null;
+}
+
+export function decodeState(p: usize, len: i32): ReplicaTable | null {
+  stateError = "";
+  if (len < STATE_HEADER_BYTES + 4) return reject(E.STATE_ERR_SHORT);
+  if (load<u32>(p) != STATE_MAGIC) return reject(E.STATE_ERR_MAGIC);
+  if (load<u16>(p, 4) != 1) return reject(E.STATE_ERR_FORMAT);
+  if (load<u16>(p, 6) != 0) return reject(E.STATE_ERR_FLAGS);
+  const end = len - 4;
+  if (load<u32>(p + <usize>end) != fnv1a32(p, end)) return reject(E.STATE_ERR_CHECKSUM);
+  const version = load<u64>(p, 8);
+  if (version == 0) return reject(E.STATE_ERR_VERSION);
+  const wp = load<f32>(p, 16), wq = load<f32>(p, 20), wk = load<f32>(p, 24), wi = load<f32>(p, 28);
+  if (!weightOk(wp) || !weightOk(wq) || !weightOk(wk) || !weightOk(wi) || wp + wq + wk + wi == 0) return reject(E.STATE_ERR_WEIGHTS);
+  const n = load<u32>(p, 32);
+  if (n > STATE_MAX_REPLICAS) return reject(E.STATE_ERR_COUNT);
+  const t = new ReplicaTable();
+  t.version = version;
+  t.fromControlPlane = true;
+  t.weights.prefix = wp;
+  t.weights.queue = wq;
+  t.weights.kvCache = wk;
+  t.weights.inflight = wi;
+  let o = STATE_HEADER_BYTES;
+  for (let i: u32 = 0; i < n; i++) {
+    if (o + 1 > end) return reject(E.STATE_ERR_TRUNCATED);
+    const alen = <i32>load<u8>(p + <usize>o);
+    o++;
+    if (alen < 1 || alen > 63 || o + alen + RECORD_FIXED_BYTES > end) return reject(E.STATE_ERR_TRUNCATED);
+    const ap = p + <usize>o;
+    if (!isValidAddressBytes(ap, alen)) return reject(E.STATE_ERR_ADDRESS);
+    const address = String.UTF8.decodeUnsafe(ap, <usize>alen);
+    if (t.byAddress.has(address)) return reject(E.STATE_ERR_DUPLICATE);
+    o += alen;
+    const q = p + <usize>o;
+    const flags = load<u8>(q);
+    if ((flags & ~3) != 0) return reject(E.STATE_ERR_REPLICA_FLAGS);
+    const kv = load<f32>(q, 5);
+    if (!(kv >= 0 && kv <= 1)) return reject(E.STATE_ERR_KV);
+    t.add(address, (flags & 1) != 0, (flags & 2) != 0, <f64>load<u16>(q, 1), <f64>load<u16>(q, 3), <f64>kv, load<u32>(q, 9), load<u32>(q, 13));
+    o += RECORD_FIXED_BYTES;
+  }
+  if (o != end) return reject(E.STATE_ERR_TRAILING);
+  return t;
+}
