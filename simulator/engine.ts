@@ -141,6 +141,7 @@ export class ReplicaEngine {
   private readonly running: Seq[] = [];
   private readonly byId = new Map<number, Seq>();
   private step: Step | null = null;
+  private stepDue = false; // work is waiting and no step is formed yet
   private pending: EngineEvent[] = [];
   private stats = { prefixCacheQueries: 0, prefixCacheHits: 0, promptTokens: 0, generationTokens: 0, requestSuccess: 0, preemptions: 0 };
   private readonly ttft = new Histogram(TTFT_BUCKETS);
@@ -186,7 +187,7 @@ export class ReplicaEngine {
     };
     this.byId.set(seq.id, seq);
     this.waiting.push(seq);
-    this.maybeStartStep();
+    if (!this.step) this.stepDue = true;
     return seq.id;
   }
 
@@ -204,8 +205,14 @@ export class ReplicaEngine {
     return true;
   }
 
-  /** When the next event (end of the current step) happens; Infinity when idle. */
-  nextEventTime(): number { return this.step ? this.step.endMs : Infinity; }
+  /**
+   * When the next event (end of the current step) happens; Infinity when idle. Asking closes
+   * the batch of a step due now: requests submitted later at the same time wait for the next.
+   */
+  nextEventTime(): number {
+    this.formStep();
+    return this.step ? this.step.endMs : Infinity;
+  }
 
   /** Runs every step that ends at or before toMs; returns the events in time order. */
   advance(toMs: number): EngineEvent[] {
@@ -243,19 +250,26 @@ export class ReplicaEngine {
       toMs = this.clock; // time never goes back; a late caller sees the present
     }
     const events: EngineEvent[] = [];
-    while (this.step && this.step.endMs <= toMs) {
+    for (;;) {
+      if (toMs > this.clock) this.formStep();
+      if (!this.step || this.step.endMs > toMs) break;
       const step = this.step;
       this.step = null;
       this.clock = step.endMs;
       this.finishStep(step, events);
-      this.maybeStartStep();
+      this.stepDue = this.waiting.length > 0 || this.running.length > 0;
     }
     this.clock = toMs;
     return events;
   }
 
-  private maybeStartStep(): void {
-    if (this.step || (this.waiting.length === 0 && this.running.length === 0)) return;
+  /**
+   * Decides the batch of the step that starts at the current time. Deferred until time moves
+   * on (or nextEventTime() is asked) so that every request arriving at the same instant joins it.
+   */
+  private formStep(): void {
+    if (this.step || !this.stepDue) return;
+    this.stepDue = false;
     const scheduled = this.schedule();
     if (scheduled.length === 0) return; // unreachable while submit() rejects requests larger than the cache
     let prefillTokens = 0;

@@ -12,7 +12,7 @@ export async function runSimulatorCli(args: string[]): Promise<number> {
     options = parseSimulatorArgs(args);
   } catch (err) {
     console.error((err as Error).message);
-    console.error(USAGE);
+    console.error(`run 'prefix-router simulator --help' for the options`);
     return 2;
   }
   if (options === 'help') {
