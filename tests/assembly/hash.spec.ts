@@ -1,0 +1,79 @@
+import { xxh64, xxh64String, rendezvousWeight } from "../../assembly/prefix/hash";
+import { BlockHasher } from "../../assembly/prefix/blockHasher";
+
+function hashOf(s: string, seed: u64): u64 {
+  return xxh64String(s, seed);
+}
+
+describe("xxh64", () => {
+  it("matches the reference vectors", () => {
+    // Published xxHash64 test vectors.
+    expect(hashOf("", 0)).toBe(0xef46db3751d8e999);
+    expect(hashOf("a", 0)).toBe(0xd24ec4f1a98c6e5b);
+    expect(hashOf("abc", 0)).toBe(0x44bc2cf5ad770999);
+    expect(hashOf("Nobody inspects the spammish repetition", 0)).toBe(0xfbcea83c8a378bf1);
+  });
+  it("depends on the seed", () => {
+    expect(hashOf("abc", 1)).not.toBe(hashOf("abc", 0));
+  });
+  it("hashes long inputs through the 32-byte lanes", () => {
+    const s = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef!";
+    expect(hashOf(s, 0)).not.toBe(hashOf(s.slice(0, 64), 0));
+  });
+});
+
+describe("BlockHasher", () => {
+  it("chains full blocks and keeps the tail apart", () => {
+    const h = new BlockHasher(8, 16);
+    h.reset(7);
+    const b = String.UTF8.encode("aaaaaaaabbbbbbbbcc");
+    h.feed(changetype<usize>(b), b.byteLength);
+    expect(h.count).toBe(2);
+    expect(h.textBytes).toBe(18);
+    const first = String.UTF8.encode("aaaaaaaa");
+    expect(h.hashes[0]).toBe(xxh64(changetype<usize>(first), 8, 7));
+    const second = String.UTF8.encode("bbbbbbbb");
+    expect(h.hashes[1]).toBe(xxh64(changetype<usize>(second), 8, h.hashes[0]));
+  });
+  it("gives the same hashes however the text is split", () => {
+    const a = new BlockHasher(8, 16);
+    const b = new BlockHasher(8, 16);
+    a.reset(1);
+    b.reset(1);
+    const s = String.UTF8.encode("the quick brown fox jumps over");
+    a.feed(changetype<usize>(s), s.byteLength);
+    for (let i = 0; i < s.byteLength; i++) b.feedByte(load<u8>(changetype<usize>(s) + i));
+    expect(a.count).toBe(b.count);
+    for (let i = 0; i < a.count; i++) expect(a.hashes[i]).toBe(b.hashes[i]);
+  });
+  it("stops at maxBlocks", () => {
+    const h = new BlockHasher(8, 2);
+    h.reset(0);
+    const s = String.UTF8.encode("aaaaaaaabbbbbbbbccccccccdddddddd");
+    h.feed(changetype<usize>(s), s.byteLength);
+    expect(h.count).toBe(2);
+    expect(h.full).toBe(true);
+  });
+  it("keys a prompt shorter than a block by its text", () => {
+    const h = new BlockHasher(64, 4);
+    h.reset(0);
+    const s = String.UTF8.encode("hi");
+    h.feed(changetype<usize>(s), 2);
+    const k1 = h.firstKey();
+    h.reset(0);
+    const t = String.UTF8.encode("ho");
+    h.feed(changetype<usize>(t), 2);
+    expect(h.count).toBe(0);
+    expect(h.firstKey()).not.toBe(k1);
+  });
+});
+
+describe("rendezvous", () => {
+  it("ranks replicas differently for different keys", () => {
+    let differs = false;
+    for (let k: u64 = 1; k < 50; k++) {
+      if ((rendezvousWeight(k, 11) > rendezvousWeight(k, 22)) != (rendezvousWeight(k + 1000, 11) > rendezvousWeight(k + 1000, 22))) differs = true;
+    }
+    expect(differs).toBe(true);
+  });
+});

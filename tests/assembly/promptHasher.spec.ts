@@ -1,0 +1,99 @@
+import { BlockHasher } from "../../assembly/prefix/blockHasher";
+import { ScanStatus, hashPrompt } from "../../assembly/request/promptHasher";
+
+const h = new BlockHasher(8, 64);
+const g = new BlockHasher(8, 64);
+
+function scan(json: string, into: BlockHasher): ScanStatus {
+  const b = String.UTF8.encode(json);
+  return hashPrompt(changetype<usize>(b), b.byteLength, into);
+}
+
+function same(a: BlockHasher, b: BlockHasher): bool {
+  if (a.count != b.count || a.textBytes != b.textBytes) return false;
+  for (let i = 0; i < a.count; i++) if (a.hashes[i] != b.hashes[i]) return false;
+  return a.firstKey() == b.firstKey();
+}
+
+describe("hashPrompt", () => {
+  it("hashes a completions prompt string", () => {
+    expect(scan('{"model":"m","prompt":"hello world, hello world"}', h)).toBe(ScanStatus.Ok);
+    expect(h.count).toBe(3);
+    expect(h.textBytes).toBe(24);
+  });
+  it("does not depend on key order or whitespace", () => {
+    scan('{"model":"m","prompt":"hello world, hello world","max_tokens":5}', h);
+    scan('{ "max_tokens" : 5 ,\n "prompt":"hello world, hello world", "model" : "m" }', g);
+    expect(same(h, g)).toBe(true);
+  });
+  it("seeds with the model", () => {
+    scan('{"model":"a","prompt":"hello world, hello world"}', h);
+    scan('{"model":"b","prompt":"hello world, hello world"}', g);
+    expect(h.hashes[0]).not.toBe(g.hashes[0]);
+  });
+  it("decodes escapes, so equal text hashes equal", () => {
+    scan('{"prompt":"caf\\u00e9 \\"q\\" \\n tab\\tend"}', h);
+    scan('{"prompt":"café \\"q\\" \\n tab\\tend"}', g);
+    expect(same(h, g)).toBe(true);
+  });
+  it("joins surrogate pairs", () => {
+    scan('{"prompt":"\\ud83d\\ude00 smile smile"}', h);
+    scan('{"prompt":"😀 smile smile"}', g);
+    expect(same(h, g)).toBe(true);
+  });
+  it("replaces a lone surrogate without failing", () => {
+    expect(scan('{"prompt":"\\ud83d alone and more text"}', h)).toBe(ScanStatus.Ok);
+    expect(h.textBytes).toBeGreaterThan(0);
+  });
+  it("hashes chat messages: role and content in order, whatever the key order", () => {
+    scan('{"model":"m","messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"Hi"}]}', h);
+    scan('{"messages":[{"content":"You are helpful.","role":"system"},{"content":"Hi","role":"user"}],"model":"m"}', g);
+    expect(same(h, g)).toBe(true);
+    scan('{"model":"m","messages":[{"role":"user","content":"You are helpful."},{"role":"user","content":"Hi"}]}', g);
+    expect(same(h, g)).toBe(false);
+  });
+  it("hashes content parts by their text", () => {
+    scan('{"messages":[{"role":"user","content":[{"type":"text","text":"part one "},{"type":"text","text":"part two"}]}]}', h);
+    scan('{"messages":[{"role":"user","content":"part one part two"}]}', g);
+    expect(same(h, g)).toBe(true);
+  });
+  it("shares the leading blocks of prompts that share a prefix", () => {
+    scan('{"prompt":"SYSTEM PROMPT SHARED BY ALL then question one"}', h);
+    scan('{"prompt":"SYSTEM PROMPT SHARED BY ALL then another question"}', g);
+    expect(h.hashes[0]).toBe(g.hashes[0]);
+    expect(h.hashes[2]).toBe(g.hashes[2]);
+    expect(h.hashes[4]).not.toBe(g.hashes[4]);
+  });
+  it("tells apart array prompts split differently", () => {
+    scan('{"prompt":["abcdefgh","ijklmnop"]}', h);
+    scan('{"prompt":["abcdefghi","jklmnop"]}', g);
+    expect(same(h, g)).toBe(false);
+  });
+  it("accepts token-array prompts", () => {
+    expect(scan('{"prompt":[1,2,3,4,5,6,7,8,9,10,11]}', h)).toBe(ScanStatus.Ok);
+    expect(h.textBytes).toBeGreaterThan(0);
+  });
+  it("reports bodies that are not JSON objects", () => {
+    expect(scan("", h)).toBe(ScanStatus.NotJson);
+    expect(scan("[1,2]", h)).toBe(ScanStatus.NotJson);
+    expect(scan('{"prompt":"unterminated', h)).toBe(ScanStatus.NotJson);
+    expect(scan('{"prompt" "x"}', h)).toBe(ScanStatus.NotJson);
+    expect(scan('{"a":[[[[[[[[[[', h)).toBe(ScanStatus.NotJson);
+    expect(scan("\x00\xff\xfe", h)).toBe(ScanStatus.NotJson);
+  });
+  it("reports objects without a prompt", () => {
+    expect(scan('{"model":"m","input":"x"}', h)).toBe(ScanStatus.NoPrompt);
+  });
+  it("survives deep nesting without recursion", () => {
+    let deep = '{"x":';
+    for (let i = 0; i < 20000; i++) deep += "[";
+    for (let i = 0; i < 20000; i++) deep += "]";
+    deep += ',"prompt":"after the deep part"}';
+    expect(scan(deep, h)).toBe(ScanStatus.Ok);
+    expect(h.count).toBe(2);
+  });
+  it("handles a trailing backslash and odd escapes inside strings", () => {
+    expect(scan('{"prompt":"abc\\', h)).toBe(ScanStatus.NotJson);
+    expect(scan('{"prompt":"a\\qb\\u12"}', h)).toBe(ScanStatus.Ok);
+  });
+});

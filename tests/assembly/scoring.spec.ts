@@ -1,0 +1,140 @@
+import { Candidates } from "../../assembly/scheduling/candidates";
+import { prefixScorer } from "../../assembly/scorers/prefixScorer";
+import { queueScorer } from "../../assembly/scorers/queueScorer";
+import { kvCacheScorer } from "../../assembly/scorers/kvCacheScorer";
+import { inflightScorer } from "../../assembly/scorers/inflightScorer";
+import { weightedScore } from "../../assembly/scheduling/weightedScore";
+import { Weights } from "../../assembly/scheduling/weights";
+import { Pick, pick } from "../../assembly/scheduling/picker";
+
+function cands(n: i32): Candidates {
+  const c = new Candidates();
+  c.n = n;
+  for (let i = 0; i < n; i++) {
+    c.replica[i] = i;
+    c.matched[i] = 0;
+    c.waiting[i] = 0;
+    c.kvUsage[i] = 0;
+    c.inflight[i] = 0;
+    c.load[i] = 0;
+    c.rendezvous[i] = <u64>(i + 1);
+  }
+  return c;
+}
+
+describe("scorers", () => {
+  it("prefix: matched / total", () => {
+    const c = cands(3);
+    c.totalBlocks = 4;
+    c.matched[0] = 4; c.matched[1] = 1; c.matched[2] = 0;
+    prefixScorer(c, c.scratch);
+    expect(c.scratch[0]).toBe(1.0);
+    expect(c.scratch[1]).toBe(0.25);
+    expect(c.scratch[2]).toBe(0.0);
+  });
+  it("prefix: 0 when the prompt has no full block", () => {
+    const c = cands(2);
+    c.totalBlocks = 0;
+    prefixScorer(c, c.scratch);
+    expect(c.scratch[0]).toBe(0.0);
+  });
+  it("queue: (max - q) / (max - min), 1 when all equal", () => {
+    const c = cands(3);
+    c.waiting[0] = 0; c.waiting[1] = 5; c.waiting[2] = 10;
+    queueScorer(c, c.scratch);
+    expect(c.scratch[0]).toBe(1.0);
+    expect(c.scratch[1]).toBe(0.5);
+    expect(c.scratch[2]).toBe(0.0);
+    c.waiting[0] = 3; c.waiting[1] = 3; c.waiting[2] = 3;
+    queueScorer(c, c.scratch);
+    expect(c.scratch[1]).toBe(1.0);
+  });
+  it("kv: 1 - usage, clamped", () => {
+    const c = cands(3);
+    c.kvUsage[0] = 0.25; c.kvUsage[1] = 1.5; c.kvUsage[2] = -1;
+    kvCacheScorer(c, c.scratch);
+    expect(c.scratch[0]).toBe(0.75);
+    expect(c.scratch[1]).toBe(0.0);
+    expect(c.scratch[2]).toBe(1.0);
+  });
+  it("in-flight: least loaded scores 1", () => {
+    const c = cands(2);
+    c.inflight[0] = 4; c.inflight[1] = 2;
+    inflightScorer(c, c.scratch);
+    expect(c.scratch[0]).toBe(0.0);
+    expect(c.scratch[1]).toBe(1.0);
+  });
+});
+
+describe("weightedScore", () => {
+  it("sums weight x score", () => {
+    const c = cands(2);
+    c.totalBlocks = 2;
+    c.matched[0] = 2;
+    c.waiting[0] = 10;
+    const w = new Weights();
+    w.prefix = 3; w.queue = 1; w.kvCache = 1; w.inflight = 0;
+    weightedScore(c, w, true);
+    expect(c.score[0]).toBe(3 + 0 + 1);
+    expect(c.score[1]).toBe(0 + 1 + 1);
+  });
+  it("leaves queue and KV out without metrics", () => {
+    const c = cands(2);
+    c.waiting[0] = 10;
+    c.kvUsage[1] = 1;
+    const w = new Weights();
+    weightedScore(c, w, false);
+    expect(c.score[0]).toBe(c.score[1]);
+  });
+});
+
+describe("picker", () => {
+  it("takes the best score", () => {
+    const c = cands(3);
+    c.score[0] = 1; c.score[1] = 3; c.score[2] = 2;
+    const p = new Pick();
+    pick(c, 0.25, false, p);
+    expect(p.index).toBe(1);
+    expect(p.spilled).toBe(false);
+  });
+  it("breaks ties by rendezvous weight", () => {
+    const c = cands(3);
+    c.score[0] = 2; c.score[1] = 2; c.score[2] = 1;
+    c.rendezvous[0] = 5; c.rendezvous[1] = 9; c.rendezvous[2] = 100;
+    const p = new Pick();
+    pick(c, 0.25, false, p);
+    expect(p.index).toBe(1);
+  });
+  it("places by rendezvous alone when asked", () => {
+    const c = cands(3);
+    c.score[0] = 9;
+    c.rendezvous[2] = 1000;
+    const p = new Pick();
+    pick(c, 0.25, true, p);
+    expect(p.index).toBe(2);
+  });
+  it("passes over a replica above (1 + eps) x mean load", () => {
+    const c = cands(3);
+    c.score[0] = 5; c.score[1] = 1; c.score[2] = 2;
+    c.load[0] = 6; c.load[1] = 0; c.load[2] = 0;
+    const p = new Pick();
+    pick(c, 0.25, false, p);
+    // cap = ceil(1.25 * 7 / 3) = 3: replica 0 is over it, 2 is next best.
+    expect(p.index).toBe(2);
+    expect(p.spilled).toBe(true);
+  });
+  it("keeps affinity while the favourite is within the bound", () => {
+    const c = cands(3);
+    c.score[0] = 5;
+    c.load[0] = 1; c.load[1] = 1; c.load[2] = 0;
+    const p = new Pick();
+    pick(c, 0.25, false, p);
+    expect(p.index).toBe(0);
+  });
+  it("returns -1 with no candidates", () => {
+    const c = cands(0);
+    const p = new Pick();
+    pick(c, 0.25, false, p);
+    expect(p.index).toBe(-1);
+  });
+});
