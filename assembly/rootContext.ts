@@ -82,14 +82,18 @@ export class RouterRoot {
 
   private startPoll(cfg: PluginConfig, router: Router, now: u64): void {
     const after = router.table.fromControlPlane ? router.table.version : 0;
-    const path = cfg.path + (cfg.path.includes("?") ? "&" : "?") + "after=" + after.toString() + "&waitMs=" + cfg.longPollMs.toString();
+    // An open poll is silence; waiting at most half the staleness bound tells a
+    // quiet control plane (it answers 304 in time) from a dead one.
+    const half = cfg.stalenessMs / 2;
+    const waitMs = cfg.longPollMs < half ? cfg.longPollMs : half;
+    const path = cfg.path + (cfg.path.includes("?") ? "&" : "?") + "after=" + after.toString() + "&waitMs=" + waitMs.toString();
     const pairs = serializePairs([
       String.UTF8.encode(":method"), String.UTF8.encode("GET"),
       String.UTF8.encode(":path"), String.UTF8.encode(path),
       String.UTF8.encode(":authority"), String.UTF8.encode(cfg.authority),
       String.UTF8.encode("accept"), String.UTF8.encode("application/vnd.prefix-router.state.v1"),
     ]);
-    this.pollToken = httpCall(cfg.cluster, pairs, cfg.longPollMs + POLL_TIMEOUT_SLACK_MS);
+    this.pollToken = httpCall(cfg.cluster, pairs, waitMs + POLL_TIMEOUT_SLACK_MS);
     if (this.pollToken == 0) {
       this.pollFailed(cfg, now, POLL_NOT_STARTED + cfg.cluster);
     }

@@ -152,7 +152,6 @@ export class Router {
     const t = this.table;
     const cfg = this.cfg;
     const c = this.cands;
-    const ageNs = nowNs > t.receivedAtNs ? nowNs - t.receivedAtNs : 0;
     const seen = this.controlPlaneSeenNs > t.receivedAtNs ? this.controlPlaneSeenNs : t.receivedAtNs;
     const stalenessNs = <u64>cfg.stalenessMs * 1000000;
     // A state nobody has refreshed for longer than the bound routes on prefix and in-flight load alone.
@@ -164,10 +163,12 @@ export class Router {
     const inflight = c.scratch;
     this.counters.read(t, inflight, nowS);
     let n = 0;
-    const ageMs = <f64>ageNs / 1e6;
+    // A replica's metrics age is the control plane's as of the state it sent;
+    // time since then is covered by `degraded` (the control plane answers
+    // every long poll, 304 included, while it is alive).
     for (let i = 0; i < t.n; i++) {
       if (!unchecked(t.ready[i])) continue;
-      if (withMetrics && unchecked(t.metricsKnown[i]) && <f64>unchecked(t.metricsAgeMs[i]) + ageMs > <f64>cfg.stalenessMs) continue;
+      if (withMetrics && unchecked(t.metricsKnown[i]) && unchecked(t.metricsAgeMs[i]) > cfg.stalenessMs) continue;
       unchecked(c.replica[n] = i);
       unchecked(c.waiting[n] = unchecked(t.waiting[i]));
       unchecked(c.kvUsage[n] = unchecked(t.kvUsage[i]));

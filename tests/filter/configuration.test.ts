@@ -1,0 +1,51 @@
+// Bad configuration is rejected in onConfigure with a message naming the field
+// and the expected shape; good ones load.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { REPLICAS, startHost } from './support.js';
+
+const bad: Array<[string, string, RegExp]> = [
+  ['empty', '', /needs 'controlPlane' or a non-empty 'replicas'/],
+  ['not JSON', '{replicas:', /not valid JSON/],
+  ['an array', '[]', /not a JSON object/],
+  ['unknown field', JSON.stringify({ replicas: REPLICAS, replica: [] }), /unknown field 'replica'/],
+  ['unknown nested field', JSON.stringify({ replicas: REPLICAS, weights: { prefx: 1 } }), /unknown field 'weights.prefx'/],
+  ['hostname instead of ip', JSON.stringify({ replicas: ['vllm-0:8000'] }), /'replicas\[0\]' is not ip:port/],
+  ['port out of range', JSON.stringify({ replicas: ['10.0.0.1:70000'] }), /'replicas\[0\]' is not ip:port/],
+  ['duplicate replica', JSON.stringify({ replicas: ['10.0.0.1:1', '10.0.0.1:1'] }), /'replicas\[1\]' repeats/],
+  ['negative weight', JSON.stringify({ replicas: REPLICAS, weights: { prefix: -1 } }), /'weights.prefix' must be a number from 0/],
+  ['all-zero weights', JSON.stringify({ replicas: REPLICAS, weights: { prefix: 0, queue: 0, kvCache: 0, inflight: 0 } }), /'weights' must not all be 0/],
+  ['weight as string', JSON.stringify({ replicas: REPLICAS, weights: { queue: '1' } }), /'weights.queue' must be a number/],
+  ['fractional blockChars', JSON.stringify({ replicas: REPLICAS, prefix: { blockChars: 10.5 } }), /'prefix.blockChars' must be a whole number from 8 to 4096/],
+  ['huge maxBodyBytes', JSON.stringify({ replicas: REPLICAS, maxBodyBytes: 1e12 }), /'maxBodyBytes' must be a whole number/],
+  ['bad path', JSON.stringify({ controlPlane: { path: 'v1/state' } }), /'controlPlane.path' must start with '\/'/],
+  ['control plane without shared state', JSON.stringify({ controlPlane: {}, replicas: REPLICAS, sharedState: false }), /'controlPlane' needs 'sharedState': true/],
+  ['deep nesting', '{"a":' + '['.repeat(5000) + ']'.repeat(5000) + '}', /nested deeper than 32/],
+];
+
+for (const [name, config, message] of bad) {
+  test(`rejects a configuration: ${name}`, async () => {
+    let logs: Array<{ message: string }> = [];
+    await assert.rejects(async () => {
+      const { host, logs: l } = await startHost(config, { onLog: (e: { message: string }) => logs.push(e) } as never);
+      logs = l;
+      await host.close();
+    });
+    const line = logs.map((l) => String(l.message)).find((m) => m.includes('configuration rejected'));
+    assert.ok(line, `no rejection log; logs: ${logs.map((l) => l.message).join(' | ')}`);
+    assert.match(line!, message);
+    assert.match(line!, /Expected: \{"controlPlane"/);
+  });
+}
+
+test('accepts the documented full configuration', async () => {
+  const config = {
+    controlPlane: { cluster: 'cp', authority: 'cp.local', path: '/v1/state', longPollMs: 5000, retryMs: 100 },
+    replicas: ['10.0.0.1:8000', { address: '[fd00::1]:8000', kvCapacityTokens: 150000 }],
+    weights: { prefix: 5, queue: 1, kvCache: 1, inflight: 1 },
+    prefix: { blockChars: 64, maxBlocks: 256, indexEntries: 65536, defaultCapacityTokens: 500000 },
+    loadBoundEpsilon: 0.5, stalenessMs: 2000, maxBodyBytes: 1048576, debugHeaders: true, sharedState: true,
+  };
+  const { host } = await startHost(config, { clusters: { cp: 'http://127.0.0.1:9' } });
+  await host.close();
+});

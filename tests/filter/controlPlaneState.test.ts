@@ -1,0 +1,164 @@
+// The filter's side of state delivery: long poll through proxy_http_call,
+// validation, shared data across worker VMs, and what happens when the
+// control plane misbehaves or disappears.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { encodeState, type RouterState, type ReplicaState, STATE_CONTENT_TYPE } from '../../control-plane/stateWire.js';
+import { completion, send, startHost, text } from './support.js';
+
+function replica(address: string, over: Partial<ReplicaState> = {}): ReplicaState {
+  return { address, ready: true, metricsKnown: true, waiting: 0, running: 0, kvUsage: 0.1, kvCapacityTokens: 150000, metricsAgeMs: 10, ...over };
+}
+
+/** A stand-in control plane that answers the long poll like the real one. */
+class StateServer {
+  state: RouterState;
+  body: Uint8Array | null = null;
+  polls = 0;
+  private waiters: Array<() => void> = [];
+  server: http.Server;
+  constructor(state: RouterState) {
+    this.state = state;
+    this.server = http.createServer((req, res) => {
+      this.polls++;
+      const url = new URL(req.url!, 'http://x');
+      const after = BigInt(url.searchParams.get('after') ?? '0');
+      const waitMs = Number(url.searchParams.get('waitMs') ?? '0');
+      const answer = () => {
+        if (this.state.version === after && !this.body) { res.writeHead(304).end(); return; }
+        const bytes = this.body ?? encodeState(this.state);
+        res.writeHead(200, { 'content-type': STATE_CONTENT_TYPE, 'content-length': bytes.length }).end(bytes);
+      };
+      if (this.state.version !== after || this.body) return answer();
+      const t = setTimeout(() => { this.waiters = this.waiters.filter((w) => w !== wake); answer(); }, Math.min(waitMs, 2000));
+      const wake = () => { clearTimeout(t); answer(); };
+      this.waiters.push(wake);
+    });
+  }
+  async listen(): Promise<string> {
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+  set(state: RouterState): void {
+    this.state = state;
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+  async close(): Promise<void> {
+    for (const f of this.waiters) f();
+    this.server.closeAllConnections();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+}
+
+async function waitFor(cond: () => boolean, what: string, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const weights = { prefix: 3, queue: 1, kvCache: 1, inflight: 1 };
+const cpConfig = { controlPlane: { cluster: 'prefix_router_control_plane', longPollMs: 1000, retryMs: 50 } };
+
+test('worker VMs route on the state the control plane serves', async () => {
+  const cp = new StateServer({ version: 1n, weights, replicas: [replica('10.1.0.1:8000'), replica('10.1.0.2:8000')] });
+  const url = await cp.listen();
+  const { host } = await startHost(cpConfig, { clusters: { prefix_router_control_plane: url } });
+  try {
+    // Before the first state arrives there is nowhere to go: a clear 503, not a hang or a trap.
+    await waitFor(() => send(host, { body: completion('x'), worker: 0 }).endpoint !== undefined, 'first state');
+    for (let w = 0; w < 2; w++) {
+      const r = send(host, { body: completion(text(w, 500)), worker: w });
+      assert.match(r.endpoint!, /^10\.1\.0\.[12]:8000$/);
+    }
+    // Membership changes reach both workers.
+    cp.set({ version: 2n, weights, replicas: [replica('10.1.0.3:8000')] });
+    await waitFor(() => send(host, { body: completion('y'), worker: 1 }).endpoint === '10.1.0.3:8000', 'worker 1 on version 2');
+    assert.equal(send(host, { body: completion('z'), worker: 0 }).endpoint, '10.1.0.3:8000');
+    // One poller per process, not one per worker: polls stay few.
+    assert.ok(cp.polls < 20, `polls ${cp.polls}`);
+  } finally {
+    await host.close();
+    await cp.close();
+  }
+});
+
+test('replicas that are not ready or have stale metrics are left out; none left is a 503 JSON error', async () => {
+  const cp = new StateServer({ version: 1n, weights, replicas: [replica('10.2.0.1:8000', { ready: false }), replica('10.2.0.2:8000', { metricsAgeMs: 60000 }), replica('10.2.0.3:8000')] });
+  const url = await cp.listen();
+  const { host } = await startHost(cpConfig, { clusters: { prefix_router_control_plane: url } });
+  try {
+    await waitFor(() => send(host, { body: completion('a') }).endpoint !== undefined, 'first state');
+    for (let i = 0; i < 20; i++) assert.equal(send(host, { body: completion(text(i, 300)) }).endpoint, '10.2.0.3:8000');
+    cp.set({ version: 2n, weights, replicas: [replica('10.2.0.1:8000', { ready: false })] });
+    await waitFor(() => send(host, { body: completion('b') }).local !== null, '503');
+    const r = send(host, { body: completion('c') });
+    assert.equal(r.local!.status, 503);
+    const err = JSON.parse(r.local!.body);
+    assert.equal(err.error.code, 'no_ready_replica');
+    assert.ok(r.local!.headers.some(([k, v]) => k === 'content-type' && v === 'application/json'));
+  } finally {
+    await host.close();
+    await cp.close();
+  }
+});
+
+test('weights from the state take effect: queue-only weights follow the shortest queue', async () => {
+  const reps = [replica('10.3.0.1:8000', { waiting: 9 }), replica('10.3.0.2:8000', { waiting: 0 }), replica('10.3.0.3:8000', { waiting: 5 })];
+  const cp = new StateServer({ version: 1n, weights: { prefix: 0, queue: 1, kvCache: 0, inflight: 0 }, replicas: reps });
+  const url = await cp.listen();
+  const { host } = await startHost(cpConfig, { clusters: { prefix_router_control_plane: url } });
+  try {
+    await waitFor(() => send(host, { body: completion('a') }).endpoint !== undefined, 'first state');
+    for (let i = 0; i < 10; i++) assert.equal(send(host, { body: completion(text(50 + i, 200)) }).endpoint, '10.3.0.2:8000');
+    cp.set({ version: 2n, weights: { prefix: 0, queue: 1, kvCache: 0, inflight: 0 }, replicas: [reps[0], { ...reps[1], waiting: 20 }, reps[2]] });
+    await waitFor(() => send(host, { body: completion('q') }).endpoint === '10.3.0.3:8000', 'new queue depths');
+  } finally {
+    await host.close();
+    await cp.close();
+  }
+});
+
+test('a corrupted state is rejected and the last good one kept', async () => {
+  const cp = new StateServer({ version: 1n, weights, replicas: [replica('10.4.0.1:8000')] });
+  const url = await cp.listen();
+  const { host, logs } = await startHost(cpConfig, { clusters: { prefix_router_control_plane: url } });
+  try {
+    await waitFor(() => send(host, { body: completion('a') }).endpoint === '10.4.0.1:8000', 'first state');
+    const bad = encodeState({ version: 2n, weights, replicas: [replica('10.4.0.9:8000')] });
+    bad[bad.length - 10] ^= 0xff; // flip bits: the checksum no longer matches
+    cp.body = bad;
+    cp.set({ ...cp.state, version: 2n });
+    await waitFor(() => logs.some((l) => String(l.message).includes('state rejected: checksum mismatch')), 'rejection log');
+    assert.equal(send(host, { body: completion('b') }).endpoint, '10.4.0.1:8000');
+    const rejected = host.metrics().get('prefix_router.state_rejected');
+    assert.ok(rejected && Number(rejected.value) >= 1);
+  } finally {
+    await host.close();
+    await cp.close();
+  }
+});
+
+test('with the control plane gone, routing goes on with the last state', async () => {
+  const cp = new StateServer({ version: 1n, weights, replicas: [replica('10.5.0.1:8000'), replica('10.5.0.2:8000')] });
+  const url = await cp.listen();
+  const { host } = await startHost({ controlPlane: { ...cpConfig.controlPlane }, stalenessMs: 300 }, { clusters: { prefix_router_control_plane: url } });
+  try {
+    await waitFor(() => send(host, { body: completion('a') }).endpoint !== undefined, 'first state');
+    await cp.close();
+    // Past the staleness bound metrics are ignored, replicas are kept: no request fails.
+    await new Promise((r) => setTimeout(r, 600));
+    for (let i = 0; i < 20; i++) {
+      const r = send(host, { body: completion(text(70 + i, 300)), worker: i % 2 });
+      assert.equal(r.local, null);
+      assert.match(r.endpoint!, /^10\.5\.0\.[12]:8000$/);
+    }
+  } finally {
+    await host.close();
+  }
+});
