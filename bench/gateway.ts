@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
+import { setMaxListeners } from 'node:events';
 import OpenAI from 'openai';
 import cliProgress from 'cli-progress';
 import { renderGatewayReport } from './report/gatewayReport.js';
@@ -130,6 +131,7 @@ class Bench {
   constructor(private readonly o: GatewayBenchOptions, public model: string) {
     this.client = new OpenAI({ baseURL: `${o.gateway}/v1`, apiKey: process.env.OPENAI_API_KEY ?? 'unused', maxRetries: 0, timeout: o.requestTimeoutMs });
     this.deadline = AbortSignal.timeout(o.timeoutMs);
+    setMaxListeners(0, this.deadline); // every in-flight request listens to the run's deadline
   }
 
   startProgress(total: number): void {
