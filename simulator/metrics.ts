@@ -57,7 +57,7 @@ export function renderMetrics(s: MetricsSnapshot, l: MetricsLabels): string {
   metric('vllm:generation_tokens_total', 'counter', 'Number of generation tokens processed.', s.generationTokens);
   metric('vllm:request_success_total', 'counter', 'Count of successfully processed requests.', s.requestSuccess, { finished_reason: 'length' });
   lines.push('# HELP vllm:lora_requests_info Running stats on lora requests.', '# TYPE vllm:lora_requests_info gauge');
-  lines.push(`vllm:lora_requests_info${labels({ max_lora: String(l.maxLoras), running_lora_adapters: '', waiting_lora_adapters: '' })} ${num(s.nowMs / 1000)}`);
+  lines.push(`vllm:lora_requests_info${labels({ ...base, max_lora: String(l.maxLoras), running_lora_adapters: '', waiting_lora_adapters: '' })} ${num(s.nowMs / 1000)}`);
   histogram('vllm:time_to_first_token_seconds', 'Histogram of time to first token in seconds.', s.ttftSeconds);
   histogram('vllm:e2e_request_latency_seconds', 'Histogram of e2e request latency in seconds.', s.e2eSeconds);
   return lines.join('\n') + '\n';

@@ -41,7 +41,6 @@ test('metrics text parses, uses vLLM V1 names and labels, and matches the engine
     return s[0]!;
   };
   for (const s of samples) {
-    if (s.name === 'vllm:lora_requests_info') continue;
     assert.equal(s.labels.engine, '0', s.name);
     if (s.name !== 'vllm:cache_config_info') assert.equal(s.labels.model_name, 'Qwen/Qwen2.5-3B-Instruct', s.name);
   }
