@@ -68,6 +68,11 @@ export class BlockHasher {
     return xxh64(this.buf, <usize>this.fill, this.seed);
   }
 
+  /** Bytes the hasher can still take before it is full. */
+  @inline get room(): i32 {
+    return (this.maxBlocks - this.count) * this.blockBytes - this.fill;
+  }
+
   /** Bytes of prompt text seen (full blocks and the partial tail), up to the hashing limit. */
   @inline get textBytes(): i32 {
     return this.count * this.blockBytes + this.fill;

@@ -151,15 +151,19 @@ export function feedString(s: isize, e: isize, hasher: BlockHasher): void {
   let p = s + 1;
   const end = e - 1; // the closing quote
   while (p < end && !hasher.full) {
-    // A run of plain bytes goes in with one copy.
+    // A run of plain bytes goes in with one copy; never scan past what the
+    // hasher can still take (a 400 KB prompt stops after its first blocks).
     let q = p;
-    while (q < end) {
+    const room = <isize>hasher.room;
+    const stop = end - p > room ? p + room : end;
+    while (q < stop) {
       const c = load<u8>(q);
       if (c == BACKSLASH) break;
       q++;
     }
     if (q > p) hasher.feed(<usize>p, <i32>(q - p));
-    if (q >= end) return;
+    if (q >= end || hasher.full) return;
+    if (load<u8>(q) != BACKSLASH) { p = q; continue; }
     // An escape.
     if (q + 1 >= end) return;
     const x = load<u8>(q + 1);
