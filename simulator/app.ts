@@ -312,7 +312,7 @@ function serve(ctx: ReplicaContext, p: ParsedRequest, req: IncomingMessage, res:
   const submitted: Choice[] = [];
   try {
     for (const c of p.choices) {
-      c.engineId = driver.submit({ promptTokens: c.promptTokens, blockHashes: c.blockHashes, outputTokens: c.pieces.length }, onEvent(c));
+      c.engineId = driver.submit({ promptTokens: c.promptTokens, blockHashes: c.blockHashes, outputTokens: c.pieces.length, finishReason: c.finishReason }, onEvent(c));
       submitted.push(c);
     }
   } catch (err) {

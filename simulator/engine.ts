@@ -47,6 +47,8 @@ export interface EngineRequest {
   blockHashes: readonly number[];
   /** How many tokens to generate (>= 1); the request finishes after the last. */
   outputTokens: number;
+  /** Why it stops after outputTokens (metrics label only); 'length' when absent. */
+  finishReason?: 'stop' | 'length';
 }
 
 export type EngineEvent =
@@ -106,6 +108,8 @@ export interface MetricsSnapshot {
   promptTokens: number;
   generationTokens: number;
   requestSuccess: number;
+  /** Finished requests by finish reason. */
+  requestSuccessByReason: { stop: number; length: number };
   preemptions: number;
   evictions: number;
   ttftSeconds: Histogram;
@@ -144,6 +148,7 @@ export class ReplicaEngine {
   private stepDue = false; // work is waiting and no step is formed yet
   private pending: EngineEvent[] = [];
   private stats = { prefixCacheQueries: 0, prefixCacheHits: 0, promptTokens: 0, generationTokens: 0, requestSuccess: 0, preemptions: 0 };
+  private readonly successByReason = { stop: 0, length: 0 };
   private readonly ttft = new Histogram(TTFT_BUCKETS);
   private readonly e2e = new Histogram(E2E_BUCKETS);
 
@@ -233,6 +238,7 @@ export class ReplicaEngine {
       freeBlocks: this.kv.numFree,
       cachedBlocks: this.kv.numCached,
       ...this.stats,
+      requestSuccessByReason: { ...this.successByReason },
       evictions: this.kv.evictions,
       ttftSeconds: this.ttft.clone(),
       e2eSeconds: this.e2e.clone(),
@@ -368,6 +374,7 @@ export class ReplicaEngine {
         seq.blocks = [];
         this.byId.delete(seq.id);
         this.stats.requestSuccess++;
+        this.successByReason[seq.req.finishReason ?? 'length']++;
         this.e2e.observe((now - seq.arrivalMs) / 1000);
         events.push({
           kind: 'finished', id: seq.id, atMs: now, promptTokens: seq.req.promptTokens, cachedTokens: seq.cachedTokens,

@@ -55,7 +55,10 @@ export function renderMetrics(s: MetricsSnapshot, l: MetricsLabels): string {
   metric('vllm:num_preemptions_total', 'counter', 'Cumulative number of preemption from the engine.', s.preemptions);
   metric('vllm:prompt_tokens_total', 'counter', 'Number of prefill tokens processed.', s.promptTokens);
   metric('vllm:generation_tokens_total', 'counter', 'Number of generation tokens processed.', s.generationTokens);
-  metric('vllm:request_success_total', 'counter', 'Count of successfully processed requests.', s.requestSuccess, { finished_reason: 'length' });
+  lines.push('# HELP vllm:request_success_total Count of successfully processed requests.', '# TYPE vllm:request_success_total counter');
+  for (const reason of ['stop', 'length'] as const) {
+    lines.push(`vllm:request_success_total${labels({ ...base, finished_reason: reason })} ${num(s.requestSuccessByReason[reason])}`);
+  }
   lines.push('# HELP vllm:lora_requests_info Running stats on lora requests.', '# TYPE vllm:lora_requests_info gauge');
   lines.push(`vllm:lora_requests_info${labels({ ...base, max_lora: String(l.maxLoras), running_lora_adapters: '', waiting_lora_adapters: '' })} ${num(s.nowMs / 1000)}`);
   histogram('vllm:time_to_first_token_seconds', 'Histogram of time to first token in seconds.', s.ttftSeconds);
