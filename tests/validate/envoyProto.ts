@@ -290,15 +290,9 @@ export function checkEnvoyMessage(typeName: string, value: unknown, file: string
   return findings;
 }
 
-/**
- * The message type found at a JSON-pointer path inside `typeName` (as Envoy
- * Gateway's JSON patches address a resource): `/a/b/0/c`, `-` for an append.
- * Returns null when the path leaves the schema (or enters a map / Struct).
- */
-export function typeAtPointer(typeName: string, pointer: string): { type: protobuf.Type | null; error?: string } {
-  let type = lookupMessage(typeName);
-  if (!type) return { type: null, error: `unknown Envoy type ${typeName}` };
-  const parts = pointer.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+/** Resolves a JSON-pointer prefix (`/a/0/b`) to the message it lands on. */
+function messageAtParts(root: protobuf.Type, parts: string[]): { type: protobuf.Type | null; error?: string } {
+  let type = root;
   let inRepeated: protobuf.Field | null = null;
   for (const part of parts) {
     if (inRepeated) {
@@ -309,15 +303,44 @@ export function typeAtPointer(typeName: string, pointer: string): { type: protob
       inRepeated = null;
       continue;
     }
-    const field = type.fieldsArray.find((f) => f.name === part || protobuf.util.camelCase(f.name) === part);
+    const field = findField(type, part);
     if (!field) return { type: null, error: `unknown field '${part}' in ${type.fullName.slice(1)}` };
-    field.resolve();
     if (field instanceof protobuf.MapField) return { type: null, error: `map field '${part}' is not followed` };
     if (field.repeated) { inRepeated = field; continue; }
     const rt: unknown = field.resolvedType;
     if (!(rt instanceof protobuf.Type)) return { type: null, error: `'${part}' is not a message field` };
     type = rt;
   }
-  if (inRepeated) return { type: null, error: `path ends on list '${inRepeated.name}'; add '/-' or an index` };
+  if (inRepeated) return { type: null, error: `'${inRepeated.name}' is a list; index it` };
   return { type };
+}
+
+function findField(type: protobuf.Type, name: string): protobuf.Field | null {
+  const f = type.fieldsArray.find((x) => x.name === name || protobuf.util.camelCase(x.name) === name) ?? null;
+  f?.resolve();
+  return f;
+}
+
+/**
+ * Where a JSON patch (`add`/`replace` at a JSON pointer, as Envoy Gateway's
+ * EnvoyPatchPolicy applies them) lands inside a `typeName` resource: the
+ * message holding the target field, and `wrap` turning the patch value into
+ * that message's JSON so the strict walk can check it (`-` or an index
+ * appends one list item).
+ */
+export function typeAtPointer(typeName: string, pointer: string): { type: protobuf.Type | null; wrap?: (v: unknown) => unknown; error?: string } {
+  const root = lookupMessage(typeName);
+  if (!root) return { type: null, error: `unknown Envoy type ${typeName}` };
+  const parts = pointer.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  if (parts.length === 0) return { type: root };
+  let fieldIndex = parts.length - 1;
+  const asElement = parts[fieldIndex] === '-' || /^\d+$/.test(parts[fieldIndex]);
+  if (asElement) fieldIndex--;
+  if (fieldIndex < 0) return { type: null, error: 'a list index needs a field before it' };
+  const parent = messageAtParts(root, parts.slice(0, fieldIndex));
+  if (!parent.type) return parent;
+  const field = findField(parent.type, parts[fieldIndex]);
+  if (!field) return { type: null, error: `unknown field '${parts[fieldIndex]}' in ${parent.type.fullName.slice(1)}` };
+  if (asElement && !field.repeated) return { type: null, error: `'${field.name}' is not a list` };
+  return { type: parent.type, wrap: (v) => ({ [field.name]: asElement ? [v] : v }) };
 }
