@@ -1,0 +1,143 @@
+// `npm run validate` on the real files (must be clean) and on broken copies
+// written to a temp dir (each must be caught, naming the file and the path).
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { validateRepo } from './repo.js';
+import { formatFinding, type Finding } from './finding.js';
+import { checkEnvoyMessage } from './envoyProto.js';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/** What the validator reads; the copies hold only these. */
+const INPUTS = ['envoy', 'manifests', 'plugin/config.schema.json', 'plugin/CONFIG.md', 'plugin/Dockerfile', 'assembly', 'control-plane/rbac.yaml'];
+const tmpRoots: string[] = [];
+after(() => { for (const d of tmpRoots) fs.rmSync(d, { recursive: true, force: true }); });
+
+function copyOfRepo(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'prefix-router-validate-'));
+  tmpRoots.push(dir);
+  for (const p of INPUTS) {
+    const src = path.join(REPO, p);
+    if (fs.existsSync(src)) fs.cpSync(src, path.join(dir, p), { recursive: true });
+  }
+  return dir;
+}
+
+/** Replaces one exact occurrence of `from` in a copied file (fails the test if it is not there once). */
+function edit(root: string, file: string, from: string, to: string): void {
+  const p = path.join(root, file);
+  const text = fs.readFileSync(p, 'utf8');
+  assert.equal(text.split(from).length - 1, 1, `expected exactly one '${from}' in ${file}`);
+  fs.writeFileSync(p, text.replace(from, to));
+}
+
+function show(findings: Finding[]): string {
+  return findings.map(formatFinding).join('\n') || '(no findings)';
+}
+
+async function findingsAfter(file: string, from: string, to: string): Promise<Finding[]> {
+  const root = copyOfRepo();
+  edit(root, file, from, to);
+  return (await validateRepo(root)).findings;
+}
+
+function assertFinding(findings: Finding[], file: string, pathPart: string, messagePart: string): void {
+  const hit = findings.find((f) => f.file === file && f.path.includes(pathPart) && f.message.includes(messagePart));
+  assert.ok(hit, `expected a finding in ${file} at ...${pathPart} saying ...${messagePart}; got:\n${show(findings)}`);
+}
+
+test('the real envoy/, manifests/ and plugin/ files validate cleanly', async () => {
+  const { findings, checked } = await validateRepo(REPO);
+  assert.deepEqual(findings.map(formatFinding), []);
+  // The run really covered each surface.
+  for (const part of ['envoy/envoy.yaml: Envoy bootstrap', 'EnvoyFilter/prefix-router-wasm configPatches[0] (HTTP_FILTER)', 'EnvoyPatchPolicy/prefix-router jsonPatches[0]',
+    'WasmPlugin/prefix-router pluginConfig', 'consistency of manifests/overlays/istio/', 'consistency of envoy/', 'apps/v1 Deployment (published schema)']) {
+    assert.ok(checked.some((c) => c.includes(part)), `no check covering '${part}'`);
+  }
+});
+
+test('an unknown field in envoy.yaml is caught with its path', async () => {
+  const findings = await findingsAfter('envoy/envoy.yaml', '    cleanup_interval: 60s\n', '    cleanup_interval: 60s\n    cleanup_intervall: 60s\n');
+  assertFinding(findings, 'envoy/envoy.yaml', 'static_resources.clusters[0].cleanup_intervall', "unknown field 'cleanup_intervall' in envoy.config.cluster.v3.Cluster");
+});
+
+test('an unknown field inside a typed_config Any is caught', async () => {
+  const findings = await findingsAfter('envoy/envoy.yaml', '                  vm_id: prefix_router\n', '                  vm_id: prefix_router\n                  vm_name: x\n');
+  assertFinding(findings, 'envoy/envoy.yaml', 'http_filters[0].typed_config.config.vm_config.vm_name', 'envoy.extensions.wasm.v3.VmConfig');
+});
+
+test('a wrong type in envoy.yaml is caught (Duration as a number, enum misspelt)', async () => {
+  let findings = await findingsAfter('envoy/envoy.yaml', '    connect_timeout: 5s\n', '    connect_timeout: 5\n');
+  assertFinding(findings, 'envoy/envoy.yaml', 'static_resources.clusters[0].connect_timeout', 'expected a duration string');
+  findings = await findingsAfter('envoy/envoy.yaml', '    lb_policy: CLUSTER_PROVIDED\n', '    lb_policy: CLUSTER_PROVIDE\n');
+  assertFinding(findings, 'envoy/envoy.yaml', 'static_resources.clusters[0].lb_policy', 'not a value of enum');
+});
+
+test('a bad plugin configuration is caught wherever it is embedded', async () => {
+  let findings = await findingsAfter('manifests/overlays/istio/wasmplugin/wasmplugin.yaml', 'maxBodyBytes: 1048576', 'maxBodyBytes: 12');
+  assertFinding(findings, 'manifests/overlays/istio/wasmplugin/wasmplugin.yaml', 'WasmPlugin/prefix-router.spec.pluginConfig.maxBodyBytes', 'plugin config: must be >= 1024');
+  findings = await findingsAfter('envoy/envoy.yaml', '"debugHeaders": true', '"debugHeader": true');
+  assertFinding(findings, 'envoy/envoy.yaml', 'typed_config.config.configuration.value', "unknown field 'debugHeader'");
+  findings = await findingsAfter('manifests/overlays/envoy-gateway/extensionpolicy.yaml', 'path: /v1/state', 'path: v1/state');
+  assertFinding(findings, 'manifests/overlays/envoy-gateway/extensionpolicy.yaml', 'spec.wasm[0].config.controlPlane.path', 'must match pattern');
+  findings = await findingsAfter('manifests/overlays/gke/wasmplugin.yaml', '"sharedState": false', '"sharedState": true');
+  assertFinding(findings, 'manifests/overlays/gke/wasmplugin.yaml', 'spec.versions[0].config.sharedState', 'must be false');
+});
+
+test('a control-plane cluster name the deployment does not define is caught', async () => {
+  const findings = await findingsAfter('manifests/overlays/istio/envoyfilter-wasm.yaml', '"cluster": "prefix_router_control_plane"', '"cluster": "prefix_router_cp"');
+  assertFinding(findings, 'manifests/overlays/istio/envoyfilter-wasm.yaml', 'EnvoyFilter/prefix-router-wasm', "polls cluster 'prefix_router_cp', which manifests/overlays/istio/ does not define");
+});
+
+test('a route to a cluster that is not defined, and a header the module does not set, are caught', async () => {
+  let findings = await findingsAfter('manifests/overlays/envoy-gateway/patchpolicy.yaml', 'value: vllm_original_dst', 'value: vllm_original');
+  assertFinding(findings, 'manifests/overlays/envoy-gateway/patchpolicy.yaml', 'jsonPatches[2].operation.value', "routes to cluster 'vllm_original'");
+  findings = await findingsAfter('envoy/envoy.yaml', '      http_header_name: x-gateway-destination-endpoint\n', '      http_header_name: x-destination\n');
+  assertFinding(findings, 'envoy/envoy.yaml', 'static_resources.clusters[0].original_dst_lb_config.http_header_name', "the module sets 'x-gateway-destination-endpoint'");
+});
+
+test('Envoy fragments inside manifests are checked against the protos', async () => {
+  let findings = await findingsAfter('manifests/overlays/istio/routing/envoyfilter-clusters.yaml', '          cleanup_interval: 60s\n', '          cleanup_interval: 60s\n          max_requests_per_conection: 1\n');
+  assertFinding(findings, 'manifests/overlays/istio/routing/envoyfilter-clusters.yaml', 'EnvoyFilter/prefix-router-routing.spec.configPatches[0].patch.value.max_requests_per_conection', 'unknown field');
+  findings = await findingsAfter('manifests/overlays/envoy-gateway/patchpolicy.yaml', 'path: /virtual_hosts/0/routes/0/route/timeout', 'path: /virtual_hosts/0/routes/0/route/timeoutt');
+  assertFinding(findings, 'manifests/overlays/envoy-gateway/patchpolicy.yaml', 'jsonPatches[3].operation.path', "unknown field 'timeoutt'");
+  findings = await findingsAfter('manifests/overlays/envoy-gateway/patchpolicy.yaml', '        value: 4194304', '        value: lots');
+  assertFinding(findings, 'manifests/overlays/envoy-gateway/patchpolicy.yaml', 'jsonPatches[5].operation.value', 'expected an integer');
+});
+
+test('Kubernetes objects: unknown fields and wrong types are caught with the object and path', async () => {
+  let findings = await findingsAfter('manifests/base/deployment.yaml', '  replicas: 1\n', '  replica: 1\n');
+  assertFinding(findings, 'manifests/base/deployment.yaml', 'Deployment/prefix-router-control-plane.spec.replica', "unknown field 'replica'");
+  findings = await findingsAfter('manifests/vllm/deployment.yaml', '              containerPort: 8000\n', '              containerPort: "8000"\n');
+  assertFinding(findings, 'manifests/vllm/deployment.yaml', 'Deployment/vllm-qwen2-5-3b.spec.template.spec.containers[0].ports[0].containerPort', 'must be integer');
+  findings = await findingsAfter('manifests/overlays/istio/wasmplugin/wasmplugin.yaml', 'failStrategy: FAIL_CLOSE', 'failStrategy: CLOSE');
+  assertFinding(findings, 'manifests/overlays/istio/wasmplugin/wasmplugin.yaml', 'WasmPlugin/prefix-router.spec.failStrategy', 'allowed values');
+  findings = await findingsAfter('manifests/overlays/envoy-gateway/extensionpolicy.yaml', '      rootID: prefix_router', '      rootId: prefix_router');
+  assertFinding(findings, 'manifests/overlays/envoy-gateway/extensionpolicy.yaml', 'EnvoyExtensionPolicy/prefix-router.spec.wasm[0]', "unknown field 'rootId'");
+});
+
+test('a kustomize patch that targets nothing is caught', async () => {
+  const findings = await findingsAfter('manifests/overlays/istio/kustomization.yaml', 'kind: HTTPRoute, name: vllm-qwen2-5-3b }', 'kind: HTTPRoute, name: vllm }');
+  assertFinding(findings, 'manifests/overlays/istio/kustomization.yaml', 'patches[0].target', 'matches no resource');
+});
+
+test('the strict Envoy walk: oneofs, wrappers, maps and Any well-known types', () => {
+  const cluster = (extra: object): object => ({ name: 'c', type: 'STATIC', connect_timeout: '1s', ...extra });
+  const t = 'envoy.config.cluster.v3.Cluster';
+  assert.deepEqual(checkEnvoyMessage(t, cluster({ per_connection_buffer_limit_bytes: 1024 }), 'x'), []);
+  // camelCase JSON names are accepted, as Envoy accepts them.
+  assert.deepEqual(checkEnvoyMessage(t, cluster({ perConnectionBufferLimitBytes: 1024 }), 'x'), []);
+  // Two members of the cluster_discovery_type oneof.
+  assert.match(checkEnvoyMessage(t, cluster({ cluster_type: { name: 'x' } }), 'x').map((f) => f.message).join(), /oneof/);
+  // A wrapper takes a bare value, within range.
+  assert.match(checkEnvoyMessage(t, cluster({ per_connection_buffer_limit_bytes: -1 }), 'x').map((f) => f.message).join(), /out of range for uint32/);
+  // Map values are walked.
+  const md = { filter_metadata: { a: { k: 'v' } }, typed_filter_metadata: { b: { '@type': 'type.googleapis.com/google.protobuf.StringValue', value: 1 } } };
+  const mdFindings = checkEnvoyMessage(t, cluster({ metadata: md }), 'x');
+  assert.deepEqual(mdFindings.map((f) => f.path), ['metadata.typed_filter_metadata["b"].value']);
+  // An Any naming a type Envoy does not have.
+  assert.match(checkEnvoyMessage('envoy.config.listener.v3.Filter', { name: 'f', typed_config: { '@type': 'type.googleapis.com/envoy.nope.v3.Nope' } }, 'x')[0].message, /unknown type/);
+});
