@@ -516,6 +516,13 @@ export class RepoValidator {
     if (lines[0] !== 'FROM scratch') this.add('plugin/Dockerfile', 'line 1', 'must be FROM scratch (a Wasm OCI image holds only the module)');
     if (!lines.some((l) => l === `COPY ${c.moduleFile} ./plugin.wasm`)) this.add('plugin/Dockerfile', 'COPY', `must COPY ${c.moduleFile} ./plugin.wasm (Istio, Envoy Gateway and GCP read plugin.wasm at the image root)`);
     this.checked.push('plugin/Dockerfile: FROM scratch, module copied to /plugin.wasm');
+    // compose and the Deployment pass only the subcommand: the control-plane image must enter through the CLI.
+    const cpDockerfile = path.join(this.root, 'control-plane/Dockerfile');
+    if (fs.existsSync(cpDockerfile)) {
+      const entry = fs.readFileSync(cpDockerfile, 'utf8').split('\n').find((l) => /^\s*ENTRYPOINT\b/.test(l));
+      if (!entry || !entry.includes('prefix-router.js')) this.add('control-plane/Dockerfile', 'ENTRYPOINT', 'envoy/docker-compose.yaml and manifests/base pass only "control-plane ..." / "simulator ...": the image needs ENTRYPOINT ["node", ".../dist/prefix-router.js"]');
+      this.checked.push('control-plane/Dockerfile: ENTRYPOINT is the prefix-router CLI');
+    } else this.checked.push('control-plane/Dockerfile: not present yet, ENTRYPOINT not checked');
   }
 
   async run(): Promise<ValidateResult> {
