@@ -1,0 +1,223 @@
+// The replicas the control plane knows, and the versioned scorer state built
+// from them: what /v1/state serves (encoded once per version) and what
+// long polls wait on.
+import type { EngineMetrics } from './engineMetrics.js';
+import { encodeState, METRICS_AGE_UNKNOWN, type ReplicaState, type RouterState, type Weights } from './stateWire.js';
+
+/** Prefix-cache counters are kept at most this often for the hit-rate window. */
+const HIT_RATE_SAMPLE_EVERY_MS = 1000;
+
+export interface Member {
+  address: string;
+  ready: boolean;
+  /** where it came from (pod name, static), for people */
+  source?: string;
+}
+
+export interface ReplicaRecord {
+  address: string;
+  source: string;
+  discoveryReady: boolean;
+  firstSeenMs: number;
+  lastSuccessMs: number | null;
+  lastError: string | null;
+  lastErrorMs: number | null;
+  consecutiveFailures: number;
+  metrics: EngineMetrics | null;
+  /** (time, queries, hits) samples of the prefix-cache counters, oldest first */
+  hitSamples: Array<{ t: number; q: number; h: number }>;
+}
+
+export interface StateStoreOptions {
+  stalenessMs: number;
+  hitRateWindowMs: number;
+  now?: () => number;
+}
+
+/** A replica leaves routing when its last good scrape (or its discovery, if never scraped) is older than the bound. */
+export function isStale(r: ReplicaRecord, now: number, stalenessMs: number): boolean {
+  return now - (r.lastSuccessMs ?? r.firstSeenMs) > stalenessMs;
+}
+
+interface Waiter {
+  timer: NodeJS.Timeout;
+  done(changed: boolean): void;
+}
+
+export class StateStore {
+  readonly replicas = new Map<string, ReplicaRecord>();
+  private weightsValue: Weights;
+  private versionValue: bigint;
+  private current: RouterState;
+  private encoded: Uint8Array;
+  private dirty = false;
+  private readonly waiters = new Set<Waiter>();
+  private readonly now: () => number;
+  private readonly listeners: Array<(state: RouterState) => void> = [];
+
+  constructor(weights: Weights, private readonly opts: StateStoreOptions) {
+    this.now = opts.now ?? Date.now;
+    this.weightsValue = { ...weights };
+    // Versions start at the wall clock in microseconds, so a restarted control
+    // plane never reuses a version a filter still holds (the filter asks
+    // "after=<its version>" and must not be told "unchanged").
+    this.versionValue = BigInt(Date.now()) * 1000n;
+    this.current = { version: this.versionValue, weights: this.weightsValue, replicas: [] };
+    this.encoded = encodeState(this.current);
+  }
+
+  get version(): bigint { return this.versionValue; }
+  get state(): RouterState { return this.current; }
+  get weights(): Weights { return { ...this.weightsValue }; }
+  /** The encoded bytes of the current version (serialized once per version). */
+  get bytes(): Uint8Array { return this.encoded; }
+  get waiting(): number { return this.waiters.size; }
+
+  onPublish(cb: (state: RouterState) => void): void { this.listeners.push(cb); }
+
+  /** Replaces the member list (discovery). */
+  setMembers(members: Member[]): void {
+    const now = this.now();
+    const seen = new Set<string>();
+    for (const m of members) {
+      if (seen.has(m.address)) continue;
+      seen.add(m.address);
+      const r = this.replicas.get(m.address);
+      if (r) {
+        if (r.discoveryReady !== m.ready) {
+          r.discoveryReady = m.ready;
+          // Scrapes resume for a pod that comes back; its staleness counts from now.
+          if (m.ready) r.firstSeenMs = now;
+        }
+        r.source = m.source ?? r.source;
+      } else {
+        this.replicas.set(m.address, {
+          address: m.address, source: m.source ?? 'static', discoveryReady: m.ready, firstSeenMs: now,
+          lastSuccessMs: null, lastError: null, lastErrorMs: null, consecutiveFailures: 0, metrics: null, hitSamples: [],
+        });
+      }
+    }
+    for (const a of [...this.replicas.keys()]) if (!seen.has(a)) this.replicas.delete(a);
+    this.dirty = true;
+  }
+
+  recordSuccess(address: string, metrics: EngineMetrics): void {
+    const r = this.replicas.get(address);
+    if (!r) return;
+    const now = this.now();
+    r.lastSuccessMs = now;
+    r.metrics = metrics;
+    r.consecutiveFailures = 0;
+    if (metrics.prefixCacheQueries !== undefined && metrics.prefixCacheHits !== undefined) {
+      const s = r.hitSamples;
+      const last = s[s.length - 1];
+      if (last && metrics.prefixCacheQueries < last.q) s.length = 0; // counter reset (engine restart)
+      if (!last || s.length === 0 || now - last.t >= HIT_RATE_SAMPLE_EVERY_MS) {
+        s.push({ t: now, q: metrics.prefixCacheQueries, h: metrics.prefixCacheHits });
+      }
+      while (s.length > 1 && now - s[0].t > this.opts.hitRateWindowMs) s.shift();
+    }
+    this.dirty = true;
+  }
+
+  recordFailure(address: string, error: string): void {
+    const r = this.replicas.get(address);
+    if (!r) return;
+    r.lastError = error;
+    r.lastErrorMs = this.now();
+    r.consecutiveFailures++;
+    // No state change by itself: the replica leaves routing when it turns stale.
+  }
+
+  /**
+   * Hit rate over the window: delta hits / delta queries of the prefix-cache
+   * counters, else the engine's own hit-rate gauge; null when unknown or idle.
+   */
+  observedHitRate(r: ReplicaRecord): number | null {
+    const m = r.metrics;
+    if (m && m.prefixCacheQueries !== undefined && m.prefixCacheHits !== undefined && r.hitSamples.length > 0) {
+      const first = r.hitSamples[0];
+      const dq = m.prefixCacheQueries - first.q;
+      if (dq > 0) return Math.max(0, Math.min(1, (m.prefixCacheHits - first.h) / dq));
+      return null;
+    }
+    return m?.cacheHitRate ?? null;
+  }
+
+  setWeights(w: Weights): void {
+    this.weightsValue = { ...w };
+    this.dirty = true;
+    this.publish();
+  }
+
+  /** Builds the state as of now; bumps the version only if something a filter routes on changed. */
+  publish(force = false): boolean {
+    const now = this.now();
+    const replicas: ReplicaState[] = [];
+    for (const r of this.replicas.values()) {
+      const m = r.metrics;
+      replicas.push({
+        address: r.address,
+        ready: r.discoveryReady && !isStale(r, now, this.opts.stalenessMs),
+        metricsKnown: r.lastSuccessMs !== null,
+        waiting: Math.max(0, Math.min(65535, Math.round(m?.waiting ?? 0))),
+        running: Math.max(0, Math.min(65535, Math.round(m?.running ?? 0))),
+        kvUsage: Math.fround(Math.max(0, Math.min(1, m?.kvUsage ?? 0))),
+        kvCapacityTokens: Math.max(0, Math.min(0xffffffff, Math.round(m?.kvCapacityTokens ?? 0))),
+        metricsAgeMs: r.lastSuccessMs === null ? METRICS_AGE_UNKNOWN : Math.min(0xfffffffe, now - r.lastSuccessMs),
+      });
+    }
+    replicas.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+    this.dirty = false;
+    if (!force && sameRouting(this.current, this.weightsValue, replicas)) return false;
+    this.versionValue++;
+    this.current = { version: this.versionValue, weights: { ...this.weightsValue }, replicas };
+    this.encoded = encodeState(this.current);
+    const ws = [...this.waiters];
+    this.waiters.clear();
+    for (const w of ws) { clearTimeout(w.timer); w.done(true); }
+    for (const l of this.listeners) l(this.current);
+    return true;
+  }
+
+  /** Publishes when something changed since the last publish, or when a replica may have turned stale. */
+  tick(checkStaleness: boolean): void {
+    if (this.dirty || checkStaleness) this.publish();
+  }
+
+  /**
+   * Long poll: calls `done(true)` as soon as the version differs from `after`
+   * (at once if it already does), or `done(false)` after `waitMs`.
+   * Returns a cancel function (client went away).
+   */
+  waitForChange(after: bigint, waitMs: number, done: (changed: boolean) => void): () => void {
+    if (this.versionValue !== after) { done(true); return () => {}; }
+    if (waitMs <= 0) { done(false); return () => {}; }
+    const w: Waiter = {
+      timer: setTimeout(() => { this.waiters.delete(w); done(false); }, waitMs),
+      done,
+    };
+    this.waiters.add(w);
+    return () => { if (this.waiters.delete(w)) clearTimeout(w.timer); };
+  }
+
+  /** Answers every waiting poll (shutdown). */
+  releaseWaiters(): void {
+    const ws = [...this.waiters];
+    this.waiters.clear();
+    for (const w of ws) { clearTimeout(w.timer); w.done(false); }
+  }
+}
+
+function sameRouting(prev: RouterState, weights: Weights, replicas: ReplicaState[]): boolean {
+  const pw = prev.weights;
+  if (pw.prefix !== weights.prefix || pw.queue !== weights.queue || pw.kvCache !== weights.kvCache || pw.inflight !== weights.inflight) return false;
+  if (prev.replicas.length !== replicas.length) return false;
+  for (let i = 0; i < replicas.length; i++) {
+    const a = prev.replicas[i], b = replicas[i];
+    // metricsAgeMs is left out on purpose: it changes every millisecond; staleness shows up as `ready`.
+    if (a.address !== b.address || a.ready !== b.ready || a.metricsKnown !== b.metricsKnown || a.waiting !== b.waiting ||
+      a.running !== b.running || a.kvUsage !== b.kvUsage || a.kvCapacityTokens !== b.kvCapacityTokens) return false;
+  }
+  return true;
+}
