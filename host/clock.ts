@@ -1,0 +1,35 @@
+// Where the host reads time: the wall clock (gateway) or a clock a driver moves (simulation).
+
+export interface Clock {
+  /** Nanoseconds since the Unix epoch (Envoy answers proxy_get_current_time_nanoseconds from its system clock). */
+  nowNs(): bigint;
+  /** True when time only moves when a driver moves it; ticks then fire only from host.advanceTo / host.runDueTicks. */
+  readonly manual: boolean;
+}
+
+export class RealClock implements Clock {
+  readonly manual = false;
+  nowNs(): bigint {
+    // timeOrigin + now() keeps sub-millisecond resolution that Date.now() lacks.
+    return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
+  }
+}
+
+/** A clock that stands still until advanced; never goes backwards. */
+export class ManualClock implements Clock {
+  readonly manual = true;
+  private now: bigint;
+  constructor(startNs: bigint = 0n) {
+    this.now = startNs;
+  }
+  nowNs(): bigint {
+    return this.now;
+  }
+  set(ns: bigint): void {
+    if (ns < this.now) throw new Error(`ManualClock cannot go backwards (now ${this.now} ns, asked ${ns} ns)`);
+    this.now = ns;
+  }
+  advanceBy(ns: bigint): void {
+    this.set(this.now + ns);
+  }
+}
