@@ -82,7 +82,10 @@ interface CompiledRow {
 // Per-row accumulators, reused across parses (one extractor per scraper).
 interface Acc { sum: number; max: number; count: number }
 
-const HASH = 35, LBRACE = 123, RBRACE = 125, SPACE = 32, TAB = 9, CR = 13, NL = 10, QUOTE = 34, BACKSLASH = 92, EQ = 61, COMMA = 44;
+/** Offsets of the two name characters that pick candidate lengths ("vllm:num..." -> 'n','m'; "sglang:num..." -> 'g','n'). */
+const DISPATCH_A = 5;
+const DISPATCH_B = 7;
+const HASH = 35, LBRACE = 123, RBRACE = 125, SPACE = 32, TAB = 9, CR = 13, NL = 10, QUOTE = 34, BACKSLASH = 92, COMMA = 44;
 
 function parseValue(token: string): number {
   // Prometheus spells infinities +Inf/-Inf, which Number() does not read.
@@ -91,28 +94,35 @@ function parseValue(token: string): number {
   return Number(token);
 }
 
-/** Label `name` of a `{...}` block, or undefined. Handles escaped quotes. */
-function labelValue(text: string, open: number, close: number, name: string): string | undefined {
-  let i = open + 1;
-  while (i < close) {
-    while (i < close && (text.charCodeAt(i) === SPACE || text.charCodeAt(i) === COMMA)) i++;
-    const keyStart = i;
-    while (i < close && text.charCodeAt(i) !== EQ) i++;
-    const key = text.slice(keyStart, i).trim();
-    i++; // '='
-    while (i < close && text.charCodeAt(i) !== QUOTE) i++;
-    i++; // opening quote
-    let value = '';
-    let segStart = i;
-    while (i < close) {
-      const c = text.charCodeAt(i);
-      if (c === BACKSLASH) { value += text.slice(segStart, i); value += text[i + 1] === 'n' ? '\n' : text[i + 1]; i += 2; segStart = i; continue; }
-      if (c === QUOTE) break;
-      i++;
+/**
+ * Value of the label whose `name="` needle is given, in `block` (the `{...}`
+ * text, sliced out so the search stops at its end), or undefined. Found with a native search; a match must
+ * follow '{', ',' or a blank (so `xblock_size` does not match `block_size`).
+ */
+function labelValue(block: string, needle: string): string | undefined {
+  const text = block;
+  const close = block.length - 1;
+  let i = text.indexOf(needle, 1);
+  while (i >= 0 && i < close) {
+    const prev = text.charCodeAt(i - 1);
+    if (prev === LBRACE || prev === COMMA || prev === SPACE || prev === TAB) {
+      const start = i + needle.length;
+      let j = start;
+      for (; j < close; j++) {
+        const c = text.charCodeAt(j);
+        if (c === QUOTE) return text.slice(start, j);
+        if (c === BACKSLASH) break;
+      }
+      // Escapes (rare): unescape \\, \" and \n.
+      let value = text.slice(start, j);
+      for (; j < close; j++) {
+        const c = text.charCodeAt(j);
+        if (c === QUOTE) return value;
+        if (c === BACKSLASH) { j++; value += text[j] === 'n' ? '\n' : text[j]; } else value += text[j];
+      }
+      return undefined;
     }
-    value += text.slice(segStart, i);
-    i++; // closing quote
-    if (key === name) return value;
+    i = text.indexOf(needle, i + 1);
   }
   return undefined;
 }
@@ -135,18 +145,29 @@ export class MetricExtractor {
   private readonly byName = new Map<string, CompiledRow[]>();
   private readonly acc: Acc[];
   private readonly rowsByField = new Map<MetricField, CompiledRow[]>();
-  /** nameLengths[n] === 1 when some mapped metric name is n characters long */
-  private readonly nameLengths: Uint8Array;
+  /** (char at DISPATCH_A << 8 | char at DISPATCH_B) -> distinct lengths of the names with those chars, ascending */
+  private readonly dispatch = new Map<number, number[]>();
+  /** lengths of names too short for the dispatch key, always tried */
+  private readonly shortLengths: number[];
 
   constructor(mappings: readonly MetricMapping[] = DEFAULT_METRIC_MAPPINGS) {
     this.acc = mappings.map(() => ({ sum: 0, max: -Infinity, count: 0 }));
-    this.nameLengths = new Uint8Array(1 + Math.max(0, ...mappings.map((m) => m.metric.length)));
+    const short = new Set<number>();
+    for (const m of mappings) {
+      const n = m.metric;
+      if (n.length <= DISPATCH_B) { short.add(n.length); continue; }
+      const key = (n.charCodeAt(DISPATCH_A) << 8) | n.charCodeAt(DISPATCH_B);
+      const ls = this.dispatch.get(key) ?? [];
+      if (!ls.includes(n.length)) ls.push(n.length);
+      ls.sort((a, b) => a - b);
+      this.dispatch.set(key, ls);
+    }
+    this.shortLengths = [...short].sort((a, b) => a - b);
     mappings.forEach((m, index) => {
       const row: CompiledRow = {
         index, field: m.field, aggregate: m.aggregate ?? 'sum',
-        fromLabels: m.fromLabels && m.fromLabels.length > 0 ? m.fromLabels : null, scale: m.scale ?? 1,
+        fromLabels: m.fromLabels && m.fromLabels.length > 0 ? m.fromLabels.map((l) => `${l}="`) : null, scale: m.scale ?? 1,
       };
-      this.nameLengths[m.metric.length] = 1;
       const rows = this.byName.get(m.metric) ?? [];
       rows.push(row);
       this.byName.set(m.metric, rows);
@@ -168,16 +189,12 @@ export class MetricExtractor {
       if (lineEnd > pos && text.charCodeAt(lineEnd - 1) === CR) lineEnd--;
       const first = text.charCodeAt(pos);
       if (first !== HASH && first !== NL && first !== SPACE && first !== TAB && lineEnd > pos) {
-        // Name ends at '{' or the space before the value (native searches; tabs are rare enough to scan for).
-        let i = text.indexOf('{', pos);
-        if (i < 0 || i > lineEnd) i = lineEnd;
-        const sp = text.indexOf(' ', pos);
-        if (sp >= 0 && sp < i) i = sp;
-        // Most lines (histogram buckets) have names of lengths no mapping has: skip them without hashing.
-        if (this.nameLengths[i - pos] === 1) {
-          const rows = this.byName.get(text.slice(pos, i));
-          if (rows !== undefined) this.sample(text, i, lineEnd, rows);
-        }
+        // A name ends at '{' or a blank and holds neither, so at most one mapped
+        // length fits. Two characters of the line pick the few lengths worth
+        // trying; most lines (histogram buckets) get none.
+        const lengths = this.dispatch.get((text.charCodeAt(pos + DISPATCH_A) << 8) | text.charCodeAt(pos + DISPATCH_B));
+        if (lengths !== undefined) this.probe(text, pos, lineEnd, lengths);
+        if (this.shortLengths.length > 0) this.probe(text, pos, lineEnd, this.shortLengths);
       }
       pos = eol + 1;
     }
@@ -193,6 +210,19 @@ export class MetricExtractor {
     return out;
   }
 
+  private probe(text: string, pos: number, lineEnd: number, lengths: number[]): void {
+    for (let k = 0; k < lengths.length; k++) {
+      const end = pos + lengths[k];
+      if (end >= lineEnd) return; // lengths ascend
+      const c = text.charCodeAt(end);
+      if (c === LBRACE || c === SPACE || c === TAB) {
+        const rows = this.byName.get(text.slice(pos, end));
+        if (rows !== undefined) this.sample(text, end, lineEnd, rows);
+        return;
+      }
+    }
+  }
+
   private sample(text: string, nameEnd: number, lineEnd: number, rows: CompiledRow[]): void {
     let i = nameEnd;
     let open = -1, close = -1;
@@ -206,13 +236,15 @@ export class MetricExtractor {
     let j = i;
     while (j < lineEnd && text.charCodeAt(j) !== SPACE && text.charCodeAt(j) !== TAB) j++;
     const sampleValue = parseValue(text.slice(i, j));
+    let block: string | null = null;
     for (const row of rows) {
       let v: number;
       if (row.fromLabels !== null) {
         if (open < 0) continue;
+        block ??= text.slice(open, close + 1);
         v = 1;
-        for (const name of row.fromLabels) {
-          const s = labelValue(text, open, close, name);
+        for (const needle of row.fromLabels) {
+          const s = labelValue(block, needle);
           const n = s === undefined || s === '' ? NaN : Number(s);
           v *= n;
         }

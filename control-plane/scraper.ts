@@ -1,8 +1,8 @@
 // Scrapes every replica's /metrics on its own timer: one scrape at a time per
 // replica (the next starts only after the previous ended), each bounded by a
 // timeout, and no replica waits for another.
-import http from 'node:http';
 import { MetricExtractor, type EngineMetrics, type MetricMapping } from './engineMetrics.js';
+import { MetricsConnection } from './metricsClient.js';
 
 /** Largest /metrics body read; vLLM's is ~20 KB, so this only stops a runaway endpoint. */
 export const MAX_METRICS_BYTES = 4 * 1024 * 1024;
@@ -23,17 +23,15 @@ export interface ScraperOptions {
 
 export class ReplicaScraper {
   private timer: NodeJS.Timeout | null = null;
-  private request: http.ClientRequest | null = null;
   private stopped = false;
   private readonly extractor: MetricExtractor;
-  private readonly host: string;
-  private readonly port: number;
+  private readonly connection: MetricsConnection;
 
-  constructor(readonly address: string, private readonly opts: ScraperOptions, private readonly agent: http.Agent) {
+  constructor(readonly address: string, private readonly opts: ScraperOptions) {
     this.extractor = new MetricExtractor(opts.mappings);
     const sep = address.lastIndexOf(':');
-    this.host = address.slice(0, sep).replace(/^\[(.*)\]$/, '$1');
-    this.port = Number(address.slice(sep + 1));
+    const host = address.slice(0, sep).replace(/^\[(.*)\]$/, '$1');
+    this.connection = new MetricsConnection(host, Number(address.slice(sep + 1)), opts.metricsPath, address, MAX_METRICS_BYTES);
   }
 
   /** First scrape at a random point of the interval, so a fleet's scrapes spread out. */
@@ -45,16 +43,15 @@ export class ReplicaScraper {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    this.request?.destroy();
-    this.request = null;
+    this.connection.destroy();
   }
 
   private schedule(delayMs: number): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => this.scrape(), delayMs);
+    this.timer = setTimeout(this.scrape, delayMs);
   }
 
-  private scrape(): void {
+  private readonly scrape = (): void => {
     this.timer = null;
     const started = performance.now();
     let done = false;
@@ -62,7 +59,6 @@ export class ReplicaScraper {
       if (done) return;
       done = true;
       clearTimeout(deadline);
-      this.request = null;
       if (this.stopped) return;
       this.opts.onResult(this.address, outcome);
       // Keep the cadence: a scrape that took part of the interval shortens the wait.
@@ -71,53 +67,26 @@ export class ReplicaScraper {
     const fail = (reason: ScrapeFailure, error: string) =>
       finish({ ok: false, reason, error, durationMs: performance.now() - started });
     const deadline = setTimeout(() => {
+      // The connection is mid-response: it cannot be reused.
+      this.connection.destroy();
       fail('timeout', `no complete response within ${this.opts.timeoutMs} ms`);
-      req.destroy();
     }, this.opts.timeoutMs);
-    const req = http.request({
-      host: this.host, port: this.port, path: this.opts.metricsPath, method: 'GET', agent: this.agent,
-      headers: { accept: 'text/plain' },
-    }, (res) => {
-      if (res.statusCode !== 200) {
-        res.resume();
-        fail('status', `HTTP ${res.statusCode}`);
-        return;
+    this.connection.get((r) => {
+      if (!r.ok) return fail(r.kind === 'too_large' ? 'too_large' : 'connect', r.error);
+      if (r.status !== 200) return fail('status', `HTTP ${r.status}`);
+      // latin1: metric names and numbers are ASCII, and it decodes fastest.
+      const metrics = this.extractor.extract(r.body.toString('latin1'));
+      if (metrics.running === undefined && metrics.waiting === undefined && metrics.kvUsage === undefined) {
+        return fail('no_metrics', 'no known engine metric (running, waiting or KV usage) in the response; extend metricMappings');
       }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > MAX_METRICS_BYTES) {
-          fail('too_large', `body larger than ${MAX_METRICS_BYTES} bytes`);
-          req.destroy();
-          return;
-        }
-        chunks.push(c);
-      });
-      res.on('end', () => {
-        if (done) return;
-        // latin1: metric names and numbers are ASCII, and it decodes fastest.
-        const text = (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)).toString('latin1');
-        const metrics = this.extractor.extract(text);
-        if (metrics.running === undefined && metrics.waiting === undefined && metrics.kvUsage === undefined) {
-          fail('no_metrics', 'no known engine metric (running, waiting or KV usage) in the response; extend metricMappings');
-          return;
-        }
-        finish({ ok: true, metrics, durationMs: performance.now() - started });
-      });
-      res.on('error', (e) => fail('connect', e.message));
+      finish({ ok: true, metrics, durationMs: performance.now() - started });
     });
-    req.on('error', (e) => fail('connect', e.message));
-    req.end();
-    this.request = req;
-  }
+  };
 }
 
 /** The fleet's scrapers, kept in line with the current member list. */
 export class Scraper {
   private readonly scrapers = new Map<string, ReplicaScraper>();
-  // Keep-alive: a fresh TCP connection per scrape would cost more than the scrape.
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1, scheduling: 'lifo' });
 
   constructor(private readonly opts: ScraperOptions) {}
 
@@ -128,7 +97,7 @@ export class Scraper {
     }
     for (const a of want) {
       if (this.scrapers.has(a)) continue;
-      const s = new ReplicaScraper(a, this.opts, this.agent);
+      const s = new ReplicaScraper(a, this.opts);
       this.scrapers.set(a, s);
       s.start();
     }
@@ -139,6 +108,5 @@ export class Scraper {
   stop(): void {
     for (const s of this.scrapers.values()) s.stop();
     this.scrapers.clear();
-    this.agent.destroy();
   }
 }
