@@ -58,7 +58,7 @@ function readInt(o: JsonValue, key: string, path: string, lo: f64, hi: f64, set:
   const v = o.get(key);
   if (v === null) return true;
   if (v.kind != JsonKind.Number || v.num != Math.floor(v.num) || v.num < lo || v.num > hi) {
-    configError = "'" + path + "' must be a whole number from " + lo.toString() + " to " + hi.toString();
+    configError = "'" + path + "' must be a whole number from " + (<i64>lo).toString() + " to " + (<i64>hi).toString();
     return false;
   }
   set(v.num);

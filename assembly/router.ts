@@ -10,7 +10,7 @@ import { mix64, rendezvousWeight } from "./prefix/hash";
 import { MAX_SLOTS, PrefixIndex } from "./prefix/prefixIndex";
 import { ScanStatus, hashPrompt } from "./request/promptHasher";
 import { Candidates } from "./scheduling/candidates";
-import { Pick, pick } from "./scheduling/picker";
+import { Pick, TIE, pick } from "./scheduling/picker";
 import { weightedScore } from "./scheduling/weightedScore";
 import { Weights } from "./scheduling/weights";
 import { InflightCounters } from "./state/inflightCounters";
@@ -21,6 +21,13 @@ import { STATE_REJECTED } from "./errors";
 
 /** Characters per token, the usual estimate for English text and code. */
 const CHARS_PER_TOKEN: u32 = 4;
+/**
+ * A prefix no replica holds yet goes to the rendezvous choice among replicas
+ * whose score is within this fraction of the load weights of the best: close
+ * loads count as equal, so independent VMs and gateways agree, while a
+ * clearly busier replica is still passed over.
+ */
+const NEW_PREFIX_BAND: f64 = 0.1;
 /** A replica's index quota never drops below this many blocks, however small its KV cache. */
 const MIN_SLOT_BLOCKS: u32 = 16;
 
@@ -218,7 +225,12 @@ export class Router {
 
     const w: Weights = t.weights;
     weightedScore(c, w, withMetrics);
-    pick(c, cfg.loadBoundEpsilon, hasPrompt && !anyMatch, this.picked);
+    let band = TIE;
+    if (hasPrompt && !anyMatch && w.prefix > 0) {
+      const loadWeights = (withMetrics ? w.queue + w.kvCache : 0) + w.inflight;
+      band = NEW_PREFIX_BAND * loadWeights + TIE;
+    }
+    pick(c, cfg.loadBoundEpsilon, band, this.picked);
     const k = this.picked.index;
     const i = unchecked(c.replica[k]);
 

@@ -6,8 +6,7 @@
 import { Candidates } from "./candidates";
 
 /** Scores closer than this are a tie (they come from sums of f64 ratios). */
-// @ts-ignore: decorator
-@inline const TIE: f64 = 1e-9;
+export const TIE: f64 = 1e-9;
 
 export class Pick {
   /** Candidate index chosen. */
@@ -17,11 +16,13 @@ export class Pick {
 }
 
 /**
- * Picks a candidate. With `byRendezvous`, scores are ignored and replicas are
- * ranked by their rendezvous weight alone: how a prefix nobody holds yet is
- * placed, so every worker VM and every gateway agrees without talking.
+ * Picks a candidate: among those whose score is within `band` of the best,
+ * the one with the highest rendezvous weight. `band` is TIE for an ordinary
+ * pick; wider for a prefix no replica holds yet, so that replicas of nearly
+ * equal load count as equal and every worker VM and every gateway, each
+ * seeing slightly different in-flight counts, still places it on the same one.
  */
-export function pick(c: Candidates, epsilon: f64, byRendezvous: bool, out: Pick): void {
+export function pick(c: Candidates, epsilon: f64, band: f64, out: Pick): void {
   const n = c.n;
   out.index = -1;
   out.spilled = false;
@@ -29,21 +30,25 @@ export function pick(c: Candidates, epsilon: f64, byRendezvous: bool, out: Pick)
   let total: f64 = 0;
   for (let i = 0; i < n; i++) total += unchecked(c.load[i]);
   const cap = Math.ceil((1 + epsilon) * (total + 1) / <f64>n);
-  let best = -1, bestAny = -1;
+  let bestAll = -Infinity, bestFit = -Infinity;
   for (let i = 0; i < n; i++) {
-    if (bestAny < 0 || better(c, i, bestAny, byRendezvous)) bestAny = i;
-    if (unchecked(c.load[i]) + 1 <= cap && (best < 0 || better(c, i, best, byRendezvous))) best = i;
+    const s = unchecked(c.score[i]);
+    if (s > bestAll) bestAll = s;
+    if (unchecked(c.load[i]) + 1 <= cap && s > bestFit) bestFit = s;
   }
-  if (best < 0) best = bestAny;
-  out.index = best;
-  out.spilled = best != bestAny;
+  const unbounded = byRendezvous(c, bestAll - band, Infinity);
+  // No candidate under the cap cannot happen (see above) but must not trap.
+  const chosen = bestFit > -Infinity ? byRendezvous(c, bestFit - band, cap) : unbounded;
+  out.index = chosen;
+  out.spilled = chosen != unbounded;
 }
 
-@inline function better(c: Candidates, i: i32, j: i32, byRendezvous: bool): bool {
-  if (!byRendezvous) {
-    const d = unchecked(c.score[i]) - unchecked(c.score[j]);
-    if (d > TIE) return true;
-    if (d < -TIE) return false;
+/** Among candidates scoring at least `floor` with load + 1 <= cap, the highest rendezvous weight. */
+function byRendezvous(c: Candidates, floor: f64, cap: f64): i32 {
+  let best = -1;
+  for (let i = 0; i < c.n; i++) {
+    if (unchecked(c.score[i]) < floor - TIE || unchecked(c.load[i]) + 1 > cap) continue;
+    if (best < 0 || unchecked(c.rendezvous[i]) > unchecked(c.rendezvous[best])) best = i;
   }
-  return unchecked(c.rendezvous[i]) > unchecked(c.rendezvous[j]);
+  return best;
 }

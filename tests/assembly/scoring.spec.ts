@@ -5,7 +5,7 @@ import { kvCacheScorer } from "../../assembly/scorers/kvCacheScorer";
 import { inflightScorer } from "../../assembly/scorers/inflightScorer";
 import { weightedScore } from "../../assembly/scheduling/weightedScore";
 import { Weights } from "../../assembly/scheduling/weights";
-import { Pick, pick } from "../../assembly/scheduling/picker";
+import { Pick, TIE, pick } from "../../assembly/scheduling/picker";
 
 function cands(n: i32): Candidates {
   const c = new Candidates();
@@ -93,7 +93,7 @@ describe("picker", () => {
     const c = cands(3);
     c.score[0] = 1; c.score[1] = 3; c.score[2] = 2;
     const p = new Pick();
-    pick(c, 0.25, false, p);
+    pick(c, 0.25, TIE, p);
     expect(p.index).toBe(1);
     expect(p.spilled).toBe(false);
   });
@@ -102,15 +102,17 @@ describe("picker", () => {
     c.score[0] = 2; c.score[1] = 2; c.score[2] = 1;
     c.rendezvous[0] = 5; c.rendezvous[1] = 9; c.rendezvous[2] = 100;
     const p = new Pick();
-    pick(c, 0.25, false, p);
+    pick(c, 0.25, TIE, p);
     expect(p.index).toBe(1);
   });
-  it("places by rendezvous alone when asked", () => {
+  it("places by rendezvous among replicas within the band of the best", () => {
     const c = cands(3);
-    c.score[0] = 9;
-    c.rendezvous[2] = 1000;
+    c.score[0] = 2.0; c.score[1] = 1.95; c.score[2] = 1.0;
+    c.rendezvous[0] = 1; c.rendezvous[1] = 50; c.rendezvous[2] = 1000;
     const p = new Pick();
-    pick(c, 0.25, true, p);
+    pick(c, 0.25, 0.1, p);
+    expect(p.index).toBe(1); // within 0.1 of the best; replica 2 is not, whatever its weight
+    pick(c, 0.25, 10, p);
     expect(p.index).toBe(2);
   });
   it("passes over a replica above (1 + eps) x mean load", () => {
@@ -118,7 +120,7 @@ describe("picker", () => {
     c.score[0] = 5; c.score[1] = 1; c.score[2] = 2;
     c.load[0] = 6; c.load[1] = 0; c.load[2] = 0;
     const p = new Pick();
-    pick(c, 0.25, false, p);
+    pick(c, 0.25, TIE, p);
     // cap = ceil(1.25 * 7 / 3) = 3: replica 0 is over it, 2 is next best.
     expect(p.index).toBe(2);
     expect(p.spilled).toBe(true);
@@ -128,13 +130,13 @@ describe("picker", () => {
     c.score[0] = 5;
     c.load[0] = 1; c.load[1] = 1; c.load[2] = 0;
     const p = new Pick();
-    pick(c, 0.25, false, p);
+    pick(c, 0.25, TIE, p);
     expect(p.index).toBe(0);
   });
   it("returns -1 with no candidates", () => {
     const c = cands(0);
     const p = new Pick();
-    pick(c, 0.25, false, p);
+    pick(c, 0.25, TIE, p);
     expect(p.index).toBe(-1);
   });
 });
