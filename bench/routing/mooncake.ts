@@ -1,0 +1,80 @@
+// Replay of a trace in the Mooncake format (kvcache-ai/Mooncake, FAST'25): JSONL,
+// one request per line: {"timestamp": ms, "input_length": tokens,
+// "output_length": tokens, "hash_ids": [...]}. Each hash id is one 512-token
+// block; equal ids mean a shared prefix block. Every id gets one fixed
+// pseudo-random 512-token text, so equal ids give equal text and equal
+// prefixes give equal hashes in the engines, the filter and the baselines.
+import { CHARS_PER_TOKEN, makeRequest, textOf, type SimRequest, type Workload } from './workloads.js';
+import { deriveSeed } from './random.js';
+
+/** Tokens per Mooncake hash id (the format's block). */
+export const MOONCAKE_BLOCK_TOKENS = 512;
+
+export interface MooncakeRecord {
+  timestampMs: number;
+  inputLength: number;
+  outputLength: number;
+  hashIds: number[];
+}
+
+/** Parses JSONL; throws an Error naming the line and field of the first bad record. Blank lines are skipped. */
+export function parseMooncake(text: string, source = 'trace'): MooncakeRecord[] {
+  const out: MooncakeRecord[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (line === '') continue;
+    const where = `${source}:${i + 1}`;
+    let v: any;
+    try { v = JSON.parse(line); } catch (e) { throw new Error(`${where}: not JSON (${(e as Error).message})`); }
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${where}: expected an object`);
+    const num = (field: string, min: number) => {
+      const x = v[field];
+      if (typeof x !== 'number' || !Number.isFinite(x) || x < min) throw new Error(`${where}: ${field} must be a number >= ${min}, got ${JSON.stringify(x)}`);
+      return x;
+    };
+    const timestampMs = num('timestamp', 0);
+    const inputLength = num('input_length', 1);
+    const outputLength = num('output_length', 0);
+    if (!Number.isInteger(inputLength) || !Number.isInteger(outputLength)) throw new Error(`${where}: input_length and output_length must be integers`);
+    const ids = v.hash_ids;
+    if (!Array.isArray(ids) || ids.some((h: unknown) => typeof h !== 'number' || !Number.isInteger(h) || h < 0)) {
+      throw new Error(`${where}: hash_ids must be an array of non-negative integers`);
+    }
+    out.push({ timestampMs, inputLength, outputLength, hashIds: ids as number[] });
+  }
+  if (out.length === 0) throw new Error(`${source}: no records`);
+  return out;
+}
+
+/**
+ * Prompt text of one record: the texts of its hash ids in order, cut to
+ * input_length tokens; a prompt longer than its blocks is padded with text of
+ * its own (shared with nothing).
+ */
+export function mooncakePrompt(r: MooncakeRecord, index: number, seed: number): string {
+  const parts: string[] = [];
+  let tokens = 0;
+  for (const id of r.hashIds) {
+    if (tokens >= r.inputLength) break;
+    parts.push(textOf(deriveSeed(seed, 'mooncake-block', id), MOONCAKE_BLOCK_TOKENS));
+    tokens += MOONCAKE_BLOCK_TOKENS;
+  }
+  if (tokens < r.inputLength) parts.push(textOf(deriveSeed(seed, 'mooncake-tail', index), r.inputLength - tokens));
+  return parts.join('').slice(0, r.inputLength * CHARS_PER_TOKEN);
+}
+
+/** A trace as a workload: arrivals at the trace's timestamps (relative to the first), in timestamp order. */
+export function mooncakeWorkload(name: string, records: MooncakeRecord[], seed: number, limit = Infinity): Workload {
+  const order = records.map((r, i) => ({ r, i })).sort((a, b) => a.r.timestampMs - b.r.timestampMs || a.i - b.i).slice(0, limit);
+  const t0 = order.length ? order[0]!.r.timestampMs : 0;
+  const requests: SimRequest[] = order.map(({ r, i }, k) =>
+    makeRequest(k, Math.round((r.timestampMs - t0) * 1000), mooncakePrompt(r, i, seed), Math.max(1, r.outputLength), r.hashIds.length ? `h${r.hashIds[0]}` : `r${i}`));
+  const spanS = requests.length ? requests[requests.length - 1]!.arrivalUs / 1e6 : 0;
+  return {
+    name,
+    description: `Mooncake trace replay: ${requests.length} requests over ${spanS.toFixed(1)} s, 512 tokens per hash id`,
+    rateRps: spanS > 0 ? requests.length / spanS : 0,
+    requests,
+  };
+}

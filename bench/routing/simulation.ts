@@ -1,0 +1,200 @@
+// The discrete-event simulation: one workload's arrivals, N replica engines in
+// virtual time, a routing policy deciding every request, the control plane's
+// 50 ms scrape feeding the policy. Deterministic: no wall clock, seeded
+// randomness, events handled in (time, replica, request) order.
+import { ReplicaEngine, type EngineEvent, type MetricsSnapshot } from '../../simulator/engine.js';
+import { Rng } from './random.js';
+import type { Decision, ReplicaMetrics, RoutingPolicy } from './policy.js';
+import type { SimRequest, Workload } from './workloads.js';
+
+/** The control plane's scrape interval (control-plane default: 20 states a second). */
+export const SCRAPE_INTERVAL_US = 50_000;
+/** Replica engines as the seed deployment runs them: T4, Qwen2.5-3B, gpu_memory_utilization 0.75 (simulator defaults). */
+export const ENGINE_BLOCKS = 8400;
+export const ENGINE_BLOCK_SIZE = 16;
+
+export interface SimulationOptions {
+  replicas: number;
+  /** Gateway processes (each with its own shared data) and worker VMs per gateway. */
+  gateways: number;
+  workers: number;
+  seed: number;
+}
+
+export interface PolicyResult {
+  name: string;
+  /** Prompt-token prefix-cache hit rate from the engines' counters (hits / queries). */
+  hitRate: number;
+  throughputRps: number;
+  ttftP50Ms: number;
+  ttftP95Ms: number;
+  e2eP95Ms: number;
+  /** Busiest replica's request count over the mean. */
+  maxOverMeanLoad: number;
+  /** Fraction of requests each replica took. */
+  shares: number[];
+  /** Time-averaged requests in each engine (running + waiting), sampled at every scrape. */
+  meanOutstanding: number[];
+  completed: number;
+  /** Requests an engine refused (too long for it): not served, not in the latency figures. */
+  rejected: number;
+  makespanS: number;
+  preemptions: number;
+  /** Prefix blocks the router believed matched / hashed, summed (routers that say). */
+  routerMatchedBlocks?: number;
+  routerTotalBlocks?: number;
+  /** Two gateways: how often consecutive requests of one group through different gateways went to the same replica. */
+  crossGatewayAgreement?: number;
+  /** The same measure for consecutive requests of a group through the same gateway (the baseline). */
+  sameGatewayAgreement?: number;
+}
+
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!;
+}
+
+function toMetrics(s: MetricsSnapshot): ReplicaMetrics {
+  return { waiting: s.numRequestsWaiting, running: s.numRequestsRunning, kvUsage: s.kvCacheUsage, kvCapacityTokens: s.numGpuBlocks * s.blockSize };
+}
+
+interface Open { req: SimRequest; decision: Decision; replica: number; entry: { gateway: number; worker: number } }
+
+/** Runs one policy over one workload; the policy is closed by the caller. */
+export function simulate(workload: Workload, policy: RoutingPolicy, opts: SimulationOptions): PolicyResult {
+  const n = opts.replicas;
+  const engines = Array.from({ length: n }, () => new ReplicaEngine({ numGpuBlocks: ENGINE_BLOCKS, blockSize: ENGINE_BLOCK_SIZE }, 0));
+  // Which gateway/worker each request enters through: the same for every policy on this workload.
+  const entryRng = Rng.of(opts.seed, workload.name, 'entry');
+  const open = new Map<string, Open>(); // `${replica}:${engine id}`
+  const reqs = workload.requests;
+  const counts = new Array<number>(n).fill(0);
+  const outstandingSum = new Array<number>(n).fill(0);
+  let samples = 0;
+  const ttft: number[] = [];
+  const e2e: number[] = [];
+  let completed = 0, rejected = 0, lastFinishUs = 0;
+  let routerMatched = 0, routerTotal = 0, anyRouterPrefix = false;
+  // agreement: last replica per (group, gateway)
+  const lastByGroup = new Map<string, Array<number | undefined>>();
+  let crossAgree = 0, crossPairs = 0, sameAgree = 0, samePairs = 0;
+
+  // The loop runs on the engines' clock (ms, fractional: step times come from the latency
+  // model); the policy sees whole microseconds, rounded, which never go backwards either.
+  let nextArrival = 0;
+  let scrapes = 0;
+  let nowUs = 0;
+  const usOf = (ms: number) => Math.round(ms * 1000);
+  const arrivalMs = (r: SimRequest) => r.arrivalUs / 1000;
+  const scrapeMs = () => (scrapes * SCRAPE_INTERVAL_US) / 1000;
+
+  // What the router believed it matched (the filter says so in a response header, so read at the end).
+  const tallyPrefix = (d: Decision) => {
+    if (d.total !== undefined) { anyRouterPrefix = true; routerMatched += d.matched ?? 0; routerTotal += d.total; }
+  };
+  const handle = (replica: number, ev: EngineEvent) => {
+    const key = `${replica}:${ev.id}`;
+    const o = open.get(key);
+    if (!o) return;
+    const atUs = Math.max(nowUs, usOf(ev.atMs));
+    policy.advanceTo(atUs);
+    if (ev.kind === 'first_token') {
+      policy.onFirstToken(o.decision, atUs);
+    } else if (ev.kind === 'finished') {
+      open.delete(key);
+      policy.onFinish(o.decision, atUs);
+      completed++;
+      tallyPrefix(o.decision);
+      ttft.push(ev.ttftMs);
+      e2e.push(ev.e2eMs);
+      lastFinishUs = Math.max(lastFinishUs, atUs);
+    }
+  };
+
+  for (;;) {
+    const tArrival = nextArrival < reqs.length ? arrivalMs(reqs[nextArrival]!) : Infinity;
+    let tEngine = Infinity;
+    for (const e of engines) tEngine = Math.min(tEngine, e.nextEventTime());
+    const working = nextArrival < reqs.length || open.size > 0;
+    if (!working) break;
+    const tMs = Math.min(tArrival, tEngine, scrapeMs());
+    // Engine events up to t, in (time, replica, id) order.
+    const batch: Array<{ replica: number; ev: EngineEvent }> = [];
+    for (let i = 0; i < n; i++) for (const ev of engines[i]!.advance(tMs)) batch.push({ replica: i, ev });
+    batch.sort((a, b) => a.ev.atMs - b.ev.atMs || a.replica - b.replica || a.ev.id - b.ev.id || (a.ev.kind === 'first_token' ? -1 : 1));
+    for (const { replica, ev } of batch) handle(replica, ev);
+    const t = Math.max(nowUs, usOf(tMs));
+    nowUs = t;
+    policy.advanceTo(t);
+    if (tMs === scrapeMs()) {
+      const snaps = engines.map((e) => e.metricsSnapshot());
+      policy.onScrape(t, snaps.map(toMetrics));
+      for (let i = 0; i < n; i++) outstandingSum[i]! += snaps[i]!.numRequestsRunning + snaps[i]!.numRequestsWaiting;
+      samples++;
+      scrapes++;
+    }
+    while (nextArrival < reqs.length && arrivalMs(reqs[nextArrival]!) === tMs) {
+      const req = reqs[nextArrival++]!;
+      const entry = { gateway: opts.gateways > 1 ? entryRng.int(opts.gateways) : 0, worker: opts.workers > 1 ? entryRng.int(opts.workers) : 0 };
+      const decision = policy.route(req, entry, t);
+      const replica = decision.replica;
+      if (!(replica >= 0 && replica < n)) throw new Error(`${policy.name}: routed request ${req.id} to replica ${replica} of ${n}`);
+      counts[replica]!++;
+      if (opts.gateways > 1) {
+        let last = lastByGroup.get(req.group);
+        if (!last) lastByGroup.set(req.group, (last = new Array(opts.gateways).fill(undefined)));
+        for (let g = 0; g < opts.gateways; g++) {
+          const prev = last[g];
+          if (prev === undefined) continue;
+          if (g === entry.gateway) { samePairs++; if (prev === replica) sameAgree++; } else { crossPairs++; if (prev === replica) crossAgree++; }
+        }
+        last[entry.gateway] = replica;
+      }
+      let id: number;
+      try {
+        id = engines[replica]!.submit({ promptTokens: req.promptTokens, blockHashes: req.blockHashes, outputTokens: req.outputTokens }, tMs);
+      } catch (e) {
+        rejected++;
+        policy.onFinish(decision, t);
+        continue;
+      }
+      open.set(`${replica}:${id}`, { req, decision, replica, entry });
+    }
+  }
+
+  let queries = 0, hits = 0, preemptions = 0;
+  for (const e of engines) {
+    const s = e.metricsSnapshot();
+    queries += s.prefixCacheQueries;
+    hits += s.prefixCacheHits;
+    preemptions += s.preemptions;
+  }
+  ttft.sort((a, b) => a - b);
+  e2e.sort((a, b) => a - b);
+  const routed = counts.reduce((a, b) => a + b, 0);
+  const mean = routed / n;
+  const firstArrivalUs = reqs.length ? reqs[0]!.arrivalUs : 0;
+  const makespanS = (lastFinishUs - firstArrivalUs) / 1e6;
+  const result: PolicyResult = {
+    name: policy.name,
+    hitRate: queries > 0 ? hits / queries : 0,
+    throughputRps: makespanS > 0 ? completed / makespanS : 0,
+    ttftP50Ms: percentile(ttft, 50),
+    ttftP95Ms: percentile(ttft, 95),
+    e2eP95Ms: percentile(e2e, 95),
+    maxOverMeanLoad: mean > 0 ? Math.max(...counts) / mean : 0,
+    shares: counts.map((c) => (routed > 0 ? c / routed : 0)),
+    meanOutstanding: outstandingSum.map((s) => (samples > 0 ? s / samples : 0)),
+    completed,
+    rejected,
+    makespanS,
+    preemptions,
+  };
+  if (anyRouterPrefix) { result.routerMatchedBlocks = routerMatched; result.routerTotalBlocks = routerTotal; }
+  if (opts.gateways > 1) {
+    result.crossGatewayAgreement = crossPairs > 0 ? crossAgree / crossPairs : NaN;
+    result.sameGatewayAgreement = samePairs > 0 ? sameAgree / samePairs : NaN;
+  }
+  return result;
+}
