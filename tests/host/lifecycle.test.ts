@@ -1,0 +1,165 @@
+// Loading, call order, configuration rejection, import checks, traps.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ProxyWasmHost, SharedDataStore } from '../../host/index.js';
+import { minimalModule, buildWat } from './fixtures/build.js';
+import { REQ, header, probeHost, probeWasm } from './support.js';
+
+test('call order: root create -> vm_start -> configure, then per stream create -> hooks -> done -> log -> delete, ids from one counter per VM', async () => {
+  const { host, logs } = await probeHost({ workers: 2, pluginConfig: 'x=1' });
+  try {
+    const w0 = () => logs.filter((l) => l.worker === 0).map((l) => l.message);
+    assert.deepEqual(w0(), ['create 1 0', 'vm_start 1 0', 'configure 1 3']);
+    const s = host.newStream({ worker: 0 });
+    assert.equal(s.requestHeaders([...REQ, ['content-length', '2']], false), 'continue');
+    s.requestBody(new Uint8Array([104, 105]), true);
+    s.responseHeaders([[':status', '200']], false);
+    s.responseBody(new Uint8Array([1]), true);
+    s.complete();
+    const s2 = host.newStream({ worker: 0 });
+    s2.requestHeaders(REQ, true);
+    s2.complete();
+    assert.deepEqual(w0().slice(3), [
+      'create 2 1', 'request_headers 2 5 0', 'request_body 2 2 1', 'response_headers 2 1 0', 'response_body 2 1 1', 'done 2', 'log 2', 'delete 2',
+      'create 3 1', 'request_headers 3 4 1', 'done 3', 'log 3', 'delete 3',
+    ]);
+    // Round-robin without a worker index.
+    assert.deepEqual([host.newStream().worker, host.newStream().worker, host.newStream().worker], [0, 1, 0]);
+  } finally {
+    await host.close();
+  }
+});
+
+test('a VM that rejects its configuration fails create() with a clear error, after its logs are delivered', async () => {
+  const messages: string[] = [];
+  await assert.rejects(
+    ProxyWasmHost.create({ wasm: await probeWasm(), pluginConfig: 'reject', sharedData: new SharedDataStore(), onLog: (e) => messages.push(e.message) }),
+    /worker 0: proxy_on_configure returned false \(configuration rejected\)/,
+  );
+  assert.ok(messages.includes('configuration rejected: probe told to'));
+});
+
+test('plugin configuration is readable only during proxy_on_configure; VM configuration any time', async () => {
+  const { host } = await probeHost({ pluginConfig: 'hello', vmConfig: 'vmconf' });
+  try {
+    const s = host.newStream();
+    s.requestHeaders([...REQ, ['x-probe', 'conf']], true);
+    assert.equal(header(s.requestHeaderList(), 'x-conf'), '1,0,vmconf');
+    s.complete();
+  } finally {
+    await host.close();
+  }
+});
+
+test('a module importing proxy_clear_route_cache fails to load, naming the import and why', async () => {
+  const wasm = minimalModule('', '(import "env" "proxy_clear_route_cache" (func $c (result i32)))');
+  await assert.rejects(ProxyWasmHost.create({ wasm, sharedData: new SharedDataStore() }), (e: Error) => {
+    assert.match(e.message, /missing import: env\.proxy_clear_route_cache/);
+    assert.match(e.message, /not a host function under Proxy-Wasm ABI 0\.2\.x/);
+    return true;
+  });
+});
+
+test('any unknown import fails instantiation naming it; proxy_get_log_level needs ABI 0.2.1', async () => {
+  await assert.rejects(
+    ProxyWasmHost.create({ wasm: minimalModule('', '(import "env" "proxy_make_coffee" (func $c (result i32)))'), sharedData: new SharedDataStore() }),
+    /missing import: env\.proxy_make_coffee/,
+  );
+  await assert.rejects(
+    ProxyWasmHost.create({ wasm: minimalModule('', '(import "env" "proxy_get_log_level" (func $c (param i32) (result i32)))'), sharedData: new SharedDataStore() }),
+    /missing import: env\.proxy_get_log_level.*0_2_1/,
+  );
+});
+
+test('ABI detection and malloc are required', async () => {
+  const noAbi = buildWat('(module (memory (export "memory") 1) (func (export "malloc") (param i32) (result i32) (i32.const 8)))');
+  await assert.rejects(ProxyWasmHost.create({ wasm: noAbi, sharedData: new SharedDataStore() }), /Missing or unknown Proxy-Wasm ABI version/);
+  const noMalloc = buildWat('(module (memory (export "memory") 1) (func (export "proxy_abi_version_0_2_0")))');
+  await assert.rejects(ProxyWasmHost.create({ wasm: noMalloc, sharedData: new SharedDataStore() }), /missing malloc function/);
+  await assert.rejects(ProxyWasmHost.create({ wasm: new Uint8Array([0, 1, 2]), sharedData: new SharedDataStore() }), /failed to compile/);
+});
+
+test('top-level code (start function) may not call host functions other than logging: restricted_callback', async () => {
+  const imports = '(import "env" "proxy_set_tick_period_milliseconds" (func $t (param i32) (result i32)))';
+  const wasm = minimalModule('(func $s (drop (call $t (i32.const 5)))) (start $s)', imports);
+  await assert.rejects(ProxyWasmHost.create({ wasm, sharedData: new SharedDataStore() }), /restricted_callback: env\.proxy_set_tick_period_milliseconds/);
+  // proxy_log is allowed there, and _initialize runs before the root context.
+  const logs: string[] = [];
+  const ok = minimalModule(
+    `(data (i32.const 16) "init ran")
+     (func (export "_initialize") (drop (call $log (i32.const 2) (i32.const 16) (i32.const 8))))`,
+    '(import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))',
+  );
+  const host = await ProxyWasmHost.create({ wasm: ok, sharedData: new SharedDataStore(), workers: 1, onLog: (e) => logs.push(e.message) });
+  await host.close();
+  assert.deepEqual(logs, ['init ran']);
+});
+
+test('a bad out-pointer gets INVALID_MEMORY_ACCESS (6), never a host crash', async () => {
+  const { host } = await probeHost();
+  try {
+    const s = host.newStream();
+    s.requestHeaders([...REQ, ['x-probe', 'badptr']], true);
+    assert.equal(header(s.requestHeaderList(), 'x-badptr'), '6,6,6');
+    assert.equal(host.traps, 0);
+    s.complete();
+  } finally {
+    await host.close();
+  }
+});
+
+test('a trap is reported with the wasm stack, counted, the VM replaced; the stream fails closed (503)', async () => {
+  const traps: Array<{ worker: number; stack: string; function: string }> = [];
+  const { host, logs } = await probeHost({ workers: 1, onTrap: (e) => traps.push(e) });
+  try {
+    const s = host.newStream();
+    assert.equal(s.requestHeaders([...REQ, ['x-probe', 'trap']], true), 'local');
+    assert.equal(s.localResponse!.status, 503);
+    assert.equal(s.localResponse!.details, 'wasm_fail_stream');
+    assert.equal(host.traps, 1);
+    assert.equal(traps[0].function, 'proxy_on_request_headers');
+    assert.match(traps[0].stack, /unreachable/);
+    assert.match(traps[0].stack, /wasm-function\[\d+\]:0x[0-9a-f]+/);
+    assert.match(traps[0].stack, /proxy_on_request_headers/);
+    // Later callbacks of that stream do not reach the failed VM; completion skips on_done etc.
+    assert.equal(s.responseHeaders([[':status', '200']], true), 'local');
+    s.complete();
+    // A fresh VM took over: new root context, configured again, serving new streams.
+    const configures = logs.filter((l) => l.message.startsWith('configure'));
+    assert.equal(configures.length, 2);
+    const s2 = host.newStream();
+    assert.equal(s2.requestHeaders(REQ, true), 'continue');
+    s2.complete();
+    assert.equal(host.traps, 1);
+  } finally {
+    await host.close();
+  }
+});
+
+test('fail open: a trapping filter lets the stream through unfiltered; proc_exit counts as a trap', async () => {
+  const { host } = await probeHost({ workers: 1, failOpen: true });
+  try {
+    const s = host.newStream();
+    assert.equal(s.requestHeaders([...REQ, ['x-probe', 'exit'], ['content-length', '3']], false), 'continue');
+    assert.equal(s.localResponse, null);
+    s.requestBody(new Uint8Array([1, 2, 3]), true);
+    assert.deepEqual([...s.drainRequestData()], [1, 2, 3]);
+    assert.equal(host.traps, 1);
+    s.complete();
+  } finally {
+    await host.close();
+  }
+});
+
+test('a trap inside a body callback after StopIteration fails closed with 503', async () => {
+  const { host } = await probeHost({ workers: 1 });
+  try {
+    const s = host.newStream();
+    assert.equal(s.requestHeaders([...REQ, ['x-probe', 'body=trap'], ['content-length', '2']], false), 'continue');
+    assert.equal(s.requestBody(new Uint8Array([1, 2]), true), 'local');
+    assert.equal(s.localResponse!.status, 503);
+    s.complete();
+  } finally {
+    await host.close();
+  }
+});
