@@ -1,0 +1,76 @@
+// `prefix-router start`'s stack (simulated replicas + control plane + embedded gateway with the
+// real filter) driven by the official openai client.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+import { parseStartArgs, startStack, StartUsageError, type RunningStack } from '../../cli/start.js';
+
+const MODEL = 'Qwen/Qwen2.5-3B-Instruct';
+let stack: RunningStack;
+let client: OpenAI;
+
+before(async () => {
+  stack = await startStack({ port: 0, controlPlanePort: 0, simulatorBasePort: 0, timeScale: 50, logLevel: 'error' });
+  client = new OpenAI({ baseURL: `${stack.gatewayUrl}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 20_000 });
+});
+after(() => stack.close());
+
+test('the stack comes up routable with 3 simulated replicas on loopback', async () => {
+  assert.equal(stack.ready, true);
+  assert.equal(stack.simulated, true);
+  assert.deepEqual(stack.replicas.map((r) => r.name), ['replica-0', 'replica-1', 'replica-2']);
+  assert.match(stack.gatewayUrl, /^http:\/\/127\.0\.0\.1:\d+$/);
+  const body = (await (await fetch(`${stack.controlPlaneUrl}/v1/replicas`)).json()) as { replicas: { address: string; ready: boolean }[] };
+  assert.equal(body.replicas.filter((r) => r.ready).length, 3);
+  const state = await fetch(`${stack.controlPlaneUrl}/v1/state`);
+  assert.equal(state.status, 200);
+  const weights = await fetch(`${stack.controlPlaneUrl}/v1/weights`);
+  assert.equal(weights.status, 200);
+});
+
+test('completions, chat and streaming through the gateway', async () => {
+  const c = await client.completions.create({ model: MODEL, prompt: 'Say hello', max_tokens: 5 });
+  assert.equal(c.object, 'text_completion');
+  assert.equal(c.usage!.completion_tokens, 5);
+
+  const chat = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'Hi there' }], max_tokens: 3 });
+  assert.equal(chat.choices[0]!.message.role, 'assistant');
+  assert.equal(chat.usage!.completion_tokens, 3);
+
+  const stream = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'stream please' }], max_tokens: 6, stream: true, stream_options: { include_usage: true } });
+  let content = '';
+  let usage = 0;
+  for await (const ev of stream) {
+    content += ev.choices[0]?.delta?.content ?? '';
+    if (ev.usage) usage = ev.usage.completion_tokens;
+  }
+  assert.equal(usage, 6);
+  assert.equal(content.length, 24);
+});
+
+test('the same system prompt lands on the same replica, which then serves it from its prefix cache', async () => {
+  const system = 'You are a meticulous assistant for the prefix-router end-to-end test. '.repeat(30);
+  const replicas = new Set<string>();
+  const endpoints = new Set<string>();
+  const cached: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    const { data, response } = await client.chat.completions
+      .create({ model: MODEL, messages: [{ role: 'system', content: system }, { role: 'user', content: `question ${i}` }], max_tokens: 2 })
+      .withResponse();
+    replicas.add(response.headers.get('x-simulator-replica')!);
+    endpoints.add(response.headers.get('x-prefix-router-endpoint')!);
+    cached.push(data.usage?.prompt_tokens_details?.cached_tokens ?? 0);
+  }
+  assert.equal(replicas.size, 1, `one replica, got ${[...replicas]}`);
+  assert.equal(endpoints.size, 1);
+  assert.equal(cached[0], 0);
+  for (const c of cached.slice(1)) assert.ok(c >= 500, `cached ${c}`); // ~2150 shared characters = 33 full blocks of 16 tokens
+});
+
+test('start flags are checked', () => {
+  assert.throws(() => parseStartArgs(['--port', 'x']), StartUsageError);
+  assert.throws(() => parseStartArgs(['--upstream', 'http://vllm.local:8000']), /literal IP/);
+  assert.throws(() => parseStartArgs(['--upstream', '10.0.0.1:8000', '--replicas-count', '2']), /exclude/);
+  assert.deepEqual(parseStartArgs(['--upstream', '10.0.0.1:8000,http://10.0.0.2:8000']), { upstream: ['http://10.0.0.1:8000', 'http://10.0.0.2:8000'] });
+  assert.throws(() => parseStartArgs(['--bogus']), StartUsageError);
+});
