@@ -307,6 +307,7 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
       case '/metrics':
         if (!only(['GET'])) return;
         telemetry.longPollsWaiting.set(store.waiting);
+        updateReplicaGauge();
         {
           const text = await telemetry.registry.metrics();
           res.writeHead(200, { 'content-type': telemetry.registry.contentType });
