@@ -7,6 +7,8 @@ import type { HeaderPairs } from './abi.js';
 import type { HttpCallRequest, HttpCallResponse } from './vm.js';
 
 const enc = new TextEncoder();
+/** Connection-level headers Envoy's codec does not hand on as part of a response. */
+const CONNECTION_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
 function localReply(status: number, text: string): HttpCallResponse {
   const body = enc.encode(text);
@@ -55,7 +57,10 @@ export class HttpCaller {
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
         const hs: HeaderPairs = [[':status', String(res.statusCode ?? 0)]];
-        for (let i = 0; i < res.rawHeaders.length; i += 2) hs.push([res.rawHeaders[i].toLowerCase(), res.rawHeaders[i + 1]]);
+        for (let i = 0; i < res.rawHeaders.length; i += 2) {
+          const k = res.rawHeaders[i].toLowerCase();
+          if (!CONNECTION_HEADERS.has(k)) hs.push([k, res.rawHeaders[i + 1]]);
+        }
         const ts: HeaderPairs = [];
         for (let i = 0; i < res.rawTrailers.length; i += 2) ts.push([res.rawTrailers[i].toLowerCase(), res.rawTrailers[i + 1]]);
         finish({ headers: hs, body: new Uint8Array(Buffer.concat(chunks)), trailers: ts });

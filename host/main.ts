@@ -1,0 +1,159 @@
+// `prefix-router gateway`: the filter in our proxy-wasm host behind a local HTTP listener.
+import { existsSync, readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { LOG_LEVELS, LogLevelName } from './abi.js';
+import { ProxyWasmHost } from './host.js';
+import { startGateway } from './gateway.js';
+
+const USAGE = `usage: prefix-router gateway --wasm FILE --config FILE|JSON [options]
+
+Runs the proxy-wasm filter in the embedded host (one VM per worker, as Envoy)
+in front of the replicas it picks (ORIGINAL_DST on x-gateway-destination-endpoint).
+
+  --wasm FILE                 the filter module (default plugin/prefix-router.wasm)
+  --config FILE|JSON          plugin configuration (a JSON file path or inline JSON)
+  --cluster NAME=URL          an Envoy cluster for proxy_http_call, e.g.
+                              prefix_router_control_plane=http://127.0.0.1:9090 (repeatable)
+  --workers N                 worker VMs (default 2)
+  --host ADDR                 listen address (default 127.0.0.1)
+  --port N                    listen port (default 8080; 0 = any free port)
+  --log-level LEVEL           trace|debug|info|warn|error|critical (default info)
+  --buffer-limit BYTES        body buffer limit before 413 (default 1048576)
+  --upstream-timeout-ms N     route timeout (default 15000)
+  --fail-open                 on a VM failure pass requests unfiltered instead of 503
+  --access-log                print one line per request
+  -h, --help                  this text
+`;
+
+export class UsageError extends Error {}
+
+function positiveInt(name: string, v: string | undefined, dflt: number, min = 1): number {
+  if (v === undefined) return dflt;
+  if (!/^\d+$/.test(v) || Number(v) < min) throw new UsageError(`--${name} must be a whole number >= ${min}; got '${v}'`);
+  return Number(v);
+}
+
+export interface GatewayCliConfig {
+  wasm: string;
+  pluginConfig: string;
+  clusters: Record<string, string>;
+  workers: number;
+  host: string;
+  port: number;
+  logLevel: LogLevelName;
+  bufferLimitBytes: number;
+  upstreamTimeoutMs: number;
+  failOpen: boolean;
+  accessLog: boolean;
+}
+
+/** Parses and checks the flags; throws UsageError naming the bad flag. */
+export function parseGatewayArgs(args: string[]): GatewayCliConfig | 'help' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: false,
+      options: {
+        wasm: { type: 'string' },
+        config: { type: 'string' },
+        cluster: { type: 'string', multiple: true },
+        workers: { type: 'string' },
+        host: { type: 'string' },
+        port: { type: 'string' },
+        'log-level': { type: 'string' },
+        'buffer-limit': { type: 'string' },
+        'upstream-timeout-ms': { type: 'string' },
+        'fail-open': { type: 'boolean' },
+        'access-log': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    throw new UsageError(e instanceof Error ? e.message : String(e));
+  }
+  const v = parsed.values;
+  if (v.help) return 'help';
+  const wasm = v.wasm ?? 'plugin/prefix-router.wasm';
+  if (!existsSync(wasm)) throw new UsageError(`--wasm: no file at '${wasm}' (build it with npm run build:wasm)`);
+  if (v.config === undefined) throw new UsageError('--config is required (a JSON file or inline JSON, see plugin/CONFIG.md)');
+  let pluginConfig = v.config;
+  if (!pluginConfig.trimStart().startsWith('{') && !pluginConfig.trimStart().startsWith('[')) {
+    if (!existsSync(pluginConfig)) throw new UsageError(`--config: '${pluginConfig}' is neither inline JSON nor an existing file`);
+    pluginConfig = readFileSync(pluginConfig, 'utf8');
+  }
+  const clusters: Record<string, string> = {};
+  for (const c of v.cluster ?? []) {
+    const i = c.indexOf('=');
+    if (i <= 0) throw new UsageError(`--cluster must be NAME=URL; got '${c}'`);
+    const url = c.slice(i + 1);
+    try {
+      if (new URL(url).protocol !== 'http:') throw new Error();
+    } catch {
+      throw new UsageError(`--cluster ${c.slice(0, i)}: '${url}' is not an http:// URL`);
+    }
+    clusters[c.slice(0, i)] = url;
+  }
+  const logLevel = (v['log-level'] ?? 'info') as LogLevelName;
+  if (!LOG_LEVELS.includes(logLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join('|')}; got '${logLevel}'`);
+  const port = positiveInt('port', v.port, 8080, 0);
+  if (port > 65535) throw new UsageError(`--port must be 0..65535; got '${v.port}'`);
+  return {
+    wasm,
+    pluginConfig,
+    clusters,
+    workers: positiveInt('workers', v.workers, 2),
+    host: v.host ?? '127.0.0.1',
+    port,
+    logLevel,
+    bufferLimitBytes: positiveInt('buffer-limit', v['buffer-limit'], 1024 * 1024, 0),
+    upstreamTimeoutMs: positiveInt('upstream-timeout-ms', v['upstream-timeout-ms'], 15000),
+    failOpen: v['fail-open'] ?? false,
+    accessLog: v['access-log'] ?? false,
+  };
+}
+
+/** Runs the gateway until SIGINT/SIGTERM; returns the process exit code. */
+export async function runGatewayCli(args: string[]): Promise<number> {
+  let cfg: GatewayCliConfig | 'help';
+  try {
+    cfg = parseGatewayArgs(args);
+  } catch (e) {
+    process.stderr.write(`prefix-router gateway: ${e instanceof Error ? e.message : String(e)}\n\n${USAGE}`);
+    return 2;
+  }
+  if (cfg === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  let host: ProxyWasmHost;
+  try {
+    host = await ProxyWasmHost.create({
+      wasm: cfg.wasm, workers: cfg.workers, pluginConfig: cfg.pluginConfig, clusters: cfg.clusters,
+      logLevel: cfg.logLevel, bufferLimitBytes: cfg.bufferLimitBytes, failOpen: cfg.failOpen,
+    });
+  } catch (e) {
+    process.stderr.write(`prefix-router gateway: the filter did not start: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
+  }
+  let gw;
+  try {
+    gw = await startGateway({
+      host, listen: { host: cfg.host, port: cfg.port }, upstreamTimeoutMs: cfg.upstreamTimeoutMs,
+      onAccessLog: cfg.accessLog ? (e) => process.stdout.write(`${e.method} ${e.path} ${e.status} ${e.endpoint ?? '-'} ${e.details} ${e.durationMs.toFixed(1)}ms wasm=${e.wasmUs.toFixed(0)}us worker=${e.worker}\n`) : undefined,
+    });
+  } catch (e) {
+    await host.close();
+    process.stderr.write(`prefix-router gateway: cannot listen on ${cfg.host}:${cfg.port}: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
+  }
+  process.stdout.write(`prefix-router gateway listening on ${gw.url} (${cfg.workers} worker VMs)\n`);
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await gw.close();
+  await host.close();
+  return 0;
+}
