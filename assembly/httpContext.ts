@@ -1,7 +1,7 @@
 // One HTTP stream. Thin: it decides when the body is needed, hands it to the
 // root context's router, and writes the decision into the request headers.
 import {
-  BufferType, FilterData, FilterHeaders, HeaderMap, HostBytes, WasmResult, addHeader, getBuffer,
+  BufferType, FilterData, FilterHeaders, HeaderMap, HostBytes, WasmResult, addHeader, addHeaderRaw, getBuffer,
   getBufferSize, getHeader, nowNs, removeHeader, replaceHeader, sendLocalResponse,
 } from "./abi/host";
 import { Decision, Router } from "./router";
@@ -17,6 +17,8 @@ const PATH = String.UTF8.encode(":path");
 const CONTENT_LENGTH = String.UTF8.encode("content-length");
 
 const bytes = new HostBytes();
+/** "matched/total" is written here: no allocation per response. */
+const RATIO: usize = memory.data(24);
 
 export class RouterStream {
   id: u32 = 0;
@@ -78,7 +80,8 @@ export class RouterStream {
     const d = this.decision;
     if (router !== null && router.cfg.debugHeaders && d.replica >= 0) {
       addHeader(HeaderMap.ResponseHeaders, DEBUG_ENDPOINT, d.addressBytes);
-      addHeader(HeaderMap.ResponseHeaders, DEBUG_PREFIX, String.UTF8.encode(d.matched.toString() + "/" + d.total.toString()));
+      const len = formatRatio(d.matched, d.total);
+      addHeaderRaw(HeaderMap.ResponseHeaders, DEBUG_PREFIX, RATIO, len);
     }
     return FilterHeaders.Continue;
   }
@@ -144,4 +147,22 @@ function contentLength(): i64 {
   }
   bytes.free();
   return ok ? v : -1;
+}
+
+/** Writes "a/b" (both >= 0) at RATIO; returns its length. */
+function formatRatio(a: i32, b: i32): usize {
+  let p = RATIO + writeDigits(RATIO, a);
+  store<u8>(p++, 0x2f);
+  p += writeDigits(p, b);
+  return p - RATIO;
+}
+
+function writeDigits(at: usize, v: i32): usize {
+  let n: usize = 1;
+  for (let x = v; x >= 10; x /= 10) n++;
+  for (let i = n; i > 0; i--) {
+    store<u8>(at + i - 1, <u8>(0x30 + v % 10));
+    v /= 10;
+  }
+  return n;
 }

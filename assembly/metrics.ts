@@ -1,50 +1,88 @@
-// Envoy stats the filter defines (proxy_define_metric); names are prefixed by
-// Envoy with `wasmcustom.` in its stats output.
+// Envoy stats the filter defines (proxy_define_metric; Envoy shows them with
+// a `wasmcustom.` prefix). Increments are counted in linear memory and handed
+// to the host on the root context's tick: one host call per counter per tick
+// instead of several per request. Stats lag by at most one tick (100 ms).
 import { MetricType, defineMetric, incrementMetric } from "./abi/host";
 import { MAX_SLOTS } from "./prefix/prefixIndex";
 
+export const enum Counter {
+  Routed, PrefixHits, BlocksMatched, BlocksTotal, LoadOnly, Spilled, NoReplica,
+  StateUpdates, StateRejected, PollFailures, COUNT,
+}
+
+const NAMES: StaticArray<string> = [
+  "prefix_router.requests_routed",
+  "prefix_router.requests_prefix_hit",
+  "prefix_router.prefix_blocks_matched",
+  "prefix_router.prefix_blocks_total",
+  "prefix_router.fallback_load_only",
+  "prefix_router.load_bound_spills",
+  "prefix_router.no_ready_replica",
+  "prefix_router.state_updates",
+  "prefix_router.state_rejected",
+  "prefix_router.control_plane_poll_failures",
+];
+
 export class RouterMetrics {
-  routed: u32 = 0;
-  prefixHits: u32 = 0;
-  blocksMatched: u32 = 0;
-  blocksTotal: u32 = 0;
-  loadOnly: u32 = 0;
-  spilled: u32 = 0;
-  noReplica: u32 = 0;
-  stateUpdates: u32 = 0;
-  stateRejected: u32 = 0;
-  pollFailures: u32 = 0;
-  private perReplica: StaticArray<u32> = new StaticArray<u32>(MAX_SLOTS);
+  private readonly ids: StaticArray<u32> = new StaticArray<u32>(Counter.COUNT);
+  private readonly pending: StaticArray<i64> = new StaticArray<i64>(Counter.COUNT);
+  /** Per-slot counter id + 1 (0: not defined yet), pending requests, and the address it is named after. */
+  private readonly replicaIds: StaticArray<u32> = new StaticArray<u32>(MAX_SLOTS);
+  private readonly replicaPending: StaticArray<i32> = new StaticArray<i32>(MAX_SLOTS);
+  private readonly replicaNames: Map<i32, string> = new Map<i32, string>();
+  /** Without ticks (sharedState false) every increment goes to the host at once. */
+  immediate: bool = false;
 
   define(): void {
-    this.routed = defineMetric(MetricType.Counter, "prefix_router.requests_routed");
-    this.prefixHits = defineMetric(MetricType.Counter, "prefix_router.requests_prefix_hit");
-    this.blocksMatched = defineMetric(MetricType.Counter, "prefix_router.prefix_blocks_matched");
-    this.blocksTotal = defineMetric(MetricType.Counter, "prefix_router.prefix_blocks_total");
-    this.loadOnly = defineMetric(MetricType.Counter, "prefix_router.fallback_load_only");
-    this.spilled = defineMetric(MetricType.Counter, "prefix_router.load_bound_spills");
-    this.noReplica = defineMetric(MetricType.Counter, "prefix_router.no_ready_replica");
-    this.stateUpdates = defineMetric(MetricType.Counter, "prefix_router.state_updates");
-    this.stateRejected = defineMetric(MetricType.Counter, "prefix_router.state_rejected");
-    this.pollFailures = defineMetric(MetricType.Counter, "prefix_router.control_plane_poll_failures");
-    for (let i = 0; i < MAX_SLOTS; i++) unchecked(this.perReplica[i] = 0);
+    for (let i = 0; i < Counter.COUNT; i++) unchecked(this.ids[i] = defineMetric(MetricType.Counter, NAMES[i]));
   }
 
-  /** Counts a request for the replica in `slot`, defining its counter on first use. */
+  @inline add(c: Counter, n: i64): void {
+    if (this.immediate) incrementMetric(unchecked(this.ids[c]), n);
+    else unchecked(this.pending[c] += n);
+  }
+
+  /** Counts a request for the replica in `slot`. */
   replicaRequest(slot: i32, address: string): void {
     if (slot < 0 || slot >= MAX_SLOTS) return;
-    // Stored as id + 1 so that 0 means "not defined yet" whatever ids the host hands out.
-    let stored = unchecked(this.perReplica[slot]);
-    if (stored == 0) {
-      // Envoy stat names use '.' as a separator: keep the address in one segment.
-      stored = defineMetric(MetricType.Counter, "prefix_router.replica_requests." + address.replaceAll(".", "_").replaceAll(":", "_")) + 1;
-      unchecked(this.perReplica[slot] = stored);
-    }
-    if (stored != 0) incrementMetric(stored - 1, 1);
+    if (unchecked(this.replicaIds[slot]) == 0) this.defineReplica(slot, address);
+    if (this.immediate) incrementMetric(unchecked(this.replicaIds[slot]) - 1, 1);
+    else unchecked(this.replicaPending[slot] += 1);
   }
 
-  /** A slot changed hands: its next request defines the counter for the new address. */
+  private defineReplica(slot: i32, address: string): void {
+    // Envoy stat names use '.' as a separator: keep the address in one segment.
+    const name = "prefix_router.replica_requests." + address.replaceAll(".", "_").replaceAll(":", "_");
+    unchecked(this.replicaIds[slot] = defineMetric(MetricType.Counter, name) + 1);
+    this.replicaNames.set(slot, address);
+  }
+
+  /** Hands the pending increments to the host. */
+  flush(): void {
+    for (let i = 0; i < Counter.COUNT; i++) {
+      const n = unchecked(this.pending[i]);
+      if (n != 0) {
+        incrementMetric(unchecked(this.ids[i]), n);
+        unchecked(this.pending[i] = 0);
+      }
+    }
+    for (let s = 0; s < MAX_SLOTS; s++) {
+      const n = unchecked(this.replicaPending[s]);
+      if (n != 0) {
+        const id = unchecked(this.replicaIds[s]);
+        if (id != 0) incrementMetric(id - 1, n);
+        unchecked(this.replicaPending[s] = 0);
+      }
+    }
+  }
+
+  /** A slot changed hands: flush what it counted, then forget its counter. */
   forgetSlot(slot: i32): void {
-    if (slot >= 0 && slot < MAX_SLOTS) unchecked(this.perReplica[slot] = 0);
+    if (slot < 0 || slot >= MAX_SLOTS) return;
+    const id = unchecked(this.replicaIds[slot]);
+    const n = unchecked(this.replicaPending[slot]);
+    if (id != 0 && n != 0) incrementMetric(id - 1, n);
+    unchecked(this.replicaPending[slot] = 0);
+    unchecked(this.replicaIds[slot] = 0);
   }
 }

@@ -2,11 +2,11 @@
 // the routing core every stream of this VM uses. Streams stay thin.
 import {
   BufferType, HeaderMap, HostBytes, LogLevel, WasmResult, getBuffer, getHeader, httpCall,
-  incrementMetric, log, nowNs, serializePairs, setTickPeriodMs,
+  log, nowNs, serializePairs, setTickPeriodMs,
 } from "./abi/host";
 import { PluginConfig, configError, parseConfig } from "./config";
 import { CONFIG_REJECTED, EXPECTED_CONFIG_SHAPE, POLL_FAILED, POLL_NOT_STARTED, STATE_FROM_CONTROL_PLANE, STATE_REJECTED } from "./errors";
-import { RouterMetrics } from "./metrics";
+import { Counter, RouterMetrics } from "./metrics";
 import { Router } from "./router";
 import { allocateVmId, holdLease, noteControlPlaneSeen, publishState, releaseLease } from "./state/sharedState";
 import { decodeState, stateError } from "./state/stateWire";
@@ -54,6 +54,8 @@ export class RouterRoot {
     }
     this.cfg = cfg;
     this.metrics.define();
+    // Without ticks nothing would flush batched counts: hand each one over at once.
+    this.metrics.immediate = !cfg.sharedState;
     if (cfg.sharedState) this.vmId = allocateVmId();
     this.router = new Router(cfg, this.metrics, this.vmId);
     if (cfg.sharedState) {
@@ -70,6 +72,7 @@ export class RouterRoot {
     const cfg = this.cfg;
     if (router === null || cfg === null) return;
     const now = nowNs();
+    this.metrics.flush();
     router.refresh();
     if (now - this.lastHeartbeatNs >= HEARTBEAT_NS) {
       this.lastHeartbeatNs = now;
@@ -101,7 +104,7 @@ export class RouterRoot {
 
   private pollFailed(cfg: PluginConfig, now: u64, why: string): void {
     this.nextPollAtNs = now + <u64>cfg.retryMs * 1000000;
-    incrementMetric(this.metrics.pollFailures, 1);
+    this.metrics.add(Counter.PollFailures, 1);
     // Log when polling starts failing, not at every retry.
     if (!this.failing) log(LogLevel.Warn, why + "; routing on the last state, retrying every " + cfg.retryMs.toString() + " ms");
     this.failing = true;
@@ -138,7 +141,7 @@ export class RouterRoot {
       const t = decodeState(this.bytes.ptr, <i32>this.bytes.len);
       if (t === null) {
         this.bytes.free();
-        incrementMetric(this.metrics.stateRejected, 1);
+        this.metrics.add(Counter.StateRejected, 1);
         log(LogLevel.Error, STATE_REJECTED + stateError + "; keeping state version " + router.table.version.toString());
         this.nextPollAtNs = now + <u64>cfg.retryMs * 1000000;
         return;

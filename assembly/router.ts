@@ -2,9 +2,9 @@
 // the prefix index, the in-flight counters, and the request-path decision
 // (filter -> scorers -> weighted sum -> picker). Streams call route() and
 // finish(); the root context calls install() and refresh().
-import { HostBytes, LogLevel, incrementMetric, log } from "./abi/host";
+import { HostBytes, LogLevel, log } from "./abi/host";
 import { PluginConfig } from "./config";
-import { RouterMetrics } from "./metrics";
+import { Counter, RouterMetrics } from "./metrics";
 import { BlockHasher } from "./prefix/blockHasher";
 import { mix64, rendezvousWeight } from "./prefix/hash";
 import { MAX_SLOTS, PrefixIndex } from "./prefix/prefixIndex";
@@ -141,14 +141,14 @@ export class Router {
     this.stateBytes.free();
     if (t === null) {
       // Validated before it was published, so only a foreign writer gets here.
-      incrementMetric(this.metrics.stateRejected, 1);
+      this.metrics.add(Counter.StateRejected, 1);
       log(LogLevel.Error, STATE_REJECTED + stateError);
       return;
     }
     if (t.version == this.table.version && this.table.fromControlPlane) return;
     t.receivedAtNs = receivedAt;
     this.install(t);
-    incrementMetric(this.metrics.stateUpdates, 1);
+    this.metrics.add(Counter.StateUpdates, 1);
   }
 
   /**
@@ -185,7 +185,7 @@ export class Router {
     for (let k = 0; k < n; k++) unchecked(c.inflight[k] = unchecked(inflight[unchecked(c.replica[k])]));
     c.n = n;
     if (n == 0) {
-      incrementMetric(this.metrics.noReplica, 1);
+      this.metrics.add(Counter.NoReplica, 1);
       return false;
     }
     for (let k = 0; k < n; k++) {
@@ -216,7 +216,7 @@ export class Router {
       this.rotation += 1;
       key = mix64(this.rotation);
       for (let k = 0; k < n; k++) unchecked(c.matched[k] = 0);
-      incrementMetric(this.metrics.loadOnly, 1);
+      this.metrics.add(Counter.LoadOnly, 1);
     }
     c.totalBlocks = total;
     for (let k = 0; k < n; k++) {
@@ -247,13 +247,13 @@ export class Router {
     d.counted = true;
 
     const m = this.metrics;
-    incrementMetric(m.routed, 1);
-    if (d.matched > 0) incrementMetric(m.prefixHits, 1);
+    m.add(Counter.Routed, 1);
+    if (d.matched > 0) m.add(Counter.PrefixHits, 1);
     if (total > 0) {
-      incrementMetric(m.blocksMatched, d.matched);
-      incrementMetric(m.blocksTotal, total);
+      m.add(Counter.BlocksMatched, d.matched);
+      m.add(Counter.BlocksTotal, total);
     }
-    if (this.picked.spilled) incrementMetric(m.spilled, 1);
+    if (this.picked.spilled) m.add(Counter.Spilled, 1);
     m.replicaRequest(slot, d.address);
     return true;
   }

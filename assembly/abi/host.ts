@@ -82,6 +82,10 @@ export function addHeader(map: HeaderMap, name: ArrayBuffer, value: ArrayBuffer)
   return <WasmResult>imports.proxy_add_header_map_value(<i32>map, changetype<usize>(name), name.byteLength, changetype<usize>(value), value.byteLength);
 }
 
+export function addHeaderRaw(map: HeaderMap, name: ArrayBuffer, valuePtr: usize, valueLen: usize): WasmResult {
+  return <WasmResult>imports.proxy_add_header_map_value(<i32>map, changetype<usize>(name), name.byteLength, valuePtr, valueLen);
+}
+
 /** Removes every value of a header (the host matches the name case-insensitively). */
 export function removeHeader(map: HeaderMap, name: ArrayBuffer): WasmResult {
   return <WasmResult>imports.proxy_remove_header_map_value(<i32>map, changetype<usize>(name), name.byteLength);

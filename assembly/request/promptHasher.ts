@@ -156,11 +156,8 @@ export function feedString(s: isize, e: isize, hasher: BlockHasher): void {
     let q = p;
     const room = <isize>hasher.room;
     const stop = end - p > room ? p + room : end;
-    while (q < stop) {
-      const c = load<u8>(q);
-      if (c == BACKSLASH) break;
-      q++;
-    }
+    while (q + 8 <= stop && !hasBackslash(load<u64>(q))) q += 8;
+    while (q < stop && load<u8>(q) != BACKSLASH) q++;
     if (q > p) hasher.feed(<usize>p, <i32>(q - p));
     if (q >= end || hasher.full) return;
     if (load<u8>(q) != BACKSLASH) { p = q; continue; }
@@ -189,6 +186,12 @@ export function feedString(s: isize, e: isize, hasher: BlockHasher): void {
       feedCodePoint(cp, hasher);
     } else hasher.feedByte(x); // \" \\ \/ and unknown escapes stand for themselves
   }
+}
+
+/** SWAR test for a backslash among eight bytes. */
+@inline function hasBackslash(w: u64): bool {
+  const x = w ^ 0x5c5c5c5c5c5c5c5c;
+  return ((x - 0x0101010101010101) & ~x & 0x8080808080808080) != 0;
 }
 
 function hex4(p: isize, end: isize): i32 {
