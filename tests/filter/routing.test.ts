@@ -157,3 +157,26 @@ test('sharedState false (GCP Service Extensions): routes on configuration alone'
     await host.close();
   }
 });
+
+test('Envoy stats: requests per replica, prefix blocks matched, fallbacks', async () => {
+  const { host } = await startHost(config);
+  try {
+    const system = text(9, 1280); // exactly 20 blocks
+    for (let i = 0; i < 10; i++) send(host, { body: completion(system), worker: 0 });
+    send(host, { method: 'GET', path: '/v1/models', worker: 0 });
+    const value = (name: string) => Number(host.metrics().get(name)?.value ?? 0);
+    const deadline = Date.now() + 3000;
+    while (value('prefix_router.requests_routed') < 11 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(value('prefix_router.requests_routed'), 11);
+    assert.equal(value('prefix_router.fallback_load_only'), 1);
+    assert.equal(value('prefix_router.requests_prefix_hit'), 9);
+    const total = value('prefix_router.prefix_blocks_total');
+    assert.ok(total >= 200, `blocks total ${total}`);
+    assert.equal(value('prefix_router.prefix_blocks_matched'), total - total / 10);
+    let perReplica = 0;
+    for (const [name, m] of host.metrics()) if (name.startsWith('prefix_router.replica_requests.')) perReplica += Number(m.value);
+    assert.equal(perReplica, 11);
+  } finally {
+    await host.close();
+  }
+});
