@@ -48,12 +48,29 @@ test('completions, chat and streaming through the gateway', async () => {
   assert.equal(content.length, 24);
 });
 
+/**
+ * Waits until the control plane sees every replica idle (fresh metrics, nothing running or waiting)
+ * and gives the filter's long poll a moment to receive that state. Without it, a request sent right
+ * after the previous one finished meets scrape-lagged `running: 1` on the replica that served it,
+ * and the filter's bounded-load guard (cap = ceil(1.25 x (total + 1) / n) = 1 at such low load)
+ * passes it over: sequential requests then alternate between two replicas (see bench/gateway).
+ */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const body = (await (await fetch(`${stack.controlPlaneUrl}/v1/replicas`)).json()) as { replicas: { metricsAgeMs: number | null; metrics: { running: number; waiting: number } | null }[] };
+    if (body.replicas.every((r) => r.metrics && r.metrics.running === 0 && r.metrics.waiting === 0 && r.metricsAgeMs !== null && r.metricsAgeMs < 100)) break;
+    await new Promise((ok) => setTimeout(ok, 20));
+  }
+  await new Promise((ok) => setTimeout(ok, 150));
+}
+
 test('the same system prompt lands on the same replica, which then serves it from its prefix cache', async () => {
   const system = 'You are a meticulous assistant for the prefix-router end-to-end test. '.repeat(30);
   const replicas = new Set<string>();
   const endpoints = new Set<string>();
   const cached: number[] = [];
   for (let i = 0; i < 6; i++) {
+    await settle();
     const { data, response } = await client.chat.completions
       .create({ model: MODEL, messages: [{ role: 'system', content: system }, { role: 'user', content: `question ${i}` }], max_tokens: 2 })
       .withResponse();
