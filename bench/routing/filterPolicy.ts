@@ -179,6 +179,18 @@ export class FilterPolicy implements RoutingPolicy {
     return this.logs.filter((e) => !(e.message.includes(CONTROL_PLANE_CLUSTER) || e.message.includes('routing on the last state')));
   }
 
+  /** The filter's own counters, summed over gateways: requests routed, load-bound spills, state installs. */
+  stats(): Record<string, number> {
+    const sum = (name: string) => this.hosts.reduce((a, h) => a + (h.metrics().get(name)?.value ?? 0), 0);
+    return {
+      routed: sum('prefix_router.requests_routed'),
+      prefixHits: sum('prefix_router.requests_prefix_hit'),
+      loadBoundSpills: sum('prefix_router.load_bound_spills'),
+      loadOnly: sum('prefix_router.fallback_load_only'),
+      stateUpdates: sum('prefix_router.state_updates'),
+    };
+  }
+
   async close(): Promise<void> {
     for (const h of this.hosts) await h.close();
   }

@@ -39,6 +39,8 @@ export interface RoutingPolicy {
   /** The request finished; the stream ends. */
   onFinish(d: Decision, nowUs: number): void;
   close(): Promise<void>;
+  /** Router-side counters worth reporting (the filter's own metrics), read after the run. */
+  stats?(): Record<string, number>;
 }
 
 /** Shared no-ops for policies without time or per-request state. */

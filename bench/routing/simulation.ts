@@ -25,6 +25,12 @@ export interface PolicyResult {
   name: string;
   /** Prompt-token prefix-cache hit rate from the engines' counters (hits / queries). */
   hitRate: number;
+  /**
+   * Prompt tokens found cached when each request was first admitted, over all prompt tokens:
+   * the counters' rate without recomputation after preemption (which the counters count again).
+   * This is the rate comparable with the oracle.
+   */
+  firstAdmissionHitRate: number;
   throughputRps: number;
   ttftP50Ms: number;
   ttftP95Ms: number;
@@ -45,6 +51,8 @@ export interface PolicyResult {
   routerTotalBlocks?: number;
   /** Two gateways: how often consecutive requests of one group through different gateways went to the same replica. */
   crossGatewayAgreement?: number;
+  /** The router's own counters (the filter's metrics), when it has them. */
+  routerStats?: Record<string, number>;
   /** The same measure for consecutive requests of a group through the same gateway (the baseline). */
   sameGatewayAgreement?: number;
 }
@@ -74,7 +82,7 @@ export function simulate(workload: Workload, policy: RoutingPolicy, opts: Simula
   let samples = 0;
   const ttft: number[] = [];
   const e2e: number[] = [];
-  let completed = 0, rejected = 0, lastFinishUs = 0;
+  let completed = 0, rejected = 0, lastFinishUs = 0, firstHitTokens = 0, finishedPromptTokens = 0;
   let routerMatched = 0, routerTotal = 0, anyRouterPrefix = false;
   // agreement: last replica per (group, gateway)
   const lastByGroup = new Map<string, Array<number | undefined>>();
@@ -106,6 +114,8 @@ export function simulate(workload: Workload, policy: RoutingPolicy, opts: Simula
       policy.onFinish(o.decision, atUs);
       completed++;
       tallyPrefix(o.decision);
+      firstHitTokens += ev.cachedTokens;
+      finishedPromptTokens += ev.promptTokens;
       ttft.push(ev.ttftMs);
       e2e.push(ev.e2eMs);
       lastFinishUs = Math.max(lastFinishUs, atUs);
@@ -179,6 +189,7 @@ export function simulate(workload: Workload, policy: RoutingPolicy, opts: Simula
   const result: PolicyResult = {
     name: policy.name,
     hitRate: queries > 0 ? hits / queries : 0,
+    firstAdmissionHitRate: finishedPromptTokens > 0 ? firstHitTokens / finishedPromptTokens : 0,
     throughputRps: makespanS > 0 ? completed / makespanS : 0,
     ttftP50Ms: percentile(ttft, 50),
     ttftP95Ms: percentile(ttft, 95),
@@ -192,6 +203,8 @@ export function simulate(workload: Workload, policy: RoutingPolicy, opts: Simula
     preemptions,
   };
   if (anyRouterPrefix) { result.routerMatchedBlocks = routerMatched; result.routerTotalBlocks = routerTotal; }
+  const stats = policy.stats?.();
+  if (stats) result.routerStats = stats;
   if (opts.gateways > 1) {
     result.crossGatewayAgreement = crossPairs > 0 ? crossAgree / crossPairs : NaN;
     result.sameGatewayAgreement = samePairs > 0 ? sameAgree / samePairs : NaN;
