@@ -24,10 +24,9 @@ function policyJson(p: PolicyResult) {
     preemptions: p.preemptions,
   };
   if (p.routerTotalBlocks !== undefined) out.routerPrefixMatch = r4(p.routerTotalBlocks > 0 ? p.routerMatchedBlocks! / p.routerTotalBlocks : 0);
-  if (p.crossGatewayAgreement !== undefined) {
-    out.crossGatewayAgreement = r4(p.crossGatewayAgreement);
-    out.sameGatewayAgreement = r4(p.sameGatewayAgreement!);
-  }
+  if (p.crossGatewayAgreement !== undefined) out.crossGatewayAgreement = r4(p.crossGatewayAgreement);
+  if (p.crossWorkerAgreement !== undefined) out.crossWorkerAgreement = r4(p.crossWorkerAgreement);
+  if (p.sameEntryAgreement !== undefined) out.sameEntryAgreement = r4(p.sameEntryAgreement);
   if (p.routerStats) out.routerStats = p.routerStats;
   return out;
 }
@@ -63,7 +62,8 @@ export function checkTargets(results: readonly WorkloadResult[]): TargetCheck[] 
     for (const v of ['prefix-router/4-workers', 'prefix-router/2-gateways']) {
       const p = find(w, v);
       if (!p) continue;
-      const agree = p.crossGatewayAgreement !== undefined ? `; same-group agreement across gateways ${p.crossGatewayAgreement.toFixed(3)} (within one gateway ${p.sameGatewayAgreement!.toFixed(3)})` : '';
+      const across = p.crossGatewayAgreement !== undefined ? `gateways ${p.crossGatewayAgreement.toFixed(3)}` : `worker VMs ${p.crossWorkerAgreement!.toFixed(3)}`;
+      const agree = `; same-group agreement across ${across} (same entry point ${p.sameEntryAgreement!.toFixed(3)})`;
       add(w, `${v.split('/')[1]}: hit rate >= 95% of one worker's`, pr.hitRate > 0 ? p.hitRate / pr.hitRate : 1, 0.95, true, `${p.hitRate.toFixed(3)} vs ${pr.hitRate.toFixed(3)}${agree}`);
     }
   }
@@ -104,7 +104,8 @@ export function table(results: readonly WorkloadResult[]): string {
       lines.push('  ' + [
         pad(p.name, 26), lpad((p.hitRate * 100).toFixed(1), 6), lpad((p.firstAdmissionHitRate * 100).toFixed(1), 6), lpad(p.throughputRps.toFixed(3), 7), lpad(p.ttftP50Ms.toFixed(0), 8),
         lpad(p.ttftP95Ms.toFixed(0), 8), lpad(p.e2eP95Ms.toFixed(0), 8), lpad(p.maxOverMeanLoad.toFixed(3), 8), lpad(String(p.preemptions), 7),
-        '  ' + p.shares.map((s) => (s * 100).toFixed(0)).join('/') + (p.crossGatewayAgreement !== undefined ? `  agree ${(p.crossGatewayAgreement * 100).toFixed(1)}%` : '')
+        '  ' + p.shares.map((s) => (s * 100).toFixed(0)).join('/') + (p.crossGatewayAgreement !== undefined ? `  agree(gw) ${(p.crossGatewayAgreement * 100).toFixed(1)}%` : '')
+          + (p.crossWorkerAgreement !== undefined ? `  agree(vm) ${(p.crossWorkerAgreement * 100).toFixed(1)}%` : '')
           + (p.routerStats ? `  spills ${p.routerStats.loadBoundSpills}` : ''),
       ].join(' '));
     }

@@ -64,7 +64,7 @@ interface ShapeDef {
 }
 
 export const SHAPES: ShapeDef[] = [
-  { name: 'sp-150x5', kind: 'shared-prefix', file: 'gie_00c298a4_short-questions__many-system-prompts-values.yaml', label: 'GIE/llm-d "many system prompts": 150x5 / 6000 / 1200 / 1000', rate3: 1.0, requests3: 600 },
+  { name: 'sp-150x5', kind: 'shared-prefix', file: 'gie_00c298a4_short-questions__many-system-prompts-values.yaml', label: 'GIE/llm-d "many system prompts": 150x5 / 6000 / 1200 / 1000', rate3: 1.0, requests3: 1200 },
   { name: 'sp-32x32', kind: 'shared-prefix', file: 'llm-d-benchmark_shared_prefix_synthetic.yaml.in', label: 'llm-d shared_prefix_synthetic: 32x32 / 2048 / 256 / 256', rate3: 11, requests3: 2000 },
   { name: 'sp-256x16-high-cache', kind: 'shared-prefix', file: 'gie_79457c79_high-cache-values.yaml', label: 'GIE high-cache: 256x16 / 2048 / 256 / 256', rate3: 5.2, requests3: 2000 },
   { name: 'sp-256x16-low-cache', kind: 'shared-prefix', file: 'gie_79457c79_low-cache-values.yaml', label: 'GIE low-cache: 256x16 / 256 / 2048 / 256', rate3: 4.8, requests3: 2000 },

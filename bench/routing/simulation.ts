@@ -49,12 +49,17 @@ export interface PolicyResult {
   /** Prefix blocks the router believed matched / hashed, summed (routers that say). */
   routerMatchedBlocks?: number;
   routerTotalBlocks?: number;
-  /** Two gateways: how often consecutive requests of one group through different gateways went to the same replica. */
+  /**
+   * Agreement (more than one entry point): for each request, whether it went to the same replica
+   * as the last request of its group (system prompt, conversation, first trace block) that came
+   * in through another gateway (crossGateway), another worker VM of the same gateway (crossWorker),
+   * or the same worker of the same gateway (sameEntry, the baseline: how sticky one router is).
+   */
   crossGatewayAgreement?: number;
+  crossWorkerAgreement?: number;
+  sameEntryAgreement?: number;
   /** The router's own counters (the filter's metrics), when it has them. */
   routerStats?: Record<string, number>;
-  /** The same measure for consecutive requests of a group through the same gateway (the baseline). */
-  sameGatewayAgreement?: number;
 }
 
 export function percentile(sorted: readonly number[], p: number): number {
@@ -85,8 +90,9 @@ export function simulate(workload: Workload, policy: RoutingPolicy, opts: Simula
   let completed = 0, rejected = 0, lastFinishUs = 0, firstHitTokens = 0, finishedPromptTokens = 0;
   let routerMatched = 0, routerTotal = 0, anyRouterPrefix = false;
   // agreement: last replica per (group, gateway)
-  const lastByGroup = new Map<string, Array<number | undefined>>();
-  let crossAgree = 0, crossPairs = 0, sameAgree = 0, samePairs = 0;
+  const lastByGroup = new Map<string, Array<number | undefined>>(); // per (group), last replica per entry point
+  let crossAgree = 0, crossPairs = 0, sameAgree = 0, samePairs = 0, workerAgree = 0, workerPairs = 0;
+  const entries = opts.gateways * opts.workers;
 
   // The loop runs on the engines' clock (ms, fractional: step times come from the latency
   // model); the policy sees whole microseconds, rounded, which never go backwards either.
@@ -151,15 +157,21 @@ export function simulate(workload: Workload, policy: RoutingPolicy, opts: Simula
       const replica = decision.replica;
       if (!(replica >= 0 && replica < n)) throw new Error(`${policy.name}: routed request ${req.id} to replica ${replica} of ${n}`);
       counts[replica]!++;
-      if (opts.gateways > 1) {
+      if (entries > 1) {
+        // Agreement: the replica this request went to against the last one each other entry point
+        // (gateway, worker VM) sent the same group to.
         let last = lastByGroup.get(req.group);
-        if (!last) lastByGroup.set(req.group, (last = new Array(opts.gateways).fill(undefined)));
-        for (let g = 0; g < opts.gateways; g++) {
-          const prev = last[g];
+        if (!last) lastByGroup.set(req.group, (last = new Array(entries).fill(undefined)));
+        const mine = entry.gateway * opts.workers + entry.worker;
+        for (let e = 0; e < entries; e++) {
+          const prev = last[e];
           if (prev === undefined) continue;
-          if (g === entry.gateway) { samePairs++; if (prev === replica) sameAgree++; } else { crossPairs++; if (prev === replica) crossAgree++; }
+          const agree = prev === replica ? 1 : 0;
+          if (e === mine) { samePairs++; sameAgree += agree; }
+          else if (Math.floor(e / opts.workers) !== entry.gateway) { crossPairs++; crossAgree += agree; }
+          else { workerPairs++; workerAgree += agree; }
         }
-        last[entry.gateway] = replica;
+        last[mine] = replica;
       }
       let id: number;
       try {
@@ -205,9 +217,8 @@ export function simulate(workload: Workload, policy: RoutingPolicy, opts: Simula
   if (anyRouterPrefix) { result.routerMatchedBlocks = routerMatched; result.routerTotalBlocks = routerTotal; }
   const stats = policy.stats?.();
   if (stats) result.routerStats = stats;
-  if (opts.gateways > 1) {
-    result.crossGatewayAgreement = crossPairs > 0 ? crossAgree / crossPairs : NaN;
-    result.sameGatewayAgreement = samePairs > 0 ? sameAgree / samePairs : NaN;
-  }
+  if (opts.gateways > 1) result.crossGatewayAgreement = crossPairs > 0 ? crossAgree / crossPairs : NaN;
+  if (opts.workers > 1) result.crossWorkerAgreement = workerPairs > 0 ? workerAgree / workerPairs : NaN;
+  if (entries > 1) result.sameEntryAgreement = samePairs > 0 ? sameAgree / samePairs : NaN;
   return result;
 }

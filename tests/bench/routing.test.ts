@@ -80,9 +80,11 @@ test('end to end through the real wasm: every request completes, shares sum to 1
     assert.ok(p.routerTotalBlocks! > 0 && p.routerMatchedBlocks! > 0, `${p.name} saw the filter's prefix header`);
     assert.equal(p.routerStats!.routed >= 0, true);
   }
+  const four = r.policies.find((p) => p.name === "prefix-router/4-workers")!;
+  assert.ok(four.crossWorkerAgreement! >= 0 && four.crossWorkerAgreement! <= 1 && four.crossGatewayAgreement === undefined);
   const two = r.policies.find((p) => p.name === 'prefix-router/2-gateways')!;
   assert.ok(two.crossGatewayAgreement! >= 0 && two.crossGatewayAgreement! <= 1);
-  assert.ok(two.sameGatewayAgreement! >= 0 && two.sameGatewayAgreement! <= 1);
+  assert.ok(two.sameEntryAgreement! >= 0 && two.sameEntryAgreement! <= 1);
 });
 
 test('unique prompts leave nothing for the oracle', () => {
