@@ -111,6 +111,8 @@ export class FakeKube {
   readonly configMaps = new Map<string, Obj>();
   private rv = 100;
   private watchers = new Set<Watcher>();
+  /** every change, so a watch from resourceVersion N replays what came after N (as the real API server does) */
+  private readonly events: Array<{ kind: Watcher['kind']; type: string; object: Obj; rv: number }> = [];
   private server!: http.Server;
   url = '';
   requests: string[] = [];
@@ -130,6 +132,14 @@ export class FakeKube {
     this.server.closeAllConnections();
     await new Promise<void>((ok) => this.server.close(() => ok()));
   }
+
+  /** Ends every open watch, as the API server does when a watch times out. */
+  dropWatches(): void {
+    for (const w of this.watchers) w.res.end();
+    this.watchers.clear();
+  }
+
+  get openWatches(): number { return this.watchers.size; }
 
   /** A KubeConfig pointing at this server. */
   async kubeConfig() {
@@ -183,6 +193,7 @@ export class FakeKube {
   }
 
   private notify(kind: Watcher['kind'], type: string, o: Obj): void {
+    this.events.push({ kind, type, object: o, rv: Number(o.metadata.resourceVersion) });
     for (const w of this.watchers) {
       if (w.kind !== kind || !matches(o, w.selector)) continue;
       if (w.fieldName && o.metadata.name !== w.fieldName) continue;
@@ -214,6 +225,12 @@ export class FakeKube {
         res.flushHeaders();
         const w: Watcher = { kind, res, selector, fieldName };
         this.watchers.add(w);
+        const from = Number(u.searchParams.get('resourceVersion') || this.rv);
+        for (const e of this.events) {
+          if (e.kind !== kind || e.rv <= from || !matches(e.object, selector)) continue;
+          if (fieldName && e.object.metadata.name !== fieldName) continue;
+          res.write(JSON.stringify({ type: e.type, object: e.object }) + '\n');
+        }
         res.on('close', () => this.watchers.delete(w));
         return;
       }
