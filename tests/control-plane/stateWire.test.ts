@@ -1,0 +1,32 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { decodeState, encodeState, METRICS_AGE_UNKNOWN, StateDecodeError, type RouterState } from '../../control-plane/stateWire.js';
+
+const state: RouterState = {
+  version: 1795544463022002n,
+  weights: { prefix: 3, queue: 1, kvCache: 1, inflight: 0.5 },
+  replicas: [
+    { address: '10.0.0.1:8000', ready: true, metricsKnown: true, waiting: 3, running: 17, kvUsage: 0.25, kvCapacityTokens: 116496, metricsAgeMs: 12 },
+    { address: '[fd00::1]:8000', ready: false, metricsKnown: false, waiting: 0, running: 0, kvUsage: 0, kvCapacityTokens: 0, metricsAgeMs: METRICS_AGE_UNKNOWN },
+  ],
+};
+
+test('decodeState(encodeState(x)) round-trips', () => {
+  assert.deepEqual(decodeState(encodeState(state)), state);
+  const empty = { ...state, replicas: [] };
+  assert.deepEqual(decodeState(encodeState(empty)), empty);
+});
+
+test('encoding clamps what the format cannot hold; decoding rejects any corrupted byte', () => {
+  const clamped = decodeState(encodeState({ ...state, replicas: [{ ...state.replicas[0], waiting: 1e9, running: -4, kvUsage: 7 }] }));
+  assert.deepEqual([clamped.replicas[0].waiting, clamped.replicas[0].running, clamped.replicas[0].kvUsage], [65535, 0, 1]);
+  const bytes = encodeState(state);
+  for (let i = 0; i < bytes.length; i++) {
+    const bad = bytes.slice();
+    bad[i] ^= 0x40;
+    assert.throws(() => decodeState(bad), StateDecodeError, `byte ${i}`);
+  }
+  assert.throws(() => decodeState(bytes.subarray(0, bytes.length - 1)), StateDecodeError);
+  assert.throws(() => encodeState({ ...state, replicas: [state.replicas[0], state.replicas[0]] }), /twice/);
+  assert.throws(() => encodeState({ ...state, version: 0n }), /version/);
+});
