@@ -82,8 +82,9 @@ export async function runWeightsCli(args: string[], env: NodeJS.ProcessEnv = pro
     } else token = env.PREFIX_ROUTER_API_TOKEN?.trim() || undefined;
     return show(await call('PUT', '/v1/weights', body, token));
   } catch (e) {
-    const cause = (e as { cause?: { code?: string } }).cause?.code;
-    console.error(`prefix-router weights: cannot reach the control plane at ${base}: ${cause ?? (e as Error).message}`);
+    const cause = (e as { cause?: { code?: string; message?: string; errors?: Array<{ code?: string }> } }).cause;
+    const why = cause?.code ?? cause?.errors?.[0]?.code ?? cause?.message ?? (e as Error).message;
+    console.error(`prefix-router weights: cannot reach the control plane at ${base}: ${why}`);
     return 1;
   }
 }

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import net from 'node:net';
 import { runWeightsCli } from '../../control-plane/weightsCli.js';
 import { startControlPlane } from '../../control-plane/server.js';
 import { memoryLogger } from '../../control-plane/log.js';
@@ -63,7 +64,12 @@ test('weights CLI: local errors are clear and exit 2; unreachable control plane 
     assert.equal(r.code, 2, args.join(' '));
     assert.match(r.err, re, args.join(' '));
   }
-  const r = await run(['get', '--url', 'http://127.0.0.1:1']);
+  // A port nobody listens on (fetch itself refuses well-known ports like 1).
+  const s = net.createServer();
+  await new Promise<void>((ok) => s.listen(0, '127.0.0.1', ok));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((ok) => s.close(() => ok()));
+  const r = await run(['get', '--url', `http://127.0.0.1:${port}`]);
   assert.equal(r.code, 1);
-  assert.match(r.err, /cannot reach the control plane at http:\/\/127.0.0.1:1: ECONNREFUSED/);
+  assert.match(r.err, new RegExp(`cannot reach the control plane at http://127.0.0.1:${port}: ECONNREFUSED`));
 });
