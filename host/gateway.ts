@@ -135,6 +135,7 @@ export function createGatewayHandler(opts: GatewayOptions): { handle: http.Reque
       const body = enc.encode(text);
       const r = stream.responseHeaders([[':status', String(status)], ['content-length', String(body.length)], ['content-type', 'text/plain']], false);
       if (r === 'local') return sendLocal(stream.localResponse!);
+      responseEndSeen = true;
       stream.responseBody(body, true);
       if (stream.localResponse) return sendLocal(stream.localResponse);
       writeResponseHeaders();
