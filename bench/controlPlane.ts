@@ -119,9 +119,92 @@ async function main(): Promise<void> {
   }
 }
 
-/** Filled in once host/ (ProxyWasmHost) and plugin/prefix-router.wasm exist. */
+/** Weight flips measured for the propagation p99. */
+const PROPAGATION_ROUNDS = 60;
+const WASM_PATH = fileURLToPath(new URL('../plugin/prefix-router.wasm', import.meta.url));
+
+/**
+ * From PUT /v1/weights to the first routing decision of every worker VM that
+ * uses the new weights, through the real filter in our proxy-wasm host (its
+ * long poll reaches this control plane through the host's proxy_http_call).
+ * Replica A has the shorter queue and the fuller KV cache, B the opposite (same load): with
+ * queue-only weights the filter picks A, with KV-only weights B.
+ */
 async function measurePropagation(): Promise<{ p99Ms: number | null; note: string }> {
-  return { p99Ms: null, note: 'not implemented yet' };
+  if (!existsSync(WASM_PATH)) return { p99Ms: null, note: 'plugin/prefix-router.wasm not built (npm run build:wasm)' };
+  let hostModule: typeof import('../host/index.js');
+  try {
+    hostModule = await import('../host/index.js');
+  } catch (e) {
+    return { p99Ms: null, note: `host/ (ProxyWasmHost) not loadable: ${(e as Error).message}` };
+  }
+  const text = readFileSync(SAMPLE_PATH, 'utf8');
+  const withValues = (waiting: number, running: number, kv: number) => text
+    .replace(/^(vllm:num_requests_running(?:\{[^\n]*\})?[ \t]+)\S+/gm, `$1${running}`)
+    .replace(/^(vllm:num_requests_waiting(?:\{[^\n]*\})?[ \t]+)\S+/gm, `$1${waiting}`)
+    .replace(/^(vllm:kv_cache_usage_perc(?:\{[^\n]*\})?[ \t]+)\S+/gm, `$1${kv}`);
+  // Equal loads (running + waiting), so the filter's bounded-load rule leaves both eligible.
+  const bodies = [withValues(0, 10, 0.9), withValues(10, 0, 0.1)];
+  const servers = await Promise.all(bodies.map(async (b) => {
+    const s = http.createServer((_q, res) => res.end(b));
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    return s;
+  }));
+  const [a, b] = servers.map((s) => `127.0.0.1:${(s.address() as { port: number }).port}`);
+  const token = 'bench-token';
+  const cp = await startControlPlane({ replicas: [a, b], scrapeIntervalMs: INTERVAL_MS, token, logger: createLogger('error') });
+  const workers = 2;
+  const host = await hostModule.ProxyWasmHost.create({
+    wasm: readFileSync(WASM_PATH), workers, logLevel: 'warn', onLog: () => {},
+    pluginConfig: JSON.stringify({ controlPlane: { cluster: 'prefix_router_control_plane', longPollMs: 1000, retryMs: 50 } }),
+    clusters: { prefix_router_control_plane: cp.url },
+  });
+  const body = new TextEncoder().encode(JSON.stringify({ model: 'qwen', prompt: 'propagation probe', max_tokens: 1 }));
+  const route = (worker: number): string | undefined => {
+    const s = host.newStream({ worker });
+    s.requestHeaders([[':method', 'POST'], [':path', '/v1/completions'], [':authority', 'gateway'], [':scheme', 'http'], ['content-length', String(body.length)]], false);
+    if (!s.localResponse) s.requestBody(body, true);
+    const endpoint = s.requestHeaderList().find(([k]) => k === 'x-gateway-destination-endpoint')?.[1];
+    s.complete();
+    return endpoint;
+  };
+  const put = (w: object) => fetch(`${cp.url}/v1/weights`, { method: 'PUT', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(w) });
+  const queueOnly = { prefix: 0, queue: 1, kvCache: 0, inflight: 0 };
+  const kvOnly = { prefix: 0, queue: 0, kvCache: 1, inflight: 0 };
+  const yieldNow = () => new Promise((r) => setImmediate(r));
+  const samples: number[] = [];
+  try {
+    await put(queueOnly);
+    const ready = Date.now() + 10_000;
+    while (!(route(0) === a && route(1) === a)) {
+      if (Date.now() > ready) return { p99Ms: null, note: 'the filter never routed on the control plane state' };
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    for (let i = 0; i < PROPAGATION_ROUNDS; i++) {
+      const [weights, expected] = i % 2 === 0 ? [kvOnly, b] : [queueOnly, a];
+      const switched = new Array(workers).fill(false);
+      const t0 = performance.now();
+      const res = await put(weights);
+      if (!res.ok) throw new Error(`PUT /v1/weights answered ${res.status}`);
+      while (switched.includes(false)) {
+        for (let w = 0; w < workers; w++) if (!switched[w] && route(w) === expected) switched[w] = true;
+        if (performance.now() - t0 > 10_000) {
+          throw new Error(`weights did not reach every worker within 10 s (expected ${expected}; workers route to ${[0, 1].map(route).join(', ')}; state ${JSON.stringify(cp.state(), (_k, v) => typeof v === 'bigint' ? String(v) : v)})`);
+        }
+        await yieldNow();
+      }
+      samples.push(performance.now() - t0);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  } finally {
+    host.close?.();
+    await cp.close();
+    for (const s of servers) { s.closeAllConnections(); await new Promise<void>((r) => s.close(() => r())); }
+  }
+  return {
+    p99Ms: Number(percentile(samples, 99).toFixed(1)),
+    note: `${samples.length} weight flips, until every one of ${workers} worker VMs routes with the new weights; median ${percentile(samples, 50).toFixed(1)} ms`,
+  };
 }
 
 main().catch((e) => { console.error(e); process.exitCode = 1; });
