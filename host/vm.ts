@@ -390,7 +390,9 @@ export class WasmVm {
     const root = this.contexts.get(this.rootContextId);
     if (root && !this.failed) {
       const done = this.call('proxy_on_done', [root.id], root);
-      if (done !== 0 || true) this.call('proxy_on_delete', [root.id], root);
+      // Envoy would wait for proxy_done when on_done answers false; this host does not wait (no pending work survives close).
+      void done;
+      if (!this.failed) this.call('proxy_on_delete', [root.id], root);
     }
     this.closed = true;
     for (const c of this.pendingCalls.values()) c.cancel();

@@ -163,3 +163,26 @@ test('a trap inside a body callback after StopIteration fails closed with 503', 
     await host.close();
   }
 });
+
+test('@solo-io/proxy-runtime 0.1.8 onConfigure passes the size where a pointer is due: a faithful host writes there (corruption is visible)', async () => {
+  // on_configure(root, size) calls proxy_get_buffer_bytes(7, 0, size, size, 512): the returned pointer is
+  // written at address `size`, as cpp-host would, over whatever the module kept there (a canary here).
+  const wasm = minimalModule(
+    `(func (export "proxy_on_configure") (param $root i32) (param $size i32) (result i32)
+       (i32.store (local.get $size) (i32.const 0x0C0FFEE0))
+       (drop (call $gbb (i32.const 7) (i32.const 0) (local.get $size) (local.get $size) (i32.const 512)))
+       (i32.const 1))`,
+    '(import "env" "proxy_get_buffer_bytes" (func $gbb (param i32 i32 i32 i32 i32) (result i32)))',
+  );
+  const config = 'x'.repeat(300);
+  const host = await ProxyWasmHost.create({ wasm, workers: 1, pluginConfig: config, sharedData: new SharedDataStore() });
+  try {
+    const mem = new DataView(host.vm(0)!.memory.buffer);
+    const written = mem.getUint32(300, true);
+    assert.notEqual(written, 0x0c0ffee0, 'the canary at address 300 was overwritten');
+    assert.equal(written, 1024, 'with the pointer the allocator returned for the configuration copy');
+    assert.equal(mem.getUint32(512, true), 300);
+  } finally {
+    await host.close();
+  }
+});
