@@ -3,7 +3,7 @@
 // is not counted), and weight propagation to the filter when the proxy-wasm
 // host and the built filter are available.
 //
-//   npm run bench:control-plane [-- --json] [-- --seconds 10] [-- --replicas 64,256]
+//   npm run bench:control-plane [-- --json] [-- --seconds 10] [-- --replicas 64,256] [-- --responses full,filtered]
 import http from 'node:http';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -17,15 +17,47 @@ const INTERVAL_MS = 50;
 /** Scrapes before this are not measured (connections opening, JIT warm-up). */
 const WARMUP_MS = 2000;
 
+/**
+ * What prometheus_client's exposition app (vLLM's /metrics) returns for
+ * `?name[]=a&name[]=b`: only those samples, each family with its HELP/TYPE.
+ */
+function filterLikePrometheusClient(text: string, names: Set<string>): string {
+  const out: string[] = [];
+  let family: string[] = [];
+  let keep = false;
+  const flush = () => { if (keep) out.push(...family); family = []; keep = false; };
+  for (const line of text.split('\n')) {
+    if (line.startsWith('# HELP ')) { flush(); family.push(line); continue; }
+    if (line.startsWith('#') || line === '') { family.push(line); continue; }
+    const name = line.split(/[{ ]/, 1)[0];
+    if (names.has(name)) { keep = true; family.push(line); }
+  }
+  flush();
+  return out.join('\n') + '\n';
+}
+
 /** Child mode: serve `n` stand-in replicas, print their ports as one JSON line, run until stdin closes. */
-async function serveReplicas(n: number): Promise<void> {
-  const text = readFileSync(SAMPLE_PATH);
+async function serveReplicas(n: number, honourNameFilter: boolean): Promise<void> {
+  const text = readFileSync(SAMPLE_PATH, 'utf8');
+  const full = Buffer.from(text);
+  const filtered = new Map<string, Buffer>();
   const ports: number[] = [];
   const servers: http.Server[] = [];
   for (let i = 0; i < n; i++) {
-    const s = http.createServer({ keepAliveTimeout: 60_000 }, (_req, res) => {
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-length': text.length });
-      res.end(text);
+    const s = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+      let body: Buffer = full;
+      const q = req.url!.indexOf('?');
+      if (honourNameFilter && q >= 0) {
+        const query = req.url!.slice(q + 1);
+        body = filtered.get(query) ?? (() => {
+          const names = new Set(new URLSearchParams(query).getAll('name[]'));
+          const b = Buffer.from(filterLikePrometheusClient(text, names));
+          filtered.set(query, b);
+          return b;
+        })();
+      }
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-length': body.length });
+      res.end(body);
     });
     await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
     ports.push((s.address() as { port: number }).port);
@@ -36,8 +68,9 @@ async function serveReplicas(n: number): Promise<void> {
   process.stdin.on('end', () => process.exit(0));
 }
 
-async function startReplicaChild(n: number): Promise<{ ports: number[]; child: ChildProcess }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--serve-replicas', String(n)], { stdio: ['pipe', 'pipe', 'inherit'] });
+async function startReplicaChild(n: number, honourNameFilter: boolean): Promise<{ ports: number[]; child: ChildProcess }> {
+  const args = ['--import', 'tsx', fileURLToPath(import.meta.url), '--serve-replicas', String(n), ...(honourNameFilter ? ['--name-filter'] : [])];
+  const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   const ports = await new Promise<number[]>((resolve, reject) => {
     let buf = '';
     child.stdout!.on('data', (d) => {
@@ -56,10 +89,11 @@ function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
 }
 
-interface Case { replicas: number; intervalMs: number; cpuCores: number; userCores: number; scrapeP99Ms: number; scrapes: number; failures: number }
+type ReplicaResponse = 'full' | 'filtered';
+interface Case { replicas: number; intervalMs: number; replicaResponse: ReplicaResponse; cpuCores: number; userCores: number; scrapeP99Ms: number; scrapes: number; failures: number }
 
-async function runCase(n: number, seconds: number): Promise<Case> {
-  const { ports, child } = await startReplicaChild(n);
+async function runCase(n: number, seconds: number, replicaResponse: ReplicaResponse): Promise<Case> {
+  const { ports, child } = await startReplicaChild(n, replicaResponse === 'filtered');
   const durations: number[] = [];
   let failures = 0;
   let measuring = false;
@@ -82,7 +116,7 @@ async function runCase(n: number, seconds: number): Promise<Case> {
   child.stdin!.end();
   await new Promise((r) => child.once('exit', r));
   return {
-    replicas: n, intervalMs: INTERVAL_MS,
+    replicas: n, intervalMs: INTERVAL_MS, replicaResponse,
     cpuCores: Number(((cpu.user + cpu.system) / 1000 / wallMs).toFixed(3)),
     userCores: Number((cpu.user / 1000 / wallMs).toFixed(3)),
     scrapeP99Ms: Number(percentile(durations, 99).toFixed(2)),
@@ -94,23 +128,26 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       json: { type: 'boolean' }, seconds: { type: 'string' }, replicas: { type: 'string' }, 'serve-replicas': { type: 'string' },
+      'name-filter': { type: 'boolean' }, responses: { type: 'string' },
     },
   });
-  if (values['serve-replicas']) return serveReplicas(Number(values['serve-replicas']));
+  if (values['serve-replicas']) return serveReplicas(Number(values['serve-replicas']), values['name-filter'] === true);
   const seconds = Number(values.seconds ?? 10);
   const sizes = (values.replicas ?? '64,256').split(',').map(Number);
   const cases: Case[] = [];
-  for (const n of sizes) {
-    const c = await runCase(n, seconds);
+  // full: a replica that ignores name[] (sends all ~21 KB); filtered: one that honours it like prometheus_client (vLLM).
+  const responses = (values.responses ?? 'full,filtered').split(',') as ReplicaResponse[];
+  for (const n of sizes) for (const resp of responses) {
+    const c = await runCase(n, seconds, resp);
     cases.push(c);
     if (!values.json) {
-      console.log(`${n} replicas @ ${INTERVAL_MS} ms: ${c.cpuCores} cores (user ${c.userCores}), scrape p99 ${c.scrapeP99Ms} ms (${c.scrapes} scrapes, ${c.failures} failed, expected ~${Math.round(n * seconds * 1000 / INTERVAL_MS)})`);
+      console.log(`${n} replicas @ ${INTERVAL_MS} ms, ${resp} responses: ${c.cpuCores} cores (user ${c.userCores}), scrape p99 ${c.scrapeP99Ms} ms (${c.scrapes} scrapes, ${c.failures} failed, expected ~${Math.round(n * seconds * 1000 / INTERVAL_MS)})`);
     }
   }
   const propagation = await measurePropagation();
   if (values.json) {
     console.log(JSON.stringify({
-      cases: cases.map(({ replicas, intervalMs, cpuCores, scrapeP99Ms }) => ({ replicas, intervalMs, cpuCores, scrapeP99Ms })),
+      cases: cases.map(({ replicas, intervalMs, replicaResponse, cpuCores, scrapeP99Ms }) => ({ replicas, intervalMs, cpuCores, scrapeP99Ms, replicaResponse })),
       weightPropagationP99Ms: propagation.p99Ms,
       ...(propagation.note ? { weightPropagationNote: propagation.note } : {}),
     }));

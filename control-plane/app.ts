@@ -89,7 +89,7 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
   // Log scrape failures when a replica starts failing and when it recovers, not at every scrape.
   const failing = new Set<string>();
   const scraper = new Scraper({
-    intervalMs: config.scrapeIntervalMs, timeoutMs: config.scrapeTimeoutMs, metricsPath: config.metricsPath,
+    intervalMs: config.scrapeIntervalMs, timeoutMs: config.scrapeTimeoutMs, metricsPath: config.metricsPath, nameFilter: config.metricsNameFilter,
     mappings: effectiveMappings(config),
     onResult(address, outcome) {
       telemetry.scrapeSeconds.observe({ replica: address }, outcome.durationMs / 1000);

@@ -27,6 +27,8 @@ export interface ControlPlaneConfig {
   replicas?: string[];
   kubernetes?: KubernetesConfig;
   metricsPath: string;
+  /** send the mapped names as prometheus_client `name[]` filters (smaller responses) */
+  metricsNameFilter: boolean;
   scrapeIntervalMs: number;
   scrapeTimeoutMs: number;
   stalenessMs: number;
@@ -85,6 +87,7 @@ export const CONFIG_SCHEMA = {
       },
     },
     metricsPath: { type: 'string', pattern: '^/', default: DEFAULTS.metricsPath },
+    metricsNameFilter: { type: 'boolean', default: true },
     scrapeIntervalMs: { type: 'integer', minimum: 10, maximum: 60_000, default: DEFAULTS.scrapeIntervalMs },
     scrapeTimeoutMs: { type: 'integer', minimum: 10, maximum: 60_000, default: DEFAULTS.scrapeTimeoutMs },
     stalenessMs: { type: 'integer', minimum: 100, maximum: 600_000, default: DEFAULTS.stalenessMs },
@@ -199,6 +202,7 @@ options:
   --scrape-timeout-ms N        give up on a scrape after this long (default ${DEFAULTS.scrapeTimeoutMs})
   --staleness-ms N             a replica without a good scrape this long leaves routing (default ${DEFAULTS.stalenessMs})
   --metrics-path PATH          replicas' metrics path (default ${DEFAULTS.metricsPath})
+  --no-metrics-name-filter     do not ask replicas for the needed metric names only (name[]=...)
   --weights-file FILE          keep weights in this JSON file (written atomically)
   --weights-configmap NAME     keep weights in this ConfigMap (default with Kubernetes discovery: ${DEFAULT_WEIGHTS_CONFIGMAP})
   --token-file FILE            bearer token for writes (or env PREFIX_ROUTER_API_TOKEN)
@@ -240,7 +244,7 @@ export function loadConfig(args: string[], env: NodeJS.ProcessEnv = process.env)
         'scrape-interval-ms': { type: 'string' }, 'scrape-timeout-ms': { type: 'string' }, 'staleness-ms': { type: 'string' },
         'max-long-poll-ms': { type: 'string' }, 'metrics-path': { type: 'string' },
         'weights-file': { type: 'string' }, 'weights-configmap': { type: 'string' }, 'token-file': { type: 'string' },
-        'allow-unauthenticated-writes': { type: 'boolean' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        'allow-unauthenticated-writes': { type: 'boolean' }, 'no-metrics-name-filter': { type: 'boolean' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
       },
     });
   } catch (e) {
@@ -282,6 +286,7 @@ export function loadConfig(args: string[], env: NodeJS.ProcessEnv = process.env)
     if (v !== undefined) raw[key] = INTEGER_FLAGS.has(flag) ? num(v) : v;
   }
   if (f['allow-unauthenticated-writes']) raw.allowUnauthenticatedWrites = true;
+  if (f['no-metrics-name-filter']) raw.metricsNameFilter = false;
   const config = validateConfig(raw);
   const { token, source } = readToken(config.tokenFile, env);
   return { config, token, tokenSource: source };

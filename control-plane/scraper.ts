@@ -2,7 +2,7 @@
 // replica (the next starts only after the previous ended), each bounded by a
 // timeout, and no replica waits for another.
 import { MetricExtractor, type EngineMetrics, type MetricMapping } from './engineMetrics.js';
-import { MetricsConnection } from './metricsClient.js';
+import { MetricsConnection, type FetchResult } from './metricsClient.js';
 
 /** Largest /metrics body read; vLLM's is ~20 KB, so this only stops a runaway endpoint. */
 export const MAX_METRICS_BYTES = 4 * 1024 * 1024;
@@ -17,76 +17,99 @@ export interface ScraperOptions {
   intervalMs: number;
   timeoutMs: number;
   metricsPath: string;
+  /** ask for the mapped metric names only (prometheus_client's `name[]` filter) */
+  nameFilter: boolean;
   mappings: readonly MetricMapping[];
   onResult(address: string, outcome: ScrapeOutcome): void;
 }
 
+/**
+ * The path scraped. With `nameFilter`, the mapped names go along as `name[]`
+ * parameters: prometheus_client's exposition app (which vLLM mounts at
+ * /metrics) then returns only those samples, ~1 KB instead of ~20 KB, which
+ * saves the engine's time rendering them and ours reading them. Servers that
+ * do not know the parameter ignore it and send everything, which is parsed the same.
+ */
+export function metricsRequestPath(opts: Pick<ScraperOptions, 'metricsPath' | 'nameFilter' | 'mappings'>): string {
+  if (!opts.nameFilter) return opts.metricsPath;
+  const names = [...new Set(opts.mappings.map((m) => m.metric))];
+  const query = names.map((n) => `name[]=${encodeURIComponent(n)}`).join('&');
+  return opts.metricsPath + (opts.metricsPath.includes('?') ? '&' : '?') + query;
+}
+
+/**
+ * Scheduler resolution. One fleet-wide timer at this period starts due scrapes
+ * and expires slow ones, instead of two timers per scrape (10k timer
+ * operations/s at 256 replicas x 20/s); 5 ms is a tenth of the default interval.
+ */
+const SCHEDULER_TICK_MS = 5;
+
 export class ReplicaScraper {
-  private timer: NodeJS.Timeout | null = null;
-  private stopped = false;
   private readonly extractor: MetricExtractor;
   private readonly connection: MetricsConnection;
+  /** performance.now() when the next scrape is due */
+  nextDueMs: number;
+  /** performance.now() when the running scrape started, or -1 */
+  startedMs = -1;
+  private stopped = false;
+  private readonly onResponse = (r: FetchResult) => this.finishWith(r);
 
   constructor(readonly address: string, private readonly opts: ScraperOptions) {
     this.extractor = new MetricExtractor(opts.mappings);
     const sep = address.lastIndexOf(':');
     const host = address.slice(0, sep).replace(/^\[(.*)\]$/, '$1');
-    this.connection = new MetricsConnection(host, Number(address.slice(sep + 1)), opts.metricsPath, address, MAX_METRICS_BYTES);
-  }
-
-  /** First scrape at a random point of the interval, so a fleet's scrapes spread out. */
-  start(): void {
-    this.schedule(Math.random() * this.opts.intervalMs);
+    this.connection = new MetricsConnection(host, Number(address.slice(sep + 1)), metricsRequestPath(opts), address, MAX_METRICS_BYTES);
+    // First scrape at a random point of the interval, so a fleet's scrapes spread out.
+    this.nextDueMs = performance.now() + Math.random() * opts.intervalMs;
   }
 
   stop(): void {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    this.startedMs = -1;
     this.connection.destroy();
   }
 
-  private schedule(delayMs: number): void {
+  /** Called by the scheduler tick: starts a due scrape, or expires one that ran out of time. */
+  poll(now: number): void {
     if (this.stopped) return;
-    this.timer = setTimeout(this.scrape, delayMs);
+    if (this.startedMs >= 0) {
+      if (now - this.startedMs >= this.opts.timeoutMs) {
+        // The connection is mid-response: it cannot be reused.
+        this.connection.destroy();
+        this.report({ ok: false, reason: 'timeout', error: `no complete response within ${this.opts.timeoutMs} ms`, durationMs: now - this.startedMs });
+      }
+      return;
+    }
+    if (now < this.nextDueMs) return;
+    this.startedMs = now;
+    // Keep the cadence: the next one is due an interval after this one started (never two at once).
+    this.nextDueMs = now + this.opts.intervalMs;
+    this.connection.get(this.onResponse);
   }
 
-  private readonly scrape = (): void => {
-    this.timer = null;
-    const started = performance.now();
-    let done = false;
-    const finish = (outcome: ScrapeOutcome) => {
-      if (done) return;
-      done = true;
-      clearTimeout(deadline);
-      if (this.stopped) return;
-      this.opts.onResult(this.address, outcome);
-      // Keep the cadence: a scrape that took part of the interval shortens the wait.
-      this.schedule(Math.max(0, this.opts.intervalMs - (performance.now() - started)));
-    };
-    const fail = (reason: ScrapeFailure, error: string) =>
-      finish({ ok: false, reason, error, durationMs: performance.now() - started });
-    const deadline = setTimeout(() => {
-      // The connection is mid-response: it cannot be reused.
-      this.connection.destroy();
-      fail('timeout', `no complete response within ${this.opts.timeoutMs} ms`);
-    }, this.opts.timeoutMs);
-    this.connection.get((r) => {
-      if (!r.ok) return fail(r.kind === 'too_large' ? 'too_large' : 'connect', r.error);
-      if (r.status !== 200) return fail('status', `HTTP ${r.status}`);
-      // latin1: metric names and numbers are ASCII, and it decodes fastest.
-      const metrics = this.extractor.extract(r.body.toString('latin1'));
-      if (metrics.running === undefined && metrics.waiting === undefined && metrics.kvUsage === undefined) {
-        return fail('no_metrics', 'no known engine metric (running, waiting or KV usage) in the response; extend metricMappings');
-      }
-      finish({ ok: true, metrics, durationMs: performance.now() - started });
-    });
-  };
+  private finishWith(r: FetchResult): void {
+    if (this.startedMs < 0 || this.stopped) return;
+    const durationMs = performance.now() - this.startedMs;
+    if (!r.ok) return this.report({ ok: false, reason: r.kind === 'too_large' ? 'too_large' : 'connect', error: r.error, durationMs });
+    if (r.status !== 200) return this.report({ ok: false, reason: 'status', error: `HTTP ${r.status}`, durationMs });
+    // latin1: metric names and numbers are ASCII, and it decodes fastest.
+    const metrics = this.extractor.extract(r.body.toString('latin1'));
+    if (metrics.running === undefined && metrics.waiting === undefined && metrics.kvUsage === undefined) {
+      return this.report({ ok: false, reason: 'no_metrics', error: 'no known engine metric (running, waiting or KV usage) in the response; extend metricMappings', durationMs });
+    }
+    this.report({ ok: true, metrics, durationMs });
+  }
+
+  private report(outcome: ScrapeOutcome): void {
+    this.startedMs = -1;
+    if (!this.stopped) this.opts.onResult(this.address, outcome);
+  }
 }
 
 /** The fleet's scrapers, kept in line with the current member list. */
 export class Scraper {
   private readonly scrapers = new Map<string, ReplicaScraper>();
+  private timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: ScraperOptions) {}
 
@@ -96,16 +119,24 @@ export class Scraper {
       if (!want.has(a)) { s.stop(); this.scrapers.delete(a); }
     }
     for (const a of want) {
-      if (this.scrapers.has(a)) continue;
-      const s = new ReplicaScraper(a, this.opts);
-      this.scrapers.set(a, s);
-      s.start();
+      if (!this.scrapers.has(a)) this.scrapers.set(a, new ReplicaScraper(a, this.opts));
+    }
+    if (this.scrapers.size > 0 && !this.timer) {
+      this.timer = setInterval(() => {
+        const now = performance.now();
+        for (const s of this.scrapers.values()) s.poll(now);
+      }, Math.min(SCHEDULER_TICK_MS, this.opts.intervalMs));
+    } else if (this.scrapers.size === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = null;
     }
   }
 
   get size(): number { return this.scrapers.size; }
 
   stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
     for (const s of this.scrapers.values()) s.stop();
     this.scrapers.clear();
   }

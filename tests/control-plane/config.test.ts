@@ -19,6 +19,8 @@ test('flags: static replicas with defaults filled in', () => {
   assert.equal(config.host, '127.0.0.1');
   assert.deepEqual(config.weights, { prefix: 3, queue: 1, kvCache: 1, inflight: 1 });
   assert.equal(token, null);
+  assert.equal(config.metricsNameFilter, true);
+  assert.equal(loadConfig(['--replicas', '10.0.0.1:8000', '--no-metrics-name-filter'], {}).config.metricsNameFilter, false);
 });
 
 test('env: PREFIX_ROUTER_REPLICAS and PREFIX_ROUTER_API_TOKEN; a token file wins', () => {

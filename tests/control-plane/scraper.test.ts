@@ -18,6 +18,9 @@ test('scraped values reach the state, and a change in a replica bumps the versio
     await waitFor('all scraped', () => cp.state().replicas.every((r) => r.metricsKnown));
     let ra = byAddr().get(a.address)!;
     assert.deepEqual([ra.ready, ra.running, ra.waiting, ra.kvUsage, ra.kvCapacityTokens], [true, 4, 2, 0.5, 7281 * 16]);
+    // The request names the mapped metrics (prometheus_client's name[] filter), unless turned off.
+    assert.match(a.lastQuery, /(^|&)name\[\]=vllm%3Anum_requests_running(&|$)/);
+    assert.match(a.lastQuery, /name\[\]=sglang%3Amax_total_num_tokens/);
     const rs = byAddr().get(sg.address)!;
     assert.deepEqual([rs.kvUsage, rs.kvCapacityTokens], [0.25, 430839]);
     // Replicas are sorted by address in the state.
@@ -32,6 +35,18 @@ test('scraped values reach the state, and a change in a replica bumps the versio
   } finally {
     await cp.close();
     await Promise.all([a, b, sg].map((r) => r.close()));
+  }
+});
+
+test('--no-metrics-name-filter scrapes the bare metrics path', async () => {
+  const [a] = await fleet(1);
+  const cp = await startControlPlane({ replicas: [a.address], scrapeIntervalMs: 20, metricsNameFilter: false, logger: memoryLogger() });
+  try {
+    await waitFor('scraped', () => cp.state().replicas[0].metricsKnown);
+    assert.equal(a.lastQuery, '');
+  } finally {
+    await cp.close();
+    await a.close();
   }
 });
 

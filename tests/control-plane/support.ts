@@ -29,6 +29,8 @@ export interface StandIn {
   /** requests open right now, and the most ever open at once */
   active: number;
   maxActive: number;
+  /** query string of the last request */
+  lastQuery: string;
   close(): Promise<void>;
 }
 
@@ -36,7 +38,7 @@ export async function standInReplica(file = VLLM_SAMPLE): Promise<StandIn> {
   const base = sample(file);
   const hung: http.ServerResponse[] = [];
   const r: StandIn = {
-    address: '', port: 0, values: {}, mode: 'ok', requests: 0, active: 0, maxActive: 0,
+    address: '', port: 0, values: {}, mode: 'ok', requests: 0, active: 0, maxActive: 0, lastQuery: '',
     async close() {
       for (const res of hung) res.destroy();
       server.closeAllConnections();
@@ -51,7 +53,9 @@ export async function standInReplica(file = VLLM_SAMPLE): Promise<StandIn> {
     const uncount = () => { if (counted) { counted = false; r.active--; } };
     res.on('finish', uncount);
     res.on('close', uncount);
-    if (req.url !== '/metrics') { res.writeHead(404).end(); return; }
+    const [path, query] = (req.url ?? '/').split('?');
+    r.lastQuery = query ?? '';
+    if (path !== '/metrics') { res.writeHead(404).end(); return; }
     if (r.mode === 'hang') { hung.push(res); return; }
     if (r.mode === 'error500') { res.writeHead(500).end('boom'); return; }
     if (r.mode === 'garbage') { res.writeHead(200, { 'content-type': 'text/plain' }).end('this is not prometheus\n{{{\n'); return; }
