@@ -39,7 +39,7 @@ export class SharedDataStore {
     if (!map) this.data.set(vmId, (map = new Map()));
     const cur = map.get(key);
     if (cur && cas !== 0 && cas !== cur.cas) return WasmResult.CasMismatch;
-    map.set(key, { value: Uint8Array.from(value), cas: this.nextCas() });
+    map.set(key, { value, cas: this.nextCas() }); // callers hand over a copy they no longer touch
     return WasmResult.Ok;
   }
 
