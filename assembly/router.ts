@@ -23,9 +23,10 @@ import { STATE_REJECTED } from "./errors";
 const CHARS_PER_TOKEN: u32 = 4;
 /**
  * A prefix no replica holds yet goes to the rendezvous choice among replicas
- * whose score is within this fraction of the load weights of the best: close
- * loads count as equal, so independent VMs and gateways agree, while a
- * clearly busier replica is still passed over.
+ * whose metrics score (queue and KV, the same for every gateway) is within
+ * this fraction of those weights of the best: close loads count as equal, so
+ * independent VMs and gateways agree, while a clearly busier replica is still
+ * passed over. The bounded-load guard still applies.
  */
 const NEW_PREFIX_BAND: f64 = 0.1;
 /** A replica's index quota never drops below this many blocks, however small its KV cache. */
@@ -190,9 +191,11 @@ export class Router {
     }
     for (let k = 0; k < n; k++) {
       const i = unchecked(c.replica[k]);
-      const f = unchecked(c.inflight[k]);
-      const engine = unchecked(t.running[i]) + unchecked(t.waiting[i]);
-      unchecked(c.load[k] = withMetrics && engine > f ? engine : f);
+      // This gateway's own requests are counted as they start and end; the
+      // engine queue (from metrics, up to a scrape old) adds what others sent
+      // and what waits. Metrics' running count is left out: it lags the
+      // in-flight count and would count finished requests again.
+      unchecked(c.load[k] = unchecked(c.inflight[k]) + (withMetrics ? unchecked(t.waiting[i]) : 0));
     }
 
     // Prefix: hash the prompt and ask the index what each candidate holds.
@@ -224,12 +227,10 @@ export class Router {
     }
 
     const w: Weights = t.weights;
-    weightedScore(c, w, withMetrics);
+    const newPrefix = hasPrompt && !anyMatch && w.prefix > 0;
+    weightedScore(c, w, withMetrics, !newPrefix);
     let band = TIE;
-    if (hasPrompt && !anyMatch && w.prefix > 0) {
-      const loadWeights = (withMetrics ? w.queue + w.kvCache : 0) + w.inflight;
-      band = NEW_PREFIX_BAND * loadWeights + TIE;
-    }
+    if (newPrefix) band = NEW_PREFIX_BAND * (withMetrics ? w.queue + w.kvCache : 0) + TIE;
     pick(c, cfg.loadBoundEpsilon, band, this.picked);
     const k = this.picked.index;
     const i = unchecked(c.replica[k]);

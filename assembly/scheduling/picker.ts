@@ -1,12 +1,22 @@
 // The one picker: the highest weighted score, ties by rendezvous hashing,
 // under a bounded-load guard (consistent hashing with bounded loads,
 // Mirrokni, Thorup and Zadimoghaddam): no replica is chosen while its load
-// would pass ceil((1 + epsilon) x (total load + 1) / n); the next best is.
-// Some replica always fits: the least loaded is at most the mean.
+// would pass ceil((1 + epsilon) x (total load + 1) / n), nor
+// (1 + epsilon) x (least load + 1) + MIN_SPILL_LOAD; the next best is.
+// Below MIN_SPILL_LOAD nothing is passed over. Some replica always fits:
+// the least loaded is under both bounds.
 import { Candidates } from "./candidates";
 
 /** Scores closer than this are a tie (they come from sums of f64 ratios). */
 export const TIE: f64 = 1e-9;
+
+/**
+ * Below this many requests a replica is never passed over for load: a GPU
+ * batches a few requests nearly for free (the T4 reference decode step is
+ * 27 ms alone and about 29 ms at 8), so moving a request off its cached
+ * prefix at low load costs a prefill and saves nothing.
+ */
+export const MIN_SPILL_LOAD: f64 = 8;
 
 export class Pick {
   /** Candidate index chosen. */
@@ -28,8 +38,19 @@ export function pick(c: Candidates, epsilon: f64, band: f64, out: Pick): void {
   out.spilled = false;
   if (n == 0) return;
   let total: f64 = 0;
-  for (let i = 0; i < n; i++) total += unchecked(c.load[i]);
-  const cap = Math.ceil((1 + epsilon) * (total + 1) / <f64>n);
+  let least = Infinity;
+  for (let i = 0; i < n; i++) {
+    const l = unchecked(c.load[i]);
+    total += l;
+    if (l < least) least = l;
+  }
+  // Above the mean: the paper's bound. Above the least loaded: without it a
+  // few replicas could sit idle while the others stay under a mean that the
+  // idle ones pull down (one system prompt for everyone, many replicas).
+  const overMean = Math.ceil((1 + epsilon) * (total + 1) / <f64>n);
+  const overLeast = Math.floor((1 + epsilon) * (least + 1)) + MIN_SPILL_LOAD;
+  let cap = overMean < overLeast ? overMean : overLeast;
+  if (cap < MIN_SPILL_LOAD) cap = MIN_SPILL_LOAD;
   let bestAll = -Infinity, bestFit = -Infinity;
   for (let i = 0; i < n; i++) {
     const s = unchecked(c.score[i]);

@@ -17,11 +17,14 @@ import { inflightScorer } from "../scorers/inflightScorer";
  * Fills `c.score`. `withMetrics` is false when the replicas' metrics cannot be
  * trusted (static replicas, or a state past its staleness bound): the queue and
  * KV scorers then sit out and routing rests on prefix and in-flight load.
+ * `withInflight` is false when placing a prefix nobody holds: in-flight counts
+ * are each gateway's own, metrics are the same for every gateway, so
+ * independent gateways score the new prefix alike and agree where it goes.
  */
-export function weightedScore(c: Candidates, w: Weights, withMetrics: bool): void {
+export function weightedScore(c: Candidates, w: Weights, withMetrics: bool, withInflight: bool = true): void {
   for (let i = 0; i < c.n; i++) unchecked(c.score[i] = 0);
   if (w.prefix > 0 && c.totalBlocks > 0) { prefixScorer(c, c.scratch); accumulate(c, w.prefix); }
   if (withMetrics && w.queue > 0) { queueScorer(c, c.scratch); accumulate(c, w.queue); }
   if (withMetrics && w.kvCache > 0) { kvCacheScorer(c, c.scratch); accumulate(c, w.kvCache); }
-  if (w.inflight > 0) { inflightScorer(c, c.scratch); accumulate(c, w.inflight); }
+  if (withInflight && w.inflight > 0) { inflightScorer(c, c.scratch); accumulate(c, w.inflight); }
 }

@@ -118,12 +118,39 @@ describe("picker", () => {
   it("passes over a replica above (1 + eps) x mean load", () => {
     const c = cands(3);
     c.score[0] = 5; c.score[1] = 1; c.score[2] = 2;
+    c.load[0] = 12; c.load[1] = 0; c.load[2] = 0;
+    const p = new Pick();
+    pick(c, 0.25, TIE, p);
+    // cap = max(8, ceil(1.25 * 13 / 3) = 6) = 8: replica 0 is over it, 2 is next best.
+    expect(p.index).toBe(2);
+    expect(p.spilled).toBe(true);
+  });
+  it("never spills below the minimum load, however uneven", () => {
+    const c = cands(3);
+    c.score[0] = 5;
     c.load[0] = 6; c.load[1] = 0; c.load[2] = 0;
     const p = new Pick();
     pick(c, 0.25, TIE, p);
-    // cap = ceil(1.25 * 7 / 3) = 3: replica 0 is over it, 2 is next best.
-    expect(p.index).toBe(2);
-    expect(p.spilled).toBe(true);
+    expect(p.index).toBe(0);
+    expect(p.spilled).toBe(false);
+  });
+  it("fills an idle replica before the favourite passes the least-loaded bound", () => {
+    const c = cands(4);
+    c.score[0] = 5; c.score[1] = 5; c.score[2] = 5; c.score[3] = 0;
+    c.load[0] = 12; c.load[1] = 12; c.load[2] = 12; c.load[3] = 0;
+    const p = new Pick();
+    pick(c, 0.25, TIE, p);
+    // over the mean: ceil(1.25 * 37 / 4) = 12 already excludes 0..2; over the least: floor(1.25 * 1) + 8 = 9.
+    expect(p.index).toBe(3);
+    c.load[0] = 8; c.load[1] = 8; c.load[2] = 8; c.load[3] = 0;
+    pick(c, 0.25, TIE, p);
+    // mean bound ceil(1.25 * 25 / 4) = 8 lets nobody at 8 in, the least bound 9 would: the idle one still wins.
+    expect(p.index).toBe(3);
+    c.load[0] = 7; c.load[1] = 7; c.load[2] = 7; c.load[3] = 0;
+    pick(c, 0.25, TIE, p);
+    // Under MIN_SPILL_LOAD affinity holds (the three equal favourites tie; rendezvous picks among them).
+    expect(p.index).not.toBe(3);
+    expect(p.spilled).toBe(false);
   });
   it("keeps affinity while the favourite is within the bound", () => {
     const c = cands(3);
