@@ -10,6 +10,8 @@ import { bytesEqual } from "./request/json";
 import { NO_REPLICA_BODY, NO_REPLICA_DETAILS } from "./errors";
 
 const DESTINATION = String.UTF8.encode("x-gateway-destination-endpoint");
+/** The runner-up, for a gateway that retries a failed connection elsewhere (ORIGINAL_DST only dials the first). */
+const FALLBACK = String.UTF8.encode("x-prefix-router-fallback-endpoint");
 const DEBUG_ENDPOINT = String.UTF8.encode("x-prefix-router-endpoint");
 const DEBUG_PREFIX = String.UTF8.encode("x-prefix-router-prefix");
 const METHOD = String.UTF8.encode(":method");
@@ -36,6 +38,7 @@ export class RouterStream {
   onRequestHeaders(endOfStream: bool): FilterHeaders {
     // A client never chooses the upstream: drop whatever it sent, in any case and count.
     removeHeader(HeaderMap.RequestHeaders, DESTINATION);
+    removeHeader(HeaderMap.RequestHeaders, FALLBACK);
     const router = this.router();
     if (router === null) return FilterHeaders.Continue;
     router.refresh();
@@ -65,6 +68,7 @@ export class RouterStream {
 
   onRequestTrailers(): FilterHeaders {
     removeHeader(HeaderMap.RequestTrailers, DESTINATION);
+    removeHeader(HeaderMap.RequestTrailers, FALLBACK);
     if (!this.buffering) return FilterHeaders.Continue;
     // The body ended with trailers rather than an end-of-stream data frame.
     this.buffering = false;
@@ -111,6 +115,8 @@ export class RouterStream {
   private route(router: Router, body: usize, len: usize): bool {
     if (router.route(body, len, nowNs(), this.decision)) {
       replaceHeader(HeaderMap.RequestHeaders, DESTINATION, this.decision.addressBytes);
+      const fallback = this.decision.fallbackBytes;
+      if (fallback !== null) replaceHeader(HeaderMap.RequestHeaders, FALLBACK, fallback);
       return true;
     }
     sendLocalResponse(503, NO_REPLICA_DETAILS, NO_REPLICA_BODY, "application/json");

@@ -10,7 +10,7 @@ import { mix64, rendezvousWeight } from "./prefix/hash";
 import { MAX_SLOTS, PrefixIndex } from "./prefix/prefixIndex";
 import { ScanStatus, hashPrompt } from "./request/promptHasher";
 import { Candidates } from "./scheduling/candidates";
-import { Pick, TIE, pick } from "./scheduling/picker";
+import { Pick, TIE, pick, runnerUp } from "./scheduling/picker";
 import { weightedScore } from "./scheduling/weightedScore";
 import { Weights } from "./scheduling/weights";
 import { InflightCounters } from "./state/inflightCounters";
@@ -37,6 +37,8 @@ export class Decision {
   replica: i32 = -1;
   address: string = "";
   addressBytes: ArrayBuffer = new ArrayBuffer(0);
+  /** Where a retry should go if the chosen replica cannot be reached, or null with one candidate. */
+  fallbackBytes: ArrayBuffer | null = null;
   tableVersion: u64 = 0;
   matched: i32 = 0;
   total: i32 = 0;
@@ -44,6 +46,7 @@ export class Decision {
 
   reset(): void {
     this.replica = -1;
+    this.fallbackBytes = null;
     this.matched = 0;
     this.total = 0;
     this.counted = false;
@@ -238,6 +241,8 @@ export class Router {
     d.replica = i;
     d.address = unchecked(t.addresses[i]);
     d.addressBytes = unchecked(t.addressBytes[i]);
+    const r = runnerUp(c, k);
+    d.fallbackBytes = r >= 0 ? unchecked(t.addressBytes[unchecked(c.replica[r])]) : null;
     d.tableVersion = t.version;
     d.matched = unchecked(c.matched[k]);
     d.total = total;

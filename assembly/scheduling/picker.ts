@@ -73,3 +73,15 @@ function byRendezvous(c: Candidates, floor: f64, cap: f64): i32 {
   }
   return best;
 }
+
+/** The best candidate other than `except` (score, then rendezvous), or -1: where a retry goes. */
+export function runnerUp(c: Candidates, except: i32): i32 {
+  let best = -1;
+  for (let i = 0; i < c.n; i++) {
+    if (i == except) continue;
+    if (best < 0) { best = i; continue; }
+    const d = unchecked(c.score[i]) - unchecked(c.score[best]);
+    if (d > TIE || (d >= -TIE && unchecked(c.rendezvous[i]) > unchecked(c.rendezvous[best]))) best = i;
+  }
+  return best;
+}

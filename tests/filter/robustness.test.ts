@@ -93,3 +93,25 @@ test('memory stays bounded by the index capacity under many distinct prompts', a
     await host.close();
   }
 });
+
+test('names a runner-up for retries, never one the client sent, never the chosen one', async () => {
+  const { host } = await startHost(config);
+  try {
+    for (let i = 0; i < 20; i++) {
+      const r = send(host, { body: completion(text(300 + i, 500)), headers: [['x-prefix-router-fallback-endpoint', '6.6.6.6:22']] });
+      assert.ok(REPLICAS.includes(r.endpoint!));
+    }
+    const s = host.newStream({});
+    const body = new TextEncoder().encode(completion('fallback please'));
+    s.requestHeaders([[':method', 'POST'], [':path', '/v1/completions'], [':authority', 'gw'], ['X-Prefix-Router-Fallback-Endpoint', '6.6.6.6:22'], ['content-length', String(body.length)]], false);
+    s.requestBody(body, true);
+    const h = s.requestHeaderList();
+    const fallbacks = h.filter(([k]) => k.toLowerCase() === 'x-prefix-router-fallback-endpoint').map(([, v]) => v);
+    const chosen = h.find(([k]) => k === 'x-gateway-destination-endpoint')![1];
+    assert.equal(fallbacks.length, 1);
+    assert.ok(REPLICAS.includes(fallbacks[0]) && fallbacks[0] !== chosen);
+    s.complete();
+  } finally {
+    await host.close();
+  }
+});
