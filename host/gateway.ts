@@ -198,7 +198,13 @@ export function createGatewayHandler(opts: GatewayOptions): { handle: http.Reque
       const get = (k: string) => hs.find(([hk]) => hk === k)?.[1];
       const headers = groupHeaders(hs);
       headers.host = get(':authority') ?? endpoint;
-      const u = http.request({ host: dest.host, port: dest.port, method: get(':method') ?? 'GET', path: get(':path') ?? '/', headers, agent, setHost: false });
+      let u: http.ClientRequest;
+      try {
+        u = http.request({ host: dest.host, port: dest.port, method: get(':method') ?? 'GET', path: get(':path') ?? '/', headers, agent, setHost: false });
+      } catch (e) {
+        // Headers node refuses to send (e.g. a filter-set value with a newline): Envoy's codec refuses them too.
+        return routerReply(503, `upstream request rejected: ${e instanceof Error ? e.message : String(e)}`, 'upstream_request_invalid');
+      }
       upstream = u;
       u.setTimeout(timeoutMs, () => {
         if (!upstreamRes) {

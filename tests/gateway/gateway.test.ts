@@ -220,3 +220,20 @@ test('gateway CLI: --help, clear errors on bad flags', async () => {
     process.stderr.write = err;
   }
 });
+
+test('a header node refuses to send upstream is answered with a 503, not a crash', async () => {
+  const up = await upstream();
+  const { host } = await probeHost();
+  const gw = await startGateway({ host, listen: { host: '127.0.0.1', port: 0 } });
+  try {
+    // A header name with a space is not an HTTP token: node will not send it.
+    const r = await request(`${gw.url}/x`, { headers: { 'x-probe': `${dest(up.port)};add=bad name:v` } });
+    assert.equal(r.status, 503);
+    assert.match(r.body, /upstream request rejected/);
+    assert.equal(up.requests.length, 0);
+  } finally {
+    await gw.close();
+    await host.close();
+    await up.close();
+  }
+});
