@@ -157,6 +157,13 @@ export function createGatewayHandler(opts: GatewayOptions): { handle: http.Reque
     };
 
     const pumpResponse = () => {
+      try {
+        pumpResponseUnguarded();
+      } catch {
+        res.destroy(); // e.g. a trailer node will not send; the client sees a reset, the process goes on
+      }
+    };
+    const pumpResponseUnguarded = () => {
       if (!responseStarted) return;
       const data = stream.drainResponseData();
       if (data.length) {
@@ -184,10 +191,19 @@ export function createGatewayHandler(opts: GatewayOptions): { handle: http.Reque
         upstream.end();
       }
     };
+    /** Runs deferred work; an unexpected error resets this exchange instead of taking the process down. */
+    const later = (fn: () => void) => queueMicrotask(() => {
+      try {
+        fn();
+      } catch {
+        upstream?.destroy();
+        res.destroy();
+      }
+    });
     const schedulePump = () => {
       if (pumpQueued) return;
       pumpQueued = true;
-      queueMicrotask(pumpRequest);
+      later(pumpRequest);
     };
 
     const connect = (attempt: number) => {
@@ -281,21 +297,21 @@ export function createGatewayHandler(opts: GatewayOptions): { handle: http.Reque
           'destination.port': BigInt(req.socket.localPort ?? 0),
         },
         listener: {
-          requestReleased: () => queueMicrotask(() => {
+          requestReleased: () => later(() => {
             if (!finished && !upstream && !stream.localResponse) connect(0);
           }),
           requestData: schedulePump,
-          localResponse: (r) => queueMicrotask(() => sendLocal(r)),
-          reset: () => queueMicrotask(() => {
+          localResponse: (r) => later(() => sendLocal(r)),
+          reset: () => later(() => {
             details = 'wasm_close_stream';
             upstream?.destroy();
             res.destroy();
           }),
-          responseReleased: () => queueMicrotask(() => {
+          responseReleased: () => later(() => {
             writeResponseHeaders();
             pumpResponse();
           }),
-          responseData: () => queueMicrotask(pumpResponse),
+          responseData: () => later(pumpResponse),
         },
       });
     } catch (e) {
