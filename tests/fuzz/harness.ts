@@ -8,7 +8,7 @@ import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
-import Ajv2020 from 'ajv/dist/2020.js';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { ManualClock, ProxyWasmHost, SharedDataStore, type HeaderPairs, type LogEvent } from '../../host/index.js';
 import { decodeState, STATE_CONTENT_TYPE, type RouterState } from '../../control-plane/stateWire.js';
 import { Rng } from './rng.js';
@@ -412,7 +412,8 @@ async function fuzzHttpState(o: FuzzOptions, report: FuzzReport, wasm: Uint8Arra
       else {
         res.writeHead(200, { 'content-type': STATE_CONTENT_TYPE, 'content-length': payload.length + 100 });
         res.write(payload.subarray(0, payload.length >> 1));
-        setTimeout(() => res.destroy(), 1);
+        const cut = res;
+        setTimeout(() => cut.destroy(), 1);
       }
       // The previous answer is fully handled once the next poll arrives.
       res = await awaitPoll();
