@@ -18,6 +18,10 @@ export const STATE_FROM_CONTROL_PLANE = "prefix_router: state version ";
 export const POLL_FAILED = "prefix_router: control plane poll failed: ";
 export const POLL_NOT_STARTED = "prefix_router: could not start the control plane poll (unknown cluster?): ";
 
+export const BODY_NOT_DELIVERED =
+  "prefix_router: the proxy does not hand this filter the request body after pausing the headers, so requests are routed on load alone, " +
+  "without prefix affinity. On Envoy, use 1.35 or later and set allow_on_headers_stop_iteration: true in the Wasm filter's config (see envoy/envoy.yaml)";
+
 export const NO_REPLICA_DETAILS = "prefix_router_no_ready_replica";
 export const NO_REPLICA_BODY =
   '{"error":{"message":"no ready inference replica is available","type":"service_unavailable","param":null,"code":"no_ready_replica"}}';

@@ -1,7 +1,7 @@
 // One HTTP stream. Thin: it decides when the body is needed, hands it to the
 // root context's router, and writes the decision into the request headers.
 import {
-  BufferType, FilterData, FilterHeaders, HeaderMap, HostBytes, WasmResult, addHeader, addHeaderRaw, getBuffer,
+  BufferType, FilterData, FilterHeaders, HeaderMap, HostBytes, WasmResult, addHeader, addHeaderRaw, continueRequest, getBuffer,
   getBufferSize, getHeader, nowNs, removeHeader, replaceHeader, sendLocalResponse,
 } from "./abi/host";
 import { Decision, Router } from "./router";
@@ -27,12 +27,17 @@ export class RouterStream {
   root: RouterRoot | null = null;
   readonly decision: Decision = new Decision();
   private buffering: bool = false;
+  /** Root tick count when the headers were paused for the body (see RouterRoot.releaseStalled). */
+  pausedAtTick: u32 = 0;
+  /** True until the first body callback after pausing the headers. */
+  awaitingBody: bool = false;
 
   reset(id: u32, root: RouterRoot): void {
     this.id = id;
     this.root = root;
     this.decision.reset();
     this.buffering = false;
+    this.awaitingBody = false;
   }
 
   onRequestHeaders(endOfStream: bool): FilterHeaders {
@@ -42,10 +47,13 @@ export class RouterStream {
     const router = this.router();
     if (router === null) return FilterHeaders.Continue;
     router.refresh();
-    if (!endOfStream && isInferenceRequest()) {
+    const root = this.root!;
+    if (!endOfStream && !root.bodyUnavailable && isInferenceRequest()) {
       const declared = contentLength();
       if (declared < 0 || declared <= <i64>router.cfg.maxBodyBytes) {
         this.buffering = true;
+        this.awaitingBody = true;
+        root.pause(this);
         return FilterHeaders.StopIteration;
       }
     }
@@ -53,6 +61,10 @@ export class RouterStream {
   }
 
   onRequestBody(size: u32, endOfStream: bool): FilterData {
+    if (this.awaitingBody) {
+      this.awaitingBody = false;
+      this.root!.bodyArrived(this);
+    }
     if (!this.buffering) return FilterData.Continue;
     const router = this.router();
     if (router === null) return FilterData.Continue;
@@ -90,8 +102,25 @@ export class RouterStream {
     return FilterHeaders.Continue;
   }
 
+  /**
+   * Called from a tick (effective context set to this stream) when the host
+   * never delivered the body after the headers were paused: route on load
+   * alone and let the request go.
+   */
+  releaseStalled(): void {
+    this.awaitingBody = false;
+    this.buffering = false;
+    const router = this.router();
+    if (router === null) return;
+    if (this.route(router, 0, 0)) continueRequest();
+  }
+
   /** The stream is over, however it ended. */
   onDelete(): void {
+    if (this.awaitingBody) {
+      this.awaitingBody = false;
+      this.root!.forget(this);
+    }
     const router = this.router();
     if (router !== null) router.finish(this.decision, nowNs());
     this.root = null;

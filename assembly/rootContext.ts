@@ -8,6 +8,9 @@ import { PluginConfig, configError, parseConfig } from "./config";
 import { CONFIG_REJECTED, EXPECTED_CONFIG_SHAPE, POLL_FAILED, POLL_NOT_STARTED, STATE_FROM_CONTROL_PLANE, STATE_REJECTED } from "./errors";
 import { Counter, RouterMetrics } from "./metrics";
 import { Router } from "./router";
+import { RouterStream } from "./httpContext";
+import { BODY_NOT_DELIVERED } from "./errors";
+import { setEffectiveContext } from "./abi/host";
 import { allocateVmId, holdLease, noteControlPlaneSeen, publishState, releaseLease } from "./state/sharedState";
 import { decodeState, stateError } from "./state/stateWire";
 
@@ -17,6 +20,15 @@ const TICK_MS: u32 = 100;
 const LEASE_TTL_NS: u64 = 1000000000;
 /** In-flight rows are refreshed this often (rows live ROW_TTL_S = 10 s without one). */
 const HEARTBEAT_NS: u64 = 1000000000;
+/**
+ * A request whose body has not started arriving this many ticks after its
+ * headers were paused is routed on load alone and let go. Envoy before 1.35
+ * (or without allow_on_headers_stop_iteration) turns a filter's StopIteration
+ * into StopAll and never hands it the body: without this, such requests hang.
+ */
+const STALL_TICKS: u32 = 2;
+/** After this many stalls and no body ever delivered, stop pausing for bodies at all. */
+const STALLS_BEFORE_HEADERS_ONLY: u32 = 3;
 /** Extra time the host gives a long poll beyond what the control plane may hold it. */
 const POLL_TIMEOUT_SLACK_MS: u32 = 5000;
 
@@ -33,6 +45,48 @@ export class RouterRoot {
   private lastHeartbeatNs: u64 = 0;
   private failing: bool = false;
   private readonly bytes: HostBytes = new HostBytes();
+  /** Ticks seen, the clock of stall detection. */
+  private ticks: u32 = 0;
+  /** Streams whose headers are paused and that have not seen their body yet. */
+  private readonly paused: Set<RouterStream> = new Set<RouterStream>();
+  private bodyDelivered: bool = false;
+  private stalls: u32 = 0;
+  /** The host does not deliver bodies after a paused header: route every request on its headers. */
+  bodyUnavailable: bool = false;
+
+  pause(s: RouterStream): void {
+    s.pausedAtTick = this.ticks;
+    this.paused.add(s);
+  }
+
+  bodyArrived(s: RouterStream): void {
+    this.paused.delete(s);
+    this.bodyDelivered = true;
+  }
+
+  /** The stream ended before its body came (client gone): no verdict on body delivery. */
+  forget(s: RouterStream): void {
+    this.paused.delete(s);
+  }
+
+  /** Lets go of requests the host never gave a body to. */
+  private releaseStalled(): void {
+    if (this.paused.size == 0) return;
+    const streams = this.paused.values();
+    for (let i = 0; i < streams.length; i++) {
+      const s = streams[i];
+      if (this.ticks - s.pausedAtTick < STALL_TICKS) continue;
+      this.paused.delete(s);
+      this.stalls++;
+      setEffectiveContext(s.id);
+      s.releaseStalled();
+    }
+    setEffectiveContext(this.id);
+    if (!this.bodyDelivered && !this.bodyUnavailable && this.stalls >= STALLS_BEFORE_HEADERS_ONLY) {
+      this.bodyUnavailable = true;
+      log(LogLevel.Warn, BODY_NOT_DELIVERED);
+    }
+  }
 
   constructor(id: u32) {
     this.id = id;
@@ -72,6 +126,8 @@ export class RouterRoot {
     const cfg = this.cfg;
     if (router === null || cfg === null) return;
     const now = nowNs();
+    this.ticks++;
+    this.releaseStalled();
     this.metrics.flush();
     router.refresh();
     if (now - this.lastHeartbeatNs >= HEARTBEAT_NS) {

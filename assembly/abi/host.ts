@@ -182,6 +182,18 @@ export function httpCall(cluster: string, headerPairs: ArrayBuffer, timeoutMs: u
   return r == WasmResult.Ok ? load<u32>(OUT) : 0;
 }
 
+// ---- streams from the root context ----
+
+/** Makes later calls act on stream `id` (from a tick: its headers, its continue). */
+export function setEffectiveContext(id: u32): WasmResult {
+  return <WasmResult>imports.proxy_set_effective_context(id);
+}
+
+/** Lets a paused request go on (0: the request direction). */
+export function continueRequest(): WasmResult {
+  return <WasmResult>imports.proxy_continue_stream(0);
+}
+
 // ---- metrics ----
 
 export function defineMetric(type: MetricType, name: string): u32 {
