@@ -94,6 +94,13 @@ export function envoyRoot(): protobuf.Root {
   const root = new protobuf.Root();
   root.resolvePath = (_origin, target) => findProto(target) ?? target;
   root.loadSync(files, { keepCase: true });
+  // Fields newer than the protos @grpc/grpc-js-xds ships. Envoy 1.35 added
+  // PluginConfig.allow_on_headers_stop_iteration (after reload_config = 8),
+  // which the filter needs to read a request body before the headers go on.
+  const pluginConfig = root.lookupType('envoy.extensions.wasm.v3.PluginConfig');
+  if (!pluginConfig.fields.allow_on_headers_stop_iteration) {
+    pluginConfig.add(new protobuf.Field('allow_on_headers_stop_iteration', 9, 'bool'));
+  }
   root.resolveAll();
   cachedRoot = root;
   return root;
