@@ -14,6 +14,7 @@ import { Pick, TIE, pick, runnerUp } from "./scheduling/picker";
 import { weightedScore } from "./scheduling/weightedScore";
 import { Weights } from "./scheduling/weights";
 import { InflightCounters } from "./state/inflightCounters";
+import { HOME_DEPTH, PrefixHomes } from "./state/prefixHomes";
 import { ReplicaTable } from "./state/replicaTable";
 import { VersionStamp, fetchState, readVersion } from "./state/sharedState";
 import { decodeState, stateError } from "./state/stateWire";
@@ -59,6 +60,7 @@ export class Router {
   readonly index: PrefixIndex;
   readonly hasher: BlockHasher;
   readonly counters: InflightCounters = new InflightCounters();
+  readonly homes: PrefixHomes = new PrefixHomes();
   table: ReplicaTable = new ReplicaTable();
   private readonly cands: Candidates = new Candidates();
   private readonly picked: Pick = new Pick();
@@ -78,6 +80,7 @@ export class Router {
     for (let s = MAX_SLOTS - 1; s >= 0; s--) this.freeSlots.push(s);
     this.counters.vmId = vmId;
     this.counters.shared = cfg.sharedState && vmId != 0;
+    this.homes.enabled = this.counters.shared;
     const t = new ReplicaTable();
     t.weights.copyFrom(cfg.weights);
     for (let i = 0; i < cfg.replicas.length; i++) {
@@ -207,6 +210,9 @@ export class Router {
     let total = 0;
     let anyMatch = false;
     let hasPrompt = false;
+    let homeKey: u64 = 0;
+    let askedHome = false;
+    let hinted = -1;
     if (len > 0 && hashPrompt(body, len, h) == ScanStatus.Ok && h.textBytes > 0) {
       hasPrompt = true;
       total = h.count;
@@ -216,6 +222,23 @@ export class Router {
         const m = s >= 0 && total > 0 ? this.index.matchedBlocks(h.hashes, total, <u32>s) : 0;
         unchecked(c.matched[k] = m);
         if (m > 0) anyMatch = true;
+      }
+      // New to this worker: another worker may have placed this prompt start already.
+      if (!anyMatch && total > 0) {
+        homeKey = unchecked(h.hashes[(total < HOME_DEPTH ? total : HOME_DEPTH) - 1]);
+        askedHome = true;
+        const home = this.homes.lookup(homeKey);
+        if (home != 0) {
+          for (let k = 0; k < n; k++) {
+            if (<u32>unchecked(t.addressHash[unchecked(c.replica[k])]) == home) {
+              // Scored as if this worker had sent the prompt there itself.
+              unchecked(c.matched[k] = total);
+              anyMatch = true;
+              hinted = k;
+              break;
+            }
+          }
+        }
       }
     } else {
       // Requests without a prompt spread by load; equal loads take turns.
@@ -244,8 +267,10 @@ export class Router {
     const r = runnerUp(c, k);
     d.fallbackBytes = r >= 0 ? unchecked(t.addressBytes[unchecked(c.replica[r])]) : null;
     d.tableVersion = t.version;
-    d.matched = unchecked(c.matched[k]);
+    // Reported matches are what this worker's index knows, not the shared hint.
+    d.matched = k == hinted ? 0 : unchecked(c.matched[k]);
     d.total = total;
+    if (askedHome && k != hinted) this.homes.store(homeKey, <u32>unchecked(t.addressHash[i]));
     // The chosen replica will hold this prefix once it has served the request.
     const slot = unchecked(t.slot[i]);
     if (slot >= 0 && total > 0) this.index.record(h.hashes, total, <u32>slot);

@@ -166,6 +166,22 @@ export function getShared(key: string, out: HostBytes): WasmResult {
   return r;
 }
 
+/** getShared with a key already in linear memory (the request path: no encoding). */
+export function getSharedRaw(keyPtr: usize, keyLen: usize, out: HostBytes): WasmResult {
+  store<usize>(OUT, 0);
+  store<usize>(OUT, 0, 4);
+  store<u32>(OUT, 0, 8);
+  const r = <WasmResult>imports.proxy_get_shared_data(keyPtr, keyLen, OUT, OUT + 4, OUT + 8);
+  out.ptr = r == WasmResult.Ok ? outPtr() : 0;
+  out.len = r == WasmResult.Ok ? outSize() : 0;
+  sharedCas = r == WasmResult.Ok ? load<u32>(OUT, 8) : 0;
+  return r;
+}
+
+export function setSharedRaw(keyPtr: usize, keyLen: usize, valuePtr: usize, valueLen: usize, cas: u32): WasmResult {
+  return <WasmResult>imports.proxy_set_shared_data(keyPtr, keyLen, valuePtr, valueLen, cas);
+}
+
 export function setShared(key: string, valuePtr: usize, valueLen: usize, cas: u32): WasmResult {
   const k = String.UTF8.encode(key);
   return <WasmResult>imports.proxy_set_shared_data(changetype<usize>(k), k.byteLength, valuePtr, valueLen, cas);

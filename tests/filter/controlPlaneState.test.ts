@@ -162,3 +162,27 @@ test('with the control plane gone, routing goes on with the last state', async (
     await host.close();
   }
 });
+
+test('worker VMs share where a prompt start went, so a group stays together when metrics move', async () => {
+  const reps = (short: number) => [0, 1, 2].map((j) => replica(`10.6.0.${j + 1}:8000`, { waiting: j === short ? 0 : 6 }));
+  const cp = new StateServer({ version: 1n, weights, replicas: reps(0) });
+  const url = await cp.listen();
+  const { host } = await startHost(cpConfig, { workers: 4, clusters: { prefix_router_control_plane: url } });
+  try {
+    await waitFor(() => [0, 1, 2, 3].every((w) => send(host, { method: 'GET', path: '/v1/models', worker: w }).endpoint !== undefined), 'first state on every worker');
+    const system = text(77, 3000);
+    const first = send(host, { body: completion(system + ' q0'), worker: 0 });
+    assert.equal(first.endpoint, '10.6.0.1:8000'); // the shortest queue
+    // Now another replica has the shortest queue: a fresh placement would go there.
+    cp.set({ version: 2n, weights, replicas: reps(2) });
+    let probe = 500;
+    await waitFor(() => send(host, { body: completion(text(probe++, 3000)), worker: 3 }).endpoint === '10.6.0.3:8000', 'new queue depths on worker 3');
+    for (const w of [1, 2, 3]) {
+      const r = send(host, { body: completion(system + ` q${w}`), worker: w });
+      assert.equal(r.endpoint, first.endpoint, `worker ${w}`);
+    }
+  } finally {
+    await host.close();
+    await cp.close();
+  }
+});
