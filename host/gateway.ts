@@ -13,6 +13,14 @@ import type { LocalResponse, Stream } from './stream.js';
 
 /** The header ORIGINAL_DST reads (cluster original_dst_lb_config.http_header_name). */
 export const DESTINATION_HEADER = 'x-gateway-destination-endpoint';
+/**
+ * The filter's runner-up for this request (prefix-router's x-prefix-router-fallback-endpoint):
+ * a connection that fails is retried once there, as an Envoy retry policy would retry on the
+ * next host (ORIGINAL_DST itself only dials the first destination).
+ */
+export const FALLBACK_HEADER = 'x-prefix-router-fallback-endpoint';
+/** Envoy's retry_policy {retry_on: connect-failure,refused-stream,reset, num_retries: 1} (envoy/envoy.yaml). */
+export const DEFAULT_CONNECT_RETRIES = 1;
 /** Envoy's default route timeout. */
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 15_000;
 /** Keep-alive sockets per upstream replica; vLLM serves many concurrent streams per replica. */
@@ -40,7 +48,11 @@ export interface GatewayOptions {
   host: ProxyWasmHost;
   listen?: { host?: string; port?: number };
   upstreamTimeoutMs?: number;
-  /** Connect retries to the same endpoint after a connection failure (Envoy retry_on: connect-failure); default 0. */
+  /**
+   * Retries after a connection failure or a reset before any response (Envoy retry_on:
+   * connect-failure,refused-stream,reset); default 1. A retry goes to the endpoint the filter
+   * named in x-prefix-router-fallback-endpoint when there is one, else to the same endpoint.
+   */
   connectRetries?: number;
   onAccessLog?: (e: AccessLogEntry) => void;
 }
@@ -79,7 +91,7 @@ const enc = new TextEncoder();
 export function createGatewayHandler(opts: GatewayOptions): { handle: http.RequestListener; close(): void } {
   const agent = new http.Agent({ keepAlive: true, maxSockets: MAX_SOCKETS_PER_UPSTREAM });
   const timeoutMs = opts.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS;
-  const connectRetries = opts.connectRetries ?? 0;
+  const connectRetries = opts.connectRetries ?? DEFAULT_CONNECT_RETRIES;
   let connections = 0;
 
   const handle: http.RequestListener = (req, res) => {
@@ -207,7 +219,10 @@ export function createGatewayHandler(opts: GatewayOptions): { handle: http.Reque
     };
 
     const connect = (attempt: number) => {
-      const dest = parseDestination(stream.requestHeaderList().find(([k]) => k === DESTINATION_HEADER)?.[1]);
+      const named = stream.requestHeaderList();
+      const primary = named.find(([k]) => k === DESTINATION_HEADER)?.[1];
+      const fallback = attempt > 0 ? parseDestination(named.find(([k]) => k === FALLBACK_HEADER)?.[1]) : null;
+      const dest = fallback ?? parseDestination(primary);
       if (!dest) return routerReply(503, 'no healthy upstream', 'no_healthy_upstream');
       endpoint = dest.host.includes(':') ? `[${dest.host}]:${dest.port}` : `${dest.host}:${dest.port}`;
       const hs = stream.requestHeaderList();
