@@ -84,8 +84,8 @@ function newReport(seed: number): FuzzReport {
   };
 }
 
-function note(r: FuzzReport, kind: string, where: string, detail: string): void {
-  if (r.findings.length < MAX_FINDINGS_KEPT) r.findings.push({ kind, case: where, detail: detail.slice(0, 500) });
+function note(r: FuzzReport, kind: string, where: string, detail: string, maxChars = 500): void {
+  if (r.findings.length < MAX_FINDINGS_KEPT) r.findings.push({ kind, case: where, detail: detail.slice(0, maxChars) });
 }
 
 /** What a worker VM should be routing on, tracked independently of the module. */
@@ -188,9 +188,10 @@ async function fuzzRequestsAndSharedState(o: FuzzOptions, report: FuzzReport, wa
   const clock = new ManualClock(1_700_000_000_000_000_000n);
   const store = new SharedDataStore();
   let rejectLogs = 0;
+  let lastReject = '';
   const host = await ProxyWasmHost.create({
     wasm, workers: FUZZ_WORKERS, pluginConfig: JSON.stringify({ replicas: STATIC_REPLICAS }), clock, sharedData: store, logLevel: 'warn',
-    onLog: (e: LogEvent) => { if (e.message.includes('state rejected')) rejectLogs++; },
+    onLog: (e: LogEvent) => { if (e.message.includes('state rejected')) { rejectLogs++; lastReject = e.message; } },
   });
   const fromConfig: ExpectedTable = { version: 0n, fromControlPlane: false, ready: new Set(STATIC_REPLICAS) };
   const vms: ExpectedTable[] = Array.from({ length: FUZZ_WORKERS }, () => fromConfig);
@@ -245,12 +246,13 @@ async function fuzzRequestsAndSharedState(o: FuzzOptions, report: FuzzReport, wa
           }
           const logsBefore = rejectLogs;
           const req = generateRequest(rng, false);
-          // The filter may route on either table if it disagrees with the reference codec: tell them apart.
-          const outcome = driveRequest(host, w, req, next.ready, report, where);
+          // Either table is one the filter may know; whether it took the one the reference codec
+          // says it should is checked by the log line, and counted as a disagreement.
+          const outcome = driveRequest(host, w, req, next === vm ? vm.ready : new Set([...vm.ready, ...next.ready]), report, where);
           const rejected = rejectLogs > logsBefore;
           if (rejected !== expectReject) {
             report.stateDecoderDisagreements++;
-            note(report, 'state-decoder-disagreement', where, `filter ${rejected ? 'rejected' : 'accepted'}, stateWire.ts ${expectReject ? 'rejects' : 'accepts'}: ${Buffer.from(stored ?? []).toString('hex').slice(0, 400)}`);
+            note(report, 'state-decoder-disagreement', where, `filter ${rejected ? `rejected (${lastReject})` : 'accepted'}, stateWire.ts ${expectReject ? 'rejects' : 'accepts'}: ${Buffer.from(stored ?? []).toString('hex')}`, 20000);
           }
           if (expectReject) report.statesRejected++;
           else if (next !== vm) report.statesAccepted++;
