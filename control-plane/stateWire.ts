@@ -58,6 +58,8 @@ export function addressError(address: string): string | null {
   const m = ADDRESS_RE.exec(address);
   if (!m) return 'must be ip:port (IPv4 a.b.c.d:port or [IPv6]:port)';
   if (m[1] !== undefined && [m[1], m[2], m[3], m[4]].some((o) => Number(o) > 255)) return 'IPv4 octet above 255';
+  // The same rule as the filter's decoder (assembly/state/address.ts): an IPv6 literal has at least two colons.
+  if (m[5] !== undefined && (m[5].match(/:/g) ?? []).length < 2) return 'not an IPv6 address';
   const port = Number(m[6]);
   if (port < 1 || port > 65535) return 'port must be 1..65535';
   if (address.length > STATE_MAX_ADDRESS_BYTES) return `longer than ${STATE_MAX_ADDRESS_BYTES} bytes`;
