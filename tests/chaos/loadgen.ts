@@ -27,10 +27,12 @@ export interface RequestRecord {
   /** The replica that answered (x-simulator-replica). */
   servedBy: string | null;
   error: string | null;
+  stream: boolean;
 }
 
 export type LoadMessage = { progress: { done: number; failed: number } } | { results: RequestRecord[] };
 
+const STREAM_EVERY = 4;
 /** Set by a {stop: true} message: no new requests, the open ones finish. */
 let stopped = false;
 
@@ -45,9 +47,13 @@ function runLoad(o: LoadOptions, onProgress: (done: number, failed: number) => v
   let next = 0;
   let failed = 0;
   const one = (i: number) => new Promise<void>((resolve) => {
-    const body = JSON.stringify({ model: o.model, prompt: `${SYSTEM_PROMPTS[i % SYSTEM_PROMPTS.length]}Question ${i}: what is ${i} times ${i + 7}?`, max_tokens: o.maxTokens });
-    const rec: RequestRecord = { i, start: Date.now(), end: 0, status: 0, primary: null, servedBy: null, error: null };
+    // Every fourth request streams (SSE): its answer starts before it ends, so a replica dying
+    // under it cuts it after the response began, which no retry can save.
+    const stream = i % STREAM_EVERY === 0;
+    const body = JSON.stringify({ model: o.model, prompt: `${SYSTEM_PROMPTS[i % SYSTEM_PROMPTS.length]}Question ${i}: what is ${i} times ${i + 7}?`, max_tokens: o.maxTokens, stream });
+    const rec: RequestRecord = { i, start: Date.now(), end: 0, status: 0, primary: null, servedBy: null, error: null, stream };
     const done = () => {
+      if (rec.end) return;
       rec.end = Date.now();
       if (rec.error || rec.status !== 200) failed++;
       results.push(rec);
@@ -63,8 +69,9 @@ function runLoad(o: LoadOptions, onProgress: (done: number, failed: number) => v
         if (rec.status !== 200) rec.error = `status ${rec.status}: ${Buffer.concat(chunks).toString().slice(0, 200)}`;
         done();
       });
-      res.on('error', (e) => { rec.error = `response: ${e.message}`; done(); });
+      res.on('error', (e) => { rec.error ??= `response: ${e.message}`; done(); });
       res.on('aborted', () => { rec.error ??= 'response aborted'; });
+      res.on('close', () => { if (!res.complete) { rec.error ??= 'response cut'; done(); } });
     });
     req.on('error', (e: NodeJS.ErrnoException) => {
       if (rec.end) return;
