@@ -98,7 +98,7 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
         if (failing.delete(address)) log.info('replica scrapes recovered', { replica: address });
       } else {
         telemetry.scrapeErrors.inc({ replica: address, reason: outcome.reason });
-        store.recordFailure(address, outcome.error);
+        store.recordFailure(address, outcome.error, outcome.reason);
         if (!failing.has(address)) {
           failing.add(address);
           log.warn('replica scrape failed', { replica: address, reason: outcome.reason, error: outcome.error });

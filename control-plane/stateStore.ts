@@ -14,6 +14,9 @@ export interface Member {
   source?: string;
 }
 
+/** Refused connections in a row before a replica counts as down: one can be a blip, two at 50 ms apart is a dead process. */
+export const UNREACHABLE_AFTER = 2;
+
 export interface ReplicaRecord {
   address: string;
   source: string;
@@ -23,6 +26,8 @@ export interface ReplicaRecord {
   lastError: string | null;
   lastErrorMs: number | null;
   consecutiveFailures: number;
+  /** Connections to it were refused or reset this many times in a row (0 after any success). */
+  consecutiveConnectFailures: number;
   metrics: EngineMetrics | null;
   /** (time, queries, hits) samples of the prefix-cache counters, oldest first */
   hitSamples: Array<{ t: number; q: number; h: number }>;
@@ -93,7 +98,7 @@ export class StateStore {
       } else {
         this.replicas.set(m.address, {
           address: m.address, source: m.source ?? 'static', discoveryReady: m.ready, firstSeenMs: now,
-          lastSuccessMs: null, lastError: null, lastErrorMs: null, consecutiveFailures: 0, metrics: null, hitSamples: [],
+          lastSuccessMs: null, lastError: null, lastErrorMs: null, consecutiveFailures: 0, consecutiveConnectFailures: 0, metrics: null, hitSamples: [],
         });
       }
     }
@@ -108,6 +113,7 @@ export class StateStore {
     r.lastSuccessMs = now;
     r.metrics = metrics;
     r.consecutiveFailures = 0;
+    r.consecutiveConnectFailures = 0;
     if (metrics.prefixCacheQueries !== undefined && metrics.prefixCacheHits !== undefined) {
       const s = r.hitSamples;
       const last = s[s.length - 1];
@@ -120,13 +126,22 @@ export class StateStore {
     this.dirty = true;
   }
 
-  recordFailure(address: string, error: string): void {
+  /**
+   * A failed scrape. A slow or broken /metrics only ages the metrics (the
+   * replica leaves routing once stale); a replica that refuses or resets
+   * connections UNREACHABLE_AFTER times in a row cannot serve requests either,
+   * and leaves routing at once.
+   */
+  recordFailure(address: string, error: string, reason = 'other'): void {
     const r = this.replicas.get(address);
     if (!r) return;
     r.lastError = error;
     r.lastErrorMs = this.now();
     r.consecutiveFailures++;
-    // No state change by itself: the replica leaves routing when it turns stale.
+    if (reason === 'connect') {
+      r.consecutiveConnectFailures++;
+      if (r.consecutiveConnectFailures === UNREACHABLE_AFTER) this.dirty = true;
+    }
   }
 
   /**
@@ -158,7 +173,7 @@ export class StateStore {
       const m = r.metrics;
       replicas.push({
         address: r.address,
-        ready: r.discoveryReady && !isStale(r, now, this.opts.stalenessMs),
+        ready: r.discoveryReady && !isStale(r, now, this.opts.stalenessMs) && r.consecutiveConnectFailures < UNREACHABLE_AFTER,
         metricsKnown: r.lastSuccessMs !== null,
         waiting: Math.max(0, Math.min(65535, Math.round(m?.waiting ?? 0))),
         running: Math.max(0, Math.min(65535, Math.round(m?.running ?? 0))),
