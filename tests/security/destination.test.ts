@@ -113,3 +113,32 @@ test('through the embedded gateway over real HTTP, no request reaches a client-n
     await sims.close();
   }
 });
+
+test('a retry after a failed connection goes to the filter\'s runner-up, never to a client-named fallback', async () => {
+  const sims = await startReplicas({ replicas: 1, basePort: 0, host: '127.0.0.1', timeScale: 100 });
+  const evil = await countingServer();
+  const dead = await countingServer();
+  const deadAddr = dead.address;
+  await dead.close(); // a replica whose port refuses connections
+  const alive = `${sims.replicas[0].host}:${sims.replicas[0].port}`;
+  const host = await ProxyWasmHost.create({ wasm, workers: 2, pluginConfig: JSON.stringify({ replicas: [deadAddr, alive] }), sharedData: new SharedDataStore(), logLevel: 'warn' });
+  const gw = await startGateway({ host, upstreamTimeoutMs: 10_000 });
+  try {
+    let chosenDead = 0;
+    for (let i = 0; i < 20; i++) {
+      const body = JSON.stringify({ model: 'Qwen/Qwen2.5-3B-Instruct', prompt: `retry me ${i} `.repeat(10), max_tokens: 1 });
+      const res = await rawRequest(gw.port, `POST /v1/completions HTTP/1.1\r\nhost: gw\r\nconnection: close\r\nx-prefix-router-fallback-endpoint: ${evil.address}\r\nX-Prefix-Router-Fallback-Endpoint: ${evil.address}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+      const primary = res.headers.find(([k]) => k === 'x-prefix-router-endpoint')?.[1];
+      if (primary === deadAddr) chosenDead++;
+      assert.equal(res.status, 200, `request ${i} (filter chose ${primary}): ${res.body.slice(0, 200)}`);
+      assert.ok(res.headers.some(([k]) => k === 'x-simulator-replica'), `request ${i} answered by the live replica`);
+    }
+    assert.ok(chosenDead > 0, 'no request was first sent to the dead replica, so no retry was tried');
+    assert.equal(evil.hits, 0, 'a retry went to the client-named fallback');
+  } finally {
+    await gw.close();
+    await host.close();
+    await evil.close();
+    await sims.close();
+  }
+});
