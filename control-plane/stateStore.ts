@@ -140,7 +140,8 @@ export class StateStore {
     r.consecutiveFailures++;
     if (reason === 'connect') {
       r.consecutiveConnectFailures++;
-      if (r.consecutiveConnectFailures === UNREACHABLE_AFTER) this.dirty = true;
+      // Publish at once: the filters should stop sending to it now, not at the next tick.
+      if (r.consecutiveConnectFailures === UNREACHABLE_AFTER) this.publish();
     }
   }
 

@@ -28,9 +28,7 @@ test('replica killed under load: only requests in flight on it may fail, later o
   for (const what of ['failed requests no more than those in flight on the dead replica', 'requests sent to the dead replica after the kill were retried on the runner-up', 'traffic left the dead replica']) check('replica-killed', what);
 });
 
-test('replica killed: two failed scrapes take it out of the state (traffic leaves within 2 scrape intervals)', {
-  todo: 'control-plane/stateStore.ts recordFailure keeps a refused replica ready until it is stale (stalenessMs, 2 s = 40 scrape intervals)',
-}, () => {
+test('replica killed: two failed scrapes take it out of the state (traffic leaves within 2 scrape intervals)', () => {
   check('replica-killed', 'after two failed scrapes the state marks the replica not ready (traffic leaves within 2 scrape intervals)');
 });
 
