@@ -9,8 +9,13 @@ import { CONFIG_NEEDS_SOURCE, CONFIG_NOT_JSON, CONFIG_SHARED_STATE_NEEDS_REPLICA
 const DEFAULT_BLOCK_CHARS = 64;
 /** The inference extension's cap; 16 KiB of prompt is enough to tell prefixes apart. */
 const DEFAULT_MAX_BLOCKS = 256;
-/** 2^19 (block, replica) entries, about 16 MiB per worker VM. */
+/** 2^19 (block, replica) entries, about 17 MiB per worker VM (about 34 bytes each). */
 const DEFAULT_INDEX_ENTRIES = 524288;
+/**
+ * Without shared state (GCP Service Extensions) a VM gets about 16 MiB in all:
+ * 2^17 entries (about 4.5 MiB) leave room for the rest.
+ */
+const DEFAULT_INDEX_ENTRIES_SMALL = 131072;
 /** About the KV size of one 24 GB GPU serving a 3B model; used until a state says better. */
 const DEFAULT_CAPACITY_TOKENS = 500000;
 /** 25% over the mean is the paper's usual choice: affinity holds until a replica is clearly busier. */
@@ -189,6 +194,7 @@ export function parseConfig(bytes: Uint8Array): PluginConfig | null {
   if (!readBool(root, "sharedState", "sharedState", (v: bool): void => { cfg.sharedState = v; })) return null;
 
   if (!cfg.sharedState) {
+    if (p === null || p.get("indexEntries") === null) cfg.indexEntries = DEFAULT_INDEX_ENTRIES_SMALL;
     if (cfg.hasControlPlane) return fail("'controlPlane' needs 'sharedState': true (the polled state lives in shared data)");
     if (cfg.replicas.length == 0) return fail(CONFIG_SHARED_STATE_NEEDS_REPLICAS);
   } else if (!cfg.hasControlPlane && cfg.replicas.length == 0) return fail(CONFIG_NEEDS_SOURCE);

@@ -10,6 +10,9 @@ import { startReplicas, type RunningReplicas } from '../simulator/server.js';
 import { startControlPlane, type RunningControlPlane } from '../control-plane/server.js';
 import { ProxyWasmHost } from '../host/host.js';
 import { startGateway, type Gateway } from '../host/gateway.js';
+
+/** The embedded gateway's buffer limit, as envoy/envoy.yaml's per_connection_buffer_limit_bytes. */
+const START_BUFFER_LIMIT_BYTES = 4 * 1024 * 1024;
 import type { LogLevel } from '../control-plane/log.js';
 
 export const CONTROL_PLANE_CLUSTER = 'prefix_router_control_plane';
@@ -119,6 +122,9 @@ export async function startStack(partial: Partial<StartOptions> = {}): Promise<R
       pluginConfig: JSON.stringify({ controlPlane: { cluster: CONTROL_PLANE_CLUSTER } }),
       clusters: { [CONTROL_PLANE_CLUSTER]: cp.url },
       logLevel: o.logLevel,
+      // Above the filter's maxBodyBytes (1 MiB), as envoy/envoy.yaml's 4 MiB: a larger prompt is
+      // routed on load alone by the filter instead of refused with 413 by the proxy.
+      bufferLimitBytes: START_BUFFER_LIMIT_BYTES,
     });
     closers.push(() => host.close());
 

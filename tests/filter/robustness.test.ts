@@ -115,3 +115,14 @@ test('names a runner-up for retries, never one the client sent, never the chosen
     await host.close();
   }
 });
+
+test('without shared state (GCP Service Extensions) the default index fits the 16 MiB a VM gets there', async () => {
+  const { host } = await startHost({ replicas: REPLICAS, sharedState: false });
+  try {
+    for (let i = 0; i < 200; i++) send(host, { body: completion(text(900 + i, 4000)), worker: i % 2 });
+    const perVm = host.memoryBytes() / 2;
+    assert.ok(perVm <= 16 * 1024 * 1024, `${perVm} bytes per VM`);
+  } finally {
+    await host.close();
+  }
+});

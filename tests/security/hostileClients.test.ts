@@ -108,27 +108,28 @@ test('aborted uploads and streams, slow drips, garbage and oversized headers lea
   }
 });
 
-test('npm start: a chunked prompt larger than maxBodyBytes is routed on load alone (README), not refused', {
-  todo: 'cli/start.ts creates the host with the default 1 MiB buffer limit (= the filter\'s maxBodyBytes), so the host answers 413 before the filter can give up buffering; envoy/envoy.yaml uses 4 MiB',
-}, async () => {
+test('npm start: a chunked prompt larger than maxBodyBytes is routed on load alone (README), not refused', async () => {
   const stack = await startStack({ port: 0, controlPlanePort: 0, simulatorBasePort: 0, timeScale: 50, replicasCount: 2, logLevel: 'error' });
   try {
     assert.ok(stack.ready, 'the stack did not become routable');
     const prompt = 'a very long prompt '.repeat(80_000); // 1.5 MB, past maxBodyBytes (1 MiB)
     const body = Buffer.from(JSON.stringify({ model: MODEL, prompt, max_tokens: 1 }));
     const u = new URL(stack.gatewayUrl);
-    const res = await new Promise<{ status: number; endpoint: string | undefined }>((resolve, reject) => {
+    const res = await new Promise<{ status: number; endpoint: string | undefined; replica: string | undefined }>((resolve, reject) => {
       // No content-length: the filter cannot know the size until it has buffered past its limit.
       const req = http.request({ host: u.hostname, port: u.port, path: '/v1/completions', method: 'POST', headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' } }, (r) => {
         r.resume();
-        r.on('end', () => resolve({ status: r.statusCode ?? 0, endpoint: r.headers['x-prefix-router-endpoint'] as string | undefined }));
+        r.on('end', () => resolve({ status: r.statusCode ?? 0, endpoint: r.headers['x-prefix-router-endpoint'] as string | undefined, replica: r.headers['x-simulator-replica'] as string | undefined }));
       });
       req.on('error', reject);
       for (let o = 0; o < body.length; o += 16384) req.write(body.subarray(o, o + 16384));
       req.end();
     });
-    assert.equal(res.status, 200, `status ${res.status}`);
+    // The proxy does not refuse it (no 413): the filter routes it and the replica answers. The
+    // simulated replica, like vLLM, may then reject a prompt longer than its context (400).
+    assert.notEqual(res.status, 413, 'refused by the proxy');
     assert.ok(res.endpoint, 'routed to a replica');
+    assert.ok(res.replica, 'answered by the replica');
   } finally {
     await stack.close();
   }
