@@ -88,22 +88,42 @@ export function bytesEqual(p: isize, len: isize, s: string): bool {
   return true;
 }
 
+/** What both cursors share: the current value's span, and the malformed flag. */
+@unmanaged
+class ValueCursor {
+  valueStart: isize = 0;
+  valueEnd: isize = 0;
+  protected pos: isize = 0;
+  protected end: isize = 0;
+  malformed: bool = false;
+
+  /** Takes the value starting at `p` as the current one; false when there is none. */
+  protected take(p: isize): bool {
+    const v = skipValue(p, this.end);
+    if (v < 0) return this.fail();
+    this.valueStart = p;
+    this.valueEnd = v;
+    this.pos = v;
+    return true;
+  }
+
+  protected fail(): bool {
+    this.malformed = true;
+    return false;
+  }
+}
+
 /**
  * Iterates an object's members. Usage:
  *   let it = objectFirst(p, end); while (it > 0) { ...keyStart/keyEnd/valueStart/valueEnd...; it = objectNext(...) }
  * Kept as explicit state in a reusable cursor to avoid allocation.
  */
 @unmanaged
-export class MemberCursor {
+export class MemberCursor extends ValueCursor {
   keyStart: isize = 0;
   keyEnd: isize = 0;
-  valueStart: isize = 0;
-  valueEnd: isize = 0;
   /** Position after the object's closing brace once `next` returned false. */
   after: isize = 0;
-  private pos: isize = 0;
-  private end: isize = 0;
-  malformed: bool = false;
 
   /** `p` at the object's opening brace. */
   begin(p: isize, end: isize): void {
@@ -133,18 +153,7 @@ export class MemberCursor {
     this.keyEnd = keyAfter - 1;
     p = skipWs(keyAfter, end);
     if (p >= end || load<u8>(p) != 0x3a) return this.fail();
-    p = skipWs(p + 1, end);
-    const v = skipValue(p, end);
-    if (v < 0) return this.fail();
-    this.valueStart = p;
-    this.valueEnd = v;
-    this.pos = v;
-    return true;
-  }
-
-  private fail(): bool {
-    this.malformed = true;
-    return false;
+    return this.take(skipWs(p + 1, end));
   }
 
   @inline keyIs(s: string): bool {
@@ -154,13 +163,8 @@ export class MemberCursor {
 
 /** Iterates an array's elements; same shape as MemberCursor. */
 @unmanaged
-export class ElementCursor {
-  valueStart: isize = 0;
-  valueEnd: isize = 0;
-  private pos: isize = 0;
-  private end: isize = 0;
+export class ElementCursor extends ValueCursor {
   private first: bool = true;
-  malformed: bool = false;
 
   /** `p` at the array's opening bracket. */
   begin(p: isize, end: isize): void {
@@ -181,16 +185,6 @@ export class ElementCursor {
       p = skipWs(p + 1, end);
     }
     this.first = false;
-    const v = skipValue(p, end);
-    if (v < 0) return this.fail();
-    this.valueStart = p;
-    this.valueEnd = v;
-    this.pos = v;
-    return true;
-  }
-
-  private fail(): bool {
-    this.malformed = true;
-    return false;
+    return this.take(p);
   }
 }
