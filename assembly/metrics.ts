@@ -26,10 +26,9 @@ const NAMES: StaticArray<string> = [
 export class RouterMetrics {
   private readonly ids: StaticArray<u32> = new StaticArray<u32>(Counter.COUNT);
   private readonly pending: StaticArray<i64> = new StaticArray<i64>(Counter.COUNT);
-  /** Per-slot counter id + 1 (0: not defined yet), pending requests, and the address it is named after. */
+  /** Per-slot counter id + 1 (0: not defined yet) and pending requests. */
   private readonly replicaIds: StaticArray<u32> = new StaticArray<u32>(MAX_SLOTS);
   private readonly replicaPending: StaticArray<i32> = new StaticArray<i32>(MAX_SLOTS);
-  private readonly replicaNames: Map<i32, string> = new Map<i32, string>();
   /** Without ticks (sharedState false) every increment goes to the host at once. */
   immediate: bool = false;
 
@@ -54,7 +53,6 @@ export class RouterMetrics {
     // Envoy stat names use '.' as a separator: keep the address in one segment.
     const name = "prefix_router.replica_requests." + address.replaceAll(".", "_").replaceAll(":", "_");
     unchecked(this.replicaIds[slot] = defineMetric(MetricType.Counter, name) + 1);
-    this.replicaNames.set(slot, address);
   }
 
   /** Hands the pending increments to the host. */

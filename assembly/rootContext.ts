@@ -2,15 +2,13 @@
 // the routing core every stream of this VM uses. Streams stay thin.
 import {
   BufferType, HeaderMap, HostBytes, LogLevel, WasmResult, getBuffer, getHeader, httpCall,
-  log, nowNs, serializePairs, setTickPeriodMs,
+  log, nowNs, serializePairs, setEffectiveContext, setTickPeriodMs,
 } from "./abi/host";
 import { PluginConfig, configError, parseConfig } from "./config";
-import { CONFIG_REJECTED, EXPECTED_CONFIG_SHAPE, POLL_FAILED, POLL_NOT_STARTED, STATE_FROM_CONTROL_PLANE, STATE_REJECTED } from "./errors";
+import { BODY_NOT_DELIVERED, CONFIG_REJECTED, EXPECTED_CONFIG_SHAPE, POLL_FAILED, POLL_NOT_STARTED, STATE_FROM_CONTROL_PLANE, STATE_REJECTED } from "./errors";
 import { Counter, RouterMetrics } from "./metrics";
 import { Router } from "./router";
 import { RouterStream } from "./httpContext";
-import { BODY_NOT_DELIVERED } from "./errors";
-import { setEffectiveContext } from "./abi/host";
 import { allocateVmId, holdLease, noteControlPlaneSeen, publishState, releaseLease } from "./state/sharedState";
 import { decodeState, stateError } from "./state/stateWire";
 

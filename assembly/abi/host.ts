@@ -139,32 +139,10 @@ export function serializePairs(kv: StaticArray<ArrayBuffer>): ArrayBuffer {
   return out;
 }
 
-export function getProperty(path: string, out: HostBytes): WasmResult {
-  store<usize>(OUT, 0);
-  store<usize>(OUT, 0, 4);
-  const p = String.UTF8.encode(path);
-  const r = <WasmResult>imports.proxy_get_property(changetype<usize>(p), p.byteLength, OUT, OUT + 4);
-  out.ptr = r == WasmResult.Ok ? outPtr() : 0;
-  out.len = r == WasmResult.Ok ? outSize() : 0;
-  return r;
-}
-
 // ---- shared data (cpp-host semantics: per vm_id, CAS counter, no delete) ----
 
 /** Value and CAS of the last `getShared`. */
 export let sharedCas: u32 = 0;
-
-export function getShared(key: string, out: HostBytes): WasmResult {
-  store<usize>(OUT, 0);
-  store<usize>(OUT, 0, 4);
-  store<u32>(OUT, 0, 8);
-  const k = String.UTF8.encode(key);
-  const r = <WasmResult>imports.proxy_get_shared_data(changetype<usize>(k), k.byteLength, OUT, OUT + 4, OUT + 8);
-  out.ptr = r == WasmResult.Ok ? outPtr() : 0;
-  out.len = r == WasmResult.Ok ? outSize() : 0;
-  sharedCas = r == WasmResult.Ok ? load<u32>(OUT, 8) : 0;
-  return r;
-}
 
 /** getShared with a key already in linear memory (the request path: no encoding). */
 export function getSharedRaw(keyPtr: usize, keyLen: usize, out: HostBytes): WasmResult {
@@ -182,9 +160,14 @@ export function setSharedRaw(keyPtr: usize, keyLen: usize, valuePtr: usize, valu
   return <WasmResult>imports.proxy_set_shared_data(keyPtr, keyLen, valuePtr, valueLen, cas);
 }
 
+export function getShared(key: string, out: HostBytes): WasmResult {
+  const k = String.UTF8.encode(key);
+  return getSharedRaw(changetype<usize>(k), <usize>k.byteLength, out);
+}
+
 export function setShared(key: string, valuePtr: usize, valueLen: usize, cas: u32): WasmResult {
   const k = String.UTF8.encode(key);
-  return <WasmResult>imports.proxy_set_shared_data(changetype<usize>(k), k.byteLength, valuePtr, valueLen, cas);
+  return setSharedRaw(changetype<usize>(k), <usize>k.byteLength, valuePtr, valueLen, cas);
 }
 
 // ---- outbound calls ----
@@ -221,10 +204,6 @@ export function defineMetric(type: MetricType, name: string): u32 {
 
 @inline export function incrementMetric(id: u32, by: i64): void {
   if (id != 0xffffffff) imports.proxy_increment_metric(id, by);
-}
-
-@inline export function recordMetric(id: u32, value: u64): void {
-  if (id != 0xffffffff) imports.proxy_record_metric(id, value);
 }
 
 // ---- abort: Envoy has no env.abort; log where it happened, then trap ----

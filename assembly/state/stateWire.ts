@@ -21,11 +21,6 @@ export function fnv1a32(p: usize, len: i32): u32 {
   return h;
 }
 
-/** Reads just the version of a payload that has already been validated. */
-export function stateVersionOf(p: usize): u64 {
-  return load<u64>(p, 8);
-}
-
 @inline function weightOk(w: f32): bool {
   return isFinite<f32>(w) && w >= 0;
 }
