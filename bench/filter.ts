@@ -6,7 +6,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ProxyWasmHost } from '../host/index.js';
-import { serveState } from './stateServer.js';
+import { StateServer } from './stateServer.js';
 import type { ReplicaState } from '../control-plane/stateWire.js';
 
 const WASM = fileURLToPath(new URL('../plugin/prefix-router.wasm', import.meta.url));
@@ -40,11 +40,12 @@ async function runCase(promptBytes: number, replicas: number): Promise<{ p50Us: 
   for (let i = 0; i < replicas; i++) {
     reps.push({ address: `10.${(i >> 8) & 255}.${i & 255}.1:8000`, ready: true, metricsKnown: true, waiting: i % 5, running: 8 + (i % 7), kvUsage: (i % 10) / 10, kvCapacityTokens: 150000, metricsAgeMs: 20 });
   }
-  const cp = await serveState({ version: 1n, weights: { prefix: 3, queue: 1, kvCache: 1, inflight: 1 }, replicas: reps });
+  const cp = new StateServer({ version: 1n, weights: { prefix: 3, queue: 1, kvCache: 1, inflight: 1 }, replicas: reps });
+  const cpUrl = await cp.listen();
   const host = await ProxyWasmHost.create({
     wasm: readFileSync(WASM), workers: 2, logLevel: 'warn',
     pluginConfig: JSON.stringify({ controlPlane: { cluster: 'prefix_router_control_plane', longPollMs: 1000 } }),
-    clusters: { prefix_router_control_plane: cp.url },
+    clusters: { prefix_router_control_plane: cpUrl },
   });
   try {
     const deadline = Date.now() + 5000;

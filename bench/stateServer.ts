@@ -1,38 +1,62 @@
-// A minimal long-poll state endpoint for benchmarks: serves one fixed state
-// the way the control plane does (plugin/STATE_FORMAT.md).
+// A minimal stand-in for the control plane's state endpoint: answers the
+// filter's long poll (plugin/STATE_FORMAT.md) with one settable state. Used by
+// bench/filter.ts and the filter's tests.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { encodeState, STATE_CONTENT_TYPE, type RouterState } from '../control-plane/stateWire.js';
 
-export async function serveState(state: RouterState): Promise<{ url: string; set(s: RouterState): void; close(): Promise<void> }> {
-  let current = state;
-  let bytes = encodeState(state);
-  let waiters: Array<() => void> = [];
-  const server = http.createServer((req, res) => {
-    const u = new URL(req.url!, 'http://x');
-    const after = BigInt(u.searchParams.get('after') ?? '0');
-    const answer = () => {
-      if (current.version === after) res.writeHead(304).end();
-      else res.writeHead(200, { 'content-type': STATE_CONTENT_TYPE, 'content-length': bytes.length }).end(bytes);
-    };
-    if (current.version !== after) return answer();
-    const t = setTimeout(() => { waiters = waiters.filter((w) => w !== wake); answer(); }, Number(u.searchParams.get('waitMs') ?? '1000'));
-    const wake = () => { clearTimeout(t); answer(); };
-    waiters.push(wake);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    set(s: RouterState) {
-      current = s;
-      bytes = encodeState(s);
-      const w = waiters; waiters = [];
-      for (const f of w) f();
-    },
-    async close() {
-      for (const f of waiters) f();
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
+/** A poll is held at most this long, whatever it asks for: stand-ins serve short runs. */
+const MAX_WAIT_MS = 2000;
+
+export class StateServer {
+  state: RouterState;
+  /** Bytes to serve instead of the encoded state (a corrupted payload, say); served at once. */
+  body: Uint8Array | null = null;
+  /** Polls received. */
+  polls = 0;
+  private encoded: Uint8Array;
+  private waiters: Array<() => void> = [];
+  private readonly server: http.Server;
+
+  constructor(state: RouterState) {
+    this.state = state;
+    this.encoded = encodeState(state);
+    this.server = http.createServer((req, res) => {
+      this.polls++;
+      const url = new URL(req.url!, 'http://x');
+      const after = BigInt(url.searchParams.get('after') ?? '0');
+      const waitMs = Number(url.searchParams.get('waitMs') ?? '0');
+      const answer = () => {
+        if (this.state.version === after && !this.body) { res.writeHead(304).end(); return; }
+        const bytes = this.body ?? this.encoded;
+        res.writeHead(200, { 'content-type': STATE_CONTENT_TYPE, 'content-length': bytes.length }).end(bytes);
+      };
+      if (this.state.version !== after || this.body) return answer();
+      const t = setTimeout(() => { this.waiters = this.waiters.filter((w) => w !== wake); answer(); }, Math.min(waitMs, MAX_WAIT_MS));
+      const wake = () => { clearTimeout(t); answer(); };
+      this.waiters.push(wake);
+    });
+  }
+
+  /** Listens on an ephemeral loopback port; returns the base URL. */
+  async listen(): Promise<string> {
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  /** Serves a new state and answers every waiting poll. */
+  set(state: RouterState): void {
+    this.state = state;
+    this.encoded = encodeState(state);
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  async close(): Promise<void> {
+    for (const f of this.waiters) f();
+    this.waiters = [];
+    this.server.closeAllConnections();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
 }

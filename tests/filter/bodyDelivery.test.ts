@@ -4,12 +4,13 @@
 // alone from its tick, and after a few stalls stops waiting for bodies.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { Stream } from '../../host/index.js';
 import { REPLICAS, completion, startHost, text } from './support.js';
 
 test('without body delivery, paused requests are released on load alone and the filter stops pausing', async () => {
   const { host, logs } = await startHost({ replicas: REPLICAS }, { allowOnHeadersStopIteration: false });
   try {
-    const streams = [];
+    const streams: Stream[] = [];
     for (let i = 0; i < 3; i++) {
       const s = host.newStream({ worker: 0 });
       const body = new TextEncoder().encode(completion(text(i, 500)));
@@ -17,7 +18,7 @@ test('without body delivery, paused requests are released on load alone and the 
       s.requestBody(body, true); // buffered by the host, never shown to the filter
       streams.push(s);
     }
-    const endpoint = (s: (typeof streams)[number]) => s.requestHeaderList().find(([k]) => k === 'x-gateway-destination-endpoint')?.[1];
+    const endpoint = (s: Stream) => s.requestHeaderList().find(([k]) => k === 'x-gateway-destination-endpoint')?.[1];
     const deadline = Date.now() + 3000;
     while (streams.some((s) => !s.continued) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const s of streams) {

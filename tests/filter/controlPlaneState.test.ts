@@ -3,55 +3,12 @@
 // control plane misbehaves or disappears.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { encodeState, type RouterState, type ReplicaState, STATE_CONTENT_TYPE } from '../../control-plane/stateWire.js';
+import { encodeState, type ReplicaState } from '../../control-plane/stateWire.js';
+import { StateServer } from '../../bench/stateServer.js';
 import { completion, send, startHost, text } from './support.js';
 
 function replica(address: string, over: Partial<ReplicaState> = {}): ReplicaState {
   return { address, ready: true, metricsKnown: true, waiting: 0, running: 0, kvUsage: 0.1, kvCapacityTokens: 150000, metricsAgeMs: 10, ...over };
-}
-
-/** A stand-in control plane that answers the long poll like the real one. */
-class StateServer {
-  state: RouterState;
-  body: Uint8Array | null = null;
-  polls = 0;
-  private waiters: Array<() => void> = [];
-  server: http.Server;
-  constructor(state: RouterState) {
-    this.state = state;
-    this.server = http.createServer((req, res) => {
-      this.polls++;
-      const url = new URL(req.url!, 'http://x');
-      const after = BigInt(url.searchParams.get('after') ?? '0');
-      const waitMs = Number(url.searchParams.get('waitMs') ?? '0');
-      const answer = () => {
-        if (this.state.version === after && !this.body) { res.writeHead(304).end(); return; }
-        const bytes = this.body ?? encodeState(this.state);
-        res.writeHead(200, { 'content-type': STATE_CONTENT_TYPE, 'content-length': bytes.length }).end(bytes);
-      };
-      if (this.state.version !== after || this.body) return answer();
-      const t = setTimeout(() => { this.waiters = this.waiters.filter((w) => w !== wake); answer(); }, Math.min(waitMs, 2000));
-      const wake = () => { clearTimeout(t); answer(); };
-      this.waiters.push(wake);
-    });
-  }
-  async listen(): Promise<string> {
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-  set(state: RouterState): void {
-    this.state = state;
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
-  }
-  async close(): Promise<void> {
-    for (const f of this.waiters) f();
-    this.server.closeAllConnections();
-    await new Promise<void>((r) => this.server.close(() => r()));
-  }
 }
 
 async function waitFor(cond: () => boolean, what: string, ms = 5000): Promise<void> {
