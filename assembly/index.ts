@@ -13,6 +13,20 @@ const streams = new Map<u32, RouterStream>();
 const pool: Array<RouterStream> = [];
 /** Streams kept for reuse at most; beyond this, finished ones are left to the collector. */
 const POOL_MAX = 1024;
+/**
+ * The module runs AssemblyScript's minimal runtime: no shadow stack and no
+ * write barriers on the request path, and the collector runs only when called,
+ * here at the end of an export, when no object is held by the stack alone.
+ * It runs on every tick (ticks are off the request path); a VM without ticks
+ * (sharedState: false) collects after this many finished streams instead.
+ */
+const COLLECT_EVERY_STREAMS: u32 = 4096;
+let streamsSinceCollect: u32 = 0;
+
+@inline function collect(): void {
+  __collect();
+  streamsSinceCollect = 0;
+}
 
 export function proxy_abi_version_0_2_0(): void {}
 
@@ -45,11 +59,14 @@ export function proxy_validate_configuration(id: u32, size: u32): u32 {
 
 export function proxy_on_configure(id: u32, size: u32): u32 {
   if (!roots.has(id)) return 0;
-  return roots.get(id).onConfigure(size) ? 1 : 0;
+  const ok = roots.get(id).onConfigure(size);
+  collect();
+  return ok ? 1 : 0;
 }
 
 export function proxy_on_tick(id: u32): void {
   if (roots.has(id)) roots.get(id).onTick();
+  collect();
 }
 
 export function proxy_on_http_call_response(id: u32, token: u32, nheaders: u32, bodySize: u32, ntrailers: u32): void {
@@ -97,7 +114,9 @@ export function proxy_on_delete(id: u32): void {
     streams.delete(id);
     s.onDelete();
     if (pool.length < POOL_MAX) pool.push(s);
+    if (++streamsSinceCollect >= COLLECT_EVERY_STREAMS) collect();
     return;
   }
   roots.delete(id);
+  collect();
 }

@@ -160,14 +160,13 @@ export function setSharedRaw(keyPtr: usize, keyLen: usize, valuePtr: usize, valu
   return <WasmResult>imports.proxy_set_shared_data(keyPtr, keyLen, valuePtr, valueLen, cas);
 }
 
-export function getShared(key: string, out: HostBytes): WasmResult {
-  const k = String.UTF8.encode(key);
-  return getSharedRaw(changetype<usize>(k), <usize>k.byteLength, out);
+/** `key` is UTF-8, encoded once by the caller (see state/sharedKeys.ts). */
+@inline export function getShared(key: ArrayBuffer, out: HostBytes): WasmResult {
+  return getSharedRaw(changetype<usize>(key), <usize>key.byteLength, out);
 }
 
-export function setShared(key: string, valuePtr: usize, valueLen: usize, cas: u32): WasmResult {
-  const k = String.UTF8.encode(key);
-  return setSharedRaw(changetype<usize>(k), <usize>k.byteLength, valuePtr, valueLen, cas);
+@inline export function setShared(key: ArrayBuffer, valuePtr: usize, valueLen: usize, cas: u32): WasmResult {
+  return setSharedRaw(changetype<usize>(key), <usize>key.byteLength, valuePtr, valueLen, cas);
 }
 
 // ---- outbound calls ----

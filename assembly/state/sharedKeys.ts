@@ -1,13 +1,14 @@
 // Everything worker VMs share goes through proxy-wasm shared data (per vm_id,
-// process-wide, CAS-versioned). These are the keys and their layouts.
+// process-wide, CAS-versioned). These are the keys and their layouts, encoded
+// once so the request path hands the host a key without allocating.
 
 /** [u64 receivedAtNs][state payload]: the newest valid state any VM received. */
-export const KEY_STATE = "prefix_router.state";
+export const KEY_STATE = String.UTF8.encode("prefix_router.state");
 /** [u64 state version][u64 ns the control plane last answered]: read on every request, so kept tiny. */
-export const KEY_STATE_VERSION = "prefix_router.state_version";
+export const KEY_STATE_VERSION = String.UTF8.encode("prefix_router.state_version");
 /** [u32 holder vm id][u64 expiry ns]: which VM long-polls the control plane. */
-export const KEY_POLL_LEASE = "prefix_router.poll_lease";
+export const KEY_POLL_LEASE = String.UTF8.encode("prefix_router.poll_lease");
 /** u32 counter handing out worker VM ids. */
-export const KEY_VM_SEQ = "prefix_router.vm_seq";
+export const KEY_VM_SEQ = String.UTF8.encode("prefix_router.vm_seq");
 /** [u64 replica-set hash][u32 rows] then rows [u32 vm id][u32 heartbeat s][u16 count per replica]. */
-export const KEY_INFLIGHT = "prefix_router.inflight";
+export const KEY_INFLIGHT = String.UTF8.encode("prefix_router.inflight");

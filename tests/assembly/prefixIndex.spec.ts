@@ -67,4 +67,26 @@ describe("PrefixIndex", () => {
     expect(idx.countOf(0)).toBe(10);
     expect(idx.matchedBlocks(h, 50, 0)).toBe(10);
   });
+  it("finds by binary search exactly what a block-by-block walk finds, under churn of prompts sharing prefixes", () => {
+    // Prompts share a system prompt (block 0..k) and then differ, as chained hashes do;
+    // quotas are small so every slot evicts constantly, also by pool pressure.
+    const idx = new PrefixIndex(2048);
+    for (let s: u32 = 0; s < 4; s++) idx.setSlotCapacity(s, 300 + s * 200);
+    let x: u64 = 88172645463325252;
+    for (let r = 0; r < 3000; r++) {
+      x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+      const group = <u64>(x % 12);
+      const shared = <i32>(8 + (group % 5) * 6);
+      const n = shared + <i32>((x >> 8) % 40);
+      const h = new StaticArray<u64>(n);
+      for (let i = 0; i < n; i++) h[i] = i < shared ? group * 100000 + <u64>i : ((x >> 20) % 1000000 + 2000000) * 1000 + <u64>i;
+      const slot = <u32>((x >> 40) % 4);
+      for (let s: u32 = 0; s < 4; s++) {
+        let linear = 0;
+        while (linear < n && idx.find(h[linear], s) != 0) linear++;
+        expect(idx.matchedBlocks(h, n, s)).toBe(linear);
+      }
+      idx.record(h, n, slot);
+    }
+  });
 });
