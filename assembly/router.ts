@@ -273,7 +273,7 @@ export class Router {
     if (askedHome && k != hinted) this.homes.store(homeKey, <u32>unchecked(t.addressHash[i]));
     // The chosen replica will hold this prefix once it has served the request.
     const slot = unchecked(t.slot[i]);
-    if (slot >= 0 && total > 0) this.index.record(h.hashes, total, <u32>slot);
+    if (slot >= 0 && total > 0) this.index.record(h.hashes, total, <u32>slot, d.matched);
     this.counters.add(t, i, 1, nowS);
     d.counted = true;
 

@@ -10,6 +10,14 @@
 import { mix64 } from "./hash";
 
 export const MAX_SLOTS: i32 = 4096;
+/**
+ * A chain whose start sits in the most recent 1/2^REFRESH_SHIFT of its slot's
+ * quota is not moved to the front again when a request re-sends it: only its
+ * new blocks are linked in behind it. Recency is then exact up to that window
+ * (1/8 of the quota), and a hot prompt costs one probe per new block instead
+ * of one per block of the whole prompt.
+ */
+const REFRESH_SHIFT: u32 = 3;
 
 export class PrefixIndex {
   readonly capacity: u32;
@@ -19,12 +27,16 @@ export class PrefixIndex {
   private readonly slots: StaticArray<u16>;
   private readonly prev: StaticArray<u32>;
   private readonly next: StaticArray<u32>;
+  /** slotClock of the entry's slot when it was put where it is (see age()). */
+  private readonly stamps: StaticArray<u32>;
   private freeHead: u32 = 0;
   private used: u32 = 0;
   private readonly slotHead: StaticArray<u32> = new StaticArray<u32>(MAX_SLOTS);
   private readonly slotTail: StaticArray<u32> = new StaticArray<u32>(MAX_SLOTS);
   private readonly slotCount: StaticArray<u32> = new StaticArray<u32>(MAX_SLOTS);
   private readonly slotCap: StaticArray<u32> = new StaticArray<u32>(MAX_SLOTS);
+  /** Entries ever linked into each slot's list, wherever they went in it. */
+  private readonly slotClock: StaticArray<u32> = new StaticArray<u32>(MAX_SLOTS);
 
   constructor(capacity: u32) {
     this.capacity = capacity;
@@ -37,6 +49,7 @@ export class PrefixIndex {
     this.slots = new StaticArray<u16>(<i32>capacity + 1);
     this.prev = new StaticArray<u32>(<i32>capacity + 1);
     this.next = new StaticArray<u32>(<i32>capacity + 1);
+    this.stamps = new StaticArray<u32>(<i32>capacity + 1);
     // Free list threads through `next`, entries 1..capacity.
     for (let e: u32 = 1; e <= capacity; e++) unchecked(this.next[e] = e < capacity ? e + 1 : 0);
     this.freeHead = capacity > 0 ? 1 : 0;
@@ -82,10 +95,31 @@ export class PrefixIndex {
     return lo;
   }
 
-  /** Records that `slot` now holds the first `n` blocks; block 0 ends most recent, so a prompt's tail is evicted first. */
-  record(hashes: StaticArray<u64>, n: i32, slot: u32): void {
+  /**
+   * Records that `slot` now holds the first `n` blocks; block 0 ends most
+   * recent, so a prompt's tail is evicted first. `held` is how many leading
+   * blocks the slot was found to hold (matchedBlocks), 0 if unknown.
+   */
+  record(hashes: StaticArray<u64>, n: i32, slot: u32, held: i32 = 0): void {
     if (unchecked(this.slotCap[slot]) == 0) return;
+    if (held > 0 && held <= n) {
+      const last = this.find(unchecked(hashes[held - 1]), slot);
+      if (last != 0 && this.age(last, slot) < (unchecked(this.slotCap[slot]) >> REFRESH_SHIFT)) {
+        // Recent enough: leave the held blocks where they are, new ones go right behind them.
+        let at = last;
+        for (let i = held; i < n && at != 0; i++) at = this.insertBehind(unchecked(hashes[i]), slot, at);
+        return;
+      }
+    }
     for (let i = n - 1; i >= 0; i--) this.insert(unchecked(hashes[i]), slot);
+  }
+
+  /**
+   * An upper bound on how many entries are ahead of `e` in its slot's list:
+   * each entry linked in since e was placed moved it back by at most one.
+   */
+  @inline private age(e: u32, slot: u32): u32 {
+    return unchecked(this.slotClock[slot]) - unchecked(this.stamps[e]);
   }
 
   insert(hash: u64, slot: u32): void {
@@ -95,26 +129,49 @@ export class PrefixIndex {
       this.pushFront(e, slot);
       return;
     }
+    e = this.allocate(hash, slot, 0);
+    if (e != 0) this.pushFront(e, slot);
+  }
+
+  /** Links (hash, slot) in right behind entry `at`, as recent as it; returns the entry, or 0 when there was no room. */
+  private insertBehind(hash: u64, slot: u32, at: u32): u32 {
+    let e = this.find(hash, slot);
+    if (e != 0) return e; // already held (a hash collision, or pressure reordered it): leave it
+    e = this.allocate(hash, slot, at);
+    if (e == 0) return 0;
+    const n = unchecked(this.next[at]);
+    unchecked(this.prev[e] = at);
+    unchecked(this.next[e] = n);
+    unchecked(this.next[at] = e);
+    if (n != 0) unchecked(this.prev[n] = e);
+    else unchecked(this.slotTail[slot] = e);
+    unchecked(this.stamps[e] = unchecked(this.stamps[at]));
+    unchecked(this.slotClock[slot] += 1);
+    return e;
+  }
+
+  /** A new entry for (hash, slot) in the table, not yet in any list; 0 when making room would evict `keep`. */
+  private allocate(hash: u64, slot: u32, keep: u32): u32 {
     if (unchecked(this.slotCount[slot]) >= unchecked(this.slotCap[slot])) {
-      if (unchecked(this.slotCount[slot]) == 0) return;
-      this.remove(unchecked(this.slotTail[slot]));
+      const tail = unchecked(this.slotTail[slot]);
+      if (tail == 0 || tail == keep) return 0;
+      this.remove(tail);
     }
-    if (this.freeHead == 0) this.evictForSpace(slot);
-    if (this.freeHead == 0) return;
-    e = this.freeHead;
+    if (this.freeHead == 0 && !this.evictForSpace(slot, keep)) return 0;
+    const e = this.freeHead;
     this.freeHead = unchecked(this.next[e]);
     unchecked(this.hashes[e] = hash);
     unchecked(this.slots[e] = <u16>slot);
     let i = this.home(hash, slot);
     while (unchecked(this.table[i]) != 0) i = (i + 1) & this.mask;
     unchecked(this.table[i] = e);
-    this.pushFront(e, slot);
     unchecked(this.slotCount[slot] += 1);
     this.used++;
+    return e;
   }
 
-  /** The pool is full: take the least recent entry of this slot, else of the fullest slot. */
-  private evictForSpace(slot: u32): void {
+  /** The pool is full: take the least recent entry of this slot, else of the fullest slot (never `keep`). */
+  private evictForSpace(slot: u32, keep: u32): bool {
     let victim = slot;
     if (unchecked(this.slotCount[slot]) == 0) {
       let most: u32 = 0;
@@ -122,9 +179,12 @@ export class PrefixIndex {
         const c = unchecked(this.slotCount[s]);
         if (c > most) { most = c; victim = <u32>s; }
       }
-      if (most == 0) return;
+      if (most == 0) return false;
     }
-    this.remove(unchecked(this.slotTail[victim]));
+    const tail = unchecked(this.slotTail[victim]);
+    if (tail == keep) return false;
+    this.remove(tail);
+    return true;
   }
 
   private remove(e: u32): void {
@@ -152,6 +212,9 @@ export class PrefixIndex {
   }
 
   @inline private pushFront(e: u32, slot: u32): void {
+    const clock = unchecked(this.slotClock[slot]) + 1;
+    unchecked(this.slotClock[slot] = clock);
+    unchecked(this.stamps[e] = clock);
     const head = unchecked(this.slotHead[slot]);
     unchecked(this.prev[e] = 0);
     unchecked(this.next[e] = head);

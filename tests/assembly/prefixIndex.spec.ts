@@ -81,12 +81,48 @@ describe("PrefixIndex", () => {
       const h = new StaticArray<u64>(n);
       for (let i = 0; i < n; i++) h[i] = i < shared ? group * 100000 + <u64>i : ((x >> 20) % 1000000 + 2000000) * 1000 + <u64>i;
       const slot = <u32>((x >> 40) % 4);
+      let held = 0;
       for (let s: u32 = 0; s < 4; s++) {
         let linear = 0;
         while (linear < n && idx.find(h[linear], s) != 0) linear++;
-        expect(idx.matchedBlocks(h, n, s)).toBe(linear);
+        const m = idx.matchedBlocks(h, n, s);
+        expect(m).toBe(linear);
+        if (s == slot) held = m;
       }
-      idx.record(h, n, slot);
+      // As the router does: what the slot was found to hold lets a recent chain stay put.
+      idx.record(h, n, slot, held);
+      expect(idx.matchedBlocks(h, n, slot)).toBe(n < <i32>(300 + slot * 200) ? n : 300 + slot * 200);
     }
+  });
+  it("links a recent chain's new blocks in behind it, and moves a chain that fell back to the front", () => {
+    const idx = new PrefixIndex(4096);
+    idx.setSlotCapacity(0, 800); // refresh window: 100 entries
+    const a = chain(40, 1);
+    idx.record(a, 20, 0);
+    // Chain a is recent: re-sent with 20 new blocks, they go in behind its start.
+    idx.record(a, 40, 0, idx.matchedBlocks(a, 40, 0));
+    expect(idx.matchedBlocks(a, 40, 0)).toBe(40);
+    // 700 other blocks push a back past the window; re-sending it must move it to the front,
+    for (let r: u64 = 0; r < 35; r++) idx.record(chain(20, 100 + r), 20, 0);
+    expect(idx.matchedBlocks(a, 40, 0)).toBe(40);
+    idx.record(a, 40, 0, 40);
+    // so that 760 more blocks (past a's old place in the list) leave it whole.
+    for (let r: u64 = 0; r < 38; r++) idx.record(chain(20, 200 + r), 20, 0);
+    expect(idx.countOf(0)).toBe(800);
+    expect(idx.matchedBlocks(a, 40, 0)).toBe(40);
+  });
+  it("leaves a chain re-sent within the refresh window where it was (recency is exact up to 1/8 of the quota)", () => {
+    const idx = new PrefixIndex(4096);
+    idx.setSlotCapacity(0, 800);
+    const a = chain(20, 1);
+    const b = chain(20, 2);
+    idx.record(a, 20, 0);
+    idx.record(b, 20, 0);
+    idx.record(a, 20, 0, 20); // 40 entries old at most: stays behind b
+    for (let r: u64 = 0; r < 38; r++) idx.record(chain(20, 100 + r), 20, 0);
+    expect(idx.countOf(0)).toBe(800);
+    idx.record(chain(10, 500), 10, 0);
+    expect(idx.matchedBlocks(a, 20, 0)).toBe(10);
+    expect(idx.matchedBlocks(b, 20, 0)).toBe(20);
   });
 });
