@@ -3,6 +3,11 @@
 export interface Clock {
   /** Nanoseconds since the Unix epoch (Envoy answers proxy_get_current_time_nanoseconds from its system clock). */
   nowNs(): bigint;
+  /**
+   * Optional: the same instant as a double, for clocks that compute it as one (no BigInt per
+   * read on the host's hot path). It must equal Number(nowNs()) exactly.
+   */
+  nowNsNumber?(): number;
   /** True when time only moves when a driver moves it; ticks then fire only from host.advanceTo / host.runDueTicks. */
   readonly manual: boolean;
 }
@@ -10,8 +15,12 @@ export interface Clock {
 export class RealClock implements Clock {
   readonly manual = false;
   nowNs(): bigint {
-    // timeOrigin + now() keeps sub-millisecond resolution that Date.now() lacks.
-    return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
+    return BigInt(this.nowNsNumber());
+  }
+  nowNsNumber(): number {
+    // timeOrigin + now() keeps sub-millisecond resolution that Date.now() lacks. The product is
+    // past 2^53, so the double is an integer already; round() only matters for small clocks.
+    return Math.round((performance.timeOrigin + performance.now()) * 1e6);
   }
 }
 

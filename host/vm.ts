@@ -35,25 +35,22 @@ const ALLOWED_DURING_MALLOC = new Set([
 
 export type AbiVersion = '0.2.0' | '0.2.1';
 
-/** A readable (and for bodies writable) buffer the module can reach through proxy_get/set_buffer_bytes. */
-export interface HostBuffer {
-  bytes(): Uint8Array;
-  /** Envoy's Buffer::copyFrom: start 0 replaces the first `length` bytes, start >= size appends, anything else BAD_ARGUMENT. */
-  set?(start: number, length: number, data: Uint8Array): number;
-}
-
 /** What a stream context offers the host functions (implemented by Stream). */
 export interface StreamSide {
   /** The header map, or null when Envoy has none at this point (BAD_ARGUMENT). `write` asks for the mutable map. */
   headerMap(type: number, write: boolean): HeaderPairs | null;
   headersModified(type: number): void;
-  buffer(type: number): HostBuffer | null;
+  /** The request (0) or response (1) body as the filter sees it now. */
+  bufferBytes(type: number): Uint8Array;
+  /** Envoy's Buffer::copyFrom on that body: start 0 replaces the first `length` bytes, start >= size appends, anything else BAD_ARGUMENT. */
+  setBufferBytes(type: number, start: number, length: number, data: Uint8Array): number;
   continueStream(type: number): number;
   closeStream(type: number): number;
   sendLocalResponse(status: number, details: string, body: Uint8Array, headers: HeaderPairs, grpcStatus: number): void;
   property(path: string[]): Uint8Array | null;
   setProperty(path: string, value: Uint8Array): number;
-  addWasmNs(ns: bigint): void;
+  /** Time of one call into the module (host functions included), and of the host functions alone when they are timed (else 0). */
+  addWasmNs(ns: number, hostNs: number): void;
 }
 
 export interface ContextRecord {
@@ -88,6 +85,8 @@ export interface VmOwner {
   readonly pluginConfig: Uint8Array;
   readonly vmConfig: Uint8Array;
   readonly logLevel: number;
+  /** Time the host functions separately (a benchmark's breakdown); costs two clock reads per host call. */
+  readonly timeHostCalls: boolean;
   readonly envs: Record<string, string>;
   log(level: number, message: string): void;
   defineMetric(type: number, name: string): { get(): bigint; add(v: bigint): void; set(v: bigint): void; record(v: bigint): void };
@@ -102,7 +101,70 @@ export interface VmOwner {
 
 const EMPTY = new Uint8Array(0);
 const enc = new TextEncoder();
-const latin1Bytes = (s: string) => Buffer.from(s, 'latin1');
+/** A bound clock read: a double, no allocation (process.hrtime.bigint() makes a BigInt per read). */
+const nowMs = performance.now.bind(performance);
+const TWO_POW_32 = 4294967296;
+
+/**
+ * Node's own latin1 codecs on a Buffer (what Buffer#toString/#write call after their argument
+ * checks): decoding a key in place of the memory costs no Buffer object per call.
+ */
+interface Latin1Codec {
+  latin1Slice(start: number, end: number): string;
+  latin1Write(s: string, offset: number, length: number): number;
+}
+if (typeof (Buffer.prototype as unknown as Partial<Latin1Codec>).latin1Slice !== 'function' || typeof (Buffer.prototype as unknown as Partial<Latin1Codec>).latin1Write !== 'function') {
+  throw new Error('this Node.js has no Buffer#latin1Slice/latin1Write (the host needs Node 20)');
+}
+
+/** Envoy's LowerCaseString (absl::AsciiStrToLower): only A-Z change; other latin1 bytes stay as they are. */
+function asciiLower(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 65 && c <= 90) return s.replace(/[A-Z]+/g, (u) => u.toLowerCase());
+  }
+  return s;
+}
+
+type HostFn = (...a: any[]) => any;
+
+/**
+ * Copies out of linear memory (values the host keeps: shared data, bodies) land in plain
+ * Uint8Arrays carved from shared slabs, as Node's Buffer pool does: a fresh ArrayBuffer per
+ * copy costs ~1 us (off-heap allocation, external-memory accounting), the copy itself ~0.1 us.
+ * Up to V8's on-heap typed-array size a plain slice is cheaper still; past COPY_SLAB_MAX_BYTES
+ * a copy gets its own buffer, so a long-lived value pins at most a slab 8x its size.
+ */
+const ON_HEAP_COPY_MAX_BYTES = 64;
+const COPY_SLAB_BYTES = 8192;
+const COPY_SLAB_MAX_BYTES = 1024;
+let copySlab = new ArrayBuffer(COPY_SLAB_BYTES);
+let copySlabUsed = 0;
+
+function copyBytes(m: Uint8Array, ptr: number, len: number): Uint8Array {
+  if (len <= ON_HEAP_COPY_MAX_BYTES || len > COPY_SLAB_MAX_BYTES) return m.slice(ptr, ptr + len);
+  if (copySlabUsed + len > COPY_SLAB_BYTES) {
+    copySlab = new ArrayBuffer(COPY_SLAB_BYTES);
+    copySlabUsed = 0;
+  }
+  const out = new Uint8Array(copySlab, copySlabUsed, len);
+  out.set(m.subarray(ptr, ptr + len));
+  copySlabUsed += (len + 7) & ~7; // 8-byte aligned, so a DataView over a value reads aligned
+  return out;
+}
+
+/** Calls a module export with a fixed number of arguments: no spread on the per-request path. */
+function callExport(f: HostFn, a: number[]): unknown {
+  switch (a.length) {
+    case 0: return f();
+    case 1: return f(a[0]);
+    case 2: return f(a[0], a[1]);
+    case 3: return f(a[0], a[1], a[2]);
+    case 4: return f(a[0], a[1], a[2], a[3]);
+    case 5: return f(a[0], a[1], a[2], a[3], a[4]);
+    default: return f(...a);
+  }
+}
 
 export class WasmVm {
   readonly instance: WebAssembly.Instance;
@@ -121,9 +183,20 @@ export class WasmVm {
   private depth = 0;
   private afterCall: Array<() => void> = [];
   private stopNext = false;
-  private lastBuffer: ArrayBuffer | null = null;
+  private lastBuffer: ArrayBuffer | SharedArrayBuffer | null = null;
   private u8: Uint8Array = EMPTY;
   private dv: DataView = new DataView(new ArrayBuffer(0));
+  private nodeBuf: Buffer & Latin1Codec = Buffer.alloc(0) as Buffer & Latin1Codec;
+  /** A shared memory's buffer is never detached by growth, so its views are checked against memory.buffer instead. */
+  private readonly sharedMemory: boolean;
+  private readonly store: SharedDataStore;
+  private readonly vmId: string;
+  private readonly logLevel: number;
+  private readonly clock: Clock;
+  private readonly timeHostCalls: boolean;
+  /** Host-function time (ns) so far, when timeHostCalls: outermost host calls only, minus the module's malloc inside them. */
+  private hostNsTotal = 0;
+  private hostDepth = 0;
   private metricIds = new Map<number, ReturnType<VmOwner['defineMetric']>>();
   private nextMetricId = [MetricType.Counter, MetricType.Gauge, MetricType.Histogram] as number[];
   private readonly pendingCalls = new Map<number, { cancel(): void }>();
@@ -135,6 +208,12 @@ export class WasmVm {
 
   constructor(readonly owner: VmOwner, module: WebAssembly.Module, abi: AbiVersion) {
     this.abi = abi;
+    // Read once: the owner's values are fixed for the VM's life, and these are read on every host call.
+    this.store = owner.store;
+    this.vmId = owner.vmId;
+    this.logLevel = owner.logLevel;
+    this.clock = owner.clock;
+    this.timeHostCalls = owner.timeHostCalls;
     const imports = this.buildImports(module);
     this.restricted = ALLOWED_DURING_START; // the start section runs inside instantiation
     let instance: WebAssembly.Instance;
@@ -150,12 +229,13 @@ export class WasmVm {
     const memory = ex.memory;
     if (!(memory instanceof WebAssembly.Memory)) throw new Error('Wasm module exports no memory named "memory"');
     this.memory = memory;
+    this.sharedMemory = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
     this.exportsFns = {};
     for (const [k, v] of Object.entries(ex)) if (typeof v === 'function') this.exportsFns[k] = v as (...a: any[]) => any;
     // cpp-host looks for `malloc` first and falls back to `proxy_on_memory_allocate`.
     this.malloc = this.exportsFns.malloc ?? this.exportsFns.proxy_on_memory_allocate ?? null;
     if (!this.malloc) throw new Error('Wasm module is missing malloc function (neither `malloc` nor `proxy_on_memory_allocate` is exported)');
-    owner.store.retain(owner.vmId);
+    this.store.retain(this.vmId);
   }
 
   has(fn: string): boolean {
@@ -234,23 +314,25 @@ export class WasmVm {
     this.current = ctx;
     this.effective = null;
     this.depth++;
-    const t0 = process.hrtime.bigint();
+    const stream = ctx === null ? null : ctx.stream;
+    const h0 = this.hostNsTotal;
+    const t0 = nowMs();
     let result: number | null = null;
     try {
-      const r = f(...args);
+      const r = callExport(f, args);
       result = typeof r === 'number' ? r >>> 0 : typeof r === 'bigint' ? Number(BigInt.asUintN(32, r)) : 0;
     } catch (e) {
+      if (stream !== null) stream.addWasmNs((nowMs() - t0) * 1e6, this.hostNsTotal - h0);
       this.failed = true;
       result = null;
       this.depth--;
       this.current = prevCurrent;
       this.effective = prevEffective;
-      ctx?.stream?.addWasmNs(process.hrtime.bigint() - t0);
       this.afterCall = [];
       this.owner.onTrap(this, fn, e);
       return null;
     }
-    ctx?.stream?.addWasmNs(process.hrtime.bigint() - t0);
+    if (stream !== null) stream.addWasmNs((nowMs() - t0) * 1e6, this.hostNsTotal - h0);
     this.depth--;
     this.current = prevCurrent;
     this.effective = prevEffective;
@@ -281,23 +363,30 @@ export class WasmVm {
 
   // ---- memory ----
 
+  /**
+   * The memory as bytes. Growth detaches the old ArrayBuffer (its views read as length 0), so
+   * the views are rebuilt only then, without reading memory.buffer (a C++ getter) on every call.
+   */
   private mem(): Uint8Array {
-    const b = this.memory.buffer;
-    if (b !== this.lastBuffer) {
-      this.lastBuffer = b;
-      this.u8 = new Uint8Array(b);
-      this.dv = new DataView(b);
+    if (this.u8.byteLength === 0 || this.sharedMemory) {
+      const b = this.memory.buffer;
+      if (b !== this.lastBuffer) {
+        this.lastBuffer = b;
+        this.u8 = new Uint8Array(b);
+        this.dv = new DataView(b);
+        this.nodeBuf = Buffer.from(b) as Buffer & Latin1Codec;
+      }
     }
     return this.u8;
   }
 
-  /** Bytes at [ptr, ptr+len) copied out, or null when out of bounds. */
+  /** Bytes at [ptr, ptr+len) copied out, or null when out of bounds. The copy may share its ArrayBuffer with other copies (mind byteOffset). */
   read(ptr: number, len: number): Uint8Array | null {
     ptr >>>= 0;
     len >>>= 0;
     const m = this.mem();
     if (ptr + len > m.length) return null;
-    return m.slice(ptr, ptr + len);
+    return copyBytes(m, ptr, len);
   }
 
   readLatin1(ptr: number, len: number): string | null {
@@ -305,7 +394,13 @@ export class WasmVm {
     len >>>= 0;
     const m = this.mem();
     if (ptr + len > m.length) return null;
-    return Buffer.from(m.buffer, ptr, len).toString('latin1'); // decoded in place, no copy
+    return this.nodeBuf.latin1Slice(ptr, ptr + len); // decoded in place, no copy
+  }
+
+  /** A header name from the module, lower-cased as Envoy's LowerCaseString does (ASCII only). */
+  readHeaderKey(ptr: number, len: number): string | null {
+    const s = this.readLatin1(ptr, len);
+    return s === null ? null : asciiLower(s);
   }
 
   inBounds(ptr: number, len: number): boolean {
@@ -348,10 +443,13 @@ export class WasmVm {
     const prev = this.restricted;
     this.restricted = ALLOWED_DURING_MALLOC;
     let p: number;
+    // Host-call timing: the module's malloc is module time, not host time.
+    const t0 = this.hostDepth > 0 ? nowMs() : 0;
     try {
       p = Number(this.malloc!(size)) >>> 0;
     } finally {
       this.restricted = prev;
+      if (this.hostDepth > 0) this.hostNsTotal -= (nowMs() - t0) * 1e6;
     }
     if (p === 0) return 0;
     if (p + size > this.mem().length) return 0;
@@ -368,6 +466,35 @@ export class WasmVm {
     }
     if (!this.writeU32(ptrPtr, p)) return false;
     if (!this.writeU32(sizePtr, bytes.length)) return false;
+    return true;
+  }
+
+  /** copyOut of a string's latin1 bytes (one byte per UTF-16 unit, its low 8 bits, as Buffer.from(s, 'latin1')), without a Buffer in between. */
+  copyOutLatin1(s: string, ptrPtr: number, sizePtr: number): boolean {
+    const n = s.length;
+    let p = 0;
+    if (n > 0) {
+      p = this.alloc(n);
+      if (p === 0) return false;
+      this.mem(); // the allocation may have grown memory
+      this.nodeBuf.latin1Write(s, p, n);
+    }
+    if (!this.writeU32(ptrPtr, p)) return false;
+    if (!this.writeU32(sizePtr, n)) return false;
+    return true;
+  }
+
+  /** Writes a u64 time in ns; from the clock's double when it has one (no BigInt per call). */
+  private writeNowNs(ptr: number): boolean {
+    const c = this.clock;
+    if (c.nowNsNumber === undefined) return this.writeU64(ptr, c.nowNs());
+    ptr >>>= 0;
+    const m = this.mem();
+    if (ptr + 8 > m.length) return false;
+    const ns = c.nowNsNumber();
+    const hi = Math.floor(ns / TWO_POW_32);
+    this.dv.setUint32(ptr, ns - hi * TWO_POW_32, true);
+    this.dv.setUint32(ptr + 4, hi, true);
     return true;
   }
 
@@ -411,8 +538,8 @@ export class WasmVm {
   // ---- host functions ----
 
   private buildImports(module: WebAssembly.Module): WebAssembly.Imports {
-    const env: Record<string, (...a: any[]) => any> = {};
-    const wasi: Record<string, (...a: any[]) => any> = {};
+    const env: Record<string, HostFn> = {};
+    const wasi: Record<string, HostFn> = {};
     const R = WasmResult;
     const o = this.owner;
 
@@ -421,19 +548,19 @@ export class WasmVm {
       if (level >>> 0 > LOG_LEVEL_MAX) return R.BadArgument;
       if (!this.inBounds(ptr, size)) return R.InvalidMemoryAccess;
       // Below the log level the message is not even decoded (Envoy's ENVOY_LOG checks the level first).
-      if (level >= o.logLevel) o.log(level, Buffer.from(this.mem().buffer, ptr >>> 0, size >>> 0).toString('utf8'));
+      if (level >= this.logLevel) o.log(level, this.nodeBuf.toString('utf8', ptr >>> 0, (ptr >>> 0) + (size >>> 0)));
       return R.Ok;
     };
-    env.proxy_get_log_level = (ptr: number) => (this.writeU32(ptr, o.logLevel) ? R.Ok : R.InvalidMemoryAccess);
+    env.proxy_get_log_level = (ptr: number) => (this.writeU32(ptr, this.logLevel) ? R.Ok : R.InvalidMemoryAccess);
     env.proxy_get_status = (codePtr: number, ptrPtr: number, sizePtr: number) => {
       if (!this.writeU32(codePtr, this.status.code)) return R.InvalidMemoryAccess;
-      return this.copyOut(latin1Bytes(this.status.message), ptrPtr, sizePtr) ? R.Ok : R.InvalidMemoryAccess;
+      return this.copyOutLatin1(this.status.message, ptrPtr, sizePtr) ? R.Ok : R.InvalidMemoryAccess;
     };
     env.proxy_set_tick_period_milliseconds = (ms: number) => {
       o.setTickPeriod(this, ms >>> 0);
       return R.Ok;
     };
-    env.proxy_get_current_time_nanoseconds = (ptr: number) => (this.writeU64(ptr, o.clock.nowNs()) ? R.Ok : R.InvalidMemoryAccess);
+    env.proxy_get_current_time_nanoseconds = (ptr: number) => (this.writeNowNs(ptr) ? R.Ok : R.InvalidMemoryAccess);
     env.proxy_set_effective_context = (id: number) => {
       const c = this.contexts.get(id >>> 0);
       if (!c) return R.BadArgument;
@@ -466,144 +593,148 @@ export class WasmVm {
       return s.setProperty(key, value);
     };
 
-    // Header maps
+    // Header maps (no closures or tuples made per call: these run several times per request)
     const mapOf = (type: number, write: boolean): HeaderPairs | null => {
       if (type === MapType.HttpCallResponseHeaders) return write ? null : this.httpResponse?.headers ?? null;
       if (type === MapType.HttpCallResponseTrailers) return write ? null : this.httpResponse?.trailers ?? null;
       const s = this.ctx().stream;
       return s ? s.headerMap(type, write) : null;
     };
+    const modified = (type: number): number => {
+      const s = this.ctx().stream;
+      if (s) s.headersModified(type);
+      return R.Ok;
+    };
     env.proxy_get_header_map_value = (type: number, kPtr: number, kSize: number, ptrPtr: number, sizePtr: number) => {
       if (type >>> 0 > MAP_TYPE_MAX) return R.BadArgument;
-      const key = this.readLatin1(kPtr, kSize);
-      if (key === null) return R.InvalidMemoryAccess;
+      const k = this.readHeaderKey(kPtr, kSize);
+      if (k === null) return R.InvalidMemoryAccess;
       const map = mapOf(type, false);
       if (!map) return R.BadArgument;
-      const k = key.toLowerCase();
       // Envoy returns the first value only (context.cc: "entry[0]"; a TODO there notes the missing concatenation).
-      const hit = map.find(([mk]) => mk === k);
-      if (!hit) return R.NotFound;
-      return this.copyOut(latin1Bytes(hit[1]), ptrPtr, sizePtr) ? R.Ok : R.InvalidMemoryAccess;
+      for (let i = 0; i < map.length; i++) {
+        if (map[i][0] === k) return this.copyOutLatin1(map[i][1], ptrPtr, sizePtr) ? R.Ok : R.InvalidMemoryAccess;
+      }
+      return R.NotFound;
     };
     env.proxy_get_header_map_pairs = (type: number, ptrPtr: number, sizePtr: number) => {
       if (type >>> 0 > MAP_TYPE_MAX) return R.BadArgument;
-      const map = mapOf(type, false) ?? []; // Envoy: an absent map reads as no pairs
-      if (map.length === 0) return this.copyOut(EMPTY, ptrPtr, sizePtr) ? R.Ok : R.InvalidMemoryAccess;
+      const map = mapOf(type, false); // Envoy: an absent map reads as no pairs
+      if (!map || map.length === 0) return this.copyOut(EMPTY, ptrPtr, sizePtr) ? R.Ok : R.InvalidMemoryAccess;
       return this.copyOut(serializePairs(map), ptrPtr, sizePtr) ? R.Ok : R.InvalidMemoryAccess;
     };
     env.proxy_get_header_map_size = (type: number, resultPtr: number) => {
       if (type >>> 0 > MAP_TYPE_MAX) return R.BadArgument;
       const map = mapOf(type, true);
       if (!map) return R.BadArgument;
-      // Envoy answers HeaderMap::byteSize(): the bytes of all keys and values, not the count.
+      // Envoy answers HeaderMap::byteSize(): the bytes of all keys and values, not the count (latin1: one byte per unit).
       let bytes = 0;
-      for (const [k, v] of map) bytes += Buffer.byteLength(k, 'latin1') + Buffer.byteLength(v, 'latin1');
+      for (let i = 0; i < map.length; i++) bytes += map[i][0].length + map[i][1].length;
       return this.writeU32(resultPtr, bytes) ? R.Ok : R.InvalidMemoryAccess;
-    };
-    const mutate = (type: number, f: (map: HeaderPairs) => void): number => {
-      const map = mapOf(type, true);
-      if (!map) return R.BadArgument;
-      f(map);
-      this.ctx().stream?.headersModified(type);
-      return R.Ok;
     };
     env.proxy_add_header_map_value = (type: number, kPtr: number, kSize: number, vPtr: number, vSize: number) => {
       if (type >>> 0 > MAP_TYPE_MAX) return R.BadArgument;
-      const key = this.readLatin1(kPtr, kSize);
+      const k = this.readHeaderKey(kPtr, kSize);
       const value = this.readLatin1(vPtr, vSize);
-      if (key === null || value === null) return R.InvalidMemoryAccess;
-      return mutate(type, (m) => m.push([key.toLowerCase(), value]));
+      if (k === null || value === null) return R.InvalidMemoryAccess;
+      const map = mapOf(type, true);
+      if (!map) return R.BadArgument;
+      map.push([k, value]);
+      return modified(type);
     };
     env.proxy_replace_header_map_value = (type: number, kPtr: number, kSize: number, vPtr: number, vSize: number) => {
       if (type >>> 0 > MAP_TYPE_MAX) return R.BadArgument;
-      const key = this.readLatin1(kPtr, kSize);
+      const k = this.readHeaderKey(kPtr, kSize);
       const value = this.readLatin1(vPtr, vSize);
-      if (key === null || value === null) return R.InvalidMemoryAccess;
-      const k = key.toLowerCase();
+      if (k === null || value === null) return R.InvalidMemoryAccess;
+      const map = mapOf(type, true);
+      if (!map) return R.BadArgument;
       // Envoy setCopy: the first entry takes the value, the other duplicates go.
-      return mutate(type, (m) => {
-        const i = m.findIndex(([mk]) => mk === k);
-        if (i < 0) {
-          m.push([k, value]);
-          return;
-        }
-        m[i] = [k, value];
-        for (let j = m.length - 1; j > i; j--) if (m[j][0] === k) m.splice(j, 1);
-      });
+      let i = 0;
+      while (i < map.length && map[i][0] !== k) i++;
+      if (i === map.length) {
+        map.push([k, value]);
+      } else {
+        map[i] = [k, value];
+        for (let j = map.length - 1; j > i; j--) if (map[j][0] === k) map.splice(j, 1);
+      }
+      return modified(type);
     };
     env.proxy_remove_header_map_value = (type: number, kPtr: number, kSize: number) => {
       if (type >>> 0 > MAP_TYPE_MAX) return R.BadArgument;
-      const key = this.readLatin1(kPtr, kSize);
-      if (key === null) return R.InvalidMemoryAccess;
-      const k = key.toLowerCase();
-      return mutate(type, (m) => {
-        for (let j = m.length - 1; j >= 0; j--) if (m[j][0] === k) m.splice(j, 1);
-      });
+      const k = this.readHeaderKey(kPtr, kSize);
+      if (k === null) return R.InvalidMemoryAccess;
+      const map = mapOf(type, true);
+      if (!map) return R.BadArgument;
+      for (let j = map.length - 1; j >= 0; j--) if (map[j][0] === k) map.splice(j, 1);
+      return modified(type);
     };
     env.proxy_set_header_map_pairs = (type: number, ptr: number, size: number) => {
       if (type >>> 0 > MAP_TYPE_MAX) return R.BadArgument;
       const data = this.read(ptr, size);
       if (!data) return R.InvalidMemoryAccess;
       const pairs = parsePairs(data);
-      return mutate(type, (m) => {
-        m.length = 0;
-        for (const [k, v] of pairs) m.push([k.toLowerCase(), v]);
-      });
+      const map = mapOf(type, true);
+      if (!map) return R.BadArgument;
+      map.length = 0;
+      for (const [k, v] of pairs) map.push([asciiLower(k), v]);
+      return modified(type);
     };
 
-    // Buffers
-    const bufferOf = (type: number): HostBuffer | null => {
+    // Buffers: the bytes the module may read (null: no such buffer here, NOT_FOUND).
+    const bufferBytes = (type: number): Uint8Array | null => {
       switch (type) {
         case BufferType.VmConfiguration:
-          return { bytes: () => o.vmConfig };
+          return o.vmConfig;
         case BufferType.PluginConfiguration:
-          return this.pluginConfigVisible ? { bytes: () => o.pluginConfig } : null;
+          return this.pluginConfigVisible ? o.pluginConfig : null;
         case BufferType.HttpCallResponseBody: {
           const r = this.httpResponse;
-          return r ? { bytes: () => r.body } : null;
+          return r ? r.body : null;
         }
         case BufferType.HttpRequestBody:
         case BufferType.HttpResponseBody: {
           const s = this.ctx().stream;
-          return s ? s.buffer(type) : { bytes: () => EMPTY };
+          return s ? s.bufferBytes(type) : EMPTY;
         }
         case BufferType.NetworkDownstreamData:
         case BufferType.NetworkUpstreamData:
         case BufferType.GrpcReceiveBuffer:
         case BufferType.CallData:
-          return { bytes: () => EMPTY };
+          return EMPTY;
         default:
           return null;
       }
     };
     env.proxy_get_buffer_bytes = (type: number, start: number, length: number, ptrPtr: number, sizePtr: number) => {
       if (type >>> 0 > BUFFER_TYPE_MAX) return R.BadArgument;
-      const b = bufferOf(type);
-      if (!b) return R.NotFound;
-      const bytes = b.bytes();
+      const bytes = bufferBytes(type);
+      if (!bytes) return R.NotFound;
       start >>>= 0;
       length >>>= 0;
       if (start > bytes.length) length = 0;
       else if (start + length > bytes.length) length = bytes.length - start;
       if (length === 0) return this.writeU32(ptrPtr, 0) && this.writeU32(sizePtr, 0) ? R.Ok : R.InvalidMemoryAccess;
-      return this.copyOut(bytes.subarray(start, start + length), ptrPtr, sizePtr) ? R.Ok : R.InvalidMemoryAccess;
+      const part = start === 0 && length === bytes.length ? bytes : bytes.subarray(start, start + length);
+      return this.copyOut(part, ptrPtr, sizePtr) ? R.Ok : R.InvalidMemoryAccess;
     };
     env.proxy_get_buffer_status = (type: number, lengthPtr: number, flagsPtr: number) => {
       if (type >>> 0 > BUFFER_TYPE_MAX) return R.BadArgument;
-      const b = bufferOf(type);
-      if (!b) return R.NotFound;
-      if (!this.writeU32(lengthPtr, b.bytes().length)) return R.InvalidMemoryAccess;
+      const bytes = bufferBytes(type);
+      if (!bytes) return R.NotFound;
+      if (!this.writeU32(lengthPtr, bytes.length)) return R.InvalidMemoryAccess;
       if (!this.writeU32(flagsPtr, 0)) return R.InvalidMemoryAccess;
       return R.Ok;
     };
     env.proxy_set_buffer_bytes = (type: number, start: number, length: number, dataPtr: number, dataSize: number) => {
       if (type >>> 0 > BUFFER_TYPE_MAX) return R.BadArgument;
-      const b = bufferOf(type);
-      if (!b) return R.NotFound;
+      if (!bufferBytes(type)) return R.NotFound;
       const data = this.read(dataPtr, dataSize);
       if (!data) return R.InvalidMemoryAccess;
-      if (!b.set) return R.BadArgument; // immutable (configuration, http-call body)
-      return b.set(start >>> 0, length >>> 0, data);
+      // Only a stream's bodies are writable (configuration, http-call body: immutable; a root context has no body).
+      const s = type === BufferType.HttpRequestBody || type === BufferType.HttpResponseBody ? this.ctx().stream : null;
+      if (!s) return R.BadArgument;
+      return s.setBufferBytes(type, start >>> 0, length >>> 0, data);
     };
 
     // Stream control
@@ -635,7 +766,7 @@ export class WasmVm {
     env.proxy_get_shared_data = (kPtr: number, kSize: number, ptrPtr: number, sizePtr: number, casPtr: number) => {
       const key = this.readLatin1(kPtr, kSize);
       if (key === null) return R.InvalidMemoryAccess;
-      const hit = o.store.get(o.vmId, key);
+      const hit = this.store.get(this.vmId, key);
       if (!hit) return R.NotFound;
       if (!this.copyOut(hit.value, ptrPtr, sizePtr)) return R.InvalidMemoryAccess;
       if (!this.writeU32(casPtr, hit.cas)) return R.InvalidMemoryAccess;
@@ -645,30 +776,30 @@ export class WasmVm {
       const key = this.readLatin1(kPtr, kSize);
       const value = this.read(vPtr, vSize);
       if (key === null || !value) return R.InvalidMemoryAccess;
-      return o.store.set(o.vmId, key, value, cas >>> 0);
+      return this.store.set(this.vmId, key, value, cas >>> 0);
     };
     env.proxy_register_shared_queue = (nPtr: number, nSize: number, tokenPtr: number) => {
       const name = this.readLatin1(nPtr, nSize);
       if (name === null) return R.InvalidMemoryAccess;
       const c = this.ctx();
-      const token = o.store.registerQueue(o.vmId, name, c.rootId, this);
+      const token = this.store.registerQueue(this.vmId, name, c.rootId, this);
       return this.writeU32(tokenPtr, token) ? R.Ok : R.InvalidMemoryAccess;
     };
     env.proxy_resolve_shared_queue = (vPtr: number, vSize: number, nPtr: number, nSize: number, tokenPtr: number) => {
       const vmId = this.readLatin1(vPtr, vSize);
       const name = this.readLatin1(nPtr, nSize);
       if (vmId === null || name === null) return R.InvalidMemoryAccess;
-      const token = o.store.resolveQueue(vmId === '' ? o.vmId : vmId, name);
+      const token = this.store.resolveQueue(vmId === '' ? this.vmId : vmId, name);
       if (token === 0) return R.NotFound;
       return this.writeU32(tokenPtr, token) ? R.Ok : R.InvalidMemoryAccess;
     };
     env.proxy_enqueue_shared_queue = (token: number, dPtr: number, dSize: number) => {
       const data = this.read(dPtr, dSize);
       if (!data) return R.InvalidMemoryAccess;
-      return o.store.enqueue(token >>> 0, data);
+      return this.store.enqueue(token >>> 0, data);
     };
     env.proxy_dequeue_shared_queue = (token: number, ptrPtr: number, sizePtr: number) => {
-      const r = o.store.dequeue(token >>> 0);
+      const r = this.store.dequeue(token >>> 0);
       if (r.status !== R.Ok) return r.status;
       return this.copyOut(r.value!, ptrPtr, sizePtr) ? R.Ok : R.InvalidMemoryAccess;
     };
@@ -769,7 +900,7 @@ export class WasmVm {
         let s = Buffer.concat(parts).toString('utf8');
         if (s.endsWith('\n')) s = s.slice(0, -1);
         const level = fd === 1 ? 2 : 4; // stdout -> info, stderr -> error
-        if (level >= o.logLevel) o.log(level, s);
+        if (level >= this.logLevel) o.log(level, s);
       }
       return this.writeU32(nwrittenPtr, total) ? 0 : 21;
     };
@@ -801,7 +932,7 @@ export class WasmVm {
     };
     wasi.args_sizes_get = (argcPtr: number, sizePtr: number) => (this.writeU32(argcPtr, 0) && this.writeU32(sizePtr, 0) ? 0 : 21);
     wasi.args_get = () => 0;
-    wasi.clock_time_get = (_clockId: number, _precision: bigint, resultPtr: number) => (this.writeU64(resultPtr, o.clock.nowNs()) ? 0 : 21);
+    wasi.clock_time_get = (_clockId: number, _precision: bigint, resultPtr: number) => (this.writeNowNs(resultPtr) ? 0 : 21);
     wasi.clock_res_get = (_clockId: number, resultPtr: number) => (this.writeU64(resultPtr, 1n) ? 0 : 21);
     wasi.random_get = (ptr: number, len: number) => {
       len >>>= 0;
@@ -830,20 +961,16 @@ export class WasmVm {
     if (this.abi === '0.2.0') delete env.proxy_get_log_level; // cpp-host registers it for ABI 0.2.1 only
 
     // Every import must be one the host provides; Envoy refuses to load anything else.
-    const guard = (mod: string, table: Record<string, (...a: any[]) => any>) => {
-      const out: Record<string, (...a: any[]) => any> = {};
+    const guard = (mod: string, table: Record<string, HostFn>) => {
+      const out: Record<string, HostFn> = {};
       for (const [name, fn] of Object.entries(table)) {
         const full = `${mod}.${name}`;
-        out[name] = (...args: any[]) => {
-          if (this.restricted && !this.restricted.has(full)) {
-            throw new WasmTrapError(`restricted_callback: ${full} may not be called here (start function, _initialize or malloc)`);
-          }
-          return fn(...args);
-        };
+        const guarded = this.restrictable(full, fn);
+        out[name] = this.timeHostCalls ? this.timed(guarded) : guarded;
       }
       return out;
     };
-    const tables: Record<string, Record<string, (...a: any[]) => any>> = {
+    const tables: Record<string, Record<string, HostFn>> = {
       env: guard('env', env),
       wasi_snapshot_preview1: guard('wasi_snapshot_preview1', wasi),
       wasi_unstable: guard('wasi_unstable', wasi),
@@ -865,6 +992,54 @@ export class WasmVm {
     return tables;
   }
 
+  /** Traps when a host function is called in restricted mode (start function, _initialize, malloc) and is not allowed there. */
+  private checkRestricted(full: string): void {
+    if (this.restricted !== null && !this.restricted.has(full)) {
+      throw new WasmTrapError(`restricted_callback: ${full} may not be called here (start function, _initialize or malloc)`);
+    }
+  }
+
+  /**
+   * `fn` behind cpp-host's restricted-mode check, with the same fixed arity (from fn.length):
+   * a host call costs one null test and a direct call, no rest array or spread.
+   */
+  private restrictable(full: string, fn: HostFn): HostFn {
+    const vm = this;
+    switch (fn.length) {
+      case 0: return () => { if (vm.restricted !== null) vm.checkRestricted(full); return fn(); };
+      case 1: return (a: any) => { if (vm.restricted !== null) vm.checkRestricted(full); return fn(a); };
+      case 2: return (a: any, b: any) => { if (vm.restricted !== null) vm.checkRestricted(full); return fn(a, b); };
+      case 3: return (a: any, b: any, c: any) => { if (vm.restricted !== null) vm.checkRestricted(full); return fn(a, b, c); };
+      case 4: return (a: any, b: any, c: any, d: any) => { if (vm.restricted !== null) vm.checkRestricted(full); return fn(a, b, c, d); };
+      case 5: return (a: any, b: any, c: any, d: any, e: any) => { if (vm.restricted !== null) vm.checkRestricted(full); return fn(a, b, c, d, e); };
+      case 6: return (a: any, b: any, c: any, d: any, e: any, f: any) => { if (vm.restricted !== null) vm.checkRestricted(full); return fn(a, b, c, d, e, f); };
+      case 7: return (a: any, b: any, c: any, d: any, e: any, f: any, g: any) => { if (vm.restricted !== null) vm.checkRestricted(full); return fn(a, b, c, d, e, f, g); };
+      case 8: return (a: any, b: any, c: any, d: any, e: any, f: any, g: any, h: any) => { if (vm.restricted !== null) vm.checkRestricted(full); return fn(a, b, c, d, e, f, g, h); };
+      default: return (...args: any[]) => { if (vm.restricted !== null) vm.checkRestricted(full); return fn(...args); };
+    }
+  }
+
+  /** `fn` timed as host time (breakdown mode only): outermost host calls, module malloc inside them excluded (see alloc). */
+  private timed(fn: HostFn): HostFn {
+    const vm = this;
+    return (...args: any[]) => {
+      if (vm.hostDepth++ !== 0) {
+        try {
+          return fn(...args);
+        } finally {
+          vm.hostDepth--;
+        }
+      }
+      const t0 = nowMs();
+      try {
+        return fn(...args);
+      } finally {
+        vm.hostDepth--;
+        vm.hostNsTotal += (nowMs() - t0) * 1e6;
+      }
+    };
+  }
+
   private property(parts: string[]): Uint8Array | null {
     const o = this.owner;
     const s = this.ctx().stream;
@@ -875,7 +1050,7 @@ export class WasmVm {
       case 'plugin_name':
         return enc.encode(o.pluginName);
       case 'plugin_vm_id':
-        return enc.encode(o.vmId);
+        return enc.encode(this.vmId);
       case 'node.id':
         return enc.encode(o.nodeId);
     }
