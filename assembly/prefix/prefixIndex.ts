@@ -6,7 +6,10 @@
 //
 // Layout: structure-of-arrays in StaticArrays, an open-addressing table with
 // linear probing and backward-shift deletion (no tombstones, so probe lengths
-// stay short under constant churn). Entry 0 is the null entry.
+// stay short under constant churn). Entry 0 is the null entry. A table cell
+// holds the entry id in its low bits and a fingerprint of the key above them,
+// so a probe that misses (most do: most replicas hold none of a prompt)
+// touches one cache line, not the entry's too.
 import { mix64 } from "./hash";
 
 export const MAX_SLOTS: i32 = 4096;
@@ -22,6 +25,9 @@ const REFRESH_SHIFT: u32 = 3;
 export class PrefixIndex {
   readonly capacity: u32;
   private readonly mask: u32;
+  /** Low bits of a table cell that hold the entry id; the rest is the fingerprint. */
+  private readonly entryBits: u32;
+  private readonly entryMask: u32;
   private readonly table: StaticArray<u32>;
   private readonly hashes: StaticArray<u64>;
   private readonly slots: StaticArray<u16>;
@@ -44,6 +50,9 @@ export class PrefixIndex {
     let size: u32 = 1;
     while (size < capacity * 2) size <<= 1;
     this.mask = size - 1;
+    const entryBits = 32 - clz<u32>(capacity);
+    this.entryBits = entryBits;
+    this.entryMask = <u32>((<u64>1 << entryBits) - 1);
     this.table = new StaticArray<u32>(<i32>size);
     this.hashes = new StaticArray<u64>(<i32>capacity + 1);
     this.slots = new StaticArray<u16>(<i32>capacity + 1);
@@ -56,17 +65,32 @@ export class PrefixIndex {
     for (let s = 0; s < MAX_SLOTS; s++) unchecked(this.slotCap[s] = capacity);
   }
 
+  /** The key's mixed hash: its low bits pick the home cell, its high word gives the fingerprint. */
+  @inline private mixed(hash: u64, slot: u32): u64 {
+    return mix64(hash ^ (<u64>(slot + 1) * 0x9E3779B97F4A7C15));
+  }
+
+  @inline private fingerprint(m: u64): u32 {
+    return <u32>(m >> 32) << this.entryBits;
+  }
+
   @inline private home(hash: u64, slot: u32): u32 {
-    return <u32>mix64(hash ^ (<u64>(slot + 1) * 0x9E3779B97F4A7C15)) & this.mask;
+    return <u32>this.mixed(hash, slot) & this.mask;
   }
 
   /** Entry holding (hash, slot), or 0. */
   find(hash: u64, slot: u32): u32 {
-    let i = this.home(hash, slot);
+    const m = this.mixed(hash, slot);
+    const fp = this.fingerprint(m);
+    const em = this.entryMask;
+    let i = <u32>m & this.mask;
     while (true) {
-      const e = unchecked(this.table[i]);
-      if (e == 0) return 0;
-      if (unchecked(this.hashes[e]) == hash && <u32>unchecked(this.slots[e]) == slot) return e;
+      const t = unchecked(this.table[i]);
+      if (t == 0) return 0;
+      if ((t & ~em) == fp) {
+        const e = t & em;
+        if (unchecked(this.hashes[e]) == hash && <u32>unchecked(this.slots[e]) == slot) return e;
+      }
       i = (i + 1) & this.mask;
     }
     return 0;
@@ -162,9 +186,10 @@ export class PrefixIndex {
     this.freeHead = unchecked(this.next[e]);
     unchecked(this.hashes[e] = hash);
     unchecked(this.slots[e] = <u16>slot);
-    let i = this.home(hash, slot);
+    const m = this.mixed(hash, slot);
+    let i = <u32>m & this.mask;
     while (unchecked(this.table[i]) != 0) i = (i + 1) & this.mask;
-    unchecked(this.table[i] = e);
+    unchecked(this.table[i] = this.fingerprint(m) | e);
     unchecked(this.slotCount[slot] += 1);
     this.used++;
     return e;
@@ -191,16 +216,18 @@ export class PrefixIndex {
     const slot = <u32>unchecked(this.slots[e]);
     this.unlink(e, slot);
     // Backward-shift deletion.
+    const em = this.entryMask;
     let i = this.home(unchecked(this.hashes[e]), slot);
-    while (unchecked(this.table[i]) != e) i = (i + 1) & this.mask;
+    while ((unchecked(this.table[i]) & em) != e) i = (i + 1) & this.mask;
     let j = i;
     while (true) {
       j = (j + 1) & this.mask;
-      const f = unchecked(this.table[j]);
-      if (f == 0) break;
+      const t = unchecked(this.table[j]);
+      if (t == 0) break;
+      const f = t & em;
       const k = this.home(unchecked(this.hashes[f]), <u32>unchecked(this.slots[f]));
       if (((j - k) & this.mask) >= ((j - i) & this.mask)) {
-        unchecked(this.table[i] = f);
+        unchecked(this.table[i] = t);
         i = j;
       }
     }
