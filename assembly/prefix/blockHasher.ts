@@ -43,6 +43,18 @@ export class BlockHasher {
 
   /** Feeds `len` raw bytes from linear memory. */
   feed(ptr: usize, len: i32): void {
+    const bb = this.blockBytes;
+    // Whole blocks are hashed where they lie; only a block split across pieces is copied.
+    if (this.fill == 0) {
+      while (len >= bb && this.count < this.maxBlocks) {
+        const h = xxh64(ptr, <usize>bb, this.chain);
+        unchecked(this.hashes[this.count] = h);
+        this.count++;
+        this.chain = h;
+        ptr += <usize>bb;
+        len -= bb;
+      }
+    }
     while (len > 0 && this.count < this.maxBlocks) {
       const room = this.blockBytes - this.fill;
       const n = len < room ? len : room;

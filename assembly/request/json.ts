@@ -13,12 +13,6 @@
 // @ts-ignore: decorator
 @inline const HIGHS: u64 = 0x8080808080808080;
 
-// @ts-ignore: decorator
-@inline function hasByte(word: u64, b: u64): bool {
-  const x = word ^ (ONES * b);
-  return ((x - ONES) & ~x & HIGHS) != 0;
-}
-
 export function skipWs(p: isize, end: isize): isize {
   while (p < end) {
     const c = load<u8>(p);
@@ -28,22 +22,33 @@ export function skipWs(p: isize, end: isize): isize {
   return p;
 }
 
+/** Whether the string the last skipString() went over had an escape in it. */
+export let stringEscaped: bool = false;
+
+/** SWAR test for a quote or a backslash among eight bytes. */
+// @ts-ignore: decorator
+@inline function hasQuoteOrBackslash(w: u64): bool {
+  const q = w ^ (ONES * QUOTE);
+  const b = w ^ (ONES * BACKSLASH);
+  return (((q - ONES) & ~q) | ((b - ONES) & ~b)) & HIGHS ? true : false;
+}
+
 /** `p` at a string's opening quote; returns the position after its closing quote. */
 export function skipString(p: isize, end: isize): isize {
   p++;
+  stringEscaped = false;
   while (true) {
-    // Eight bytes at a time while none is a quote or a backslash (SWAR; no SIMD
-    // so the module also loads on engines without it).
-    while (p + 8 <= end) {
-      const w = load<u64>(p);
-      if (hasByte(w, QUOTE) || hasByte(w, BACKSLASH)) break;
-      p += 8;
-    }
+    // Sixteen, then eight bytes at a time while none is a quote or a backslash
+    // (SWAR; no SIMD so the module also loads on engines without it).
+    while (p + 16 <= end && !hasQuoteOrBackslash(load<u64>(p)) && !hasQuoteOrBackslash(load<u64>(p, 8))) p += 16;
+    while (p + 8 <= end && !hasQuoteOrBackslash(load<u64>(p))) p += 8;
     if (p >= end) return -1;
     const c = load<u8>(p);
     if (c == QUOTE) return p + 1;
-    if (c == BACKSLASH) p += 2;
-    else p++;
+    if (c == BACKSLASH) {
+      stringEscaped = true;
+      p += 2;
+    } else p++;
   }
   return -1;
 }
@@ -93,6 +98,8 @@ export function bytesEqual(p: isize, len: isize, s: string): bool {
 class ValueCursor {
   valueStart: isize = 0;
   valueEnd: isize = 0;
+  /** The value is a string without escapes: its bytes between the quotes are its text. */
+  valuePlain: bool = false;
   protected pos: isize = 0;
   protected end: isize = 0;
   malformed: bool = false;
@@ -103,6 +110,7 @@ class ValueCursor {
     if (v < 0) return this.fail();
     this.valueStart = p;
     this.valueEnd = v;
+    this.valuePlain = load<u8>(p) == QUOTE && !stringEscaped;
     this.pos = v;
     return true;
   }

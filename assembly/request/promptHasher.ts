@@ -41,11 +41,12 @@ export function hashPrompt(ptr: usize, len: usize, hasher: BlockHasher): ScanSta
   if (p >= end || load<u8>(p) != 0x7b) return ScanStatus.NotJson;
   let modelStart: isize = -1, modelEnd: isize = -1;
   let promptStart: isize = -1, promptEnd: isize = -1;
+  let promptPlain = false;
   let messagesStart: isize = -1, messagesEnd: isize = -1;
   top.begin(p, end);
   while (top.next()) {
     if (top.keyIs("model")) { modelStart = top.valueStart; modelEnd = top.valueEnd; }
-    else if (top.keyIs("prompt")) { promptStart = top.valueStart; promptEnd = top.valueEnd; }
+    else if (top.keyIs("prompt")) { promptStart = top.valueStart; promptEnd = top.valueEnd; promptPlain = top.valuePlain; }
     else if (top.keyIs("messages")) { messagesStart = top.valueStart; messagesEnd = top.valueEnd; }
   }
   if (top.malformed) return ScanStatus.NotJson;
@@ -63,16 +64,16 @@ export function hashPrompt(ptr: usize, len: usize, hasher: BlockHasher): ScanSta
     return ScanStatus.Ok;
   }
   if (promptStart >= 0) {
-    feedPrompt(promptStart, promptEnd, hasher);
+    feedPrompt(promptStart, promptEnd, promptPlain, hasher);
     return ScanStatus.Ok;
   }
   return ScanStatus.NoPrompt;
 }
 
-function feedPrompt(s: isize, e: isize, hasher: BlockHasher): void {
+function feedPrompt(s: isize, e: isize, plain: bool, hasher: BlockHasher): void {
   const c = load<u8>(s);
   if (c == QUOTE) {
-    feedString(s, e, hasher);
+    feedString(s, e, plain, hasher);
     return;
   }
   if (c != 0x5b) {
@@ -82,7 +83,7 @@ function feedPrompt(s: isize, e: isize, hasher: BlockHasher): void {
   items.begin(s, e);
   while (!hasher.full && items.next()) {
     const v = items.valueStart;
-    if (load<u8>(v) == QUOTE) feedString(v, items.valueEnd, hasher);
+    if (load<u8>(v) == QUOTE) feedString(v, items.valueEnd, items.valuePlain, hasher);
     else feedRaw(v, items.valueEnd, hasher); // token arrays: their digits are as good a key
     hasher.feedByte(PIECE_END);
   }
@@ -102,43 +103,45 @@ function feedMessages(s: isize, e: isize, hasher: BlockHasher): void {
       continue;
     }
     let roleS: isize = -1, roleE: isize = -1, contentS: isize = -1, contentE: isize = -1;
+    let roleP = false, contentP = false;
     message.begin(v, items.valueEnd);
     while (message.next()) {
-      if (message.keyIs("role")) { roleS = message.valueStart; roleE = message.valueEnd; }
-      else if (message.keyIs("content")) { contentS = message.valueStart; contentE = message.valueEnd; }
+      if (message.keyIs("role")) { roleS = message.valueStart; roleE = message.valueEnd; roleP = message.valuePlain; }
+      else if (message.keyIs("content")) { contentS = message.valueStart; contentE = message.valueEnd; contentP = message.valuePlain; }
     }
-    if (roleS >= 0) feedValue(roleS, roleE, hasher);
+    if (roleS >= 0) feedValue(roleS, roleE, roleP, hasher);
     hasher.feedByte(ROLE_END);
-    if (contentS >= 0) feedContent(contentS, contentE, hasher);
+    if (contentS >= 0) feedContent(contentS, contentE, contentP, hasher);
     hasher.feedByte(PIECE_END);
   }
 }
 
-function feedContent(s: isize, e: isize, hasher: BlockHasher): void {
+function feedContent(s: isize, e: isize, plain: bool, hasher: BlockHasher): void {
   if (load<u8>(s) != 0x5b) {
-    feedValue(s, e, hasher);
+    feedValue(s, e, plain, hasher);
     return;
   }
   parts.begin(s, e);
   while (!hasher.full && parts.next()) {
     const v = parts.valueStart;
     if (load<u8>(v) != 0x7b) {
-      feedValue(v, parts.valueEnd, hasher);
+      feedValue(v, parts.valueEnd, parts.valuePlain, hasher);
       continue;
     }
     // A text part feeds its text; any other part (image, audio, file) its JSON as written.
     let textS: isize = -1, textE: isize = -1;
+    let textP = false;
     part.begin(v, parts.valueEnd);
     while (part.next()) {
-      if (part.keyIs("text")) { textS = part.valueStart; textE = part.valueEnd; }
+      if (part.keyIs("text")) { textS = part.valueStart; textE = part.valueEnd; textP = part.valuePlain; }
     }
-    if (textS >= 0) feedValue(textS, textE, hasher);
+    if (textS >= 0) feedValue(textS, textE, textP, hasher);
     else feedRaw(v, parts.valueEnd, hasher);
   }
 }
 
-@inline function feedValue(s: isize, e: isize, hasher: BlockHasher): void {
-  if (load<u8>(s) == QUOTE) feedString(s, e, hasher);
+@inline function feedValue(s: isize, e: isize, plain: bool, hasher: BlockHasher): void {
+  if (load<u8>(s) == QUOTE) feedString(s, e, plain, hasher);
   else feedRaw(s, e, hasher);
 }
 
@@ -146,10 +149,18 @@ function feedContent(s: isize, e: isize, hasher: BlockHasher): void {
   hasher.feed(<usize>s, <i32>(e - s));
 }
 
-/** Feeds a JSON string's decoded UTF-8 text; [s, e) spans it with its quotes. */
-export function feedString(s: isize, e: isize, hasher: BlockHasher): void {
+/**
+ * Feeds a JSON string's decoded UTF-8 text; [s, e) spans it with its quotes.
+ * `plain`: the scan that found its end saw no escape, so its bytes go in as they are.
+ */
+export function feedString(s: isize, e: isize, plain: bool, hasher: BlockHasher): void {
   let p = s + 1;
   const end = e - 1; // the closing quote
+  if (plain) {
+    const room = <isize>hasher.room;
+    hasher.feed(<usize>p, <i32>(end - p > room ? room : end - p));
+    return;
+  }
   while (p < end && !hasher.full) {
     // A run of plain bytes goes in with one copy; never scan past what the
     // hasher can still take (a 400 KB prompt stops after its first blocks).

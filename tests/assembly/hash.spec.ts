@@ -46,6 +46,24 @@ describe("BlockHasher", () => {
     expect(a.count).toBe(b.count);
     for (let i = 0; i < a.count; i++) expect(a.hashes[i]).toBe(b.hashes[i]);
   });
+  it("gives the same hashes for pieces that start mid-block and span several blocks", () => {
+    const a = new BlockHasher(8, 16);
+    const b = new BlockHasher(8, 16);
+    a.reset(3);
+    b.reset(3);
+    const s = String.UTF8.encode("pieces of uneven length cross block edges, some hashed in place");
+    const p = changetype<usize>(s);
+    a.feed(p, s.byteLength);
+    // 5, then 19 (mid-block start), then 16 (block-aligned: hashed in place), then the rest
+    b.feed(p, 5);
+    b.feed(p + 5, 19);
+    b.feed(p + 24, 16);
+    b.feed(p + 40, s.byteLength - 40);
+    expect(b.count).toBe(a.count);
+    expect(b.textBytes).toBe(a.textBytes);
+    for (let i = 0; i < a.count; i++) expect(b.hashes[i]).toBe(a.hashes[i]);
+    expect(b.firstKey()).toBe(a.firstKey());
+  });
   it("stops at maxBlocks", () => {
     const h = new BlockHasher(8, 2);
     h.reset(0);

@@ -36,6 +36,18 @@ describe("hashPrompt", () => {
     scan('{"prompt":"café \\"q\\" \\n tab\\tend"}', g);
     expect(same(h, g)).toBe(true);
   });
+  it("hashes a string without escapes as one with the same text written with escapes, in every place a prompt can be", () => {
+    // Plain strings are fed as they lie (the scan that found their end saw no escape); escaped ones are decoded.
+    scan('{"prompt":"a long plain prompt / with slashes and more than a block"}', h);
+    scan('{"prompt":"a long plain prompt \\/ with slashes and more than a block"}', g);
+    expect(same(h, g)).toBe(true);
+    scan('{"prompt":["first plain piece","second / piece"]}', h);
+    scan('{"prompt":["first plain piece","second \\/ piece"]}', g);
+    expect(same(h, g)).toBe(true);
+    scan('{"messages":[{"role":"system","content":"be brief / be kind"},{"role":"user","content":[{"type":"text","text":"hi / there"}]}]}', h);
+    scan('{"messages":[{"role":"sys\\u0074em","content":"be brief \\/ be kind"},{"role":"user","content":[{"type":"text","text":"hi \\/ there"}]}]}', g);
+    expect(same(h, g)).toBe(true);
+  });
   it("joins surrogate pairs", () => {
     scan('{"prompt":"\\ud83d\\ude00 smile smile"}', h);
     scan('{"prompt":"😀 smile smile"}', g);
