@@ -129,6 +129,17 @@ function asciiLower(s: string): string {
 type HostFn = (...a: any[]) => any;
 
 /**
+ * Short latin1 strings the module reads again and again (header names and values, shared-data
+ * keys) come from a small direct-mapped cache, each hit checked byte by byte: cheaper than a
+ * decode (a C++ call and a new string each time), and a Map lookup with a string it saw before
+ * reuses that string's hash. Strings are immutable, so a hit is the same value a decode gives.
+ */
+const STRING_CACHE_SLOTS = 128; // a power of two
+const STRING_CACHE_MAX_BYTES = 64;
+/** Strings up to this length are written into memory by a JS loop; longer ones by Node's latin1 codec (one C++ call). */
+const SHORT_WRITE_MAX_CHARS = 64;
+
+/**
  * Copies out of linear memory (values the host keeps: shared data, bodies) land in plain
  * Uint8Arrays carved from shared slabs, as Node's Buffer pool does: a fresh ArrayBuffer per
  * copy costs ~1 us (off-heap allocation, external-memory accounting), the copy itself ~0.1 us.
@@ -189,6 +200,9 @@ export class WasmVm {
   private nodeBuf: Buffer & Latin1Codec = Buffer.alloc(0) as Buffer & Latin1Codec;
   /** A shared memory's buffer is never detached by growth, so its views are checked against memory.buffer instead. */
   private readonly sharedMemory: boolean;
+  private readonly strCache: string[] = new Array<string>(STRING_CACHE_SLOTS).fill('');
+  /** asciiLower of strCache's entry, or null until a header name needs it. */
+  private readonly lowerCache: Array<string | null> = new Array<string | null>(STRING_CACHE_SLOTS).fill(null);
   private readonly store: SharedDataStore;
   private readonly vmId: string;
   private readonly logLevel: number;
@@ -368,7 +382,7 @@ export class WasmVm {
    * the views are rebuilt only then, without reading memory.buffer (a C++ getter) on every call.
    */
   private mem(): Uint8Array {
-    if (this.u8.byteLength === 0 || this.sharedMemory) {
+    if (this.u8.length === 0 || this.sharedMemory) {
       const b = this.memory.buffer;
       if (b !== this.lastBuffer) {
         this.lastBuffer = b;
@@ -394,13 +408,40 @@ export class WasmVm {
     len >>>= 0;
     const m = this.mem();
     if (ptr + len > m.length) return null;
-    return this.nodeBuf.latin1Slice(ptr, ptr + len); // decoded in place, no copy
+    if (len === 0) return '';
+    if (len > STRING_CACHE_MAX_BYTES) return this.nodeBuf.latin1Slice(ptr, ptr + len); // decoded in place, no copy
+    return this.strCache[this.cachedString(m, ptr, len)];
   }
 
   /** A header name from the module, lower-cased as Envoy's LowerCaseString does (ASCII only). */
   readHeaderKey(ptr: number, len: number): string | null {
-    const s = this.readLatin1(ptr, len);
-    return s === null ? null : asciiLower(s);
+    ptr >>>= 0;
+    len >>>= 0;
+    const m = this.mem();
+    if (ptr + len > m.length) return null;
+    if (len === 0) return '';
+    if (len > STRING_CACHE_MAX_BYTES) return asciiLower(this.nodeBuf.latin1Slice(ptr, ptr + len));
+    const slot = this.cachedString(m, ptr, len);
+    let lower = this.lowerCache[slot];
+    if (lower === null) lower = this.lowerCache[slot] = asciiLower(this.strCache[slot]);
+    return lower;
+  }
+
+  /** The string-cache slot holding the latin1 decoding of [ptr, ptr+len) (1..STRING_CACHE_MAX_BYTES bytes, in bounds). */
+  private cachedString(m: Uint8Array, ptr: number, len: number): number {
+    // Hash the length, the first byte and the last 8 (where keys and endpoints differ).
+    let h = len * 31 + m[ptr];
+    for (let i = len > 8 ? len - 8 : 0; i < len; i++) h = (Math.imul(h, 31) + m[ptr + i]) | 0;
+    const slot = (h ^ (h >>> 7)) & (STRING_CACHE_SLOTS - 1);
+    const s = this.strCache[slot];
+    if (s.length === len) {
+      let i = 0;
+      while (i < len && s.charCodeAt(i) === m[ptr + i]) i++;
+      if (i === len) return slot;
+    }
+    this.strCache[slot] = this.nodeBuf.latin1Slice(ptr, ptr + len);
+    this.lowerCache[slot] = null;
+    return slot;
   }
 
   inBounds(ptr: number, len: number): boolean {
@@ -476,8 +517,12 @@ export class WasmVm {
     if (n > 0) {
       p = this.alloc(n);
       if (p === 0) return false;
-      this.mem(); // the allocation may have grown memory
-      this.nodeBuf.latin1Write(s, p, n);
+      const m = this.mem(); // the allocation may have grown memory
+      if (n <= SHORT_WRITE_MAX_CHARS) {
+        for (let i = 0; i < n; i++) m[p + i] = s.charCodeAt(i); // a Uint8Array store keeps the low 8 bits, as latin1 encoding does
+      } else {
+        this.nodeBuf.latin1Write(s, p, n);
+      }
     }
     if (!this.writeU32(ptrPtr, p)) return false;
     if (!this.writeU32(sizePtr, n)) return false;

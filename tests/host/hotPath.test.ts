@@ -1,0 +1,195 @@
+// The host's per-request fast paths keep the exact results of the plain ones: cached key
+// decoding, memory views across growth, pooled copies, number timing, clock writes without BigInt.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ManualClock, ProxyWasmHost, RealClock, SharedDataStore, WasmResult } from '../../host/index.js';
+import { minimalModule } from './fixtures/build.js';
+import { REQ } from './support.js';
+
+const HEADER_IMPORTS = `
+  (import "env" "proxy_add_header_map_value" (func $add (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_header_map_value" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_replace_header_map_value" (func $replace (param i32 i32 i32 i32 i32) (result i32)))`;
+
+/** A module whose on_request_headers is `body` (locals $i, $r; returns 0 = Continue). */
+function onHeaders(body: string, data = '', imports = HEADER_IMPORTS): Uint8Array {
+  return minimalModule(
+    `${data}
+     (func (export "proxy_on_context_create") (param i32 i32))
+     (func (export "proxy_on_request_headers") (param $id i32) (param $n i32) (param $eos i32) (result i32) (local $i i32) (local $r i32)
+       ${body}
+       (i32.const 0))`,
+    imports,
+  );
+}
+
+async function withHost(wasm: Uint8Array, fn: (host: ProxyWasmHost) => void | Promise<void>, opts: Partial<Parameters<typeof ProxyWasmHost.create>[0]> = {}): Promise<void> {
+  const host = await ProxyWasmHost.create({ wasm, workers: 1, sharedData: new SharedDataStore(), ...opts });
+  try {
+    await fn(host);
+  } finally {
+    await host.close();
+  }
+}
+
+function requestHeadersAfter(host: ProxyWasmHost, extra: Array<[string, string]> = []): Array<[string, string]> {
+  const s = host.newStream({ worker: 0 });
+  s.requestHeaders([...REQ, ...extra], true);
+  const list = s.requestHeaderList();
+  s.complete();
+  assert.equal(host.traps, 0);
+  return list;
+}
+
+test("header names from the module are lower-cased ASCII-only, as Envoy's LowerCaseString (a latin1 letter like 0xC0 stays)", async () => {
+  const wasm = onHeaders(
+    `(drop (call $add (i32.const 0) (i32.const 16) (i32.const 7) (i32.const 32) (i32.const 2)))
+     ;; read it back under a differently cased name: found (the value goes to 64/68)
+     (local.set $r (call $get (i32.const 0) (i32.const 48) (i32.const 7) (i32.const 64) (i32.const 68)))
+     (drop (call $add (i32.const 0) (i32.const 96) (i32.const 5) (i32.load (i32.const 64)) (i32.load (i32.const 68))))
+     (i32.store8 (i32.const 128) (i32.add (i32.const 48) (local.get $r)))
+     (drop (call $add (i32.const 0) (i32.const 112) (i32.const 8) (i32.const 128) (i32.const 1)))`,
+    `(data (i32.const 16) "X-\\c0Up-Z") (data (i32.const 32) "v1") (data (i32.const 48) "x-\\c0uP-z")
+     (data (i32.const 96) "x-got") (data (i32.const 112) "x-status")`,
+  );
+  await withHost(wasm, (host) => {
+    const list = requestHeadersAfter(host);
+    const added = list.filter(([k]) => k.startsWith('x-'));
+    assert.deepEqual(added, [['x-\u00c0up-z', 'v1'], ['x-got', 'v1'], ['x-status', String(WasmResult.Ok)]]);
+  });
+});
+
+test('a string read twice from the same address after the module changed the bytes is decoded afresh; 300 distinct values all come through', async () => {
+  // Value at 32: "one" (written each time), added as x-a; then the module rewrites it to "two" and adds x-b from the same bytes.
+  // Then 300 values "v" + 3 letters (more than the host's string cache holds) under x-k, in order.
+  const wasm = onHeaders(
+    `(i32.store8 (i32.const 32) (i32.const 111)) (i32.store8 (i32.const 33) (i32.const 110)) (i32.store8 (i32.const 34) (i32.const 101))
+     (drop (call $add (i32.const 0) (i32.const 16) (i32.const 3) (i32.const 32) (i32.const 3)))
+     (i32.store8 (i32.const 32) (i32.const 116)) (i32.store8 (i32.const 33) (i32.const 119)) (i32.store8 (i32.const 34) (i32.const 111))
+     (drop (call $add (i32.const 0) (i32.const 20) (i32.const 3) (i32.const 32) (i32.const 3)))
+     (loop $l
+       (i32.store8 (i32.const 41) (i32.add (i32.const 97) (i32.rem_u (local.get $i) (i32.const 26))))
+       (i32.store8 (i32.const 42) (i32.add (i32.const 97) (i32.rem_u (i32.div_u (local.get $i) (i32.const 26)) (i32.const 26))))
+       (i32.store8 (i32.const 43) (i32.add (i32.const 97) (i32.div_u (local.get $i) (i32.const 676))))
+       (drop (call $add (i32.const 0) (i32.const 24) (i32.const 3) (i32.const 40) (i32.const 4)))
+       (local.set $i (i32.add (local.get $i) (i32.const 1)))
+       (br_if $l (i32.lt_u (local.get $i) (i32.const 300))))`,
+    `(data (i32.const 16) "x-a") (data (i32.const 20) "x-b") (data (i32.const 24) "x-k") (data (i32.const 32) "one") (data (i32.const 40) "v")`,
+  );
+  await withHost(wasm, (host) => {
+    for (let round = 0; round < 2; round++) {
+      const list = requestHeadersAfter(host);
+      assert.deepEqual(list.filter(([k]) => k === 'x-a' || k === 'x-b'), [['x-a', 'one'], ['x-b', 'two']]);
+      const expected = Array.from({ length: 300 }, (_, i) => 'v' + String.fromCharCode(97 + (i % 26), 97 + (Math.floor(i / 26) % 26), 97 + Math.floor(i / 676)));
+      assert.deepEqual(list.filter(([k]) => k === 'x-k').map(([, v]) => v), expected);
+    }
+  });
+});
+
+test('after the module grows its memory, host functions read and write the new pages', async () => {
+  const wasm = onHeaders(
+    `(drop (call $add (i32.const 0) (i32.const 16) (i32.const 5) (i32.const 32) (i32.const 6)))
+     (drop (memory.grow (i32.const 1)))
+     ;; key and value in the new page (70000, 70016); the found value's pointer/size written at 70100/70104
+     (i64.store (i32.const 70000) (i64.const 0x6e776f72672d78)) ;; "x-grown"
+     (i32.store (i32.const 70016) (i32.const 0x67676962)) ;; "bigg"
+     (drop (call $add (i32.const 0) (i32.const 70000) (i32.const 7) (i32.const 70016) (i32.const 4)))
+     (local.set $r (call $get (i32.const 0) (i32.const 70000) (i32.const 7) (i32.const 70100) (i32.const 70104)))
+     (drop (call $add (i32.const 0) (i32.const 48) (i32.const 5) (i32.load (i32.const 70100)) (i32.load (i32.const 70104))))`,
+    `(data (i32.const 16) "x-old") (data (i32.const 32) "before") (data (i32.const 48) "x-got")`,
+  );
+  await withHost(wasm, (host) => {
+    const list = requestHeadersAfter(host);
+    assert.deepEqual(list.filter(([k]) => k.startsWith('x-')), [['x-old', 'before'], ['x-grown', 'bigg'], ['x-got', 'bigg']]);
+    assert.equal(host.vm(0)!.memoryBytes(), 2 * 65536);
+  });
+});
+
+test('shared-data values are copies: rewriting the module memory or writing other keys leaves them as written (small, pooled and large values)', async () => {
+  const imports = '(import "env" "proxy_set_shared_data" (func $set (param i32 i32 i32 i32 i32) (result i32)))';
+  const wasm = onHeaders(
+    `(call $fill (i32.const 65))
+     (drop (call $set (i32.const 16) (i32.const 2) (i32.const 4096) (i32.const 10) (i32.const 0)))
+     (drop (call $set (i32.const 18) (i32.const 2) (i32.const 4096) (i32.const 100) (i32.const 0)))
+     (drop (call $set (i32.const 20) (i32.const 2) (i32.const 4096) (i32.const 2000) (i32.const 0)))
+     (call $fill (i32.const 66))
+     (drop (call $set (i32.const 22) (i32.const 2) (i32.const 4096) (i32.const 10) (i32.const 0)))
+     (drop (call $set (i32.const 24) (i32.const 2) (i32.const 4096) (i32.const 100) (i32.const 0)))
+     (drop (call $set (i32.const 26) (i32.const 2) (i32.const 4096) (i32.const 2000) (i32.const 0)))
+     (call $fill (i32.const 67))`,
+    `(data (i32.const 16) "a1a2a3b1b2b3")
+     (func $fill (param $v i32) (local $p i32)
+       (local.set $p (i32.const 4096))
+       (loop $l
+         (i32.store8 (local.get $p) (local.get $v))
+         (local.set $p (i32.add (local.get $p) (i32.const 1)))
+         (br_if $l (i32.lt_u (local.get $p) (i32.const 7096)))))`,
+    imports,
+  );
+  const store = new SharedDataStore();
+  await withHost(wasm, (host) => {
+    requestHeadersAfter(host);
+    const value = (k: string) => Buffer.from(store.get('prefix_router', k)!.value).toString('latin1');
+    assert.deepEqual(['a1', 'a2', 'a3'].map(value), ['A'.repeat(10), 'A'.repeat(100), 'A'.repeat(2000)]);
+    assert.deepEqual(['b1', 'b2', 'b3'].map(value), ['B'.repeat(10), 'B'.repeat(100), 'B'.repeat(2000)]);
+    assert.deepEqual(['a1', 'a2', 'a3', 'b1', 'b2', 'b3'].map((k) => store.get('prefix_router', k)!.cas), [1, 2, 3, 4, 5, 6]);
+  }, { sharedData: store });
+});
+
+test('the restricted-mode check holds for host functions of every arity (5 and 10 arguments too)', async () => {
+  const five = minimalModule(
+    '(func $s (drop (call $g (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))) (start $s)',
+    '(import "env" "proxy_get_shared_data" (func $g (param i32 i32 i32 i32 i32) (result i32)))',
+  );
+  await assert.rejects(ProxyWasmHost.create({ wasm: five, sharedData: new SharedDataStore() }), /restricted_callback: env\.proxy_get_shared_data/);
+  const ten = minimalModule(
+    '(func $s (drop (call $h (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))) (start $s)',
+    '(import "env" "proxy_http_call" (func $h (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))',
+  );
+  await assert.rejects(ProxyWasmHost.create({ wasm: ten, sharedData: new SharedDataStore() }), /restricted_callback: env\.proxy_http_call/);
+});
+
+test('proxy_get_current_time_nanoseconds: a manual clock is written exactly (all 64 bits), the real clock as its own nowNs()', async () => {
+  const imports = '(import "env" "proxy_get_current_time_nanoseconds" (func $now (param i32) (result i32)))';
+  const wasm = onHeaders('(drop (call $now (i32.const 512)))', '', imports);
+  const clock = new ManualClock(0xfedcba9876543210n);
+  await withHost(wasm, (host) => {
+    requestHeadersAfter(host);
+    assert.equal(new DataView(host.vm(0)!.memory.buffer).getBigUint64(512, true), 0xfedcba9876543210n);
+  }, { clock });
+  const real = new RealClock();
+  assert.equal(BigInt(real.nowNsNumber()) <= real.nowNs(), true);
+  await withHost(wasm, (host) => {
+    const before = real.nowNs();
+    requestHeadersAfter(host);
+    const after = real.nowNs();
+    const written = new DataView(host.vm(0)!.memory.buffer).getBigUint64(512, true);
+    assert.ok(written >= before && written <= after, `${written} within [${before}, ${after}]`);
+  });
+});
+
+test('wasmNs is a bigint of the summed call times; hostNs counts host-function time only with timeHostCalls', async () => {
+  const wasm = onHeaders(
+    `(loop $l
+       (drop (call $get (i32.const 0) (i32.const 16) (i32.const 7) (i32.const 64) (i32.const 68)))
+       (local.set $i (i32.add (local.get $i) (i32.const 1)))
+       (br_if $l (i32.lt_u (local.get $i) (i32.const 2000))))`,
+    '(data (i32.const 16) ":method")',
+  );
+  for (const timeHostCalls of [false, true]) {
+    await withHost(wasm, (host) => {
+      const s = host.newStream({ worker: 0 });
+      s.requestHeaders(REQ, true);
+      s.complete();
+      assert.equal(typeof s.wasmNs, 'bigint');
+      assert.ok(s.wasmNs > 0n);
+      assert.equal(s.wasmNs, BigInt(Math.round(s.wasmNumberNs)));
+      if (timeHostCalls) {
+        assert.ok(s.hostNs > 0, 'host time counted');
+        assert.ok(s.hostNs <= s.wasmNumberNs, 'host time is part of the time inside the module');
+      } else {
+        assert.equal(s.hostNs, 0);
+      }
+    }, { timeHostCalls });
+  }
+});
