@@ -54,6 +54,9 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out;
 }
 
+/** First capacity of a held body that takes a second chunk; it then doubles (Envoy's buffer is a slice chain: appends cost O(chunk)). */
+const HELD_MIN_CAPACITY = 64 * 1024;
+
 type DirState = 'idle' | 'stopped-single' | 'stopped-all' | 'flowing';
 
 /** One direction (request or response) of the stream as the filter sees it. */
@@ -68,6 +71,8 @@ class Direction {
   headersReleased = false;
   /** Data held for this filter (Envoy's buffered data). */
   held: Uint8Array = EMPTY;
+  /** Room `held` grows into when it is a prefix of it (see appendHeld). */
+  private heldStore: Uint8Array = EMPTY;
   /** The chunk being offered when the filter is not buffering. */
   current: Uint8Array = EMPTY;
   /** The filter returned StopIterationAndBuffer last time (Envoy's buffering_*_body_). */
@@ -77,6 +82,32 @@ class Direction {
   out: Uint8Array[] = [];
   outBytes = 0;
   constructor(readonly isRequest: boolean) {}
+
+  /**
+   * held = held + chunk, in amortised O(chunk): appended in place while `held` is the start of
+   * its growable store, else copied into a new store of double size. Views already handed out
+   * (emitted data) never share a store with a later `held`: emitting sets `held` to EMPTY first.
+   */
+  appendHeld(chunk: Uint8Array): void {
+    const held = this.held;
+    if (chunk.length === 0) return;
+    if (held.length === 0) {
+      this.held = chunk; // as concat(): the first chunk is kept as it came
+      return;
+    }
+    const need = held.length + chunk.length;
+    const store = this.heldStore;
+    if (held.buffer === store.buffer && held.byteOffset === store.byteOffset && need <= store.length) {
+      store.set(chunk, held.length);
+      this.held = store.subarray(0, need);
+      return;
+    }
+    const next = new Uint8Array(Math.max(need, 2 * held.length, HELD_MIN_CAPACITY));
+    next.set(held, 0);
+    next.set(chunk, held.length);
+    this.heldStore = next;
+    this.held = next.subarray(0, need);
+  }
 }
 
 export class Stream implements StreamSide {
@@ -310,7 +341,7 @@ export class Stream implements StreamSide {
     }
     if (d.state === 'stopped-all') {
       // Headers stopped all iteration: Envoy buffers the data without offering it to the filter.
-      d.held = concat(d.held, chunk);
+      d.appendHeld(chunk);
       this.checkLimit(d);
       return this.result(d);
     }
@@ -321,7 +352,7 @@ export class Stream implements StreamSide {
   private offer(d: Direction, chunk: Uint8Array, endOfStream: boolean): FilterResult {
     const wasBuffering = d.buffering;
     if (wasBuffering) {
-      d.held = concat(d.held, chunk);
+      d.appendHeld(chunk);
       if (this.checkLimit(d)) return this.result(d);
       d.current = EMPTY;
     } else {
@@ -346,10 +377,10 @@ export class Stream implements StreamSide {
     const cur = d.current;
     d.current = EMPTY;
     if (status === DataStatus.Continue) {
-      if (!wasBuffering) d.held = concat(d.held, cur);
+      if (!wasBuffering) d.appendHeld(cur);
       this.continueDirection(d, false);
     } else if (status === DataStatus.StopIterationAndBuffer || status === DataStatus.StopIterationAndWatermark) {
-      if (!wasBuffering) d.held = concat(d.held, cur);
+      if (!wasBuffering) d.appendHeld(cur);
       d.buffering = true;
       if (d.state === 'flowing') d.state = 'stopped-single';
       if (status === DataStatus.StopIterationAndBuffer) this.checkLimit(d);

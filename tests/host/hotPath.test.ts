@@ -193,3 +193,24 @@ test('wasmNs is a bigint of the summed call times; hostNs counts host-function t
     }, { timeHostCalls });
   }
 });
+
+test('a body buffered from many chunks reaches the filter and the upstream whole and in order (held data grows in place)', async () => {
+  const { probeHost } = await import('./support.js');
+  const { host } = await probeHost({ workers: 1 });
+  try {
+    for (const [chunks, size] of [[100, 1000], [3, 70000]] as const) {
+      const all = new Uint8Array(chunks * size);
+      for (let i = 0; i < all.length; i++) all[i] = 97 + ((i * 7 + (i >> 10)) % 26);
+      const s = host.newStream({ worker: 0 });
+      assert.equal(s.requestHeaders([...REQ, ['x-probe', 'body=buffer']], false), 'stop');
+      for (let c = 0; c < chunks; c++) s.requestBody(all.subarray(c * size, (c + 1) * size), c === chunks - 1);
+      const list = s.requestHeaderList();
+      assert.equal(list.find(([k]) => k === 'x-body-size')?.[1], String(all.length));
+      assert.equal(list.find(([k]) => k === 'x-body')?.[1], Buffer.from(all.subarray(0, 40)).toString('latin1'));
+      assert.deepEqual(Buffer.from(s.drainRequestData()), Buffer.from(all));
+      s.complete();
+    }
+  } finally {
+    await host.close();
+  }
+});
