@@ -330,7 +330,7 @@ export class WasmVm {
     this.depth++;
     const stream = ctx === null ? null : ctx.stream;
     const h0 = this.hostNsTotal;
-    const t0 = nowMs();
+    const t0 = stream !== null ? nowMs() : 0; // only a stream's calls are timed (Stream.wasmNs)
     let result: number | null = null;
     try {
       const r = callExport(f, args);
