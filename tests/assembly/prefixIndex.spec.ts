@@ -96,7 +96,7 @@ describe("PrefixIndex", () => {
   });
   it("links a recent chain's new blocks in behind it, and moves a chain that fell back to the front", () => {
     const idx = new PrefixIndex(4096);
-    idx.setSlotCapacity(0, 800); // refresh window: 100 entries
+    idx.setSlotCapacity(0, 800); // refresh window: 400 entries
     const a = chain(40, 1);
     idx.record(a, 20, 0);
     // Chain a is recent: re-sent with 20 new blocks, they go in behind its start.
@@ -111,7 +111,7 @@ describe("PrefixIndex", () => {
     expect(idx.countOf(0)).toBe(800);
     expect(idx.matchedBlocks(a, 40, 0)).toBe(40);
   });
-  it("leaves a chain re-sent within the refresh window where it was (recency is exact up to 1/8 of the quota)", () => {
+  it("leaves a chain re-sent within the refresh window where it was (recency is exact up to half the quota)", () => {
     const idx = new PrefixIndex(4096);
     idx.setSlotCapacity(0, 800);
     const a = chain(20, 1);
