@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { REPLICAS, chat, completion, send, startHost, text } from './support.js';
+import type { ProxyWasmHost } from '../../host/index.js';
 
 const config = { replicas: REPLICAS };
 
@@ -96,9 +97,11 @@ test('in-flight counts cross worker VMs and drop when requests end', async () =>
     const counts = new Map<string, number>();
     for (const r of open) counts.set(r.endpoint!, (counts.get(r.endpoint!) ?? 0) + 1);
     assert.deepEqual([...counts.values()].sort(), [2, 2, 2]);
-    // Finish the two on one replica: the next request goes there.
+    assert.equal(inflightTotal(host), 6);
+    // Finish the two on one replica: every worker's row drops them at once, and the next request goes there.
     const target = open[0].endpoint!;
     for (const r of open) if (r.endpoint === target) r.complete();
+    assert.equal(inflightTotal(host), 4);
     const next = send(host, { method: 'GET', path: '/v1/models', worker: 1 });
     assert.equal(next.endpoint, target);
     for (const r of open) r.complete();
@@ -180,3 +183,14 @@ test('Envoy stats: requests per replica, prefix blocks matched, fallbacks', asyn
     await host.close();
   }
 });
+
+/** Requests in flight by the shared in-flight rows: [u64 set hash][u32 rows], rows of [u32 vm][u32 beat][u16 per replica]. */
+function inflightTotal(host: ProxyWasmHost): number {
+  const v = host.sharedData.get(host.vmId, 'prefix_router.inflight')!.value;
+  const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
+  const rows = dv.getUint32(8, true);
+  const rowBytes = (v.byteLength - 12) / rows;
+  let sum = 0;
+  for (let r = 0; r < rows; r++) for (let o = 8; o < rowBytes; o += 2) sum += dv.getUint16(12 + r * rowBytes + o, true);
+  return sum;
+}
