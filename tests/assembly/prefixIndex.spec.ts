@@ -125,4 +125,19 @@ describe("PrefixIndex", () => {
     expect(idx.matchedBlocks(a, 20, 0)).toBe(10);
     expect(idx.matchedBlocks(b, 20, 0)).toBe(20);
   });
+  it("counts a conversation's held turns and a shorter or diverging prompt right after its hint was set", () => {
+    const idx = new PrefixIndex(4096);
+    const conv = chain(60, 3);
+    idx.record(conv, 20, 1);
+    expect(idx.matchedBlocks(conv, 40, 1)).toBe(20); // the next turn holds what the last recorded
+    idx.record(conv, 40, 1, 20);
+    expect(idx.matchedBlocks(conv, 60, 1)).toBe(40);
+    expect(idx.matchedBlocks(conv, 10, 1)).toBe(10); // a shorter prompt with the same start
+    const fork = chain(60, 3);
+    for (let i = 25; i < 60; i++) fork[i] = 99000000 + <u64>i; // same start, diverges after 25 blocks
+    expect(idx.matchedBlocks(fork, 60, 1)).toBe(25);
+    idx.record(fork, 60, 1, 25);
+    expect(idx.matchedBlocks(conv, 60, 1)).toBe(40);
+    expect(idx.matchedBlocks(fork, 60, 1)).toBe(60);
+  });
 });
