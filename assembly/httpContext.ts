@@ -2,7 +2,7 @@
 // root context's router, and writes the decision into the request headers.
 import {
   BufferType, FilterData, FilterHeaders, HeaderMap, HostBytes, WasmResult, addHeader, addHeaderRaw, continueRequest, getBuffer,
-  getBufferSize, getHeader, nowNs, removeHeader, replaceHeader, sendLocalResponse,
+  getBufferSize, getHeaderPairs, nowNs, removeHeader, replaceHeader, sendLocalResponse,
 } from "./abi/host";
 import { Decision, Router } from "./router";
 import { RouterRoot } from "./rootContext";
@@ -14,9 +14,6 @@ const DESTINATION = String.UTF8.encode("x-gateway-destination-endpoint");
 const FALLBACK = String.UTF8.encode("x-prefix-router-fallback-endpoint");
 const DEBUG_ENDPOINT = String.UTF8.encode("x-prefix-router-endpoint");
 const DEBUG_PREFIX = String.UTF8.encode("x-prefix-router-prefix");
-const METHOD = String.UTF8.encode(":method");
-const PATH = String.UTF8.encode(":path");
-const CONTENT_LENGTH = String.UTF8.encode("content-length");
 
 const bytes = new HostBytes();
 /** "matched/total" is written here: no allocation per response. */
@@ -41,15 +38,17 @@ export class RouterStream {
   }
 
   onRequestHeaders(endOfStream: bool): FilterHeaders {
+    const h = head;
+    scanRequestHead(h);
     // A client never chooses the upstream: drop whatever it sent, in any case and count.
-    removeHeader(HeaderMap.RequestHeaders, DESTINATION);
-    removeHeader(HeaderMap.RequestHeaders, FALLBACK);
+    if (h.destination || !h.scanned) removeHeader(HeaderMap.RequestHeaders, DESTINATION);
+    if (h.fallback || !h.scanned) removeHeader(HeaderMap.RequestHeaders, FALLBACK);
     const router = this.router();
     if (router === null) return FilterHeaders.Continue;
     router.refresh();
     const root = this.root!;
-    if (!endOfStream && !root.bodyUnavailable && isInferenceRequest()) {
-      const declared = contentLength();
+    if (!endOfStream && !root.bodyUnavailable && h.post && h.inferencePath) {
+      const declared = h.contentLength;
       if (declared < 0 || declared <= <i64>router.cfg.maxBodyBytes) {
         this.buffering = true;
         this.awaitingBody = true;
@@ -153,35 +152,111 @@ export class RouterStream {
   }
 }
 
-/** POST /v1/completions or /v1/chat/completions (query string ignored). */
-function isInferenceRequest(): bool {
-  if (getHeader(HeaderMap.RequestHeaders, METHOD, bytes) != WasmResult.Ok) return false;
-  const post = bytesEqual(<isize>bytes.ptr, <isize>bytes.len, "POST");
-  bytes.free();
-  if (!post) return false;
-  if (getHeader(HeaderMap.RequestHeaders, PATH, bytes) != WasmResult.Ok) return false;
-  let n = <isize>bytes.len;
-  for (let i: isize = 0; i < n; i++) {
-    if (load<u8>(bytes.ptr + <usize>i) == 0x3f) { n = i; break; }
-  }
-  const p = <isize>bytes.ptr;
-  const yes = bytesEqual(p, n, "/v1/completions") || bytesEqual(p, n, "/v1/chat/completions");
-  bytes.free();
-  return yes;
+/** What the request headers say, from one read of the whole map. */
+@unmanaged
+class RequestHead {
+  /** The map was read and parsed; when false nothing below is known. */
+  scanned: bool = false;
+  post: bool = false;
+  /** :path is /v1/completions or /v1/chat/completions (query string ignored). */
+  inferencePath: bool = false;
+  /** The declared body length, or -1 when absent or unreadable. */
+  contentLength: i64 = -1;
+  /** The client sent x-gateway-destination-endpoint / the fallback header (any case). */
+  destination: bool = false;
+  fallback: bool = false;
 }
 
-/** The declared body length, or -1 when absent or unreadable. */
-function contentLength(): i64 {
-  if (getHeader(HeaderMap.RequestHeaders, CONTENT_LENGTH, bytes) != WasmResult.Ok) return -1;
-  let v: i64 = 0;
-  let ok = bytes.len > 0 && bytes.len <= 18;
-  for (let i: usize = 0; ok && i < bytes.len; i++) {
-    const c = <i32>load<u8>(bytes.ptr + i);
-    if (c < 0x30 || c > 0x39) ok = false;
-    else v = v * 10 + <i64>(c - 0x30);
+const head = new RequestHead();
+
+/**
+ * Reads the request header map once (proxy_get_header_map_pairs) instead of
+ * a call per header: method, path, length, and whether the headers only this
+ * filter may set are there, so the common request needs no remove calls.
+ * Every size in the serialized map is checked against its length.
+ */
+function scanRequestHead(h: RequestHead): void {
+  h.scanned = false;
+  h.post = false;
+  h.inferencePath = false;
+  h.contentLength = -1;
+  h.destination = false;
+  h.fallback = false;
+  if (getHeaderPairs(HeaderMap.RequestHeaders, bytes) != WasmResult.Ok) {
+    bytes.free();
+    return;
   }
+  const base = bytes.ptr;
+  const end = <u64>base + <u64>bytes.len;
+  if (bytes.len == 0) {
+    h.scanned = true; // no headers at all
+    return;
+  }
+  if (bytes.len < 4) {
+    bytes.free();
+    return;
+  }
+  const n = <u64>load<u32>(base);
+  let data = <u64>base + 4 + n * 8;
+  if (data > end) {
+    bytes.free();
+    return;
+  }
+  let seenMethod = false, seenPath = false, seenLength = false;
+  for (let i: u64 = 0; i < n; i++) {
+    const kl = <u64>load<u32>(<usize>(<u64>base + 4 + i * 8));
+    const vl = <u64>load<u32>(<usize>(<u64>base + 8 + i * 8));
+    if (data + kl + vl + 2 > end) {
+      bytes.free();
+      return;
+    }
+    const k = <isize>data;
+    const v = <isize>(data + kl + 1);
+    data += kl + vl + 2;
+    if (!seenMethod && bytesEqual(k, <isize>kl, ":method")) {
+      seenMethod = true;
+      h.post = bytesEqual(v, <isize>vl, "POST");
+    } else if (!seenPath && bytesEqual(k, <isize>kl, ":path")) {
+      seenPath = true;
+      h.inferencePath = isInferencePath(v, <isize>vl);
+    } else if (!seenLength && equalsIgnoreCase(k, <isize>kl, "content-length")) {
+      seenLength = true;
+      h.contentLength = parseLength(v, <isize>vl);
+    } else if (equalsIgnoreCase(k, <isize>kl, "x-gateway-destination-endpoint")) h.destination = true;
+    else if (equalsIgnoreCase(k, <isize>kl, "x-prefix-router-fallback-endpoint")) h.fallback = true;
+  }
+  h.scanned = true;
   bytes.free();
-  return ok ? v : -1;
+}
+
+function isInferencePath(p: isize, len: isize): bool {
+  let n = len;
+  for (let i: isize = 0; i < len; i++) {
+    if (load<u8>(p + i) == 0x3f) { n = i; break; }
+  }
+  return bytesEqual(p, n, "/v1/completions") || bytesEqual(p, n, "/v1/chat/completions");
+}
+
+function parseLength(p: isize, len: isize): i64 {
+  if (len <= 0 || len > 18) return -1;
+  let v: i64 = 0;
+  for (let i: isize = 0; i < len; i++) {
+    const c = <i32>load<u8>(p + i);
+    if (c < 0x30 || c > 0x39) return -1;
+    v = v * 10 + <i64>(c - 0x30);
+  }
+  return v;
+}
+
+/** ASCII case-insensitive comparison with a lower-case ASCII `s`. */
+function equalsIgnoreCase(p: isize, len: isize, s: string): bool {
+  if (len != <isize>s.length) return false;
+  for (let i: isize = 0; i < len; i++) {
+    let c = <u32>load<u8>(p + i);
+    if (c >= 0x41 && c <= 0x5a) c += 0x20;
+    if (c != <u32>s.charCodeAt(<i32>i)) return false;
+  }
+  return true;
 }
 
 /** Writes "a/b" (both >= 0) at RATIO; returns its length. */
