@@ -1,4 +1,4 @@
-// npm run bench:filter [-- --json] [--quick] [--case 8192x16 ...] [--wasm path] [--requests n] [--warmup n] [--breakdown]
+// npm run bench:filter [-- --json] [--quick] [--case 8192x16 ...] [--wasm path] [--requests n] [--warmup n] [--breakdown] [--host-calls]
 // Times the filter's own work per request inside our proxy-wasm host (V8, as
 // Envoy's default engine): every hook of a request, summed, from the host's
 // clock around each call into the module. Prompts of 1 KB to 400 KB against
@@ -6,7 +6,8 @@
 import { readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ProxyWasmHost } from '../host/index.js';
+import binaryen from 'binaryen';
+import { ProxyWasmHost, SharedDataStore } from '../host/index.js';
 import { StateServer } from './stateServer.js';
 import type { ReplicaState } from '../control-plane/stateWire.js';
 
@@ -18,6 +19,7 @@ const USAGE = `usage: node --import tsx bench/filter.ts [options]
   --warmup <n>        exactly n untimed requests per case before timing (default: until V8 has tiered the module up, see WARMUP_*)
   --quick             fewer requests and a shorter warm-up (a smoke run, numbers less steady)
   --breakdown         also time the host functions the module calls (hostP50Us, hostSharePct); adds two clock reads per host call
+  --host-calls        instead: the host's own cost per host call (a WAT module calling one host function in a loop), ns/call
   --help`;
 
 const DEFAULT_WASM = fileURLToPath(new URL('../plugin/prefix-router.wasm', import.meta.url));
@@ -50,6 +52,7 @@ interface Options {
   json: boolean;
   quick: boolean;
   breakdown: boolean;
+  hostCalls: boolean;
   wasm: string;
   cases: Array<{ promptBytes: number; replicas: number }>;
   requests: number | null;
@@ -76,6 +79,7 @@ function parseOptions(argv: string[]): Options {
         json: { type: 'boolean', default: false },
         quick: { type: 'boolean', default: false },
         breakdown: { type: 'boolean', default: false },
+        'host-calls': { type: 'boolean', default: false },
         wasm: { type: 'string' },
         case: { type: 'string', multiple: true },
         requests: { type: 'string' },
@@ -101,13 +105,17 @@ function parseOptions(argv: string[]): Options {
   }
   if (cases.length === 0) for (const promptBytes of PROMPT_BYTES) for (const replicas of REPLICA_COUNTS) cases.push({ promptBytes, replicas });
   const wasm = v.wasm ?? DEFAULT_WASM;
-  try {
-    if (!statSync(wasm).isFile()) fail(`--wasm ${wasm} is not a file`);
-  } catch {
-    fail(`--wasm ${wasm}: no such file`);
+  if (!v['host-calls']) {
+    let isFile = false;
+    try {
+      isFile = statSync(wasm).isFile();
+    } catch {
+      fail(`--wasm ${wasm}: no such file`);
+    }
+    if (!isFile) fail(`--wasm ${wasm} is not a file`);
   }
   return {
-    json: v.json!, quick: v.quick!, breakdown: v.breakdown!, wasm, cases,
+    json: v.json!, quick: v.quick!, breakdown: v.breakdown!, hostCalls: v['host-calls']!, wasm, cases,
     requests: positiveInt('--requests', v.requests, 1), warmup: positiveInt('--warmup', v.warmup, 0),
   };
 }
@@ -247,7 +255,104 @@ async function runCase(opts: Options, wasm: Uint8Array, promptBytes: number, rep
   }
 }
 
+/** Calls per timed hook in --host-calls: enough that the two clock reads around the hook vanish. */
+const HOST_CALL_LOOP = 2000;
+const HOST_CALL_HOOKS = 400;
+const HOST_CALL_ROUNDS = 6;
+
+/**
+ * --host-calls: what one host call costs the host (the JS side and the wasm/JS transitions), apart
+ * from any filter. A WAT module's on_request_headers calls one host function HOST_CALL_LOOP times;
+ * the mode is the number of request headers. Per call: median hook time / loop count, minus the
+ * empty loop, best of HOST_CALL_ROUNDS (the machine is shared).
+ */
+async function hostCalls(): Promise<Record<string, number>> {
+  const calls: Array<[string, string]> = [
+    ['loop only', ''],
+    ['get_header_map_value', '(drop (call $ghv (i32.const 0) (i32.const 64) (i32.const 7) (i32.const 0) (i32.const 4)))'],
+    ['replace_header_map_value', '(drop (call $rhv (i32.const 0) (i32.const 16) (i32.const 30) (i32.const 80) (i32.const 13)))'],
+    ['get_shared_data (100 B)', '(drop (call $gsd (i32.const 112) (i32.const 22) (i32.const 0) (i32.const 4) (i32.const 8)))'],
+    ['set_shared_data (100 B)', '(drop (call $ssd (i32.const 112) (i32.const 22) (i32.const 160) (i32.const 100) (i32.const 0)))'],
+    ['get_current_time_nanoseconds', '(drop (call $now (i32.const 0)))'],
+    ['proxy_log below the level', '(drop (call $log (i32.const 0) (i32.const 160) (i32.const 50)))'],
+    ['get_buffer_bytes (8 KB body)', '(drop (call $gbb (i32.const 0) (i32.const 0) (i32.const 8192) (i32.const 0) (i32.const 4)))'],
+  ];
+  const BODY_CALL = calls.length - 1;
+  const FIRST_MODE = 4; // the stream below always has at least 4 request headers
+  const wat = `(module
+    (import "env" "proxy_get_header_map_value" (func $ghv (param i32 i32 i32 i32 i32) (result i32)))
+    (import "env" "proxy_replace_header_map_value" (func $rhv (param i32 i32 i32 i32 i32) (result i32)))
+    (import "env" "proxy_get_shared_data" (func $gsd (param i32 i32 i32 i32 i32) (result i32)))
+    (import "env" "proxy_set_shared_data" (func $ssd (param i32 i32 i32 i32 i32) (result i32)))
+    (import "env" "proxy_get_current_time_nanoseconds" (func $now (param i32) (result i32)))
+    (import "env" "proxy_get_buffer_bytes" (func $gbb (param i32 i32 i32 i32 i32) (result i32)))
+    (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+    (memory (export "memory") 4)
+    (global $bump (mut i32) (i32.const 8192))
+    (data (i32.const 16) "x-gateway-destination-endpoint") (data (i32.const 64) ":method") (data (i32.const 80) "10.0.0.1:8000")
+    (data (i32.const 112) "prefix_router.inflight") (data (i32.const 160) "${'0123456789'.repeat(10)}")
+    (func (export "malloc") (param $n i32) (result i32) (local $p i32)
+      (if (i32.gt_u (i32.add (global.get $bump) (local.get $n)) (i32.const 200000)) (then (global.set $bump (i32.const 8192))))
+      (local.set $p (global.get $bump)) (global.set $bump (i32.add (global.get $bump) (local.get $n))) (local.get $p))
+    (global $mode (mut i32) (i32.const 0))
+    (func (export "proxy_abi_version_0_2_0"))
+    (func (export "proxy_on_context_create") (param i32 i32))
+    (func $loop (local $i i32)
+      (loop $l
+        ${calls.map(([, call], i) => (call ? `(if (i32.eq (global.get $mode) (i32.const ${FIRST_MODE + i})) (then ${call}))` : '')).join('\n        ')}
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br_if $l (i32.lt_u (local.get $i) (i32.const ${HOST_CALL_LOOP})))))
+    ;; the mode is the number of request headers; the body mode loops in on_request_body (StopIteration until then)
+    (func (export "proxy_on_request_headers") (param $id i32) (param $n i32) (param $eos i32) (result i32)
+      (global.set $mode (local.get $n))
+      (if (i32.eq (local.get $n) (i32.const ${FIRST_MODE + BODY_CALL})) (then (return (i32.const 1))))
+      (call $loop)
+      (i32.const 0))
+    (func (export "proxy_on_request_body") (param $id i32) (param $size i32) (param $eos i32) (result i32)
+      (call $loop)
+      (i32.const 0)))`;
+  const m = binaryen.parseText(wat);
+  let bytes: Uint8Array;
+  try {
+    if (!m.validate()) throw new Error('--host-calls: the WAT module does not validate');
+    bytes = m.emitBinary();
+  } finally {
+    m.dispose();
+  }
+  const host = await ProxyWasmHost.create({ wasm: bytes, workers: 1, logLevel: 'warn', sharedData: new SharedDataStore() });
+  try {
+    const body = new Uint8Array(8192);
+    const best = new Array<number>(calls.length).fill(Infinity);
+    for (let round = 0; round < HOST_CALL_ROUNDS; round++) {
+      calls.forEach((_, c) => {
+        const headers: Array<[string, string]> = [[':method', 'POST'], [':path', '/'], [':authority', 'gw'], ['content-length', '8192']];
+        while (headers.length < FIRST_MODE + c) headers.push(['x-pad', String(headers.length)]);
+        const ts: number[] = [];
+        for (let r = 0; r < HOST_CALL_HOOKS; r++) {
+          const s = host.newStream({ worker: 0 });
+          s.requestHeaders(headers, c !== BODY_CALL);
+          if (c === BODY_CALL) s.requestBody(body, true);
+          ts.push(s.wasmNumberNs);
+          s.complete();
+        }
+        best[c] = Math.min(best[c], median(ts) / HOST_CALL_LOOP);
+      });
+    }
+    const out: Record<string, number> = {};
+    calls.forEach(([name], c) => (out[name] = round2(c === 0 ? best[0] : best[c] - best[0])));
+    return out;
+  } finally {
+    await host.close();
+  }
+}
+
 const opts = parseOptions(process.argv.slice(2));
+if (opts.hostCalls) {
+  const r = await hostCalls();
+  if (opts.json) console.log(JSON.stringify({ hostCallNs: r }));
+  else for (const [name, ns] of Object.entries(r)) console.log(`${name.padEnd(30)} ${ns.toFixed(0).padStart(6)} ns/call`);
+  process.exit(0);
+}
 const wasm = readFileSync(opts.wasm);
 const cases: CaseResult[] = [];
 for (const { promptBytes, replicas } of opts.cases) {
