@@ -119,7 +119,7 @@ export function createGatewayHandler(opts: GatewayOptions): { handle: http.Reque
       stream.complete();
       opts.onAccessLog?.({
         method: req.method ?? '', path: req.url ?? '', status: res.statusCode, endpoint, details,
-        durationMs: Number(process.hrtime.bigint() - started) / 1e6, wasmUs: Number(stream.wasmNs) / 1e3,
+        durationMs: Number(process.hrtime.bigint() - started) / 1e6, wasmUs: stream.wasmNumberNs / 1e3,
         worker: stream.worker, bytesReceived, bytesSent,
       });
     };
