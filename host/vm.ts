@@ -5,7 +5,7 @@
 import { randomFillSync } from 'node:crypto';
 import {
   BUFFER_TYPE_MAX, CALLOUT_INCREMENT, HeaderPairs, LOG_LEVEL_MAX, MAP_TYPE_MAX, METRIC_ID_INCREMENT, METRIC_TYPE_MASK,
-  MapType, BufferType, MetricType, STREAM_TYPE_MAX, WASI_RANDOM_GET_MAX_BYTES, WasmResult, parsePairs, serializePairs,
+  MapType, BufferType, MetricType, STREAM_TYPE_MAX, WASI_RANDOM_GET_MAX_BYTES, WasmResult, parsePairs,
 } from './abi.js';
 import type { Clock } from './clock.js';
 import type { SharedDataStore } from './sharedData.js';
@@ -529,6 +529,47 @@ export class WasmVm {
     return true;
   }
 
+  /**
+   * copyOut of a header map in the proxy-wasm pairs format (what serializePairs
+   * builds), written straight into the module's allocation: latin1 bytes, as
+   * copyOutLatin1, with no Buffer per key and value.
+   */
+  copyOutPairs(pairs: HeaderPairs, ptrPtr: number, sizePtr: number): boolean {
+    const n = pairs.length;
+    let size = 4 + 8 * n;
+    for (let i = 0; i < n; i++) size += pairs[i][0].length + pairs[i][1].length + 2;
+    const p = this.alloc(size);
+    if (p === 0) return false;
+    const m = this.mem(); // the allocation may have grown memory
+    const dv = this.dv;
+    dv.setUint32(p, n, true);
+    let o = p + 4 + 8 * n;
+    for (let i = 0; i < n; i++) {
+      const k = pairs[i][0];
+      const v = pairs[i][1];
+      dv.setUint32(p + 4 + 8 * i, k.length, true);
+      dv.setUint32(p + 8 + 8 * i, v.length, true);
+      o = this.putLatin1(m, k, o);
+      m[o++] = 0;
+      o = this.putLatin1(m, v, o);
+      m[o++] = 0;
+    }
+    if (!this.writeU32(ptrPtr, p)) return false;
+    if (!this.writeU32(sizePtr, size)) return false;
+    return true;
+  }
+
+  /** Writes a string's latin1 bytes at `at` (in bounds: the caller allocated them); returns the position after. */
+  private putLatin1(m: Uint8Array, s: string, at: number): number {
+    const n = s.length;
+    if (n <= SHORT_WRITE_MAX_CHARS) {
+      for (let i = 0; i < n; i++) m[at + i] = s.charCodeAt(i); // a Uint8Array store keeps the low 8 bits, as latin1 does
+    } else {
+      this.nodeBuf.latin1Write(s, at, n);
+    }
+    return at + n;
+  }
+
   /** Writes a u64 time in ns; from the clock's double when it has one (no BigInt per call). */
   private writeNowNs(ptr: number): boolean {
     const c = this.clock;
@@ -666,7 +707,7 @@ export class WasmVm {
       if (type >>> 0 > MAP_TYPE_MAX) return R.BadArgument;
       const map = mapOf(type, false); // Envoy: an absent map reads as no pairs
       if (!map || map.length === 0) return this.copyOut(EMPTY, ptrPtr, sizePtr) ? R.Ok : R.InvalidMemoryAccess;
-      return this.copyOut(serializePairs(map), ptrPtr, sizePtr) ? R.Ok : R.InvalidMemoryAccess;
+      return this.copyOutPairs(map, ptrPtr, sizePtr) ? R.Ok : R.InvalidMemoryAccess;
     };
     env.proxy_get_header_map_size = (type: number, resultPtr: number) => {
       if (type >>> 0 > MAP_TYPE_MAX) return R.BadArgument;

@@ -2,7 +2,7 @@
 // decoding, memory views across growth, pooled copies, number timing, clock writes without BigInt.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ManualClock, ProxyWasmHost, RealClock, SharedDataStore, WasmResult } from '../../host/index.js';
+import { ManualClock, ProxyWasmHost, RealClock, SharedDataStore, WasmResult, serializePairs } from '../../host/index.js';
 import { minimalModule } from './fixtures/build.js';
 import { REQ } from './support.js';
 
@@ -213,4 +213,25 @@ test('a body buffered from many chunks reaches the filter and the upstream whole
   } finally {
     await host.close();
   }
+});
+
+test('proxy_get_header_map_pairs writes the serialized map byte for byte as serializePairs builds it (short, long and latin1 values)', async () => {
+  const imports = `(import "env" "proxy_get_header_map_pairs" (func $pairs (param i32 i32 i32) (result i32)))
+    (import "env" "proxy_set_shared_data" (func $set (param i32 i32 i32 i32 i32) (result i32)))`;
+  const wasm = onHeaders(
+    `(local.set $r (call $pairs (i32.const 0) (i32.const 8) (i32.const 12)))
+     (drop (call $set (i32.const 16) (i32.const 5) (i32.load (i32.const 8)) (i32.load (i32.const 12)) (i32.const 0)))`,
+    '(data (i32.const 16) "pairs")',
+    imports,
+  );
+  const store = new SharedDataStore();
+  const extra: Array<[string, string]> = [['x-long', 'v'.repeat(300)], ['x-latin1', 'caf\u00e9'], ['x-empty', '']];
+  await withHost(wasm, (host) => {
+    const s = host.newStream({ worker: 0 });
+    s.requestHeaders([...REQ, ...extra], true);
+    const sent = s.requestHeaderList();
+    s.complete();
+    assert.equal(host.traps, 0);
+    assert.deepEqual(Buffer.from(store.get('prefix_router', 'pairs')!.value), Buffer.from(serializePairs(sent)));
+  }, { sharedData: store });
 });
