@@ -18,7 +18,7 @@ const USAGE = `usage: node --import tsx bench/filter.ts [options]
   --requests <n>      timed requests per case (default ${'3000, 600 from 64 KB prompts; 200 with --quick'})
   --warmup <n>        exactly n untimed requests per case before timing (default: until V8 has tiered the module up, see WARMUP_*)
   --quick             fewer requests and a shorter warm-up (a smoke run, numbers less steady)
-  --breakdown         also time the host functions the module calls (hostP50Us, hostSharePct); adds two clock reads per host call
+  --breakdown         also time the host functions the module calls (hostP50Us, hostSharePct, and the module alone: moduleP50Us, moduleP99Us); adds two clock reads per host call
   --host-calls        instead: the host's own cost per host call (a WAT module calling one host function in a loop), ns/call
   --help`;
 
@@ -186,6 +186,9 @@ interface CaseResult {
   warmupRequests: number;
   hostP50Us?: number;
   hostSharePct?: number;
+  /** With --breakdown: time inside the module alone (host functions left out). */
+  moduleP50Us?: number;
+  moduleP99Us?: number;
 }
 
 async function runCase(opts: Options, wasm: Uint8Array, promptBytes: number, replicas: number): Promise<CaseResult> {
@@ -247,6 +250,10 @@ async function runCase(opts: Options, wasm: Uint8Array, promptBytes: number, rep
       const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
       r.hostP50Us = round2(median(hostTimes));
       r.hostSharePct = round2((100 * sum(hostTimes)) / sum(times));
+      // The module's own time: each request's total less its host-function time.
+      const own = times.map((t, i) => t - hostTimes[i]).sort((a, b) => a - b);
+      r.moduleP50Us = round2(percentile(own, 0.5));
+      r.moduleP99Us = round2(percentile(own, 0.99));
     }
     return r;
   } finally {
@@ -359,7 +366,7 @@ for (const { promptBytes, replicas } of opts.cases) {
   const r = await runCase(opts, wasm, promptBytes, replicas);
   cases.push(r);
   if (!opts.json) {
-    const host = r.hostP50Us === undefined ? '' : `   host p50 ${r.hostP50Us.toFixed(1).padStart(7)} us (${r.hostSharePct!.toFixed(0)}% of all)`;
+    const host = r.hostP50Us === undefined ? '' : `   host p50 ${r.hostP50Us.toFixed(1).padStart(7)} us (${r.hostSharePct!.toFixed(0)}% of all); module alone p50 ${r.moduleP50Us!.toFixed(1)} us p99 ${r.moduleP99Us!.toFixed(1)} us`;
     console.log(
       `${String(promptBytes).padStart(7)} B prompt, ${String(replicas).padStart(3)} replicas: p50 ${r.p50Us.toFixed(1).padStart(8)} us   p99 ${r.p99Us.toFixed(1).padStart(8)} us` +
         `   (p50 1st/2nd half ${r.p50FirstHalfUs.toFixed(1)}/${r.p50SecondHalfUs.toFixed(1)}, warm-up ${r.warmupRequests})${host}`,
