@@ -1,7 +1,7 @@
 // npm run bench:routing [-- options]: how much prefix-router's routing gains over
 // the routers users would pick instead, in one deterministic simulated run.
 // See bench/routing/README.md.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { html, table, toJson } from './routing/report.js';
 import { runScenario, type WorkloadResult } from './routing/runner.js';
@@ -25,7 +25,8 @@ const USAGE = `usage: npm run bench:routing -- [options]
   --only a,b            run only scenarios whose name contains one of these
   --policies a,b        run only policies whose name contains one of these
   --no-scale            skip the 8- and 16-replica scenarios
-  --requests-scale F    multiply every request count by F`;
+  --requests-scale F    multiply every request count by F
+  --wasm FILE           route with this build of the filter (default plugin/prefix-router.wasm)`;
 
 function fail(msg: string): never {
   process.stderr.write(`${msg}\n${USAGE}\n`);
@@ -46,7 +47,7 @@ async function main(): Promise<void> {
       options: {
         quick: { type: 'boolean' }, seed: { type: 'string' }, json: { type: 'boolean' }, out: { type: 'string' }, html: { type: 'string' },
         trace: { type: 'string' }, 'trace-limit': { type: 'string' }, 'trace-replicas': { type: 'string' }, workloads: { type: 'string' },
-        only: { type: 'string' }, policies: { type: 'string' }, 'no-scale': { type: 'boolean' }, 'requests-scale': { type: 'string' }, help: { type: 'boolean' },
+        only: { type: 'string' }, policies: { type: 'string' }, 'no-scale': { type: 'boolean' }, 'requests-scale': { type: 'string' }, wasm: { type: 'string' }, help: { type: 'boolean' },
       },
       strict: true,
     }).values;
@@ -69,6 +70,14 @@ async function main(): Promise<void> {
   }).filter((s) => !args.only || args.only.split(',').some((f) => s.name.includes(f)));
   if (scenarios.length === 0) fail(`no scenario matches --only ${args.only}`);
   const policyFilter = args.policies ? args.policies.split(',') : undefined;
+  let wasm: Uint8Array | undefined;
+  if (args.wasm !== undefined) {
+    try {
+      wasm = readFileSync(args.wasm);
+    } catch (e) {
+      fail(`--wasm: cannot read '${args.wasm}': ${(e as Error).message}`);
+    }
+  }
 
   const started = performance.now();
   const results: WorkloadResult[] = [];
@@ -76,7 +85,7 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     let r: WorkloadResult;
     try {
-      r = await runScenario(sc, { seed, policyFilter });
+      r = await runScenario(sc, { seed, policyFilter, wasm });
     } catch (e) {
       process.stderr.write(`scenario ${sc.name} failed: ${(e as Error).message}\n`);
       process.exitCode = 1;
