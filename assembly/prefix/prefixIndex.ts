@@ -165,15 +165,58 @@ export class PrefixIndex {
     unchecked(this.hintHeld[h] = <u16>(held < 0 ? 0 : held > 0xffff ? 0xffff : held));
     unchecked(this.hintRecorded[h] = <u16>(n > 0xffff ? 0xffff : n));
     if (held > 0 && held <= n) {
-      const last = this.find(unchecked(hashes[held - 1]), slot);
-      if (last != 0 && this.age(last, slot) < (unchecked(this.slotCap[slot]) >> REFRESH_SHIFT)) {
+      const window = unchecked(this.slotCap[slot]) >> REFRESH_SHIFT;
+      let at = this.find(unchecked(hashes[held - 1]), slot);
+      if (at != 0 && this.age(at, slot) >= window) {
+        // Ages never decrease along a chain: find the first held block past the
+        // window. If the chain's start is past it too, move the whole chain to
+        // the front below; else only blocks from there on are moved, right
+        // behind the last recent one (a prompt's start stays recent while its
+        // many different continuations age).
+        const first = this.find(unchecked(hashes[0]), slot);
+        if (first == 0 || this.age(first, slot) >= window) at = 0;
+        else {
+          let lo = 1; // blocks [0, lo) are recent
+          let hi = held - 1; // blocks [hi, held) are old
+          while (lo < hi) {
+            const mid = (lo + hi) >> 1;
+            const e = this.find(unchecked(hashes[mid]), slot);
+            if (e != 0 && this.age(e, slot) < window) lo = mid + 1;
+            else hi = mid;
+          }
+          at = this.find(unchecked(hashes[lo - 1]), slot);
+          for (let i = lo; i < held && at != 0; i++) {
+            const e = this.find(unchecked(hashes[i]), slot);
+            if (e == 0) { at = 0; break; }
+            this.moveBehind(e, slot, at);
+            at = e;
+          }
+        }
+      }
+      if (at != 0) {
         // Recent enough: leave the held blocks where they are, new ones go right behind them.
-        let at = last;
         for (let i = held; i < n && at != 0; i++) at = this.insertBehind(unchecked(hashes[i]), slot, at);
         return;
       }
     }
     for (let i = n - 1; i >= 0; i--) this.insert(unchecked(hashes[i]), slot);
+  }
+
+  /** Moves entry `e` of `slot` to right behind entry `at`, as recent as it. */
+  private moveBehind(e: u32, slot: u32, at: u32): void {
+    if (e == at || unchecked(this.next[at]) == e) {
+      unchecked(this.stamps[e] = unchecked(this.stamps[at]));
+      return;
+    }
+    this.unlink(e, slot);
+    const n = unchecked(this.next[at]);
+    unchecked(this.prev[e] = at);
+    unchecked(this.next[e] = n);
+    unchecked(this.next[at] = e);
+    if (n != 0) unchecked(this.prev[n] = e);
+    else unchecked(this.slotTail[slot] = e);
+    unchecked(this.stamps[e] = unchecked(this.stamps[at]));
+    unchecked(this.slotClock[slot] += 1);
   }
 
   /**
