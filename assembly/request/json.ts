@@ -27,7 +27,7 @@ export let stringEscaped: bool = false;
 
 /** SWAR test for a quote or a backslash among eight bytes. */
 // @ts-ignore: decorator
-@inline function hasQuoteOrBackslash(w: u64): bool {
+@inline export function hasQuoteOrBackslash(w: u64): bool {
   const q = w ^ (ONES * QUOTE);
   const b = w ^ (ONES * BACKSLASH);
   return (((q - ONES) & ~q) | ((b - ONES) & ~b)) & HIGHS ? true : false;
@@ -142,6 +142,15 @@ export class MemberCursor extends ValueCursor {
   }
 
   next(): bool {
+    return this.nextKey() && this.take(this.valueStart);
+  }
+
+  /**
+   * Reads the next member's key and colon and stops at its value
+   * (`valueStart`), which the caller then consumes with `takeValue()` or,
+   * having scanned it itself, `consumedTo()`.
+   */
+  nextKey(): bool {
     const end = this.end;
     let p = skipWs(this.pos, end);
     if (p >= end) return this.fail();
@@ -161,7 +170,21 @@ export class MemberCursor extends ValueCursor {
     this.keyEnd = keyAfter - 1;
     p = skipWs(keyAfter, end);
     if (p >= end || load<u8>(p) != 0x3a) return this.fail();
-    return this.take(skipWs(p + 1, end));
+    this.valueStart = skipWs(p + 1, end);
+    return true;
+  }
+
+  @inline takeValue(): bool {
+    return this.take(this.valueStart);
+  }
+
+  /** The caller scanned the current value itself: it ends at `after` (-1: it was malformed). */
+  consumedTo(after: isize, plain: bool): bool {
+    if (after < 0) return this.fail();
+    this.valueEnd = after;
+    this.valuePlain = plain;
+    this.pos = after;
+    return true;
   }
 
   @inline keyIs(s: string): bool {
@@ -183,6 +206,15 @@ export class ElementCursor extends ValueCursor {
   }
 
   next(): bool {
+    return this.nextKey() && this.take(this.valueStart);
+  }
+
+  /**
+   * Reads the next member's key and colon and stops at its value
+   * (`valueStart`), which the caller then consumes with `takeValue()` or,
+   * having scanned it itself, `consumedTo()`.
+   */
+  nextKey(): bool {
     const end = this.end;
     let p = skipWs(this.pos, end);
     if (p >= end) return this.fail();

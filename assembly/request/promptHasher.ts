@@ -5,7 +5,7 @@
 // in order, whatever the key order inside the message. Nothing allocates.
 import { BlockHasher } from "../prefix/blockHasher";
 import { xxh64 } from "../prefix/hash";
-import { BACKSLASH, ElementCursor, MemberCursor, QUOTE, skipString, skipWs } from "./json";
+import { BACKSLASH, ElementCursor, MemberCursor, QUOTE, hasQuoteOrBackslash, skipString, skipWs } from "./json";
 
 export const enum ScanStatus {
   /** The prompt was hashed (it may still be empty). */
@@ -43,31 +43,51 @@ export function hashPrompt(ptr: usize, len: usize, hasher: BlockHasher): ScanSta
   let promptStart: isize = -1, promptEnd: isize = -1;
   let promptPlain = false;
   let messagesStart: isize = -1, messagesEnd: isize = -1;
+  // A string prompt after the model (as clients send it) is hashed in the
+  // same pass that finds its end; `streamedSeed` is the seed it was hashed with.
+  let seed = NO_MODEL_SEED;
+  let streamed = false;
+  let streamedSeed: u64 = 0;
   top.begin(p, end);
-  while (top.next()) {
-    if (top.keyIs("model")) { modelStart = top.valueStart; modelEnd = top.valueEnd; }
-    else if (top.keyIs("prompt")) { promptStart = top.valueStart; promptEnd = top.valueEnd; promptPlain = top.valuePlain; }
+  while (top.nextKey()) {
+    if (modelStart >= 0 && top.keyIs("prompt") && load<u8>(top.valueStart) == QUOTE) {
+      hasher.reset(seed);
+      promptStart = top.valueStart;
+      if (!top.consumedTo(hashStringToEnd(promptStart, end, hasher), false)) break;
+      promptEnd = top.valueEnd;
+      streamed = true;
+      streamedSeed = seed;
+      continue;
+    }
+    if (!top.takeValue()) break;
+    if (top.keyIs("model")) {
+      modelStart = top.valueStart;
+      modelEnd = top.valueEnd;
+      seed = modelSeed(modelStart, modelEnd);
+    } else if (top.keyIs("prompt")) { promptStart = top.valueStart; promptEnd = top.valueEnd; promptPlain = top.valuePlain; streamed = false; }
     else if (top.keyIs("messages")) { messagesStart = top.valueStart; messagesEnd = top.valueEnd; }
   }
   if (top.malformed) return ScanStatus.NotJson;
-  let seed = NO_MODEL_SEED;
-  if (modelStart >= 0) {
-    // The model's bytes as written (quotes excluded for strings).
-    const quoted = load<u8>(modelStart) == QUOTE;
-    const s = quoted ? modelStart + 1 : modelStart;
-    const e = quoted ? modelEnd - 1 : modelEnd;
-    seed = xxh64(<usize>s, <usize>(e - s), NO_MODEL_SEED);
-  }
-  hasher.reset(seed);
   if (messagesStart >= 0) {
+    hasher.reset(seed);
     feedMessages(messagesStart, messagesEnd, hasher);
     return ScanStatus.Ok;
   }
   if (promptStart >= 0) {
+    if (streamed && streamedSeed == seed) return ScanStatus.Ok;
+    hasher.reset(seed);
     feedPrompt(promptStart, promptEnd, promptPlain, hasher);
     return ScanStatus.Ok;
   }
   return ScanStatus.NoPrompt;
+}
+
+/** The chain's seed: the model's bytes as written (quotes excluded for strings). */
+function modelSeed(modelStart: isize, modelEnd: isize): u64 {
+  const quoted = load<u8>(modelStart) == QUOTE;
+  const s = quoted ? modelStart + 1 : modelStart;
+  const e = quoted ? modelEnd - 1 : modelEnd;
+  return xxh64(<usize>s, <usize>(e - s), NO_MODEL_SEED);
 }
 
 function feedPrompt(s: isize, e: isize, plain: bool, hasher: BlockHasher): void {
@@ -172,31 +192,67 @@ export function feedString(s: isize, e: isize, plain: bool, hasher: BlockHasher)
     if (q > p) hasher.feed(<usize>p, <i32>(q - p));
     if (q >= end || hasher.full) return;
     if (load<u8>(q) != BACKSLASH) { p = q; continue; }
-    // An escape.
     if (q + 1 >= end) return;
-    const x = load<u8>(q + 1);
-    p = q + 2;
-    if (x == 0x6e) hasher.feedByte(0x0a);
-    else if (x == 0x74) hasher.feedByte(0x09);
-    else if (x == 0x72) hasher.feedByte(0x0d);
-    else if (x == 0x62) hasher.feedByte(0x08);
-    else if (x == 0x66) hasher.feedByte(0x0c);
-    else if (x == 0x75) {
-      let cp = hex4(p, end);
-      if (cp < 0) { hasher.feedByte(x); continue; }
-      p += 4;
-      if (cp >= 0xd800 && cp <= 0xdbff) {
-        // A high surrogate: pair it with the low one that should follow.
-        let lo: i32 = -1;
-        if (p + 6 <= end && load<u8>(p) == BACKSLASH && load<u8>(p + 1) == 0x75) lo = hex4(p + 2, end);
-        if (lo >= 0xdc00 && lo <= 0xdfff) {
-          cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-          p += 6;
-        } else cp = 0xfffd;
-      } else if (cp >= 0xdc00 && cp <= 0xdfff) cp = 0xfffd;
-      feedCodePoint(cp, hasher);
-    } else hasher.feedByte(x); // \" \\ \/ and unknown escapes stand for themselves
+    p = feedEscape(q, end, hasher);
   }
+}
+
+/**
+ * `s` at a string's opening quote, anywhere before `end` (the body's end):
+ * hashes its decoded text while looking for its closing quote, in one pass.
+ * Returns the position after the closing quote, or -1 when there is none.
+ * Ends the string exactly where skipString would.
+ */
+function hashStringToEnd(s: isize, end: isize, hasher: BlockHasher): isize {
+  let p = s + 1;
+  while (true) {
+    let q = p;
+    while (q + 8 <= end && !hasQuoteOrBackslash(load<u64>(q))) q += 8;
+    while (q < end) {
+      const c = load<u8>(q);
+      if (c == QUOTE || c == BACKSLASH) break;
+      q++;
+    }
+    if (q >= end) return -1;
+    if (q > p && !hasher.full) {
+      const room = <isize>hasher.room;
+      hasher.feed(<usize>p, <i32>(q - p > room ? room : q - p));
+    }
+    if (load<u8>(q) == QUOTE) return q + 1;
+    if (q + 1 >= end) return -1;
+    p = feedEscape(q, end, hasher);
+  }
+  return -1;
+}
+
+/** `q` at a backslash with at least one byte after it before `end`: feeds what the escape stands for; returns the position after it. */
+function feedEscape(q: isize, end: isize, hasher: BlockHasher): isize {
+  const x = load<u8>(q + 1);
+  let p = q + 2;
+  if (x == 0x6e) hasher.feedByte(0x0a);
+  else if (x == 0x74) hasher.feedByte(0x09);
+  else if (x == 0x72) hasher.feedByte(0x0d);
+  else if (x == 0x62) hasher.feedByte(0x08);
+  else if (x == 0x66) hasher.feedByte(0x0c);
+  else if (x == 0x75) {
+    let cp = hex4(p, end);
+    if (cp < 0) {
+      hasher.feedByte(x);
+      return p;
+    }
+    p += 4;
+    if (cp >= 0xd800 && cp <= 0xdbff) {
+      // A high surrogate: pair it with the low one that should follow.
+      let lo: i32 = -1;
+      if (p + 6 <= end && load<u8>(p) == BACKSLASH && load<u8>(p + 1) == 0x75) lo = hex4(p + 2, end);
+      if (lo >= 0xdc00 && lo <= 0xdfff) {
+        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+        p += 6;
+      } else cp = 0xfffd;
+    } else if (cp >= 0xdc00 && cp <= 0xdfff) cp = 0xfffd;
+    feedCodePoint(cp, hasher);
+  } else hasher.feedByte(x); // \" \\ \/ and unknown escapes stand for themselves
+  return p;
 }
 
 /** SWAR test for a backslash among eight bytes. */

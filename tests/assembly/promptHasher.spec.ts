@@ -48,6 +48,26 @@ describe("hashPrompt", () => {
     scan('{"messages":[{"role":"sys\\u0074em","content":"be brief \\/ be kind"},{"role":"user","content":[{"type":"text","text":"hi \\/ there"}]}]}', g);
     expect(same(h, g)).toBe(true);
   });
+  it("hashes a prompt after the model in one pass exactly as in two, whatever comes after it", () => {
+    const text = "caf\\u00e9 \\\"quoted\\\" \\ud83d\\ude00 and a tab\\t, long enough for several eight-byte blocks";
+    scan('{"prompt":"' + text + '","model":"m"}', g); // model after the prompt: the two-pass path
+    expect(scan('{"model":"m","prompt":"' + text + '"}', h)).toBe(ScanStatus.Ok);
+    expect(same(h, g)).toBe(true);
+    // A later prompt wins, as a later key does in the two-pass path.
+    scan('{"model":"m","prompt":"first prompt text here","prompt":"' + text + '"}', h);
+    expect(same(h, g)).toBe(true);
+    // A later model re-seeds: the prompt is hashed again with it.
+    scan('{"model":"x","prompt":"' + text + '","model":"m"}', h);
+    expect(same(h, g)).toBe(true);
+    // messages still win over a prompt.
+    scan('{"model":"m","messages":[{"role":"user","content":"hi there"}]}', g);
+    scan('{"model":"m","prompt":"' + text + '","messages":[{"role":"user","content":"hi there"}]}', h);
+    expect(same(h, g)).toBe(true);
+    // Malformed after the prompt, or the prompt never closed: not JSON, as before.
+    expect(scan('{"model":"m","prompt":"' + text + '", oops}', h)).toBe(ScanStatus.NotJson);
+    expect(scan('{"model":"m","prompt":"never closed', h)).toBe(ScanStatus.NotJson);
+    expect(scan('{"model":"m","prompt":"ends in a backslash\\', h)).toBe(ScanStatus.NotJson);
+  });
   it("joins surrogate pairs", () => {
     scan('{"prompt":"\\ud83d\\ude00 smile smile"}', h);
     scan('{"prompt":"😀 smile smile"}', g);
