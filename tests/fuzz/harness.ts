@@ -303,7 +303,7 @@ async function fuzzConfigs(o: FuzzOptions, report: FuzzReport, wasm: Uint8Array)
     let schemaOk = false;
     try {
       parsed = JSON.parse(text);
-      schemaOk = validate(parsed) as boolean;
+      schemaOk = (validate(parsed) as boolean) && addressesUnique(parsed);
     } catch { /* not JSON: the schema rejects it too */ }
     if (!host) {
       report.configsRejected++;
@@ -461,3 +461,21 @@ export function splitCases(total: number): FuzzCounts {
 }
 
 export type { HeaderPairs };
+
+/**
+ * The one rule of the configuration contract JSON Schema cannot state: a
+ * replica's address appears once, whether written as a string or as
+ * {"address": ...} (the schema's uniqueItems only catches identical entries).
+ */
+function addressesUnique(config: unknown): boolean {
+  const reps = (config as { replicas?: unknown })?.replicas;
+  if (!Array.isArray(reps)) return true;
+  const seen = new Set<string>();
+  for (const r of reps) {
+    const a = typeof r === 'string' ? r : (r as { address?: unknown })?.address;
+    if (typeof a !== 'string') continue;
+    if (seen.has(a)) return false;
+    seen.add(a);
+  }
+  return true;
+}
