@@ -209,6 +209,11 @@ export class PrefixIndex {
       return;
     }
     this.unlink(e, slot);
+    this.linkBehind(e, slot, at);
+  }
+
+  /** Links unlinked entry `e` in right behind `at`, as recent as it (it moved whatever was behind `at` back by one). */
+  @inline private linkBehind(e: u32, slot: u32, at: u32): void {
     const n = unchecked(this.next[at]);
     unchecked(this.prev[e] = at);
     unchecked(this.next[e] = n);
@@ -244,14 +249,7 @@ export class PrefixIndex {
     if (e != 0) return e; // already held (a hash collision, or pressure reordered it): leave it
     e = this.allocate(hash, slot, at);
     if (e == 0) return 0;
-    const n = unchecked(this.next[at]);
-    unchecked(this.prev[e] = at);
-    unchecked(this.next[e] = n);
-    unchecked(this.next[at] = e);
-    if (n != 0) unchecked(this.prev[n] = e);
-    else unchecked(this.slotTail[slot] = e);
-    unchecked(this.stamps[e] = unchecked(this.stamps[at]));
-    unchecked(this.slotClock[slot] += 1);
+    this.linkBehind(e, slot, at);
     return e;
   }
 
