@@ -142,7 +142,7 @@ export class MemberCursor extends ValueCursor {
   }
 
   next(): bool {
-    return this.nextKey() && this.take(this.valueStart);
+    return this.nextKey() && this.takeValue();
   }
 
   /**
@@ -178,11 +178,11 @@ export class MemberCursor extends ValueCursor {
     return this.take(this.valueStart);
   }
 
-  /** The caller scanned the current value itself: it ends at `after` (-1: it was malformed). */
-  consumedTo(after: isize, plain: bool): bool {
+  /** The caller scanned (and decoded) the current string value itself: it ends at `after` (-1: it was malformed). */
+  consumedTo(after: isize): bool {
     if (after < 0) return this.fail();
     this.valueEnd = after;
-    this.valuePlain = plain;
+    this.valuePlain = false;
     this.pos = after;
     return true;
   }
@@ -206,15 +206,6 @@ export class ElementCursor extends ValueCursor {
   }
 
   next(): bool {
-    return this.nextKey() && this.take(this.valueStart);
-  }
-
-  /**
-   * Reads the next member's key and colon and stops at its value
-   * (`valueStart`), which the caller then consumes with `takeValue()` or,
-   * having scanned it itself, `consumedTo()`.
-   */
-  nextKey(): bool {
     const end = this.end;
     let p = skipWs(this.pos, end);
     if (p >= end) return this.fail();
