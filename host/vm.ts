@@ -517,12 +517,7 @@ export class WasmVm {
     if (n > 0) {
       p = this.alloc(n);
       if (p === 0) return false;
-      const m = this.mem(); // the allocation may have grown memory
-      if (n <= SHORT_WRITE_MAX_CHARS) {
-        for (let i = 0; i < n; i++) m[p + i] = s.charCodeAt(i); // a Uint8Array store keeps the low 8 bits, as latin1 encoding does
-      } else {
-        this.nodeBuf.latin1Write(s, p, n);
-      }
+      this.putLatin1(this.mem(), s, p); // mem(): the allocation may have grown memory
     }
     if (!this.writeU32(ptrPtr, p)) return false;
     if (!this.writeU32(sizePtr, n)) return false;

@@ -53,7 +53,7 @@ export function hashPrompt(ptr: usize, len: usize, hasher: BlockHasher): ScanSta
     if (modelStart >= 0 && top.keyIs("prompt") && load<u8>(top.valueStart) == QUOTE) {
       hasher.reset(seed);
       promptStart = top.valueStart;
-      if (!top.consumedTo(hashStringToEnd(promptStart, end, hasher), false)) break;
+      if (!top.consumedTo(hashStringToEnd(promptStart, end, hasher))) break;
       promptEnd = top.valueEnd;
       streamed = true;
       streamedSeed = seed;
@@ -177,8 +177,7 @@ export function feedString(s: isize, e: isize, plain: bool, hasher: BlockHasher)
   let p = s + 1;
   const end = e - 1; // the closing quote
   if (plain) {
-    const room = <isize>hasher.room;
-    hasher.feed(<usize>p, <i32>(end - p > room ? room : end - p));
+    hasher.feed(<usize>p, <i32>(end - p)); // stops by itself once the hasher is full
     return;
   }
   while (p < end && !hasher.full) {
@@ -214,10 +213,7 @@ function hashStringToEnd(s: isize, end: isize, hasher: BlockHasher): isize {
       q++;
     }
     if (q >= end) return -1;
-    if (q > p && !hasher.full) {
-      const room = <isize>hasher.room;
-      hasher.feed(<usize>p, <i32>(q - p > room ? room : q - p));
-    }
+    if (q > p) hasher.feed(<usize>p, <i32>(q - p));
     if (load<u8>(q) == QUOTE) return q + 1;
     if (q + 1 >= end) return -1;
     p = feedEscape(q, end, hasher);

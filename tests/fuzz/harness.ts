@@ -303,7 +303,8 @@ async function fuzzConfigs(o: FuzzOptions, report: FuzzReport, wasm: Uint8Array)
     let schemaOk = false;
     try {
       parsed = JSON.parse(text);
-      schemaOk = (validate(parsed) as boolean) && addressesUnique(parsed);
+      const addresses = replicaAddresses(parsed);
+      schemaOk = (validate(parsed) as boolean) && new Set(addresses).size === addresses.length;
     } catch { /* not JSON: the schema rejects it too */ }
     if (!host) {
       report.configsRejected++;
@@ -323,12 +324,7 @@ async function fuzzConfigs(o: FuzzOptions, report: FuzzReport, wasm: Uint8Array)
       note(report, 'config-schema-disagreement', where, `filter accepts, schema rejects (${ajv.errorsText(validate.errors)}): ${text.slice(0, 300)}`);
     }
     try {
-      const allowed = new Set<string>();
-      const reps = (parsed as { replicas?: unknown })?.replicas;
-      if (Array.isArray(reps)) for (const r of reps) {
-        if (typeof r === 'string') allowed.add(r);
-        else if (r && typeof r === 'object' && typeof (r as { address?: unknown }).address === 'string') allowed.add((r as { address: string }).address);
-      }
+      const allowed = new Set(replicaAddresses(parsed));
       for (let w = 0; w < FUZZ_WORKERS; w++) {
         tally(report, driveRequest(host, w, generateRequest(rng, false), allowed, report, where));
       }
@@ -463,19 +459,18 @@ export function splitCases(total: number): FuzzCounts {
 export type { HeaderPairs };
 
 /**
- * The one rule of the configuration contract JSON Schema cannot state: a
- * replica's address appears once, whether written as a string or as
- * {"address": ...} (the schema's uniqueItems only catches identical entries).
+ * The replica addresses a configuration lists, in either form ("ip:port" or
+ * {"address": ...}). Also the one rule of the configuration contract JSON
+ * Schema cannot state: each appears once (uniqueItems only catches identical
+ * entries).
  */
-function addressesUnique(config: unknown): boolean {
+function replicaAddresses(config: unknown): string[] {
   const reps = (config as { replicas?: unknown })?.replicas;
-  if (!Array.isArray(reps)) return true;
-  const seen = new Set<string>();
+  if (!Array.isArray(reps)) return [];
+  const out: string[] = [];
   for (const r of reps) {
-    const a = typeof r === 'string' ? r : (r as { address?: unknown })?.address;
-    if (typeof a !== 'string') continue;
-    if (seen.has(a)) return false;
-    seen.add(a);
+    const a = typeof r === 'string' ? r : (r as { address?: unknown } | null)?.address;
+    if (typeof a === 'string') out.push(a);
   }
-  return true;
+  return out;
 }
