@@ -30,6 +30,26 @@ export class BlockHasher {
     this.chain = seed;
   }
 
+  /** The hash the next full block chains from: the last block's, or the seed. */
+  @inline get chainHash(): u64 {
+    return this.chain;
+  }
+
+  /** Bytes of the partial block waiting for more input (0 at a block boundary). */
+  @inline get pending(): i32 {
+    return this.fill;
+  }
+
+  /**
+   * Appends a block hashed by the caller (xxh64 of the block chained from
+   * chainHash), at a block boundary and while not full.
+   */
+  @inline pushBlock(h: u64): void {
+    unchecked(this.hashes[this.count] = h);
+    this.count++;
+    this.chain = h;
+  }
+
   /** True once `maxBlocks` blocks are hashed: later input changes nothing. */
   @inline get full(): bool {
     return this.count >= this.maxBlocks;

@@ -24,6 +24,43 @@
   return (acc ^ round(0, v)) * P1 + P4;
 }
 
+// xxHash64's steps, for callers that load the 32-byte stripes themselves
+// (BlockHasher checks the same words for JSON quotes while it hashes them):
+// lanes start from xxh64LaneSeed, take xxh64Round per word, and end in
+// xxh64Converge. Equals xxh64 when the length is a multiple of 32.
+
+/** Lane k's (0..3) starting value for `seed`. */
+// @ts-ignore: decorator
+@inline export function xxh64LaneSeed(seed: u64, k: i32): u64 {
+  return k == 0 ? seed + P1 + P2 : k == 1 ? seed + P2 : k == 2 ? seed : seed - P1;
+}
+
+// @ts-ignore: decorator
+@inline export function xxh64Round(acc: u64, lane: u64): u64 {
+  return round(acc, lane);
+}
+
+/** The hash of `len` bytes (a multiple of 32, at least 32) whose lanes ended at v1..v4. */
+// @ts-ignore: decorator
+@inline export function xxh64Converge(v1: u64, v2: u64, v3: u64, v4: u64, len: u64): u64 {
+  let h = rotl<u64>(v1, 1) + rotl<u64>(v2, 7) + rotl<u64>(v3, 12) + rotl<u64>(v4, 18);
+  h = mergeRound(h, v1);
+  h = mergeRound(h, v2);
+  h = mergeRound(h, v3);
+  h = mergeRound(h, v4);
+  return avalanche(h + len);
+}
+
+// @ts-ignore: decorator
+@inline function avalanche(h: u64): u64 {
+  h ^= h >> 33;
+  h *= P2;
+  h ^= h >> 29;
+  h *= P3;
+  h ^= h >> 32;
+  return h;
+}
+
 /** xxHash64 of `len` bytes at `ptr` with `seed`. */
 export function xxh64(ptr: usize, len: usize, seed: u64): u64 {
   const end = ptr + len;
@@ -66,12 +103,7 @@ export function xxh64(ptr: usize, len: usize, seed: u64): u64 {
     h = rotl<u64>(h, 11) * P1;
     p++;
   }
-  h ^= h >> 33;
-  h *= P2;
-  h ^= h >> 29;
-  h *= P3;
-  h ^= h >> 32;
-  return h;
+  return avalanche(h);
 }
 
 /** xxHash64 of a string's UTF-8 bytes (configuration-time use only: it allocates). */
@@ -83,12 +115,7 @@ export function xxh64String(s: string, seed: u64): u64 {
 /** A 64-bit finalizer (xxHash64's avalanche), for mixing two hashes into one. */
 // @ts-ignore: decorator
 @inline export function mix64(x: u64): u64 {
-  x ^= x >> 33;
-  x *= P2;
-  x ^= x >> 29;
-  x *= P3;
-  x ^= x >> 32;
-  return x;
+  return avalanche(x);
 }
 
 /** Rendezvous (highest-random-weight) weight of `replica` for `key`. */

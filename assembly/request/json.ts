@@ -11,7 +11,7 @@
 // @ts-ignore: decorator
 @inline const ONES: u64 = 0x0101010101010101;
 // @ts-ignore: decorator
-@inline const HIGHS: u64 = 0x8080808080808080;
+@inline export const HIGHS: u64 = 0x8080808080808080;
 
 export function skipWs(p: isize, end: isize): isize {
   while (p < end) {
@@ -25,12 +25,22 @@ export function skipWs(p: isize, end: isize): isize {
 /** Whether the string the last skipString() went over had an escape in it. */
 export let stringEscaped: bool = false;
 
+/**
+ * SWAR: the high bit of each byte of the result is set where `w` has a quote
+ * or a backslash (bytes above such a byte may be set too). Results of several
+ * words can be OR-ed and tested once with `& HIGHS`.
+ */
+// @ts-ignore: decorator
+@inline export function quoteOrBackslashBits(w: u64): u64 {
+  const q = w ^ (ONES * QUOTE);
+  const b = w ^ (ONES * BACKSLASH);
+  return ((q - ONES) & ~q) | ((b - ONES) & ~b);
+}
+
 /** SWAR test for a quote or a backslash among eight bytes. */
 // @ts-ignore: decorator
 @inline export function hasQuoteOrBackslash(w: u64): bool {
-  const q = w ^ (ONES * QUOTE);
-  const b = w ^ (ONES * BACKSLASH);
-  return (((q - ONES) & ~q) | ((b - ONES) & ~b)) & HIGHS ? true : false;
+  return (quoteOrBackslashBits(w) & HIGHS) != 0;
 }
 
 /** `p` at a string's opening quote; returns the position after its closing quote. */

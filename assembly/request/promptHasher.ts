@@ -4,8 +4,8 @@
 // `messages`, each one's role then content (a string, or an array of parts)
 // in order, whatever the key order inside the message. Nothing allocates.
 import { BlockHasher } from "../prefix/blockHasher";
-import { xxh64 } from "../prefix/hash";
-import { BACKSLASH, ElementCursor, MemberCursor, QUOTE, hasQuoteOrBackslash, skipString, skipWs } from "./json";
+import { xxh64, xxh64Converge, xxh64LaneSeed, xxh64Round } from "../prefix/hash";
+import { BACKSLASH, ElementCursor, HIGHS, MemberCursor, QUOTE, hasQuoteOrBackslash, quoteOrBackslashBits, skipString, skipWs } from "./json";
 
 export const enum ScanStatus {
   /** The prompt was hashed (it may still be empty). */
@@ -204,21 +204,70 @@ export function feedString(s: isize, e: isize, plain: bool, hasher: BlockHasher)
  */
 function hashStringToEnd(s: isize, end: isize, hasher: BlockHasher): isize {
   let p = s + 1;
+  const bb = <isize>hasher.blockBytes;
   while (true) {
+    if (hasher.pending == 0) p = hashPlainBlocks(p, end, hasher);
+    // To the next quote or backslash, but while hashing no further than the
+    // current block's end: the blocks after an escape go back to hashPlainBlocks.
+    const pending = <isize>hasher.pending;
+    const limit = hasher.full || end - p < bb - pending ? end : p + bb - pending;
     let q = p;
-    while (q + 8 <= end && !hasQuoteOrBackslash(load<u64>(q))) q += 8;
-    while (q < end) {
+    while (q + 8 <= limit && !hasQuoteOrBackslash(load<u64>(q))) q += 8;
+    while (q < limit) {
       const c = load<u8>(q);
       if (c == QUOTE || c == BACKSLASH) break;
       q++;
     }
-    if (q >= end) return -1;
     if (q > p) hasher.feed(<usize>p, <i32>(q - p));
+    if (q >= end) return -1;
+    if (q == limit) {
+      p = q;
+      continue;
+    }
     if (load<u8>(q) == QUOTE) return q + 1;
     if (q + 1 >= end) return -1;
     p = feedEscape(q, end, hasher);
   }
   return -1;
+}
+
+/**
+ * `p` in a string, the hasher at a block boundary: hashes whole blocks while
+ * none holds a quote or a backslash, testing and hashing each block from the
+ * same loads (one pass over the text, not a scan and then a hash). Returns
+ * where it stopped: at a block that has one, with less than a block before
+ * `end`, or with the hasher full. Block sizes that are not a multiple of 32
+ * bytes (xxHash64's stripe) are left to the general path.
+ */
+function hashPlainBlocks(p: isize, end: isize, hasher: BlockHasher): isize {
+  const bb = <isize>hasher.blockBytes;
+  if ((bb & 31) != 0) return p;
+  while (!hasher.full && end - p >= bb) {
+    const seed = hasher.chainHash;
+    let v1 = xxh64LaneSeed(seed, 0);
+    let v2 = xxh64LaneSeed(seed, 1);
+    let v3 = xxh64LaneSeed(seed, 2);
+    let v4 = xxh64LaneSeed(seed, 3);
+    let special: u64 = 0;
+    const stop = p + bb;
+    let q = p;
+    do {
+      const a = load<u64>(q);
+      const b = load<u64>(q, 8);
+      const c = load<u64>(q, 16);
+      const d = load<u64>(q, 24);
+      special |= quoteOrBackslashBits(a) | quoteOrBackslashBits(b) | quoteOrBackslashBits(c) | quoteOrBackslashBits(d);
+      v1 = xxh64Round(v1, a);
+      v2 = xxh64Round(v2, b);
+      v3 = xxh64Round(v3, c);
+      v4 = xxh64Round(v4, d);
+      q += 32;
+    } while (q < stop);
+    if ((special & HIGHS) != 0) break;
+    hasher.pushBlock(xxh64Converge(v1, v2, v3, v4, <u64>bb));
+    p = stop;
+  }
+  return p;
 }
 
 /** `q` at a backslash with at least one byte after it before `end`: feeds what the escape stands for; returns the position after it. */

@@ -1,5 +1,6 @@
 import { BlockHasher } from "../../assembly/prefix/blockHasher";
 import { ScanStatus, hashPrompt } from "../../assembly/request/promptHasher";
+import { xxh64 } from "../../assembly/prefix/hash";
 
 const h = new BlockHasher(8, 64);
 const g = new BlockHasher(8, 64);
@@ -127,5 +128,57 @@ describe("hashPrompt", () => {
   it("handles a trailing backslash and odd escapes inside strings", () => {
     expect(scan('{"prompt":"abc\\', h)).toBe(ScanStatus.NotJson);
     expect(scan('{"prompt":"a\\qb\\u12"}', h)).toBe(ScanStatus.Ok);
+  });
+});
+
+// Block sizes that are a multiple of 32 bytes take the one-pass path that tests
+// and hashes whole blocks from the same loads: every way a quote or an escape
+// can fall across its blocks must give the hashes of the decoded text fed whole.
+const PIECES_JSON: string[] = ["a", "bc", "xyz words ", "\\n", "\\\"", "\\\\", "\\u00e9", "\\ud83d\\ude00", "\\/", "0123456789abcdef0123456789abcdef", "\\t"];
+const PIECES_TEXT: string[] = ["a", "bc", "xyz words ", "\n", "\"", "\\", "é", "😀", "/", "0123456789abcdef0123456789abcdef", "\t"];
+
+let rng: u32 = 12345;
+function nextRandom(n: u32): u32 {
+  rng = rng * 1103515245 + 12345;
+  return (rng >>> 8) % n;
+}
+
+function sameAsFed(json: string, text: string, blockBytes: i32, maxBlocks: i32): bool {
+  const a = new BlockHasher(blockBytes, maxBlocks);
+  const b = new BlockHasher(blockBytes, maxBlocks);
+  const body = String.UTF8.encode('{"model":"m","prompt":"' + json + '","n":1}');
+  if (hashPrompt(changetype<usize>(body), body.byteLength, a) != ScanStatus.Ok) return false;
+  const m = String.UTF8.encode("m");
+  b.reset(xxh64(changetype<usize>(m), 1, 0x70726566697852));
+  const t = String.UTF8.encode(text);
+  b.feed(changetype<usize>(t), t.byteLength);
+  return same(a, b);
+}
+
+describe("hashPrompt, one-pass whole blocks", () => {
+  it("hashes random mixes of plain runs and escapes as the decoded text fed whole, for 32- and 64-byte blocks", () => {
+    const sizes: i32[] = [32, 64, 96, 24];
+    for (let round = 0; round < 600; round++) {
+      let json = "", text = "";
+      const pieces = nextRandom(40);
+      for (let i: u32 = 0; i < pieces; i++) {
+        // Mostly plain runs, so whole plain blocks occur between the escapes.
+        const k = nextRandom(10) < 6 ? nextRandom(3) == 0 ? 9 : 2 : nextRandom(PIECES_JSON.length);
+        json += PIECES_JSON[k];
+        text += PIECES_TEXT[k];
+      }
+      const bb = sizes[round % sizes.length];
+      expect(sameAsFed(json, text, bb, 64)).toBe(true);
+      // A full hasher stops hashing but must still find the string's end.
+      expect(sameAsFed(json, text, bb, 2)).toBe(true);
+    }
+  });
+  it("ends at the closing quote wherever it falls in a block", () => {
+    let json = "";
+    for (let n = 0; n < 200; n++) {
+      expect(sameAsFed(json, json, 32, 64)).toBe(true);
+      expect(sameAsFed(json, json, 64, 64)).toBe(true);
+      json += String.fromCharCode(0x61 + n % 26);
+    }
   });
 });
