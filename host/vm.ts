@@ -164,6 +164,36 @@ function copyBytes(m: Uint8Array, ptr: number, len: number): Uint8Array {
   return out;
 }
 
+type GuardFactory = (vm: WasmVm, fn: HostFn, full: string, now: () => number) => HostFn;
+const guardFactories = new Map<string, GuardFactory>();
+
+/**
+ * Makes the wrapper every host function sits behind: cpp-host's restricted-mode check, and with
+ * `timed` the host-call timing (outermost host call only; see WasmVm.alloc for malloc inside).
+ * Each import gets its own compiled wrapper (its name is in the source), so the call to `fn`
+ * inside has one target and V8 inlines it; wrappers shared by many imports (closures of one
+ * function) made that call megamorphic, about a tenth of the host's time per request. The
+ * source is fixed text plus an identifier made from the import's name; made once per process.
+ */
+function guardFactory(full: string, arity: number, timed: boolean): GuardFactory {
+  const key = `${full}/${arity}/${timed ? 1 : 0}`;
+  let f = guardFactories.get(key);
+  if (f === undefined) {
+    const name = `guarded_${full.replace(/[^A-Za-z0-9_]/g, '_')}`;
+    const params = Array.from({ length: arity }, (_, i) => `a${i}`).join(', ');
+    const body = timed
+      ? `if (vm.restricted !== null) vm.checkRestricted(full);
+         if (vm.hostDepth++ !== 0) { try { return fn(${params}); } finally { vm.hostDepth--; } }
+         const t0 = now();
+         try { return fn(${params}); } finally { vm.hostDepth--; vm.addHostMs(now() - t0); }`
+      : `if (vm.restricted !== null) vm.checkRestricted(full);
+         return fn(${params});`;
+    f = new Function('vm', 'fn', 'full', 'now', `'use strict'; return function ${name}(${params}) { ${body} };`) as GuardFactory;
+    guardFactories.set(key, f);
+  }
+  return f;
+}
+
 /** Calls a module export with a fixed number of arguments: no spread on the per-request path. */
 function callExport(f: HostFn, a: number[]): unknown {
   switch (a.length) {
@@ -1046,8 +1076,7 @@ export class WasmVm {
       const out: Record<string, HostFn> = {};
       for (const [name, fn] of Object.entries(table)) {
         const full = `${mod}.${name}`;
-        const guarded = this.restrictable(full, fn);
-        out[name] = this.timeHostCalls ? this.timed(guarded) : guarded;
+        out[name] = this.guarded(full, fn);
       }
       return out;
     };
@@ -1081,44 +1110,17 @@ export class WasmVm {
   }
 
   /**
-   * `fn` behind cpp-host's restricted-mode check, with the same fixed arity (from fn.length):
-   * a host call costs one null test and a direct call, no rest array or spread.
+   * `fn` behind cpp-host's restricted-mode check (and, with timeHostCalls, timed), as a
+   * wrapper of `fn`'s own arity made for this import alone (see guardFactory): a host call costs
+   * one null test and a direct call V8 can inline, with no rest array or spread.
    */
-  private restrictable(full: string, fn: HostFn): HostFn {
-    const vm = this;
-    switch (fn.length) {
-      case 0: return () => { if (vm.restricted !== null) vm.checkRestricted(full); return fn(); };
-      case 1: return (a: any) => { if (vm.restricted !== null) vm.checkRestricted(full); return fn(a); };
-      case 2: return (a: any, b: any) => { if (vm.restricted !== null) vm.checkRestricted(full); return fn(a, b); };
-      case 3: return (a: any, b: any, c: any) => { if (vm.restricted !== null) vm.checkRestricted(full); return fn(a, b, c); };
-      case 4: return (a: any, b: any, c: any, d: any) => { if (vm.restricted !== null) vm.checkRestricted(full); return fn(a, b, c, d); };
-      case 5: return (a: any, b: any, c: any, d: any, e: any) => { if (vm.restricted !== null) vm.checkRestricted(full); return fn(a, b, c, d, e); };
-      case 6: return (a: any, b: any, c: any, d: any, e: any, f: any) => { if (vm.restricted !== null) vm.checkRestricted(full); return fn(a, b, c, d, e, f); };
-      case 7: return (a: any, b: any, c: any, d: any, e: any, f: any, g: any) => { if (vm.restricted !== null) vm.checkRestricted(full); return fn(a, b, c, d, e, f, g); };
-      case 8: return (a: any, b: any, c: any, d: any, e: any, f: any, g: any, h: any) => { if (vm.restricted !== null) vm.checkRestricted(full); return fn(a, b, c, d, e, f, g, h); };
-      default: return (...args: any[]) => { if (vm.restricted !== null) vm.checkRestricted(full); return fn(...args); };
-    }
+  private guarded(full: string, fn: HostFn): HostFn {
+    return guardFactory(full, fn.length, this.timeHostCalls)(this, fn, full, nowMs);
   }
 
-  /** `fn` timed as host time (breakdown mode only): outermost host calls, module malloc inside them excluded (see alloc). */
-  private timed(fn: HostFn): HostFn {
-    const vm = this;
-    return (...args: any[]) => {
-      if (vm.hostDepth++ !== 0) {
-        try {
-          return fn(...args);
-        } finally {
-          vm.hostDepth--;
-        }
-      }
-      const t0 = nowMs();
-      try {
-        return fn(...args);
-      } finally {
-        vm.hostDepth--;
-        vm.hostNsTotal += (nowMs() - t0) * 1e6;
-      }
-    };
+  /** Host-call timing (timeHostCalls): called by the timed wrappers around the outermost host call. */
+  private addHostMs(ms: number): void {
+    this.hostNsTotal += ms * 1e6;
   }
 
   private property(parts: string[]): Uint8Array | null {
