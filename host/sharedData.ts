@@ -2,6 +2,7 @@
 // (src/shared_data.cc, src/shared_queue.cc): keyed by vm_id, one CAS counter for
 // every write that skips 0, data dropped when the last VM with that vm_id goes.
 import { WasmResult } from './abi.js';
+import { copyBytes, copyInto } from './bytes.js';
 
 export interface QueueTarget {
   /** Delivers proxy_on_queue_ready(root, token) on the VM that registered the queue. */
@@ -14,8 +15,23 @@ interface Queue {
   contextId: number;
 }
 
+/**
+ * One stored value. `room` is the store's own copy that `value` starts, reused by the next
+ * write of the same key when it fits (as cpp-host's std::string assignment reuses its buffer);
+ * null when nobody may write into it: the bytes came from a caller of set(), or the entry
+ * was handed out by get() (whoever holds it keeps seeing what it read).
+ */
+interface Entry {
+  value: Uint8Array;
+  cas: number;
+  room: Uint8Array | null;
+}
+
 export class SharedDataStore {
-  private data = new Map<string, Map<string, { value: Uint8Array; cas: number }>>();
+  private data = new Map<string, Map<string, Entry>>();
+  /** The last vm_id's map, so a VM's calls skip the lookup by vm_id. */
+  private lastVmId: string | null = null;
+  private lastSpace: Map<string, Entry> | null = null;
   private cas = 1;
   private queueTokens = new Map<string, number>();
   private queueKeysByVm = new Map<string, Set<string>>();
@@ -30,16 +46,61 @@ export class SharedDataStore {
     return r;
   }
 
-  get(vmId: string, key: string): { value: Uint8Array; cas: number } | null {
-    return this.data.get(vmId)?.get(key) ?? null;
-  }
-
-  set(vmId: string, key: string, value: Uint8Array, cas: number): number {
+  private space(vmId: string): Map<string, Entry> {
+    if (vmId === this.lastVmId) return this.lastSpace!;
     let map = this.data.get(vmId);
     if (!map) this.data.set(vmId, (map = new Map()));
+    this.lastVmId = vmId;
+    this.lastSpace = map;
+    return map;
+  }
+
+  /** The value and CAS of a key; the value stays as it is now (later writes make a new one). */
+  get(vmId: string, key: string): { value: Uint8Array; cas: number } | null {
+    const e = this.data.get(vmId)?.get(key);
+    if (e === undefined) return null;
+    e.room = null;
+    return e;
+  }
+
+  /**
+   * A VM's read: the entry as stored, to be copied out before anything else can write the store
+   * (proxy_get_shared_data copies it into the module at once; the module's malloc in between
+   * runs restricted and cannot write shared data).
+   */
+  peek(vmId: string, key: string): { readonly value: Uint8Array; readonly cas: number } | null {
+    return this.space(vmId).get(key) ?? null;
+  }
+
+  /** Writes `value` (callers hand over a copy they no longer touch); CAS rules as cpp-host. */
+  set(vmId: string, key: string, value: Uint8Array, cas: number): number {
+    const map = this.space(vmId);
     const cur = map.get(key);
     if (cur && cas !== 0 && cas !== cur.cas) return WasmResult.CasMismatch;
-    map.set(key, { value, cas: this.nextCas() }); // callers hand over a copy they no longer touch
+    map.set(key, { value, cas: this.nextCas(), room: null });
+    return WasmResult.Ok;
+  }
+
+  /**
+   * A VM's write: stores a copy of src[ptr, ptr+len) (in bounds), CAS rules as set(). The
+   * copy goes into the key's previous value in place when the store owns it and it is long
+   * enough, so a module rewriting a value of the same size allocates nothing.
+   */
+  setFrom(vmId: string, key: string, src: Uint8Array, ptr: number, len: number, cas: number): number {
+    const map = this.space(vmId);
+    const cur = map.get(key);
+    if (cur !== undefined) {
+      if (cas !== 0 && cas !== cur.cas) return WasmResult.CasMismatch;
+      const room = cur.room;
+      if (room !== null && len <= room.length) {
+        copyInto(room, src, ptr, len);
+        if (cur.value.length !== len) cur.value = room.subarray(0, len);
+        cur.cas = this.nextCas();
+        return WasmResult.Ok;
+      }
+    }
+    const copy = copyBytes(src, ptr, len);
+    map.set(key, { value: copy, cas: this.nextCas(), room: copy });
     return WasmResult.Ok;
   }
 
@@ -100,6 +161,10 @@ export class SharedDataStore {
     }
     this.vmRefs.delete(vmId);
     this.data.delete(vmId);
+    if (this.lastVmId === vmId) {
+      this.lastVmId = null;
+      this.lastSpace = null;
+    }
     for (const key of this.queueKeysByVm.get(vmId) ?? []) {
       const t = this.queueTokens.get(key);
       if (t !== undefined) this.queues.delete(t);

@@ -9,6 +9,7 @@ import {
 } from './abi.js';
 import type { Clock } from './clock.js';
 import type { SharedDataStore } from './sharedData.js';
+import { copyBytes } from './bytes.js';
 
 /** A trap raised by the host itself (restricted call, proc_exit, abort). */
 export class WasmTrapError extends Error {
@@ -138,31 +139,6 @@ const STRING_CACHE_SLOTS = 128; // a power of two
 const STRING_CACHE_MAX_BYTES = 64;
 /** Strings up to this length are written into memory by a JS loop; longer ones by Node's latin1 codec (one C++ call). */
 const SHORT_WRITE_MAX_CHARS = 64;
-
-/**
- * Copies out of linear memory (values the host keeps: shared data, bodies) land in plain
- * Uint8Arrays carved from shared slabs, as Node's Buffer pool does: a fresh ArrayBuffer per
- * copy costs ~1 us (off-heap allocation, external-memory accounting), the copy itself ~0.1 us.
- * Up to V8's on-heap typed-array size a plain slice is cheaper still; past COPY_SLAB_MAX_BYTES
- * a copy gets its own buffer, so a long-lived value pins at most a slab 8x its size.
- */
-const ON_HEAP_COPY_MAX_BYTES = 64;
-const COPY_SLAB_BYTES = 8192;
-const COPY_SLAB_MAX_BYTES = 1024;
-let copySlab = new ArrayBuffer(COPY_SLAB_BYTES);
-let copySlabUsed = 0;
-
-function copyBytes(m: Uint8Array, ptr: number, len: number): Uint8Array {
-  if (len <= ON_HEAP_COPY_MAX_BYTES || len > COPY_SLAB_MAX_BYTES) return m.slice(ptr, ptr + len);
-  if (copySlabUsed + len > COPY_SLAB_BYTES) {
-    copySlab = new ArrayBuffer(COPY_SLAB_BYTES);
-    copySlabUsed = 0;
-  }
-  const out = new Uint8Array(copySlab, copySlabUsed, len);
-  out.set(m.subarray(ptr, ptr + len));
-  copySlabUsed += (len + 7) & ~7; // 8-byte aligned, so a DataView over a value reads aligned
-  return out;
-}
 
 type GuardFactory = (vm: WasmVm, fn: HostFn, full: string, now: () => number) => HostFn;
 const guardFactories = new Map<string, GuardFactory>();
@@ -877,17 +853,21 @@ export class WasmVm {
     env.proxy_get_shared_data = (kPtr: number, kSize: number, ptrPtr: number, sizePtr: number, casPtr: number) => {
       const key = this.readLatin1(kPtr, kSize);
       if (key === null) return R.InvalidMemoryAccess;
-      const hit = this.store.get(this.vmId, key);
-      if (!hit) return R.NotFound;
+      const hit = this.store.peek(this.vmId, key);
+      if (hit === null) return R.NotFound;
+      const cas = hit.cas;
       if (!this.copyOut(hit.value, ptrPtr, sizePtr)) return R.InvalidMemoryAccess;
-      if (!this.writeU32(casPtr, hit.cas)) return R.InvalidMemoryAccess;
+      if (!this.writeU32(casPtr, cas)) return R.InvalidMemoryAccess;
       return R.Ok;
     };
     env.proxy_set_shared_data = (kPtr: number, kSize: number, vPtr: number, vSize: number, cas: number) => {
       const key = this.readLatin1(kPtr, kSize);
-      const value = this.read(vPtr, vSize);
-      if (key === null || !value) return R.InvalidMemoryAccess;
-      return this.store.set(this.vmId, key, value, cas >>> 0);
+      vPtr >>>= 0;
+      vSize >>>= 0;
+      const m = this.mem();
+      if (key === null || vPtr + vSize > m.length) return R.InvalidMemoryAccess;
+      // The store copies the value (into the key's previous one when it owns that and it fits).
+      return this.store.setFrom(this.vmId, key, m, vPtr, vSize, cas >>> 0);
     };
     env.proxy_register_shared_queue = (nPtr: number, nSize: number, tokenPtr: number) => {
       const name = this.readLatin1(nPtr, nSize);

@@ -235,3 +235,70 @@ test('proxy_get_header_map_pairs writes the serialized map byte for byte as seri
     assert.deepEqual(Buffer.from(store.get('prefix_router', 'pairs')!.value), Buffer.from(serializePairs(sent)));
   }, { sharedData: store });
 });
+
+test('shared data written in place keeps the plain semantics: shorter/longer rewrites, CAS, values handed out by get() or in by set() stay as they were', async () => {
+  const imports = `(import "env" "proxy_set_shared_data" (func $set (param i32 i32 i32 i32 i32) (result i32)))
+    (import "env" "proxy_get_shared_data" (func $get (param i32 i32 i32 i32 i32) (result i32)))`;
+  // The mode is the number of request headers beyond REQ's four.
+  const wasm = onHeaders(
+    `(local.set $i (i32.sub (local.get $n) (i32.const 4)))
+     (if (i32.eqz (local.get $i)) (then
+       (call $fill (i32.const 65))
+       (drop (call $set (i32.const 16) (i32.const 2) (i32.const 4096) (i32.const 100) (i32.const 0)))
+       (call $fill (i32.const 66))
+       (drop (call $set (i32.const 16) (i32.const 2) (i32.const 4096) (i32.const 50) (i32.const 0)))
+       ;; read k1 back (50 bytes of B) and store it as r1
+       (drop (call $get (i32.const 16) (i32.const 2) (i32.const 0) (i32.const 4) (i32.const 8)))
+       (drop (call $set (i32.const 18) (i32.const 2) (i32.load (i32.const 0)) (i32.load (i32.const 4)) (i32.const 0)))
+       (call $fill (i32.const 67))
+       (drop (call $set (i32.const 16) (i32.const 2) (i32.const 4096) (i32.const 200) (i32.const 0)))
+       ;; a stale CAS (1) is refused and leaves C; the current CAS writes D in place
+       (i32.store8 (i32.const 40) (call $set (i32.const 16) (i32.const 2) (i32.const 4096) (i32.const 10) (i32.const 1)))
+       (drop (call $get (i32.const 16) (i32.const 2) (i32.const 0) (i32.const 4) (i32.const 8)))
+       (call $fill (i32.const 68))
+       (i32.store8 (i32.const 41) (call $set (i32.const 16) (i32.const 2) (i32.const 4096) (i32.const 200) (i32.load (i32.const 8))))
+       (drop (call $set (i32.const 20) (i32.const 2) (i32.const 40) (i32.const 2) (i32.const 0)))))
+     (if (i32.eq (local.get $i) (i32.const 1)) (then
+       (call $fill (i32.const 69))
+       (drop (call $set (i32.const 22) (i32.const 2) (i32.const 4096) (i32.const 20) (i32.const 0)))))
+     (if (i32.eq (local.get $i) (i32.const 2)) (then
+       (call $fill (i32.const 70))
+       (drop (call $set (i32.const 22) (i32.const 2) (i32.const 4096) (i32.const 20) (i32.const 0)))))
+     (if (i32.eq (local.get $i) (i32.const 3)) (then
+       (call $fill (i32.const 71))
+       (drop (call $set (i32.const 24) (i32.const 2) (i32.const 4096) (i32.const 20) (i32.const 0)))))`,
+    `(data (i32.const 16) "k1r1stk2k3")
+     (func $fill (param $v i32) (local $p i32)
+       (local.set $p (i32.const 4096))
+       (loop $l
+         (i32.store8 (local.get $p) (local.get $v))
+         (local.set $p (i32.add (local.get $p) (i32.const 1)))
+         (br_if $l (i32.lt_u (local.get $p) (i32.const 4296)))))`,
+    imports,
+  );
+  const store = new SharedDataStore();
+  const text = (v: Uint8Array) => Buffer.from(v).toString('latin1');
+  const pad = (n: number): Array<[string, string]> => Array.from({ length: n }, (_, i) => [`x-pad-${i}`, '1']);
+  await withHost(wasm, (host) => {
+    requestHeadersAfter(host, pad(0));
+    assert.equal(text(store.get('prefix_router', 'r1')!.value), 'B'.repeat(50));
+    assert.equal(text(store.get('prefix_router', 'k1')!.value), 'D'.repeat(200));
+    assert.deepEqual([...store.get('prefix_router', 'st')!.value], [WasmResult.CasMismatch, WasmResult.Ok]);
+    assert.deepEqual(['k1', 'r1', 'st'].map((k) => store.get('prefix_router', k)!.cas), [5, 3, 6]);
+
+    requestHeadersAfter(host, pad(1));
+    const held = store.get('prefix_router', 'k2')!;
+    assert.equal(text(held.value), 'E'.repeat(20));
+    requestHeadersAfter(host, pad(2));
+    assert.equal(text(held.value), 'E'.repeat(20), 'a value get() handed out is not written over');
+    assert.equal(held.cas, 7);
+    assert.equal(text(store.get('prefix_router', 'k2')!.value), 'F'.repeat(20));
+    assert.equal(store.get('prefix_router', 'k2')!.cas, 8);
+
+    const mine = new Uint8Array(20).fill(120);
+    store.set('prefix_router', 'k3', mine, 0);
+    requestHeadersAfter(host, pad(3));
+    assert.deepEqual(mine, new Uint8Array(20).fill(120), 'a value given to set() is not written over');
+    assert.equal(text(store.get('prefix_router', 'k3')!.value), 'G'.repeat(20));
+  }, { sharedData: store });
+});
