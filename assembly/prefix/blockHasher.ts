@@ -1,9 +1,9 @@
 // Turns the prompt's text, fed in pieces, into chained block hashes:
-// h[i] = xxh64(block i, seed = h[i-1]), h[-1] = xxh64(model). A block's hash
+// h[i] = chainBlock(h[i-1], xxh64(block i, 0)), h[-1] = xxh64(model). A block's hash
 // therefore names the whole prefix up to it, as vLLM's own block hashes do.
 // Only full blocks count (vLLM caches only full blocks); the partial tail is
 // kept apart so a short prompt still has a key for rendezvous placement.
-import { xxh64 } from "./hash";
+import { chainBlock, xxh64 } from "./hash";
 
 export class BlockHasher {
   readonly blockBytes: i32;
@@ -30,21 +30,17 @@ export class BlockHasher {
     this.chain = seed;
   }
 
-  /** The hash the next full block chains from: the last block's, or the seed. */
-  @inline get chainHash(): u64 {
-    return this.chain;
-  }
-
   /** Bytes of the partial block waiting for more input (0 at a block boundary). */
   @inline get pending(): i32 {
     return this.fill;
   }
 
   /**
-   * Appends a block hashed by the caller (xxh64 of the block chained from
-   * chainHash), at a block boundary and while not full.
+   * Appends a block whose content the caller hashed (xxh64 with seed 0), at
+   * a block boundary and while not full.
    */
-  @inline pushBlock(h: u64): void {
+  @inline pushBlock(content: u64): void {
+    const h = chainBlock(this.chain, content);
     unchecked(this.hashes[this.count] = h);
     this.count++;
     this.chain = h;
@@ -67,7 +63,7 @@ export class BlockHasher {
     // Whole blocks are hashed where they lie; only a block split across pieces is copied.
     if (this.fill == 0) {
       while (len >= bb && this.count < this.maxBlocks) {
-        const h = xxh64(ptr, <usize>bb, this.chain);
+        const h = chainBlock(this.chain, xxh64(ptr, <usize>bb, 0));
         unchecked(this.hashes[this.count] = h);
         this.count++;
         this.chain = h;
@@ -87,7 +83,7 @@ export class BlockHasher {
   }
 
   private flush(): void {
-    const h = xxh64(this.buf, <usize>this.blockBytes, this.chain);
+    const h = chainBlock(this.chain, xxh64(this.buf, <usize>this.blockBytes, 0));
     unchecked(this.hashes[this.count] = h);
     this.count++;
     this.chain = h;

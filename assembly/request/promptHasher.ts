@@ -243,11 +243,11 @@ function hashPlainBlocks(p: isize, end: isize, hasher: BlockHasher): isize {
   const bb = <isize>hasher.blockBytes;
   if ((bb & 31) != 0) return p;
   while (!hasher.full && end - p >= bb) {
-    const seed = hasher.chainHash;
-    let v1 = xxh64LaneSeed(seed, 0);
-    let v2 = xxh64LaneSeed(seed, 1);
-    let v3 = xxh64LaneSeed(seed, 2);
-    let v4 = xxh64LaneSeed(seed, 3);
+    // Block contents hash with seed 0; pushBlock chains them.
+    let v1 = xxh64LaneSeed(0, 0);
+    let v2 = xxh64LaneSeed(0, 1);
+    let v3 = xxh64LaneSeed(0, 2);
+    let v4 = xxh64LaneSeed(0, 3);
     let special: u64 = 0;
     const stop = p + bb;
     let q = p;

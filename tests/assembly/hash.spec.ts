@@ -1,4 +1,4 @@
-import { xxh64, xxh64String, rendezvousWeight } from "../../assembly/prefix/hash";
+import { chainBlock, xxh64, xxh64String, rendezvousWeight } from "../../assembly/prefix/hash";
 import { BlockHasher } from "../../assembly/prefix/blockHasher";
 
 function hashOf(s: string, seed: u64): u64 {
@@ -31,9 +31,11 @@ describe("BlockHasher", () => {
     expect(h.count).toBe(2);
     expect(h.textBytes).toBe(18);
     const first = String.UTF8.encode("aaaaaaaa");
-    expect(h.hashes[0]).toBe(xxh64(changetype<usize>(first), 8, 7));
+    expect(h.hashes[0]).toBe(chainBlock(7, xxh64(changetype<usize>(first), 8, 0)));
     const second = String.UTF8.encode("bbbbbbbb");
-    expect(h.hashes[1]).toBe(xxh64(changetype<usize>(second), 8, h.hashes[0]));
+    expect(h.hashes[1]).toBe(chainBlock(h.hashes[0], xxh64(changetype<usize>(second), 8, 0)));
+    // The same block after a different prefix hashes differently.
+    expect(h.hashes[1]).not.toBe(chainBlock(h.hashes[0] + 1, xxh64(changetype<usize>(second), 8, 0)));
   });
   it("gives the same hashes however the text is split", () => {
     const a = new BlockHasher(8, 16);
