@@ -302,3 +302,50 @@ test('shared data written in place keeps the plain semantics: shorter/longer rew
     assert.equal(text(store.get('prefix_router', 'k3')!.value), 'G'.repeat(20));
   }, { sharedData: store });
 });
+
+test('cached strings: a long value changed in one middle byte or in its last byte at the same address reads as changed (30, 64 and 65 bytes)', async () => {
+  const base = 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ+/_';
+  const steps = [30, 64, 65].map((len) => `
+     (drop (call $add (i32.const 0) (i32.const 16) (i32.const 3) (i32.const 256) (i32.const ${len})))
+     (i32.store8 (i32.const ${256 + 13}) (i32.const 90))
+     (drop (call $add (i32.const 0) (i32.const 16) (i32.const 3) (i32.const 256) (i32.const ${len})))
+     (i32.store8 (i32.const ${256 + len - 1}) (i32.const 89))
+     (drop (call $add (i32.const 0) (i32.const 16) (i32.const 3) (i32.const 256) (i32.const ${len})))
+     (call $restore)`).join('');
+  const wasm = onHeaders(steps, `(data (i32.const 16) "x-v") (data (i32.const 256) "${base}") (data (i32.const 512) "${base}")
+     (func $restore (local $i i32)
+       (loop $l
+         (i32.store8 (i32.add (i32.const 256) (local.get $i)) (i32.load8_u (i32.add (i32.const 512) (local.get $i))))
+         (local.set $i (i32.add (local.get $i) (i32.const 1)))
+         (br_if $l (i32.lt_u (local.get $i) (i32.const 65)))))`);
+  await withHost(wasm, (host) => {
+    for (let round = 0; round < 2; round++) {
+      const got = requestHeadersAfter(host).filter(([k]) => k === 'x-v').map(([, v]) => v);
+      const expected = [30, 64, 65].flatMap((len) => {
+        const v = base.slice(0, len);
+        const mid = v.slice(0, 13) + 'Z' + v.slice(14);
+        return [v, mid, mid.slice(0, len - 1) + 'Y'];
+      });
+      assert.deepEqual(got, expected);
+    }
+  });
+});
+
+test('cached strings: 676 values of 30 bytes that differ only in their last two bytes all come through (slots shared, tails compared)', async () => {
+  const head = 'x-gateway-destination-endpoi'; // 28 bytes, then two letters
+  const wasm = onHeaders(
+    `(loop $l
+       (i32.store8 (i32.const 284) (i32.add (i32.const 97) (i32.rem_u (local.get $i) (i32.const 26))))
+       (i32.store8 (i32.const 285) (i32.add (i32.const 97) (i32.div_u (local.get $i) (i32.const 26))))
+       (drop (call $add (i32.const 0) (i32.const 16) (i32.const 3) (i32.const 256) (i32.const 30)))
+       (local.set $i (i32.add (local.get $i) (i32.const 1)))
+       (br_if $l (i32.lt_u (local.get $i) (i32.const 676))))`,
+    `(data (i32.const 16) "x-t") (data (i32.const 256) "${head}")`,
+  );
+  await withHost(wasm, (host) => {
+    const expected = Array.from({ length: 676 }, (_, i) => head + String.fromCharCode(97 + (i % 26), 97 + Math.floor(i / 26)));
+    for (let round = 0; round < 2; round++) {
+      assert.deepEqual(requestHeadersAfter(host).filter(([k]) => k === 'x-t').map(([, v]) => v), expected);
+    }
+  });
+});
