@@ -56,6 +56,12 @@ export class PluginConfig {
   stalenessMs: u32 = DEFAULT_STALENESS_MS;
   maxBodyBytes: u32 = DEFAULT_MAX_BODY_BYTES;
   debugHeaders: bool = true;
+  /**
+   * Name the runner-up in x-prefix-router-fallback-endpoint. Off by default:
+   * Envoy's ORIGINAL_DST dials only the destination header, on retries too,
+   * so only a gateway that reads it (ours) gains from a header mutation per request.
+   */
+  fallbackHeader: bool = false;
   sharedState: bool = true;
 }
 
@@ -131,7 +137,7 @@ export function parseConfig(bytes: Uint8Array): PluginConfig | null {
   const root = parseJson(bytes);
   if (root === null) return fail("not valid JSON: " + jsonError);
   if (root.kind != JsonKind.Object) return fail(CONFIG_NOT_JSON);
-  if (unknownKey(root, ["controlPlane", "replicas", "weights", "prefix", "loadBoundEpsilon", "stalenessMs", "maxBodyBytes", "debugHeaders", "sharedState"], "")) return null;
+  if (unknownKey(root, ["controlPlane", "replicas", "weights", "prefix", "loadBoundEpsilon", "stalenessMs", "maxBodyBytes", "debugHeaders", "fallbackHeader", "sharedState"], "")) return null;
 
   const cp = root.get("controlPlane");
   if (cp !== null) {
@@ -199,6 +205,7 @@ export function parseConfig(bytes: Uint8Array): PluginConfig | null {
   if (!readInt(root, "stalenessMs", "stalenessMs", 100, 600000, (v: f64): void => { cfg.stalenessMs = <u32>v; })) return null;
   if (!readInt(root, "maxBodyBytes", "maxBodyBytes", 1024, 67108864, (v: f64): void => { cfg.maxBodyBytes = <u32>v; })) return null;
   if (!readBool(root, "debugHeaders", "debugHeaders", (v: bool): void => { cfg.debugHeaders = v; })) return null;
+  if (!readBool(root, "fallbackHeader", "fallbackHeader", (v: bool): void => { cfg.fallbackHeader = v; })) return null;
   if (!readBool(root, "sharedState", "sharedState", (v: bool): void => { cfg.sharedState = v; })) return null;
 
   if (!cfg.sharedState) {

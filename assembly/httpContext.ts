@@ -143,7 +143,7 @@ export class RouterStream {
     if (router.route(body, len, nowNs(), this.decision)) {
       replaceHeader(HeaderMap.RequestHeaders, DESTINATION, this.decision.addressBytes);
       const fallback = this.decision.fallbackBytes;
-      if (fallback !== null) replaceHeader(HeaderMap.RequestHeaders, FALLBACK, fallback);
+      if (fallback !== null && router.cfg.fallbackHeader) replaceHeader(HeaderMap.RequestHeaders, FALLBACK, fallback);
       return true;
     }
     sendLocalResponse(503, NO_REPLICA_DETAILS, NO_REPLICA_BODY, "application/json");

@@ -119,7 +119,8 @@ export async function startStack(partial: Partial<StartOptions> = {}): Promise<R
     const host = await ProxyWasmHost.create({
       wasm: o.wasm,
       workers: o.workers,
-      pluginConfig: JSON.stringify({ controlPlane: { cluster: CONTROL_PLANE_CLUSTER } }),
+      // The embedded gateway retries a failed connection on the runner-up the filter names.
+      pluginConfig: JSON.stringify({ controlPlane: { cluster: CONTROL_PLANE_CLUSTER }, fallbackHeader: true }),
       clusters: { [CONTROL_PLANE_CLUSTER]: cp.url },
       logLevel: o.logLevel,
       // Above the filter's maxBodyBytes (1 MiB), as envoy/envoy.yaml's 4 MiB: a larger prompt is

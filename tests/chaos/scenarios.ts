@@ -153,7 +153,7 @@ class Stack {
       }
       s.host = await ProxyWasmHost.create({
         wasm: readFileSync(WASM_PATH), workers: 2, sharedData: s.store, logLevel: 'warn',
-        pluginConfig: JSON.stringify({ controlPlane: { cluster: CLUSTER } }),
+        pluginConfig: JSON.stringify({ controlPlane: { cluster: CLUSTER }, fallbackHeader: true }),
         clusters: { [CLUSTER]: cpUrl },
         onLog: (e) => { if (e.message.includes('state rejected')) s.rejections.push(Date.now()); },
       });

@@ -18,6 +18,7 @@ const bad: Array<[string, string, RegExp]> = [
   ['weight as string', JSON.stringify({ replicas: REPLICAS, weights: { queue: '1' } }), /'weights.queue' must be a number/],
   ['fractional blockChars', JSON.stringify({ replicas: REPLICAS, prefix: { blockChars: 10.5 } }), /'prefix.blockChars' must be a whole number from 8 to 4096/],
   ['huge maxBodyBytes', JSON.stringify({ replicas: REPLICAS, maxBodyBytes: 1e12 }), /'maxBodyBytes' must be a whole number/],
+  ['fallbackHeader not a bool', JSON.stringify({ replicas: REPLICAS, fallbackHeader: 'yes' }), /'fallbackHeader' must be true or false/],
   ['bad path', JSON.stringify({ controlPlane: { path: 'v1/state' } }), /'controlPlane.path' must start with '\/'/],
   ['control plane without shared state', JSON.stringify({ controlPlane: {}, replicas: REPLICAS, sharedState: false }), /'controlPlane' needs 'sharedState': true/],
   ['deep nesting', '{"a":' + '['.repeat(5000) + ']'.repeat(5000) + '}', /nested deeper than 32/],
@@ -44,7 +45,7 @@ test('accepts the documented full configuration', async () => {
     replicas: ['10.0.0.1:8000', { address: '[fd00::1]:8000', kvCapacityTokens: 150000 }],
     weights: { prefix: 5, queue: 1, kvCache: 1, inflight: 1 },
     prefix: { blockChars: 64, maxBlocks: 256, indexEntries: 65536, defaultCapacityTokens: 500000 },
-    loadBoundEpsilon: 0.5, stalenessMs: 2000, maxBodyBytes: 1048576, debugHeaders: true, sharedState: true,
+    loadBoundEpsilon: 0.5, stalenessMs: 2000, maxBodyBytes: 1048576, debugHeaders: true, fallbackHeader: false, sharedState: true,
   };
   const { host } = await startHost(config, { clusters: { cp: 'http://127.0.0.1:9' } });
   await host.close();

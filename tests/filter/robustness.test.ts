@@ -95,7 +95,7 @@ test('memory stays bounded by the index capacity under many distinct prompts', a
 });
 
 test('names a runner-up for retries, never one the client sent, never the chosen one', async () => {
-  const { host } = await startHost(config);
+  const { host } = await startHost({ ...config, fallbackHeader: true });
   try {
     for (let i = 0; i < 20; i++) {
       const r = send(host, { body: completion(text(300 + i, 500)), headers: [['x-prefix-router-fallback-endpoint', '6.6.6.6:22']] });
@@ -110,6 +110,22 @@ test('names a runner-up for retries, never one the client sent, never the chosen
     const chosen = h.find(([k]) => k === 'x-gateway-destination-endpoint')![1];
     assert.equal(fallbacks.length, 1);
     assert.ok(REPLICAS.includes(fallbacks[0]) && fallbacks[0] !== chosen);
+    s.complete();
+  } finally {
+    await host.close();
+  }
+});
+
+test('names no runner-up unless fallbackHeader is on, and still drops one a client sent', async () => {
+  const { host } = await startHost(config);
+  try {
+    const s = host.newStream({});
+    const body = new TextEncoder().encode(completion('no fallback by default'));
+    s.requestHeaders([[':method', 'POST'], [':path', '/v1/completions'], [':authority', 'gw'], ['x-prefix-router-fallback-endpoint', '6.6.6.6:22'], ['content-length', String(body.length)]], false);
+    s.requestBody(body, true);
+    const h = s.requestHeaderList();
+    assert.ok(REPLICAS.includes(h.find(([k]) => k === 'x-gateway-destination-endpoint')![1]));
+    assert.deepEqual(h.filter(([k]) => k.toLowerCase() === 'x-prefix-router-fallback-endpoint'), []);
     s.complete();
   } finally {
     await host.close();

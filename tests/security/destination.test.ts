@@ -121,7 +121,7 @@ test('a retry after a failed connection goes to the filter\'s runner-up, never t
   const deadAddr = dead.address;
   await dead.close(); // a replica whose port refuses connections
   const alive = `${sims.replicas[0].host}:${sims.replicas[0].port}`;
-  const host = await ProxyWasmHost.create({ wasm, workers: 2, pluginConfig: JSON.stringify({ replicas: [deadAddr, alive] }), sharedData: new SharedDataStore(), logLevel: 'warn' });
+  const host = await ProxyWasmHost.create({ wasm, workers: 2, pluginConfig: JSON.stringify({ replicas: [deadAddr, alive], fallbackHeader: true }), sharedData: new SharedDataStore(), logLevel: 'warn' });
   const gw = await startGateway({ host, upstreamTimeoutMs: 10_000 });
   try {
     let chosenDead = 0;
