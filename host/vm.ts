@@ -137,8 +137,11 @@ type HostFn = (...a: any[]) => any;
  */
 const STRING_CACHE_SLOTS = 128; // a power of two
 const STRING_CACHE_MAX_BYTES = 64;
-/** Strings up to this length are written into memory by a JS loop; longer ones by Node's latin1 codec (one C++ call). */
-const SHORT_WRITE_MAX_CHARS = 64;
+/**
+ * Strings up to this length are written into memory by a JS loop; longer ones by Node's latin1
+ * codec (one C++ call, ~80-100 ns whatever the length; the loop costs ~2-4 ns a character).
+ */
+const SHORT_WRITE_MAX_CHARS = 24;
 
 type GuardFactory = (vm: WasmVm, fn: HostFn, full: string, now: () => number) => HostFn;
 const guardFactories = new Map<string, GuardFactory>();
@@ -756,7 +759,7 @@ export class WasmVm {
       if (i === map.length) {
         map.push([k, value]);
       } else {
-        map[i] = [k, value];
+        map[i][1] = value; // the stream's own tuple (Stream copies what it takes in and hands out)
         for (let j = map.length - 1; j > i; j--) if (map[j][0] === k) map.splice(j, 1);
       }
       return modified(type);
