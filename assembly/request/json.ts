@@ -114,6 +114,15 @@ class ValueCursor {
   protected end: isize = 0;
   malformed: bool = false;
 
+  /** The caller scanned (and decoded) the current value itself: it ends at `after` (-1: it was malformed). */
+  consumedTo(after: isize): bool {
+    if (after < 0) return this.fail();
+    this.valueEnd = after;
+    this.valuePlain = false;
+    this.pos = after;
+    return true;
+  }
+
   /** Takes the value starting at `p` as the current one; false when there is none. */
   protected take(p: isize): bool {
     const v = skipValue(p, this.end);
@@ -188,15 +197,6 @@ export class MemberCursor extends ValueCursor {
     return this.take(this.valueStart);
   }
 
-  /** The caller scanned (and decoded) the current string value itself: it ends at `after` (-1: it was malformed). */
-  consumedTo(after: isize): bool {
-    if (after < 0) return this.fail();
-    this.valueEnd = after;
-    this.valuePlain = false;
-    this.pos = after;
-    return true;
-  }
-
   @inline keyIs(s: string): bool {
     return bytesEqual(this.keyStart, this.keyEnd - this.keyStart, s);
   }
@@ -206,6 +206,8 @@ export class MemberCursor extends ValueCursor {
 @unmanaged
 export class ElementCursor extends ValueCursor {
   private first: bool = true;
+  /** Position after the array's closing bracket once `next` returned false. */
+  after: isize = 0;
 
   /** `p` at the array's opening bracket. */
   begin(p: isize, end: isize): void {
@@ -213,19 +215,32 @@ export class ElementCursor extends ValueCursor {
     this.end = end;
     this.first = true;
     this.malformed = false;
+    this.after = -1;
   }
 
   next(): bool {
+    return this.nextStart() && this.take(this.valueStart);
+  }
+
+  /**
+   * Reads the separator before the next element and stops at its start
+   * (`valueStart`), which the caller then scans itself and ends with `consumedTo()`.
+   */
+  nextStart(): bool {
     const end = this.end;
     let p = skipWs(this.pos, end);
     if (p >= end) return this.fail();
     let c = load<u8>(p);
-    if (c == 0x5d) return false;
+    if (c == 0x5d) {
+      this.after = p + 1;
+      return false;
+    }
     if (!this.first) {
       if (c != 0x2c) return this.fail();
       p = skipWs(p + 1, end);
     }
     this.first = false;
-    return this.take(p);
+    this.valueStart = p;
+    return true;
   }
 }

@@ -5,7 +5,7 @@
 // in order, whatever the key order inside the message. Nothing allocates.
 import { BlockHasher } from "../prefix/blockHasher";
 import { xxh64, xxh64Converge, xxh64LaneSeed, xxh64Round } from "../prefix/hash";
-import { BACKSLASH, ElementCursor, HIGHS, MemberCursor, QUOTE, hasQuoteOrBackslash, quoteOrBackslashBits, skipString, skipWs } from "./json";
+import { BACKSLASH, ElementCursor, HIGHS, MemberCursor, QUOTE, hasQuoteOrBackslash, quoteOrBackslashBits, skipString, skipValue, skipWs } from "./json";
 
 export const enum ScanStatus {
   /** The prompt was hashed (it may still be empty). */
@@ -30,6 +30,16 @@ const message = new MemberCursor();
 const part = new MemberCursor();
 const items = new ElementCursor();
 const parts = new ElementCursor();
+const streamedItems = new ElementCursor();
+const streamedMessage = new MemberCursor();
+
+/** What the hasher holds while hashPrompt walks the body. */
+// @ts-ignore: decorator
+@inline const HOLDS_NOTHING: i32 = 0;
+// @ts-ignore: decorator
+@inline const HOLDS_PROMPT: i32 = 1;
+// @ts-ignore: decorator
+@inline const HOLDS_MESSAGES: i32 = 2;
 
 const UTF8_SCRATCH: usize = memory.data(4);
 
@@ -43,38 +53,61 @@ export function hashPrompt(ptr: usize, len: usize, hasher: BlockHasher): ScanSta
   let promptStart: isize = -1, promptEnd: isize = -1;
   let promptPlain = false;
   let messagesStart: isize = -1, messagesEnd: isize = -1;
-  // A string prompt after the model (as clients send it) is hashed in the
-  // same pass that finds its end; `streamedSeed` is the seed it was hashed with.
+  // A string prompt or a messages array after the model (as clients send
+  // them) is hashed in the same pass that finds its end. `holds` says which
+  // one the hasher holds now, and `heldSeed` the seed it was hashed with; the
+  // two-pass path below re-hashes whenever that is not the final answer.
   let seed = NO_MODEL_SEED;
-  let streamed = false;
-  let streamedSeed: u64 = 0;
+  let holds = HOLDS_NOTHING;
+  let heldSeed: u64 = 0;
   top.begin(p, end);
   while (top.nextKey()) {
     if (modelStart >= 0 && top.keyIs("prompt") && load<u8>(top.valueStart) == QUOTE) {
       hasher.reset(seed);
       promptStart = top.valueStart;
+      holds = HOLDS_NOTHING;
       if (!top.consumedTo(hashStringToEnd(promptStart, end, hasher))) break;
       promptEnd = top.valueEnd;
-      streamed = true;
-      streamedSeed = seed;
+      holds = HOLDS_PROMPT;
+      heldSeed = seed;
       continue;
+    }
+    if (modelStart >= 0 && top.keyIs("messages") && load<u8>(top.valueStart) == 0x5b) {
+      hasher.reset(seed);
+      holds = HOLDS_NOTHING;
+      const after = hashMessagesToEnd(top.valueStart, end, hasher);
+      if (after >= 0) {
+        messagesStart = top.valueStart;
+        top.consumedTo(after);
+        messagesEnd = after;
+        holds = HOLDS_MESSAGES;
+        heldSeed = seed;
+        continue;
+      }
+      // Not a shape the one pass takes: the two-pass path below judges it.
     }
     if (!top.takeValue()) break;
     if (top.keyIs("model")) {
       modelStart = top.valueStart;
       modelEnd = top.valueEnd;
       seed = modelSeed(modelStart, modelEnd);
-    } else if (top.keyIs("prompt")) { promptStart = top.valueStart; promptEnd = top.valueEnd; promptPlain = top.valuePlain; streamed = false; }
-    else if (top.keyIs("messages")) { messagesStart = top.valueStart; messagesEnd = top.valueEnd; }
+    } else if (top.keyIs("prompt")) {
+      promptStart = top.valueStart; promptEnd = top.valueEnd; promptPlain = top.valuePlain;
+      if (holds == HOLDS_PROMPT) holds = HOLDS_NOTHING;
+    } else if (top.keyIs("messages")) {
+      messagesStart = top.valueStart; messagesEnd = top.valueEnd;
+      if (holds == HOLDS_MESSAGES) holds = HOLDS_NOTHING;
+    }
   }
   if (top.malformed) return ScanStatus.NotJson;
   if (messagesStart >= 0) {
+    if (holds == HOLDS_MESSAGES && heldSeed == seed) return ScanStatus.Ok;
     hasher.reset(seed);
     feedMessages(messagesStart, messagesEnd, hasher);
     return ScanStatus.Ok;
   }
   if (promptStart >= 0) {
-    if (streamed && streamedSeed == seed) return ScanStatus.Ok;
+    if (holds == HOLDS_PROMPT && heldSeed == seed) return ScanStatus.Ok;
     hasher.reset(seed);
     feedPrompt(promptStart, promptEnd, promptPlain, hasher);
     return ScanStatus.Ok;
@@ -134,6 +167,70 @@ function feedMessages(s: isize, e: isize, hasher: BlockHasher): void {
     if (contentS >= 0) feedContent(contentS, contentE, contentP, hasher);
     hasher.feedByte(PIECE_END);
   }
+}
+
+/**
+ * `s` at a messages array's opening bracket: hashes it as feedMessages does
+ * while finding its end, so a message's string content (after its role, as
+ * clients write it) is read once. Returns the position after the array, or
+ * -1 when it cannot take the array in one pass (malformed, or a message
+ * repeating role or content, where the last one counts): the caller then
+ * leaves it to the two-pass path, which also judges whether it is JSON.
+ */
+function hashMessagesToEnd(s: isize, end: isize, hasher: BlockHasher): isize {
+  const it = streamedItems;
+  it.begin(s, end);
+  while (it.nextStart()) {
+    const v = it.valueStart;
+    if (v >= end) return -1;
+    let after: isize;
+    if (load<u8>(v) == 0x7b) after = hashMessageToEnd(v, end, hasher);
+    else {
+      after = skipValue(v, end);
+      if (after < 0) return -1;
+      feedRaw(v, after, hasher);
+      hasher.feedByte(PIECE_END);
+    }
+    if (!it.consumedTo(after)) return -1;
+  }
+  return it.malformed ? -1 : it.after;
+}
+
+/** One message of hashMessagesToEnd: `v` at its opening brace. */
+function hashMessageToEnd(v: isize, end: isize, hasher: BlockHasher): isize {
+  const m = streamedMessage;
+  let roleS: isize = -1, roleE: isize = -1, contentS: isize = -1, contentE: isize = -1;
+  let roleP = false, contentP = false, streamed = false;
+  m.begin(v, end);
+  while (m.nextKey()) {
+    if (m.keyIs("content")) {
+      if (streamed || contentS >= 0) return -1;
+      if (roleS >= 0 && load<u8>(m.valueStart) == QUOTE) {
+        feedValue(roleS, roleE, roleP, hasher);
+        hasher.feedByte(ROLE_END);
+        if (!m.consumedTo(hashStringToEnd(m.valueStart, end, hasher))) return -1;
+        streamed = true;
+        continue;
+      }
+      if (!m.takeValue()) return -1;
+      contentS = m.valueStart; contentE = m.valueEnd; contentP = m.valuePlain;
+      continue;
+    }
+    if (!m.takeValue()) return -1;
+    if (m.keyIs("role")) {
+      if (roleS >= 0) return -1;
+      roleS = m.valueStart; roleE = m.valueEnd; roleP = m.valuePlain;
+    }
+  }
+  if (m.malformed) return -1;
+  if (!streamed) {
+    // Content before role, or not a string: in the order feedMessages feeds them.
+    if (roleS >= 0) feedValue(roleS, roleE, roleP, hasher);
+    hasher.feedByte(ROLE_END);
+    if (contentS >= 0) feedContent(contentS, contentE, contentP, hasher);
+  }
+  hasher.feedByte(PIECE_END);
+  return m.after;
 }
 
 function feedContent(s: isize, e: isize, plain: bool, hasher: BlockHasher): void {

@@ -182,3 +182,64 @@ describe("hashPrompt, one-pass whole blocks", () => {
     }
   });
 });
+
+/** The one-pass messages walk (model first) must agree with the two-pass path (model last), status and hashes. */
+function chatAgrees(messages: string): bool {
+  const a = new BlockHasher(64, 64);
+  const b = new BlockHasher(64, 64);
+  const one = String.UTF8.encode('{"model":"m","messages":' + messages + ',"max_tokens":5}');
+  const two = String.UTF8.encode('{"messages":' + messages + ',"max_tokens":5,"model":"m"}');
+  const sa = hashPrompt(changetype<usize>(one), one.byteLength, a);
+  const sb = hashPrompt(changetype<usize>(two), two.byteLength, b);
+  return sa == sb && (sa != ScanStatus.Ok || same(a, b));
+}
+
+describe("hashPrompt, chat messages in one pass", () => {
+  it("agrees with the two-pass path on every message shape", () => {
+    const cases: string[] = [
+      '[]',
+      '[{"role":"system","content":"You are helpful."},{"role":"user","content":"Hi"}]',
+      '[{"content":"content before role","role":"user"}]',
+      '[{"role":"user","content":[{"type":"text","text":"part one "},{"type":"image_url","image_url":{"url":"x"}},{"type":"text","text":"two"}]}]',
+      '[{"role":"user","name":"bob","content":"with a name"},{"role":"assistant","content":null,"tool_calls":[{"id":"c1","function":{"name":"f","arguments":"{\\"a\\":[1,\\"]\\"]}"}}]}]',
+      '[{"role":"user"},{"content":"no role"},{}]',
+      '["a bare string", 42, [1,2], {"role":"user","content":"after bare items"}]',
+      '[{"role":"user","content":"first","content":"repeated content: the last counts"}]',
+      '[{"role":"user","role":"system","content":"repeated role"}]',
+      '[{"role":"user","content":"esc\\u00e9 \\"q\\" \\n\\t\\\\ \\ud83d\\ude00 and more text than one block of sixty-four bytes, surely"}]',
+      '[{"role":"us\\u0065r","content":"escaped role"}]',
+      '[{"role":"user","content":"unterminated}]',
+      '[{"role":"user","content":"x"} {"role":"user","content":"missing comma"}]',
+      '[{"role":"user","content":"x",}]',
+      '[{"role" "user"}]',
+      '[{"role":"user","content":"x"}',
+      '[{"role":"user","content":"trailing"},]',
+    ];
+    for (let i = 0; i < cases.length; i++) {
+      if (!chatAgrees(cases[i])) {
+        log("disagrees: " + cases[i]);
+        expect(false).toBe(true);
+      }
+    }
+  });
+  it("agrees on random conversations with escapes at any offset", () => {
+    for (let round = 0; round < 300; round++) {
+      let msgs = "[";
+      const n = nextRandom(6);
+      for (let i: u32 = 0; i < n; i++) {
+        let text = "";
+        const pieces = nextRandom(30);
+        for (let k: u32 = 0; k < pieces; k++) text += PIECES_JSON[nextRandom(PIECES_JSON.length)];
+        const role = nextRandom(3) == 0 ? "system" : "user";
+        const shape = nextRandom(4);
+        let msg: string;
+        if (shape == 0) msg = '{"content":"' + text + '","role":"' + role + '"}';
+        else if (shape == 1) msg = '{"role":"' + role + '","content":[{"type":"text","text":"' + text + '"}]}';
+        else msg = '{"role":"' + role + '","content":"' + text + '"}';
+        msgs += (i > 0 ? "," : "") + msg;
+      }
+      msgs += "]";
+      expect(chatAgrees(msgs)).toBe(true);
+    }
+  });
+});
