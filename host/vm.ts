@@ -197,6 +197,7 @@ export class WasmVm {
   private nextHttpCallId = 0;
   private readonly exportsFns: Record<string, (...a: any[]) => any>;
   private readonly malloc: ((size: number) => number) | null;
+  /** Read by the generated import wrappers (guardFactory), as are hostDepth, checkRestricted and addHostMs. */
   private restricted: Set<string> | null = null;
   private current: ContextRecord | null = null;
   private effective: ContextRecord | null = null;
