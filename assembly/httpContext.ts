@@ -120,7 +120,7 @@ export class RouterStream {
       this.root!.forget(this);
     }
     const router = this.router();
-    if (router !== null) router.finish(this.decision, nowNs());
+    if (router !== null) router.finish(this.decision);
     this.root = null;
   }
 

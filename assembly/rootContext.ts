@@ -124,6 +124,7 @@ export class RouterRoot {
     const cfg = this.cfg;
     if (router === null || cfg === null) return;
     const now = nowNs();
+    router.sawTime(now);
     this.ticks++;
     this.releaseStalled();
     this.metrics.flush();

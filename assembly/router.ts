@@ -87,6 +87,13 @@ export class Router {
   private slotOf: Map<string, i32> = new Map<string, i32>();
   private freeSlots: Array<i32> = [];
   private rotation: u64 = 0;
+  /**
+   * The latest time this VM has read (routing, ticks): what a finished
+   * request's in-flight row is stamped with, so the end of a stream costs no
+   * clock read. The stamp only tells live rows from dead VMs' (ROW_TTL_S),
+   * and ticks keep it within TICK_MS of now.
+   */
+  private seenNs: u64 = 0;
   /** When a request last checked for a newer state (refreshIfDue). */
   private checkedAtNs: u64 = 0;
   /** Last time the control plane was heard from, as published in shared data. */
@@ -192,6 +199,7 @@ export class Router {
    * (len 0: no body to read, route on load alone). False: no replica can take it.
    */
   route(body: usize, len: usize, nowNs: u64, d: Decision): bool {
+    this.sawTime(nowNs);
     this.refreshIfDue(nowNs);
     const t = this.table;
     const cfg = this.cfg;
@@ -320,12 +328,17 @@ export class Router {
   }
 
   /** The request ended (served, failed or reset): it no longer loads its replica. */
-  finish(d: Decision, nowNs: u64): void {
+  finish(d: Decision): void {
     if (!d.counted) return;
     d.counted = false;
     const t = this.table;
     const i = d.tableVersion == t.version ? d.replica : t.indexOf(d.address);
-    this.counters.add(t, i, -1, <u32>(nowNs / 1000000000));
+    this.counters.add(t, i, -1, <u32>(this.seenNs / 1000000000));
+  }
+
+  /** Notes a time read elsewhere (ticks): see seenNs. */
+  @inline sawTime(nowNs: u64): void {
+    if (nowNs > this.seenNs) this.seenNs = nowNs;
   }
 
   /** Refreshes this VM's in-flight row so other VMs keep counting it. */
