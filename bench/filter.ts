@@ -1,4 +1,4 @@
-// npm run bench:filter [-- --json] [--quick] [--case 8192x16 ...] [--wasm path] [--requests n] [--warmup n] [--breakdown] [--host-calls]
+// npm run bench:filter [-- --json] [--quick] [--case 8192x16 ...] [--api chat] [--wasm path] [--requests n] [--warmup n] [--breakdown] [--host-calls]
 // Times the filter's own work per request inside our proxy-wasm host (V8, as
 // Envoy's default engine): every hook of a request, summed, from the host's
 // clock around each call into the module. Prompts of 1 KB to 400 KB against
@@ -14,6 +14,8 @@ import type { ReplicaState } from '../control-plane/stateWire.js';
 const USAGE = `usage: node --import tsx bench/filter.ts [options]
   --json              one JSON line: {"wasmBytes", "cases": [{"promptBytes", "replicas", "p50Us", "p99Us", ...}]}
   --case <P>x<R>      only this case (prompt bytes x replicas), e.g. --case 8192x16; repeatable
+  --api <api>         completions (default: /v1/completions with a string prompt) or chat
+                      (/v1/chat/completions: the shared part as a system message, the question as a user message)
   --wasm <path>       the module to time (default plugin/prefix-router.wasm)
   --requests <n>      timed requests per case (default ${'3000, 600 from 64 KB prompts; 200 with --quick'})
   --warmup <n>        exactly n untimed requests per case before timing (default: until V8 has tiered the module up, see WARMUP_*)
@@ -48,7 +50,10 @@ const GROUPS = 32;
 const QUESTION_BYTES = 200;
 const MODEL = 'Qwen/Qwen2.5-3B-Instruct';
 
+type Api = 'completions' | 'chat';
+
 interface Options {
+  api: Api;
   json: boolean;
   quick: boolean;
   breakdown: boolean;
@@ -81,6 +86,7 @@ function parseOptions(argv: string[]): Options {
         breakdown: { type: 'boolean', default: false },
         'host-calls': { type: 'boolean', default: false },
         wasm: { type: 'string' },
+        api: { type: 'string', default: 'completions' },
         case: { type: 'string', multiple: true },
         requests: { type: 'string' },
         warmup: { type: 'string' },
@@ -105,6 +111,7 @@ function parseOptions(argv: string[]): Options {
   }
   if (cases.length === 0) for (const promptBytes of PROMPT_BYTES) for (const replicas of REPLICA_COUNTS) cases.push({ promptBytes, replicas });
   const wasm = v.wasm ?? DEFAULT_WASM;
+  if (v.api !== 'completions' && v.api !== 'chat') fail(`--api must be completions or chat; got '${v.api}'`);
   if (!v['host-calls']) {
     let isFile = false;
     try {
@@ -115,7 +122,7 @@ function parseOptions(argv: string[]): Options {
     if (!isFile) fail(`--wasm ${wasm} is not a file`);
   }
   return {
-    json: v.json!, quick: v.quick!, breakdown: v.breakdown!, hostCalls: v['host-calls']!, wasm, cases,
+    json: v.json!, quick: v.quick!, breakdown: v.breakdown!, hostCalls: v['host-calls']!, wasm, cases, api: v.api as Api,
     requests: positiveInt('--requests', v.requests, 1), warmup: positiveInt('--warmup', v.warmup, 0),
   };
 }
@@ -146,20 +153,27 @@ const round2 = (x: number) => +x.toFixed(2);
 
 /**
  * Request bodies, built into one reused buffer: the same bytes as
- * JSON.stringify({model, prompt: group + ' ' + question, max_tokens: 64}) (the prompt is
- * only lowercase words and spaces, nothing to escape), without the bench itself making
- * hundreds of KB of garbage per request whose collection would land inside timed calls.
+ * JSON.stringify({model, prompt: group + ' ' + question, max_tokens: 64}), or for chat
+ * JSON.stringify({model, messages: [{role: 'system', content: group}, {role: 'user',
+ * content: question}], max_tokens: 64}) (the text is only lowercase words and spaces,
+ * nothing to escape), without the bench itself making hundreds of KB of garbage per
+ * request whose collection would land inside timed calls.
  */
 class Bodies {
-  private readonly head = new TextEncoder().encode(`{"model":${JSON.stringify(MODEL)},"prompt":"`);
-  private readonly tail = new TextEncoder().encode('","max_tokens":64}');
+  private readonly head: Uint8Array;
+  private readonly middle: Uint8Array;
+  private readonly tail: Uint8Array;
   private readonly groups: Uint8Array[];
   private readonly buf: Uint8Array;
   private readonly enc = new TextEncoder();
-  constructor(promptBytes: number) {
+  constructor(promptBytes: number, api: Api) {
+    const model = JSON.stringify(MODEL);
+    this.head = this.enc.encode(api === 'chat' ? `{"model":${model},"messages":[{"role":"system","content":"` : `{"model":${model},"prompt":"`);
+    this.middle = this.enc.encode(api === 'chat' ? '"},{"role":"user","content":"' : ' ');
+    this.tail = this.enc.encode(api === 'chat' ? '"}],"max_tokens":64}' : '","max_tokens":64}');
     this.groups = Array.from({ length: GROUPS }, (_, g) => this.enc.encode(words(g + 1, Math.max(0, promptBytes - QUESTION_BYTES))));
     const longest = Math.max(...this.groups.map((g) => g.length));
-    this.buf = new Uint8Array(this.head.length + longest + 1 + QUESTION_BYTES + this.tail.length);
+    this.buf = new Uint8Array(this.head.length + longest + this.middle.length + QUESTION_BYTES + this.tail.length);
   }
   /** Request i's body (valid until the next call). */
   body(i: number): Uint8Array {
@@ -168,7 +182,7 @@ class Bodies {
     b.set(this.head, n); n += this.head.length;
     const g = this.groups[i % GROUPS];
     b.set(g, n); n += g.length;
-    b[n++] = 0x20;
+    b.set(this.middle, n); n += this.middle.length;
     n += this.enc.encodeInto(words(100000 + i, QUESTION_BYTES - 1), b.subarray(n)).written;
     b.set(this.tail, n); n += this.tail.length;
     return b.subarray(0, n);
@@ -176,6 +190,7 @@ class Bodies {
 }
 
 interface CaseResult {
+  api: Api;
   promptBytes: number;
   replicas: number;
   p50Us: number;
@@ -214,7 +229,9 @@ async function runCase(opts: Options, wasm: Uint8Array, promptBytes: number, rep
       if (!routed) await new Promise((r) => setTimeout(r, 20));
     }
     if (!routed) throw new Error(`case ${promptBytes}x${replicas}: the filter got no control-plane state within 5 s`);
-    const bodies = new Bodies(promptBytes);
+    const bodies = new Bodies(promptBytes, opts.api);
+    const path = opts.api === 'chat' ? '/v1/chat/completions' : '/v1/completions';
+    JSON.parse(Buffer.from(bodies.body(0)).toString()); // the hand-built bytes are JSON
     const requests = opts.requests ?? (opts.quick ? QUICK_REQUESTS : promptBytes >= LARGE_PROMPT_BYTES ? DEFAULT_REQUESTS_LARGE : DEFAULT_REQUESTS_SMALL);
     const minWarmup = opts.warmup ?? (opts.quick ? QUICK_WARMUP_MIN_REQUESTS : WARMUP_MIN_REQUESTS);
     const warmupWasmNs = opts.warmup !== null ? 0 : 1e6 * (opts.quick ? QUICK_WARMUP_MIN_WASM_MS : WARMUP_MIN_WASM_MS);
@@ -225,7 +242,7 @@ async function runCase(opts: Options, wasm: Uint8Array, promptBytes: number, rep
     const one = (i: number, timed: boolean) => {
       const body = bodies.body(i);
       const s = host.newStream({ worker: i % 2 });
-      s.requestHeaders([[':method', 'POST'], [':path', '/v1/completions'], [':authority', 'gw'], ['content-type', 'application/json'], ['content-length', String(body.length)]], false);
+      s.requestHeaders([[':method', 'POST'], [':path', path], [':authority', 'gw'], ['content-type', 'application/json'], ['content-length', String(body.length)]], false);
       for (let o = 0; o < body.length; o += CHUNK) s.requestBody(body.subarray(o, Math.min(body.length, o + CHUNK)), o + CHUNK >= body.length);
       s.responseHeaders([[':status', '200']], false);
       s.complete();
@@ -243,7 +260,7 @@ async function runCase(opts: Options, wasm: Uint8Array, promptBytes: number, rep
     const p50SecondHalfUs = round2(median(times.slice(half)));
     const sorted = [...times].sort((a, b) => a - b);
     const r: CaseResult = {
-      promptBytes, replicas, p50Us: round2(percentile(sorted, 0.5)), p99Us: round2(percentile(sorted, 0.99)),
+      api: opts.api, promptBytes, replicas, p50Us: round2(percentile(sorted, 0.5)), p99Us: round2(percentile(sorted, 0.99)),
       p50FirstHalfUs, p50SecondHalfUs, warmupRequests: warmup,
     };
     if (opts.breakdown) {
