@@ -1,9 +1,9 @@
 // Turns the prompt's text, fed in pieces, into chained block hashes:
-// h[i] = chainBlock(h[i-1], xxh64(block i, 0)), h[-1] = xxh64(model). A block's hash
+// h[i] = chainBlock(h[i-1], blockDigest(block i)), h[-1] = xxh64(model). A block's hash
 // therefore names the whole prefix up to it, as vLLM's own block hashes do.
 // Only full blocks count (vLLM caches only full blocks); the partial tail is
 // kept apart so a short prompt still has a key for rendezvous placement.
-import { chainBlock, xxh64 } from "./hash";
+import { blockDigest, chainBlock, xxh64 } from "./hash";
 
 export class BlockHasher {
   readonly blockBytes: i32;
@@ -36,8 +36,8 @@ export class BlockHasher {
   }
 
   /**
-   * Appends a block whose content the caller hashed (xxh64 with seed 0), at
-   * a block boundary and while not full.
+   * Appends a block whose content the caller digested (blockDigest), at a
+   * block boundary and while not full.
    */
   @inline pushBlock(content: u64): void {
     const h = chainBlock(this.chain, content);
@@ -63,7 +63,7 @@ export class BlockHasher {
     // Whole blocks are hashed where they lie; only a block split across pieces is copied.
     if (this.fill == 0) {
       while (len >= bb && this.count < this.maxBlocks) {
-        const h = chainBlock(this.chain, xxh64(ptr, <usize>bb, 0));
+        const h = chainBlock(this.chain, blockDigest(ptr, <usize>bb));
         unchecked(this.hashes[this.count] = h);
         this.count++;
         this.chain = h;
@@ -83,7 +83,7 @@ export class BlockHasher {
   }
 
   private flush(): void {
-    const h = chainBlock(this.chain, xxh64(this.buf, <usize>this.blockBytes, 0));
+    const h = chainBlock(this.chain, blockDigest(this.buf, <usize>this.blockBytes));
     unchecked(this.hashes[this.count] = h);
     this.count++;
     this.chain = h;

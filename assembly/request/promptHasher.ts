@@ -4,7 +4,7 @@
 // `messages`, each one's role then content (a string, or an array of parts)
 // in order, whatever the key order inside the message. Nothing allocates.
 import { BlockHasher } from "../prefix/blockHasher";
-import { xxh64, xxh64Converge, xxh64LaneSeed, xxh64Round } from "../prefix/hash";
+import { laneDigest, xxh64, xxh64LaneSeed, xxh64Round } from "../prefix/hash";
 import { BACKSLASH, ElementCursor, HIGHS, MemberCursor, QUOTE, hasQuoteOrBackslash, quoteOrBackslashBits, skipString, skipValue, skipWs } from "./json";
 
 export const enum ScanStatus {
@@ -340,7 +340,7 @@ function hashPlainBlocks(p: isize, end: isize, hasher: BlockHasher): isize {
   const bb = <isize>hasher.blockBytes;
   if ((bb & 31) != 0) return p;
   while (!hasher.full && end - p >= bb) {
-    // Block contents hash with seed 0; pushBlock chains them.
+    // blockDigest of the block, from the words just tested; pushBlock chains it.
     let v1 = xxh64LaneSeed(0, 0);
     let v2 = xxh64LaneSeed(0, 1);
     let v3 = xxh64LaneSeed(0, 2);
@@ -361,7 +361,7 @@ function hashPlainBlocks(p: isize, end: isize, hasher: BlockHasher): isize {
       q += 32;
     } while (q < stop);
     if ((special & HIGHS) != 0) break;
-    hasher.pushBlock(xxh64Converge(v1, v2, v3, v4, <u64>bb));
+    hasher.pushBlock(laneDigest(v1, v2, v3, v4));
     p = stop;
   }
   return p;

@@ -1,4 +1,4 @@
-import { chainBlock, xxh64, xxh64String, rendezvousWeight } from "../../assembly/prefix/hash";
+import { blockDigest, chainBlock, xxh64, xxh64String, rendezvousWeight } from "../../assembly/prefix/hash";
 import { BlockHasher } from "../../assembly/prefix/blockHasher";
 
 function hashOf(s: string, seed: u64): u64 {
@@ -31,11 +31,11 @@ describe("BlockHasher", () => {
     expect(h.count).toBe(2);
     expect(h.textBytes).toBe(18);
     const first = String.UTF8.encode("aaaaaaaa");
-    expect(h.hashes[0]).toBe(chainBlock(7, xxh64(changetype<usize>(first), 8, 0)));
+    expect(h.hashes[0]).toBe(chainBlock(7, blockDigest(changetype<usize>(first), 8)));
     const second = String.UTF8.encode("bbbbbbbb");
-    expect(h.hashes[1]).toBe(chainBlock(h.hashes[0], xxh64(changetype<usize>(second), 8, 0)));
+    expect(h.hashes[1]).toBe(chainBlock(h.hashes[0], blockDigest(changetype<usize>(second), 8)));
     // The same block after a different prefix hashes differently.
-    expect(h.hashes[1]).not.toBe(chainBlock(h.hashes[0] + 1, xxh64(changetype<usize>(second), 8, 0)));
+    expect(h.hashes[1]).not.toBe(chainBlock(h.hashes[0] + 1, blockDigest(changetype<usize>(second), 8)));
   });
   it("gives the same hashes however the text is split", () => {
     const a = new BlockHasher(8, 16);
@@ -95,5 +95,44 @@ describe("rendezvous", () => {
       if ((rendezvousWeight(k, 11) > rendezvousWeight(k, 22)) != (rendezvousWeight(k + 1000, 11) > rendezvousWeight(k + 1000, 22))) differs = true;
     }
     expect(differs).toBe(true);
+  });
+});
+
+describe("blockDigest", () => {
+  it("changes with every single-byte change of a 64-byte block", () => {
+    const b = String.UTF8.encode("the quick brown fox jumps over the lazy dog, then naps in the sun");
+    const p = changetype<usize>(b);
+    const base = blockDigest(p, 64);
+    for (let i: usize = 0; i < 64; i++) {
+      const was = load<u8>(p + i);
+      for (let d = 1; d < 256; d += 37) {
+        store<u8>(p + i, <u8>(was + d));
+        expect(blockDigest(p, 64)).not.toBe(base);
+      }
+      store<u8>(p + i, was);
+    }
+    expect(blockDigest(p, 64)).toBe(base);
+  });
+  it("gives every distinct one of 50,000 text-like blocks its own digest", () => {
+    const words: string[] = ["the ", "model ", "cache ", "prefix ", "token ", "router ", "a ", "of ", "system ", "you "];
+    const seen = new Set<u64>();
+    const texts = new Set<string>();
+    const buf = heap.alloc(128);
+    let x: u32 = 7;
+    for (let n = 0; n < 50000; n++) {
+      let s = "";
+      while (s.length < 64) {
+        x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+        s += words[x % 10];
+      }
+      texts.add(s.slice(0, 64));
+      const e = String.UTF8.encode(s.slice(0, 64));
+      memory.copy(buf, changetype<usize>(e), 64);
+      seen.add(blockDigest(buf, 64));
+    }
+    // Some generated blocks repeat; every distinct one must get its own digest.
+    expect(texts.size).toBeGreaterThan(40000);
+    expect(seen.size).toBe(texts.size);
+    heap.free(buf);
   });
 });
