@@ -23,6 +23,23 @@ const POOL_MAX = 1024;
 const COLLECT_EVERY_STREAMS: u32 = 4096;
 let streamsSinceCollect: u32 = 0;
 
+/**
+ * The stream the last hook named: a stream's hooks mostly come one after
+ * another, so most calls skip the map's two lookups (has, then get).
+ */
+let lastId: u32 = 0;
+let lastStream: RouterStream | null = null;
+
+function streamOf(id: u32): RouterStream | null {
+  const last = lastStream;
+  if (last !== null && lastId == id) return last;
+  if (!streams.has(id)) return null;
+  const s = streams.get(id);
+  lastId = id;
+  lastStream = s;
+  return s;
+}
+
 @inline function collect(): void {
   __collect();
   streamsSinceCollect = 0;
@@ -47,6 +64,8 @@ export function proxy_on_context_create(id: u32, parent: u32): void {
   const s = pool.length > 0 ? pool.pop() : new RouterStream();
   s.reset(id, roots.get(parent));
   streams.set(id, s);
+  lastId = id;
+  lastStream = s;
 }
 
 export function proxy_on_vm_start(id: u32, size: u32): u32 {
@@ -77,19 +96,23 @@ export function proxy_on_queue_ready(id: u32, token: u32): void {}
 export function proxy_on_foreign_function(id: u32, fn: u32, size: u32): void {}
 
 export function proxy_on_request_headers(id: u32, n: u32, endOfStream: u32): u32 {
-  return streams.has(id) ? <u32>streams.get(id).onRequestHeaders(endOfStream != 0) : <u32>FilterHeaders.Continue;
+  const s = streamOf(id);
+  return s !== null ? <u32>s.onRequestHeaders(endOfStream != 0) : <u32>FilterHeaders.Continue;
 }
 export function proxy_on_request_body(id: u32, size: u32, endOfStream: u32): u32 {
-  return streams.has(id) ? <u32>streams.get(id).onRequestBody(size, endOfStream != 0) : <u32>FilterData.Continue;
+  const s = streamOf(id);
+  return s !== null ? <u32>s.onRequestBody(size, endOfStream != 0) : <u32>FilterData.Continue;
 }
 export function proxy_on_request_trailers(id: u32, n: u32): u32 {
-  return streams.has(id) ? <u32>streams.get(id).onRequestTrailers() : <u32>FilterHeaders.Continue;
+  const s = streamOf(id);
+  return s !== null ? <u32>s.onRequestTrailers() : <u32>FilterHeaders.Continue;
 }
 export function proxy_on_request_metadata(id: u32, n: u32): u32 {
   return 0;
 }
 export function proxy_on_response_headers(id: u32, n: u32, endOfStream: u32): u32 {
-  return streams.has(id) ? <u32>streams.get(id).onResponseHeaders() : <u32>FilterHeaders.Continue;
+  const s = streamOf(id);
+  return s !== null ? <u32>s.onResponseHeaders() : <u32>FilterHeaders.Continue;
 }
 export function proxy_on_response_body(id: u32, size: u32, endOfStream: u32): u32 {
   return <u32>FilterData.Continue;
@@ -109,9 +132,10 @@ export function proxy_on_done(id: u32): u32 {
 export function proxy_on_log(id: u32): void {}
 
 export function proxy_on_delete(id: u32): void {
-  if (streams.has(id)) {
-    const s = streams.get(id);
+  const s = streamOf(id);
+  if (s !== null) {
     streams.delete(id);
+    lastStream = null;
     s.onDelete();
     if (pool.length < POOL_MAX) pool.push(s);
     if (++streamsSinceCollect >= COLLECT_EVERY_STREAMS) collect();

@@ -41,13 +41,6 @@ const NEW_PREFIX_BAND: f64 = 0.1;
  * sp-32x32 0.910 either way; a floor of 0.25 lost 34% on sp-150x5's TTFT p95.
  */
 const MIN_CACHE_SHARE: f64 = 0.5;
-/**
- * A request checks whether another worker published a newer state at most
- * this often (the tick checks too): a version read per request was one of
- * five shared-data calls on the request path, and a state comes from metric
- * scrapes hundreds of milliseconds apart, so a millisecond's delay changes nothing.
- */
-const REFRESH_INTERVAL_NS: u64 = 1000000;
 /** A replica's index quota never drops below this many blocks, however small its KV cache. */
 const MIN_SLOT_BLOCKS: u32 = 16;
 
@@ -94,8 +87,6 @@ export class Router {
    * and ticks keep it within TICK_MS of now.
    */
   private seenNs: u64 = 0;
-  /** When a request last checked for a newer state (refreshIfDue). */
-  private checkedAtNs: u64 = 0;
   /** Last time the control plane was heard from, as published in shared data. */
   controlPlaneSeenNs: u64 = 0;
 
@@ -162,13 +153,6 @@ export class Router {
     this.table = t;
   }
 
-  /** refresh(), unless this VM checked less than REFRESH_INTERVAL_NS ago. */
-  refreshIfDue(nowNs: u64): void {
-    if (nowNs >= this.checkedAtNs && nowNs - this.checkedAtNs < REFRESH_INTERVAL_NS) return;
-    this.refresh();
-    this.checkedAtNs = nowNs;
-  }
-
   /** Picks up a newer state another VM (or this one) published. Cheap when nothing changed. */
   refresh(): void {
     if (!this.counters.shared) return;
@@ -200,7 +184,6 @@ export class Router {
    */
   route(body: usize, len: usize, nowNs: u64, d: Decision): bool {
     this.sawTime(nowNs);
-    this.refreshIfDue(nowNs);
     const t = this.table;
     const cfg = this.cfg;
     const c = this.cands;
