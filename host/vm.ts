@@ -88,6 +88,8 @@ export interface VmOwner {
   readonly logLevel: number;
   /** Time the host functions separately (a benchmark's breakdown); costs two clock reads per host call. */
   readonly timeHostCalls: boolean;
+  /** Time each call into the module (Stream.wasmNs); false: no clock reads around hooks. */
+  readonly timeCalls: boolean;
   readonly envs: Record<string, string>;
   log(level: number, message: string): void;
   defineMetric(type: number, name: string): { get(): bigint; add(v: bigint): void; set(v: bigint): void; record(v: bigint): void };
@@ -221,6 +223,7 @@ export class WasmVm {
   private readonly logLevel: number;
   private readonly clock: Clock;
   private readonly timeHostCalls: boolean;
+  private readonly timeCalls: boolean;
   /** Host-function time (ns) so far, when timeHostCalls: outermost host calls only, minus the module's malloc inside them. */
   private hostNsTotal = 0;
   private hostDepth = 0;
@@ -241,6 +244,7 @@ export class WasmVm {
     this.logLevel = owner.logLevel;
     this.clock = owner.clock;
     this.timeHostCalls = owner.timeHostCalls;
+    this.timeCalls = owner.timeCalls;
     const imports = this.buildImports(module);
     this.restricted = ALLOWED_DURING_START; // the start section runs inside instantiation
     let instance: WebAssembly.Instance;
@@ -274,7 +278,7 @@ export class WasmVm {
     const run = (name: string, ...args: number[]) => {
       this.restricted = ALLOWED_DURING_START;
       try {
-        this.invoke(name, args, null);
+        this.invoke(name, this.exportsFns[name], args, null);
       } finally {
         this.restricted = null;
       }
@@ -331,19 +335,19 @@ export class WasmVm {
     if (this.failed) return null;
     const f = this.exportsFns[fn];
     if (!f) return null;
-    return this.invoke(fn, args, ctx);
+    return this.invoke(fn, f, args, ctx);
   }
 
-  private invoke(fn: string, args: number[], ctx: ContextRecord | null): number | null {
-    const f = this.exportsFns[fn];
+  private invoke(fn: string, f: HostFn, args: number[], ctx: ContextRecord | null): number | null {
     const prevCurrent = this.current;
     const prevEffective = this.effective;
     this.current = ctx;
     this.effective = null;
     this.depth++;
-    const stream = ctx === null ? null : ctx.stream;
+    // Only a stream's calls are timed (Stream.wasmNs), and only with timeCalls.
+    const stream = ctx === null || !this.timeCalls ? null : ctx.stream;
     const h0 = this.hostNsTotal;
-    const t0 = stream !== null ? nowMs() : 0; // only a stream's calls are timed (Stream.wasmNs)
+    const t0 = stream !== null ? nowMs() : 0;
     let result: number | null = null;
     try {
       const r = callExport(f, args);

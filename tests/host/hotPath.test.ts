@@ -349,3 +349,25 @@ test('cached strings: 676 values of 30 bytes that differ only in their last two 
     }
   });
 });
+
+test('timeCalls: false leaves wasmNs and hostNs at 0 and changes nothing else; timeHostCalls without timeCalls is refused', async () => {
+  const wasm = onHeaders(
+    `(drop (call $add (i32.const 0) (i32.const 16) (i32.const 3) (i32.const 32) (i32.const 2)))`,
+    '(data (i32.const 16) "x-a") (data (i32.const 32) "v1")',
+  );
+  const lists: Array<Array<[string, string]>> = [];
+  for (const timeCalls of [true, false]) {
+    await withHost(wasm, (host) => {
+      const s = host.newStream({ worker: 0 });
+      assert.equal(s.requestHeaders(REQ, true), 'continue');
+      lists.push(s.requestHeaderList());
+      s.complete();
+      assert.equal(host.traps, 0);
+      if (timeCalls) assert.ok(s.wasmNumberNs > 0);
+      else assert.deepEqual([s.wasmNumberNs, s.wasmNs, s.hostNs], [0, 0n, 0]);
+    }, { timeCalls });
+  }
+  assert.deepEqual(lists[1], lists[0]);
+  assert.ok(lists[0].some(([k, v]) => k === 'x-a' && v === 'v1'));
+  await assert.rejects(ProxyWasmHost.create({ wasm, sharedData: new SharedDataStore(), timeCalls: false, timeHostCalls: true }), /timeHostCalls needs timeCalls/);
+});
