@@ -243,3 +243,24 @@ describe("hashPrompt, chat messages in one pass", () => {
     }
   });
 });
+
+describe("hashPrompt, long escaped strings", () => {
+  it("decodes text longer than its 16 KiB buffer exactly, in one pass and in two", () => {
+    let json = "", text = "";
+    while (text.length < 40000) {
+      const k = nextRandom(PIECES_JSON.length);
+      json += PIECES_JSON[k] + "line of text\\n";
+      text += PIECES_TEXT[k] + "line of text\n";
+    }
+    expect(sameAsFed(json, text, 64, 1024)).toBe(true);
+    // The two-pass path (prompt before model) decodes the same way.
+    const a = new BlockHasher(64, 1024);
+    const b = new BlockHasher(64, 1024);
+    const one = String.UTF8.encode('{"model":"m","prompt":"' + json + '"}');
+    const two = String.UTF8.encode('{"prompt":"' + json + '","model":"m"}');
+    expect(hashPrompt(changetype<usize>(one), one.byteLength, a)).toBe(ScanStatus.Ok);
+    expect(hashPrompt(changetype<usize>(two), two.byteLength, b)).toBe(ScanStatus.Ok);
+    expect(same(a, b)).toBe(true);
+    expect(a.count).toBeGreaterThan(<i32>(16384 / 64)); // more than one buffer of decoded text
+  });
+});
