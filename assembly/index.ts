@@ -1,7 +1,7 @@
 // prefix-router: the module's entry. Exports the proxy-wasm 0.2.x ABI and
 // dispatches each call to the root context or the stream it names. An id the
 // module does not know is ignored, never a trap.
-import { FilterData, FilterHeaders } from "./abi/host";
+import { FilterData, FilterHeaders, hostAlloc } from "./abi/host";
 import { RouterRoot } from "./rootContext";
 import { RouterStream } from "./httpContext";
 
@@ -47,12 +47,12 @@ function streamOf(id: u32): RouterStream | null {
 
 export function proxy_abi_version_0_2_0(): void {}
 
-/** Memory for data the host hands in; the module frees it once read (heap.free). */
+/** Memory for data the host hands in; the module frees it once read (HostBytes.free). */
 export function malloc(size: usize): usize {
-  return heap.alloc(size);
+  return hostAlloc(size);
 }
 export function proxy_on_memory_allocate(size: usize): usize {
-  return heap.alloc(size);
+  return hostAlloc(size);
 }
 
 export function proxy_on_context_create(id: u32, parent: u32): void {

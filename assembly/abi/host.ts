@@ -28,10 +28,39 @@ export class HostBytes {
   ptr: usize = 0;
   len: usize = 0;
   @inline free(): void {
-    if (this.ptr != 0) heap.free(this.ptr);
+    if (this.ptr != 0) hostFree(this.ptr);
     this.ptr = 0;
     this.len = 0;
   }
+}
+
+/**
+ * Memory the host asks for (malloc) to hand data in. A request reads a few
+ * such buffers (header map, body, shared data), each freed once read, and at
+ * most three at a time: fixed slots serve those without the heap allocator;
+ * larger ones, or more at once, come from the heap.
+ */
+// @ts-ignore: decorator
+@inline const SLOT_BYTES: usize = 16384;
+// @ts-ignore: decorator
+@inline const SLOTS: u32 = 4;
+const SLAB: usize = memory.data(<i32>(SLOT_BYTES * SLOTS), 16);
+let slotsInUse: u32 = 0;
+
+export function hostAlloc(size: usize): usize {
+  const free = ~slotsInUse & ((1 << SLOTS) - 1);
+  if (size <= SLOT_BYTES && free != 0) {
+    const i = ctz(free);
+    slotsInUse |= 1 << i;
+    return SLAB + <usize>i * SLOT_BYTES;
+  }
+  return heap.alloc(size);
+}
+
+/** Frees what hostAlloc returned. */
+export function hostFree(ptr: usize): void {
+  if (ptr >= SLAB && ptr < SLAB + SLOT_BYTES * <usize>SLOTS) slotsInUse &= ~(<u32>1 << <u32>((ptr - SLAB) / SLOT_BYTES));
+  else heap.free(ptr);
 }
 
 export function log(level: LogLevel, message: string): void {
