@@ -40,6 +40,20 @@ function streamOf(id: u32): RouterStream | null {
   return s;
 }
 
+/** The root context streams were last created under (one per plugin; a VM usually has one). */
+let lastRootId: u32 = 0;
+let lastRoot: RouterRoot | null = null;
+
+function rootOf(id: u32): RouterRoot | null {
+  const last = lastRoot;
+  if (last !== null && lastRootId == id) return last;
+  if (!roots.has(id)) return null;
+  const r = roots.get(id);
+  lastRootId = id;
+  lastRoot = r;
+  return r;
+}
+
 @inline function collect(): void {
   __collect();
   streamsSinceCollect = 0;
@@ -60,9 +74,10 @@ export function proxy_on_context_create(id: u32, parent: u32): void {
     if (!roots.has(id)) roots.set(id, new RouterRoot(id));
     return;
   }
-  if (!roots.has(parent)) return;
+  const root = rootOf(parent);
+  if (root === null) return;
   const s = pool.length > 0 ? pool.pop() : new RouterStream();
-  s.reset(id, roots.get(parent));
+  s.reset(id, root);
   streams.set(id, s);
   lastId = id;
   lastStream = s;
@@ -142,5 +157,6 @@ export function proxy_on_delete(id: u32): void {
     return;
   }
   roots.delete(id);
+  if (lastRootId == id) lastRoot = null;
   collect();
 }
