@@ -5,7 +5,7 @@
 // in order, whatever the key order inside the message. Nothing allocates.
 import { BlockHasher } from "../prefix/blockHasher";
 import { laneDigest, xxh64, xxh64LaneSeed, xxh64Round } from "../prefix/hash";
-import { BACKSLASH, ElementCursor, HIGHS, MemberCursor, QUOTE, hasQuoteOrBackslash, quoteOrBackslashBits, skipString, skipValue, skipWs } from "./json";
+import { BACKSLASH, ElementCursor, HIGHS, MemberCursor, QUOTE, hasQuoteOrBackslash, quoteOrBackslashBits, skipPlain, skipValue, skipWs } from "./json";
 
 export const enum ScanStatus {
   /** The prompt was hashed (it may still be empty). */
@@ -378,18 +378,12 @@ function decodeAndHash(p: isize, end: isize, hasher: BlockHasher, needEnd: bool)
 
 /**
  * `p` inside a string: the position after its closing quote (skipString's
- * rule for escapes), or -1. Tests 32 bytes per step: the tail of a 400 KB
- * prompt, past the blocks that are hashed, is mostly this.
+ * rule for escapes), or -1. The tail of a 400 KB prompt, past the blocks
+ * that are hashed, is mostly this.
  */
 function scanToEnd(p: isize, end: isize): isize {
   while (true) {
-    while (p + 32 <= end) {
-      const bits = quoteOrBackslashBits(load<u64>(p)) | quoteOrBackslashBits(load<u64>(p, 8)) |
-        quoteOrBackslashBits(load<u64>(p, 16)) | quoteOrBackslashBits(load<u64>(p, 24));
-      if ((bits & HIGHS) != 0) break;
-      p += 32;
-    }
-    while (p + 8 <= end && !hasQuoteOrBackslash(load<u64>(p))) p += 8;
+    p = skipPlain(p, end);
     if (p >= end) return -1;
     const c = load<u8>(p);
     if (c == QUOTE) return p + 1;
