@@ -12,7 +12,12 @@ export function lowerIsBetter(c: Candidates, values: StaticArray<f64>, out: Stat
     if (v > hi) hi = v;
   }
   const span = hi - lo;
+  if (!(span > 0)) {
+    for (let i = 0; i < c.n; i++) unchecked(out[i] = 1.0);
+    return;
+  }
+  const perUnit = 1.0 / span; // one division, not one per replica
   for (let i = 0; i < c.n; i++) {
-    unchecked(out[i] = span > 0 ? (hi - unchecked(values[i])) / span : 1.0);
+    unchecked(out[i] = (hi - unchecked(values[i])) * perUnit);
   }
 }

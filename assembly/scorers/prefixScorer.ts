@@ -6,7 +6,8 @@ import { Candidates } from "../scheduling/candidates";
  */
 export function prefixScorer(c: Candidates, out: StaticArray<f64>): void {
   const total = c.totalBlocks;
+  const perBlock = total > 0 ? 1.0 / <f64>total : 0.0; // one division, not one per replica
   for (let i = 0; i < c.n; i++) {
-    unchecked(out[i] = total > 0 ? <f64>unchecked(c.matched[i]) / <f64>total : 0.0);
+    unchecked(out[i] = <f64>unchecked(c.matched[i]) * perBlock);
   }
 }
