@@ -1,7 +1,9 @@
-// xxHash64 (Yann Collet's published algorithm) over linear memory, and the mixes
-// built on it. 64-bit hashes keep collisions negligible at index sizes of
-// millions of blocks; xxHash64 is what the inference extension's prefix
-// scorer uses too, so its quality is known for this job.
+// xxHash64 (Yann Collet's published algorithm) over linear memory, and what
+// is built on its parts: the block digest (its four lanes, summed), the chain
+// of block hashes (its avalanche), rendezvous weights. 64-bit hashes keep
+// collisions negligible at index sizes of millions of blocks; xxHash64 is what
+// the inference extension's prefix scorer uses too, so its parts' quality is
+// known for this job.
 
 // @ts-ignore: decorator
 @inline const P1: u64 = 11400714785074694791;
