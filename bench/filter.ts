@@ -1,4 +1,4 @@
-// npm run bench:filter [-- --json] [--quick] [--case 8192x16 ...] [--api chat] [--wasm path] [--requests n] [--warmup n] [--breakdown] [--host-calls]
+// npm run bench:filter [-- --json] [--quick] [--case 8192x16 ...] [--api chat] [--lines] [--wasm path] [--requests n] [--warmup n] [--breakdown] [--host-calls]
 // Times the filter's own work per request inside our proxy-wasm host (V8, as
 // Envoy's default engine): every hook of a request, summed, from the host's
 // clock around each call into the module. Prompts of 1 KB to 400 KB against
@@ -11,11 +11,15 @@ import { ProxyWasmHost, SharedDataStore } from '../host/index.js';
 import { StateServer } from './stateServer.js';
 import type { ReplicaState } from '../control-plane/stateWire.js';
 
+/** With --lines, a line break about this often: lines of a system prompt or of code. */
+const LINE_CHARS = 80;
 const USAGE = `usage: node --import tsx bench/filter.ts [options]
   --json              one JSON line: {"wasmBytes", "cases": [{"promptBytes", "replicas", "p50Us", "p99Us", ...}]}
   --case <P>x<R>      only this case (prompt bytes x replicas), e.g. --case 8192x16; repeatable
   --api <api>         completions (default: /v1/completions with a string prompt) or chat
                       (/v1/chat/completions: the shared part as a system message, the question as a user message)
+  --lines             the shared part of each prompt breaks into lines of about ${LINE_CHARS} characters
+                      (each break written \\n in the JSON, as real system prompts are): the decoding path
   --wasm <path>       the module to time (default plugin/prefix-router.wasm)
   --requests <n>      timed requests per case (default ${'3000, 600 from 64 KB prompts; 200 with --quick'})
   --warmup <n>        exactly n untimed requests per case before timing (default: until V8 has tiered the module up, see WARMUP_*)
@@ -54,6 +58,7 @@ type Api = 'completions' | 'chat';
 
 interface Options {
   api: Api;
+  lines: boolean;
   json: boolean;
   quick: boolean;
   breakdown: boolean;
@@ -87,6 +92,7 @@ function parseOptions(argv: string[]): Options {
         'host-calls': { type: 'boolean', default: false },
         wasm: { type: 'string' },
         api: { type: 'string', default: 'completions' },
+        lines: { type: 'boolean', default: false },
         case: { type: 'string', multiple: true },
         requests: { type: 'string' },
         warmup: { type: 'string' },
@@ -122,7 +128,7 @@ function parseOptions(argv: string[]): Options {
     if (!isFile) fail(`--wasm ${wasm} is not a file`);
   }
   return {
-    json: v.json!, quick: v.quick!, breakdown: v.breakdown!, hostCalls: v['host-calls']!, wasm, cases, api: v.api as Api,
+    json: v.json!, quick: v.quick!, breakdown: v.breakdown!, hostCalls: v['host-calls']!, wasm, cases, api: v.api as Api, lines: v.lines!,
     requests: positiveInt('--requests', v.requests, 1), warmup: positiveInt('--warmup', v.warmup, 0),
   };
 }
@@ -166,12 +172,17 @@ class Bodies {
   private readonly groups: Uint8Array[];
   private readonly buf: Uint8Array;
   private readonly enc = new TextEncoder();
-  constructor(promptBytes: number, api: Api) {
+  constructor(promptBytes: number, api: Api, lines: boolean) {
     const model = JSON.stringify(MODEL);
     this.head = this.enc.encode(api === 'chat' ? `{"model":${model},"messages":[{"role":"system","content":"` : `{"model":${model},"prompt":"`);
     this.middle = this.enc.encode(api === 'chat' ? '"},{"role":"user","content":"' : ' ');
     this.tail = this.enc.encode(api === 'chat' ? '"}],"max_tokens":64}' : '","max_tokens":64}');
-    this.groups = Array.from({ length: GROUPS }, (_, g) => this.enc.encode(words(g + 1, Math.max(0, promptBytes - QUESTION_BYTES))));
+    const shared = (g: number) => {
+      const text = words(g + 1, Math.max(0, promptBytes - QUESTION_BYTES));
+      // A space after every LINE_CHARS characters becomes a line break, escaped as JSON writes it.
+      return lines ? text.replace(new RegExp(`(.{${LINE_CHARS - 1}}[^ ]*) `, 'g'), '$1\\n') : text;
+    };
+    this.groups = Array.from({ length: GROUPS }, (_, g) => this.enc.encode(shared(g)));
     const longest = Math.max(...this.groups.map((g) => g.length));
     this.buf = new Uint8Array(this.head.length + longest + this.middle.length + QUESTION_BYTES + this.tail.length);
   }
@@ -191,6 +202,7 @@ class Bodies {
 
 interface CaseResult {
   api: Api;
+  lines: boolean;
   promptBytes: number;
   replicas: number;
   p50Us: number;
@@ -229,7 +241,7 @@ async function runCase(opts: Options, wasm: Uint8Array, promptBytes: number, rep
       if (!routed) await new Promise((r) => setTimeout(r, 20));
     }
     if (!routed) throw new Error(`case ${promptBytes}x${replicas}: the filter got no control-plane state within 5 s`);
-    const bodies = new Bodies(promptBytes, opts.api);
+    const bodies = new Bodies(promptBytes, opts.api, opts.lines);
     const path = opts.api === 'chat' ? '/v1/chat/completions' : '/v1/completions';
     JSON.parse(Buffer.from(bodies.body(0)).toString()); // the hand-built bytes are JSON
     const requests = opts.requests ?? (opts.quick ? QUICK_REQUESTS : promptBytes >= LARGE_PROMPT_BYTES ? DEFAULT_REQUESTS_LARGE : DEFAULT_REQUESTS_SMALL);
@@ -260,7 +272,7 @@ async function runCase(opts: Options, wasm: Uint8Array, promptBytes: number, rep
     const p50SecondHalfUs = round2(median(times.slice(half)));
     const sorted = [...times].sort((a, b) => a - b);
     const r: CaseResult = {
-      api: opts.api, promptBytes, replicas, p50Us: round2(percentile(sorted, 0.5)), p99Us: round2(percentile(sorted, 0.99)),
+      api: opts.api, lines: opts.lines, promptBytes, replicas, p50Us: round2(percentile(sorted, 0.5)), p99Us: round2(percentile(sorted, 0.99)),
       p50FirstHalfUs, p50SecondHalfUs, warmupRequests: warmup,
     };
     if (opts.breakdown) {
