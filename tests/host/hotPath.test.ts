@@ -41,6 +41,15 @@ function requestHeadersAfter(host: ProxyWasmHost, extra: Array<[string, string]>
   return list;
 }
 
+
+/** WAT: $fill stores byte $v at 4096..end-1 (the value a shared-data set then copies). */
+const fillFunc = (end: number) => `(func $fill (param $v i32) (local $p i32)
+       (local.set $p (i32.const 4096))
+       (loop $l
+         (i32.store8 (local.get $p) (local.get $v))
+         (local.set $p (i32.add (local.get $p) (i32.const 1)))
+         (br_if $l (i32.lt_u (local.get $p) (i32.const ${end})))))`;
+
 test("header names from the module are lower-cased ASCII-only, as Envoy's LowerCaseString (a latin1 letter like 0xC0 stays)", async () => {
   const wasm = onHeaders(
     `(drop (call $add (i32.const 0) (i32.const 16) (i32.const 7) (i32.const 32) (i32.const 2)))
@@ -118,12 +127,7 @@ test('shared-data values are copies: rewriting the module memory or writing othe
      (drop (call $set (i32.const 26) (i32.const 2) (i32.const 4096) (i32.const 2000) (i32.const 0)))
      (call $fill (i32.const 67))`,
     `(data (i32.const 16) "a1a2a3b1b2b3")
-     (func $fill (param $v i32) (local $p i32)
-       (local.set $p (i32.const 4096))
-       (loop $l
-         (i32.store8 (local.get $p) (local.get $v))
-         (local.set $p (i32.add (local.get $p) (i32.const 1)))
-         (br_if $l (i32.lt_u (local.get $p) (i32.const 7096)))))`,
+     ${fillFunc(7096)}`,
     imports,
   );
   const store = new SharedDataStore();
@@ -268,12 +272,7 @@ test('shared data written in place keeps the plain semantics: shorter/longer rew
        (call $fill (i32.const 71))
        (drop (call $set (i32.const 24) (i32.const 2) (i32.const 4096) (i32.const 20) (i32.const 0)))))`,
     `(data (i32.const 16) "k1r1stk2k3")
-     (func $fill (param $v i32) (local $p i32)
-       (local.set $p (i32.const 4096))
-       (loop $l
-         (i32.store8 (local.get $p) (local.get $v))
-         (local.set $p (i32.add (local.get $p) (i32.const 1)))
-         (br_if $l (i32.lt_u (local.get $p) (i32.const 4296)))))`,
+     ${fillFunc(4296)}`,
     imports,
   );
   const store = new SharedDataStore();
