@@ -1,4 +1,4 @@
-// npm run bench:filter [-- --json] [--quick] [--case 8192x16 ...] [--api chat] [--lines] [--wasm path] [--requests n] [--warmup n] [--breakdown] [--host-calls]
+// npm run bench:filter [-- --json] [--quick] [--case 8192x16 ...] [--api chat] [--lines] [--wasm path] [--against path] [--requests n] [--warmup n] [--breakdown] [--host-calls]
 // Times the filter's own work per request inside our proxy-wasm host (V8, as
 // Envoy's default engine): every hook of a request, summed, from the host's
 // clock around each call into the module. Prompts of 1 KB to 400 KB against
@@ -21,6 +21,9 @@ const USAGE = `usage: node --import tsx bench/filter.ts [options]
   --lines             the shared part of each prompt breaks into lines of about ${LINE_CHARS} characters
                       (each break written \\n in the JSON, as real system prompts are): the decoding path
   --wasm <path>       the module to time (default plugin/prefix-router.wasm)
+  --against <path>    also time this module, in the same process, each request sent to both in turn
+                      (alternating which goes first), so machine slowdowns hit both alike: adds
+                      "against": {"p50Us", "p99Us"} and fasterSharePct (requests where --wasm was faster)
   --requests <n>      timed requests per case (default ${'3000, 600 from 64 KB prompts; 200 with --quick'})
   --warmup <n>        exactly n untimed requests per case before timing (default: until V8 has tiered the module up, see WARMUP_*)
   --quick             fewer requests and a shorter warm-up (a smoke run, numbers less steady)
@@ -57,6 +60,7 @@ const MODEL = 'Qwen/Qwen2.5-3B-Instruct';
 type Api = 'completions' | 'chat';
 
 interface Options {
+  against: string | null;
   api: Api;
   lines: boolean;
   json: boolean;
@@ -91,6 +95,7 @@ function parseOptions(argv: string[]): Options {
         breakdown: { type: 'boolean', default: false },
         'host-calls': { type: 'boolean', default: false },
         wasm: { type: 'string' },
+        against: { type: 'string' },
         api: { type: 'string', default: 'completions' },
         lines: { type: 'boolean', default: false },
         case: { type: 'string', multiple: true },
@@ -118,17 +123,22 @@ function parseOptions(argv: string[]): Options {
   if (cases.length === 0) for (const promptBytes of PROMPT_BYTES) for (const replicas of REPLICA_COUNTS) cases.push({ promptBytes, replicas });
   const wasm = v.wasm ?? DEFAULT_WASM;
   if (v.api !== 'completions' && v.api !== 'chat') fail(`--api must be completions or chat; got '${v.api}'`);
+  const against = v.against ?? null;
   if (!v['host-calls']) {
-    let isFile = false;
-    try {
-      isFile = statSync(wasm).isFile();
-    } catch {
-      fail(`--wasm ${wasm}: no such file`);
+    for (const [flag, path] of [['--wasm', wasm], ['--against', against]] as Array<[string, string | null]>) {
+      if (path === null) continue;
+      let isFile = false;
+      try {
+        isFile = statSync(path).isFile();
+      } catch {
+        fail(`${flag} ${path}: no such file`);
+      }
+      if (!isFile) fail(`${flag} ${path} is not a file`);
     }
-    if (!isFile) fail(`--wasm ${wasm} is not a file`);
   }
+  if (against !== null && v.breakdown) fail('--against and --breakdown cannot be combined');
   return {
-    json: v.json!, quick: v.quick!, breakdown: v.breakdown!, hostCalls: v['host-calls']!, wasm, cases, api: v.api as Api, lines: v.lines!,
+    json: v.json!, quick: v.quick!, breakdown: v.breakdown!, hostCalls: v['host-calls']!, wasm, against, cases, api: v.api as Api, lines: v.lines!,
     requests: positiveInt('--requests', v.requests, 1), warmup: positiveInt('--warmup', v.warmup, 0),
   };
 }
@@ -216,77 +226,97 @@ interface CaseResult {
   /** With --breakdown: time inside the module alone (host functions left out). */
   moduleP50Us?: number;
   moduleP99Us?: number;
+  /** With --against: the other module, timed on the same requests. */
+  against?: { p50Us: number; p99Us: number };
+  /** With --against: the share of requests on which --wasm was faster than --against. */
+  fasterSharePct?: number;
 }
 
-async function runCase(opts: Options, wasm: Uint8Array, promptBytes: number, replicas: number): Promise<CaseResult> {
+async function runCase(opts: Options, wasm: Uint8Array, against: Uint8Array | null, promptBytes: number, replicas: number): Promise<CaseResult> {
   const reps: ReplicaState[] = [];
   for (let i = 0; i < replicas; i++) {
     reps.push({ address: `10.${(i >> 8) & 255}.${i & 255}.1:8000`, ready: true, metricsKnown: true, waiting: i % 5, running: 8 + (i % 7), kvUsage: (i % 10) / 10, kvCapacityTokens: 150000, metricsAgeMs: 20 });
   }
   const cp = new StateServer({ version: 1n, weights: { prefix: 3, queue: 1, kvCache: 1, inflight: 1 }, replicas: reps });
   const cpUrl = await cp.listen();
-  const host = await ProxyWasmHost.create({
-    wasm, workers: 2, logLevel: 'warn', timeHostCalls: opts.breakdown,
+  // With --against each module gets its own shared-data store: they must not see each other's rows.
+  const hostFor = (module: Uint8Array, own: boolean) => ProxyWasmHost.create({
+    wasm: module, workers: 2, logLevel: 'warn', timeHostCalls: opts.breakdown,
     pluginConfig: JSON.stringify({ controlPlane: { cluster: 'prefix_router_control_plane', longPollMs: 1000 } }),
     clusters: { prefix_router_control_plane: cpUrl },
+    ...(own ? { sharedData: new SharedDataStore() } : {}),
   });
+  const hosts = [await hostFor(wasm, against !== null)];
+  if (against !== null) hosts.push(await hostFor(against, true));
   try {
-    const deadline = Date.now() + 5000;
-    let routed = false;
-    while (!routed && Date.now() < deadline) {
-      const s = host.newStream({});
-      s.requestHeaders([[':method', 'GET'], [':path', '/v1/models'], [':authority', 'gw']], true);
-      routed = s.requestHeaderList().some(([k]) => k === 'x-gateway-destination-endpoint');
-      s.complete();
-      if (!routed) await new Promise((r) => setTimeout(r, 20));
+    for (const host of hosts) {
+      const deadline = Date.now() + 5000;
+      let routed = false;
+      while (!routed && Date.now() < deadline) {
+        const s = host.newStream({});
+        s.requestHeaders([[':method', 'GET'], [':path', '/v1/models'], [':authority', 'gw']], true);
+        routed = s.requestHeaderList().some(([k]) => k === 'x-gateway-destination-endpoint');
+        s.complete();
+        if (!routed) await new Promise((r) => setTimeout(r, 20));
+      }
+      if (!routed) throw new Error(`case ${promptBytes}x${replicas}: the filter got no control-plane state within 5 s`);
     }
-    if (!routed) throw new Error(`case ${promptBytes}x${replicas}: the filter got no control-plane state within 5 s`);
     const bodies = new Bodies(promptBytes, opts.api, opts.lines);
     const path = opts.api === 'chat' ? '/v1/chat/completions' : '/v1/completions';
     JSON.parse(Buffer.from(bodies.body(0)).toString()); // the hand-built bytes are JSON
     const requests = opts.requests ?? (opts.quick ? QUICK_REQUESTS : promptBytes >= LARGE_PROMPT_BYTES ? DEFAULT_REQUESTS_LARGE : DEFAULT_REQUESTS_SMALL);
     const minWarmup = opts.warmup ?? (opts.quick ? QUICK_WARMUP_MIN_REQUESTS : WARMUP_MIN_REQUESTS);
     const warmupWasmNs = opts.warmup !== null ? 0 : 1e6 * (opts.quick ? QUICK_WARMUP_MIN_WASM_MS : WARMUP_MIN_WASM_MS);
-    let warmedNs = 0;
-    const times: number[] = [];
+    const warmedNs = hosts.map(() => 0);
+    const times: number[][] = hosts.map(() => []);
     const hostTimes: number[] = [];
     let warmup = 0;
-    const one = (i: number, timed: boolean) => {
+    const one = (k: number, i: number, timed: boolean) => {
       const body = bodies.body(i);
-      const s = host.newStream({ worker: i % 2 });
+      const s = hosts[k].newStream({ worker: i % 2 });
       s.requestHeaders([[':method', 'POST'], [':path', path], [':authority', 'gw'], ['content-type', 'application/json'], ['content-length', String(body.length)]], false);
       for (let o = 0; o < body.length; o += CHUNK) s.requestBody(body.subarray(o, Math.min(body.length, o + CHUNK)), o + CHUNK >= body.length);
       s.responseHeaders([[':status', '200']], false);
       s.complete();
-      if (!timed) warmedNs += s.wasmNumberNs;
+      if (!timed) warmedNs[k] += s.wasmNumberNs;
       else {
-        times.push(s.wasmNumberNs / 1000);
+        times[k].push(s.wasmNumberNs / 1000);
         if (opts.breakdown) hostTimes.push(s.hostNs / 1000);
       }
     };
+    // Each request goes to every module, which one first alternating.
+    const each = (i: number, timed: boolean) => {
+      for (let j = 0; j < hosts.length; j++) one((i + j) % hosts.length, i, timed);
+    };
     // Warm-up requests continue the same sequence of prompts as the timed ones (the prefix index fills up as it would).
-    while (warmup < minWarmup || warmedNs < warmupWasmNs) one(warmup++, false);
-    for (let i = 0; i < requests; i++) one(warmup + i, true);
-    const half = Math.floor(times.length / 2);
-    const p50FirstHalfUs = round2(median(times.slice(0, Math.max(1, half))));
-    const p50SecondHalfUs = round2(median(times.slice(half)));
-    const sorted = [...times].sort((a, b) => a - b);
+    while (warmup < minWarmup || warmedNs.some((ns) => ns < warmupWasmNs)) each(warmup++, false);
+    for (let i = 0; i < requests; i++) each(warmup + i, true);
+    const mine = times[0];
+    const half = Math.floor(mine.length / 2);
+    const p50FirstHalfUs = round2(median(mine.slice(0, Math.max(1, half))));
+    const p50SecondHalfUs = round2(median(mine.slice(half)));
+    const sorted = [...mine].sort((a, b) => a - b);
     const r: CaseResult = {
       api: opts.api, lines: opts.lines, promptBytes, replicas, p50Us: round2(percentile(sorted, 0.5)), p99Us: round2(percentile(sorted, 0.99)),
       p50FirstHalfUs, p50SecondHalfUs, warmupRequests: warmup,
     };
+    if (against !== null) {
+      const other = [...times[1]].sort((a, b) => a - b);
+      r.against = { p50Us: round2(percentile(other, 0.5)), p99Us: round2(percentile(other, 0.99)) };
+      r.fasterSharePct = round2((100 * mine.filter((t, i) => t < times[1][i]).length) / mine.length);
+    }
     if (opts.breakdown) {
       const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
       r.hostP50Us = round2(median(hostTimes));
-      r.hostSharePct = round2((100 * sum(hostTimes)) / sum(times));
+      r.hostSharePct = round2((100 * sum(hostTimes)) / sum(mine));
       // The module's own time: each request's total less its host-function time.
-      const own = times.map((t, i) => t - hostTimes[i]).sort((a, b) => a - b);
+      const own = mine.map((t, i) => t - hostTimes[i]).sort((a, b) => a - b);
       r.moduleP50Us = round2(percentile(own, 0.5));
       r.moduleP99Us = round2(percentile(own, 0.99));
     }
     return r;
   } finally {
-    await host.close();
+    for (const host of hosts) await host.close();
     await cp.close();
   }
 }
@@ -390,9 +420,10 @@ if (opts.hostCalls) {
   process.exit(0);
 }
 const wasm = readFileSync(opts.wasm);
+const against = opts.against === null ? null : readFileSync(opts.against);
 const cases: CaseResult[] = [];
 for (const { promptBytes, replicas } of opts.cases) {
-  const r = await runCase(opts, wasm, promptBytes, replicas);
+  const r = await runCase(opts, wasm, against, promptBytes, replicas);
   cases.push(r);
   if (!opts.json) {
     const host = r.hostP50Us === undefined ? '' : `   host p50 ${r.hostP50Us.toFixed(1).padStart(7)} us (${r.hostSharePct!.toFixed(0)}% of all); module alone p50 ${r.moduleP50Us!.toFixed(1)} us p99 ${r.moduleP99Us!.toFixed(1)} us`;
@@ -400,6 +431,9 @@ for (const { promptBytes, replicas } of opts.cases) {
       `${String(promptBytes).padStart(7)} B prompt, ${String(replicas).padStart(3)} replicas: p50 ${r.p50Us.toFixed(1).padStart(8)} us   p99 ${r.p99Us.toFixed(1).padStart(8)} us` +
         `   (p50 1st/2nd half ${r.p50FirstHalfUs.toFixed(1)}/${r.p50SecondHalfUs.toFixed(1)}, warm-up ${r.warmupRequests})${host}`,
     );
+    if (r.against) {
+      console.log(`${' '.repeat(30)}--against: p50 ${r.against.p50Us.toFixed(1).padStart(8)} us   p99 ${r.against.p99Us.toFixed(1).padStart(8)} us   (--wasm faster on ${r.fasterSharePct!.toFixed(1)}% of requests)`);
+    }
   }
 }
 const wasmBytes = wasm.length;
