@@ -44,10 +44,12 @@ export let stringEscaped: bool = false;
 }
 
 /**
- * The first quote or backslash in [p, end), or a position >= end when there
- * is none before it (the tail under eight bytes is left to the caller's byte
- * test). 32 bytes per step, four SWAR words tested with one branch; no SIMD,
- * so the module also loads on engines without it.
+ * The first quote or backslash in [p, end), or, when there is none in its
+ * whole eight-byte words, where the tail under eight bytes starts (left to
+ * the caller's byte test), or a position >= end. 32 bytes per step, four SWAR
+ * words tested with one branch, then the first flagged byte of the word that
+ * has one (the lowest flag is exact); no SIMD, so the module also loads on
+ * engines without it.
  */
 export function skipPlain(p: isize, end: isize): isize {
   while (p + 32 <= end) {
@@ -56,7 +58,11 @@ export function skipPlain(p: isize, end: isize): isize {
     if ((bits & HIGHS) != 0) break;
     p += 32;
   }
-  while (p + 8 <= end && !hasQuoteOrBackslash(load<u64>(p))) p += 8;
+  while (p + 8 <= end) {
+    const bits = quoteOrBackslashBits(load<u64>(p)) & HIGHS;
+    if (bits != 0) return p + <isize>(ctz(bits) >> 3);
+    p += 8;
+  }
   return p;
 }
 
