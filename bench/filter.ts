@@ -220,6 +220,9 @@ interface CaseResult {
   /** p50 of the first and of the second half of the timed requests: they differ when warm-up was too short. */
   p50FirstHalfUs: number;
   p50SecondHalfUs: number;
+  /** Where the tail starts: on a noisy machine p99 is set by bursts that slow every call alike, p95/p98 less so. */
+  p95Us: number;
+  p98Us: number;
   warmupRequests: number;
   hostP50Us?: number;
   hostSharePct?: number;
@@ -299,6 +302,7 @@ async function runCase(opts: Options, wasm: Uint8Array, against: Uint8Array | nu
     const r: CaseResult = {
       api: opts.api, lines: opts.lines, promptBytes, replicas, p50Us: round2(percentile(sorted, 0.5)), p99Us: round2(percentile(sorted, 0.99)),
       p50FirstHalfUs, p50SecondHalfUs, warmupRequests: warmup,
+      p95Us: round2(percentile(sorted, 0.95)), p98Us: round2(percentile(sorted, 0.98)),
     };
     if (against !== null) {
       const other = [...times[1]].sort((a, b) => a - b);
