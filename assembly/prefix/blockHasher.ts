@@ -36,8 +36,8 @@ export class BlockHasher {
   }
 
   /**
-   * Appends a block whose content the caller digested (blockDigest), at a
-   * block boundary and while not full.
+   * Appends a block whose content is digested (blockDigest, or the one-pass
+   * prompt path's equal of it), at a block boundary and while not full.
    */
   @inline pushBlock(content: u64): void {
     const h = chainBlock(this.chain, content);
@@ -63,10 +63,7 @@ export class BlockHasher {
     // Whole blocks are hashed where they lie; only a block split across pieces is copied.
     if (this.fill == 0) {
       while (len >= bb && this.count < this.maxBlocks) {
-        const h = chainBlock(this.chain, blockDigest(ptr, <usize>bb));
-        unchecked(this.hashes[this.count] = h);
-        this.count++;
-        this.chain = h;
+        this.pushBlock(blockDigest(ptr, <usize>bb));
         ptr += <usize>bb;
         len -= bb;
       }
@@ -83,10 +80,7 @@ export class BlockHasher {
   }
 
   private flush(): void {
-    const h = chainBlock(this.chain, blockDigest(this.buf, <usize>this.blockBytes));
-    unchecked(this.hashes[this.count] = h);
-    this.count++;
-    this.chain = h;
+    this.pushBlock(blockDigest(this.buf, <usize>this.blockBytes));
     this.fill = 0;
   }
 

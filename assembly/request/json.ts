@@ -37,12 +37,6 @@ export let stringEscaped: bool = false;
   return ((q - ONES) & ~q) | ((b - ONES) & ~b);
 }
 
-/** SWAR test for a quote or a backslash among eight bytes. */
-// @ts-ignore: decorator
-@inline export function hasQuoteOrBackslash(w: u64): bool {
-  return (quoteOrBackslashBits(w) & HIGHS) != 0;
-}
-
 /**
  * The first quote or backslash in [p, end), or, when there is none in its
  * whole eight-byte words, where the tail under eight bytes starts (left to
@@ -68,8 +62,15 @@ export function skipPlain(p: isize, end: isize): isize {
 
 /** `p` at a string's opening quote; returns the position after its closing quote. */
 export function skipString(p: isize, end: isize): isize {
-  p++;
   stringEscaped = false;
+  return stringEnd(p + 1, end);
+}
+
+/**
+ * `p` inside a string: the position after its closing quote, or -1 when there
+ * is none before `end`. Sets stringEscaped when it passes an escape.
+ */
+export function stringEnd(p: isize, end: isize): isize {
   while (true) {
     p = skipPlain(p, end);
     if (p >= end) return -1;

@@ -5,7 +5,7 @@
 // in order, whatever the key order inside the message. Nothing allocates.
 import { BlockHasher } from "../prefix/blockHasher";
 import { laneDigest, xxh64, xxh64LaneSeed, xxh64Round } from "../prefix/hash";
-import { BACKSLASH, ElementCursor, HIGHS, MemberCursor, QUOTE, hasQuoteOrBackslash, quoteOrBackslashBits, skipPlain, skipValue, skipWs } from "./json";
+import { BACKSLASH, ElementCursor, HIGHS, MemberCursor, QUOTE, quoteOrBackslashBits, skipPlain, skipValue, skipWs, stringEnd } from "./json";
 
 export const enum ScanStatus {
   /** The prompt was hashed (it may still be empty). */
@@ -292,13 +292,12 @@ function hashStringToEnd(s: isize, end: isize, hasher: BlockHasher): isize {
   while (true) {
     if (hasher.pending == 0) p = hashPlainBlocks(p, end, hasher);
     // Full (a long prompt past its hashed blocks): only the string's end is wanted.
-    if (hasher.full) return scanToEnd(p, end);
-    // To the next quote or backslash, but while hashing no further than the
-    // current block's end: the blocks after an escape go back to hashPlainBlocks.
+    if (hasher.full) return stringEnd(p, end);
+    // To the next quote or backslash, but no further than the current block's
+    // end: the blocks after it go back to hashPlainBlocks.
     const pending = <isize>hasher.pending;
-    const limit = hasher.full || end - p < bb - pending ? end : p + bb - pending;
-    let q = p;
-    while (q + 8 <= limit && !hasQuoteOrBackslash(load<u64>(q))) q += 8;
+    const limit = end - p < bb - pending ? end : p + bb - pending;
+    let q = skipPlain(p, limit);
     while (q < limit) {
       const c = load<u8>(q);
       if (c == QUOTE || c == BACKSLASH) break;
@@ -340,7 +339,7 @@ function decodeAndHash(p: isize, end: isize, hasher: BlockHasher, needEnd: bool)
     if (d >= cap) {
       hasher.feed(buf, <i32>(d - buf));
       d = buf;
-      if (hasher.full) return needEnd ? scanToEnd(p, end) : 0;
+      if (hasher.full) return needEnd ? stringEnd(p, end) : 0;
     }
     if (p + 8 <= end) {
       // Eight bytes copied at once; the lowest flagged byte is the first quote or backslash.
@@ -372,22 +371,6 @@ function decodeAndHash(p: isize, end: isize, hasher: BlockHasher, needEnd: bool)
     if (p + 1 >= end) return -1;
     p = decodeEscape(p, end, d);
     d += decodedBytes;
-  }
-  return -1;
-}
-
-/**
- * `p` inside a string: the position after its closing quote (skipString's
- * rule for escapes), or -1. The tail of a 400 KB prompt, past the blocks
- * that are hashed, is mostly this.
- */
-function scanToEnd(p: isize, end: isize): isize {
-  while (true) {
-    p = skipPlain(p, end);
-    if (p >= end) return -1;
-    const c = load<u8>(p);
-    if (c == QUOTE) return p + 1;
-    p += c == BACKSLASH ? 2 : 1;
   }
   return -1;
 }
