@@ -29,12 +29,16 @@ export let stringEscaped: bool = false;
  * SWAR: the high bit of each byte of the result is set where `w` has a quote
  * or a backslash (bytes above such a byte may be set too). Results of several
  * words can be OR-ed and tested once with `& HIGHS`.
+ *
+ * A byte of w ^ c is 0 where w's byte is c, and subtracting 1 sets its high
+ * bit (and borrows, but only upwards from such a byte). Any other ASCII byte
+ * stays below 0x80 after the subtraction; bytes of 0x80 and up may set it
+ * too, and `& ~w` clears theirs: both targets are ASCII. One mask for both
+ * targets, not one each: 8 operations a word instead of 10.
  */
 // @ts-ignore: decorator
 @inline export function quoteOrBackslashBits(w: u64): u64 {
-  const q = w ^ (ONES * QUOTE);
-  const b = w ^ (ONES * BACKSLASH);
-  return ((q - ONES) & ~q) | ((b - ONES) & ~b);
+  return (((w ^ (ONES * QUOTE)) - ONES) | ((w ^ (ONES * BACKSLASH)) - ONES)) & ~w;
 }
 
 /**

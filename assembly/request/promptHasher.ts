@@ -4,7 +4,7 @@
 // `messages`, each one's role then content (a string, or an array of parts)
 // in order, whatever the key order inside the message. Nothing allocates.
 import { BlockHasher } from "../prefix/blockHasher";
-import { laneDigest, xxh64, xxh64LaneSeed, xxh64Round } from "../prefix/hash";
+import { chainBlock, laneDigest, xxh64, xxh64LaneSeed, xxh64Round } from "../prefix/hash";
 import { BACKSLASH, ElementCursor, HIGHS, MemberCursor, QUOTE, quoteOrBackslashBits, skipPlain, skipValue, skipWs, stringEnd } from "./json";
 
 export const enum ScanStatus {
@@ -386,8 +386,13 @@ function decodeAndHash(p: isize, end: isize, hasher: BlockHasher, needEnd: bool)
 function hashPlainBlocks(p: isize, end: isize, hasher: BlockHasher): isize {
   const bb = <isize>hasher.blockBytes;
   if ((bb & 31) != 0) return p;
-  while (!hasher.full && end - p >= bb) {
-    // blockDigest of the block, from the words just tested; pushBlock chains it.
+  // The chain stays in locals until the loop ends (see BlockHasher.lastHash).
+  const hashes = hasher.hashes;
+  const max = hasher.maxBlocks;
+  let n = hasher.count;
+  let last = hasher.lastHash;
+  while (n < max && end - p >= bb) {
+    // blockDigest of the block, from the words just tested; chained as pushBlock does.
     let v1 = xxh64LaneSeed(0, 0);
     let v2 = xxh64LaneSeed(0, 1);
     let v3 = xxh64LaneSeed(0, 2);
@@ -408,9 +413,11 @@ function hashPlainBlocks(p: isize, end: isize, hasher: BlockHasher): isize {
       q += 32;
     } while (q < stop);
     if ((special & HIGHS) != 0) break;
-    hasher.pushBlock(laneDigest(v1, v2, v3, v4));
+    last = chainBlock(last, laneDigest(v1, v2, v3, v4));
+    unchecked(hashes[n++] = last);
     p = stop;
   }
+  hasher.commit(n, last);
   return p;
 }
 
