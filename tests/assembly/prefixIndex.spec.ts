@@ -1,4 +1,4 @@
-import { PrefixIndex } from "../../assembly/prefix/prefixIndex";
+import { MOVE_BUDGET, PrefixIndex } from "../../assembly/prefix/prefixIndex";
 
 function chain(n: i32, base: u64): StaticArray<u64> {
   const a = new StaticArray<u64>(n);
@@ -106,10 +106,44 @@ describe("PrefixIndex", () => {
     for (let r: u64 = 0; r < 35; r++) idx.record(chain(20, 100 + r), 20, 0);
     expect(idx.matchedBlocks(a, 40, 0)).toBe(40);
     idx.record(a, 40, 0, 40);
+    // (MOVE_BUDGET blocks at a time: the second record moves the rest)
+    expect(MOVE_BUDGET).toBeLessThan(40);
+    idx.record(a, 40, 0, idx.matchedBlocks(a, 40, 0));
     // so that 760 more blocks (past a's old place in the list) leave it whole.
     for (let r: u64 = 0; r < 38; r++) idx.record(chain(20, 200 + r), 20, 0);
     expect(idx.countOf(0)).toBe(800);
     expect(idx.matchedBlocks(a, 40, 0)).toBe(40);
+  });
+  it("moves at most MOVE_BUDGET blocks of a chain that fell back (not yet near eviction) per record, from its start, and the rest on the next", () => {
+    const idx = new PrefixIndex(4096);
+    idx.setSlotCapacity(0, 800); // refresh window: 400 entries
+    const n = MOVE_BUDGET * 2 + 10;
+    const a = chain(n, 1);
+    idx.record(a, n, 0);
+    // Push a back past the window, but not out of the slot.
+    for (let r: u64 = 0; r < 25; r++) idx.record(chain(20, 100 + r), 20, 0);
+    expect(idx.matchedBlocks(a, n, 0)).toBe(n);
+    // Re-sent once: only its first MOVE_BUDGET blocks come to the front, so
+    // enough new blocks to evict what stayed behind leave just those.
+    idx.record(a, n, 0, n);
+    for (let r: u64 = 0; r < 18; r++) idx.record(chain(20, 200 + r), 20, 0);
+    expect(idx.matchedBlocks(a, n, 0)).toBe(MOVE_BUDGET);
+    // A chain re-sent often enough comes back whole, MOVE_BUDGET blocks a time.
+    const b = chain(n, 2);
+    idx.record(b, n, 0);
+    for (let r: u64 = 0; r < 25; r++) idx.record(chain(20, 300 + r), 20, 0);
+    for (let k = 0; k < 3; k++) idx.record(b, n, 0, idx.matchedBlocks(b, n, 0));
+    for (let r: u64 = 0; r < 30; r++) idx.record(chain(20, 400 + r), 20, 0);
+    expect(idx.countOf(0)).toBe(800);
+    expect(idx.matchedBlocks(b, n, 0)).toBe(n);
+    // A chain re-sent when it is past 3/4 of the quota (close to eviction) moves whole at once.
+    const c = chain(n, 3);
+    idx.record(c, n, 0);
+    for (let r: u64 = 0; r < 33; r++) idx.record(chain(20, 500 + r), 20, 0);
+    expect(idx.matchedBlocks(c, n, 0)).toBe(n);
+    idx.record(c, n, 0, n);
+    for (let r: u64 = 0; r < 18; r++) idx.record(chain(20, 600 + r), 20, 0);
+    expect(idx.matchedBlocks(c, n, 0)).toBe(n);
   });
   it("leaves a chain re-sent within the refresh window where it was (recency is exact up to half the quota)", () => {
     const idx = new PrefixIndex(4096);
