@@ -6,6 +6,25 @@ function chain(n: i32, base: u64): StaticArray<u64> {
   return a;
 }
 
+/** Records `prompts` new 20-block chains in slot 0 (bases from `base` up): 20 x prompts entries ahead of what was there. */
+function pushBack(idx: PrefixIndex, prompts: u64, base: u64): void {
+  for (let r: u64 = 0; r < prompts; r++) idx.record(chain(20, base + r), 20, 0);
+}
+
+/**
+ * Records x (n blocks) in slot 0, pushes it back by `prompts` new prompts,
+ * re-sends it once, then pushes 18 prompts more (360 entries): what of x
+ * the slot holds then.
+ */
+function heldAfterOneResend(idx: PrefixIndex, x: StaticArray<u64>, n: i32, prompts: u64, base: u64): i32 {
+  idx.record(x, n, 0);
+  pushBack(idx, prompts, base);
+  expect(idx.matchedBlocks(x, n, 0)).toBe(n);
+  idx.record(x, n, 0, n);
+  pushBack(idx, 18, base + 100);
+  return idx.matchedBlocks(x, n, 0);
+}
+
 describe("PrefixIndex", () => {
   it("counts leading matched blocks per slot", () => {
     const idx = new PrefixIndex(1024);
@@ -103,14 +122,14 @@ describe("PrefixIndex", () => {
     idx.record(a, 40, 0, idx.matchedBlocks(a, 40, 0));
     expect(idx.matchedBlocks(a, 40, 0)).toBe(40);
     // 700 other blocks push a back past the window; re-sending it must move it to the front,
-    for (let r: u64 = 0; r < 35; r++) idx.record(chain(20, 100 + r), 20, 0);
+    pushBack(idx, 35, 100);
     expect(idx.matchedBlocks(a, 40, 0)).toBe(40);
     idx.record(a, 40, 0, 40);
     // (MOVE_BUDGET blocks at a time: the second record moves the rest)
     expect(MOVE_BUDGET).toBeLessThan(40);
     idx.record(a, 40, 0, idx.matchedBlocks(a, 40, 0));
     // so that 760 more blocks (past a's old place in the list) leave it whole.
-    for (let r: u64 = 0; r < 38; r++) idx.record(chain(20, 200 + r), 20, 0);
+    pushBack(idx, 38, 200);
     expect(idx.countOf(0)).toBe(800);
     expect(idx.matchedBlocks(a, 40, 0)).toBe(40);
   });
@@ -118,32 +137,20 @@ describe("PrefixIndex", () => {
     const idx = new PrefixIndex(4096);
     idx.setSlotCapacity(0, 800); // refresh window: 400 entries
     const n = MOVE_BUDGET * 2 + 10;
-    const a = chain(n, 1);
-    idx.record(a, n, 0);
-    // Push a back past the window, but not out of the slot.
-    for (let r: u64 = 0; r < 25; r++) idx.record(chain(20, 100 + r), 20, 0);
-    expect(idx.matchedBlocks(a, n, 0)).toBe(n);
-    // Re-sent once: only its first MOVE_BUDGET blocks come to the front, so
-    // enough new blocks to evict what stayed behind leave just those.
-    idx.record(a, n, 0, n);
-    for (let r: u64 = 0; r < 18; r++) idx.record(chain(20, 200 + r), 20, 0);
-    expect(idx.matchedBlocks(a, n, 0)).toBe(MOVE_BUDGET);
+    // Pushed back past the window (500 entries), not out of the slot, then re-sent
+    // once: only its first MOVE_BUDGET blocks come to the front, so enough new
+    // blocks to evict what stayed behind leave just those.
+    expect(heldAfterOneResend(idx, chain(n, 1), n, 25, 100)).toBe(MOVE_BUDGET);
     // A chain re-sent often enough comes back whole, MOVE_BUDGET blocks a time.
     const b = chain(n, 2);
     idx.record(b, n, 0);
-    for (let r: u64 = 0; r < 25; r++) idx.record(chain(20, 300 + r), 20, 0);
+    pushBack(idx, 25, 300);
     for (let k = 0; k < 3; k++) idx.record(b, n, 0, idx.matchedBlocks(b, n, 0));
-    for (let r: u64 = 0; r < 30; r++) idx.record(chain(20, 400 + r), 20, 0);
+    pushBack(idx, 30, 400);
     expect(idx.countOf(0)).toBe(800);
     expect(idx.matchedBlocks(b, n, 0)).toBe(n);
     // A chain re-sent when it is past 3/4 of the quota (close to eviction) moves whole at once.
-    const c = chain(n, 3);
-    idx.record(c, n, 0);
-    for (let r: u64 = 0; r < 33; r++) idx.record(chain(20, 500 + r), 20, 0);
-    expect(idx.matchedBlocks(c, n, 0)).toBe(n);
-    idx.record(c, n, 0, n);
-    for (let r: u64 = 0; r < 18; r++) idx.record(chain(20, 600 + r), 20, 0);
-    expect(idx.matchedBlocks(c, n, 0)).toBe(n);
+    expect(heldAfterOneResend(idx, chain(n, 3), n, 33, 500)).toBe(n);
   });
   it("leaves a chain re-sent within the refresh window where it was (recency is exact up to half the quota)", () => {
     const idx = new PrefixIndex(4096);
@@ -153,7 +160,7 @@ describe("PrefixIndex", () => {
     idx.record(a, 20, 0);
     idx.record(b, 20, 0);
     idx.record(a, 20, 0, 20); // 40 entries old at most: stays behind b
-    for (let r: u64 = 0; r < 38; r++) idx.record(chain(20, 100 + r), 20, 0);
+    pushBack(idx, 38, 100);
     expect(idx.countOf(0)).toBe(800);
     idx.record(chain(10, 500), 10, 0);
     expect(idx.matchedBlocks(a, 20, 0)).toBe(10);
