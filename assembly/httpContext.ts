@@ -26,6 +26,9 @@ export class RouterStream {
   private buffering: bool = false;
   /** Root tick count when the headers were paused for the body (see RouterRoot.releaseStalled). */
   pausedAtTick: u32 = 0;
+  /** Neighbours in the root's list of paused streams (RouterRoot.pause). */
+  pausedPrev: RouterStream | null = null;
+  pausedNext: RouterStream | null = null;
   /** True until the first body callback after pausing the headers. */
   awaitingBody: bool = false;
 

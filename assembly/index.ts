@@ -142,6 +142,8 @@ export function proxy_on_response_metadata(id: u32, n: u32): u32 {
 }
 
 export function proxy_on_done(id: u32): u32 {
+  // Streams have nothing to do here (onDelete ends them); the stream lookup is the cached one.
+  if (streams.get(id) !== null) return 1;
   const root = roots.get(id);
   if (root !== null) root.onDone();
   return 1;

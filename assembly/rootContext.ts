@@ -45,8 +45,13 @@ export class RouterRoot {
   private readonly bytes: HostBytes = new HostBytes();
   /** Ticks seen, the clock of stall detection. */
   private ticks: u32 = 0;
-  /** Streams whose headers are paused and that have not seen their body yet. */
-  private readonly paused: Set<RouterStream> = new Set<RouterStream>();
+  /**
+   * Streams whose headers are paused and that have not seen their body yet,
+   * oldest first: linked through the streams themselves, so pausing and
+   * resuming, twice per request, hash nothing and allocate nothing.
+   */
+  private pausedHead: RouterStream | null = null;
+  private pausedTail: RouterStream | null = null;
   private bodyDelivered: bool = false;
   private stalls: u32 = 0;
   /** The host does not deliver bodies after a paused header: route every request on its headers. */
@@ -54,30 +59,45 @@ export class RouterRoot {
 
   pause(s: RouterStream): void {
     s.pausedAtTick = this.ticks;
-    this.paused.add(s);
+    s.pausedNext = null;
+    s.pausedPrev = this.pausedTail;
+    if (this.pausedTail !== null) this.pausedTail!.pausedNext = s;
+    else this.pausedHead = s;
+    this.pausedTail = s;
   }
 
   bodyArrived(s: RouterStream): void {
-    this.paused.delete(s);
+    this.unpause(s);
     this.bodyDelivered = true;
   }
 
   /** The stream ended before its body came (client gone): no verdict on body delivery. */
   forget(s: RouterStream): void {
-    this.paused.delete(s);
+    this.unpause(s);
+  }
+
+  private unpause(s: RouterStream): void {
+    const prev = s.pausedPrev;
+    const next = s.pausedNext;
+    if (prev !== null) prev.pausedNext = next;
+    else if (this.pausedHead === s) this.pausedHead = next;
+    if (next !== null) next.pausedPrev = prev;
+    else if (this.pausedTail === s) this.pausedTail = prev;
+    s.pausedPrev = null;
+    s.pausedNext = null;
   }
 
   /** Lets go of requests the host never gave a body to. */
   private releaseStalled(): void {
-    if (this.paused.size == 0) return;
-    const streams = this.paused.values();
-    for (let i = 0; i < streams.length; i++) {
-      const s = streams[i];
-      if (this.ticks - s.pausedAtTick < STALL_TICKS) continue;
-      this.paused.delete(s);
+    // Paused in tick order: the stalled ones are at the front.
+    let s = this.pausedHead;
+    if (s === null || this.ticks - s.pausedAtTick < STALL_TICKS) return;
+    while (s !== null && this.ticks - s.pausedAtTick >= STALL_TICKS) {
+      this.unpause(s);
       this.stalls++;
       setEffectiveContext(s.id);
       s.releaseStalled();
+      s = this.pausedHead;
     }
     setEffectiveContext(this.id);
     if (!this.bodyDelivered && !this.bodyUnavailable && this.stalls >= STALLS_BEFORE_HEADERS_ONLY) {
