@@ -192,13 +192,7 @@ export class PrefixIndex {
         const first = this.find(unchecked(hashes[0]), slot);
         if (first == 0) at = 0;
         else if (this.age(first, slot) >= window) {
-          const m = held < budget ? held : budget;
-          for (let i = m - 1; i >= 0; i--) {
-            const e = this.find(unchecked(hashes[i]), slot);
-            if (e == 0) { at = 0; break; }
-            this.unlink(e, slot);
-            this.pushFront(e, slot);
-          }
+          if (this.moveChain(hashes, 0, held < budget ? held : budget, slot, 0) == 0) at = 0;
         } else {
           let lo = 1; // blocks [0, lo) are recent
           let hi = held - 1; // blocks [hi, held) are old
@@ -208,15 +202,9 @@ export class PrefixIndex {
             if (e != 0 && this.age(e, slot) < window) lo = mid + 1;
             else hi = mid;
           }
-          let behind = this.find(unchecked(hashes[lo - 1]), slot);
+          const behind = this.find(unchecked(hashes[lo - 1]), slot);
           const stop = held - lo > budget ? lo + budget : held;
-          for (let i = lo; i < stop && behind != 0; i++) {
-            const e = this.find(unchecked(hashes[i]), slot);
-            if (e == 0) { behind = 0; break; }
-            this.moveBehind(e, slot, behind);
-            behind = e;
-          }
-          if (behind == 0) at = 0;
+          if (behind == 0 || this.moveChain(hashes, lo, stop, slot, behind) == 0) at = 0;
         }
         if (at != 0) at = last;
       }
@@ -229,14 +217,52 @@ export class PrefixIndex {
     for (let i = n - 1; i >= 0; i--) this.insert(unchecked(hashes[i]), slot);
   }
 
-  /** Moves entry `e` of `slot` to right behind entry `at`, as recent as it. */
-  private moveBehind(e: u32, slot: u32, at: u32): void {
-    if (e == at || unchecked(this.next[at]) == e) {
-      unchecked(this.stamps[e] = unchecked(this.stamps[at]));
-      return;
+  /**
+   * Puts blocks [from, to) of a chain, all held by `slot`, in order right
+   * behind entry `at`, as recent as it, or at the front (at == 0), newest
+   * first. Blocks already linked one after another (a chain recorded in one
+   * go stays so until something is linked into its middle) move as one run:
+   * a find per run and a step along `next` per block, instead of a find, an
+   * unlink and a link per block. Returns block to-1's entry, or 0 when a
+   * block is not held.
+   */
+  private moveChain(hashes: StaticArray<u64>, from: i32, to: i32, slot: u32, at: u32): u32 {
+    const c0 = unchecked(this.slotClock[slot]);
+    const front = at == 0;
+    const behindStamp = front ? 0 : unchecked(this.stamps[at]);
+    let i = from;
+    while (i < to) {
+      const first = this.find(unchecked(hashes[i]), slot);
+      // (first == at only if two blocks' 64-bit hashes collide: not moved onto itself)
+      if (first == 0 || first == at) return 0;
+      let last = first;
+      unchecked(this.stamps[first] = front ? c0 + <u32>(to - i) : behindStamp);
+      i++;
+      while (i < to) {
+        const e = unchecked(this.next[last]);
+        if (e == 0 || e == at || unchecked(this.hashes[e]) != unchecked(hashes[i])) break;
+        unchecked(this.stamps[e] = front ? c0 + <u32>(to - i) : behindStamp);
+        last = e;
+        i++;
+      }
+      // Detach the run [first, last], then link it in behind `at` (or first of all).
+      const p = unchecked(this.prev[first]);
+      const n = unchecked(this.next[last]);
+      if (p != 0) unchecked(this.next[p] = n);
+      else unchecked(this.slotHead[slot] = n);
+      if (n != 0) unchecked(this.prev[n] = p);
+      else unchecked(this.slotTail[slot] = p);
+      const after = at != 0 ? unchecked(this.next[at]) : unchecked(this.slotHead[slot]);
+      unchecked(this.prev[first] = at);
+      unchecked(this.next[last] = after);
+      if (at != 0) unchecked(this.next[at] = first);
+      else unchecked(this.slotHead[slot] = first);
+      if (after != 0) unchecked(this.prev[after] = last);
+      else unchecked(this.slotTail[slot] = last);
+      at = last;
     }
-    this.unlink(e, slot);
-    this.linkBehind(e, slot, at);
+    unchecked(this.slotClock[slot] = c0 + <u32>(to - from));
+    return at;
   }
 
   /** Links unlinked entry `e` in right behind `at`, as recent as it (it moved whatever was behind `at` back by one). */
@@ -363,6 +389,23 @@ export class PrefixIndex {
     else unchecked(this.slotHead[slot] = n);
     if (n != 0) unchecked(this.prev[n] = p);
     else unchecked(this.slotTail[slot] = p);
+  }
+
+  /**
+   * For specs: whether `slot`'s LRU list is whole (links agree both ways, the
+   * head and tail are its ends, it holds slotCount entries, all of this slot).
+   */
+  listIsWhole(slot: u32): bool {
+    let e = unchecked(this.slotHead[slot]);
+    let prev: u32 = 0;
+    let count: u32 = 0;
+    while (e != 0) {
+      if (unchecked(this.prev[e]) != prev || <u32>unchecked(this.slots[e]) != slot || this.find(unchecked(this.hashes[e]), slot) == 0) return false;
+      if (++count > this.capacity) return false;
+      prev = e;
+      e = unchecked(this.next[e]);
+    }
+    return prev == unchecked(this.slotTail[slot]) && count == unchecked(this.slotCount[slot]);
   }
 
   /** Sets a slot's quota in blocks, evicting its least recent entries above it. */

@@ -111,6 +111,7 @@ describe("PrefixIndex", () => {
       // As the router does: what the slot was found to hold lets a recent chain stay put.
       idx.record(h, n, slot, held);
       expect(idx.matchedBlocks(h, n, slot)).toBe(n < <i32>(300 + slot * 200) ? n : 300 + slot * 200);
+      expect(idx.listIsWhole(slot)).toBe(true);
     }
   });
   it("links a recent chain's new blocks in behind it, and moves a chain that fell back to the front", () => {
@@ -151,6 +152,32 @@ describe("PrefixIndex", () => {
     expect(idx.matchedBlocks(b, n, 0)).toBe(n);
     // A chain re-sent when it is past 3/4 of the quota (close to eviction) moves whole at once.
     expect(heldAfterOneResend(idx, chain(n, 3), n, 33, 500)).toBe(n);
+  });
+  it("moves a chain that others branched off in its middle in runs, keeping it whole and in order", () => {
+    const idx = new PrefixIndex(4096);
+    idx.setSlotCapacity(0, 800);
+    const n = 30;
+    const a = chain(n, 1);
+    idx.record(a, n, 0);
+    // Prompts sharing a's first 10 and first 20 blocks: their own blocks are
+    // linked in behind a's block 9 and block 19, so a is no longer one run.
+    for (let k = 0; k < 2; k++) {
+      const b = chain(n + 5, 10 + <u64>k);
+      for (let i = 0; i < 10 * (k + 1); i++) b[i] = a[i];
+      idx.record(b, n + 5, 0, idx.matchedBlocks(b, n + 5, 0));
+    }
+    expect(idx.listIsWhole(0)).toBe(true);
+    // Pushed back past the window (fewer than MOVE_BUDGET blocks: it moves whole)...
+    pushBack(idx, 25, 100);
+    idx.record(a, n, 0, idx.matchedBlocks(a, n, 0));
+    expect(idx.listIsWhole(0)).toBe(true);
+    // ...to the front, in order: 770 more entries leave exactly a (the branches' own blocks were older).
+    pushBack(idx, 38, 200);
+    idx.record(chain(10, 300), 10, 0);
+    expect(idx.matchedBlocks(a, n, 0)).toBe(n);
+    idx.record(chain(10, 301), 10, 0);
+    expect(idx.matchedBlocks(a, n, 0)).toBeLessThan(n);
+    expect(idx.listIsWhole(0)).toBe(true);
   });
   it("leaves a chain re-sent within the refresh window where it was (recency is exact up to half the quota)", () => {
     const idx = new PrefixIndex(4096);
