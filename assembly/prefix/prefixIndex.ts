@@ -246,12 +246,7 @@ export class PrefixIndex {
         i++;
       }
       // Detach the run [first, last], then link it in behind `at` (or first of all).
-      const p = unchecked(this.prev[first]);
-      const n = unchecked(this.next[last]);
-      if (p != 0) unchecked(this.next[p] = n);
-      else unchecked(this.slotHead[slot] = n);
-      if (n != 0) unchecked(this.prev[n] = p);
-      else unchecked(this.slotTail[slot] = p);
+      this.unlinkRun(first, last, slot);
       const after = at != 0 ? unchecked(this.next[at]) : unchecked(this.slotHead[slot]);
       unchecked(this.prev[first] = at);
       unchecked(this.next[last] = after);
@@ -383,13 +378,19 @@ export class PrefixIndex {
   }
 
   @inline private unlink(e: u32, slot: u32): void {
-    const p = unchecked(this.prev[e]);
-    const n = unchecked(this.next[e]);
+    this.unlinkRun(e, e, slot);
+  }
+
+  /** Takes the entries from `first` to `last` (linked one after another) out of `slot`'s list, leaving their inner links. */
+  @inline private unlinkRun(first: u32, last: u32, slot: u32): void {
+    const p = unchecked(this.prev[first]);
+    const n = unchecked(this.next[last]);
     if (p != 0) unchecked(this.next[p] = n);
     else unchecked(this.slotHead[slot] = n);
     if (n != 0) unchecked(this.prev[n] = p);
     else unchecked(this.slotTail[slot] = p);
   }
+
 
   /**
    * For specs: whether `slot`'s LRU list is whole (links agree both ways, the
