@@ -77,8 +77,22 @@ export class BlockHasher {
   /** Feeds `len` raw bytes from linear memory. */
   feed(ptr: usize, len: i32): void {
     const bb = this.blockBytes;
-    // Whole blocks are hashed where they lie; only a block split across pieces is copied.
-    if (this.fill == 0 && len >= bb) {
+    if (this.count >= this.maxBlocks || len <= 0) return;
+    // Complete a block split across pieces; only it is copied.
+    if (this.fill > 0) {
+      const room = bb - this.fill;
+      const k = len < room ? len : room;
+      memory.copy(this.buf + <usize>this.fill, ptr, <usize>k);
+      this.fill += k;
+      ptr += <usize>k;
+      len -= k;
+      if (this.fill < bb) return;
+      this.flush();
+    }
+    // Whole blocks are hashed where they lie (before, a piece that began
+    // mid-block was copied block by block to its end: chat with line breaks,
+    // whose decoded text arrives in pieces, paid that on every block).
+    if (len >= bb) {
       const hashes = this.hashes;
       const max = this.maxBlocks;
       let n = this.count;
@@ -91,14 +105,9 @@ export class BlockHasher {
       }
       this.commit(n, last);
     }
-    while (len > 0 && this.count < this.maxBlocks) {
-      const room = this.blockBytes - this.fill;
-      const n = len < room ? len : room;
-      memory.copy(this.buf + <usize>this.fill, ptr, <usize>n);
-      this.fill += n;
-      ptr += <usize>n;
-      len -= n;
-      if (this.fill == this.blockBytes) this.flush();
+    if (len > 0 && this.count < this.maxBlocks) {
+      memory.copy(this.buf, ptr, <usize>len);
+      this.fill = len;
     }
   }
 

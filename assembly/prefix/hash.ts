@@ -56,11 +56,29 @@
 }
 
 /**
+ * laneDigest of one 64-byte block (the default size) from its eight words in
+ * order, in straight-line code: no stripe loop.
+ */
+// @ts-ignore: decorator
+@inline export function digest64(w0: u64, w1: u64, w2: u64, w3: u64, w4: u64, w5: u64, w6: u64, w7: u64): u64 {
+  return laneDigest(
+    round(round(xxh64LaneSeed(0, 0), w0), w4),
+    round(round(xxh64LaneSeed(0, 1), w1), w5),
+    round(round(xxh64LaneSeed(0, 2), w2), w6),
+    round(round(xxh64LaneSeed(0, 3), w3), w7),
+  );
+}
+
+/**
  * The content digest of one full block of `len` bytes: laneDigest over
  * xxHash64's lanes (seed 0) when `len` is a multiple of its 32-byte stripe,
  * else xxHash64 itself (block sizes the one-pass prompt path does not take).
  */
 export function blockDigest(ptr: usize, len: usize): u64 {
+  if (len == 64) {
+    return digest64(load<u64>(ptr), load<u64>(ptr, 8), load<u64>(ptr, 16), load<u64>(ptr, 24),
+      load<u64>(ptr, 32), load<u64>(ptr, 40), load<u64>(ptr, 48), load<u64>(ptr, 56));
+  }
   if (len < 32 || (len & 31) != 0) return xxh64(ptr, len, 0);
   let v1 = xxh64LaneSeed(0, 0);
   let v2 = xxh64LaneSeed(0, 1);

@@ -4,7 +4,7 @@
 // `messages`, each one's role then content (a string, or an array of parts)
 // in order, whatever the key order inside the message. Nothing allocates.
 import { BlockHasher } from "../prefix/blockHasher";
-import { chainBlock, laneDigest, xxh64, xxh64LaneSeed, xxh64Round } from "../prefix/hash";
+import { chainBlock, digest64, laneDigest, xxh64, xxh64LaneSeed, xxh64Round } from "../prefix/hash";
 import { BACKSLASH, ElementCursor, HIGHS, MemberCursor, QUOTE, quoteOrBackslashBits, skipPlain, skipValue, skipWs, stringEnd } from "./json";
 
 export const enum ScanStatus {
@@ -400,12 +400,7 @@ function hashPlainBlocks(p: isize, end: isize, hasher: BlockHasher): isize {
       const special = quoteOrBackslashBits(a0) | quoteOrBackslashBits(b0) | quoteOrBackslashBits(c0) | quoteOrBackslashBits(d0) |
         quoteOrBackslashBits(a1) | quoteOrBackslashBits(b1) | quoteOrBackslashBits(c1) | quoteOrBackslashBits(d1);
       if ((special & HIGHS) != 0) break;
-      last = chainBlock(last, laneDigest(
-        xxh64Round(xxh64Round(xxh64LaneSeed(0, 0), a0), a1),
-        xxh64Round(xxh64Round(xxh64LaneSeed(0, 1), b0), b1),
-        xxh64Round(xxh64Round(xxh64LaneSeed(0, 2), c0), c1),
-        xxh64Round(xxh64Round(xxh64LaneSeed(0, 3), d0), d1),
-      ));
+      last = chainBlock(last, digest64(a0, b0, c0, d0, a1, b1, c1, d1));
       unchecked(hashes[n++] = last);
       p += 64;
     }
