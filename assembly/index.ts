@@ -109,8 +109,12 @@ export function proxy_on_http_call_response(id: u32, token: u32, nheaders: u32, 
   if (root !== null) root.onHttpCallResponse(token, nheaders, bodySize);
 }
 
-export function proxy_on_queue_ready(id: u32, token: u32): void {}
-export function proxy_on_foreign_function(id: u32, fn: u32, size: u32): void {}
+
+// Hooks the filter has no use for are not exported: a host skips a missing
+// one (cpp-host and ours return Continue), so a streamed response's chunks,
+// its trailers and every stream's log callback never enter the module.
+// (proxy_on_response_body, _response_trailers, _log, _queue_ready,
+// _foreign_function, _request_metadata and _response_metadata.)
 
 export function proxy_on_request_headers(id: u32, n: u32, endOfStream: u32): u32 {
   const s = streams.get(id);
@@ -124,21 +128,9 @@ export function proxy_on_request_trailers(id: u32, n: u32): u32 {
   const s = streams.get(id);
   return s !== null ? <u32>s.onRequestTrailers() : <u32>FilterHeaders.Continue;
 }
-export function proxy_on_request_metadata(id: u32, n: u32): u32 {
-  return 0;
-}
 export function proxy_on_response_headers(id: u32, n: u32, endOfStream: u32): u32 {
   const s = streams.get(id);
   return s !== null ? <u32>s.onResponseHeaders() : <u32>FilterHeaders.Continue;
-}
-export function proxy_on_response_body(id: u32, size: u32, endOfStream: u32): u32 {
-  return <u32>FilterData.Continue;
-}
-export function proxy_on_response_trailers(id: u32, n: u32): u32 {
-  return <u32>FilterHeaders.Continue;
-}
-export function proxy_on_response_metadata(id: u32, n: u32): u32 {
-  return 0;
 }
 
 export function proxy_on_done(id: u32): u32 {
@@ -148,8 +140,6 @@ export function proxy_on_done(id: u32): u32 {
   if (root !== null) root.onDone();
   return 1;
 }
-
-export function proxy_on_log(id: u32): void {}
 
 export function proxy_on_delete(id: u32): void {
   const s = streams.get(id);

@@ -2,7 +2,7 @@
 // answered with a clear error, and a client never chooses the upstream.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { REPLICAS, completion, send, startHost, text } from './support.js';
+import { REPLICAS, completion, send, startHost, text, wasm } from './support.js';
 
 const config = { replicas: REPLICAS, maxBodyBytes: 65536 };
 
@@ -138,6 +138,32 @@ test('without shared state (GCP Service Extensions) the default index fits the 1
     for (let i = 0; i < 200; i++) send(host, { body: completion(text(900 + i, 4000)), worker: i % 2 });
     const perVm = host.memoryBytes() / 2;
     assert.ok(perVm <= 16 * 1024 * 1024, `${perVm} bytes per VM`);
+  } finally {
+    await host.close();
+  }
+});
+
+test("a streamed response's chunks and trailers pass without entering the module (the hooks are not exported)", async () => {
+  const exported = WebAssembly.Module.exports(new WebAssembly.Module(wasm)).map((e) => e.name);
+  for (const hook of ['proxy_on_response_body', 'proxy_on_response_trailers', 'proxy_on_log']) assert.ok(!exported.includes(hook), hook);
+  const { host } = await startHost(config);
+  try {
+    const s = host.newStream({});
+    const body = new TextEncoder().encode(completion('stream me'));
+    s.requestHeaders([[':method', 'POST'], [':path', '/v1/completions'], [':authority', 'gw'], ['content-length', String(body.length)]], false);
+    s.requestBody(body, true);
+    s.responseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);
+    const before = s.wasmNumberNs;
+    const chunk = new TextEncoder().encode('data: {"choices":[{"text":"x"}]}\n\n');
+    let passed = 0;
+    for (let i = 0; i < 50; i++) {
+      s.responseBody(chunk, false);
+      passed += s.drainResponseData().length;
+    }
+    s.responseTrailers([['grpc-status', '0']]);
+    assert.equal(passed, 50 * chunk.length);
+    assert.equal(s.wasmNumberNs, before);
+    s.complete();
   } finally {
     await host.close();
   }
