@@ -48,8 +48,6 @@ export class RouterStream {
     if (h.fallback || !h.scanned) removeHeader(HeaderMap.RequestHeaders, FALLBACK);
     const router = this.router();
     if (router === null) return FilterHeaders.Continue;
-    // Every request sees the newest state any worker published (a version read when nothing changed).
-    router.refresh();
     const root = this.root!;
     if (!endOfStream && !root.bodyUnavailable && h.post && h.inferencePath) {
       const declared = h.contentLength;

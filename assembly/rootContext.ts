@@ -9,7 +9,7 @@ import { BODY_NOT_DELIVERED, CONFIG_REJECTED, EXPECTED_CONFIG_SHAPE, POLL_FAILED
 import { Counter, RouterMetrics } from "./metrics";
 import { Router } from "./router";
 import { RouterStream } from "./httpContext";
-import { allocateVmId, holdLease, noteControlPlaneSeen, publishState, releaseLease } from "./state/sharedState";
+import { allocateVmId, holdLease, publishState, releaseLease } from "./state/sharedState";
 import { decodeState, stateError } from "./state/stateWire";
 
 /** Ticks drive the lease, heartbeats and state pick-up; 100 ms keeps each well inside its bound. */
@@ -205,7 +205,7 @@ export class RouterRoot {
     }
     this.bytes.free();
     if (status == 304) {
-      noteControlPlaneSeen(now);
+      router.counters.raiseStamp(0, now);
       this.recovered();
     } else if (status == 200) {
       if (getBuffer(BufferType.HttpCallResponseBody, 0, bodySize, this.bytes) != WasmResult.Ok) {
@@ -221,9 +221,9 @@ export class RouterRoot {
         this.nextPollAtNs = now + <u64>cfg.retryMs * 1000000;
         return;
       }
-      publishState(this.bytes.ptr, <i32>this.bytes.len, t.version, now);
+      const published = publishState(this.bytes.ptr, <i32>this.bytes.len, t.version, now);
       this.bytes.free();
-      noteControlPlaneSeen(now);
+      router.counters.raiseStamp(published ? t.version : 0, now);
       router.refresh();
       if (this.failing) log(LogLevel.Info, STATE_FROM_CONTROL_PLANE + t.version.toString() + " received");
       this.recovered();

@@ -16,7 +16,7 @@ import { Weights } from "./scheduling/weights";
 import { InflightCounters } from "./state/inflightCounters";
 import { HOME_DEPTH, PrefixHomes } from "./state/prefixHomes";
 import { ReplicaTable } from "./state/replicaTable";
-import { VersionStamp, fetchState, readVersion } from "./state/sharedState";
+import { fetchState } from "./state/sharedState";
 import { decodeState, stateError } from "./state/stateWire";
 import { STATE_REJECTED } from "./errors";
 
@@ -75,7 +75,6 @@ export class Router {
   table: ReplicaTable = new ReplicaTable();
   private readonly cands: Candidates = new Candidates();
   private readonly picked: Pick = new Pick();
-  private readonly stamp: VersionStamp = new VersionStamp();
   private readonly stateBytes: HostBytes = new HostBytes();
   private slotOf: Map<string, i32> = new Map<string, i32>();
   private freeSlots: Array<i32> = [];
@@ -153,12 +152,20 @@ export class Router {
     this.table = t;
   }
 
-  /** Picks up a newer state another VM (or this one) published. Cheap when nothing changed. */
+  /** Picks up a newer state another VM (or this one) published (ticks; requests do it in route()). */
   refresh(): void {
-    if (!this.counters.shared) return;
-    if (!readVersion(this.stamp)) return;
-    if (this.stamp.controlPlaneSeenNs > this.controlPlaneSeenNs) this.controlPlaneSeenNs = this.stamp.controlPlaneSeenNs;
-    if (this.stamp.version == this.table.version && this.table.fromControlPlane) return;
+    if (this.counters.fetch()) this.adoptStamp();
+  }
+
+  /**
+   * Acts on the state stamp of the in-flight blob just fetched: installs the
+   * published state when it is newer than the table. Cheap when nothing changed.
+   */
+  private adoptStamp(): void {
+    const c = this.counters;
+    if (c.stampSeenNs > this.controlPlaneSeenNs) this.controlPlaneSeenNs = c.stampSeenNs;
+    if (c.stampVersion == 0) return; // no state published yet
+    if (c.stampVersion == this.table.version && this.table.fromControlPlane) return;
     if (!fetchState(this.stateBytes)) {
       this.stateBytes.free();
       return;
@@ -184,6 +191,9 @@ export class Router {
    */
   route(body: usize, len: usize, nowNs: u64, d: Decision): bool {
     this.sawTime(nowNs);
+    // One shared-data read gives both what other VMs have in flight and
+    // whether a newer state was published (every request routes on the newest).
+    if (this.counters.fetch()) this.adoptStamp();
     const t = this.table;
     const cfg = this.cfg;
     const c = this.cands;

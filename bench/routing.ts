@@ -10,7 +10,7 @@ import { DEFAULT_WORKLOAD_DIR } from './routing/workloads.js';
 
 /** --quick: this fraction of the requests, 3 replicas only. */
 const QUICK_REQUEST_SCALE = 0.2;
-export const STATE_DELIVERY = 'Scorer state reaches the filter every 50 ms of virtual time as the filter\'s own poller publishes it: shared-data keys prefix_router.state ([u64 receivedAtNs][payload]) and prefix_router.state_version ([u64 version][u64 controlPlaneSeenNs]) written into each gateway\'s store (host/ answers proxy_http_call over real sockets only, so the long poll cannot be served in virtual time).';
+export const STATE_DELIVERY = 'Scorer state reaches the filter every 50 ms of virtual time as the filter\'s own poller publishes it: shared-data keys prefix_router.state ([u64 receivedAtNs][payload]) and the stamp [u64 version][u64 controlPlaneSeenNs] at the head of prefix_router.inflight (plugin/sharedData.ts), written into each gateway\'s store (host/ answers proxy_http_call over real sockets only, so the long poll cannot be served in virtual time).';
 
 const USAGE = `usage: npm run bench:routing -- [options]
   --quick               small run (${QUICK_REQUEST_SCALE * 100}% of the requests, 3 replicas only)

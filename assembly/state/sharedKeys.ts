@@ -4,11 +4,13 @@
 
 /** [u64 receivedAtNs][state payload]: the newest valid state any VM received. */
 export const KEY_STATE = String.UTF8.encode("prefix_router.state");
-/** [u64 state version][u64 ns the control plane last answered]: read on every request, so kept tiny. */
-export const KEY_STATE_VERSION = String.UTF8.encode("prefix_router.state_version");
 /** [u32 holder vm id][u64 expiry ns]: which VM long-polls the control plane. */
 export const KEY_POLL_LEASE = String.UTF8.encode("prefix_router.poll_lease");
 /** u32 counter handing out worker VM ids. */
 export const KEY_VM_SEQ = String.UTF8.encode("prefix_router.vm_seq");
-/** [u64 replica-set hash][u32 rows] then rows [u32 vm id][u32 heartbeat s][u16 count per replica]. */
+/**
+ * [u64 state version, 0: none][u64 ns the control plane last answered][u64 replica-set hash][u32 rows]
+ * then rows [u32 vm id][u32 heartbeat s][u16 count per replica]: read on every request, which learns
+ * both what other VMs have in flight and whether a newer state was published (see inflightCounters).
+ */
 export const KEY_INFLIGHT = String.UTF8.encode("prefix_router.inflight");

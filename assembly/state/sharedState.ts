@@ -2,7 +2,7 @@
 // the state every worker routes on. cpp-host rules: a set with a CAS that is
 // not current fails with CAS_MISMATCH; CAS 0 writes unconditionally.
 import { HostBytes, WasmResult, getShared, setShared, sharedCas } from "../abi/host";
-import { KEY_POLL_LEASE, KEY_STATE, KEY_STATE_VERSION, KEY_VM_SEQ } from "./sharedKeys";
+import { KEY_POLL_LEASE, KEY_STATE, KEY_VM_SEQ } from "./sharedKeys";
 
 /** Attempts of a CAS loop before giving up; contention is between a few worker threads. */
 const CAS_ATTEMPTS = 16;
@@ -64,39 +64,11 @@ export function releaseLease(vmId: u32): void {
   setShared(KEY_POLL_LEASE, SCRATCH, 12, cas);
 }
 
-/** Version and last-contact time published with the state. */
-export class VersionStamp {
-  version: u64 = 0;
-  controlPlaneSeenNs: u64 = 0;
-}
-
-export function readVersion(out: VersionStamp): bool {
-  if (getShared(KEY_STATE_VERSION, bytes) != WasmResult.Ok) return false;
-  const ok = bytes.len == 16;
-  if (ok) {
-    out.version = load<u64>(bytes.ptr);
-    out.controlPlaneSeenNs = load<u64>(bytes.ptr, 8);
-  }
-  bytes.free();
-  return ok;
-}
-
-function writeVersion(version: u64, seenNs: u64): void {
-  store<u64>(SCRATCH, version);
-  store<u64>(SCRATCH, seenNs, 8);
-  setShared(KEY_STATE_VERSION, SCRATCH, 16, 0);
-}
-
-/** Records that the control plane answered (also when nothing changed). */
-export function noteControlPlaneSeen(nowNs: u64): void {
-  const v = new VersionStamp();
-  readVersion(v);
-  writeVersion(v.version, nowNs);
-}
-
 /**
  * Publishes a validated payload for every worker unless a newer one is there
- * already. Returns false when it lost to a newer state.
+ * already. Returns false when it lost to a newer state. The caller then
+ * raises the state stamp (InflightCounters.raiseStamp), which is what tells
+ * the workers to pick it up.
  */
 export function publishState(payload: usize, len: i32, version: u64, nowNs: u64): bool {
   const buf = heap.alloc(<usize>len + 8);
@@ -118,7 +90,6 @@ export function publishState(payload: usize, len: i32, version: u64, nowNs: u64)
     }
   }
   heap.free(buf);
-  if (published) writeVersion(version, nowNs);
   return published;
 }
 

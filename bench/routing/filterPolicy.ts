@@ -7,26 +7,27 @@
 // State delivery: host/ serves proxy_http_call clusters over node:http in real
 // time only, so the filter's long poll cannot be answered in virtual time.
 // Each scrape's state is therefore published the way the filter's own poller
-// publishes what it receives (assembly/state/sharedState.ts publishState):
-// `prefix_router.state` = [u64 LE receivedAtNs][payload] and
-// `prefix_router.state_version` = [u64 version][u64 controlPlaneSeenNs], written
-// into each gateway's shared-data store; worker VMs pick it up exactly as they
-// pick up a state another VM polled (Router.refresh on every request and tick).
+// publishes what it receives (assembly/state/sharedState.ts publishState, then
+// the stamp): `prefix_router.state` = [u64 LE receivedAtNs][payload], and the
+// stamp [u64 version][u64 controlPlaneSeenNs] at the head of
+// `prefix_router.inflight` (plugin/sharedData.ts), written into each gateway's
+// shared-data store; worker VMs pick it up exactly as they pick up a state
+// another VM polled (on every request and tick).
 // The poll itself fails (no such cluster in the host) and is retried, as it
 // would against an unreachable control plane; its failure does not age the
-// state, because the version key's controlPlaneSeenNs is refreshed every scrape.
+// state, because the stamp's controlPlaneSeenNs is refreshed every scrape.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ManualClock, ProxyWasmHost, SharedDataStore, type LogEvent, type Stream } from '../../host/index.js';
 import { encodeState, type ReplicaState, type Weights } from '../../control-plane/stateWire.js';
 import type { Decision, Entry, ReplicaMetrics, RoutingPolicy } from './policy.js';
 import { MODEL, type SimRequest } from './workloads.js';
+import { writeStamp } from '../../plugin/sharedData.js';
 
 export const WASM_PATH = fileURLToPath(new URL('../../plugin/prefix-router.wasm', import.meta.url));
 /** The filter's vm_id (plugin/CONFIG.md): shared-data keys live under it. */
 const VM_ID = 'prefix_router';
 const KEY_STATE = 'prefix_router.state';
-const KEY_STATE_VERSION = 'prefix_router.state_version';
 const CONTROL_PLANE_CLUSTER = 'prefix_router_control_plane';
 /** The filter's staleness bound in the simulated gateway. */
 export const STALENESS_MS = 2000;
@@ -119,10 +120,6 @@ export class FilterPolicy implements RoutingPolicy {
     const changed = key !== this.lastReplicas;
     if (changed) { this.version++; this.lastReplicas = key; }
     const nowNs = this.nsOf(nowUs);
-    const stamp = new Uint8Array(16);
-    const sv = new DataView(stamp.buffer);
-    sv.setBigUint64(0, this.version, true);
-    sv.setBigUint64(8, nowNs, true);
     let state: Uint8Array | null = null;
     if (changed) {
       const payload = encodeState({ version: this.version, weights: this.opts.weights, replicas });
@@ -132,7 +129,7 @@ export class FilterPolicy implements RoutingPolicy {
     }
     for (const store of this.stores) {
       if (state) store.set(VM_ID, KEY_STATE, state, 0);
-      store.set(VM_ID, KEY_STATE_VERSION, stamp, 0);
+      writeStamp(store, { version: this.version, seenNs: nowNs }, VM_ID);
     }
   }
 

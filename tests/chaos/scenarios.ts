@@ -13,6 +13,7 @@ import { startReplicas, type RunningReplicas } from '../../simulator/server.js';
 import { decodeState } from '../../control-plane/stateWire.js';
 import { FaultFront } from './faultFront.js';
 import type { LoadMessage, LoadOptions, RequestRecord } from './loadgen.js';
+import { readStamp } from '../../plugin/sharedData.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const WASM_PATH = `${ROOT}plugin/prefix-router.wasm`;
@@ -171,8 +172,7 @@ class Stack {
 
   /** The state version the filter's worker VMs route on (shared data), 0 before any. */
   filterVersion(): bigint {
-    const v = this.store.get('prefix_router', 'prefix_router.state_version');
-    return v && v.value.length >= 8 ? new DataView(v.value.buffer, v.value.byteOffset).getBigUint64(0, true) : 0n;
+    return readStamp(this.store).version;
   }
 
   async cpState(): Promise<{ version: bigint; ready: Map<string, boolean> }> {

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { REPLICAS, chat, completion, send, startHost, text } from './support.js';
 import type { ProxyWasmHost } from '../../host/index.js';
+import { inflightTotal as sharedInflightTotal } from '../../plugin/sharedData.js';
 
 const config = { replicas: REPLICAS };
 
@@ -184,13 +185,7 @@ test('Envoy stats: requests per replica, prefix blocks matched, fallbacks', asyn
   }
 });
 
-/** Requests in flight by the shared in-flight rows: [u64 set hash][u32 rows], rows of [u32 vm][u32 beat][u16 per replica]. */
+/** Requests in flight by the shared in-flight rows (plugin/sharedData.ts). */
 function inflightTotal(host: ProxyWasmHost): number {
-  const v = host.sharedData.get(host.vmId, 'prefix_router.inflight')!.value;
-  const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
-  const rows = dv.getUint32(8, true);
-  const rowBytes = (v.byteLength - 12) / rows;
-  let sum = 0;
-  for (let r = 0; r < rows; r++) for (let o = 8; o < rowBytes; o += 2) sum += dv.getUint16(12 + r * rowBytes + o, true);
-  return sum;
+  return sharedInflightTotal(host.sharedData, host.vmId);
 }

@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { ProxyWasmHost, SharedDataStore } from '../../host/index.js';
 import { decodeState } from '../../control-plane/stateWire.js';
 import { runFuzz, splitCases, STATIC_REPLICAS, WASM_PATH } from './harness.js';
+import { writeStamp } from '../../plugin/sharedData.js';
 
 test('20k seeded fuzz cases: no trap, every request routed to a known replica or answered with a JSON 503', { skip: !existsSync(WASM_PATH) && 'plugin/prefix-router.wasm not built' }, async () => {
   const report = await runFuzz({ seed: 20240, ...splitCases(20_000) });
@@ -59,10 +60,8 @@ async function hostWithState(payload: Uint8Array): Promise<{ host: ProxyWasmHost
   });
   const envelope = new Uint8Array(8 + payload.length);
   envelope.set(payload, 8);
-  const stamp = new Uint8Array(16);
-  new DataView(stamp.buffer).setBigUint64(0, new DataView(payload.buffer, payload.byteOffset).getBigUint64(8, true), true);
   store.set('prefix_router', 'prefix_router.state', envelope, 0);
-  store.set('prefix_router', 'prefix_router.state_version', stamp, 0);
+  writeStamp(store, { version: new DataView(payload.buffer, payload.byteOffset).getBigUint64(8, true), seenNs: 0n });
   const s = host.newStream({ worker: 0 });
   s.requestHeaders([[':method', 'GET'], [':path', '/v1/models'], [':authority', 'gw']], true);
   s.complete();
