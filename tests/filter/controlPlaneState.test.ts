@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { encodeState, type ReplicaState } from '../../control-plane/stateWire.js';
 import { StateServer } from '../../bench/stateServer.js';
 import { completion, send, startHost, text } from './support.js';
+import { inflightTotal, readStamp } from '../../plugin/sharedData.js';
 
 function replica(address: string, over: Partial<ReplicaState> = {}): ReplicaState {
   return { address, ready: true, metricsKnown: true, waiting: 0, running: 0, kvUsage: 0.1, kvCapacityTokens: 150000, metricsAgeMs: 10, ...over };
@@ -40,6 +41,33 @@ test('worker VMs route on the state the control plane serves', async () => {
     // One poller per process, not one per worker: polls stay few.
     assert.ok(cp.polls < 20, `polls ${cp.polls}`);
   } finally {
+    await host.close();
+    await cp.close();
+  }
+});
+
+test('a new state reaches each worker through the stamp in the in-flight blob, which keeps every row', async () => {
+  const reps = [replica('10.1.0.1:8000'), replica('10.1.0.2:8000')];
+  const cp = new StateServer({ version: 1n, weights, replicas: reps });
+  const url = await cp.listen();
+  const { host } = await startHost(cpConfig, { clusters: { prefix_router_control_plane: url } });
+  const open: Array<{ complete: () => void }> = [];
+  try {
+    await waitFor(() => send(host, { body: completion('x'), worker: 0 }).endpoint !== undefined, 'first state');
+    assert.equal(readStamp(host.sharedData).version, 1n);
+    for (let i = 0; i < 4; i++) open.push(send(host, { method: 'GET', path: '/v1/models', worker: i % 2 }, false));
+    assert.equal(inflightTotal(host.sharedData), 4);
+    // Same replicas, queue-only weights: the stamp is raised without losing a row.
+    cp.set({ version: 2n, weights: { prefix: 0, queue: 1, kvCache: 0, inflight: 0 }, replicas: [reps[0], replica('10.1.0.2:8000', { waiting: 9 })] });
+    await waitFor(() => readStamp(host.sharedData).version === 2n, 'stamp of version 2');
+    assert.equal(inflightTotal(host.sharedData), 4);
+    // The next request on each worker routes on version 2 (the shorter queue).
+    for (let w = 0; w < 2; w++) assert.equal(send(host, { body: completion(text(w, 300)), worker: w }).endpoint, '10.1.0.1:8000');
+    for (const r of open) r.complete();
+    assert.equal(inflightTotal(host.sharedData), 0);
+    assert.equal(readStamp(host.sharedData).version, 2n);
+  } finally {
+    for (const r of open) r.complete();
     await host.close();
     await cp.close();
   }
