@@ -107,21 +107,42 @@ class Parser {
     return true;
   }
 
+  /** JSON's number grammar exactly: -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)? */
   number(v: JsonValue): JsonValue | null {
     const s = this.src;
     const start = this.pos;
-    while (this.pos < s.length) {
-      const c = s[this.pos];
-      if ((c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x2b || c == 0x2e || c == 0x65 || c == 0x45) this.pos++;
-      else break;
+    if (this.pos < s.length && s[this.pos] == 0x2d) this.pos++;
+    const intStart = this.pos;
+    const intDigits = this.digits();
+    if (intDigits == 0) {
+      this.pos = start;
+      return this.fail(intStart == start ? "unexpected character" : "bad number");
     }
-    if (this.pos == start) return this.fail("unexpected character");
+    // No leading zeros: "069" is not JSON.
+    if (intDigits > 1 && s[intStart] == 0x30) { this.pos = start; return this.fail("bad number"); }
+    if (this.pos < s.length && s[this.pos] == 0x2e) {
+      this.pos++;
+      if (this.digits() == 0) { this.pos = start; return this.fail("bad number"); }
+    }
+    if (this.pos < s.length && (s[this.pos] == 0x65 || s[this.pos] == 0x45)) {
+      this.pos++;
+      if (this.pos < s.length && (s[this.pos] == 0x2b || s[this.pos] == 0x2d)) this.pos++;
+      if (this.digits() == 0) { this.pos = start; return this.fail("bad number"); }
+    }
     const text = String.UTF8.decodeUnsafe(s.dataStart + <usize>start, <usize>(this.pos - start));
     const n = parseFloat(text);
     if (isNaN(n)) { this.pos = start; return this.fail("bad number"); }
     v.kind = JsonKind.Number;
     v.num = n;
     return v;
+  }
+
+  /** Skips ASCII digits; how many. */
+  private digits(): i32 {
+    const s = this.src;
+    const from = this.pos;
+    while (this.pos < s.length && s[this.pos] >= 0x30 && s[this.pos] <= 0x39) this.pos++;
+    return this.pos - from;
   }
 
   string(): string | null {

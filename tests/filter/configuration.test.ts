@@ -22,6 +22,9 @@ const bad: Array<[string, string, RegExp]> = [
   ['bad path', JSON.stringify({ controlPlane: { path: 'v1/state' } }), /'controlPlane.path' must start with '\/'/],
   ['control plane without shared state', JSON.stringify({ controlPlane: {}, replicas: REPLICAS, sharedState: false }), /'controlPlane' needs 'sharedState': true/],
   ['deep nesting', '{"a":' + '['.repeat(5000) + ']'.repeat(5000) + '}', /nested deeper than 32/],
+  // Numbers outside JSON's grammar (a lenient parser read a prefix of them).
+  ...['069304', '1.', '.5', '-', '+1', '1e', '1e+', '1.2.3', '--1', '1-2', '0x10'].map((n): [string, string, RegExp] =>
+    [`number ${n}`, `{"replicas":${JSON.stringify(REPLICAS)},"maxBodyBytes":${n}}`, /not valid JSON/]),
 ];
 
 for (const [name, config, message] of bad) {
