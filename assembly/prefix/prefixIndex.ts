@@ -26,18 +26,6 @@ export const MAX_SLOTS: i32 = 4096;
  */
 const REFRESH_SHIFT: u32 = 1;
 /**
- * A record() moves at most this many held blocks back to the front while the
- * chain's last held block is still in the newest 3/4 of its slot's quota (a
- * quarter of the quota must be linked in before it could be evicted): the
- * rest moves over the chain's next requests, this many blocks each, from its
- * start (so a block is still never less recent than a later one). A chain
- * further back moves whole, as before, so one re-sent rarely is not cut short.
- * Moving a hot 128-block chain at once cost one request in ~150 some 20 us
- * (bench:filter, 8 KB prompts, 16 replicas: 0.65% of requests, most of the
- * slowest 1%); 32 blocks cover a chat prompt of ~2 KB in one go.
- */
-export const MOVE_BUDGET: i32 = 32;
-/**
  * Per (prompt start, slot): how many blocks the last request starting so held
  * and how many it recorded, tried first by matchedBlocks. Requests of a group
  * share the same prefix length, and a conversation's next turn holds exactly
@@ -181,18 +169,17 @@ export class PrefixIndex {
       let at = this.find(unchecked(hashes[held - 1]), slot);
       if (at != 0 && this.age(at, slot) >= window) {
         // Ages never decrease along a chain. If the chain's start is past the
-        // window, the chain moves to the front from its start; else the blocks
-        // from the first one past the window move, right behind the last recent
-        // one (a prompt's start stays recent while its many continuations age).
-        // Either way at most MOVE_BUDGET blocks move; new blocks then go behind
-        // block held-1 wherever it is now, moved or still in its old place.
+        // window, the whole chain moves to the front; else the blocks from the
+        // first one past the window move, right behind the last recent one (a
+        // prompt's start stays recent while its many continuations age). New
+        // blocks then go behind block held-1. Moving a hot 128-block chain
+        // block by block cost ~20 us on 0.65% of requests (bench:filter, 8 KB,
+        // 16 replicas), most of the slowest 1%; moveChain splices runs.
         const last = at;
-        const cap = unchecked(this.slotCap[slot]);
-        const budget = this.age(at, slot) < cap - (cap >> 2) ? MOVE_BUDGET : held;
         const first = this.find(unchecked(hashes[0]), slot);
         if (first == 0) at = 0;
         else if (this.age(first, slot) >= window) {
-          if (this.moveChain(hashes, 0, held < budget ? held : budget, slot, 0) == 0) at = 0;
+          if (this.moveChain(hashes, 0, held, slot, 0) == 0) at = 0;
         } else {
           let lo = 1; // blocks [0, lo) are recent
           let hi = held - 1; // blocks [hi, held) are old
@@ -203,8 +190,7 @@ export class PrefixIndex {
             else hi = mid;
           }
           const behind = this.find(unchecked(hashes[lo - 1]), slot);
-          const stop = held - lo > budget ? lo + budget : held;
-          if (behind == 0 || this.moveChain(hashes, lo, stop, slot, behind) == 0) at = 0;
+          if (behind == 0 || this.moveChain(hashes, lo, held, slot, behind) == 0) at = 0;
         }
         if (at != 0) at = last;
       }

@@ -1,4 +1,4 @@
-import { MOVE_BUDGET, PrefixIndex } from "../../assembly/prefix/prefixIndex";
+import { PrefixIndex } from "../../assembly/prefix/prefixIndex";
 
 function chain(n: i32, base: u64): StaticArray<u64> {
   const a = new StaticArray<u64>(n);
@@ -126,32 +126,21 @@ describe("PrefixIndex", () => {
     pushBack(idx, 35, 100);
     expect(idx.matchedBlocks(a, 40, 0)).toBe(40);
     idx.record(a, 40, 0, 40);
-    // (MOVE_BUDGET blocks at a time: the second record moves the rest)
-    expect(MOVE_BUDGET).toBeLessThan(40);
-    idx.record(a, 40, 0, idx.matchedBlocks(a, 40, 0));
     // so that 760 more blocks (past a's old place in the list) leave it whole.
     pushBack(idx, 38, 200);
     expect(idx.countOf(0)).toBe(800);
     expect(idx.matchedBlocks(a, 40, 0)).toBe(40);
   });
-  it("moves at most MOVE_BUDGET blocks of a chain that fell back (not yet near eviction) per record, from its start, and the rest on the next", () => {
+  it("moves a long chain that fell back to the front whole in one record, however far back it was", () => {
     const idx = new PrefixIndex(4096);
     idx.setSlotCapacity(0, 800); // refresh window: 400 entries
-    const n = MOVE_BUDGET * 2 + 10;
-    // Pushed back past the window (500 entries), not out of the slot, then re-sent
-    // once: only its first MOVE_BUDGET blocks come to the front, so enough new
-    // blocks to evict what stayed behind leave just those.
-    expect(heldAfterOneResend(idx, chain(n, 1), n, 25, 100)).toBe(MOVE_BUDGET);
-    // A chain re-sent often enough comes back whole, MOVE_BUDGET blocks a time.
-    const b = chain(n, 2);
-    idx.record(b, n, 0);
-    pushBack(idx, 25, 300);
-    for (let k = 0; k < 3; k++) idx.record(b, n, 0, idx.matchedBlocks(b, n, 0));
-    pushBack(idx, 30, 400);
-    expect(idx.countOf(0)).toBe(800);
-    expect(idx.matchedBlocks(b, n, 0)).toBe(n);
-    // A chain re-sent when it is past 3/4 of the quota (close to eviction) moves whole at once.
+    const n = 74;
+    // Pushed back 500 entries (past the window), re-sent once, then 360 entries
+    // more: had only part of it moved, the rest would have been evicted.
+    expect(heldAfterOneResend(idx, chain(n, 1), n, 25, 100)).toBe(n);
+    // The same from 660 entries back, close to eviction.
     expect(heldAfterOneResend(idx, chain(n, 3), n, 33, 500)).toBe(n);
+    expect(idx.listIsWhole(0)).toBe(true);
   });
   it("moves a chain that others branched off in its middle in runs, keeping it whole and in order", () => {
     const idx = new PrefixIndex(4096);
@@ -167,7 +156,7 @@ describe("PrefixIndex", () => {
       idx.record(b, n + 5, 0, idx.matchedBlocks(b, n + 5, 0));
     }
     expect(idx.listIsWhole(0)).toBe(true);
-    // Pushed back past the window (fewer than MOVE_BUDGET blocks: it moves whole)...
+    // Pushed back past the window...
     pushBack(idx, 25, 100);
     idx.record(a, n, 0, idx.matchedBlocks(a, n, 0));
     expect(idx.listIsWhole(0)).toBe(true);
