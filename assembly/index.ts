@@ -109,7 +109,6 @@ export function proxy_on_http_call_response(id: u32, token: u32, nheaders: u32, 
   if (root !== null) root.onHttpCallResponse(token, nheaders, bodySize);
 }
 
-
 // Hooks the filter has no use for are not exported: a host skips a missing
 // one (cpp-host and ours return Continue), so a streamed response's chunks,
 // its trailers and every stream's log callback never enter the module.

@@ -90,8 +90,8 @@ export class RouterRoot {
   /** Lets go of requests the host never gave a body to. */
   private releaseStalled(): void {
     // Paused in tick order: the stalled ones are at the front.
+    const stallsBefore = this.stalls;
     let s = this.pausedHead;
-    if (s === null || this.ticks - s.pausedAtTick < STALL_TICKS) return;
     while (s !== null && this.ticks - s.pausedAtTick >= STALL_TICKS) {
       this.unpause(s);
       this.stalls++;
@@ -99,6 +99,7 @@ export class RouterRoot {
       s.releaseStalled();
       s = this.pausedHead;
     }
+    if (this.stalls == stallsBefore) return;
     setEffectiveContext(this.id);
     if (!this.bodyDelivered && !this.bodyUnavailable && this.stalls >= STALLS_BEFORE_HEADERS_ONLY) {
       this.bodyUnavailable = true;

@@ -231,15 +231,8 @@ export class PrefixIndex {
         last = e;
         i++;
       }
-      // Detach the run [first, last], then link it in behind `at` (or first of all).
       this.unlinkRun(first, last, slot);
-      const after = at != 0 ? unchecked(this.next[at]) : unchecked(this.slotHead[slot]);
-      unchecked(this.prev[first] = at);
-      unchecked(this.next[last] = after);
-      if (at != 0) unchecked(this.next[at] = first);
-      else unchecked(this.slotHead[slot] = first);
-      if (after != 0) unchecked(this.prev[after] = last);
-      else unchecked(this.slotTail[slot] = last);
+      this.linkRun(first, last, slot, at);
       at = last;
     }
     unchecked(this.slotClock[slot] = c0 + <u32>(to - from));
@@ -248,12 +241,7 @@ export class PrefixIndex {
 
   /** Links unlinked entry `e` in right behind `at`, as recent as it (it moved whatever was behind `at` back by one). */
   @inline private linkBehind(e: u32, slot: u32, at: u32): void {
-    const n = unchecked(this.next[at]);
-    unchecked(this.prev[e] = at);
-    unchecked(this.next[e] = n);
-    unchecked(this.next[at] = e);
-    if (n != 0) unchecked(this.prev[n] = e);
-    else unchecked(this.slotTail[slot] = e);
+    this.linkRun(e, e, slot, at);
     unchecked(this.stamps[e] = unchecked(this.stamps[at]));
     unchecked(this.slotClock[slot] += 1);
   }
@@ -355,16 +343,26 @@ export class PrefixIndex {
     const clock = unchecked(this.slotClock[slot]) + 1;
     unchecked(this.slotClock[slot] = clock);
     unchecked(this.stamps[e] = clock);
-    const head = unchecked(this.slotHead[slot]);
-    unchecked(this.prev[e] = 0);
-    unchecked(this.next[e] = head);
-    if (head != 0) unchecked(this.prev[head] = e);
-    else unchecked(this.slotTail[slot] = e);
-    unchecked(this.slotHead[slot] = e);
+    this.linkRun(e, e, slot, 0);
   }
 
   @inline private unlink(e: u32, slot: u32): void {
     this.unlinkRun(e, e, slot);
+  }
+
+  /**
+   * Links the unlinked entries from `first` to `last` (linked one after
+   * another) into `slot`'s list right behind entry `at`, or at its head when
+   * `at` is 0. Stamps are the caller's.
+   */
+  @inline private linkRun(first: u32, last: u32, slot: u32, at: u32): void {
+    const after = at != 0 ? unchecked(this.next[at]) : unchecked(this.slotHead[slot]);
+    unchecked(this.prev[first] = at);
+    unchecked(this.next[last] = after);
+    if (at != 0) unchecked(this.next[at] = first);
+    else unchecked(this.slotHead[slot] = first);
+    if (after != 0) unchecked(this.prev[after] = last);
+    else unchecked(this.slotTail[slot] = last);
   }
 
   /** Takes the entries from `first` to `last` (linked one after another) out of `slot`'s list, leaving their inner links. */

@@ -158,8 +158,7 @@ export class InflightCounters {
       if (keepsRows) memory.copy(s, this.blob.ptr, <usize>len);
       else {
         memory.fill(s, 0, <usize>HEADER_BYTES);
-        store<u64>(s, this.stampVersion);
-        store<u64>(s, this.stampSeenNs, 8);
+        this.copyStamp(s);
       }
       if (version > this.stampVersion) store<u64>(s, version);
       if (seenNs > this.stampSeenNs) store<u64>(s, seenNs, 8);
@@ -169,10 +168,10 @@ export class InflightCounters {
     }
   }
 
-  /** Writes the fetched blob's state stamp (zeros without one) at `to`. */
+  /** Writes the fetched blob's state stamp (zeros without one; fetch() parsed it) at `to`. */
   @inline private copyStamp(to: usize): void {
-    store<u64>(to, this.haveBlob && this.blob.len >= <usize>STAMP_BYTES ? load<u64>(this.blob.ptr) : 0);
-    store<u64>(to, this.haveBlob && this.blob.len >= <usize>STAMP_BYTES ? load<u64>(this.blob.ptr, 8) : 0, 8);
+    store<u64>(to, this.stampVersion);
+    store<u64>(to, this.stampSeenNs, 8);
   }
 
   private ensureScratch(need: i32): void {
