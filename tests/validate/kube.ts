@@ -10,7 +10,7 @@
 // the schema. Objects the validator reads no key of are free-form (maps read
 // every key; a Struct-like field such as pluginConfig reads none).
 //
-// Kinds no registry package ships (Envoy Gateway, the Inference Extension,
+// Kinds no registry package ships for Node 20 (Envoy Gateway, the Inference Extension, Istio's WasmPlugin,
 // GKE networking.gke.io) get small hand-written ajv schemas of the fields used
 // here, with additionalProperties false; see HAND_WRITTEN_KINDS.
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
@@ -18,8 +18,11 @@ import type { Finding } from './finding.js';
 
 type ValidateFn = (data: unknown) => void;
 
-/** apiVersion/kind -> module and export of a kubernetes-models class. */
-const PUBLISHED_KINDS: Record<string, [string, string]> = {
+/**
+ * apiVersion/kind -> module and export of a kubernetes-models class, and the
+ * apiVersion that class validates when it is another one with the same schema.
+ */
+const PUBLISHED_KINDS: Record<string, [string, string, string?]> = {
   'v1/Namespace': ['kubernetes-models/v1/Namespace', 'Namespace'],
   'v1/ServiceAccount': ['kubernetes-models/v1/ServiceAccount', 'ServiceAccount'],
   'v1/Service': ['kubernetes-models/v1/Service', 'Service'],
@@ -31,9 +34,10 @@ const PUBLISHED_KINDS: Record<string, [string, string]> = {
   'rbac.authorization.k8s.io/v1/Role': ['kubernetes-models/rbac.authorization.k8s.io/v1/Role', 'Role'],
   'rbac.authorization.k8s.io/v1/RoleBinding': ['kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding', 'RoleBinding'],
   'networking.istio.io/v1alpha3/EnvoyFilter': ['@kubernetes-models/istio/networking.istio.io/v1alpha3/EnvoyFilter', 'EnvoyFilter'],
-  'networking.istio.io/v1/Gateway': ['@kubernetes-models/istio/networking.istio.io/v1/Gateway', 'Gateway'],
-  'networking.istio.io/v1/VirtualService': ['@kubernetes-models/istio/networking.istio.io/v1/VirtualService', 'VirtualService'],
-  'extensions.istio.io/v1alpha1/WasmPlugin': ['@kubernetes-models/istio/extensions.istio.io/v1alpha1/WasmPlugin', 'WasmPlugin'],
+  // Istio's v1 is v1beta1 promoted with the same schema; @kubernetes-models/istio 2.x, the last
+  // release for Node 20, ships v1beta1 only.
+  'networking.istio.io/v1/Gateway': ['@kubernetes-models/istio/networking.istio.io/v1beta1/Gateway', 'Gateway', 'networking.istio.io/v1beta1'],
+  'networking.istio.io/v1/VirtualService': ['@kubernetes-models/istio/networking.istio.io/v1beta1/VirtualService', 'VirtualService', 'networking.istio.io/v1beta1'],
   'gateway.networking.k8s.io/v1/Gateway': ['@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/Gateway', 'Gateway'],
   'gateway.networking.k8s.io/v1/HTTPRoute': ['@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute', 'HTTPRoute'],
 };
@@ -185,8 +189,50 @@ const gcpTrafficExtension = kind('networking.gke.io/v1', 'GCPTrafficExtension', 
     },
   },
 });
+/**
+ * From istio/api extensions/v1alpha1 (WasmPlugin). @kubernetes-models/istio 2.x, the last release
+ * for Node 20, predates its type and failStrategy fields.
+ */
+const wasmPlugin = kind('extensions.istio.io/v1alpha1', 'WasmPlugin', {
+  type: 'object', additionalProperties: false,
+  properties: {
+    selector: {
+      type: 'object', additionalProperties: false,
+      properties: { matchLabels: { type: 'object', additionalProperties: { type: 'string' } } },
+    },
+    targetRef, targetRefs: { type: 'array', items: targetRef },
+    url: str, sha256: { type: 'string', pattern: '^(([0-9a-f]){64})?$' },
+    imagePullPolicy: { enum: ['UNSPECIFIED_POLICY', 'IfNotPresent', 'Always'] },
+    imagePullSecret: str, verificationKey: { type: 'string' },
+    pluginConfig: { type: 'object' }, pluginName: str,
+    phase: { enum: ['UNSPECIFIED_PHASE', 'AUTHN', 'AUTHZ', 'STATS'] },
+    priority: { type: ['integer', 'null'] },
+    failStrategy: { enum: ['FAIL_CLOSE', 'FAIL_OPEN', 'FAIL_RELOAD'] },
+    type: { enum: ['UNSPECIFIED_PLUGIN_TYPE', 'HTTP', 'NETWORK'] },
+    vmConfig: {
+      type: 'object', additionalProperties: false,
+      properties: {
+        env: {
+          type: 'array',
+          items: { type: 'object', additionalProperties: false, required: ['name'], properties: { name: str, value: { type: 'string' }, valueFrom: { enum: ['INLINE', 'HOST'] } } },
+        },
+      },
+    },
+    match: {
+      type: 'array',
+      items: {
+        type: 'object', additionalProperties: false,
+        properties: {
+          mode: { enum: ['UNDEFINED', 'CLIENT', 'SERVER', 'CLIENT_AND_SERVER'] },
+          ports: { type: 'array', items: { type: 'object', additionalProperties: false, required: ['number'], properties: { number: { type: 'integer', minimum: 1, maximum: 65535 } } } },
+        },
+      },
+    },
+  },
+});
 /** Kinds validated with the hand-written schemas above (their CRDs are in no registry package). */
 export const HAND_WRITTEN_KINDS: Record<string, object> = {
+  'extensions.istio.io/v1alpha1/WasmPlugin': wasmPlugin,
   'gateway.envoyproxy.io/v1alpha1/EnvoyExtensionPolicy': envoyExtensionPolicy,
   'gateway.envoyproxy.io/v1alpha1/EnvoyPatchPolicy': envoyPatchPolicy,
   'inference.networking.k8s.io/v1/InferencePool': inferencePool,
@@ -205,8 +251,16 @@ async function publishedValidator(key: string): Promise<ValidateFn | null> {
   if (!entry) return null;
   const mod = (await import(entry[0])) as Record<string, { prototype: { validate(this: unknown): void } }>;
   const model = mod[entry[1]];
-  // The model's validate() runs the generated validator on `this`.
-  const fn: ValidateFn = (data) => model.prototype.validate.call(data);
+  const schemaVersion = entry[2];
+  // The model's validate() runs the generated validator on `this`, seen as an instance: some
+  // releases keep the schema id on the prototype under a symbol, and without it validate nothing.
+  const fn: ValidateFn = (data) => model.prototype.validate.call(new Proxy(data as object, {
+    get: (t, key, receiver) => {
+      if (typeof key === 'symbol') return Reflect.get(model.prototype, key);
+      const v = Reflect.get(t, key, receiver);
+      return key === 'apiVersion' && schemaVersion !== undefined ? schemaVersion : v;
+    },
+  }));
   publishedValidators.set(key, fn);
   return fn;
 }
