@@ -32,7 +32,7 @@ export const STATE_ERR_FORMAT = "unsupported format version";
 export const STATE_ERR_FLAGS = "reserved flags set";
 export const STATE_ERR_CHECKSUM = "checksum mismatch";
 export const STATE_ERR_VERSION = "version 0";
-export const STATE_ERR_WEIGHTS = "weights must be finite, >= 0 and not all 0";
+export const STATE_ERR_WEIGHTS = "weights must be in [0, 1e6] and not all 0";
 export const STATE_ERR_COUNT = "too many replicas";
 export const STATE_ERR_TRUNCATED = "truncated replica record";
 export const STATE_ERR_ADDRESS = "bad replica address";

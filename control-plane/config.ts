@@ -6,7 +6,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_METRIC_MAPPINGS, METRIC_FIELDS, type MetricMapping } from './engineMetrics.js';
 import type { LogLevel } from './log.js';
-import type { Weights } from './stateWire.js';
+import { WEIGHT_MAX, WEIGHT_NAMES, weightsProblem, type Weights } from './stateWire.js';
 import { DEFAULT_WEIGHTS, DEFAULT_WEIGHTS_CONFIGMAP } from './weights.js';
 import { DEFAULT_POD_SELECTOR } from './discovery.js';
 
@@ -65,7 +65,7 @@ export const DEFAULTS = {
 
 const weightsSchema = {
   type: 'object', additionalProperties: false, required: ['prefix', 'queue', 'kvCache', 'inflight'],
-  properties: Object.fromEntries(['prefix', 'queue', 'kvCache', 'inflight'].map((k) => [k, { type: 'number', minimum: 0, maximum: 1e30 }])),
+  properties: Object.fromEntries(WEIGHT_NAMES.map((k) => [k, { type: 'number', minimum: 0, maximum: WEIGHT_MAX }])),
 } as const;
 
 export const CONFIG_SCHEMA = {
@@ -168,8 +168,8 @@ export function validateConfig(raw: unknown): ControlPlaneConfig {
   if (c.scrapeTimeoutMs >= c.stalenessMs) problems.push(`scrapeTimeoutMs (--scrape-timeout-ms): must be below stalenessMs (${c.stalenessMs}) so a hung replica turns stale`);
   if (c.weightsFile && c.weightsConfigMap) problems.push('weightsFile (--weights-file) and weightsConfigMap (--weights-configmap): give one');
   if (c.weightsConfigMap && !c.kubernetes) problems.push('weightsConfigMap (--weights-configmap): needs Kubernetes discovery (it uses the same cluster and namespace)');
-  const w = c.weights;
-  if (w.prefix + w.queue + w.kvCache + w.inflight === 0) problems.push('weights: must not all be 0');
+  const wp = weightsProblem(c.weights);
+  if (wp) problems.push(wp.error.replace(/^(weights(?:\.\w+)?) /, '$1: '));
   if (problems.length) throw new ConfigError(problems);
   if (c.kubernetes && !c.kubernetes.inferencePool && !c.kubernetes.selector) c.kubernetes.selector = DEFAULT_POD_SELECTOR;
   // In Kubernetes without a weights file, weights live in the ConfigMap manifests/base/rbac.yaml grants.

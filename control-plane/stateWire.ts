@@ -66,16 +66,41 @@ export function addressError(address: string): string | null {
   return null;
 }
 
-/** Returns null when the weights are usable, else a message naming the field. */
-export function weightsError(w: Weights): string | null {
-  for (const k of ['prefix', 'queue', 'kvCache', 'inflight'] as const) {
-    const v = w[k];
-    if (typeof v !== 'number' || !Number.isFinite(v)) return `weights.${k} must be a finite number`;
-    if (v < 0) return `weights.${k} must be >= 0`;
-    if (Math.fround(v) !== v && !Number.isFinite(Math.fround(v))) return `weights.${k} is out of range`;
+export const WEIGHT_NAMES = ['prefix', 'queue', 'kvCache', 'inflight'] as const;
+/** The largest weight, as the filter's configuration (plugin/config.schema.json) and decoder allow. */
+export const WEIGHT_MAX = 1e6;
+
+export interface WeightsProblem {
+  /** the weight at fault (prefix, queue, kvCache, inflight), or '(weights)' for the four together */
+  field: string;
+  error: string;
+}
+
+/**
+ * The one rule for weights, as the filter holds them: 32-bit floats, each
+ * finite and in [0, WEIGHT_MAX], not all 0. A weight too small for a 32-bit
+ * float is 0 there: the filter's decoder (assembly/state/stateWire.ts) refuses
+ * a state whose weights are all 0 and goes on routing on the last good one.
+ */
+export function weightsProblem(w: Weights): WeightsProblem | null {
+  for (const k of WEIGHT_NAMES) {
+    const v: unknown = w[k];
+    if (typeof v !== 'number' || !Number.isFinite(v)) return { field: k, error: `weights.${k} must be a finite number` };
+    if (v < 0) return { field: k, error: `weights.${k} must be >= 0` };
+    if (v > WEIGHT_MAX) return { field: k, error: `weights.${k} must be <= ${WEIGHT_MAX}` };
   }
-  if (w.prefix + w.queue + w.kvCache + w.inflight === 0) return 'weights must not all be 0';
+  if (WEIGHT_NAMES.every((k) => Math.fround(w[k]) === 0)) {
+    const lost = WEIGHT_NAMES.find((k) => w[k] !== 0);
+    return lost === undefined
+      ? { field: '(weights)', error: 'weights must not all be 0' }
+      : { field: lost, error: `weights.${lost} (${w[lost]}) is 0 as a 32-bit float, the filter's precision, and the weights must not all be 0` };
+  }
   return null;
+}
+
+/** weightsProblem's message, or null when the weights are usable. */
+export function weightsError(w: Weights): string | null {
+  return weightsProblem(w)?.error ?? null;
 }
 
 const clampU16 = (n: number) => Math.max(0, Math.min(65535, Math.round(n)));
@@ -83,8 +108,9 @@ const clampU32 = (n: number) => Math.max(0, Math.min(0xffffffff, Math.round(n)))
 
 export function encodeState(state: RouterState): Uint8Array {
   if (state.version <= 0n) throw new Error('state.version must be > 0');
+  // Never publish a state the filter would refuse: it would keep routing on the last one.
   const werr = weightsError(state.weights);
-  if (werr) throw new Error(werr);
+  if (werr) throw new Error(`state not encoded: ${werr}`);
   if (state.replicas.length > STATE_MAX_REPLICAS) throw new Error(`at most ${STATE_MAX_REPLICAS} replicas`);
   const seen = new Set<string>();
   let size = STATE_HEADER_BYTES + 4;

@@ -4,9 +4,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname, join, basename } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { weightsError, type Weights } from './stateWire.js';
+import { WEIGHT_NAMES, weightsError, weightsProblem, type Weights } from './stateWire.js';
 
-export const SCORER_NAMES = ['prefix', 'queue', 'kvCache', 'inflight'] as const;
+export const SCORER_NAMES = WEIGHT_NAMES;
 export type ScorerName = (typeof SCORER_NAMES)[number];
 
 /** The seed deployment's weights (REFERENCE.md section 7), plus in-flight at 1. */
@@ -31,8 +31,8 @@ export type WeightsUpdateResult = { ok: true; record: WeightsRecord } | { ok: fa
  * Validates a PUT /v1/weights body. Accepted shapes:
  *   {"profile": "latency"}                       -> that profile's weights
  *   {"prefix": 3, "queue": 1, ...}               -> partial update: fields left out keep their current value
- * Mixing the two, unknown fields, non-numbers, negatives, non-finite values,
- * values above f32 range, and an all-zero result are refused, naming the field.
+ * Mixing the two, unknown fields, and a result that breaks the weights rule
+ * (stateWire.ts weightsProblem: what the filter can hold) are refused, naming the field.
  */
 export function applyWeightsUpdate(body: unknown, current: Weights): WeightsUpdateResult {
   const bad = (field: string, error: string): WeightsUpdateResult => ({ ok: false, field, error });
@@ -54,16 +54,9 @@ export function applyWeightsUpdate(body: unknown, current: Weights): WeightsUpda
     return { ok: true, record: { weights: { ...WEIGHT_PROFILES[name].weights }, profile: name } };
   }
   const next: Weights = { ...current };
-  for (const k of SCORER_NAMES) {
-    if (!(k in obj)) continue;
-    const v = obj[k];
-    if (typeof v !== 'number' || !Number.isFinite(v)) return bad(k, `${k} must be a finite number`);
-    if (v < 0) return bad(k, `${k} must be >= 0`);
-    if (!Number.isFinite(Math.fround(v))) return bad(k, `${k} is too large`);
-    next[k] = v;
-  }
-  const err = weightsError(next);
-  if (err) return bad(SCORER_NAMES.find((k) => err.includes(`.${k} `)) ?? '(weights)', err);
+  for (const k of SCORER_NAMES) if (k in obj) next[k] = obj[k] as number;
+  const problem = weightsProblem(next);
+  if (problem) return bad(problem.field, problem.error);
   return { ok: true, record: { weights: next, profile: profileOf(next) } };
 }
 

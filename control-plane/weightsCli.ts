@@ -9,7 +9,7 @@ const USAGE = `usage: prefix-router weights get [--url URL]
   --url URL          control plane (default http://127.0.0.1:9090, or env PREFIX_ROUTER_CONTROL_PLANE)
   --profile NAME     default (3/1/1/1), latency (5/1/1), throughput (1/3/2), capacity (1/1/5)
   --prefix/--queue/--kv/--inflight N
-                     scorer weights (finite, >= 0, not all 0); the ones left out keep their value
+                     scorer weights (0 to 1e6, not all 0); the ones left out keep their value
   --token-file FILE  file holding the API token (else env PREFIX_ROUTER_API_TOKEN)`;
 
 const DEFAULT_URL = 'http://127.0.0.1:9090';

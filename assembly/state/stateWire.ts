@@ -21,8 +21,11 @@ export function fnv1a32(p: usize, len: i32): u32 {
   return h;
 }
 
+/** The largest weight, as the configuration's (config.ts) and the control plane's (WEIGHT_MAX). */
+export const STATE_WEIGHT_MAX: f32 = 1e6;
+
 @inline function weightOk(w: f32): bool {
-  return isFinite<f32>(w) && w >= 0;
+  return w >= 0 && w <= STATE_WEIGHT_MAX; // false for NaN and infinities too
 }
 
 function reject(msg: string): ReplicaTable | null {

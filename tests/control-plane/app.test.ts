@@ -153,7 +153,10 @@ test('PUT /v1/weights: every bad input is refused with the right status, naming 
       ['string number', { kvCache: '2' }, {}, 400, 'kvCache'],
       ['null', { inflight: null }, {}, 400, 'inflight'],
       ['too large for f32', { prefix: 1e300 }, {}, 400, 'prefix'],
+      ['above the filter bound', { kvCache: 1.5e6 }, {}, 400, 'kvCache'],
       ['all zero', { prefix: 0, queue: 0, kvCache: 0, inflight: 0 }, {}, 400, '(weights)'],
+      // 1e-320 is 0 as the filter's 32-bit float: the filter would refuse every state from then on.
+      ['all zero as 32-bit floats', { prefix: 1e-320, queue: 0, kvCache: 0, inflight: 0 }, {}, 400, 'prefix'],
       ['unknown profile', { profile: 'fastest' }, {}, 400, 'profile'],
       ['profile and weights', { profile: 'latency', prefix: 2 }, {}, 400, 'profile'],
       ['empty object', {}, {}, 400, '(body)'],
@@ -224,6 +227,9 @@ test('weights survive a restart through the weights file (atomic write); a corru
     });
     writeFileSync(file, '{"weights": {"prefix": -1, "queue": 1, "kvCache": 1, "inflight": 1}}');
     await assert.rejects(startControlPlane({ replicas: ['10.0.0.1:8000'], weightsFile: file, logger: memoryLogger() }), /weights\.prefix must be >= 0/);
+    // A value the filter cannot hold, persisted before the rule covered it, is refused too.
+    writeFileSync(file, '{"weights": {"prefix": 0, "queue": 1e-320, "kvCache": 0, "inflight": 0}}');
+    await assert.rejects(startControlPlane({ replicas: ['10.0.0.1:8000'], weightsFile: file, logger: memoryLogger() }), (e: Error) => e.message.includes(file) && /weights\.queue \(1e-320\) is 0 as a 32-bit float/.test(e.message));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

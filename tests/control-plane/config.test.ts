@@ -85,6 +85,8 @@ test('errors name the field and its flag', () => {
   assert.match(problems(() => loadConfig(['--namespace', 'Bad_NS'], {}))[0], /^kubernetes.namespace \(--namespace\): must match pattern/);
   assert.match(problems(() => validateConfig({ replicas: ['10.0.0.1:8000'], weights: { prefix: 0, queue: 0, kvCache: 0, inflight: 0 } }))[0], /weights: must not all be 0/);
   assert.match(problems(() => validateConfig({ replicas: ['10.0.0.1:8000'], weights: { prefix: -1, queue: 0, kvCache: 0, inflight: 1 } }))[0], /^weights.prefix: must be >= 0/);
+  assert.match(problems(() => validateConfig({ replicas: ['10.0.0.1:8000'], weights: { prefix: 1e-320, queue: 0, kvCache: 0, inflight: 0 } }))[0], /^weights.prefix: \(1e-320\) is 0 as a 32-bit float/);
+  assert.match(problems(() => validateConfig({ replicas: ['10.0.0.1:8000'], weights: { prefix: 2e6, queue: 0, kvCache: 0, inflight: 1 } }))[0], /^weights.prefix: must be <= 1000000/);
 });
 
 test('a bad static replica address fails start-up naming the entry', async () => {

@@ -30,3 +30,16 @@ test('encoding clamps what the format cannot hold; decoding rejects any corrupte
   assert.throws(() => encodeState({ ...state, replicas: [state.replicas[0], state.replicas[0]] }), /twice/);
   assert.throws(() => encodeState({ ...state, version: 0n }), /version/);
 });
+
+test('the encoder never writes weights the filter would refuse', () => {
+  for (const weights of [
+    { prefix: 1e-320, queue: 0, kvCache: 0, inflight: 0 }, // all 0 as 32-bit floats
+    { prefix: 0, queue: 0, kvCache: 0, inflight: 0 },
+    { prefix: 3, queue: 1, kvCache: 1, inflight: 2e6 }, // above the filter's bound
+    { prefix: 3, queue: -1, kvCache: 1, inflight: 1 },
+    { prefix: 3, queue: 1, kvCache: NaN, inflight: 1 },
+  ]) assert.throws(() => encodeState({ ...state, weights }), /state not encoded: weights/, JSON.stringify(weights));
+  // The smallest weight a 32-bit float holds is enough, and round-trips as that float.
+  const tiny = decodeState(encodeState({ ...state, weights: { prefix: 1e-45, queue: 0, kvCache: 0, inflight: 0 } }));
+  assert.equal(tiny.weights.prefix, Math.fround(1e-45));
+});

@@ -1,0 +1,37 @@
+import { decodeState, fnv1a32, stateError, STATE_HEADER_BYTES, STATE_MAGIC } from "../../assembly/state/stateWire";
+import { STATE_ERR_WEIGHTS } from "../../assembly/errors";
+
+// A state with no replicas and these weights, checksummed as the control plane writes it.
+function decodeWeights(wp: f32, wq: f32, wk: f32, wi: f32): bool {
+  const len = STATE_HEADER_BYTES + 4;
+  const buf = new ArrayBuffer(len);
+  const p = changetype<usize>(buf);
+  store<u32>(p, STATE_MAGIC);
+  store<u16>(p, 1, 4);
+  store<u16>(p, 0, 6);
+  store<u64>(p, 1, 8);
+  store<f32>(p, wp, 16);
+  store<f32>(p, wq, 20);
+  store<f32>(p, wk, 24);
+  store<f32>(p, wi, 28);
+  store<u32>(p, 0, 32);
+  store<u32>(p + <usize>(len - 4), fnv1a32(p, len - 4));
+  return decodeState(p, len) !== null;
+}
+
+describe("state weights", () => {
+  it("accepts weights in [0, 1e6], not all 0", () => {
+    expect(decodeWeights(3, 1, 1, 1)).toBe(true);
+    expect(decodeWeights(0, 0, 0, 1e6)).toBe(true);
+    expect(decodeWeights(1.4e-45, 0, 0, 0)).toBe(true);
+  });
+  it("refuses weights the control plane never sends", () => {
+    expect(decodeWeights(0, 0, 0, 0)).toBe(false);
+    expect(stateError).toBe(STATE_ERR_WEIGHTS);
+    expect(decodeWeights(-1, 1, 1, 1)).toBe(false);
+    expect(decodeWeights(NaN, 1, 1, 1)).toBe(false);
+    expect(decodeWeights(Infinity, 1, 1, 1)).toBe(false);
+    expect(decodeWeights(3, 1, 1, 1.5e6)).toBe(false);
+    expect(decodeWeights(3e38, 0, 0, 0)).toBe(false);
+  });
+});
