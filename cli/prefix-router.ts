@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 // The `prefix-router` command: one entry, one subcommand per part of the product.
 // Each area exports its own `run*Cli(args)`; this file only dispatches.
 

@@ -1,6 +1,7 @@
 // `prefix-router weights get|set|profiles`: a small client of the weights API.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { WEIGHT_MAX } from './stateWire.js';
 
 const USAGE = `usage: prefix-router weights get [--url URL]
        prefix-router weights set (--profile NAME | [--prefix N] [--queue N] [--kv N] [--inflight N]) [--url URL] [--token-file FILE]
@@ -16,6 +17,21 @@ const DEFAULT_URL = 'http://127.0.0.1:9090';
 /** A control plane that does not answer within this long is reported as unreachable. */
 const REQUEST_TIMEOUT_MS = 10_000;
 
+const NUMBER_FLAGS = new Set(['--prefix', '--queue', '--kv', '--inflight']);
+
+/**
+ * `--prefix -1` as `--prefix=-1`: parseArgs takes a value that starts with '-' for an option
+ * ("argument is ambiguous"), and the range check below should be the one to answer.
+ */
+function joinNegativeNumbers(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (NUMBER_FLAGS.has(args[i]) && i + 1 < args.length && /^-[\d.]/.test(args[i + 1])) out.push(`${args[i]}=${args[++i]}`);
+    else out.push(args[i]);
+  }
+  return out;
+}
+
 function fail(msg: string): number {
   console.error(`prefix-router weights: ${msg}`);
   return 2;
@@ -25,7 +41,7 @@ export async function runWeightsCli(args: string[], env: NodeJS.ProcessEnv = pro
   let parsed;
   try {
     parsed = parseArgs({
-      args, allowPositionals: true, strict: true,
+      args: joinNegativeNumbers(args), allowPositionals: true, strict: true,
       options: {
         url: { type: 'string' }, profile: { type: 'string' }, prefix: { type: 'string' }, queue: { type: 'string' },
         kv: { type: 'string' }, inflight: { type: 'string' }, 'token-file': { type: 'string' }, help: { type: 'boolean', short: 'h' },
@@ -68,7 +84,10 @@ export async function runWeightsCli(args: string[], env: NodeJS.ProcessEnv = pro
     for (const [k, raw] of numbers) {
       if (raw === undefined) continue;
       const n = Number(raw);
-      if (raw.trim() === '' || !Number.isFinite(n) || n < 0) return fail(`--${k === 'kvCache' ? 'kv' : k} must be a finite number >= 0 (got ${JSON.stringify(raw)})`);
+      const flag = `--${k === 'kvCache' ? 'kv' : k}`;
+      if (raw.trim() === '' || !Number.isFinite(n)) return fail(`${flag} must be a finite number (got ${JSON.stringify(raw)})`);
+      if (n < 0) return fail(`${flag} must be >= 0 (got ${raw})`);
+      if (n > WEIGHT_MAX) return fail(`${flag} must be <= ${WEIGHT_MAX} (got ${raw})`);
       body[k] = n;
     }
     if (v.profile !== undefined) {

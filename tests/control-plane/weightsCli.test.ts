@@ -56,7 +56,9 @@ test('weights CLI: local errors are clear and exit 2; unreachable control plane 
   assert.equal((await run(['--help'])).code, 0);
   for (const [args, re] of [
     [[], /missing action/], [['frobnicate'], /unknown action/], [['set'], /nothing to set/],
-    [['set', '--prefix', 'abc'], /--prefix must be a finite number/], [['set', '--kv=-1'], /--kv must be/],
+    [['set', '--prefix', 'abc'], /--prefix must be a finite number/], [['set', '--kv=-1'], /--kv must be >= 0/],
+    [['set', '--prefix', '-1'], /--prefix must be >= 0 \(got -1\)/], [['set', '--queue', '-.5', '--kv', '1'], /--queue must be >= 0/],
+    [['set', '--inflight', '2e6'], /--inflight must be <= 1000000/],
     [['set', '--profile', 'latency', '--prefix', '1'], /not both/], [['get', '--bogus'], /Unknown option/],
     [['get', '--url', 'not a url'], /is not a URL/],
   ] as Array<[string[], RegExp]>) {
