@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startReplicas, type RunningReplicas } from '../simulator/server.js';
 import { startControlPlane, type RunningControlPlane } from '../control-plane/server.js';
+import { isLoopbackHost } from '../control-plane/config.js';
 import { ProxyWasmHost } from '../host/host.js';
 import { startGateway, type Gateway } from '../host/gateway.js';
 
@@ -64,6 +65,8 @@ export interface RunningStack {
   replicas: { name: string; url: string }[];
   simulated: boolean;
   ready: boolean;
+  /** Who may change weights: token holders, anyone on this machine (loopback, no token), or nobody (no token, network bind). */
+  weightWrites: 'token' | 'loopback' | 'refused';
   close(): Promise<void>;
 }
 
@@ -106,13 +109,15 @@ export async function startStack(partial: Partial<StartOptions> = {}): Promise<R
     }
 
     const token = process.env.PREFIX_ROUTER_API_TOKEN?.trim() || null;
+    // Without a token, weights are writable on a loopback bind only: anything else reaches the network.
+    const weightWrites = token !== null ? 'token' : isLoopbackHost(o.host) ? 'loopback' : 'refused';
     const cp: RunningControlPlane = await startControlPlane({
       host: o.host,
       port: o.controlPlanePort,
       replicas: replicas.map((r) => r.url),
       logLevel: o.logLevel,
       token,
-      allowUnauthenticatedWrites: token === null, // a loopback dev stack: weights writable without a token unless one is set
+      allowUnauthenticatedWrites: weightWrites === 'loopback',
     });
     closers.push(() => cp.close());
 
@@ -141,7 +146,7 @@ export async function startStack(partial: Partial<StartOptions> = {}): Promise<R
 
     const ready = await waitUntilRoutable(cp.url, gw.url, replicas.length, o.readyTimeoutMs);
     let closing: Promise<void> | null = null;
-    return { gatewayUrl: gw.url, controlPlaneUrl: cp.url, replicas, simulated: sims !== null, ready, close: () => (closing ??= closeAll()) };
+    return { gatewayUrl: gw.url, controlPlaneUrl: cp.url, replicas, simulated: sims !== null, ready, weightWrites, close: () => (closing ??= closeAll()) };
   } catch (err) {
     await closeAll();
     throw err;
@@ -185,7 +190,14 @@ Runs simulated vLLM replicas (or real ones), the control plane and the embedded 
   --wasm FILE              filter module (default plugin/prefix-router.wasm)
   --log-level LEVEL        debug|info|warn|error (default ${START_DEFAULTS.logLevel})
   --access-log             print one line per request
-Weights writes need no token unless PREFIX_ROUTER_API_TOKEN is set.`;
+Weight writes need the token in PREFIX_ROUTER_API_TOKEN when it is set, or when --host is not a loopback
+address (without one they are then refused); on loopback without it, anyone on this machine may write.`;
+
+const WEIGHT_WRITES_NOTE: Record<RunningStack['weightWrites'], string> = {
+  token: 'writes need the token in PREFIX_ROUTER_API_TOKEN',
+  loopback: 'writes need no token: this stack is bound to loopback',
+  refused: 'writes are REFUSED: bound beyond loopback without a token; set PREFIX_ROUTER_API_TOKEN to allow them',
+};
 
 export function parseStartArgs(args: string[]): Partial<StartOptions> | 'help' {
   let values;
@@ -262,6 +274,7 @@ export async function runStartCli(args: string[]): Promise<number> {
     `    state     GET ${cp}/v1/state`,
     `    replicas  GET ${cp}/v1/replicas`,
     `    weights   GET|PUT ${cp}/v1/weights   (prefix-router weights set --profile latency --url ${cp})`,
+    `              ${WEIGHT_WRITES_NOTE[stack.weightWrites]}`,
     '',
     'try:',
     `  curl -s ${stack.gatewayUrl}/v1/chat/completions -H 'content-type: application/json' \\`,

@@ -166,7 +166,7 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
   const authorize = (req: IncomingMessage, res: ServerResponse): boolean => {
     if (!checkToken) {
       if (config.allowUnauthenticatedWrites) return true;
-      sendJson(res, 403, errorBody('writes are disabled: no API token is configured (set PREFIX_ROUTER_API_TOKEN or --token-file, or start with --allow-unauthenticated-writes)'));
+      sendJson(res, 403, errorBody('writes are disabled: no API token is configured (set PREFIX_ROUTER_API_TOKEN or --token-file; on a loopback host, --allow-unauthenticated-writes)'));
       return false;
     }
     const result: AuthResult = checkToken(req.headers.authorization);
@@ -356,10 +356,10 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
         store.setWeights(stored.weights);
         log.info('weights restored', { from: weightsStore.description, weights: stored.weights, profile: stored.profile });
       }
-      if (weightsStore instanceof MemoryWeightsStore) log.warn('weights are not persisted: give --weights-file to keep changes across restarts');
+      if (weightsStore instanceof MemoryWeightsStore) log.warn('weights are not persisted (no weights file or ConfigMap configured): changes are lost on restart');
       if (!checkToken) {
         log.warn(config.allowUnauthenticatedWrites
-          ? 'no API token configured and --allow-unauthenticated-writes given: ANYONE who can reach the API can change weights'
+          ? `no API token configured and unauthenticated writes allowed: ANYONE who can connect to ${config.host} can change weights`
           : 'no API token configured: weight changes are refused (set PREFIX_ROUTER_API_TOKEN or --token-file)');
       }
       tickTimer = setInterval(() => {

@@ -152,6 +152,12 @@ function describeAjvError(e: ErrorObject): string {
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true });
 const validateSchema = ajv.compile(CONFIG_SCHEMA);
 
+/** True for an address only this machine can reach (127.0.0.0/8, ::1, localhost); false for 0.0.0.0, :: and the rest. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^(::ffff:)?127(\.\d{1,3}){3}$/.test(h);
+}
+
 /**
  * Validates a raw config object (defaults filled in) and checks what the schema
  * cannot say: exactly one discovery source, usable replica addresses, timeouts.
@@ -168,6 +174,9 @@ export function validateConfig(raw: unknown): ControlPlaneConfig {
   if (c.scrapeTimeoutMs >= c.stalenessMs) problems.push(`scrapeTimeoutMs (--scrape-timeout-ms): must be below stalenessMs (${c.stalenessMs}) so a hung replica turns stale`);
   if (c.weightsFile && c.weightsConfigMap) problems.push('weightsFile (--weights-file) and weightsConfigMap (--weights-configmap): give one');
   if (c.weightsConfigMap && !c.kubernetes) problems.push('weightsConfigMap (--weights-configmap): needs Kubernetes discovery (it uses the same cluster and namespace)');
+  if (c.allowUnauthenticatedWrites && !isLoopbackHost(c.host)) {
+    problems.push(`allowUnauthenticatedWrites (--allow-unauthenticated-writes): only on a loopback host; host ${c.host} is reachable from the network, so weight writes need a token (PREFIX_ROUTER_API_TOKEN or --token-file)`);
+  }
   const wp = weightsProblem(c.weights);
   if (wp) problems.push(wp.error.replace(/^(weights(?:\.\w+)?) /, '$1: '));
   if (problems.length) throw new ConfigError(problems);
@@ -206,7 +215,8 @@ options:
   --weights-file FILE          keep weights in this JSON file (written atomically)
   --weights-configmap NAME     keep weights in this ConfigMap (default with Kubernetes discovery: ${DEFAULT_WEIGHTS_CONFIGMAP})
   --token-file FILE            bearer token for writes (or env PREFIX_ROUTER_API_TOKEN)
-  --allow-unauthenticated-writes  accept weight changes without a token (only when none is configured)
+  --allow-unauthenticated-writes  accept weight changes without a token (only when none is configured;
+                               only on a loopback --host)
   --log-level LEVEL            debug | info | warn | error (default info)
   -h, --help                   this text
 

@@ -13,7 +13,7 @@ const KEEP_ALIVE_MS = 65_000;
 export type StartControlPlaneOptions = Partial<ControlPlaneConfig> & ControlPlaneDeps;
 
 export interface RunningControlPlane {
-  /** e.g. http://127.0.0.1:40123 */
+  /** The address bound, e.g. http://127.0.0.1:40123 or http://0.0.0.0:9090 */
   url: string;
   host: string;
   port: number;
@@ -35,8 +35,10 @@ export async function serve(app: ControlPlane, config: ControlPlaneConfig): Prom
     server.once('error', reject);
     server.listen(config.port, config.host, () => { server.off('error', reject); resolve(); });
   });
-  const port = (server.address() as AddressInfo).port;
-  const hostForUrl = config.host.includes(':') ? `[${config.host}]` : config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
+  const bound = server.address() as AddressInfo;
+  const port = bound.port;
+  // The address actually bound (0.0.0.0 stays 0.0.0.0), as the gateway reports its own.
+  const hostForUrl = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
   try {
     await app.start();
   } catch (e) {

@@ -89,6 +89,17 @@ test('errors name the field and its flag', () => {
   assert.match(problems(() => validateConfig({ replicas: ['10.0.0.1:8000'], weights: { prefix: 2e6, queue: 0, kvCache: 0, inflight: 1 } }))[0], /^weights.prefix: must be <= 1000000/);
 });
 
+test('unauthenticated writes only on a loopback host', () => {
+  for (const host of ['0.0.0.0', '::', '10.1.2.3', 'gateway.internal', '128.0.0.1']) {
+    assert.match(problems(() => loadConfig(['--replicas', '10.0.0.1:8000', '--host', host, '--allow-unauthenticated-writes'], {}))[0],
+      /^allowUnauthenticatedWrites \(--allow-unauthenticated-writes\): only on a loopback host; host .* is reachable from the network/, host);
+  }
+  for (const host of ['127.0.0.1', '127.0.0.2', '::1', '[::1]', 'localhost']) {
+    assert.equal(loadConfig(['--replicas', '10.0.0.1:8000', '--host', host, '--allow-unauthenticated-writes'], {}).config.allowUnauthenticatedWrites, true, host);
+  }
+  assert.equal(loadConfig(['--replicas', '10.0.0.1:8000', '--host', '0.0.0.0'], {}).config.host, '0.0.0.0', 'with a token (or none and writes refused) any host is fine');
+});
+
 test('a bad static replica address fails start-up naming the entry', async () => {
   const { startControlPlane } = await import('../../control-plane/server.js');
   await assert.rejects(startControlPlane({ replicas: ['vllm-0:8000'] }), /replica "vllm-0:8000": must be ip:port/);

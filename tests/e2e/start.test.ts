@@ -2,6 +2,8 @@
 // real filter) driven by the official openai client.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { parseStartArgs, startStack, StartUsageError, type RunningStack } from '../../cli/start.js';
 
@@ -90,4 +92,42 @@ test('start flags are checked', () => {
   assert.throws(() => parseStartArgs(['--upstream', '10.0.0.1:8000', '--replicas-count', '2']), /exclude/);
   assert.deepEqual(parseStartArgs(['--upstream', '10.0.0.1:8000,http://10.0.0.2:8000']), { upstream: ['http://10.0.0.1:8000', 'http://10.0.0.2:8000'] });
   assert.throws(() => parseStartArgs(['--bogus']), StartUsageError);
+});
+
+/** Runs the built `prefix-router start` until its banner is printed; returns everything printed so far and a stop. */
+async function startCli(args: string[]): Promise<{ out: string; stop(): Promise<number | null> }> {
+  const bin = fileURLToPath(new URL('../../dist/prefix-router.js', import.meta.url));
+  const env = { ...process.env };
+  delete env.PREFIX_ROUTER_API_TOKEN;
+  const child = spawn(process.execPath, [bin, 'start', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { out += d; });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  await Promise.race([
+    new Promise<void>((resolve) => { const check = () => (out.includes('Ctrl-C to stop') ? resolve() : setTimeout(check, 50)); check(); }),
+    exited.then((code) => { throw new Error(`start exited (${code}) before its banner:\n${out}`); }),
+  ]);
+  return { out, stop: () => { child.kill('SIGINT'); return exited; } };
+}
+
+test('bound beyond loopback without a token: weight writes are refused, and the banner says where it is bound and why', async () => {
+  const run = await startCli(['--host', '0.0.0.0', '--port', '0', '--control-plane-port', '0', '--simulator-base-port', '0', '--replicas-count', '1', '--time-scale', '50', '--log-level', 'warn']);
+  try {
+    const cp = /control plane\s+(http:\/\/\S+)/.exec(run.out)?.[1];
+    assert.match(cp ?? '', /^http:\/\/0\.0\.0\.0:\d+$/, run.out);
+    assert.match(run.out, /writes are REFUSED/);
+    assert.doesNotMatch(run.out, /--allow-unauthenticated-writes given|--weights-file/);
+    const r = await fetch(`${cp}/v1/weights`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{"prefix": 2}' });
+    assert.equal(r.status, 403);
+    assert.equal(((await (await fetch(`${cp}/v1/weights`)).json()) as { prefix: number }).prefix, 3);
+  } finally {
+    assert.equal(await run.stop(), 0);
+  }
+});
+
+test('on loopback without a token, weights are writable from this machine, and the banner says so', async () => {
+  assert.equal(stack.weightWrites, 'loopback');
+  const r = await fetch(`${stack.controlPlaneUrl}/v1/weights`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{"inflight": 1}' });
+  assert.equal(r.status, 200);
 });
