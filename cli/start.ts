@@ -258,6 +258,7 @@ export async function runStartCli(args: string[]): Promise<number> {
   }
   if (o === 'help') { console.log(USAGE); return 0; }
   let stack: RunningStack;
+  console.log(`starting the control plane and the gateway${o.upstream ? '' : `, with ${o.replicasCount ?? START_DEFAULTS.replicasCount} simulated replicas`}...`);
   try {
     stack = await startStack(o);
   } catch (err) {
