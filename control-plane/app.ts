@@ -1,20 +1,31 @@
 // The control plane as a function of its configuration and dependencies:
 // discovery -> scraping -> versioned state -> HTTP API. `handle(req, res)` is
-// the whole HTTP surface; server.ts only binds it to a socket.
+// the whole HTTP surface, one route per file in routes/; server.ts only binds
+// it to a socket, so tests call it without one.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { makeTokenCheck, type AuthResult } from './auth.js';
+import { makeWriteGuard } from './auth.js';
 import { effectiveMappings, type ControlPlaneConfig } from './config.js';
 import { KubernetesDiscovery, StaticDiscovery, type Discovery } from './discovery.js';
+import { dispatch, errorBody, sendJson } from './http.js';
 import { createLogger, type Logger } from './log.js';
+import { healthzRoute } from './routes/healthz.js';
+import { metricsRoute } from './routes/metrics.js';
+import { readyzRoute } from './routes/readyz.js';
+import { replicasRoute } from './routes/replicas.js';
+import { stateRoute } from './routes/state.js';
+import { weightProfilesRoute } from './routes/weightProfiles.js';
+import { weightsRoute } from './routes/weights.js';
 import { Scraper, type ScrapeOutcome } from './scraper.js';
 import { isStale, StateStore, type Member } from './stateStore.js';
-import { STATE_CONTENT_TYPE, STATE_VERSION_HEADER, type RouterState } from './stateWire.js';
+import type { RouterState } from './stateWire.js';
 import { Telemetry } from './telemetry.js';
 import {
-  applyWeightsUpdate, ConfigMapWeightsStore, FileWeightsStore, MemoryWeightsStore, profileOf, WEIGHT_PROFILES,
+  applyWeightsUpdate, ConfigMapWeightsStore, FileWeightsStore, MemoryWeightsStore, profileOf, WeightsInputError,
   type WeightsRecord, type WeightsStore,
 } from './weights.js';
+
+export { WeightsInputError };
 
 /** Staleness is re-checked this often even when no scrape changed anything. */
 const STALENESS_CHECK_MS = 100;
@@ -28,10 +39,6 @@ export interface ControlPlaneDeps {
   weightsStore?: WeightsStore;
   /** called after every scrape (benchmarks, tests) */
   onScrape?: (address: string, outcome: ScrapeOutcome) => void;
-}
-
-export class WeightsInputError extends Error {
-  constructor(readonly field: string, message: string) { super(message); }
 }
 
 export interface ControlPlane {
@@ -56,16 +63,6 @@ async function loadKubeConfig(path?: string): Promise<KubeConfig> {
   return kc;
 }
 
-type Json = Record<string, unknown>;
-
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body, null, 2) + '\n';
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...headers });
-  res.end(text);
-}
-
-const errorBody = (error: string, field?: string): Json => (field ? { error, field } : { error });
-
 export async function buildControlPlane(config: ControlPlaneConfig, deps: ControlPlaneDeps = {}): Promise<ControlPlane> {
   const log = deps.logger ?? createLogger(config.logLevel);
   const telemetry = new Telemetry();
@@ -84,7 +81,6 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
   const store = new StateStore(config.weights, { stalenessMs: config.stalenessMs, hitRateWindowMs: config.hitRateWindowMs });
   let weightsRecord: WeightsRecord = { weights: store.weights, profile: profileOf(store.weights) };
   const token = deps.token ?? null;
-  const checkToken = token ? makeTokenCheck(token) : null;
 
   // Log scrape failures when a replica starts failing and when it recovers, not at every scrape.
   const failing = new Set<string>();
@@ -163,163 +159,6 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
     return { ready: true, reason: `${ready} of ${store.state.replicas.length} replicas ready` };
   };
 
-  const authorize = (req: IncomingMessage, res: ServerResponse): boolean => {
-    if (!checkToken) {
-      if (config.allowUnauthenticatedWrites) return true;
-      sendJson(res, 403, errorBody('writes are disabled: no API token is configured (set PREFIX_ROUTER_API_TOKEN or --token-file; on a loopback host, --allow-unauthenticated-writes)'));
-      return false;
-    }
-    const result: AuthResult = checkToken(req.headers.authorization);
-    if (result === 'ok') return true;
-    log.warn('weights write refused', { reason: result === 'missing' ? 'no bearer token' : 'wrong token', remote: req.socket.remoteAddress });
-    sendJson(res, 401, errorBody(result === 'missing' ? 'missing bearer token (Authorization: Bearer <token>)' : 'invalid token'), { 'www-authenticate': 'Bearer' });
-    return false;
-  };
-
-  /** Reads a JSON body within the size limit; answers the error itself and returns undefined on failure. */
-  const readJsonBody = (req: IncomingMessage, res: ServerResponse): Promise<{ value: unknown } | undefined> => new Promise((resolve) => {
-    const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
-    if (type !== 'application/json') {
-      req.resume();
-      sendJson(res, 415, errorBody(`Content-Type must be application/json (got ${type ? JSON.stringify(type) : 'none'})`));
-      return resolve(undefined);
-    }
-    const declared = Number(req.headers['content-length']);
-    const tooLarge = () => {
-      sendJson(res, 413, errorBody(`body larger than ${config.maxBodyBytes} bytes`), { connection: 'close' });
-      resolve(undefined);
-    };
-    if (Number.isFinite(declared) && declared > config.maxBodyBytes) { req.resume(); return tooLarge(); }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let failed = false;
-    req.on('data', (c: Buffer) => {
-      if (failed) return;
-      size += c.length;
-      if (size > config.maxBodyBytes) { failed = true; tooLarge(); req.resume(); return; }
-      chunks.push(c);
-    });
-    req.on('error', () => { if (!failed) { failed = true; resolve(undefined); } });
-    req.on('end', () => {
-      if (failed) return;
-      const text = Buffer.concat(chunks).toString('utf8');
-      try {
-        resolve({ value: JSON.parse(text) });
-      } catch (e) {
-        sendJson(res, 400, errorBody(`body is not valid JSON: ${(e as Error).message}`, '(body)'));
-        resolve(undefined);
-      }
-    });
-  });
-
-  const weightsJson = (): Json => ({ ...weightsRecord.weights, profile: weightsRecord.profile, version: store.version.toString(), persistedIn: weightsStore.description });
-
-  const serveState = (req: IncomingMessage, res: ServerResponse, url: URL): void => {
-    const afterRaw = url.searchParams.get('after') ?? '0';
-    const waitRaw = url.searchParams.get('waitMs') ?? '0';
-    if (!/^\d{1,20}$/.test(afterRaw) || BigInt(afterRaw) > 0xffffffffffffffffn) return sendJson(res, 400, errorBody('after must be a non-negative integer (a state version)', 'after'));
-    if (!/^\d{1,9}$/.test(waitRaw)) return sendJson(res, 400, errorBody('waitMs must be a non-negative integer (milliseconds)', 'waitMs'));
-    const after = BigInt(afterRaw);
-    const waitMs = Math.min(Number(waitRaw), config.maxLongPollMs);
-    let answered = false;
-    const cancel = store.waitForChange(after, waitMs, (changed) => {
-      if (answered || res.destroyed) return;
-      answered = true;
-      const version = store.version.toString();
-      if (changed) {
-        const bytes = store.bytes;
-        telemetry.stateDeliveries.inc({ status: '200' });
-        res.writeHead(200, { 'content-type': STATE_CONTENT_TYPE, 'content-length': bytes.length, [STATE_VERSION_HEADER]: version, 'cache-control': 'no-store' });
-        res.end(bytes);
-      } else {
-        telemetry.stateDeliveries.inc({ status: '304' });
-        res.writeHead(304, { [STATE_VERSION_HEADER]: version, 'cache-control': 'no-store' });
-        res.end();
-      }
-    });
-    if (!answered) res.on('close', cancel);
-  };
-
-  const replicasJson = (): Json => {
-    const now = Date.now();
-    const list = [...store.replicas.values()].sort((a, b) => (a.address < b.address ? -1 : 1)).map((r) => {
-      const stale = isStale(r, now, config.stalenessMs);
-      return {
-        address: r.address,
-        source: r.source,
-        ready: r.discoveryReady && !stale,
-        discoveryReady: r.discoveryReady,
-        stale,
-        metricsAgeMs: r.lastSuccessMs === null ? null : now - r.lastSuccessMs,
-        metrics: r.metrics,
-        observedHitRate: store.observedHitRate(r),
-        kvCapacityTokens: r.metrics?.kvCapacityTokens ?? null,
-        consecutiveFailures: r.consecutiveFailures,
-        lastError: r.lastError,
-      };
-    });
-    return { version: store.version.toString(), discovery: discovery.description, replicas: list };
-  };
-
-  const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const url = new URL(req.url ?? '/', 'http://control-plane');
-    const method = req.method ?? 'GET';
-    const only = (allowed: string[]): boolean => {
-      if (allowed.includes(method)) return true;
-      req.resume();
-      sendJson(res, 405, errorBody(`method ${method} not allowed on ${url.pathname}; use ${allowed.join(' or ')}`), { allow: allowed.join(', ') });
-      return false;
-    };
-    switch (url.pathname) {
-      case '/v1/state':
-        if (only(['GET'])) serveState(req, res, url);
-        return;
-      case '/v1/replicas':
-        if (only(['GET'])) sendJson(res, 200, replicasJson());
-        return;
-      case '/v1/weights/profiles':
-        if (only(['GET'])) sendJson(res, 200, { profiles: Object.fromEntries(Object.entries(WEIGHT_PROFILES).map(([k, v]) => [k, { ...v.weights, description: v.description }])) });
-        return;
-      case '/v1/weights': {
-        if (!only(['GET', 'PUT'])) return;
-        if (method === 'GET') return sendJson(res, 200, weightsJson());
-        if (!authorize(req, res)) { req.resume(); return; }
-        const body = await readJsonBody(req, res);
-        if (!body) return;
-        try {
-          await setWeights(body.value);
-        } catch (e) {
-          if (e instanceof WeightsInputError) return sendJson(res, 400, errorBody(e.message, e.field));
-          log.error('saving weights failed; weights unchanged', { store: weightsStore.description, error: e as Error });
-          return sendJson(res, 500, errorBody(`could not save the weights (${weightsStore.description}); weights unchanged`));
-        }
-        return sendJson(res, 200, weightsJson());
-      }
-      case '/healthz':
-        if (only(['GET'])) sendJson(res, 200, { ok: true });
-        return;
-      case '/readyz':
-        if (only(['GET'])) {
-          const r = readiness();
-          sendJson(res, r.ready ? 200 : 503, r);
-        }
-        return;
-      case '/metrics':
-        if (!only(['GET'])) return;
-        telemetry.longPollsWaiting.set(store.waiting);
-        updateReplicaGauge();
-        {
-          const text = await telemetry.registry.metrics();
-          res.writeHead(200, { 'content-type': telemetry.registry.contentType });
-          res.end(text);
-        }
-        return;
-      default:
-        req.resume();
-        sendJson(res, 404, errorBody(`no such endpoint: ${url.pathname}`));
-    }
-  };
-
   const updateReplicaGauge = () => {
     const now = Date.now();
     let ready = 0, stale = 0, notReady = 0;
@@ -333,6 +172,19 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
     telemetry.replicas.set({ state: 'not_ready' }, notReady);
   };
   store.onPublish(updateReplicaGauge);
+
+  const route = dispatch([
+    stateRoute({ store, telemetry, maxLongPollMs: config.maxLongPollMs }),
+    replicasRoute({ store, discovery, stalenessMs: config.stalenessMs }),
+    weightsRoute({
+      store, weightsStore, weights: () => weightsRecord, setWeights, log, maxBodyBytes: config.maxBodyBytes,
+      mayWrite: makeWriteGuard({ token, allowUnauthenticatedWrites: config.allowUnauthenticatedWrites, log }),
+    }),
+    weightProfilesRoute(),
+    healthzRoute(),
+    readyzRoute(readiness),
+    metricsRoute(telemetry, () => { telemetry.longPollsWaiting.set(store.waiting); updateReplicaGauge(); }),
+  ]);
 
   return {
     store, telemetry, discovery, weightsStore,
@@ -357,7 +209,7 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
         log.info('weights restored', { from: weightsStore.description, weights: stored.weights, profile: stored.profile });
       }
       if (weightsStore instanceof MemoryWeightsStore) log.warn('weights are not persisted (no weights file or ConfigMap configured): changes are lost on restart');
-      if (!checkToken) {
+      if (!token) {
         log.warn(config.allowUnauthenticatedWrites
           ? `no API token configured and unauthenticated writes allowed: ANYONE who can connect to ${config.host} can change weights`
           : 'no API token configured: weight changes are refused (set PREFIX_ROUTER_API_TOKEN or --token-file)');

@@ -21,7 +21,7 @@ export interface RunningControlPlane {
   config: ControlPlaneConfig;
   state(): RouterState;
   weights(): WeightsRecord;
-  /** `{profile: "latency"}` or a (partial) `{prefix, queue, kvCache, inflight}`; throws WeightsInputError on bad input */
+  /** `{profile: "latency"}` or a (partial) `{prefix, queue, kvCache, inflight}`; throws WeightsInputError (weights.ts) on bad input */
   setWeights(update: unknown): Promise<WeightsRecord>;
   close(): Promise<void>;
 }

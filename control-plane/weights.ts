@@ -25,6 +25,11 @@ export interface WeightsRecord {
   profile: string | null;
 }
 
+/** A weights update refused for its content (not for who sent it, nor for a failed save). */
+export class WeightsInputError extends Error {
+  constructor(readonly field: string, message: string) { super(message); }
+}
+
 export type WeightsUpdateResult = { ok: true; record: WeightsRecord } | { ok: false; field: string; error: string };
 
 /**

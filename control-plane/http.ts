@@ -1,0 +1,77 @@
+// What every route of the control plane's API shares: JSON answers and errors, JSON request
+// bodies within a size limit, and dispatch by path and method (405 naming the allowed methods,
+// 404 for an unknown path). Each route lives in routes/, one file per path.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+export type Json = Record<string, unknown>;
+
+export interface Route {
+  path: string;
+  methods: readonly string[];
+  handle(req: IncomingMessage, res: ServerResponse, url: URL): void | Promise<void>;
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body, null, 2) + '\n';
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...headers });
+  res.end(text);
+}
+
+export const errorBody = (error: string, field?: string): Json => (field ? { error, field } : { error });
+
+/** Reads a JSON body within `maxBytes`; answers the error itself (415, 413, 400) and returns undefined on failure. */
+export function readJsonBody(req: IncomingMessage, res: ServerResponse, maxBytes: number): Promise<{ value: unknown } | undefined> {
+  return new Promise((resolve) => {
+    const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+    if (type !== 'application/json') {
+      req.resume();
+      sendJson(res, 415, errorBody(`Content-Type must be application/json (got ${type ? JSON.stringify(type) : 'none'})`));
+      return resolve(undefined);
+    }
+    const declared = Number(req.headers['content-length']);
+    const tooLarge = () => {
+      sendJson(res, 413, errorBody(`body larger than ${maxBytes} bytes`), { connection: 'close' });
+      resolve(undefined);
+    };
+    if (Number.isFinite(declared) && declared > maxBytes) { req.resume(); return tooLarge(); }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    req.on('data', (c: Buffer) => {
+      if (failed) return;
+      size += c.length;
+      if (size > maxBytes) { failed = true; tooLarge(); req.resume(); return; }
+      chunks.push(c);
+    });
+    req.on('error', () => { if (!failed) { failed = true; resolve(undefined); } });
+    req.on('end', () => {
+      if (failed) return;
+      const text = Buffer.concat(chunks).toString('utf8');
+      try {
+        resolve({ value: JSON.parse(text) });
+      } catch (e) {
+        sendJson(res, 400, errorBody(`body is not valid JSON: ${(e as Error).message}`, '(body)'));
+        resolve(undefined);
+      }
+    });
+  });
+}
+
+/** One handler for all routes. */
+export function dispatch(routes: readonly Route[]): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  const byPath = new Map(routes.map((r) => [r.path, r]));
+  return async (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://control-plane');
+    const method = req.method ?? 'GET';
+    const route = byPath.get(url.pathname);
+    if (!route) {
+      req.resume();
+      return sendJson(res, 404, errorBody(`no such endpoint: ${url.pathname}`));
+    }
+    if (!route.methods.includes(method)) {
+      req.resume();
+      return sendJson(res, 405, errorBody(`method ${method} not allowed on ${url.pathname}; use ${route.methods.join(' or ')}`), { allow: route.methods.join(', ') });
+    }
+    await route.handle(req, res, url);
+  };
+}
