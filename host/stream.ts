@@ -299,7 +299,7 @@ export class Stream implements StreamSide {
     if (failedEarly) return failedEarly;
     d.headersAccessible = true;
     const r = this.call(d.isRequest ? 'proxy_on_request_headers' : 'proxy_on_response_headers', [this.id, d.headers.length, endOfStream ? 1 : 0]);
-    const stopNext = this.vm!.takeStopNextIteration();
+    const stopNext = this.vm!.lastCallStoppedIteration;
     const f = this.checkFail(d);
     if (f) return f;
     if (this.closed) return this.result(d);
@@ -361,7 +361,7 @@ export class Stream implements StreamSide {
     const size = wasBuffering ? d.held.length : chunk.length;
     const fn = d.isRequest ? 'proxy_on_request_body' : 'proxy_on_response_body';
     const r = this.vm!.has(fn) ? this.call(fn, [this.id, size, endOfStream ? 1 : 0]) : DataStatus.Continue;
-    const stopNext = this.vm!.takeStopNextIteration();
+    const stopNext = this.vm!.lastCallStoppedIteration;
     d.buffering = false;
     const f = this.checkFail(d);
     if (f) {
@@ -406,7 +406,7 @@ export class Stream implements StreamSide {
     d.trailersAccessible = true;
     const fn = d.isRequest ? 'proxy_on_request_trailers' : 'proxy_on_response_trailers';
     const r = this.vm!.has(fn) ? this.call(fn, [this.id, d.trailers.length]) : 0;
-    const stopNext = this.vm!.takeStopNextIteration();
+    const stopNext = this.vm!.lastCallStoppedIteration;
     const f = this.checkFail(d);
     if (f) return f;
     if (this.closed) return this.result(d);
@@ -480,13 +480,21 @@ export class Stream implements StreamSide {
     this.opts.listener?.reset?.();
   }
 
+  /**
+   * Envoy's local reply (Utility::prepareLocalReply): the filter's headers are added first, then
+   * a body gets its content-length and, only when the filter set no content-type, text/plain; a
+   * reply without a body carries neither.
+   */
   private buildLocal(status: number, details: string, body: Uint8Array, extra: HeaderPairs): LocalResponse {
     const headers: HeaderPairs = [[':status', String(status)]];
+    for (const [k, v] of extra) {
+      const key = k.toLowerCase();
+      if (key !== 'content-length' && (body.length > 0 || key !== 'content-type')) headers.push([key, v]);
+    }
     if (body.length > 0) {
       headers.push(['content-length', String(body.length)]);
-      headers.push(['content-type', 'text/plain']);
+      if (!headers.some(([k]) => k === 'content-type')) headers.push(['content-type', 'text/plain']);
     }
-    for (const [k, v] of extra) headers.push([k.toLowerCase(), v]);
     return { status, details: details.replace(/\s/g, '_'), body, headers };
   }
 
@@ -506,11 +514,9 @@ export class Stream implements StreamSide {
       d.headersAccessible = true;
       const hasBody = r.body.length > 0;
       this.call('proxy_on_response_headers', [this.id, d.headers.length, hasBody ? 0 : 1]);
-      this.vm!.takeStopNextIteration();
       if (hasBody && !this.vm!.failed && this.vm!.has('proxy_on_response_body')) {
         d.current = r.body;
         this.call('proxy_on_response_body', [this.id, r.body.length, 1]);
-        this.vm!.takeStopNextIteration();
         r = { ...r, body: d.current };
         d.current = EMPTY;
       }

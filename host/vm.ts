@@ -205,7 +205,9 @@ export class WasmVm {
   private effective: ContextRecord | null = null;
   private depth = 0;
   private afterCall: Array<() => void> = [];
+  /** cpp-host's stop_iteration_: set by proxy_send_local_response, cleared when the hook returns. */
   private stopNext = false;
+  private lastCallStopped = false;
   private lastBuffer: ArrayBuffer | SharedArrayBuffer | null = null;
   private u8: Uint8Array = EMPTY;
   private dv: DataView = new DataView(new ArrayBuffer(0));
@@ -355,11 +357,12 @@ export class WasmVm {
     } catch (e) {
       if (stream !== null) stream.addWasmNs((nowMs() - t0) * 1e6, this.hostNsTotal - h0);
       this.failed = true;
-      result = null;
       this.depth--;
       this.current = prevCurrent;
       this.effective = prevEffective;
       this.afterCall = [];
+      this.stopNext = false;
+      this.lastCallStopped = false;
       this.owner.onTrap(this, fn, e);
       return null;
     }
@@ -367,7 +370,13 @@ export class WasmVm {
     this.depth--;
     this.current = prevCurrent;
     this.effective = prevEffective;
+    // cpp-host's ~DeferAfterCallActions: the hook's status was read with the flag as the call
+    // left it; the flag is cleared before the deferred actions run, so a local reply's own
+    // response hooks start with a clear flag and nothing carries over to a later hook.
+    const stopped = this.stopNext;
+    this.stopNext = false;
     if (this.depth === 0) this.runAfterCallActions();
+    this.lastCallStopped = stopped; // set last: hooks run by the deferred actions set their own first
     return result;
   }
 
@@ -380,11 +389,9 @@ export class WasmVm {
     }
   }
 
-  /** Whether a proxy_send_local_response happened in the call just made (cpp-host's stopNextIteration). */
-  takeStopNextIteration(): boolean {
-    const s = this.stopNext;
-    this.stopNext = false;
-    return s;
+  /** Whether the module sent a local reply during the call that returned last (cpp-host's isNextIterationStopped as the hook returned). */
+  get lastCallStoppedIteration(): boolean {
+    return this.lastCallStopped;
   }
 
   deferAfterCall(fn: () => void): void {

@@ -4,6 +4,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { ProxyWasmHost, SharedDataStore } from '../../host/index.js';
 import { startGateway, parseDestination } from '../../host/gateway.js';
 import { parseGatewayArgs, runGatewayCli } from '../../host/main.js';
 import { probeHost, until } from '../host/support.js';
@@ -37,12 +40,12 @@ async function upstream(handler?: (req: http.IncomingMessage, res: http.ServerRe
   };
 }
 
-function request(url: string, opts: { method?: string; headers?: Record<string, string>; body?: string }): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+function request(url: string, opts: { method?: string; headers?: Record<string, string>; body?: string }): Promise<{ status: number; headers: http.IncomingHttpHeaders; rawHeaders: string[]; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method: opts.method ?? 'GET', headers: opts.headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, rawHeaders: res.rawHeaders, body: Buffer.concat(chunks).toString() }));
     });
     req.on('error', reject);
     req.end(opts.body);
@@ -235,5 +238,29 @@ test('a header node refuses to send upstream is answered with a 503, not a crash
     await gw.close();
     await host.close();
     await up.close();
+  }
+});
+
+const REAL_WASM = fileURLToPath(new URL('../../plugin/prefix-router.wasm', import.meta.url));
+
+test("the real filter's 503 for no ready replica carries its own content-type only (application/json), once", { skip: existsSync(REAL_WASM) ? false : 'plugin/prefix-router.wasm is absent: run npm run build:wasm first' }, async () => {
+  // A control plane that never answers: the filter has no state, so no ready replica.
+  const host = await ProxyWasmHost.create({
+    wasm: readFileSync(REAL_WASM), workers: 1, logLevel: 'critical', sharedData: new SharedDataStore(),
+    pluginConfig: JSON.stringify({ controlPlane: { cluster: 'prefix_router_control_plane' } }),
+    clusters: { prefix_router_control_plane: 'http://127.0.0.1:1' },
+  });
+  const gw = await startGateway({ host, listen: { host: '127.0.0.1', port: 0 } });
+  try {
+    const r = await request(`${gw.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"prompt":"hi"}' });
+    assert.equal(r.status, 503);
+    assert.equal(JSON.parse(r.body).error.code, 'no_ready_replica');
+    const named = (k: string) => r.rawHeaders.filter((_, i) => i % 2 === 0 && r.rawHeaders[i].toLowerCase() === k).length;
+    assert.equal(named('content-type'), 1);
+    assert.equal(r.headers['content-type'], 'application/json');
+    assert.equal(named('content-length'), 1);
+  } finally {
+    await gw.close();
+    await host.close();
   }
 });
