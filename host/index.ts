@@ -1,5 +1,5 @@
 // Public surface of the proxy-wasm host.
-export { ProxyWasmHost, DEFAULT_BUFFER_LIMIT_BYTES, DEFAULT_WORKERS } from './host.js';
+export { ProxyWasmHost, CANARY_WORKER, DEFAULT_BUFFER_LIMIT_BYTES, DEFAULT_WORKERS } from './host.js';
 export type { HostOptions, LogEvent, TrapEvent, MetricValue } from './host.js';
 export { Stream, encodeProperty } from './stream.js';
 export type { FilterResult, LocalResponse, StreamListener, StreamOptions, PropertyValue } from './stream.js';

@@ -19,7 +19,17 @@ export class WasmTrapError extends Error {
   }
 }
 
-/** Host functions callable while the module's start function, `_initialize` or `malloc` run (cpp-host's restricted mode). */
+/**
+ * Host functions that touch no context. The module's start function runs while cpp-host links
+ * the instance, before any context exists and outside any call (no SaveRestoreContext): every
+ * other host function dereferences a null `current_context_` there, which crashes the proxy.
+ */
+const CONTEXT_FREE = new Set([
+  'env.pthread_equal', 'env.emscripten_notify_memory_growth',
+  ...['fd_read', 'args_get'].flatMap((f) => [`wasi_unstable.${f}`, `wasi_snapshot_preview1.${f}`]),
+]);
+
+/** Host functions callable while `_initialize`/`_start` or `malloc` run (cpp-host's restricted mode). */
 const ALLOWED_DURING_START = new Set([
   'env.emscripten_notify_memory_growth', 'env.proxy_log',
   ...['fd_write', 'args_sizes_get', 'args_get', 'environ_sizes_get', 'environ_get', 'clock_time_get', 'clock_res_get', 'random_get',
@@ -193,6 +203,8 @@ export class WasmVm {
   readonly memory: WebAssembly.Memory;
   readonly abi: AbiVersion;
   failed = false;
+  /** What failed it: the export that trapped and the error. */
+  failure = '';
   readonly contexts = new Map<number, ContextRecord>();
   rootContextId = 0;
   private nextContextId = 1; // 0 is the VM context (cpp-host).
@@ -248,7 +260,7 @@ export class WasmVm {
     this.timeHostCalls = owner.timeHostCalls;
     this.timeCalls = owner.timeCalls;
     const imports = this.buildImports(module);
-    this.restricted = ALLOWED_DURING_START; // the start section runs inside instantiation
+    this.restricted = CONTEXT_FREE; // the start section runs inside instantiation, with no context
     let instance: WebAssembly.Instance;
     try {
       instance = new WebAssembly.Instance(module, imports);
@@ -357,6 +369,7 @@ export class WasmVm {
     } catch (e) {
       if (stream !== null) stream.addWasmNs((nowMs() - t0) * 1e6, this.hostNsTotal - h0);
       this.failed = true;
+      this.failure = `${fn}: ${describe(e)}`;
       this.depth--;
       this.current = prevCurrent;
       this.effective = prevEffective;
@@ -644,6 +657,15 @@ export class WasmVm {
       void done;
       if (!this.failed) this.call('proxy_on_delete', [root.id], root);
     }
+    this.kill();
+  }
+
+  /**
+   * Drops the VM without shutting its root context down (cpp-host WasmHandleBase::kill, how the
+   * configuration canary goes): pending calls cancelled, no more ticks, shared-data reference released.
+   */
+  kill(): void {
+    if (this.closed) return;
     this.closed = true;
     for (const c of this.pendingCalls.values()) c.cancel();
     this.pendingCalls.clear();
@@ -1113,8 +1135,14 @@ export class WasmVm {
 
   /** Traps when a host function is called in restricted mode (start function, _initialize, malloc) and is not allowed there. */
   private checkRestricted(full: string): void {
+    if (this.restricted === CONTEXT_FREE && !CONTEXT_FREE.has(full)) {
+      throw new WasmTrapError(
+        `${full} called from the module's start function, where no context is current: proxy-wasm-cpp-host ` +
+        'dereferences a null context there (the proxy crashes). Call host functions from _initialize or the proxy_on_* callbacks',
+      );
+    }
     if (this.restricted !== null && !this.restricted.has(full)) {
-      throw new WasmTrapError(`restricted_callback: ${full} may not be called here (start function, _initialize or malloc)`);
+      throw new WasmTrapError(`restricted_callback: ${full} may not be called here (_initialize, _start or malloc)`);
     }
   }
 
