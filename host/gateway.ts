@@ -6,10 +6,11 @@
 import http from 'node:http';
 import net from 'node:net';
 import { randomUUID } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
 import type { HeaderPairs } from './abi.js';
 import type { ProxyWasmHost } from './host.js';
 import type { LocalResponse, Stream } from './stream.js';
+import { Stat, StatsStore } from './statsStore.js';
+import { closeServer, listen } from './listen.js';
 
 /** The header ORIGINAL_DST reads (cluster original_dst_lb_config.http_header_name). */
 export const DESTINATION_HEADER = 'x-gateway-destination-endpoint';
@@ -25,6 +26,9 @@ export const DEFAULT_CONNECT_RETRIES = 1;
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 15_000;
 /** Keep-alive sockets per upstream replica; vLLM serves many concurrent streams per replica. */
 const MAX_SOCKETS_PER_UPSTREAM = 256;
+/** The HTTP connection manager's stat_prefix and the upstream cluster's name in envoy/envoy.yaml: the gateway's stats carry them as Envoy's do. */
+export const HTTP_STAT_PREFIX = 'prefix_router';
+export const UPSTREAM_CLUSTER = 'vllm_original_dst';
 /** Headers that belong to one connection, not to the request (Envoy strips them too). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host']);
 
@@ -61,7 +65,40 @@ export interface Gateway {
   url: string;
   port: number;
   server: http.Server;
+  /** The gateway's own stats (Envoy's http.* and cluster.* names), for the admin endpoint. */
+  stats: StatsStore;
   close(): Promise<void>;
+}
+
+/** The gateway's stats, named and tagged as Envoy's HTTP connection manager and cluster stats. */
+export class GatewayStats {
+  readonly store = new StatsStore();
+  private readonly hcm = [['envoy_http_conn_manager_prefix', HTTP_STAT_PREFIX]] as const;
+  private readonly cluster = [['envoy_cluster_name', UPSTREAM_CLUSTER]] as const;
+  readonly cxTotal = this.store.counter('http.downstream_cx_total', this.hcm);
+  readonly cxActive = this.store.gauge('http.downstream_cx_active', this.hcm);
+  readonly rqTotal = this.store.counter('http.downstream_rq_total', this.hcm);
+  readonly rqActive = this.store.gauge('http.downstream_rq_active', this.hcm);
+  readonly rqCompleted = this.store.counter('http.downstream_rq_completed', this.hcm);
+  readonly upstreamRqTotal = this.store.counter('cluster.upstream_rq_total', this.cluster);
+  readonly upstreamConnectFail = this.store.counter('cluster.upstream_cx_connect_fail', this.cluster);
+  readonly upstreamRetry = this.store.counter('cluster.upstream_rq_retry', this.cluster);
+  readonly upstreamTimeout = this.store.counter('cluster.upstream_rq_timeout', this.cluster);
+
+  /** A response sent downstream: downstream_rq_<N>xx. */
+  downstreamResponse(status: number): void {
+    this.codeClass('http.downstream_rq_xx', status, this.hcm).inc();
+  }
+
+  /** A response from a replica: upstream_rq_<code> and upstream_rq_<N>xx. */
+  upstreamResponse(status: number): void {
+    this.store.counter('cluster.upstream_rq', [['envoy_response_code', String(status)], ...this.cluster]).inc();
+    this.codeClass('cluster.upstream_rq_xx', status, this.cluster).inc();
+  }
+
+  private codeClass(name: string, status: number, tags: ReadonlyArray<readonly [string, string]>): Stat {
+    return this.store.counter(name, [['envoy_response_code_class', String(Math.floor(status / 100))], ...tags]);
+  }
 }
 
 /** Parses an ORIGINAL_DST destination: a literal IPv4 "a.b.c.d:port" or IPv6 "[addr]:port"; hostnames are not resolved. */
@@ -88,11 +125,11 @@ function groupHeaders(pairs: HeaderPairs): Record<string, string | string[]> {
 const enc = new TextEncoder();
 
 /** The gateway as a request handler (testable with any http.Server). */
-export function createGatewayHandler(opts: GatewayOptions): { handle: http.RequestListener; close(): void } {
+export function createGatewayHandler(opts: GatewayOptions): { handle: http.RequestListener; stats: GatewayStats; close(): void } {
   const agent = new http.Agent({ keepAlive: true, maxSockets: MAX_SOCKETS_PER_UPSTREAM });
+  const stats = new GatewayStats();
   const timeoutMs = opts.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS;
   const connectRetries = opts.connectRetries ?? DEFAULT_CONNECT_RETRIES;
-  let connections = 0;
 
   const handle: http.RequestListener = (req, res) => {
     const started = process.hrtime.bigint();
@@ -115,6 +152,9 @@ export function createGatewayHandler(opts: GatewayOptions): { handle: http.Reque
     const finish = () => {
       if (finished) return;
       finished = true;
+      stats.rqActive.dec();
+      stats.rqCompleted.inc();
+      if (res.headersSent) stats.downstreamResponse(res.statusCode);
       if (upstream && !upstreamRes?.complete) upstream.destroy();
       stream.complete();
       opts.onAccessLog?.({
@@ -237,8 +277,10 @@ export function createGatewayHandler(opts: GatewayOptions): { handle: http.Reque
         return routerReply(503, `upstream request rejected: ${e instanceof Error ? e.message : String(e)}`, 'upstream_request_invalid');
       }
       upstream = u;
+      stats.upstreamRqTotal.inc();
       u.setTimeout(timeoutMs, () => {
         if (!upstreamRes) {
+          stats.upstreamTimeout.inc();
           u.destroy();
           routerReply(504, 'upstream request timeout', 'upstream_response_timeout');
         } else {
@@ -252,7 +294,9 @@ export function createGatewayHandler(opts: GatewayOptions): { handle: http.Reque
           res.destroy(); // reset after the response started: nothing else to do (Envoy resets the downstream too)
           return;
         }
+        if (e.syscall === 'connect') stats.upstreamConnectFail.inc();
         if (attempt < connectRetries) {
+          stats.upstreamRetry.inc();
           upstreamEnded = false;
           return connect(attempt + 1);
         }
@@ -260,6 +304,7 @@ export function createGatewayHandler(opts: GatewayOptions): { handle: http.Reque
       });
       u.on('response', (ur) => {
         upstreamRes = ur;
+        stats.upstreamResponse(ur.statusCode ?? 502);
         const hs2: HeaderPairs = [[':status', String(ur.statusCode ?? 502)]];
         for (let i = 0; i < ur.rawHeaders.length; i += 2) hs2.push([ur.rawHeaders[i].toLowerCase(), ur.rawHeaders[i + 1]]);
         const noBody = ur.statusCode === 204 || ur.statusCode === 304 || req.method === 'HEAD' || ur.headers['content-length'] === '0';
@@ -300,10 +345,11 @@ export function createGatewayHandler(opts: GatewayOptions): { handle: http.Reque
       schedulePump();
     };
 
+    stats.rqTotal.inc();
+    stats.rqActive.inc();
     try {
       const remote = req.socket.remoteAddress ?? '127.0.0.1';
       const local = req.socket.localAddress ?? '127.0.0.1';
-      connections++;
       stream = opts.host.newStream({
         properties: {
           'source.address': `${remote.includes(':') ? `[${remote}]` : remote}:${req.socket.remotePort ?? 0}`,
@@ -330,6 +376,9 @@ export function createGatewayHandler(opts: GatewayOptions): { handle: http.Reque
         },
       });
     } catch (e) {
+      stats.rqActive.dec();
+      stats.rqCompleted.inc();
+      stats.downstreamResponse(503);
       res.writeHead(503, { 'content-type': 'text/plain' }).end(`gateway unavailable: ${e instanceof Error ? e.message : String(e)}`);
       return;
     }
@@ -381,41 +430,32 @@ export function createGatewayHandler(opts: GatewayOptions): { handle: http.Reque
     });
   };
 
-  return {
-    handle,
-    close: () => {
-      agent.destroy();
-      void connections;
-    },
-  };
+  return { handle, stats, close: () => agent.destroy() };
 }
 
 /** Starts the gateway on a socket. */
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
-  const { handle, close } = createGatewayHandler(opts);
+  const { handle, stats, close } = createGatewayHandler(opts);
   const server = http.createServer({ keepAliveTimeout: 60_000 }, handle);
+  server.on('connection', (socket: net.Socket) => {
+    stats.cxTotal.inc();
+    stats.cxActive.inc();
+    socket.once('close', () => stats.cxActive.dec());
+  });
   // A bad request line or header from a client gets a 400 without touching the filter.
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     else socket.destroy();
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.listen?.port ?? 0, opts.listen?.host ?? '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const addr = server.address() as AddressInfo;
-  const hostPart = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  const { url, port } = await listen(server, opts.listen?.host ?? '127.0.0.1', opts.listen?.port ?? 0);
   return {
-    url: `http://${hostPart}:${addr.port}`,
-    port: addr.port,
+    url,
+    port,
     server,
+    stats: stats.store,
     close: async () => {
       close();
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
+      await closeServer(server);
     },
   };
 }

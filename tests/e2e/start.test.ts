@@ -10,7 +10,7 @@ let stack: RunningStack;
 let client: OpenAI;
 
 before(async () => {
-  stack = await startStack({ port: 0, controlPlanePort: 0, simulatorBasePort: 0, timeScale: 50, logLevel: 'error' });
+  stack = await startStack({ port: 0, adminPort: 0, controlPlanePort: 0, simulatorBasePort: 0, timeScale: 50, logLevel: 'error' });
   client = new OpenAI({ baseURL: `${stack.gatewayUrl}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 20_000 });
 });
 after(() => stack.close());
@@ -90,4 +90,16 @@ test('start flags are checked', () => {
   assert.throws(() => parseStartArgs(['--upstream', '10.0.0.1:8000', '--replicas-count', '2']), /exclude/);
   assert.deepEqual(parseStartArgs(['--upstream', '10.0.0.1:8000,http://10.0.0.2:8000']), { upstream: ['http://10.0.0.1:8000', 'http://10.0.0.2:8000'] });
   assert.throws(() => parseStartArgs(['--bogus']), StartUsageError);
+});
+
+test("the gateway's admin listener serves the filter's metrics and the gateway's own stats in Prometheus text", async () => {
+  await client.completions.create({ model: MODEL, prompt: 'count me', max_tokens: 2 });
+  const res = await fetch(`${stack.adminUrl}/stats/prometheus`);
+  assert.equal(res.status, 200);
+  const text = await res.text();
+  assert.match(text, /^# TYPE prefix_router_requests_routed counter$/m);
+  assert.match(text, /^envoy_http_downstream_rq_total\{envoy_http_conn_manager_prefix="prefix_router"\} [1-9]\d*$/m);
+  assert.match(text, /^envoy_cluster_upstream_rq\{envoy_response_code="200",envoy_cluster_name="vllm_original_dst"\} [1-9]\d*$/m);
+  assert.deepEqual(parseStartArgs(['--admin-port', '9911']), { adminPort: 9911 });
+  assert.throws(() => parseStartArgs(['--admin-port', 'x']), /--admin-port/);
 });

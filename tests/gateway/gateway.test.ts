@@ -214,7 +214,10 @@ test('gateway CLI: --help, clear errors on bad flags', async () => {
   assert.throws(() => parseGatewayArgs(['--wasm', wasm, '--config', 'missing.json']), /neither inline JSON nor an existing file/);
   const cfg = parseGatewayArgs(['--wasm', wasm, '--config', '{"a":1}', '--cluster', 'cp=http://127.0.0.1:9', '--port', '0', '--log-level', 'warn']);
   assert.ok(cfg !== 'help');
-  assert.deepEqual([cfg.pluginConfig, cfg.clusters, cfg.port, cfg.workers, cfg.logLevel], ['{"a":1}', { cp: 'http://127.0.0.1:9' }, 0, 2, 'warn']);
+  assert.deepEqual([cfg.pluginConfig, cfg.clusters, cfg.port, cfg.workers, cfg.logLevel, cfg.adminPort], ['{"a":1}', { cp: 'http://127.0.0.1:9' }, 0, 2, 'warn', null]);
+  const withAdmin = parseGatewayArgs(['--wasm', wasm, '--config', '{}', '--admin-port', '9901']);
+  assert.ok(withAdmin !== 'help' && withAdmin.adminPort === 9901);
+  assert.throws(() => parseGatewayArgs(['--wasm', wasm, '--config', '{}', '--admin-port', '70000']), /--admin-port must be 0..65535/);
   const err = process.stderr.write;
   process.stderr.write = (() => true) as typeof process.stderr.write;
   try {
