@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startReplicas, type RunningReplicas } from '../simulator/server.js';
 import { startControlPlane, type RunningControlPlane } from '../control-plane/server.js';
-import { ProxyWasmHost } from '../host/host.js';
+import { ProxyWasmHost } from '../host/index.js';
 import { startGateway, type Gateway } from '../host/gateway.js';
 import { DEFAULT_ADMIN_PORT, startAdmin, type AdminServer } from '../host/admin.js';
 

@@ -2,7 +2,7 @@
 // the gateway's own stats and the filter's metrics as Prometheus text, `GET /ready` answers
 // LIVE. Envoy's admin listens on 9901 in its examples; so does `npm start`'s.
 import http from 'node:http';
-import type { ProxyWasmHost } from './host.js';
+import type { ProxyWasmHost } from './proxyWasmHost.js';
 import { renderPrometheus, type StatsStore } from './statsStore.js';
 import { closeServer, listen } from './listen.js';
 

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { LOG_LEVELS, LogLevelName } from './abi.js';
-import { ProxyWasmHost } from './host.js';
+import { ProxyWasmHost } from './proxyWasmHost.js';
 import { startGateway } from './gateway.js';
 import { startAdmin, type AdminServer } from './admin.js';
 

@@ -4,7 +4,7 @@
 // (proxy_define_metric, kept by Envoy under the `wasmcustom.` namespace) with that namespace
 // stripped and no `envoy_` prefix. Counters first, then gauges, then histograms; groups sorted
 // by name, lines within a group by their tags.
-import type { MetricValue } from './host.js';
+import type { MetricValue } from './proxyWasmHost.js';
 
 export type StatTags = ReadonlyArray<readonly [string, string]>;
 

@@ -3,7 +3,8 @@
 // (413 past the limit) or passed on, local replies, fail-closed/fail-open on a VM
 // failure, and the end-of-stream calls (on_done, on_log, on_delete).
 import { DataStatus, HeaderPairs, HeadersStatus, MapType, BufferType, StreamType, WasmResult } from './abi.js';
-import type { ContextRecord, StreamSide, WasmVm } from './vm.js';
+import type { ContextRecord, StreamSide } from './contexts.js';
+import type { WasmVm } from './wasmVm.js';
 
 export type FilterResult = 'continue' | 'stop' | 'local';
 
@@ -133,9 +134,9 @@ export class Stream implements StreamSide {
 
   constructor(private readonly vm: WasmVm | null, worker: number, private readonly env: StreamEnv, private readonly opts: StreamOptions = {}) {
     this.worker = worker;
-    this.id = vm ? vm.allocContextId() : 0;
-    this.ctx = { id: this.id, rootId: vm?.rootContextId ?? 0, stream: this };
-    if (vm) vm.contexts.set(this.id, this.ctx);
+    this.id = vm ? vm.contexts.allocId() : 0;
+    this.ctx = { id: this.id, rootId: vm?.contexts.rootId ?? 0, stream: this };
+    if (vm) vm.contexts.add(this.ctx);
     this.startNs = env.nowNs();
   }
 
@@ -547,8 +548,6 @@ export class Stream implements StreamSide {
         return null;
     }
   }
-
-  headersModified(_type: number): void {}
 
   bufferBytes(type: number): Uint8Array {
     const d = type === BufferType.HttpRequestBody ? this.req : this.resp;

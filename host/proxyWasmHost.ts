@@ -3,10 +3,11 @@
 import { readFileSync } from 'node:fs';
 import { LOG_LEVELS, LogLevelName, MetricType } from './abi.js';
 import { Clock, ManualClock, RealClock } from './clock.js';
-import { HttpCaller } from './httpCall.js';
-import { SharedDataStore, globalSharedData } from './sharedData.js';
+import { HttpCaller } from './httpCaller.js';
+import { SharedDataStore, globalSharedData } from './sharedDataStore.js';
 import { Stream, StreamEnv, StreamOptions } from './stream.js';
-import { AbiVersion, HttpCallRequest, HttpCallResponse, VmOwner, WasmVm, describe, randomFill } from './vm.js';
+import type { HttpCallRequest, HttpCallResponse } from './httpCaller.js';
+import { AbiVersion, MetricHandle, VmOwner, WasmVm, describe, randomFill } from './wasmVm.js';
 
 /** Envoy's default per-connection buffer limit (listener per_connection_buffer_limit_bytes), which bounds a buffered body. */
 export const DEFAULT_BUFFER_LIMIT_BYTES = 1024 * 1024;
@@ -325,7 +326,7 @@ export class ProxyWasmHost {
     else process.stderr.write(`[wasm ${this.rootId} ${worker === CANARY_WORKER ? 'canary' : `worker ${worker}`}] ${e.level}: ${message}\n`);
   }
 
-  defineMetric(type: number, name: string) {
+  defineMetric(type: number, name: string): MetricHandle {
     let m = this.metricsByName.get(name);
     if (!m || m.type !== type) {
       m = new Metric(type);
