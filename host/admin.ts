@@ -22,8 +22,8 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-/** The admin endpoints as a request handler (testable with any http.Server). */
-export function createAdminHandler(opts: AdminOptions): http.RequestListener {
+/** The admin endpoints. */
+function createAdminHandler(opts: AdminOptions): http.RequestListener {
   return (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {

@@ -46,7 +46,7 @@ export interface ExchangeSettings {
 }
 
 /** Node's header object from pairs: pseudo-headers and hop-by-hop headers left out, repeats as arrays. */
-export function groupHeaders(pairs: HeaderPairs): Record<string, string | string[]> {
+function groupHeaders(pairs: HeaderPairs): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const [k, v] of pairs) {
     if (k.startsWith(':') || HOP_BY_HOP.has(k)) continue;

@@ -21,7 +21,7 @@ export class Stat {
 }
 
 /** Envoy's default histogram buckets (Stats::HistogramSettingsImpl::defaultBuckets). */
-export const DEFAULT_HISTOGRAM_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
+const DEFAULT_HISTOGRAM_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
 
 /** Envoy's sanitizeName: anything outside [a-zA-Z0-9_] becomes '_'. */
 function sanitizeName(name: string): string {
@@ -42,7 +42,7 @@ function formatTags(tags: StatTags): string {
  * Prometheus formatter strips that namespace; a name that is empty or starts with a digit
  * after sanitizing is left out (Envoy's metricName returns nullopt).
  */
-export function customMetricName(name: string): string | null {
+function customMetricName(name: string): string | null {
   const n = sanitizeName(name);
   return n === '' || /^[0-9]/.test(n) ? null : n;
 }

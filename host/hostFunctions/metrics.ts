@@ -2,8 +2,7 @@
 // ids carry the type in their low two bits and advance by 4 per type, as Envoy's; the host
 // keeps the values, shared by every VM that defines the same name (Envoy's stats store).
 import { METRIC_ID_INCREMENT, METRIC_TYPE_MASK, MetricType, WasmResult as R } from '../abi.js';
-import type { MetricHandle } from '../wasmVm.js';
-import type { WasmVm } from '../wasmVm.js';
+import type { MetricHandle, WasmVm } from '../wasmVm.js';
 import type { HostFunctions } from './hostFunction.js';
 
 export function metricFunctions(vm: WasmVm): HostFunctions {

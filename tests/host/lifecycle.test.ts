@@ -128,7 +128,7 @@ test('the start function runs with no context current (cpp-host links the instan
 
 test('_initialize runs on the VM context in restricted mode: logging allowed, anything else restricted_callback', async () => {
   const tick = minimalModule('(func $s (drop (call $t (i32.const 5)))) (export "_initialize" (func $s))', '(import "env" "proxy_set_tick_period_milliseconds" (func $t (param i32) (result i32)))');
-  await assert.rejects(ProxyWasmHost.create({ wasm: tick, sharedData: new SharedDataStore() }), /restricted_callback: env\.proxy_set_tick_period_milliseconds/);
+  await assert.rejects(ProxyWasmHost.create({ wasm: tick, sharedData: new SharedDataStore(), onLog: () => {} }), /restricted_callback: env\.proxy_set_tick_period_milliseconds/);
   const logs: string[] = [];
   const ok = minimalModule(
     `(data (i32.const 16) "init ran")
