@@ -10,7 +10,7 @@ import type { HeaderPairs } from './abi.js';
 import type { ProxyWasmHost } from './proxyWasmHost.js';
 import type { LocalResponse, Stream } from './stream.js';
 import type { GatewayStats } from './gatewayStats.js';
-import type { UpstreamSelector } from './upstreamSelector.js';
+import type { Destination, UpstreamSelector } from './upstreamSelector.js';
 
 /** Headers that belong to one connection, not to the request (Envoy strips them too). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host']);
@@ -237,11 +237,20 @@ export class GatewayExchange {
 
   // ---- request: filter -> upstream ----
 
-  /** Dials the upstream the selector names for this attempt and sends what the filter released. */
+  /** Asks the selector where this attempt goes, then dials it. */
   private connect(attempt: number): void {
-    const stream = this.stream;
-    const hs = stream.requestHeaderList();
-    const dest = this.gw.upstream.select(hs, attempt);
+    const hs = this.stream.requestHeaderList();
+    const choice = this.gw.upstream.select(hs, attempt);
+    if (!(choice instanceof Promise)) return this.dial(hs, choice, attempt);
+    choice.then(
+      (dest) => this.later(() => this.dial(hs, dest, attempt)),
+      () => this.later(() => this.dial(hs, null, attempt)),
+    );
+  }
+
+  /** Dials `dest` and sends what the filter released. */
+  private dial(hs: HeaderPairs, dest: Destination | null, attempt: number): void {
+    if (this.finished || this.stream.localResponse) return;
     if (!dest) return this.routerReply(503, 'no healthy upstream', 'no_healthy_upstream');
     const endpoint = dest.host.includes(':') ? `[${dest.host}]:${dest.port}` : `${dest.host}:${dest.port}`;
     this.endpoint = endpoint;

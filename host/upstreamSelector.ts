@@ -23,8 +23,10 @@ export interface UpstreamSelector {
   /**
    * The destination of attempt `attempt` (0, then each connect retry), given the request
    * headers as the filter released them; null: no healthy upstream (the gateway answers 503).
+   * A selector that asks elsewhere (an endpoint picker) answers with a promise; a rejected one
+   * is answered like null.
    */
-  select(requestHeaders: HeaderPairs, attempt: number): Destination | null;
+  select(requestHeaders: HeaderPairs, attempt: number): Destination | null | Promise<Destination | null>;
 }
 
 /** Parses an ORIGINAL_DST destination: a literal IPv4 "a.b.c.d:port" or IPv6 "[addr]:port"; hostnames are not resolved. */

@@ -267,3 +267,32 @@ test("the real filter's 503 for no ready replica carries its own content-type on
     await host.close();
   }
 });
+
+test('the upstream selector is where the gateway chooses the upstream: it may answer later (a promise), a rejection is no healthy upstream', async () => {
+  const up = await upstream();
+  const { host } = await probeHost();
+  const attempts: number[] = [];
+  const picker = {
+    select: async (headers: Array<[string, string]>, attempt: number) => {
+      attempts.push(attempt);
+      await new Promise((r) => setTimeout(r, 5));
+      if (headers.some(([k, v]) => k === 'x-pick' && v === 'fail')) throw new Error('picker unavailable');
+      return { host: '127.0.0.1', port: up.port };
+    },
+  };
+  const gw = await startGateway({ host, listen: { host: '127.0.0.1', port: 0 }, upstream: picker });
+  try {
+    // No destination header from the filter: the selector alone decides.
+    let r = await request(`${gw.url}/v1/completions`, { method: 'POST', body: '{"prompt":"x"}' });
+    assert.equal(r.status, 200);
+    assert.equal(JSON.parse(r.body).echo, '{"prompt":"x"}');
+    assert.deepEqual(attempts, [0]);
+    r = await request(`${gw.url}/x`, { headers: { 'x-pick': 'fail' } });
+    assert.equal(r.status, 503);
+    assert.equal(r.body, 'no healthy upstream');
+  } finally {
+    await gw.close();
+    await host.close();
+    await up.close();
+  }
+});
