@@ -23,8 +23,8 @@ const guardFactories = new Map<string, GuardFactory>();
  * Makes the wrapper every host function sits behind: cpp-host's restricted-mode check, and with
  * `timed` the host-call timing (outermost host call only; see WasmVm.alloc for malloc inside).
  * Each import gets its own compiled wrapper (its name is in the source), so the call to `fn`
- * inside has one target and V8 inlines it; wrappers shared by many imports (closures of one
- * function) made that call megamorphic, about a tenth of the host's time per request. The
+ * inside has one target and V8 inlines it; a wrapper shared by many imports (closures of one
+ * function) makes that call megamorphic, a real share of the host's time per request. The
  * source is fixed text plus an identifier made from the import's name; made once per process.
  * The wrapper reads the VM's restricted, hostDepth, checkRestricted and addHostMs.
  */
