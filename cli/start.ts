@@ -9,8 +9,9 @@ import { parseArgs } from 'node:util';
 import { startReplicas, type RunningReplicas } from '../simulator/server.js';
 import { startControlPlane, type RunningControlPlane } from '../control-plane/server.js';
 import { isLoopbackHost } from '../control-plane/config.js';
-import { ProxyWasmHost } from '../host/host.js';
+import { ProxyWasmHost } from '../host/index.js';
 import { startGateway, type Gateway } from '../host/gateway.js';
+import { DEFAULT_ADMIN_PORT, startAdmin, type AdminServer } from '../host/admin.js';
 
 /** The embedded gateway's buffer limit, as envoy/envoy.yaml's per_connection_buffer_limit_bytes. */
 const START_BUFFER_LIMIT_BYTES = 4 * 1024 * 1024;
@@ -26,6 +27,8 @@ export interface StartOptions {
   host: string;
   /** Gateway port (0 = any free port). */
   port: number;
+  /** The gateway's admin port: Prometheus stats at /stats/prometheus (0 = any free port). */
+  adminPort: number;
   controlPlanePort: number;
   /** Port of simulated replica 0; replica i gets simulatorBasePort + i (0 = any free ports). */
   simulatorBasePort: number;
@@ -46,6 +49,7 @@ export interface StartOptions {
 export const START_DEFAULTS: StartOptions = {
   host: '127.0.0.1',
   port: 8080,
+  adminPort: DEFAULT_ADMIN_PORT, // Envoy's admin port in its examples
   controlPlanePort: 9090, // where `prefix-router weights` looks by default
   simulatorBasePort: 8001,
   replicasCount: 3, // the seed deployment's replica count
@@ -60,6 +64,8 @@ export const START_DEFAULTS: StartOptions = {
 
 export interface RunningStack {
   gatewayUrl: string;
+  /** The gateway's admin listener (GET /stats/prometheus). */
+  adminUrl: string;
   controlPlaneUrl: string;
   /** Replica base URLs; simulated ones also carry their names. */
   replicas: { name: string; url: string }[];
@@ -144,9 +150,12 @@ export async function startStack(partial: Partial<StartOptions> = {}): Promise<R
     });
     closers.push(() => gw.close());
 
+    const admin: AdminServer = await startAdmin({ host, stats: gw.stats, listen: { host: o.host, port: o.adminPort } });
+    closers.push(() => admin.close());
+
     const ready = await waitUntilRoutable(cp.url, gw.url, replicas.length, o.readyTimeoutMs);
     let closing: Promise<void> | null = null;
-    return { gatewayUrl: gw.url, controlPlaneUrl: cp.url, replicas, simulated: sims !== null, ready, weightWrites, close: () => (closing ??= closeAll()) };
+    return { gatewayUrl: gw.url, adminUrl: admin.url, controlPlaneUrl: cp.url, replicas, simulated: sims !== null, ready, weightWrites, close: () => (closing ??= closeAll()) };
   } catch (err) {
     await closeAll();
     throw err;
@@ -180,6 +189,7 @@ async function waitUntilRoutable(controlPlaneUrl: string, gatewayUrl: string, re
 const USAGE = `usage: prefix-router start [options]
 Runs simulated vLLM replicas (or real ones), the control plane and the embedded gateway with the filter.
   --port N                 gateway port (default ${START_DEFAULTS.port})
+  --admin-port N           gateway admin port: Prometheus stats at /stats/prometheus (default ${START_DEFAULTS.adminPort})
   --host ADDR              address everything binds to (default ${START_DEFAULTS.host})
   --replicas-count N       simulated replicas (default ${START_DEFAULTS.replicasCount})
   --simulator-base-port N  port of simulated replica 0, then +1... (default ${START_DEFAULTS.simulatorBasePort})
@@ -207,7 +217,7 @@ export function parseStartArgs(args: string[]): Partial<StartOptions> | 'help' {
       strict: true,
       allowPositionals: false,
       options: {
-        port: { type: 'string' }, host: { type: 'string' }, 'replicas-count': { type: 'string' }, 'simulator-base-port': { type: 'string' },
+        port: { type: 'string' }, 'admin-port': { type: 'string' }, host: { type: 'string' }, 'replicas-count': { type: 'string' }, 'simulator-base-port': { type: 'string' },
         'time-scale': { type: 'string' }, upstream: { type: 'string' }, 'control-plane-port': { type: 'string' }, workers: { type: 'string' },
         wasm: { type: 'string' }, 'log-level': { type: 'string' }, 'access-log': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
@@ -223,6 +233,7 @@ export function parseStartArgs(args: string[]): Partial<StartOptions> | 'help' {
   };
   const o: Partial<StartOptions> = {
     port: int('port', values.port, 0, 65535),
+    adminPort: int('admin-port', values['admin-port'], 0, 65535),
     controlPlanePort: int('control-plane-port', values['control-plane-port'], 0, 65535),
     simulatorBasePort: int('simulator-base-port', values['simulator-base-port'], 0, 65535),
     replicasCount: int('replicas-count', values['replicas-count'], 1, 64),
@@ -270,6 +281,7 @@ export async function runStartCli(args: string[]): Promise<number> {
     `prefix-router is running${stack.ready ? '' : ' (WARNING: not every replica was routable yet; check the control plane replica list)'}`,
     '',
     `  gateway (send OpenAI requests here)  ${stack.gatewayUrl}/v1`,
+    `  gateway stats (Prometheus)           ${stack.adminUrl}/stats/prometheus`,
     ...stack.replicas.map((r) => `  ${stack.simulated ? 'simulated replica' : 'upstream replica '}  ${r.name.padEnd(18)} ${r.url}`),
     `  control plane                        ${cp}`,
     `    state     GET ${cp}/v1/state`,

@@ -1,11 +1,11 @@
-// Public surface of the proxy-wasm host.
-export { ProxyWasmHost, DEFAULT_BUFFER_LIMIT_BYTES, DEFAULT_WORKERS } from './host.js';
-export type { HostOptions, LogEvent, TrapEvent, MetricValue } from './host.js';
+// Public surface of the proxy-wasm host (host/README.md).
+export { ProxyWasmHost, CANARY_WORKER, DEFAULT_BUFFER_LIMIT_BYTES, DEFAULT_WORKERS } from './proxyWasmHost.js';
+export type { HostOptions, LogEvent, TrapEvent, MetricValue } from './proxyWasmHost.js';
 export { Stream, encodeProperty } from './stream.js';
 export type { FilterResult, LocalResponse, StreamListener, StreamOptions, PropertyValue } from './stream.js';
 export { RealClock, ManualClock } from './clock.js';
 export type { Clock } from './clock.js';
-export { SharedDataStore, globalSharedData } from './sharedData.js';
+export { SharedDataStore, globalSharedData } from './sharedDataStore.js';
 export { WasmResult, MapType, BufferType, serializePairs, parsePairs } from './abi.js';
 export type { HeaderPairs, LogLevelName } from './abi.js';
 export { runRequest } from './runRequest.js';

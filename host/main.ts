@@ -2,8 +2,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { LOG_LEVELS, LogLevelName } from './abi.js';
-import { ProxyWasmHost } from './host.js';
+import { ProxyWasmHost } from './proxyWasmHost.js';
 import { startGateway } from './gateway.js';
+import { startAdmin, type AdminServer } from './admin.js';
 
 const USAGE = `usage: prefix-router gateway --wasm FILE --config FILE|JSON [options]
 
@@ -17,6 +18,8 @@ in front of the replicas it picks (ORIGINAL_DST on x-gateway-destination-endpoin
   --workers N                 worker VMs (default 2)
   --host ADDR                 listen address (default 127.0.0.1)
   --port N                    listen port (default 8080; 0 = any free port)
+  --admin-port N              admin listener (GET /stats/prometheus) on the same address;
+                              Envoy's examples use 9901 (default: none)
   --log-level LEVEL           trace|debug|info|warn|error|critical (default info)
   --buffer-limit BYTES        body buffer limit before 413 (default 1048576)
   --upstream-timeout-ms N     route timeout (default 15000)
@@ -40,6 +43,8 @@ export interface GatewayCliConfig {
   workers: number;
   host: string;
   port: number;
+  /** Admin listener port, or null for none. */
+  adminPort: number | null;
   logLevel: LogLevelName;
   bufferLimitBytes: number;
   upstreamTimeoutMs: number;
@@ -61,6 +66,7 @@ export function parseGatewayArgs(args: string[]): GatewayCliConfig | 'help' {
         workers: { type: 'string' },
         host: { type: 'string' },
         port: { type: 'string' },
+        'admin-port': { type: 'string' },
         'log-level': { type: 'string' },
         'buffer-limit': { type: 'string' },
         'upstream-timeout-ms': { type: 'string' },
@@ -98,6 +104,8 @@ export function parseGatewayArgs(args: string[]): GatewayCliConfig | 'help' {
   if (!LOG_LEVELS.includes(logLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join('|')}; got '${logLevel}'`);
   const port = positiveInt('port', v.port, 8080, 0);
   if (port > 65535) throw new UsageError(`--port must be 0..65535; got '${v.port}'`);
+  const adminPort = v['admin-port'] === undefined ? null : positiveInt('admin-port', v['admin-port'], 0, 0);
+  if (adminPort !== null && adminPort > 65535) throw new UsageError(`--admin-port must be 0..65535; got '${v['admin-port']}'`);
   return {
     wasm,
     pluginConfig,
@@ -105,6 +113,7 @@ export function parseGatewayArgs(args: string[]): GatewayCliConfig | 'help' {
     workers: positiveInt('workers', v.workers, 2),
     host: v.host ?? '127.0.0.1',
     port,
+    adminPort,
     logLevel,
     bufferLimitBytes: positiveInt('buffer-limit', v['buffer-limit'], 1024 * 1024, 0),
     upstreamTimeoutMs: positiveInt('upstream-timeout-ms', v['upstream-timeout-ms'], 15000),
@@ -147,12 +156,24 @@ export async function runGatewayCli(args: string[]): Promise<number> {
     process.stderr.write(`prefix-router gateway: cannot listen on ${cfg.host}:${cfg.port}: ${e instanceof Error ? e.message : String(e)}\n`);
     return 1;
   }
-  process.stdout.write(`prefix-router gateway listening on ${gw.url} (${cfg.workers} worker VMs)\n`);
+  let admin: AdminServer | null = null;
+  if (cfg.adminPort !== null) {
+    try {
+      admin = await startAdmin({ host, stats: gw.stats, listen: { host: cfg.host, port: cfg.adminPort } });
+    } catch (e) {
+      await gw.close();
+      await host.close();
+      process.stderr.write(`prefix-router gateway: cannot listen on ${cfg.host}:${cfg.adminPort} (admin): ${e instanceof Error ? e.message : String(e)}\n`);
+      return 1;
+    }
+  }
+  process.stdout.write(`prefix-router gateway listening on ${gw.url} (${cfg.workers} worker VMs)${admin ? `; stats at ${admin.url}/stats/prometheus` : ''}\n`);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+  await admin?.close();
   await gw.close();
   await host.close();
   return 0;

@@ -1,7 +1,7 @@
 // Drives one whole request through the filter (headers, chunked body, a 200
 // response) and reports what would go upstream and what came back.
 import type { HeaderPairs } from './abi.js';
-import type { ProxyWasmHost } from './host.js';
+import type { ProxyWasmHost } from './proxyWasmHost.js';
 import type { LocalResponse, PropertyValue } from './stream.js';
 
 export interface RunRequestInput {

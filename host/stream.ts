@@ -3,7 +3,9 @@
 // (413 past the limit) or passed on, local replies, fail-closed/fail-open on a VM
 // failure, and the end-of-stream calls (on_done, on_log, on_delete).
 import { DataStatus, HeaderPairs, HeadersStatus, MapType, BufferType, StreamType, WasmResult } from './abi.js';
-import type { ContextRecord, StreamSide, WasmVm } from './vm.js';
+import type { ContextRecord, StreamSide } from './contexts.js';
+import type { WasmVm } from './wasmVm.js';
+import { Direction, concat } from './direction.js';
 
 export type FilterResult = 'continue' | 'stop' | 'local';
 
@@ -45,71 +47,6 @@ export interface StreamEnv {
 const EMPTY = new Uint8Array(0);
 const enc = new TextEncoder();
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  if (a.length === 0) return b;
-  if (b.length === 0) return a;
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
-}
-
-/** First capacity of a held body that takes a second chunk; it then doubles (Envoy's buffer is a slice chain: appends cost O(chunk)). */
-const HELD_MIN_CAPACITY = 64 * 1024;
-
-type DirState = 'idle' | 'stopped-single' | 'stopped-all' | 'flowing';
-
-/** One direction (request or response) of the stream as the filter sees it. */
-class Direction {
-  headers: HeaderPairs = [];
-  /** Envoy's request_headers_/response_headers_ pointer: set while the filter may read/modify headers. */
-  headersAccessible = false;
-  trailers: HeaderPairs | null = null;
-  trailersAccessible = false;
-  trailersHeld = false;
-  state: DirState = 'idle';
-  headersReleased = false;
-  /** Data held for this filter (Envoy's buffered data). */
-  held: Uint8Array = EMPTY;
-  /** Room `held` grows into when it is a prefix of it (see appendHeld). */
-  private heldStore: Uint8Array = EMPTY;
-  /** The chunk being offered when the filter is not buffering. */
-  current: Uint8Array = EMPTY;
-  /** The filter returned StopIterationAndBuffer last time (Envoy's buffering_*_body_). */
-  buffering = false;
-  endSeen = false;
-  /** Body released past the filter, not yet drained by the driver. */
-  out: Uint8Array[] = [];
-  outBytes = 0;
-  constructor(readonly isRequest: boolean) {}
-
-  /**
-   * held = held + chunk, in amortised O(chunk): appended in place while `held` is the start of
-   * its growable store, else copied into a new store of double size. Views already handed out
-   * (emitted data) never share a store with a later `held`: emitting sets `held` to EMPTY first.
-   */
-  appendHeld(chunk: Uint8Array): void {
-    const held = this.held;
-    if (chunk.length === 0) return;
-    if (held.length === 0) {
-      this.held = chunk; // as concat(): the first chunk is kept as it came
-      return;
-    }
-    const need = held.length + chunk.length;
-    const store = this.heldStore;
-    if (held.buffer === store.buffer && held.byteOffset === store.byteOffset && need <= store.length) {
-      store.set(chunk, held.length);
-      this.held = store.subarray(0, need);
-      return;
-    }
-    const next = new Uint8Array(Math.max(need, 2 * held.length, HELD_MIN_CAPACITY));
-    next.set(held, 0);
-    next.set(chunk, held.length);
-    this.heldStore = next;
-    this.held = next.subarray(0, need);
-  }
-}
-
 export class Stream implements StreamSide {
   readonly id: number;
   readonly worker: number;
@@ -133,9 +70,9 @@ export class Stream implements StreamSide {
 
   constructor(private readonly vm: WasmVm | null, worker: number, private readonly env: StreamEnv, private readonly opts: StreamOptions = {}) {
     this.worker = worker;
-    this.id = vm ? vm.allocContextId() : 0;
-    this.ctx = { id: this.id, rootId: vm?.rootContextId ?? 0, stream: this };
-    if (vm) vm.contexts.set(this.id, this.ctx);
+    this.id = vm ? vm.contexts.allocId() : 0;
+    this.ctx = { id: this.id, rootId: vm?.contexts.rootId ?? 0, stream: this };
+    if (vm) vm.contexts.add(this.ctx);
     this.startNs = env.nowNs();
   }
 
@@ -299,7 +236,7 @@ export class Stream implements StreamSide {
     if (failedEarly) return failedEarly;
     d.headersAccessible = true;
     const r = this.call(d.isRequest ? 'proxy_on_request_headers' : 'proxy_on_response_headers', [this.id, d.headers.length, endOfStream ? 1 : 0]);
-    const stopNext = this.vm!.takeStopNextIteration();
+    const stopNext = this.vm!.lastCallStoppedIteration;
     const f = this.checkFail(d);
     if (f) return f;
     if (this.closed) return this.result(d);
@@ -361,7 +298,7 @@ export class Stream implements StreamSide {
     const size = wasBuffering ? d.held.length : chunk.length;
     const fn = d.isRequest ? 'proxy_on_request_body' : 'proxy_on_response_body';
     const r = this.vm!.has(fn) ? this.call(fn, [this.id, size, endOfStream ? 1 : 0]) : DataStatus.Continue;
-    const stopNext = this.vm!.takeStopNextIteration();
+    const stopNext = this.vm!.lastCallStoppedIteration;
     d.buffering = false;
     const f = this.checkFail(d);
     if (f) {
@@ -406,7 +343,7 @@ export class Stream implements StreamSide {
     d.trailersAccessible = true;
     const fn = d.isRequest ? 'proxy_on_request_trailers' : 'proxy_on_response_trailers';
     const r = this.vm!.has(fn) ? this.call(fn, [this.id, d.trailers.length]) : 0;
-    const stopNext = this.vm!.takeStopNextIteration();
+    const stopNext = this.vm!.lastCallStoppedIteration;
     const f = this.checkFail(d);
     if (f) return f;
     if (this.closed) return this.result(d);
@@ -480,13 +417,21 @@ export class Stream implements StreamSide {
     this.opts.listener?.reset?.();
   }
 
+  /**
+   * Envoy's local reply (Utility::prepareLocalReply): the filter's headers are added first, then
+   * a body gets its content-length and, only when the filter set no content-type, text/plain; a
+   * reply without a body carries neither.
+   */
   private buildLocal(status: number, details: string, body: Uint8Array, extra: HeaderPairs): LocalResponse {
     const headers: HeaderPairs = [[':status', String(status)]];
+    for (const [k, v] of extra) {
+      const key = k.toLowerCase();
+      if (key !== 'content-length' && (body.length > 0 || key !== 'content-type')) headers.push([key, v]);
+    }
     if (body.length > 0) {
       headers.push(['content-length', String(body.length)]);
-      headers.push(['content-type', 'text/plain']);
+      if (!headers.some(([k]) => k === 'content-type')) headers.push(['content-type', 'text/plain']);
     }
-    for (const [k, v] of extra) headers.push([k.toLowerCase(), v]);
     return { status, details: details.replace(/\s/g, '_'), body, headers };
   }
 
@@ -506,11 +451,9 @@ export class Stream implements StreamSide {
       d.headersAccessible = true;
       const hasBody = r.body.length > 0;
       this.call('proxy_on_response_headers', [this.id, d.headers.length, hasBody ? 0 : 1]);
-      this.vm!.takeStopNextIteration();
       if (hasBody && !this.vm!.failed && this.vm!.has('proxy_on_response_body')) {
         d.current = r.body;
         this.call('proxy_on_response_body', [this.id, r.body.length, 1]);
-        this.vm!.takeStopNextIteration();
         r = { ...r, body: d.current };
         d.current = EMPTY;
       }
@@ -541,8 +484,6 @@ export class Stream implements StreamSide {
         return null;
     }
   }
-
-  headersModified(_type: number): void {}
 
   bufferBytes(type: number): Uint8Array {
     const d = type === BufferType.HttpRequestBody ? this.req : this.resp;

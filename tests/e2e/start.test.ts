@@ -12,7 +12,7 @@ let stack: RunningStack;
 let client: OpenAI;
 
 before(async () => {
-  stack = await startStack({ port: 0, controlPlanePort: 0, simulatorBasePort: 0, timeScale: 50, logLevel: 'error' });
+  stack = await startStack({ port: 0, adminPort: 0, controlPlanePort: 0, simulatorBasePort: 0, timeScale: 50, logLevel: 'error' });
   client = new OpenAI({ baseURL: `${stack.gatewayUrl}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 20_000 });
 });
 after(() => stack.close());
@@ -112,7 +112,7 @@ async function startCli(args: string[]): Promise<{ out: string; stop(): Promise<
 }
 
 test('bound beyond loopback without a token: weight writes are refused, and the banner says where it is bound and why', async () => {
-  const run = await startCli(['--host', '0.0.0.0', '--port', '0', '--control-plane-port', '0', '--simulator-base-port', '0', '--replicas-count', '1', '--time-scale', '50', '--log-level', 'warn']);
+  const run = await startCli(['--host', '0.0.0.0', '--port', '0', '--control-plane-port', '0', '--simulator-base-port', '0', '--admin-port', '0', '--replicas-count', '1', '--time-scale', '50', '--log-level', 'warn']);
   try {
     const cp = /control plane\s+(http:\/\/\S+)/.exec(run.out)?.[1];
     assert.match(cp ?? '', /^http:\/\/0\.0\.0\.0:\d+$/, run.out);
@@ -130,4 +130,16 @@ test('on loopback without a token, weights are writable from this machine, and t
   assert.equal(stack.weightWrites, 'loopback');
   const r = await fetch(`${stack.controlPlaneUrl}/v1/weights`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{"inflight": 1}' });
   assert.equal(r.status, 200);
+});
+
+test("the gateway's admin listener serves the filter's metrics and the gateway's own stats in Prometheus text", async () => {
+  await client.completions.create({ model: MODEL, prompt: 'count me', max_tokens: 2 });
+  const res = await fetch(`${stack.adminUrl}/stats/prometheus`);
+  assert.equal(res.status, 200);
+  const text = await res.text();
+  assert.match(text, /^# TYPE prefix_router_requests_routed counter$/m);
+  assert.match(text, /^envoy_http_downstream_rq_total\{envoy_http_conn_manager_prefix="prefix_router"\} [1-9]\d*$/m);
+  assert.match(text, /^envoy_cluster_upstream_rq\{envoy_response_code="200",envoy_cluster_name="vllm_original_dst"\} [1-9]\d*$/m);
+  assert.deepEqual(parseStartArgs(['--admin-port', '9911']), { adminPort: 9911 });
+  assert.throws(() => parseStartArgs(['--admin-port', 'x']), /--admin-port/);
 });

@@ -4,6 +4,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { ProxyWasmHost, SharedDataStore } from '../../host/index.js';
 import { startGateway, parseDestination } from '../../host/gateway.js';
 import { parseGatewayArgs, runGatewayCli } from '../../host/main.js';
 import { probeHost, until } from '../host/support.js';
@@ -37,12 +40,12 @@ async function upstream(handler?: (req: http.IncomingMessage, res: http.ServerRe
   };
 }
 
-function request(url: string, opts: { method?: string; headers?: Record<string, string>; body?: string }): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+function request(url: string, opts: { method?: string; headers?: Record<string, string>; body?: string }): Promise<{ status: number; headers: http.IncomingHttpHeaders; rawHeaders: string[]; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method: opts.method ?? 'GET', headers: opts.headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, rawHeaders: res.rawHeaders, body: Buffer.concat(chunks).toString() }));
     });
     req.on('error', reject);
     req.end(opts.body);
@@ -211,7 +214,10 @@ test('gateway CLI: --help, clear errors on bad flags', async () => {
   assert.throws(() => parseGatewayArgs(['--wasm', wasm, '--config', 'missing.json']), /neither inline JSON nor an existing file/);
   const cfg = parseGatewayArgs(['--wasm', wasm, '--config', '{"a":1}', '--cluster', 'cp=http://127.0.0.1:9', '--port', '0', '--log-level', 'warn']);
   assert.ok(cfg !== 'help');
-  assert.deepEqual([cfg.pluginConfig, cfg.clusters, cfg.port, cfg.workers, cfg.logLevel], ['{"a":1}', { cp: 'http://127.0.0.1:9' }, 0, 2, 'warn']);
+  assert.deepEqual([cfg.pluginConfig, cfg.clusters, cfg.port, cfg.workers, cfg.logLevel, cfg.adminPort], ['{"a":1}', { cp: 'http://127.0.0.1:9' }, 0, 2, 'warn', null]);
+  const withAdmin = parseGatewayArgs(['--wasm', wasm, '--config', '{}', '--admin-port', '9901']);
+  assert.ok(withAdmin !== 'help' && withAdmin.adminPort === 9901);
+  assert.throws(() => parseGatewayArgs(['--wasm', wasm, '--config', '{}', '--admin-port', '70000']), /--admin-port must be 0..65535/);
   const err = process.stderr.write;
   process.stderr.write = (() => true) as typeof process.stderr.write;
   try {
@@ -231,6 +237,59 @@ test('a header node refuses to send upstream is answered with a 503, not a crash
     assert.equal(r.status, 503);
     assert.match(r.body, /upstream request rejected/);
     assert.equal(up.requests.length, 0);
+  } finally {
+    await gw.close();
+    await host.close();
+    await up.close();
+  }
+});
+
+const REAL_WASM = fileURLToPath(new URL('../../plugin/prefix-router.wasm', import.meta.url));
+
+test("the real filter's 503 for no ready replica carries its own content-type only (application/json), once", { skip: existsSync(REAL_WASM) ? false : 'plugin/prefix-router.wasm is absent: run npm run build:wasm first' }, async () => {
+  // A control plane that never answers: the filter has no state, so no ready replica.
+  const host = await ProxyWasmHost.create({
+    wasm: readFileSync(REAL_WASM), workers: 1, logLevel: 'critical', sharedData: new SharedDataStore(),
+    pluginConfig: JSON.stringify({ controlPlane: { cluster: 'prefix_router_control_plane' } }),
+    clusters: { prefix_router_control_plane: 'http://127.0.0.1:1' },
+  });
+  const gw = await startGateway({ host, listen: { host: '127.0.0.1', port: 0 } });
+  try {
+    const r = await request(`${gw.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"prompt":"hi"}' });
+    assert.equal(r.status, 503);
+    assert.equal(JSON.parse(r.body).error.code, 'no_ready_replica');
+    const named = (k: string) => r.rawHeaders.filter((_, i) => i % 2 === 0 && r.rawHeaders[i].toLowerCase() === k).length;
+    assert.equal(named('content-type'), 1);
+    assert.equal(r.headers['content-type'], 'application/json');
+    assert.equal(named('content-length'), 1);
+  } finally {
+    await gw.close();
+    await host.close();
+  }
+});
+
+test('the upstream selector is where the gateway chooses the upstream: it may answer later (a promise), a rejection is no healthy upstream', async () => {
+  const up = await upstream();
+  const { host } = await probeHost();
+  const attempts: number[] = [];
+  const picker = {
+    select: async (headers: Array<[string, string]>, attempt: number) => {
+      attempts.push(attempt);
+      await new Promise((r) => setTimeout(r, 5));
+      if (headers.some(([k, v]) => k === 'x-pick' && v === 'fail')) throw new Error('picker unavailable');
+      return { host: '127.0.0.1', port: up.port };
+    },
+  };
+  const gw = await startGateway({ host, listen: { host: '127.0.0.1', port: 0 }, upstream: picker });
+  try {
+    // No destination header from the filter: the selector alone decides.
+    let r = await request(`${gw.url}/v1/completions`, { method: 'POST', body: '{"prompt":"x"}' });
+    assert.equal(r.status, 200);
+    assert.equal(JSON.parse(r.body).echo, '{"prompt":"x"}');
+    assert.deepEqual(attempts, [0]);
+    r = await request(`${gw.url}/x`, { headers: { 'x-pick': 'fail' } });
+    assert.equal(r.status, 503);
+    assert.equal(r.body, 'no healthy upstream');
   } finally {
     await gw.close();
     await host.close();

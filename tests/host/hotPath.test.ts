@@ -142,15 +142,15 @@ test('shared-data values are copies: rewriting the module memory or writing othe
 
 test('the restricted-mode check holds for host functions of every arity (5 and 10 arguments too)', async () => {
   const five = minimalModule(
-    '(func $s (drop (call $g (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))) (start $s)',
+    '(func $s (drop (call $g (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))) (export "_initialize" (func $s))',
     '(import "env" "proxy_get_shared_data" (func $g (param i32 i32 i32 i32 i32) (result i32)))',
   );
-  await assert.rejects(ProxyWasmHost.create({ wasm: five, sharedData: new SharedDataStore() }), /restricted_callback: env\.proxy_get_shared_data/);
+  await assert.rejects(ProxyWasmHost.create({ wasm: five, sharedData: new SharedDataStore(), onLog: () => {} }), /restricted_callback: env\.proxy_get_shared_data/);
   const ten = minimalModule(
-    '(func $s (drop (call $h (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))) (start $s)',
+    '(func $s (drop (call $h (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))) (export "_initialize" (func $s))',
     '(import "env" "proxy_http_call" (func $h (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))',
   );
-  await assert.rejects(ProxyWasmHost.create({ wasm: ten, sharedData: new SharedDataStore() }), /restricted_callback: env\.proxy_http_call/);
+  await assert.rejects(ProxyWasmHost.create({ wasm: ten, sharedData: new SharedDataStore(), onLog: () => {} }), /restricted_callback: env\.proxy_http_call/);
 });
 
 test('proxy_get_current_time_nanoseconds: a manual clock is written exactly (all 64 bits), the real clock as its own nowNs()', async () => {

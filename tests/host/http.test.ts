@@ -222,3 +222,49 @@ test('properties: plugin ids, request attributes, given connection attributes (i
     await host.close();
   }
 });
+
+test("local response headers as Envoy's sendLocalReply makes them: text/plain only when the filter named no content-type; one content-length", async () => {
+  const { host } = await probeHost({ workers: 1 });
+  try {
+    const s = host.newStream();
+    assert.equal(s.requestHeaders([...REQ, ['x-probe', 'local-json=503']], false), 'local');
+    const r = s.localResponse!;
+    assert.equal(r.status, 503);
+    assert.deepEqual(headersAll(r.headers, 'content-type'), ['application/json']);
+    assert.deepEqual(headersAll(r.headers, 'content-length'), [String(r.body.length)]);
+    assert.equal(header(r.headers, 'x-probe-local'), 'yes');
+    s.complete();
+    const plain = host.newStream();
+    plain.requestHeaders([...REQ, ['x-probe', 'local=403']], false);
+    assert.deepEqual(headersAll(plain.localResponse!.headers, 'content-type'), ['text/plain']);
+    plain.complete();
+  } finally {
+    await host.close();
+  }
+});
+
+test("the stop flag of a local reply belongs to the hook that sent it (read as it returns, cleared before the reply's own hooks), never to a later hook", async () => {
+  const { host } = await probeHost({ workers: 1, pluginConfig: 'tick=10' });
+  try {
+    // Stream b's hook sends a local reply for stream a and returns Continue: cpp-host's flag is
+    // VM-wide and read as b's hook returns, so b is stopped too (before a's reply runs a's hooks).
+    const a = host.newStream({ worker: 0 });
+    assert.equal(a.requestHeaders([...REQ, ['content-length', '4']], false), 'continue');
+    const b = host.newStream({ worker: 0 });
+    assert.equal(b.requestHeaders([...REQ, ['x-probe', `local-for=${a.id}`]], true), 'stop');
+    assert.equal(a.localResponse?.status, 403);
+    assert.equal(header(a.localResponse!.headers, 'x-probe-resp'), 'req-map-status 2', "a's reply passed a's response hook");
+    // The flag does not outlive the hook: the next stream's Continue is a Continue.
+    const c = host.newStream({ worker: 0 });
+    assert.equal(c.requestHeaders(REQ, true), 'continue');
+    // A local reply sent where no stream is current (the root context, from a tick) stops nothing later.
+    const d = host.newStream({ worker: 0 });
+    d.requestHeaders([...REQ, ['x-probe', 'root-local-on-tick']], true);
+    host.tick(0);
+    const e = host.newStream({ worker: 0 });
+    assert.equal(e.requestHeaders(REQ, true), 'continue');
+    for (const s of [a, b, c, d, e]) s.complete();
+  } finally {
+    await host.close();
+  }
+});

@@ -1,7 +1,7 @@
 // Loading, call order, configuration rejection, import checks, traps.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ProxyWasmHost, SharedDataStore } from '../../host/index.js';
+import { CANARY_WORKER, ProxyWasmHost, SharedDataStore, type LogEvent } from '../../host/index.js';
 import { minimalModule, buildWat } from './fixtures/build.js';
 import { REQ, header, probeHost, probeWasm } from './support.js';
 
@@ -30,13 +30,41 @@ test('call order: root create -> vm_start -> configure, then per stream create -
   }
 });
 
-test('a VM that rejects its configuration fails create() with a clear error, after its logs are delivered', async () => {
-  const messages: string[] = [];
+test('a VM that rejects its configuration fails create() with a clear error, after its logs are delivered: the canary first, else worker 0', async () => {
+  const logs: LogEvent[] = [];
   await assert.rejects(
-    ProxyWasmHost.create({ wasm: await probeWasm(), pluginConfig: 'reject', sharedData: new SharedDataStore(), onLog: (e) => messages.push(e.message) }),
+    ProxyWasmHost.create({ wasm: await probeWasm(), pluginConfig: 'reject', sharedData: new SharedDataStore(), onLog: (e) => logs.push(e) }),
+    /configuration canary: proxy_on_configure returned false \(configuration rejected\)/,
+  );
+  assert.deepEqual(logs.filter((l) => l.message === 'configuration rejected: probe told to').map((l) => l.worker), [CANARY_WORKER]);
+  assert.ok(logs.every((l) => l.worker === CANARY_WORKER), 'no worker VM started');
+  await assert.rejects(
+    ProxyWasmHost.create({ wasm: await probeWasm(), pluginConfig: 'reject', canary: false, sharedData: new SharedDataStore(), onLog: () => {} }),
     /worker 0: proxy_on_configure returned false \(configuration rejected\)/,
   );
-  assert.ok(messages.includes('configuration rejected: probe told to'));
+});
+
+test('the configuration canary (cpp-host createWasm): configured first, then dropped without on_done/on_delete; what it wrote in shared data stays', async () => {
+  const store = new SharedDataStore();
+  const { host, logs } = await probeHost({ workers: 2, pluginConfig: 'number;tick=10;metrics', sharedData: store });
+  try {
+    const canary = logs.filter((l) => l.worker === CANARY_WORKER).map((l) => l.message);
+    assert.deepEqual(canary.slice(0, 3), ['create 1 0', 'vm_start 1 0', 'configure 1 22']);
+    assert.ok(canary.includes('vm number 1'), 'the canary took the first number');
+    assert.deepEqual([0, 1].map((w) => logs.find((l) => l.worker === w && l.message.startsWith('vm number'))?.message), ['vm number 2', 'vm number 3']);
+    assert.equal(Buffer.from(store.get('prefix_router', 'probe-vm-numbers')!.value).toString(), '3');
+    host.tick();
+    assert.ok(!logs.some((l) => l.worker === CANARY_WORKER && /^(tick|done|delete) /.test(l.message)), 'no tick, on_done or on_delete reached the canary');
+  } finally {
+    await host.close();
+  }
+  assert.equal(store.get('prefix_router', 'probe-vm-numbers'), null, "the vm_id's data goes with the host");
+  const off = await probeHost({ workers: 1, pluginConfig: 'number', canary: false });
+  try {
+    assert.deepEqual(off.logs.filter((l) => l.message.startsWith('vm number')).map((l) => [l.worker, l.message]), [[0, 'vm number 1']]);
+  } finally {
+    await off.host.close();
+  }
 });
 
 test('plugin configuration is readable only during proxy_on_configure; VM configuration any time', async () => {
@@ -79,18 +107,35 @@ test('ABI detection and malloc are required', async () => {
   await assert.rejects(ProxyWasmHost.create({ wasm: new Uint8Array([0, 1, 2]), sharedData: new SharedDataStore() }), /failed to compile/);
 });
 
-test('top-level code (start function) may not call host functions other than logging: restricted_callback', async () => {
-  const imports = '(import "env" "proxy_set_tick_period_milliseconds" (func $t (param i32) (result i32)))';
-  const wasm = minimalModule('(func $s (drop (call $t (i32.const 5)))) (start $s)', imports);
-  await assert.rejects(ProxyWasmHost.create({ wasm, sharedData: new SharedDataStore() }), /restricted_callback: env\.proxy_set_tick_period_milliseconds/);
-  // proxy_log is allowed there, and _initialize runs before the root context.
+test('the start function runs with no context current (cpp-host links the instance before any exists): a host call there fails the VM, naming it', async () => {
+  const log = '(import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))';
+  // What an AssemblyScript abort in top-level code does: log, then exit.
+  const aborting = minimalModule('(data (i32.const 16) "abort: bad") (func $s (drop (call $log (i32.const 4) (i32.const 16) (i32.const 10)))) (start $s)', log);
+  const messages: string[] = [];
+  await assert.rejects(ProxyWasmHost.create({ wasm: aborting, sharedData: new SharedDataStore(), onLog: (e) => messages.push(e.message) }), (e: Error) => {
+    assert.match(e.message, /its start function/);
+    assert.match(e.message, /env\.proxy_log called from the module's start function, where no context is current/);
+    assert.match(e.message, /proxy-wasm-cpp-host dereferences a null context there/);
+    return true;
+  });
+  assert.deepEqual(messages, [], 'nothing was logged as if a context were there');
+  const tick = minimalModule('(func $s (drop (call $t (i32.const 5)))) (start $s)', '(import "env" "proxy_set_tick_period_milliseconds" (func $t (param i32) (result i32)))');
+  await assert.rejects(ProxyWasmHost.create({ wasm: tick, sharedData: new SharedDataStore() }), /env\.proxy_set_tick_period_milliseconds called from the module's start function/);
+  // Host functions that touch no context are fine there.
+  const free = minimalModule('(func $s (drop (call $eq (i32.const 1) (i32.const 1)))) (start $s)', '(import "env" "pthread_equal" (func $eq (param i32 i32) (result i32)))');
+  await (await ProxyWasmHost.create({ wasm: free, sharedData: new SharedDataStore(), workers: 1 })).close();
+});
+
+test('_initialize runs on the VM context in restricted mode: logging allowed, anything else restricted_callback', async () => {
+  const tick = minimalModule('(func $s (drop (call $t (i32.const 5)))) (export "_initialize" (func $s))', '(import "env" "proxy_set_tick_period_milliseconds" (func $t (param i32) (result i32)))');
+  await assert.rejects(ProxyWasmHost.create({ wasm: tick, sharedData: new SharedDataStore(), onLog: () => {} }), /restricted_callback: env\.proxy_set_tick_period_milliseconds/);
   const logs: string[] = [];
   const ok = minimalModule(
     `(data (i32.const 16) "init ran")
      (func (export "_initialize") (drop (call $log (i32.const 2) (i32.const 16) (i32.const 8))))`,
     '(import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))',
   );
-  const host = await ProxyWasmHost.create({ wasm: ok, sharedData: new SharedDataStore(), workers: 1, onLog: (e) => logs.push(e.message) });
+  const host = await ProxyWasmHost.create({ wasm: ok, sharedData: new SharedDataStore(), workers: 1, canary: false, onLog: (e) => logs.push(e.message) });
   await host.close();
   assert.deepEqual(logs, ['init ran']);
 });
@@ -125,7 +170,7 @@ test('a trap is reported with the wasm stack, counted, the VM replaced; the stre
     assert.equal(s.responseHeaders([[':status', '200']], true), 'local');
     s.complete();
     // A fresh VM took over: new root context, configured again, serving new streams.
-    const configures = logs.filter((l) => l.message.startsWith('configure'));
+    const configures = logs.filter((l) => l.worker === 0 && l.message.startsWith('configure'));
     assert.equal(configures.length, 2);
     const s2 = host.newStream();
     assert.equal(s2.requestHeaders(REQ, true), 'continue');

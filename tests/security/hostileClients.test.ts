@@ -99,7 +99,7 @@ test('aborted uploads and streams, slow drips, garbage and oversized headers lea
 });
 
 test('npm start: a chunked prompt larger than maxBodyBytes is routed on load alone (README), not refused', async () => {
-  const stack = await startStack({ port: 0, controlPlanePort: 0, simulatorBasePort: 0, timeScale: 50, replicasCount: 2, logLevel: 'error' });
+  const stack = await startStack({ port: 0, adminPort: 0, controlPlanePort: 0, simulatorBasePort: 0, timeScale: 50, replicasCount: 2, logLevel: 'error' });
   try {
     assert.ok(stack.ready, 'the stack did not become routable');
     const prompt = 'a very long prompt '.repeat(80_000); // 1.5 MB, past maxBodyBytes (1 MiB)

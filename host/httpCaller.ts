@@ -4,7 +4,20 @@
 // only a reset after the response started is a failure (no headers).
 import http from 'node:http';
 import type { HeaderPairs } from './abi.js';
-import type { HttpCallRequest, HttpCallResponse } from './vm.js';
+
+export interface HttpCallRequest {
+  cluster: string;
+  headers: HeaderPairs;
+  body: Uint8Array;
+  trailers: HeaderPairs;
+  timeoutMs: number;
+}
+
+export interface HttpCallResponse {
+  headers: HeaderPairs; // :status first
+  body: Uint8Array;
+  trailers: HeaderPairs;
+}
 
 const enc = new TextEncoder();
 /** Connection-level headers Envoy's codec does not hand on as part of a response. */

@@ -3,19 +3,24 @@
 import { readFileSync } from 'node:fs';
 import { LOG_LEVELS, LogLevelName, MetricType } from './abi.js';
 import { Clock, ManualClock, RealClock } from './clock.js';
-import { HttpCaller } from './httpCall.js';
-import { SharedDataStore, globalSharedData } from './sharedData.js';
+import { HttpCaller } from './httpCaller.js';
+import { SharedDataStore, globalSharedData } from './sharedDataStore.js';
 import { Stream, StreamEnv, StreamOptions } from './stream.js';
-import { AbiVersion, HttpCallRequest, HttpCallResponse, VmOwner, WasmVm, describe, randomFill } from './vm.js';
+import type { HttpCallRequest, HttpCallResponse } from './httpCaller.js';
+import { AbiVersion, MetricHandle, VmOwner, WasmVm, describe, randomFill } from './wasmVm.js';
 
 /** Envoy's default per-connection buffer limit (listener per_connection_buffer_limit_bytes), which bounds a buffered body. */
 export const DEFAULT_BUFFER_LIMIT_BYTES = 1024 * 1024;
 /** Envoy runs one VM per worker thread; two workers show cross-VM effects without costing much. */
 export const DEFAULT_WORKERS = 2;
 
+/** The worker number the configuration canary logs under (LogEvent.worker, TrapEvent.worker). */
+export const CANARY_WORKER = -1;
+
 export interface LogEvent {
   level: LogLevelName;
   message: string;
+  /** The worker VM, or CANARY_WORKER (-1) for the configuration canary. */
   worker: number;
 }
 
@@ -70,6 +75,14 @@ export interface HostOptions {
    * simulation; wasmNs and hostNs then stay 0. timeHostCalls needs it.
    */
   timeCalls?: boolean;
+  /**
+   * Configure a throwaway VM first, before any worker's (default true, as Envoy: cpp-host's
+   * createWasm runs WasmHandleBase::canary). A bad configuration is rejected before a worker
+   * starts; what the canary did stays: its shared-data writes and metric definitions (e.g. it
+   * takes the first VM id a module hands out through shared data). It is then dropped without
+   * on_done or on_delete, its timers and HTTP calls with it.
+   */
+  canary?: boolean;
 }
 
 export interface MetricValue {
@@ -92,6 +105,8 @@ class Worker implements VmOwner {
   tickPeriodMs = 0;
   nextTickNs = 0n;
   timer: NodeJS.Timeout | null = null;
+  /** A VM is being started and configured in this slot. */
+  starting = false;
   constructor(readonly host: ProxyWasmHost, readonly worker: number) {}
 
   get clock() { return this.host.clock; }
@@ -219,7 +234,14 @@ export class ProxyWasmHost {
       if (u.protocol !== 'http:') throw new Error(`clusters.${name}: only http:// URLs are supported; got '${url}'`);
     }
     const host = new ProxyWasmHost(opts, module, abi);
+    // The base Wasm's hold on the vm_id (cpp-host VmIdHandle): shared data outlives the canary and
+    // a replaced VM, and goes when the host closes.
+    host.sharedData.retain(host.vmId);
     try {
+      if (opts.canary ?? true) {
+        const err = host.runCanary();
+        if (err) throw new Error(`configuration canary: ${err}`);
+      }
       for (let i = 0; i < workers; i++) {
         const w = new Worker(host, i);
         host.workers.push(w);
@@ -233,6 +255,17 @@ export class ProxyWasmHost {
     return host;
   }
 
+  /** cpp-host's WasmHandleBase::canary: a VM that starts and configures, then is killed; returns why it failed, or null. */
+  private runCanary(): string | null {
+    const slot = new Worker(this, CANARY_WORKER);
+    const err = this.startVm(slot);
+    const canary = slot.vm;
+    slot.vm = null; // no tick, queue or HTTP-call delivery reaches it from here on
+    canary?.kill();
+    this.clearTimer(slot);
+    return err;
+  }
+
   /** Instantiates and configures a VM into the worker slot; returns why it failed, or null. */
   private startVm(w: Worker): string | null {
     let vm: WasmVm;
@@ -241,17 +274,21 @@ export class ProxyWasmHost {
     } catch (e) {
       return e instanceof Error ? e.message : String(e);
     }
-    const prev = w.vm;
     w.vm = vm;
     w.tickPeriodMs = 0;
     this.clearTimer(w);
-    vm.startVm();
-    const reason = vm.failed ? 'the module trapped in its _initialize/_start function' : vm.startRoot();
+    w.starting = true; // a trap now fails the start; it does not start another VM
+    let reason: string | null;
+    try {
+      vm.startVm();
+      reason = vm.failed ? `the module trapped in ${vm.failure}` : vm.startRoot();
+    } finally {
+      w.starting = false;
+    }
     if (reason) {
       vm.failed = true;
       vm.close();
       w.vm = null;
-      void prev;
       return `${reason}; the VM is not used (Envoy rejects the filter configuration)`;
     }
     return null;
@@ -286,10 +323,10 @@ export class ProxyWasmHost {
   emitLog(level: number, message: string, worker: number): void {
     const e: LogEvent = { level: LOG_LEVELS[level] ?? 'info', message, worker };
     if (this.opts.onLog) this.opts.onLog(e);
-    else process.stderr.write(`[wasm ${this.rootId} worker ${worker}] ${e.level}: ${message}\n`);
+    else process.stderr.write(`[wasm ${this.rootId} ${worker === CANARY_WORKER ? 'canary' : `worker ${worker}`}] ${e.level}: ${message}\n`);
   }
 
-  defineMetric(type: number, name: string) {
+  defineMetric(type: number, name: string): MetricHandle {
     let m = this.metricsByName.get(name);
     if (!m || m.type !== type) {
       m = new Metric(type);
@@ -430,10 +467,9 @@ export class ProxyWasmHost {
     const e: TrapEvent = { worker: w.worker, function: fn, error, stack };
     this.emitLog(4, `Function: ${fn} failed: ${describe(error)}\n${stack}`, w.worker);
     this.opts.onTrap?.(e);
-    if (w.vm !== vm || this.closed) return;
+    if (w.vm !== vm || w.starting || this.closed) return;
     // The failed VM stays with the streams it served (they fail closed/open); new streams get a fresh VM.
-    // Replacement runs right away: the trap was caught after the wasm stack unwound. The new VM is
-    // started before the old one lets go of the shared data, so the vm_id's data survives.
+    // Replacement runs right away: the trap was caught after the wasm stack unwound.
     w.vm = null;
     const err = this.startVm(w);
     vm.close();
@@ -451,6 +487,7 @@ export class ProxyWasmHost {
     }
     this.pending = [];
     this.http.close();
+    this.sharedData.release(this.vmId);
   }
 }
 

@@ -1,0 +1,48 @@
+// What Envoy's HeaderMap does for the header-map host functions (Envoy's Context in
+// source/extensions/common/wasm/context.cc): a map is an ordered list of [lower-case name,
+// value] pairs, one byte per latin1 character.
+import type { HeaderPairs } from './abi.js';
+
+/** Envoy's LowerCaseString (absl::AsciiStrToLower): only A-Z change; other latin1 bytes stay as they are. */
+export function asciiLower(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 65 && c <= 90) return s.replace(/[A-Z]+/g, (u) => u.toLowerCase());
+  }
+  return s;
+}
+
+/** The first value of `key` (Envoy's `entry[0]`; a TODO there notes the missing concatenation), or null. */
+export function firstValue(map: HeaderPairs, key: string): string | null {
+  for (let i = 0; i < map.length; i++) if (map[i][0] === key) return map[i][1];
+  return null;
+}
+
+/** Envoy setCopy: the first entry of `key` takes the value and later duplicates go; appended when absent. */
+export function replaceValue(map: HeaderPairs, key: string, value: string): void {
+  let i = 0;
+  while (i < map.length && map[i][0] !== key) i++;
+  if (i === map.length) {
+    map.push([key, value]);
+    return;
+  }
+  map[i][1] = value; // the stream's own tuple (Stream copies what it takes in and hands out)
+  for (let j = map.length - 1; j > i; j--) if (map[j][0] === key) map.splice(j, 1);
+}
+
+export function removeValues(map: HeaderPairs, key: string): void {
+  for (let j = map.length - 1; j >= 0; j--) if (map[j][0] === key) map.splice(j, 1);
+}
+
+/** The map becomes `pairs`, names lower-cased. */
+export function replaceAll(map: HeaderPairs, pairs: HeaderPairs): void {
+  map.length = 0;
+  for (const [k, v] of pairs) map.push([asciiLower(k), v]);
+}
+
+/** HeaderMap::byteSize(): the bytes of all names and values, not the count. */
+export function byteSize(map: HeaderPairs): number {
+  let bytes = 0;
+  for (let i = 0; i < map.length; i++) bytes += map[i][0].length + map[i][1].length;
+  return bytes;
+}
