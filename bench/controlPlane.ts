@@ -12,7 +12,8 @@ import { parseArgs } from 'node:util';
 import { startControlPlane } from '../control-plane/server.js';
 import { createLogger } from '../control-plane/log.js';
 
-const SAMPLE_PATH = '/work/shared/data/metrics/vllm-datadog-fixture.txt';
+/** Real vLLM /metrics text (data/README.md). */
+const SAMPLE_PATH = fileURLToPath(new URL('../data/metrics/vllm-datadog-fixture.txt', import.meta.url));
 const INTERVAL_MS = 50;
 /** Scrapes before this are not measured (connections opening, JIT warm-up). */
 const WARMUP_MS = 2000;

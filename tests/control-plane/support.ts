@@ -4,9 +4,11 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFileSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { decodeState, type RouterState } from '../../control-plane/stateWire.js';
 
-export const METRICS_DIR = '/work/shared/data/metrics';
+/** The real /metrics samples (data/README.md). */
+export const METRICS_DIR = fileURLToPath(new URL('../../data/metrics', import.meta.url));
 export const SAMPLE_FILES = readdirSync(METRICS_DIR).filter((f) => f.endsWith('.txt')).sort();
 export const sample = (name: string) => readFileSync(`${METRICS_DIR}/${name}`, 'utf8');
 export const VLLM_SAMPLE = 'vllm-datadog-fixture.txt';
