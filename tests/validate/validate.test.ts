@@ -6,9 +6,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { validateRepo } from './repo.js';
-import { formatFinding, type Finding } from './finding.js';
-import { checkEnvoyMessage } from './envoyProto.js';
+import { validateRepo } from '../../validate/repo.js';
+import { formatFinding, type Finding } from '../../validate/finding.js';
+import { checkEnvoyMessage } from '../../validate/envoyProto.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** What the validator reads; the copies hold only these. */
