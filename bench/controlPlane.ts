@@ -8,9 +8,9 @@ import http from 'node:http';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { startControlPlane } from '../control-plane/server.js';
 import { createLogger } from '../control-plane/log.js';
+import { toolArgs } from '../cli/toolArgs.js';
 
 /** Real vLLM /metrics text (data/README.md). */
 const SAMPLE_PATH = fileURLToPath(new URL('../data/metrics/vllm-datadog-fixture.txt', import.meta.url));
@@ -27,11 +27,6 @@ const USAGE = `usage: npm run bench:control-plane -- [options]
   --rounds N            weight flips timed for the propagation p99 (default ${PROPAGATION_ROUNDS})
   --json                one JSON line: {"cases": [...], "weightPropagationP99Ms", ...}
   --help`;
-
-function fail(message: string): never {
-  process.stderr.write(`bench:control-plane: ${message}\n${USAGE}\n`);
-  process.exit(2);
-}
 
 /**
  * What prometheus_client's exposition app (vLLM's /metrics) returns for
@@ -140,23 +135,13 @@ async function runCase(n: number, seconds: number, warmupSeconds: number, replic
   };
 }
 
-function parseOptions(argv: string[]) {
-  let values;
-  try {
-    values = parseArgs({
-      args: argv,
-      options: {
-        json: { type: 'boolean' }, seconds: { type: 'string' }, warmup: { type: 'string' }, replicas: { type: 'string' }, responses: { type: 'string' },
-        rounds: { type: 'string' }, help: { type: 'boolean' },
-        // Internal: the child process that serves the stand-in replicas.
-        'serve-replicas': { type: 'string' }, 'name-filter': { type: 'boolean' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (e) {
-    fail((e as Error).message);
-  }
+function parseOptions() {
+  const { values, fail } = toolArgs('bench:control-plane', USAGE, {
+    json: { type: 'boolean' }, seconds: { type: 'string' }, warmup: { type: 'string' }, replicas: { type: 'string' }, responses: { type: 'string' },
+    rounds: { type: 'string' },
+    // Internal: the child process that serves the stand-in replicas.
+    'serve-replicas': { type: 'string' }, 'name-filter': { type: 'boolean' },
+  });
   const number = (flag: string, v: string | undefined, def: number, min: number, integer: boolean): number => {
     if (v === undefined) return def;
     const n = Number(v);
@@ -167,7 +152,6 @@ function parseOptions(argv: string[]) {
   const responses = (values.responses ?? 'full,filtered').split(',');
   for (const r of responses) if (r !== 'full' && r !== 'filtered') fail(`--responses takes full and/or filtered, got '${r}'`);
   return {
-    help: values.help === true,
     json: values.json === true,
     seconds: number('seconds', values.seconds, 10, 0.1, false),
     warmupSeconds: number('warmup', values.warmup, 2, 0, false),
@@ -180,8 +164,7 @@ function parseOptions(argv: string[]) {
 }
 
 async function main(): Promise<void> {
-  const o = parseOptions(process.argv.slice(2));
-  if (o.help) { console.log(USAGE); return; }
+  const o = parseOptions();
   if (o.serveReplicas !== undefined) return serveReplicas(o.serveReplicas, o.nameFilter);
   const cases: Case[] = [];
   for (const n of o.sizes) for (const resp of o.responses) {

@@ -4,9 +4,9 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { formatFinding } from './finding.js';
 import { validateRepo } from './repo.js';
+import { toolArgs } from '../cli/toolArgs.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -18,19 +18,8 @@ const USAGE = `usage: npm run validate -- [options] [DIR]
 Exits 0 when there is no finding, 1 when there is one, 2 on a bad command line.`;
 
 async function main(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: { verbose: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean' } }, strict: true, allowPositionals: true });
-  } catch (e) {
-    console.error(`validate: ${(e as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  if (values.help) { console.log(USAGE); return 0; }
-  if (positionals.length > 1) {
-    console.error(`validate: one directory at most, got ${positionals.length}\n${USAGE}`);
-    return 2;
-  }
+  const { values, positionals, fail } = toolArgs('validate', USAGE, { verbose: { type: 'boolean' }, json: { type: 'boolean' } }, true, argv);
+  if (positionals.length > 1) fail(`one directory at most, got ${positionals.length}`);
   const root = positionals.length ? path.resolve(positionals[0]) : REPO_ROOT;
   if (!existsSync(path.join(root, 'plugin/config.schema.json'))) {
     console.error(`validate: ${root} is not a prefix-router checkout (no plugin/config.schema.json)`);

@@ -1,7 +1,7 @@
 // npm run chaos [-- options] (--help lists them)
 // Runs the fault scenarios under load (scenarios.ts) and prints scenario, requests, failed,
 // recovery ms and each behavioural check. Exit 1 when a check fails, 2 on a bad command line.
-import { parseArgs } from 'node:util';
+import { toolArgs } from '../../cli/toolArgs.js';
 import { CHAOS_DEFAULTS, SCENARIOS, type ChaosOptions, type ScenarioName, type ScenarioResult } from './scenarios.js';
 
 const USAGE = `usage: npm run chaos -- [options]
@@ -15,29 +15,11 @@ const USAGE = `usage: npm run chaos -- [options]
   --json              one JSON line: {"scenarios": [{"name", "requests", "failed", "recoveryMs", "recovery", "checks", "details"}]}
   --help`;
 
-function fail(message: string): never {
-  console.error(`chaos: ${message}\n${USAGE}`);
-  process.exit(2);
-}
-
-let values;
-try {
-  ({ values } = parseArgs({
-    options: {
-      json: { type: 'boolean' }, scenario: { type: 'string', multiple: true }, 'time-scale': { type: 'string' },
-      concurrency: { type: 'string' }, requests: { type: 'string' }, 'warm-up': { type: 'string' }, 'down-ms': { type: 'string' },
-      'corrupt-ms': { type: 'string' }, help: { type: 'boolean' },
-    },
-    strict: true,
-    allowPositionals: false,
-  }));
-} catch (e) {
-  fail((e as Error).message);
-}
-if (values.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
+const { values, fail } = toolArgs('chaos', USAGE, {
+  json: { type: 'boolean' }, scenario: { type: 'string', multiple: true }, 'time-scale': { type: 'string' },
+  concurrency: { type: 'string' }, requests: { type: 'string' }, 'warm-up': { type: 'string' }, 'down-ms': { type: 'string' },
+  'corrupt-ms': { type: 'string' },
+});
 const names = (values.scenario?.length ? values.scenario : Object.keys(SCENARIOS)) as ScenarioName[];
 for (const n of names) if (!(n in SCENARIOS)) fail(`--scenario: unknown '${n}' (one of ${Object.keys(SCENARIOS).join(', ')})`);
 const num = (flag: string, v: string | undefined, fallback: number, min: number): number => {

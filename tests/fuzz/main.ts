@@ -5,10 +5,10 @@
 // over --shards child processes (default 2, one per core here), each with its own seed.
 // Progress goes to stderr, the result to stdout. Exits 1 on any trap, unrouted request
 // or leaked destination header.
-import { parseArgs } from 'node:util';
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { splitCases, type FuzzReport } from './harness.js';
+import { toolArgs } from '../../cli/toolArgs.js';
 
 /** The issue's bar: a million cases. */
 const DEFAULT_CASES = 1_000_000;
@@ -22,25 +22,7 @@ const USAGE = `usage: npm run fuzz -- [options]
   --json        one JSON line: {"cases", "traps", "unroutedWithoutError", "details", "findings"}
   --help`;
 
-function fail(message: string): never {
-  console.error(`fuzz: ${message}\n${USAGE}`);
-  process.exit(2);
-}
-
-let values;
-try {
-  ({ values } = parseArgs({
-    options: { cases: { type: 'string' }, seed: { type: 'string' }, shards: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean' } },
-    strict: true,
-    allowPositionals: false,
-  }));
-} catch (e) {
-  fail((e as Error).message);
-}
-if (values.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
+const { values, fail } = toolArgs('fuzz', USAGE, { cases: { type: 'string' }, seed: { type: 'string' }, shards: { type: 'string' }, json: { type: 'boolean' } });
 const cases = values.cases ? Number(values.cases) : DEFAULT_CASES;
 const seed = values.seed ? Number(values.seed) : 1;
 const shards = values.shards ? Number(values.shards) : DEFAULT_SHARDS;
