@@ -3,19 +3,30 @@
 // is not counted), and weight propagation to the filter when the proxy-wasm
 // host and the built filter are available.
 //
-//   npm run bench:control-plane [-- --json] [-- --seconds 10] [-- --replicas 64,256] [-- --responses full,filtered]
+//   npm run bench:control-plane -- [options] (--help lists them)
 import http from 'node:http';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { startControlPlane } from '../control-plane/server.js';
 import { createLogger } from '../control-plane/log.js';
+import { toolArgs } from '../cli/toolArgs.js';
 
-const SAMPLE_PATH = '/work/shared/data/metrics/vllm-datadog-fixture.txt';
+/** Real vLLM /metrics text (data/README.md). */
+const SAMPLE_PATH = fileURLToPath(new URL('../data/metrics/vllm-datadog-fixture.txt', import.meta.url));
 const INTERVAL_MS = 50;
-/** Scrapes before this are not measured (connections opening, JIT warm-up). */
-const WARMUP_MS = 2000;
+/** Weight flips measured for the propagation p99. */
+const PROPAGATION_ROUNDS = 60;
+
+const USAGE = `usage: npm run bench:control-plane -- [options]
+  --replicas N,...      stand-in replica counts, one case each (default 64,256)
+  --responses K,...     full (a replica that ignores name[] and sends all ~21 KB) and/or
+                        filtered (one that honours it, as vLLM's prometheus_client does); default full,filtered
+  --seconds S           measured scraping time per case (default 10)
+  --warmup S            unmeasured scraping before it: connections opening, JIT warm-up (default 2)
+  --rounds N            weight flips timed for the propagation p99 (default ${PROPAGATION_ROUNDS})
+  --json                one JSON line: {"cases": [...], "weightPropagationP99Ms", ...}
+  --help`;
 
 /**
  * What prometheus_client's exposition app (vLLM's /metrics) returns for
@@ -92,7 +103,7 @@ function percentile(xs: number[], p: number): number {
 type ReplicaResponse = 'full' | 'filtered';
 interface Case { replicas: number; intervalMs: number; replicaResponse: ReplicaResponse; cpuCores: number; userCores: number; scrapeP99Ms: number; scrapes: number; failures: number }
 
-async function runCase(n: number, seconds: number, replicaResponse: ReplicaResponse): Promise<Case> {
+async function runCase(n: number, seconds: number, warmupSeconds: number, replicaResponse: ReplicaResponse): Promise<Case> {
   const { ports, child } = await startReplicaChild(n, replicaResponse === 'filtered');
   const durations: number[] = [];
   let failures = 0;
@@ -104,7 +115,7 @@ async function runCase(n: number, seconds: number, replicaResponse: ReplicaRespo
       if (o.ok) durations.push(o.durationMs); else failures++;
     },
   });
-  await new Promise((r) => setTimeout(r, WARMUP_MS));
+  await new Promise((r) => setTimeout(r, warmupSeconds * 1000));
   measuring = true;
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
@@ -124,28 +135,47 @@ async function runCase(n: number, seconds: number, replicaResponse: ReplicaRespo
   };
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      json: { type: 'boolean' }, seconds: { type: 'string' }, replicas: { type: 'string' }, 'serve-replicas': { type: 'string' },
-      'name-filter': { type: 'boolean' }, responses: { type: 'string' },
-    },
+function parseOptions() {
+  const { values, fail } = toolArgs('bench:control-plane', USAGE, {
+    json: { type: 'boolean' }, seconds: { type: 'string' }, warmup: { type: 'string' }, replicas: { type: 'string' }, responses: { type: 'string' },
+    rounds: { type: 'string' },
+    // Internal: the child process that serves the stand-in replicas.
+    'serve-replicas': { type: 'string' }, 'name-filter': { type: 'boolean' },
   });
-  if (values['serve-replicas']) return serveReplicas(Number(values['serve-replicas']), values['name-filter'] === true);
-  const seconds = Number(values.seconds ?? 10);
-  const sizes = (values.replicas ?? '64,256').split(',').map(Number);
+  const number = (flag: string, v: string | undefined, def: number, min: number, integer: boolean): number => {
+    if (v === undefined) return def;
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) fail(`--${flag} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got '${v}'`);
+    return n;
+  };
+  const sizes = (values.replicas ?? '64,256').split(',').map((v) => number('replicas', v, 0, 1, true));
+  const responses = (values.responses ?? 'full,filtered').split(',');
+  for (const r of responses) if (r !== 'full' && r !== 'filtered') fail(`--responses takes full and/or filtered, got '${r}'`);
+  return {
+    json: values.json === true,
+    seconds: number('seconds', values.seconds, 10, 0.1, false),
+    warmupSeconds: number('warmup', values.warmup, 2, 0, false),
+    rounds: number('rounds', values.rounds, PROPAGATION_ROUNDS, 1, true),
+    sizes,
+    responses: responses as ReplicaResponse[],
+    serveReplicas: values['serve-replicas'] === undefined ? undefined : number('serve-replicas', values['serve-replicas'], 0, 1, true),
+    nameFilter: values['name-filter'] === true,
+  };
+}
+
+async function main(): Promise<void> {
+  const o = parseOptions();
+  if (o.serveReplicas !== undefined) return serveReplicas(o.serveReplicas, o.nameFilter);
   const cases: Case[] = [];
-  // full: a replica that ignores name[] (sends all ~21 KB); filtered: one that honours it like prometheus_client (vLLM).
-  const responses = (values.responses ?? 'full,filtered').split(',') as ReplicaResponse[];
-  for (const n of sizes) for (const resp of responses) {
-    const c = await runCase(n, seconds, resp);
+  for (const n of o.sizes) for (const resp of o.responses) {
+    const c = await runCase(n, o.seconds, o.warmupSeconds, resp);
     cases.push(c);
-    if (!values.json) {
-      console.log(`${n} replicas @ ${INTERVAL_MS} ms, ${resp} responses: ${c.cpuCores} cores (user ${c.userCores}), scrape p99 ${c.scrapeP99Ms} ms (${c.scrapes} scrapes, ${c.failures} failed, expected ~${Math.round(n * seconds * 1000 / INTERVAL_MS)})`);
+    if (!o.json) {
+      console.log(`${n} replicas @ ${INTERVAL_MS} ms, ${resp} responses: ${c.cpuCores} cores (user ${c.userCores}), scrape p99 ${c.scrapeP99Ms} ms (${c.scrapes} scrapes, ${c.failures} failed, expected ~${Math.round(n * o.seconds * 1000 / INTERVAL_MS)})`);
     }
   }
-  const propagation = await measurePropagation();
-  if (values.json) {
+  const propagation = await measurePropagation(o.rounds);
+  if (o.json) {
     console.log(JSON.stringify({
       cases: cases.map(({ replicas, intervalMs, replicaResponse, cpuCores, scrapeP99Ms }) => ({ replicas, intervalMs, cpuCores, scrapeP99Ms, replicaResponse })),
       weightPropagationP99Ms: propagation.p99Ms,
@@ -156,18 +186,16 @@ async function main(): Promise<void> {
   }
 }
 
-/** Weight flips measured for the propagation p99. */
-const PROPAGATION_ROUNDS = 60;
 const WASM_PATH = fileURLToPath(new URL('../plugin/prefix-router.wasm', import.meta.url));
 
 /**
  * From PUT /v1/weights to the first routing decision of every worker VM that
  * uses the new weights, through the real filter in our proxy-wasm host (its
  * long poll reaches this control plane through the host's proxy_http_call).
- * Replica A has the shorter queue and the fuller KV cache, B the opposite (same load): with
+ * Replica A has the shorter queue and the fuller KV cache, B the opposite: with
  * queue-only weights the filter picks A, with KV-only weights B.
  */
-async function measurePropagation(): Promise<{ p99Ms: number | null; note: string }> {
+async function measurePropagation(rounds: number): Promise<{ p99Ms: number | null; note: string }> {
   if (!existsSync(WASM_PATH)) return { p99Ms: null, note: 'plugin/prefix-router.wasm not built (npm run build:wasm)' };
   let hostModule: typeof import('../host/index.js');
   try {
@@ -180,8 +208,10 @@ async function measurePropagation(): Promise<{ p99Ms: number | null; note: strin
     .replace(/^(vllm:num_requests_running(?:\{[^\n]*\})?[ \t]+)\S+/gm, `$1${running}`)
     .replace(/^(vllm:num_requests_waiting(?:\{[^\n]*\})?[ \t]+)\S+/gm, `$1${waiting}`)
     .replace(/^(vllm:kv_cache_usage_perc(?:\{[^\n]*\})?[ \t]+)\S+/gm, `$1${kv}`);
-  // Equal loads (running + waiting), so the filter's bounded-load rule leaves both eligible.
-  const bodies = [withValues(0, 10, 0.9), withValues(10, 0, 0.1)];
+  // The guard's load is waiting + in flight, and below its spill floor (MIN_SPILL_LOAD, 8, in
+  // assembly/scheduling/picker.ts) it passes nobody over: 0 and 2 waiting keep both replicas
+  // eligible, so the scorers alone decide and the weights are what is measured.
+  const bodies = [withValues(0, 4, 0.9), withValues(2, 4, 0.1)];
   const servers = await Promise.all(bodies.map(async (b) => {
     const s = http.createServer((_q, res) => res.end(b));
     await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
@@ -217,7 +247,7 @@ async function measurePropagation(): Promise<{ p99Ms: number | null; note: strin
       if (Date.now() > ready) return { p99Ms: null, note: 'the filter never routed on the control plane state' };
       await new Promise((r) => setTimeout(r, 20));
     }
-    for (let i = 0; i < PROPAGATION_ROUNDS; i++) {
+    for (let i = 0; i < rounds; i++) {
       const [weights, expected] = i % 2 === 0 ? [kvOnly, b] : [queueOnly, a];
       const switched = new Array(workers).fill(false);
       const t0 = performance.now();

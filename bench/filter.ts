@@ -6,7 +6,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import binaryen from 'binaryen';
 import { ProxyWasmHost, SharedDataStore } from '../host/index.js';
 import { StateServer } from './stateServer.js';
 import type { ReplicaState } from '../control-plane/stateWire.js';
@@ -337,6 +336,8 @@ const HOST_CALL_ROUNDS = 6;
  * empty loop, best of HOST_CALL_ROUNDS (the machine is shared).
  */
 async function hostCalls(): Promise<Record<string, number>> {
+  // Loaded here, not at the top: binaryen takes seconds to load and only --host-calls needs it.
+  const { default: binaryen } = await import('binaryen');
   const calls: Array<[string, string]> = [
     ['loop only', ''],
     ['get_header_map_value', '(drop (call $ghv (i32.const 0) (i32.const 64) (i32.const 7) (i32.const 0) (i32.const 4)))'],

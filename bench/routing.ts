@@ -1,12 +1,13 @@
 // npm run bench:routing [-- options]: how much prefix-router's routing gains over
 // the routers users would pick instead, in one deterministic simulated run.
 // See bench/routing/README.md.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { html, table, toJson } from './routing/report.js';
 import { runScenario, type WorkloadResult } from './routing/runner.js';
-import { DEFAULT_SCENARIO_OPTIONS, buildScenarios } from './routing/scenarios.js';
-import { DEFAULT_WORKLOAD_DIR } from './routing/workloads.js';
+import { DEFAULT_SCENARIO_OPTIONS, SHAPES, buildScenarios } from './routing/scenarios.js';
+import { DEFAULT_WORKLOAD_DIR, readSharedPrefixShape } from './routing/workloads.js';
 
 /** --quick: this fraction of the requests, 3 replicas only. */
 const QUICK_REQUEST_SCALE = 0.2;
@@ -59,9 +60,10 @@ async function main(): Promise<void> {
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) fail(`--seed must be an integer 0..4294967295, got '${args.seed}'`);
   const quick = args.quick === true;
   const scale = positive(args['requests-scale'], 'requests-scale', 1, false) * (quick ? QUICK_REQUEST_SCALE : 1);
+  const workloadDir = args.workloads ?? DEFAULT_WORKLOAD_DIR;
   const scenarios = buildScenarios({
     ...DEFAULT_SCENARIO_OPTIONS,
-    workloadDir: args.workloads ?? DEFAULT_WORKLOAD_DIR,
+    workloadDir,
     seed,
     requestScale: scale,
     scaleReplicas: quick || args['no-scale'] ? [] : DEFAULT_SCENARIO_OPTIONS.scaleReplicas,
@@ -69,6 +71,12 @@ async function main(): Promise<void> {
     trace: args.trace ? { file: args.trace, replicas: positive(args['trace-replicas'], 'trace-replicas', 3, true), limit: positive(args['trace-limit'], 'trace-limit', Infinity, true) } : undefined,
   }).filter((s) => !args.only || args.only.split(',').some((f) => s.name.includes(f)));
   if (scenarios.length === 0) fail(`no scenario matches --only ${args.only}`);
+  // Every input the chosen scenarios read is checked before the first runs: a bad one stops the run, not one scenario of it.
+  for (const s of SHAPES) {
+    if (!scenarios.some((sc) => sc.name.split('@')[0] === s.name)) continue;
+    try { readSharedPrefixShape(join(workloadDir, s.file)); } catch (e) { fail((e as Error).message); }
+  }
+  if (args.trace) { try { accessSync(args.trace, constants.R_OK); } catch (e) { fail(`--trace: cannot read '${args.trace}': ${(e as NodeJS.ErrnoException).code}`); } }
   const policyFilter = args.policies ? args.policies.split(',') : undefined;
   let wasm: Uint8Array | undefined;
   if (args.wasm !== undefined) {

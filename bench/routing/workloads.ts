@@ -4,6 +4,7 @@
 // or the two synthetic edge cases (one shared system prompt; unique prompts).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { CHARS_PER_TOKEN, randomText, tokenizePrompt } from '../../simulator/tokens.js';
 import { Rng, deriveSeed } from './random.js';
@@ -12,8 +13,8 @@ import { Rng, deriveSeed } from './random.js';
 export const BLOCK_TOKENS = 16;
 /** The model name every request carries (the seed deployment's model). */
 export const MODEL = 'Qwen/Qwen2.5-3B-Instruct';
-/** Where the team keeps the real workload configs. */
-export const DEFAULT_WORKLOAD_DIR = '/work/shared/data/workloads';
+/** The real workload configs in the repository (data/README.md). */
+export const DEFAULT_WORKLOAD_DIR = fileURLToPath(new URL('../../data/workloads', import.meta.url));
 
 export interface SimRequest {
   /** Arrival order, 0-based. */
@@ -55,7 +56,18 @@ function positiveInt(v: unknown, field: string, file: string): number {
 
 /** Reads `data.shared_prefix` (or `config.data.shared_prefix`) from an inference-perf config. */
 export function readSharedPrefixShape(path: string): SharedPrefixShape {
-  const doc = parseYaml(readFileSync(path, 'utf8')) as Record<string, any>;
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new Error(`cannot read workload config ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  let doc: Record<string, any>;
+  try {
+    doc = parseYaml(text) as Record<string, any>;
+  } catch (e) {
+    throw new Error(`${path}: not valid YAML: ${(e as Error).message}`);
+  }
   const data = doc?.data ?? doc?.config?.data;
   const sp = data?.shared_prefix;
   if (data?.type !== 'shared_prefix' || typeof sp !== 'object' || sp === null) throw new Error(`${path}: no data.shared_prefix section`);

@@ -1,15 +1,13 @@
-// bench/filter.ts: the JSON it prints has the documented shape (speed itself is
+// npm run bench:filter: the JSON it prints has the documented shape (speed itself is
 // never asserted here), and bad flags are refused with a message, not a crash.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+import { ROOT, scriptArgs } from '../tools/npmScript.js';
 const WASM = 'plugin/prefix-router.wasm';
 
 function bench(args: string[]) {
-  return spawnSync(process.execPath, ['--import', 'tsx', 'bench/filter.ts', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+  return spawnSync(process.execPath, [...scriptArgs('bench:filter'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
 }
 
 test('--json with --against, --api chat and --lines: one object, both modules timed on the same requests', () => {

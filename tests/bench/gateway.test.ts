@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { startReplicas, type RunningReplicas } from '../../simulator/server.js';
 import { parseGatewayBenchArgs, parseReplicaList, percentiles, runGatewayBench, summary, writeGatewayReport } from '../../bench/gateway.js';
+import { ROOT, scriptArgs } from '../tools/npmScript.js';
 
 let sim: RunningReplicas;
 let proxy: Server;
@@ -76,7 +77,7 @@ test('benchmark through a round-robin proxy: health, spread, throughput, percent
 
 test('--json prints exactly the summary shape; the run writes its files', async () => {
   const out = join(outDir, 'cli');
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/gateway.ts', '--gateway', gateway, '--replicas', sim.replicas.map((r) => r.url).join(','), '--json', '--concurrency', '6', '--max-tokens', '2', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...scriptArgs('bench'), '--gateway', gateway, '--replicas', sim.replicas.map((r) => r.url).join(','), '--json', '--concurrency', '6', '--max-tokens', '2', '--out', out], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '', stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
   child.stderr.on('data', (d) => (stderr += d));

@@ -13,6 +13,8 @@ export class FaultFront {
   corrupted = 0;
   /** Metrics requests held without an answer. */
   hung = 0;
+  /** Versions of the state payloads passed through whole (x-prefix-router-state-version). */
+  readonly servedWholeStates = new Set<bigint>();
   private readonly sockets = new Set<Socket>();
   private readonly held = new Set<http.ServerResponse>();
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
@@ -63,6 +65,8 @@ export class FaultFront {
         });
         return;
       }
+      const version = ur.headers['x-prefix-router-state-version'];
+      if (path.startsWith('/v1/state') && ur.statusCode === 200 && typeof version === 'string' && /^\d+$/.test(version)) this.servedWholeStates.add(BigInt(version));
       res.writeHead(ur.statusCode ?? 502, ur.headers);
       ur.pipe(res);
       ur.on('aborted', () => res.destroy());

@@ -4,9 +4,11 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFileSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { decodeState, type RouterState } from '../../control-plane/stateWire.js';
 
-export const METRICS_DIR = '/work/shared/data/metrics';
+/** The real /metrics samples (data/README.md). */
+export const METRICS_DIR = fileURLToPath(new URL('../../data/metrics', import.meta.url));
 export const SAMPLE_FILES = readdirSync(METRICS_DIR).filter((f) => f.endsWith('.txt')).sort();
 export const sample = (name: string) => readFileSync(`${METRICS_DIR}/${name}`, 'utf8');
 export const VLLM_SAMPLE = 'vllm-datadog-fixture.txt';
@@ -34,7 +36,8 @@ export interface StandIn {
   close(): Promise<void>;
 }
 
-export async function standInReplica(file = VLLM_SAMPLE): Promise<StandIn> {
+/** A replica serving `file` on `host` (any 127.x address: all of 127/8 is loopback on Linux) and `port` (0: any free one). */
+export async function standInReplica(file = VLLM_SAMPLE, host = '127.0.0.1', port = 0): Promise<StandIn> {
   const base = sample(file);
   const hung: http.ServerResponse[] = [];
   const r: StandIn = {
@@ -64,14 +67,14 @@ export async function standInReplica(file = VLLM_SAMPLE): Promise<StandIn> {
     res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
     res.end(text);
   });
-  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  await new Promise<void>((ok, fail) => { server.once('error', fail); server.listen(port, host, ok); });
   r.port = (server.address() as AddressInfo).port;
-  r.address = `127.0.0.1:${r.port}`;
+  r.address = `${host}:${r.port}`;
   return r;
 }
 
 /** Polls `check` until it returns a truthy value; fails after `maxMs` (generous: the machine is shared). */
-export async function waitFor<T>(what: string, check: () => T | Promise<T>, maxMs = 10_000, everyMs = 10): Promise<NonNullable<T>> {
+export async function waitFor<T>(what: string, check: () => T | Promise<T>, maxMs = 30_000, everyMs = 10): Promise<NonNullable<T>> {
   const end = Date.now() + maxMs;
   for (;;) {
     const v = await check();

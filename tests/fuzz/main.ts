@@ -1,36 +1,34 @@
-// npm run fuzz [-- --cases N] [--seed S] [--shards N] [--json]
+// npm run fuzz [-- options] (--help lists them)
 // The full fuzz run: at least 1,000,000 generated and mutated requests, state payloads
 // and configurations through plugin/prefix-router.wasm in the proxy-wasm host (each
 // host runs two worker VMs, as Envoy runs one per worker thread). The cases are split
 // over --shards child processes (default 2, one per core here), each with its own seed.
 // Progress goes to stderr, the result to stdout. Exits 1 on any trap, unrouted request
 // or leaked destination header.
-import { parseArgs } from 'node:util';
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { splitCases, type FuzzReport } from './harness.js';
+import { toolArgs } from '../../cli/toolArgs.js';
 
 /** The issue's bar: a million cases. */
 const DEFAULT_CASES = 1_000_000;
 /** This machine has two cores. */
 const DEFAULT_SHARDS = 2;
 
-const { values } = parseArgs({ options: { cases: { type: 'string' }, seed: { type: 'string' }, shards: { type: 'string' }, json: { type: 'boolean' } } });
+const USAGE = `usage: npm run fuzz -- [options]
+  --cases N     generated and mutated cases in all (default ${DEFAULT_CASES}; at least 100)
+  --seed S      integer; shard i uses seed S x 1000 + i (default 1)
+  --shards N    child processes, 1..16 (default ${DEFAULT_SHARDS})
+  --json        one JSON line: {"cases", "traps", "unroutedWithoutError", "details", "findings"}
+  --help`;
+
+const { values, fail } = toolArgs('fuzz', USAGE, { cases: { type: 'string' }, seed: { type: 'string' }, shards: { type: 'string' }, json: { type: 'boolean' } });
 const cases = values.cases ? Number(values.cases) : DEFAULT_CASES;
 const seed = values.seed ? Number(values.seed) : 1;
 const shards = values.shards ? Number(values.shards) : DEFAULT_SHARDS;
-if (!Number.isInteger(cases) || cases < 100) {
-  console.error(`--cases: expected an integer >= 100, got '${values.cases}'`);
-  process.exit(2);
-}
-if (!Number.isInteger(shards) || shards < 1 || shards > 16) {
-  console.error(`--shards: expected an integer 1..16, got '${values.shards}'`);
-  process.exit(2);
-}
-if (!Number.isInteger(seed)) {
-  console.error(`--seed: expected an integer, got '${values.seed}'`);
-  process.exit(2);
-}
+if (!Number.isInteger(cases) || cases < 100) fail(`--cases: expected an integer >= 100, got '${values.cases}'`);
+if (!Number.isInteger(shards) || shards < 1 || shards > 16) fail(`--shards: expected an integer 1..16, got '${values.shards}'`);
+if (!Number.isInteger(seed)) fail(`--seed: expected an integer, got '${values.seed}'`);
 
 const started = Date.now();
 const progress: Array<{ phase: string; done: number; total: number }> = [];

@@ -6,9 +6,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { validateRepo } from './repo.js';
-import { formatFinding, type Finding } from './finding.js';
-import { checkEnvoyMessage } from './envoyProto.js';
+import { validateRepo } from '../../validate/repo.js';
+import { formatFinding, type Finding } from '../../validate/finding.js';
+import { checkEnvoyMessage } from '../../validate/envoyProto.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** What the validator reads; the copies hold only these. */
@@ -79,12 +79,21 @@ test('a wrong type in envoy.yaml is caught (Duration as a number, enum misspelt)
 test('a bad plugin configuration is caught wherever it is embedded', async () => {
   let findings = await findingsAfter('manifests/overlays/istio/wasmplugin/wasmplugin.yaml', 'maxBodyBytes: 1048576', 'maxBodyBytes: 12');
   assertFinding(findings, 'manifests/overlays/istio/wasmplugin/wasmplugin.yaml', 'WasmPlugin/prefix-router.spec.pluginConfig.maxBodyBytes', 'plugin config: must be >= 1024');
-  findings = await findingsAfter('envoy/envoy.yaml', '"debugHeaders": true', '"debugHeader": true');
+  findings = await findingsAfter('envoy/envoy.yaml', '"debugHeaders": false', '"debugHeader": false');
   assertFinding(findings, 'envoy/envoy.yaml', 'typed_config.config.configuration.value', "unknown field 'debugHeader'");
   findings = await findingsAfter('manifests/overlays/envoy-gateway/extensionpolicy.yaml', 'path: /v1/state', 'path: v1/state');
   assertFinding(findings, 'manifests/overlays/envoy-gateway/extensionpolicy.yaml', 'spec.wasm[0].config.controlPlane.path', 'must match pattern');
   findings = await findingsAfter('manifests/overlays/gke/wasmplugin.yaml', '"sharedState": false', '"sharedState": true');
   assertFinding(findings, 'manifests/overlays/gke/wasmplugin.yaml', 'spec.versions[0].config.sharedState', 'must be false');
+});
+
+test('debug headers turned on, or left to the filter\'s default, in any deployment are caught', async () => {
+  let findings = await findingsAfter('manifests/overlays/istio/wasmplugin/wasmplugin.yaml', 'debugHeaders: false', 'debugHeaders: true');
+  assertFinding(findings, 'manifests/overlays/istio/wasmplugin/wasmplugin.yaml', 'WasmPlugin/prefix-router.spec.pluginConfig.debugHeaders', 'must be false in a deployment');
+  findings = await findingsAfter('manifests/overlays/istio/envoyfilter-wasm.yaml', '"debugHeaders": false', '"debugHeaders": true');
+  assertFinding(findings, 'manifests/overlays/istio/envoyfilter-wasm.yaml', 'EnvoyFilter/prefix-router-wasm.spec.configPatches[0].patch.value.typed_config.config.configuration.value.debugHeaders', 'must be false in a deployment');
+  findings = await findingsAfter('envoy/envoy.yaml', ',\n                      "debugHeaders": false', '');
+  assertFinding(findings, 'envoy/envoy.yaml', 'configuration.value.debugHeaders', "the filter's default is true");
 });
 
 test('a control-plane cluster name the deployment does not define is caught', async () => {

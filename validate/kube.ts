@@ -340,7 +340,7 @@ export async function checkKubeObject(obj: unknown, file: string, where: string)
   }
   const validate = await publishedValidator(key);
   if (!validate) {
-    add('', `no schema for ${key}: add it to tests/validate/kube.ts`);
+    add('', `no schema for ${key}: add it to validate/kube.ts`);
     return { findings, schema: 'none' };
   }
   const reads = new Map<object, Set<string>>();

@@ -83,10 +83,14 @@ export class RepoValidator {
   readonly findings: Finding[] = [];
   readonly checked: string[] = [];
   private readonly pluginSchema: ValidateFunction;
+  /** What the filter does when a configuration leaves debugHeaders out (the schema's default). */
+  private readonly debugHeadersDefault: unknown;
 
   constructor(readonly root: string) {
     const ajv = new Ajv2020({ allErrors: true, strict: true, strictRequired: false });
-    this.pluginSchema = ajv.compile(JSON.parse(fs.readFileSync(path.join(root, 'plugin/config.schema.json'), 'utf8')) as object);
+    const schema = JSON.parse(fs.readFileSync(path.join(root, 'plugin/config.schema.json'), 'utf8')) as Obj;
+    this.pluginSchema = ajv.compile(schema);
+    this.debugHeadersDefault = get(schema, 'properties', 'debugHeaders', 'default');
   }
 
   private rel(p: string): string { return path.relative(this.root, p) || p; }
@@ -138,7 +142,11 @@ export class RepoValidator {
   private checkPluginConfig(file: string, at: string, config: unknown): void {
     if (!this.pluginSchema(config)) {
       for (const e of this.pluginSchema.errors ?? []) this.add(file, `${at}${pointerSuffix(e)}`, `plugin config: ${pluginMessage(e)}`);
+      return;
     }
+    // Everything validated here is a deployment; only `npm start` turns the debug headers on.
+    const debugHeaders = get(config, 'debugHeaders') ?? this.debugHeadersDefault;
+    if (debugHeaders !== false) this.add(file, `${at}.debugHeaders`, `must be false in a deployment${get(config, 'debugHeaders') === undefined ? ' (the filter\'s default is true: set it)' : ''}: the debug headers hand every client the chosen replica's ip:port`);
   }
 
   /** A plugin configuration held as JSON text (Envoy StringValue, GKE config). */
@@ -345,6 +353,8 @@ export class RepoValidator {
         if (!type) { this.add(d.file, `${d.label}.spec.configPatches[${i}].applyTo`, `no Envoy type known for applyTo ${applyTo}`); return; }
         this.findings.push(...checkEnvoyMessage(type, value, d.file, at));
         this.checked.push(`${d.file}: ${d.label} configPatches[${i}] (${applyTo}) against ${type}`);
+        // The Wasm filter's plugin configuration, here as in envoy.yaml (wasmFilter checks it).
+        if (applyTo === 'HTTP_FILTER' && this.wasmFilter(d.file, at, value)) this.checked.push(`${d.file}: ${d.label} configPatches[${i}] plugin configuration against plugin/config.schema.json`);
       });
     }
     if (kind === 'EnvoyPatchPolicy') {
