@@ -1,13 +1,14 @@
-// One HTTP stream. Thin: it decides when the body is needed, hands it to the
-// root context's router, and writes the decision into the request headers.
+// One HTTP stream's context. Thin: it decides when the body is needed, hands
+// it to the router its root context gave it, and writes the decision into the
+// request headers.
 import {
   BufferType, FilterData, FilterHeaders, HeaderMap, HostBytes, WasmResult, addHeader, addHeaderRaw, continueRequest, getBuffer,
   getBufferSize, getHeaderPairs, nowNs, removeHeader, replaceHeader, sendLocalResponse,
-} from "./abi/host";
-import { Decision, Router } from "./router";
-import { RouterRoot } from "./rootContext";
-import { bytesEqual } from "./request/json";
+} from "./abi/hostCalls";
 import { NO_REPLICA_BODY, NO_REPLICA_DETAILS } from "./errors";
+import { PausedStreams } from "./pausedStreams";
+import { bytesEqual } from "./request/jsonScanner";
+import { Decision, Router } from "./router";
 
 const DESTINATION = String.UTF8.encode("x-gateway-destination-endpoint");
 /** The runner-up, for a gateway that retries a failed connection elsewhere (ORIGINAL_DST only dials the first). */
@@ -19,22 +20,26 @@ const bytes = new HostBytes();
 /** "matched/total" is written here: no allocation per response. */
 const RATIO: usize = memory.data(24);
 
-export class RouterStream {
+@final
+export class HttpContext {
   id: u32 = 0;
-  root: RouterRoot | null = null;
+  /** The root context's router; null while the root has no configuration. */
+  private router: Router | null = null;
+  private paused: PausedStreams<HttpContext> | null = null;
   readonly decision: Decision = new Decision();
   private buffering: bool = false;
-  /** Root tick count when the headers were paused for the body (see RouterRoot.releaseStalled). */
+  /** Tick count when the headers were paused for the body (see PausedStreams). */
   pausedAtTick: u32 = 0;
-  /** Neighbours in the root's list of paused streams (RouterRoot.pause). */
-  pausedPrev: RouterStream | null = null;
-  pausedNext: RouterStream | null = null;
+  /** Neighbours in the root's list of paused streams. */
+  pausedPrev: HttpContext | null = null;
+  pausedNext: HttpContext | null = null;
   /** True until the first body callback after pausing the headers. */
   awaitingBody: bool = false;
 
-  reset(id: u32, root: RouterRoot): void {
+  reset(id: u32, router: Router | null, paused: PausedStreams<HttpContext>): void {
     this.id = id;
-    this.root = root;
+    this.router = router;
+    this.paused = paused;
     this.decision.reset();
     this.buffering = false;
     this.awaitingBody = false;
@@ -46,15 +51,15 @@ export class RouterStream {
     // A client never chooses the upstream: drop whatever it sent, in any case and count.
     if (h.destination || !h.scanned) removeHeader(HeaderMap.RequestHeaders, DESTINATION);
     if (h.fallback || !h.scanned) removeHeader(HeaderMap.RequestHeaders, FALLBACK);
-    const router = this.router();
+    const router = this.router;
     if (router === null) return FilterHeaders.Continue;
-    const root = this.root!;
-    if (!endOfStream && !root.bodyUnavailable && h.post && h.inferencePath) {
+    const paused = this.paused!;
+    if (!endOfStream && !paused.bodyUnavailable && h.post && h.inferencePath) {
       const declared = h.contentLength;
       if (declared < 0 || declared <= <i64>router.cfg.maxBodyBytes) {
         this.buffering = true;
         this.awaitingBody = true;
-        root.pause(this);
+        paused.pause(this);
         return FilterHeaders.StopIteration;
       }
     }
@@ -64,10 +69,10 @@ export class RouterStream {
   onRequestBody(size: u32, endOfStream: bool): FilterData {
     if (this.awaitingBody) {
       this.awaitingBody = false;
-      this.root!.bodyArrived(this);
+      this.paused!.bodyArrived(this);
     }
     if (!this.buffering) return FilterData.Continue;
-    const router = this.router();
+    const router = this.router;
     if (router === null) return FilterData.Continue;
     if (size > router.cfg.maxBodyBytes) {
       // Too large to buffer: route on load alone and let the body stream.
@@ -85,7 +90,7 @@ export class RouterStream {
     if (!this.buffering) return FilterHeaders.Continue;
     // The body ended with trailers rather than an end-of-stream data frame.
     this.buffering = false;
-    const router = this.router();
+    const router = this.router;
     if (router === null) return FilterHeaders.Continue;
     const size = getBufferSize(BufferType.RequestBody);
     if (size <= 0 || size > <i64>router.cfg.maxBodyBytes) return this.route(router, 0, 0) ? FilterHeaders.Continue : FilterHeaders.StopIteration;
@@ -93,7 +98,7 @@ export class RouterStream {
   }
 
   onResponseHeaders(): FilterHeaders {
-    const router = this.router();
+    const router = this.router;
     const d = this.decision;
     if (router !== null && router.cfg.debugHeaders && d.replica >= 0) {
       addHeader(HeaderMap.ResponseHeaders, DEBUG_ENDPOINT, d.addressBytes);
@@ -111,7 +116,7 @@ export class RouterStream {
   releaseStalled(): void {
     this.awaitingBody = false;
     this.buffering = false;
-    const router = this.router();
+    const router = this.router;
     if (router === null) return;
     if (this.route(router, 0, 0)) continueRequest();
   }
@@ -120,16 +125,12 @@ export class RouterStream {
   onDelete(): void {
     if (this.awaitingBody) {
       this.awaitingBody = false;
-      this.root!.forget(this);
+      this.paused!.forget(this);
     }
-    const router = this.router();
+    const router = this.router;
     if (router !== null) router.finish(this.decision);
-    this.root = null;
-  }
-
-  private router(): Router | null {
-    const root = this.root;
-    return root === null ? null : root.router;
+    this.router = null;
+    this.paused = null;
   }
 
   private routeOnBody(router: Router, size: u32): bool {

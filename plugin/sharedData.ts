@@ -1,8 +1,9 @@
 // The filter's shared-data layout, for tools that stand in for its control-plane
 // poller (the fuzz harness, the routing benchmark's simulated gateways) or read
 // what its worker VMs publish (tests). The filter's own code is
-// assembly/state/inflightCounters.ts and assembly/state/sharedState.ts; all of
-// it lives under vm_id `prefix_router`. Layouts are little-endian:
+// assembly/state/gatewayBlob.ts (prefix_router.inflight) and
+// assembly/state/stateDelivery.ts (prefix_router.state); all of it lives under
+// vm_id `prefix_router`. Layouts are little-endian:
 //
 //   prefix_router.state     [u64 receivedAtNs][state payload, see STATE_FORMAT.md]
 //   prefix_router.inflight  [u64 state version, 0: none][u64 ns the control plane last answered]

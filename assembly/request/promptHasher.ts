@@ -5,7 +5,7 @@
 // in order, whatever the key order inside the message. Nothing allocates.
 import { BlockHasher } from "../prefix/blockHasher";
 import { chainBlock, digest64, laneDigest, xxh64, xxh64LaneSeed, xxh64Round } from "../prefix/hash";
-import { BACKSLASH, ElementCursor, HIGHS, MemberCursor, QUOTE, quoteOrBackslashBits, skipPlain, skipValue, skipWs, stringEnd } from "./json";
+import { BACKSLASH, ElementCursor, HIGHS, MemberCursor, QUOTE, quoteOrBackslashBits, skipPlain, skipValue, skipWs, stringEnd } from "./jsonScanner";
 
 export const enum ScanStatus {
   /** The prompt was hashed (it may still be empty). */

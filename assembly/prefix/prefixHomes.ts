@@ -5,7 +5,7 @@
 // bench:routing: same-group agreement across 4 workers fell to chance).
 // One shared-data key per bucket, so the key set stays bounded; a bucket
 // holds the last prompt start hashed to it and the replica it went to.
-import { HostBytes, WasmResult, getSharedRaw, setSharedRaw } from "../abi/host";
+import { HostBytes, WasmResult, getSharedRaw, setSharedRaw } from "../abi/hostCalls";
 
 /** Blocks of prompt that name a "prompt start": 8 x 64 bytes, about 128 tokens. */
 export const HOME_DEPTH: i32 = 8;

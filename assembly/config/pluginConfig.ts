@@ -1,9 +1,9 @@
 // The plugin configuration (plugin/CONFIG.md): parsed and checked once, in
 // onConfigure; a bad one is rejected with a message naming the field.
-import { JsonKind, JsonValue, jsonError, parseJson } from "./json/jsonValue";
-import { Weights } from "./scheduling/weights";
-import { isValidAddress } from "./state/address";
-import { CONFIG_NEEDS_SOURCE, CONFIG_NOT_JSON, CONFIG_SHARED_STATE_NEEDS_REPLICAS } from "./errors";
+import { JsonKind, JsonValue, jsonError, parseJson } from "./jsonDocument";
+import { Weights } from "../scheduling/weights";
+import { isValidAddress } from "../state/address";
+import { CONFIG_NEEDS_SOURCE, CONFIG_NOT_JSON, CONFIG_SHARED_STATE_NEEDS_REPLICAS } from "../errors";
 
 /** About 16 tokens at 4 characters a token: one vLLM KV block. */
 const DEFAULT_BLOCK_CHARS = 64;

@@ -1,0 +1,168 @@
+// Where this VM believes each replica holds which prompt prefix: the one owner
+// of the prefix concern. It hashes a request's prompt into chained blocks,
+// asks the index how many leading blocks each candidate holds (and, for a
+// prompt start this worker never saw, where the other workers sent it), and
+// records the chosen replica as holding the prompt. Each replica has a slot in
+// the index, with a quota that follows its KV cache: resize() keeps slots and
+// quotas in step with the replica table.
+//
+// The interface is the scheduling cycle's: match() before scoring, record()
+// once a replica is picked, resize() when the replica set changes.
+import { PluginConfig } from "../config/pluginConfig";
+import { RouterMetrics } from "../metrics";
+import { ScanStatus, hashPrompt } from "../request/promptHasher";
+import { Candidates } from "../scheduling/candidates";
+import { ReplicaTable } from "../state/replicaTable";
+import { BlockHasher } from "./blockHasher";
+import { HOME_DEPTH, PrefixHomes } from "./prefixHomes";
+import { MAX_SLOTS, PrefixIndex } from "./prefixIndex";
+
+/** Characters per token, the usual estimate for English text and code. */
+const CHARS_PER_TOKEN: u32 = 4;
+/**
+ * A replica's index quota is the part of its KV cache that can hold cached
+ * prefixes: blocks running requests use cannot be evicted, so what vLLM keeps
+ * of finished prompts is about (1 - KV usage) of the cache. At least this
+ * share, because running requests' blocks are mostly the hot prefixes
+ * themselves, which the index's LRU keeps anyway (bench:routing measures the
+ * choice: a smaller floor lost TTFT on the many-prompts shapes).
+ */
+const MIN_CACHE_SHARE: f64 = 0.5;
+/** A replica's index quota never drops below this many blocks, however small its KV cache. */
+const MIN_SLOT_BLOCKS: u32 = 16;
+
+@final
+export class PrefixLocator {
+  private readonly index: PrefixIndex;
+  private readonly hasher: BlockHasher;
+  private readonly homes: PrefixHomes = new PrefixHomes();
+  private readonly metrics: RouterMetrics;
+  private readonly defaultCapacityTokens: u32;
+  private readonly slotOf: Map<string, i32> = new Map<string, i32>();
+  private readonly freeSlots: Array<i32> = [];
+
+  // What the last match() found, for record().
+  /** A key for the prompt's start (its first block), for rendezvous placement. */
+  key: u64 = 0;
+  /** Some candidate holds part of the prompt (by this VM's index or the shared homes). */
+  anyMatch: bool = false;
+  private homeKey: u64 = 0;
+  private askedHome: bool = false;
+  /** Candidate whose match is the shared homes' hint, not this VM's index; -1: none. */
+  private hinted: i32 = -1;
+
+  /** `shareHomes`: worker VMs share where prompt starts went (shared data). */
+  constructor(cfg: PluginConfig, metrics: RouterMetrics, shareHomes: bool) {
+    this.index = new PrefixIndex(cfg.indexEntries);
+    this.hasher = new BlockHasher(cfg.blockChars, cfg.maxBlocks);
+    this.metrics = metrics;
+    this.defaultCapacityTokens = cfg.defaultCapacityTokens;
+    this.homes.enabled = shareHomes;
+    for (let s = MAX_SLOTS - 1; s >= 0; s--) this.freeSlots.push(s);
+  }
+
+  /**
+   * Gives each replica of `next` a slot (keeping the one it had in `old`)
+   * and a quota that follows its KV size and use, all quotas together
+   * fitting the index; replicas that left give their slot, and what the
+   * index knew of them, back.
+   */
+  resize(old: ReplicaTable, next: ReplicaTable): void {
+    for (let i = 0; i < old.n; i++) {
+      const a = old.addresses[i];
+      if (next.indexOf(a) < 0 && this.slotOf.has(a)) {
+        const s = this.slotOf.get(a);
+        this.slotOf.delete(a);
+        this.index.clearSlot(<u32>s);
+        this.metrics.forgetSlot(s);
+        this.freeSlots.push(s);
+      }
+    }
+    const blockChars = <f64>this.hasher.blockBytes;
+    let sum: f64 = 0;
+    const quota = new StaticArray<f64>(next.n);
+    for (let i = 0; i < next.n; i++) {
+      const a = next.addresses[i];
+      let s: i32 = -1;
+      if (this.slotOf.has(a)) s = this.slotOf.get(a);
+      else if (this.freeSlots.length > 0) {
+        s = this.freeSlots.pop();
+        this.slotOf.set(a, s);
+      }
+      next.slot[i] = s;
+      const tokens = next.kvCapacityTokens[i] > 0 ? next.kvCapacityTokens[i] : this.defaultCapacityTokens;
+      const free = 1.0 - next.kvUsage[i];
+      const share = free > MIN_CACHE_SHARE ? (free < 1.0 ? free : 1.0) : MIN_CACHE_SHARE;
+      const blocks = <f64>tokens * <f64>CHARS_PER_TOKEN / blockChars * share;
+      quota[i] = blocks;
+      sum += blocks;
+    }
+    const capacity = <f64>this.index.capacity;
+    const scale = sum > capacity ? capacity / sum : 1.0;
+    for (let i = 0; i < next.n; i++) {
+      if (next.slot[i] < 0) continue;
+      let b = <u32>Math.floor(quota[i] * scale);
+      if (b < MIN_SLOT_BLOCKS) b = MIN_SLOT_BLOCKS;
+      this.index.setSlotCapacity(<u32>next.slot[i], b);
+    }
+  }
+
+  /**
+   * Hashes the prompt of the JSON body [body, body+len) and fills, for each
+   * of the `c.n` candidates, how many of its leading blocks the replica holds
+   * (`c.matched`, `c.totalBlocks`). False when the request has no prompt to
+   * hash (len 0, not JSON, no prompt text): c is then left for the caller.
+   */
+  match(body: usize, len: usize, t: ReplicaTable, c: Candidates): bool {
+    this.anyMatch = false;
+    this.askedHome = false;
+    this.hinted = -1;
+    const h = this.hasher;
+    if (len == 0 || hashPrompt(body, len, h) != ScanStatus.Ok || h.textBytes == 0) return false;
+    const total = h.count;
+    const n = c.n;
+    this.key = h.firstKey();
+    c.totalBlocks = total;
+    let anyMatch = false;
+    for (let k = 0; k < n; k++) {
+      const s = unchecked(t.slot[unchecked(c.replica[k])]);
+      const m = s >= 0 && total > 0 ? this.index.matchedBlocks(h.hashes, total, <u32>s) : 0;
+      unchecked(c.matched[k] = m);
+      if (m > 0) anyMatch = true;
+    }
+    // New to this worker: another worker may have placed this prompt start already.
+    if (!anyMatch && total > 0) {
+      const homeKey = unchecked(h.hashes[(total < HOME_DEPTH ? total : HOME_DEPTH) - 1]);
+      this.homeKey = homeKey;
+      this.askedHome = true;
+      const home = this.homes.lookup(homeKey);
+      if (home != 0) {
+        for (let k = 0; k < n; k++) {
+          if (<u32>unchecked(t.addressHash[unchecked(c.replica[k])]) == home) {
+            // Scored as if this worker had sent the prompt there itself.
+            unchecked(c.matched[k] = total);
+            anyMatch = true;
+            this.hinted = k;
+            break;
+          }
+        }
+      }
+    }
+    this.anyMatch = anyMatch;
+    return true;
+  }
+
+  /**
+   * Candidate k (table replica i) was picked for the prompt match() hashed:
+   * it will hold the prompt once it has served the request. Returns the
+   * leading blocks this VM's index knew it held (not the shared hint).
+   */
+  record(t: ReplicaTable, c: Candidates, k: i32, i: i32): i32 {
+    const matched = k == this.hinted ? 0 : unchecked(c.matched[k]);
+    if (this.askedHome && k != this.hinted) this.homes.store(this.homeKey, <u32>unchecked(t.addressHash[i]));
+    const slot = unchecked(t.slot[i]);
+    const total = c.totalBlocks;
+    if (slot >= 0 && total > 0) this.index.record(this.hasher.hashes, total, <u32>slot, matched);
+    return matched;
+  }
+}
