@@ -9,6 +9,7 @@ import { NO_REPLICA_BODY, NO_REPLICA_DETAILS } from "./errors";
 import { PausedStreams } from "./pausedStreams";
 import { bytesEqual } from "./request/jsonScanner";
 import { Decision, Router } from "./router";
+import { CharCode } from "./charCode";
 
 const DESTINATION = String.UTF8.encode("x-gateway-destination-endpoint");
 /** The runner-up, for a gateway that retries a failed connection elsewhere (ORIGINAL_DST only dials the first). */
@@ -157,6 +158,7 @@ export class HttpContext {
 
 /** What the request headers say, from one read of the whole map. */
 @unmanaged
+@final
 class RequestHead {
   /** The map was read and parsed; when false nothing below is known. */
   scanned: bool = false;
@@ -235,7 +237,7 @@ function scanRequestHead(h: RequestHead): void {
 function isInferencePath(p: isize, len: isize): bool {
   let n = len;
   for (let i: isize = 0; i < len; i++) {
-    if (load<u8>(p + i) == 0x3f) { n = i; break; }
+    if (load<u8>(p + i) == CharCode.QUESTION) { n = i; break; }
   }
   return bytesEqual(p, n, "/v1/completions") || bytesEqual(p, n, "/v1/chat/completions");
 }
@@ -245,8 +247,8 @@ function parseLength(p: isize, len: isize): i64 {
   let v: i64 = 0;
   for (let i: isize = 0; i < len; i++) {
     const c = <i32>load<u8>(p + i);
-    if (c < 0x30 || c > 0x39) return -1;
-    v = v * 10 + <i64>(c - 0x30);
+    if (c < CharCode._0 || c > CharCode._9) return -1;
+    v = v * 10 + <i64>(c - CharCode._0);
   }
   return v;
 }
@@ -255,9 +257,9 @@ function parseLength(p: isize, len: isize): i64 {
 function equalsIgnoreCase(p: isize, len: isize, s: string): bool {
   if (len != <isize>s.length) return false;
   for (let i: isize = 0; i < len; i++) {
-    let c = <u32>load<u8>(p + i);
-    if (c >= 0x41 && c <= 0x5a) c += 0x20;
-    if (c != <u32>s.charCodeAt(<i32>i)) return false;
+    let c = <i32>load<u8>(p + i);
+    if (c >= CharCode.A && c <= CharCode.Z) c += CharCode.a - CharCode.A;
+    if (c != s.charCodeAt(<i32>i)) return false;
   }
   return true;
 }
@@ -265,7 +267,7 @@ function equalsIgnoreCase(p: isize, len: isize, s: string): bool {
 /** Writes "a/b" (both >= 0) at RATIO; returns its length. */
 function formatRatio(a: i32, b: i32): usize {
   let p = RATIO + writeDigits(RATIO, a);
-  store<u8>(p++, 0x2f);
+  store<u8>(p++, CharCode.SLASH);
   p += writeDigits(p, b);
   return p - RATIO;
 }
@@ -274,7 +276,7 @@ function writeDigits(at: usize, v: i32): usize {
   let n: usize = 1;
   for (let x = v; x >= 10; x /= 10) n++;
   for (let i = n; i > 0; i--) {
-    store<u8>(at + i - 1, <u8>(0x30 + v % 10));
+    store<u8>(at + i - 1, <u8>(CharCode._0 + v % 10));
     v /= 10;
   }
   return n;

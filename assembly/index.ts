@@ -12,6 +12,7 @@ export { abortHandler } from "./abi/hostCalls";
  * come one after another (a stream's hooks; streams created under the one
  * root), so most calls skip the map's two lookups (has, then get).
  */
+@final
 class Contexts<T> {
   private readonly byId: Map<u32, T> = new Map<u32, T>();
   private lastId: u32 = 0;

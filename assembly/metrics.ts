@@ -23,6 +23,7 @@ const NAMES: StaticArray<string> = [
   "prefix_router.control_plane_poll_failures",
 ];
 
+@final
 export class RouterMetrics {
   private readonly ids: StaticArray<u32> = new StaticArray<u32>(Counter.COUNT);
   private readonly pending: StaticArray<i64> = new StaticArray<i64>(Counter.COUNT);

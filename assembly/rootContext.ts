@@ -16,6 +16,7 @@ import { GatewayBlob } from "./state/gatewayBlob";
 import { StateDelivery } from "./state/stateDelivery";
 import { stateError } from "./state/stateWire";
 import { allocateVmId, holdLease, releaseLease } from "./state/workerVms";
+import { CharCode } from "./charCode";
 
 /** Ticks drive the lease, heartbeats and state pick-up; 100 ms keeps each well inside its bound. */
 const TICK_MS: u32 = 100;
@@ -139,8 +140,8 @@ export class RootContext {
     if (getHeader(HeaderMap.HttpCallResponseHeaders, STATUS, this.bytes) == WasmResult.Ok) {
       for (let i: usize = 0; i < this.bytes.len; i++) {
         const c = <i32>load<u8>(this.bytes.ptr + i);
-        if (c < 0x30 || c > 0x39) break;
-        status = status * 10 + (c - 0x30);
+        if (c < CharCode._0 || c > CharCode._9) break;
+        status = status * 10 + (c - CharCode._0);
       }
     }
     this.bytes.free();

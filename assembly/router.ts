@@ -26,6 +26,7 @@ import { StateDelivery } from "./state/stateDelivery";
 const NEW_PREFIX_BAND: f64 = 0.1;
 
 /** What route() decided for one request; kept by the stream until it ends. */
+@final
 export class Decision {
   replica: i32 = -1;
   address: string = "";

@@ -24,6 +24,7 @@ const OUT: usize = memory.data(16);
 
 /** A block of bytes the host allocated through our `malloc`; release with `free()`. */
 @unmanaged
+@final
 export class HostBytes {
   ptr: usize = 0;
   len: usize = 0;

@@ -35,10 +35,12 @@ const DEFAULT_MAX_BODY_BYTES = 1048576;
 const DEFAULT_LONG_POLL_MS = 10000;
 const DEFAULT_RETRY_MS = 250;
 
+@final
 export class StaticReplica {
   constructor(public address: string, public kvCapacityTokens: u32) {}
 }
 
+@final
 export class PluginConfig {
   hasControlPlane: bool = false;
   cluster: string = "prefix_router_control_plane";

@@ -6,6 +6,7 @@
 // One shared-data key per bucket, so the key set stays bounded; a bucket
 // holds the last prompt start hashed to it and the replica it went to.
 import { HostBytes, WasmResult, getSharedRaw, setSharedRaw } from "../abi/hostCalls";
+import { CharCode } from "../charCode";
 
 /** Blocks of prompt that name a "prompt start": 8 x 64 bytes, about 128 tokens. */
 export const HOME_DEPTH: i32 = 8;
@@ -13,6 +14,7 @@ export const HOME_DEPTH: i32 = 8;
 const BUCKET_BITS: u32 = 16;
 const PREFIX = "prefix_router.home.";
 
+@final
 export class PrefixHomes {
   enabled: bool = false;
   private readonly key: usize;
@@ -32,7 +34,7 @@ export class PrefixHomes {
     const at = this.key + this.keyLen - 4;
     for (let i: u32 = 0; i < 4; i++) {
       const d = (bucket >> ((3 - i) * 4)) & 15;
-      store<u8>(at + <usize>i, <u8>(d < 10 ? 0x30 + d : 0x57 + d));
+      store<u8>(at + <usize>i, <u8>(d < 10 ? CharCode._0 + d : CharCode.a - 10 + d));
     }
   }
 
