@@ -8,7 +8,7 @@ import {
 import { NO_REPLICA_BODY, NO_REPLICA_DETAILS } from "./errors";
 import { PausedStreams } from "./pausedStreams";
 import { bytesEqual } from "./request/jsonScanner";
-import { Decision, Router } from "./router";
+import { Decision, Router, Routing } from "./router";
 import { CharCode } from "./charCode";
 
 const DESTINATION = String.UTF8.encode("x-gateway-destination-endpoint");
@@ -29,6 +29,8 @@ export class HttpContext {
   private paused: PausedStreams<HttpContext> | null = null;
   readonly decision: Decision = new Decision();
   private buffering: bool = false;
+  /** Buffered body size at which onRequestBody next tries to route before the body ends. */
+  private routeAtBytes: u32 = 0;
   /** Tick count when the headers were paused for the body (see PausedStreams). */
   pausedAtTick: u32 = 0;
   /** Neighbours in the root's list of paused streams. */
@@ -56,13 +58,12 @@ export class HttpContext {
     if (router === null) return FilterHeaders.Continue;
     const paused = this.paused!;
     if (!endOfStream && !paused.bodyUnavailable && h.post && h.inferencePath) {
-      const declared = h.contentLength;
-      if (declared < 0 || declared <= <i64>router.cfg.maxBodyBytes) {
-        this.buffering = true;
-        this.awaitingBody = true;
-        paused.pause(this);
-        return FilterHeaders.StopIteration;
-      }
+      // Whatever its length: the body is held only until its prompt is read (onRequestBody).
+      this.buffering = true;
+      this.awaitingBody = true;
+      this.routeAtBytes = router.promptBytes;
+      paused.pause(this);
+      return FilterHeaders.StopIteration;
     }
     return this.route(router, 0, 0) ? FilterHeaders.Continue : FilterHeaders.StopIteration;
   }
@@ -75,14 +76,21 @@ export class HttpContext {
     if (!this.buffering) return FilterData.Continue;
     const router = this.router;
     if (router === null) return FilterData.Continue;
-    if (size > router.cfg.maxBodyBytes) {
-      // Too large to buffer: route on load alone and let the body stream.
-      this.buffering = false;
-      return this.route(router, 0, 0) ? FilterData.Continue : FilterData.StopIterationNoBuffer;
+    // More to come: route as soon as what has come holds all of the prompt
+    // the filter hashes, or at half of maxBodyBytes whatever it holds, and let
+    // the rest stream through. A body is never held until the proxy's buffer
+    // limit refuses it (413), and one larger than any buffer still goes on.
+    if (!endOfStream && size < this.routeAtBytes) return FilterData.StopIterationAndBuffer;
+    const half = router.cfg.maxBodyBytes >> 1;
+    const r = this.routeOnBody(router, size, endOfStream, size >= half);
+    if (r == Routing.Waiting) {
+      // Try again once the body has doubled: reading it costs O(size) overall.
+      const next = <u64>size << 1;
+      this.routeAtBytes = next < <u64>half ? <u32>next : half;
+      return FilterData.StopIterationAndBuffer;
     }
-    if (!endOfStream) return FilterData.StopIterationAndBuffer;
     this.buffering = false;
-    return this.routeOnBody(router, size) ? FilterData.Continue : FilterData.StopIterationNoBuffer;
+    return r == Routing.Routed ? FilterData.Continue : FilterData.StopIterationNoBuffer;
   }
 
   onRequestTrailers(): FilterHeaders {
@@ -94,8 +102,9 @@ export class HttpContext {
     const router = this.router;
     if (router === null) return FilterHeaders.Continue;
     const size = getBufferSize(BufferType.RequestBody);
-    if (size <= 0 || size > <i64>router.cfg.maxBodyBytes) return this.route(router, 0, 0) ? FilterHeaders.Continue : FilterHeaders.StopIteration;
-    return this.routeOnBody(router, <u32>size) ? FilterHeaders.Continue : FilterHeaders.StopIteration;
+    if (size <= 0) return this.route(router, 0, 0) ? FilterHeaders.Continue : FilterHeaders.StopIteration;
+    const r = this.routeOnBody(router, size > <i64>U32.MAX_VALUE ? U32.MAX_VALUE : <u32>size, true, true);
+    return r == Routing.Routed ? FilterHeaders.Continue : FilterHeaders.StopIteration;
   }
 
   onResponseHeaders(): FilterHeaders {
@@ -134,18 +143,33 @@ export class HttpContext {
     this.paused = null;
   }
 
-  private routeOnBody(router: Router, size: u32): bool {
-    if (getBuffer(BufferType.RequestBody, 0, size, bytes) != WasmResult.Ok) {
+  /**
+   * Routes on the buffered body, `size` bytes so far (at most maxBodyBytes
+   * of it read). `ended`: no more is coming. Unless `now` (or the body
+   * ended), waits while what has come does not hold all of the hashed prompt.
+   */
+  private routeOnBody(router: Router, size: u32, ended: bool, now: bool): Routing {
+    const max = router.cfg.maxBodyBytes;
+    const whole = ended && size <= max;
+    if (getBuffer(BufferType.RequestBody, 0, whole ? size : max, bytes) != WasmResult.Ok) {
       bytes.free();
-      return this.route(router, 0, 0);
+      return this.route(router, 0, 0) ? Routing.Routed : Routing.NoReplica;
     }
-    const ok = this.route(router, bytes.ptr, bytes.len);
+    let r: Routing;
+    if (whole) r = router.route(bytes.ptr, bytes.len, nowNs(), this.decision) ? Routing.Routed : Routing.NoReplica;
+    else r = router.routeEarly(bytes.ptr, bytes.len, ended || now, nowNs(), this.decision);
     bytes.free();
-    return ok;
+    if (r != Routing.Waiting) this.apply(router, r == Routing.Routed);
+    return r;
   }
 
   private route(router: Router, body: usize, len: usize): bool {
-    if (router.route(body, len, nowNs(), this.decision)) {
+    return this.apply(router, router.route(body, len, nowNs(), this.decision));
+  }
+
+  /** Writes the decision into the request headers, or answers 503 when no replica could take the request. */
+  private apply(router: Router, routed: bool): bool {
+    if (routed) {
       replaceHeader(HeaderMap.RequestHeaders, DESTINATION, this.decision.addressBytes);
       const fallback = this.decision.fallbackBytes;
       if (fallback !== null && router.cfg.fallbackHeader) replaceHeader(HeaderMap.RequestHeaders, FALLBACK, fallback);
@@ -165,8 +189,6 @@ class RequestHead {
   post: bool = false;
   /** :path is /v1/completions or /v1/chat/completions (query string ignored). */
   inferencePath: bool = false;
-  /** The declared body length, or -1 when absent or unreadable. */
-  contentLength: i64 = -1;
   /** The client sent x-gateway-destination-endpoint / the fallback header (any case). */
   destination: bool = false;
   fallback: bool = false;
@@ -176,7 +198,7 @@ const head = new RequestHead();
 
 /**
  * Reads the request header map once (proxy_get_header_map_pairs) instead of
- * a call per header: method, path, length, and whether the headers only this
+ * a call per header: method, path, and whether the headers only this
  * filter may set are there, so the common request needs no remove calls.
  * Every size in the serialized map is checked against its length.
  */
@@ -184,7 +206,6 @@ function scanRequestHead(h: RequestHead): void {
   h.scanned = false;
   h.post = false;
   h.inferencePath = false;
-  h.contentLength = -1;
   h.destination = false;
   h.fallback = false;
   if (getHeaderPairs(HeaderMap.RequestHeaders, bytes) != WasmResult.Ok) {
@@ -207,7 +228,7 @@ function scanRequestHead(h: RequestHead): void {
     bytes.free();
     return;
   }
-  let seenMethod = false, seenPath = false, seenLength = false;
+  let seenMethod = false, seenPath = false;
   for (let i: u64 = 0; i < n; i++) {
     const kl = <u64>load<u32>(<usize>(<u64>base + 4 + i * 8));
     const vl = <u64>load<u32>(<usize>(<u64>base + 8 + i * 8));
@@ -224,9 +245,6 @@ function scanRequestHead(h: RequestHead): void {
     } else if (!seenPath && bytesEqual(k, <isize>kl, ":path")) {
       seenPath = true;
       h.inferencePath = isInferencePath(v, <isize>vl);
-    } else if (!seenLength && equalsIgnoreCase(k, <isize>kl, "content-length")) {
-      seenLength = true;
-      h.contentLength = parseLength(v, <isize>vl);
     } else if (equalsIgnoreCase(k, <isize>kl, "x-gateway-destination-endpoint")) h.destination = true;
     else if (equalsIgnoreCase(k, <isize>kl, "x-prefix-router-fallback-endpoint")) h.fallback = true;
   }
@@ -240,17 +258,6 @@ function isInferencePath(p: isize, len: isize): bool {
     if (load<u8>(p + i) == CharCode.QUESTION) { n = i; break; }
   }
   return bytesEqual(p, n, "/v1/completions") || bytesEqual(p, n, "/v1/chat/completions");
-}
-
-function parseLength(p: isize, len: isize): i64 {
-  if (len <= 0 || len > 18) return -1;
-  let v: i64 = 0;
-  for (let i: isize = 0; i < len; i++) {
-    const c = <i32>load<u8>(p + i);
-    if (c < CharCode._0 || c > CharCode._9) return -1;
-    v = v * 10 + <i64>(c - CharCode._0);
-  }
-  return v;
 }
 
 /** ASCII case-insensitive comparison with a lower-case ASCII `s`. */

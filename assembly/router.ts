@@ -25,6 +25,9 @@ import { StateDelivery } from "./state/stateDelivery";
  */
 const NEW_PREFIX_BAND: f64 = 0.1;
 
+/** What routeEarly() did with a body still arriving. */
+export const enum Routing { Routed, NoReplica, Waiting }
+
 /** What route() decided for one request; kept by the stream until it ends. */
 @final
 export class Decision {
@@ -115,6 +118,27 @@ export class Router {
    * (len 0: no body to read, route on load alone). False: no replica can take it.
    */
   route(body: usize, len: usize, nowNs: u64, d: Decision): bool {
+    return this.schedule(this.prefix.hash(body, len, false), nowNs, d);
+  }
+
+  /**
+   * The same for a body still arriving, of which [body, body+len) has come:
+   * routes once that holds all of the prompt the filter hashes, or at once
+   * when `now` is set (the body nears what the proxy may buffer).
+   */
+  routeEarly(body: usize, len: usize, now: bool, nowNs: u64, d: Decision): Routing {
+    const hasPrompt = this.prefix.hash(body, len, true);
+    if (!now && !this.prefix.complete) return Routing.Waiting;
+    return this.schedule(hasPrompt, nowNs, d) ? Routing.Routed : Routing.NoReplica;
+  }
+
+  /** Bytes of prompt text the filter hashes at most: a body shorter than this never completes it early. */
+  @inline get promptBytes(): u32 {
+    return this.prefix.promptBytes;
+  }
+
+  /** The scheduling cycle, for a request whose prompt (if `hasPrompt`) is hashed. */
+  private schedule(hasPrompt: bool, nowNs: u64, d: Decision): bool {
     this.sawTime(nowNs);
     // One shared-data read tells both what other VMs have in flight and
     // whether a newer state was published (every request routes on the newest).
@@ -131,9 +155,11 @@ export class Router {
     }
     // Match: how much of the prompt each candidate holds.
     const prefix = this.prefix;
-    const hasPrompt = prefix.match(body, len, t, c);
-    let key = prefix.key;
-    if (!hasPrompt) {
+    let key: u64;
+    if (hasPrompt) {
+      prefix.match(t, c);
+      key = prefix.key;
+    } else {
       // Requests without a prompt spread by load; equal loads take turns.
       this.rotation += 1;
       key = mix64(this.rotation);

@@ -6,8 +6,9 @@
 // the index, with a quota that follows its KV cache: resize() keeps slots and
 // quotas in step with the replica table.
 //
-// The interface is the scheduling cycle's: match() before scoring, record()
-// once a replica is picked, resize() when the replica set changes.
+// The interface is the scheduling cycle's: hash() and match() before
+// scoring, record() once a replica is picked, resize() when the replica set
+// changes.
 import { PluginConfig } from "../config/pluginConfig";
 import { RouterMetrics } from "../metrics";
 import { ScanStatus, hashPrompt } from "../request/promptHasher";
@@ -41,7 +42,7 @@ export class PrefixLocator {
   private readonly slotOf: Map<string, i32> = new Map<string, i32>();
   private readonly freeSlots: Array<i32> = [];
 
-  // What the last match() found, for record().
+  // What the last hash() and match() found, for record().
   /** A key for the prompt's start (its first block), for rendezvous placement. */
   key: u64 = 0;
   /** Some candidate holds part of the prompt (by this VM's index or the shared homes). */
@@ -108,17 +109,35 @@ export class PrefixLocator {
   }
 
   /**
-   * Hashes the prompt of the JSON body [body, body+len) and fills, for each
-   * of the `c.n` candidates, how many of its leading blocks the replica holds
-   * (`c.matched`, `c.totalBlocks`). False when the request has no prompt to
-   * hash (len 0, not JSON, no prompt text): c is then left for the caller.
+   * Hashes the prompt of the JSON body [body, body+len) into chained blocks.
+   * `cut`: the body goes on past len (it is still arriving), so a prompt
+   * that runs into the end is hashed as far as it goes. False when the
+   * request has no prompt to hash (len 0, not JSON, no prompt text).
    */
-  match(body: usize, len: usize, t: ReplicaTable, c: Candidates): bool {
+  hash(body: usize, len: usize, cut: bool): bool {
     this.anyMatch = false;
     this.askedHome = false;
     this.hinted = -1;
     const h = this.hasher;
-    if (len == 0 || hashPrompt(body, len, h) != ScanStatus.Ok || h.textBytes == 0) return false;
+    return len > 0 && hashPrompt(body, len, h, cut) == ScanStatus.Ok && h.textBytes > 0;
+  }
+
+  /** The last hash() took as much of the prompt as is ever hashed: more of the body would change nothing. */
+  @inline get complete(): bool {
+    return this.hasher.full;
+  }
+
+  /** Bytes of prompt text that fill the hasher: a body shorter than this cannot be complete. */
+  @inline get promptBytes(): u32 {
+    return <u32>this.hasher.maxBlocks * <u32>this.hasher.blockBytes;
+  }
+
+  /**
+   * For the prompt hash() found, fills how many of its leading blocks each
+   * of the `c.n` candidates holds (`c.matched`, `c.totalBlocks`).
+   */
+  match(t: ReplicaTable, c: Candidates): void {
+    const h = this.hasher;
     const total = h.count;
     const n = c.n;
     this.key = h.firstKey();
@@ -149,13 +168,13 @@ export class PrefixLocator {
       }
     }
     this.anyMatch = anyMatch;
-    return true;
   }
 
   /**
    * Candidate k (table replica i) was picked for the prompt match() hashed:
    * it will hold the prompt once it has served the request. Returns the
    * leading blocks this VM's index knew it held (not the shared hint).
+   * With no prompt hashed, records nothing.
    */
   record(t: ReplicaTable, c: Candidates, k: i32, i: i32): i32 {
     const matched = k == this.hinted ? 0 : unchecked(c.matched[k]);

@@ -43,8 +43,13 @@ const streamedMessage = new MemberCursor();
 @inline const HOLDS_MESSAGES: i32 = 2;
 
 
-/** Hashes the prompt of the JSON body at [ptr, ptr+len). */
-export function hashPrompt(ptr: usize, len: usize, hasher: BlockHasher): ScanStatus {
+/**
+ * Hashes the prompt of the JSON body at [ptr, ptr+len). `cut`: the body goes
+ * on past len (it is still arriving), so a string prompt or a messages array
+ * (after the model, as clients send them) that runs into the end is hashed as
+ * far as it goes, and anything after a complete one may be missing.
+ */
+export function hashPrompt(ptr: usize, len: usize, hasher: BlockHasher, cut: bool = false): ScanStatus {
   const start = <isize>ptr;
   const end = start + <isize>len;
   const p = skipWs(start, end);
@@ -66,7 +71,10 @@ export function hashPrompt(ptr: usize, len: usize, hasher: BlockHasher): ScanSta
       hasher.reset(seed);
       promptStart = top.valueStart;
       holds = HOLDS_NOTHING;
-      if (!top.consumedTo(hashStringToEnd(promptStart, end, hasher))) break;
+      if (!top.consumedTo(hashStringToEnd(promptStart, end, hasher))) {
+        if (cut) return ScanStatus.Ok; // the prompt as far as it has come
+        break;
+      }
       promptEnd = top.valueEnd;
       holds = HOLDS_PROMPT;
       heldSeed = seed;
@@ -84,6 +92,7 @@ export function hashPrompt(ptr: usize, len: usize, hasher: BlockHasher): ScanSta
         heldSeed = seed;
         continue;
       }
+      if (cut) return ScanStatus.Ok; // the messages as far as they have come
       // Not a shape the one pass takes: the two-pass path below judges it.
     }
     if (!top.takeValue()) break;
@@ -99,7 +108,7 @@ export function hashPrompt(ptr: usize, len: usize, hasher: BlockHasher): ScanSta
       if (holds == HOLDS_MESSAGES) holds = HOLDS_NOTHING;
     }
   }
-  if (top.malformed) return ScanStatus.NotJson;
+  if (top.malformed && !cut) return ScanStatus.NotJson;
   if (messagesStart >= 0) {
     if (holds == HOLDS_MESSAGES && heldSeed == seed) return ScanStatus.Ok;
     hasher.reset(seed);

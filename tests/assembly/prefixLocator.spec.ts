@@ -32,9 +32,12 @@ function body(prompt: string): ArrayBuffer {
   return String.UTF8.encode('{"model":"m","prompt":"' + prompt + '"}');
 }
 
+/** Hashes the prompt and, when there is one, matches it against the candidates. */
 function match(p: PrefixLocator, t: ReplicaTable, c: Candidates, prompt: string): bool {
   const b = body(prompt);
-  return p.match(changetype<usize>(b), <usize>b.byteLength, t, c);
+  if (!p.hash(changetype<usize>(b), <usize>b.byteLength, false)) return false;
+  p.match(t, c);
+  return true;
 }
 
 const A = ["10.0.0.1:8000", "10.0.0.2:8000", "10.0.0.3:8000"];
@@ -76,10 +79,22 @@ describe("PrefixLocator", () => {
     const t = table(A);
     p.resize(new ReplicaTable(), t);
     const c = candidates(t);
-    expect(p.match(0, 0, t, c)).toBe(false);
+    expect(p.hash(0, 0, false)).toBe(false);
     const b = String.UTF8.encode('{"model":"m"}');
-    expect(p.match(changetype<usize>(b), <usize>b.byteLength, t, c)).toBe(false);
+    expect(p.hash(changetype<usize>(b), <usize>b.byteLength, false)).toBe(false);
     expect(p.anyMatch).toBe(false);
+  });
+
+  it("is complete once the prompt fills the hasher, whatever follows", () => {
+    const p = new PrefixLocator(config(), new RouterMetrics(), false);
+    expect(p.promptBytes).toBe(64 * 64);
+    let long = "";
+    while (long.length < 5000) long += SYSTEM;
+    const b = body(long);
+    expect(p.hash(changetype<usize>(b), 3000, true)).toBe(true);
+    expect(p.complete).toBe(false);
+    expect(p.hash(changetype<usize>(b), 4200, true)).toBe(true);
+    expect(p.complete).toBe(true);
   });
 
   it("forgets what a replica held when it leaves, and keeps the others' slots", () => {
