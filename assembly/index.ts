@@ -1,7 +1,7 @@
 // prefix-router: the module's entry. Exports the proxy-wasm 0.2.x ABI and
 // dispatches each call to the root context or the stream it names. An id the
 // module does not know is ignored, never a trap.
-import { FilterData, FilterHeaders, hostAlloc } from "./abi/hostCalls";
+import { FilterData, FilterHeaders, endStartCode, hostAlloc } from "./abi/hostCalls";
 import { HttpContext } from "./httpContext";
 import { RootContext } from "./rootContext";
 
@@ -153,3 +153,6 @@ export function proxy_on_delete(id: u32): void {
   roots.delete(id);
   collect();
 }
+
+// The last statement of the start code (an entry file's statements run after its imports').
+endStartCode();
