@@ -76,7 +76,7 @@ export class Router {
     this.metrics = metrics;
     this.blob = blob;
     this.delivery = delivery;
-    this.prefix = new PrefixLocator(cfg, metrics, blob.shared);
+    this.prefix = new PrefixLocator(cfg, metrics, blob.shared ? vmId : 0);
     this.inflight = new InflightCounters(blob, vmId);
     const t = new ReplicaTable();
     t.weights.copyFrom(cfg.weights);

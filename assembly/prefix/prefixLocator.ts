@@ -15,7 +15,7 @@ import { ScanStatus, hashPrompt } from "../request/promptHasher";
 import { Candidates } from "../scheduling/candidates";
 import { ReplicaTable } from "../state/replicaTable";
 import { BlockHasher } from "./blockHasher";
-import { HOME_DEPTH, PrefixHomes } from "./prefixHomes";
+import { PrefixHomes } from "./prefixHomes";
 import { MAX_SLOTS, PrefixIndex } from "./prefixIndex";
 
 /** Characters per token, the usual estimate for English text and code. */
@@ -36,7 +36,7 @@ const MIN_SLOT_BLOCKS: u32 = 16;
 export class PrefixLocator {
   private readonly index: PrefixIndex;
   private readonly hasher: BlockHasher;
-  private readonly homes: PrefixHomes = new PrefixHomes();
+  private readonly homes: PrefixHomes;
   private readonly metrics: RouterMetrics;
   private readonly defaultCapacityTokens: u32;
   private readonly slotOf: Map<string, i32> = new Map<string, i32>();
@@ -47,18 +47,19 @@ export class PrefixLocator {
   key: u64 = 0;
   /** Some candidate holds part of the prompt (by this VM's index or the shared homes). */
   anyMatch: bool = false;
-  private homeKey: u64 = 0;
   private askedHome: bool = false;
   /** Candidate whose match is the shared homes' hint, not this VM's index; -1: none. */
   private hinted: i32 = -1;
+  /** Leading blocks the shared homes say the hinted candidate holds. */
+  private hintedDepth: i32 = 0;
 
-  /** `shareHomes`: worker VMs share where prompt starts went (shared data). */
-  constructor(cfg: PluginConfig, metrics: RouterMetrics, shareHomes: bool) {
+  /** `sharedVmId`: this VM's id, to share where prompts went with the other worker VMs; 0: not shared. */
+  constructor(cfg: PluginConfig, metrics: RouterMetrics, sharedVmId: u32) {
+    this.homes = new PrefixHomes(sharedVmId);
     this.index = new PrefixIndex(cfg.indexEntries);
     this.hasher = new BlockHasher(cfg.blockChars, cfg.maxBlocks);
     this.metrics = metrics;
     this.defaultCapacityTokens = cfg.defaultCapacityTokens;
-    this.homes.enabled = shareHomes;
     for (let s = MAX_SLOTS - 1; s >= 0; s--) this.freeSlots.push(s);
   }
 
@@ -151,10 +152,8 @@ export class PrefixLocator {
     }
     // New to this worker: another worker may have placed this prompt start already.
     if (!anyMatch && total > 0) {
-      const homeKey = unchecked(h.hashes[(total < HOME_DEPTH ? total : HOME_DEPTH) - 1]);
-      this.homeKey = homeKey;
       this.askedHome = true;
-      const home = this.homes.lookup(homeKey);
+      const home = this.homes.lookup(h.hashes, total);
       if (home != 0) {
         for (let k = 0; k < n; k++) {
           if (<u32>unchecked(t.addressHash[unchecked(c.replica[k])]) == home) {
@@ -162,6 +161,7 @@ export class PrefixLocator {
             unchecked(c.matched[k] = total);
             anyMatch = true;
             this.hinted = k;
+            this.hintedDepth = this.homes.depth;
             break;
           }
         }
@@ -171,17 +171,19 @@ export class PrefixLocator {
   }
 
   /**
-   * Candidate k (table replica i) was picked for the prompt match() hashed:
-   * it will hold the prompt once it has served the request. Returns the
-   * leading blocks this VM's index knew it held (not the shared hint).
-   * With no prompt hashed, records nothing.
+   * Candidate k (table replica i) was picked for the prompt hash() found: it
+   * will hold the prompt once it has served the request. Returns how many
+   * leading blocks the gateway believes it holds already: what this VM's
+   * index knew, or what the other workers' placement of the same chain tells
+   * when that is what placed it there. With no prompt hashed, records nothing.
    */
   record(t: ReplicaTable, c: Candidates, k: i32, i: i32): i32 {
-    const matched = k == this.hinted ? 0 : unchecked(c.matched[k]);
-    if (this.askedHome && k != this.hinted) this.homes.store(this.homeKey, <u32>unchecked(t.addressHash[i]));
-    const slot = unchecked(t.slot[i]);
+    const hinted = k == this.hinted;
+    const held = hinted ? 0 : unchecked(c.matched[k]);
     const total = c.totalBlocks;
-    if (slot >= 0 && total > 0) this.index.record(this.hasher.hashes, total, <u32>slot, matched);
-    return matched;
+    if (this.askedHome && !hinted) this.homes.store(this.hasher.hashes, total, <u32>unchecked(t.addressHash[i]));
+    const slot = unchecked(t.slot[i]);
+    if (slot >= 0 && total > 0) this.index.record(this.hasher.hashes, total, <u32>slot, held);
+    return hinted ? this.hintedDepth : held;
   }
 }

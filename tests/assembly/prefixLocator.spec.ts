@@ -44,7 +44,7 @@ const A = ["10.0.0.1:8000", "10.0.0.2:8000", "10.0.0.3:8000"];
 
 describe("PrefixLocator", () => {
   it("finds a prompt where it was recorded, and only there", () => {
-    const p = new PrefixLocator(config(), new RouterMetrics(), false);
+    const p = new PrefixLocator(config(), new RouterMetrics(), 0);
     const t = table(A);
     p.resize(new ReplicaTable(), t);
     const c = candidates(t);
@@ -63,7 +63,7 @@ describe("PrefixLocator", () => {
   });
 
   it("matches the shared leading blocks of a longer prompt", () => {
-    const p = new PrefixLocator(config(), new RouterMetrics(), false);
+    const p = new PrefixLocator(config(), new RouterMetrics(), 0);
     const t = table(A);
     p.resize(new ReplicaTable(), t);
     const c = candidates(t);
@@ -75,7 +75,7 @@ describe("PrefixLocator", () => {
   });
 
   it("has nothing to match without a prompt", () => {
-    const p = new PrefixLocator(config(), new RouterMetrics(), false);
+    const p = new PrefixLocator(config(), new RouterMetrics(), 0);
     const t = table(A);
     p.resize(new ReplicaTable(), t);
     const c = candidates(t);
@@ -86,7 +86,7 @@ describe("PrefixLocator", () => {
   });
 
   it("is complete once the prompt fills the hasher, whatever follows", () => {
-    const p = new PrefixLocator(config(), new RouterMetrics(), false);
+    const p = new PrefixLocator(config(), new RouterMetrics(), 0);
     expect(p.promptBytes).toBe(64 * 64);
     let long = "";
     while (long.length < 5000) long += SYSTEM;
@@ -98,7 +98,7 @@ describe("PrefixLocator", () => {
   });
 
   it("forgets what a replica held when it leaves, and keeps the others' slots", () => {
-    const p = new PrefixLocator(config(), new RouterMetrics(), false);
+    const p = new PrefixLocator(config(), new RouterMetrics(), 0);
     const t = table(A);
     p.resize(new ReplicaTable(), t);
     const c = candidates(t);

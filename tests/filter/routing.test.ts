@@ -189,3 +189,24 @@ test('Envoy stats: requests per replica, prefix blocks matched, fallbacks', asyn
 function inflightTotal(host: ProxyWasmHost): number {
   return sharedInflightTotal(host.sharedData, host.vmId);
 }
+
+test('another worker VM reports what the gateway believes the chosen replica holds (x-prefix-router-prefix)', async () => {
+  const { host } = await startHost(config, { workers: 3 });
+  try {
+    const ratio = (r: { responseHeaders: Array<[string, string]> }) =>
+      r.responseHeaders.find(([k]) => k === 'x-prefix-router-prefix')![1].split('/').map(Number);
+    const p = text(31, 1500); // 23 blocks
+    const first = send(host, { body: completion(p), worker: 0 });
+    assert.deepEqual(ratio(first), [0, 23]);
+    // The same request on another worker: the whole chain was placed there.
+    const again = send(host, { body: completion(p), worker: 1 });
+    assert.equal(again.endpoint, first.endpoint);
+    assert.deepEqual(ratio(again), [23, 23]);
+    // The same start (10 blocks), another question, on a third worker: the prompt start (8 blocks) is what is known.
+    const other = send(host, { body: completion(p.slice(0, 700) + text(32, 800)), worker: 2 });
+    assert.equal(other.endpoint, first.endpoint);
+    assert.deepEqual(ratio(other), [8, 23]);
+  } finally {
+    await host.close();
+  }
+});
