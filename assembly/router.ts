@@ -62,6 +62,8 @@ export class Router {
   private readonly cands: Candidates = new Candidates();
   private readonly picked: Pick = new Pick();
   private rotation: u64 = 0;
+  /** Other worker VMs of this gateway, as of the last in-flight read. */
+  private otherVms: i32 = 0;
   /**
    * The latest time this VM has read (routing, ticks): what a finished
    * request's in-flight row is stamped with, so the end of a stream costs no
@@ -157,7 +159,7 @@ export class Router {
     const prefix = this.prefix;
     let key: u64;
     if (hasPrompt) {
-      prefix.match(t, c);
+      prefix.match(t, c, this.otherVms > 0);
       key = prefix.key;
     } else {
       // Requests without a prompt spread by load; equal loads take turns.
@@ -197,7 +199,7 @@ export class Router {
     const c = this.cands;
     const stalenessMs = this.cfg.stalenessMs;
     const inflight = c.scratch;
-    this.inflight.read(t, inflight, nowS);
+    this.otherVms = this.inflight.read(t, inflight, nowS);
     let n = 0;
     // A replica's metrics age is the control plane's as of the state it sent;
     // time since then is covered by metricsTrusted (the control plane answers

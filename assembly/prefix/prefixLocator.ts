@@ -50,8 +50,11 @@ export class PrefixLocator {
   private askedHome: bool = false;
   /** Candidate whose match is the shared homes' hint, not this VM's index; -1: none. */
   private hinted: i32 = -1;
-  /** Leading blocks the shared homes say the hinted candidate holds. */
+  /** Leading blocks the shared homes say the hinted candidate holds, and what this VM's index knew of it. */
   private hintedDepth: i32 = 0;
+  private hintedHeld: i32 = 0;
+  /** The last match() could ask the other worker VMs' checkpoints. */
+  private fleet: bool = false;
 
   /** `sharedVmId`: this VM's id, to share where prompts went with the other worker VMs; 0: not shared. */
   constructor(cfg: PluginConfig, metrics: RouterMetrics, sharedVmId: u32) {
@@ -135,21 +138,24 @@ export class PrefixLocator {
 
   /**
    * For the prompt hash() found, fills how many of its leading blocks each
-   * of the `c.n` candidates holds (`c.matched`, `c.totalBlocks`).
+   * of the `c.n` candidates holds (`c.matched`, `c.totalBlocks`). `fleet`:
+   * other worker VMs route for this gateway, and may know more of it.
    */
-  match(t: ReplicaTable, c: Candidates): void {
+  match(t: ReplicaTable, c: Candidates, fleet: bool): void {
     const h = this.hasher;
     const total = h.count;
     const n = c.n;
     this.key = h.firstKey();
     c.totalBlocks = total;
-    let anyMatch = false;
+    this.fleet = fleet;
+    let best = 0;
     for (let k = 0; k < n; k++) {
       const s = unchecked(t.slot[unchecked(c.replica[k])]);
       const m = s >= 0 && total > 0 ? this.index.matchedBlocks(h.hashes, total, <u32>s) : 0;
       unchecked(c.matched[k] = m);
-      if (m > 0) anyMatch = true;
+      if (m > best) best = m;
     }
+    let anyMatch = best > 0;
     // New to this worker: another worker may have placed this prompt start already.
     if (!anyMatch && total > 0) {
       this.askedHome = true;
@@ -162,6 +168,24 @@ export class PrefixLocator {
             anyMatch = true;
             this.hinted = k;
             this.hintedDepth = this.homes.depth;
+            this.hintedHeld = 0;
+            break;
+          }
+        }
+      }
+    }
+    // Deeper than this worker knows: another worker may have placed more of the prompt.
+    if (fleet && this.hinted < 0 && best < total) {
+      const home = this.homes.deepest(h.hashes, total, best);
+      const depth = this.homes.depth;
+      if (home != 0) {
+        for (let k = 0; k < n; k++) {
+          if (<u32>unchecked(t.addressHash[unchecked(c.replica[k])]) == home) {
+            this.hintedHeld = unchecked(c.matched[k]);
+            unchecked(c.matched[k] = depth);
+            anyMatch = true;
+            this.hinted = k;
+            this.hintedDepth = depth;
             break;
           }
         }
@@ -179,9 +203,11 @@ export class PrefixLocator {
    */
   record(t: ReplicaTable, c: Candidates, k: i32, i: i32): i32 {
     const hinted = k == this.hinted;
-    const held = hinted ? 0 : unchecked(c.matched[k]);
+    const held = hinted ? this.hintedHeld : unchecked(c.matched[k]);
     const total = c.totalBlocks;
-    if (this.askedHome && !hinted) this.homes.store(this.hasher.hashes, total, <u32>unchecked(t.addressHash[i]));
+    const address = <u32>unchecked(t.addressHash[i]);
+    if (this.askedHome && !hinted) this.homes.store(this.hasher.hashes, total, address);
+    if (this.fleet && total > 0) this.homes.storeCheckpoint(this.hasher.hashes, total, hinted ? this.hintedDepth : held, address);
     const slot = unchecked(t.slot[i]);
     if (slot >= 0 && total > 0) this.index.record(this.hasher.hashes, total, <u32>slot, held);
     return hinted ? this.hintedDepth : held;

@@ -60,20 +60,24 @@ export class GatewayBlob {
 
   /**
    * Adds the counts of other VMs' live rows to out[0..n), when the fetched
-   * rows are laid out for the replica set `setHash`.
+   * rows are laid out for the replica set `setHash`. Returns how many such
+   * rows there were: the other worker VMs routing for this gateway.
    */
-  addOtherRows(setHash: u64, n: i32, vmId: u32, nowS: u32, out: StaticArray<i32>): void {
+  addOtherRows(setHash: u64, n: i32, vmId: u32, nowS: u32, out: StaticArray<i32>): i32 {
     const p = this.bytes.ptr;
     const len = <i32>this.bytes.len;
-    if (len < HEADER_BYTES || load<u64>(p, SET_HASH_AT) != setHash) return;
+    if (len < HEADER_BYTES || load<u64>(p, SET_HASH_AT) != setHash) return 0;
     const rows = <i32>load<u32>(p, ROWS_AT);
     const rowBytes = 8 + 2 * n;
-    if (HEADER_BYTES + rows * rowBytes != len) return;
+    if (HEADER_BYTES + rows * rowBytes != len) return 0;
+    let live = 0;
     for (let r = 0; r < rows; r++) {
       const row = p + <usize>(HEADER_BYTES + r * rowBytes);
       if (load<u32>(row) == vmId || <i32>(nowS - load<u32>(row, 4)) > <i32>ROW_TTL_S) continue;
+      live++;
       for (let i = 0; i < n; i++) unchecked(out[i] += <i32>load<u16>(row + 8 + <usize>(2 * i)));
     }
+    return live;
   }
 
   /**

@@ -32,13 +32,19 @@ export class InflightCounters {
     this.blob.drop();
   }
 
-  /** Fills out[i] with the in-flight count of table replica i (from the fetched blob; fetched now if there is none). */
-  read(t: ReplicaTable, out: StaticArray<f64>, nowS: u32): void {
+  /**
+   * Fills out[i] with the in-flight count of table replica i (from the
+   * fetched blob; fetched now if there is none). Returns how many other
+   * worker VMs are counting.
+   */
+  read(t: ReplicaTable, out: StaticArray<f64>, nowS: u32): i32 {
     const n = t.n;
     const blob = this.blob;
     for (let i = 0; i < n; i++) unchecked(this.others[i] = 0);
-    if (blob.shared && (blob.held || blob.fetch())) blob.addOtherRows(t.setHash, n, this.vmId, nowS, this.others);
+    let vms = 0;
+    if (blob.shared && (blob.held || blob.fetch())) vms = blob.addOtherRows(t.setHash, n, this.vmId, nowS, this.others);
     for (let i = 0; i < n; i++) unchecked(out[i] = <f64>(unchecked(this.others[i]) + unchecked(this.local[i])));
+    return vms;
   }
 
   /** Changes this VM's count for replica i by delta and publishes its row. */

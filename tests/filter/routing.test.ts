@@ -210,3 +210,24 @@ test('another worker VM reports what the gateway believes the chosen replica hol
     await host.close();
   }
 });
+
+test('a worker that knows only the shared system prompt finds how much more another worker placed (checkpoints)', async () => {
+  const { host } = await startHost(config, { workers: 2 });
+  try {
+    const ratio = (r: { responseHeaders: Array<[string, string]> }) =>
+      r.responseHeaders.find(([k]) => k === 'x-prefix-router-prefix')![1].split('/').map(Number);
+    const system = text(41, 1280); // 20 blocks
+    const x1 = system + text(42, 1500); // 43 blocks
+    // Worker 1 learns the system prompt from another conversation.
+    const y = send(host, { body: completion(system + text(43, 1500)), worker: 1 });
+    // Worker 0 places conversation x's first turn (and checkpoints it at 16 and 32 blocks).
+    const first = send(host, { body: completion(x1), worker: 0 });
+    assert.equal(first.endpoint, y.endpoint);
+    // x's next turn on worker 1: its own index holds the 20 system-prompt blocks; the fleet, 32.
+    const next = send(host, { body: completion(x1 + text(44, 2000)), worker: 1 });
+    assert.equal(next.endpoint, first.endpoint);
+    assert.deepEqual(ratio(next), [32, 74]);
+  } finally {
+    await host.close();
+  }
+});
