@@ -23,7 +23,7 @@ import { HostBytes, WasmResult, getSharedRaw, setSharedRaw } from "../abi/hostCa
 import { CharCode } from "../charCode";
 
 /** Blocks of prompt that name a "prompt start": 8 x 64 bytes, about 128 tokens. */
-export const HOME_DEPTH: i32 = 8;
+const HOME_DEPTH: i32 = 8;
 /** 2^16 buckets: shared-data keys are never deleted, so their number is capped. */
 const BUCKET_BITS: u32 = 16;
 const PREFIX = "prefix_router.home.";
