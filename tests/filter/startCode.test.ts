@@ -8,7 +8,7 @@ import binaryen from 'binaryen';
 import { wasm } from './support.js';
 
 /** Instantiates `bytes` with every import a function that records its calls (proxy_log's level too). */
-async function instantiate(bytes: Uint8Array): Promise<{ calls: string[]; instance?: WebAssembly.Instance; error?: unknown }> {
+async function instantiate(bytes: Uint8Array<ArrayBuffer>): Promise<{ calls: string[]; instance?: WebAssembly.Instance; error?: unknown }> {
   const calls: string[] = [];
   const imports: Record<string, Record<string, (...args: number[]) => number>> = {};
   for (const i of WebAssembly.Module.imports(new WebAssembly.Module(bytes))) {
@@ -19,7 +19,7 @@ async function instantiate(bytes: Uint8Array): Promise<{ calls: string[]; instan
     };
   }
   try {
-    const { instance } = await WebAssembly.instantiate(bytes, imports);
+    const instance = await WebAssembly.instantiate(new WebAssembly.Module(bytes), imports);
     return { calls, instance };
   } catch (error) {
     return { calls, error };
@@ -27,7 +27,7 @@ async function instantiate(bytes: Uint8Array): Promise<{ calls: string[]; instan
 }
 
 /** The module with a call to its abort handler placed first in its start function. */
-function abortingAtStart(): Uint8Array {
+function abortingAtStart(): Uint8Array<ArrayBuffer> {
   const m = binaryen.readBinary(wasm);
   // The features the build enables (package.json build:wasm), so the binary reads back as it was.
   const f = binaryen.Features;
@@ -42,7 +42,7 @@ function abortingAtStart(): Uint8Array {
   m.removeFunction(start);
   m.addFunction(start, fn.params, fn.results, fn.vars, body);
   assert.ok(m.validate(), 'the instrumented module validates');
-  const out = m.emitBinary();
+  const out = new Uint8Array(m.emitBinary());
   m.dispose();
   return out;
 }
