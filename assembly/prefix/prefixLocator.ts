@@ -159,36 +159,26 @@ export class PrefixLocator {
     // New to this worker: another worker may have placed this prompt start already.
     if (!anyMatch && total > 0) {
       this.askedHome = true;
-      const home = this.homes.lookup(h.hashes, total);
-      if (home != 0) {
-        for (let k = 0; k < n; k++) {
-          if (<u32>unchecked(t.addressHash[unchecked(c.replica[k])]) == home) {
-            // Scored as if this worker had sent the prompt there itself.
-            unchecked(c.matched[k] = total);
-            anyMatch = true;
-            this.hinted = k;
-            this.hintedDepth = this.homes.depth;
-            this.hintedHeld = 0;
-            break;
-          }
-        }
+      const k = candidateOf(t, c, this.homes.lookup(h.hashes, total));
+      if (k >= 0) {
+        // Scored as if this worker had sent the prompt there itself.
+        unchecked(c.matched[k] = total);
+        anyMatch = true;
+        this.hinted = k;
+        this.hintedDepth = this.homes.depth;
+        this.hintedHeld = 0;
       }
     }
     // Deeper than this worker knows: another worker may have placed more of the prompt.
     if (fleet && this.hinted < 0 && best < total) {
-      const home = this.homes.deepest(h.hashes, total, best);
-      const depth = this.homes.depth;
-      if (home != 0) {
-        for (let k = 0; k < n; k++) {
-          if (<u32>unchecked(t.addressHash[unchecked(c.replica[k])]) == home) {
-            this.hintedHeld = unchecked(c.matched[k]);
-            unchecked(c.matched[k] = depth);
-            anyMatch = true;
-            this.hinted = k;
-            this.hintedDepth = depth;
-            break;
-          }
-        }
+      const k = candidateOf(t, c, this.homes.deepest(h.hashes, total, best));
+      if (k >= 0) {
+        const depth = this.homes.depth;
+        this.hintedHeld = unchecked(c.matched[k]);
+        unchecked(c.matched[k] = depth);
+        anyMatch = true;
+        this.hinted = k;
+        this.hintedDepth = depth;
       }
     }
     this.anyMatch = anyMatch;
@@ -212,4 +202,13 @@ export class PrefixLocator {
     if (slot >= 0 && total > 0) this.index.record(this.hasher.hashes, total, <u32>slot, held);
     return hinted ? this.hintedDepth : held;
   }
+}
+
+/** The candidate whose replica's 32-bit address hash is `home` (0: none), or -1. */
+function candidateOf(t: ReplicaTable, c: Candidates, home: u32): i32 {
+  if (home == 0) return -1;
+  for (let k = 0; k < c.n; k++) {
+    if (<u32>unchecked(t.addressHash[unchecked(c.replica[k])]) == home) return k;
+  }
+  return -1;
 }
