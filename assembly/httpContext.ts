@@ -1,13 +1,15 @@
-// One HTTP stream. Thin: it decides when the body is needed, hands it to the
-// root context's router, and writes the decision into the request headers.
+// One HTTP stream's context. Thin: it decides when the body is needed, hands
+// it to the router its root context gave it, and writes the decision into the
+// request headers.
 import {
   BufferType, FilterData, FilterHeaders, HeaderMap, HostBytes, WasmResult, addHeader, addHeaderRaw, continueRequest, getBuffer,
   getBufferSize, getHeaderPairs, nowNs, removeHeader, replaceHeader, sendLocalResponse,
-} from "./abi/host";
-import { Decision, Router } from "./router";
-import { RouterRoot } from "./rootContext";
-import { bytesEqual } from "./request/json";
+} from "./abi/hostCalls";
 import { NO_REPLICA_BODY, NO_REPLICA_DETAILS } from "./errors";
+import { PausedStreams } from "./pausedStreams";
+import { bytesEqual } from "./request/jsonScanner";
+import { Decision, Router, Routing } from "./router";
+import { CharCode } from "./charCode";
 
 const DESTINATION = String.UTF8.encode("x-gateway-destination-endpoint");
 /** The runner-up, for a gateway that retries a failed connection elsewhere (ORIGINAL_DST only dials the first). */
@@ -19,22 +21,28 @@ const bytes = new HostBytes();
 /** "matched/total" is written here: no allocation per response. */
 const RATIO: usize = memory.data(24);
 
-export class RouterStream {
+@final
+export class HttpContext {
   id: u32 = 0;
-  root: RouterRoot | null = null;
+  /** The root context's router; null while the root has no configuration. */
+  private router: Router | null = null;
+  private paused: PausedStreams<HttpContext> | null = null;
   readonly decision: Decision = new Decision();
   private buffering: bool = false;
-  /** Root tick count when the headers were paused for the body (see RouterRoot.releaseStalled). */
+  /** Buffered body size at which onRequestBody next tries to route before the body ends. */
+  private routeAtBytes: u32 = 0;
+  /** Tick count when the headers were paused for the body (see PausedStreams). */
   pausedAtTick: u32 = 0;
-  /** Neighbours in the root's list of paused streams (RouterRoot.pause). */
-  pausedPrev: RouterStream | null = null;
-  pausedNext: RouterStream | null = null;
+  /** Neighbours in the root's list of paused streams. */
+  pausedPrev: HttpContext | null = null;
+  pausedNext: HttpContext | null = null;
   /** True until the first body callback after pausing the headers. */
   awaitingBody: bool = false;
 
-  reset(id: u32, root: RouterRoot): void {
+  reset(id: u32, router: Router | null, paused: PausedStreams<HttpContext>): void {
     this.id = id;
-    this.root = root;
+    this.router = router;
+    this.paused = paused;
     this.decision.reset();
     this.buffering = false;
     this.awaitingBody = false;
@@ -46,17 +54,16 @@ export class RouterStream {
     // A client never chooses the upstream: drop whatever it sent, in any case and count.
     if (h.destination || !h.scanned) removeHeader(HeaderMap.RequestHeaders, DESTINATION);
     if (h.fallback || !h.scanned) removeHeader(HeaderMap.RequestHeaders, FALLBACK);
-    const router = this.router();
+    const router = this.router;
     if (router === null) return FilterHeaders.Continue;
-    const root = this.root!;
-    if (!endOfStream && !root.bodyUnavailable && h.post && h.inferencePath) {
-      const declared = h.contentLength;
-      if (declared < 0 || declared <= <i64>router.cfg.maxBodyBytes) {
-        this.buffering = true;
-        this.awaitingBody = true;
-        root.pause(this);
-        return FilterHeaders.StopIteration;
-      }
+    const paused = this.paused!;
+    if (!endOfStream && !paused.bodyUnavailable && h.post && h.inferencePath) {
+      // Whatever its length: the body is held only until its prompt is read (onRequestBody).
+      this.buffering = true;
+      this.awaitingBody = true;
+      this.routeAtBytes = router.promptBytes;
+      paused.pause(this);
+      return FilterHeaders.StopIteration;
     }
     return this.route(router, 0, 0) ? FilterHeaders.Continue : FilterHeaders.StopIteration;
   }
@@ -64,19 +71,26 @@ export class RouterStream {
   onRequestBody(size: u32, endOfStream: bool): FilterData {
     if (this.awaitingBody) {
       this.awaitingBody = false;
-      this.root!.bodyArrived(this);
+      this.paused!.bodyArrived(this);
     }
     if (!this.buffering) return FilterData.Continue;
-    const router = this.router();
+    const router = this.router;
     if (router === null) return FilterData.Continue;
-    if (size > router.cfg.maxBodyBytes) {
-      // Too large to buffer: route on load alone and let the body stream.
-      this.buffering = false;
-      return this.route(router, 0, 0) ? FilterData.Continue : FilterData.StopIterationNoBuffer;
+    // More to come: route as soon as what has come holds all of the prompt
+    // the filter hashes, or at half of maxBodyBytes whatever it holds, and let
+    // the rest stream through. A body is never held until the proxy's buffer
+    // limit refuses it (413), and one larger than any buffer still goes on.
+    if (!endOfStream && size < this.routeAtBytes) return FilterData.StopIterationAndBuffer;
+    const half = router.cfg.maxBodyBytes >> 1;
+    const r = this.routeOnBody(router, size, endOfStream, size >= half);
+    if (r == Routing.Waiting) {
+      // Try again once the body has doubled: reading it costs O(size) overall.
+      const next = <u64>size << 1;
+      this.routeAtBytes = next < <u64>half ? <u32>next : half;
+      return FilterData.StopIterationAndBuffer;
     }
-    if (!endOfStream) return FilterData.StopIterationAndBuffer;
     this.buffering = false;
-    return this.routeOnBody(router, size) ? FilterData.Continue : FilterData.StopIterationNoBuffer;
+    return r == Routing.Routed ? FilterData.Continue : FilterData.StopIterationNoBuffer;
   }
 
   onRequestTrailers(): FilterHeaders {
@@ -85,15 +99,16 @@ export class RouterStream {
     if (!this.buffering) return FilterHeaders.Continue;
     // The body ended with trailers rather than an end-of-stream data frame.
     this.buffering = false;
-    const router = this.router();
+    const router = this.router;
     if (router === null) return FilterHeaders.Continue;
     const size = getBufferSize(BufferType.RequestBody);
-    if (size <= 0 || size > <i64>router.cfg.maxBodyBytes) return this.route(router, 0, 0) ? FilterHeaders.Continue : FilterHeaders.StopIteration;
-    return this.routeOnBody(router, <u32>size) ? FilterHeaders.Continue : FilterHeaders.StopIteration;
+    if (size <= 0) return this.route(router, 0, 0) ? FilterHeaders.Continue : FilterHeaders.StopIteration;
+    const r = this.routeOnBody(router, size > <i64>U32.MAX_VALUE ? U32.MAX_VALUE : <u32>size, true, true);
+    return r == Routing.Routed ? FilterHeaders.Continue : FilterHeaders.StopIteration;
   }
 
   onResponseHeaders(): FilterHeaders {
-    const router = this.router();
+    const router = this.router;
     const d = this.decision;
     if (router !== null && router.cfg.debugHeaders && d.replica >= 0) {
       addHeader(HeaderMap.ResponseHeaders, DEBUG_ENDPOINT, d.addressBytes);
@@ -111,7 +126,7 @@ export class RouterStream {
   releaseStalled(): void {
     this.awaitingBody = false;
     this.buffering = false;
-    const router = this.router();
+    const router = this.router;
     if (router === null) return;
     if (this.route(router, 0, 0)) continueRequest();
   }
@@ -120,30 +135,41 @@ export class RouterStream {
   onDelete(): void {
     if (this.awaitingBody) {
       this.awaitingBody = false;
-      this.root!.forget(this);
+      this.paused!.forget(this);
     }
-    const router = this.router();
+    const router = this.router;
     if (router !== null) router.finish(this.decision);
-    this.root = null;
+    this.router = null;
+    this.paused = null;
   }
 
-  private router(): Router | null {
-    const root = this.root;
-    return root === null ? null : root.router;
-  }
-
-  private routeOnBody(router: Router, size: u32): bool {
-    if (getBuffer(BufferType.RequestBody, 0, size, bytes) != WasmResult.Ok) {
+  /**
+   * Routes on the buffered body, `size` bytes so far (at most maxBodyBytes
+   * of it read). `ended`: no more is coming. Unless `now` (or the body
+   * ended), waits while what has come does not hold all of the hashed prompt.
+   */
+  private routeOnBody(router: Router, size: u32, ended: bool, now: bool): Routing {
+    const max = router.cfg.maxBodyBytes;
+    const whole = ended && size <= max;
+    if (getBuffer(BufferType.RequestBody, 0, whole ? size : max, bytes) != WasmResult.Ok) {
       bytes.free();
-      return this.route(router, 0, 0);
+      return this.route(router, 0, 0) ? Routing.Routed : Routing.NoReplica;
     }
-    const ok = this.route(router, bytes.ptr, bytes.len);
+    let r: Routing;
+    if (whole) r = router.route(bytes.ptr, bytes.len, nowNs(), this.decision) ? Routing.Routed : Routing.NoReplica;
+    else r = router.routeEarly(bytes.ptr, bytes.len, ended || now, nowNs(), this.decision);
     bytes.free();
-    return ok;
+    if (r != Routing.Waiting) this.apply(router, r == Routing.Routed);
+    return r;
   }
 
   private route(router: Router, body: usize, len: usize): bool {
-    if (router.route(body, len, nowNs(), this.decision)) {
+    return this.apply(router, router.route(body, len, nowNs(), this.decision));
+  }
+
+  /** Writes the decision into the request headers, or answers 503 when no replica could take the request. */
+  private apply(router: Router, routed: bool): bool {
+    if (routed) {
       replaceHeader(HeaderMap.RequestHeaders, DESTINATION, this.decision.addressBytes);
       const fallback = this.decision.fallbackBytes;
       if (fallback !== null && router.cfg.fallbackHeader) replaceHeader(HeaderMap.RequestHeaders, FALLBACK, fallback);
@@ -156,14 +182,13 @@ export class RouterStream {
 
 /** What the request headers say, from one read of the whole map. */
 @unmanaged
+@final
 class RequestHead {
   /** The map was read and parsed; when false nothing below is known. */
   scanned: bool = false;
   post: bool = false;
   /** :path is /v1/completions or /v1/chat/completions (query string ignored). */
   inferencePath: bool = false;
-  /** The declared body length, or -1 when absent or unreadable. */
-  contentLength: i64 = -1;
   /** The client sent x-gateway-destination-endpoint / the fallback header (any case). */
   destination: bool = false;
   fallback: bool = false;
@@ -173,7 +198,7 @@ const head = new RequestHead();
 
 /**
  * Reads the request header map once (proxy_get_header_map_pairs) instead of
- * a call per header: method, path, length, and whether the headers only this
+ * a call per header: method, path, and whether the headers only this
  * filter may set are there, so the common request needs no remove calls.
  * Every size in the serialized map is checked against its length.
  */
@@ -181,7 +206,6 @@ function scanRequestHead(h: RequestHead): void {
   h.scanned = false;
   h.post = false;
   h.inferencePath = false;
-  h.contentLength = -1;
   h.destination = false;
   h.fallback = false;
   if (getHeaderPairs(HeaderMap.RequestHeaders, bytes) != WasmResult.Ok) {
@@ -204,7 +228,7 @@ function scanRequestHead(h: RequestHead): void {
     bytes.free();
     return;
   }
-  let seenMethod = false, seenPath = false, seenLength = false;
+  let seenMethod = false, seenPath = false;
   for (let i: u64 = 0; i < n; i++) {
     const kl = <u64>load<u32>(<usize>(<u64>base + 4 + i * 8));
     const vl = <u64>load<u32>(<usize>(<u64>base + 8 + i * 8));
@@ -221,9 +245,6 @@ function scanRequestHead(h: RequestHead): void {
     } else if (!seenPath && bytesEqual(k, <isize>kl, ":path")) {
       seenPath = true;
       h.inferencePath = isInferencePath(v, <isize>vl);
-    } else if (!seenLength && equalsIgnoreCase(k, <isize>kl, "content-length")) {
-      seenLength = true;
-      h.contentLength = parseLength(v, <isize>vl);
     } else if (equalsIgnoreCase(k, <isize>kl, "x-gateway-destination-endpoint")) h.destination = true;
     else if (equalsIgnoreCase(k, <isize>kl, "x-prefix-router-fallback-endpoint")) h.fallback = true;
   }
@@ -234,29 +255,18 @@ function scanRequestHead(h: RequestHead): void {
 function isInferencePath(p: isize, len: isize): bool {
   let n = len;
   for (let i: isize = 0; i < len; i++) {
-    if (load<u8>(p + i) == 0x3f) { n = i; break; }
+    if (load<u8>(p + i) == CharCode.QUESTION) { n = i; break; }
   }
   return bytesEqual(p, n, "/v1/completions") || bytesEqual(p, n, "/v1/chat/completions");
-}
-
-function parseLength(p: isize, len: isize): i64 {
-  if (len <= 0 || len > 18) return -1;
-  let v: i64 = 0;
-  for (let i: isize = 0; i < len; i++) {
-    const c = <i32>load<u8>(p + i);
-    if (c < 0x30 || c > 0x39) return -1;
-    v = v * 10 + <i64>(c - 0x30);
-  }
-  return v;
 }
 
 /** ASCII case-insensitive comparison with a lower-case ASCII `s`. */
 function equalsIgnoreCase(p: isize, len: isize, s: string): bool {
   if (len != <isize>s.length) return false;
   for (let i: isize = 0; i < len; i++) {
-    let c = <u32>load<u8>(p + i);
-    if (c >= 0x41 && c <= 0x5a) c += 0x20;
-    if (c != <u32>s.charCodeAt(<i32>i)) return false;
+    let c = <i32>load<u8>(p + i);
+    if (c >= CharCode.A && c <= CharCode.Z) c += CharCode.a - CharCode.A;
+    if (c != s.charCodeAt(<i32>i)) return false;
   }
   return true;
 }
@@ -264,7 +274,7 @@ function equalsIgnoreCase(p: isize, len: isize, s: string): bool {
 /** Writes "a/b" (both >= 0) at RATIO; returns its length. */
 function formatRatio(a: i32, b: i32): usize {
   let p = RATIO + writeDigits(RATIO, a);
-  store<u8>(p++, 0x2f);
+  store<u8>(p++, CharCode.SLASH);
   p += writeDigits(p, b);
   return p - RATIO;
 }
@@ -273,7 +283,7 @@ function writeDigits(at: usize, v: i32): usize {
   let n: usize = 1;
   for (let x = v; x >= 10; x /= 10) n++;
   for (let i = n; i > 0; i--) {
-    store<u8>(at + i - 1, <u8>(0x30 + v % 10));
+    store<u8>(at + i - 1, <u8>(CharCode._0 + v % 10));
     v /= 10;
   }
   return n;

@@ -1,17 +1,18 @@
 // prefix-router: the module's entry. Exports the proxy-wasm 0.2.x ABI and
 // dispatches each call to the root context or the stream it names. An id the
 // module does not know is ignored, never a trap.
-import { FilterData, FilterHeaders, hostAlloc } from "./abi/host";
-import { RouterRoot } from "./rootContext";
-import { RouterStream } from "./httpContext";
+import { FilterData, FilterHeaders, endStartCode, hostAlloc } from "./abi/hostCalls";
+import { HttpContext } from "./httpContext";
+import { RootContext } from "./rootContext";
 
-export { abortHandler } from "./abi/host";
+export { abortHandler } from "./abi/hostCalls";
 
 /**
  * Contexts by id, the one looked up last kept aside: a context's calls mostly
  * come one after another (a stream's hooks; streams created under the one
  * root), so most calls skip the map's two lookups (has, then get).
  */
+@final
 class Contexts<T> {
   private readonly byId: Map<u32, T> = new Map<u32, T>();
   private lastId: u32 = 0;
@@ -39,10 +40,10 @@ class Contexts<T> {
   }
 }
 
-const roots = new Contexts<RouterRoot>();
-const streams = new Contexts<RouterStream>();
+const roots = new Contexts<RootContext>();
+const streams = new Contexts<HttpContext>();
 /** Finished streams, reused so the request path allocates no context objects. */
-const pool: Array<RouterStream> = [];
+const pool: Array<HttpContext> = [];
 /** Streams kept for reuse at most; beyond this, finished ones are left to the collector. */
 const POOL_MAX = 1024;
 /**
@@ -72,13 +73,13 @@ export function proxy_on_memory_allocate(size: usize): usize {
 
 export function proxy_on_context_create(id: u32, parent: u32): void {
   if (parent == 0) {
-    if (roots.get(id) === null) roots.set(id, new RouterRoot(id));
+    if (roots.get(id) === null) roots.set(id, new RootContext(id));
     return;
   }
   const root = roots.get(parent);
   if (root === null) return;
-  const s = pool.length > 0 ? pool.pop() : new RouterStream();
-  s.reset(id, root);
+  const s = pool.length > 0 ? pool.pop() : new HttpContext();
+  s.reset(id, root.router, root.paused);
   streams.set(id, s);
 }
 
@@ -152,3 +153,6 @@ export function proxy_on_delete(id: u32): void {
   roots.delete(id);
   collect();
 }
+
+// The last statement of the start code (an entry file's statements run after its imports').
+endStartCode();

@@ -2,7 +2,7 @@
 // a `wasmcustom.` prefix). Increments are counted in linear memory and handed
 // to the host on the root context's tick: one host call per counter per tick
 // instead of several per request. Stats lag by at most one tick (100 ms).
-import { MetricType, defineMetric, incrementMetric } from "./abi/host";
+import { MetricType, defineMetric, incrementMetric } from "./abi/hostCalls";
 import { MAX_SLOTS } from "./prefix/prefixIndex";
 
 export const enum Counter {
@@ -23,6 +23,7 @@ const NAMES: StaticArray<string> = [
   "prefix_router.control_plane_poll_failures",
 ];
 
+@final
 export class RouterMetrics {
   private readonly ids: StaticArray<u32> = new StaticArray<u32>(Counter.COUNT);
   private readonly pending: StaticArray<i64> = new StaticArray<i64>(Counter.COUNT);

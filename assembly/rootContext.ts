@@ -1,16 +1,22 @@
-// The root context: configuration, ticks, the control-plane long poll, and
-// the routing core every stream of this VM uses. Streams stay thin.
+// The root context of one worker VM: configuration, ticks, the control-plane
+// long poll and the state it brings, and the routing core. It hands each
+// stream what it needs (the router and the paused-stream list); streams stay
+// thin.
 import {
   BufferType, HeaderMap, HostBytes, LogLevel, WasmResult, getBuffer, getHeader, httpCall,
-  log, nowNs, serializePairs, setEffectiveContext, setTickPeriodMs,
-} from "./abi/host";
-import { PluginConfig, configError, parseConfig } from "./config";
-import { BODY_NOT_DELIVERED, CONFIG_REJECTED, EXPECTED_CONFIG_SHAPE, POLL_FAILED, POLL_NOT_STARTED, STATE_FROM_CONTROL_PLANE, STATE_REJECTED } from "./errors";
+  log, nowNs, serializePairs, setTickPeriodMs,
+} from "./abi/hostCalls";
+import { PluginConfig, configError, parseConfig } from "./config/pluginConfig";
+import { CONFIG_REJECTED, EXPECTED_CONFIG_SHAPE, POLL_FAILED, POLL_NOT_STARTED, STATE_FROM_CONTROL_PLANE, STATE_REJECTED } from "./errors";
+import { HttpContext } from "./httpContext";
 import { Counter, RouterMetrics } from "./metrics";
+import { PausedStreams } from "./pausedStreams";
 import { Router } from "./router";
-import { RouterStream } from "./httpContext";
-import { allocateVmId, holdLease, publishState, releaseLease } from "./state/sharedState";
-import { decodeState, stateError } from "./state/stateWire";
+import { GatewayBlob } from "./state/gatewayBlob";
+import { StateDelivery } from "./state/stateDelivery";
+import { stateError } from "./state/stateWire";
+import { allocateVmId, holdLease, releaseLease } from "./state/workerVms";
+import { CharCode } from "./charCode";
 
 /** Ticks drive the lease, heartbeats and state pick-up; 100 ms keeps each well inside its bound. */
 const TICK_MS: u32 = 100;
@@ -18,94 +24,26 @@ const TICK_MS: u32 = 100;
 const LEASE_TTL_NS: u64 = 1000000000;
 /** In-flight rows are refreshed this often (rows live ROW_TTL_S = 10 s without one). */
 const HEARTBEAT_NS: u64 = 1000000000;
-/**
- * A request whose body has not started arriving this many ticks after its
- * headers were paused is routed on load alone and let go. Envoy before 1.35
- * (or without allow_on_headers_stop_iteration) turns a filter's StopIteration
- * into StopAll and never hands it the body: without this, such requests hang.
- */
-const STALL_TICKS: u32 = 2;
-/** After this many stalls and no body ever delivered, stop pausing for bodies at all. */
-const STALLS_BEFORE_HEADERS_ONLY: u32 = 3;
 /** Extra time the host gives a long poll beyond what the control plane may hold it. */
 const POLL_TIMEOUT_SLACK_MS: u32 = 5000;
 
 const STATUS = String.UTF8.encode(":status");
 
-export class RouterRoot {
+@final
+export class RootContext {
   readonly id: u32;
   cfg: PluginConfig | null = null;
   router: Router | null = null;
+  private delivery: StateDelivery | null = null;
   readonly metrics: RouterMetrics = new RouterMetrics();
+  /** Streams whose headers wait for their body. */
+  readonly paused: PausedStreams<HttpContext> = new PausedStreams<HttpContext>();
   vmId: u32 = 0;
   private pollToken: u32 = 0;
   private nextPollAtNs: u64 = 0;
   private lastHeartbeatNs: u64 = 0;
   private failing: bool = false;
   private readonly bytes: HostBytes = new HostBytes();
-  /** Ticks seen, the clock of stall detection. */
-  private ticks: u32 = 0;
-  /**
-   * Streams whose headers are paused and that have not seen their body yet,
-   * oldest first: linked through the streams themselves, so pausing and
-   * resuming, twice per request, hash nothing and allocate nothing.
-   */
-  private pausedHead: RouterStream | null = null;
-  private pausedTail: RouterStream | null = null;
-  private bodyDelivered: bool = false;
-  private stalls: u32 = 0;
-  /** The host does not deliver bodies after a paused header: route every request on its headers. */
-  bodyUnavailable: bool = false;
-
-  pause(s: RouterStream): void {
-    s.pausedAtTick = this.ticks;
-    s.pausedNext = null;
-    s.pausedPrev = this.pausedTail;
-    if (this.pausedTail !== null) this.pausedTail!.pausedNext = s;
-    else this.pausedHead = s;
-    this.pausedTail = s;
-  }
-
-  bodyArrived(s: RouterStream): void {
-    this.unpause(s);
-    this.bodyDelivered = true;
-  }
-
-  /** The stream ended before its body came (client gone): no verdict on body delivery. */
-  forget(s: RouterStream): void {
-    this.unpause(s);
-  }
-
-  private unpause(s: RouterStream): void {
-    const prev = s.pausedPrev;
-    const next = s.pausedNext;
-    if (prev !== null) prev.pausedNext = next;
-    else if (this.pausedHead === s) this.pausedHead = next;
-    if (next !== null) next.pausedPrev = prev;
-    else if (this.pausedTail === s) this.pausedTail = prev;
-    s.pausedPrev = null;
-    s.pausedNext = null;
-  }
-
-  /** Lets go of requests the host never gave a body to. */
-  private releaseStalled(): void {
-    // Paused in tick order: the stalled ones are at the front.
-    const stallsBefore = this.stalls;
-    let s = this.pausedHead;
-    while (s !== null && this.ticks - s.pausedAtTick >= STALL_TICKS) {
-      this.unpause(s);
-      this.stalls++;
-      setEffectiveContext(s.id);
-      s.releaseStalled();
-      s = this.pausedHead;
-    }
-    if (this.stalls == stallsBefore) return;
-    setEffectiveContext(this.id);
-    if (!this.bodyDelivered && !this.bodyUnavailable && this.stalls >= STALLS_BEFORE_HEADERS_ONLY) {
-      this.bodyUnavailable = true;
-      log(LogLevel.Warn, BODY_NOT_DELIVERED);
-    }
-  }
 
   constructor(id: u32) {
     this.id = id;
@@ -130,7 +68,10 @@ export class RouterRoot {
     // Without ticks nothing would flush batched counts: hand each one over at once.
     this.metrics.immediate = !cfg.sharedState;
     if (cfg.sharedState) this.vmId = allocateVmId();
-    this.router = new Router(cfg, this.metrics, this.vmId);
+    const blob = new GatewayBlob(cfg.sharedState && this.vmId != 0);
+    const delivery = new StateDelivery(blob, this.metrics);
+    this.delivery = delivery;
+    this.router = new Router(cfg, this.metrics, this.vmId, blob, delivery);
     if (cfg.sharedState) {
       setTickPeriodMs(TICK_MS);
       this.router!.refresh();
@@ -146,8 +87,7 @@ export class RouterRoot {
     if (router === null || cfg === null) return;
     const now = nowNs();
     router.sawTime(now);
-    this.ticks++;
-    this.releaseStalled();
+    this.paused.tick(this.id);
     this.metrics.flush();
     router.refresh();
     if (now - this.lastHeartbeatNs >= HEARTBEAT_NS) {
@@ -160,7 +100,7 @@ export class RouterRoot {
   }
 
   private startPoll(cfg: PluginConfig, router: Router, now: u64): void {
-    const after = router.table.fromControlPlane ? router.table.version : 0;
+    const after = router.stateVersion;
     // An open poll is silence; waiting at most half the staleness bound tells a
     // quiet control plane (it answers 304 in time) from a dead one.
     const half = cfg.stalenessMs / 2;
@@ -200,13 +140,14 @@ export class RouterRoot {
     if (getHeader(HeaderMap.HttpCallResponseHeaders, STATUS, this.bytes) == WasmResult.Ok) {
       for (let i: usize = 0; i < this.bytes.len; i++) {
         const c = <i32>load<u8>(this.bytes.ptr + i);
-        if (c < 0x30 || c > 0x39) break;
-        status = status * 10 + (c - 0x30);
+        if (c < CharCode._0 || c > CharCode._9) break;
+        status = status * 10 + (c - CharCode._0);
       }
     }
     this.bytes.free();
+    const delivery = this.delivery!;
     if (status == 304) {
-      router.counters.raiseStamp(0, now);
+      delivery.answered(now);
       this.recovered();
     } else if (status == 200) {
       if (getBuffer(BufferType.HttpCallResponseBody, 0, bodySize, this.bytes) != WasmResult.Ok) {
@@ -214,19 +155,17 @@ export class RouterRoot {
         this.pollFailed(cfg, now, POLL_FAILED + "could not read the response body");
         return;
       }
-      const t = decodeState(this.bytes.ptr, <i32>this.bytes.len);
-      if (t === null) {
-        this.bytes.free();
+      const t = delivery.received(this.bytes.ptr, <i32>this.bytes.len, now);
+      this.bytes.free();
+      if (t !== null) router.adopt(t);
+      else if (delivery.superseded) router.refresh();
+      else {
         this.metrics.add(Counter.StateRejected, 1);
-        log(LogLevel.Error, STATE_REJECTED + stateError + "; keeping state version " + router.table.version.toString());
+        log(LogLevel.Error, STATE_REJECTED + stateError + "; keeping state version " + router.stateVersion.toString());
         this.nextPollAtNs = now + <u64>cfg.retryMs * 1000000;
         return;
       }
-      const published = publishState(this.bytes.ptr, <i32>this.bytes.len, t.version, now);
-      this.bytes.free();
-      router.counters.raiseStamp(published ? t.version : 0, now);
-      router.refresh();
-      if (this.failing) log(LogLevel.Info, STATE_FROM_CONTROL_PLANE + t.version.toString() + " received");
+      if (this.failing) log(LogLevel.Info, STATE_FROM_CONTROL_PLANE + router.stateVersion.toString() + " received");
       this.recovered();
     } else {
       this.pollFailed(cfg, now, POLL_FAILED + "HTTP status " + status.toString());

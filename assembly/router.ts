@@ -1,27 +1,21 @@
-// One worker VM's routing core, owned by the root context: the replica table,
-// the prefix index, the in-flight counters, and the request-path decision
-// (filter -> scorers -> weighted sum -> picker). Streams call route() and
-// finish(); the root context calls install() and refresh().
-import { HostBytes, LogLevel, log } from "./abi/host";
-import { PluginConfig } from "./config";
+// One worker VM's routing core: the scheduling cycle every request runs
+// (candidates, match, score, pick, commit) on the state the root context hands
+// it. Each stateful part has one home: what the replicas hold of which prefix
+// (PrefixLocator), what is in flight (InflightCounters), and which state is
+// the newest (StateDelivery). Streams call route() and finish(); the root
+// context calls adopt(), refresh() and heartbeat().
+import { PluginConfig } from "./config/pluginConfig";
 import { Counter, RouterMetrics } from "./metrics";
-import { BlockHasher } from "./prefix/blockHasher";
 import { mix64, rendezvousWeight } from "./prefix/hash";
-import { MAX_SLOTS, PrefixIndex } from "./prefix/prefixIndex";
-import { ScanStatus, hashPrompt } from "./request/promptHasher";
+import { PrefixLocator } from "./prefix/prefixLocator";
 import { Candidates } from "./scheduling/candidates";
 import { Pick, TIE, pick, runnerUp } from "./scheduling/picker";
 import { weightedScore } from "./scheduling/weightedScore";
-import { Weights } from "./scheduling/weights";
+import { GatewayBlob } from "./state/gatewayBlob";
 import { InflightCounters } from "./state/inflightCounters";
-import { HOME_DEPTH, PrefixHomes } from "./state/prefixHomes";
 import { ReplicaTable } from "./state/replicaTable";
-import { fetchState } from "./state/sharedState";
-import { decodeState, stateError } from "./state/stateWire";
-import { STATE_REJECTED } from "./errors";
+import { StateDelivery } from "./state/stateDelivery";
 
-/** Characters per token, the usual estimate for English text and code. */
-const CHARS_PER_TOKEN: u32 = 4;
 /**
  * A prefix no replica holds yet goes to the rendezvous choice among replicas
  * whose metrics score (queue and KV, the same for every gateway) is within
@@ -30,21 +24,12 @@ const CHARS_PER_TOKEN: u32 = 4;
  * passed over. The bounded-load guard still applies.
  */
 const NEW_PREFIX_BAND: f64 = 0.1;
-/**
- * A replica's index quota is the part of its KV cache that can hold cached
- * prefixes: blocks running requests use cannot be evicted, so what vLLM keeps
- * of finished prompts is about (1 - KV usage) of the cache. At least this
- * share, because running requests' blocks are mostly the hot prefixes
- * themselves, which the index's LRU keeps anyway. bench:routing (seed 1), hit
- * rate with the whole cache -> with this rule: sp-150x5@8 0.493 -> 0.570
- * (TTFT p95 3.44 -> 3.18 s), @16 0.729 -> 0.757, low-cache 0.098 -> 0.101,
- * sp-32x32 0.910 either way; a floor of 0.25 lost 34% on sp-150x5's TTFT p95.
- */
-const MIN_CACHE_SHARE: f64 = 0.5;
-/** A replica's index quota never drops below this many blocks, however small its KV cache. */
-const MIN_SLOT_BLOCKS: u32 = 16;
+
+/** What routeEarly() did with a body still arriving. */
+export const enum Routing { Routed, NoReplica, Waiting }
 
 /** What route() decided for one request; kept by the stream until it ends. */
+@final
 export class Decision {
   replica: i32 = -1;
   address: string = "";
@@ -65,124 +50,69 @@ export class Decision {
   }
 }
 
+@final
 export class Router {
   readonly cfg: PluginConfig;
-  readonly metrics: RouterMetrics;
-  readonly index: PrefixIndex;
-  readonly hasher: BlockHasher;
-  readonly counters: InflightCounters = new InflightCounters();
-  readonly homes: PrefixHomes = new PrefixHomes();
-  table: ReplicaTable = new ReplicaTable();
+  private readonly metrics: RouterMetrics;
+  private readonly blob: GatewayBlob;
+  private readonly delivery: StateDelivery;
+  private readonly prefix: PrefixLocator;
+  private readonly inflight: InflightCounters;
+  private table: ReplicaTable = new ReplicaTable();
   private readonly cands: Candidates = new Candidates();
   private readonly picked: Pick = new Pick();
-  private readonly stateBytes: HostBytes = new HostBytes();
-  private slotOf: Map<string, i32> = new Map<string, i32>();
-  private freeSlots: Array<i32> = [];
   private rotation: u64 = 0;
+  /** Other worker VMs of this gateway, as of the last in-flight read. */
+  private otherVms: i32 = 0;
   /**
    * The latest time this VM has read (routing, ticks): what a finished
    * request's in-flight row is stamped with, so the end of a stream costs no
-   * clock read. The stamp only tells live rows from dead VMs' (ROW_TTL_S),
-   * and ticks keep it within TICK_MS of now.
+   * clock read. The stamp only tells live rows from dead VMs', and ticks keep
+   * it within a tick of now.
    */
   private seenNs: u64 = 0;
-  /** Last time the control plane was heard from, as published in shared data. */
-  controlPlaneSeenNs: u64 = 0;
 
-  constructor(cfg: PluginConfig, metrics: RouterMetrics, vmId: u32) {
+  /** `blob` is shared with `delivery`, which reads its state stamp. */
+  constructor(cfg: PluginConfig, metrics: RouterMetrics, vmId: u32, blob: GatewayBlob, delivery: StateDelivery) {
     this.cfg = cfg;
     this.metrics = metrics;
-    this.index = new PrefixIndex(cfg.indexEntries);
-    this.hasher = new BlockHasher(cfg.blockChars, cfg.maxBlocks);
-    for (let s = MAX_SLOTS - 1; s >= 0; s--) this.freeSlots.push(s);
-    this.counters.vmId = vmId;
-    this.counters.shared = cfg.sharedState && vmId != 0;
-    this.homes.enabled = this.counters.shared;
+    this.blob = blob;
+    this.delivery = delivery;
+    this.prefix = new PrefixLocator(cfg, metrics, blob.shared ? vmId : 0);
+    this.inflight = new InflightCounters(blob, vmId);
     const t = new ReplicaTable();
     t.weights.copyFrom(cfg.weights);
     for (let i = 0; i < cfg.replicas.length; i++) {
       const r = cfg.replicas[i];
       t.add(r.address, true, false, 0, 0, 0, r.kvCapacityTokens, 0xffffffff);
     }
-    this.table = new ReplicaTable();
     this.install(t);
   }
 
-  /** Makes `t` the table requests are routed on. */
-  install(t: ReplicaTable): void {
-    const old = this.table;
-    // Replicas that left give their slot, and what the index knew of them, back.
-    for (let i = 0; i < old.n; i++) {
-      const a = old.addresses[i];
-      if (t.indexOf(a) < 0 && this.slotOf.has(a)) {
-        const s = this.slotOf.get(a);
-        this.slotOf.delete(a);
-        this.index.clearSlot(<u32>s);
-        this.metrics.forgetSlot(s);
-        this.freeSlots.push(s);
-      }
-    }
-    // Each replica's quota follows its KV size and use; all quotas together fit the index.
-    let sum: f64 = 0;
-    const quota = new StaticArray<f64>(t.n);
-    for (let i = 0; i < t.n; i++) {
-      const a = t.addresses[i];
-      let s: i32 = -1;
-      if (this.slotOf.has(a)) s = this.slotOf.get(a);
-      else if (this.freeSlots.length > 0) {
-        s = this.freeSlots.pop();
-        this.slotOf.set(a, s);
-      }
-      t.slot[i] = s;
-      const tokens = t.kvCapacityTokens[i] > 0 ? t.kvCapacityTokens[i] : this.cfg.defaultCapacityTokens;
-      const free = 1.0 - t.kvUsage[i];
-      const share = free > MIN_CACHE_SHARE ? (free < 1.0 ? free : 1.0) : MIN_CACHE_SHARE;
-      const blocks = <f64>tokens * <f64>CHARS_PER_TOKEN / <f64>this.cfg.blockChars * share;
-      quota[i] = blocks;
-      sum += blocks;
-    }
-    const scale = sum > <f64>this.index.capacity ? <f64>this.index.capacity / sum : 1.0;
-    for (let i = 0; i < t.n; i++) {
-      if (t.slot[i] < 0) continue;
-      let b = <u32>Math.floor(quota[i] * scale);
-      if (b < MIN_SLOT_BLOCKS) b = MIN_SLOT_BLOCKS;
-      this.index.setSlotCapacity(<u32>t.slot[i], b);
-    }
-    this.counters.remap(old.n > 0 ? old : null, t);
-    this.table = t;
+  /** The control plane's version of the state routed on; 0 while on the static configuration. */
+  get stateVersion(): u64 {
+    return this.table.fromControlPlane ? this.table.version : 0;
   }
 
-  /** Picks up a newer state another VM (or this one) published (ticks; requests do it in route()). */
-  refresh(): void {
-    if (this.counters.fetch()) this.adoptStamp();
-  }
-
-  /**
-   * Acts on the state stamp of the in-flight blob just fetched: installs the
-   * published state when it is newer than the table. Cheap when nothing changed.
-   */
-  private adoptStamp(): void {
-    const c = this.counters;
-    if (c.stampSeenNs > this.controlPlaneSeenNs) this.controlPlaneSeenNs = c.stampSeenNs;
-    if (c.stampVersion == 0) return; // no state published yet
-    if (c.stampVersion == this.table.version && this.table.fromControlPlane) return;
-    if (!fetchState(this.stateBytes)) {
-      this.stateBytes.free();
-      return;
-    }
-    const receivedAt = load<u64>(this.stateBytes.ptr);
-    const t = decodeState(this.stateBytes.ptr + 8, <i32>this.stateBytes.len - 8);
-    this.stateBytes.free();
-    if (t === null) {
-      // Validated before it was published, so only a foreign writer gets here.
-      this.metrics.add(Counter.StateRejected, 1);
-      log(LogLevel.Error, STATE_REJECTED + stateError);
-      return;
-    }
+  /** Routes on `t` from now on, unless it is the state already routed on. */
+  adopt(t: ReplicaTable): void {
     if (t.version == this.table.version && this.table.fromControlPlane) return;
-    t.receivedAtNs = receivedAt;
     this.install(t);
     this.metrics.add(Counter.StateUpdates, 1);
+  }
+
+  /** Picks up a newer state another VM published (requests do it in route(), ticks here). */
+  refresh(): void {
+    if (!this.blob.fetch()) return;
+    const t = this.delivery.notice(this.table);
+    if (t !== null) this.adopt(t);
+  }
+
+  private install(t: ReplicaTable): void {
+    const old = this.table;
+    this.prefix.resize(old, t);
+    this.inflight.remap(old, t);
+    this.table = t;
   }
 
   /**
@@ -190,30 +120,93 @@ export class Router {
    * (len 0: no body to read, route on load alone). False: no replica can take it.
    */
   route(body: usize, len: usize, nowNs: u64, d: Decision): bool {
+    return this.schedule(this.prefix.hash(body, len, false), nowNs, d);
+  }
+
+  /**
+   * The same for a body still arriving, of which [body, body+len) has come:
+   * routes once that holds all of the prompt the filter hashes, or at once
+   * when `now` is set (the body nears what the proxy may buffer).
+   */
+  routeEarly(body: usize, len: usize, now: bool, nowNs: u64, d: Decision): Routing {
+    const hasPrompt = this.prefix.hash(body, len, true);
+    if (!now && !this.prefix.complete) return Routing.Waiting;
+    return this.schedule(hasPrompt, nowNs, d) ? Routing.Routed : Routing.NoReplica;
+  }
+
+  /** Bytes of prompt text the filter hashes at most: a body shorter than this never completes it early. */
+  @inline get promptBytes(): u32 {
+    return this.prefix.promptBytes;
+  }
+
+  /** The scheduling cycle, for a request whose prompt (if `hasPrompt`) is hashed. */
+  private schedule(hasPrompt: bool, nowNs: u64, d: Decision): bool {
     this.sawTime(nowNs);
-    // One shared-data read gives both what other VMs have in flight and
+    // One shared-data read tells both what other VMs have in flight and
     // whether a newer state was published (every request routes on the newest).
-    if (this.counters.fetch()) this.adoptStamp();
+    this.refresh();
     const t = this.table;
-    const cfg = this.cfg;
     const c = this.cands;
-    const seen = this.controlPlaneSeenNs > t.receivedAtNs ? this.controlPlaneSeenNs : t.receivedAtNs;
-    const stalenessNs = <u64>cfg.stalenessMs * 1000000;
-    // A state nobody has refreshed for longer than the bound routes on prefix and in-flight load alone.
-    const degraded = t.fromControlPlane && nowNs > seen && nowNs - seen > stalenessNs;
-    const withMetrics = t.fromControlPlane && !degraded;
+    const withMetrics = this.metricsTrusted(t, nowNs);
     const nowS = <u32>(nowNs / 1000000000);
 
-    // Filter: ready replicas whose metrics are fresh enough.
+    // Candidates: ready replicas whose metrics are fresh enough, and their load.
+    if (!this.gather(t, withMetrics, nowS)) {
+      this.metrics.add(Counter.NoReplica, 1);
+      return false;
+    }
+    // Match: how much of the prompt each candidate holds.
+    const prefix = this.prefix;
+    let key: u64;
+    if (hasPrompt) {
+      prefix.match(t, c, this.otherVms > 0);
+      key = prefix.key;
+    } else {
+      // Requests without a prompt spread by load; equal loads take turns.
+      this.rotation += 1;
+      key = mix64(this.rotation);
+      c.totalBlocks = 0;
+      for (let k = 0; k < c.n; k++) unchecked(c.matched[k] = 0);
+      this.metrics.add(Counter.LoadOnly, 1);
+    }
+    for (let k = 0; k < c.n; k++) {
+      unchecked(c.rendezvous[k] = rendezvousWeight(key, unchecked(t.addressHash[unchecked(c.replica[k])])));
+    }
+    // Score, then pick: a prefix nobody holds is placed by rendezvous among close loads.
+    const w = t.weights;
+    const newPrefix = hasPrompt && !prefix.anyMatch && w.prefix > 0;
+    weightedScore(c, w, withMetrics, !newPrefix);
+    const band = newPrefix ? NEW_PREFIX_BAND * (withMetrics ? w.queue + w.kvCache : 0) + TIE : TIE;
+    pick(c, this.cfg.loadBoundEpsilon, band, this.picked);
+    this.commit(t, this.picked.index, nowS, d);
+    return true;
+  }
+
+  /**
+   * Whether the replicas' metrics can be scored: a state nobody has
+   * refreshed for longer than the staleness bound routes on prefix and
+   * in-flight load alone, as does the static configuration.
+   */
+  private metricsTrusted(t: ReplicaTable, nowNs: u64): bool {
+    if (!t.fromControlPlane) return false;
+    const heard = this.delivery.controlPlaneSeenNs;
+    const seen = heard > t.receivedAtNs ? heard : t.receivedAtNs;
+    return !(nowNs > seen && nowNs - seen > <u64>this.cfg.stalenessMs * 1000000);
+  }
+
+  /** Fills the candidates: ready replicas whose metrics are fresh enough. False when there is none. */
+  private gather(t: ReplicaTable, withMetrics: bool, nowS: u32): bool {
+    const c = this.cands;
+    const stalenessMs = this.cfg.stalenessMs;
     const inflight = c.scratch;
-    this.counters.read(t, inflight, nowS);
+    this.otherVms = this.inflight.read(t, inflight, nowS);
     let n = 0;
     // A replica's metrics age is the control plane's as of the state it sent;
-    // time since then is covered by `degraded` (the control plane answers
+    // time since then is covered by metricsTrusted (the control plane answers
     // every long poll, 304 included, while it is alive).
     for (let i = 0; i < t.n; i++) {
       if (!unchecked(t.ready[i])) continue;
-      if (withMetrics && unchecked(t.metricsKnown[i]) && unchecked(t.metricsAgeMs[i]) > cfg.stalenessMs) continue;
+      if (withMetrics && unchecked(t.metricsKnown[i]) && unchecked(t.metricsAgeMs[i]) > stalenessMs) continue;
       unchecked(c.replica[n] = i);
       unchecked(c.waiting[n] = unchecked(t.waiting[i]));
       unchecked(c.kvUsage[n] = unchecked(t.kvUsage[i]));
@@ -222,10 +215,7 @@ export class Router {
     // The in-flight read shares scratch space: copy it out before scorers reuse it.
     for (let k = 0; k < n; k++) unchecked(c.inflight[k] = unchecked(inflight[unchecked(c.replica[k])]));
     c.n = n;
-    if (n == 0) {
-      this.metrics.add(Counter.NoReplica, 1);
-      return false;
-    }
+    if (n == 0) return false;
     for (let k = 0; k < n; k++) {
       const i = unchecked(c.replica[k]);
       // This gateway's own requests are counted as they start and end; the
@@ -234,90 +224,33 @@ export class Router {
       // in-flight count and would count finished requests again.
       unchecked(c.load[k] = unchecked(c.inflight[k]) + (withMetrics ? unchecked(t.waiting[i]) : 0));
     }
+    return true;
+  }
 
-    // Prefix: hash the prompt and ask the index what each candidate holds.
-    const h = this.hasher;
-    let key: u64 = 0;
-    let total = 0;
-    let anyMatch = false;
-    let hasPrompt = false;
-    let homeKey: u64 = 0;
-    let askedHome = false;
-    let hinted = -1;
-    if (len > 0 && hashPrompt(body, len, h) == ScanStatus.Ok && h.textBytes > 0) {
-      hasPrompt = true;
-      total = h.count;
-      key = h.firstKey();
-      for (let k = 0; k < n; k++) {
-        const s = unchecked(t.slot[unchecked(c.replica[k])]);
-        const m = s >= 0 && total > 0 ? this.index.matchedBlocks(h.hashes, total, <u32>s) : 0;
-        unchecked(c.matched[k] = m);
-        if (m > 0) anyMatch = true;
-      }
-      // New to this worker: another worker may have placed this prompt start already.
-      if (!anyMatch && total > 0) {
-        homeKey = unchecked(h.hashes[(total < HOME_DEPTH ? total : HOME_DEPTH) - 1]);
-        askedHome = true;
-        const home = this.homes.lookup(homeKey);
-        if (home != 0) {
-          for (let k = 0; k < n; k++) {
-            if (<u32>unchecked(t.addressHash[unchecked(c.replica[k])]) == home) {
-              // Scored as if this worker had sent the prompt there itself.
-              unchecked(c.matched[k] = total);
-              anyMatch = true;
-              hinted = k;
-              break;
-            }
-          }
-        }
-      }
-    } else {
-      // Requests without a prompt spread by load; equal loads take turns.
-      this.rotation += 1;
-      key = mix64(this.rotation);
-      for (let k = 0; k < n; k++) unchecked(c.matched[k] = 0);
-      this.metrics.add(Counter.LoadOnly, 1);
-    }
-    c.totalBlocks = total;
-    for (let k = 0; k < n; k++) {
-      unchecked(c.rendezvous[k] = rendezvousWeight(key, unchecked(t.addressHash[unchecked(c.replica[k])])));
-    }
-
-    const w: Weights = t.weights;
-    const newPrefix = hasPrompt && !anyMatch && w.prefix > 0;
-    weightedScore(c, w, withMetrics, !newPrefix);
-    let band = TIE;
-    if (newPrefix) band = NEW_PREFIX_BAND * (withMetrics ? w.queue + w.kvCache : 0) + TIE;
-    pick(c, cfg.loadBoundEpsilon, band, this.picked);
-    const k = this.picked.index;
+  /** Candidate k was picked: fills the decision, records the prefix there, counts the request. */
+  private commit(t: ReplicaTable, k: i32, nowS: u32, d: Decision): void {
+    const c = this.cands;
     const i = unchecked(c.replica[k]);
-
     d.replica = i;
     d.address = unchecked(t.addresses[i]);
     d.addressBytes = unchecked(t.addressBytes[i]);
     const r = runnerUp(c, k);
     d.fallbackBytes = r >= 0 ? unchecked(t.addressBytes[unchecked(c.replica[r])]) : null;
     d.tableVersion = t.version;
-    // Reported matches are what this worker's index knows, not the shared hint.
-    d.matched = k == hinted ? 0 : unchecked(c.matched[k]);
-    d.total = total;
-    if (askedHome && k != hinted) this.homes.store(homeKey, <u32>unchecked(t.addressHash[i]));
-    // The chosen replica will hold this prefix once it has served the request.
-    const slot = unchecked(t.slot[i]);
-    if (slot >= 0 && total > 0) this.index.record(h.hashes, total, <u32>slot, d.matched);
-    this.counters.add(t, i, 1, nowS);
+    d.matched = this.prefix.record(t, c, k, i);
+    d.total = c.totalBlocks;
+    this.inflight.add(t, i, 1, nowS);
     d.counted = true;
 
     const m = this.metrics;
     m.add(Counter.Routed, 1);
     if (d.matched > 0) m.add(Counter.PrefixHits, 1);
-    if (total > 0) {
+    if (d.total > 0) {
       m.add(Counter.BlocksMatched, d.matched);
-      m.add(Counter.BlocksTotal, total);
+      m.add(Counter.BlocksTotal, d.total);
     }
     if (this.picked.spilled) m.add(Counter.Spilled, 1);
-    m.replicaRequest(slot, d.address);
-    return true;
+    m.replicaRequest(unchecked(t.slot[i]), d.address);
   }
 
   /** The request ended (served, failed or reset): it no longer loads its replica. */
@@ -326,7 +259,7 @@ export class Router {
     d.counted = false;
     const t = this.table;
     const i = d.tableVersion == t.version ? d.replica : t.indexOf(d.address);
-    this.counters.add(t, i, -1, <u32>(this.seenNs / 1000000000));
+    this.inflight.add(t, i, -1, <u32>(this.seenNs / 1000000000));
   }
 
   /** Notes a time read elsewhere (ticks): see seenNs. */
@@ -336,6 +269,6 @@ export class Router {
 
   /** Refreshes this VM's in-flight row so other VMs keep counting it. */
   heartbeat(nowNs: u64): void {
-    if (this.counters.shared) this.counters.publish(this.table, <u32>(nowNs / 1000000000));
+    this.inflight.publish(this.table, <u32>(nowNs / 1000000000));
   }
 }

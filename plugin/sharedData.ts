@@ -1,13 +1,18 @@
 // The filter's shared-data layout, for tools that stand in for its control-plane
 // poller (the fuzz harness, the routing benchmark's simulated gateways) or read
 // what its worker VMs publish (tests). The filter's own code is
-// assembly/state/inflightCounters.ts and assembly/state/sharedState.ts; all of
-// it lives under vm_id `prefix_router`. Layouts are little-endian:
+// assembly/state/gatewayBlob.ts (prefix_router.inflight) and
+// assembly/state/stateDelivery.ts (prefix_router.state); all of it lives under
+// vm_id `prefix_router`. Layouts are little-endian:
 //
 //   prefix_router.state     [u64 receivedAtNs][state payload, see STATE_FORMAT.md]
 //   prefix_router.inflight  [u64 state version, 0: none][u64 ns the control plane last answered]
 //                           [u64 replica-set hash][u32 rows]
 //                           then rows of [u32 vm id][u32 heartbeat s][u16 in-flight count per replica]
+//   prefix_router.home.XXXX [u64 prompt start][u32 replica address hash][u32 blocks]
+//                           [u64 last block's chained hash][u32 vm id]  (XXXX: 4 hex digits, 2^16 buckets)
+//   prefix_router.depth.XXXX [u64 chained hash][u32 replica address hash][u32 vm id]
+//                           where worker VMs placed prompts (assembly/prefix/prefixHomes.ts); no tool reads them
 //
 // Every request reads prefix_router.inflight: its stamp tells a worker VM that a
 // newer state was published (the state is written first, then the stamp raised).

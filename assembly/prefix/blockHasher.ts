@@ -5,6 +5,7 @@
 // kept apart so a short prompt still has a key for rendezvous placement.
 import { blockDigest, chainBlock, xxh64 } from "./hash";
 
+@final
 export class BlockHasher {
   readonly blockBytes: i32;
   readonly maxBlocks: i32;

@@ -35,6 +35,7 @@ const REFRESH_SHIFT: u32 = 1;
  */
 const HINT_BITS: u32 = 12;
 
+@final
 export class PrefixIndex {
   readonly capacity: u32;
   private readonly mask: u32;

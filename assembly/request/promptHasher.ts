@@ -5,7 +5,8 @@
 // in order, whatever the key order inside the message. Nothing allocates.
 import { BlockHasher } from "../prefix/blockHasher";
 import { chainBlock, digest64, laneDigest, xxh64, xxh64LaneSeed, xxh64Round } from "../prefix/hash";
-import { BACKSLASH, ElementCursor, HIGHS, MemberCursor, QUOTE, quoteOrBackslashBits, skipPlain, skipValue, skipWs, stringEnd } from "./json";
+import { BACKSLASH, ElementCursor, HIGHS, MemberCursor, QUOTE, quoteOrBackslashBits, skipPlain, skipValue, skipWs, stringEnd } from "./jsonScanner";
+import { CharCode } from "../charCode";
 
 export const enum ScanStatus {
   /** The prompt was hashed (it may still be empty). */
@@ -42,12 +43,17 @@ const streamedMessage = new MemberCursor();
 @inline const HOLDS_MESSAGES: i32 = 2;
 
 
-/** Hashes the prompt of the JSON body at [ptr, ptr+len). */
-export function hashPrompt(ptr: usize, len: usize, hasher: BlockHasher): ScanStatus {
+/**
+ * Hashes the prompt of the JSON body at [ptr, ptr+len). `cut`: the body goes
+ * on past len (it is still arriving), so a string prompt or a messages array
+ * (after the model, as clients send them) that runs into the end is hashed as
+ * far as it goes, and anything after a complete one may be missing.
+ */
+export function hashPrompt(ptr: usize, len: usize, hasher: BlockHasher, cut: bool = false): ScanStatus {
   const start = <isize>ptr;
   const end = start + <isize>len;
   const p = skipWs(start, end);
-  if (p >= end || load<u8>(p) != 0x7b) return ScanStatus.NotJson;
+  if (p >= end || load<u8>(p) != CharCode.OPEN_BRACE) return ScanStatus.NotJson;
   let modelStart: isize = -1, modelEnd: isize = -1;
   let promptStart: isize = -1, promptEnd: isize = -1;
   let promptPlain = false;
@@ -65,13 +71,16 @@ export function hashPrompt(ptr: usize, len: usize, hasher: BlockHasher): ScanSta
       hasher.reset(seed);
       promptStart = top.valueStart;
       holds = HOLDS_NOTHING;
-      if (!top.consumedTo(hashStringToEnd(promptStart, end, hasher))) break;
+      if (!top.consumedTo(hashStringToEnd(promptStart, end, hasher))) {
+        if (cut) return ScanStatus.Ok; // the prompt as far as it has come
+        break;
+      }
       promptEnd = top.valueEnd;
       holds = HOLDS_PROMPT;
       heldSeed = seed;
       continue;
     }
-    if (modelStart >= 0 && top.keyIs("messages") && load<u8>(top.valueStart) == 0x5b) {
+    if (modelStart >= 0 && top.keyIs("messages") && load<u8>(top.valueStart) == CharCode.OPEN_BRACKET) {
       hasher.reset(seed);
       holds = HOLDS_NOTHING;
       const after = hashMessagesToEnd(top.valueStart, end, hasher);
@@ -83,6 +92,7 @@ export function hashPrompt(ptr: usize, len: usize, hasher: BlockHasher): ScanSta
         heldSeed = seed;
         continue;
       }
+      if (cut) return ScanStatus.Ok; // the messages as far as they have come
       // Not a shape the one pass takes: the two-pass path below judges it.
     }
     if (!top.takeValue()) break;
@@ -98,7 +108,7 @@ export function hashPrompt(ptr: usize, len: usize, hasher: BlockHasher): ScanSta
       if (holds == HOLDS_MESSAGES) holds = HOLDS_NOTHING;
     }
   }
-  if (top.malformed) return ScanStatus.NotJson;
+  if (top.malformed && !cut) return ScanStatus.NotJson;
   if (messagesStart >= 0) {
     if (holds == HOLDS_MESSAGES && heldSeed == seed) return ScanStatus.Ok;
     hasher.reset(seed);
@@ -128,7 +138,7 @@ function feedPrompt(s: isize, e: isize, plain: bool, hasher: BlockHasher): void 
     feedString(s, e, plain, hasher);
     return;
   }
-  if (c != 0x5b) {
+  if (c != CharCode.OPEN_BRACKET) {
     feedRaw(s, e, hasher);
     return;
   }
@@ -142,14 +152,14 @@ function feedPrompt(s: isize, e: isize, plain: bool, hasher: BlockHasher): void 
 }
 
 function feedMessages(s: isize, e: isize, hasher: BlockHasher): void {
-  if (load<u8>(s) != 0x5b) {
+  if (load<u8>(s) != CharCode.OPEN_BRACKET) {
     feedRaw(s, e, hasher);
     return;
   }
   items.begin(s, e);
   while (!hasher.full && items.next()) {
     const v = items.valueStart;
-    if (load<u8>(v) != 0x7b) {
+    if (load<u8>(v) != CharCode.OPEN_BRACE) {
       feedRaw(v, items.valueEnd, hasher);
       hasher.feedByte(PIECE_END);
       continue;
@@ -183,7 +193,7 @@ function hashMessagesToEnd(s: isize, end: isize, hasher: BlockHasher): isize {
     const v = it.valueStart;
     if (v >= end) return -1;
     let after: isize;
-    if (load<u8>(v) == 0x7b) after = hashMessageToEnd(v, end, hasher);
+    if (load<u8>(v) == CharCode.OPEN_BRACE) after = hashMessageToEnd(v, end, hasher);
     else {
       after = skipValue(v, end);
       if (after < 0) return -1;
@@ -233,14 +243,14 @@ function hashMessageToEnd(v: isize, end: isize, hasher: BlockHasher): isize {
 }
 
 function feedContent(s: isize, e: isize, plain: bool, hasher: BlockHasher): void {
-  if (load<u8>(s) != 0x5b) {
+  if (load<u8>(s) != CharCode.OPEN_BRACKET) {
     feedValue(s, e, plain, hasher);
     return;
   }
   parts.begin(s, e);
   while (!hasher.full && parts.next()) {
     const v = parts.valueStart;
-    if (load<u8>(v) != 0x7b) {
+    if (load<u8>(v) != CharCode.OPEN_BRACE) {
       feedValue(v, parts.valueEnd, parts.valuePlain, hasher);
       continue;
     }
@@ -449,12 +459,12 @@ function decodeEscape(q: isize, end: isize, out: usize): isize {
   const x = load<u8>(q + 1);
   let p = q + 2;
   decodedBytes = 1;
-  if (x == 0x6e) store<u8>(out, 0x0a);
-  else if (x == 0x74) store<u8>(out, 0x09);
-  else if (x == 0x72) store<u8>(out, 0x0d);
-  else if (x == 0x62) store<u8>(out, 0x08);
-  else if (x == 0x66) store<u8>(out, 0x0c);
-  else if (x == 0x75) {
+  if (x == CharCode.n) store<u8>(out, CharCode.LINE_FEED);
+  else if (x == CharCode.t) store<u8>(out, CharCode.TAB);
+  else if (x == CharCode.r) store<u8>(out, CharCode.CARRIAGE_RETURN);
+  else if (x == CharCode.b) store<u8>(out, CharCode.BACKSPACE);
+  else if (x == CharCode.f) store<u8>(out, CharCode.FORM_FEED);
+  else if (x == CharCode.u) {
     let cp = hex4(p, end);
     if (cp < 0) {
       store<u8>(out, x);
@@ -464,7 +474,7 @@ function decodeEscape(q: isize, end: isize, out: usize): isize {
     if (cp >= 0xd800 && cp <= 0xdbff) {
       // A high surrogate: pair it with the low one that should follow.
       let lo: i32 = -1;
-      if (p + 6 <= end && load<u8>(p) == BACKSLASH && load<u8>(p + 1) == 0x75) lo = hex4(p + 2, end);
+      if (p + 6 <= end && load<u8>(p) == BACKSLASH && load<u8>(p + 1) == CharCode.u) lo = hex4(p + 2, end);
       if (lo >= 0xdc00 && lo <= 0xdfff) {
         cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
         p += 6;
@@ -481,9 +491,9 @@ function hex4(p: isize, end: isize): i32 {
   for (let i = 0; i < 4; i++) {
     const c = <i32>load<u8>(p + i);
     let d: i32;
-    if (c >= 0x30 && c <= 0x39) d = c - 0x30;
-    else if (c >= 0x61 && c <= 0x66) d = c - 0x57;
-    else if (c >= 0x41 && c <= 0x46) d = c - 0x37;
+    if (c >= CharCode._0 && c <= CharCode._9) d = c - CharCode._0;
+    else if (c >= CharCode.a && c <= CharCode.f) d = c - 0x57;
+    else if (c >= CharCode.A && c <= CharCode.F) d = c - 0x37;
     else return -1;
     v = (v << 4) | d;
   }

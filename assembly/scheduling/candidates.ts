@@ -2,6 +2,7 @@
 // One preallocated instance per VM: the request path fills it, never allocates.
 import { MAX_SLOTS } from "../prefix/prefixIndex";
 
+@final
 export class Candidates {
   n: i32 = 0;
   /** Full prompt blocks of this request (0 for requests routed on load alone). */

@@ -18,6 +18,7 @@ export const TIE: f64 = 1e-9;
  */
 export const MIN_SPILL_LOAD: f64 = 8;
 
+@final
 export class Pick {
   /** Candidate index chosen. */
   index: i32 = -1;

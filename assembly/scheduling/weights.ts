@@ -1,4 +1,5 @@
 /** Scorer weights. Defaults are the seed deployment's (prefix 3, queue 1, KV 1) plus in-flight 1. */
+@final
 export class Weights {
   prefix: f64 = 3;
   queue: f64 = 1;

@@ -4,6 +4,7 @@
 import { Weights } from "../scheduling/weights";
 import { xxh64String } from "../prefix/hash";
 
+@final
 export class ReplicaTable {
   version: u64 = 0;
   /** False for a table built from the static configuration (no metrics). */

@@ -16,7 +16,37 @@ function same(a: BlockHasher, b: BlockHasher): bool {
   return a.firstKey() == b.firstKey();
 }
 
+/** Hashes the first `len` bytes of `json`, as a body still arriving. */
+function scanCut(json: string, len: i32, into: BlockHasher): ScanStatus {
+  const b = String.UTF8.encode(json);
+  return hashPrompt(changetype<usize>(b), <usize>len, into, true);
+}
+
 describe("hashPrompt", () => {
+  it("hashes a body cut short as far as its prompt has come: the same leading blocks", () => {
+    const full = '{"model":"m","prompt":"hello world, hello world, and so on and so forth","max_tokens":5}';
+    scan(full, h);
+    // Cut inside the prompt, after 3 of its blocks.
+    expect(scanCut(full, 22 + 28, g)).toBe(ScanStatus.Ok);
+    expect(g.count).toBe(3);
+    for (let i = 0; i < 3; i++) expect(g.hashes[i]).toBe(h.hashes[i]);
+    // Cut after the prompt: all of it.
+    expect(scanCut(full, full.length - 5, g)).toBe(ScanStatus.Ok);
+    expect(same(h, g)).toBe(true);
+    // A whole body read as cut hashes as it does whole.
+    expect(scanCut(full, full.length, g)).toBe(ScanStatus.Ok);
+    expect(same(h, g)).toBe(true);
+    // Not cut, a truncated body is no JSON.
+    const b = String.UTF8.encode(full);
+    expect(hashPrompt(changetype<usize>(b), 50, g)).toBe(ScanStatus.NotJson);
+  });
+  it("hashes chat messages cut short as far as they have come", () => {
+    const full = '{"model":"m","messages":[{"role":"system","content":"be brief, be kind, be right"},{"role":"user","content":"why is the sky blue today?"}]}';
+    scan(full, h);
+    expect(scanCut(full, full.length - 20, g)).toBe(ScanStatus.Ok);
+    expect(g.count).toBeGreaterThan(3);
+    for (let i = 0; i < g.count; i++) expect(g.hashes[i]).toBe(h.hashes[i]);
+  });
   it("hashes a completions prompt string", () => {
     expect(scan('{"model":"m","prompt":"hello world, hello world"}', h)).toBe(ScanStatus.Ok);
     expect(h.count).toBe(3);

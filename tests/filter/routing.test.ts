@@ -189,3 +189,45 @@ test('Envoy stats: requests per replica, prefix blocks matched, fallbacks', asyn
 function inflightTotal(host: ProxyWasmHost): number {
   return sharedInflightTotal(host.sharedData, host.vmId);
 }
+
+test('another worker VM reports what the gateway believes the chosen replica holds (x-prefix-router-prefix)', async () => {
+  const { host } = await startHost(config, { workers: 3 });
+  try {
+    const ratio = (r: { responseHeaders: Array<[string, string]> }) =>
+      r.responseHeaders.find(([k]) => k === 'x-prefix-router-prefix')![1].split('/').map(Number);
+    const p = text(31, 1500); // 23 blocks
+    const first = send(host, { body: completion(p), worker: 0 });
+    assert.deepEqual(ratio(first), [0, 23]);
+    // The same request on another worker: the whole chain was placed there.
+    const again = send(host, { body: completion(p), worker: 1 });
+    assert.equal(again.endpoint, first.endpoint);
+    assert.deepEqual(ratio(again), [23, 23]);
+    // The same start (10 blocks), another question, on a third worker: the prompt start (8 blocks) is what is known.
+    const other = send(host, { body: completion(p.slice(0, 700) + text(32, 800)), worker: 2 });
+    assert.equal(other.endpoint, first.endpoint);
+    assert.deepEqual(ratio(other), [8, 23]);
+  } finally {
+    await host.close();
+  }
+});
+
+test('a worker that knows only the shared system prompt finds how much more another worker placed (checkpoints)', async () => {
+  const { host } = await startHost(config, { workers: 2 });
+  try {
+    const ratio = (r: { responseHeaders: Array<[string, string]> }) =>
+      r.responseHeaders.find(([k]) => k === 'x-prefix-router-prefix')![1].split('/').map(Number);
+    const system = text(41, 1280); // 20 blocks
+    const x1 = system + text(42, 1500); // 43 blocks
+    // Worker 1 learns the system prompt from another conversation.
+    const y = send(host, { body: completion(system + text(43, 1500)), worker: 1 });
+    // Worker 0 places conversation x's first turn (and checkpoints it at 16 and 32 blocks).
+    const first = send(host, { body: completion(x1), worker: 0 });
+    assert.equal(first.endpoint, y.endpoint);
+    // x's next turn on worker 1: its own index holds the 20 system-prompt blocks; the fleet, 32.
+    const next = send(host, { body: completion(x1 + text(44, 2000)), worker: 1 });
+    assert.equal(next.endpoint, first.endpoint);
+    assert.deepEqual(ratio(next), [32, 74]);
+  } finally {
+    await host.close();
+  }
+});

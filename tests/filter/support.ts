@@ -28,11 +28,13 @@ export interface Routed {
   endpoints: string[];
   local: { status: number; body: string; headers: Array<[string, string]> } | null;
   responseHeaders: Array<[string, string]>;
+  /** Request body bytes the filter let through to the upstream. */
+  forwardedBytes: number;
   complete: () => void;
 }
 
 /** Sends one request through a worker; leaves it open (in flight) until complete() unless `finish`. */
-export function send(host: ProxyWasmHost, req: { method?: string; path?: string; headers?: Array<[string, string]>; body?: string | Uint8Array; worker?: number; chunk?: number; trailers?: Array<[string, string]> }, finish = true): Routed {
+export function send(host: ProxyWasmHost, req: { method?: string; path?: string; headers?: Array<[string, string]>; body?: string | Uint8Array; worker?: number; chunk?: number; chunked?: boolean; trailers?: Array<[string, string]> }, finish = true): Routed {
   const s = host.newStream(req.worker === undefined ? {} : { worker: req.worker });
   const headers: Array<[string, string]> = [
     [':method', req.method ?? 'POST'],
@@ -43,7 +45,8 @@ export function send(host: ProxyWasmHost, req: { method?: string; path?: string;
   ];
   const body = typeof req.body === 'string' ? new TextEncoder().encode(req.body) : req.body;
   const hasBody = body !== undefined && body.length > 0;
-  if (hasBody) headers.push(['content-length', String(body!.length)]);
+  // Chunked: no declared length, as HTTP/1.1 chunked encoding or HTTP/2 without content-length.
+  if (hasBody && !req.chunked) headers.push(['content-length', String(body!.length)]);
   s.requestHeaders(headers, !hasBody && !req.trailers);
   if (hasBody && !s.localResponse) {
     const chunk = req.chunk ?? body!.length;
@@ -53,6 +56,7 @@ export function send(host: ProxyWasmHost, req: { method?: string; path?: string;
     }
   }
   if (req.trailers && !s.localResponse) s.requestTrailers(req.trailers);
+  const forwardedBytes = s.drainRequestData().length;
   let responseHeaders: Array<[string, string]> = [];
   if (!s.localResponse) {
     s.responseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
@@ -65,7 +69,7 @@ export function send(host: ProxyWasmHost, req: { method?: string; path?: string;
   let done = false;
   const complete = () => { if (!done) { done = true; s.complete(); } };
   if (finish) complete();
-  return { endpoint: endpoints[0], endpoints, local, responseHeaders, complete };
+  return { endpoint: endpoints[0], endpoints, local, responseHeaders, forwardedBytes, complete };
 }
 
 export function completion(prompt: string, model = 'qwen'): string {

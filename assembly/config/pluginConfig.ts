@@ -1,9 +1,9 @@
 // The plugin configuration (plugin/CONFIG.md): parsed and checked once, in
 // onConfigure; a bad one is rejected with a message naming the field.
-import { JsonKind, JsonValue, jsonError, parseJson } from "./json/jsonValue";
-import { Weights } from "./scheduling/weights";
-import { isValidAddress } from "./state/address";
-import { CONFIG_NEEDS_SOURCE, CONFIG_NOT_JSON, CONFIG_SHARED_STATE_NEEDS_REPLICAS } from "./errors";
+import { JsonKind, JsonValue, jsonError, parseJson } from "./jsonDocument";
+import { Weights } from "../scheduling/weights";
+import { isValidAddress } from "../state/address";
+import { CONFIG_NEEDS_SOURCE, CONFIG_NOT_JSON, CONFIG_SHARED_STATE_NEEDS_REPLICAS } from "../errors";
 
 /** About 16 tokens at 4 characters a token: one vLLM KV block. */
 const DEFAULT_BLOCK_CHARS = 64;
@@ -35,10 +35,12 @@ const DEFAULT_MAX_BODY_BYTES = 1048576;
 const DEFAULT_LONG_POLL_MS = 10000;
 const DEFAULT_RETRY_MS = 250;
 
+@final
 export class StaticReplica {
   constructor(public address: string, public kvCapacityTokens: u32) {}
 }
 
+@final
 export class PluginConfig {
   hasControlPlane: bool = false;
   cluster: string = "prefix_router_control_plane";

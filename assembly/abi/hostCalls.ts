@@ -24,6 +24,7 @@ const OUT: usize = memory.data(16);
 
 /** A block of bytes the host allocated through our `malloc`; release with `free()`. */
 @unmanaged
+@final
 export class HostBytes {
   ptr: usize = 0;
   len: usize = 0;
@@ -236,10 +237,28 @@ export function defineMetric(type: MetricType, name: string): u32 {
 
 // ---- abort: Envoy has no env.abort; log where it happened, then trap ----
 
+/**
+ * False while the module's start code runs (at instantiation), when no
+ * context is current: cpp-host's proxy_log acts on the current context, so a
+ * host call then may crash the proxy rather than fail the VM. index.ts's last
+ * statement ends it.
+ */
+let startDone = false;
+/** An abort while reporting one (building the message can fail as the first did) only traps. */
+let aborting = false;
+
+/** The module's start code has finished: contexts may call the host from now on. */
+export function endStartCode(): void {
+  startDone = true;
+}
+
 export function abortHandler(message: string | null, fileName: string | null, line: u32, column: u32): void {
-  let m = "prefix_router: abort";
-  if (message !== null) m += ": " + message;
-  if (fileName !== null) m += " at " + fileName + ":" + line.toString() + ":" + column.toString();
-  log(LogLevel.Critical, m);
+  if (startDone && !aborting) {
+    aborting = true;
+    let m = "prefix_router: abort";
+    if (message !== null) m += ": " + message;
+    if (fileName !== null) m += " at " + fileName + ":" + line.toString() + ":" + column.toString();
+    log(LogLevel.Critical, m);
+  }
   unreachable();
 }

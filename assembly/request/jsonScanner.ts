@@ -2,6 +2,7 @@
 // allocation, no recursion (nesting is tracked with a counter, so a deeply
 // nested body cannot exhaust the stack), every read bounds-checked against
 // `end`. Positions are absolute addresses; -1 means malformed or truncated.
+import { CharCode } from "../charCode";
 
 // @ts-ignore: decorator
 @inline export const QUOTE: u8 = 0x22;
@@ -16,7 +17,7 @@
 export function skipWs(p: isize, end: isize): isize {
   while (p < end) {
     const c = load<u8>(p);
-    if (c != 0x20 && c != 0x0a && c != 0x0d && c != 0x09) break;
+    if (c != CharCode.SPACE && c != CharCode.LINE_FEED && c != CharCode.CARRIAGE_RETURN && c != CharCode.TAB) break;
     p++;
   }
   return p;
@@ -93,7 +94,7 @@ export function skipValue(p: isize, end: isize): isize {
   if (p >= end) return -1;
   let c = load<u8>(p);
   if (c == QUOTE) return skipString(p, end);
-  if (c == 0x7b || c == 0x5b) {
+  if (c == CharCode.OPEN_BRACE || c == CharCode.OPEN_BRACKET) {
     let depth = 0;
     while (p < end) {
       c = load<u8>(p);
@@ -102,8 +103,8 @@ export function skipValue(p: isize, end: isize): isize {
         if (p < 0) return -1;
         continue;
       }
-      if (c == 0x7b || c == 0x5b) depth++;
-      else if (c == 0x7d || c == 0x5d) {
+      if (c == CharCode.OPEN_BRACE || c == CharCode.OPEN_BRACKET) depth++;
+      else if (c == CharCode.CLOSE_BRACE || c == CharCode.CLOSE_BRACKET) {
         if (--depth == 0) return p + 1;
       }
       p++;
@@ -113,7 +114,7 @@ export function skipValue(p: isize, end: isize): isize {
   const start = p;
   while (p < end) {
     c = load<u8>(p);
-    if (c == 0x2c || c == 0x7d || c == 0x5d || c == 0x20 || c == 0x0a || c == 0x0d || c == 0x09) break;
+    if (c == CharCode.COMMA || c == CharCode.CLOSE_BRACE || c == CharCode.CLOSE_BRACKET || c == CharCode.SPACE || c == CharCode.LINE_FEED || c == CharCode.CARRIAGE_RETURN || c == CharCode.TAB) break;
     p++;
   }
   return p > start ? p : -1;
@@ -171,6 +172,7 @@ class ValueCursor {
  * Kept as explicit state in a reusable cursor to avoid allocation.
  */
 @unmanaged
+@final
 export class MemberCursor extends ValueCursor {
   keyStart: isize = 0;
   keyEnd: isize = 0;
@@ -199,11 +201,11 @@ export class MemberCursor extends ValueCursor {
     let p = skipWs(this.pos, end);
     if (p >= end) return this.fail();
     let c = load<u8>(p);
-    if (c == 0x2c) {
+    if (c == CharCode.COMMA) {
       p = skipWs(p + 1, end);
       if (p >= end) return this.fail();
       c = load<u8>(p);
-    } else if (c == 0x7d) {
+    } else if (c == CharCode.CLOSE_BRACE) {
       this.after = p + 1;
       return false;
     }
@@ -213,7 +215,7 @@ export class MemberCursor extends ValueCursor {
     this.keyStart = p + 1;
     this.keyEnd = keyAfter - 1;
     p = skipWs(keyAfter, end);
-    if (p >= end || load<u8>(p) != 0x3a) return this.fail();
+    if (p >= end || load<u8>(p) != CharCode.COLON) return this.fail();
     this.valueStart = skipWs(p + 1, end);
     return true;
   }
@@ -229,6 +231,7 @@ export class MemberCursor extends ValueCursor {
 
 /** Iterates an array's elements; same shape as MemberCursor. */
 @unmanaged
+@final
 export class ElementCursor extends ValueCursor {
   private first: bool = true;
   /** Position after the array's closing bracket once `next` returned false. */
@@ -256,12 +259,12 @@ export class ElementCursor extends ValueCursor {
     let p = skipWs(this.pos, end);
     if (p >= end) return this.fail();
     let c = load<u8>(p);
-    if (c == 0x5d) {
+    if (c == CharCode.CLOSE_BRACKET) {
       this.after = p + 1;
       return false;
     }
     if (!this.first) {
-      if (c != 0x2c) return this.fail();
+      if (c != CharCode.COMMA) return this.fail();
       p = skipWs(p + 1, end);
     }
     this.first = false;

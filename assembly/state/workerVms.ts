@@ -1,8 +1,9 @@
-// Shared-data operations of the root context: worker ids, the poll lease, and
-// the state every worker routes on. cpp-host rules: a set with a CAS that is
+// How a proxy's worker VMs tell themselves apart, in shared data: a
+// process-unique id each, and the lease that lets one of them poll the
+// control plane. cpp-host rules: a set with a CAS that is
 // not current fails with CAS_MISMATCH; CAS 0 writes unconditionally.
-import { HostBytes, WasmResult, getShared, setShared, sharedCas } from "../abi/host";
-import { KEY_POLL_LEASE, KEY_STATE, KEY_VM_SEQ } from "./sharedKeys";
+import { HostBytes, WasmResult, getShared, setShared, sharedCas } from "../abi/hostCalls";
+import { KEY_POLL_LEASE, KEY_VM_SEQ } from "./sharedKeys";
 
 /** Attempts of a CAS loop before giving up; contention is between a few worker threads. */
 const CAS_ATTEMPTS = 16;
@@ -62,38 +63,4 @@ export function releaseLease(vmId: u32): void {
   store<u32>(SCRATCH, 0);
   store<u64>(SCRATCH, 0, 4);
   setShared(KEY_POLL_LEASE, SCRATCH, 12, cas);
-}
-
-/**
- * Publishes a validated payload for every worker unless a newer one is there
- * already. Returns false when it lost to a newer state. The caller then
- * raises the state stamp (InflightCounters.raiseStamp), which is what tells
- * the workers to pick it up.
- */
-export function publishState(payload: usize, len: i32, version: u64, nowNs: u64): bool {
-  const buf = heap.alloc(<usize>len + 8);
-  store<u64>(buf, nowNs);
-  memory.copy(buf + 8, payload, <usize>len);
-  let published = false;
-  for (let i = 0; i < CAS_ATTEMPTS; i++) {
-    const r = getShared(KEY_STATE, bytes);
-    let cas: u32 = 0;
-    if (r == WasmResult.Ok) {
-      cas = sharedCas;
-      const newer = bytes.len >= 8 + 16 && load<u64>(bytes.ptr, 16) >= version;
-      bytes.free();
-      if (newer) break;
-    }
-    if (setShared(KEY_STATE, buf, <usize>len + 8, cas) == WasmResult.Ok) {
-      published = true;
-      break;
-    }
-  }
-  heap.free(buf);
-  return published;
-}
-
-/** Reads the published state: [u64 receivedAtNs][payload]. Free `out` after use. */
-export function fetchState(out: HostBytes): bool {
-  return getShared(KEY_STATE, out) == WasmResult.Ok && out.len > 8;
 }

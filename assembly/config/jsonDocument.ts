@@ -1,11 +1,13 @@
 // A small JSON document parser for configuration (not the request path: it
 // allocates). Iterative depth is bounded, so hostile input cannot overflow the
 // stack; every error names its byte offset.
+import { CharCode } from "../charCode";
 
 export const enum JsonKind { Null, Bool, Number, String, Array, Object }
 
 const MAX_DEPTH = 32;
 
+@final
 export class JsonValue {
   kind: JsonKind = JsonKind.Null;
   bool: bool = false;
@@ -23,6 +25,7 @@ export class JsonValue {
 
 export let jsonError: string = "";
 
+@final
 class Parser {
   pos: i32 = 0;
   constructor(public src: Uint8Array) {}
@@ -31,7 +34,7 @@ class Parser {
     const s = this.src;
     while (this.pos < s.length) {
       const c = s[this.pos];
-      if (c != 0x20 && c != 0x0a && c != 0x0d && c != 0x09) break;
+      if (c != CharCode.SPACE && c != CharCode.LINE_FEED && c != CharCode.CARRIAGE_RETURN && c != CharCode.TAB) break;
       this.pos++;
     }
   }
@@ -48,45 +51,45 @@ class Parser {
     if (this.pos >= s.length) return this.fail("unexpected end");
     const c = s[this.pos];
     const v = new JsonValue();
-    if (c == 0x7b) {
+    if (c == CharCode.OPEN_BRACE) {
       v.kind = JsonKind.Object;
       this.pos++;
       this.ws();
-      if (this.pos < s.length && s[this.pos] == 0x7d) { this.pos++; return v; }
+      if (this.pos < s.length && s[this.pos] == CharCode.CLOSE_BRACE) { this.pos++; return v; }
       while (true) {
         this.ws();
-        if (this.pos >= s.length || s[this.pos] != 0x22) return this.fail("expected a member name");
+        if (this.pos >= s.length || s[this.pos] != CharCode.QUOTE) return this.fail("expected a member name");
         const k = this.string();
         if (k === null) return null;
         this.ws();
-        if (this.pos >= s.length || s[this.pos] != 0x3a) return this.fail("expected ':'");
+        if (this.pos >= s.length || s[this.pos] != CharCode.COLON) return this.fail("expected ':'");
         this.pos++;
         const m = this.value(depth + 1);
         if (m === null) return null;
         v.keys.push(k);
         v.values.push(m);
         this.ws();
-        if (this.pos < s.length && s[this.pos] == 0x2c) { this.pos++; continue; }
-        if (this.pos < s.length && s[this.pos] == 0x7d) { this.pos++; return v; }
+        if (this.pos < s.length && s[this.pos] == CharCode.COMMA) { this.pos++; continue; }
+        if (this.pos < s.length && s[this.pos] == CharCode.CLOSE_BRACE) { this.pos++; return v; }
         return this.fail("expected ',' or '}'");
       }
     }
-    if (c == 0x5b) {
+    if (c == CharCode.OPEN_BRACKET) {
       v.kind = JsonKind.Array;
       this.pos++;
       this.ws();
-      if (this.pos < s.length && s[this.pos] == 0x5d) { this.pos++; return v; }
+      if (this.pos < s.length && s[this.pos] == CharCode.CLOSE_BRACKET) { this.pos++; return v; }
       while (true) {
         const m = this.value(depth + 1);
         if (m === null) return null;
         v.items.push(m);
         this.ws();
-        if (this.pos < s.length && s[this.pos] == 0x2c) { this.pos++; continue; }
-        if (this.pos < s.length && s[this.pos] == 0x5d) { this.pos++; return v; }
+        if (this.pos < s.length && s[this.pos] == CharCode.COMMA) { this.pos++; continue; }
+        if (this.pos < s.length && s[this.pos] == CharCode.CLOSE_BRACKET) { this.pos++; return v; }
         return this.fail("expected ',' or ']'");
       }
     }
-    if (c == 0x22) {
+    if (c == CharCode.QUOTE) {
       const str = this.string();
       if (str === null) return null;
       v.kind = JsonKind.String;
@@ -111,7 +114,7 @@ class Parser {
   number(v: JsonValue): JsonValue | null {
     const s = this.src;
     const start = this.pos;
-    if (this.pos < s.length && s[this.pos] == 0x2d) this.pos++;
+    if (this.pos < s.length && s[this.pos] == CharCode.MINUS) this.pos++;
     const intStart = this.pos;
     const intDigits = this.digits();
     if (intDigits == 0) {
@@ -119,14 +122,14 @@ class Parser {
       return this.fail(intStart == start ? "unexpected character" : "bad number");
     }
     // No leading zeros: "069" is not JSON.
-    if (intDigits > 1 && s[intStart] == 0x30) { this.pos = start; return this.fail("bad number"); }
-    if (this.pos < s.length && s[this.pos] == 0x2e) {
+    if (intDigits > 1 && s[intStart] == CharCode._0) { this.pos = start; return this.fail("bad number"); }
+    if (this.pos < s.length && s[this.pos] == CharCode.DOT) {
       this.pos++;
       if (this.digits() == 0) { this.pos = start; return this.fail("bad number"); }
     }
-    if (this.pos < s.length && (s[this.pos] == 0x65 || s[this.pos] == 0x45)) {
+    if (this.pos < s.length && (s[this.pos] == CharCode.e || s[this.pos] == CharCode.E)) {
       this.pos++;
-      if (this.pos < s.length && (s[this.pos] == 0x2b || s[this.pos] == 0x2d)) this.pos++;
+      if (this.pos < s.length && (s[this.pos] == CharCode.PLUS || s[this.pos] == CharCode.MINUS)) this.pos++;
       if (this.digits() == 0) { this.pos = start; return this.fail("bad number"); }
     }
     const text = String.UTF8.decodeUnsafe(s.dataStart + <usize>start, <usize>(this.pos - start));
@@ -141,7 +144,7 @@ class Parser {
   private digits(): i32 {
     const s = this.src;
     const from = this.pos;
-    while (this.pos < s.length && s[this.pos] >= 0x30 && s[this.pos] <= 0x39) this.pos++;
+    while (this.pos < s.length && <i32>s[this.pos] >= CharCode._0 && <i32>s[this.pos] <= CharCode._9) this.pos++;
     return this.pos - from;
   }
 
@@ -151,38 +154,38 @@ class Parser {
     let out = "";
     let runStart = this.pos;
     while (this.pos < s.length) {
-      const c = s[this.pos];
-      if (c == 0x22) {
+      const c = <i32>s[this.pos];
+      if (c == CharCode.QUOTE) {
         out += String.UTF8.decodeUnsafe(s.dataStart + <usize>runStart, <usize>(this.pos - runStart));
         this.pos++;
         return out;
       }
-      if (c < 0x20) { this.fail("control character in string"); return null; }
-      if (c == 0x5c) {
+      if (c < CharCode.SPACE) { this.fail("control character in string"); return null; }
+      if (c == CharCode.BACKSLASH) {
         out += String.UTF8.decodeUnsafe(s.dataStart + <usize>runStart, <usize>(this.pos - runStart));
         if (this.pos + 1 >= s.length) break;
         const e = s[this.pos + 1];
         this.pos += 2;
-        if (e == 0x6e) out += "\n";
-        else if (e == 0x74) out += "\t";
-        else if (e == 0x72) out += "\r";
-        else if (e == 0x62) out += "\b";
-        else if (e == 0x66) out += "\f";
-        else if (e == 0x75) {
+        if (e == CharCode.n) out += "\n";
+        else if (e == CharCode.t) out += "\t";
+        else if (e == CharCode.r) out += "\r";
+        else if (e == CharCode.b) out += "\b";
+        else if (e == CharCode.f) out += "\f";
+        else if (e == CharCode.u) {
           if (this.pos + 4 > s.length) break;
           let cp = 0;
           for (let i = 0; i < 4; i++) {
             const h = <i32>s[this.pos + i];
             let d = -1;
-            if (h >= 0x30 && h <= 0x39) d = h - 0x30;
-            else if (h >= 0x61 && h <= 0x66) d = h - 0x57;
-            else if (h >= 0x41 && h <= 0x46) d = h - 0x37;
+            if (h >= CharCode._0 && h <= CharCode._9) d = h - CharCode._0;
+            else if (h >= CharCode.a && h <= CharCode.f) d = h - 0x57;
+            else if (h >= CharCode.A && h <= CharCode.F) d = h - 0x37;
             if (d < 0) { this.fail("bad \\u escape"); return null; }
             cp = (cp << 4) | d;
           }
           this.pos += 4;
           out += String.fromCharCode(cp);
-        } else if (e == 0x22 || e == 0x5c || e == 0x2f) out += String.fromCharCode(e);
+        } else if (e == CharCode.QUOTE || e == CharCode.BACKSLASH || e == CharCode.SLASH) out += String.fromCharCode(e);
         else { this.fail("bad escape"); return null; }
         runStart = this.pos;
         continue;

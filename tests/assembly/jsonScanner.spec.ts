@@ -1,4 +1,4 @@
-import { BACKSLASH, HIGHS, QUOTE, quoteOrBackslashBits, skipPlain } from "../../assembly/request/json";
+import { BACKSLASH, HIGHS, QUOTE, quoteOrBackslashBits, skipPlain } from "../../assembly/request/jsonScanner";
 
 const BUF_LEN = 48;
 const buf = heap.alloc(BUF_LEN);

@@ -1,0 +1,123 @@
+import { PluginConfig } from "../../assembly/config/pluginConfig";
+import { RouterMetrics } from "../../assembly/metrics";
+import { PrefixLocator } from "../../assembly/prefix/prefixLocator";
+import { Candidates } from "../../assembly/scheduling/candidates";
+import { ReplicaTable } from "../../assembly/state/replicaTable";
+
+const SYSTEM = "You are a careful assistant. Answer briefly, cite sources, and never invent facts or numbers. ";
+
+function config(): PluginConfig {
+  const cfg = new PluginConfig();
+  cfg.indexEntries = 4096;
+  cfg.blockChars = 64;
+  cfg.maxBlocks = 64;
+  return cfg;
+}
+
+function table(addresses: Array<string>): ReplicaTable {
+  const t = new ReplicaTable();
+  for (let i = 0; i < addresses.length; i++) t.add(addresses[i], true, false, 0, 0, 0, 100000, 0);
+  return t;
+}
+
+/** Every replica of `t` a candidate, in table order. */
+function candidates(t: ReplicaTable): Candidates {
+  const c = new Candidates();
+  for (let i = 0; i < t.n; i++) c.replica[i] = i;
+  c.n = t.n;
+  return c;
+}
+
+function body(prompt: string): ArrayBuffer {
+  return String.UTF8.encode('{"model":"m","prompt":"' + prompt + '"}');
+}
+
+/** Hashes the prompt and, when there is one, matches it against the candidates. */
+function match(p: PrefixLocator, t: ReplicaTable, c: Candidates, prompt: string): bool {
+  const b = body(prompt);
+  if (!p.hash(changetype<usize>(b), <usize>b.byteLength, false)) return false;
+  p.match(t, c, false);
+  return true;
+}
+
+const A = ["10.0.0.1:8000", "10.0.0.2:8000", "10.0.0.3:8000"];
+
+describe("PrefixLocator", () => {
+  it("finds a prompt where it was recorded, and only there", () => {
+    const p = new PrefixLocator(config(), new RouterMetrics(), 0);
+    const t = table(A);
+    p.resize(new ReplicaTable(), t);
+    const c = candidates(t);
+    const prompt = SYSTEM + SYSTEM + "question one";
+    expect(match(p, t, c, prompt)).toBe(true);
+    expect(c.totalBlocks).toBe(3);
+    expect(p.anyMatch).toBe(false);
+    expect(p.record(t, c, 1, 1)).toBe(0);
+
+    expect(match(p, t, c, prompt)).toBe(true);
+    expect(p.anyMatch).toBe(true);
+    expect(c.matched[0]).toBe(0);
+    expect(c.matched[1]).toBe(3);
+    expect(c.matched[2]).toBe(0);
+    expect(p.record(t, c, 1, 1)).toBe(3);
+  });
+
+  it("matches the shared leading blocks of a longer prompt", () => {
+    const p = new PrefixLocator(config(), new RouterMetrics(), 0);
+    const t = table(A);
+    p.resize(new ReplicaTable(), t);
+    const c = candidates(t);
+    match(p, t, c, SYSTEM + SYSTEM);
+    p.record(t, c, 2, 2);
+    expect(match(p, t, c, SYSTEM + SYSTEM + SYSTEM + "and more")).toBe(true);
+    expect(c.totalBlocks).toBe(4);
+    expect(c.matched[2]).toBe(2);
+  });
+
+  it("has nothing to match without a prompt", () => {
+    const p = new PrefixLocator(config(), new RouterMetrics(), 0);
+    const t = table(A);
+    p.resize(new ReplicaTable(), t);
+    const c = candidates(t);
+    expect(p.hash(0, 0, false)).toBe(false);
+    const b = String.UTF8.encode('{"model":"m"}');
+    expect(p.hash(changetype<usize>(b), <usize>b.byteLength, false)).toBe(false);
+    expect(p.anyMatch).toBe(false);
+  });
+
+  it("is complete once the prompt fills the hasher, whatever follows", () => {
+    const p = new PrefixLocator(config(), new RouterMetrics(), 0);
+    expect(p.promptBytes).toBe(64 * 64);
+    let long = "";
+    while (long.length < 5000) long += SYSTEM;
+    const b = body(long);
+    expect(p.hash(changetype<usize>(b), 3000, true)).toBe(true);
+    expect(p.complete).toBe(false);
+    expect(p.hash(changetype<usize>(b), 4200, true)).toBe(true);
+    expect(p.complete).toBe(true);
+  });
+
+  it("forgets what a replica held when it leaves, and keeps the others' slots", () => {
+    const p = new PrefixLocator(config(), new RouterMetrics(), 0);
+    const t = table(A);
+    p.resize(new ReplicaTable(), t);
+    const c = candidates(t);
+    const prompt = SYSTEM + SYSTEM;
+    match(p, t, c, prompt);
+    p.record(t, c, 0, 0);
+    const other = SYSTEM + "another question entirely, long enough for a block";
+    match(p, t, c, other);
+    p.record(t, c, 1, 1);
+
+    const without = table([A[1], A[2]]);
+    p.resize(t, without);
+    expect(without.slot[0]).toBe(t.slot[1]);
+    const back = table(A);
+    p.resize(without, back);
+    const c2 = candidates(back);
+    match(p, back, c2, prompt);
+    expect(c2.matched[0]).toBe(0);
+    match(p, back, c2, other);
+    expect(c2.matched[1]).toBe(2);
+  });
+});
