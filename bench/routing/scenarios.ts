@@ -37,6 +37,8 @@ export interface PolicySpec {
   /** proto-work: deepest block hashed (Infinity: every block), and whether gateways exchange placements and work counts. */
   maxBlocks?: number;
   fleet?: boolean;
+  /** precise / proto-work: the guard's epsilon on work (default runner.ts WORK_EPSILON). */
+  epsilon?: number;
 }
 
 /** The seed's weights and its three published profiles (prefix / queue / KV), in-flight 1 throughout. */

@@ -36,6 +36,11 @@ import { BLOCK_TOKENS, type SimRequest } from './workloads.js';
 
 /** vLLM's max_num_batched_tokens in the engines: a prefill advances this many tokens a step. */
 const CHUNK_TOKENS = 2048;
+/**
+ * Prefill-token equivalents of one output token still to decode: a decode token costs the
+ * engine about 0.87 ms at a saturated batch (latency model), a prefill token 0.228 ms.
+ */
+export const DECODE_TOKEN_COST = 3.8;
 /** Replicas whose predicted TTFT is within this many ms (or this fraction) of the best tie. */
 const TIE_MS = 25;
 const TIE_FRACTION = 0.05;
@@ -183,12 +188,14 @@ export interface WorkPolicyOptions {
 export class WorkPolicy implements RoutingPolicy {
   readonly name: string;
   private readonly n: number;
-  /** Per gateway, per replica: queued prefill tokens and decoding requests that gateway sent. */
+  /** Per gateway, per replica: queued prefill tokens, decoding requests, and their decode work (prefill-token equivalents) that gateway sent. */
   private readonly queued: number[][];
   private readonly decoding: number[][];
+  private readonly decodeWork: number[][];
   /** What each gateway last heard of the others' counters (fleet exchange), per gateway. */
   private seenQueued: number[][];
   private seenDecoding: number[][];
+  private seenDecodeWork: number[][];
   private matchedBlocks = 0;
   private totalBlocks = 0;
   private spills = 0;
@@ -197,7 +204,7 @@ export class WorkPolicy implements RoutingPolicy {
     this.name = o.name;
     this.n = o.replicas;
     const grid = () => Array.from({ length: o.gateways }, () => new Array<number>(o.replicas).fill(0));
-    this.queued = grid(); this.decoding = grid(); this.seenQueued = grid(); this.seenDecoding = grid();
+    this.queued = grid(); this.decoding = grid(); this.decodeWork = grid(); this.seenQueued = grid(); this.seenDecoding = grid(); this.seenDecodeWork = grid();
   }
 
   static precise(o: WorkPolicyOptions): WorkPolicy {
@@ -218,9 +225,9 @@ export class WorkPolicy implements RoutingPolicy {
       // Every gateway learns the sum of the others' counters as they are now.
       for (let g = 0; g < this.o.gateways; g++) {
         for (let r = 0; r < this.n; r++) {
-          let q = 0, d = 0;
-          for (let h = 0; h < this.o.gateways; h++) if (h !== g) { q += this.queued[h]![r]!; d += this.decoding[h]![r]!; }
-          this.seenQueued[g]![r] = q; this.seenDecoding[g]![r] = d;
+          let q = 0, d = 0, dw = 0;
+          for (let h = 0; h < this.o.gateways; h++) if (h !== g) { q += this.queued[h]![r]!; d += this.decoding[h]![r]!; dw += this.decodeWork[h]![r]!; }
+          this.seenQueued[g]![r] = q; this.seenDecoding[g]![r] = d; this.seenDecodeWork[g]![r] = dw;
         }
       }
     }
@@ -232,6 +239,7 @@ export class WorkPolicy implements RoutingPolicy {
     const g = entry.gateway;
     const cacheable = Math.floor((req.promptTokens - 1) / BLOCK_TOKENS);
     const ttft = new Array<number>(this.n);
+    /** Everything the replica would have to do with this request: queued and new prefill, decode. */
     const work = new Array<number>(this.n);
     const newTokens = new Array<number>(this.n);
     const matched = new Array<number>(this.n);
@@ -242,11 +250,13 @@ export class WorkPolicy implements RoutingPolicy {
       newTokens[r] = req.promptTokens - m * BLOCK_TOKENS;
       const q = this.queued[g]![r]! + this.seenQueued[g]![r]!;
       const d = this.decoding[g]![r]! + this.seenDecoding[g]![r]!;
-      work[r] = q + newTokens[r]!;
-      totalWork += q;
-      ttft[r] = predictTtftMs(work[r]!, d);
+      const dw = this.decodeWork[g]![r]! + this.seenDecodeWork[g]![r]!;
+      work[r] = q + dw + newTokens[r]!;
+      totalWork += q + dw;
+      ttft[r] = predictTtftMs(q + newTokens[r]!, d);
     }
-    const cap = (1 + this.o.epsilon) * (totalWork + req.promptTokens) / this.n + CHUNK_TOKENS;
+    const myWork = req.promptTokens + DECODE_TOKEN_COST * req.outputTokens;
+    const cap = (1 + this.o.epsilon) * (totalWork + myWork) / this.n + CHUNK_TOKENS;
     const best = (fits: (r: number) => boolean) => {
       let lo = Infinity;
       for (let r = 0; r < this.n; r++) if (fits(r) && ttft[r]! < lo) lo = ttft[r]!;
@@ -277,12 +287,13 @@ export class WorkPolicy implements RoutingPolicy {
     h.firstToken = true;
     this.queued[h.gateway]![d.replica]! -= h.newTokens;
     this.decoding[h.gateway]![d.replica]!++;
+    this.decodeWork[h.gateway]![d.replica]! += DECODE_TOKEN_COST * h.req.outputTokens;
     this.knowledge.settled(d.replica, h.req);
   }
 
   onFinish(d: Decision): void {
     const h = d.handle as WorkHandle;
-    if (h.firstToken) this.decoding[h.gateway]![d.replica]!--;
+    if (h.firstToken) { this.decoding[h.gateway]![d.replica]!--; this.decodeWork[h.gateway]![d.replica]! -= DECODE_TOKEN_COST * h.req.outputTokens; }
     else { this.queued[h.gateway]![d.replica]! -= h.newTokens; this.knowledge.settled(d.replica, h.req); }
   }
 
