@@ -35,7 +35,7 @@ export async function makePolicy(spec: PolicySpec, replicas: number, seed: numbe
       return FilterPolicy.create({ name: spec.name, replicas, weights: spec.weights!, gateways: spec.gateways, workers: spec.workers, seed, wasm });
     case 'precise': return WorkPolicy.precise({ name: spec.name, replicas, gateways: spec.gateways, epsilon: spec.epsilon ?? WORK_EPSILON });
     case 'proto-work':
-      return WorkPolicy.proto({ name: spec.name, replicas, gateways: spec.gateways, epsilon: spec.epsilon ?? WORK_EPSILON, capacityBlocks: ENGINE_BLOCKS, maxBlocks: spec.maxBlocks ?? Infinity, fleet: spec.fleet ?? true });
+      return WorkPolicy.proto({ name: spec.name, replicas, gateways: spec.gateways, epsilon: spec.epsilon ?? WORK_EPSILON, guard: spec.guard, capacityBlocks: ENGINE_BLOCKS, maxBlocks: spec.maxBlocks ?? Infinity, fleet: spec.fleet ?? true });
   }
 }
 

@@ -39,6 +39,8 @@ export interface PolicySpec {
   fleet?: boolean;
   /** precise / proto-work: the guard's epsilon on work (default runner.ts WORK_EPSILON). */
   epsilon?: number;
+  /** proto-work: guard on predicted work (default) or on requests in flight, as prefix-router today. */
+  guard?: 'work' | 'count';
 }
 
 /** The seed's weights and its three published profiles (prefix / queue / KV), in-flight 1 throughout. */
@@ -160,6 +162,7 @@ export const LADDER_POLICIES: PolicySpec[] = [
   BASE_POLICIES[3]!,
   { name: 'proto-work', kind: 'proto-work', workers: 1, gateways: 1, maxBlocks: Infinity, fleet: true },
   { name: 'proto-work/256-blocks', kind: 'proto-work', workers: 1, gateways: 1, maxBlocks: 256, fleet: true },
+  { name: 'proto-work/count-guard', kind: 'proto-work', workers: 1, gateways: 1, maxBlocks: Infinity, fleet: true, guard: 'count' },
 ];
 
 /** Entry-point variants, run at one rung: prefix-router with 4 and 16 worker VMs, 2 and 4 gateways; the prototype with 4 gateways, sharing and not. */
@@ -186,6 +189,9 @@ export interface LadderShapeOptions {
 export function buildLadderShapes(o: LadderShapeOptions): LadderShape[] {
   const out: LadderShape[] = [];
   const n100 = (perReplica: number) => Math.max(40, Math.round(perReplica * o.replicas * o.requestScale));
+  // Multi-turn: a user's context grows with every turn, so users scale with the replicas and each
+  // reaches about the length it has in the 3-replica fixed-overload run (42 turns of 400 tokens).
+  const usersFor = (sh: SharedPrefixShape): SharedPrefixShape => sh.multiTurn ? { ...sh, promptsPerGroup: Math.max(sh.promptsPerGroup, Math.round((sh.promptsPerGroup * o.replicas) / 3)) } : sh;
   for (const s of SHAPES) {
     let shape: SharedPrefixShape | undefined;
     const read = () => {
@@ -194,7 +200,7 @@ export function buildLadderShapes(o: LadderShapeOptions): LadderShape[] {
     };
     out.push({
       name: s.name, kind: s.kind, replicas: o.replicas, label: `${s.label} (${s.file})`, requestsAtCapacity: n100(LADDER_REQUESTS_PER_REPLICA),
-      make: (rate, n) => sharedPrefixWorkload(s.name, `${s.label}; Poisson`, read(), n, rate, o.seed),
+      make: (rate, n) => sharedPrefixWorkload(s.name, `${s.label}; Poisson`, usersFor(read()), n, rate, o.seed),
     });
   }
   out.push({

@@ -36,6 +36,8 @@ import { BLOCK_TOKENS, type SimRequest } from './workloads.js';
 
 /** vLLM's max_num_batched_tokens in the engines: a prefill advances this many tokens a step. */
 const CHUNK_TOKENS = 2048;
+/** prefix-router's MIN_SPILL_LOAD (assembly/scheduling/picker.ts), for the count guard. */
+const MIN_SPILL_LOAD = 8;
 /**
  * Prefill-token equivalents of one output token still to decode: a decode token costs the
  * engine about 0.87 ms at a saturated batch (latency model), a prefill token 0.228 ms.
@@ -182,6 +184,11 @@ export interface WorkPolicyOptions {
   gateways: number;
   /** Guard: queued work may pass the mean by this fraction (plus one chunk). */
   epsilon: number;
+  /**
+   * 'work' (default): the guard above. 'count': prefix-router's guard today, on requests in
+   * flight: load + 1 <= min(ceil((1 + epsilon)(total + 1) / n), floor((1 + epsilon)(least + 1)) + 8), at least 8.
+   */
+  guard?: 'work' | 'count';
 }
 
 /** The work picker over some prefix knowledge. */
@@ -196,6 +203,8 @@ export class WorkPolicy implements RoutingPolicy {
   private seenQueued: number[][];
   private seenDecoding: number[][];
   private seenDecodeWork: number[][];
+  /** Requests in flight per gateway and replica (the count guard). */
+  private readonly inflight: number[][];
   private matchedBlocks = 0;
   private totalBlocks = 0;
   private spills = 0;
@@ -204,7 +213,7 @@ export class WorkPolicy implements RoutingPolicy {
     this.name = o.name;
     this.n = o.replicas;
     const grid = () => Array.from({ length: o.gateways }, () => new Array<number>(o.replicas).fill(0));
-    this.queued = grid(); this.decoding = grid(); this.decodeWork = grid(); this.seenQueued = grid(); this.seenDecoding = grid(); this.seenDecodeWork = grid();
+    this.inflight = grid(); this.queued = grid(); this.decoding = grid(); this.decodeWork = grid(); this.seenQueued = grid(); this.seenDecoding = grid(); this.seenDecodeWork = grid();
   }
 
   static precise(o: WorkPolicyOptions): WorkPolicy {
@@ -270,11 +279,20 @@ export class WorkPolicy implements RoutingPolicy {
       }
       return pick;
     };
+    let fits = (r: number) => work[r]! <= cap;
+    if (this.o.guard === 'count') {
+      const load = (r: number) => this.inflight.reduce((a, row) => a + row[r]!, 0);
+      let total = 0, least = Infinity;
+      for (let r = 0; r < this.n; r++) { total += load(r); least = Math.min(least, load(r)); }
+      const c = Math.max(MIN_SPILL_LOAD, Math.min(Math.ceil((1 + this.o.epsilon) * (total + 1) / this.n), Math.floor((1 + this.o.epsilon) * (least + 1)) + MIN_SPILL_LOAD));
+      fits = (r) => load(r) + 1 <= c;
+    }
     const unbounded = best(() => true);
-    let replica = best((r) => work[r]! <= cap);
+    let replica = best(fits);
     if (replica < 0) replica = unbounded;
     if (replica !== unbounded) this.spills++;
     this.queued[g]![replica]! += newTokens[replica]!;
+    this.inflight[g]![replica]!++;
     this.knowledge.placed(replica, req, g);
     this.matchedBlocks += matched[replica]!;
     this.totalBlocks += cacheable;
@@ -293,6 +311,7 @@ export class WorkPolicy implements RoutingPolicy {
 
   onFinish(d: Decision): void {
     const h = d.handle as WorkHandle;
+    this.inflight[h.gateway]![d.replica]!--;
     if (h.firstToken) { this.decoding[h.gateway]![d.replica]!--; this.decodeWork[h.gateway]![d.replica]! -= DECODE_TOKEN_COST * h.req.outputTokens; }
     else { this.queued[h.gateway]![d.replica]! -= h.newTokens; this.knowledge.settled(d.replica, h.req); }
   }
