@@ -175,7 +175,7 @@ export async function runLadder(shape: LadderShape, o: LadderOptions): Promise<L
   const t0 = performance.now();
   const isTrace = shape.traceRates !== undefined;
   const capacity: Capacity = isTrace ? { rps: shape.make(1, shape.requestsAtCapacity).rateRps, offeredRps: 0, saturated: false, method: 'trace' } : await measureCapacity(shape, o);
-  o.onProgress?.(`${shape.name}: round robin capacity ${capacity.rps.toFixed(3)} req/s${capacity.saturated ? '' : ' (not saturated)'} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  o.onProgress?.(`${shape.name}: round robin capacity ${capacity.rps.toFixed(3)} req/s${capacity.method === 'saturation' && !capacity.saturated ? ' (not saturated)' : ` (${capacity.method})`} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   const rungAt = async (load: number, specs: PolicySpec[]): Promise<LadderRung> => {
     const rate = load * capacity.rps;
     const n = isTrace ? shape.requestsAtCapacity : Math.max(20, Math.round(load * shape.requestsAtCapacity));

@@ -10,11 +10,14 @@
 //   dec_r   = requests decoding on r (sent, first token seen, not finished)
 //   W_r     = queue_r + new_r
 //   TTFT_r  = overhead + perToken x W_r + (W_r / chunk + 1) x decodeStep(dec_r)
-// and picks the lowest TTFT_r; replicas within a small band of the best count
-// as equal and the request's rendezvous weight (first block hash x replica)
-// decides among them, so independent entry points place a new prefix alike.
-// Guard: a replica whose queued work W_r would pass (1 + epsilon) x the mean
-// queued work + one chunk is passed over (work, not request counts).
+// and picks the lowest TTFT_r; equal predictions (idle replicas) are decided by
+// the request's rendezvous weight (first block hash x replica), so independent
+// entry points place a new prefix alike. (A band of 25 ms or 5% around the best
+// counted as equal cost 8-40% of TTFT p95 on one system prompt and conversations.)
+// Guard: a replica whose work - queued and new prefill tokens plus decode work,
+// DECODE_TOKEN_COST per output token of the requests decoding there - would
+// pass (1 + epsilon) x the mean work + one chunk is passed over (work, not
+// request counts).
 //
 // What differs is the knowledge of who holds which prefix:
 // - precise: the engines' caches exactly (ReplicaEngine.cachedPrefixBlocks, what
@@ -43,9 +46,8 @@ const MIN_SPILL_LOAD = 8;
  * engine about 0.87 ms at a saturated batch (latency model), a prefill token 0.228 ms.
  */
 export const DECODE_TOKEN_COST = 3.8;
-/** Replicas whose predicted TTFT is within this many ms (or this fraction) of the best tie. */
-const TIE_MS = 25;
-const TIE_FRACTION = 0.05;
+/** Predicted TTFTs closer than this (ms) are a tie, broken by rendezvous weight. */
+const TIE_MS = 1e-6;
 /** Checkpoints: every block up to this depth, then every CHECKPOINT_STRIDE-th. */
 const DENSE_BLOCKS = 16;
 const CHECKPOINT_STRIDE = 16;
@@ -270,11 +272,10 @@ export class WorkPolicy implements RoutingPolicy {
       let lo = Infinity;
       for (let r = 0; r < this.n; r++) if (fits(r) && ttft[r]! < lo) lo = ttft[r]!;
       if (lo === Infinity) return -1;
-      const band = Math.max(TIE_MS, lo * TIE_FRACTION);
       const key = req.blockHashes[0] ?? req.id;
       let pick = -1;
       for (let r = 0; r < this.n; r++) {
-        if (!fits(r) || ttft[r]! > lo + band) continue;
+        if (!fits(r) || ttft[r]! > lo + TIE_MS) continue;
         if (pick < 0 || rendezvous(key, r) > rendezvous(key, pick)) pick = r;
       }
       return pick;
