@@ -210,7 +210,7 @@ export async function runLadder(shape: LadderShape, o: LadderOptions): Promise<L
   const variants = o.variants.length ? (await rungAt(variantLoad, o.variants)).policies : [];
   const w0 = shape.make(1, 1);
   return {
-    name: shape.name, kind: shape.kind, description: `${shape.label}; ${w0.description}`, replicas: shape.replicas, capacity, sloMs,
+    name: shape.name, kind: shape.kind, description: w0.description.startsWith(shape.label) ? w0.description : `${shape.label}; ${w0.description}`, replicas: shape.replicas, capacity, sloMs,
     rungs, goodput, variantLoad, variants, filterWarnings: warnings,
   };
 }

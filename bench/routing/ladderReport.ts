@@ -2,6 +2,7 @@
 // router under test, the stdout table, and the HTML report, which opens with
 // the answer per workload in words and TTFT p95 against offered load.
 import type { LadderResult } from './ladder.js';
+import { COLORS, esc, htmlPage } from './report.js';
 import type { PolicyResult } from './simulation.js';
 
 const r4 = (x: number) => (Number.isFinite(x) ? Math.round(x * 1e4) / 1e4 : null);
@@ -158,8 +159,6 @@ export function ladderTable(results: readonly LadderResult[], routers: readonly 
 
 // ---- HTML ----
 
-const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
-const COLORS = ['#8c8c8c', '#b5a642', '#5b8bd0', '#2a7d2a', '#d1495b', '#9d4edd', '#e07a5f', '#3d405b', '#f2a541'];
 
 /** TTFT p95 (log scale) against offered rate, one line per policy, the SLO dashed. */
 function ttftChart(w: LadderResult): string {
@@ -226,10 +225,5 @@ export function ladderHtml(results: readonly LadderResult[], meta: { seed: numbe
       body += '</table>';
     }
   }
-  return `<!doctype html><html><head><meta charset="utf-8"><title>prefix-router routing quality</title><style>
-body{font-family:sans-serif;max-width:1250px;margin:1em auto;padding:0 1em}table{border-collapse:collapse;font-size:12px;margin:.5em 0}
-td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}td:first-child,th:first-child{text-align:left}
-tr.pass td:first-child{color:#2a7d2a;font-weight:bold}tr.miss td:first-child{color:#b00020;font-weight:bold}
-.charts{display:flex;flex-wrap:wrap;gap:12px 24px}code{background:#f3f3f3;padding:1px 3px}
-</style></head><body>${body}</body></html>\n`;
+  return htmlPage(body);
 }

@@ -200,11 +200,11 @@ export function buildLadderShapes(o: LadderShapeOptions): LadderShape[] {
     };
     out.push({
       name: s.name, kind: s.kind, replicas: o.replicas, label: `${s.label} (${s.file})`, requestsAtCapacity: n100(LADDER_REQUESTS_PER_REPLICA),
-      make: (rate, n) => sharedPrefixWorkload(s.name, `${s.label}; Poisson`, usersFor(read()), n, rate, o.seed),
+      make: (rate, n) => sharedPrefixWorkload(s.name, 'Poisson arrivals', usersFor(read()), n, rate, o.seed),
     });
   }
   out.push({
-    name: UNIQUE.name, kind: 'unique', replicas: o.replicas, label: 'unique prompts', requestsAtCapacity: n100(LADDER_REQUESTS_PER_REPLICA),
+    name: UNIQUE.name, kind: 'unique', replicas: o.replicas, label: 'unique prompts:', requestsAtCapacity: n100(LADDER_REQUESTS_PER_REPLICA),
     make: (rate, n) => uniqueWorkload(UNIQUE.name, UNIQUE.promptTokens, UNIQUE.outputTokens, n, rate, o.seed),
   });
   for (const s of SESSION_SHAPES) {
