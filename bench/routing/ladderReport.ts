@@ -125,7 +125,8 @@ export function ladderTable(results: readonly LadderResult[], routers: readonly 
   const lines: string[] = [];
   for (const w of results) {
     const c = w.capacity;
-    lines.push('', `${w.name}  (${w.replicas} replicas; round robin capacity ${c.rps.toFixed(3)} req/s, ${c.method}${c.roundRobinHitRate !== undefined ? ` with its hit rate ${(c.roundRobinHitRate * 100).toFixed(1)}%` : ''}${c.method === 'saturation' && !c.saturated ? ', NOT saturated' : ''}; SLO TTFT p95 <= ${w.sloMs} ms)`);
+    if (c.method === 'trace') lines.push('', `${w.name}  (${w.replicas} replicas; the trace's own rate ${c.rps.toFixed(3)} req/s, rungs at --trace-rate multiples of it; SLO TTFT p95 <= ${w.sloMs} ms)`);
+    else lines.push('', `${w.name}  (${w.replicas} replicas; round robin capacity ${c.rps.toFixed(3)} req/s, ${c.method}${c.roundRobinHitRate !== undefined ? ` with its hit rate ${(c.roundRobinHitRate * 100).toFixed(1)}%` : ''}${c.method === 'saturation' && !c.saturated ? ', NOT saturated' : ''}; SLO TTFT p95 <= ${w.sloMs} ms)`);
     lines.push(`  ${w.description}`);
     const names = w.rungs[0]?.policies.map((p) => p.name) ?? [];
     lines.push('  ' + [pad('policy', 24), lpad('goodput', 9), lpad('x cap', 6), ...w.rungs.map((r) => lpad(`p95@${Math.round(r.load * 100)}%`, 9)), lpad('p50@70', 7), lpad('hit@70', 7), lpad('mm@70', 6)].join(' '));
