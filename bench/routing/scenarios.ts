@@ -40,7 +40,7 @@ export interface PolicySpec {
   /** precise / proto-work: the guard's epsilon on work (default runner.ts WORK_EPSILON). */
   epsilon?: number;
   /** proto-work: guard on predicted work (default) or on requests in flight, as prefix-router today. */
-  guard?: 'work' | 'count';
+  guard?: 'work' | 'count' | 'both';
 }
 
 /** The seed's weights and its three published profiles (prefix / queue / KV), in-flight 1 throughout. */
@@ -163,6 +163,7 @@ export const LADDER_POLICIES: PolicySpec[] = [
   { name: 'proto-work', kind: 'proto-work', workers: 1, gateways: 1, maxBlocks: Infinity, fleet: true },
   { name: 'proto-work/256-blocks', kind: 'proto-work', workers: 1, gateways: 1, maxBlocks: 256, fleet: true },
   { name: 'proto-work/count-guard', kind: 'proto-work', workers: 1, gateways: 1, maxBlocks: Infinity, fleet: true, guard: 'count' },
+  { name: 'proto-work/both-guards', kind: 'proto-work', workers: 1, gateways: 1, maxBlocks: Infinity, fleet: true, guard: 'both' },
 ];
 
 /** Entry-point variants, run at one rung: prefix-router with 4 and 16 worker VMs, 2 and 4 gateways; the prototype with 4 gateways, sharing and not. */

@@ -189,8 +189,9 @@ export interface WorkPolicyOptions {
   /**
    * 'work' (default): the guard above. 'count': prefix-router's guard today, on requests in
    * flight: load + 1 <= min(ceil((1 + epsilon)(total + 1) / n), floor((1 + epsilon)(least + 1)) + 8), at least 8.
+   * 'both': a replica must pass both.
    */
-  guard?: 'work' | 'count';
+  guard?: 'work' | 'count' | 'both';
 }
 
 /** The work picker over some prefix knowledge. */
@@ -281,12 +282,13 @@ export class WorkPolicy implements RoutingPolicy {
       return pick;
     };
     let fits = (r: number) => work[r]! <= cap;
-    if (this.o.guard === 'count') {
+    if (this.o.guard === 'count' || this.o.guard === 'both') {
       const load = (r: number) => this.inflight.reduce((a, row) => a + row[r]!, 0);
       let total = 0, least = Infinity;
       for (let r = 0; r < this.n; r++) { total += load(r); least = Math.min(least, load(r)); }
       const c = Math.max(MIN_SPILL_LOAD, Math.min(Math.ceil((1 + this.o.epsilon) * (total + 1) / this.n), Math.floor((1 + this.o.epsilon) * (least + 1)) + MIN_SPILL_LOAD));
-      fits = (r) => load(r) + 1 <= c;
+      const byWork = fits;
+      fits = this.o.guard === 'both' ? (r) => load(r) + 1 <= c && byWork(r) : (r) => load(r) + 1 <= c;
     }
     const unbounded = best(() => true);
     let replica = best(fits);
