@@ -4,28 +4,52 @@
 import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { runLadder, type LadderResult } from './routing/ladder.js';
+import { ladderHtml, ladderJson, ladderTable } from './routing/ladderReport.js';
 import { html, table, toJson } from './routing/report.js';
 import { runScenario, type WorkloadResult } from './routing/runner.js';
-import { DEFAULT_SCENARIO_OPTIONS, SHAPES, buildScenarios } from './routing/scenarios.js';
+import { DEFAULT_SCENARIO_OPTIONS, LADDER_POLICIES, LADDER_VARIANTS, SHAPES, buildLadderShapes, buildScenarios } from './routing/scenarios.js';
 import { DEFAULT_WORKLOAD_DIR, readSharedPrefixShape } from './routing/workloads.js';
 
-/** --quick: this fraction of the requests, 3 replicas only. */
+/** --fixed-overload --quick: this fraction of the requests, 3 replicas only. */
 const QUICK_REQUEST_SCALE = 0.2;
+/** The ladder: replicas, and --quick's replicas and share of the requests. */
+const LADDER_REPLICAS = 16;
+const QUICK_LADDER_REPLICAS = 4;
+const QUICK_LADDER_SCALE = 0.5;
+const DEFAULT_LOADS = [0.3, 0.5, 0.7, 0.9, 1.1];
+const DEFAULT_EXTRA_LOADS = [1.3, 1.6, 2.0];
+const DEFAULT_SLO_MS = 2000;
+const DEFAULT_LONG_CONTEXT_SLO_MS = 10000;
+/** Routers whose targets are checked: the product, and the prototype that reaches them. */
+const ROUTERS_UNDER_TEST = ['prefix-router', 'proto-work'];
 export const STATE_DELIVERY = 'Scorer state reaches the filter every 50 ms of virtual time as the filter\'s own poller publishes it: shared-data keys prefix_router.state ([u64 receivedAtNs][payload]) and the stamp [u64 version][u64 controlPlaneSeenNs] at the head of prefix_router.inflight (plugin/sharedData.ts), written into each gateway\'s store (host/ answers proxy_http_call over real sockets only, so the long poll cannot be served in virtual time).';
 
 const USAGE = `usage: npm run bench:routing -- [options]
-  --quick               small run (${QUICK_REQUEST_SCALE * 100}% of the requests, 3 replicas only)
+The load ladder (default): every workload at fractions of round robin's capacity on it.
+  --quick               small ladder (${QUICK_LADDER_REPLICAS} replicas, ${QUICK_LADDER_SCALE * 100}% of the requests, no entry-point variants)
+  --replicas N          replicas (default ${LADDER_REPLICAS})
+  --loads a,b,...       rungs as fractions of round robin's capacity (default ${DEFAULT_LOADS.join(',')})
+  --extra-loads a,b     rungs tried for policies still under the SLO at the top (default ${DEFAULT_EXTRA_LOADS.join(',')}; 'none' for none)
+  --slo MS              TTFT p95 SLO of goodput (default ${DEFAULT_SLO_MS})
+  --slo-long-context MS the long-context shape's SLO (default ${DEFAULT_LONG_CONTEXT_SLO_MS}: a cold 40k-token prefill alone takes 9 s)
+  --variant-load F      rung of the worker-VM / gateway variants (default 0.7)
+  --no-variants         skip the variants
+  --trace-rate a,b      replay --trace at these multiples of its own rate (default 1)
+The old scenario table at a fixed overload (1.25x round robin's capacity):
+  --fixed-overload      run it instead of the ladder (--quick: ${QUICK_REQUEST_SCALE * 100}% of the requests, 3 replicas only)
+  --no-scale            skip its 8- and 16-replica scenarios
+Both:
   --seed N              seed of every random choice (default 1)
   --json                print the JSON document on stdout (the table goes to stderr)
   --out FILE            also write the JSON document to FILE
   --html FILE           write the HTML report (inline SVG charts) to FILE
   --trace FILE          also replay a Mooncake-format JSONL trace
   --trace-limit N       replay at most N trace records (default all)
-  --trace-replicas N    replicas for the trace (default 3)
+  --trace-replicas N    replicas for the trace (default: --replicas; 3 with --fixed-overload)
   --workloads DIR       inference-perf configs (default ${DEFAULT_WORKLOAD_DIR})
   --only a,b            run only scenarios whose name contains one of these
   --policies a,b        run only policies whose name contains one of these
-  --no-scale            skip the 8- and 16-replica scenarios
   --requests-scale F    multiply every request count by F
   --wasm FILE           route with this build of the filter (default plugin/prefix-router.wasm)`;
 
@@ -41,6 +65,72 @@ function positive(v: string | undefined, name: string, def: number, integer: boo
   return n;
 }
 
+function numberList(v: string | undefined, name: string, def: number[]): number[] {
+  if (v === undefined) return def;
+  if (v === 'none') return [];
+  const out = v.split(',').map(Number);
+  if (out.length === 0 || out.some((x) => !Number.isFinite(x) || x <= 0)) fail(`--${name} must be a comma-separated list of positive numbers, got '${v}'`);
+  return out.sort((a, b) => a - b);
+}
+
+type Args = Record<string, string | boolean | undefined>;
+
+async function ladder(args: Args, seed: number, quick: boolean, wasm: Uint8Array | undefined): Promise<void> {
+  const str = (k: string) => args[k] as string | undefined;
+  const loads = numberList(str('loads'), 'loads', DEFAULT_LOADS);
+  const extraLoads = numberList(str('extra-loads'), 'extra-loads', DEFAULT_EXTRA_LOADS).filter((l) => l > loads[loads.length - 1]!);
+  const replicas = positive(str('replicas'), 'replicas', quick ? QUICK_LADDER_REPLICAS : LADDER_REPLICAS, true);
+  const sloMs = positive(str('slo'), 'slo', DEFAULT_SLO_MS, false);
+  const longContextSloMs = positive(str('slo-long-context'), 'slo-long-context', DEFAULT_LONG_CONTEXT_SLO_MS, false);
+  const variantLoad = positive(str('variant-load'), 'variant-load', 0.7, false);
+  const scale = positive(str('requests-scale'), 'requests-scale', 1, false) * (quick ? QUICK_LADDER_SCALE : 1);
+  const traceFile = str('trace');
+  const shapes = buildLadderShapes({
+    workloadDir: str('workloads') ?? DEFAULT_WORKLOAD_DIR, seed, replicas, requestScale: scale,
+    maxLoad: Math.max(...loads, ...extraLoads, variantLoad),
+    trace: traceFile ? {
+      file: traceFile, replicas: positive(str('trace-replicas'), 'trace-replicas', replicas, true),
+      limit: positive(str('trace-limit'), 'trace-limit', Infinity, true), rates: numberList(str('trace-rate'), 'trace-rate', [1]),
+    } : undefined,
+  }).filter((s) => !args.only || (args.only as string).split(',').some((f) => s.name.includes(f)));
+  if (shapes.length === 0) fail(`no workload matches --only ${args.only}`);
+  const filter = (specs: typeof LADDER_POLICIES) => specs.filter((p) => !args.policies || (args.policies as string).split(',').some((f) => p.name.includes(f)));
+  const policies = filter(LADDER_POLICIES);
+  const variants = quick || args['no-variants'] ? [] : filter(LADDER_VARIANTS);
+  const started = performance.now();
+  const results: LadderResult[] = [];
+  for (const shape of shapes) {
+    const t0 = performance.now();
+    try {
+      results.push(await runLadder(shape, {
+        seed, loads, extraLoads, sloMs, longContextSloMs, policies, variants, variantLoad, wasm,
+        onProgress: process.env.BENCH_ROUTING_PROGRESS ? (m) => process.stderr.write(`${m}\n`) : undefined,
+      }));
+    } catch (e) {
+      process.stderr.write(`workload ${shape.name} failed: ${(e as Error).stack}\n`);
+      process.exitCode = 1;
+      continue;
+    }
+    process.stderr.write(`${shape.name}: ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+  }
+  const meta = { seed, quick, replicas, sloMs, longContextSloMs, loads, extraLoads, stateDelivery: STATE_DELIVERY };
+  const doc = ladderJson(results, meta, ROUTERS_UNDER_TEST);
+  const text = ladderTable(results, ROUTERS_UNDER_TEST);
+  if (args.json) {
+    process.stderr.write(text);
+    process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
+  } else {
+    process.stdout.write(text);
+  }
+  if (args.out) writeFileSync(args.out as string, JSON.stringify(doc, null, 2) + '\n');
+  if (args.html) {
+    const command = `npm run bench:routing -- ${process.argv.slice(2).join(' ')}`.trim();
+    writeFileSync(args.html as string, ladderHtml(results, { seed, command, stateDelivery: STATE_DELIVERY }, ROUTERS_UNDER_TEST));
+    process.stderr.write(`HTML report: ${args.html}\n`);
+  }
+  process.stderr.write(`total ${((performance.now() - started) / 1000).toFixed(1)} s wall clock\n`);
+}
+
 async function main(): Promise<void> {
   let args;
   try {
@@ -49,6 +139,8 @@ async function main(): Promise<void> {
         quick: { type: 'boolean' }, seed: { type: 'string' }, json: { type: 'boolean' }, out: { type: 'string' }, html: { type: 'string' },
         trace: { type: 'string' }, 'trace-limit': { type: 'string' }, 'trace-replicas': { type: 'string' }, workloads: { type: 'string' },
         only: { type: 'string' }, policies: { type: 'string' }, 'no-scale': { type: 'boolean' }, 'requests-scale': { type: 'string' }, wasm: { type: 'string' }, help: { type: 'boolean' },
+        'fixed-overload': { type: 'boolean' }, replicas: { type: 'string' }, loads: { type: 'string' }, 'extra-loads': { type: 'string' }, slo: { type: 'string' },
+        'slo-long-context': { type: 'string' }, 'variant-load': { type: 'string' }, 'no-variants': { type: 'boolean' }, 'trace-rate': { type: 'string' },
       },
       strict: true,
     }).values;
@@ -59,6 +151,15 @@ async function main(): Promise<void> {
   const seed = args.seed === undefined ? 1 : Number(args.seed);
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) fail(`--seed must be an integer 0..4294967295, got '${args.seed}'`);
   const quick = args.quick === true;
+  let wasm: Uint8Array | undefined;
+  if (args.wasm !== undefined) {
+    try {
+      wasm = readFileSync(args.wasm);
+    } catch (e) {
+      fail(`--wasm: cannot read '${args.wasm}': ${(e as Error).message}`);
+    }
+  }
+  if (!args['fixed-overload']) return ladder(args, seed, quick, wasm);
   const scale = positive(args['requests-scale'], 'requests-scale', 1, false) * (quick ? QUICK_REQUEST_SCALE : 1);
   const workloadDir = args.workloads ?? DEFAULT_WORKLOAD_DIR;
   const scenarios = buildScenarios({
@@ -78,14 +179,6 @@ async function main(): Promise<void> {
   }
   if (args.trace) { try { accessSync(args.trace, constants.R_OK); } catch (e) { fail(`--trace: cannot read '${args.trace}': ${(e as NodeJS.ErrnoException).code}`); } }
   const policyFilter = args.policies ? args.policies.split(',') : undefined;
-  let wasm: Uint8Array | undefined;
-  if (args.wasm !== undefined) {
-    try {
-      wasm = readFileSync(args.wasm);
-    } catch (e) {
-      fail(`--wasm: cannot read '${args.wasm}': ${(e as Error).message}`);
-    }
-  }
 
   const started = performance.now();
   const results: WorkloadResult[] = [];

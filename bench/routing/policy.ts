@@ -2,6 +2,7 @@
 // TypeScript: round robin, least load, and the GIE-style picker. prefix-router
 // itself (the real wasm) is in filterPolicy.ts.
 import type { XXHashAPI } from 'xxhash-wasm';
+import type { ReplicaEngine } from '../../simulator/engine.js';
 import { GieRouter, lowerIsBetter, pickMax } from './gie.js';
 import type { Rng } from './random.js';
 import { MODEL, type SimRequest } from './workloads.js';
@@ -39,6 +40,8 @@ export interface RoutingPolicy {
   /** The request finished; the stream ends. */
   onFinish(d: Decision, nowUs: number): void;
   close(): Promise<void>;
+  /** The replica engines, for a router that reads their caches exactly (the `precise` bound). */
+  bindEngines?(engines: readonly ReplicaEngine[]): void;
   /** Router-side counters worth reporting (the filter's own metrics), read after the run. */
   stats?(): Record<string, number>;
 }

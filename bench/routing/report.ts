@@ -121,8 +121,8 @@ export function table(results: readonly WorkloadResult[]): string {
 
 // ---- HTML ----
 
-const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
-const COLORS = ['#8c8c8c', '#b5a642', '#5b8bd0', '#d1495b', '#e07a5f', '#81b29a', '#3d405b', '#9d4edd', '#f2a541'];
+export const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+export const COLORS = ['#8c8c8c', '#b5a642', '#5b8bd0', '#d1495b', '#e07a5f', '#81b29a', '#3d405b', '#9d4edd', '#f2a541'];
 
 /** Horizontal bar chart, one bar per policy; an optional reference line (e.g. the oracle). */
 function barChart(title: string, names: string[], values: number[], fmt: (v: number) => string, ref?: { value: number; label: string }): string {
@@ -186,6 +186,11 @@ export function html(results: readonly WorkloadResult[], meta: { seed: number; c
     body += sharesChart(names, w.policies.map((p) => p.shares));
     body += '</div>';
   }
+  return htmlPage(body);
+}
+
+/** A self-contained page (inline style, no scripts) around a report's body. */
+export function htmlPage(body: string): string {
   return `<!doctype html><html><head><meta charset="utf-8"><title>prefix-router routing quality</title><style>
 body{font-family:sans-serif;max-width:1250px;margin:1em auto;padding:0 1em}table{border-collapse:collapse;font-size:12px;margin:.5em 0}
 td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}td:first-child,th:first-child{text-align:left}

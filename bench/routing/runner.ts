@@ -6,7 +6,11 @@ import { oracleHitRate } from './oracle.js';
 import { GiePolicy, LeastLoadPolicy, RoundRobinPolicy, type RoutingPolicy } from './policy.js';
 import { Rng } from './random.js';
 import { BASE_POLICIES, VARIANT_POLICIES, type PolicySpec, type Scenario, type ScenarioKind } from './scenarios.js';
-import { simulate, type PolicyResult } from './simulation.js';
+import { ENGINE_BLOCKS, simulate, type PolicyResult } from './simulation.js';
+import { WorkPolicy } from './workPolicy.js';
+
+/** The work picker's guard: queued work may pass the mean by half (the filter's load-bound epsilon). */
+export const WORK_EPSILON = 0.5;
 
 export interface WorkloadResult {
   name: string;
@@ -22,13 +26,16 @@ export interface WorkloadResult {
   filterWarnings: string[];
 }
 
-async function makePolicy(spec: PolicySpec, replicas: number, seed: number, workload: string, x: XXHashAPI, wasm?: Uint8Array): Promise<RoutingPolicy> {
+export async function makePolicy(spec: PolicySpec, replicas: number, seed: number, workload: string, x: XXHashAPI, wasm?: Uint8Array): Promise<RoutingPolicy> {
   switch (spec.kind) {
     case 'round-robin': return new RoundRobinPolicy(replicas);
     case 'least-load': return new LeastLoadPolicy(replicas, Rng.of(seed, workload, spec.name));
     case 'gie-style': return new GiePolicy(x, replicas, Rng.of(seed, workload, spec.name));
     case 'prefix-router':
       return FilterPolicy.create({ name: spec.name, replicas, weights: spec.weights!, gateways: spec.gateways, workers: spec.workers, seed, wasm });
+    case 'precise': return WorkPolicy.precise({ name: spec.name, replicas, gateways: spec.gateways, epsilon: spec.epsilon ?? WORK_EPSILON });
+    case 'proto-work':
+      return WorkPolicy.proto({ name: spec.name, replicas, gateways: spec.gateways, epsilon: spec.epsilon ?? WORK_EPSILON, guard: spec.guard, capacityBlocks: ENGINE_BLOCKS, maxBlocks: spec.maxBlocks ?? Infinity, fleet: spec.fleet ?? true });
   }
 }
 

@@ -9,12 +9,14 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Weights } from '../../control-plane/stateWire.js';
+import type { LadderShape } from './ladder.js';
 import { mooncakeWorkload, parseMooncake } from './mooncake.js';
+import { CONVERSATION, LONG_CONTEXT, sessionTemplate, sessionWorkload, type SessionShape, type SessionTemplate } from './sessions.js';
 import {
   readSharedPrefixShape, sharedPrefixWorkload, uniqueWorkload, type SharedPrefixShape, type Workload,
 } from './workloads.js';
 
-export type ScenarioKind = 'shared-prefix' | 'hot-spot' | 'unique' | 'trace';
+export type ScenarioKind = 'shared-prefix' | 'conversation' | 'long-context' | 'hot-spot' | 'unique' | 'trace';
 
 export interface Scenario {
   name: string;
@@ -25,13 +27,20 @@ export interface Scenario {
   build(): Workload;
 }
 
-export type PolicyKind = 'round-robin' | 'least-load' | 'gie-style' | 'prefix-router';
+export type PolicyKind = 'round-robin' | 'least-load' | 'gie-style' | 'prefix-router' | 'precise' | 'proto-work';
 export interface PolicySpec {
   name: string;
   kind: PolicyKind;
   weights?: Weights;
   workers: number;
   gateways: number;
+  /** proto-work: deepest block hashed (Infinity: every block), and whether gateways exchange placements and work counts. */
+  maxBlocks?: number;
+  fleet?: boolean;
+  /** precise / proto-work: the guard's epsilon on work (default runner.ts WORK_EPSILON). */
+  epsilon?: number;
+  /** proto-work: guard on predicted work (default) or on requests in flight, as prefix-router today. */
+  guard?: 'work' | 'count' | 'both';
 }
 
 /** The seed's weights and its three published profiles (prefix / queue / KV), in-flight 1 throughout. */
@@ -129,6 +138,96 @@ export function buildScenarios(o: ScenarioOptions): Scenario[] {
     out.push({
       name: 'trace', kind: 'trace', replicas: t.replicas, variants: true,
       build: () => mooncakeWorkload(`trace:${t.file.split('/').pop()}`, parseMooncake(readFileSync(t.file, 'utf8'), t.file), o.seed, t.limit),
+    });
+  }
+  return out;
+}
+
+// ---- The load ladder (the headline run) ----
+
+/** Requests at round robin's capacity, per replica: enough for a TTFT p95 at each rung. */
+export const LADDER_REQUESTS_PER_REPLICA = 100;
+/** Session shapes need more: a session lasts minutes, and the rate must hold past the ramp-up. */
+export const SESSION_REQUESTS_PER_REPLICA = 150;
+
+const SESSION_SHAPES: Array<{ name: string; kind: ScenarioKind; shape: SessionShape; label: string }> = [
+  { name: 'conversation', kind: 'conversation', shape: CONVERSATION, label: 'conversations: 8 system prompts of 768 tokens, 2-20 turns, each turn the whole conversation so far (1k-30k tokens), think time 4 s' },
+  { name: 'long-context', kind: 'long-context', shape: LONG_CONTEXT, label: 'agentic long context: 4 tool preambles of 4k tokens + 12 shared documents of 16k-40k, 2-8 steps appending 1k-4k of tool output (20k-60k tokens)' },
+];
+
+/** The policies of every rung: the baselines, the precise bound, prefix-router (the wasm), and the prototypes. */
+export const LADDER_POLICIES: PolicySpec[] = [
+  BASE_POLICIES[0]!, BASE_POLICIES[1]!, BASE_POLICIES[2]!,
+  { name: 'precise', kind: 'precise', workers: 1, gateways: 1 },
+  BASE_POLICIES[3]!,
+  { name: 'proto-work', kind: 'proto-work', workers: 1, gateways: 1, maxBlocks: Infinity, fleet: true },
+  { name: 'proto-work/256-blocks', kind: 'proto-work', workers: 1, gateways: 1, maxBlocks: 256, fleet: true },
+  { name: 'proto-work/count-guard', kind: 'proto-work', workers: 1, gateways: 1, maxBlocks: Infinity, fleet: true, guard: 'count' },
+  { name: 'proto-work/both-guards', kind: 'proto-work', workers: 1, gateways: 1, maxBlocks: Infinity, fleet: true, guard: 'both' },
+];
+
+/** Entry-point variants, run at one rung: prefix-router with 4 and 16 worker VMs, 2 and 4 gateways; the prototype with 4 gateways, sharing and not. */
+export const LADDER_VARIANTS: PolicySpec[] = [
+  { ...BASE_POLICIES[3]!, name: 'prefix-router/4-workers', workers: 4 },
+  { ...BASE_POLICIES[3]!, name: 'prefix-router/16-workers', workers: 16 },
+  { ...BASE_POLICIES[3]!, name: 'prefix-router/2-gateways', gateways: 2 },
+  { ...BASE_POLICIES[3]!, name: 'prefix-router/4-gateways', gateways: 4 },
+  { name: 'proto-work/4-gateways', kind: 'proto-work', workers: 1, gateways: 4, maxBlocks: Infinity, fleet: true },
+  { name: 'proto-work/4-gateways-alone', kind: 'proto-work', workers: 1, gateways: 4, maxBlocks: Infinity, fleet: false },
+];
+
+export interface LadderShapeOptions {
+  workloadDir: string;
+  seed: number;
+  replicas: number;
+  /** Multiplies every request count. */
+  requestScale: number;
+  /** The most load any rung offers (sizes session templates). */
+  maxLoad: number;
+  trace?: { file: string; replicas: number; limit: number; rates: number[] };
+}
+
+export function buildLadderShapes(o: LadderShapeOptions): LadderShape[] {
+  const out: LadderShape[] = [];
+  const n100 = (perReplica: number) => Math.max(40, Math.round(perReplica * o.replicas * o.requestScale));
+  // Multi-turn: a user's context grows with every turn, so users scale with the replicas and each
+  // reaches about the length it has in the 3-replica fixed-overload run (42 turns of 400 tokens).
+  const usersFor = (sh: SharedPrefixShape): SharedPrefixShape => sh.multiTurn ? { ...sh, promptsPerGroup: Math.max(sh.promptsPerGroup, Math.round((sh.promptsPerGroup * o.replicas) / 3)) } : sh;
+  for (const s of SHAPES) {
+    let shape: SharedPrefixShape | undefined;
+    const read = () => {
+      if (!shape) { const f = readSharedPrefixShape(join(o.workloadDir, s.file)); shape = s.override ? s.override(f) : f; }
+      return shape;
+    };
+    out.push({
+      name: s.name, kind: s.kind, replicas: o.replicas, label: `${s.label} (${s.file})`, requestsAtCapacity: n100(LADDER_REQUESTS_PER_REPLICA),
+      make: (rate, n) => sharedPrefixWorkload(s.name, 'Poisson arrivals', usersFor(read()), n, rate, o.seed),
+    });
+  }
+  out.push({
+    name: UNIQUE.name, kind: 'unique', replicas: o.replicas, label: 'unique prompts:', requestsAtCapacity: n100(LADDER_REQUESTS_PER_REPLICA),
+    make: (rate, n) => uniqueWorkload(UNIQUE.name, UNIQUE.promptTokens, UNIQUE.outputTokens, n, rate, o.seed),
+  });
+  for (const s of SESSION_SHAPES) {
+    let tpl: SessionTemplate | undefined;
+    const requestsAtCapacity = n100(SESSION_REQUESTS_PER_REPLICA);
+    out.push({
+      name: s.name, kind: s.kind, replicas: o.replicas, label: s.label, requestsAtCapacity,
+      make: (rate, n) => sessionWorkload((tpl ??= sessionTemplate(s.name, s.label, s.shape, Math.ceil(requestsAtCapacity * o.maxLoad) + 1, o.seed)), rate, n),
+    });
+  }
+  if (o.trace) {
+    const t = o.trace;
+    let base: Workload | undefined;
+    const load = () => (base ??= mooncakeWorkload(`trace:${t.file.split('/').pop()}`, parseMooncake(readFileSync(t.file, 'utf8'), t.file), o.seed, t.limit));
+    out.push({
+      name: 'trace', kind: 'trace', replicas: t.replicas, label: `trace ${t.file}`, requestsAtCapacity: 0, traceRates: t.rates,
+      make: (rate) => {
+        const w = load();
+        if (rate === 1 || w.rateRps === 0) return w;
+        const f = w.rateRps / rate; // stretch (f > 1) or compress the trace's timestamps
+        return { ...w, rateRps: rate, description: `${w.description}, timestamps x${f.toFixed(3)}`, requests: w.requests.map((r) => ({ ...r, arrivalUs: Math.round(r.arrivalUs * f) })) };
+      },
     });
   }
   return out;

@@ -12,6 +12,8 @@ export const SCRAPE_INTERVAL_US = 50_000;
 /** Replica engines as the seed deployment runs them: T4, Qwen2.5-3B, gpu_memory_utilization 0.75 (simulator defaults). */
 export const ENGINE_BLOCKS = 8400;
 export const ENGINE_BLOCK_SIZE = 16;
+/** Longest prompt + output: 64k, so the long-context shape's 60k-token prompts fit (Qwen2.5 serves 32k natively, 128k with YaRN). */
+export const ENGINE_MAX_MODEL_LEN = 65536;
 
 export interface SimulationOptions {
   replicas: number;
@@ -77,7 +79,8 @@ interface Open { req: SimRequest; decision: Decision; replica: number; entry: { 
 /** Runs one policy over one workload; the policy is closed by the caller. */
 export function simulate(workload: Workload, policy: RoutingPolicy, opts: SimulationOptions): PolicyResult {
   const n = opts.replicas;
-  const engines = Array.from({ length: n }, () => new ReplicaEngine({ numGpuBlocks: ENGINE_BLOCKS, blockSize: ENGINE_BLOCK_SIZE }, 0));
+  const engines = Array.from({ length: n }, () => new ReplicaEngine({ numGpuBlocks: ENGINE_BLOCKS, blockSize: ENGINE_BLOCK_SIZE, maxModelLen: ENGINE_MAX_MODEL_LEN }, 0));
+  policy.bindEngines?.(engines);
   // Which gateway/worker each request enters through: the same for every policy on this workload.
   const entryRng = Rng.of(opts.seed, workload.name, 'entry');
   const open = new Map<string, Open>(); // `${replica}:${engine id}`

@@ -1,0 +1,105 @@
+// The load ladder of bench:routing: goodput interpolation, the session
+// workloads, the prototype's checkpoint index, the precise bound's view of the
+// engines, and a smoke run of the CLI (exit 0, JSON shape).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { ReplicaEngine } from '../../simulator/engine.js';
+import { goodputOf } from '../../bench/routing/ladder.js';
+import { LADDER_POLICIES } from '../../bench/routing/scenarios.js';
+import { CONVERSATION, LONG_CONTEXT, sessionTemplate, sessionWorkload } from '../../bench/routing/sessions.js';
+import { CheckpointIndex, WorkPolicy, checkpointDepths } from '../../bench/routing/workPolicy.js';
+import { makeRequest, textOf } from '../../bench/routing/workloads.js';
+import { tokenizePrompt } from '../../simulator/tokens.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+test('goodput: interpolated on log TTFT between the rungs around the SLO; below and above the ladder', () => {
+  const pts = [{ offeredRps: 1, ttftP95Ms: 500 }, { offeredRps: 2, ttftP95Ms: 1000 }, { offeredRps: 3, ttftP95Ms: 4000 }];
+  const g = goodputOf(pts, 2000, 2);
+  assert.equal(g.how, 'crossed');
+  assert.ok(Math.abs(g.rps - 2.5) < 1e-9, `${g.rps}`); // log 2000 is halfway between log 1000 and log 4000
+  assert.ok(Math.abs(g.load - 1.25) < 1e-9);
+  assert.deepEqual(goodputOf([{ offeredRps: 1, ttftP95Ms: 2500 }], 2000, 2), { rps: 0, load: 0, how: 'below-ladder' });
+  assert.deepEqual(goodputOf(pts, 5000, 2), { rps: 3, load: 1.5, how: 'above-ladder' });
+});
+
+test('conversation sessions: each turn is the whole conversation so far, hashes match the simulator, rate moves only arrivals', () => {
+  const tpl = sessionTemplate('conv', 'c', CONVERSATION, 60, 3);
+  assert.ok(tpl.requestCount >= 60);
+  for (const s of tpl.sessions) {
+    assert.ok(s.length >= 1 && s.length <= 20);
+    for (let k = 1; k < s.length; k++) {
+      assert.ok(s[k]!.prompt.startsWith(s[k - 1]!.prompt), 'a turn extends the previous prompt');
+      assert.ok(s[k]!.offsetUs > s[k - 1]!.offsetUs);
+    }
+    for (const r of s) {
+      assert.ok(r.promptTokens <= CONVERSATION.maxPromptTokens || r === s[0]);
+      assert.deepEqual(r.blockHashes, tokenizePrompt(r.prompt, 16).blockHashes);
+    }
+  }
+  const slow = sessionWorkload(tpl, 1, 40), fast = sessionWorkload(tpl, 4, 40);
+  assert.equal(slow.requests.length, fast.requests.length);
+  assert.deepEqual([...slow.requests.map((r) => r.prompt)].sort(), [...fast.requests.map((r) => r.prompt)].sort());
+  assert.ok(slow.requests.every((r, i) => i === 0 || r.arrivalUs >= slow.requests[i - 1]!.arrivalUs));
+  assert.ok(fast.requests[fast.requests.length - 1]!.arrivalUs < slow.requests[slow.requests.length - 1]!.arrivalUs);
+});
+
+test('long-context sessions: 20k-60k-token prompts sharing a preamble and a document', () => {
+  const tpl = sessionTemplate('lc', 'l', LONG_CONTEXT, 20, 5);
+  const all = tpl.sessions.flat();
+  assert.ok(all.every((r) => r.promptTokens >= 20_000 && r.promptTokens <= 60_000), `${Math.min(...all.map((r) => r.promptTokens))}..${Math.max(...all.map((r) => r.promptTokens))}`);
+  const shared = (a: number[], b: number[]) => { let k = 0; while (k < a.length && a[k] === b[k]) k++; return k; };
+  const firsts = tpl.sessions.map((s) => s[0]!.blockHashes);
+  assert.ok(firsts.some((h, i) => i > 0 && shared(h, firsts[0]!) >= 4096 / 16), 'some session shares at least the preamble with the first');
+});
+
+test('checkpoint index: dense then every 16th block; finds the deepest held checkpoint; evicts chains from the tail', () => {
+  assert.deepEqual(checkpointDepths(40), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 32]);
+  const hashes = Array.from({ length: 100 }, (_, i) => 1000 + i);
+  const ix = new CheckpointIndex(2, 64);
+  ix.insert(0, hashes, 50); // checkpoints up to 48
+  assert.equal(ix.matchBlocks(0, hashes, 100), 48);
+  assert.equal(ix.matchBlocks(1, hashes, 100), 0);
+  const other = [1000, 1001, ...Array.from({ length: 98 }, (_, i) => 5000 + i)];
+  assert.equal(ix.matchBlocks(0, other, 100), 2);
+  // 48 blocks held; inserting 32 more of another chain passes 64: the first chain loses its deepest entries first.
+  ix.insert(0, Array.from({ length: 40 }, (_, i) => 9000 + i), 32);
+  const left = ix.matchBlocks(0, hashes, 100);
+  assert.ok(left > 0 && left < 48, `${left}`);
+});
+
+test('precise routes a prompt to the replica whose engine holds its prefix', () => {
+  const engines = [0, 1, 2].map(() => new ReplicaEngine({ numGpuBlocks: 2000, blockSize: 16 }, 0));
+  const prompt = textOf(11, 3000);
+  const warm = makeRequest(0, 0, prompt + textOf(12, 50), 1, 'g');
+  engines[2]!.submit({ promptTokens: warm.promptTokens, blockHashes: warm.blockHashes, outputTokens: 1 }, 0);
+  engines[2]!.advance(60_000);
+  const p = WorkPolicy.precise({ name: 'precise', replicas: 3, gateways: 1, epsilon: 0.5 });
+  p.bindEngines(engines);
+  const d = p.route(makeRequest(1, 0, prompt + textOf(13, 50), 10, 'g'), { gateway: 0, worker: 0 });
+  assert.equal(d.replica, 2);
+  assert.ok(d.matched! >= 180, `${d.matched}`);
+});
+
+test('bench:routing smoke: a tiny ladder exits 0 and prints the JSON document', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/routing.ts', '--quick', '--json', '--only', 'one-system-prompt', '--replicas', '2',
+    '--requests-scale', '0.3', '--loads', '0.5,0.9', '--extra-loads', 'none', '--policies', 'round-robin,precise,prefix-router,proto-work'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const doc = JSON.parse(r.stdout);
+  assert.equal(doc.workloads.length, 1);
+  const w = doc.workloads[0];
+  assert.equal(w.name, 'one-system-prompt');
+  assert.equal(w.capacity.method, 'saturation');
+  assert.ok(w.capacity.rps > 0);
+  assert.deepEqual(w.rungs.map((x: { load: number }) => x.load), [0.5, 0.9]);
+  for (const rung of w.rungs) {
+    // --policies matches names by substring: proto-work brings its variants.
+    assert.deepEqual(rung.policies.map((p: { name: string }) => p.name), LADDER_POLICIES.map((p) => p.name).filter((n) => n !== 'least-load' && n !== 'gie-style'));
+    for (const p of rung.policies) assert.equal(p.completed, rung.requests, p.name);
+  }
+  for (const name of ['round-robin', 'precise', 'prefix-router', 'proto-work']) assert.ok(['crossed', 'below-ladder', 'above-ladder'].includes(w.goodput[name].how));
+  assert.ok(doc.targets.some((t: { router: string }) => t.router === 'prefix-router'));
+  assert.deepEqual(w.filterWarnings, []);
+});
