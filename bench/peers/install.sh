@@ -13,10 +13,15 @@ SGLANG_ROUTER_VERSION=0.3.2
 SMG_VERSION=1.13.0
 VLLM_ROUTER_VERSION=0.1.17
 INFERENCE_PERF_VERSION=0.7.0
-TOKENIZERS_VERSION=0.23.3
+# transformers (which inference-perf brings) accepts tokenizers >= 0.22.0, <= 0.23.0 (no 0.23.0 release is served)
+TOKENIZERS_VERSION=0.22.2
 LLMD_ROUTER_VERSION="${LLMD_ROUTER_VERSION:-v0.10.0}"
 
-record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$status"; echo "peers:install: $1: $2${3:+ ($3)}"; }
+# Reasons are recorded without the registries' addresses.
+record() {
+  local reason; reason="$(printf '%s' "$3" | sed -E 's#https?://[^ ]+#(registry)#g')"
+  printf '%s\t%s\t%s\n' "$1" "$2" "$reason" >> "$status"; echo "peers:install: $1: $2${reason:+ ($reason)}"
+}
 
 # inference-perf needs Python >= 3.12; the routers take any Python 3.
 is_new_enough() { "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2> /dev/null; }
