@@ -392,7 +392,11 @@ export function createGatewayHandler(opts: GatewayOptions): { handle: http.Reque
 
 /** Starts the gateway on a socket. */
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
-  const { handle, close } = createGatewayHandler(opts);
+  return listenHandler(createGatewayHandler(opts), opts.listen);
+}
+
+/** Serves a gateway request handler (this one's, or the Endpoint Picker mode's) on a socket. */
+export async function listenHandler({ handle, close }: { handle: http.RequestListener; close(): void }, listen?: { host?: string; port?: number }): Promise<Gateway> {
   const server = http.createServer({ keepAliveTimeout: 60_000 }, handle);
   // A bad request line or header from a client gets a 400 without touching the filter.
   server.on('clientError', (_err, socket) => {
@@ -401,7 +405,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.listen?.port ?? 0, opts.listen?.host ?? '127.0.0.1', () => {
+    server.listen(listen?.port ?? 0, listen?.host ?? '127.0.0.1', () => {
       server.off('error', reject);
       resolve();
     });

@@ -99,13 +99,17 @@ export async function runInferencePerfCheck(c: CheckInput): Promise<InferencePer
       ttftP50: 1000 * pick(s, ['successes.latency.time_to_first_token.median', 'latency.time_to_first_token.median']),
       e2eP50: 1000 * pick(s, ['successes.latency.request_latency.median', 'latency.request_latency.median']),
     };
+    // Latencies are compared; throughput is shown beside them but depends on where the last random
+    // arrival of each generator's own Poisson draw fell in a short window, so it is not part of the verdict.
     const metrics = [
-      { name: 'throughput req/s', ours: ours.throughputRps, theirs: theirs.throughput },
       { name: 'TTFT p50 ms', ours: ours.ttftMs.p50, theirs: theirs.ttftP50 },
+      { name: 'end-to-end p50 ms', ours: ours.e2eP50Ms, theirs: theirs.e2eP50 },
     ].map((m) => ({ ...m, differencePct: Math.round((1000 * (m.ours - m.theirs)) / m.theirs) / 10 }));
     const agree = metrics.every((m) => Math.abs(m.differencePct) <= 10);
+    const tput = { name: 'throughput req/s (not compared)', ours: ours.throughputRps, theirs: theirs.throughput };
+    metrics.push({ ...tput, differencePct: Math.round((1000 * (tput.ours - tput.theirs)) / tput.theirs) / 10 });
     c.log(`inference-perf check (${point}): ${metrics.map((m) => `${m.name} ours ${m.ours} vs ${m.theirs.toFixed(2)} (${m.differencePct}%)`).join(', ')}`);
-    return { point, status: agree ? 'agree' : 'differ', detail: agree ? 'within 10%' : 'more than 10% apart on at least one metric', metrics };
+    return { point, status: agree ? 'agree' : 'differ', detail: agree ? 'TTFT and end-to-end p50 within 10%' : 'TTFT or end-to-end p50 more than 10% apart', metrics };
   } finally {
     await router.stop();
     await sims.stop();

@@ -9,7 +9,7 @@ const f = (v: number | null | undefined, d = 1) => (v === null || v === undefine
 export function renderTable(r: PeersResult): string {
   const lines: string[] = [];
   for (const s of r.routers.filter((x) => x.status !== 'ran')) lines.push(`${s.name}: ${s.status}: ${s.detail}`);
-  lines.push('', 'goodput (req/s at the highest load point meeting the TTFT p95 SLO, <= 1% failed)');
+  lines.push('', 'goodput (the highest offered req/s meeting the TTFT p95 SLO with <= 1% failed)');
   lines.push(['router', 'shape', 'replicas', 'SLO ms', 'goodput', 'at load', 'TTFT p95 @0.7', 'added p50 ms'].join('\t'));
   for (const g of r.goodput) lines.push([g.router, g.shape, g.replicas, g.sloMs, f(g.goodputRps, 2), f(g.atLoad, 2), f(g.ttftP95At70, 0), f(g.addedLatencyP50Ms, 2)].join('\t'));
   lines.push('', ['router', 'shape', 'replicas', 'load', 'req/s in', 'ok/sent', 'TTFT p50', 'p95', 'p99', 'e2e p95', 'req/s out', 'tok/s', 'hit rate', 'shares', 'router cores', 'added p50/p95 ms'].join('\t'));

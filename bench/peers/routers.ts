@@ -43,11 +43,20 @@ function installStatus(peer: string): { ok: boolean; detail: string } | null {
   return null;
 }
 
-function running(child: Child, url: string): RunningRouter {
+const STARTUP_TIMEOUT_MS = 60_000;
+
+/** Starts a router process listening on `port` and waits until GET /v1/models answers through it. */
+async function launch(name: string, port: number, command: string, args: string[], logFile: string, env?: NodeJS.ProcessEnv): Promise<RunningRouter> {
+  const child: Child = startChild(name, command, args, logFile, env);
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitForHttp(`${url}/v1/models`, child, STARTUP_TIMEOUT_MS);
+  } catch (e) {
+    await child.stop();
+    throw e;
+  }
   return { url, pids: [child.pid], stop: () => child.stop() };
 }
-
-const STARTUP_TIMEOUT_MS = 60_000;
 
 function pythonPeer(name: string, exe: string, sub: string[], extra: (port: number, metricsPort: number) => string[]): RouterSpec {
   const bin = join(PEERS_DIR, 'venv/bin', exe);
@@ -61,16 +70,8 @@ function pythonPeer(name: string, exe: string, sub: string[], extra: (port: numb
     start: async (replicaUrls, logFile) => {
       const port = await freePort();
       const metricsPort = await freePort();
-      const child = startChild(name, bin, [...sub, '--worker-urls', ...replicaUrls, '--policy', 'cache_aware', '--host', '127.0.0.1', '--port', String(port), ...extra(port, metricsPort)], logFile,
+      return launch(name, port, bin, [...sub, '--worker-urls', ...replicaUrls, '--policy', 'cache_aware', '--host', '127.0.0.1', '--port', String(port), ...extra(port, metricsPort)], logFile,
         { ...process.env, HF_HUB_OFFLINE: '1', NO_COLOR: '1' });
-      const url = `http://127.0.0.1:${port}`;
-      try {
-        await waitForHttp(`${url}/v1/models`, child, STARTUP_TIMEOUT_MS);
-      } catch (e) {
-        await child.stop();
-        throw e;
-      }
-      return running(child, url);
     },
   };
 }
@@ -83,15 +84,7 @@ function prefixRouter(name: string, workers: number): RouterSpec {
       const port = await freePort();
       const cpPort = await freePort();
       const { command, args } = prefixRouterCommand();
-      const child = startChild(name, command, [...args, 'start', '--upstream', replicaUrls.join(','), '--port', String(port), '--control-plane-port', String(cpPort), '--workers', String(workers), '--log-level', 'warn'], logFile);
-      const url = `http://127.0.0.1:${port}`;
-      try {
-        await waitForHttp(`${url}/v1/models`, child, STARTUP_TIMEOUT_MS);
-      } catch (e) {
-        await child.stop();
-        throw e;
-      }
-      return running(child, url);
+      return launch(name, port, command, [...args, 'start', '--upstream', replicaUrls.join(','), '--port', String(port), '--control-plane-port', String(cpPort), '--workers', String(workers), '--log-level', 'warn'], logFile);
     },
   };
 }
@@ -101,15 +94,7 @@ const roundRobin: RouterSpec = {
   unavailable: () => null,
   start: async (replicaUrls, logFile) => {
     const port = await freePort();
-    const child = startChild('round-robin', process.execPath, ['--import', 'tsx', join(REPO, 'bench/peers/roundRobinProxy.ts'), String(port), ...replicaUrls], logFile);
-    const url = `http://127.0.0.1:${port}`;
-    try {
-      await waitForHttp(`${url}/v1/models`, child, STARTUP_TIMEOUT_MS);
-    } catch (e) {
-      await child.stop();
-      throw e;
-    }
-    return running(child, url);
+    return launch('round-robin', port, process.execPath, ['--import', 'tsx', join(REPO, 'bench/peers/roundRobinProxy.ts'), String(port), ...replicaUrls], logFile);
   },
 };
 

@@ -9,10 +9,9 @@
 // does not answer within the message timeout, FailClose answers 500 (a gRPC error) or 504 (a
 // timeout), as Envoy's filter does, and FailOpen sends the request to the pool's endpoints in turn.
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { DESTINATION_HEADER, parseDestination } from '../gateway.js';
+import { DESTINATION_HEADER, listenHandler, parseDestination, type Gateway } from '../gateway.js';
 import {
   BodySendMode, ExtProcClientConstructor, headerValueOf, toHeaderMap,
   type CommonResponse, type ExtProcClient, type HeaderMutation, type ProcessingResponse, type StructValue,
@@ -54,12 +53,7 @@ export interface PickerGatewayOptions {
   onAccessLog?: (e: PickerAccessLogEntry) => void;
 }
 
-export interface PickerGateway {
-  url: string;
-  port: number;
-  server: http.Server;
-  close(): Promise<void>;
-}
+export type PickerGateway = Gateway;
 
 type Pairs = [string, string][];
 
@@ -388,30 +382,6 @@ function responseHeaderPairs(ur: http.IncomingMessage): Pairs {
 }
 
 /** Starts the picker-mode gateway on a socket. */
-export async function startPickerGateway(opts: PickerGatewayOptions): Promise<PickerGateway> {
-  const { handle, close } = createPickerHandler(opts);
-  const server = http.createServer({ keepAliveTimeout: 60_000 }, handle);
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-    else socket.destroy();
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.listen?.port ?? 0, opts.listen?.host ?? '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const addr = server.address() as AddressInfo;
-  const hostPart = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  return {
-    url: `http://${hostPart}:${addr.port}`,
-    port: addr.port,
-    server,
-    close: async () => {
-      close();
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
+export function startPickerGateway(opts: PickerGatewayOptions): Promise<PickerGateway> {
+  return listenHandler(createPickerHandler(opts), opts.listen);
 }
