@@ -26,7 +26,7 @@ export const DEFAULT_UPSTREAM_TIMEOUT_MS = 15_000;
 /** Keep-alive sockets per upstream replica; vLLM serves many concurrent streams per replica. */
 const MAX_SOCKETS_PER_UPSTREAM = 256;
 /** Headers that belong to one connection, not to the request (Envoy strips them too). */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host']);
+export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host']);
 
 export interface AccessLogEntry {
   method: string;
@@ -75,7 +75,7 @@ export function parseDestination(value: string | undefined): { host: string; por
   return { host: m[1], port };
 }
 
-function groupHeaders(pairs: HeaderPairs): Record<string, string | string[]> {
+export function groupHeaders(pairs: HeaderPairs): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const [k, v] of pairs) {
     if (k.startsWith(':') || HOP_BY_HOP.has(k)) continue;

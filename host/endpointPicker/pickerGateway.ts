@@ -11,7 +11,7 @@
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { DESTINATION_HEADER, listenHandler, parseDestination, type Gateway } from '../gateway.js';
+import { DESTINATION_HEADER, HOP_BY_HOP, groupHeaders as toNodeHeaders, listenHandler, parseDestination, type Gateway } from '../gateway.js';
 import {
   BodySendMode, ExtProcClientConstructor, headerValueOf, toHeaderMap,
   type CommonResponse, type ExtProcClient, type HeaderMutation, type ProcessingResponse, type StructValue,
@@ -19,8 +19,6 @@ import {
 
 /** The dynamic-metadata namespace the protocol puts the destination in. */
 export const LB_METADATA_NAMESPACE = 'envoy.lb';
-/** Headers that belong to one connection (Envoy strips them too). */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host']);
 
 export type FailureMode = 'FailOpen' | 'FailClose';
 
@@ -88,16 +86,6 @@ export function applyHeaderMutation(headers: Pairs, m: HeaderMutation | undefine
     if (action === 3 && !exists) continue;
     if (action === 0) out = [...out, [k, v]];
     else out = [...out.filter(([hk]) => hk !== k), [k, v]];
-  }
-  return out;
-}
-
-function toNodeHeaders(pairs: Pairs): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (const [k, v] of pairs) {
-    if (k.startsWith(':') || HOP_BY_HOP.has(k)) continue;
-    const cur = out[k];
-    out[k] = cur === undefined ? v : Array.isArray(cur) ? [...cur, v] : [cur, v];
   }
   return out;
 }
