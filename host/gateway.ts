@@ -65,8 +65,15 @@ export function createGatewayHandler(opts: GatewayOptions): { handle: http.Reque
 }
 
 /** Starts the gateway on a socket. */
-export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
-  const { handle, stats, close } = createGatewayHandler(opts);
+export function startGateway(opts: GatewayOptions): Promise<Gateway> {
+  return serveGateway(createGatewayHandler(opts), opts.listen);
+}
+
+/** Serves a gateway request handler (this one's, or the Endpoint Picker mode's) on a socket, counting connections in its stats. */
+export async function serveGateway(
+  { handle, stats, close }: { handle: http.RequestListener; stats: GatewayStats; close(): void },
+  at?: { host?: string; port?: number },
+): Promise<Gateway> {
   const server = http.createServer({ keepAliveTimeout: 60_000 }, handle);
   server.on('connection', (socket: net.Socket) => {
     stats.cxTotal.inc();
@@ -78,7 +85,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     else socket.destroy();
   });
-  const { url, port } = await listen(server, opts.listen?.host ?? '127.0.0.1', opts.listen?.port ?? 0);
+  const { url, port } = await listen(server, at?.host ?? '127.0.0.1', at?.port ?? 0);
   return {
     url,
     port,

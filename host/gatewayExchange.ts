@@ -13,7 +13,7 @@ import type { GatewayStats } from './gatewayStats.js';
 import type { Destination, UpstreamSelector } from './upstreamSelector.js';
 
 /** Headers that belong to one connection, not to the request (Envoy strips them too). */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host']);
+export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host']);
 
 const enc = new TextEncoder();
 const EMPTY = new Uint8Array(0);
@@ -46,7 +46,7 @@ export interface ExchangeSettings {
 }
 
 /** Node's header object from pairs: pseudo-headers and hop-by-hop headers left out, repeats as arrays. */
-function groupHeaders(pairs: HeaderPairs): Record<string, string | string[]> {
+export function groupHeaders(pairs: HeaderPairs): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const [k, v] of pairs) {
     if (k.startsWith(':') || HOP_BY_HOP.has(k)) continue;

@@ -5,6 +5,7 @@ import { LOG_LEVELS, LogLevelName } from './abi.js';
 import { ProxyWasmHost } from './proxyWasmHost.js';
 import { startGateway } from './gateway.js';
 import { startAdmin, type AdminServer } from './admin.js';
+import { runPickerGatewayCli } from './endpointPicker/main.js';
 
 const USAGE = `usage: prefix-router gateway --wasm FILE --config FILE|JSON [options]
 
@@ -26,6 +27,9 @@ in front of the replicas it picks (ORIGINAL_DST on x-gateway-destination-endpoin
   --fail-open                 on a VM failure pass requests unfiltered instead of 503
   --access-log                print one line per request
   -h, --help                  this text
+
+With --endpoint-picker HOST:PORT the gateway asks an Endpoint Picker (ext_proc) instead of the
+filter; --endpoint-picker --help lists that mode's options.
 `;
 
 export class UsageError extends Error {}
@@ -124,6 +128,7 @@ export function parseGatewayArgs(args: string[]): GatewayCliConfig | 'help' {
 
 /** Runs the gateway until SIGINT/SIGTERM; returns the process exit code. */
 export async function runGatewayCli(args: string[]): Promise<number> {
+  if (args.some((a) => a === '--endpoint-picker' || a.startsWith('--endpoint-picker='))) return runPickerGatewayCli(args);
   let cfg: GatewayCliConfig | 'help';
   try {
     cfg = parseGatewayArgs(args);

@@ -1,5 +1,6 @@
 // The OpenAI-compatible HTTP face of one replica: /v1/completions, /v1/chat/completions
-// (streaming SSE or not), /v1/models, /health, /metrics. Bad input gets a vLLM-style JSON
+// (streaming SSE or not), /v1/models, /health, /metrics, and what routers read from an engine
+// (engineInfo.ts: /load, /tokenize, /get_model_info, /get_server_info). Bad input gets a vLLM-style JSON
 // error ({"error": {message, type, param, code}}) and never reaches the engine.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -7,6 +8,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { EngineRequestError, type EngineEvent } from './engine.js';
 import type { RealtimeDriver } from './realtime.js';
 import { renderMetrics } from './metrics.js';
+import { completionsRenderBody, loadBody, modelInfoBody, serverInfoBody, tokenizeBody, TokenizeError } from './engineInfo.js';
 import type { SimulatorOptions } from './config.js';
 import { chainHash, randomText, renderChat, splitTokens, tokenizePrompt, ROOT_HASH, type ChatMessage } from './tokens.js';
 
@@ -192,6 +194,20 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
+function parseJson(raw: Buffer): unknown {
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch (err) {
+    throw badRequest(`request body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+function sendJson(ctx: ReplicaContext, res: ServerResponse, value: unknown): void {
+  const body = JSON.stringify(value);
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), [REPLICA_HEADER]: ctx.name });
+  res.end(body);
+}
+
 /** A node request listener serving one replica. */
 export function createReplicaHandler(ctx: ReplicaContext): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
@@ -234,16 +250,44 @@ async function handle(ctx: ReplicaContext, req: IncomingMessage, res: ServerResp
       res.end(body);
       return;
     }
+    case '/load': {
+      route('GET');
+      return sendJson(ctx, res, loadBody({ running: ctx.driver.engine.numRunning, waiting: ctx.driver.engine.numWaiting }));
+    }
+    case '/get_model_info':
+    case '/model_info': {
+      route('GET');
+      return sendJson(ctx, res, modelInfoBody(o));
+    }
+    case '/get_server_info':
+    case '/server_info': {
+      route('GET');
+      return sendJson(ctx, res, serverInfoBody(o, req.socket.localPort ?? 0));
+    }
+    case '/tokenize': {
+      route('POST');
+      const body = parseJson(await readBody(req, o.maxBodyBytes));
+      try {
+        return sendJson(ctx, res, tokenizeBody(o, body));
+      } catch (err) {
+        if (err instanceof TokenizeError) throw badRequest(err.message, err.param);
+        throw err;
+      }
+    }
+    case '/v1/completions/render': {
+      route('POST');
+      const body = parseJson(await readBody(req, o.maxBodyBytes));
+      try {
+        return sendJson(ctx, res, completionsRenderBody(o, body, `cmpl-${ctx.name}-${++requestCounter}`));
+      } catch (err) {
+        if (err instanceof TokenizeError) throw badRequest(err.message, err.param);
+        throw err;
+      }
+    }
     case '/v1/completions':
     case '/v1/chat/completions': {
       route('POST');
-      const raw = await readBody(req, o.maxBodyBytes);
-      let body: unknown;
-      try {
-        body = JSON.parse(raw.toString('utf8'));
-      } catch (err) {
-        throw badRequest(`request body is not valid JSON: ${(err as Error).message}`);
-      }
+      const body = parseJson(await readBody(req, o.maxBodyBytes));
       const parsed = parseRequest(ctx, path === '/v1/completions' ? 'completion' : 'chat', body);
       serve(ctx, parsed, req, res);
       return;

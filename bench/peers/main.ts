@@ -1,0 +1,397 @@
+// `npm run bench:peers`: the same request stream, in real time on simulated replicas (real sockets
+// on 127.0.0.1), through each router: round robin, prefix-router (1 and 4 worker VMs) and the peer
+// routers that npm run peers:install put in .peers/. Per router, shape, replica count and load
+// point: TTFT p50/p95/p99, end-to-end p95, throughput, the replicas' own prefix-cache hit rate and
+// request shares, the router's CPU (from /proc) and the latency it adds at idle (against sending
+// straight to a replica); the headline is goodput under a TTFT p95 SLO. Writes result.json and
+// report.html to --out; --json prints the result on stdout.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { spawn } from 'node:child_process';
+import { openSync, closeSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { pathToFileURL } from 'node:url';
+import { percentiles } from '../gateway.js';
+import { readSharedPrefixShape, sharedPrefixWorkload, uniqueWorkload, MODEL, DEFAULT_WORKLOAD_DIR, type SharedPrefixShape, type Workload } from '../routing/workloads.js';
+import { SHAPES, UNIQUE } from '../routing/scenarios.js';
+import { textOf } from '../routing/workloads.js';
+import { cpuSeconds, tail } from './processes.js';
+import { readCounters, diffCounters } from './replicaCounters.js';
+import { runLoad, probeLatency, type RequestRecord } from './loadgen.js';
+import { ROUTERS, REPO, type RouterSpec } from './routers.js';
+import { renderTable, renderHtml } from './report.js';
+import { runInferencePerfCheck, type InferencePerfCheck } from './inferencePerf.js';
+
+export interface PeerShape {
+  name: string;
+  label: string;
+  kind: 'shared-prefix' | 'conversation' | 'hot-spot' | 'unique';
+  /** Offered load at load fraction 1 for 3 replicas (scaled with replicas), req/s. */
+  rate3: number;
+  build(n: number, rateRps: number, seed: number): Workload;
+  /** Mean prompt tokens, for the SLO. */
+  promptTokens: number;
+  /** KV blocks per replica for a replica count, or null for the simulator's default. */
+  kvBlocks(replicas: number): number | null;
+  /** The inference-perf shared_prefix shape, when it is one. */
+  sharedPrefix(): SharedPrefixShape | null;
+}
+
+/** The shared prefixes take this share of the cluster's KV cache (llm-d's published runs: ~73%). */
+export const PREFIX_SHARE_OF_KV = 0.75;
+
+/**
+ * Reference rates (load 1.0, 3 replicas) where a shape's KV is sized here, unlike bench:routing's:
+ * sp-32x32 with the shared prefixes at 75% of the cache holds about 11 running requests per
+ * replica, and round robin served 2.5-2.7 req/s when offered 4.4 and 7.7 (measured with --quick).
+ */
+const PEER_RATE3: Record<string, number> = { 'sp-32x32': 3.0 };
+
+function fromRoutingShape(name: string, kind: PeerShape['kind'], sizeKv: boolean, workloadDir: string): PeerShape {
+  const def = SHAPES.find((s) => s.name === name);
+  if (!def) throw new Error(`no shape ${name} in bench/routing/scenarios.ts`);
+  const rate3 = PEER_RATE3[name] ?? def.rate3;
+  let shape: SharedPrefixShape | null = null;
+  const load = () => (shape ??= (() => { const f = readSharedPrefixShape(join(workloadDir, def.file)); return def.override ? def.override(f) : f; })());
+  return {
+    name, kind, label: def.label, rate3,
+    get promptTokens() { const s = load(); return s.systemPromptLen + s.questionLen; },
+    build: (n, rate, seed) => sharedPrefixWorkload(name, def.label, load(), n, rate, seed),
+    sharedPrefix: () => load(),
+    kvBlocks: (replicas) => {
+      if (!sizeKv) return null;
+      const s = load();
+      return Math.ceil((s.numGroups * Math.ceil(s.systemPromptLen / 16)) / PREFIX_SHARE_OF_KV / replicas);
+    },
+  };
+}
+
+export function peerShapes(workloadDir: string): PeerShape[] {
+  return [
+    fromRoutingShape('sp-150x5', 'shared-prefix', true, workloadDir),
+    fromRoutingShape('sp-32x32', 'shared-prefix', true, workloadDir),
+    fromRoutingShape('multi-turn-chat', 'conversation', false, workloadDir),
+    fromRoutingShape('one-system-prompt', 'hot-spot', false, workloadDir),
+    {
+      name: UNIQUE.name, kind: 'unique', label: `unique prompts: ${UNIQUE.promptTokens} / ${UNIQUE.outputTokens}`, rate3: UNIQUE.rate3, promptTokens: UNIQUE.promptTokens,
+      build: (n, rate, seed) => uniqueWorkload(UNIQUE.name, UNIQUE.promptTokens, UNIQUE.outputTokens, n, rate, seed),
+      kvBlocks: () => null,
+      sharedPrefix: () => null,
+    },
+  ];
+}
+
+/** A tiny shared-prefix shape for the smoke test: seconds, not minutes. */
+const SMOKE_SHARED_PREFIX: SharedPrefixShape = { numGroups: 4, promptsPerGroup: 3, systemPromptLen: 200, questionLen: 20, outputLen: 8, multiTurn: false };
+export const SMOKE_SHAPE: PeerShape = {
+  name: 'smoke-shared-prefix', kind: 'shared-prefix', label: 'smoke: 4x3 / 200 / 20 / 8', rate3: 12, promptTokens: 220,
+  build: (n, rate, seed) => sharedPrefixWorkload('smoke-shared-prefix', 'smoke', SMOKE_SHARED_PREFIX, n, rate, seed),
+  kvBlocks: () => null,
+  sharedPrefix: () => SMOKE_SHARED_PREFIX,
+};
+
+/** TTFT p95 SLO of a shape: 3x what a lone request with the mean prompt, nothing cached, waits (the simulator's T4 model: 38 ms + 0.228 ms per token). */
+export function ttftSloMs(promptTokens: number): number {
+  return Math.max(300, Math.round((3 * (38 + 0.228 * promptTokens)) / 100) * 100);
+}
+
+export interface PeersOptions {
+  out: string;
+  routers: string[];
+  shapes: PeerShape[];
+  replicaCounts: number[];
+  loads: number[];
+  /** Seconds of arrivals per load point. */
+  durationS: number;
+  seed: number;
+  requestTimeoutMs: number;
+  probeRequests: number;
+  inferencePerf: boolean;
+  log: (line: string) => void;
+}
+
+export interface RunResult {
+  router: string;
+  shape: string;
+  replicas: number;
+  load: number;
+  offeredRps: number;
+  sent: number;
+  ok: number;
+  failed: number;
+  errors: string[];
+  ttftMs: { p50: number; p95: number; p99: number };
+  e2eP50Ms: number;
+  e2eP95Ms: number;
+  throughputRps: number;
+  outputTokensPerS: number;
+  hitRate: number;
+  replicaShare: number[];
+  routerCpuCores: number;
+  addedLatencyMs: { p50: number; p95: number } | null;
+}
+
+export interface GoodputRow { router: string; shape: string; replicas: number; sloMs: number; goodputRps: number; atLoad: number | null; ttftP95At70: number | null; addedLatencyP50Ms: number | null }
+
+export interface PeersResult {
+  startedAt: string;
+  durationS: number;
+  machine: { cpus: number; note: string };
+  routers: { name: string; status: 'ran' | 'skipped' | 'failed'; detail: string }[];
+  runs: RunResult[];
+  goodput: GoodputRow[];
+  inferencePerf: InferencePerfCheck | null;
+}
+
+interface ReplicaSet { urls: string[]; pid: number; stop(): Promise<void> }
+
+async function startReplicaSet(replicas: number, kvBlocks: number | null, logFile: string): Promise<ReplicaSet> {
+  const opts = { replicas, ...(kvBlocks ? { kvCacheSize: kvBlocks } : {}) };
+  const fd = openSync(logFile, 'a');
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'bench/peers/replicaProcess.ts'), JSON.stringify(opts)], { stdio: ['ignore', 'pipe', fd], detached: true });
+  closeSync(fd);
+  const stop = async () => {
+    if (child.exitCode !== null || child.pid === undefined) return;
+    try { process.kill(-child.pid, 'SIGTERM'); } catch { /* gone */ }
+    await Promise.race([new Promise((r) => child.once('exit', r)), new Promise((r) => setTimeout(r, 5000))]);
+    try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ }
+  };
+  const urls = await new Promise<string[]>((resolveUrls, reject) => {
+    let buf = '';
+    const t = setTimeout(() => reject(new Error(`replicas did not start within 60 s:\n${tail(logFile)}`)), 60_000);
+    child.stdout!.on('data', (c: Buffer) => {
+      buf += c.toString();
+      const line = buf.split('\n').find((l) => l.startsWith('{'));
+      if (line) { clearTimeout(t); resolveUrls((JSON.parse(line) as { urls: string[] }).urls); }
+    });
+    child.once('exit', (code) => { clearTimeout(t); reject(new Error(`replicas exited (${code}):\n${tail(logFile)}`)); });
+  }).catch(async (e) => { await stop(); throw e; });
+  return { urls, pid: child.pid!, stop };
+}
+
+const round = (v: number, d = 1) => (Number.isFinite(v) ? Math.round(v * 10 ** d) / 10 ** d : NaN);
+
+function summarize(records: RequestRecord[], wallMs: number): Pick<RunResult, 'sent' | 'ok' | 'failed' | 'errors' | 'ttftMs' | 'e2eP50Ms' | 'e2eP95Ms' | 'throughputRps' | 'outputTokensPerS'> {
+  const ok = records.filter((r) => r.ok);
+  const ttft = percentiles(ok.map((r) => r.ttftMs));
+  const e2e = percentiles(ok.map((r) => r.e2eMs));
+  const lastEnd = Math.max(0, ...records.map((r) => r.sentMs + r.e2eMs).filter(Number.isFinite));
+  const span = Math.max(1, Math.min(wallMs, lastEnd)) / 1000;
+  const errors = [...new Set(records.filter((r) => !r.ok).map((r) => r.error ?? `HTTP ${r.status}`))].slice(0, 3);
+  return {
+    sent: records.length, ok: ok.length, failed: records.length - ok.length, errors,
+    ttftMs: { p50: ttft.p50, p95: ttft.p95, p99: ttft.p99 }, e2eP50Ms: e2e.p50, e2eP95Ms: e2e.p95,
+    throughputRps: round(ok.length / span, 2), outputTokensPerS: round(ok.reduce((a, r) => a + r.outputTokens, 0) / span, 0),
+  };
+}
+
+/**
+ * The latency a router adds, at idle: pairs of the same-sized one-token request, one straight to a
+ * replica (in turn) and one through the router, after a warm-up of both paths; the p50 and p95 of
+ * the per-pair differences.
+ */
+async function measureAddedLatency(routerUrl: string, replicaUrls: string[], n: number, seed: number): Promise<{ p50: number; p95: number }> {
+  const prompt = (i: number, path: string) => `latency probe ${seed} ${path} ${i}: ${textOf(seed * 1000 + i, 12)}`;
+  for (let i = 0; i < 3; i++) {
+    await probeLatency(routerUrl, MODEL, [prompt(i, 'warm-r')]);
+    for (const u of replicaUrls) await probeLatency(u, MODEL, [prompt(i, 'warm-d')]);
+  }
+  const diffs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const [d] = await probeLatency(replicaUrls[i % replicaUrls.length]!, MODEL, [prompt(i, 'dir')]);
+    const [r] = await probeLatency(routerUrl, MODEL, [prompt(i, 'rtr')]);
+    diffs.push(r! - d!);
+  }
+  const p = percentiles(diffs);
+  return { p50: p.p50, p95: p.p95 };
+}
+
+export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
+  const started = Date.now();
+  mkdirSync(join(o.out, 'logs'), { recursive: true });
+  const routerStatus: PeersResult['routers'] = [];
+  const chosen: RouterSpec[] = [];
+  for (const name of o.routers) {
+    const spec = ROUTERS.find((r) => r.name === name);
+    if (!spec) throw new Error(`unknown router '${name}' (known: ${ROUTERS.map((r) => r.name).join(', ')})`);
+    const why = spec.unavailable();
+    if (why) {
+      o.log(`skipping ${name}: ${why}`);
+      routerStatus.push({ name, status: 'skipped', detail: why });
+    } else {
+      chosen.push(spec);
+      routerStatus.push({ name, status: 'ran', detail: '' });
+    }
+  }
+  const runs: RunResult[] = [];
+  // Ctrl-C or SIGTERM stops the router and replicas of the point in progress (they run in their own process groups).
+  const active = new Set<() => Promise<void>>();
+  const onSignal = () => { void Promise.all([...active].map((stop) => stop())).then(() => process.exit(130)); };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    for (const replicas of o.replicaCounts) {
+      for (const shape of o.shapes) {
+        for (const spec of chosen) {
+          let added: RunResult['addedLatencyMs'] = null;
+          for (const load of o.loads) {
+            const rate = round((shape.rate3 * replicas * load) / 3, 2);
+            const n = Math.max(1, Math.round(rate * o.durationS));
+            const workload = shape.build(n, rate, o.seed);
+            const tag = `${spec.name.replace('/', '-')}_${shape.name}_${replicas}_${load}`;
+            const sims = await startReplicaSet(replicas, shape.kvBlocks(replicas), join(o.out, 'logs', `replicas_${tag}.log`));
+            active.add(sims.stop);
+            let router;
+            try {
+              router = await spec.start(sims.urls, join(o.out, 'logs', `${tag}.log`));
+            } catch (e) {
+              await sims.stop();
+              active.delete(sims.stop);
+              const msg = e instanceof Error ? e.message.split('\n')[0]! : String(e);
+              o.log(`${spec.name}: failed to start: ${msg}`);
+              const st = routerStatus.find((s) => s.name === spec.name)!;
+              st.status = 'failed';
+              st.detail = msg;
+              break;
+            }
+            active.add(router.stop);
+            try {
+              if (added === null && o.probeRequests > 0) added = await measureAddedLatency(router.url, sims.urls, o.probeRequests, o.seed);
+              const before = await readCounters(sims.urls);
+              const cpu0 = router.pids.reduce((a, p) => a + cpuSeconds(p), 0);
+              const { records, wallMs } = await runLoad(workload.requests, { url: router.url, model: MODEL, requestTimeoutMs: o.requestTimeoutMs });
+              const cpu1 = router.pids.reduce((a, p) => a + cpuSeconds(p), 0);
+              const delta = diffCounters(await readCounters(sims.urls), before);
+              const queries = delta.reduce((a, c) => a + c.prefixQueries, 0);
+              const hits = delta.reduce((a, c) => a + c.prefixHits, 0);
+              const served = delta.reduce((a, c) => a + c.requests, 0);
+              const run: RunResult = {
+                router: spec.name, shape: shape.name, replicas, load, offeredRps: rate, ...summarize(records, wallMs),
+                hitRate: queries ? round(hits / queries, 3) : NaN,
+                replicaShare: delta.map((c) => (served ? round(c.requests / served, 3) : NaN)),
+                routerCpuCores: round((cpu1 - cpu0) / (wallMs / 1000), 3),
+                addedLatencyMs: added,
+              };
+              runs.push(run);
+              o.log(`${spec.name.padEnd(24)} ${shape.name}@${replicas} load ${load} (${rate} req/s): ok ${run.ok}/${run.sent} TTFT p50 ${run.ttftMs.p50} p95 ${run.ttftMs.p95} ms, ${run.throughputRps} req/s, hit ${run.hitRate}, cpu ${run.routerCpuCores}${run.errors.length ? `, errors: ${run.errors.join(' | ')}` : ''}`);
+            } finally {
+              await router.stop();
+              await sims.stop();
+              active.delete(router.stop);
+              active.delete(sims.stop);
+            }
+          }
+        }
+      }
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  const goodput = goodputRows(runs, o.shapes);
+  let inferencePerf: InferencePerfCheck | null = null;
+  if (o.inferencePerf) {
+    inferencePerf = await runInferencePerfCheck({ out: o.out, runs, shapes: o.shapes, replicas: o.replicaCounts[0]!, loads: o.loads, durationS: o.durationS, seed: o.seed, startReplicaSet, log: o.log });
+  }
+  return {
+    startedAt: new Date(started).toISOString(), durationS: round((Date.now() - started) / 1000, 0),
+    machine: { cpus: (await import('node:os')).cpus().length, note: 'replicas, routers and the load generator share this machine' },
+    routers: routerStatus, runs, goodput, inferencePerf,
+  };
+}
+
+export { type ReplicaSet, startReplicaSet };
+
+/**
+ * Goodput: the highest offered rate whose TTFT p95 meets the shape's SLO with at most 1% failed (the
+ * rate a router sustains within the SLO; the measured throughput of each point is in its run).
+ */
+export function goodputRows(runs: RunResult[], shapes: PeerShape[]): GoodputRow[] {
+  const out: GoodputRow[] = [];
+  const keys = [...new Set(runs.map((r) => `${r.router}\u0000${r.shape}\u0000${r.replicas}`))];
+  for (const k of keys) {
+    const [router, shapeName, replicasS] = k.split('\u0000') as [string, string, string];
+    const rs = runs.filter((r) => r.router === router && r.shape === shapeName && r.replicas === Number(replicasS));
+    const shape = shapes.find((s) => s.name === shapeName)!;
+    const slo = ttftSloMs(shape.promptTokens);
+    const good = rs.filter((r) => r.ttftMs.p95 <= slo && r.failed <= 0.01 * r.sent);
+    const best = good.sort((a, b) => b.offeredRps - a.offeredRps)[0];
+    const at70 = rs.find((r) => Math.abs(r.load - 0.7) < 1e-9);
+    out.push({
+      router, shape: shapeName, replicas: Number(replicasS), sloMs: slo, goodputRps: best?.offeredRps ?? 0, atLoad: best?.load ?? null,
+      ttftP95At70: at70?.ttftMs.p95 ?? null, addedLatencyP50Ms: rs[0]?.addedLatencyMs?.p50 ?? null,
+    });
+  }
+  return out;
+}
+
+const QUICK = { shapes: ['sp-32x32'], replicas: [3], loads: [0.4, 0.7, 1.0], durationS: 25 };
+const FULL = { shapes: ['sp-150x5', 'sp-32x32', 'multi-turn-chat', 'one-system-prompt', 'unique-prompts'], replicas: [3, 8], loads: [0.3, 0.5, 0.7, 0.85, 1.0], durationS: 40 };
+
+const USAGE = `usage: npm run bench:peers -- [options]
+  --quick              sp-32x32, 3 replicas, loads 0.4/0.7/1.0, 25 s each, every router (~15 min)
+  --smoke              a tiny shape for seconds (the test suite's run)
+  --routers A,B        routers to run (default all: ${ROUTERS.map((r) => r.name).join(', ')})
+  --shapes A,B         sp-150x5, sp-32x32, multi-turn-chat, one-system-prompt, unique-prompts
+  --replicas N,M       replica counts (default 3,8)
+  --loads F,G          load points as fractions of the shape's reference rate (default 0.3,0.5,0.7,0.85,1)
+  --duration-s S       seconds of arrivals per load point (default 40)
+  --no-inference-perf  skip the inference-perf cross-check
+  --workloads DIR      inference-perf configs (default ${DEFAULT_WORKLOAD_DIR})
+  --seed N             (default 1)
+  --out DIR            (default out/bench-peers)
+  --json               print result.json on stdout`;
+
+export async function main(argv: string[]): Promise<number> {
+  let v;
+  try {
+    v = parseArgs({
+      args: argv,
+      options: {
+        quick: { type: 'boolean' }, smoke: { type: 'boolean' }, routers: { type: 'string' }, shapes: { type: 'string' }, replicas: { type: 'string' },
+        loads: { type: 'string' }, 'duration-s': { type: 'string' }, 'no-inference-perf': { type: 'boolean' }, workloads: { type: 'string' },
+        seed: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      },
+    }).values;
+  } catch (e) {
+    process.stderr.write(`bench:peers: ${(e as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (v.help) { process.stdout.write(USAGE + '\n'); return 0; }
+  const list = (s: string | undefined) => s?.split(',').map((x) => x.trim()).filter(Boolean);
+  const nums = (s: string | undefined, flag: string) => list(s)?.map((x) => { const n = Number(x); if (!(n > 0)) throw new Error(`--${flag}: '${x}' is not a positive number`); return n; });
+  const base = v.quick ? QUICK : FULL;
+  try {
+    const workloadDir = v.workloads ?? DEFAULT_WORKLOAD_DIR;
+    const all = v.smoke ? [SMOKE_SHAPE] : peerShapes(workloadDir);
+    const shapeNames = list(v.shapes) ?? (v.smoke ? [SMOKE_SHAPE.name] : base.shapes);
+    const shapes = shapeNames.map((n) => { const s = all.find((x) => x.name === n); if (!s) throw new Error(`--shapes: unknown shape '${n}'`); return s; });
+    const log = (line: string) => process.stderr.write(line + '\n');
+    const result = await runPeersBench({
+      out: resolve(v.out ?? 'out/bench-peers'),
+      routers: list(v.routers) ?? ROUTERS.map((r) => r.name),
+      shapes,
+      replicaCounts: nums(v.replicas, 'replicas') ?? (v.smoke ? [2] : base.replicas),
+      loads: nums(v.loads, 'loads') ?? (v.smoke ? [1] : base.loads),
+      durationS: nums(v['duration-s'], 'duration-s')?.[0] ?? (v.smoke ? 2 : base.durationS),
+      seed: nums(v.seed, 'seed')?.[0] ?? 1,
+      requestTimeoutMs: 120_000,
+      probeRequests: v.smoke ? 5 : 30,
+      inferencePerf: !v['no-inference-perf'] && !v.smoke,
+      log,
+    });
+    const out = resolve(v.out ?? 'out/bench-peers');
+    writeFileSync(join(out, 'result.json'), JSON.stringify(result, null, 2));
+    writeFileSync(join(out, 'report.html'), renderHtml(result, shapes));
+    if (v.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+    else process.stdout.write(renderTable(result) + `\nwrote ${join(out, 'result.json')} and ${join(out, 'report.html')}\n`);
+    return 0;
+  } catch (e) {
+    process.stderr.write(`bench:peers: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main(process.argv.slice(2)).then((code) => process.exit(code));
+}

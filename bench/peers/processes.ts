@@ -1,0 +1,102 @@
+// Child processes of a peers run: start with a log file, wait until an HTTP URL answers, read the
+// CPU time of a process tree from /proc, stop by pid (the whole process group).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync, readFileSync, readdirSync, closeSync } from 'node:fs';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+
+export interface Child {
+  name: string;
+  pid: number;
+  process: ChildProcess;
+  log: string;
+  /** Stops the process group (SIGTERM, then SIGKILL after 3 s). */
+  stop(): Promise<void>;
+  exited(): boolean;
+}
+
+export function startChild(name: string, command: string, args: string[], log: string, env: NodeJS.ProcessEnv = process.env): Child {
+  const fd = openSync(log, 'a');
+  const p = spawn(command, args, { stdio: ['ignore', fd, fd], detached: true, env });
+  closeSync(fd);
+  let done = false;
+  p.on('exit', () => { done = true; });
+  p.on('error', () => { done = true; });
+  return {
+    name, pid: p.pid ?? -1, process: p, log,
+    exited: () => done,
+    stop: async () => {
+      if (done || p.pid === undefined) return;
+      const kill = (sig: NodeJS.Signals) => { try { process.kill(-p.pid!, sig); } catch { /* gone */ } };
+      kill('SIGTERM');
+      const gone = new Promise<void>((r) => p.once('exit', () => r()));
+      const t = setTimeout(() => kill('SIGKILL'), 3000);
+      await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
+      clearTimeout(t);
+    },
+  };
+}
+
+/** A free loopback TCP port (bound and released; the caller binds it next). */
+export async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** Waits until GET url answers with a 2xx; throws with the log's tail when the child exits or time runs out. */
+export async function waitForHttp(url: string, child: Child | null, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    if (child?.exited()) throw new Error(`${child.name} exited while starting:\n${tail(child.log)}`);
+    try {
+      const r = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      await r.arrayBuffer();
+      if (r.ok) return;
+      last = `HTTP ${r.status}`;
+    } catch (e) {
+      last = e instanceof Error ? e.message : String(e);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${child?.name ?? url} not ready after ${timeoutMs} ms (${last})${child ? `:\n${tail(child.log)}` : ''}`);
+}
+
+export function tail(file: string, lines = 8): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+
+/** CPU seconds (user + system) used so far by pid and its descendants, from /proc. */
+export function cpuSeconds(pid: number): number {
+  let total = 0;
+  const seen = new Set<number>();
+  const visit = (p: number) => {
+    if (seen.has(p)) return;
+    seen.add(p);
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      total += (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS; // utime, stime
+    } catch {
+      return;
+    }
+    let tasks: string[] = [];
+    try { tasks = readdirSync(`/proc/${p}/task`); } catch { /* gone */ }
+    for (const t of tasks) {
+      let children = '';
+      try { children = readFileSync(`/proc/${p}/task/${t}/children`, 'utf8'); } catch { /* gone */ }
+      for (const c of children.split(' ').filter(Boolean)) visit(Number(c));
+    }
+  };
+  visit(pid);
+  return total;
+}

@@ -1,0 +1,120 @@
+// The routers of a side-by-side run and how each is launched on a set of replicas: round robin
+// (bench/peers/roundRobinProxy.ts), prefix-router (embedded gateway + control plane, `prefix-router
+// start --upstream`, 1 or 4 worker VMs), and the peers from npm run peers:install (sglang-router,
+// smg and vllm-router with --policy cache_aware --worker-urls; llm-d's epp behind the gateway's
+// Endpoint Picker mode). A peer that is not installed is skipped with the reason install recorded.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, startChild, waitForHttp, type Child } from './processes.js';
+
+export const REPO = fileURLToPath(new URL('../../', import.meta.url));
+export const PEERS_DIR = process.env.PREFIX_ROUTER_PEERS_DIR ?? join(REPO, '.peers');
+
+export interface RunningRouter {
+  url: string;
+  /** The processes whose CPU is the router's. */
+  pids: number[];
+  stop(): Promise<void>;
+}
+
+export interface RouterSpec {
+  name: string;
+  /** null when it can run here; else why it is skipped. */
+  unavailable(): string | null;
+  start(replicaUrls: string[], logFile: string): Promise<RunningRouter>;
+}
+
+/** `node dist/prefix-router.js` when built, else the TypeScript entry through tsx. */
+export function prefixRouterCommand(): { command: string; args: string[] } {
+  const dist = join(REPO, 'dist/prefix-router.js');
+  if (existsSync(dist)) return { command: process.execPath, args: [dist] };
+  return { command: process.execPath, args: ['--import', 'tsx', join(REPO, 'cli/prefix-router.ts')] };
+}
+
+/** What peers:install recorded for a peer, or null. */
+function installStatus(peer: string): { ok: boolean; detail: string } | null {
+  const file = join(PEERS_DIR, 'status.tsv');
+  if (!existsSync(file)) return null;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const [name, state, detail] = line.split('\t');
+    if (name === peer) return { ok: state === 'ok', detail: detail ?? '' };
+  }
+  return null;
+}
+
+const STARTUP_TIMEOUT_MS = 60_000;
+
+/** Starts a router process listening on `port` and waits until GET /v1/models answers through it. */
+async function launch(name: string, port: number, command: string, args: string[], logFile: string, env?: NodeJS.ProcessEnv): Promise<RunningRouter> {
+  const child: Child = startChild(name, command, args, logFile, env);
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitForHttp(`${url}/v1/models`, child, STARTUP_TIMEOUT_MS);
+  } catch (e) {
+    await child.stop();
+    throw e;
+  }
+  return { url, pids: [child.pid], stop: () => child.stop() };
+}
+
+function pythonPeer(name: string, exe: string, sub: string[], extra: (port: number, metricsPort: number) => string[]): RouterSpec {
+  const bin = join(PEERS_DIR, 'venv/bin', exe);
+  return {
+    name,
+    unavailable: () => {
+      if (existsSync(bin)) return null;
+      const s = installStatus(name);
+      return s && !s.ok ? `not installed: ${s.detail}` : `not installed (run npm run peers:install; no ${bin})`;
+    },
+    start: async (replicaUrls, logFile) => {
+      const port = await freePort();
+      const metricsPort = await freePort();
+      return launch(name, port, bin, [...sub, '--worker-urls', ...replicaUrls, '--policy', 'cache_aware', '--host', '127.0.0.1', '--port', String(port), ...extra(port, metricsPort)], logFile,
+        { ...process.env, HF_HUB_OFFLINE: '1', NO_COLOR: '1' });
+    },
+  };
+}
+
+function prefixRouter(name: string, workers: number): RouterSpec {
+  return {
+    name,
+    unavailable: () => (existsSync(join(REPO, 'plugin/prefix-router.wasm')) ? null : 'plugin/prefix-router.wasm is missing (npm run build)'),
+    start: async (replicaUrls, logFile) => {
+      const port = await freePort();
+      const cpPort = await freePort();
+      const { command, args } = prefixRouterCommand();
+      return launch(name, port, command, [...args, 'start', '--upstream', replicaUrls.join(','), '--port', String(port), '--control-plane-port', String(cpPort), '--workers', String(workers), '--log-level', 'warn'], logFile);
+    },
+  };
+}
+
+const roundRobin: RouterSpec = {
+  name: 'round-robin',
+  unavailable: () => null,
+  start: async (replicaUrls, logFile) => {
+    const port = await freePort();
+    return launch('round-robin', port, process.execPath, ['--import', 'tsx', join(REPO, 'bench/peers/roundRobinProxy.ts'), String(port), ...replicaUrls], logFile);
+  },
+};
+
+/** llm-d's endpoint picker: runs only when peers:install could build it. */
+const llmdEpp: RouterSpec = {
+  name: 'llm-d-epp',
+  unavailable: () => {
+    const s = installStatus('llm-d-epp');
+    if (existsSync(join(PEERS_DIR, 'bin/epp'))) return 'built, but bench:peers has no launcher for it yet (file-discovery config and the gateway in --endpoint-picker mode)';
+    return s && !s.ok ? `not installed: ${s.detail}` : 'not installed (run npm run peers:install)';
+  },
+  start: () => Promise.reject(new Error('llm-d-epp cannot run here')),
+};
+
+export const ROUTERS: RouterSpec[] = [
+  roundRobin,
+  prefixRouter('prefix-router', 1),
+  prefixRouter('prefix-router/4-workers', 4),
+  pythonPeer('sglang-router', 'sglang-router', ['launch'], (_p, m) => ['--prometheus-port', String(m), '--log-level', 'warn']),
+  pythonPeer('smg', 'smg', ['launch'], (_p, m) => ['--prometheus-port', String(m), '--log-level', 'warn']),
+  pythonPeer('vllm-router', 'vllm-router', [], (_p, m) => ['--prometheus-port', String(m), '--log-level', 'warning']),
+  llmdEpp,
+];

@@ -1,0 +1,377 @@
+// The embedded gateway's Endpoint Picker Protocol mode: for each request, one bidirectional
+// ext_proc stream to the picker, driven as Envoy's ext_proc filter drives it with
+// request_body_mode FULL_DUPLEX_STREAMED (headers, then body chunks as they come, the last one
+// with end_of_stream), and response headers and body through the picker too unless turned off.
+// The picker's answer names the endpoint: dynamic metadata envoy.lb/x-gateway-destination-endpoint
+// (an ordered, comma-separated fallback list) or else the x-gateway-destination-endpoint header it
+// set; the body that goes upstream is the one the picker streamed back. An ImmediateResponse
+// (503 no endpoint, 429 shed) goes to the client as it is. When the picker cannot be reached or
+// does not answer within the message timeout, FailClose answers 500 (a gRPC error) or 504 (a
+// timeout), as Envoy's filter does, and FailOpen sends the request to the pool's endpoints in turn.
+import http from 'node:http';
+import { randomUUID } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { GatewayStats, serveGateway, type Gateway } from '../gateway.js';
+import { HOP_BY_HOP, groupHeaders as toNodeHeaders } from '../gatewayExchange.js';
+import { DESTINATION_HEADER, parseDestination } from '../upstreamSelector.js';
+import {
+  BodySendMode, ExtProcClientConstructor, headerValueOf, toHeaderMap,
+  type CommonResponse, type ExtProcClient, type HeaderMutation, type ProcessingResponse, type StructValue,
+} from './protocol.js';
+
+/** The dynamic-metadata namespace the protocol puts the destination in. */
+export const LB_METADATA_NAMESPACE = 'envoy.lb';
+
+export type FailureMode = 'FailOpen' | 'FailClose';
+
+export interface PickerAccessLogEntry {
+  method: string;
+  path: string;
+  status: number;
+  endpoint: string | null;
+  /** How the request was routed: picked, immediate_response, fail_open, ext_proc_error_..., no_healthy_upstream, upstream_... */
+  details: string;
+  /** From the end of the request to the picker's decision, in ms (null when there was none). */
+  pickMs: number | null;
+  durationMs: number;
+}
+
+export interface PickerGatewayOptions {
+  /** The picker's gRPC address, host:port. */
+  picker: string;
+  listen?: { host?: string; port?: number };
+  /** InferencePool endpointPickerRef.failureMode; default FailClose, as the pool's. */
+  failureMode?: FailureMode;
+  /** The pool's endpoints (ip:port), used in turn when FailOpen routes around the picker. */
+  poolEndpoints?: string[];
+  /** Envoy ext_proc message_timeout: how long one answer from the picker may take (default 10000 ms). */
+  messageTimeoutMs?: number;
+  /** Route timeout until the upstream's response headers (default 15000 ms, Envoy's). */
+  upstreamTimeoutMs?: number;
+  /** Send response headers and body through the picker (FULL_DUPLEX_STREAMED), as the inference pool's gateways do; default true. */
+  processResponse?: boolean;
+  onAccessLog?: (e: PickerAccessLogEntry) => void;
+}
+
+export type PickerGateway = Gateway;
+
+type Pairs = [string, string][];
+
+/** The endpoints named in envoy.lb/x-gateway-destination-endpoint, in order. */
+export function metadataEndpoints(md: StructValue | undefined): string[] {
+  const ns = md?.fields?.[LB_METADATA_NAMESPACE];
+  const inner = ns?.structValue ?? ns?.struct_value;
+  const v = inner?.fields?.[DESTINATION_HEADER];
+  const s = v?.stringValue ?? v?.string_value;
+  return s ? s.split(',').map((x) => x.trim()).filter(Boolean) : [];
+}
+
+/** Applies an ext_proc HeaderMutation: pseudo-headers and host are not changed, as in Envoy. */
+export function applyHeaderMutation(headers: Pairs, m: HeaderMutation | undefined): Pairs {
+  if (!m) return headers;
+  const protectedKey = (k: string) => k.startsWith(':') || k === 'host';
+  let out = headers;
+  for (const r of m.remove_headers ?? []) {
+    const k = r.toLowerCase();
+    if (!protectedKey(k)) out = out.filter(([hk]) => hk !== k);
+  }
+  for (const o of m.set_headers ?? []) {
+    if (!o.header?.key) continue;
+    const k = o.header.key.toLowerCase();
+    if (protectedKey(k) || k.startsWith('x-envoy')) continue;
+    const v = headerValueOf(o.header);
+    // HeaderValueOption.append_action: 0 APPEND_IF_EXISTS_OR_ADD, 1 ADD_IF_ABSENT, 2 OVERWRITE_IF_EXISTS_OR_ADD, 3 OVERWRITE_IF_EXISTS;
+    // the deprecated `append` wins when set. ext_proc's default is to overwrite.
+    const action = o.append?.value !== undefined ? (o.append.value ? 0 : 2) : (o.append_action ?? 2);
+    const exists = out.some(([hk]) => hk === k);
+    if (action === 1 && exists) continue;
+    if (action === 3 && !exists) continue;
+    if (action === 0) out = [...out, [k, v]];
+    else out = [...out.filter(([hk]) => hk !== k), [k, v]];
+  }
+  return out;
+}
+
+/** The gateway as a request handler. */
+export function createPickerHandler(opts: PickerGatewayOptions): { handle: http.RequestListener; close(): void } {
+  const client: ExtProcClient = new ExtProcClientConstructor(opts.picker, grpc.credentials.createInsecure());
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  const failureMode = opts.failureMode ?? 'FailClose';
+  const messageTimeoutMs = opts.messageTimeoutMs ?? 10_000;
+  const upstreamTimeoutMs = opts.upstreamTimeoutMs ?? 15_000;
+  const processResponse = opts.processResponse ?? true;
+  const pool = opts.poolEndpoints ?? [];
+  let poolNext = 0;
+
+  const handle: http.RequestListener = (req, res) => {
+    const started = process.hrtime.bigint();
+    let requestEndedAt: bigint | null = null;
+    let pickMs: number | null = null;
+    let endpoint: string | null = null;
+    let details = 'picked';
+    let finished = false;
+    let decided = false;
+    let timer: NodeJS.Timeout | null = null;
+    let headers: Pairs = [
+      [':method', req.method ?? 'GET'], [':path', req.url ?? '/'], [':authority', req.headers.host ?? ''], [':scheme', 'http'],
+    ];
+    for (let i = 0; i < req.rawHeaders.length; i += 2) {
+      const k = req.rawHeaders[i]!.toLowerCase();
+      if (!HOP_BY_HOP.has(k)) headers.push([k, req.rawHeaders[i + 1]!]);
+    }
+    if (!headers.some(([k]) => k === 'x-request-id')) headers.push(['x-request-id', randomUUID()]);
+    const hasBody = !(req.headers['content-length'] === '0' || (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined));
+    const original: Buffer[] = []; // what the client sent (for FailOpen)
+    const picked: Buffer[] = []; // what the picker streamed back (goes upstream)
+    let targets: string[] = [];
+    // Response path through the picker.
+    let upstreamRes: http.IncomingMessage | null = null;
+    let upstream: http.ClientRequest | null = null;
+    let responseThroughPicker = false;
+
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      if (timer) clearTimeout(timer);
+      call.cancel();
+      upstream?.destroy();
+      opts.onAccessLog?.({
+        method: req.method ?? '', path: req.url ?? '', status: res.statusCode, endpoint, details, pickMs,
+        durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+      });
+    };
+    const reply = (status: number, body: string | Uint8Array, why: string, extra: Pairs = []) => {
+      details = why;
+      if (res.headersSent) { res.destroy(); return; }
+      const b = typeof body === 'string' ? Buffer.from(body) : Buffer.from(body);
+      const hs = toNodeHeaders([['content-type', 'text/plain'], ...extra]);
+      hs['content-length'] = String(b.length);
+      res.writeHead(status, hs);
+      res.end(b);
+      req.resume();
+    };
+    const armTimer = () => {
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(() => pickerFailed('timeout', null), messageTimeoutMs);
+    };
+    const disarm = () => {
+      if (timer) clearTimeout(timer);
+      timer = null;
+    };
+
+    const call = client.Process();
+    call.on('error', (e: grpc.ServiceError) => {
+      if (finished || e.code === grpc.status.CANCELLED) return;
+      pickerFailed('grpc', e);
+    });
+    call.on('end', () => {
+      if (!finished && !decided) pickerFailed('grpc', null);
+    });
+
+    /** The picker failed before its decision, or while the response went through it. */
+    function pickerFailed(kind: 'timeout' | 'grpc', e: grpc.ServiceError | null) {
+      if (finished) return;
+      disarm();
+      const why = kind === 'timeout' ? 'ext_proc_error_timeout' : `ext_proc_error_gRPC_error_${e?.code ?? 'closed'}`;
+      call.cancel();
+      if (decided) {
+        // The response was going through the picker: without it the exchange cannot finish intact.
+        if (responseThroughPicker) { details = why; res.destroy(); }
+        return;
+      }
+      decided = true;
+      if (failureMode === 'FailOpen' && pool.length) {
+        details = 'fail_open';
+        targets = pool.map((_, i) => pool[(poolNext + i) % pool.length]!);
+        poolNext = (poolNext + 1) % pool.length;
+        whenRequestRead(() => connect(0, Buffer.concat(original), false));
+        return;
+      }
+      reply(kind === 'timeout' ? 504 : 500, kind === 'timeout' ? 'ext_proc message timeout' : `ext_proc error: ${e?.details ?? 'stream closed'}`, why);
+    }
+
+    let requestRead = !hasBody;
+    const waitingForRead: (() => void)[] = [];
+    function whenRequestRead(fn: () => void) {
+      if (requestRead) fn();
+      else waitingForRead.push(fn);
+    }
+
+    function decide() {
+      if (decided || finished) return;
+      decided = true;
+      disarm();
+      pickMs = requestEndedAt === null ? null : Number(process.hrtime.bigint() - requestEndedAt) / 1e6;
+      if (targets.length === 0) {
+        const h = headers.find(([k]) => k === DESTINATION_HEADER)?.[1];
+        if (h) targets = h.split(',').map((x) => x.trim()).filter(Boolean);
+      }
+      if (targets.length === 0) return reply(503, 'no healthy upstream', 'no_healthy_upstream');
+      if (!processResponse) call.end();
+      whenRequestRead(() => connect(0, Buffer.concat(picked), processResponse));
+    }
+
+    const onCommon = (c: CommonResponse | undefined) => {
+      if (c?.header_mutation) headers = applyHeaderMutation(headers, c.header_mutation);
+    };
+
+    call.on('data', (m: ProcessingResponse) => {
+      if (finished) return;
+      const md = metadataEndpoints(m.dynamic_metadata);
+      if (md.length && !decided) targets = md;
+      if (m.immediate_response) {
+        disarm();
+        decided = true;
+        const ir = m.immediate_response;
+        const extra = applyHeaderMutation([], ir.headers);
+        return reply(ir.status?.code ?? 200, ir.body ?? new Uint8Array(0), 'immediate_response', extra);
+      }
+      if (m.request_headers) {
+        onCommon(m.request_headers.response);
+        if (!hasBody) decide();
+        else armTimer();
+        return;
+      }
+      if (m.request_body) {
+        armTimer();
+        const c = m.request_body.response;
+        onCommon(c);
+        const sr = c?.body_mutation?.streamed_response;
+        if (sr?.body?.length) picked.push(Buffer.from(sr.body));
+        else if (c?.body_mutation?.body?.length) picked.push(Buffer.from(c.body_mutation.body));
+        if (sr?.end_of_stream) decide();
+        return;
+      }
+      if (m.response_headers && upstreamRes) {
+        disarm();
+        const mutated = applyHeaderMutation(responseHeaderPairs(upstreamRes), m.response_headers.response?.header_mutation);
+        writeHead(upstreamRes.statusCode ?? 502, mutated);
+        if (upstreamEndSeen && upstreamBodyless) { res.end(); call.end(); }
+        return;
+      }
+      if (m.response_body) {
+        disarm();
+        const sr = m.response_body.response?.body_mutation?.streamed_response;
+        if (sr?.body?.length) res.write(Buffer.from(sr.body));
+        if (sr?.end_of_stream) { res.end(); call.end(); }
+      }
+    });
+
+    // Request headers, with the protocol configuration the first message carries.
+    call.write({
+      request_headers: { headers: toHeaderMap(headers), end_of_stream: !hasBody },
+      protocol_config: {
+        request_body_mode: BodySendMode.FULL_DUPLEX_STREAMED,
+        response_body_mode: processResponse ? BodySendMode.FULL_DUPLEX_STREAMED : BodySendMode.NONE,
+      },
+    });
+    if (!hasBody) {
+      requestEndedAt = process.hrtime.bigint();
+      armTimer();
+    }
+    req.on('data', (chunk: Buffer) => {
+      if (finished) return;
+      original.push(chunk);
+      if (!decided) call.write({ request_body: { body: chunk, end_of_stream: false } });
+    });
+    req.on('end', () => {
+      if (finished) return;
+      requestRead = true;
+      if (hasBody) {
+        requestEndedAt = process.hrtime.bigint();
+        if (!decided) {
+          call.write({ request_body: { body: Buffer.alloc(0), end_of_stream: true } });
+          armTimer();
+        }
+      }
+      for (const fn of waitingForRead.splice(0)) fn();
+    });
+    req.on('aborted', finish);
+    res.on('close', finish);
+
+    let upstreamEndSeen = false;
+    let upstreamBodyless = false;
+    const writeHead = (status: number, pairs: Pairs) => {
+      if (res.headersSent) return;
+      res.writeHead(status, toNodeHeaders(pairs));
+      res.flushHeaders();
+    };
+
+    function connect(attempt: number, body: Buffer, throughPicker: boolean): void {
+      if (finished) return;
+      const dest = parseDestination(targets[attempt]);
+      if (!dest) {
+        return attempt + 1 < targets.length ? connect(attempt + 1, body, throughPicker) : reply(503, 'no healthy upstream', 'no_healthy_upstream');
+      }
+      endpoint = targets[attempt]!;
+      const get = (k: string) => headers.find(([hk]) => hk === k)?.[1];
+      const hs = toNodeHeaders(headers.filter(([k]) => k !== 'content-length'));
+      hs.host = get(':authority') || endpoint;
+      if (body.length || req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH') hs['content-length'] = String(body.length);
+      const u = http.request({ host: dest.host, port: dest.port, method: get(':method') ?? 'GET', path: get(':path') ?? '/', headers: hs, agent, setHost: false });
+      upstream = u;
+      u.setTimeout(upstreamTimeoutMs, () => {
+        u.destroy();
+        if (!upstreamRes) reply(504, 'upstream request timeout', 'upstream_response_timeout');
+        else res.destroy();
+      });
+      u.on('error', (e: NodeJS.ErrnoException) => {
+        if (finished || upstream !== u) return;
+        if (upstreamRes) { res.destroy(); return; }
+        if (attempt + 1 < targets.length) return connect(attempt + 1, body, throughPicker);
+        reply(503, `upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: ${e.code ?? e.message}`, 'upstream_reset_before_response_started{connection_failure}');
+      });
+      u.on('response', (ur) => {
+        upstreamRes = ur;
+        upstreamBodyless = ur.statusCode === 204 || ur.statusCode === 304 || req.method === 'HEAD';
+        if (!throughPicker) {
+          writeHead(ur.statusCode ?? 502, responseHeaderPairs(ur));
+          ur.pipe(res);
+          return;
+        }
+        responseThroughPicker = true;
+        call.write({ response_headers: { headers: toHeaderMap(responseHeaderPairs(ur)), end_of_stream: upstreamBodyless } });
+        armTimer();
+        ur.on('data', (chunk: Buffer) => {
+          if (!finished) call.write({ response_body: { body: chunk, end_of_stream: false } });
+        });
+        ur.on('end', () => {
+          upstreamEndSeen = true;
+          if (finished) return;
+          if (upstreamBodyless) {
+            if (res.headersSent) { res.end(); call.end(); }
+            return;
+          }
+          call.write({ response_body: { body: Buffer.alloc(0), end_of_stream: true } });
+          armTimer();
+        });
+        ur.on('aborted', () => res.destroy());
+      });
+      u.end(body);
+    }
+  };
+
+  return {
+    handle,
+    close: () => {
+      agent.destroy();
+      client.close();
+    },
+  };
+}
+
+function responseHeaderPairs(ur: http.IncomingMessage): Pairs {
+  const out: Pairs = [[':status', String(ur.statusCode ?? 502)]];
+  for (let i = 0; i < ur.rawHeaders.length; i += 2) {
+    const k = ur.rawHeaders[i]!.toLowerCase();
+    // The body is re-framed by this gateway (the picker may change it): length and framing go.
+    if (k === 'content-length' || HOP_BY_HOP.has(k)) continue;
+    out.push([k, ur.rawHeaders[i + 1]!]);
+  }
+  return out;
+}
+
+/** Starts the picker-mode gateway on a socket. */
+export function startPickerGateway(opts: PickerGatewayOptions): Promise<PickerGateway> {
+  return serveGateway({ ...createPickerHandler(opts), stats: new GatewayStats() }, opts.listen);
+}

@@ -1,0 +1,87 @@
+// bench:peers: its pure parts, and a smoke run of seconds on simulated replicas through round robin,
+// prefix-router and whichever peers npm run peers:install put in .peers/ (a peer that is not
+// installed is skipped with a line saying why). No network: everything listens on 127.0.0.1.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { goodputRows, runPeersBench, ttftSloMs, SMOKE_SHAPE, type RunResult } from '../../bench/peers/main.js';
+import { parseCounters, diffCounters } from '../../bench/peers/replicaCounters.js';
+import { cpuSeconds } from '../../bench/peers/processes.js';
+import { ROUTERS } from '../../bench/peers/routers.js';
+import { renderTable } from '../../bench/peers/report.js';
+
+test('replica counters are summed over engines and label sets, and differenced', () => {
+  const text = [
+    '# TYPE vllm:prefix_cache_queries_total counter',
+    'vllm:prefix_cache_queries_total{engine="0",model_name="m"} 100.0',
+    'vllm:prefix_cache_queries_total{engine="1",model_name="m"} 50.0',
+    'vllm:prefix_cache_hits_total{engine="0",model_name="m"} 30.0',
+    'vllm:request_success_total{engine="0",finished_reason="stop",model_name="m"} 2.0',
+    'vllm:request_success_total{engine="0",finished_reason="length",model_name="m"} 3.0',
+    'vllm:prefix_cache_queries_total_created{engine="0"} 1.7e9',
+  ].join('\n');
+  const c = parseCounters(text);
+  assert.deepEqual(c, { prefixQueries: 150, prefixHits: 30, requests: 5 });
+  assert.deepEqual(diffCounters([c], [{ prefixQueries: 50, prefixHits: 10, requests: 1 }]), [{ prefixQueries: 100, prefixHits: 20, requests: 4 }]);
+});
+
+test('the TTFT SLO is 3x a lone uncached request of the shape, at least 300 ms', () => {
+  assert.equal(ttftSloMs(2304), 1700);
+  assert.equal(ttftSloMs(10), 300);
+});
+
+test('goodput is the highest offered rate meeting the SLO with at most 1% failed', () => {
+  const run = (load: number, p95: number, tput: number, failed = 0): RunResult => ({
+    router: 'r', shape: SMOKE_SHAPE.name, replicas: 2, load, offeredRps: load * 10, sent: 100, ok: 100 - failed, failed, errors: [],
+    ttftMs: { p50: p95 / 2, p95, p99: p95 }, e2eP50Ms: 0, e2eP95Ms: 0, throughputRps: tput, outputTokensPerS: 0, hitRate: 0.5, replicaShare: [0.5, 0.5], routerCpuCores: 0.1, addedLatencyMs: { p50: 0.4, p95: 1 },
+  });
+  const slo = ttftSloMs(SMOKE_SHAPE.promptTokens);
+  const rows = goodputRows([run(0.4, slo - 1, 4), run(0.7, slo, 7, 2), run(1, slo + 1, 9)], [SMOKE_SHAPE]);
+  assert.equal(rows.length, 1);
+  assert.equal(rows[0]!.goodputRps, 4, 'the 0.7 point failed 2%, the 1.0 point missed the SLO');
+  assert.equal(rows[0]!.ttftP95At70, slo);
+  assert.equal(rows[0]!.addedLatencyP50Ms, 0.4);
+});
+
+test('CPU seconds of this process tree come from /proc and grow with work', () => {
+  const a = cpuSeconds(process.pid);
+  let x = 0;
+  const until = Date.now() + 150;
+  while (Date.now() < until) x += Math.sqrt(x + 1);
+  assert.ok(cpuSeconds(process.pid) > a);
+  assert.equal(cpuSeconds(-1), 0);
+});
+
+test('smoke: every router that can run here serves the same stream; the others are skipped with a reason', async () => {
+  const out = mkdtempSync(join(tmpdir(), 'bench-peers-'));
+  const lines: string[] = [];
+  try {
+    const result = await runPeersBench({
+      out, routers: ROUTERS.map((r) => r.name), shapes: [SMOKE_SHAPE], replicaCounts: [2], loads: [1], durationS: 1.5, seed: 3,
+      requestTimeoutMs: 30_000, probeRequests: 3, inferencePerf: false, log: (l) => lines.push(l),
+    });
+    const ran = result.routers.filter((r) => r.status === 'ran').map((r) => r.name);
+    assert.ok(ran.includes('round-robin') && ran.includes('prefix-router'), `ran: ${ran.join(', ')}`);
+    for (const s of result.routers.filter((r) => r.status === 'skipped')) {
+      assert.ok(s.detail.length > 0);
+      assert.ok(lines.some((l) => l.startsWith(`skipping ${s.name}: `)), `a line for ${s.name}`);
+    }
+    assert.deepEqual(result.routers.filter((r) => r.status === 'failed'), []);
+    for (const name of ran) {
+      const r = result.runs.find((x) => x.router === name)!;
+      assert.ok(r, `a run for ${name}`);
+      assert.equal(r.ok, r.sent, `${name}: ${r.errors.join(' | ')}`);
+      assert.ok(r.sent > 0);
+      assert.ok(r.hitRate > 0 && r.hitRate < 1, `${name} hit rate ${r.hitRate}`);
+      assert.ok(Math.abs(r.replicaShare.reduce((a, b) => a + b, 0) - 1) < 0.01);
+      assert.ok(r.ttftMs.p50 > 0 && r.ttftMs.p95 >= r.ttftMs.p50);
+      assert.ok(r.routerCpuCores >= 0);
+      assert.ok(r.addedLatencyMs !== null);
+    }
+    assert.match(renderTable(result), /goodput/);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
