@@ -94,6 +94,7 @@ async function ladder(args: Args, seed: number, quick: boolean, wasm: Uint8Array
     } : undefined,
   }).filter((s) => !args.only || (args.only as string).split(',').some((f) => s.name.includes(f)));
   if (shapes.length === 0) fail(`no workload matches --only ${args.only}`);
+  checkInputs(str('workloads') ?? DEFAULT_WORKLOAD_DIR, shapes.map((s) => s.name), traceFile);
   const filter = (specs: typeof LADDER_POLICIES) => specs.filter((p) => !args.policies || (args.policies as string).split(',').some((f) => p.name.includes(f)));
   const policies = filter(LADDER_POLICIES);
   const variants = quick || args['no-variants'] ? [] : filter(LADDER_VARIANTS);
@@ -129,6 +130,15 @@ async function ladder(args: Args, seed: number, quick: boolean, wasm: Uint8Array
     process.stderr.write(`HTML report: ${args.html}\n`);
   }
   process.stderr.write(`total ${((performance.now() - started) / 1000).toFixed(1)} s wall clock\n`);
+}
+
+/** Every input the chosen workloads read is checked before the first runs: a bad one stops the run, not one workload of it. */
+function checkInputs(workloadDir: string, names: string[], trace: string | undefined): void {
+  for (const s of SHAPES) {
+    if (!names.includes(s.name)) continue;
+    try { readSharedPrefixShape(join(workloadDir, s.file)); } catch (e) { fail((e as Error).message); }
+  }
+  if (trace) { try { accessSync(trace, constants.R_OK); } catch (e) { fail(`--trace: cannot read '${trace}': ${(e as NodeJS.ErrnoException).code}`); } }
 }
 
 async function main(): Promise<void> {
@@ -173,11 +183,7 @@ async function main(): Promise<void> {
   }).filter((s) => !args.only || args.only.split(',').some((f) => s.name.includes(f)));
   if (scenarios.length === 0) fail(`no scenario matches --only ${args.only}`);
   // Every input the chosen scenarios read is checked before the first runs: a bad one stops the run, not one scenario of it.
-  for (const s of SHAPES) {
-    if (!scenarios.some((sc) => sc.name.split('@')[0] === s.name)) continue;
-    try { readSharedPrefixShape(join(workloadDir, s.file)); } catch (e) { fail((e as Error).message); }
-  }
-  if (args.trace) { try { accessSync(args.trace, constants.R_OK); } catch (e) { fail(`--trace: cannot read '${args.trace}': ${(e as NodeJS.ErrnoException).code}`); } }
+  checkInputs(workloadDir, scenarios.map((sc) => sc.name.split('@')[0]), args.trace);
   const policyFilter = args.policies ? args.policies.split(',') : undefined;
 
   const started = performance.now();

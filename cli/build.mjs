@@ -127,7 +127,7 @@ async function main(argv) {
     const [command, ...args] = argv.slice(then + 1);
     if (!command) { console.error('build: --then needs a command'); return 2; }
     const help = args.includes('--help') || args.includes('-h');
-    if (!(await buildStale({ missingOnly: help, log: help ? () => {} : console.log }))) return 1;
+    if (!(await buildStale({ missingOnly: help, log: help ? () => {} : console.error }))) return 1;
     const child = spawn(command, args, { stdio: 'inherit' });
     // npm signals this process, not the command: pass stops on so the command shuts down cleanly.
     for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig));

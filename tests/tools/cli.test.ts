@@ -37,7 +37,7 @@ test('bench:control-plane at a tiny size: scraping cases and the weight propagat
 });
 
 test('bench:routing at a tiny size: one scenario, two policies, the documented JSON', { skip: !WASM_BUILT && 'plugin/prefix-router.wasm not built' }, async () => {
-  const r = await runScript('bench:routing', ['--json', '--quick', '--only', 'sp-32x32', '--policies', 'round-robin,prefix-router/latency', '--requests-scale', '0.1']);
+  const r = await runScript('bench:routing', ['--fixed-overload', '--json', '--quick', '--only', 'sp-32x32', '--policies', 'round-robin,prefix-router/latency', '--requests-scale', '0.1']);
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   assert.deepEqual(Object.keys(out), ['seed', 'quick', 'stateDelivery', 'workloads', 'targets']);
