@@ -5,7 +5,7 @@ export const EXPECTED_CONFIG_SHAPE =
   '"replicas": ["10.0.0.1:8000", {"address": "10.0.0.2:8000", "kvCapacityTokens": 150000}], ' +
   '"weights": {"prefix": 3, "queue": 1, "kvCache": 1, "inflight": 1}, ' +
   '"prefix": {"blockChars": 64, "maxBlocks": 256, "indexEntries": 524288, "defaultCapacityTokens": 500000}, ' +
-  '"loadBoundEpsilon": 0.5, "stalenessMs": 2000, "maxBodyBytes": 1048576, "debugHeaders": true, "fallbackHeader": false, "sharedState": true} ' +
+  '"loadBoundEpsilon": 0.5, "stalenessMs": 2000, "maxBodyBytes": 1048576, "debugHeaders": false, "fallbackHeader": false, "sharedState": true} ' +
   '(every field optional, but controlPlane or replicas is needed; see plugin/CONFIG.md)';
 
 export const CONFIG_REJECTED = "prefix_router: configuration rejected: ";
@@ -45,3 +45,6 @@ export const STATE_ERR_SECTION_ORDER = "section tags must increase";
 export const STATE_ERR_SECTION_RESERVED = "reserved section bits set";
 export const STATE_ERR_SECTION_COUNT = "too many sections";
 export const STATE_ERR_SECTION_NONE = "format 2 without sections";
+export const STATE_ERR_OBSERVABILITY_LENGTH = "observability section (tag 32) must be 8 bytes";
+export const STATE_ERR_OBSERVABILITY_RESERVED = "observability section (tag 32): reserved bits set";
+export const STATE_ERR_OBSERVABILITY_EVERY = "observability section (tag 32): decisionLogEvery above 1000000";

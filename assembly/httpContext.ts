@@ -16,6 +16,8 @@ const DESTINATION = String.UTF8.encode("x-gateway-destination-endpoint");
 const FALLBACK = String.UTF8.encode("x-prefix-router-fallback-endpoint");
 const DEBUG_ENDPOINT = String.UTF8.encode("x-prefix-router-endpoint");
 const DEBUG_PREFIX = String.UTF8.encode("x-prefix-router-prefix");
+/** A sampled request's decision record, compact (decisionRecord.ts). */
+const DEBUG_DECISION = String.UTF8.encode("x-prefix-router-decision");
 
 const bytes = new HostBytes();
 /** "matched/total" is written here: no allocation per response. */
@@ -114,6 +116,8 @@ export class HttpContext {
       addHeader(HeaderMap.ResponseHeaders, DEBUG_ENDPOINT, d.addressBytes);
       const len = formatRatio(d.matched, d.total);
       addHeaderRaw(HeaderMap.ResponseHeaders, DEBUG_PREFIX, RATIO, len);
+      const record = d.record;
+      if (record !== null) addHeader(HeaderMap.ResponseHeaders, DEBUG_DECISION, record);
     }
     return FilterHeaders.Continue;
   }

@@ -1,13 +1,17 @@
-// Envoy stats the filter defines (proxy_define_metric; Envoy shows them with
-// a `wasmcustom.` prefix). Increments are counted in linear memory and handed
-// to the host on the root context's tick: one host call per counter per tick
-// instead of several per request. Stats lag by at most one tick (100 ms).
-import { MetricType, defineMetric, incrementMetric } from "./abi/hostCalls";
+// Envoy stats the filter defines (proxy_define_metric; Envoy keeps them under
+// the `wasmcustom.` namespace and its Prometheus output strips it, turning
+// '.' into '_'). plugin/METRICS.md says what each means and its unit.
+// Increments are counted in linear memory and handed to the host on the root
+// context's tick: one host call per counter per tick instead of several per
+// request. Stats lag by at most one tick (100 ms). Per-replica stats are
+// defined when the replica table changes, never on the request path.
+import { MetricType, defineMetric, incrementMetric, recordMetric } from "./abi/hostCalls";
 import { MAX_SLOTS } from "./prefix/prefixIndex";
+import { ReplicaTable } from "./state/replicaTable";
 
 export const enum Counter {
-  Routed, PrefixHits, BlocksMatched, BlocksTotal, LoadOnly, Spilled, NoReplica,
-  StateUpdates, StateRejected, PollFailures, COUNT,
+  Routed, PrefixHits, BlocksMatched, BlocksTotal, LoadOnly, StaleState, Spilled, NoReplica,
+  StateUpdates, StateRejected, PollFailures, DecisionRecords, COUNT,
 }
 
 const NAMES: StaticArray<string> = [
@@ -16,25 +20,48 @@ const NAMES: StaticArray<string> = [
   "prefix_router.prefix_blocks_matched",
   "prefix_router.prefix_blocks_total",
   "prefix_router.fallback_load_only",
+  "prefix_router.fallback_stale_state",
   "prefix_router.load_bound_spills",
   "prefix_router.no_ready_replica",
   "prefix_router.state_updates",
   "prefix_router.state_rejected",
   "prefix_router.control_plane_poll_failures",
+  "prefix_router.decision_records",
 ];
+
+export const enum Gauge { StateVersion, ControlPlaneAgeMs, COUNT }
+
+const GAUGE_NAMES: StaticArray<string> = [
+  "prefix_router.state_version",
+  "prefix_router.control_plane_age_ms",
+];
+
+/** Counters kept per replica: `<name>.<address with '.' and ':' as '_'>`. */
+export const enum ReplicaStat { Requests, BlocksMatched, BlocksTotal, PassedOver, COUNT }
+
+const REPLICA_NAMES: StaticArray<string> = [
+  "prefix_router.replica_requests",
+  "prefix_router.replica_prefix_blocks_matched",
+  "prefix_router.replica_prefix_blocks_total",
+  "prefix_router.replica_load_bound_passed_over",
+];
+
+const UNDEFINED: u32 = 0xffffffff;
 
 @final
 export class RouterMetrics {
   private readonly ids: StaticArray<u32> = new StaticArray<u32>(Counter.COUNT);
   private readonly pending: StaticArray<i64> = new StaticArray<i64>(Counter.COUNT);
-  /** Per-slot counter id + 1 (0: not defined yet) and pending requests. */
-  private readonly replicaIds: StaticArray<u32> = new StaticArray<u32>(MAX_SLOTS);
-  private readonly replicaPending: StaticArray<i32> = new StaticArray<i32>(MAX_SLOTS);
+  private readonly gaugeIds: StaticArray<u32> = new StaticArray<u32>(Gauge.COUNT);
+  /** Per (slot, stat) at [slot * ReplicaStat.COUNT + stat]: counter id + 1 (0: not defined) and pending increments. */
+  private readonly replicaIds: StaticArray<u32> = new StaticArray<u32>(MAX_SLOTS * ReplicaStat.COUNT);
+  private readonly replicaPending: StaticArray<i32> = new StaticArray<i32>(MAX_SLOTS * ReplicaStat.COUNT);
   /** Without ticks (sharedState false) every increment goes to the host at once. */
   immediate: bool = false;
 
   define(): void {
     for (let i = 0; i < Counter.COUNT; i++) unchecked(this.ids[i] = defineMetric(MetricType.Counter, NAMES[i]));
+    for (let i = 0; i < Gauge.COUNT; i++) unchecked(this.gaugeIds[i] = defineMetric(MetricType.Gauge, GAUGE_NAMES[i]));
   }
 
   @inline add(c: Counter, n: i64): void {
@@ -42,18 +69,32 @@ export class RouterMetrics {
     else unchecked(this.pending[c] += n);
   }
 
-  /** Counts a request for the replica in `slot`. */
-  replicaRequest(slot: i32, address: string): void {
-    if (slot < 0 || slot >= MAX_SLOTS) return;
-    if (unchecked(this.replicaIds[slot]) == 0) this.defineReplica(slot, address);
-    if (this.immediate) incrementMetric(unchecked(this.replicaIds[slot]) - 1, 1);
-    else unchecked(this.replicaPending[slot] += 1);
+  set(g: Gauge, v: u64): void {
+    const id = unchecked(this.gaugeIds[g]);
+    if (id != UNDEFINED) recordMetric(id, v);
   }
 
-  private defineReplica(slot: i32, address: string): void {
-    // Envoy stat names use '.' as a separator: keep the address in one segment.
-    const name = "prefix_router.replica_requests." + address.replaceAll(".", "_").replaceAll(":", "_");
-    unchecked(this.replicaIds[slot] = defineMetric(MetricType.Counter, name) + 1);
+  /** Defines the per-replica counters of every replica of `t` that has a slot and none yet. */
+  defineReplicas(t: ReplicaTable): void {
+    for (let i = 0; i < t.n; i++) {
+      const slot = unchecked(t.slot[i]);
+      if (slot < 0 || slot >= MAX_SLOTS || unchecked(this.replicaIds[slot * ReplicaStat.COUNT]) != 0) continue;
+      // Envoy stat names use '.' as a separator: keep the address in one segment.
+      const suffix = "." + unchecked(t.addresses[i]).replaceAll(".", "_").replaceAll(":", "_");
+      for (let s = 0; s < ReplicaStat.COUNT; s++) {
+        unchecked(this.replicaIds[slot * ReplicaStat.COUNT + s] = defineMetric(MetricType.Counter, REPLICA_NAMES[s] + suffix) + 1);
+      }
+    }
+  }
+
+  /** Counts `n` of stat `s` for the replica in `slot`. */
+  @inline addReplica(s: ReplicaStat, slot: i32, n: i64): void {
+    if (slot < 0 || slot >= MAX_SLOTS || n <= 0) return;
+    const at = slot * ReplicaStat.COUNT + <i32>s;
+    if (this.immediate) {
+      const id = unchecked(this.replicaIds[at]);
+      if (id != 0) incrementMetric(id - 1, n);
+    } else unchecked(this.replicaPending[at] += <i32>n);
   }
 
   /** Hands the pending increments to the host. */
@@ -65,23 +106,26 @@ export class RouterMetrics {
         unchecked(this.pending[i] = 0);
       }
     }
-    for (let s = 0; s < MAX_SLOTS; s++) {
-      const n = unchecked(this.replicaPending[s]);
+    for (let at = 0; at < MAX_SLOTS * ReplicaStat.COUNT; at++) {
+      const n = unchecked(this.replicaPending[at]);
       if (n != 0) {
-        const id = unchecked(this.replicaIds[s]);
+        const id = unchecked(this.replicaIds[at]);
         if (id != 0) incrementMetric(id - 1, n);
-        unchecked(this.replicaPending[s] = 0);
+        unchecked(this.replicaPending[at] = 0);
       }
     }
   }
 
-  /** A slot changed hands: flush what it counted, then forget its counter. */
+  /** A slot changed hands: flush what it counted, then forget its counters. */
   forgetSlot(slot: i32): void {
     if (slot < 0 || slot >= MAX_SLOTS) return;
-    const id = unchecked(this.replicaIds[slot]);
-    const n = unchecked(this.replicaPending[slot]);
-    if (id != 0 && n != 0) incrementMetric(id - 1, n);
-    unchecked(this.replicaPending[slot] = 0);
-    unchecked(this.replicaIds[slot] = 0);
+    for (let s = 0; s < ReplicaStat.COUNT; s++) {
+      const at = slot * ReplicaStat.COUNT + s;
+      const id = unchecked(this.replicaIds[at]);
+      const n = unchecked(this.replicaPending[at]);
+      if (id != 0 && n != 0) incrementMetric(id - 1, n);
+      unchecked(this.replicaPending[at] = 0);
+      unchecked(this.replicaIds[at] = 0);
+    }
   }
 }

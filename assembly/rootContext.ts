@@ -9,7 +9,7 @@ import {
 import { PluginConfig, configError, parseConfig } from "./config/pluginConfig";
 import { CONFIG_REJECTED, EXPECTED_CONFIG_SHAPE, POLL_FAILED, POLL_NOT_STARTED, STATE_FROM_CONTROL_PLANE, STATE_REJECTED } from "./errors";
 import { HttpContext } from "./httpContext";
-import { Counter, RouterMetrics } from "./metrics";
+import { Counter, Gauge, RouterMetrics } from "./metrics";
 import { PausedStreams } from "./pausedStreams";
 import { Router } from "./router";
 import { GatewayBlob } from "./state/gatewayBlob";
@@ -42,6 +42,8 @@ export class RootContext {
   private pollToken: u32 = 0;
   private nextPollAtNs: u64 = 0;
   private lastHeartbeatNs: u64 = 0;
+  /** Control-plane age counts from here until the control plane first answers. */
+  private configuredAtNs: u64 = 0;
   private failing: bool = false;
   private readonly bytes: HostBytes = new HostBytes();
 
@@ -64,6 +66,7 @@ export class RootContext {
       return false;
     }
     this.cfg = cfg;
+    this.configuredAtNs = nowNs();
     this.metrics.define();
     // Without ticks nothing would flush batched counts: hand each one over at once.
     this.metrics.immediate = !cfg.sharedState;
@@ -88,8 +91,14 @@ export class RootContext {
     const now = nowNs();
     router.sawTime(now);
     this.paused.tick(this.id);
-    this.metrics.flush();
     router.refresh();
+    this.metrics.set(Gauge.StateVersion, router.stateVersion);
+    if (cfg.hasControlPlane) {
+      const heard = router.controlPlaneHeardNs;
+      const since = heard > 0 ? heard : this.configuredAtNs;
+      this.metrics.set(Gauge.ControlPlaneAgeMs, now > since ? (now - since) / 1000000 : 0);
+    }
+    this.metrics.flush();
     if (now - this.lastHeartbeatNs >= HEARTBEAT_NS) {
       this.lastHeartbeatNs = now;
       router.heartbeat(now);

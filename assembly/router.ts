@@ -5,7 +5,8 @@
 // the newest (StateDelivery). Streams call route() and finish(); the root
 // context calls adopt(), refresh() and heartbeat().
 import { PluginConfig } from "./config/pluginConfig";
-import { Counter, RouterMetrics } from "./metrics";
+import { decisions } from "./decisionRecord";
+import { Counter, ReplicaStat, RouterMetrics } from "./metrics";
 import { mix64, rendezvousWeight } from "./prefix/hash";
 import { PrefixLocator } from "./prefix/prefixLocator";
 import { Candidates } from "./scheduling/candidates";
@@ -40,10 +41,13 @@ export class Decision {
   matched: i32 = 0;
   total: i32 = 0;
   counted: bool = false;
+  /** The decision record for x-prefix-router-decision, when this request was sampled and debug headers are on. */
+  record: ArrayBuffer | null = null;
 
   reset(): void {
     this.replica = -1;
     this.fallbackBytes = null;
+    this.record = null;
     this.matched = 0;
     this.total = 0;
     this.counted = false;
@@ -112,6 +116,7 @@ export class Router {
     const old = this.table;
     this.prefix.resize(old, t);
     this.inflight.remap(old, t);
+    this.metrics.defineReplicas(t);
     this.table = t;
   }
 
@@ -147,7 +152,9 @@ export class Router {
     this.refresh();
     const t = this.table;
     const c = this.cands;
+    decisions.sample(t.decisionLogEvery);
     const withMetrics = this.metricsTrusted(t, nowNs);
+    if (!withMetrics && t.fromControlPlane) this.metrics.add(Counter.StaleState, 1);
     const nowS = <u32>(nowNs / 1000000000);
 
     // Candidates: ready replicas whose metrics are fresh enough, and their load.
@@ -178,6 +185,7 @@ export class Router {
     weightedScore(c, w, withMetrics, !newPrefix);
     const band = newPrefix ? NEW_PREFIX_BAND * (withMetrics ? w.queue + w.kvCache : 0) + TIE : TIE;
     pick(c, this.cfg.loadBoundEpsilon, band, this.picked);
+    if (decisions.active) decisions.guard(this.picked.cap, this.picked.preferred, this.picked.spilled, newPrefix, withMetrics);
     this.commit(t, this.picked.index, nowS, d);
     return true;
   }
@@ -189,9 +197,15 @@ export class Router {
    */
   private metricsTrusted(t: ReplicaTable, nowNs: u64): bool {
     if (!t.fromControlPlane) return false;
-    const heard = this.delivery.controlPlaneSeenNs;
-    const seen = heard > t.receivedAtNs ? heard : t.receivedAtNs;
+    const seen = this.controlPlaneHeardNs;
     return !(nowNs > seen && nowNs - seen > <u64>this.cfg.stalenessMs * 1000000);
+  }
+
+  /** When the control plane was last heard from (a state or a 304), as this VM knows; 0: never. */
+  get controlPlaneHeardNs(): u64 {
+    const heard = this.delivery.controlPlaneSeenNs;
+    const received = this.table.fromControlPlane ? this.table.receivedAtNs : 0;
+    return heard > received ? heard : received;
   }
 
   /** Fills the candidates: ready replicas whose metrics are fresh enough. False when there is none. */
@@ -239,6 +253,10 @@ export class Router {
     d.tableVersion = t.version;
     d.matched = this.prefix.record(t, c, k, i);
     d.total = c.totalBlocks;
+    if (decisions.active) {
+      d.record = decisions.emit(t, c, k, r, d.matched, d.total, this.cfg.debugHeaders);
+      this.metrics.add(Counter.DecisionRecords, 1);
+    }
     this.inflight.add(t, i, 1, nowS);
     d.counted = true;
 
@@ -249,8 +267,17 @@ export class Router {
       m.add(Counter.BlocksMatched, d.matched);
       m.add(Counter.BlocksTotal, d.total);
     }
-    if (this.picked.spilled) m.add(Counter.Spilled, 1);
-    m.replicaRequest(unchecked(t.slot[i]), d.address);
+    const slot = unchecked(t.slot[i]);
+    m.addReplica(ReplicaStat.Requests, slot, 1);
+    if (d.total > 0) {
+      m.addReplica(ReplicaStat.BlocksMatched, slot, d.matched);
+      m.addReplica(ReplicaStat.BlocksTotal, slot, d.total);
+    }
+    if (this.picked.spilled) {
+      m.add(Counter.Spilled, 1);
+      const passed = this.picked.preferred;
+      if (passed >= 0) m.addReplica(ReplicaStat.PassedOver, unchecked(t.slot[unchecked(c.replica[passed])]), 1);
+    }
   }
 
   /** The request ended (served, failed or reset): it no longer loads its replica. */

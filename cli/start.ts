@@ -131,7 +131,7 @@ export async function startStack(partial: Partial<StartOptions> = {}): Promise<R
       wasm: o.wasm,
       workers: o.workers,
       // The embedded gateway retries a failed connection on the runner-up the filter names.
-      pluginConfig: JSON.stringify({ controlPlane: { cluster: CONTROL_PLANE_CLUSTER }, fallbackHeader: true }),
+      pluginConfig: JSON.stringify({ controlPlane: { cluster: CONTROL_PLANE_CLUSTER }, fallbackHeader: true, debugHeaders: true }),
       clusters: { [CONTROL_PLANE_CLUSTER]: cp.url },
       logLevel: o.logLevel,
       // Above the filter's maxBodyBytes (1 MiB), as envoy/envoy.yaml's 4 MiB: a larger prompt is

@@ -146,7 +146,7 @@ export class RepoValidator {
     }
     // Everything validated here is a deployment; only `npm start` turns the debug headers on.
     const debugHeaders = get(config, 'debugHeaders') ?? this.debugHeadersDefault;
-    if (debugHeaders !== false) this.add(file, `${at}.debugHeaders`, `must be false in a deployment${get(config, 'debugHeaders') === undefined ? ' (the filter\'s default is true: set it)' : ''}: the debug headers hand every client the chosen replica's ip:port`);
+    if (debugHeaders !== false) this.add(file, `${at}.debugHeaders`, `must be false in a deployment${get(config, 'debugHeaders') === undefined ? ` (the filter's default is ${String(this.debugHeadersDefault)}: set it to false)` : ''}: the debug headers hand every client the chosen replica's ip:port`);
   }
 
   /** A plugin configuration held as JSON text (Envoy StringValue, GKE config). */

@@ -235,6 +235,11 @@ export function defineMetric(type: MetricType, name: string): u32 {
   if (id != 0xffffffff) imports.proxy_increment_metric(id, by);
 }
 
+/** Sets a gauge (adds to a counter). */
+@inline export function recordMetric(id: u32, value: u64): void {
+  if (id != 0xffffffff) imports.proxy_record_metric(id, value);
+}
+
 // ---- abort: Envoy has no env.abort; log where it happened, then trap ----
 
 /**

@@ -57,7 +57,8 @@ export class PluginConfig {
   loadBoundEpsilon: f64 = DEFAULT_EPSILON;
   stalenessMs: u32 = DEFAULT_STALENESS_MS;
   maxBodyBytes: u32 = DEFAULT_MAX_BODY_BYTES;
-  debugHeaders: bool = true;
+  /** Off by default: the headers hand every client the chosen replica's ip:port. */
+  debugHeaders: bool = false;
   /**
    * Name the runner-up in x-prefix-router-fallback-endpoint. Off by default:
    * Envoy's ORIGINAL_DST dials only the destination header, on retries too,

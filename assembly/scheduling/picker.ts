@@ -24,6 +24,10 @@ export class Pick {
   index: i32 = -1;
   /** True when the guard passed over a better-scored replica. */
   spilled: bool = false;
+  /** The candidate the scores alone chose (the one passed over when spilled). */
+  preferred: i32 = -1;
+  /** The guard's cap: no candidate whose load + 1 exceeds it is chosen while one fits. */
+  cap: f64 = 0;
 }
 
 /**
@@ -63,6 +67,8 @@ export function pick(c: Candidates, epsilon: f64, band: f64, out: Pick): void {
   const chosen = bestFit > -Infinity ? byRendezvous(c, bestFit - band, cap) : unbounded;
   out.index = chosen;
   out.spilled = chosen != unbounded;
+  out.preferred = unbounded;
+  out.cap = cap;
 }
 
 /** Among candidates scoring at least `floor` with load + 1 <= cap, the highest rendezvous weight. */

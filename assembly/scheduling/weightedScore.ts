@@ -5,8 +5,10 @@ import { prefixScorer } from "../scorers/prefixScorer";
 import { queueScorer } from "../scorers/queueScorer";
 import { kvCacheScorer } from "../scorers/kvCacheScorer";
 import { inflightScorer } from "../scorers/inflightScorer";
+import { Scorer, decisions } from "../decisionRecord";
 
-@inline function accumulate(c: Candidates, weight: f64): void {
+@inline function accumulate(c: Candidates, weight: f64, scorer: Scorer): void {
+  if (decisions.active) decisions.column(scorer, c, weight);
   for (let i = 0; i < c.n; i++) {
     const s = unchecked(c.scratch[i]);
     unchecked(c.score[i] += weight * (s < 0 ? 0 : s > 1 ? 1 : s));
@@ -23,8 +25,8 @@ import { inflightScorer } from "../scorers/inflightScorer";
  */
 export function weightedScore(c: Candidates, w: Weights, withMetrics: bool, withInflight: bool = true): void {
   for (let i = 0; i < c.n; i++) unchecked(c.score[i] = 0);
-  if (w.prefix > 0 && c.totalBlocks > 0) { prefixScorer(c, c.scratch); accumulate(c, w.prefix); }
-  if (withMetrics && w.queue > 0) { queueScorer(c, c.scratch); accumulate(c, w.queue); }
-  if (withMetrics && w.kvCache > 0) { kvCacheScorer(c, c.scratch); accumulate(c, w.kvCache); }
-  if (withInflight && w.inflight > 0) { inflightScorer(c, c.scratch); accumulate(c, w.inflight); }
+  if (w.prefix > 0 && c.totalBlocks > 0) { prefixScorer(c, c.scratch); accumulate(c, w.prefix, Scorer.Prefix); }
+  if (withMetrics && w.queue > 0) { queueScorer(c, c.scratch); accumulate(c, w.queue, Scorer.Queue); }
+  if (withMetrics && w.kvCache > 0) { kvCacheScorer(c, c.scratch); accumulate(c, w.kvCache, Scorer.KvCache); }
+  if (withInflight && w.inflight > 0) { inflightScorer(c, c.scratch); accumulate(c, w.inflight, Scorer.Inflight); }
 }

@@ -12,6 +12,8 @@ export class ReplicaTable {
   /** When this VM's root context received the state (host clock). */
   receivedAtNs: u64 = 0;
   weights: Weights = new Weights();
+  /** One request in this many logs its decision record; 0: none (state section 32, observabilitySection.ts). */
+  decisionLogEvery: u32 = 0;
   n: i32 = 0;
   addresses: Array<string> = [];
   /** UTF-8 of each address, ready for the destination header. */

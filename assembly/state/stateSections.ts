@@ -3,6 +3,7 @@
 // section's decoder validates all of it and fills the table it is given, or
 // sets `sectionError` and returns false: the whole state is then refused.
 // A tag no case names belongs to a newer control plane and is skipped.
+import { OBSERVABILITY_TAG, decodeObservability } from "./observabilitySection";
 import { ReplicaTable } from "./replicaTable";
 
 export let sectionError: string = "";
@@ -11,6 +12,9 @@ export let sectionError: string = "";
 export function decodeSection(t: ReplicaTable, tag: u32, p: usize, len: i32): bool {
   sectionError = "";
   switch (tag) {
+    case OBSERVABILITY_TAG:
+      sectionError = decodeObservability(t, p, len);
+      return sectionError.length == 0;
     default:
       return true;
   }

@@ -44,7 +44,8 @@ export function replicaAddress(i: number): string {
 }
 
 export function pluginConfig(weights: Weights): string {
-  return JSON.stringify({ controlPlane: { cluster: CONTROL_PLANE_CLUSTER }, stalenessMs: STALENESS_MS, weights });
+  // The debug headers carry matched/total blocks, which the benchmark reads.
+  return JSON.stringify({ controlPlane: { cluster: CONTROL_PLANE_CLUSTER }, stalenessMs: STALENESS_MS, weights, debugHeaders: true });
 }
 
 const enc = new TextEncoder();

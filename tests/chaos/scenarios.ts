@@ -160,7 +160,7 @@ class Stack {
       }
       s.host = await ProxyWasmHost.create({
         wasm: readFileSync(WASM_PATH), workers: 2, sharedData: s.store, logLevel: 'warn',
-        pluginConfig: JSON.stringify({ controlPlane: { cluster: CLUSTER }, fallbackHeader: true }),
+        pluginConfig: JSON.stringify({ controlPlane: { cluster: CLUSTER }, fallbackHeader: true, debugHeaders: true }),
         clusters: { [CLUSTER]: cpUrl },
         onLog: (e) => { if (e.message.includes('state rejected')) s.rejections.push(Date.now()); },
       });

@@ -14,7 +14,7 @@ const WASM = readFileSync(fileURLToPath(new URL('../../plugin/prefix-router.wasm
 test('openai client through the embedded gateway: completions, chat, streaming, prefix affinity', async () => {
   const sims = await startReplicas({ replicas: 2, basePort: 0, host: '127.0.0.1', timeScale: 50 });
   const addresses = sims.replicas.map((r) => `127.0.0.1:${r.port}`);
-  const host = await ProxyWasmHost.create({ wasm: WASM, workers: 2, pluginConfig: JSON.stringify({ replicas: addresses }), logLevel: 'warn' });
+  const host = await ProxyWasmHost.create({ wasm: WASM, workers: 2, pluginConfig: JSON.stringify({ replicas: addresses, debugHeaders: true }), logLevel: 'warn' });
   const gw = await startGateway({ host, listen: { host: '127.0.0.1', port: 0 } });
   try {
     const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'unused', maxRetries: 0 });

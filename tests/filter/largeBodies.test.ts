@@ -10,7 +10,7 @@ const PREFIX = 'x-prefix-router-prefix';
 const header = (r: { responseHeaders: Array<[string, string]> }, name: string) => r.responseHeaders.find(([k]) => k === name)?.[1];
 
 test('a chunked body larger than the buffer limit reaches the replica that holds its prompt, all of it', async () => {
-  const { host } = await startHost({ replicas: REPLICAS }, { bufferLimitBytes: 1024 * 1024 });
+  const { host } = await startHost({ replicas: REPLICAS, debugHeaders: true }, { bufferLimitBytes: 1024 * 1024 });
   try {
     const shared = text(7, 20000);
     const first = send(host, { body: completion(shared + ' a short question'), worker: 0 });
@@ -27,7 +27,7 @@ test('a chunked body larger than the buffer limit reaches the replica that holds
 });
 
 test('a chunked body whose prompt is short is routed on it before the buffer fills', async () => {
-  const { host } = await startHost({ replicas: REPLICAS }, { bufferLimitBytes: 1024 * 1024 });
+  const { host } = await startHost({ replicas: REPLICAS, debugHeaders: true }, { bufferLimitBytes: 1024 * 1024 });
   try {
     const prompt = text(9, 3000);
     const first = send(host, { body: completion(prompt), worker: 0 });
@@ -44,7 +44,7 @@ test('a chunked body whose prompt is short is routed on it before the buffer fil
 });
 
 test('a body larger than maxBodyBytes that comes in one piece is routed on its prompt', async () => {
-  const { host } = await startHost({ replicas: REPLICAS, maxBodyBytes: 65536 });
+  const { host } = await startHost({ replicas: REPLICAS, maxBodyBytes: 65536, debugHeaders: true });
   try {
     const shared = text(11, 20000);
     const first = send(host, { body: completion(shared + ' one'), worker: 0 });

@@ -4,7 +4,7 @@ import { REPLICAS, chat, completion, send, startHost, text } from './support.js'
 import type { ProxyWasmHost } from '../../host/index.js';
 import { inflightTotal as sharedInflightTotal } from '../../plugin/sharedData.js';
 
-const config = { replicas: REPLICAS };
+const config = { replicas: REPLICAS, debugHeaders: true };
 
 test('routes a completion to a configured replica and says so in the response', async () => {
   const { host } = await startHost(config);

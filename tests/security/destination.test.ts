@@ -79,7 +79,7 @@ test('through the embedded gateway over real HTTP, no request reaches a client-n
   const sims = await startReplicas({ replicas: 2, basePort: 0, host: '127.0.0.1', timeScale: 100 });
   const evil = await countingServer();
   const replicaAddrs = sims.replicas.map((r) => `${r.host}:${r.port}`);
-  const host = await ProxyWasmHost.create({ wasm, workers: 2, pluginConfig: JSON.stringify({ replicas: replicaAddrs }), sharedData: new SharedDataStore(), logLevel: 'warn' });
+  const host = await ProxyWasmHost.create({ wasm, workers: 2, pluginConfig: JSON.stringify({ replicas: replicaAddrs, debugHeaders: true }), sharedData: new SharedDataStore(), logLevel: 'warn' });
   const gw = await startGateway({ host, upstreamTimeoutMs: 10_000 });
   try {
     const body = JSON.stringify({ model: 'Qwen/Qwen2.5-3B-Instruct', prompt: 'hello from a hostile client', max_tokens: 2 });
@@ -121,7 +121,7 @@ test('a retry after a failed connection goes to the filter\'s runner-up, never t
   const deadAddr = dead.address;
   await dead.close(); // a replica whose port refuses connections
   const alive = `${sims.replicas[0].host}:${sims.replicas[0].port}`;
-  const host = await ProxyWasmHost.create({ wasm, workers: 2, pluginConfig: JSON.stringify({ replicas: [deadAddr, alive], fallbackHeader: true }), sharedData: new SharedDataStore(), logLevel: 'warn' });
+  const host = await ProxyWasmHost.create({ wasm, workers: 2, pluginConfig: JSON.stringify({ replicas: [deadAddr, alive], fallbackHeader: true, debugHeaders: true }), sharedData: new SharedDataStore(), logLevel: 'warn' });
   const gw = await startGateway({ host, upstreamTimeoutMs: 10_000 });
   try {
     let chosenDead = 0;

@@ -31,7 +31,7 @@ test('aborted uploads and streams, slow drips, garbage and oversized headers lea
   const sims = await startReplicas({ replicas: 2, basePort: 0, host: '127.0.0.1', timeScale: 10, model: MODEL });
   const replicas = sims.replicas.map((r) => `${r.host}:${r.port}`);
   const store = new SharedDataStore();
-  const host = await ProxyWasmHost.create({ wasm, workers: 2, sharedData: store, logLevel: 'warn', pluginConfig: JSON.stringify({ replicas }) });
+  const host = await ProxyWasmHost.create({ wasm, workers: 2, sharedData: store, logLevel: 'warn', pluginConfig: JSON.stringify({ replicas, debugHeaders: true }) });
   const gw = await startGateway({ host, upstreamTimeoutMs: 10_000 });
   const sockets: net.Socket[] = [];
   try {
