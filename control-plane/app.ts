@@ -11,6 +11,8 @@ import { dispatch, errorBody, sendJson } from './http.js';
 import { createLogger, type Logger } from './log.js';
 import { healthzRoute } from './routes/healthz.js';
 import { metricsRoute } from './routes/metrics.js';
+import { observabilityRoute } from './routes/observability.js';
+import { encodeObservability, OBSERVABILITY_TAG, type ObservabilitySettings } from './observabilitySection.js';
 import { readyzRoute } from './routes/readyz.js';
 import { replicasRoute } from './routes/replicas.js';
 import { stateRoute } from './routes/state.js';
@@ -50,6 +52,9 @@ export interface ControlPlane {
   readonly discovery: Discovery;
   readonly weightsStore: WeightsStore;
   weights(): WeightsRecord;
+  observability(): ObservabilitySettings;
+  /** Same rules as PUT /v1/observability (no token needed: in-process callers are trusted); throws on bad settings. */
+  setObservability(s: ObservabilitySettings): void;
   /** Same rules as PUT /v1/weights (no token needed: in-process callers are trusted). Persists, then applies. */
   setWeights(update: unknown): Promise<WeightsRecord>;
   readiness(): { ready: boolean; reason: string };
@@ -81,6 +86,13 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
   const store = new StateStore(config.weights, { stalenessMs: config.stalenessMs, hitRateWindowMs: config.hitRateWindowMs });
   let weightsRecord: WeightsRecord = { weights: store.weights, profile: profileOf(store.weights) };
   const token = deps.token ?? null;
+  let observability: ObservabilitySettings = { decisionLogEvery: config.decisionLogEvery ?? 0 };
+  const setObservability = (s: ObservabilitySettings) => {
+    const section = encodeObservability(s); // throws on settings the filter would refuse
+    observability = { ...s };
+    store.setSection(OBSERVABILITY_TAG, section === null ? null : section.bytes);
+  };
+  if (observability.decisionLogEvery !== 0) setObservability(observability);
 
   // Log scrape failures when a replica starts failing and when it recovers, not at every scrape.
   const failing = new Set<string>();
@@ -173,23 +185,35 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
   };
   store.onPublish(updateReplicaGauge);
 
+  const mayWrite = makeWriteGuard({ token, allowUnauthenticatedWrites: config.allowUnauthenticatedWrites, log });
   const route = dispatch([
     stateRoute({ store, telemetry, maxLongPollMs: config.maxLongPollMs }),
     replicasRoute({ store, discovery, stalenessMs: config.stalenessMs }),
     weightsRoute({
       store, weightsStore, weights: () => weightsRecord, setWeights, log, maxBodyBytes: config.maxBodyBytes,
-      mayWrite: makeWriteGuard({ token, allowUnauthenticatedWrites: config.allowUnauthenticatedWrites, log }),
+      mayWrite,
     }),
     weightProfilesRoute(),
+    observabilityRoute({
+      store, settings: () => ({ ...observability }), setSettings: setObservability, log, maxBodyBytes: config.maxBodyBytes,
+      mayWrite,
+    }),
     healthzRoute(),
     readyzRoute(readiness),
-    metricsRoute(telemetry, () => { telemetry.longPollsWaiting.set(store.waiting); updateReplicaGauge(); }),
+    metricsRoute(telemetry, () => {
+      telemetry.longPollsWaiting.set(store.waiting);
+      telemetry.decisionLogEvery.set(observability.decisionLogEvery);
+      telemetry.observeStore(store, Date.now());
+      updateReplicaGauge();
+    }),
   ]);
 
   return {
     store, telemetry, discovery, weightsStore,
     weights: () => ({ weights: { ...weightsRecord.weights }, profile: weightsRecord.profile }),
     setWeights,
+    observability: () => ({ ...observability }),
+    setObservability,
     readiness,
     handle(req, res) {
       route(req, res).catch((e) => {

@@ -9,6 +9,7 @@ import type { LogLevel } from './log.js';
 import { WEIGHT_MAX, WEIGHT_NAMES, weightsProblem, type Weights } from './stateWire.js';
 import { DEFAULT_WEIGHTS, DEFAULT_WEIGHTS_CONFIGMAP } from './weights.js';
 import { DEFAULT_POD_SELECTOR } from './discovery.js';
+import { DECISION_LOG_EVERY_MAX } from './observabilitySection.js';
 
 export interface KubernetesConfig {
   namespace: string;
@@ -45,6 +46,8 @@ export interface ControlPlaneConfig {
   /** rows tried before the built-in table */
   metricMappings: MetricMapping[];
   maxBodyBytes: number;
+  /** One request in this many logs its decision record in the filters (0: none); changed at run time with PUT /v1/observability */
+  decisionLogEvery: number;
   logLevel: LogLevel;
 }
 
@@ -113,6 +116,7 @@ export const CONFIG_SCHEMA = {
       },
     },
     maxBodyBytes: { type: 'integer', minimum: 64, maximum: 1024 * 1024, default: DEFAULTS.maxBodyBytes },
+    decisionLogEvery: { type: 'integer', minimum: 0, maximum: DECISION_LOG_EVERY_MAX, default: 0 },
     logLevel: { enum: ['debug', 'info', 'warn', 'error'], default: 'info' },
   },
 } as const;
@@ -129,6 +133,7 @@ const FLAG_OF: Record<string, string> = {
   scrapeIntervalMs: '--scrape-interval-ms', scrapeTimeoutMs: '--scrape-timeout-ms', stalenessMs: '--staleness-ms',
   weightsFile: '--weights-file', weightsConfigMap: '--weights-configmap', tokenFile: '--token-file',
   allowUnauthenticatedWrites: '--allow-unauthenticated-writes', logLevel: '--log-level', maxLongPollMs: '--max-long-poll-ms',
+  decisionLogEvery: '--decision-log-every',
   'kubernetes.namespace': '--namespace', 'kubernetes.selector': '--k8s-selector', 'kubernetes.inferencePool': '--inference-pool',
   'kubernetes.targetPort': '--target-port', 'kubernetes.kubeconfig': '--kubeconfig',
 };
@@ -217,10 +222,12 @@ options:
   --token-file FILE            bearer token for writes (or env PREFIX_ROUTER_API_TOKEN)
   --allow-unauthenticated-writes  accept weight changes without a token (only when none is configured;
                                only on a loopback --host)
+  --decision-log-every N       the filters log the decision record of one request in N per worker VM
+                               (default 0: none; change at run time with PUT /v1/observability)
   --log-level LEVEL            debug | info | warn | error (default info)
   -h, --help                   this text
 
-API: GET /v1/state?after=V&waitMs=MS, GET /v1/replicas, GET|PUT /v1/weights, GET /v1/weights/profiles,
+API: GET /v1/state?after=V&waitMs=MS, GET /v1/replicas, GET|PUT /v1/weights, GET /v1/weights/profiles, GET|PUT /v1/observability,
      GET /healthz, /readyz, /metrics`;
 
 export interface LoadedConfig {
@@ -230,7 +237,7 @@ export interface LoadedConfig {
   tokenSource: string | null;
 }
 
-const INTEGER_FLAGS = new Set(['port', 'scrape-interval-ms', 'scrape-timeout-ms', 'staleness-ms', 'target-port', 'max-long-poll-ms']);
+const INTEGER_FLAGS = new Set(['port', 'scrape-interval-ms', 'scrape-timeout-ms', 'staleness-ms', 'target-port', 'max-long-poll-ms', 'decision-log-every']);
 
 /** Numbers from flags and env: a string that is not a number is kept, so the schema names it. */
 function num(s: string): number | string {
@@ -252,7 +259,7 @@ export function loadConfig(args: string[], env: NodeJS.ProcessEnv = process.env)
         'inference-pool': { type: 'string' }, namespace: { type: 'string' }, 'target-port': { type: 'string' },
         kubeconfig: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' },
         'scrape-interval-ms': { type: 'string' }, 'scrape-timeout-ms': { type: 'string' }, 'staleness-ms': { type: 'string' },
-        'max-long-poll-ms': { type: 'string' }, 'metrics-path': { type: 'string' },
+        'max-long-poll-ms': { type: 'string' }, 'metrics-path': { type: 'string' }, 'decision-log-every': { type: 'string' },
         'weights-file': { type: 'string' }, 'weights-configmap': { type: 'string' }, 'token-file': { type: 'string' },
         'allow-unauthenticated-writes': { type: 'boolean' }, 'no-metrics-name-filter': { type: 'boolean' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
       },
@@ -290,6 +297,7 @@ export function loadConfig(args: string[], env: NodeJS.ProcessEnv = process.env)
     ['host', 'host'], ['port', 'port'], ['scrape-interval-ms', 'scrapeIntervalMs'], ['scrape-timeout-ms', 'scrapeTimeoutMs'],
     ['staleness-ms', 'stalenessMs'], ['max-long-poll-ms', 'maxLongPollMs'], ['metrics-path', 'metricsPath'],
     ['weights-file', 'weightsFile'], ['weights-configmap', 'weightsConfigMap'], ['token-file', 'tokenFile'], ['log-level', 'logLevel'],
+    ['decision-log-every', 'decisionLogEvery'],
   ];
   for (const [flag, key] of direct) {
     const v = (f as Record<string, string | undefined>)[flag];

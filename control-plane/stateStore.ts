@@ -2,7 +2,7 @@
 // from them: what /v1/state serves (encoded once per version) and what
 // long polls wait on.
 import type { EngineMetrics } from './engineMetrics.js';
-import { encodeState, METRICS_AGE_UNKNOWN, type ReplicaState, type RouterState, type Weights } from './stateWire.js';
+import { encodeState, METRICS_AGE_UNKNOWN, type ReplicaState, type RouterState, type StateSection, type Weights } from './stateWire.js';
 
 /** Prefix-cache counters are kept at most this often for the hit-rate window. */
 const HIT_RATE_SAMPLE_EVERY_MS = 1000;
@@ -59,6 +59,9 @@ export class StateStore {
   private readonly waiters = new Set<Waiter>();
   private readonly now: () => number;
   private readonly listeners: Array<(state: RouterState) => void> = [];
+  /** Each feature's section by tag (plugin/STATE_FORMAT.md, "Sections"); served in tag order. */
+  private readonly sections = new Map<number, Uint8Array>();
+  private publishedAtMs: number;
 
   constructor(weights: Weights, private readonly opts: StateStoreOptions) {
     this.now = opts.now ?? Date.now;
@@ -69,7 +72,11 @@ export class StateStore {
     this.versionValue = BigInt(Date.now()) * 1000n;
     this.current = { version: this.versionValue, weights: this.weightsValue, replicas: [] };
     this.encoded = encodeState(this.current);
+    this.publishedAtMs = this.now();
   }
+
+  /** When the current version was published (ms, this store's clock). */
+  get publishedAt(): number { return this.publishedAtMs; }
 
   get version(): bigint { return this.versionValue; }
   get state(): RouterState { return this.current; }
@@ -160,6 +167,14 @@ export class StateStore {
     return m?.cacheHitRate ?? null;
   }
 
+  /** Sets the section `tag` (owned by one feature) to `bytes`, or removes it (null), and publishes. */
+  setSection(tag: number, bytes: Uint8Array | null): void {
+    if (bytes === null) this.sections.delete(tag);
+    else this.sections.set(tag, bytes);
+    this.dirty = true;
+    this.publish();
+  }
+
   setWeights(w: Weights): void {
     this.weightsValue = { ...w };
     this.dirty = true;
@@ -184,11 +199,13 @@ export class StateStore {
       });
     }
     replicas.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+    const sections: StateSection[] = [...this.sections].sort(([a], [b]) => a - b).map(([tag, bytes]) => ({ tag, bytes }));
     this.dirty = false;
-    if (!force && sameRouting(this.current, this.weightsValue, replicas)) return false;
+    if (!force && sameRouting(this.current, this.weightsValue, replicas) && sameSections(this.current.sections ?? [], sections)) return false;
     this.versionValue++;
-    this.current = { version: this.versionValue, weights: { ...this.weightsValue }, replicas };
+    this.current = { version: this.versionValue, weights: { ...this.weightsValue }, replicas, ...(sections.length > 0 ? { sections } : {}) };
     this.encoded = encodeState(this.current);
+    this.publishedAtMs = now;
     const ws = [...this.waiters];
     this.waiters.clear();
     for (const w of ws) { clearTimeout(w.timer); w.done(true); }
@@ -234,6 +251,14 @@ function sameRouting(prev: RouterState, weights: Weights, replicas: ReplicaState
     // metricsAgeMs is left out on purpose: it changes every millisecond; staleness shows up as `ready`.
     if (a.address !== b.address || a.ready !== b.ready || a.metricsKnown !== b.metricsKnown || a.waiting !== b.waiting ||
       a.running !== b.running || a.kvUsage !== b.kvUsage || a.kvCapacityTokens !== b.kvCapacityTokens) return false;
+  }
+  return true;
+}
+
+function sameSections(a: StateSection[], b: StateSection[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i].tag !== b[i].tag || a[i].bytes.length !== b[i].bytes.length || a[i].bytes.some((v, j) => v !== b[i].bytes[j])) return false;
   }
   return true;
 }

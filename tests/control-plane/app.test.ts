@@ -193,7 +193,7 @@ test('401 carries WWW-Authenticate and the token never appears in logs', async (
     assert.ok((await put(cp, { prefix: 2 })).ok);
     const all = JSON.stringify(log.entries);
     assert.ok(!all.includes(TOKEN) && !all.includes('wrong-secret-guess'));
-    assert.ok(log.entries.some((e) => e.msg === 'weights write refused' && e.reason === 'wrong token'));
+    assert.ok(log.entries.some((e) => e.msg === 'write refused' && e.reason === 'wrong token'));
   });
 });
 
