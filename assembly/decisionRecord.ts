@@ -1,4 +1,4 @@
-// Decision records (plugin/CONFIG.md, "Decision records"): why a sampled
+// Decision records (plugin/METRICS.md, "Decision records"): why a sampled
 // request went where it did. The scheduling cycle fills the record through
 // hooks: each scorer's clamped scores as one column (weightedScore), the
 // guard's cap and preferred candidate (after pick), the choice (commit).

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { ErrorObject, ValidateFunction } from 'ajv';
+import { validateDashboards } from './dashboard.js';
 import type { Finding } from './finding.js';
 import { checkEnvoyMessage, lookupMessage, typeAtPointer } from './envoyProto.js';
 import { checkKubeObject } from './kube.js';
@@ -544,6 +545,9 @@ export class RepoValidator {
     for (const u of units) if (u.name.startsWith('manifests/overlays/') && !u.name.endsWith('/routing/')) this.checkUnit(u, c);
     this.checkRbacAgreement();
     this.checkDockerfile(c);
+    const dashboards = validateDashboards(this.root);
+    this.findings.push(...dashboards.findings);
+    this.checked.push(...dashboards.checked);
     return { findings: this.findings, checked: this.checked };
   }
 }

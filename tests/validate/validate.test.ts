@@ -9,10 +9,11 @@ import { fileURLToPath } from 'node:url';
 import { validateRepo } from '../../validate/repo.js';
 import { formatFinding, type Finding } from '../../validate/finding.js';
 import { checkEnvoyMessage } from '../../validate/envoyProto.js';
+import { exportedMetrics, metricsInQuery } from '../../validate/dashboard.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** What the validator reads; the copies hold only these. */
-const INPUTS = ['envoy', 'manifests', 'plugin/config.schema.json', 'plugin/CONFIG.md', 'plugin/Dockerfile', 'assembly', 'control-plane/rbac.yaml'];
+const INPUTS = ['envoy', 'manifests', 'dashboards', 'plugin/METRICS.md', 'plugin/config.schema.json', 'plugin/CONFIG.md', 'plugin/Dockerfile', 'assembly', 'control-plane/rbac.yaml'];
 const tmpRoots: string[] = [];
 after(() => { for (const d of tmpRoots) fs.rmSync(d, { recursive: true, force: true }); });
 
@@ -149,4 +150,28 @@ test('the strict Envoy walk: oneofs, wrappers, maps and Any well-known types', (
   assert.deepEqual(mdFindings.map((f) => f.path), ['metadata.typed_filter_metadata["b"].value']);
   // An Any naming a type Envoy does not have.
   assert.match(checkEnvoyMessage('envoy.config.listener.v3.Filter', { name: 'f', typed_config: { '@type': 'type.googleapis.com/envoy.nope.v3.Nope' } }, 'x')[0].message, /unknown type/);
+});
+
+test('the dashboard: every query names a metric the code exports; a Grafana model; METRICS.md lists every metric', async () => {
+  let findings = await findingsAfter('dashboards/prefix-router.json', 'prefix_router_cp_replica_kv_usage"', 'prefix_router_cp_replica_kv_used"');
+  assertFinding(findings, 'dashboards/prefix-router.json', 'targets[0].expr', 'prefix_router_cp_replica_kv_used is not a metric the project exports');
+  findings = await findingsAfter('dashboards/prefix-router.json', 'prefix_router_replica_load_bound_passed_over_.+', 'prefix_router_replica_passed_over_.+');
+  assertFinding(findings, 'dashboards/prefix-router.json', '.expr', 'must be "<family>_.+" for a per-replica family');
+  findings = await findingsAfter('dashboards/prefix-router.json', '"uid": "prefix-router"', '"uid": 7');
+  assertFinding(findings, 'dashboards/prefix-router.json', 'uid', 'must be a string');
+  findings = await findingsAfter('dashboards/prefix-router.json', '"uid": "prefix-router"', '"uid": "prefix-router",');
+  assertFinding(findings, 'dashboards/prefix-router.json', '(file)', 'not JSON');
+  findings = await findingsAfter('plugin/METRICS.md', '`prefix_router_fallback_stale_state`', 'fallback_stale_state');
+  assertFinding(findings, 'plugin/METRICS.md', 'prefix_router_fallback_stale_state', 'defined in the code but not documented');
+});
+
+test('metric names in PromQL: functions, labels, strings, durations and Grafana variables are not names', () => {
+  const q = metricsInQuery('sum by (le, replica) (rate(foo_bucket{job="x", le!="1"}[$__rate_interval])) / ignoring(replica) group_left sum(bar_total offset 5m) * 1e3 > bool 0.5');
+  assert.deepEqual(q.names, ['foo_bucket', 'bar_total']);
+  const r = metricsInQuery('label_replace({__name__=~"fam_.+"}, "replica", "$1", "__name__", "fam_(.+)")');
+  assert.deepEqual(r, { names: [], nameMatchers: [{ op: '=~', value: 'fam_.+' }] });
+  // Derived from the code: the filter's stats as Envoy names them, the control plane's registry, histogram series.
+  const m = exportedMetrics(REPO);
+  for (const n of ['prefix_router_requests_routed', 'prefix_router_control_plane_age_ms', 'prefix_router_cp_scrape_duration_seconds_bucket', 'prefix_router_cp_replica_prefix_cache_hits']) assert.ok(m.names.has(n), n);
+  assert.ok(m.replicaFamilies.includes('prefix_router_replica_requests'));
 });
