@@ -8,6 +8,7 @@ commands:
   start           simulated replicas + control plane + embedded gateway on this machine
   control-plane   run the control plane (--replicas URL,... | --k8s-selector SEL [--namespace NS] | --inference-pool NAME)
   weights         get or set scorer weights (weights get | weights set --profile NAME | --prefix N --queue N --kv N)
+  top             live view per replica: share, queue, KV use, hit rate (reads the control plane and a gateway's admin)
   gateway         run the embedded gateway (the filter in our proxy-wasm host) in front of given replicas
   simulator       run simulated vLLM replicas
 run 'prefix-router <command> --help' for a command's options`;
@@ -18,6 +19,7 @@ const commands: Record<string, () => Promise<Runner>> = {
   start: async () => (await import('./start.js')).runStartCli,
   'control-plane': async () => (await import('../control-plane/main.js')).runControlPlaneCli,
   weights: async () => (await import('../control-plane/weightsCli.js')).runWeightsCli,
+  top: async () => (await import('./top.js')).runTopCli,
   gateway: async () => (await import('../host/main.js')).runGatewayCli,
   simulator: async () => (await import('../simulator/main.js')).runSimulatorCli,
 };

@@ -281,7 +281,7 @@ export async function runStartCli(args: string[]): Promise<number> {
     `prefix-router is running${stack.ready ? '' : ' (WARNING: not every replica was routable yet; check the control plane replica list)'}`,
     '',
     `  gateway (send OpenAI requests here)  ${stack.gatewayUrl}/v1`,
-    `  gateway stats (Prometheus)           ${stack.adminUrl}/stats/prometheus`,
+    `  gateway stats (Prometheus)           ${stack.adminUrl}/stats/prometheus   (plugin/METRICS.md)`,
     ...stack.replicas.map((r) => `  ${stack.simulated ? 'simulated replica' : 'upstream replica '}  ${r.name.padEnd(18)} ${r.url}`),
     `  control plane                        ${cp}`,
     `    state     GET ${cp}/v1/state`,
@@ -294,6 +294,9 @@ export async function runStartCli(args: string[]): Promise<number> {
     `    -d '{"model": "${MODEL}", "messages": [{"role": "user", "content": "Hello!"}], "max_tokens": 32}' -i`,
     '  (response header x-prefix-router-endpoint names the replica that answered)',
     `  npm run bench -- --gateway ${stack.gatewayUrl} --control-plane ${cp}`,
+    `  npx prefix-router top --control-plane ${cp} --admin ${stack.adminUrl}   (live view per replica)`,
+    `  curl -X PUT ${cp}/v1/observability -H 'content-type: application/json' -d '{"decisionLogEvery": 10}'`,
+    '    (why one request in 10 went where it did: response header x-prefix-router-decision, and a JSON log line with --log-level info)',
     '',
     'Ctrl-C to stop',
   ];

@@ -143,3 +143,40 @@ test("the gateway's admin listener serves the filter's metrics and the gateway's
   assert.deepEqual(parseStartArgs(['--admin-port', '9911']), { adminPort: 9911 });
   assert.throws(() => parseStartArgs(['--admin-port', 'x']), /--admin-port/);
 });
+
+test('prefix-router top reads the stack: every replica with its share, queue, KV use and hit rate; decision records turn on at run time', async () => {
+  const { sampleTop, renderTop, statSuffix } = await import('../../cli/top.js');
+  const before = await sampleTop(stack.controlPlaneUrl, stack.adminUrl);
+  assert.deepEqual(before.errors, []);
+  const r = await fetch(`${stack.controlPlaneUrl}/v1/observability`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{"decisionLogEvery": 1}' });
+  assert.equal(r.status, 200);
+  const version = ((await r.json()) as { version: string }).version;
+  // Within a long poll every worker VM routes on the version that carries the setting.
+  let header: string | null = null;
+  for (let i = 0; i < 100 && header === null; i++) {
+    const res = await fetch(`${stack.gatewayUrl}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, prompt: `top ${i} `.repeat(40), max_tokens: 2 }) });
+    await res.text();
+    header = res.headers.get('x-prefix-router-decision');
+    if (header === null) await new Promise((res) => setTimeout(res, 50));
+  }
+  assert.match(header ?? '', /^chosen=127\.0\.0\.1:\d+; runnerUp=127\.0\.0\.1:\d+; blocks=\d+\/\d+; cap=\d+; spilled=[01]; weights=prefix:3,/);
+  await fetch(`${stack.controlPlaneUrl}/v1/observability`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{"decisionLogEvery": 0}' });
+  let now = await sampleTop(stack.controlPlaneUrl, stack.adminUrl);
+  const deadline = Date.now() + 3000;
+  while ((now.filter?.routed ?? 0) <= (before.filter?.routed ?? 0) && Date.now() < deadline) {
+    await new Promise((res) => setTimeout(res, 100));
+    now = await sampleTop(stack.controlPlaneUrl, stack.adminUrl);
+  }
+  assert.deepEqual(now.errors, []);
+  assert.equal(now.replicas.length, 3);
+  const f = now.filter!;
+  assert.ok(BigInt(now.controlPlaneVersion!) >= BigInt(version));
+  assert.ok(f.stateVersion !== null && f.stateVersion > 0);
+  assert.ok(f.controlPlaneAgeMs !== null && f.controlPlaneAgeMs < 5000, `control plane age ${f.controlPlaneAgeMs}`);
+  let perReplica = 0;
+  for (const rep of now.replicas) perReplica += f.replicas.get(statSuffix(rep.address))?.requests ?? 0;
+  assert.equal(perReplica, f.routed, 'every routed request is counted for the replica it went to');
+  const frame = renderTop(now, before);
+  for (const rep of now.replicas) assert.match(frame, new RegExp(`^${rep.address.replace(/\./g, '\\.')}\\s+ready\\s+\\d+\\.\\d%`, 'm'));
+  assert.match(frame, /^REPLICA\s+STATE\s+SHARE\s+REQ\/S\s+QUEUE\s+RUNNING\s+KV USE\s+HIT RATE\s+MATCHED\s+PASSED OVER$/m);
+});
