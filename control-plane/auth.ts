@@ -35,7 +35,7 @@ export function makeWriteGuard(o: { token: string | null; allowUnauthenticatedWr
     }
     const result = checkToken(req.headers.authorization);
     if (result === 'ok') return true;
-    o.log.warn('write refused', { path: req.url, reason: result === 'missing' ? 'no bearer token' : 'wrong token', remote: req.socket.remoteAddress });
+    o.log.warn('write refused', { reason: result === 'missing' ? 'no bearer token' : 'wrong token', remote: req.socket.remoteAddress });
     sendJson(res, 401, errorBody(result === 'missing' ? 'missing bearer token (Authorization: Bearer <token>)' : 'invalid token'), { 'www-authenticate': 'Bearer' });
     return false;
   };

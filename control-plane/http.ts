@@ -57,6 +57,31 @@ export function readJsonBody(req: IncomingMessage, res: ServerResponse, maxBytes
   });
 }
 
+/**
+ * A resource read with GET and replaced with PUT: GET answers `describe()`; PUT, for a caller
+ * `mayWrite` admits (it answers 401/403 itself), reads a JSON body and hands it to `put`, which
+ * answers a refusal itself and returns false, or returns true to answer `describe()`.
+ */
+export function getPutRoute(o: {
+  path: string;
+  describe(): unknown;
+  mayWrite(req: IncomingMessage, res: ServerResponse): boolean;
+  maxBodyBytes: number;
+  put(value: unknown, res: ServerResponse): boolean | Promise<boolean>;
+}): Route {
+  return {
+    path: o.path,
+    methods: ['GET', 'PUT'],
+    async handle(req, res) {
+      if (req.method === 'GET') return sendJson(res, 200, o.describe());
+      if (!o.mayWrite(req, res)) { req.resume(); return; }
+      const body = await readJsonBody(req, res, o.maxBodyBytes);
+      if (!body) return;
+      if (await o.put(body.value, res)) sendJson(res, 200, o.describe());
+    },
+  };
+}
+
 /** One handler for all routes. */
 export function dispatch(routes: readonly Route[]): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const byPath = new Map(routes.map((r) => [r.path, r]));

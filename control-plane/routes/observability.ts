@@ -4,7 +4,7 @@
 // turns them back to the configured value (decisionLogEvery, --decision-log-every).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Route } from '../http.js';
-import { errorBody, readJsonBody, sendJson } from '../http.js';
+import { errorBody, getPutRoute, sendJson } from '../http.js';
 import type { Logger } from '../log.js';
 import { observabilityProblem, type ObservabilitySettings } from '../observabilitySection.js';
 import type { StateStore } from '../stateStore.js';
@@ -21,21 +21,20 @@ export interface ObservabilityRouteOptions {
 }
 
 export function observabilityRoute(o: ObservabilityRouteOptions): Route {
-  const describe = () => ({ ...o.settings(), version: o.store.version.toString() });
-  return {
+  return getPutRoute({
     path: '/v1/observability',
-    methods: ['GET', 'PUT'],
-    async handle(req, res) {
-      if (req.method === 'GET') return sendJson(res, 200, describe());
-      if (!o.mayWrite(req, res)) { req.resume(); return; }
-      const body = await readJsonBody(req, res, o.maxBodyBytes);
-      if (!body) return;
-      const problem = observabilityProblem(body.value);
-      if (problem) return sendJson(res, 400, errorBody(problem.error, problem.field));
-      const next = body.value as ObservabilitySettings;
-      o.setSettings({ decisionLogEvery: next.decisionLogEvery });
+    mayWrite: o.mayWrite,
+    maxBodyBytes: o.maxBodyBytes,
+    describe: () => ({ ...o.settings(), version: o.store.version.toString() }),
+    put(value, res) {
+      const problem = observabilityProblem(value);
+      if (problem) {
+        sendJson(res, 400, errorBody(problem.error, problem.field));
+        return false;
+      }
+      o.setSettings({ decisionLogEvery: (value as ObservabilitySettings).decisionLogEvery });
       o.log.info('observability settings changed', { ...o.settings(), version: o.store.version.toString() });
-      sendJson(res, 200, describe());
+      return true;
     },
-  };
+  });
 }

@@ -3,7 +3,7 @@
 // store cannot save them (the weights then stay as they were).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Route } from '../http.js';
-import { errorBody, readJsonBody, sendJson } from '../http.js';
+import { errorBody, getPutRoute, sendJson } from '../http.js';
 import type { Logger } from '../log.js';
 import type { StateStore } from '../stateStore.js';
 import { WeightsInputError, type WeightsRecord, type WeightsStore } from '../weights.js';
@@ -21,26 +21,26 @@ export interface WeightsRouteOptions {
 }
 
 export function weightsRoute(o: WeightsRouteOptions): Route {
-  const describe = () => {
-    const r = o.weights();
-    return { ...r.weights, profile: r.profile, version: o.store.version.toString(), persistedIn: o.weightsStore.description };
-  };
-  return {
+  return getPutRoute({
     path: '/v1/weights',
-    methods: ['GET', 'PUT'],
-    async handle(req, res) {
-      if (req.method === 'GET') return sendJson(res, 200, describe());
-      if (!o.mayWrite(req, res)) { req.resume(); return; }
-      const body = await readJsonBody(req, res, o.maxBodyBytes);
-      if (!body) return;
-      try {
-        await o.setWeights(body.value);
-      } catch (e) {
-        if (e instanceof WeightsInputError) return sendJson(res, 400, errorBody(e.message, e.field));
-        o.log.error('saving weights failed; weights unchanged', { store: o.weightsStore.description, error: e as Error });
-        return sendJson(res, 500, errorBody(`could not save the weights (${o.weightsStore.description}); weights unchanged`));
-      }
-      sendJson(res, 200, describe());
+    mayWrite: o.mayWrite,
+    maxBodyBytes: o.maxBodyBytes,
+    describe: () => {
+      const r = o.weights();
+      return { ...r.weights, profile: r.profile, version: o.store.version.toString(), persistedIn: o.weightsStore.description };
     },
-  };
+    async put(value, res) {
+      try {
+        await o.setWeights(value);
+        return true;
+      } catch (e) {
+        if (e instanceof WeightsInputError) sendJson(res, 400, errorBody(e.message, e.field));
+        else {
+          o.log.error('saving weights failed; weights unchanged', { store: o.weightsStore.description, error: e as Error });
+          sendJson(res, 500, errorBody(`could not save the weights (${o.weightsStore.description}); weights unchanged`));
+        }
+        return false;
+      }
+    },
+  });
 }
