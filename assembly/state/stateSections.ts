@@ -4,6 +4,7 @@
 // sets `sectionError` and returns false: the whole state is then refused.
 // A tag no case names belongs to a newer control plane and is skipped.
 import { ReplicaTable } from "./replicaTable";
+import { LORA_SECTION_TAG, decodeLoraSection, loraError } from "./loraSection";
 
 export let sectionError: string = "";
 
@@ -11,6 +12,11 @@ export let sectionError: string = "";
 export function decodeSection(t: ReplicaTable, tag: u32, p: usize, len: i32): bool {
   sectionError = "";
   switch (tag) {
+    case LORA_SECTION_TAG: {
+      t.lora = decodeLoraSection(p, len, t.n);
+      if (t.lora === null) sectionError = loraError;
+      return t.lora !== null;
+    }
     default:
       return true;
   }
