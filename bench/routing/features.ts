@@ -65,7 +65,7 @@ export const FEATURE_EXPERIMENTS: FeatureExperiment[] = [
     sloMs: 2000,
     build: (seed, dir, scale) => {
       const shape = readSharedPrefixShape(sharedPrefixConfigPath(dir, 'llm-d-benchmark_shared_prefix_synthetic.yaml.in'));
-      return sharedPrefixWorkload('overload-32x32', 'llm-d shared_prefix_synthetic 32x32 / 2048 / 256 / 256 at 40 req/s on 4 replicas (about 1.5x what prefix-router serves)', shape, Math.round(2400 * scale), 40, seed);
+      return sharedPrefixWorkload('overload-32x32', 'llm-d shared_prefix_synthetic 32x32 / 2048 / 256 / 256 at 40 req/s on 4 replicas (about 2.6x the 15 req/s prefix-router serves)', shape, Math.round(2400 * scale), 40, seed);
     },
     policies: [
       ...BASELINES,
@@ -95,10 +95,10 @@ export const FEATURE_EXPERIMENTS: FeatureExperiment[] = [
     sloMs: 2000,
     maxLoras: LORA_SLOTS,
     build: (seed, _dir, scale) => {
-      const w = uniqueWorkload('lora-unique', 1024, 128, Math.round(1600 * scale), 12, seed);
+      const w = uniqueWorkload('lora-unique', 1024, 128, Math.round(1600 * scale), 5, seed);
       const rng = Rng.of(seed, 'lora-unique', 'adapter');
       for (const r of w.requests) r.lora = `adapter-${rng.int(LORA_ADAPTERS)}`;
-      return { ...w, description: `${w.description}; each names one of ${LORA_ADAPTERS} adapters; 12 req/s on 4 replicas of ${LORA_SLOTS} adapter slots` };
+      return { ...w, description: `${w.description}; each names one of ${LORA_ADAPTERS} adapters; 5 req/s on 4 replicas of ${LORA_SLOTS} adapter slots` };
     },
     policies: [
       ...BASELINES,
