@@ -50,3 +50,24 @@ test('adapters never share KV blocks with each other or the base model; LoRA off
   assert.equal(e.cachedPrefixBlocks(blocks), 0);
   assert.throws(() => new ReplicaEngine().submit(req(prompt, 'sql'), 0), EngineRequestError);
 });
+
+test('over HTTP: an adapter named in --lora-modules is a model, in /v1/models and lora_requests_info; an unknown one is 404', async () => {
+  const { startReplicas } = await import('../../simulator/server.js');
+  const { parseSimulatorArgs } = await import('../../simulator/config.js');
+  const parsed = parseSimulatorArgs(['--lora-modules', 'sql=/adapters/sql', '--lora-modules', 'chat', '--max-loras', '2']);
+  assert.ok(parsed !== 'help');
+  assert.deepEqual(parsed.loraModules, ['sql', 'chat']);
+  const sim = await startReplicas({ replicas: 1, basePort: 0, timeScale: 200, loraModules: ['sql'], maxLoras: 2 });
+  try {
+    const url = sim.replicas[0]!.url;
+    const models = await (await fetch(`${url}/v1/models`)).json() as { data: Array<{ id: string; parent: string | null }> };
+    assert.deepEqual(models.data.map((m) => m.id), ['Qwen/Qwen2.5-3B-Instruct', 'sql']);
+    const post = (model: string) => fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model, prompt: 'hello there', max_tokens: 3 }) });
+    assert.equal((await post('sql')).status, 200);
+    assert.equal((await post('nope')).status, 404);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    assert.match(metrics, /vllm:lora_requests_info\{[^}]*max_lora="2"/);
+  } finally {
+    await sim.close();
+  }
+});
