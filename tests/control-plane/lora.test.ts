@@ -74,3 +74,29 @@ test('the simulator reports its adapters as vLLM does, and the control plane rea
   const info = parseLoraInfo(renderMetrics(snap, { modelName: 'base', gpuMemoryUtilization: 0.75 }));
   assert.deepEqual(info, { maxLora: 1, running: ['sql'], waiting: ['chat'], baseModel: 'base' });
 });
+
+test('end to end: the control plane scrapes a simulated replica running an adapter and serves section 16 and /v1/replicas', async () => {
+  const { startReplicas } = await import('../../simulator/server.js');
+  const { startControlPlane } = await import('../../control-plane/server.js');
+  const { memoryLogger } = await import('../../control-plane/log.js');
+  const { getState, waitFor } = await import('./support.js');
+  const sim = await startReplicas({ replicas: 1, basePort: 0, timeScale: 1, loraModules: ['sql'], maxLoras: 2 });
+  const address = sim.replicas[0]!.url.replace('http://', '');
+  const cp = await startControlPlane({ replicas: [address], scrapeIntervalMs: 20, scrapeTimeoutMs: 500, stalenessMs: 60_000, logger: memoryLogger() });
+  try {
+    // A slow request keeps the adapter running while the control plane scrapes.
+    const pending = fetch(`${sim.replicas[0]!.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'sql', prompt: 'hello', max_tokens: 40 }) });
+    const state = await waitFor('section 16 with the running adapter', async () => {
+      const s = (await getState(cp.url)).state;
+      const sec = s?.sections?.find((x) => x.tag === LORA_SECTION_TAG);
+      return sec && decodeLoraSection(sec.bytes, s!.replicas.length).replicas[0]?.running.includes('sql') ? s : null;
+    }, 10_000);
+    assert.equal(state.replicas[0]!.address, address);
+    const replicas = await (await fetch(`${cp.url}/v1/replicas`)).json() as { replicas: Array<{ lora: unknown }> };
+    assert.equal((replicas.replicas[0]!.lora as { maxLora: number }).maxLora, 2);
+    await (await pending).text();
+  } finally {
+    await cp.close();
+    await sim.close();
+  }
+});
