@@ -131,8 +131,9 @@ export class Router {
    * (len 0: no body to read, route on load alone). False: no replica can take it.
    */
   route(body: usize, len: usize, nowNs: u64, d: Decision): bool {
-    this.readTraits(body, len, d);
-    return this.schedule(this.prefix.hash(body, len, false), nowNs, d);
+    const hasPrompt = this.prefix.hash(body, len, false);
+    this.readTraits(len, d);
+    return this.schedule(hasPrompt, nowNs, d);
   }
 
   /**
@@ -143,7 +144,7 @@ export class Router {
   routeEarly(body: usize, len: usize, now: bool, nowNs: u64, d: Decision): Routing {
     const hasPrompt = this.prefix.hash(body, len, true);
     if (!now && !this.prefix.complete) return Routing.Waiting;
-    this.readTraits(body, len, d);
+    this.readTraits(len, d);
     return this.schedule(hasPrompt, nowNs, d) ? Routing.Routed : Routing.NoReplica;
   }
 
@@ -152,11 +153,14 @@ export class Router {
     return this.prefix.promptBytes;
   }
 
-  /** The body's model (for LoRA affinity, when the state has LoRA adapters) and user (a session, unless the headers named one). */
-  private readTraits(body: usize, len: usize, d: Decision): void {
+  /**
+   * The body's model (for LoRA affinity) and user (a session, unless the
+   * headers named one), from the prompt hasher's pass over it: right after prefix.hash().
+   */
+  private readTraits(len: usize, d: Decision): void {
     const s = this.cfg.session;
-    const wantUser = s.enabled && s.bodyUser && !d.traits.hasSession;
-    if (wantUser || this.table.lora !== null) readBodyTraits(d.traits, body, len, wantUser);
+    if (len > 0) readBodyTraits(d.traits, s.enabled && s.bodyUser);
+    else d.traits.hasModel = false;
   }
 
   /**

@@ -37,14 +37,17 @@ function object(root: JsonValue, key: string, known: string[]): JsonValue | null
 
 /** A header name as the filter compares it: lower case, HTTP token characters. */
 function headerName(v: string, path: string): string | null {
-  const s = v.toLowerCase();
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
+  // ASCII only: String#toLowerCase would link the Unicode case tables into the module.
+  let s = "";
+  for (let i = 0; i < v.length; i++) {
+    let c = v.charCodeAt(i);
+    if (c >= 0x41 && c <= 0x5a) c += 0x20;
     const ok = (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x5f || c == 0x2e;
     if (!ok) {
       setConfigError("'" + path + "' must be a header name (letters, digits, '-', '_', '.')");
       return null;
     }
+    s += String.fromCharCode(c);
   }
   return s;
 }

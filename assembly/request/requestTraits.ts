@@ -1,11 +1,13 @@
 // What a request says about itself beyond its prompt, for admission and the
 // affinity scorers: its session, its priority, the model (or LoRA adapter) it
 // names. Read from the one pass over the request headers the stream already
-// makes, and from the body's top-level members. Nothing allocates.
+// makes, and from the body's top-level members the prompt hasher passes.
+// Nothing allocates.
 import { AdmissionConfig } from "../admission/admissionConfig";
 import { xxh64 } from "../prefix/hash";
 import { CharCode } from "../charCode";
-import { MemberCursor, QUOTE, skipWs } from "./jsonScanner";
+import { QUOTE } from "./jsonScanner";
+import { topLevel } from "./promptHasher";
 
 /** Seeds of the session and model keys: a session named like a model is still a different key. */
 const SESSION_SEED: u64 = 0x73657373696f6e;
@@ -77,35 +79,24 @@ export function offerHeader(t: RequestTraits, k: isize, kl: isize, v: isize, vl:
   return false;
 }
 
-const top = new MemberCursor();
-
 /**
- * Reads the body's top-level `model` and (when `wantUser` and the request
- * has no session yet) `user` strings into `t`. A body cut short or not JSON
- * gives what was read before the end.
+ * Takes the body's top-level `model` and (when `wantUser` and the request has
+ * no session yet) `user` strings into `t`, as the prompt hasher's pass over
+ * the same body found them (promptHasher.ts topLevel): call it right after
+ * hashPrompt() on the body. A body cut short or not JSON gives what that pass
+ * read before the end.
  */
-export function readBodyTraits(t: RequestTraits, body: usize, len: usize, wantUser: bool): void {
+export function readBodyTraits(t: RequestTraits, wantUser: bool): void {
   t.hasModel = false;
-  if (len == 0) return;
-  const start = <isize>body;
-  const end = start + <isize>len;
-  const p = skipWs(start, end);
-  if (p >= end || load<u8>(p) != CharCode.OPEN_BRACE) return;
-  let needUser = wantUser && !t.hasSession;
-  top.begin(p, end);
-  while (top.next()) {
-    if (load<u8>(top.valueStart) != QUOTE) continue;
+  const v = topLevel;
+  if (v.modelStart >= 0 && load<u8>(v.modelStart) == QUOTE) {
+    t.model = xxh64(<usize>v.modelStart + 1, <usize>(v.modelEnd - v.modelStart - 2), MODEL_SEED);
+    t.hasModel = true;
+  }
+  if (wantUser && !t.hasSession && v.userStart >= 0 && load<u8>(v.userStart) == QUOTE && v.userEnd - v.userStart > 2) {
     // The string's bytes between its quotes, escapes left as sent: a key, not text.
-    const s = <usize>top.valueStart + 1;
-    const n = <usize>(top.valueEnd - top.valueStart - 2);
-    if (!t.hasModel && top.keyIs("model")) {
-      t.model = xxh64(s, n, MODEL_SEED);
-      t.hasModel = true;
-    } else if (needUser && n > 0 && top.keyIs("user")) {
-      t.session = xxh64(s, n, SESSION_SEED);
-      t.hasSession = true;
-      needUser = false;
-    }
+    t.session = xxh64(<usize>v.userStart + 1, <usize>(v.userEnd - v.userStart - 2), SESSION_SEED);
+    t.hasSession = true;
   }
 }
 

@@ -4,6 +4,8 @@ import { sessionCandidate } from "../../assembly/scheduling/sessionAffinity";
 import { LoraConfig, addLoraAffinity } from "../../assembly/scheduling/loraAffinity";
 import { RequestTraits, modelKey, readBodyTraits } from "../../assembly/request/requestTraits";
 import { ReplicaTable } from "../../assembly/state/replicaTable";
+import { hashPrompt } from "../../assembly/request/promptHasher";
+import { BlockHasher } from "../../assembly/prefix/blockHasher";
 import { LoraAdapters } from "../../assembly/state/loraSection";
 
 function table(n: i32): ReplicaTable {
@@ -101,15 +103,25 @@ describe("LoRA affinity", () => {
 
 describe("request traits", () => {
   it("reads model and user from the top level only", () => {
+    const hasher = new BlockHasher(64, 256);
     const body = String.UTF8.encode('{"messages":[{"role":"user","content":"hi","user":"x"}],"model":"sql","user":"alice"}');
     const tr = new RequestTraits();
-    readBodyTraits(tr, changetype<usize>(body), <usize>body.byteLength, true);
+    hashPrompt(changetype<usize>(body), <usize>body.byteLength, hasher);
+    readBodyTraits(tr, true);
     expect(tr.hasModel).toBe(true);
     expect(tr.model).toBe(key("sql"));
     expect(tr.hasSession).toBe(true);
     const other = new RequestTraits();
     const b2 = String.UTF8.encode('{"model":"sql","user":"x"}');
-    readBodyTraits(other, changetype<usize>(b2), <usize>b2.byteLength, true);
+    hashPrompt(changetype<usize>(b2), <usize>b2.byteLength, hasher);
+    readBodyTraits(other, true);
     expect(other.session).not.toBe(tr.session);
+    // A body without them leaves none behind from the last one.
+    const b3 = String.UTF8.encode('{"prompt":"x"}');
+    const none = new RequestTraits();
+    hashPrompt(changetype<usize>(b3), <usize>b3.byteLength, hasher);
+    readBodyTraits(none, true);
+    expect(none.hasModel).toBe(false);
+    expect(none.hasSession).toBe(false);
   });
 });
