@@ -10,10 +10,10 @@ import { MAX_SLOTS } from "./prefix/prefixIndex";
 import { Candidates } from "./scheduling/candidates";
 import { ReplicaTable } from "./state/replicaTable";
 
-/** The scorers, one column each, in the order weightedScore runs them. A new scorer is one more entry. */
-export const enum Scorer { Prefix, Queue, KvCache, Inflight, COUNT }
+/** The scorers, one column each: weightedScore's in its order, then LoRA affinity. A new scorer is one more entry. */
+export const enum Scorer { Prefix, Queue, KvCache, Inflight, Lora, COUNT }
 
-const SCORER_NAMES: StaticArray<string> = ["prefix", "queue", "kvCache", "inflight"];
+const SCORER_NAMES: StaticArray<string> = ["prefix", "queue", "kvCache", "inflight", "lora"];
 
 /** Candidates listed in the response header at most (the log line lists all). */
 const HEADER_CANDIDATES: i32 = 16;
@@ -36,6 +36,8 @@ export class DecisionRecord {
   /** A prompt start no replica holds, placed by rendezvous among close scores. */
   newPrefix: bool = false;
   metricsTrusted: bool = false;
+  /** Session affinity chose the replica (its session's), over the scores. */
+  session: bool = false;
 
   /** Starts a request: records it when it is the `every`-th since the last one recorded (0: never). */
   @inline sample(every: u32): bool {
@@ -69,7 +71,8 @@ export class DecisionRecord {
   }
 
   /** What the picker saw beyond the scores. */
-  guard(cap: f64, preferred: i32, spilled: bool, newPrefix: bool, metricsTrusted: bool): void {
+  guard(cap: f64, preferred: i32, spilled: bool, newPrefix: bool, metricsTrusted: bool, session: bool): void {
+    this.session = session;
     this.cap = cap;
     this.preferred = preferred;
     this.spilled = spilled;
@@ -86,6 +89,7 @@ export class DecisionRecord {
     s += ',"guard":{"cap":' + num(this.cap) + ',"spilled":' + (this.spilled ? "true" : "false") + ',"passedOver":' +
       (this.spilled ? quoted(t, c, this.preferred) : "null") + "}";
     s += ',"newPrefix":' + (this.newPrefix ? "true" : "false") + ',"metricsTrusted":' + (this.metricsTrusted ? "true" : "false");
+    s += ',"session":' + (this.session ? "true" : "false");
     s += ',"candidates":[';
     for (let k = 0; k < c.n; k++) {
       if (k > 0) s += ",";

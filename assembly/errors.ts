@@ -48,3 +48,15 @@ export const STATE_ERR_SECTION_NONE = "format 2 without sections";
 export const STATE_ERR_OBSERVABILITY_LENGTH = "observability section (tag 32) must be 8 bytes";
 export const STATE_ERR_OBSERVABILITY_RESERVED = "observability section (tag 32): reserved bits set";
 export const STATE_ERR_OBSERVABILITY_EVERY = "observability section (tag 32): decisionLogEvery above 1000000";
+
+export const LORA_ERR_TRUNCATED = "LoRA section (16) truncated";
+export const LORA_ERR_COUNT = "LoRA section (16): too many adapters or base models";
+export const LORA_ERR_DUPLICATE = "LoRA section (16): adapter listed twice";
+export const LORA_ERR_REPLICAS = "LoRA section (16): replica count differs from the state's";
+export const LORA_ERR_FLAGS = "LoRA section (16): bad replica flags";
+export const LORA_ERR_INDEX = "LoRA section (16): adapter index out of range";
+export const LORA_ERR_TRAILING = "LoRA section (16): trailing bytes";
+
+export const ADMISSION_REFUSED_DETAILS = "prefix_router_saturated";
+export const ADMISSION_REFUSED_BODY =
+  '{"error":{"message":"every inference replica is saturated; retry later","type":"rate_limit_exceeded","param":null,"code":"replicas_saturated"}}';

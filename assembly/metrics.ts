@@ -11,7 +11,8 @@ import { ReplicaTable } from "./state/replicaTable";
 
 export const enum Counter {
   Routed, PrefixHits, BlocksMatched, BlocksTotal, LoadOnly, StaleState, Spilled, NoReplica,
-  StateUpdates, StateRejected, PollFailures, DecisionRecords, COUNT,
+  StateUpdates, StateRejected, PollFailures,
+  AdmissionHeld, AdmissionReleased, AdmissionRefused, SessionRouted, LoraRouted, DecisionRecords, COUNT,
 }
 
 const NAMES: StaticArray<string> = [
@@ -26,6 +27,11 @@ const NAMES: StaticArray<string> = [
   "prefix_router.state_updates",
   "prefix_router.state_rejected",
   "prefix_router.control_plane_poll_failures",
+  "prefix_router.admission_held",
+  "prefix_router.admission_released",
+  "prefix_router.admission_refused",
+  "prefix_router.session_affinity_routed",
+  "prefix_router.lora_affinity_routed",
   "prefix_router.decision_records",
 ];
 

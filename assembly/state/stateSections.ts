@@ -5,6 +5,7 @@
 // A tag no case names belongs to a newer control plane and is skipped.
 import { OBSERVABILITY_TAG, decodeObservability } from "./observabilitySection";
 import { ReplicaTable } from "./replicaTable";
+import { LORA_SECTION_TAG, decodeLoraSection, loraError } from "./loraSection";
 
 export let sectionError: string = "";
 
@@ -12,6 +13,11 @@ export let sectionError: string = "";
 export function decodeSection(t: ReplicaTable, tag: u32, p: usize, len: i32): bool {
   sectionError = "";
   switch (tag) {
+    case LORA_SECTION_TAG: {
+      t.lora = decodeLoraSection(p, len, t.n);
+      if (t.lora === null) sectionError = loraError;
+      return t.lora !== null;
+    }
     case OBSERVABILITY_TAG:
       sectionError = decodeObservability(t, p, len);
       return sectionError.length == 0;

@@ -40,6 +40,7 @@ interface Record {
   guard: { cap: number; spilled: boolean; passedOver: string | null };
   newPrefix: boolean;
   metricsTrusted: boolean;
+  session: boolean;
   candidates: Array<{ replica: string; matchedBlocks: number; load: number; overCap: boolean; score: number; scores: { [scorer: string]: number } }>;
 }
 
@@ -76,6 +77,7 @@ test('a sampled request logs its decision: scores by scorer for every candidate,
     assert.deepEqual(r.weights, weights);
     assert.equal(r.stateVersion, 1);
     assert.equal(r.metricsTrusted, true);
+    assert.equal(r.session, false);
     assert.equal(r.guard.spilled, false);
     assert.equal(r.guard.passedOver, null);
     assert.ok(r.guard.cap >= 8, `cap ${r.guard.cap}`);
