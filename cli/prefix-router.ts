@@ -9,6 +9,7 @@ commands:
   control-plane   run the control plane (--replicas URL,... | --k8s-selector SEL [--namespace NS] | --inference-pool NAME)
   weights         get or set scorer weights (weights get | weights set --profile NAME | --prefix N --queue N --kv N)
   gateway         run the embedded gateway (the filter in our proxy-wasm host) in front of given replicas
+  picker          serve the filter as an InferencePool endpoint picker (Envoy ext_proc, Endpoint Picker Protocol)
   simulator       run simulated vLLM replicas
 run 'prefix-router <command> --help' for a command's options`;
 
@@ -19,6 +20,7 @@ const commands: Record<string, () => Promise<Runner>> = {
   'control-plane': async () => (await import('../control-plane/main.js')).runControlPlaneCli,
   weights: async () => (await import('../control-plane/weightsCli.js')).runWeightsCli,
   gateway: async () => (await import('../host/main.js')).runGatewayCli,
+  picker: async () => (await import('../picker/main.js')).runPickerCli,
   simulator: async () => (await import('../simulator/main.js')).runSimulatorCli,
 };
 

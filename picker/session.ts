@@ -67,6 +67,9 @@ export class PickerSession {
   private immediateSent = false;
   private closed = false;
   private pumpQueued = false;
+  /** The body as a BUFFERED proxy holds it, to tell whether the filter changed it. */
+  private bufferedRequestBody: Uint8Array | null = null;
+  private bufferedResponseBody: Uint8Array | null = null;
   /** When the message that may complete the decision arrived. */
   private lastMessageAt = 0n;
 
@@ -123,6 +126,7 @@ export class PickerSession {
       const chunk = b.body ?? new Uint8Array(0);
       const whole = this.requestMode !== BodySendMode.FULL_DUPLEX_STREAMED;
       if (whole || b.end_of_stream) this.requestEnd = true;
+      if (whole) this.bufferedRequestBody = chunk;
       st.requestBody(chunk, whole || b.end_of_stream === true);
     } else if (m.request_trailers) {
       this.requestEnd = true;
@@ -141,6 +145,7 @@ export class PickerSession {
       const b = m.response_body;
       const whole = this.responseMode !== BodySendMode.FULL_DUPLEX_STREAMED;
       if (whole || b.end_of_stream) this.responseEnd = true;
+      if (whole) this.bufferedResponseBody = b.body ?? new Uint8Array(0);
       st.responseBody(b.body ?? new Uint8Array(0), whole || b.end_of_stream === true);
     } else if (m.response_trailers) {
       this.responseEnd = true;
@@ -272,16 +277,11 @@ export class PickerSession {
     if (answering === 'request_headers') this.write({ request_headers: { response }, dynamic_metadata });
     else {
       const released = st.drainRequestData();
-      this.write({ request_body: { response: { ...response, ...this.bufferedBodyMutation(released) } }, dynamic_metadata });
+      this.write({ request_body: { response: { ...response, ...bodyMutationOf(this.bufferedRequestBody, released) } }, dynamic_metadata });
     }
     this.s.metrics.decisions.inc({ outcome: 'picked', status: '' });
     this.s.metrics.decisionSeconds.observe(Number(process.hrtime.bigint() - this.lastMessageAt) / 1e9);
     return true;
-  }
-
-  /** A buffered body goes on as the proxy holds it; the filter never rewrites a body, so this is empty unless it did. */
-  private bufferedBodyMutation(released: Uint8Array): Pick<CommonResponse, 'body_mutation'> {
-    return released.length ? { body_mutation: { body: released } } : {};
   }
 
   private pumpResponse(st: Stream): void {
@@ -313,7 +313,7 @@ export class PickerSession {
   private pumpBufferedResponse(st: Stream): void {
     if (this.responseHasBody && !this.responseBodyDone && this.responseEnd && st.responseBufferedBytes === 0) {
       this.responseBodyDone = true;
-      this.write({ response_body: { response: this.bufferedBodyMutation(st.drainResponseData()) } });
+      this.write({ response_body: { response: bodyMutationOf(this.bufferedResponseBody, st.drainResponseData()) } });
     }
     this.answerResponseTrailers();
   }
@@ -338,4 +338,10 @@ export class PickerSession {
       },
     });
   }
+}
+
+/** A buffered body goes on as the proxy holds it unless the filter released something else. */
+function bodyMutationOf(held: Uint8Array | null, released: Uint8Array): Pick<CommonResponse, 'body_mutation'> {
+  if (held && Buffer.from(held).equals(Buffer.from(released))) return {};
+  return { body_mutation: { body: released } };
 }
