@@ -10,7 +10,8 @@ const USAGE = `usage: prefix-router gateway --picker HOST:PORT [options]
 Sends each request through an Endpoint Picker (an Envoy ext_proc gRPC server) as Envoy's ext_proc
 filter does (FULL_DUPLEX_STREAMED), then to the endpoint it picks.
 
-  --picker HOST:PORT            the picker's gRPC address (also --endpoint-picker)
+  --picker HOST:PORT            the picker's gRPC address (also --endpoint-picker); replicas of one
+                                picker as IP:PORT,IP:PORT or dns:///NAME:PORT, round robin per request
   --failure-mode MODE           FailClose (default) or FailOpen
   --pool-endpoint IP:PORT       an endpoint of the pool, for FailOpen (repeatable)
   --message-timeout-ms N        how long one picker answer may take (default 10000)
@@ -40,7 +41,11 @@ export async function runPickerGatewayCli(args: string[]): Promise<number> {
   const fail = (msg: string) => { process.stderr.write(`prefix-router gateway: ${msg}\n\n${USAGE}`); return 2; };
   if (v.picker !== undefined && v['endpoint-picker'] !== undefined) return fail('give --picker or --endpoint-picker, not both');
   const picker = v.picker ?? v['endpoint-picker'] ?? '';
-  if (!/^[^\s:]+:\d{1,5}$/.test(picker)) return fail(`--picker must be HOST:PORT; got '${picker}'`);
+  const one = /^[^\s:,]+:\d{1,5}$/.test(picker);
+  const ipList = picker.split(',').every((x) => /^\d{1,3}(\.\d{1,3}){3}:\d{1,5}$/.test(x.trim()));
+  if (!(one || ipList || /^dns:\/\/\/[^\s,]+:\d{1,5}$/.test(picker))) {
+    return fail(`--picker must be HOST:PORT, IP:PORT,IP:PORT,... or dns:///NAME:PORT; got '${picker}'`);
+  }
   const failureMode = (v['failure-mode'] ?? 'FailClose') as FailureMode;
   if (failureMode !== 'FailClose' && failureMode !== 'FailOpen') return fail(`--failure-mode must be FailClose or FailOpen; got '${failureMode}'`);
   const pool = v['pool-endpoint'] ?? [];

@@ -37,7 +37,11 @@ export interface PickerAccessLogEntry {
 }
 
 export interface PickerGatewayOptions {
-  /** The picker's gRPC address, host:port. */
+  /**
+   * The picker: host:port, several (host:port,host:port: replicas of one picker, as the endpoints
+   * of Envoy's ext_proc cluster) or a gRPC target (dns:///picker.ns.svc:9002 for a headless
+   * Service); each stream goes to the next ready one (round robin).
+   */
   picker: string;
   listen?: { host?: string; port?: number };
   /** InferencePool endpointPickerRef.failureMode; default FailClose, as the pool's. */
@@ -92,9 +96,18 @@ export function applyHeaderMutation(headers: Pairs, m: HeaderMutation | undefine
   return out;
 }
 
+const ROUND_ROBIN: grpc.ChannelOptions = { 'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) };
+
+/** A gRPC target for `picker`: a list of IPv4 host:port becomes an ipv4: target, anything else is used as it is. */
+export function pickerTarget(picker: string): string {
+  const parts = picker.split(',').map((x) => x.trim());
+  if (parts.length > 1 && parts.every((x) => /^\d{1,3}(\.\d{1,3}){3}:\d{1,5}$/.test(x))) return `ipv4:${parts.join(',')}`;
+  return picker;
+}
+
 /** The gateway as a request handler. */
 export function createPickerHandler(opts: PickerGatewayOptions): { handle: http.RequestListener; close(): void } {
-  const client: ExtProcClient = new ExtProcClientConstructor(opts.picker, grpc.credentials.createInsecure());
+  const client: ExtProcClient = new ExtProcClientConstructor(pickerTarget(opts.picker), grpc.credentials.createInsecure(), ROUND_ROBIN);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   const failureMode = opts.failureMode ?? 'FailClose';
   const messageTimeoutMs = opts.messageTimeoutMs ?? 10_000;
