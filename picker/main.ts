@@ -129,7 +129,7 @@ export async function runPickerCli(args: string[]): Promise<number> {
     });
   } catch (e) {
     await host.close();
-    process.stderr.write(`prefix-router picker: cannot listen on ${cfg.host}: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.stderr.write(`prefix-router picker: cannot start the ext_proc service on ${cfg.host}: ${e instanceof Error ? e.message : String(e)}\n`);
     return 1;
   }
   process.stdout.write(`prefix-router picker: ext_proc on ${picker.address}, health on ${picker.healthAddress}, metrics at ${picker.metricsUrl} (${cfg.workers} filter VMs)\n`);

@@ -5,7 +5,7 @@
 // reached through the `prefix_router_control_plane` cluster, so routing is the filter's own.
 import * as grpc from '@grpc/grpc-js';
 import type { ProxyWasmHost } from '../host/index.js';
-import { BodySendMode, EXT_PROC_SERVICE, type ProcessingRequest, type ProcessingResponse } from '../host/endpointPicker/protocol.js';
+import { BodySendMode, EXT_PROC_SERVICE, extProcTypes, type ProcessingRequest, type ProcessingResponse } from '../host/endpointPicker/protocol.js';
 import { HEALTH_SERVICE, HealthState } from './health.js';
 import { PickerMetrics, startMetricsServer, type MetricsServer } from './metrics.js';
 import { PickerSession } from './session.js';
@@ -56,6 +56,7 @@ function bind(server: grpc.Server, address: string, port: number): Promise<numbe
 
 export async function startPicker(opts: PickerOptions): Promise<RunningPicker> {
   const address = opts.address ?? '127.0.0.1';
+  extProcTypes(); // the Envoy protos load now: a missing one stops the start, not the first request
   const metrics = new PickerMetrics();
   const health = new HealthState();
   const settings = {
