@@ -146,7 +146,10 @@ export function createPickerHandler(opts: PickerGatewayOptions): { handle: http.
       if (finished) return;
       finished = true;
       if (timer) clearTimeout(timer);
-      call.cancel();
+      // Served: half-close, as Envoy's filter closes its side when the request is done (a reset
+      // per request would trip the picker's HTTP/2 rapid-reset limit). Cut short: reset.
+      if (res.writableFinished) closeCall();
+      else call.cancel();
       upstream?.destroy();
       opts.onAccessLog?.({
         method: req.method ?? '', path: req.url ?? '', status: res.statusCode, endpoint, details, pickMs,
@@ -173,6 +176,19 @@ export function createPickerHandler(opts: PickerGatewayOptions): { handle: http.
     };
 
     const call = client.Process();
+    let callClosed = false;
+    let closeTimer: NodeJS.Timeout | null = null;
+    call.on('status', () => {
+      callClosed = true;
+      if (closeTimer) clearTimeout(closeTimer);
+    });
+    /** Half-closes the stream; a picker that never ends its side is reset after the message timeout. */
+    const closeCall = () => {
+      if (callClosed) return;
+      if (!call.writableEnded) call.end();
+      closeTimer ??= setTimeout(() => call.cancel(), messageTimeoutMs);
+      closeTimer.unref();
+    };
     call.on('error', (e: grpc.ServiceError) => {
       if (finished || e.code === grpc.status.CANCELLED) return;
       pickerFailed('grpc', e);
@@ -220,7 +236,7 @@ export function createPickerHandler(opts: PickerGatewayOptions): { handle: http.
         if (h) targets = h.split(',').map((x) => x.trim()).filter(Boolean);
       }
       if (targets.length === 0) return reply(503, 'no healthy upstream', 'no_healthy_upstream');
-      if (!processResponse) call.end();
+      if (!processResponse) closeCall();
       whenRequestRead(() => connect(0, Buffer.concat(picked), processResponse));
     }
 
@@ -259,14 +275,14 @@ export function createPickerHandler(opts: PickerGatewayOptions): { handle: http.
         disarm();
         const mutated = applyHeaderMutation(responseHeaderPairs(upstreamRes), m.response_headers.response?.header_mutation);
         writeHead(upstreamRes.statusCode ?? 502, mutated);
-        if (upstreamEndSeen && upstreamBodyless) { res.end(); call.end(); }
+        if (upstreamEndSeen && upstreamBodyless) { res.end(); closeCall(); }
         return;
       }
       if (m.response_body) {
         disarm();
         const sr = m.response_body.response?.body_mutation?.streamed_response;
         if (sr?.body?.length) res.write(Buffer.from(sr.body));
-        if (sr?.end_of_stream) { res.end(); call.end(); }
+        if (sr?.end_of_stream) { res.end(); closeCall(); }
       }
     });
 
@@ -352,7 +368,7 @@ export function createPickerHandler(opts: PickerGatewayOptions): { handle: http.
           upstreamEndSeen = true;
           if (finished) return;
           if (upstreamBodyless) {
-            if (res.headersSent) { res.end(); call.end(); }
+            if (res.headersSent) { res.end(); closeCall(); }
             return;
           }
           call.write({ response_body: { body: Buffer.alloc(0), end_of_stream: true } });
