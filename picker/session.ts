@@ -236,11 +236,9 @@ export class PickerSession {
       if (!fullDuplex) this.requestBodyDone = true;
     }
     if (this.requestHasBody && !this.requestBodyDone) {
-      const data = st.drainRequestData();
       const allOut = this.requestEnd && st.requestBufferedBytes === 0;
-      if (data.length || allOut) {
-        this.write({ request_body: { response: { body_mutation: { streamed_response: { body: data, end_of_stream: allOut && !this.requestTrailers } } } } });
-      }
+      const answer = streamedAnswer(st.drainRequestData(), allOut, this.requestTrailers);
+      if (answer) this.write({ request_body: { response: answer } });
       if (allOut) this.requestBodyDone = true;
     }
     if (this.requestTrailers && this.requestBodyDone && !this.requestTrailersAnswered) {
@@ -288,23 +286,15 @@ export class PickerSession {
     if (!this.responseHeadersSeen) return;
     if (!this.responseHeadersSent) {
       if (!st.responseContinued) return;
-      const fullDuplex = this.responseMode === BodySendMode.FULL_DUPLEX_STREAMED;
-      if (this.responseHasBody && !fullDuplex) {
-        // BUFFERED: the proxy has the headers answered now and the body answered once it arrives.
-        this.responseHeadersSent = true;
-        this.write({ response_headers: { response: { header_mutation: headerMutationOf(this.responseBefore, st.responseHeaderList()) } } });
-        return this.pumpBufferedResponse(st);
-      }
+      // Outside FULL_DUPLEX_STREAMED the body is answered once it has all arrived.
       this.responseHeadersSent = true;
       this.write({ response_headers: { response: { header_mutation: headerMutationOf(this.responseBefore, st.responseHeaderList()) } } });
     }
     if (this.responseMode !== BodySendMode.FULL_DUPLEX_STREAMED) return this.pumpBufferedResponse(st);
     if (this.responseHasBody && !this.responseBodyDone) {
-      const data = st.drainResponseData();
       const allOut = this.responseEnd && st.responseBufferedBytes === 0;
-      if (data.length || allOut) {
-        this.write({ response_body: { response: { body_mutation: { streamed_response: { body: data, end_of_stream: allOut && !this.responseTrailers } } } } });
-      }
+      const answer = streamedAnswer(st.drainResponseData(), allOut, this.responseTrailers);
+      if (answer) this.write({ response_body: { response: answer } });
       if (allOut) this.responseBodyDone = true;
     }
     this.answerResponseTrailers();
@@ -344,4 +334,10 @@ export class PickerSession {
 function bodyMutationOf(held: Uint8Array | null, released: Uint8Array): Pick<CommonResponse, 'body_mutation'> {
   if (held && Buffer.from(held).equals(Buffer.from(released))) return {};
   return { body_mutation: { body: released } };
+}
+
+/** The next FULL_DUPLEX_STREAMED body answer: what the filter released, end_of_stream once all of it went and no trailers follow; null when there is nothing to send. */
+function streamedAnswer(data: Uint8Array, allOut: boolean, trailersFollow: boolean): CommonResponse | null {
+  if (!data.length && !allOut) return null;
+  return { body_mutation: { streamed_response: { body: data, end_of_stream: allOut && !trailersFollow } } };
 }
