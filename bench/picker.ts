@@ -23,7 +23,8 @@ const USAGE = `usage: npm run bench:picker -- [options]
   --pickers K           active-active: picker replicas compared with one (default 3)
   --requests N          active-active: requests per run (default 480)
   --groups N            active-active: distinct system prompts (default 40)
-  --seed N              active-active: workload seed (default 1)
+  --seed N              active-active: workload seed of the first repeat (default 1)
+  --repeats N           active-active: runs per picker count, seeds seed..seed+N-1 (default 3)
   --json                print the result as one JSON object
   -h, --help            this text
 
@@ -32,7 +33,8 @@ Needs the built CLI and module (npm run build; the npm script builds them).
 
 export interface PickerBenchResult {
   overhead?: { paths: PathResult[]; addedLatencyMs: { p50: number; p99: number } };
-  activeActive?: { options: ActiveActiveOptions; runs: ActiveActiveRun[]; hitRateRatio: number };
+  /** Runs in pairs (1 picker, K pickers) per seed; the ratio is of the mean hit rates. */
+  activeActive?: { options: ActiveActiveOptions; runs: ActiveActiveRun[]; meanHitRate: Record<string, number>; hitRateRatio: number };
 }
 
 function int(name: string, v: string | undefined, dflt: number, min: number): number {
@@ -49,7 +51,7 @@ export async function main(argv: string[]): Promise<number> {
       options: {
         only: { type: 'string' }, seconds: { type: 'string' }, warmup: { type: 'string' }, concurrency: { type: 'string' },
         'prompt-tokens': { type: 'string' }, pickers: { type: 'string' }, requests: { type: 'string' }, groups: { type: 'string' },
-        seed: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        seed: { type: 'string' }, repeats: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
     }).values;
   } catch (e) {
@@ -62,7 +64,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`bench:picker: --only must be overhead or active-active; got '${only}'\n\n${USAGE}`);
     return 2;
   }
-  let seconds: number, warmup: number, concurrency: number | undefined, promptTokens: number, pickers: number, requests: number, groups: number, seed: number;
+  let seconds: number, warmup: number, concurrency: number | undefined, promptTokens: number, pickers: number, requests: number, groups: number, seed: number, repeats: number;
   try {
     seconds = int('seconds', v.seconds, 10, 1);
     warmup = int('warmup', v.warmup, 2, 0);
@@ -72,6 +74,7 @@ export async function main(argv: string[]): Promise<number> {
     requests = int('requests', v.requests, 480, 1);
     groups = int('groups', v.groups, 40, 1);
     seed = int('seed', v.seed, 1, 0);
+    repeats = int('repeats', v.repeats, 3, 1);
   } catch (e) {
     process.stderr.write(`bench:picker: ${(e as Error).message}\n\n${USAGE}`);
     return 2;
@@ -95,10 +98,19 @@ export async function main(argv: string[]): Promise<number> {
   if (only !== 'overhead') {
     const options: ActiveActiveOptions = { wasm, replicas: 4, groups, systemTokens: 1500, requests, concurrency: concurrency ?? 8, kvBlocks: 1200, timeScale: 50, seed };
     say(`active-active: ${requests} requests, ${groups} system prompts of ${options.systemTokens} tokens, ${options.replicas} replicas of ${options.kvBlocks * 16} KV tokens\n`);
-    const runs = [await runActiveActive(1, options), await runActiveActive(pickers, options)];
-    const ratio = runs[0]!.hitRate > 0 ? runs[1]!.hitRate / runs[0]!.hitRate : NaN;
-    result.activeActive = { options, runs, hitRateRatio: ratio };
-    for (const r of runs) say(`  ${r.pickers} picker(s): hit rate ${r.hitRate.toFixed(3)}, ${r.ok}/${r.requests} ok, per replica ${r.perReplica.join('/')}\n`);
+    const runs: ActiveActiveRun[] = [];
+    for (let r = 0; r < repeats; r++) {
+      for (const k of [1, pickers]) {
+        const run = await runActiveActive(k, { ...options, seed: seed + r });
+        runs.push(run);
+        say(`  seed ${seed + r}, ${k} picker(s): hit rate ${run.hitRate.toFixed(3)}, ${run.ok}/${run.requests} ok, per replica ${run.perReplica.join('/')}\n`);
+      }
+    }
+    const mean = (k: number) => { const xs = runs.filter((x) => x.pickers === k).map((x) => x.hitRate); return xs.reduce((a, b) => a + b, 0) / xs.length; };
+    const meanHitRate = { '1': mean(1), [String(pickers)]: mean(pickers) };
+    const ratio = mean(1) > 0 ? mean(pickers) / mean(1) : NaN;
+    result.activeActive = { options, runs, meanHitRate, hitRateRatio: ratio };
+    say(`  mean hit rate: 1 picker ${mean(1).toFixed(3)}, ${pickers} pickers ${mean(pickers).toFixed(3)}\n`);
     say(`  hit rate with ${pickers} pickers / with 1: ${ratio.toFixed(3)}\n`);
   }
   if (v.json) process.stdout.write(`${JSON.stringify(result)}\n`);

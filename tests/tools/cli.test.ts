@@ -55,7 +55,7 @@ test('bench:routing: a workload config it cannot read stops the run with exit 2 
 });
 
 test('bench:picker at a tiny size: both paths measured, K pickers against one, the documented JSON', { skip: !(WASM_BUILT && existsSync(`${ROOT}dist/prefix-router.js`)) && 'plugin/prefix-router.wasm or dist/ not built' }, async () => {
-  const r = await runScript('bench:picker', ['--json', '--seconds', '1', '--warmup', '0', '--requests', '24', '--groups', '4']);
+  const r = await runScript('bench:picker', ['--json', '--seconds', '1', '--warmup', '0', '--requests', '24', '--groups', '4', '--repeats', '1']);
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   assert.deepEqual(Object.keys(out), ['overhead', 'activeActive']);
