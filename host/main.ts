@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { LOG_LEVELS, LogLevelName } from './abi.js';
-import { ProxyWasmHost } from './proxyWasmHost.js';
+import { ProxyWasmHost, type HostOptions } from './proxyWasmHost.js';
 import { startGateway } from './gateway.js';
 import { startAdmin, type AdminServer } from './admin.js';
 import { runPickerGatewayCli } from './endpointPicker/main.js';
@@ -86,6 +86,27 @@ export function parseFilterOptions(v: { wasm?: string; config?: string; cluster?
   return { wasm, pluginConfig, clusters, logLevel, bufferLimitBytes: positiveInt('buffer-limit', v['buffer-limit'], 1024 * 1024, 0) };
 }
 
+/** The filter's VMs for a command; null, after saying why on stderr, when the module or its configuration is refused. */
+export async function startFilterHost(command: string, cfg: FilterCliConfig & { workers: number }, extra: Partial<HostOptions> = {}): Promise<ProxyWasmHost | null> {
+  try {
+    return await ProxyWasmHost.create({
+      wasm: cfg.wasm, workers: cfg.workers, pluginConfig: cfg.pluginConfig, clusters: cfg.clusters,
+      logLevel: cfg.logLevel, bufferLimitBytes: cfg.bufferLimitBytes, ...extra,
+    });
+  } catch (e) {
+    process.stderr.write(`prefix-router ${command}: the filter did not start: ${e instanceof Error ? e.message : String(e)}\n`);
+    return null;
+  }
+}
+
+/** Resolves on SIGINT or SIGTERM. */
+export function untilStopSignal(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+}
+
 export interface GatewayCliConfig extends FilterCliConfig {
   workers: number;
   host: string;
@@ -151,16 +172,8 @@ export async function runGatewayCli(args: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  let host: ProxyWasmHost;
-  try {
-    host = await ProxyWasmHost.create({
-      wasm: cfg.wasm, workers: cfg.workers, pluginConfig: cfg.pluginConfig, clusters: cfg.clusters,
-      logLevel: cfg.logLevel, bufferLimitBytes: cfg.bufferLimitBytes, failOpen: cfg.failOpen,
-    });
-  } catch (e) {
-    process.stderr.write(`prefix-router gateway: the filter did not start: ${e instanceof Error ? e.message : String(e)}\n`);
-    return 1;
-  }
+  const host = await startFilterHost('gateway', cfg, { failOpen: cfg.failOpen });
+  if (!host) return 1;
   let gw;
   try {
     gw = await startGateway({
@@ -184,11 +197,7 @@ export async function runGatewayCli(args: string[]): Promise<number> {
     }
   }
   process.stdout.write(`prefix-router gateway listening on ${gw.url} (${cfg.workers} worker VMs)${admin ? `; stats at ${admin.url}/stats/prometheus` : ''}\n`);
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  await untilStopSignal();
   await admin?.close();
   await gw.close();
   await host.close();

@@ -2,8 +2,7 @@
 // an InferencePool through an ext_proc endpoint picker (picker/README.md).
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { ProxyWasmHost } from '../host/index.js';
-import { FILTER_OPTIONS, UsageError, parseFilterOptions, positiveInt, type FilterCliConfig } from '../host/main.js';
+import { FILTER_OPTIONS, UsageError, parseFilterOptions, positiveInt, startFilterHost, untilStopSignal, type FilterCliConfig } from '../host/main.js';
 import { BodySendMode } from '../host/endpointPicker/protocol.js';
 import { DEFAULT_PICKER_PORTS, startPicker } from './server.js';
 
@@ -111,16 +110,8 @@ export async function runPickerCli(args: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  let host: ProxyWasmHost;
-  try {
-    host = await ProxyWasmHost.create({
-      wasm: cfg.wasm, workers: cfg.workers, pluginConfig: cfg.pluginConfig, clusters: cfg.clusters,
-      logLevel: cfg.logLevel, bufferLimitBytes: cfg.bufferLimitBytes,
-    });
-  } catch (e) {
-    process.stderr.write(`prefix-router picker: the filter did not start: ${e instanceof Error ? e.message : String(e)}\n`);
-    return 1;
-  }
+  const host = await startFilterHost('picker', cfg);
+  if (!host) return 1;
   let picker;
   try {
     picker = await startPicker({
@@ -133,10 +124,7 @@ export async function runPickerCli(args: string[]): Promise<number> {
     return 1;
   }
   process.stdout.write(`prefix-router picker: ext_proc on ${picker.address}, health on ${picker.healthAddress}, metrics at ${picker.metricsUrl} (${cfg.workers} filter VMs)\n`);
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  await untilStopSignal();
   await picker.close(cfg.drainMs);
   await host.close();
   return 0;
