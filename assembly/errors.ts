@@ -40,3 +40,20 @@ export const STATE_ERR_DUPLICATE = "replica listed twice";
 export const STATE_ERR_REPLICA_FLAGS = "unknown replica flags";
 export const STATE_ERR_KV = "kvUsage outside 0..1";
 export const STATE_ERR_TRAILING = "trailing bytes after the last replica";
+export const STATE_ERR_SECTION_TRUNCATED = "truncated section";
+export const STATE_ERR_SECTION_ORDER = "section tags must increase";
+export const STATE_ERR_SECTION_RESERVED = "reserved section bits set";
+export const STATE_ERR_SECTION_COUNT = "too many sections";
+export const STATE_ERR_SECTION_NONE = "format 2 without sections";
+
+export const LORA_ERR_TRUNCATED = "LoRA section (16) truncated";
+export const LORA_ERR_COUNT = "LoRA section (16): too many adapters or base models";
+export const LORA_ERR_DUPLICATE = "LoRA section (16): adapter listed twice";
+export const LORA_ERR_REPLICAS = "LoRA section (16): replica count differs from the state's";
+export const LORA_ERR_FLAGS = "LoRA section (16): bad replica flags";
+export const LORA_ERR_INDEX = "LoRA section (16): adapter index out of range";
+export const LORA_ERR_TRAILING = "LoRA section (16): trailing bytes";
+
+export const ADMISSION_REFUSED_DETAILS = "prefix_router_saturated";
+export const ADMISSION_REFUSED_BODY =
+  '{"error":{"message":"every inference replica is saturated; retry later","type":"rate_limit_exceeded","param":null,"code":"replicas_saturated"}}';

@@ -5,9 +5,11 @@ import {
   BufferType, FilterData, FilterHeaders, HeaderMap, HostBytes, WasmResult, addHeader, addHeaderRaw, continueRequest, getBuffer,
   getBufferSize, getHeaderPairs, nowNs, removeHeader, replaceHeader, sendLocalResponse,
 } from "./abi/hostCalls";
-import { NO_REPLICA_BODY, NO_REPLICA_DETAILS } from "./errors";
+import { ADMISSION_REFUSED_BODY, ADMISSION_REFUSED_DETAILS, NO_REPLICA_BODY, NO_REPLICA_DETAILS } from "./errors";
+import { HeldStreams } from "./admission/heldStreams";
 import { PausedStreams } from "./pausedStreams";
 import { bytesEqual } from "./request/jsonScanner";
+import { RequestTraits, bytesEqualIgnoreCase, offerHeader } from "./request/requestTraits";
 import { Decision, Router, Routing } from "./router";
 import { CharCode } from "./charCode";
 
@@ -38,14 +40,29 @@ export class HttpContext {
   pausedNext: HttpContext | null = null;
   /** True until the first body callback after pausing the headers. */
   awaitingBody: bool = false;
+  private held: HeldStreams<HttpContext> | null = null;
+  /** Held by admission while every replica is saturated (see HeldStreams). */
+  private holding: bool = false;
+  /** A held request being routed again from a tick: still saturated leaves it held. */
+  private resuming: bool = false;
+  /** The whole request body has arrived. */
+  private bodyEnded: bool = false;
+  heldPriority: i32 = 0;
+  heldUntilNs: u64 = 0;
+  heldPrev: HttpContext | null = null;
+  heldNext: HttpContext | null = null;
 
-  reset(id: u32, router: Router | null, paused: PausedStreams<HttpContext>): void {
+  reset(id: u32, router: Router | null, paused: PausedStreams<HttpContext>, held: HeldStreams<HttpContext>): void {
     this.id = id;
     this.router = router;
     this.paused = paused;
+    this.held = held;
     this.decision.reset();
     this.buffering = false;
     this.awaitingBody = false;
+    this.holding = false;
+    this.resuming = false;
+    this.bodyEnded = false;
   }
 
   onRequestHeaders(endOfStream: bool): FilterHeaders {
@@ -56,6 +73,9 @@ export class HttpContext {
     if (h.fallback || !h.scanned) removeHeader(HeaderMap.RequestHeaders, FALLBACK);
     const router = this.router;
     if (router === null) return FilterHeaders.Continue;
+    const traits = this.decision.traits;
+    traits.copyFrom(headTraits);
+    traits.inference = h.post && h.inferencePath;
     const paused = this.paused!;
     if (!endOfStream && !paused.bodyUnavailable && h.post && h.inferencePath) {
       // Whatever its length: the body is held only until its prompt is read (onRequestBody).
@@ -73,6 +93,9 @@ export class HttpContext {
       this.awaitingBody = false;
       this.paused!.bodyArrived(this);
     }
+    if (endOfStream) this.bodyEnded = true;
+    // A held request keeps its body until a tick lets it go.
+    if (this.holding) return FilterData.StopIterationAndBuffer;
     if (!this.buffering) return FilterData.Continue;
     const router = this.router;
     if (router === null) return FilterData.Continue;
@@ -90,12 +113,15 @@ export class HttpContext {
       return FilterData.StopIterationAndBuffer;
     }
     this.buffering = false;
+    if (this.holding) return FilterData.StopIterationAndBuffer;
     return r == Routing.Routed ? FilterData.Continue : FilterData.StopIterationNoBuffer;
   }
 
   onRequestTrailers(): FilterHeaders {
     removeHeader(HeaderMap.RequestTrailers, DESTINATION);
     removeHeader(HeaderMap.RequestTrailers, FALLBACK);
+    this.bodyEnded = true;
+    if (this.holding) return FilterHeaders.StopIteration;
     if (!this.buffering) return FilterHeaders.Continue;
     // The body ended with trailers rather than an end-of-stream data frame.
     this.buffering = false;
@@ -131,16 +157,55 @@ export class HttpContext {
     if (this.route(router, 0, 0)) continueRequest();
   }
 
+  /**
+   * Called from a tick (effective context set to this stream) while held:
+   * routes the request again, on its body if one is buffered. False when
+   * every replica is still saturated (it stays held); true when it left
+   * (routed and let go, or answered 503).
+   */
+  resumeHeld(): bool {
+    const router = this.router;
+    if (router === null) return true;
+    this.resuming = true;
+    this.decision.saturated = false;
+    const size = getBufferSize(BufferType.RequestBody);
+    let routed: bool;
+    if (size > 0) {
+      routed = this.routeOnBody(router, size > <i64>U32.MAX_VALUE ? U32.MAX_VALUE : <u32>size, this.bodyEnded, true) == Routing.Routed;
+    } else routed = this.route(router, 0, 0);
+    this.resuming = false;
+    if (!routed && this.decision.saturated) return false;
+    this.holding = false;
+    if (routed) continueRequest();
+    return true;
+  }
+
+  /** Called from a tick (effective context set to this stream): its wait is over, or a request of higher priority took its place. */
+  refuseHeld(): void {
+    this.holding = false;
+    const router = this.router;
+    if (router !== null) this.refuse(router);
+  }
+
+  private refuse(router: Router): void {
+    sendLocalResponse(429, ADMISSION_REFUSED_DETAILS, ADMISSION_REFUSED_BODY, "application/json", <i32>router.cfg.admission.retryAfterS);
+  }
+
   /** The stream is over, however it ended. */
   onDelete(): void {
     if (this.awaitingBody) {
       this.awaitingBody = false;
       this.paused!.forget(this);
     }
+    if (this.holding) {
+      this.holding = false;
+      this.held!.forget(this);
+    }
     const router = this.router;
     if (router !== null) router.finish(this.decision);
     this.router = null;
     this.paused = null;
+    this.held = null;
   }
 
   /**
@@ -167,13 +232,26 @@ export class HttpContext {
     return this.apply(router, router.route(body, len, nowNs(), this.decision));
   }
 
-  /** Writes the decision into the request headers, or answers 503 when no replica could take the request. */
+  /**
+   * Writes the decision into the request headers; when every replica is
+   * saturated, holds the request or refuses it (429); answers 503 when no
+   * replica could take it.
+   */
   private apply(router: Router, routed: bool): bool {
     if (routed) {
       replaceHeader(HeaderMap.RequestHeaders, DESTINATION, this.decision.addressBytes);
       const fallback = this.decision.fallbackBytes;
       if (fallback !== null && router.cfg.fallbackHeader) replaceHeader(HeaderMap.RequestHeaders, FALLBACK, fallback);
       return true;
+    }
+    if (this.decision.saturated) {
+      if (this.resuming) return false;
+      const a = router.cfg.admission;
+      const p = this.decision.traits.priority;
+      const now = nowNs();
+      if (this.held!.hold(this, p, now + a.waitNs(p), a, now)) this.holding = true;
+      else this.refuse(router);
+      return false;
     }
     sendLocalResponse(503, NO_REPLICA_DETAILS, NO_REPLICA_BODY, "application/json");
     return false;
@@ -195,6 +273,8 @@ class RequestHead {
 }
 
 const head = new RequestHead();
+/** The traits the headers carry (session, priority), copied into the stream's decision. */
+const headTraits = new RequestTraits();
 
 /**
  * Reads the request header map once (proxy_get_header_map_pairs) instead of
@@ -208,6 +288,7 @@ function scanRequestHead(h: RequestHead): void {
   h.inferencePath = false;
   h.destination = false;
   h.fallback = false;
+  headTraits.reset();
   if (getHeaderPairs(HeaderMap.RequestHeaders, bytes) != WasmResult.Ok) {
     bytes.free();
     return;
@@ -245,8 +326,9 @@ function scanRequestHead(h: RequestHead): void {
     } else if (!seenPath && bytesEqual(k, <isize>kl, ":path")) {
       seenPath = true;
       h.inferencePath = isInferencePath(v, <isize>vl);
-    } else if (equalsIgnoreCase(k, <isize>kl, "x-gateway-destination-endpoint")) h.destination = true;
-    else if (equalsIgnoreCase(k, <isize>kl, "x-prefix-router-fallback-endpoint")) h.fallback = true;
+    } else if (bytesEqualIgnoreCase(k, <isize>kl, "x-gateway-destination-endpoint")) h.destination = true;
+    else if (bytesEqualIgnoreCase(k, <isize>kl, "x-prefix-router-fallback-endpoint")) h.fallback = true;
+    else offerHeader(headTraits, k, <isize>kl, v, <isize>vl);
   }
   h.scanned = true;
   bytes.free();
@@ -258,17 +340,6 @@ function isInferencePath(p: isize, len: isize): bool {
     if (load<u8>(p + i) == CharCode.QUESTION) { n = i; break; }
   }
   return bytesEqual(p, n, "/v1/completions") || bytesEqual(p, n, "/v1/chat/completions");
-}
-
-/** ASCII case-insensitive comparison with a lower-case ASCII `s`. */
-function equalsIgnoreCase(p: isize, len: isize, s: string): bool {
-  if (len != <isize>s.length) return false;
-  for (let i: isize = 0; i < len; i++) {
-    let c = <i32>load<u8>(p + i);
-    if (c >= CharCode.A && c <= CharCode.Z) c += CharCode.a - CharCode.A;
-    if (c != s.charCodeAt(<i32>i)) return false;
-  }
-  return true;
 }
 
 /** Writes "a/b" (both >= 0) at RATIO; returns its length. */

@@ -79,7 +79,7 @@ export function proxy_on_context_create(id: u32, parent: u32): void {
   const root = roots.get(parent);
   if (root === null) return;
   const s = pool.length > 0 ? pool.pop() : new HttpContext();
-  s.reset(id, root.router, root.paused);
+  s.reset(id, root.router, root.paused, root.held);
   streams.set(id, s);
 }
 

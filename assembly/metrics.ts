@@ -7,7 +7,8 @@ import { MAX_SLOTS } from "./prefix/prefixIndex";
 
 export const enum Counter {
   Routed, PrefixHits, BlocksMatched, BlocksTotal, LoadOnly, Spilled, NoReplica,
-  StateUpdates, StateRejected, PollFailures, COUNT,
+  StateUpdates, StateRejected, PollFailures,
+  AdmissionHeld, AdmissionReleased, AdmissionRefused, SessionRouted, LoraRouted, COUNT,
 }
 
 const NAMES: StaticArray<string> = [
@@ -21,6 +22,11 @@ const NAMES: StaticArray<string> = [
   "prefix_router.state_updates",
   "prefix_router.state_rejected",
   "prefix_router.control_plane_poll_failures",
+  "prefix_router.admission_held",
+  "prefix_router.admission_released",
+  "prefix_router.admission_refused",
+  "prefix_router.session_affinity_routed",
+  "prefix_router.lora_affinity_routed",
 ];
 
 @final

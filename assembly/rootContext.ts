@@ -11,6 +11,8 @@ import { CONFIG_REJECTED, EXPECTED_CONFIG_SHAPE, POLL_FAILED, POLL_NOT_STARTED, 
 import { HttpContext } from "./httpContext";
 import { Counter, RouterMetrics } from "./metrics";
 import { PausedStreams } from "./pausedStreams";
+import { HeldStreams } from "./admission/heldStreams";
+import { configureTraitHeaders } from "./request/requestTraits";
 import { Router } from "./router";
 import { GatewayBlob } from "./state/gatewayBlob";
 import { StateDelivery } from "./state/stateDelivery";
@@ -38,6 +40,8 @@ export class RootContext {
   readonly metrics: RouterMetrics = new RouterMetrics();
   /** Streams whose headers wait for their body. */
   readonly paused: PausedStreams<HttpContext> = new PausedStreams<HttpContext>();
+  /** Requests admission holds while every replica is saturated. */
+  readonly held: HeldStreams<HttpContext> = new HeldStreams<HttpContext>(this.metrics);
   vmId: u32 = 0;
   private pollToken: u32 = 0;
   private nextPollAtNs: u64 = 0;
@@ -64,6 +68,7 @@ export class RootContext {
       return false;
     }
     this.cfg = cfg;
+    configureTraitHeaders(cfg.session.enabled ? cfg.session.header : "", cfg.admission.enabled ? cfg.admission : null);
     this.metrics.define();
     // Without ticks nothing would flush batched counts: hand each one over at once.
     this.metrics.immediate = !cfg.sharedState;
@@ -88,6 +93,7 @@ export class RootContext {
     const now = nowNs();
     router.sawTime(now);
     this.paused.tick(this.id);
+    if (this.held.count > 0) this.held.tick(this.id, now, router.admissionRoom(now));
     this.metrics.flush();
     router.refresh();
     if (now - this.lastHeartbeatNs >= HEARTBEAT_NS) {

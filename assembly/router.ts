@@ -11,6 +11,10 @@ import { PrefixLocator } from "./prefix/prefixLocator";
 import { Candidates } from "./scheduling/candidates";
 import { Pick, TIE, pick, runnerUp } from "./scheduling/picker";
 import { weightedScore } from "./scheduling/weightedScore";
+import { Saturation } from "./admission/saturation";
+import { RequestTraits, readBodyTraits } from "./request/requestTraits";
+import { addLoraAffinity } from "./scheduling/loraAffinity";
+import { sessionCandidate } from "./scheduling/sessionAffinity";
 import { GatewayBlob } from "./state/gatewayBlob";
 import { InflightCounters } from "./state/inflightCounters";
 import { ReplicaTable } from "./state/replicaTable";
@@ -40,9 +44,14 @@ export class Decision {
   matched: i32 = 0;
   total: i32 = 0;
   counted: bool = false;
+  /** What the request says of itself (session, priority, model): filled by the stream and route(). */
+  readonly traits: RequestTraits = new RequestTraits();
+  /** Not routed because every candidate is past the saturation bound (admission holds or refuses it). */
+  saturated: bool = false;
 
   reset(): void {
     this.replica = -1;
+    this.saturated = false;
     this.fallbackBytes = null;
     this.matched = 0;
     this.total = 0;
@@ -61,6 +70,7 @@ export class Router {
   private table: ReplicaTable = new ReplicaTable();
   private readonly cands: Candidates = new Candidates();
   private readonly picked: Pick = new Pick();
+  private readonly saturation: Saturation;
   private rotation: u64 = 0;
   /** Other worker VMs of this gateway, as of the last in-flight read. */
   private otherVms: i32 = 0;
@@ -80,6 +90,7 @@ export class Router {
     this.delivery = delivery;
     this.prefix = new PrefixLocator(cfg, metrics, blob.shared ? vmId : 0);
     this.inflight = new InflightCounters(blob, vmId);
+    this.saturation = new Saturation(cfg.saturation);
     const t = new ReplicaTable();
     t.weights.copyFrom(cfg.weights);
     for (let i = 0; i < cfg.replicas.length; i++) {
@@ -120,7 +131,9 @@ export class Router {
    * (len 0: no body to read, route on load alone). False: no replica can take it.
    */
   route(body: usize, len: usize, nowNs: u64, d: Decision): bool {
-    return this.schedule(this.prefix.hash(body, len, false), nowNs, d);
+    const hasPrompt = this.prefix.hash(body, len, false);
+    this.readTraits(len, d);
+    return this.schedule(hasPrompt, nowNs, d);
   }
 
   /**
@@ -131,12 +144,38 @@ export class Router {
   routeEarly(body: usize, len: usize, now: bool, nowNs: u64, d: Decision): Routing {
     const hasPrompt = this.prefix.hash(body, len, true);
     if (!now && !this.prefix.complete) return Routing.Waiting;
+    this.readTraits(len, d);
     return this.schedule(hasPrompt, nowNs, d) ? Routing.Routed : Routing.NoReplica;
   }
 
   /** Bytes of prompt text the filter hashes at most: a body shorter than this never completes it early. */
   @inline get promptBytes(): u32 {
     return this.prefix.promptBytes;
+  }
+
+  /**
+   * The body's model (for LoRA affinity) and user (a session, unless the
+   * headers named one), from the prompt hasher's pass over it: right after prefix.hash().
+   */
+  private readTraits(len: usize, d: Decision): void {
+    const s = this.cfg.session;
+    if (len > 0) readBodyTraits(d.traits, s.enabled && s.bodyUser);
+    else d.traits.hasModel = false;
+  }
+
+  /**
+   * Requests the candidates below the saturation bound can take now (at
+   * least one each; unbounded without trusted metrics): how many held
+   * requests a tick lets go.
+   */
+  admissionRoom(nowNs: u64): f64 {
+    this.sawTime(nowNs);
+    this.refresh();
+    const t = this.table;
+    const withMetrics = this.metricsTrusted(t, nowNs);
+    if (!this.gather(t, withMetrics, <u32>(nowNs / 1000000000))) return 0;
+    this.saturation.mark(this.cands, withMetrics);
+    return withMetrics ? this.saturation.room : Infinity;
   }
 
   /** The scheduling cycle, for a request whose prompt (if `hasPrompt`) is hashed. */
@@ -153,6 +192,11 @@ export class Router {
     // Candidates: ready replicas whose metrics are fresh enough, and their load.
     if (!this.gather(t, withMetrics, nowS)) {
       this.metrics.add(Counter.NoReplica, 1);
+      return false;
+    }
+    // Admission: a request finds every candidate past the saturation bound.
+    if (this.saturation.mark(c, withMetrics) == 0 && d.traits.inference && this.cfg.admission.enabled) {
+      d.saturated = true;
       return false;
     }
     // Match: how much of the prompt each candidate holds.
@@ -176,8 +220,16 @@ export class Router {
     const w = t.weights;
     const newPrefix = hasPrompt && !prefix.anyMatch && w.prefix > 0;
     weightedScore(c, w, withMetrics, !newPrefix);
+    if (addLoraAffinity(t, c, d.traits, this.cfg.lora)) this.metrics.add(Counter.LoraRouted, 1);
     const band = newPrefix ? NEW_PREFIX_BAND * (withMetrics ? w.queue + w.kvCache : 0) + TIE : TIE;
     pick(c, this.cfg.loadBoundEpsilon, band, this.picked);
+    // A session goes to its own replica while that one has room.
+    const session = this.cfg.session.enabled ? sessionCandidate(t, c, this.saturation, d.traits) : -1;
+    if (session >= 0) {
+      this.picked.index = session;
+      this.picked.spilled = false;
+      this.metrics.add(Counter.SessionRouted, 1);
+    }
     this.commit(t, this.picked.index, nowS, d);
     return true;
   }

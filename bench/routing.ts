@@ -10,6 +10,7 @@ import { html, table, toJson } from './routing/report.js';
 import { runScenario, type WorkloadResult } from './routing/runner.js';
 import { DEFAULT_SCENARIO_OPTIONS, LADDER_POLICIES, LADDER_VARIANTS, SHAPES, buildLadderShapes, buildScenarios } from './routing/scenarios.js';
 import { DEFAULT_WORKLOAD_DIR, readSharedPrefixShape } from './routing/workloads.js';
+import { FEATURE_EXPERIMENTS, featureTable, runFeature, type FeatureResult } from './routing/features.js';
 
 /** --fixed-overload --quick: this fraction of the requests, 3 replicas only. */
 const QUICK_REQUEST_SCALE = 0.2;
@@ -36,6 +37,8 @@ The load ladder (default): every workload at fractions of round robin's capacity
   --variant-load F      rung of the worker-VM / gateway variants (default 0.7)
   --no-variants         skip the variants
   --trace-rate a,b      replay --trace at these multiples of its own rate (default 1)
+Admission, session affinity and LoRA affinity, each with and without, beside the baselines:
+  --features            run those workloads instead of the ladder (--only overload,sessions,lora; --quick: a quarter of the requests)
 The old scenario table at a fixed overload (1.25x round robin's capacity):
   --fixed-overload      run it instead of the ladder (--quick: ${QUICK_REQUEST_SCALE * 100}% of the requests, 3 replicas only)
   --no-scale            skip its 8- and 16-replica scenarios
@@ -141,6 +144,25 @@ function checkInputs(workloadDir: string, names: string[], trace: string | undef
   if (trace) { try { accessSync(trace, constants.R_OK); } catch (e) { fail(`--trace: cannot read '${trace}': ${(e as NodeJS.ErrnoException).code}`); } }
 }
 
+async function features(args: { only?: string; json?: boolean; out?: string; workloads?: string; 'requests-scale'?: string }, seed: number, quick: boolean, wasm?: Uint8Array): Promise<void> {
+  const chosen = FEATURE_EXPERIMENTS.filter((e) => !args.only || args.only.split(',').some((f) => e.name.includes(f)));
+  if (chosen.length === 0) fail(`no feature workload matches --only ${args.only}`);
+  const workloadDir = args.workloads ?? DEFAULT_WORKLOAD_DIR;
+  checkInputs(workloadDir, chosen.some((e) => e.name === 'overload') ? ['sp-32x32'] : [], undefined);
+  const scale = positive(args['requests-scale'], 'requests-scale', 1, false) * (quick ? 0.25 : 1);
+  const results: FeatureResult[] = [];
+  for (const e of chosen) {
+    results.push(await runFeature(e, { seed, workloadDir, scale, wasm, onProgress: (m) => process.stderr.write(m + '\n') }));
+  }
+  const doc = { features: results, seed, quick, stateDelivery: STATE_DELIVERY };
+  const text = featureTable(results);
+  if (args.json) {
+    process.stderr.write(text);
+    process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
+  } else process.stdout.write(text);
+  if (args.out) writeFileSync(args.out, JSON.stringify(doc, null, 2) + '\n');
+}
+
 async function main(): Promise<void> {
   let args;
   try {
@@ -149,7 +171,7 @@ async function main(): Promise<void> {
         quick: { type: 'boolean' }, seed: { type: 'string' }, json: { type: 'boolean' }, out: { type: 'string' }, html: { type: 'string' },
         trace: { type: 'string' }, 'trace-limit': { type: 'string' }, 'trace-replicas': { type: 'string' }, workloads: { type: 'string' },
         only: { type: 'string' }, policies: { type: 'string' }, 'no-scale': { type: 'boolean' }, 'requests-scale': { type: 'string' }, wasm: { type: 'string' }, help: { type: 'boolean' },
-        'fixed-overload': { type: 'boolean' }, replicas: { type: 'string' }, loads: { type: 'string' }, 'extra-loads': { type: 'string' }, slo: { type: 'string' },
+        'fixed-overload': { type: 'boolean' }, features: { type: 'boolean' }, replicas: { type: 'string' }, loads: { type: 'string' }, 'extra-loads': { type: 'string' }, slo: { type: 'string' },
         'slo-long-context': { type: 'string' }, 'variant-load': { type: 'string' }, 'no-variants': { type: 'boolean' }, 'trace-rate': { type: 'string' },
       },
       strict: true,
@@ -169,6 +191,7 @@ async function main(): Promise<void> {
       fail(`--wasm: cannot read '${args.wasm}': ${(e as Error).message}`);
     }
   }
+  if (args.features) return features(args, seed, quick, wasm);
   if (!args['fixed-overload']) return ladder(args, seed, quick, wasm);
   const scale = positive(args['requests-scale'], 'requests-scale', 1, false) * (quick ? QUICK_REQUEST_SCALE : 1);
   const workloadDir = args.workloads ?? DEFAULT_WORKLOAD_DIR;

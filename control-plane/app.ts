@@ -90,7 +90,7 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
     onResult(address, outcome) {
       telemetry.scrapeSeconds.observe({ replica: address }, outcome.durationMs / 1000);
       if (outcome.ok) {
-        store.recordSuccess(address, outcome.metrics);
+        store.recordSuccess(address, outcome.metrics, outcome.lora);
         if (failing.delete(address)) log.info('replica scrapes recovered', { replica: address });
       } else {
         telemetry.scrapeErrors.inc({ replica: address, reason: outcome.reason });

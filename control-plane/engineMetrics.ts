@@ -99,7 +99,7 @@ function parseValue(token: string): number {
  * text, sliced out so the search stops at its end), or undefined. Found with a native search; a match must
  * follow '{', ',' or a blank (so `xblock_size` does not match `block_size`).
  */
-function labelValue(block: string, needle: string): string | undefined {
+export function labelValue(block: string, needle: string): string | undefined {
   const text = block;
   const close = block.length - 1;
   let i = text.indexOf(needle, 1);

@@ -3,6 +3,7 @@
 // timeout, and no replica waits for another.
 import { MetricExtractor, type EngineMetrics, type MetricMapping } from './engineMetrics.js';
 import { MetricsConnection, type FetchResult } from './metricsClient.js';
+import { LORA_METRIC, parseLoraInfo, type LoraInfo } from './loraMetrics.js';
 
 /** Largest /metrics body read; vLLM's is ~20 KB, so this only stops a runaway endpoint. */
 export const MAX_METRICS_BYTES = 4 * 1024 * 1024;
@@ -10,7 +11,7 @@ export const MAX_METRICS_BYTES = 4 * 1024 * 1024;
 export type ScrapeFailure = 'timeout' | 'connect' | 'status' | 'too_large' | 'no_metrics';
 
 export type ScrapeOutcome =
-  | { ok: true; metrics: EngineMetrics; durationMs: number }
+  | { ok: true; metrics: EngineMetrics; lora: LoraInfo | null; durationMs: number }
   | { ok: false; reason: ScrapeFailure; error: string; durationMs: number };
 
 export interface ScraperOptions {
@@ -32,7 +33,7 @@ export interface ScraperOptions {
  */
 export function metricsRequestPath(opts: Pick<ScraperOptions, 'metricsPath' | 'nameFilter' | 'mappings'>): string {
   if (!opts.nameFilter) return opts.metricsPath;
-  const names = [...new Set(opts.mappings.map((m) => m.metric))];
+  const names = [...new Set([...opts.mappings.map((m) => m.metric), LORA_METRIC])];
   const query = names.map((n) => `name[]=${encodeURIComponent(n)}`).join('&');
   return opts.metricsPath + (opts.metricsPath.includes('?') ? '&' : '?') + query;
 }
@@ -93,11 +94,12 @@ export class ReplicaScraper {
     if (!r.ok) return this.report({ ok: false, reason: r.kind === 'too_large' ? 'too_large' : 'connect', error: r.error, durationMs });
     if (r.status !== 200) return this.report({ ok: false, reason: 'status', error: `HTTP ${r.status}`, durationMs });
     // latin1: metric names and numbers are ASCII, and it decodes fastest.
-    const metrics = this.extractor.extract(r.body.toString('latin1'));
+    const text = r.body.toString('latin1');
+    const metrics = this.extractor.extract(text);
     if (metrics.running === undefined && metrics.waiting === undefined && metrics.kvUsage === undefined) {
       return this.report({ ok: false, reason: 'no_metrics', error: 'no known engine metric (running, waiting or KV usage) in the response; extend metricMappings', durationMs });
     }
-    this.report({ ok: true, metrics, durationMs });
+    this.report({ ok: true, metrics, lora: parseLoraInfo(text), durationMs });
   }
 
   private report(outcome: ScrapeOutcome): void {

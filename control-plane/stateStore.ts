@@ -2,7 +2,9 @@
 // from them: what /v1/state serves (encoded once per version) and what
 // long polls wait on.
 import type { EngineMetrics } from './engineMetrics.js';
-import { encodeState, METRICS_AGE_UNKNOWN, type ReplicaState, type RouterState, type Weights } from './stateWire.js';
+import { encodeState, METRICS_AGE_UNKNOWN, type ReplicaState, type RouterState, type StateSection, type Weights } from './stateWire.js';
+import type { LoraInfo } from './loraMetrics.js';
+import { encodeLoraSection } from './loraSection.js';
 
 /** Prefix-cache counters are kept at most this often for the hit-rate window. */
 const HIT_RATE_SAMPLE_EVERY_MS = 1000;
@@ -29,6 +31,8 @@ export interface ReplicaRecord {
   /** Connections to it were refused or reset this many times in a row (0 after any success). */
   consecutiveConnectFailures: number;
   metrics: EngineMetrics | null;
+  /** LoRA adapters as of the last good scrape (null: the engine has no LoRA series) */
+  lora: LoraInfo | null;
   /** (time, queries, hits) samples of the prefix-cache counters, oldest first */
   hitSamples: Array<{ t: number; q: number; h: number }>;
 }
@@ -98,7 +102,7 @@ export class StateStore {
       } else {
         this.replicas.set(m.address, {
           address: m.address, source: m.source ?? 'static', discoveryReady: m.ready, firstSeenMs: now,
-          lastSuccessMs: null, lastError: null, lastErrorMs: null, consecutiveFailures: 0, consecutiveConnectFailures: 0, metrics: null, hitSamples: [],
+          lastSuccessMs: null, lastError: null, lastErrorMs: null, consecutiveFailures: 0, consecutiveConnectFailures: 0, metrics: null, lora: null, hitSamples: [],
         });
       }
     }
@@ -106,12 +110,13 @@ export class StateStore {
     this.dirty = true;
   }
 
-  recordSuccess(address: string, metrics: EngineMetrics): void {
+  recordSuccess(address: string, metrics: EngineMetrics, lora: LoraInfo | null = null): void {
     const r = this.replicas.get(address);
     if (!r) return;
     const now = this.now();
     r.lastSuccessMs = now;
     r.metrics = metrics;
+    r.lora = lora;
     r.consecutiveFailures = 0;
     r.consecutiveConnectFailures = 0;
     if (metrics.prefixCacheQueries !== undefined && metrics.prefixCacheHits !== undefined) {
@@ -184,10 +189,13 @@ export class StateStore {
       });
     }
     replicas.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+    const sections: StateSection[] = [];
+    const lora = encodeLoraSection(replicas.map((s) => this.replicas.get(s.address)?.lora));
+    if (lora) sections.push(lora);
     this.dirty = false;
-    if (!force && sameRouting(this.current, this.weightsValue, replicas)) return false;
+    if (!force && sameRouting(this.current, this.weightsValue, replicas) && sameSections(this.current.sections ?? [], sections)) return false;
     this.versionValue++;
-    this.current = { version: this.versionValue, weights: { ...this.weightsValue }, replicas };
+    this.current = { version: this.versionValue, weights: { ...this.weightsValue }, replicas, ...(sections.length ? { sections } : {}) };
     this.encoded = encodeState(this.current);
     const ws = [...this.waiters];
     this.waiters.clear();
@@ -223,6 +231,15 @@ export class StateStore {
     this.waiters.clear();
     for (const w of ws) { clearTimeout(w.timer); w.done(false); }
   }
+}
+
+function sameSections(a: readonly StateSection[], b: readonly StateSection[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!.bytes, y = b[i]!.bytes;
+    if (a[i]!.tag !== b[i]!.tag || x.length !== y.length || !x.every((v, j) => v === y[j])) return false;
+  }
+  return true;
 }
 
 function sameRouting(prev: RouterState, weights: Weights, replicas: ReplicaState[]): boolean {

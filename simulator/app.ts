@@ -119,6 +119,8 @@ interface Choice {
 interface ParsedRequest {
   kind: 'completion' | 'chat';
   model: string;
+  /** The LoRA adapter the model names, if it names one. */
+  lora?: string;
   stream: boolean;
   includeUsage: boolean;
   choices: Choice[];
@@ -140,7 +142,8 @@ function parseRequest(ctx: ReplicaContext, kind: 'completion' | 'chat', body: un
   const b = body as Record<string, unknown>;
   const served = o.servedModelName.length ? o.servedModelName : [o.model];
   const model = (b.model as string | null | undefined) ?? served[0]!;
-  if (!served.includes(model)) throw new HttpError(404, `The model \`${model}\` does not exist.`, 'NotFoundError', 'model');
+  const lora = o.loraModules.includes(model) ? model : undefined;
+  if (!served.includes(model) && lora === undefined) throw new HttpError(404, `The model \`${model}\` does not exist.`, 'NotFoundError', 'model');
   const maxTokens = (kind === 'chat' ? (b.max_completion_tokens ?? b.max_tokens) : b.max_tokens) as number | null | undefined;
   const texts: { prompt: string; echo: string }[] = [];
   if (kind === 'completion') {
@@ -161,7 +164,7 @@ function parseRequest(ctx: ReplicaContext, kind: 'completion' | 'chat', body: un
     const out = outputFor(o, t.prompt, t.echo, limit);
     return { index, promptTokens: tok.promptTokens, blockHashes: tok.blockHashes, ...out, engineId: 0, cachedTokens: 0, done: false };
   });
-  return { kind, model, stream, includeUsage, choices };
+  return { kind, model, stream, includeUsage, choices, ...(lora !== undefined ? { lora } : {}) };
 }
 
 function usageOf(choices: Choice[]) {
@@ -233,7 +236,7 @@ async function handle(ctx: ReplicaContext, req: IncomingMessage, res: ServerResp
     }
     case '/metrics': {
       route('GET');
-      const text = renderMetrics(ctx.driver.snapshot(), { modelName: o.model, gpuMemoryUtilization: o.gpuMemoryUtilization, maxLoras: o.maxLoras });
+      const text = renderMetrics(ctx.driver.snapshot(), { modelName: o.model, gpuMemoryUtilization: o.gpuMemoryUtilization });
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', [REPLICA_HEADER]: ctx.name });
       res.end(text);
       return;
@@ -244,7 +247,10 @@ async function handle(ctx: ReplicaContext, req: IncomingMessage, res: ServerResp
       const names = o.servedModelName.length ? o.servedModelName : [o.model];
       const body = JSON.stringify({
         object: 'list',
-        data: names.map((id) => ({ id, object: 'model', created, owned_by: 'vllm', root: o.model, parent: null, max_model_len: o.maxModelLen })),
+        data: [
+          ...names.map((id) => ({ id, object: 'model', created, owned_by: 'vllm', root: o.model, parent: null, max_model_len: o.maxModelLen })),
+          ...o.loraModules.map((id) => ({ id, object: 'model', created, owned_by: 'vllm', root: id, parent: o.model, max_model_len: o.maxModelLen })),
+        ],
       });
       res.writeHead(200, { 'content-type': 'application/json', [REPLICA_HEADER]: ctx.name });
       res.end(body);
@@ -356,7 +362,7 @@ function serve(ctx: ReplicaContext, p: ParsedRequest, req: IncomingMessage, res:
   const submitted: Choice[] = [];
   try {
     for (const c of p.choices) {
-      c.engineId = driver.submit({ promptTokens: c.promptTokens, blockHashes: c.blockHashes, outputTokens: c.pieces.length, finishReason: c.finishReason }, onEvent(c));
+      c.engineId = driver.submit({ promptTokens: c.promptTokens, blockHashes: c.blockHashes, outputTokens: c.pieces.length, finishReason: c.finishReason, ...(p.lora !== undefined ? { lora: p.lora } : {}) }, onEvent(c));
       submitted.push(c);
     }
   } catch (err) {

@@ -21,6 +21,8 @@ export interface SimulatorOptions {
   maxNumBatchedTokens: number;
   maxModelLen: number;
   maxLoras: number;
+  /** LoRA adapters requests may name as their model (vLLM --lora-modules); none: LoRA off. */
+  loraModules: string[];
   maxWaitingQueueLength: number;
   kvCacheSize: number;
   blockSize: number;
@@ -55,6 +57,7 @@ export const DEFAULT_OPTIONS: SimulatorOptions = {
   maxNumBatchedTokens: DEFAULT_ENGINE_CONFIG.maxNumBatchedTokens,
   maxModelLen: DEFAULT_ENGINE_CONFIG.maxModelLen,
   maxLoras: 1,
+  loraModules: [],
   maxWaitingQueueLength: 1000, // llm-d-inference-sim's default
   kvCacheSize: DEFAULT_ENGINE_CONFIG.numGpuBlocks,
   blockSize: DEFAULT_ENGINE_CONFIG.blockSize,
@@ -88,6 +91,7 @@ export const OPTIONS_SCHEMA = {
     maxNumBatchedTokens: posInt,
     maxModelLen: posInt,
     maxLoras: posInt,
+    loraModules: { type: 'array', items: { type: 'string', minLength: 1 }, maxItems: 1024 },
     maxWaitingQueueLength: posInt,
     kvCacheSize: posInt,
     blockSize: { enum: [8, 16, 32, 64, 128] },
@@ -134,6 +138,7 @@ export function engineConfigOf(o: SimulatorOptions): Partial<EngineConfig> {
     maxNumSeqs: o.maxNumSeqs,
     maxNumBatchedTokens: o.maxNumBatchedTokens,
     maxModelLen: o.maxModelLen,
+    maxLoras: o.loraModules.length > 0 ? o.maxLoras : 0,
     latency: {
       prefillOverheadMs: constantTtft ? o.timeToFirstToken! : o.prefillOverhead,
       prefillTimePerTokenMs: constantTtft ? 0 : o.prefillTimePerToken,
@@ -169,7 +174,8 @@ Runs vLLM-like replicas (OpenAI API + vLLM metrics) with a prefix cache and a T4
   --max-num-batched-tokens N    token budget per step (default ${DEFAULT_OPTIONS.maxNumBatchedTokens})
   --max-model-len N             prompt + output limit (default ${DEFAULT_OPTIONS.maxModelLen})
   --max-waiting-queue-length N  waiting requests before 429 (default ${DEFAULT_OPTIONS.maxWaitingQueueLength})
-  --max-loras N                 reported in vllm:lora_requests_info (default 1)
+  --max-loras N                 LoRA adapters a step can run (default 1; with --lora-modules)
+  --lora-modules NAME[=PATH] ...  LoRA adapters requests may name as their model (loaded on demand)
   --kv-cache-size BLOCKS        KV capacity in blocks (default ${DEFAULT_OPTIONS.kvCacheSize})
   --block-size N                tokens per block (default 16)
   --gpu-memory-utilization F    reported in vllm:cache_config_info (default 0.75)
@@ -187,7 +193,7 @@ Runs vLLM-like replicas (OpenAI API + vLLM metrics) with a prefix cache and a T4
 /** Parses command-line flags into validated options; throws with a message naming the flag. */
 export function parseSimulatorArgs(args: string[]): SimulatorOptions | 'help' {
   const stringOpt = { type: 'string' } as const;
-  const spec: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = { help: { type: 'boolean', short: 'h' }, 'served-model-name': { type: 'string', multiple: true } };
+  const spec: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = { help: { type: 'boolean', short: 'h' }, 'served-model-name': { type: 'string', multiple: true }, 'lora-modules': { type: 'string', multiple: true } };
   for (const f of [...INT_FLAGS, ...FLOAT_FLAGS, ...DURATION_FLAGS, ...STRING_FLAGS]) spec[f] = stringOpt;
   let values: Record<string, unknown>;
   try {
@@ -222,5 +228,8 @@ export function parseSimulatorArgs(args: string[]): SimulatorOptions | 'help' {
   // llm-d-inference-sim takes a space-separated list; accept repeated flags and commas too
   const served = values['served-model-name'] as string[] | undefined;
   if (served) o.servedModelName = served.flatMap((s) => s.split(/[\s,]+/)).filter(Boolean);
+  // vLLM's form is name=path; the simulator has no weights to read, only the name counts
+  const lora = values['lora-modules'] as string[] | undefined;
+  if (lora) o.loraModules = lora.flatMap((s) => s.split(/[\s,]+/)).filter(Boolean).map((s) => s.split('=')[0]!).filter(Boolean);
   return resolveOptions(o);
 }

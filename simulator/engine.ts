@@ -25,6 +25,13 @@ export interface EngineConfig {
   latency: LatencyParams;
   /** Emit a 'token' event for every output token after the first (streaming needs them). */
   tokenEvents: boolean;
+  /**
+   * LoRA adapters one step can run (vLLM: max_loras, the GPU adapter slots); 0: LoRA off,
+   * requests naming an adapter are refused.
+   */
+  maxLoras: number;
+  /** Time a step takes longer for each adapter it loads into a slot (from host memory). */
+  loraLoadMs: number;
 }
 
 // vLLM V1 defaults for an OpenAI server on a 16 GB GPU, and KV sizing for the reference deployment:
@@ -39,6 +46,10 @@ export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
   maxModelLen: 32768,
   latency: T4_QWEN25_3B,
   tokenEvents: false,
+  maxLoras: 0,
+  // An estimate, not a measurement: copying a rank-16 adapter of a 3B model (tens of MB) over
+  // PCIe and setting up its slot.
+  loraLoadMs: 20,
 };
 
 export interface EngineRequest {
@@ -49,6 +60,8 @@ export interface EngineRequest {
   outputTokens: number;
   /** Why it stops after outputTokens (metrics label only); 'length' when absent. */
   finishReason?: 'stop' | 'length';
+  /** The LoRA adapter it runs with (vLLM: the request's model names an adapter); none: the base model. */
+  lora?: string;
 }
 
 export type EngineEvent =
@@ -114,6 +127,12 @@ export interface MetricsSnapshot {
   evictions: number;
   ttftSeconds: Histogram;
   e2eSeconds: Histogram;
+  /** LoRA slots (0: LoRA off), and the distinct adapters of running and of waiting requests. */
+  maxLoras: number;
+  runningLoraAdapters: string[];
+  waitingLoraAdapters: string[];
+  /** Adapters loaded into a slot so far. */
+  loraLoads: number;
 }
 
 interface Seq {
@@ -123,6 +142,8 @@ interface Seq {
   admittedMs: number;
   firstTokenMs: number; // NaN until the first token
   blocks: number[];
+  /** The prompt's block hashes as this engine caches them: salted by the adapter, which never shares KV with another. */
+  hashes: readonly number[];
   numComputed: number; // tokens whose KV exists
   numRegistered: number; // leading prompt blocks registered in the cache
   cachedTokens: number; // prefix-cache hit at (first) admission
@@ -151,6 +172,9 @@ export class ReplicaEngine {
   private readonly successByReason = { stop: 0, length: 0 };
   private readonly ttft = new Histogram(TTFT_BUCKETS);
   private readonly e2e = new Histogram(E2E_BUCKETS);
+  /** Adapters in GPU slots, least recently used first. */
+  private readonly loraSlots: string[] = [];
+  private loraLoads = 0;
 
   constructor(config: Partial<EngineConfig> = {}, startMs = 0) {
     this.config = { ...DEFAULT_ENGINE_CONFIG, ...config, latency: { ...DEFAULT_ENGINE_CONFIG.latency, ...config.latency } };
@@ -185,9 +209,10 @@ export class ReplicaEngine {
     }
     if (Math.ceil(total / c.blockSize) > c.numGpuBlocks) throw new EngineRequestError(`request needs ${Math.ceil(total / c.blockSize)} KV blocks, the cache has ${c.numGpuBlocks}`, 'max_tokens');
     if (req.blockHashes.length > Math.floor(req.promptTokens / c.blockSize)) throw new EngineRequestError('more block hashes than full prompt blocks', 'prompt');
+    if (req.lora !== undefined && c.maxLoras === 0) throw new EngineRequestError(`LoRA adapter '${req.lora}' requested, but LoRA is not enabled`, 'model');
     this.pending.push(...this.run(nowMs));
     const seq: Seq = {
-      id: this.nextId++, req, arrivalMs: this.clock, admittedMs: NaN, firstTokenMs: NaN, blocks: [],
+      id: this.nextId++, req, arrivalMs: this.clock, admittedMs: NaN, firstTokenMs: NaN, blocks: [], hashes: loraHashes(req),
       numComputed: 0, numRegistered: 0, cachedTokens: 0, generated: 0, aborted: false,
     };
     this.byId.set(seq.id, seq);
@@ -242,12 +267,17 @@ export class ReplicaEngine {
       evictions: this.kv.evictions,
       ttftSeconds: this.ttft.clone(),
       e2eSeconds: this.e2e.clone(),
+      maxLoras: this.config.maxLoras,
+      runningLoraAdapters: adaptersOf(this.running),
+      waitingLoraAdapters: adaptersOf(this.waiting),
+      loraLoads: this.loraLoads,
     };
   }
 
   /** Whether these chained hashes are cached, leading blocks only (for tests and routing studies). */
-  cachedPrefixBlocks(blockHashes: readonly number[]): number {
-    return this.kv.longestPrefix(blockHashes, blockHashes.length).length;
+  cachedPrefixBlocks(blockHashes: readonly number[], lora?: string): number {
+    const hashes = loraHashes({ blockHashes, lora });
+    return this.kv.longestPrefix(hashes, hashes.length).length;
   }
 
   private run(toMs: number): EngineEvent[] {
@@ -276,11 +306,13 @@ export class ReplicaEngine {
   private formStep(): void {
     if (this.step || !this.stepDue) return;
     this.stepDue = false;
+    const loadsBefore = this.loraLoads;
     const scheduled = this.schedule();
     if (scheduled.length === 0) return; // unreachable while submit() rejects requests larger than the cache
     let prefillTokens = 0;
     for (const s of scheduled) if (s.seq.generated === 0 || s.tokens > 1) prefillTokens += s.tokens;
-    this.step = { endMs: this.clock + this.latency.stepMs(scheduled.length, prefillTokens), scheduled };
+    const loadMs = (this.loraLoads - loadsBefore) * this.config.loraLoadMs;
+    this.step = { endMs: this.clock + this.latency.stepMs(scheduled.length, prefillTokens) + loadMs, scheduled };
   }
 
   private schedule(): { seq: Seq; tokens: number }[] {
@@ -303,17 +335,25 @@ export class ReplicaEngine {
       scheduled.push({ seq, tokens });
       budget -= tokens;
     }
-    // 2. waiting requests, FIFO, while there are slots, budget and blocks
-    while (this.waiting.length > 0 && budget > 0 && this.running.length < this.config.maxNumSeqs) {
-      const seq = this.waiting[0]!;
+    // 2. waiting requests, FIFO, while there are slots, budget and blocks. As vLLM's scheduler,
+    // a request whose adapter would take one slot more than max_loras is passed over (it stays
+    // first in line) and the next is tried.
+    const active = new Set<string>();
+    for (const seq of this.running) if (seq.req.lora !== undefined) active.add(seq.req.lora);
+    let w = 0;
+    while (w < this.waiting.length && budget > 0 && this.running.length < this.config.maxNumSeqs) {
+      const seq = this.waiting[w]!;
+      const lora = seq.req.lora;
+      if (lora !== undefined && !active.has(lora) && active.size >= this.config.maxLoras) { w++; continue; }
       const numTokens = this.numTokens(seq);
       // vLLM always computes the last prompt token, so a hit covers at most numTokens - 1 tokens
-      const hit = this.kv.longestPrefix(seq.req.blockHashes, Math.floor((numTokens - 1) / bs));
+      const hit = this.kv.longestPrefix(seq.hashes, Math.floor((numTokens - 1) / bs));
       const cachedTokens = hit.length * bs;
       const tokens = Math.min(numTokens - cachedTokens, budget);
       const need = Math.ceil((cachedTokens + tokens) / bs) - hit.length;
       if (need > this.kv.numFree - this.kv.countFree(hit)) break;
-      this.waiting.shift();
+      this.waiting.splice(w, 1);
+      if (lora !== undefined) { active.add(lora); this.useLoraSlot(lora, active); }
       this.kv.touch(hit);
       seq.blocks = [...hit, ...this.kv.allocate(need)];
       seq.numComputed = cachedTokens;
@@ -336,9 +376,21 @@ export class ReplicaEngine {
 
   /** Blocks being computed this step count as cached from now on, as in vLLM's allocate_slots. */
   private registerBlocks(seq: Seq, computedAfterStep: number): void {
-    const full = Math.min(Math.floor(computedAfterStep / this.config.blockSize), seq.req.blockHashes.length);
-    for (let b = seq.numRegistered; b < full; b++) this.kv.register(seq.blocks[b]!, seq.req.blockHashes[b]!);
+    const full = Math.min(Math.floor(computedAfterStep / this.config.blockSize), seq.hashes.length);
+    for (let b = seq.numRegistered; b < full; b++) this.kv.register(seq.blocks[b]!, seq.hashes[b]!);
     if (full > seq.numRegistered) seq.numRegistered = full;
+  }
+
+  /** The adapter runs this step: loaded into a slot unless it is in one (evicting the least recently used adapter no running request uses). */
+  private useLoraSlot(lora: string, active: Set<string>): void {
+    const at = this.loraSlots.indexOf(lora);
+    if (at >= 0) { this.loraSlots.splice(at, 1); this.loraSlots.push(lora); return; }
+    if (this.loraSlots.length >= this.config.maxLoras) {
+      const victim = this.loraSlots.findIndex((a) => !active.has(a));
+      if (victim >= 0) this.loraSlots.splice(victim, 1);
+    }
+    this.loraSlots.push(lora);
+    this.loraLoads++;
   }
 
   private preempt(seq: Seq): void {
@@ -384,4 +436,28 @@ export class ReplicaEngine {
       }
     }
   }
+}
+
+/** Distinct adapters of these requests, in order. */
+function adaptersOf(seqs: readonly Seq[]): string[] {
+  const out = new Set<string>();
+  for (const s of seqs) if (s.req.lora !== undefined) out.add(s.req.lora);
+  return [...out];
+}
+
+/** FNV-1a of a string, 32 bits. */
+function stringHash(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
+
+/**
+ * A request's block hashes as the cache keys them: the base model's as given, an adapter's
+ * salted with its name (vLLM adds the LoRA id to every block hash's extra keys).
+ */
+function loraHashes(req: { blockHashes: readonly number[]; lora?: string }): readonly number[] {
+  if (req.lora === undefined) return req.blockHashes;
+  const salt = stringHash(req.lora);
+  return req.blockHashes.map((h) => (Math.imul((h ^ salt) >>> 0, 0x9e3779b1) >>> 0) + 0x100000000 * (salt & 0xffff));
 }

@@ -8,7 +8,6 @@ import type { Histogram, MetricsSnapshot } from './engine.js';
 export interface MetricsLabels {
   modelName: string;
   gpuMemoryUtilization: number;
-  maxLoras: number;
 }
 
 function num(v: number): string {
@@ -60,7 +59,7 @@ export function renderMetrics(s: MetricsSnapshot, l: MetricsLabels): string {
     lines.push(`vllm:request_success_total${labels({ ...base, finished_reason: reason })} ${num(s.requestSuccessByReason[reason])}`);
   }
   lines.push('# HELP vllm:lora_requests_info Running stats on lora requests.', '# TYPE vllm:lora_requests_info gauge');
-  lines.push(`vllm:lora_requests_info${labels({ ...base, max_lora: String(l.maxLoras), running_lora_adapters: '', waiting_lora_adapters: '' })} ${num(s.nowMs / 1000)}`);
+  lines.push(`vllm:lora_requests_info${labels({ ...base, max_lora: String(s.maxLoras), running_lora_adapters: s.runningLoraAdapters.join(','), waiting_lora_adapters: s.waitingLoraAdapters.join(',') })} ${num(s.nowMs / 1000)}`);
   histogram('vllm:time_to_first_token_seconds', 'Histogram of time to first token in seconds.', s.ttftSeconds);
   histogram('vllm:e2e_request_latency_seconds', 'Histogram of e2e request latency in seconds.', s.e2eSeconds);
   return lines.join('\n') + '\n';

@@ -131,10 +131,17 @@ export function getHeaderPairs(map: HeaderMap, out: HostBytes): WasmResult {
   return r;
 }
 
-export function sendLocalResponse(status: u32, details: string, body: string, contentType: string): WasmResult {
+/** `retryAfterS` >= 0 adds a `retry-after` header with that many seconds. */
+export function sendLocalResponse(status: u32, details: string, body: string, contentType: string, retryAfterS: i32 = -1): WasmResult {
   const d = String.UTF8.encode(details);
   const b = String.UTF8.encode(body);
-  const pairs = serializePairs2("content-type", contentType, "x-prefix-router-error", details);
+  const pairs = retryAfterS < 0
+    ? serializePairs2("content-type", contentType, "x-prefix-router-error", details)
+    : serializePairs([
+      String.UTF8.encode("content-type"), String.UTF8.encode(contentType),
+      String.UTF8.encode("x-prefix-router-error"), d,
+      String.UTF8.encode("retry-after"), String.UTF8.encode(retryAfterS.toString()),
+    ]);
   return <WasmResult>imports.proxy_send_local_response(status, changetype<usize>(d), d.byteLength,
     changetype<usize>(b), b.byteLength, changetype<usize>(pairs), pairs.byteLength, -1);
 }

@@ -4,6 +4,14 @@ import { JsonKind, JsonValue, jsonError, parseJson } from "./jsonDocument";
 import { Weights } from "../scheduling/weights";
 import { isValidAddress } from "../state/address";
 import { CONFIG_NEEDS_SOURCE, CONFIG_NOT_JSON, CONFIG_SHARED_STATE_NEEDS_REPLICAS } from "../errors";
+import { configError, readBool, readInt, readNum, readStr, setConfigError, unknownKey } from "./configReaders";
+import { parseFeatures } from "./featureConfig";
+import { SaturationBound } from "../admission/saturation";
+import { AdmissionConfig } from "../admission/admissionConfig";
+import { SessionConfig } from "../scheduling/sessionAffinity";
+import { LoraConfig } from "../scheduling/loraAffinity";
+
+export { configError };
 
 /** About 16 tokens at 4 characters a token: one vLLM KV block. */
 const DEFAULT_BLOCK_CHARS = 64;
@@ -65,81 +73,29 @@ export class PluginConfig {
    */
   fallbackHeader: bool = false;
   sharedState: bool = true;
+  /** When a replica counts as saturated (admission, session affinity). */
+  saturation: SaturationBound = new SaturationBound();
+  admission: AdmissionConfig = new AdmissionConfig();
+  session: SessionConfig = new SessionConfig();
+  lora: LoraConfig = new LoraConfig();
 }
-
-export let configError: string = "";
 
 function fail(msg: string): PluginConfig | null {
-  configError = msg;
+  setConfigError(msg);
   return null;
-}
-
-// Readers that check one field each; they set configError and return false on a bad value.
-function readInt(o: JsonValue, key: string, path: string, lo: f64, hi: f64, set: (v: f64) => void): bool {
-  const v = o.get(key);
-  if (v === null) return true;
-  if (v.kind != JsonKind.Number || v.num != Math.floor(v.num) || v.num < lo || v.num > hi) {
-    configError = "'" + path + "' must be a whole number from " + (<i64>lo).toString() + " to " + (<i64>hi).toString();
-    return false;
-  }
-  set(v.num);
-  return true;
-}
-
-function readNum(o: JsonValue, key: string, path: string, lo: f64, hi: f64, set: (v: f64) => void): bool {
-  const v = o.get(key);
-  if (v === null) return true;
-  if (v.kind != JsonKind.Number || !isFinite(v.num) || v.num < lo || v.num > hi) {
-    configError = "'" + path + "' must be a number from " + lo.toString() + " to " + hi.toString();
-    return false;
-  }
-  set(v.num);
-  return true;
-}
-
-function readStr(o: JsonValue, key: string, path: string, set: (v: string) => void): bool {
-  const v = o.get(key);
-  if (v === null) return true;
-  if (v.kind != JsonKind.String || v.str.length == 0 || v.str.length > 256) {
-    configError = "'" + path + "' must be a non-empty string";
-    return false;
-  }
-  set(v.str);
-  return true;
-}
-
-function readBool(o: JsonValue, key: string, path: string, set: (v: bool) => void): bool {
-  const v = o.get(key);
-  if (v === null) return true;
-  if (v.kind != JsonKind.Bool) {
-    configError = "'" + path + "' must be true or false";
-    return false;
-  }
-  set(v.bool);
-  return true;
-}
-
-function unknownKey(o: JsonValue, known: string[], prefix: string): bool {
-  for (let i = 0; i < o.keys.length; i++) {
-    if (!known.includes(o.keys[i])) {
-      configError = "unknown field '" + prefix + o.keys[i] + "'";
-      return true;
-    }
-  }
-  return false;
 }
 
 // AssemblyScript closures cannot capture locals, so the readers write into this one.
 let cfg = new PluginConfig();
 
 export function parseConfig(bytes: Uint8Array): PluginConfig | null {
-  configError = "";
+  setConfigError("");
   cfg = new PluginConfig();
   if (bytes.length == 0) return fail(CONFIG_NEEDS_SOURCE);
   const root = parseJson(bytes);
   if (root === null) return fail("not valid JSON: " + jsonError);
   if (root.kind != JsonKind.Object) return fail(CONFIG_NOT_JSON);
-  if (unknownKey(root, ["controlPlane", "replicas", "weights", "prefix", "loadBoundEpsilon", "stalenessMs", "maxBodyBytes", "debugHeaders", "fallbackHeader", "sharedState"], "")) return null;
+  if (unknownKey(root, ["controlPlane", "replicas", "weights", "prefix", "loadBoundEpsilon", "stalenessMs", "maxBodyBytes", "debugHeaders", "fallbackHeader", "sharedState", "saturation", "admission", "sessionAffinity", "lora"], "")) return null;
 
   const cp = root.get("controlPlane");
   if (cp !== null) {
@@ -209,10 +165,12 @@ export function parseConfig(bytes: Uint8Array): PluginConfig | null {
   if (!readBool(root, "debugHeaders", "debugHeaders", (v: bool): void => { cfg.debugHeaders = v; })) return null;
   if (!readBool(root, "fallbackHeader", "fallbackHeader", (v: bool): void => { cfg.fallbackHeader = v; })) return null;
   if (!readBool(root, "sharedState", "sharedState", (v: bool): void => { cfg.sharedState = v; })) return null;
+  if (!parseFeatures(root, cfg.saturation, cfg.admission, cfg.session, cfg.lora)) return null;
 
   if (!cfg.sharedState) {
     if (p === null || p.get("indexEntries") === null) cfg.indexEntries = DEFAULT_INDEX_ENTRIES_SMALL;
     if (cfg.hasControlPlane) return fail("'controlPlane' needs 'sharedState': true (the polled state lives in shared data)");
+    if (cfg.admission.enabled) return fail("'admission' needs 'sharedState': true (held requests are let go on ticks, and saturation is read from the control plane's state)");
     if (cfg.replicas.length == 0) return fail(CONFIG_SHARED_STATE_NEEDS_REPLICAS);
   } else if (!cfg.hasControlPlane && cfg.replicas.length == 0) return fail(CONFIG_NEEDS_SOURCE);
   return cfg;

@@ -34,6 +34,21 @@ const parts = new ElementCursor();
 const streamedItems = new ElementCursor();
 const streamedMessage = new MemberCursor();
 
+/**
+ * The top-level `model` and `user` values the last hashPrompt() passed
+ * (their spans, quotes included; -1: not seen), read by the request's traits
+ * (requestTraits.ts) so that the body is walked once.
+ */
+@unmanaged
+@final
+export class TopLevelValues {
+  modelStart: isize = -1;
+  modelEnd: isize = -1;
+  userStart: isize = -1;
+  userEnd: isize = -1;
+}
+export const topLevel = new TopLevelValues();
+
 /** What the hasher holds while hashPrompt walks the body. */
 // @ts-ignore: decorator
 @inline const HOLDS_NOTHING: i32 = 0;
@@ -52,6 +67,8 @@ const streamedMessage = new MemberCursor();
 export function hashPrompt(ptr: usize, len: usize, hasher: BlockHasher, cut: bool = false): ScanStatus {
   const start = <isize>ptr;
   const end = start + <isize>len;
+  topLevel.modelStart = -1;
+  topLevel.userStart = -1;
   const p = skipWs(start, end);
   if (p >= end || load<u8>(p) != CharCode.OPEN_BRACE) return ScanStatus.NotJson;
   let modelStart: isize = -1, modelEnd: isize = -1;
@@ -100,6 +117,11 @@ export function hashPrompt(ptr: usize, len: usize, hasher: BlockHasher, cut: boo
       modelStart = top.valueStart;
       modelEnd = top.valueEnd;
       seed = modelSeed(modelStart, modelEnd);
+      topLevel.modelStart = modelStart;
+      topLevel.modelEnd = modelEnd;
+    } else if (top.keyIs("user")) {
+      topLevel.userStart = top.valueStart;
+      topLevel.userEnd = top.valueEnd;
     } else if (top.keyIs("prompt")) {
       promptStart = top.valueStart; promptEnd = top.valueEnd; promptPlain = top.valuePlain;
       if (holds == HOLDS_PROMPT) holds = HOLDS_NOTHING;

@@ -3,6 +3,7 @@
 // (at a state change), read on it.
 import { Weights } from "../scheduling/weights";
 import { xxh64String } from "../prefix/hash";
+import { LoraAdapters } from "./loraSection";
 
 @final
 export class ReplicaTable {
@@ -29,6 +30,8 @@ export class ReplicaTable {
   /** Identifies the replica list (addresses in order): in-flight counters are laid out by it. */
   setHash: u64 = 0;
   byAddress: Map<string, i32> = new Map<string, i32>();
+  /** The LoRA adapters of each replica (state section 16), null when the state has none. */
+  lora: LoraAdapters | null = null;
 
   add(address: string, ready: bool, metricsKnown: bool, waiting: f64, running: f64, kvUsage: f64, kvCapacityTokens: u32, metricsAgeMs: u32): void {
     this.byAddress.set(address, this.n);

@@ -20,6 +20,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ManualClock, ProxyWasmHost, SharedDataStore, type LogEvent, type Stream } from '../../host/index.js';
 import { encodeState, type ReplicaState, type Weights } from '../../control-plane/stateWire.js';
+import { encodeLoraSection } from '../../control-plane/loraSection.js';
 import type { Decision, Entry, ReplicaMetrics, RoutingPolicy } from './policy.js';
 import { MODEL, type SimRequest } from './workloads.js';
 import { writeStamp } from '../../plugin/sharedData.js';
@@ -43,15 +44,16 @@ export function replicaAddress(i: number): string {
   return `10.1.${Math.floor(i / 200)}.${(i % 200) + 1}:8000`;
 }
 
-export function pluginConfig(weights: Weights): string {
-  return JSON.stringify({ controlPlane: { cluster: CONTROL_PLANE_CLUSTER }, stalenessMs: STALENESS_MS, weights });
+/** `extra`: more of the filter's configuration (admission, sessionAffinity, lora). */
+export function pluginConfig(weights: Weights, extra: object = {}): string {
+  return JSON.stringify({ controlPlane: { cluster: CONTROL_PLANE_CLUSTER }, stalenessMs: STALENESS_MS, weights, ...extra });
 }
 
 const enc = new TextEncoder();
 
 /** The body a client sends: an OpenAI completion (the inference-perf `completion` API), streamed. */
 export function completionBody(req: SimRequest): Uint8Array {
-  return enc.encode(JSON.stringify({ model: MODEL, prompt: req.prompt, max_tokens: req.outputTokens, stream: true }));
+  return enc.encode(JSON.stringify({ model: req.lora ?? MODEL, prompt: req.prompt, max_tokens: req.outputTokens, stream: true }));
 }
 
 export interface FilterPolicyOptions {
@@ -63,6 +65,8 @@ export interface FilterPolicyOptions {
   /** Module bytes (default: plugin/prefix-router.wasm). */
   wasm?: Uint8Array;
   seed: number;
+  /** More of the filter's configuration (admission, sessionAffinity, lora). */
+  config?: object;
 }
 
 interface FilterHandle { gateway: number; stream: Stream }
@@ -77,6 +81,9 @@ export class FilterPolicy implements RoutingPolicy {
   private version = 0n;
   private lastReplicas = '';
   private bodies = new WeakMap<SimRequest, Uint8Array>();
+  /** Requests the filter holds (admission), until a tick lets them go or refuses them. */
+  private readonly held: Array<{ req: SimRequest; decision: Decision; stream: Stream }> = [];
+  private readonly settled: Array<{ req: SimRequest; decision: Decision }> = [];
 
   private constructor(private readonly opts: FilterPolicyOptions, private readonly hosts: ProxyWasmHost[], private readonly stores: SharedDataStore[]) {
     this.name = opts.name;
@@ -93,7 +100,7 @@ export class FilterPolicy implements RoutingPolicy {
       hosts.push(await ProxyWasmHost.create({
         wasm,
         workers: opts.workers,
-        pluginConfig: pluginConfig(opts.weights),
+        pluginConfig: pluginConfig(opts.weights, opts.config),
         clock: policy.clock,
         sharedData: stores[g],
         logLevel: 'warn',
@@ -109,6 +116,28 @@ export class FilterPolicy implements RoutingPolicy {
   advanceTo(nowUs: number): void {
     const ns = this.nsOf(nowUs);
     for (const h of this.hosts) h.advanceTo(ns);
+    if (this.held.length > 0) this.settleHeld();
+  }
+
+  /** Held streams a tick let go (routed) or refused. */
+  private settleHeld(): void {
+    for (let i = 0; i < this.held.length; i++) {
+      const h = this.held[i]!;
+      if (h.stream.localResponse) {
+        h.stream.complete();
+        h.decision.refused = true;
+      } else if (h.stream.continued) {
+        h.decision.replica = this.destinationOf(h.stream, h.req);
+        h.stream.drainRequestData();
+      } else continue;
+      h.decision.held = false;
+      this.settled.push({ req: h.req, decision: h.decision });
+      this.held.splice(i--, 1);
+    }
+  }
+
+  takeSettled(): Array<{ req: SimRequest; decision: Decision }> {
+    return this.settled.splice(0);
   }
 
   onScrape(nowUs: number, metrics: readonly ReplicaMetrics[]): void {
@@ -116,13 +145,14 @@ export class FilterPolicy implements RoutingPolicy {
       address: this.addresses[i]!, ready: true, metricsKnown: true, waiting: m.waiting, running: m.running,
       kvUsage: m.kvUsage, kvCapacityTokens: m.kvCapacityTokens, metricsAgeMs: 0,
     }));
-    const key = JSON.stringify(replicas);
+    const lora = encodeLoraSection(metrics.map((m) => m.lora));
+    const key = JSON.stringify(replicas) + (lora ? JSON.stringify(metrics.map((m) => m.lora)) : '');
     const changed = key !== this.lastReplicas;
     if (changed) { this.version++; this.lastReplicas = key; }
     const nowNs = this.nsOf(nowUs);
     let state: Uint8Array | null = null;
     if (changed) {
-      const payload = encodeState({ version: this.version, weights: this.opts.weights, replicas });
+      const payload = encodeState({ version: this.version, weights: this.opts.weights, replicas, ...(lora ? { sections: [lora] } : {}) });
       state = new Uint8Array(8 + payload.length);
       new DataView(state.buffer).setBigUint64(0, nowNs, true);
       state.set(payload, 8);
@@ -140,21 +170,36 @@ export class FilterPolicy implements RoutingPolicy {
     s.requestHeaders([
       [':method', 'POST'], [':path', '/v1/completions'], [':authority', 'gateway'], [':scheme', 'http'],
       ['content-type', 'application/json'], ['content-length', String(body.length)],
+      ...(req.session !== undefined ? [['x-session-id', req.session] as [string, string]] : []),
     ], false);
     if (!s.localResponse) s.requestBody(body, true);
+    const handle: FilterHandle = { gateway: entry.gateway, stream: s };
+    if (s.localResponse?.status === 429) {
+      s.complete();
+      return { replica: -1, refused: true };
+    }
     if (s.localResponse) {
       s.complete();
       throw new Error(`${this.name}: the filter answered ${s.localResponse.status} for request ${req.id}: ${new TextDecoder().decode(s.localResponse.body)}`);
     }
-    const endpoint = s.requestHeaderList().find(([k]) => k === DESTINATION)?.[1];
+    if (!s.continued) {
+      // Admission holds it: a tick lets it go or refuses it (settleHeld).
+      const decision: Decision = { replica: -1, held: true, handle };
+      this.held.push({ req, decision, stream: s });
+      return decision;
+    }
     s.drainRequestData();
+    return { replica: this.destinationOf(s, req), handle };
+  }
+
+  private destinationOf(s: Stream, req: SimRequest): number {
+    const endpoint = s.requestHeaderList().find(([k]) => k === DESTINATION)?.[1];
     const replica = endpoint === undefined ? -1 : this.replicaOf.get(endpoint) ?? -1;
     if (replica < 0) {
       s.complete();
       throw new Error(`${this.name}: the filter chose '${endpoint}' for request ${req.id}, not a simulated replica`);
     }
-    const handle: FilterHandle = { gateway: entry.gateway, stream: s };
-    return { replica, handle };
+    return replica;
   }
 
   onFirstToken(d: Decision): void {
@@ -185,6 +230,10 @@ export class FilterPolicy implements RoutingPolicy {
       loadBoundSpills: sum('prefix_router.load_bound_spills'),
       loadOnly: sum('prefix_router.fallback_load_only'),
       stateUpdates: sum('prefix_router.state_updates'),
+      admissionHeld: sum('prefix_router.admission_held'),
+      admissionRefused: sum('prefix_router.admission_refused'),
+      sessionRouted: sum('prefix_router.session_affinity_routed'),
+      loraRouted: sum('prefix_router.lora_affinity_routed'),
     };
   }
 

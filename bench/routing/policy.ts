@@ -3,6 +3,7 @@
 // itself (the real wasm) is in filterPolicy.ts.
 import type { XXHashAPI } from 'xxhash-wasm';
 import type { ReplicaEngine } from '../../simulator/engine.js';
+import type { LoraInfo } from '../../control-plane/loraMetrics.js';
 import { GieRouter, lowerIsBetter, pickMax } from './gie.js';
 import type { Rng } from './random.js';
 import { MODEL, type SimRequest } from './workloads.js';
@@ -14,13 +15,20 @@ export interface ReplicaMetrics {
   /** 0..1 */
   kvUsage: number;
   kvCapacityTokens: number;
+  /** LoRA adapters, when the engines run them (vllm:lora_requests_info). */
+  lora?: LoraInfo;
 }
 
 /** Which gateway process and worker VM a request enters through (only prefix-router has more than one). */
 export interface Entry { gateway: number; worker: number }
 
 export interface Decision {
+  /** -1: not routed yet (held by admission, see RoutingPolicy.takeSettled) or refused. */
   replica: number;
+  /** Held by the router's admission: routed or refused later. */
+  held?: boolean;
+  /** Refused by the router (429). */
+  refused?: boolean;
   /** Prefix blocks the router believed the replica holds / blocks it hashed (when the router says). */
   matched?: number;
   total?: number;
@@ -44,6 +52,8 @@ export interface RoutingPolicy {
   bindEngines?(engines: readonly ReplicaEngine[]): void;
   /** Router-side counters worth reporting (the filter's own metrics), read after the run. */
   stats?(): Record<string, number>;
+  /** Held decisions settled since the last call (routed: replica >= 0; refused: refused set). */
+  takeSettled?(): Array<{ req: SimRequest; decision: Decision }>;
 }
 
 /** Shared no-ops for policies without time or per-request state. */

@@ -5,7 +5,7 @@
 import { ReplicaEngine, type EngineEvent, type MetricsSnapshot } from '../../simulator/engine.js';
 import { Rng } from './random.js';
 import type { Decision, ReplicaMetrics, RoutingPolicy } from './policy.js';
-import type { SimRequest, Workload } from './workloads.js';
+import { MODEL, type SimRequest, type Workload } from './workloads.js';
 
 /** The control plane's scrape interval (control-plane default: 20 states a second). */
 export const SCRAPE_INTERVAL_US = 50_000;
@@ -21,6 +21,10 @@ export interface SimulationOptions {
   gateways: number;
   workers: number;
   seed: number;
+  /** LoRA slots of every engine (0 or absent: LoRA off). */
+  maxLoras?: number;
+  /** TTFT bound for `withinSloRps` (ms). */
+  sloMs?: number;
 }
 
 export interface PolicyResult {
@@ -62,6 +66,12 @@ export interface PolicyResult {
   sameEntryAgreement?: number;
   /** The router's own counters (the filter's metrics), when it has them. */
   routerStats?: Record<string, number>;
+  /** Requests the router refused (429): not served, not in the latency figures. */
+  refused?: number;
+  /** Served requests whose TTFT (from arrival, time held by the router included) met `sloMs`, per second of the run. */
+  withinSloRps?: number;
+  /** Adapters the engines loaded into a slot (LoRA runs). */
+  loraLoads?: number;
 }
 
 export function percentile(sorted: readonly number[], p: number): number {
@@ -71,15 +81,17 @@ export function percentile(sorted: readonly number[], p: number): number {
 }
 
 function toMetrics(s: MetricsSnapshot): ReplicaMetrics {
-  return { waiting: s.numRequestsWaiting, running: s.numRequestsRunning, kvUsage: s.kvCacheUsage, kvCapacityTokens: s.numGpuBlocks * s.blockSize };
+  const m: ReplicaMetrics = { waiting: s.numRequestsWaiting, running: s.numRequestsRunning, kvUsage: s.kvCacheUsage, kvCapacityTokens: s.numGpuBlocks * s.blockSize };
+  if (s.maxLoras > 0) m.lora = { maxLora: s.maxLoras, running: s.runningLoraAdapters, waiting: s.waitingLoraAdapters, baseModel: MODEL };
+  return m;
 }
 
-interface Open { req: SimRequest; decision: Decision; replica: number; entry: { gateway: number; worker: number } }
+interface Open { req: SimRequest; decision: Decision; replica: number; entry: { gateway: number; worker: number }; heldMs: number }
 
 /** Runs one policy over one workload; the policy is closed by the caller. */
 export function simulate(workload: Workload, policy: RoutingPolicy, opts: SimulationOptions): PolicyResult {
   const n = opts.replicas;
-  const engines = Array.from({ length: n }, () => new ReplicaEngine({ numGpuBlocks: ENGINE_BLOCKS, blockSize: ENGINE_BLOCK_SIZE, maxModelLen: ENGINE_MAX_MODEL_LEN }, 0));
+  const engines = Array.from({ length: n }, () => new ReplicaEngine({ numGpuBlocks: ENGINE_BLOCKS, blockSize: ENGINE_BLOCK_SIZE, maxModelLen: ENGINE_MAX_MODEL_LEN, maxLoras: opts.maxLoras ?? 0 }, 0));
   policy.bindEngines?.(engines);
   // Which gateway/worker each request enters through: the same for every policy on this workload.
   const entryRng = Rng.of(opts.seed, workload.name, 'entry');
@@ -90,12 +102,14 @@ export function simulate(workload: Workload, policy: RoutingPolicy, opts: Simula
   let samples = 0;
   const ttft: number[] = [];
   const e2e: number[] = [];
-  let completed = 0, rejected = 0, lastFinishUs = 0, firstHitTokens = 0, finishedPromptTokens = 0;
+  let completed = 0, rejected = 0, refused = 0, withinSlo = 0, lastFinishUs = 0, firstHitTokens = 0, finishedPromptTokens = 0;
   let routerMatched = 0, routerTotal = 0, anyRouterPrefix = false;
   // agreement: last replica per (group, gateway)
   const lastByGroup = new Map<string, Array<number | undefined>>(); // per (group), last replica per entry point
   let crossAgree = 0, crossPairs = 0, sameAgree = 0, samePairs = 0, workerAgree = 0, workerPairs = 0;
   const entries = opts.gateways * opts.workers;
+  /** Decisions the router holds (admission), with the entry point they came through. */
+  const held = new Map<Decision, { gateway: number; worker: number }>();
 
   // The loop runs on the engines' clock (ms, fractional: step times come from the latency
   // model); the policy sees whole microseconds, rounded, which never go backwards either.
@@ -125,8 +139,10 @@ export function simulate(workload: Workload, policy: RoutingPolicy, opts: Simula
       tallyPrefix(o.decision);
       firstHitTokens += ev.cachedTokens;
       finishedPromptTokens += ev.promptTokens;
-      ttft.push(ev.ttftMs);
-      e2e.push(ev.e2eMs);
+      // Latency from arrival: time the router held the request counts.
+      ttft.push(ev.ttftMs + o.heldMs);
+      e2e.push(ev.e2eMs + o.heldMs);
+      if (opts.sloMs !== undefined && ev.ttftMs + o.heldMs <= opts.sloMs) withinSlo++;
       lastFinishUs = Math.max(lastFinishUs, atUs);
     }
   };
@@ -135,7 +151,7 @@ export function simulate(workload: Workload, policy: RoutingPolicy, opts: Simula
     const tArrival = nextArrival < reqs.length ? arrivalMs(reqs[nextArrival]!) : Infinity;
     let tEngine = Infinity;
     for (const e of engines) tEngine = Math.min(tEngine, e.nextEventTime());
-    const working = nextArrival < reqs.length || open.size > 0;
+    const working = nextArrival < reqs.length || open.size > 0 || held.size > 0;
     if (!working) break;
     const tMs = Math.min(tArrival, tEngine, scrapeMs());
     // Engine events up to t, in (time, replica, id) order.
@@ -157,6 +173,24 @@ export function simulate(workload: Workload, policy: RoutingPolicy, opts: Simula
       const req = reqs[nextArrival++]!;
       const entry = { gateway: opts.gateways > 1 ? entryRng.int(opts.gateways) : 0, worker: opts.workers > 1 ? entryRng.int(opts.workers) : 0 };
       const decision = policy.route(req, entry, t);
+      if (decision.refused) { refused++; continue; }
+      if (decision.held) { held.set(decision, entry); continue; }
+      submit(req, decision, entry, tMs);
+    }
+    settle(tMs);
+  }
+
+  function settle(tMs: number): void {
+    for (const { req, decision } of policy.takeSettled?.() ?? []) {
+      const entry = held.get(decision) ?? { gateway: 0, worker: 0 };
+      held.delete(decision);
+      if (decision.refused) refused++;
+      else submit(req, decision, entry, tMs);
+    }
+  }
+
+  function submit(req: SimRequest, decision: Decision, entry: { gateway: number; worker: number }, tMs: number): void {
+    {
       const replica = decision.replica;
       if (!(replica >= 0 && replica < n)) throw new Error(`${policy.name}: routed request ${req.id} to replica ${replica} of ${n}`);
       counts[replica]!++;
@@ -178,22 +212,23 @@ export function simulate(workload: Workload, policy: RoutingPolicy, opts: Simula
       }
       let id: number;
       try {
-        id = engines[replica]!.submit({ promptTokens: req.promptTokens, blockHashes: req.blockHashes, outputTokens: req.outputTokens }, tMs);
+        id = engines[replica]!.submit({ promptTokens: req.promptTokens, blockHashes: req.blockHashes, outputTokens: req.outputTokens, ...(req.lora !== undefined ? { lora: req.lora } : {}) }, tMs);
       } catch (e) {
         rejected++;
-        policy.onFinish(decision, t);
-        continue;
+        policy.onFinish(decision, usOf(tMs));
+        return;
       }
-      open.set(`${replica}:${id}`, { req, decision, replica, entry });
+      open.set(`${replica}:${id}`, { req, decision, replica, entry, heldMs: Math.max(0, tMs - arrivalMs(req)) });
     }
   }
 
-  let queries = 0, hits = 0, preemptions = 0;
+  let queries = 0, hits = 0, preemptions = 0, loraLoads = 0;
   for (const e of engines) {
     const s = e.metricsSnapshot();
     queries += s.prefixCacheQueries;
     hits += s.prefixCacheHits;
     preemptions += s.preemptions;
+    loraLoads += s.loraLoads;
   }
   ttft.sort((a, b) => a - b);
   e2e.sort((a, b) => a - b);
@@ -217,6 +252,9 @@ export function simulate(workload: Workload, policy: RoutingPolicy, opts: Simula
     makespanS,
     preemptions,
   };
+  if (refused > 0 || held.size > 0 || policy.takeSettled) result.refused = refused;
+  if (opts.sloMs !== undefined) result.withinSloRps = makespanS > 0 ? withinSlo / makespanS : 0;
+  if (opts.maxLoras) result.loraLoads = loraLoads;
   if (anyRouterPrefix) { result.routerMatchedBlocks = routerMatched; result.routerTotalBlocks = routerTotal; }
   const stats = policy.stats?.();
   if (stats) result.routerStats = stats;

@@ -28,6 +28,10 @@ export interface SimRequest {
   outputTokens: number;
   /** What the request shares a prefix with (system prompt, conversation, first trace block): for agreement. */
   group: string;
+  /** The session it belongs to (sent as x-session-id by the filter policy), if any. */
+  session?: string;
+  /** The LoRA adapter it names as its model, if any (engines salt its cache blocks with it). */
+  lora?: string;
 }
 
 export interface Workload {

@@ -23,6 +23,7 @@ export function replicasRoute(o: { store: StateStore; discovery: Discovery; stal
           metrics: r.metrics,
           observedHitRate: store.observedHitRate(r),
           kvCapacityTokens: r.metrics?.kvCapacityTokens ?? null,
+          lora: r.lora,
           consecutiveFailures: r.consecutiveFailures,
           lastError: r.lastError,
         };

@@ -33,7 +33,7 @@ test('metrics text parses, uses vLLM V1 names and labels, and matches the engine
   e.advance(e.nextEventTime());
   e.advance(e.nextEventTime());
   const snap = e.metricsSnapshot();
-  const text = renderMetrics(snap, { modelName: 'Qwen/Qwen2.5-3B-Instruct', gpuMemoryUtilization: 0.75, maxLoras: 1 });
+  const text = renderMetrics(snap, { modelName: 'Qwen/Qwen2.5-3B-Instruct', gpuMemoryUtilization: 0.75 });
   const { samples, types } = parse(text);
   const one = (name: string) => {
     const s = samples.filter((x) => x.name === name);

@@ -1,0 +1,108 @@
+// The configuration of admission, session affinity and LoRA affinity
+// (plugin/CONFIG.md): `saturation`, `admission`, `sessionAffinity`, `lora`.
+import { JsonKind, JsonValue } from "./jsonDocument";
+import { readBool, readInt, readNum, readStr, setConfigError, unknownKey } from "./configReaders";
+import { SaturationBound } from "../admission/saturation";
+import { AdmissionConfig } from "../admission/admissionConfig";
+import { SessionConfig } from "../scheduling/sessionAffinity";
+import { LoraConfig } from "../scheduling/loraAffinity";
+
+/** Objectives a configuration may name at most. */
+const MAX_OBJECTIVES = 64;
+
+// AssemblyScript closures cannot capture locals, so the readers write into these.
+let sat = new SaturationBound();
+let adm = new AdmissionConfig();
+let sess = new SessionConfig();
+let lora = new LoraConfig();
+
+@inline function has(o: JsonValue, key: string): bool {
+  return o.get(key) !== null;
+}
+
+function bad(msg: string): bool {
+  setConfigError(msg);
+  return false;
+}
+
+function object(root: JsonValue, key: string, known: string[]): JsonValue | null {
+  const o = root.get(key);
+  if (o === null) return null;
+  if (o.kind != JsonKind.Object) {
+    bad("'" + key + "' must be an object");
+    return null;
+  }
+  return unknownKey(o, known, key + ".") ? null : o;
+}
+
+/** A header name as the filter compares it: lower case, HTTP token characters. */
+function headerName(v: string, path: string): string | null {
+  // ASCII only: String#toLowerCase would link the Unicode case tables into the module.
+  let s = "";
+  for (let i = 0; i < v.length; i++) {
+    let c = v.charCodeAt(i);
+    if (c >= 0x41 && c <= 0x5a) c += 0x20;
+    const ok = (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x5f || c == 0x2e;
+    if (!ok) {
+      setConfigError("'" + path + "' must be a header name (letters, digits, '-', '_', '.')");
+      return null;
+    }
+    s += String.fromCharCode(c);
+  }
+  return s;
+}
+
+/**
+ * Reads the four sections of `root` into the given objects; false (with
+ * configError) when one is malformed.
+ */
+export function parseFeatures(root: JsonValue, satOut: SaturationBound, admOut: AdmissionConfig, sessOut: SessionConfig, loraOut: LoraConfig): bool {
+  sat = satOut; adm = admOut; sess = sessOut; lora = loraOut;
+  if (has(root, "saturation")) {
+    const o = object(root, "saturation", ["waiting", "kvUsage"]);
+    if (o === null) return false;
+    if (!readInt(o, "waiting", "saturation.waiting", 1, 65535, (v: f64): void => { sat.waiting = v; })) return false;
+    if (!readNum(o, "kvUsage", "saturation.kvUsage", 0.01, 1, (v: f64): void => { sat.kvUsage = v; })) return false;
+  }
+  if (has(root, "admission")) {
+    const o = object(root, "admission", ["enabled", "maxHeld", "waitMs", "highPriorityWaitMs", "retryAfterS", "objectiveHeader", "objectives"]);
+    if (o === null) return false;
+    if (!readBool(o, "enabled", "admission.enabled", (v: bool): void => { adm.enabled = v; })) return false;
+    if (!readInt(o, "maxHeld", "admission.maxHeld", 0, 65536, (v: f64): void => { adm.maxHeld = <i32>v; })) return false;
+    if (!readInt(o, "waitMs", "admission.waitMs", 0, 600000, (v: f64): void => { adm.waitMs = <u32>v; })) return false;
+    if (!readInt(o, "highPriorityWaitMs", "admission.highPriorityWaitMs", 0, 600000, (v: f64): void => { adm.highPriorityWaitMs = <u32>v; })) return false;
+    if (!readInt(o, "retryAfterS", "admission.retryAfterS", 0, 3600, (v: f64): void => { adm.retryAfterS = <u32>v; })) return false;
+    if (!readStr(o, "objectiveHeader", "admission.objectiveHeader", (v: string): void => { adm.objectiveHeader = v; })) return false;
+    const h = headerName(adm.objectiveHeader, "admission.objectiveHeader");
+    if (h === null) return false;
+    adm.objectiveHeader = h;
+    const obj = o.get("objectives");
+    if (obj !== null) {
+      if (obj.kind != JsonKind.Object) return bad("'admission.objectives' must be an object of objective name to priority");
+      if (obj.keys.length > MAX_OBJECTIVES) return bad("'admission.objectives' names at most " + MAX_OBJECTIVES.toString() + " objectives");
+      for (let i = 0; i < obj.keys.length; i++) {
+        const name = obj.keys[i];
+        const path = "admission.objectives." + name;
+        if (name.length == 0 || name.length > 256) return bad("'admission.objectives' keys must be 1 to 256 characters");
+        if (!readInt(obj, name, path, -1000000, 1000000, (v: f64): void => { adm.objectivePriorities.push(<i32>v); })) return false;
+        adm.objectiveNames.push(String.UTF8.encode(name));
+      }
+    }
+  }
+  if (has(root, "sessionAffinity")) {
+    const o = object(root, "sessionAffinity", ["enabled", "header", "bodyUser"]);
+    if (o === null) return false;
+    if (!readBool(o, "enabled", "sessionAffinity.enabled", (v: bool): void => { sess.enabled = v; })) return false;
+    if (!readStr(o, "header", "sessionAffinity.header", (v: string): void => { sess.header = v; })) return false;
+    const h = headerName(sess.header, "sessionAffinity.header");
+    if (h === null) return false;
+    sess.header = h;
+    if (!readBool(o, "bodyUser", "sessionAffinity.bodyUser", (v: bool): void => { sess.bodyUser = v; })) return false;
+  }
+  if (has(root, "lora")) {
+    const o = object(root, "lora", ["weight"]);
+    if (o === null) return false;
+    if (!readNum(o, "weight", "lora.weight", 0, 1e6, (v: f64): void => { lora.weight = v; })) return false;
+  }
+  return true;
+}
