@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { ManualClock } from '../../host/index.js';
 import { EPOCH_NS, StateDriver, replicaState } from '../filter/stateDriver.js';
 import { text } from '../filter/support.js';
+import { startPickerGateway } from '../../host/endpointPicker/pickerGateway.js';
 import { BodySendMode, POST_HEADERS, ProxyStream, completionBody, metadataEndpoints, startTestPicker, until, type PickerUnderTest } from './support.js';
 
 const A = '10.2.0.1:8000', B = '10.2.0.2:8000';
@@ -64,6 +65,21 @@ test('refused with the filter\'s 429 and retry-after once the wait is over; a sh
     assert.equal((await shed.next()).immediate_response?.status?.code, 429);
     shed.finish();
   } finally {
+    await p.close();
+  }
+});
+
+test('a hold longer than the proxy\'s message timeout: the proxy gives up as its failure mode says (FailClose: 504)', async () => {
+  const { p, state } = await setup();
+  const gw = await startPickerGateway({ picker: p.picker.address, failureMode: 'FailClose', messageTimeoutMs: 200 });
+  try {
+    state.publish([saturated(A), saturated(B)]);
+    const r = await fetch(`${gw.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: completionBody(text(4, 300)) });
+    assert.equal(r.status, 504);
+    await r.arrayBuffer();
+    await until(() => p.picker.openStreams() === 0); // the proxy's reset ended the filter's held request too
+  } finally {
+    await gw.close();
     await p.close();
   }
 });
