@@ -10,6 +10,7 @@ commands:
   weights         get or set scorer weights (weights get | weights set --profile NAME | --prefix N --queue N --kv N)
   top             live view per replica: share, queue, KV use, hit rate (reads the control plane and a gateway's admin)
   gateway         run the embedded gateway (the filter in our proxy-wasm host) in front of given replicas
+  picker          serve the filter as an InferencePool endpoint picker (Envoy ext_proc, Endpoint Picker Protocol)
   simulator       run simulated vLLM replicas
 run 'prefix-router <command> --help' for a command's options`;
 
@@ -21,6 +22,7 @@ const commands: Record<string, () => Promise<Runner>> = {
   weights: async () => (await import('../control-plane/weightsCli.js')).runWeightsCli,
   top: async () => (await import('./top.js')).runTopCli,
   gateway: async () => (await import('../host/main.js')).runGatewayCli,
+  picker: async () => (await import('../picker/main.js')).runPickerCli,
   simulator: async () => (await import('../simulator/main.js')).runSimulatorCli,
 };
 

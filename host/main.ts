@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { LOG_LEVELS, LogLevelName } from './abi.js';
-import { ProxyWasmHost } from './proxyWasmHost.js';
+import { ProxyWasmHost, type HostOptions } from './proxyWasmHost.js';
 import { startGateway } from './gateway.js';
 import { startAdmin, type AdminServer } from './admin.js';
 import { runPickerGatewayCli } from './endpointPicker/main.js';
@@ -28,62 +28,39 @@ in front of the replicas it picks (ORIGINAL_DST on x-gateway-destination-endpoin
   --access-log                print one line per request
   -h, --help                  this text
 
-With --endpoint-picker HOST:PORT the gateway asks an Endpoint Picker (ext_proc) instead of the
-filter; --endpoint-picker --help lists that mode's options.
+With --picker HOST:PORT (or --endpoint-picker) the gateway asks an Endpoint Picker (ext_proc:
+\`prefix-router picker\`, or the inference extension's) instead of running the filter itself;
+--picker x --help lists that mode's options.
 `;
 
 export class UsageError extends Error {}
 
-function positiveInt(name: string, v: string | undefined, dflt: number, min = 1): number {
+export function positiveInt(name: string, v: string | undefined, dflt: number, min = 1): number {
   if (v === undefined) return dflt;
   if (!/^\d+$/.test(v) || Number(v) < min) throw new UsageError(`--${name} must be a whole number >= ${min}; got '${v}'`);
   return Number(v);
 }
 
-export interface GatewayCliConfig {
+/** The filter's own flags, shared by `gateway` and `picker`. */
+export const FILTER_OPTIONS = {
+  wasm: { type: 'string' },
+  config: { type: 'string' },
+  cluster: { type: 'string', multiple: true },
+  workers: { type: 'string' },
+  'log-level': { type: 'string' },
+  'buffer-limit': { type: 'string' },
+} as const;
+
+export interface FilterCliConfig {
   wasm: string;
   pluginConfig: string;
   clusters: Record<string, string>;
-  workers: number;
-  host: string;
-  port: number;
-  /** Admin listener port, or null for none. */
-  adminPort: number | null;
   logLevel: LogLevelName;
   bufferLimitBytes: number;
-  upstreamTimeoutMs: number;
-  failOpen: boolean;
-  accessLog: boolean;
 }
 
-/** Parses and checks the flags; throws UsageError naming the bad flag. */
-export function parseGatewayArgs(args: string[]): GatewayCliConfig | 'help' {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: false,
-      options: {
-        wasm: { type: 'string' },
-        config: { type: 'string' },
-        cluster: { type: 'string', multiple: true },
-        workers: { type: 'string' },
-        host: { type: 'string' },
-        port: { type: 'string' },
-        'admin-port': { type: 'string' },
-        'log-level': { type: 'string' },
-        'buffer-limit': { type: 'string' },
-        'upstream-timeout-ms': { type: 'string' },
-        'fail-open': { type: 'boolean' },
-        'access-log': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (e) {
-    throw new UsageError(e instanceof Error ? e.message : String(e));
-  }
-  const v = parsed.values;
-  if (v.help) return 'help';
+/** Checks the FILTER_OPTIONS flags (--workers is the caller's: defaults differ); throws UsageError naming the bad one. */
+export function parseFilterOptions(v: { wasm?: string; config?: string; cluster?: string[]; 'log-level'?: string; 'buffer-limit'?: string }): FilterCliConfig {
   const wasm = v.wasm ?? 'plugin/prefix-router.wasm';
   if (!existsSync(wasm)) throw new UsageError(`--wasm: no file at '${wasm}' (build it with npm run build:wasm)`);
   if (v.config === undefined) throw new UsageError('--config is required (a JSON file or inline JSON, see plugin/CONFIG.md)');
@@ -106,20 +83,75 @@ export function parseGatewayArgs(args: string[]): GatewayCliConfig | 'help' {
   }
   const logLevel = (v['log-level'] ?? 'info') as LogLevelName;
   if (!LOG_LEVELS.includes(logLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join('|')}; got '${logLevel}'`);
+  return { wasm, pluginConfig, clusters, logLevel, bufferLimitBytes: positiveInt('buffer-limit', v['buffer-limit'], 1024 * 1024, 0) };
+}
+
+/** The filter's VMs for a command; null, after saying why on stderr, when the module or its configuration is refused. */
+export async function startFilterHost(command: string, cfg: FilterCliConfig & { workers: number }, extra: Partial<HostOptions> = {}): Promise<ProxyWasmHost | null> {
+  try {
+    return await ProxyWasmHost.create({
+      wasm: cfg.wasm, workers: cfg.workers, pluginConfig: cfg.pluginConfig, clusters: cfg.clusters,
+      logLevel: cfg.logLevel, bufferLimitBytes: cfg.bufferLimitBytes, ...extra,
+    });
+  } catch (e) {
+    process.stderr.write(`prefix-router ${command}: the filter did not start: ${e instanceof Error ? e.message : String(e)}\n`);
+    return null;
+  }
+}
+
+/** Resolves on SIGINT or SIGTERM. */
+export function untilStopSignal(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+}
+
+export interface GatewayCliConfig extends FilterCliConfig {
+  workers: number;
+  host: string;
+  port: number;
+  /** Admin listener port, or null for none. */
+  adminPort: number | null;
+  upstreamTimeoutMs: number;
+  failOpen: boolean;
+  accessLog: boolean;
+}
+
+/** Parses and checks the flags; throws UsageError naming the bad flag. */
+export function parseGatewayArgs(args: string[]): GatewayCliConfig | 'help' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: false,
+      options: {
+        ...FILTER_OPTIONS,
+        host: { type: 'string' },
+        port: { type: 'string' },
+        'admin-port': { type: 'string' },
+        'upstream-timeout-ms': { type: 'string' },
+        'fail-open': { type: 'boolean' },
+        'access-log': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    throw new UsageError(e instanceof Error ? e.message : String(e));
+  }
+  const v = parsed.values;
+  if (v.help) return 'help';
+  const filter = parseFilterOptions(v);
   const port = positiveInt('port', v.port, 8080, 0);
   if (port > 65535) throw new UsageError(`--port must be 0..65535; got '${v.port}'`);
   const adminPort = v['admin-port'] === undefined ? null : positiveInt('admin-port', v['admin-port'], 0, 0);
   if (adminPort !== null && adminPort > 65535) throw new UsageError(`--admin-port must be 0..65535; got '${v['admin-port']}'`);
   return {
-    wasm,
-    pluginConfig,
-    clusters,
+    ...filter,
     workers: positiveInt('workers', v.workers, 2),
     host: v.host ?? '127.0.0.1',
     port,
     adminPort,
-    logLevel,
-    bufferLimitBytes: positiveInt('buffer-limit', v['buffer-limit'], 1024 * 1024, 0),
     upstreamTimeoutMs: positiveInt('upstream-timeout-ms', v['upstream-timeout-ms'], 15000),
     failOpen: v['fail-open'] ?? false,
     accessLog: v['access-log'] ?? false,
@@ -128,7 +160,7 @@ export function parseGatewayArgs(args: string[]): GatewayCliConfig | 'help' {
 
 /** Runs the gateway until SIGINT/SIGTERM; returns the process exit code. */
 export async function runGatewayCli(args: string[]): Promise<number> {
-  if (args.some((a) => a === '--endpoint-picker' || a.startsWith('--endpoint-picker='))) return runPickerGatewayCli(args);
+  if (args.some((a) => /^--(endpoint-)?picker(=|$)/.test(a))) return runPickerGatewayCli(args);
   let cfg: GatewayCliConfig | 'help';
   try {
     cfg = parseGatewayArgs(args);
@@ -140,16 +172,8 @@ export async function runGatewayCli(args: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  let host: ProxyWasmHost;
-  try {
-    host = await ProxyWasmHost.create({
-      wasm: cfg.wasm, workers: cfg.workers, pluginConfig: cfg.pluginConfig, clusters: cfg.clusters,
-      logLevel: cfg.logLevel, bufferLimitBytes: cfg.bufferLimitBytes, failOpen: cfg.failOpen,
-    });
-  } catch (e) {
-    process.stderr.write(`prefix-router gateway: the filter did not start: ${e instanceof Error ? e.message : String(e)}\n`);
-    return 1;
-  }
+  const host = await startFilterHost('gateway', cfg, { failOpen: cfg.failOpen });
+  if (!host) return 1;
   let gw;
   try {
     gw = await startGateway({
@@ -173,11 +197,7 @@ export async function runGatewayCli(args: string[]): Promise<number> {
     }
   }
   process.stdout.write(`prefix-router gateway listening on ${gw.url} (${cfg.workers} worker VMs)${admin ? `; stats at ${admin.url}/stats/prometheus` : ''}\n`);
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  await untilStopSignal();
   await admin?.close();
   await gw.close();
   await host.close();

@@ -117,6 +117,10 @@ export class Stream implements StreamSide {
   get requestBufferedBytes(): number {
     return this.req.held.length;
   }
+  /** Bytes the filter holds (buffered) right now for the response. */
+  get responseBufferedBytes(): number {
+    return this.resp.held.length;
+  }
 
   private drain(d: Direction): Uint8Array {
     if (d.out.length === 0) return EMPTY;

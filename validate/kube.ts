@@ -10,11 +10,14 @@
 // the schema. Objects the validator reads no key of are free-form (maps read
 // every key; a Struct-like field such as pluginConfig reads none).
 //
-// Kinds no registry package ships for Node 20 (Envoy Gateway, the Inference Extension, Istio's WasmPlugin,
-// GKE networking.gke.io) get small hand-written ajv schemas of the fields used
-// here, with additionalProperties false; see HAND_WRITTEN_KINDS.
+// Kinds no registry package ships for Node 20 (Envoy Gateway, Istio's WasmPlugin)
+// get small hand-written ajv schemas of the fields used
+// here, with additionalProperties false; see HAND_WRITTEN_KINDS. The InferencePool
+// is checked against the inference extension's own CRD schema, stored in
+// validate/schemas/ (crdSchema.ts).
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { Finding } from './finding.js';
+import { crdSpecSchema } from './crdSchema.js';
 
 type ValidateFn = (data: unknown) => void;
 
@@ -115,80 +118,8 @@ const envoyPatchPolicy = kind('gateway.envoyproxy.io/v1alpha1', 'EnvoyPatchPolic
     },
   },
 });
-/** From kubernetes-sigs/gateway-api-inference-extension api/v1 (InferencePool). */
-const inferencePool = kind('inference.networking.k8s.io/v1', 'InferencePool', {
-  type: 'object', additionalProperties: false, required: ['selector', 'targetPorts', 'endpointPickerRef'],
-  properties: {
-    selector: {
-      type: 'object', additionalProperties: false, required: ['matchLabels'],
-      properties: { matchLabels: { type: 'object', minProperties: 1, additionalProperties: { type: 'string' } } },
-    },
-    targetPorts: {
-      type: 'array', minItems: 1, maxItems: 1,
-      items: { type: 'object', additionalProperties: false, required: ['number'], properties: { number: { type: 'integer', minimum: 1, maximum: 65535 } } },
-    },
-    endpointPickerRef: {
-      type: 'object', additionalProperties: false, required: ['name'],
-      properties: {
-        group: { type: 'string' }, kind: str, name: str,
-        portNumber: { type: 'integer', minimum: 1, maximum: 65535 },
-        failureMode: { enum: ['FailOpen', 'FailClose'] },
-      },
-    },
-  },
-});
-/** From Google's GKE Service Extensions documentation (no published CRD schema). */
-const gcpWasmPlugin = kind('networking.gke.io/v1', 'GCPWasmPlugin', {
-  type: 'object', additionalProperties: false, required: ['versions'],
-  properties: {
-    versions: {
-      type: 'array', minItems: 1,
-      items: {
-        type: 'object', additionalProperties: false, required: ['name', 'image'],
-        properties: { name: str, description: { type: 'string' }, image: str, weight: { type: 'integer', minimum: 0 }, config: { type: 'string' } },
-      },
-    },
-    logConfig: {
-      type: 'object', additionalProperties: false,
-      properties: { enabled: { type: 'boolean' }, sampleRate: { type: 'number', minimum: 0, maximum: 1 }, minLogLevel: { enum: ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'CRITICAL'] } },
-    },
-  },
-});
-const gcpTrafficExtension = kind('networking.gke.io/v1', 'GCPTrafficExtension', {
-  type: 'object', additionalProperties: false, required: ['targetRefs', 'extensionChains'],
-  properties: {
-    targetRefs: { type: 'array', minItems: 1, items: targetRef },
-    extensionChains: {
-      type: 'array', minItems: 1,
-      items: {
-        type: 'object', additionalProperties: false, required: ['name', 'extensions'],
-        properties: {
-          name: str,
-          matchCondition: {
-            type: 'object', additionalProperties: false,
-            properties: { celExpressions: { type: 'array', items: { type: 'object', additionalProperties: false, properties: { celMatcher: str } } } },
-          },
-          extensions: {
-            type: 'array', minItems: 1,
-            items: {
-              type: 'object', additionalProperties: false, required: ['name'],
-              properties: {
-                name: str, authority: str, timeout: { type: 'string', pattern: '^[0-9.]+m?s$' }, failOpen: { type: 'boolean' },
-                forwardHeaders: { type: 'array', items: str },
-                supportedEvents: { type: 'array', items: { enum: ['RequestHeaders', 'RequestBody', 'RequestTrailers', 'ResponseHeaders', 'ResponseBody', 'ResponseTrailers'] } },
-                googleAPIServiceName: str,
-                backendRef: {
-                  type: 'object', additionalProperties: false, required: ['name'],
-                  properties: { group: { type: 'string' }, kind: str, name: str, port: { type: 'integer' } },
-                },
-              },
-            },
-          },
-        },
-      },
-    },
-  },
-});
+/** The inference extension's published CRD (validate/schemas/README.md). */
+const inferencePool = kind('inference.networking.k8s.io/v1', 'InferencePool', crdSpecSchema('inferencepool.v1.json'));
 /**
  * From istio/api extensions/v1alpha1 (WasmPlugin). @kubernetes-models/istio 2.x, the last release
  * for Node 20, predates its type and failStrategy fields.
@@ -235,9 +166,11 @@ export const HAND_WRITTEN_KINDS: Record<string, object> = {
   'extensions.istio.io/v1alpha1/WasmPlugin': wasmPlugin,
   'gateway.envoyproxy.io/v1alpha1/EnvoyExtensionPolicy': envoyExtensionPolicy,
   'gateway.envoyproxy.io/v1alpha1/EnvoyPatchPolicy': envoyPatchPolicy,
+};
+
+/** Kinds validated with their project's own published CRD schema (validate/schemas/). */
+export const CRD_KINDS: Record<string, object> = {
   'inference.networking.k8s.io/v1/InferencePool': inferencePool,
-  'networking.gke.io/v1/GCPWasmPlugin': gcpWasmPlugin,
-  'networking.gke.io/v1/GCPTrafficExtension': gcpTrafficExtension,
 };
 
 const ajv = new Ajv({ allErrors: true, strict: true });
@@ -319,7 +252,7 @@ function unknownKeys(value: unknown, reads: Map<object, Set<string>>, at: string
 export interface KubeCheck {
   findings: Finding[];
   /** How the kind was checked, for the report. */
-  schema: 'published' | 'hand-written' | 'none';
+  schema: 'published' | 'published CRD' | 'hand-written' | 'none';
 }
 
 /** Checks one Kubernetes object; `where` prefixes every path (e.g. "Deployment/x"). */
@@ -331,12 +264,12 @@ export async function checkKubeObject(obj: unknown, file: string, where: string)
     return { findings, schema: 'none' };
   }
   const key = `${obj.apiVersion}/${obj.kind}`;
-  const hand = HAND_WRITTEN_KINDS[key];
+  const hand = HAND_WRITTEN_KINDS[key] ?? CRD_KINDS[key];
   if (hand) {
     let v = handValidators.get(key);
     if (!v) { v = ajv.compile(hand); handValidators.set(key, v); }
     if (!v(obj)) for (const e of v.errors ?? []) add(jsonPointerToPath(e.instancePath), ajvMessage(e));
-    return { findings, schema: 'hand-written' };
+    return { findings, schema: CRD_KINDS[key] ? 'published CRD' : 'hand-written' };
   }
   const validate = await publishedValidator(key);
   if (!validate) {

@@ -10,6 +10,7 @@ import type { ErrorObject, ValidateFunction } from 'ajv';
 import { validateDashboards } from './dashboard.js';
 import type { Finding } from './finding.js';
 import { checkEnvoyMessage, lookupMessage, typeAtPointer } from './envoyProto.js';
+import { checkPickerWiring } from './pickerWiring.js';
 import { checkKubeObject } from './kube.js';
 
 const BOOTSTRAP = 'envoy.config.bootstrap.v3.Bootstrap';
@@ -71,8 +72,10 @@ interface Unit {
   plugins: PluginUse[];
   services: Array<{ file: string; value: Obj }>;
   kinds: Set<string>;
+  /** Every object the root renders (for the endpoint-picker wiring). */
+  docs: Doc[];
 }
-function newUnit(name: string): Unit { return { name, clusters: [], routes: [], plugins: [], services: [], kinds: new Set() }; }
+function newUnit(name: string): Unit { return { name, clusters: [], routes: [], plugins: [], services: [], kinds: new Set(), docs: [] }; }
 
 export interface ValidateResult {
   findings: Finding[];
@@ -391,22 +394,13 @@ export class RepoValidator {
         this.checked.push(`${d.file}: ${d.label} wasm[${i}].config against plugin/config.schema.json`);
       });
     }
-    if (kind === 'GCPWasmPlugin') {
-      arr(get(d.value, 'spec', 'versions')).forEach((v, i) => {
-        const at = `${d.label}.spec.versions[${i}].config`;
-        const cfg = this.parsePluginJson(d.file, at, get(v, 'config'));
-        if (cfg === undefined) return;
-        this.checkPluginConfig(d.file, at, cfg);
-        if (get(cfg, 'sharedState') !== false) this.add(d.file, `${at}.sharedState`, 'must be false on GCP Service Extensions (no shared data, timers or outbound calls)');
-        this.checked.push(`${d.file}: ${at} against plugin/config.schema.json (static mode)`);
-      });
-    }
   }
 
   /** Records what a rendered document defines, for the consistency checks. */
   private collectUnit(unit: Unit, d: Doc): void {
     const kind = String(get(d.value, 'kind'));
     unit.kinds.add(kind);
+    unit.docs.push(d);
     if (kind === 'Service') unit.services.push({ file: d.file, value: d.value as Obj });
     if (kind === 'EnvoyFilter') {
       arr(get(d.value, 'spec', 'configPatches')).forEach((cp, i) => {
@@ -440,11 +434,6 @@ export class RepoValidator {
     }
     if (kind === 'WasmPlugin') unit.plugins.push({ file: d.file, path: `${d.label}.spec`, config: get(d.value, 'spec', 'pluginConfig'), rootId: get(d.value, 'spec', 'pluginName') as string });
     if (kind === 'EnvoyExtensionPolicy') arr(get(d.value, 'spec', 'wasm')).forEach((w, i) => unit.plugins.push({ file: d.file, path: `${d.label}.spec.wasm[${i}]`, config: get(w, 'config'), rootId: get(w, 'rootID') as string }));
-    if (kind === 'GCPWasmPlugin') arr(get(d.value, 'spec', 'versions')).forEach((v, i) => {
-      let config: unknown;
-      try { config = JSON.parse(String(get(v, 'config'))); } catch { config = undefined; }
-      unit.plugins.push({ file: d.file, path: `${d.label}.spec.versions[${i}]`, config });
-    });
   }
 
   /** wasmFilter without re-reporting plugin-config findings (each file is checked once in checkObjects). */
@@ -476,7 +465,7 @@ export class RepoValidator {
       else if (get(target.value, 'type') !== 'ORIGINAL_DST') this.add(r.file, r.path, `routes to '${r.cluster}', which is not the ORIGINAL_DST cluster`);
     }
     const withPlugin = unit.plugins.length > 0;
-    if (withPlugin && unit.routes.length === 0 && !unit.kinds.has('GCPWasmPlugin')) this.add(unit.name, 'routes', 'no route sends traffic to the ORIGINAL_DST cluster');
+    if (withPlugin && unit.routes.length === 0) this.add(unit.name, 'routes', 'no route sends traffic to the ORIGINAL_DST cluster');
     for (const p of unit.plugins) {
       if (p.rootId !== undefined && p.rootId !== c.rootId) this.add(p.file, `${p.path}.rootId`, `root id is '${p.rootId}', the module's is '${c.rootId}'`);
       if (p.vmId !== undefined && p.vmId !== c.vmId) this.add(p.file, `${p.path}.vm_config.vm_id`, `vm_id is '${p.vmId}', must be '${c.vmId}' (all filter VMs share data through it)`);
@@ -499,6 +488,8 @@ export class RepoValidator {
       }
     }
     this.checked.push(`consistency of ${unit.name}: ${unit.clusters.length} clusters, ${unit.routes.length} routes, ${unit.plugins.length} filter configs`);
+    const wiring = checkPickerWiring(unit.name, unit.docs, (f, at, m) => this.add(f, at, m), (f, at, cfg) => this.checkPluginConfig(f, at, cfg));
+    if (wiring) this.checked.push(wiring);
   }
 
   /** The control plane's own RBAC (control-plane/rbac.yaml, another owner) must grant what base/rbac.yaml grants. */
@@ -525,7 +516,7 @@ export class RepoValidator {
     if (!fs.existsSync(file)) { this.add('plugin/Dockerfile', '(file)', 'missing'); return; }
     const lines = fs.readFileSync(file, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
     if (lines[0] !== 'FROM scratch') this.add('plugin/Dockerfile', 'line 1', 'must be FROM scratch (a Wasm OCI image holds only the module)');
-    if (!lines.some((l) => l === `COPY ${c.moduleFile} ./plugin.wasm`)) this.add('plugin/Dockerfile', 'COPY', `must COPY ${c.moduleFile} ./plugin.wasm (Istio, Envoy Gateway and GCP read plugin.wasm at the image root)`);
+    if (!lines.some((l) => l === `COPY ${c.moduleFile} ./plugin.wasm`)) this.add('plugin/Dockerfile', 'COPY', `must COPY ${c.moduleFile} ./plugin.wasm (Istio and Envoy Gateway read plugin.wasm at the image root)`);
     this.checked.push('plugin/Dockerfile: FROM scratch, module copied to /plugin.wasm');
     // compose and the Deployment pass only the subcommand: the control-plane image must enter through the CLI.
     const cpDockerfile = path.join(this.root, 'control-plane/Dockerfile');

@@ -1,15 +1,17 @@
-// `prefix-router gateway --endpoint-picker HOST:PORT`: the gateway in Endpoint Picker Protocol mode,
-// in front of an ext_proc endpoint picker (the inference extension's, llm-d's) instead of the filter.
+// `prefix-router gateway --picker HOST:PORT` (or --endpoint-picker): the gateway in Endpoint Picker
+// Protocol mode, in front of an ext_proc endpoint picker (`prefix-router picker`, the inference
+// extension's, llm-d's) instead of the filter.
 import { parseArgs } from 'node:util';
 import { parseDestination } from '../gateway.js';
 import { startPickerGateway, type FailureMode } from './pickerGateway.js';
 
-const USAGE = `usage: prefix-router gateway --endpoint-picker HOST:PORT [options]
+const USAGE = `usage: prefix-router gateway --picker HOST:PORT [options]
 
 Sends each request through an Endpoint Picker (an Envoy ext_proc gRPC server) as Envoy's ext_proc
 filter does (FULL_DUPLEX_STREAMED), then to the endpoint it picks.
 
-  --endpoint-picker HOST:PORT   the picker's gRPC address
+  --picker HOST:PORT            the picker's gRPC address (also --endpoint-picker); replicas of one
+                                picker as IP:PORT,IP:PORT or dns:///NAME:PORT, round robin per request
   --failure-mode MODE           FailClose (default) or FailOpen
   --pool-endpoint IP:PORT       an endpoint of the pool, for FailOpen (repeatable)
   --message-timeout-ms N        how long one picker answer may take (default 10000)
@@ -26,7 +28,7 @@ export async function runPickerGatewayCli(args: string[]): Promise<number> {
     v = parseArgs({
       args,
       options: {
-        'endpoint-picker': { type: 'string' }, 'failure-mode': { type: 'string' }, 'pool-endpoint': { type: 'string', multiple: true },
+        'endpoint-picker': { type: 'string' }, picker: { type: 'string' }, 'failure-mode': { type: 'string' }, 'pool-endpoint': { type: 'string', multiple: true },
         'message-timeout-ms': { type: 'string' }, 'no-response-processing': { type: 'boolean' }, host: { type: 'string' },
         port: { type: 'string' }, 'upstream-timeout-ms': { type: 'string' }, 'access-log': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
@@ -37,8 +39,13 @@ export async function runPickerGatewayCli(args: string[]): Promise<number> {
   }
   if (v.help) { process.stdout.write(USAGE); return 0; }
   const fail = (msg: string) => { process.stderr.write(`prefix-router gateway: ${msg}\n\n${USAGE}`); return 2; };
-  const picker = v['endpoint-picker'] ?? '';
-  if (!/^[^\s:]+:\d{1,5}$/.test(picker)) return fail(`--endpoint-picker must be HOST:PORT; got '${picker}'`);
+  if (v.picker !== undefined && v['endpoint-picker'] !== undefined) return fail('give --picker or --endpoint-picker, not both');
+  const picker = v.picker ?? v['endpoint-picker'] ?? '';
+  const one = /^[^\s:,]+:\d{1,5}$/.test(picker);
+  const ipList = picker.split(',').every((x) => /^\d{1,3}(\.\d{1,3}){3}:\d{1,5}$/.test(x.trim()));
+  if (!(one || ipList || /^dns:\/\/\/[^\s,]+:\d{1,5}$/.test(picker))) {
+    return fail(`--picker must be HOST:PORT, IP:PORT,IP:PORT,... or dns:///NAME:PORT; got '${picker}'`);
+  }
   const failureMode = (v['failure-mode'] ?? 'FailClose') as FailureMode;
   if (failureMode !== 'FailClose' && failureMode !== 'FailOpen') return fail(`--failure-mode must be FailClose or FailOpen; got '${failureMode}'`);
   const pool = v['pool-endpoint'] ?? [];

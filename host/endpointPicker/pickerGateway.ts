@@ -37,7 +37,11 @@ export interface PickerAccessLogEntry {
 }
 
 export interface PickerGatewayOptions {
-  /** The picker's gRPC address, host:port. */
+  /**
+   * The picker: host:port, several (host:port,host:port: replicas of one picker, as the endpoints
+   * of Envoy's ext_proc cluster) or a gRPC target (dns:///picker.ns.svc:9002 for a headless
+   * Service); each stream goes to the next ready one (round robin).
+   */
   picker: string;
   listen?: { host?: string; port?: number };
   /** InferencePool endpointPickerRef.failureMode; default FailClose, as the pool's. */
@@ -92,9 +96,18 @@ export function applyHeaderMutation(headers: Pairs, m: HeaderMutation | undefine
   return out;
 }
 
+const ROUND_ROBIN: grpc.ChannelOptions = { 'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) };
+
+/** A gRPC target for `picker`: a list of IPv4 host:port becomes an ipv4: target, anything else is used as it is. */
+export function pickerTarget(picker: string): string {
+  const parts = picker.split(',').map((x) => x.trim());
+  if (parts.length > 1 && parts.every((x) => /^\d{1,3}(\.\d{1,3}){3}:\d{1,5}$/.test(x))) return `ipv4:${parts.join(',')}`;
+  return picker;
+}
+
 /** The gateway as a request handler. */
 export function createPickerHandler(opts: PickerGatewayOptions): { handle: http.RequestListener; close(): void } {
-  const client: ExtProcClient = new ExtProcClientConstructor(opts.picker, grpc.credentials.createInsecure());
+  const client: ExtProcClient = new ExtProcClientConstructor(pickerTarget(opts.picker), grpc.credentials.createInsecure(), ROUND_ROBIN);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   const failureMode = opts.failureMode ?? 'FailClose';
   const messageTimeoutMs = opts.messageTimeoutMs ?? 10_000;
@@ -133,7 +146,10 @@ export function createPickerHandler(opts: PickerGatewayOptions): { handle: http.
       if (finished) return;
       finished = true;
       if (timer) clearTimeout(timer);
-      call.cancel();
+      // Served: half-close, as Envoy's filter closes its side when the request is done (a reset
+      // per request would trip the picker's HTTP/2 rapid-reset limit). Cut short: reset.
+      if (res.writableFinished) closeCall();
+      else call.cancel();
       upstream?.destroy();
       opts.onAccessLog?.({
         method: req.method ?? '', path: req.url ?? '', status: res.statusCode, endpoint, details, pickMs,
@@ -160,6 +176,19 @@ export function createPickerHandler(opts: PickerGatewayOptions): { handle: http.
     };
 
     const call = client.Process();
+    let callClosed = false;
+    let closeTimer: NodeJS.Timeout | null = null;
+    call.on('status', () => {
+      callClosed = true;
+      if (closeTimer) clearTimeout(closeTimer);
+    });
+    /** Half-closes the stream; a picker that never ends its side is reset after the message timeout. */
+    const closeCall = () => {
+      if (callClosed) return;
+      if (!call.writableEnded) call.end();
+      closeTimer ??= setTimeout(() => call.cancel(), messageTimeoutMs);
+      closeTimer.unref();
+    };
     call.on('error', (e: grpc.ServiceError) => {
       if (finished || e.code === grpc.status.CANCELLED) return;
       pickerFailed('grpc', e);
@@ -207,7 +236,7 @@ export function createPickerHandler(opts: PickerGatewayOptions): { handle: http.
         if (h) targets = h.split(',').map((x) => x.trim()).filter(Boolean);
       }
       if (targets.length === 0) return reply(503, 'no healthy upstream', 'no_healthy_upstream');
-      if (!processResponse) call.end();
+      if (!processResponse) closeCall();
       whenRequestRead(() => connect(0, Buffer.concat(picked), processResponse));
     }
 
@@ -246,14 +275,14 @@ export function createPickerHandler(opts: PickerGatewayOptions): { handle: http.
         disarm();
         const mutated = applyHeaderMutation(responseHeaderPairs(upstreamRes), m.response_headers.response?.header_mutation);
         writeHead(upstreamRes.statusCode ?? 502, mutated);
-        if (upstreamEndSeen && upstreamBodyless) { res.end(); call.end(); }
+        if (upstreamEndSeen && upstreamBodyless) { res.end(); closeCall(); }
         return;
       }
       if (m.response_body) {
         disarm();
         const sr = m.response_body.response?.body_mutation?.streamed_response;
         if (sr?.body?.length) res.write(Buffer.from(sr.body));
-        if (sr?.end_of_stream) { res.end(); call.end(); }
+        if (sr?.end_of_stream) { res.end(); closeCall(); }
       }
     });
 
@@ -339,7 +368,7 @@ export function createPickerHandler(opts: PickerGatewayOptions): { handle: http.
           upstreamEndSeen = true;
           if (finished) return;
           if (upstreamBodyless) {
-            if (res.headersSent) { res.end(); call.end(); }
+            if (res.headersSent) { res.end(); closeCall(); }
             return;
           }
           call.write({ response_body: { body: Buffer.alloc(0), end_of_stream: true } });

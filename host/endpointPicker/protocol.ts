@@ -24,7 +24,11 @@ export interface StreamedBodyResponse { body?: Uint8Array; end_of_stream?: boole
 export interface BodyMutation { body?: Uint8Array; clear_body?: boolean; streamed_response?: StreamedBodyResponse }
 export interface CommonResponse { status?: number; header_mutation?: HeaderMutation; body_mutation?: BodyMutation; clear_route_cache?: boolean }
 export interface ImmediateResponse { status?: { code?: number }; headers?: HeaderMutation; body?: Uint8Array; details?: string }
-export interface StructValue { fields?: Record<string, { stringValue?: string; string_value?: string; structValue?: StructValue; struct_value?: StructValue }> }
+export interface ListValue { values?: ProtoValue[] }
+export interface ProtoValue { stringValue?: string; string_value?: string; structValue?: StructValue; struct_value?: StructValue; listValue?: ListValue; list_value?: ListValue }
+export interface StructValue { fields?: Record<string, ProtoValue> }
+/** envoy.config.core.v3.Metadata: namespace -> Struct. */
+export interface Metadata { filter_metadata?: Record<string, StructValue> }
 
 export interface ProcessingRequest {
   request_headers?: { headers: HeaderMap; end_of_stream: boolean };
@@ -34,6 +38,8 @@ export interface ProcessingRequest {
   request_trailers?: { trailers: HeaderMap };
   response_trailers?: { trailers: HeaderMap };
   protocol_config?: { request_body_mode: number; response_body_mode: number; send_body_without_waiting_for_header_response?: boolean };
+  /** The proxy's metadata for the processor: the protocol's subset hint and served endpoint live here. */
+  metadata_context?: Metadata;
 }
 
 export interface ProcessingResponse {
@@ -138,4 +144,20 @@ export function headerValueOf(h: HeaderValue): string {
 /** Headers in Envoy's ext_proc encoding: lower-case keys, values in raw_value. */
 export function toHeaderMap(pairs: [string, string][]): HeaderMap {
   return { headers: pairs.map(([key, value]) => ({ key: key.toLowerCase(), raw_value: Buffer.from(value, 'latin1') })) };
+}
+
+/** A Struct's string field, or the strings of a list field (either name casing protobufjs may give). */
+export function structStrings(s: StructValue | undefined, key: string): string[] | null {
+  const v = s?.fields?.[key];
+  if (!v) return null;
+  const str = v.string_value ?? v.stringValue;
+  if (str !== undefined) return str.split(',').map((x) => x.trim()).filter(Boolean);
+  const list = v.list_value ?? v.listValue;
+  if (list) return (list.values ?? []).map((x) => x.string_value ?? x.stringValue ?? '').filter(Boolean);
+  return null;
+}
+
+/** A Struct value for dynamic metadata: {namespace: {key: value}} (google.protobuf.Struct keeps protobufjs's camelCase names). */
+export function namespacedString(namespace: string, key: string, value: string): StructValue {
+  return { fields: { [namespace]: { structValue: { fields: { [key]: { stringValue: value } } } } } };
 }

@@ -2,13 +2,14 @@
 // not smoke-run elsewhere) runs at a tiny size with the JSON shape it documents. The runs go
 // through package.json's command line (npmScript.ts). Elsewhere: bench:filter in
 // tests/bench/filter.test.ts, bench in tests/bench/gateway.test.ts, chaos in tests/chaos/.
+// bench:picker's smoke run is here; the picker itself is tested in tests/picker/.
 // Sizes are tiny: what is asserted is that each tool still works, never how fast.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { ROOT, runScript } from './npmScript.js';
 
-const TOOLS = ['bench:filter', 'bench:routing', 'bench:control-plane', 'bench', 'fuzz', 'chaos', 'validate'];
+const TOOLS = ['bench:filter', 'bench:routing', 'bench:control-plane', 'bench', 'bench:picker', 'fuzz', 'chaos', 'validate'];
 const WASM_BUILT = existsSync(`${ROOT}plugin/prefix-router.wasm`);
 
 test('every tool answers --help with its usage (exit 0) and refuses an unknown flag (exit 2, naming it)', async () => {
@@ -51,6 +52,18 @@ test('bench:routing: a workload config it cannot read stops the run with exit 2 
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /cannot read workload config \/nonexistent-workloads\/llm-d-benchmark_shared_prefix_synthetic\.yaml\.in: ENOENT/);
   assert.equal(r.stdout, '', 'no scenario ran');
+});
+
+test('bench:picker at a tiny size: both paths measured, K pickers against one, the documented JSON', { skip: !(WASM_BUILT && existsSync(`${ROOT}dist/prefix-router.js`)) && 'plugin/prefix-router.wasm or dist/ not built' }, async () => {
+  const r = await runScript('bench:picker', ['--json', '--seconds', '1', '--warmup', '0', '--requests', '24', '--groups', '4', '--repeats', '1']);
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.deepEqual(Object.keys(out), ['overhead', 'activeActive']);
+  assert.deepEqual(out.overhead.paths.map((p: { path: string }) => p.path), ['in-proxy', 'picker']);
+  for (const p of out.overhead.paths) assert.ok(p.requests > 0 && p.errors === 0 && p.latencyMs.p50 > 0, JSON.stringify(p));
+  assert.deepEqual(Object.keys(out.overhead.paths[1].cpuUsPerRequest), ['gateway', 'picker']);
+  assert.deepEqual(out.activeActive.runs.map((x: { pickers: number; ok: number }) => [x.pickers, x.ok]), [[1, 24], [3, 24]]);
+  assert.ok(out.activeActive.runs.every((x: { hitRate: number }) => x.hitRate > 0 && x.hitRate <= 1), JSON.stringify(out.activeActive.runs));
 });
 
 test('fuzz at a tiny size: the summary JSON, no trap', { skip: !WASM_BUILT && 'plugin/prefix-router.wasm not built' }, async () => {

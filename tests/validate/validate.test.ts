@@ -55,7 +55,8 @@ test('the real envoy/, manifests/ and plugin/ files validate cleanly', async () 
   assert.deepEqual(findings.map(formatFinding), []);
   // The run really covered each surface.
   for (const part of ['envoy/envoy.yaml: Envoy bootstrap', 'EnvoyFilter/prefix-router-wasm configPatches[0] (HTTP_FILTER)', 'EnvoyPatchPolicy/prefix-router jsonPatches[0]',
-    'WasmPlugin/prefix-router pluginConfig', 'consistency of manifests/overlays/istio/', 'consistency of envoy/', 'apps/v1 Deployment (published schema)']) {
+    'WasmPlugin/prefix-router pluginConfig', 'consistency of manifests/overlays/istio/', 'consistency of envoy/', 'apps/v1 Deployment (published schema)',
+    'picker wiring of manifests/overlays/inference-pool/gke-internal/', 'inference.networking.k8s.io/v1 InferencePool (published CRD schema)']) {
     assert.ok(checked.some((c) => c.includes(part)), `no check covering '${part}'`);
   }
 });
@@ -84,8 +85,8 @@ test('a bad plugin configuration is caught wherever it is embedded', async () =>
   assertFinding(findings, 'envoy/envoy.yaml', 'typed_config.config.configuration.value', "unknown field 'debugHeader'");
   findings = await findingsAfter('manifests/overlays/envoy-gateway/extensionpolicy.yaml', 'path: /v1/state', 'path: v1/state');
   assertFinding(findings, 'manifests/overlays/envoy-gateway/extensionpolicy.yaml', 'spec.wasm[0].config.controlPlane.path', 'must match pattern');
-  findings = await findingsAfter('manifests/overlays/gke/wasmplugin.yaml', '"sharedState": false', '"sharedState": true');
-  assertFinding(findings, 'manifests/overlays/gke/wasmplugin.yaml', 'spec.versions[0].config.sharedState', 'must be false');
+  findings = await findingsAfter('manifests/picker/deployment.yaml', '"debugHeaders":false', '"debugHeaders":false,"maxBodyBytes":12');
+  assertFinding(findings, 'manifests/picker/deployment.yaml', 'Deployment/prefix-router-picker.spec.template.spec.containers[0].args --config.maxBodyBytes', 'plugin config: must be >= 1024');
 });
 
 test('debug headers turned on in any deployment are caught; left out, they are off', async () => {
@@ -127,6 +128,23 @@ test('Kubernetes objects: unknown fields and wrong types are caught with the obj
   assertFinding(findings, 'manifests/overlays/istio/wasmplugin/wasmplugin.yaml', 'WasmPlugin/prefix-router.spec.failStrategy', 'allowed values');
   findings = await findingsAfter('manifests/overlays/envoy-gateway/extensionpolicy.yaml', '      rootID: prefix_router', '      rootId: prefix_router');
   assertFinding(findings, 'manifests/overlays/envoy-gateway/extensionpolicy.yaml', 'EnvoyExtensionPolicy/prefix-router.spec.wasm[0]', "unknown field 'rootId'");
+});
+
+test('the InferencePool against the inference extension\'s CRD: the pre-GA portNumber and a Service ref without a port are caught', async () => {
+  const findings = await findingsAfter('manifests/vllm/inferencepool.yaml', '    port:\n      number: 9002\n', '    portNumber: 9002\n');
+  assertFinding(findings, 'manifests/vllm/inferencepool.yaml', 'InferencePool/vllm-qwen2-5-3b.spec.endpointPickerRef', "unknown field 'portNumber'");
+  assertFinding(findings, 'manifests/vllm/inferencepool.yaml', 'InferencePool/vllm-qwen2-5-3b.spec.endpointPickerRef', "must have required property 'port'");
+});
+
+test('the endpoint-picker path is wired end to end: pool -> picker Service port -> container running picker on it -> control-plane Service', async () => {
+  let findings = await findingsAfter('manifests/vllm/inferencepool.yaml', 'name: prefix-router-picker', 'name: prefix-router-epp');
+  assertFinding(findings, 'manifests/vllm/inferencepool.yaml', 'InferencePool/vllm-qwen2-5-3b.spec.endpointPickerRef', "names Service 'prefix-router-epp', which manifests/overlays/inference-pool/");
+  findings = await findingsAfter('manifests/picker/deployment.yaml', '- --port=9002', '- --port=9102');
+  assertFinding(findings, 'manifests/picker/deployment.yaml', 'Deployment/prefix-router-picker.spec.template.spec.containers[0].args', 'picker listens on 9102, the Service sends to container port 9002');
+  findings = await findingsAfter('manifests/picker/deployment.yaml', 'svc.cluster.local:9090', 'svc.cluster.local:9091');
+  assertFinding(findings, 'manifests/picker/deployment.yaml', 'args --cluster', 'has no port 9091');
+  findings = await findingsAfter('manifests/picker/deployment.yaml', '"debugHeaders":false', '"debugHeaders":true');
+  assertFinding(findings, 'manifests/picker/deployment.yaml', 'args --config.debugHeaders', 'must be false in a deployment');
 });
 
 test('a kustomize patch that targets nothing is caught', async () => {
