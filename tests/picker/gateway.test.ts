@@ -41,7 +41,7 @@ after(async () => {
 
 /** A picker with shared data of its own, as a picker replica in its own pod. */
 async function picker(): Promise<PickerUnderTest> {
-  const p = await startTestPicker({ replicas: endpoints }, {}, { sharedData: new SharedDataStore() });
+  const p = await startTestPicker({ replicas: endpoints, debugHeaders: true }, {}, { sharedData: new SharedDataStore() });
   cleanups.push(() => p.close());
   return p;
 }

@@ -10,7 +10,7 @@ import {
 } from './support.js';
 
 let p: PickerUnderTest;
-before(async () => { p = await startTestPicker({ replicas: REPLICAS }); });
+before(async () => { p = await startTestPicker({ replicas: REPLICAS, debugHeaders: true }); });
 after(async () => { await p.close(); });
 
 const FULL_DUPLEX = { request: BodySendMode.FULL_DUPLEX_STREAMED, response: BodySendMode.FULL_DUPLEX_STREAMED };
