@@ -299,13 +299,14 @@ export class PrefixLocator {
    * depth). Records the prompt in this VM's index, and its checkpoints the
    * replica was not known to hold in the shared index (at most
    * MAX_SHARED_INSERTS, shallowest first, each inserted deepest first) and
-   * the outbox. With no prompt hashed, records nothing.
+   * the outbox. With no prompt hashed (no full block), records nothing.
    */
   record(t: ReplicaTable, c: Candidates, k: i32, i: i32): i32 {
     const h = this.hasher;
-    const ck = h.checkpoints;
-    const held = unchecked(this.held[k]);
+    // Requests routed on load alone (c.totalBlocks 0) left the last prompt's hashes in place.
+    const ck = c.totalBlocks > 0 ? h.checkpoints : 0;
     if (ck == 0) return 0;
+    const held = unchecked(this.held[k]);
     const slot = unchecked(t.slot[i]);
     if (slot >= 0) this.index.record(h.hashes, ck, <u32>slot, unchecked(this.localHeld[k]));
     const address = unchecked(t.addressHash[i]);
