@@ -210,7 +210,7 @@ export class PrefixLocator {
       unchecked(c.matched[k] = m > 0 ? checkpointDepth(m - 1) : 0);
       if (m > best) best = m;
     }
-    if (ck > 0 && this.shared.on && (fleet || this.learned || best == 0)) this.searchShared(t, c, ck);
+    if (ck > best && this.shared.on && (fleet || this.learned || best == 0)) this.searchShared(t, c, ck, best);
     let any = false;
     for (let k = 0; k < n; k++) if (unchecked(this.held[k]) > 0) { any = true; break; }
     this.anyMatch = any;
@@ -218,10 +218,12 @@ export class PrefixLocator {
 
   /**
    * Binary search of the shared index for the deepest of the `ck`
-   * checkpoints any replica holds; each holder seen then on to its own
-   * depth. Raises `held` and `c.matched` of the candidates it finds.
+   * checkpoints any replica holds, deeper than the `known` this VM's index
+   * found (it inserted those in the shared index too: a conversation's next
+   * turn costs one read); each holder seen then on to its own depth. Raises
+   * `held` and `c.matched` of the candidates it finds.
    */
-  private searchShared(t: ReplicaTable, c: Candidates, ck: i32): void {
+  private searchShared(t: ReplicaTable, c: Candidates, ck: i32, known: i32): void {
     this.epoch++;
     if (this.epoch == 0) {
       // Wrapped: no stale probe may pass for this request's.
@@ -230,8 +232,8 @@ export class PrefixLocator {
     }
     this.holders = 0;
     // Most new prompts: nobody holds the first block, one read.
-    if (this.probe(0) == 0) return;
-    let lo = 1;
+    if (known == 0 && this.probe(0) == 0) return;
+    let lo = known > 1 ? known : 1;
     let hi = ck;
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
