@@ -8,6 +8,7 @@ import { MAX_SHARED_INSERTS, PrefixLocator } from "../../assembly/prefix/prefixL
 import { BUCKET_ENTRIES, SharedCheckpoints } from "../../assembly/prefix/sharedCheckpoints";
 import { Candidates } from "../../assembly/scheduling/candidates";
 import { ReplicaTable } from "../../assembly/state/replicaTable";
+import { allCandidates, replicaTable } from "./support/replicas";
 
 export function specHostAlloc(size: usize): usize {
   return hostAlloc(size);
@@ -21,17 +22,10 @@ function inBucket(bucket: u64, n: u64): u64 {
 const A = ["10.0.0.1:8000", "10.0.0.2:8000", "10.0.0.3:8000", "10.0.0.4:8000"];
 
 function table(): ReplicaTable {
-  const t = new ReplicaTable();
-  for (let i = 0; i < A.length; i++) t.add(A[i], true, false, 0, 0, 0, 1000000, 0);
-  return t;
+  return replicaTable(A, 1000000);
 }
 
-function candidates(t: ReplicaTable): Candidates {
-  const c = new Candidates();
-  for (let i = 0; i < t.n; i++) c.replica[i] = i;
-  c.n = t.n;
-  return c;
-}
+const candidates = allCandidates;
 
 function config(): PluginConfig {
   const cfg = new PluginConfig();
