@@ -171,4 +171,33 @@ describe("PrefixLocator with the shared index", () => {
     expect(c.matched[3]).toBe(16);
     expect(c.matched[0]).toBe(16);
   });
+
+  it("gathers every worker VM's placements for the VM that polls", () => {
+    const t = table();
+    const c = candidates(t);
+    const a = new PrefixLocator(config(), new RouterMetrics(), 7);
+    const b = new PrefixLocator(config(), new RouterMetrics(), 8);
+    a.resize(new ReplicaTable(), t);
+    b.resize(new ReplicaTable(), t);
+    const hashes = new StaticArray<u64>(256);
+    const replicas = new StaticArray<u64>(256);
+    const depths = new StaticArray<u32>(256);
+    b.takePlacements(hashes, replicas, depths); // what earlier specs left
+    hashAndMatch(a, t, c, prompt(5, 3), false);
+    a.record(t, c, 0, 0);
+    hashAndMatch(b, t, c, prompt(6, 2), false);
+    b.record(t, c, 1, 1);
+    a.flushPlacements();
+    expect(a.pendingPlacements).toBe(0);
+    // The poller (b) takes its own and a's, oldest first, in batches as small as its arrays.
+    const one = new StaticArray<u64>(1);
+    expect(b.takePlacements(one, new StaticArray<u64>(4), new StaticArray<u32>(4))).toBe(1);
+    // a's 3 checkpoints (deepest first; depth 3 went in the first batch), then b's 2.
+    expect(b.takePlacements(hashes, replicas, depths)).toBe(4);
+    expect(replicas[1]).toBe(t.addressHash[0]);
+    expect(depths[1]).toBe(1);
+    expect(replicas[2]).toBe(t.addressHash[1]);
+    expect(depths[2]).toBe(2);
+    expect(b.takePlacements(hashes, replicas, depths)).toBe(0);
+  });
 });
