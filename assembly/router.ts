@@ -14,7 +14,7 @@ import { predictWork } from "./scheduling/workModel";
 import { Candidates } from "./scheduling/candidates";
 import { Pick, TIE, pick, runnerUp } from "./scheduling/picker";
 import { weightedScore } from "./scheduling/weightedScore";
-import { GatewayBlob } from "./state/gatewayBlob";
+import { GatewayBlob, WorkCounts } from "./state/gatewayBlob";
 import { InflightCounters } from "./state/inflightCounters";
 import { ReplicaTable } from "./state/replicaTable";
 import { StateDelivery } from "./state/stateDelivery";
@@ -319,6 +319,22 @@ export class Router {
   /** Where the gateway fleet exchange reads and writes placements (the root context's poller). */
   @inline get placements(): PrefixLocator {
     return this.prefix;
+  }
+
+  /**
+   * This gateway's counters per replica (by index in `table`: in flight,
+   * decoding, queued tokens, decode work), summed over its worker VMs now:
+   * what the poller reports to the control plane for the other gateways.
+   */
+  gatewayWork(nowNs: u64): WorkCounts {
+    this.sawTime(nowNs);
+    this.inflight.read(this.table, this.seenS);
+    return this.inflight.total;
+  }
+
+  /** The replica table routed on (gatewayWork's indexes). */
+  @inline get replicas(): ReplicaTable {
+    return this.table;
   }
 
   /** Moves this VM's placements to the gateway's outbox, for the poller to send to the control plane. */
