@@ -2,8 +2,14 @@
 // The filter decodes the same bytes in assembly/state/stateWire.ts.
 
 export const STATE_MAGIC = 0x54535250;
-export const STATE_FORMAT_VERSION = 1;
+/** The format with no sections; what the encoder emits when a state carries none, so older filters keep decoding it. */
+export const STATE_FORMAT_V1 = 1;
+/** The format with tagged sections after the replica records. */
+export const STATE_FORMAT_VERSION = 2;
 export const STATE_HEADER_BYTES = 36;
+/** `[u16 tag][u16 reserved 0][u32 length]` before each section's bytes. */
+export const STATE_SECTION_HEADER_BYTES = 8;
+export const STATE_MAX_SECTIONS = 32;
 export const STATE_MAX_REPLICAS = 4096;
 export const STATE_MAX_ADDRESS_BYTES = 63;
 export const METRICS_AGE_UNKNOWN = 0xffffffff;
@@ -33,10 +39,23 @@ export interface ReplicaState {
   metricsAgeMs: number;
 }
 
+/**
+ * An optional part of the state, owned by one feature, which encodes and
+ * decodes its own bytes. Tags are assigned in plugin/STATE_FORMAT.md; a
+ * decoder keeps sections whose tag it does not know (the filter skips them).
+ */
+export interface StateSection {
+  /** 1 ..= 65535, unique in a state */
+  tag: number;
+  bytes: Uint8Array;
+}
+
 export interface RouterState {
   version: bigint;
   weights: Weights;
   replicas: ReplicaState[];
+  /** In tag order; absent or empty: a version 1 payload. */
+  sections?: StateSection[];
 }
 
 const FLAG_READY = 1;
@@ -121,10 +140,19 @@ export function encodeState(state: RouterState): Uint8Array {
     seen.add(r.address);
     size += 1 + r.address.length + 17;
   }
+  const sections = state.sections ?? [];
+  if (sections.length > STATE_MAX_SECTIONS) throw new Error(`at most ${STATE_MAX_SECTIONS} sections`);
+  let lastTag = 0;
+  for (const sec of sections) {
+    if (!Number.isInteger(sec.tag) || sec.tag < 1 || sec.tag > 0xffff) throw new Error(`section tag ${sec.tag} must be 1..65535`);
+    if (sec.tag <= lastTag) throw new Error(`sections must be in increasing tag order, each tag once (tag ${sec.tag})`);
+    lastTag = sec.tag;
+    size += STATE_SECTION_HEADER_BYTES + sec.bytes.length;
+  }
   const buf = new Uint8Array(size);
   const dv = new DataView(buf.buffer);
   dv.setUint32(0, STATE_MAGIC, true);
-  dv.setUint16(4, STATE_FORMAT_VERSION, true);
+  dv.setUint16(4, sections.length > 0 ? STATE_FORMAT_VERSION : STATE_FORMAT_V1, true);
   dv.setUint16(6, 0, true);
   dv.setBigUint64(8, state.version, true);
   dv.setFloat32(16, state.weights.prefix, true);
@@ -144,6 +172,13 @@ export function encodeState(state: RouterState): Uint8Array {
     dv.setUint32(o, clampU32(r.kvCapacityTokens), true); o += 4;
     dv.setUint32(o, clampU32(r.metricsAgeMs), true); o += 4;
   }
+  for (const sec of sections) {
+    dv.setUint16(o, sec.tag, true);
+    dv.setUint16(o + 2, 0, true);
+    dv.setUint32(o + 4, sec.bytes.length, true);
+    buf.set(sec.bytes, o + STATE_SECTION_HEADER_BYTES);
+    o += STATE_SECTION_HEADER_BYTES + sec.bytes.length;
+  }
   dv.setUint32(o, fnv1a32(buf, o), true);
   return buf;
 }
@@ -155,7 +190,8 @@ export function decodeState(bytes: Uint8Array): RouterState {
   if (bytes.length < STATE_HEADER_BYTES + 4) fail('payload shorter than the header');
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (dv.getUint32(0, true) !== STATE_MAGIC) fail('bad magic');
-  if (dv.getUint16(4, true) !== STATE_FORMAT_VERSION) fail('unsupported format version');
+  const format = dv.getUint16(4, true);
+  if (format !== STATE_FORMAT_V1 && format !== STATE_FORMAT_VERSION) fail('unsupported format version');
   if (dv.getUint16(6, true) !== 0) fail('reserved flags set');
   const end = bytes.length - 4;
   if (dv.getUint32(end, true) !== fnv1a32(bytes, end)) fail('checksum mismatch');
@@ -196,6 +232,23 @@ export function decodeState(bytes: Uint8Array): RouterState {
       waiting, running, kvUsage, kvCapacityTokens, metricsAgeMs,
     });
   }
-  if (o !== end) fail('trailing bytes after the last replica');
-  return { version, weights, replicas };
+  if (format === STATE_FORMAT_V1) {
+    if (o !== end) fail('trailing bytes after the last replica');
+    return { version, weights, replicas };
+  }
+  const sections: StateSection[] = [];
+  while (o < end) {
+    if (o + STATE_SECTION_HEADER_BYTES > end) fail('truncated section header');
+    const tag = dv.getUint16(o, true);
+    if (tag === 0 || (sections.length > 0 && tag <= sections[sections.length - 1].tag)) fail('section tags must increase');
+    if (dv.getUint16(o + 2, true) !== 0) fail('reserved section bits set');
+    const len = dv.getUint32(o + 4, true);
+    o += STATE_SECTION_HEADER_BYTES;
+    if (len > end - o) fail('section longer than the payload');
+    if (sections.length === STATE_MAX_SECTIONS) fail('too many sections');
+    sections.push({ tag, bytes: bytes.slice(o, o + len) });
+    o += len;
+  }
+  if (sections.length === 0) fail('format 2 without sections');
+  return { version, weights, replicas, sections };
 }

@@ -3,12 +3,19 @@
 // checked before anything is used: a bad payload is rejected whole.
 import { ReplicaTable } from "./replicaTable";
 import { isValidAddressBytes } from "./address";
+import { decodeSection, sectionError } from "./stateSections";
 import * as E from "../errors";
 
 export const STATE_MAGIC: u32 = 0x54535250;
 export const STATE_HEADER_BYTES: i32 = 36;
 export const STATE_MAX_REPLICAS: u32 = 4096;
 const RECORD_FIXED_BYTES: i32 = 17;
+/** Format 1: no sections; format 2: tagged sections after the replica records. */
+const FORMAT_V1: u16 = 1;
+const FORMAT_V2: u16 = 2;
+/** `[u16 tag][u16 reserved 0][u32 length]` */
+const SECTION_HEADER_BYTES: i32 = 8;
+const MAX_SECTIONS: i32 = 32;
 
 export let stateError: string = "";
 
@@ -37,7 +44,8 @@ export function decodeState(p: usize, len: i32): ReplicaTable | null {
   stateError = "";
   if (len < STATE_HEADER_BYTES + 4) return reject(E.STATE_ERR_SHORT);
   if (load<u32>(p) != STATE_MAGIC) return reject(E.STATE_ERR_MAGIC);
-  if (load<u16>(p, 4) != 1) return reject(E.STATE_ERR_FORMAT);
+  const format = load<u16>(p, 4);
+  if (format != FORMAT_V1 && format != FORMAT_V2) return reject(E.STATE_ERR_FORMAT);
   if (load<u16>(p, 6) != 0) return reject(E.STATE_ERR_FLAGS);
   const end = len - 4;
   if (load<u32>(p + <usize>end) != fnv1a32(p, end)) return reject(E.STATE_ERR_CHECKSUM);
@@ -73,6 +81,22 @@ export function decodeState(p: usize, len: i32): ReplicaTable | null {
     t.add(address, (flags & 1) != 0, (flags & 2) != 0, <f64>load<u16>(q, 1), <f64>load<u16>(q, 3), <f64>kv, load<u32>(q, 9), load<u32>(q, 13));
     o += RECORD_FIXED_BYTES;
   }
-  if (o != end) return reject(E.STATE_ERR_TRAILING);
-  return t;
+  if (format == FORMAT_V1) return o == end ? t : reject(E.STATE_ERR_TRAILING);
+  let lastTag: u32 = 0;
+  let sections = 0;
+  while (o < end) {
+    if (o + SECTION_HEADER_BYTES > end) return reject(E.STATE_ERR_SECTION_TRUNCATED);
+    const q = p + <usize>o;
+    const tag = <u32>load<u16>(q);
+    if (tag <= lastTag) return reject(E.STATE_ERR_SECTION_ORDER);
+    if (load<u16>(q, 2) != 0) return reject(E.STATE_ERR_SECTION_RESERVED);
+    const slen = load<u32>(q, 4);
+    o += SECTION_HEADER_BYTES;
+    if (slen > <u32>(end - o)) return reject(E.STATE_ERR_SECTION_TRUNCATED);
+    if (++sections > MAX_SECTIONS) return reject(E.STATE_ERR_SECTION_COUNT);
+    if (!decodeSection(t, tag, p + <usize>o, <i32>slen)) return reject(sectionError);
+    lastTag = tag;
+    o += <i32>slen;
+  }
+  return sections > 0 ? t : reject(E.STATE_ERR_SECTION_NONE);
 }

@@ -1,5 +1,5 @@
 import { decodeState, fnv1a32, stateError, STATE_HEADER_BYTES, STATE_MAGIC } from "../../assembly/state/stateWire";
-import { STATE_ERR_WEIGHTS } from "../../assembly/errors";
+import { STATE_ERR_SECTION_NONE, STATE_ERR_SECTION_ORDER, STATE_ERR_SECTION_TRUNCATED, STATE_ERR_WEIGHTS } from "../../assembly/errors";
 
 // A state with no replicas and these weights, checksummed as the control plane writes it.
 function decodeWeights(wp: f32, wq: f32, wk: f32, wi: f32): bool {
@@ -33,5 +33,44 @@ describe("state weights", () => {
     expect(decodeWeights(Infinity, 1, 1, 1)).toBe(false);
     expect(decodeWeights(3, 1, 1, 1.5e6)).toBe(false);
     expect(decodeWeights(3e38, 0, 0, 0)).toBe(false);
+  });
+});
+
+// A format 2 state with no replicas and the given sections ([tag, length] pairs; `declared` overrides the last length).
+function decodeSections(tags: Array<u16>, lens: Array<u32>, declared: u32 = 0xffffffff): bool {
+  let body = 0;
+  for (let i = 0; i < lens.length; i++) body += 8 + <i32>lens[i];
+  const len = STATE_HEADER_BYTES + body + 4;
+  const buf = new ArrayBuffer(len);
+  const p = changetype<usize>(buf);
+  store<u32>(p, STATE_MAGIC);
+  store<u16>(p, 2, 4);
+  store<u64>(p, 1, 8);
+  store<f32>(p, 1, 16);
+  let o = STATE_HEADER_BYTES;
+  for (let i = 0; i < tags.length; i++) {
+    store<u16>(p + <usize>o, tags[i]);
+    store<u32>(p + <usize>o, i == tags.length - 1 && declared != 0xffffffff ? declared : lens[i], 4);
+    o += 8 + <i32>lens[i];
+  }
+  store<u32>(p + <usize>(len - 4), fnv1a32(p, len - 4));
+  return decodeState(p, len) !== null;
+}
+
+describe("state sections", () => {
+  it("skips sections of tags it does not know, in increasing tag order", () => {
+    expect(decodeSections([60000], [5])).toBe(true);
+    expect(decodeSections([60000, 60001], [0, 12])).toBe(true);
+  });
+  it("refuses a malformed section list", () => {
+    expect(decodeSections([], [])).toBe(false);
+    expect(stateError).toBe(STATE_ERR_SECTION_NONE);
+    expect(decodeSections([60001, 60000], [0, 0])).toBe(false);
+    expect(stateError).toBe(STATE_ERR_SECTION_ORDER);
+    expect(decodeSections([60000, 60000], [0, 0])).toBe(false);
+    expect(decodeSections([0], [0])).toBe(false);
+    expect(decodeSections([60000], [4], 5)).toBe(false);
+    expect(stateError).toBe(STATE_ERR_SECTION_TRUNCATED);
+    expect(decodeSections([60000], [4], 0xfffffff0)).toBe(false);
   });
 });

@@ -43,3 +43,19 @@ test('the encoder never writes weights the filter would refuse', () => {
   const tiny = decodeState(encodeState({ ...state, weights: { prefix: 1e-45, queue: 0, kvCache: 0, inflight: 0 } }));
   assert.equal(tiny.weights.prefix, Math.fround(1e-45));
 });
+
+test('sections round-trip in tag order; a state without them stays format 1 for older filters', () => {
+  const withSections: RouterState = { ...state, sections: [{ tag: 3, bytes: new Uint8Array([1, 2, 3]) }, { tag: 900, bytes: new Uint8Array(0) }] };
+  const bytes = encodeState(withSections);
+  assert.equal(new DataView(bytes.buffer).getUint16(4, true), 2);
+  assert.deepEqual(decodeState(bytes), withSections);
+  assert.equal(new DataView(encodeState(state).buffer).getUint16(4, true), 1);
+  assert.equal(new DataView(encodeState({ ...state, sections: [] }).buffer).getUint16(4, true), 1);
+  for (let i = 0; i < bytes.length; i++) {
+    const bad = bytes.slice();
+    bad[i] ^= 0x40;
+    assert.throws(() => decodeState(bad), StateDecodeError, `byte ${i}`);
+  }
+  assert.throws(() => encodeState({ ...state, sections: [{ tag: 5, bytes: new Uint8Array(0) }, { tag: 5, bytes: new Uint8Array(0) }] }), /increasing tag order/);
+  assert.throws(() => encodeState({ ...state, sections: [{ tag: 0, bytes: new Uint8Array(0) }] }), /1\.\.65535/);
+});

@@ -171,3 +171,16 @@ test('worker VMs share where a prompt start went, so a group stays together when
     await cp.close();
   }
 });
+
+test('a format 2 state routes like format 1; sections of unknown tags are skipped', async () => {
+  const cp = new StateServer({ version: 1n, weights, replicas: [replica('10.4.1.1:8000')], sections: [{ tag: 65000, bytes: new Uint8Array([9, 9, 9]) }] });
+  const url = await cp.listen();
+  const { host, logs } = await startHost(cpConfig, { clusters: { prefix_router_control_plane: url } });
+  try {
+    await waitFor(() => send(host, { body: completion('a') }).endpoint === '10.4.1.1:8000', 'state with a section');
+    assert.ok(!logs.some((l) => String(l.message).includes('state rejected')), 'no rejection');
+  } finally {
+    await host.close();
+    await cp.close();
+  }
+});

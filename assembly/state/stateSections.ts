@@ -1,0 +1,17 @@
+// The state's optional sections (plugin/STATE_FORMAT.md, "Sections"): one
+// place where each tag is routed to the feature that owns its bytes. A
+// section's decoder validates all of it and fills the table it is given, or
+// sets `sectionError` and returns false: the whole state is then refused.
+// A tag no case names belongs to a newer control plane and is skipped.
+import { ReplicaTable } from "./replicaTable";
+
+export let sectionError: string = "";
+
+/** Decodes the section `tag` of [p, p+len) into `t`; false (with sectionError) when it is malformed. */
+export function decodeSection(t: ReplicaTable, tag: u32, p: usize, len: i32): bool {
+  sectionError = "";
+  switch (tag) {
+    default:
+      return true;
+  }
+}
