@@ -11,9 +11,9 @@ import { Candidates } from "./scheduling/candidates";
 import { ReplicaTable } from "./state/replicaTable";
 
 /** The scorers, one column each: weightedScore's in its order, then LoRA affinity. A new scorer is one more entry. */
-export const enum Scorer { Prefix, Queue, KvCache, Inflight, Lora, COUNT }
+export const enum Scorer { Prefix, Queue, KvCache, Inflight, Work, Lora, COUNT }
 
-const SCORER_NAMES: StaticArray<string> = ["prefix", "queue", "kvCache", "inflight", "lora"];
+const SCORER_NAMES: StaticArray<string> = ["prefix", "queue", "kvCache", "inflight", "work", "lora"];
 
 /** Candidates listed in the response header at most (the log line lists all). */
 const HEADER_CANDIDATES: i32 = 16;

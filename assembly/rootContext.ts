@@ -98,6 +98,8 @@ export class RootContext {
     this.paused.tick(this.id);
     if (this.held.count > 0) this.held.tick(this.id, now, router.admissionRoom(now));
     router.refresh();
+    // Only a control plane carries placements to other gateways.
+    if (cfg.hasControlPlane) router.flushPlacements();
     this.metrics.set(Gauge.StateVersion, router.stateVersion);
     if (cfg.hasControlPlane) {
       const heard = router.controlPlaneHeardNs;

@@ -6,6 +6,7 @@ import { queueScorer } from "../scorers/queueScorer";
 import { kvCacheScorer } from "../scorers/kvCacheScorer";
 import { inflightScorer } from "../scorers/inflightScorer";
 import { Scorer, decisions } from "../decisionRecord";
+import { workScorer } from "../scorers/workScorer";
 
 @inline function accumulate(c: Candidates, weight: f64, scorer: Scorer): void {
   if (decisions.active) decisions.column(scorer, c, weight);
@@ -29,4 +30,5 @@ export function weightedScore(c: Candidates, w: Weights, withMetrics: bool, with
   if (withMetrics && w.queue > 0) { queueScorer(c, c.scratch); accumulate(c, w.queue, Scorer.Queue); }
   if (withMetrics && w.kvCache > 0) { kvCacheScorer(c, c.scratch); accumulate(c, w.kvCache, Scorer.KvCache); }
   if (withInflight && w.inflight > 0) { inflightScorer(c, c.scratch); accumulate(c, w.inflight, Scorer.Inflight); }
+  if (w.work > 0) { workScorer(c, c.scratch); accumulate(c, w.work, Scorer.Work); }
 }
