@@ -17,7 +17,7 @@ import { stateRoute } from './routes/state.js';
 import { weightProfilesRoute } from './routes/weightProfiles.js';
 import { weightsRoute } from './routes/weights.js';
 import { Scraper, type ScrapeOutcome } from './scraper.js';
-import { isStale, StateStore, type Member } from './stateStore.js';
+import { StateStore, type Member } from './stateStore.js';
 import type { RouterState } from './stateWire.js';
 import { Telemetry } from './telemetry.js';
 import {
@@ -160,11 +160,10 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
   };
 
   const updateReplicaGauge = () => {
-    const now = Date.now();
     let ready = 0, stale = 0, notReady = 0;
     for (const r of store.replicas.values()) {
       if (!r.discoveryReady) notReady++;
-      else if (isStale(r, now, config.stalenessMs)) stale++;
+      else if (store.isStale(r)) stale++;
       else ready++;
     }
     telemetry.replicas.set({ state: 'ready' }, ready);
@@ -175,7 +174,7 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
 
   const route = dispatch([
     stateRoute({ store, telemetry, maxLongPollMs: config.maxLongPollMs }),
-    replicasRoute({ store, discovery, stalenessMs: config.stalenessMs }),
+    replicasRoute({ store, discovery }),
     weightsRoute({
       store, weightsStore, weights: () => weightsRecord, setWeights, log, maxBodyBytes: config.maxBodyBytes,
       mayWrite: makeWriteGuard({ token, allowUnauthenticatedWrites: config.allowUnauthenticatedWrites, log }),

@@ -39,9 +39,24 @@ export interface StateStoreOptions {
   now?: () => number;
 }
 
-/** A replica leaves routing when its last good scrape (or its discovery, if never scraped) is older than the bound. */
+/**
+ * A replica leaves routing when its last good scrape (or its discovery, if
+ * never scraped) is older than the bound. `now` and the record's times are on
+ * the store's running clock (StateStore.runningNow).
+ */
 export function isStale(r: ReplicaRecord, now: number, stalenessMs: number): boolean {
   return now - (r.lastSuccessMs ?? r.firstSeenMs) > stalenessMs;
+}
+
+/**
+ * The longest step the running clock takes between two looks at the wall
+ * clock. The store looks every publish tick (20 ms by default) and every
+ * scrape; a longer gap means the process did not run (stopped, asleep, a GC
+ * stall), and no scrape could have happened in it: counting it as metrics age
+ * would take every replica out of routing on resume, until the next scrapes.
+ */
+export function maxClockStepMs(stalenessMs: number): number {
+  return Math.min(1000, stalenessMs / 4);
 }
 
 interface Waiter {
@@ -57,11 +72,17 @@ export class StateStore {
   private encoded: Uint8Array;
   private dirty = false;
   private readonly waiters = new Set<Waiter>();
-  private readonly now: () => number;
+  private readonly wallNow: () => number;
+  /** The running clock (see maxClockStepMs): wall time with the pauses of the process left out. */
+  private runningMs = 0;
+  private lastWallMs: number;
+  private readonly maxStepMs: number;
   private readonly listeners: Array<(state: RouterState) => void> = [];
 
   constructor(weights: Weights, private readonly opts: StateStoreOptions) {
-    this.now = opts.now ?? Date.now;
+    this.wallNow = opts.now ?? Date.now;
+    this.lastWallMs = this.wallNow();
+    this.maxStepMs = maxClockStepMs(opts.stalenessMs);
     this.weightsValue = { ...weights };
     // Versions start at the wall clock in microseconds, so a restarted control
     // plane never reuses a version a filter still holds (the filter asks
@@ -78,11 +99,34 @@ export class StateStore {
   get bytes(): Uint8Array { return this.encoded; }
   get waiting(): number { return this.waiters.size; }
 
+  /**
+   * Milliseconds the control plane has been running, as the clock staleness
+   * and metrics ages are judged on: the wall clock, but a gap between two looks
+   * longer than maxClockStepMs counts as that step only.
+   */
+  runningNow(): number {
+    const wall = this.wallNow();
+    const step = wall - this.lastWallMs;
+    this.lastWallMs = wall;
+    if (step > 0) this.runningMs += Math.min(step, this.maxStepMs);
+    return this.runningMs;
+  }
+
+  /** isStale on the store's running clock. */
+  isStale(r: ReplicaRecord): boolean {
+    return isStale(r, this.runningNow(), this.opts.stalenessMs);
+  }
+
+  /** Age of the replica's metrics on the running clock; null when never scraped. */
+  metricsAgeMs(r: ReplicaRecord): number | null {
+    return r.lastSuccessMs === null ? null : this.runningNow() - r.lastSuccessMs;
+  }
+
   onPublish(cb: (state: RouterState) => void): void { this.listeners.push(cb); }
 
   /** Replaces the member list (discovery). */
   setMembers(members: Member[]): void {
-    const now = this.now();
+    const now = this.runningNow();
     const seen = new Set<string>();
     for (const m of members) {
       if (seen.has(m.address)) continue;
@@ -109,7 +153,7 @@ export class StateStore {
   recordSuccess(address: string, metrics: EngineMetrics): void {
     const r = this.replicas.get(address);
     if (!r) return;
-    const now = this.now();
+    const now = this.runningNow();
     r.lastSuccessMs = now;
     r.metrics = metrics;
     r.consecutiveFailures = 0;
@@ -136,7 +180,7 @@ export class StateStore {
     const r = this.replicas.get(address);
     if (!r) return;
     r.lastError = error;
-    r.lastErrorMs = this.now();
+    r.lastErrorMs = this.runningNow();
     r.consecutiveFailures++;
     if (reason === 'connect') {
       r.consecutiveConnectFailures++;
@@ -168,7 +212,7 @@ export class StateStore {
 
   /** Builds the state as of now; bumps the version only if something a filter routes on changed. */
   publish(force = false): boolean {
-    const now = this.now();
+    const now = this.runningNow();
     const replicas: ReplicaState[] = [];
     for (const r of this.replicas.values()) {
       const m = r.metrics;
@@ -198,6 +242,7 @@ export class StateStore {
 
   /** Publishes when something changed since the last publish, or when a replica may have turned stale. */
   tick(checkStaleness: boolean): void {
+    this.runningNow();
     if (this.dirty || checkStaleness) this.publish();
   }
 
