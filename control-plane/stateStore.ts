@@ -2,7 +2,7 @@
 // from them: what /v1/state serves (encoded once per version) and what
 // long polls wait on.
 import type { EngineMetrics } from './engineMetrics.js';
-import { encodeState, METRICS_AGE_UNKNOWN, type ReplicaState, type RouterState, type Weights } from './stateWire.js';
+import { EncodedStateBase, METRICS_AGE_UNKNOWN, type ReplicaState, type RouterState, type StateSection, type Weights } from './stateWire.js';
 
 /** Prefix-cache counters are kept at most this often for the hit-rate window. */
 const HIT_RATE_SAMPLE_EVERY_MS = 1000;
@@ -69,7 +69,7 @@ export class StateStore {
   private weightsValue: Weights;
   private versionValue: bigint;
   private current: RouterState;
-  private encoded: Uint8Array;
+  private encoded: EncodedStateBase;
   private dirty = false;
   private readonly waiters = new Set<Waiter>();
   private readonly wallNow: () => number;
@@ -89,14 +89,16 @@ export class StateStore {
     // "after=<its version>" and must not be told "unchanged").
     this.versionValue = BigInt(Date.now()) * 1000n;
     this.current = { version: this.versionValue, weights: this.weightsValue, replicas: [] };
-    this.encoded = encodeState(this.current);
+    this.encoded = new EncodedStateBase(this.current);
   }
 
   get version(): bigint { return this.versionValue; }
   get state(): RouterState { return this.current; }
   get weights(): Weights { return { ...this.weightsValue }; }
-  /** The encoded bytes of the current version (serialized once per version). */
-  get bytes(): Uint8Array { return this.encoded; }
+  /** The encoded bytes of the current version, with no sections (serialized once per version). */
+  get bytes(): Uint8Array { return this.encoded.v1; }
+  /** The current version's bytes with a poller's own sections; only the sections are encoded again. */
+  payloadFor(sections: readonly StateSection[]): Uint8Array { return this.encoded.withSections(sections); }
   get waiting(): number { return this.waiters.size; }
 
   /**
@@ -232,7 +234,7 @@ export class StateStore {
     if (!force && sameRouting(this.current, this.weightsValue, replicas)) return false;
     this.versionValue++;
     this.current = { version: this.versionValue, weights: { ...this.weightsValue }, replicas };
-    this.encoded = encodeState(this.current);
+    this.encoded = new EncodedStateBase(this.current);
     const ws = [...this.waiters];
     this.waiters.clear();
     for (const w of ws) { clearTimeout(w.timer); w.done(true); }
