@@ -90,6 +90,11 @@ export class Router {
   }
 
   /** The control plane's version of the state routed on; 0 while on the static configuration. */
+  /** The replica table this VM routes on. */
+  @inline get currentTable(): ReplicaTable {
+    return this.table;
+  }
+
   get stateVersion(): u64 {
     return this.table.fromControlPlane ? this.table.version : 0;
   }

@@ -24,11 +24,28 @@ export class ReplicaTable {
   kvUsage: Array<f64> = [];
   kvCapacityTokens: Array<u32> = [];
   metricsAgeMs: Array<u32> = [];
+  /**
+   * Prefill tokens the other gateways have queued on each replica (sent, no
+   * response yet), and their decode work (prefill-token equivalents), as the
+   * control plane last reported them; 0 when it does not. Added to this
+   * gateway's own counters when predicting.
+   */
+  otherGatewaysQueuedTokens: Array<f64> = [];
+  otherGatewaysDecodeWork: Array<f64> = [];
   /** Prefix-index slot of each replica (assigned by the slot registry). */
   slot: Array<i32> = [];
   /** Identifies the replica list (addresses in order): in-flight counters are laid out by it. */
   setHash: u64 = 0;
   byAddress: Map<string, i32> = new Map<string, i32>();
+  /**
+   * Placements the other gateways made (state section 1: checkpoint hash,
+   * replica index, depth), for the VM that polls to learn; `placementsThrough`
+   * is the section's cursor, 0 when the state had none.
+   */
+  learnedHash: Array<u64> = [];
+  learnedReplica: Array<i32> = [];
+  learnedDepth: Array<u32> = [];
+  placementsThrough: u64 = 0;
 
   add(address: string, ready: bool, metricsKnown: bool, waiting: f64, running: f64, kvUsage: f64, kvCapacityTokens: u32, metricsAgeMs: u32): void {
     this.byAddress.set(address, this.n);
@@ -44,6 +61,8 @@ export class ReplicaTable {
     this.kvUsage.push(kvUsage);
     this.kvCapacityTokens.push(kvCapacityTokens);
     this.metricsAgeMs.push(metricsAgeMs);
+    this.otherGatewaysQueuedTokens.push(0);
+    this.otherGatewaysDecodeWork.push(0);
     this.slot.push(-1);
     this.n++;
   }

@@ -4,6 +4,7 @@
 // sets `sectionError` and returns false: the whole state is then refused.
 // A tag no case names belongs to a newer control plane and is skipped.
 import { ReplicaTable } from "./replicaTable";
+import { SECTION_OTHER_WORK, SECTION_PLACEMENTS, decodeOtherWork, decodePlacements, fleetSectionError } from "./fleetSections";
 
 export let sectionError: string = "";
 
@@ -11,6 +12,14 @@ export let sectionError: string = "";
 export function decodeSection(t: ReplicaTable, tag: u32, p: usize, len: i32): bool {
   sectionError = "";
   switch (tag) {
+    case SECTION_PLACEMENTS:
+      if (decodePlacements(t, p, len)) return true;
+      sectionError = fleetSectionError;
+      return false;
+    case SECTION_OTHER_WORK:
+      if (decodeOtherWork(t, p, len)) return true;
+      sectionError = fleetSectionError;
+      return false;
     default:
       return true;
   }

@@ -2,11 +2,10 @@
 // differs from `after`, else held up to waitMs (at most maxLongPollMs) and answered 304.
 // POST, same query, with a gateway's fleet report as the body: the report is taken in first, and the
 // state answered carries that gateway's sections (what the other gateways placed and queued).
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FleetExchange } from '../fleetExchange.js';
 import { decodeReport, FleetWireError, MAX_REPORT_BYTES, REPORT_CONTENT_TYPE, type PollReport } from '../fleetWire.js';
 import type { Route } from '../http.js';
-import { errorBody, sendJson } from '../http.js';
+import { errorBody, readBody, sendJson } from '../http.js';
 import type { StateStore } from '../stateStore.js';
 import { STATE_CONTENT_TYPE, STATE_VERSION_HEADER } from '../stateWire.js';
 import type { Telemetry } from '../telemetry.js';
@@ -26,10 +25,10 @@ export function stateRoute(o: { store: StateStore; fleet: FleetExchange; telemet
       let report: PollReport | null = null;
       let behind = false;
       if (req.method === 'POST') {
-        const body = await readReportBody(req, res);
+        const body = await readBody(req, res, MAX_REPORT_BYTES, REPORT_CONTENT_TYPE);
         if (!body) return;
         try {
-          report = decodeReport(body);
+          report = decodeReport(new Uint8Array(body.buffer, body.byteOffset, body.byteLength));
         } catch (e) {
           if (!(e instanceof FleetWireError)) throw e;
           telemetry.fleetReports.inc({ outcome: 'rejected' });
@@ -59,33 +58,4 @@ export function stateRoute(o: { store: StateStore; fleet: FleetExchange; telemet
       if (!answered) res.on('close', cancel);
     },
   };
-}
-
-/** The report's bytes, or undefined when the request was answered with an error (415, 413). */
-function readReportBody(req: IncomingMessage, res: ServerResponse): Promise<Uint8Array | undefined> {
-  return new Promise((resolve) => {
-    const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
-    if (type !== REPORT_CONTENT_TYPE) {
-      req.resume();
-      sendJson(res, 415, errorBody(`Content-Type must be ${REPORT_CONTENT_TYPE} (got ${type ? JSON.stringify(type) : 'none'})`));
-      return resolve(undefined);
-    }
-    const tooLarge = () => {
-      sendJson(res, 413, errorBody(`fleet report larger than ${MAX_REPORT_BYTES} bytes`), { connection: 'close' });
-      resolve(undefined);
-    };
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > MAX_REPORT_BYTES) { req.resume(); return tooLarge(); }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let failed = false;
-    req.on('data', (c: Buffer) => {
-      if (failed) return;
-      size += c.length;
-      if (size > MAX_REPORT_BYTES) { failed = true; req.resume(); tooLarge(); return; }
-      chunks.push(c);
-    });
-    req.on('error', () => { if (!failed) { failed = true; resolve(undefined); } });
-    req.on('end', () => { if (!failed) resolve(new Uint8Array(Buffer.concat(chunks))); });
-  });
 }

@@ -299,7 +299,7 @@ test('POST /v1/state: a placement one gateway reports reaches another gateway\'s
   await withCp({}, async (cp) => {
     const hash = await addressHasher();
     const post = async (r: PollReport, after: string, waitMs: number) => {
-      const res = await fetch(`${cp.url}/v1/state?after=${after}&waitMs=${waitMs}`, { method: 'POST', body: encodeReport(r), headers: { 'content-type': REPORT_CONTENT_TYPE } });
+      const res = await fetch(`${cp.url}/v1/state?after=${after}&waitMs=${waitMs}`, { method: 'POST', body: Buffer.from(encodeReport(r)), headers: { 'content-type': REPORT_CONTENT_TYPE } });
       return { status: res.status, bytes: new Uint8Array(await res.arrayBuffer()) };
     };
     const v = cp.state().version.toString();
