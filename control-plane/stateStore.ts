@@ -33,10 +33,22 @@ export interface ReplicaRecord {
   hitSamples: Array<{ t: number; q: number; h: number }>;
 }
 
+/** Timers of the long polls' waits (setTimeout by default; a simulation brings its own clock's). */
+export interface PollTimers {
+  set(fn: () => void, ms: number): unknown;
+  clear(handle: unknown): void;
+}
+
+const REAL_TIMERS: PollTimers = {
+  set: (fn, ms) => setTimeout(fn, ms),
+  clear: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
 export interface StateStoreOptions {
   stalenessMs: number;
   hitRateWindowMs: number;
   now?: () => number;
+  timers?: PollTimers;
 }
 
 /**
@@ -60,7 +72,7 @@ export function maxClockStepMs(stalenessMs: number): number {
 }
 
 interface Waiter {
-  timer: NodeJS.Timeout;
+  timer: unknown;
   done(changed: boolean): void;
 }
 
@@ -73,6 +85,7 @@ export class StateStore {
   private dirty = false;
   private readonly waiters = new Set<Waiter>();
   private readonly wallNow: () => number;
+  private readonly timers: PollTimers;
   /** The running clock (see maxClockStepMs): wall time with the pauses of the process left out. */
   private runningMs = 0;
   private lastWallMs: number;
@@ -81,6 +94,7 @@ export class StateStore {
 
   constructor(weights: Weights, private readonly opts: StateStoreOptions) {
     this.wallNow = opts.now ?? Date.now;
+    this.timers = opts.timers ?? REAL_TIMERS;
     this.lastWallMs = this.wallNow();
     this.maxStepMs = maxClockStepMs(opts.stalenessMs);
     this.weightsValue = { ...weights };
@@ -237,7 +251,7 @@ export class StateStore {
     this.encoded = new EncodedStateBase(this.current);
     const ws = [...this.waiters];
     this.waiters.clear();
-    for (const w of ws) { clearTimeout(w.timer); w.done(true); }
+    for (const w of ws) { this.timers.clear(w.timer); w.done(true); }
     for (const l of this.listeners) l(this.current);
     return true;
   }
@@ -257,18 +271,18 @@ export class StateStore {
     if (this.versionValue !== after) { done(true); return () => {}; }
     if (waitMs <= 0) { done(false); return () => {}; }
     const w: Waiter = {
-      timer: setTimeout(() => { this.waiters.delete(w); done(false); }, waitMs),
+      timer: this.timers.set(() => { this.waiters.delete(w); done(false); }, waitMs),
       done,
     };
     this.waiters.add(w);
-    return () => { if (this.waiters.delete(w)) clearTimeout(w.timer); };
+    return () => { if (this.waiters.delete(w)) this.timers.clear(w.timer); };
   }
 
   /** Answers every waiting poll (shutdown). */
   releaseWaiters(): void {
     const ws = [...this.waiters];
     this.waiters.clear();
-    for (const w of ws) { clearTimeout(w.timer); w.done(false); }
+    for (const w of ws) { this.timers.clear(w.timer); w.done(false); }
   }
 }
 

@@ -6,6 +6,7 @@ import type { FleetExchange } from '../fleetExchange.js';
 import { decodeReport, FleetWireError, MAX_REPORT_BYTES, REPORT_CONTENT_TYPE, type PollReport } from '../fleetWire.js';
 import type { Route } from '../http.js';
 import { errorBody, readBody, sendJson } from '../http.js';
+import { pollState } from '../statePoll.js';
 import type { StateStore } from '../stateStore.js';
 import { STATE_CONTENT_TYPE, STATE_VERSION_HEADER } from '../stateWire.js';
 import type { Telemetry } from '../telemetry.js';
@@ -23,7 +24,6 @@ export function stateRoute(o: { store: StateStore; fleet: FleetExchange; telemet
       const after = BigInt(afterRaw);
       const waitMs = Math.min(Number(waitRaw), o.maxLongPollMs);
       let report: PollReport | null = null;
-      let behind = false;
       if (req.method === 'POST') {
         const body = await readBody(req, res, MAX_REPORT_BYTES, REPORT_CONTENT_TYPE);
         if (!body) return;
@@ -35,26 +35,21 @@ export function stateRoute(o: { store: StateStore; fleet: FleetExchange; telemet
           return sendJson(res, 400, errorBody(`fleet report rejected: ${e.message}`, '(body)'));
         }
         telemetry.fleetReports.inc({ outcome: 'ok' });
-        behind = fleet.ingest(report);
       }
       let answered = false;
-      const answer = (changed: boolean) => {
+      const cancel = pollState(store, fleet, after, waitMs, report, (a) => {
         if (answered || res.destroyed) return;
         answered = true;
-        const version = store.version.toString();
-        if (changed) {
-          const bytes = report ? store.payloadFor(fleet.sectionsFor(store.state, report)) : store.bytes;
-          telemetry.stateDeliveries.inc({ status: '200' });
-          res.writeHead(200, { 'content-type': STATE_CONTENT_TYPE, 'content-length': bytes.length, [STATE_VERSION_HEADER]: version, 'cache-control': 'no-store' });
-          res.end(bytes);
+        const version = a.version.toString();
+        telemetry.stateDeliveries.inc({ status: String(a.status) });
+        if (a.status === 200) {
+          res.writeHead(200, { 'content-type': STATE_CONTENT_TYPE, 'content-length': a.body.length, [STATE_VERSION_HEADER]: version, 'cache-control': 'no-store' });
+          res.end(a.body);
         } else {
-          telemetry.stateDeliveries.inc({ status: '304' });
           res.writeHead(304, { [STATE_VERSION_HEADER]: version, 'cache-control': 'no-store' });
           res.end();
         }
-      };
-      if (behind) return answer(true);
-      const cancel = store.waitForChange(after, waitMs, answer);
+      });
       if (!answered) res.on('close', cancel);
     },
   };
