@@ -36,7 +36,7 @@ function body(prompt: string): ArrayBuffer {
 function match(p: PrefixLocator, t: ReplicaTable, c: Candidates, prompt: string): bool {
   const b = body(prompt);
   if (!p.hash(changetype<usize>(b), <usize>b.byteLength, false)) return false;
-  p.match(t, c, false);
+  p.match(t, c, false, 0);
   return true;
 }
 

@@ -73,6 +73,7 @@ describe("weightedScore", () => {
     c.matched[0] = 2;
     c.waiting[0] = 10;
     const w = new Weights();
+    w.work = 0;
     w.prefix = 3; w.queue = 1; w.kvCache = 1; w.inflight = 0;
     weightedScore(c, w, true);
     expect(c.score[0]).toBe(3 + 0 + 1);
@@ -83,6 +84,7 @@ describe("weightedScore", () => {
     c.waiting[0] = 10;
     c.kvUsage[1] = 1;
     const w = new Weights();
+    w.work = 0;
     weightedScore(c, w, false);
     expect(c.score[0]).toBe(c.score[1]);
   });
