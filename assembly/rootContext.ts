@@ -118,7 +118,8 @@ export class RootContext {
     const path = cfg.path + (cfg.path.includes("?") ? "&" : "?") + "after=" + after.toString() + "&waitMs=" + waitMs.toString();
     const fleet = this.fleet;
     if (fleet !== null && this.fleetPost) {
-      fleet.build(router.currentTable, this.drainPlacements(router, fleet), null, null);
+      const work = router.gatewayWork(now);
+      fleet.build(router.currentTable, this.drainPlacements(router, fleet), work.queued, work.decodeWork);
       const pairs = serializePairs([
         String.UTF8.encode(":method"), String.UTF8.encode("POST"),
         String.UTF8.encode(":path"), String.UTF8.encode(path),
@@ -206,13 +207,19 @@ export class RootContext {
 
   /** Moves this VM's new placements from the prefix locator into the report's own* arrays; returns how many. */
   private drainPlacements(router: Router, fleet: FleetReport): i32 {
-    return 0;
+    return router.placements.takePlacements(fleet.ownHashes, fleet.ownReplicas, fleet.ownDepths);
   }
 
   /** The polling VM takes in what the other gateways placed (state section 1) and notes how far it has seen. */
   private learn(router: Router, t: ReplicaTable): void {
     const fleet = this.fleet;
     if (fleet === null || t.placementsThrough == 0) return;
+    const locator = router.placements;
+    locator.sawTime(<u32>(nowNs() / 1000000000));
+    const n = t.learnedHash.length;
+    for (let i = 0; i < n; i++) {
+      locator.learnPlacement(unchecked(t.learnedHash[i]), unchecked(t.addressHash[unchecked(t.learnedReplica[i])]), unchecked(t.learnedDepth[i]));
+    }
     fleet.learned(t.placementsThrough);
   }
 

@@ -14,7 +14,7 @@ import { predictWork } from "./scheduling/workModel";
 import { Candidates } from "./scheduling/candidates";
 import { Pick, TIE, pick, runnerUp } from "./scheduling/picker";
 import { weightedScore } from "./scheduling/weightedScore";
-import { GatewayBlob } from "./state/gatewayBlob";
+import { GatewayBlob, WorkCounts } from "./state/gatewayBlob";
 import { InflightCounters } from "./state/inflightCounters";
 import { ReplicaTable } from "./state/replicaTable";
 import { StateDelivery } from "./state/stateDelivery";
@@ -319,6 +319,15 @@ export class Router {
   /** Notes a time read elsewhere (ticks): see seenNs. */
   @inline sawTime(nowNs: u64): void {
     if (nowNs > this.seenNs) this.seenNs = nowNs;
+  }
+
+  /**
+   * This gateway's counters per replica of the current table, all worker VMs
+   * together: what the fleet report tells the other gateways.
+   */
+  gatewayWork(nowNs: u64): WorkCounts {
+    this.inflight.read(this.table, <u32>(nowNs / 1000000000));
+    return this.inflight.total;
   }
 
   /** Where the gateway fleet exchange reads and writes placements (the root context's poller). */
