@@ -5,7 +5,7 @@
 // replica). The filter encodes the report in assembly/state/fleetReport.ts
 // and decodes the sections in assembly/state/fleetSections.ts; tests encode
 // with one side and decode with the other.
-import { fnv1a32 } from './stateWire.js';
+import { fnv1a32, type RouterState } from './stateWire.js';
 
 /** The bytes `P R F R`, little-endian. */
 export const REPORT_MAGIC = 0x52465250;
@@ -209,4 +209,15 @@ export function decodeOtherWorkSection(bytes: Uint8Array, replicaCount: number):
     out.push({ replica, queuedTokens: dv.getUint32(o + 4, true), decodeWork: dv.getUint32(o + 8, true) });
   }
   return out;
+}
+
+/** Decodes the fleet's sections of a decoded state (throws FleetWireError where the filter would refuse the state). */
+export function fleetSectionsOf(state: RouterState): { placements: PlacementsSection | null; otherWork: OtherWorkSection | null } {
+  const find = (tag: number) => state.sections?.find((s) => s.tag === tag)?.bytes;
+  const p = find(SECTION_PLACEMENTS);
+  const w = find(SECTION_OTHER_WORK);
+  return {
+    placements: p ? decodePlacementsSection(p, state.replicas.length) : null,
+    otherWork: w ? decodeOtherWorkSection(w, state.replicas.length) : null,
+  };
 }

@@ -31,7 +31,8 @@ export class VirtualControlPlane {
   reports = 0;
   states = 0;
 
-  constructor(weights: Weights, private readonly addresses: readonly string[], hashAddress: (a: string) => bigint) {
+  /** `fleet` false: POST polls are refused (405), as by a control plane from before the exchange; the filters then poll with GET. */
+  constructor(weights: Weights, private readonly addresses: readonly string[], hashAddress: (a: string) => bigint, private readonly fleetExchange = true) {
     const timers: PollTimers = {
       set: (fn, ms) => { const t: Timer = { dueMs: this.nowMs + ms, fn, live: true }; this.timers.push(t); return t; },
       clear: (h) => { (h as Timer).live = false; },
@@ -57,6 +58,10 @@ export class VirtualControlPlane {
     const waitMs = Number(url.searchParams.get('waitMs') ?? '0');
     let report: PollReport | null = null;
     if (header(':method') === 'POST') {
+      if (!this.fleetExchange) {
+        send({ headers: [[':status', '405'], ['allow', 'GET']], body: new Uint8Array(0), trailers: [] });
+        return () => {};
+      }
       report = decodeReport(req.body);
       this.reports++;
     }
