@@ -335,6 +335,11 @@ export class Router {
     return this.prefix;
   }
 
+  /** Moves this VM's placements to the gateway's outbox, for the poller to send to the control plane. */
+  flushPlacements(): void {
+    this.prefix.flushPlacements();
+  }
+
   /** Refreshes this VM's in-flight row so other VMs keep counting it. */
   heartbeat(nowNs: u64): void {
     this.inflight.publish(this.table, <u32>(nowNs / 1000000000));

@@ -21,6 +21,7 @@ import { Candidates } from "../scheduling/candidates";
 import { ReplicaTable } from "../state/replicaTable";
 import { BlockHasher, checkpointDepth, checkpointsWithin, isCheckpoint } from "./blockHasher";
 import { MAX_SLOTS, PrefixIndex } from "./prefixIndex";
+import { PlacementOutbox } from "./placementOutbox";
 import { BUCKET_ENTRIES, SharedCheckpoints } from "./sharedCheckpoints";
 
 /** Characters per token, the usual estimate for English text and code. */
@@ -50,8 +51,6 @@ const MIN_SLOT_CHECKPOINTS: u32 = 16;
 export const MAX_SHARED_INSERTS: i32 = 64;
 /** Holders a shared search follows to their own depth at most. */
 const MAX_HOLDERS: i32 = 8;
-/** Placements waiting for the control plane at most; the oldest give way. */
-export const OUTBOX_CAPACITY: i32 = 4096;
 
 @final
 export class PrefixLocator {
@@ -81,12 +80,8 @@ export class PrefixLocator {
   private readonly holderHeld: StaticArray<i32> = new StaticArray<i32>(MAX_HOLDERS);
   private holders: i32 = 0;
 
-  // Placements this VM inserted, for the other gateways (a ring, oldest first).
-  private readonly outHash: StaticArray<u64> = new StaticArray<u64>(OUTBOX_CAPACITY);
-  private readonly outReplica: StaticArray<u64> = new StaticArray<u64>(OUTBOX_CAPACITY);
-  private readonly outDepth: StaticArray<u32> = new StaticArray<u32>(OUTBOX_CAPACITY);
-  private outHead: i32 = 0;
-  private outCount: i32 = 0;
+  /** Placements this gateway inserted, for the other gateways. */
+  private readonly outbox: PlacementOutbox;
   /** Placements learned from other gateways: the shared index knows what this VM's does not. */
   private learned: bool = false;
   /** The latest time seen (s): learned placements are stamped with it. */
@@ -95,6 +90,7 @@ export class PrefixLocator {
   /** `sharedVmId`: this VM's id, to share the index with the other worker VMs; 0: not shared. */
   constructor(cfg: PluginConfig, metrics: RouterMetrics, sharedVmId: u32) {
     this.shared = new SharedCheckpoints(sharedVmId != 0);
+    this.outbox = new PlacementOutbox(sharedVmId != 0);
     this.index = new PrefixIndex(cfg.indexEntries);
     const hasher = new BlockHasher(cfg.blockChars, cfg.maxBlocks);
     this.hasher = hasher;
@@ -210,7 +206,7 @@ export class PrefixLocator {
       unchecked(c.matched[k] = m > 0 ? checkpointDepth(m - 1) : 0);
       if (m > best) best = m;
     }
-    if (ck > 0 && this.shared.on && (fleet || this.learned || best == 0)) this.searchShared(t, c, ck);
+    if (ck > best && this.shared.on && (fleet || this.learned || best == 0)) this.searchShared(t, c, ck, best);
     let any = false;
     for (let k = 0; k < n; k++) if (unchecked(this.held[k]) > 0) { any = true; break; }
     this.anyMatch = any;
@@ -218,10 +214,12 @@ export class PrefixLocator {
 
   /**
    * Binary search of the shared index for the deepest of the `ck`
-   * checkpoints any replica holds; each holder seen then on to its own
-   * depth. Raises `held` and `c.matched` of the candidates it finds.
+   * checkpoints any replica holds, deeper than the `known` this VM's index
+   * found (it inserted those in the shared index too: a conversation's next
+   * turn costs one read); each holder seen then on to its own depth. Raises
+   * `held` and `c.matched` of the candidates it finds.
    */
-  private searchShared(t: ReplicaTable, c: Candidates, ck: i32): void {
+  private searchShared(t: ReplicaTable, c: Candidates, ck: i32, known: i32): void {
     this.epoch++;
     if (this.epoch == 0) {
       // Wrapped: no stale probe may pass for this request's.
@@ -230,8 +228,8 @@ export class PrefixLocator {
     }
     this.holders = 0;
     // Most new prompts: nobody holds the first block, one read.
-    if (this.probe(0) == 0) return;
-    let lo = 1;
+    if (known == 0 && this.probe(0) == 0) return;
+    let lo = known > 1 ? known : 1;
     let hi = ck;
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
@@ -314,41 +312,24 @@ export class PrefixLocator {
     for (let j = end - 1; j >= held; j--) {
       const hash = unchecked(h.hashes[j]);
       if (this.shared.on) this.shared.insert(hash, <u32>address, this.nowS);
-      this.post(hash, address, <u32>checkpointDepth(j));
+      this.outbox.post(hash, address, <u32>checkpointDepth(j));
     }
     return held > 0 ? checkpointDepth(held - 1) : 0;
   }
 
-  private post(hash: u64, replica: u64, depth: u32): void {
-    let at = this.outHead + this.outCount;
-    if (at >= OUTBOX_CAPACITY) at -= OUTBOX_CAPACITY;
-    unchecked(this.outHash[at] = hash);
-    unchecked(this.outReplica[at] = replica);
-    unchecked(this.outDepth[at] = depth);
-    if (this.outCount < OUTBOX_CAPACITY) this.outCount++;
-    else this.outHead = this.outHead + 1 == OUTBOX_CAPACITY ? 0 : this.outHead + 1;
-  }
-
   /**
-   * Drains the oldest placements this VM inserted (checkpoint hash, replica
-   * address hash, depth in blocks) into the arrays, as many as the shortest
-   * holds; returns how many. The outbox keeps the newest OUTBOX_CAPACITY.
+   * Drains the oldest placements the gateway inserted (checkpoint hash,
+   * replica address hash, depth in blocks) into the arrays, as many as the
+   * shortest holds; returns how many. For the VM that polls the control
+   * plane: every worker VM's placements reach it (flushPlacements).
    */
   takePlacements(hashes: StaticArray<u64>, replicas: StaticArray<u64>, depths: StaticArray<u32>): i32 {
-    let room = hashes.length;
-    if (replicas.length < room) room = replicas.length;
-    if (depths.length < room) room = depths.length;
-    const n = this.outCount < room ? this.outCount : room;
-    let at = this.outHead;
-    for (let j = 0; j < n; j++) {
-      unchecked(hashes[j] = unchecked(this.outHash[at]));
-      unchecked(replicas[j] = unchecked(this.outReplica[at]));
-      unchecked(depths[j] = unchecked(this.outDepth[at]));
-      if (++at == OUTBOX_CAPACITY) at = 0;
-    }
-    this.outHead = at;
-    this.outCount -= n;
-    return n;
+    return this.outbox.take(hashes, replicas, depths);
+  }
+
+  /** Moves this VM's placements to the gateway's outbox in shared data (each worker VM's ticks). */
+  flushPlacements(): void {
+    this.outbox.flush();
   }
 
   /** Notes the time (s) learned placements are stamped with. */
@@ -356,9 +337,9 @@ export class PrefixLocator {
     if (nowS > this.nowS) this.nowS = nowS;
   }
 
-  /** Placements waiting in the outbox. */
+  /** Placements in this VM's ring, not yet in the gateway's outbox. */
   @inline get pendingPlacements(): i32 {
-    return this.outCount;
+    return this.outbox.pending;
   }
 
   /**
