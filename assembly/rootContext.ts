@@ -104,8 +104,6 @@ export class RootContext {
       this.lastHeartbeatNs = now;
       router.heartbeat(now);
     }
-    const fleet = this.fleet;
-    if (fleet !== null) fleet.share(this.drainPlacements(router, fleet));
     if (cfg.hasControlPlane && this.vmId != 0 && holdLease(this.vmId, now, LEASE_TTL_NS)) {
       if (this.pollToken == 0 && now >= this.nextPollAtNs) this.startPoll(cfg, router, now);
     }

@@ -66,9 +66,10 @@ export function isStale(r: ReplicaRecord, now: number, stalenessMs: number): boo
  * scrape; a longer gap means the process did not run (stopped, asleep, a GC
  * stall), and no scrape could have happened in it: counting it as metrics age
  * would take every replica out of routing on resume, until the next scrapes.
+ * Half the bound leaves the other half for the first scrapes after it.
  */
 export function maxClockStepMs(stalenessMs: number): number {
-  return Math.min(1000, stalenessMs / 4);
+  return Math.min(1000, stalenessMs / 2);
 }
 
 interface Waiter {

@@ -30,7 +30,7 @@ test('the poll is a POST carrying the fleet report: a random gateway id that sta
   const url = await cp.listen();
   const { host } = await startHost(cpConfig, { clusters: { prefix_router_control_plane: url }, randomSeed: 1234 });
   try {
-    await waitFor(() => cp.lastPoll !== null, 'first poll');
+    await waitFor(() => cp.lastPoll !== null, 'first poll', 15_000);
     assert.equal(cp.lastPoll!.method, 'POST');
     assert.equal(cp.lastPoll!.contentType, REPORT_CONTENT_TYPE);
     const first = decodeReport(cp.lastPoll!.body);
@@ -38,7 +38,7 @@ test('the poll is a POST carrying the fleet report: a random gateway id that sta
     assert.equal(first.placementsSeen, 0n);
     // A state with section 1 moves the cursor the next report names.
     cp.set({ version: 2n, weights, replicas, sections: [placements(777n, [{ hash: 5n, replica: 1, depth: 16 }])] });
-    await waitFor(() => decodeReport(cp.lastPoll!.body).placementsSeen === 777n, 'cursor 777 reported');
+    await waitFor(() => decodeReport(cp.lastPoll!.body).placementsSeen === 777n, 'cursor 777 reported', 15_000);
     assert.equal(decodeReport(cp.lastPoll!.body).gatewayId, first.gatewayId, 'the same gateway id on every poll');
     assert.equal(readStamp(host.sharedData).version, 2n);
   } finally {
@@ -55,7 +55,7 @@ test('two gateways (two processes) make different ids', async () => {
     cp.lastPoll = null;
     const { host } = await startHost(cpConfig, { clusters: { prefix_router_control_plane: url }, randomSeed: seed });
     try {
-      await waitFor(() => cp.lastPoll !== null, 'poll');
+      await waitFor(() => cp.lastPoll !== null, 'poll', 15_000);
       ids.push(decodeReport(cp.lastPoll!.body).gatewayId);
     } finally { await host.close(); }
   }
@@ -69,9 +69,9 @@ test('states with valid fleet sections are adopted; a malformed section rejects 
   const url = await cp.listen();
   const { host, logs } = await startHost(cpConfig, { clusters: { prefix_router_control_plane: url } });
   try {
-    await waitFor(() => send(host, { body: completion('x') }).endpoint !== undefined, 'first state');
+    await waitFor(() => send(host, { body: completion('x') }).endpoint !== undefined, 'first state', 15_000);
     cp.set(good);
-    await waitFor(() => readStamp(host.sharedData).version === 2n, 'version 2 adopted');
+    await waitFor(() => readStamp(host.sharedData).version === 2n, 'version 2 adopted', 15_000);
     assert.ok(!logs.some((l) => String(l.message).includes('state rejected')), 'no rejection');
     const bad: Array<[string, StateSection[]]> = [
       ['placement names a replica outside the state', [{ tag: SECTION_PLACEMENTS, bytes: spoil(good.sections[0]!.bytes, 20, 2) }]],
@@ -84,7 +84,7 @@ test('states with valid fleet sections are adopted; a malformed section rejects 
     let version = 3n;
     for (const [why, sections] of bad) {
       cp.set({ version: version++, weights, replicas, sections });
-      await waitFor(() => logs.some((l) => String(l.message).includes(`state rejected: ${why}`)), `rejection: ${why}`);
+      await waitFor(() => logs.some((l) => String(l.message).includes(`state rejected: ${why}`)), `rejection: ${why}`, 15_000);
       assert.equal(readStamp(host.sharedData).version, 2n, why);
       // Still routing on version 2.
       assert.ok(send(host, { body: completion('still') }).endpoint);
@@ -101,7 +101,7 @@ test('a control plane that predates the exchange (405 to POST) is polled with GE
   const url = await cp.listen();
   const { host, logs } = await startHost(cpConfig, { clusters: { prefix_router_control_plane: url } });
   try {
-    await waitFor(() => send(host, { body: completion('x') }).endpoint !== undefined, 'state over GET');
+    await waitFor(() => send(host, { body: completion('x') }).endpoint !== undefined, 'state over GET', 15_000);
     assert.equal(cp.lastPoll!.method, 'GET');
     assert.equal(logs.filter((l) => String(l.message).includes('does not take fleet reports')).length, 1);
   } finally {
