@@ -229,7 +229,8 @@ async function measureFleetPolls(replicas: number, gateways: number, placements:
   const replicaHashes = addresses.map(hash);
   const cursors = new Array<bigint>(gateways).fill(0n);
   let seed = 12345;
-  const rand = () => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed; };
+  // xorshift32: every bit of it is random enough for replica and checkpoint choices.
+  const rand = () => { seed ^= seed << 13; seed >>>= 0; seed ^= seed >>> 17; seed ^= seed << 5; seed >>>= 0; return seed; };
   const pollUs: number[] = [];
   const publishUs: number[] = [];
   let answerBytes = 0, answerPlacements = 0;

@@ -48,8 +48,11 @@ interface Entry {
 interface ReplicaPlacements {
   address: string;
   capacity: number;
-  /** checkpoint hash -> entry, least recently placed first */
-  lru: Map<bigint, Entry>;
+  /** checkpoint hash -> its live entry */
+  byHash: Map<bigint, Entry>;
+  /** entries in placement order from `head` (dead ones are skipped): the LRU's eviction order */
+  order: Entry[];
+  head: number;
 }
 
 interface Gateway {
@@ -107,7 +110,7 @@ export class FleetExchange {
     for (const r of replicas) want.add(r.address);
     for (const [a, rp] of this.replicas) {
       if (want.has(a)) continue;
-      for (const e of rp.lru.values()) { e.live = false; this.liveCount--; }
+      for (const e of rp.byHash.values()) { e.live = false; this.liveCount--; }
       this.replicas.delete(a);
       this.byHash.delete(this.hashOf.get(a)!);
     }
@@ -119,7 +122,7 @@ export class FleetExchange {
       if (!rp) {
         let h = this.hashOf.get(r.address);
         if (h === undefined) { h = this.opts.hashAddress(r.address); this.hashOf.set(r.address, h); }
-        rp = { address: r.address, capacity, lru: new Map() };
+        rp = { address: r.address, capacity, byHash: new Map(), order: [], head: 0 };
         this.replicas.set(r.address, rp);
         this.byHash.set(h, rp);
       }
@@ -154,10 +157,11 @@ export class FleetExchange {
     for (const p of r.placements) {
       const rp = this.byHash.get(p.replica);
       if (!rp) continue; // a replica this control plane does not (or no longer) know
-      const old = rp.lru.get(p.hash);
-      if (old) { old.live = false; rp.lru.delete(p.hash); this.liveCount--; }
+      const old = rp.byHash.get(p.hash);
+      if (old) { old.live = false; this.liveCount--; }
       const e: Entry = { seq: ++this.lastSeq, hash: p.hash, replica: rp, depth: p.depth, gateway: r.gatewayId, live: true };
-      rp.lru.set(p.hash, e);
+      rp.byHash.set(p.hash, e);
+      rp.order.push(e);
       this.log.push(e);
       this.liveCount++;
       this.evict(rp);
@@ -236,11 +240,16 @@ export class FleetExchange {
   }
 
   private evict(rp: ReplicaPlacements): void {
-    while (rp.lru.size > rp.capacity) {
-      const [hash, e] = rp.lru.entries().next().value as [bigint, Entry];
+    while (rp.byHash.size > rp.capacity) {
+      const e = rp.order[rp.head++]!;
+      if (!e.live) continue; // placed again since, or gone with its replica
       e.live = false;
-      rp.lru.delete(hash);
+      rp.byHash.delete(e.hash);
       this.liveCount--;
+    }
+    if (rp.head > 1024 && rp.head * 2 > rp.order.length) {
+      rp.order = rp.order.slice(rp.head).filter((e) => e.live);
+      rp.head = 0;
     }
   }
 
