@@ -335,6 +335,22 @@ export class Router {
     return this.prefix;
   }
 
+  /**
+   * This gateway's counters per replica (by index in `table`: in flight,
+   * decoding, queued tokens, decode work), summed over its worker VMs now:
+   * what the poller reports to the control plane for the other gateways.
+   */
+  gatewayWork(nowNs: u64): WorkCounts {
+    this.sawTime(nowNs);
+    this.inflight.read(this.table, this.seenS);
+    return this.inflight.total;
+  }
+
+  /** The replica table routed on (gatewayWork's indexes). */
+  @inline get replicas(): ReplicaTable {
+    return this.table;
+  }
+
   /** Moves this VM's placements to the gateway's outbox, for the poller to send to the control plane. */
   flushPlacements(): void {
     this.prefix.flushPlacements();
