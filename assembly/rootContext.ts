@@ -119,7 +119,7 @@ export class RootContext {
     const fleet = this.fleet;
     if (fleet !== null && this.fleetPost) {
       const work = router.gatewayWork(now);
-      fleet.build(router.currentTable, this.drainPlacements(router, fleet), work.queued, work.decodeWork);
+      fleet.build(router.replicas, this.drainPlacements(router, fleet), work.queued, work.decodeWork);
       const pairs = serializePairs([
         String.UTF8.encode(":method"), String.UTF8.encode("POST"),
         String.UTF8.encode(":path"), String.UTF8.encode(path),

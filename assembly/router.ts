@@ -106,11 +106,6 @@ export class Router {
   }
 
   /** The control plane's version of the state routed on; 0 while on the static configuration. */
-  /** The replica table this VM routes on. */
-  @inline get currentTable(): ReplicaTable {
-    return this.table;
-  }
-
   get stateVersion(): u64 {
     return this.table.fromControlPlane ? this.table.version : 0;
   }
@@ -319,15 +314,6 @@ export class Router {
   /** Notes a time read elsewhere (ticks): see seenNs. */
   @inline sawTime(nowNs: u64): void {
     if (nowNs > this.seenNs) this.seenNs = nowNs;
-  }
-
-  /**
-   * This gateway's counters per replica of the current table, all worker VMs
-   * together: what the fleet report tells the other gateways.
-   */
-  gatewayWork(nowNs: u64): WorkCounts {
-    this.inflight.read(this.table, <u32>(nowNs / 1000000000));
-    return this.inflight.total;
   }
 
   /** Where the gateway fleet exchange reads and writes placements (the root context's poller). */
