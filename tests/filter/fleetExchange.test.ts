@@ -10,6 +10,7 @@ import {
 } from '../../control-plane/fleetWire.js';
 import { StateServer } from '../../bench/stateServer.js';
 import { readStamp } from '../../plugin/sharedData.js';
+import { SharedDataStore } from '../../host/index.js';
 import { completion, send, startHost, waitFor } from './support.js';
 
 function replica(address: string): ReplicaState {
@@ -53,7 +54,7 @@ test('two gateways (two processes) make different ids', async () => {
   const ids: bigint[] = [];
   for (const seed of [1, 2]) {
     cp.lastPoll = null;
-    const { host } = await startHost(cpConfig, { clusters: { prefix_router_control_plane: url }, randomSeed: seed });
+    const { host } = await startHost(cpConfig, { clusters: { prefix_router_control_plane: url }, randomSeed: seed, sharedData: new SharedDataStore() });
     try {
       await waitFor(() => cp.lastPoll !== null, 'poll', 15_000);
       ids.push(decodeReport(cp.lastPoll!.body).gatewayId);
