@@ -16,6 +16,7 @@ export const CONFIG_NOT_JSON = "not a JSON object";
 export const STATE_REJECTED = "prefix_router: state rejected: ";
 export const STATE_FROM_CONTROL_PLANE = "prefix_router: state version ";
 export const POLL_FAILED = "prefix_router: control plane poll failed: ";
+export const POLL_FLEET_REFUSED = "prefix_router: the control plane does not take fleet reports (POST /v1/state answered 405); polling with GET, so this gateway neither shares its placements nor learns the other gateways'";
 export const POLL_NOT_STARTED = "prefix_router: could not start the control plane poll (unknown cluster?): ";
 
 export const BODY_NOT_DELIVERED =
@@ -60,3 +61,9 @@ export const LORA_ERR_TRAILING = "LoRA section (16): trailing bytes";
 export const ADMISSION_REFUSED_DETAILS = "prefix_router_saturated";
 export const ADMISSION_REFUSED_BODY =
   '{"error":{"message":"every inference replica is saturated; retry later","type":"rate_limit_exceeded","param":null,"code":"replicas_saturated"}}';
+
+export const STATE_ERR_PLACEMENTS_LENGTH = "placements section length does not match its count";
+export const STATE_ERR_PLACEMENT_REPLICA = "placement names a replica outside the state";
+export const STATE_ERR_PLACEMENT_DEPTH = "placement depth is not a checkpoint depth";
+export const STATE_ERR_WORK_LENGTH = "work section length does not match its count";
+export const STATE_ERR_WORK_REPLICA = "work record names a replica outside the state, or one twice";

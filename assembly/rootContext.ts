@@ -7,14 +7,16 @@ import {
   log, nowNs, serializePairs, setTickPeriodMs,
 } from "./abi/hostCalls";
 import { PluginConfig, configError, parseConfig } from "./config/pluginConfig";
-import { CONFIG_REJECTED, EXPECTED_CONFIG_SHAPE, POLL_FAILED, POLL_NOT_STARTED, STATE_FROM_CONTROL_PLANE, STATE_REJECTED } from "./errors";
+import { CONFIG_REJECTED, EXPECTED_CONFIG_SHAPE, POLL_FAILED, POLL_FLEET_REFUSED, POLL_NOT_STARTED, STATE_FROM_CONTROL_PLANE, STATE_REJECTED } from "./errors";
 import { HttpContext } from "./httpContext";
 import { Counter, Gauge, RouterMetrics } from "./metrics";
 import { PausedStreams } from "./pausedStreams";
 import { HeldStreams } from "./admission/heldStreams";
 import { configureTraitHeaders } from "./request/requestTraits";
 import { Router } from "./router";
+import { FleetReport, REPORT_CONTENT_TYPE } from "./state/fleetReport";
 import { GatewayBlob } from "./state/gatewayBlob";
+import { ReplicaTable } from "./state/replicaTable";
 import { StateDelivery } from "./state/stateDelivery";
 import { stateError } from "./state/stateWire";
 import { allocateVmId, holdLease, releaseLease } from "./state/workerVms";
@@ -30,6 +32,7 @@ const HEARTBEAT_NS: u64 = 1000000000;
 const POLL_TIMEOUT_SLACK_MS: u32 = 5000;
 
 const STATUS = String.UTF8.encode(":status");
+const STATE_ACCEPT = "application/vnd.prefix-router.state.v1";
 
 @final
 export class RootContext {
@@ -49,6 +52,10 @@ export class RootContext {
   /** Control-plane age counts from here until the control plane first answers. */
   private configuredAtNs: u64 = 0;
   private failing: bool = false;
+  /** This gateway's part in the fleet exchange (plugin/STATE_FORMAT.md, "Gateway fleet"); null without a control plane. */
+  private fleet: FleetReport | null = null;
+  /** Polls carry a fleet report (POST) until the control plane refuses them (405: it predates the exchange). */
+  private fleetPost: bool = true;
   private readonly bytes: HostBytes = new HostBytes();
 
   constructor(id: u32) {
@@ -80,6 +87,7 @@ export class RootContext {
     const delivery = new StateDelivery(blob, this.metrics);
     this.delivery = delivery;
     this.router = new Router(cfg, this.metrics, this.vmId, blob, delivery);
+    if (cfg.hasControlPlane && cfg.sharedState && this.vmId != 0) this.fleet = new FleetReport();
     if (cfg.sharedState) {
       setTickPeriodMs(TICK_MS);
       this.router!.refresh();
@@ -123,13 +131,27 @@ export class RootContext {
     const half = cfg.stalenessMs / 2;
     const waitMs = cfg.longPollMs < half ? cfg.longPollMs : half;
     const path = cfg.path + (cfg.path.includes("?") ? "&" : "?") + "after=" + after.toString() + "&waitMs=" + waitMs.toString();
-    const pairs = serializePairs([
-      String.UTF8.encode(":method"), String.UTF8.encode("GET"),
-      String.UTF8.encode(":path"), String.UTF8.encode(path),
-      String.UTF8.encode(":authority"), String.UTF8.encode(cfg.authority),
-      String.UTF8.encode("accept"), String.UTF8.encode("application/vnd.prefix-router.state.v1"),
-    ]);
-    this.pollToken = httpCall(cfg.cluster, pairs, waitMs + POLL_TIMEOUT_SLACK_MS);
+    const fleet = this.fleet;
+    if (fleet !== null && this.fleetPost) {
+      const work = router.gatewayWork(now);
+      fleet.build(router.replicas, this.drainPlacements(router, fleet), work.queued, work.decodeWork);
+      const pairs = serializePairs([
+        String.UTF8.encode(":method"), String.UTF8.encode("POST"),
+        String.UTF8.encode(":path"), String.UTF8.encode(path),
+        String.UTF8.encode(":authority"), String.UTF8.encode(cfg.authority),
+        String.UTF8.encode("accept"), String.UTF8.encode(STATE_ACCEPT),
+        String.UTF8.encode("content-type"), String.UTF8.encode(REPORT_CONTENT_TYPE),
+      ]);
+      this.pollToken = httpCall(cfg.cluster, pairs, waitMs + POLL_TIMEOUT_SLACK_MS, fleet.ptr, fleet.len);
+    } else {
+      const pairs = serializePairs([
+        String.UTF8.encode(":method"), String.UTF8.encode("GET"),
+        String.UTF8.encode(":path"), String.UTF8.encode(path),
+        String.UTF8.encode(":authority"), String.UTF8.encode(cfg.authority),
+        String.UTF8.encode("accept"), String.UTF8.encode(STATE_ACCEPT),
+      ]);
+      this.pollToken = httpCall(cfg.cluster, pairs, waitMs + POLL_TIMEOUT_SLACK_MS);
+    }
     if (this.pollToken == 0) {
       this.pollFailed(cfg, now, POLL_NOT_STARTED + cfg.cluster);
     }
@@ -174,6 +196,8 @@ export class RootContext {
       }
       const t = delivery.received(this.bytes.ptr, <i32>this.bytes.len, now);
       this.bytes.free();
+      const got = delivery.lastReceived;
+      if (got !== null) this.learn(router, got);
       if (t !== null) router.adopt(t);
       else if (delivery.superseded) router.refresh();
       else {
@@ -184,12 +208,34 @@ export class RootContext {
       }
       if (this.failing) log(LogLevel.Info, STATE_FROM_CONTROL_PLANE + router.stateVersion.toString() + " received");
       this.recovered();
+    } else if (status == 405 && this.fleet !== null && this.fleetPost) {
+      // A control plane from before the fleet exchange: poll as it expects, at once.
+      this.fleetPost = false;
+      log(LogLevel.Warn, POLL_FLEET_REFUSED);
     } else {
       this.pollFailed(cfg, now, POLL_FAILED + "HTTP status " + status.toString());
       return;
     }
     // Long poll: ask again at once, so the next change is pushed, not waited for.
     if (this.vmId != 0 && holdLease(this.vmId, now, LEASE_TTL_NS)) this.startPoll(cfg, router, now);
+  }
+
+  /** Moves this VM's new placements from the prefix locator into the report's own* arrays; returns how many. */
+  private drainPlacements(router: Router, fleet: FleetReport): i32 {
+    return router.placements.takePlacements(fleet.ownHashes, fleet.ownReplicas, fleet.ownDepths);
+  }
+
+  /** The polling VM takes in what the other gateways placed (state section 1) and notes how far it has seen. */
+  private learn(router: Router, t: ReplicaTable): void {
+    const fleet = this.fleet;
+    if (fleet === null || t.placementsThrough == 0) return;
+    const locator = router.placements;
+    locator.sawTime(<u32>(nowNs() / 1000000000));
+    const n = t.learnedHash.length;
+    for (let i = 0; i < n; i++) {
+      locator.learnPlacement(unchecked(t.learnedHash[i]), unchecked(t.addressHash[unchecked(t.learnedReplica[i])]), unchecked(t.learnedDepth[i]));
+    }
+    fleet.learned(t.placementsThrough);
   }
 
   private recovered(): void {

@@ -1,7 +1,8 @@
 // Control-plane benchmark: CPU cost and scrape latency of scraping N stand-in
 // replicas (real vLLM /metrics text, served from a child process so their CPU
-// is not counted), and weight propagation to the filter when the proxy-wasm
-// host and the built filter are available.
+// is not counted), the cost of one gateway fleet poll (report in, that
+// gateway's state out), and weight propagation to the filter when the
+// proxy-wasm host and the built filter are available.
 //
 //   npm run bench:control-plane -- [options] (--help lists them)
 import http from 'node:http';
@@ -11,6 +12,11 @@ import { fileURLToPath } from 'node:url';
 import { startControlPlane } from '../control-plane/server.js';
 import { createLogger } from '../control-plane/log.js';
 import { toolArgs } from '../cli/toolArgs.js';
+import { addressHasher } from '../control-plane/app.js';
+import { FleetExchange } from '../control-plane/fleetExchange.js';
+import { decodePlacementsSection, decodeReport, encodeReport, SECTION_PLACEMENTS, type PollReport } from '../control-plane/fleetWire.js';
+import { StateStore } from '../control-plane/stateStore.js';
+import { decodeState } from '../control-plane/stateWire.js';
 
 /** Real vLLM /metrics text (data/README.md). */
 const SAMPLE_PATH = fileURLToPath(new URL('../data/metrics/vllm-datadog-fixture.txt', import.meta.url));
@@ -25,6 +31,8 @@ const USAGE = `usage: npm run bench:control-plane -- [options]
   --seconds S           measured scraping time per case (default 10)
   --warmup S            unmeasured scraping before it: connections opening, JIT warm-up (default 2)
   --rounds N            weight flips timed for the propagation p99 (default ${PROPAGATION_ROUNDS})
+  --fleet-gateways G,...  gateways in the fleet poll cases (default 4,16; one case per replica count each)
+  --fleet-placements P    placements each gateway reports per poll (default 256)
   --json                one JSON line: {"cases": [...], "weightPropagationP99Ms", ...}
   --help`;
 
@@ -138,7 +146,7 @@ async function runCase(n: number, seconds: number, warmupSeconds: number, replic
 function parseOptions() {
   const { values, fail } = toolArgs('bench:control-plane', USAGE, {
     json: { type: 'boolean' }, seconds: { type: 'string' }, warmup: { type: 'string' }, replicas: { type: 'string' }, responses: { type: 'string' },
-    rounds: { type: 'string' },
+    rounds: { type: 'string' }, 'fleet-gateways': { type: 'string' }, 'fleet-placements': { type: 'string' },
     // Internal: the child process that serves the stand-in replicas.
     'serve-replicas': { type: 'string' }, 'name-filter': { type: 'boolean' },
   });
@@ -158,6 +166,8 @@ function parseOptions() {
     rounds: number('rounds', values.rounds, PROPAGATION_ROUNDS, 1, true),
     sizes,
     responses: responses as ReplicaResponse[],
+    fleetGateways: (values['fleet-gateways'] ?? '4,16').split(',').map((v) => number('fleet-gateways', v, 0, 1, true)),
+    fleetPlacements: number('fleet-placements', values['fleet-placements'], 256, 0, true),
     serveReplicas: values['serve-replicas'] === undefined ? undefined : number('serve-replicas', values['serve-replicas'], 0, 1, true),
     nameFilter: values['name-filter'] === true,
   };
@@ -174,16 +184,103 @@ async function main(): Promise<void> {
       console.log(`${n} replicas @ ${INTERVAL_MS} ms, ${resp} responses: ${c.cpuCores} cores (user ${c.userCores}), scrape p99 ${c.scrapeP99Ms} ms (${c.scrapes} scrapes, ${c.failures} failed, expected ~${Math.round(n * o.seconds * 1000 / INTERVAL_MS)})`);
     }
   }
+  const fleetCases: FleetCase[] = [];
+  for (const n of o.sizes) for (const g of o.fleetGateways) {
+    const c = await measureFleetPolls(n, g, o.fleetPlacements);
+    fleetCases.push(c);
+    if (!o.json) {
+      console.log(`fleet poll, ${n} replicas, ${g} gateways, ${c.placementsPerReport} placements a report: ${c.pollUsMean} us a poll (p99 ${c.pollUsP99}), ` +
+        `answer ${c.answerBytesMean} bytes with ${c.placementsPerAnswerMean} placements; GET answer ${c.getBytes} bytes; publish ${c.publishUsMean} us a version; ${c.placementsHeld} placements held`);
+    }
+  }
   const propagation = await measurePropagation(o.rounds);
   if (o.json) {
     console.log(JSON.stringify({
       cases: cases.map(({ replicas, intervalMs, replicaResponse, cpuCores, scrapeP99Ms }) => ({ replicas, intervalMs, cpuCores, scrapeP99Ms, replicaResponse })),
+      fleetPolls: fleetCases,
       weightPropagationP99Ms: propagation.p99Ms,
       ...(propagation.note ? { weightPropagationNote: propagation.note } : {}),
     }));
   } else {
     console.log(propagation.p99Ms === null ? `weight propagation: not measured (${propagation.note})` : `weight propagation p99: ${propagation.p99Ms} ms (${propagation.note})`);
   }
+}
+
+interface FleetCase {
+  replicas: number; gateways: number; placementsPerReport: number; polls: number;
+  pollUsMean: number; pollUsP99: number; answerBytesMean: number; placementsPerAnswerMean: number; getBytes: number; publishUsMean: number; placementsHeld: number;
+}
+
+/**
+ * One gateway fleet poll as the control plane serves it, in process (no
+ * socket): the report decoded and taken in, then, at the next version, that
+ * gateway's sections built and appended to the state. Every gateway reports
+ * `placements` new placements (random checkpoints on random replicas) and its
+ * work on every replica each round; a round is one fleet publish period.
+ */
+async function measureFleetPolls(replicas: number, gateways: number, placements: number): Promise<FleetCase> {
+  const hash = await addressHasher();
+  let now = 0;
+  const store = new StateStore({ prefix: 3, queue: 1, kvCache: 1, inflight: 1 }, { stalenessMs: 2000, hitRateWindowMs: 60_000, now: () => now });
+  const addresses = Array.from({ length: replicas }, (_, i) => `10.${(i >> 8) & 255}.${i & 255}.1:8000`);
+  store.setMembers(addresses.map((address) => ({ address, ready: true })));
+  const fleet = new FleetExchange({ hashAddress: hash, now: () => now });
+  store.onPublish((st) => fleet.setReplicas(st.replicas));
+  const replicaHashes = addresses.map(hash);
+  const cursors = new Array<bigint>(gateways).fill(0n);
+  let seed = 12345;
+  // xorshift32: every bit of it is random enough for replica and checkpoint choices.
+  const rand = () => { seed ^= seed << 13; seed >>>= 0; seed ^= seed >>> 17; seed ^= seed << 5; seed >>>= 0; return seed; };
+  const pollUs: number[] = [];
+  const publishUs: number[] = [];
+  let answerBytes = 0, answerPlacements = 0;
+  const warmRounds = 20, rounds = 100;
+  for (let round = 0; round < warmRounds + rounds; round++) {
+    now += 50;
+    for (let i = 0; i < replicas; i++) store.recordSuccess(addresses[i]!, { waiting: rand() % 8, running: 8 + (rand() % 8), kvUsage: (rand() % 100) / 100, kvCapacityTokens: 150_000 });
+    const reports: Uint8Array[] = [];
+    for (let g = 0; g < gateways; g++) {
+      const r: PollReport = {
+        gatewayId: BigInt(g + 1), placementsSeen: cursors[g]!,
+        work: replicaHashes.map((replica) => ({ replica, queuedTokens: rand() % 20_000, decodeWork: rand() % 5_000 })),
+        placements: Array.from({ length: placements }, () => ({ hash: (BigInt(rand()) << 32n) | BigInt(rand()), replica: replicaHashes[rand() % replicas]!, depth: 16 * (1 + (rand() % 64)) })),
+      };
+      reports.push(encodeReport(r));
+    }
+    const taken: PollReport[] = [];
+    const t0 = performance.now();
+    for (const bytes of reports) { const r = decodeReport(bytes); fleet.ingest(r); taken.push(r); }
+    const ingestMs = performance.now() - t0;
+    const t1 = performance.now();
+    fleet.takeChanged();
+    store.publish(true);
+    const publishMs = performance.now() - t1;
+    for (let g = 0; g < gateways; g++) {
+      const t2 = performance.now();
+      const answer = store.payloadFor(fleet.sectionsFor(store.state, taken[g]!));
+      const answerMs = performance.now() - t2;
+      const sec = decodeState(answer).sections!.find((x) => x.tag === SECTION_PLACEMENTS)!;
+      const placed = decodePlacementsSection(sec.bytes, replicas);
+      cursors[g] = placed.through;
+      if (round >= warmRounds) {
+        pollUs.push((ingestMs / gateways + answerMs) * 1000);
+        answerBytes += answer.length;
+        answerPlacements += placed.placements.length;
+      }
+    }
+    if (round >= warmRounds) publishUs.push(publishMs * 1000);
+  }
+  const polls = pollUs.length;
+  return {
+    replicas, gateways, placementsPerReport: placements, polls,
+    pollUsMean: Math.round(pollUs.reduce((a, b) => a + b, 0) / polls),
+    pollUsP99: Math.round(percentile(pollUs, 99)),
+    answerBytesMean: Math.round(answerBytes / polls),
+    placementsPerAnswerMean: Math.round(answerPlacements / polls),
+    getBytes: store.bytes.length,
+    publishUsMean: Math.round(publishUs.reduce((a, b) => a + b, 0) / publishUs.length),
+    placementsHeld: fleet.placementCount,
+  };
 }
 
 const WASM_PATH = fileURLToPath(new URL('../plugin/prefix-router.wasm', import.meta.url));

@@ -24,7 +24,7 @@ const DEFAULT_SLO_MS = 2000;
 const DEFAULT_LONG_CONTEXT_SLO_MS = 10000;
 /** Routers whose targets are checked: the product, and the prototype that reaches them. */
 const ROUTERS_UNDER_TEST = ['prefix-router', 'proto-work'];
-export const STATE_DELIVERY = 'Scorer state reaches the filter every 50 ms of virtual time as the filter\'s own poller publishes it: shared-data keys prefix_router.state ([u64 receivedAtNs][payload]) and the stamp [u64 version][u64 controlPlaneSeenNs] at the head of prefix_router.inflight (plugin/sharedData.ts), written into each gateway\'s store (host/ answers proxy_http_call over real sockets only, so the long poll cannot be served in virtual time).';
+export const STATE_DELIVERY = 'Every gateway\'s filter long-polls one control plane on the simulation\'s clock (bench/routing/virtualControlPlane.ts: the real StateStore, FleetExchange and poll logic, served as an in-process Envoy cluster); each 50 ms of virtual time is a scrape of every replica, and the polls carry the gateways\' fleet reports.';
 
 const USAGE = `usage: npm run bench:routing -- [options]
 The load ladder (default): every workload at fractions of round robin's capacity on it.

@@ -14,6 +14,10 @@ export class StateServer {
   body: Uint8Array | null = null;
   /** Polls received. */
   polls = 0;
+  /** The last poll's method, content type and body (a fleet report when POST). */
+  lastPoll: { method: string; contentType: string; body: Uint8Array } | null = null;
+  /** Answer POST polls 405, as a control plane from before the fleet exchange does. */
+  refusePost = false;
   private encoded: Uint8Array;
   private waiters: Array<() => void> = [];
   private readonly server: http.Server;
@@ -22,20 +26,28 @@ export class StateServer {
     this.state = state;
     this.encoded = encodeState(state);
     this.server = http.createServer((req, res) => {
-      this.polls++;
-      const url = new URL(req.url!, 'http://x');
-      const after = BigInt(url.searchParams.get('after') ?? '0');
-      const waitMs = Number(url.searchParams.get('waitMs') ?? '0');
-      const answer = () => {
-        if (this.state.version === after && !this.body) { res.writeHead(304).end(); return; }
-        const bytes = this.body ?? this.encoded;
-        res.writeHead(200, { 'content-type': STATE_CONTENT_TYPE, 'content-length': bytes.length }).end(bytes);
-      };
-      if (this.state.version !== after || this.body) return answer();
-      const t = setTimeout(() => { this.waiters = this.waiters.filter((w) => w !== wake); answer(); }, Math.min(waitMs, MAX_WAIT_MS));
-      const wake = () => { clearTimeout(t); answer(); };
-      this.waiters.push(wake);
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => this.poll(req, res, new Uint8Array(Buffer.concat(chunks))));
     });
+  }
+
+  private poll(req: http.IncomingMessage, res: http.ServerResponse, body: Uint8Array): void {
+    this.polls++;
+    this.lastPoll = { method: req.method ?? '', contentType: req.headers['content-type'] ?? '', body };
+    if (req.method === 'POST' && this.refusePost) { res.writeHead(405, { allow: 'GET' }).end(); return; }
+    const url = new URL(req.url!, 'http://x');
+    const after = BigInt(url.searchParams.get('after') ?? '0');
+    const waitMs = Number(url.searchParams.get('waitMs') ?? '0');
+    const answer = () => {
+      if (this.state.version === after && !this.body) { res.writeHead(304).end(); return; }
+      const bytes = this.body ?? this.encoded;
+      res.writeHead(200, { 'content-type': STATE_CONTENT_TYPE, 'content-length': bytes.length }).end(bytes);
+    };
+    if (this.state.version !== after || this.body) return answer();
+    const t = setTimeout(() => { this.waiters = this.waiters.filter((w) => w !== wake); answer(); }, Math.min(waitMs, MAX_WAIT_MS));
+    const wake = () => { clearTimeout(t); answer(); };
+    this.waiters.push(wake);
   }
 
   /** Listens on an ephemeral loopback port; returns the base URL. */

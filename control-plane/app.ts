@@ -7,6 +7,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { makeWriteGuard } from './auth.js';
 import { effectiveMappings, type ControlPlaneConfig } from './config.js';
 import { KubernetesDiscovery, StaticDiscovery, type Discovery } from './discovery.js';
+import { FleetExchange } from './fleetExchange.js';
 import { dispatch, errorBody, sendJson } from './http.js';
 import { createLogger, type Logger } from './log.js';
 import { healthzRoute } from './routes/healthz.js';
@@ -19,7 +20,7 @@ import { stateRoute } from './routes/state.js';
 import { weightProfilesRoute } from './routes/weightProfiles.js';
 import { weightsRoute } from './routes/weights.js';
 import { Scraper, type ScrapeOutcome } from './scraper.js';
-import { isStale, StateStore, type Member } from './stateStore.js';
+import { StateStore, type Member } from './stateStore.js';
 import type { RouterState } from './stateWire.js';
 import { Telemetry } from './telemetry.js';
 import {
@@ -31,6 +32,8 @@ export { WeightsInputError };
 
 /** Staleness is re-checked this often even when no scrape changed anything. */
 const STALENESS_CHECK_MS = 100;
+/** What the gateways report of each other reaches them at most this often (a new version each time). */
+export const FLEET_PUBLISH_MS = 50;
 
 export interface ControlPlaneDeps {
   logger?: Logger;
@@ -48,6 +51,7 @@ export interface ControlPlane {
   start(): Promise<void>;
   close(): Promise<void>;
   readonly store: StateStore;
+  readonly fleet: FleetExchange;
   readonly telemetry: Telemetry;
   readonly discovery: Discovery;
   readonly weightsStore: WeightsStore;
@@ -84,6 +88,8 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
       : config.weightsConfigMap ? new ConfigMapWeightsStore(kc!, config.kubernetes!.namespace, config.weightsConfigMap)
         : new MemoryWeightsStore());
   const store = new StateStore(config.weights, { stalenessMs: config.stalenessMs, hitRateWindowMs: config.hitRateWindowMs });
+  const fleet = new FleetExchange({ hashAddress: await addressHasher() });
+  fleet.setReplicas(store.state.replicas);
   let weightsRecord: WeightsRecord = { weights: store.weights, profile: profileOf(store.weights) };
   const token = deps.token ?? null;
   let observability: ObservabilitySettings = { decisionLogEvery: config.decisionLogEvery ?? 0 };
@@ -136,10 +142,12 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
 
   store.onPublish((s: RouterState) => {
     telemetry.stateVersion.set(Number(s.version));
+    fleet.setReplicas(s.replicas);
   });
 
   let tickTimer: NodeJS.Timeout | null = null;
   let lastStaleCheck = 0;
+  let lastFleetPublish = 0;
   let started = false;
   let closed = false;
 
@@ -172,11 +180,10 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
   };
 
   const updateReplicaGauge = () => {
-    const now = Date.now();
     let ready = 0, stale = 0, notReady = 0;
     for (const r of store.replicas.values()) {
       if (!r.discoveryReady) notReady++;
-      else if (isStale(r, now, config.stalenessMs)) stale++;
+      else if (store.isStale(r)) stale++;
       else ready++;
     }
     telemetry.replicas.set({ state: 'ready' }, ready);
@@ -187,8 +194,8 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
 
   const mayWrite = makeWriteGuard({ token, allowUnauthenticatedWrites: config.allowUnauthenticatedWrites, log });
   const route = dispatch([
-    stateRoute({ store, telemetry, maxLongPollMs: config.maxLongPollMs }),
-    replicasRoute({ store, discovery, stalenessMs: config.stalenessMs }),
+    stateRoute({ store, fleet, telemetry, maxLongPollMs: config.maxLongPollMs }),
+    replicasRoute({ store, discovery }),
     weightsRoute({
       store, weightsStore, weights: () => weightsRecord, setWeights, log, maxBodyBytes: config.maxBodyBytes,
       mayWrite,
@@ -204,12 +211,14 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
       telemetry.longPollsWaiting.set(store.waiting);
       telemetry.decisionLogEvery.set(observability.decisionLogEvery);
       telemetry.observeStore(store, Date.now());
+      telemetry.fleetPlacements.set(fleet.placementCount);
+      telemetry.fleetGateways.set(fleet.gatewayCount);
       updateReplicaGauge();
     }),
   ]);
 
   return {
-    store, telemetry, discovery, weightsStore,
+    store, fleet, telemetry, discovery, weightsStore,
     weights: () => ({ weights: { ...weightsRecord.weights }, profile: weightsRecord.profile }),
     setWeights,
     observability: () => ({ ...observability }),
@@ -242,7 +251,10 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
         const now = Date.now();
         const check = now - lastStaleCheck >= STALENESS_CHECK_MS;
         if (check) lastStaleCheck = now;
-        store.tick(check);
+        if (now - lastFleetPublish >= FLEET_PUBLISH_MS && fleet.takeChanged()) {
+          lastFleetPublish = now;
+          store.publish(true);
+        } else store.tick(check);
       }, config.publishIntervalMs);
       started = true;
       log.info('control plane starting', { discovery: discovery.description, scrapeIntervalMs: config.scrapeIntervalMs, stalenessMs: config.stalenessMs, weightsStore: weightsStore.description });
@@ -257,4 +269,11 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
       await discovery.stop();
     },
   };
+}
+
+/** xxHash64 (seed 0) of an address's bytes: how the filter names a replica in its fleet report. */
+export async function addressHasher(): Promise<(address: string) => bigint> {
+  const { default: xxhash } = await import('xxhash-wasm');
+  const { h64 } = await xxhash();
+  return (address) => h64(address, 0n);
 }

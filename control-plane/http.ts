@@ -19,13 +19,16 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 
 export const errorBody = (error: string, field?: string): Json => (field ? { error, field } : { error });
 
-/** Reads a JSON body within `maxBytes`; answers the error itself (415, 413, 400) and returns undefined on failure. */
-export function readJsonBody(req: IncomingMessage, res: ServerResponse, maxBytes: number): Promise<{ value: unknown } | undefined> {
+/**
+ * Reads a body of Content-Type `type` within `maxBytes`; answers the error
+ * itself (415, 413) and returns undefined on failure.
+ */
+export function readBody(req: IncomingMessage, res: ServerResponse, maxBytes: number, type: string): Promise<Buffer | undefined> {
   return new Promise((resolve) => {
-    const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
-    if (type !== 'application/json') {
+    const got = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+    if (got !== type) {
       req.resume();
-      sendJson(res, 415, errorBody(`Content-Type must be application/json (got ${type ? JSON.stringify(type) : 'none'})`));
+      sendJson(res, 415, errorBody(`Content-Type must be ${type} (got ${got ? JSON.stringify(got) : 'none'})`));
       return resolve(undefined);
     }
     const declared = Number(req.headers['content-length']);
@@ -44,17 +47,20 @@ export function readJsonBody(req: IncomingMessage, res: ServerResponse, maxBytes
       chunks.push(c);
     });
     req.on('error', () => { if (!failed) { failed = true; resolve(undefined); } });
-    req.on('end', () => {
-      if (failed) return;
-      const text = Buffer.concat(chunks).toString('utf8');
-      try {
-        resolve({ value: JSON.parse(text) });
-      } catch (e) {
-        sendJson(res, 400, errorBody(`body is not valid JSON: ${(e as Error).message}`, '(body)'));
-        resolve(undefined);
-      }
-    });
+    req.on('end', () => { if (!failed) resolve(Buffer.concat(chunks)); });
   });
+}
+
+/** Reads a JSON body within `maxBytes`; answers the error itself (415, 413, 400) and returns undefined on failure. */
+export async function readJsonBody(req: IncomingMessage, res: ServerResponse, maxBytes: number): Promise<{ value: unknown } | undefined> {
+  const body = await readBody(req, res, maxBytes, 'application/json');
+  if (!body) return undefined;
+  try {
+    return { value: JSON.parse(body.toString('utf8')) };
+  } catch (e) {
+    sendJson(res, 400, errorBody(`body is not valid JSON: ${(e as Error).message}`, '(body)'));
+    return undefined;
+  }
 }
 
 /**

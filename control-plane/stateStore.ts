@@ -2,7 +2,7 @@
 // from them: what /v1/state serves (encoded once per version) and what
 // long polls wait on.
 import type { EngineMetrics } from './engineMetrics.js';
-import { encodeState, METRICS_AGE_UNKNOWN, type ReplicaState, type RouterState, type StateSection, type Weights } from './stateWire.js';
+import { EncodedStateBase, METRICS_AGE_UNKNOWN, type ReplicaState, type RouterState, type StateSection, type Weights } from './stateWire.js';
 import type { LoraInfo } from './loraMetrics.js';
 import { encodeLoraSection } from './loraSection.js';
 
@@ -37,19 +37,47 @@ export interface ReplicaRecord {
   hitSamples: Array<{ t: number; q: number; h: number }>;
 }
 
+/** Timers of the long polls' waits (setTimeout by default; a simulation brings its own clock's). */
+export interface PollTimers {
+  set(fn: () => void, ms: number): unknown;
+  clear(handle: unknown): void;
+}
+
+const REAL_TIMERS: PollTimers = {
+  set: (fn, ms) => setTimeout(fn, ms),
+  clear: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
 export interface StateStoreOptions {
   stalenessMs: number;
   hitRateWindowMs: number;
   now?: () => number;
+  timers?: PollTimers;
 }
 
-/** A replica leaves routing when its last good scrape (or its discovery, if never scraped) is older than the bound. */
+/**
+ * A replica leaves routing when its last good scrape (or its discovery, if
+ * never scraped) is older than the bound. `now` and the record's times are on
+ * the store's running clock (StateStore.runningNow).
+ */
 export function isStale(r: ReplicaRecord, now: number, stalenessMs: number): boolean {
   return now - (r.lastSuccessMs ?? r.firstSeenMs) > stalenessMs;
 }
 
+/**
+ * The longest step the running clock takes between two looks at the wall
+ * clock. The store looks every publish tick (20 ms by default) and every
+ * scrape; a longer gap means the process did not run (stopped, asleep, a GC
+ * stall), and no scrape could have happened in it: counting it as metrics age
+ * would take every replica out of routing on resume, until the next scrapes.
+ * Half the bound leaves the other half for the first scrapes after it.
+ */
+export function maxClockStepMs(stalenessMs: number): number {
+  return Math.min(1000, stalenessMs / 2);
+}
+
 interface Waiter {
-  timer: NodeJS.Timeout;
+  timer: unknown;
   done(changed: boolean): void;
 }
 
@@ -58,42 +86,86 @@ export class StateStore {
   private weightsValue: Weights;
   private versionValue: bigint;
   private current: RouterState;
-  private encoded: Uint8Array;
+  private encoded: EncodedStateBase;
+  /** `encoded` with the features' sections: what a poller without a report gets. */
+  private plain: Uint8Array;
   private dirty = false;
   private readonly waiters = new Set<Waiter>();
-  private readonly now: () => number;
+  private readonly wallNow: () => number;
+  private readonly timers: PollTimers;
+  /** The running clock (see maxClockStepMs): wall time with the pauses of the process left out. */
+  private runningMs = 0;
+  private lastWallMs: number;
+  private readonly maxStepMs: number;
   private readonly listeners: Array<(state: RouterState) => void> = [];
   /** Each feature's section by tag (plugin/STATE_FORMAT.md, "Sections"); served in tag order. */
   private readonly sections = new Map<number, Uint8Array>();
   private publishedAtMs: number;
 
   constructor(weights: Weights, private readonly opts: StateStoreOptions) {
-    this.now = opts.now ?? Date.now;
+    this.wallNow = opts.now ?? Date.now;
+    this.timers = opts.timers ?? REAL_TIMERS;
+    this.lastWallMs = this.wallNow();
+    this.maxStepMs = maxClockStepMs(opts.stalenessMs);
     this.weightsValue = { ...weights };
     // Versions start at the wall clock in microseconds, so a restarted control
     // plane never reuses a version a filter still holds (the filter asks
     // "after=<its version>" and must not be told "unchanged").
     this.versionValue = BigInt(Date.now()) * 1000n;
     this.current = { version: this.versionValue, weights: this.weightsValue, replicas: [] };
-    this.encoded = encodeState(this.current);
-    this.publishedAtMs = this.now();
+    this.encoded = new EncodedStateBase(this.current);
+    this.plain = this.encoded.v1;
+    this.publishedAtMs = this.wallNow();
   }
 
-  /** When the current version was published (ms, this store's clock). */
+  /** When the current version was published (ms, the wall clock). */
   get publishedAt(): number { return this.publishedAtMs; }
 
   get version(): bigint { return this.versionValue; }
   get state(): RouterState { return this.current; }
   get weights(): Weights { return { ...this.weightsValue }; }
-  /** The encoded bytes of the current version (serialized once per version). */
-  get bytes(): Uint8Array { return this.encoded; }
+  /** The encoded bytes of the current version with its features' sections, for a poller that sends no report (serialized once per version). */
+  get bytes(): Uint8Array { return this.plain; }
+  /**
+   * The current version's bytes with a poller's own sections (the fleet's) besides the
+   * features' sections; only the sections are encoded again.
+   */
+  payloadFor(own: readonly StateSection[]): Uint8Array {
+    const shared = this.current.sections ?? [];
+    if (own.length === 0) return this.plain;
+    if (shared.length === 0) return this.encoded.withSections(own);
+    return this.encoded.withSections([...own, ...shared].sort((a, b) => a.tag - b.tag));
+  }
   get waiting(): number { return this.waiters.size; }
+
+  /**
+   * Milliseconds the control plane has been running, as the clock staleness
+   * and metrics ages are judged on: the wall clock, but a gap between two looks
+   * longer than maxClockStepMs counts as that step only.
+   */
+  runningNow(): number {
+    const wall = this.wallNow();
+    const step = wall - this.lastWallMs;
+    this.lastWallMs = wall;
+    if (step > 0) this.runningMs += Math.min(step, this.maxStepMs);
+    return this.runningMs;
+  }
+
+  /** isStale on the store's running clock. */
+  isStale(r: ReplicaRecord): boolean {
+    return isStale(r, this.runningNow(), this.opts.stalenessMs);
+  }
+
+  /** Age of the replica's metrics on the running clock; null when never scraped. */
+  metricsAgeMs(r: ReplicaRecord): number | null {
+    return r.lastSuccessMs === null ? null : this.runningNow() - r.lastSuccessMs;
+  }
 
   onPublish(cb: (state: RouterState) => void): void { this.listeners.push(cb); }
 
   /** Replaces the member list (discovery). */
   setMembers(members: Member[]): void {
-    const now = this.now();
+    const now = this.runningNow();
     const seen = new Set<string>();
     for (const m of members) {
       if (seen.has(m.address)) continue;
@@ -120,7 +192,7 @@ export class StateStore {
   recordSuccess(address: string, metrics: EngineMetrics, lora: LoraInfo | null = null): void {
     const r = this.replicas.get(address);
     if (!r) return;
-    const now = this.now();
+    const now = this.runningNow();
     r.lastSuccessMs = now;
     r.metrics = metrics;
     r.lora = lora;
@@ -148,7 +220,7 @@ export class StateStore {
     const r = this.replicas.get(address);
     if (!r) return;
     r.lastError = error;
-    r.lastErrorMs = this.now();
+    r.lastErrorMs = this.runningNow();
     r.consecutiveFailures++;
     if (reason === 'connect') {
       r.consecutiveConnectFailures++;
@@ -188,7 +260,7 @@ export class StateStore {
 
   /** Builds the state as of now; bumps the version only if something a filter routes on changed. */
   publish(force = false): boolean {
-    const now = this.now();
+    const now = this.runningNow();
     const replicas: ReplicaState[] = [];
     for (const r of this.replicas.values()) {
       const m = r.metrics;
@@ -213,17 +285,19 @@ export class StateStore {
     if (!force && sameRouting(this.current, this.weightsValue, replicas) && sameSections(this.current.sections ?? [], sections)) return false;
     this.versionValue++;
     this.current = { version: this.versionValue, weights: { ...this.weightsValue }, replicas, ...(sections.length > 0 ? { sections } : {}) };
-    this.encoded = encodeState(this.current);
-    this.publishedAtMs = now;
+    this.encoded = new EncodedStateBase(this.current);
+    this.plain = this.encoded.withSections(sections);
+    this.publishedAtMs = this.wallNow();
     const ws = [...this.waiters];
     this.waiters.clear();
-    for (const w of ws) { clearTimeout(w.timer); w.done(true); }
+    for (const w of ws) { this.timers.clear(w.timer); w.done(true); }
     for (const l of this.listeners) l(this.current);
     return true;
   }
 
   /** Publishes when something changed since the last publish, or when a replica may have turned stale. */
   tick(checkStaleness: boolean): void {
+    this.runningNow();
     if (this.dirty || checkStaleness) this.publish();
   }
 
@@ -236,18 +310,18 @@ export class StateStore {
     if (this.versionValue !== after) { done(true); return () => {}; }
     if (waitMs <= 0) { done(false); return () => {}; }
     const w: Waiter = {
-      timer: setTimeout(() => { this.waiters.delete(w); done(false); }, waitMs),
+      timer: this.timers.set(() => { this.waiters.delete(w); done(false); }, waitMs),
       done,
     };
     this.waiters.add(w);
-    return () => { if (this.waiters.delete(w)) clearTimeout(w.timer); };
+    return () => { if (this.waiters.delete(w)) this.timers.clear(w.timer); };
   }
 
   /** Answers every waiting poll (shutdown). */
   releaseWaiters(): void {
     const ws = [...this.waiters];
     this.waiters.clear();
-    for (const w of ws) { clearTimeout(w.timer); w.done(false); }
+    for (const w of ws) { this.timers.clear(w.timer); w.done(false); }
   }
 }
 

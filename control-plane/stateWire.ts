@@ -61,9 +61,9 @@ export interface RouterState {
 const FLAG_READY = 1;
 const FLAG_METRICS_KNOWN = 2;
 
-export function fnv1a32(bytes: Uint8Array, end = bytes.length): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < end; i++) {
+/** FNV-1a (32-bit) of bytes[start, end); `h` carries on a hash of what came before `start`. */
+export function fnv1a32(bytes: Uint8Array, end = bytes.length, start = 0, h = 0x811c9dc5): number {
+  for (let i = start; i < end; i++) {
     h ^= bytes[i];
     h = Math.imul(h, 0x01000193) >>> 0;
   }
@@ -126,61 +126,95 @@ const clampU16 = (n: number) => Math.max(0, Math.min(65535, Math.round(n)));
 const clampU32 = (n: number) => Math.max(0, Math.min(0xffffffff, Math.round(n)));
 
 export function encodeState(state: RouterState): Uint8Array {
-  if (state.version <= 0n) throw new Error('state.version must be > 0');
-  // Never publish a state the filter would refuse: it would keep routing on the last one.
-  const werr = weightsError(state.weights);
-  if (werr) throw new Error(`state not encoded: ${werr}`);
-  if (state.replicas.length > STATE_MAX_REPLICAS) throw new Error(`at most ${STATE_MAX_REPLICAS} replicas`);
-  const seen = new Set<string>();
-  let size = STATE_HEADER_BYTES + 4;
-  for (const r of state.replicas) {
-    const err = addressError(r.address);
-    if (err) throw new Error(`replica ${JSON.stringify(r.address)}: ${err}`);
-    if (seen.has(r.address)) throw new Error(`replica ${r.address} listed twice`);
-    seen.add(r.address);
-    size += 1 + r.address.length + 17;
+  return new EncodedStateBase(state).withSections(state.sections ?? []);
+}
+
+/**
+ * A state's header and replica records, encoded once, to which each poller's
+ * own sections are appended: the checksum runs on from where the records end,
+ * so a payload costs its sections' bytes, not the whole state again.
+ * `state.sections` is ignored here.
+ */
+export class EncodedStateBase {
+  /** The format-1 payload (no sections). */
+  readonly v1: Uint8Array;
+  private readonly recordsEnd: number;
+  /** FNV-1a of the records as a format-2 header would start them. */
+  private readonly hashV2: number;
+
+  constructor(readonly state: RouterState) {
+    if (state.version <= 0n) throw new Error('state.version must be > 0');
+    // Never publish a state the filter would refuse: it would keep routing on the last one.
+    const werr = weightsError(state.weights);
+    if (werr) throw new Error(`state not encoded: ${werr}`);
+    if (state.replicas.length > STATE_MAX_REPLICAS) throw new Error(`at most ${STATE_MAX_REPLICAS} replicas`);
+    const seen = new Set<string>();
+    let size = STATE_HEADER_BYTES;
+    for (const r of state.replicas) {
+      const err = addressError(r.address);
+      if (err) throw new Error(`replica ${JSON.stringify(r.address)}: ${err}`);
+      if (seen.has(r.address)) throw new Error(`replica ${r.address} listed twice`);
+      seen.add(r.address);
+      size += 1 + r.address.length + 17;
+    }
+    const buf = new Uint8Array(size + 4);
+    const dv = new DataView(buf.buffer);
+    dv.setUint32(0, STATE_MAGIC, true);
+    dv.setUint16(4, STATE_FORMAT_V1, true);
+    dv.setUint16(6, 0, true);
+    dv.setBigUint64(8, state.version, true);
+    dv.setFloat32(16, state.weights.prefix, true);
+    dv.setFloat32(20, state.weights.queue, true);
+    dv.setFloat32(24, state.weights.kvCache, true);
+    dv.setFloat32(28, state.weights.inflight, true);
+    dv.setUint32(32, state.replicas.length, true);
+    let o = STATE_HEADER_BYTES;
+    for (const r of state.replicas) {
+      buf[o++] = r.address.length;
+      for (let i = 0; i < r.address.length; i++) buf[o++] = r.address.charCodeAt(i);
+      buf[o++] = (r.ready ? FLAG_READY : 0) | (r.metricsKnown ? FLAG_METRICS_KNOWN : 0);
+      dv.setUint16(o, clampU16(r.waiting), true); o += 2;
+      dv.setUint16(o, clampU16(r.running), true); o += 2;
+      const kv = Number.isFinite(r.kvUsage) ? Math.max(0, Math.min(1, r.kvUsage)) : 0;
+      dv.setFloat32(o, kv, true); o += 4;
+      dv.setUint32(o, clampU32(r.kvCapacityTokens), true); o += 4;
+      dv.setUint32(o, clampU32(r.metricsAgeMs), true); o += 4;
+    }
+    this.recordsEnd = o;
+    dv.setUint32(o, fnv1a32(buf, o), true);
+    this.v1 = buf;
+    dv.setUint16(4, STATE_FORMAT_VERSION, true);
+    this.hashV2 = fnv1a32(buf, o);
+    dv.setUint16(4, STATE_FORMAT_V1, true);
   }
-  const sections = state.sections ?? [];
-  if (sections.length > STATE_MAX_SECTIONS) throw new Error(`at most ${STATE_MAX_SECTIONS} sections`);
-  let lastTag = 0;
-  for (const sec of sections) {
-    if (!Number.isInteger(sec.tag) || sec.tag < 1 || sec.tag > 0xffff) throw new Error(`section tag ${sec.tag} must be 1..65535`);
-    if (sec.tag <= lastTag) throw new Error(`sections must be in increasing tag order, each tag once (tag ${sec.tag})`);
-    lastTag = sec.tag;
-    size += STATE_SECTION_HEADER_BYTES + sec.bytes.length;
+
+  /** The payload with these sections (in tag order); format 1 when there are none. */
+  withSections(sections: readonly StateSection[]): Uint8Array {
+    if (sections.length === 0) return this.v1;
+    if (sections.length > STATE_MAX_SECTIONS) throw new Error(`at most ${STATE_MAX_SECTIONS} sections`);
+    let size = this.recordsEnd + 4;
+    let lastTag = 0;
+    for (const sec of sections) {
+      if (!Number.isInteger(sec.tag) || sec.tag < 1 || sec.tag > 0xffff) throw new Error(`section tag ${sec.tag} must be 1..65535`);
+      if (sec.tag <= lastTag) throw new Error(`sections must be in increasing tag order, each tag once (tag ${sec.tag})`);
+      lastTag = sec.tag;
+      size += STATE_SECTION_HEADER_BYTES + sec.bytes.length;
+    }
+    const buf = new Uint8Array(size);
+    buf.set(this.v1.subarray(0, this.recordsEnd));
+    const dv = new DataView(buf.buffer);
+    dv.setUint16(4, STATE_FORMAT_VERSION, true);
+    let o = this.recordsEnd;
+    for (const sec of sections) {
+      dv.setUint16(o, sec.tag, true);
+      dv.setUint16(o + 2, 0, true);
+      dv.setUint32(o + 4, sec.bytes.length, true);
+      buf.set(sec.bytes, o + STATE_SECTION_HEADER_BYTES);
+      o += STATE_SECTION_HEADER_BYTES + sec.bytes.length;
+    }
+    dv.setUint32(o, fnv1a32(buf, o, this.recordsEnd, this.hashV2), true);
+    return buf;
   }
-  const buf = new Uint8Array(size);
-  const dv = new DataView(buf.buffer);
-  dv.setUint32(0, STATE_MAGIC, true);
-  dv.setUint16(4, sections.length > 0 ? STATE_FORMAT_VERSION : STATE_FORMAT_V1, true);
-  dv.setUint16(6, 0, true);
-  dv.setBigUint64(8, state.version, true);
-  dv.setFloat32(16, state.weights.prefix, true);
-  dv.setFloat32(20, state.weights.queue, true);
-  dv.setFloat32(24, state.weights.kvCache, true);
-  dv.setFloat32(28, state.weights.inflight, true);
-  dv.setUint32(32, state.replicas.length, true);
-  let o = STATE_HEADER_BYTES;
-  for (const r of state.replicas) {
-    buf[o++] = r.address.length;
-    for (let i = 0; i < r.address.length; i++) buf[o++] = r.address.charCodeAt(i);
-    buf[o++] = (r.ready ? FLAG_READY : 0) | (r.metricsKnown ? FLAG_METRICS_KNOWN : 0);
-    dv.setUint16(o, clampU16(r.waiting), true); o += 2;
-    dv.setUint16(o, clampU16(r.running), true); o += 2;
-    const kv = Number.isFinite(r.kvUsage) ? Math.max(0, Math.min(1, r.kvUsage)) : 0;
-    dv.setFloat32(o, kv, true); o += 4;
-    dv.setUint32(o, clampU32(r.kvCapacityTokens), true); o += 4;
-    dv.setUint32(o, clampU32(r.metricsAgeMs), true); o += 4;
-  }
-  for (const sec of sections) {
-    dv.setUint16(o, sec.tag, true);
-    dv.setUint16(o + 2, 0, true);
-    dv.setUint32(o + 4, sec.bytes.length, true);
-    buf.set(sec.bytes, o + STATE_SECTION_HEADER_BYTES);
-    o += STATE_SECTION_HEADER_BYTES + sec.bytes.length;
-  }
-  dv.setUint32(o, fnv1a32(buf, o), true);
-  return buf;
 }
 
 export class StateDecodeError extends Error {}

@@ -19,6 +19,12 @@ export class Telemetry {
     name: 'prefix_router_cp_state_deliveries_total', help: 'Answers to GET /v1/state by status (200 state, 304 unchanged).',
     labelNames: ['status'], registers: [this.registry],
   });
+  readonly fleetReports = new Counter({
+    name: 'prefix_router_cp_fleet_reports_total', help: 'Gateway fleet reports (POST /v1/state bodies) by outcome (ok, rejected).',
+    labelNames: ['outcome'], registers: [this.registry],
+  });
+  readonly fleetPlacements = new Gauge({ name: 'prefix_router_cp_fleet_placements', help: 'Placements the gateway fleet exchange holds.', registers: [this.registry] });
+  readonly fleetGateways = new Gauge({ name: 'prefix_router_cp_fleet_gateways', help: 'Gateways that reported within the expiry.', registers: [this.registry] });
   readonly longPollsWaiting = new Gauge({ name: 'prefix_router_cp_long_polls_waiting', help: 'State long polls being held open.', registers: [this.registry] });
   readonly weightChanges = new Counter({ name: 'prefix_router_cp_weight_changes_total', help: 'Accepted weight changes.', registers: [this.registry] });
   readonly replicas = new Gauge({ name: 'prefix_router_cp_replicas', help: 'Known replicas by routing state.', labelNames: ['state'], registers: [this.registry] });
@@ -68,7 +74,8 @@ export class Telemetry {
     for (const r of store.replicas.values()) {
       const replica = r.address;
       const m = r.metrics;
-      if (r.lastSuccessMs !== null) this.replicaMetricsAgeSeconds.set({ replica }, Math.max(0, now - r.lastSuccessMs) / 1000);
+      const age = store.metricsAgeMs(r);
+      if (age !== null) this.replicaMetricsAgeSeconds.set({ replica }, Math.max(0, age) / 1000);
       if (m?.waiting !== undefined) this.replicaWaiting.set({ replica }, m.waiting);
       if (m?.running !== undefined) this.replicaRunning.set({ replica }, m.running);
       if (m?.kvUsage !== undefined) this.replicaKvUsage.set({ replica }, m.kvUsage);

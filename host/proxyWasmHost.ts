@@ -7,6 +7,13 @@ import { HttpCaller } from './httpCaller.js';
 import { SharedDataStore, globalSharedData } from './sharedDataStore.js';
 import { Stream, StreamEnv, StreamOptions } from './stream.js';
 import type { HttpCallRequest, HttpCallResponse } from './httpCaller.js';
+
+/**
+ * An Envoy cluster served in-process: it is handed each proxy_http_call
+ * request and answers through `deliver`, later (never from inside the call,
+ * as Envoy's async client never does).
+ */
+export type HttpCallHandler = (req: HttpCallRequest, deliver: (res: HttpCallResponse | 'reset') => void) => { cancel(): void };
 import { AbiVersion, MetricHandle, VmOwner, WasmVm, describe, randomFill } from './wasmVm.js';
 
 /** Envoy's default per-connection buffer limit (listener per_connection_buffer_limit_bytes), which bounds a buffered body. */
@@ -42,8 +49,11 @@ export interface HostOptions {
   pluginName?: string;
   pluginConfig?: string | Uint8Array;
   vmConfig?: string | Uint8Array;
-  /** Envoy cluster name -> base URL for proxy_http_call, e.g. {control_plane: 'http://127.0.0.1:9090'}. */
-  clusters?: Record<string, string>;
+  /**
+   * Envoy cluster name -> base URL for proxy_http_call, e.g. {control_plane: 'http://127.0.0.1:9090'},
+   * or an in-process handler that answers the calls itself (simulations on a manual clock).
+   */
+  clusters?: Record<string, string | HttpCallHandler>;
   /** On a VM failure, let streams through unfiltered (Envoy fail_open: true) instead of answering 503. */
   failOpen?: boolean;
   bufferLimitBytes?: number;
@@ -129,10 +139,11 @@ class Worker implements VmOwner {
     return this.host.defineMetric(type, name);
   }
   hasCluster(name: string): boolean {
-    return this.host.clusterUrl(name) !== null;
+    return this.host.cluster(name) !== null;
   }
   startHttpCall(req: HttpCallRequest, deliver: (res: HttpCallResponse | 'reset') => void) {
-    return this.host.http.start(this.host.clusterUrl(req.cluster)!, req, deliver);
+    const c = this.host.cluster(req.cluster)!;
+    return typeof c === 'string' ? this.host.http.start(c, req, deliver) : c(req, deliver);
   }
   setTickPeriod(vm: WasmVm, periodMs: number): void {
     if (vm !== this.vm) return;
@@ -225,6 +236,7 @@ export class ProxyWasmHost {
     const workers = opts.workers ?? DEFAULT_WORKERS;
     if (!Number.isInteger(workers) || workers < 1) throw new Error(`workers must be a whole number >= 1; got ${workers}`);
     for (const [name, url] of Object.entries(opts.clusters ?? {})) {
+      if (typeof url === 'function') continue;
       let u: URL;
       try {
         u = new URL(url);
@@ -363,7 +375,7 @@ export class ProxyWasmHost {
     return this.workers.reduce((n, w) => n + (w.vm?.memoryBytes() ?? 0), 0);
   }
 
-  clusterUrl(name: string): string | null {
+  cluster(name: string): string | HttpCallHandler | null {
     const c = this.opts.clusters ?? {};
     return Object.prototype.hasOwnProperty.call(c, name) ? c[name] : null;
   }

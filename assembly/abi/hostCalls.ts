@@ -208,13 +208,25 @@ export function setSharedRaw(keyPtr: usize, keyLen: usize, valuePtr: usize, valu
 
 // ---- outbound calls ----
 
-/** Starts an HTTP call to an Envoy cluster; returns the token, or 0 when the host refused it. */
-export function httpCall(cluster: string, headerPairs: ArrayBuffer, timeoutMs: u32): u32 {
+/** Starts an HTTP call to an Envoy cluster, with [bodyPtr, bodyPtr+bodyLen) as its body; returns the token, or 0 when the host refused it. */
+export function httpCall(cluster: string, headerPairs: ArrayBuffer, timeoutMs: u32, bodyPtr: usize = 0, bodyLen: usize = 0): u32 {
   const c = String.UTF8.encode(cluster);
   store<u32>(OUT, 0);
   const r = imports.proxy_http_call(changetype<usize>(c), c.byteLength, changetype<usize>(headerPairs), headerPairs.byteLength,
-    0, 0, 0, 0, timeoutMs, OUT);
+    bodyPtr, bodyLen, 0, 0, timeoutMs, OUT);
   return r == WasmResult.Ok ? load<u32>(OUT) : 0;
+}
+
+// ---- randomness (WASI, which Envoy's proxy-wasm host provides) ----
+
+// @ts-ignore: decorator
+@external("wasi_snapshot_preview1", "random_get")
+declare function wasi_random_get(buf: usize, len: usize): u16;
+
+/** 64 random bits from the host; 0 when it has none to give. */
+export function randomU64(): u64 {
+  store<u64>(OUT, 0);
+  return wasi_random_get(OUT, 8) == 0 ? load<u64>(OUT) : 0;
 }
 
 // ---- streams from the root context ----

@@ -42,6 +42,15 @@ export class ReplicaTable {
   byAddress: Map<string, i32> = new Map<string, i32>();
   /** The LoRA adapters of each replica (state section 16), null when the state has none. */
   lora: LoraAdapters | null = null;
+  /**
+   * Placements the other gateways made (state section 1: checkpoint hash,
+   * replica index, depth), for the VM that polls to learn; `placementsThrough`
+   * is the section's cursor, 0 when the state had none.
+   */
+  learnedHash: Array<u64> = [];
+  learnedReplica: Array<i32> = [];
+  learnedDepth: Array<u32> = [];
+  placementsThrough: u64 = 0;
 
   add(address: string, ready: bool, metricsKnown: bool, waiting: f64, running: f64, kvUsage: f64, kvCapacityTokens: u32, metricsAgeMs: u32): void {
     this.byAddress.set(address, this.n);

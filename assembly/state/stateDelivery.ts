@@ -28,6 +28,8 @@ export class StateDelivery {
   private decodedVersion: u64 = 0;
   /** The last received() found a newer state published already. */
   superseded: bool = false;
+  /** The state the last received() decoded, published or superseded; null when it was rejected. */
+  lastReceived: ReplicaTable | null = null;
 
   constructor(blob: GatewayBlob, metrics: RouterMetrics) {
     this.blob = blob;
@@ -44,6 +46,7 @@ export class StateDelivery {
   received(payload: usize, len: i32, nowNs: u64): ReplicaTable | null {
     this.superseded = false;
     const t = decodeState(payload, len);
+    this.lastReceived = t;
     if (t === null) return null;
     const published = this.publish(payload, len, t.version, nowNs);
     this.blob.raiseStamp(published ? t.version : 0, nowNs);

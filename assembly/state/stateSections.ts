@@ -5,6 +5,7 @@
 // A tag no case names belongs to a newer control plane and is skipped.
 import { OBSERVABILITY_TAG, decodeObservability } from "./observabilitySection";
 import { ReplicaTable } from "./replicaTable";
+import { SECTION_OTHER_WORK, SECTION_PLACEMENTS, decodeOtherWork, decodePlacements, fleetSectionError } from "./fleetSections";
 import { LORA_SECTION_TAG, decodeLoraSection, loraError } from "./loraSection";
 
 export let sectionError: string = "";
@@ -13,6 +14,14 @@ export let sectionError: string = "";
 export function decodeSection(t: ReplicaTable, tag: u32, p: usize, len: i32): bool {
   sectionError = "";
   switch (tag) {
+    case SECTION_PLACEMENTS:
+      if (decodePlacements(t, p, len)) return true;
+      sectionError = fleetSectionError;
+      return false;
+    case SECTION_OTHER_WORK:
+      if (decodeOtherWork(t, p, len)) return true;
+      sectionError = fleetSectionError;
+      return false;
     case LORA_SECTION_TAG: {
       t.lora = decodeLoraSection(p, len, t.n);
       if (t.lora === null) sectionError = loraError;

@@ -4,36 +4,28 @@
 // simulation moves (ticks fire in virtual time). Every routing decision is the
 // filter's: the first value of x-gateway-destination-endpoint after it ran.
 //
-// State delivery: host/ serves proxy_http_call clusters over node:http in real
-// time only, so the filter's long poll cannot be answered in virtual time.
-// Each scrape's state is therefore published the way the filter's own poller
-// publishes what it receives (assembly/state/sharedState.ts publishState, then
-// the stamp): `prefix_router.state` = [u64 LE receivedAtNs][payload], and the
-// stamp [u64 version][u64 controlPlaneSeenNs] at the head of
-// `prefix_router.inflight` (plugin/sharedData.ts), written into each gateway's
-// shared-data store; worker VMs pick it up exactly as they pick up a state
-// another VM polled (on every request and tick).
-// The poll itself fails (no such cluster in the host) and is retried, as it
-// would against an unreachable control plane; its failure does not age the
-// state, because the stamp's controlPlaneSeenNs is refreshed every scrape.
+// State delivery: every gateway's filter long-polls one control plane, the
+// real store, fleet exchange and poll logic on the simulation's clock
+// (virtualControlPlane.ts), served as an in-process Envoy cluster. Each scrape
+// feeds it the replicas' metrics; the filters' polls carry their fleet reports
+// (placements, work) and bring back the state with the other gateways' news.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ManualClock, ProxyWasmHost, SharedDataStore, type LogEvent, type Stream } from '../../host/index.js';
-import { encodeState, type ReplicaState, type Weights } from '../../control-plane/stateWire.js';
-import { encodeLoraSection } from '../../control-plane/loraSection.js';
+import type { Weights } from '../../control-plane/stateWire.js';
+import { addressHasher } from '../../control-plane/app.js';
 import type { Decision, Entry, ReplicaMetrics, RoutingPolicy } from './policy.js';
 import { MODEL, type SimRequest } from './workloads.js';
-import { writeStamp } from '../../plugin/sharedData.js';
+import { VirtualControlPlane } from './virtualControlPlane.js';
 
 export const WASM_PATH = fileURLToPath(new URL('../../plugin/prefix-router.wasm', import.meta.url));
-/** The filter's vm_id (plugin/CONFIG.md): shared-data keys live under it. */
-const VM_ID = 'prefix_router';
-const KEY_STATE = 'prefix_router.state';
 const CONTROL_PLANE_CLUSTER = 'prefix_router_control_plane';
 /** The filter's staleness bound in the simulated gateway. */
 export const STALENESS_MS = 2000;
 /** Virtual time starts at a plausible Unix time: the filter keeps in-flight heartbeats in whole seconds since the epoch. */
 const EPOCH_NS = 1_700_000_000_000_000_000n;
+/** The gateways start this long before the first request: their first poll brings the first state. */
+const WARM_UP_MS = 300;
 const DESTINATION = 'x-gateway-destination-endpoint';
 const PREFIX_HEADER = 'x-prefix-router-prefix';
 
@@ -65,6 +57,8 @@ export interface FilterPolicyOptions {
   weights: Weights;
   gateways: number;
   workers: number;
+  /** The gateways exchange placements and work through the control plane (false: it refuses their reports, as one from before the exchange). */
+  fleet?: boolean;
   /** Module bytes (default: plugin/prefix-router.wasm). */
   wasm?: Uint8Array;
   seed: number;
@@ -78,17 +72,15 @@ export class FilterPolicy implements RoutingPolicy {
   readonly name: string;
   /** Filter log lines at warn and above (the missing poll cluster is expected; anything else is reported). */
   readonly logs: LogEvent[] = [];
-  private readonly clock = new ManualClock(EPOCH_NS);
+  private readonly clock = new ManualClock(EPOCH_NS - BigInt(WARM_UP_MS) * 1_000_000n);
   private readonly addresses: string[];
   private readonly replicaOf = new Map<string, number>();
-  private version = 0n;
-  private lastReplicas = '';
   private bodies = new WeakMap<SimRequest, Uint8Array>();
   /** Requests the filter holds (admission), until a tick lets them go or refuses them. */
   private readonly held: Array<{ req: SimRequest; decision: Decision; stream: Stream }> = [];
   private readonly settled: Array<{ req: SimRequest; decision: Decision }> = [];
 
-  private constructor(private readonly opts: FilterPolicyOptions, private readonly hosts: ProxyWasmHost[], private readonly stores: SharedDataStore[]) {
+  private constructor(private readonly opts: FilterPolicyOptions, private readonly hosts: ProxyWasmHost[], readonly controlPlane: VirtualControlPlane) {
     this.name = opts.name;
     this.addresses = Array.from({ length: opts.replicas }, (_, i) => replicaAddress(i));
     this.addresses.forEach((a, i) => this.replicaOf.set(a, i));
@@ -96,21 +88,27 @@ export class FilterPolicy implements RoutingPolicy {
 
   static async create(opts: FilterPolicyOptions): Promise<FilterPolicy> {
     const wasm = opts.wasm ?? readFileSync(WASM_PATH);
-    const stores = Array.from({ length: opts.gateways }, () => new SharedDataStore());
+    const addresses = Array.from({ length: opts.replicas }, (_, i) => replicaAddress(i));
+    const controlPlane = new VirtualControlPlane(opts.weights, addresses, await addressHasher(), opts.fleet ?? true);
     const hosts: ProxyWasmHost[] = [];
-    const policy = new FilterPolicy(opts, hosts, stores);
+    const policy = new FilterPolicy(opts, hosts, controlPlane);
+    // The control plane has scraped once (idle replicas) before the gateways start.
+    controlPlane.scrape(-WARM_UP_MS, addresses.map(() => ({ waiting: 0, running: 0, kvUsage: 0, kvCapacityTokens: 0 })));
     for (let g = 0; g < opts.gateways; g++) {
       hosts.push(await ProxyWasmHost.create({
         wasm,
         workers: opts.workers,
         pluginConfig: pluginConfig(opts.weights, opts.config),
         clock: policy.clock,
-        sharedData: stores[g],
+        sharedData: new SharedDataStore(),
+        clusters: { [CONTROL_PLANE_CLUSTER]: controlPlane.cluster },
         logLevel: 'warn',
         onLog: (e) => policy.logs.push(e),
         randomSeed: (opts.seed + g * 7919) >>> 0,
       }));
     }
+    // The warm-up: the gateways' ticks start their polls, which bring the first state.
+    policy.advanceTo(0);
     return policy;
   }
 
@@ -119,6 +117,9 @@ export class FilterPolicy implements RoutingPolicy {
   advanceTo(nowUs: number): void {
     const ns = this.nsOf(nowUs);
     for (const h of this.hosts) h.advanceTo(ns);
+    this.controlPlane.advance(nowUs / 1000);
+    this.controlPlane.flush();
+
     if (this.held.length > 0) this.settleHeld();
   }
 
@@ -144,26 +145,8 @@ export class FilterPolicy implements RoutingPolicy {
   }
 
   onScrape(nowUs: number, metrics: readonly ReplicaMetrics[]): void {
-    const replicas: ReplicaState[] = metrics.map((m, i) => ({
-      address: this.addresses[i]!, ready: true, metricsKnown: true, waiting: m.waiting, running: m.running,
-      kvUsage: m.kvUsage, kvCapacityTokens: m.kvCapacityTokens, metricsAgeMs: 0,
-    }));
-    const lora = encodeLoraSection(metrics.map((m) => m.lora));
-    const key = JSON.stringify(replicas) + (lora ? JSON.stringify(metrics.map((m) => m.lora)) : '');
-    const changed = key !== this.lastReplicas;
-    if (changed) { this.version++; this.lastReplicas = key; }
-    const nowNs = this.nsOf(nowUs);
-    let state: Uint8Array | null = null;
-    if (changed) {
-      const payload = encodeState({ version: this.version, weights: this.opts.weights, replicas, ...(lora ? { sections: [lora] } : {}) });
-      state = new Uint8Array(8 + payload.length);
-      new DataView(state.buffer).setBigUint64(0, nowNs, true);
-      state.set(payload, 8);
-    }
-    for (const store of this.stores) {
-      if (state) store.set(VM_ID, KEY_STATE, state, 0);
-      writeStamp(store, { version: this.version, seenNs: nowNs }, VM_ID);
-    }
+    this.controlPlane.scrape(nowUs / 1000, metrics);
+    this.controlPlane.flush();
   }
 
   route(req: SimRequest, entry: Entry): Decision {
@@ -219,9 +202,9 @@ export class FilterPolicy implements RoutingPolicy {
     stream.complete();
   }
 
-  /** Log lines other than the expected failing poll of the absent control-plane cluster. */
+  /** Log lines at warn and above, but for the expected fallback to GET when the exchange is off. */
   unexpectedLogs(): LogEvent[] {
-    return this.logs.filter((e) => !(e.message.includes(CONTROL_PLANE_CLUSTER) || e.message.includes('routing on the last state')));
+    return this.opts.fleet === false ? this.logs.filter((e) => !e.message.includes('does not take fleet reports')) : this.logs;
   }
 
   /** The filter's own counters, summed over gateways: requests routed, load-bound spills, state installs. */
@@ -237,6 +220,8 @@ export class FilterPolicy implements RoutingPolicy {
       admissionRefused: sum('prefix_router.admission_refused'),
       sessionRouted: sum('prefix_router.session_affinity_routed'),
       loraRouted: sum('prefix_router.lora_affinity_routed'),
+      fleetReports: this.controlPlane.reports,
+      fleetPlacements: this.controlPlane.fleet.placementCount,
     };
   }
 

@@ -32,7 +32,7 @@ export async function makePolicy(spec: PolicySpec, replicas: number, seed: numbe
     case 'least-load': return new LeastLoadPolicy(replicas, Rng.of(seed, workload, spec.name));
     case 'gie-style': return new GiePolicy(x, replicas, Rng.of(seed, workload, spec.name));
     case 'prefix-router':
-      return FilterPolicy.create({ name: spec.name, replicas, weights: spec.weights!, gateways: spec.gateways, workers: spec.workers, seed, wasm });
+      return FilterPolicy.create({ name: spec.name, replicas, weights: spec.weights!, gateways: spec.gateways, workers: spec.workers, seed, wasm, fleet: spec.fleet ?? true });
     case 'precise': return WorkPolicy.precise({ name: spec.name, replicas, gateways: spec.gateways, epsilon: spec.epsilon ?? WORK_EPSILON });
     case 'proto-work':
       return WorkPolicy.proto({ name: spec.name, replicas, gateways: spec.gateways, epsilon: spec.epsilon ?? WORK_EPSILON, guard: spec.guard, capacityBlocks: ENGINE_BLOCKS, maxBlocks: spec.maxBlocks ?? Infinity, fleet: spec.fleet ?? true });

@@ -34,7 +34,7 @@ export interface PolicySpec {
   weights?: Weights;
   workers: number;
   gateways: number;
-  /** proto-work: deepest block hashed (Infinity: every block), and whether gateways exchange placements and work counts. */
+  /** proto-work: deepest block hashed (Infinity: every block); proto-work and prefix-router: whether gateways exchange placements and work counts (default true). */
   maxBlocks?: number;
   fleet?: boolean;
   /** precise / proto-work: the guard's epsilon on work (default runner.ts WORK_EPSILON). */
@@ -166,12 +166,13 @@ export const LADDER_POLICIES: PolicySpec[] = [
   { name: 'proto-work/both-guards', kind: 'proto-work', workers: 1, gateways: 1, maxBlocks: Infinity, fleet: true, guard: 'both' },
 ];
 
-/** Entry-point variants, run at one rung: prefix-router with 4 and 16 worker VMs, 2 and 4 gateways; the prototype with 4 gateways, sharing and not. */
+/** Entry-point variants, run at one rung: prefix-router with 4 and 16 worker VMs, 2 and 4 gateways (4 also exchanging nothing); the prototype with 4 gateways, sharing and not. */
 export const LADDER_VARIANTS: PolicySpec[] = [
   { ...BASE_POLICIES[3]!, name: 'prefix-router/4-workers', workers: 4 },
   { ...BASE_POLICIES[3]!, name: 'prefix-router/16-workers', workers: 16 },
   { ...BASE_POLICIES[3]!, name: 'prefix-router/2-gateways', gateways: 2 },
   { ...BASE_POLICIES[3]!, name: 'prefix-router/4-gateways', gateways: 4 },
+  { ...BASE_POLICIES[3]!, name: 'prefix-router/4-gateways-alone', gateways: 4, fleet: false },
   { name: 'proto-work/4-gateways', kind: 'proto-work', workers: 1, gateways: 4, maxBlocks: Infinity, fleet: true },
   { name: 'proto-work/4-gateways-alone', kind: 'proto-work', workers: 1, gateways: 4, maxBlocks: Infinity, fleet: false },
 ];

@@ -2,24 +2,23 @@
 import type { Discovery } from '../discovery.js';
 import type { Route } from '../http.js';
 import { sendJson } from '../http.js';
-import { isStale, type StateStore } from '../stateStore.js';
+import type { StateStore } from '../stateStore.js';
 
-export function replicasRoute(o: { store: StateStore; discovery: Discovery; stalenessMs: number }): Route {
+export function replicasRoute(o: { store: StateStore; discovery: Discovery }): Route {
   const { store } = o;
   return {
     path: '/v1/replicas',
     methods: ['GET'],
     handle(_req, res) {
-      const now = Date.now();
       const list = [...store.replicas.values()].sort((a, b) => (a.address < b.address ? -1 : 1)).map((r) => {
-        const stale = isStale(r, now, o.stalenessMs);
+        const stale = store.isStale(r);
         return {
           address: r.address,
           source: r.source,
           ready: r.discoveryReady && !stale,
           discoveryReady: r.discoveryReady,
           stale,
-          metricsAgeMs: r.lastSuccessMs === null ? null : now - r.lastSuccessMs,
+          metricsAgeMs: store.metricsAgeMs(r),
           metrics: r.metrics,
           observedHitRate: store.observedHitRate(r),
           kvCapacityTokens: r.metrics?.kvCapacityTokens ?? null,

@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startControlPlane, type RunningControlPlane } from '../../control-plane/server.js';
 import { memoryLogger } from '../../control-plane/log.js';
-import { STATE_CONTENT_TYPE } from '../../control-plane/stateWire.js';
+import { decodeState, STATE_CONTENT_TYPE } from '../../control-plane/stateWire.js';
+import { addressHasher } from '../../control-plane/app.js';
+import { decodePlacementsSection, encodeReport, REPORT_CONTENT_TYPE, SECTION_PLACEMENTS, type PollReport } from '../../control-plane/fleetWire.js';
 import { getState, standInReplica, waitFor } from './support.js';
 
 const TOKEN = 'test-token-0123456789';
@@ -70,16 +72,20 @@ test('GET /v1/state: 304 with no body after waitMs without a change; waitMs is c
   });
 });
 
-test('GET /v1/state: bad parameters are 400 naming the parameter; other methods 405', async () => {
+test('GET /v1/state: bad parameters are 400 naming the parameter; a POST body must be a fleet report; other methods 405', async () => {
   await withCp({}, async (cp) => {
     for (const [q, field] of [['after=-1', 'after'], ['after=abc', 'after'], ['after=99999999999999999999', 'after'], ['after=1&waitMs=x', 'waitMs'], ['after=1&waitMs=-5', 'waitMs']]) {
       const r = await fetch(`${cp.url}/v1/state?${q}`);
       assert.equal(r.status, 400, q);
       assert.equal(((await r.json()) as { field: string }).field, field);
     }
-    const r = await fetch(`${cp.url}/v1/state`, { method: 'POST' });
+    const r = await fetch(`${cp.url}/v1/state`, { method: 'PUT' });
     assert.equal(r.status, 405);
-    assert.equal(r.headers.get('allow'), 'GET');
+    assert.equal(r.headers.get('allow'), 'GET, POST');
+    assert.equal((await fetch(`${cp.url}/v1/state`, { method: 'POST', body: 'x', headers: { 'content-type': 'text/plain' } })).status, 415);
+    const bad = await fetch(`${cp.url}/v1/state`, { method: 'POST', body: new Uint8Array(40), headers: { 'content-type': REPORT_CONTENT_TYPE } });
+    assert.equal(bad.status, 400);
+    assert.match(((await bad.json()) as { error: string }).error, /fleet report rejected: bad report magic/);
   });
 });
 
@@ -286,5 +292,30 @@ test('reads never write: GETs leave the version and weights alone', async () => 
       await (await fetch(cp.url + p)).arrayBuffer();
     }
     assert.equal(cp.state().version, v);
+  });
+});
+
+test('POST /v1/state: a placement one gateway reports reaches another gateway\'s held poll within the fleet publish period', async () => {
+  await withCp({}, async (cp) => {
+    const hash = await addressHasher();
+    const post = async (r: PollReport, after: string, waitMs: number) => {
+      const res = await fetch(`${cp.url}/v1/state?after=${after}&waitMs=${waitMs}`, { method: 'POST', body: Buffer.from(encodeReport(r)), headers: { 'content-type': REPORT_CONTENT_TYPE } });
+      return { status: res.status, bytes: new Uint8Array(await res.arrayBuffer()) };
+    };
+    const v = cp.state().version.toString();
+    // Gateway B's poll is held: nothing changed for it yet.
+    const held = post({ gatewayId: 2n, placementsSeen: 0n, work: [], placements: [] }, v, 10_000);
+    await waitFor('B waiting', () => cp.app.store.waiting === 1);
+    const a = await post({ gatewayId: 1n, placementsSeen: 0n, work: [], placements: [{ hash: 42n, replica: hash('10.0.0.2:8000'), depth: 3 }] }, '0', 0);
+    assert.equal(a.status, 200);
+    const b = await held;
+    assert.equal(b.status, 200);
+    const s = decodeState(b.bytes);
+    const sec = decodePlacementsSection(s.sections!.find((x) => x.tag === SECTION_PLACEMENTS)!.bytes, s.replicas.length);
+    assert.deepEqual(sec.placements, [{ hash: 42n, replica: 1, depth: 3 }]);
+    // An old filter's GET still gets format 1.
+    const old = await getState(cp.url, '0', 0);
+    assert.equal(old.status, 200);
+    assert.equal(old.state!.sections, undefined);
   });
 });

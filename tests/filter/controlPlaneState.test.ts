@@ -5,19 +5,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeState, type ReplicaState } from '../../control-plane/stateWire.js';
 import { StateServer } from '../../bench/stateServer.js';
-import { completion, send, startHost, text } from './support.js';
+import { completion, send, startHost, text, waitFor } from './support.js';
 import { inflightTotal, readStamp } from '../../plugin/sharedData.js';
 
 function replica(address: string, over: Partial<ReplicaState> = {}): ReplicaState {
   return { address, ready: true, metricsKnown: true, waiting: 0, running: 0, kvUsage: 0.1, kvCapacityTokens: 150000, metricsAgeMs: 10, ...over };
-}
-
-async function waitFor(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 const weights = { prefix: 3, queue: 1, kvCache: 1, inflight: 1 };

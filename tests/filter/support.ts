@@ -91,3 +91,11 @@ export function text(seed: number, n: number): string {
   }
   return s.slice(0, n);
 }
+
+export async function waitFor(cond: () => boolean, what: string, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

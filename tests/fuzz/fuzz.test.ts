@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { ProxyWasmHost, SharedDataStore } from '../../host/index.js';
 import { decodeState } from '../../control-plane/stateWire.js';
+import { fleetSectionsOf } from '../../control-plane/fleetWire.js';
 import { runFuzz, splitCases, STATIC_REPLICAS, WASM_PATH } from './harness.js';
 import { writeStamp } from '../../plugin/sharedData.js';
 
@@ -38,7 +39,7 @@ test('the filter and the reference codec (control-plane/stateWire.ts) agree on e
 }, async () => {
   const payload = Buffer.from(DISAGREEING_PAYLOAD, 'hex');
   let codecReason = '';
-  try { decodeState(payload); } catch (e) { codecReason = (e as Error).message; }
+  try { fleetSectionsOf(decodeState(payload)); } catch (e) { codecReason = (e as Error).message; }
   const { host, rejections } = await hostWithState(payload);
   try {
     assert.equal(rejections.length > 0, codecReason !== '', `the filter ${rejections.length ? `rejects (${rejections[0]})` : 'accepts'}, control-plane/stateWire.ts ${codecReason ? `rejects (${codecReason})` : 'accepts'}`);

@@ -2,7 +2,8 @@
 // trailers), scorer-state payloads and plugin configurations. Everything is drawn from
 // a seeded Rng, so a failing case is reproduced by its seed and index.
 import type { HeaderPairs } from '../../host/index.js';
-import { encodeState, fnv1a32, type ReplicaState, type RouterState } from '../../control-plane/stateWire.js';
+import { encodeState, fnv1a32, type ReplicaState, type RouterState, type StateSection } from '../../control-plane/stateWire.js';
+import { encodeOtherWorkSection, encodePlacementsSection, SECTION_OTHER_WORK, SECTION_PLACEMENTS } from '../../control-plane/fleetWire.js';
 import { Rng } from './rng.js';
 
 const enc = new TextEncoder();
@@ -306,7 +307,23 @@ export function randomState(rng: Rng, version: bigint): RouterState {
   const w = () => rng.weighted([[6, rng.int(6)], [1, rng.float() * 1e6], [1, 0]]);
   const weights = { prefix: w(), queue: w(), kvCache: w(), inflight: w() };
   if (weights.prefix + weights.queue + weights.kvCache + weights.inflight === 0) weights.prefix = 1;
-  return { version, weights, replicas };
+  return { version, weights, replicas, sections: replicas.length > 0 && rng.chance(0.4) ? fleetSections(rng, replicas.length) : undefined };
+}
+
+/** The gateway fleet's sections (tag 1 placements, tag 2 other gateways' work), either or both. */
+function fleetSections(rng: Rng, replicas: number): StateSection[] {
+  const out: StateSection[] = [];
+  if (rng.chance(0.7)) {
+    const placements = Array.from({ length: rng.weighted([[3, rng.int(8)], [1, rng.int(2000)]]) }, () => ({
+      hash: (BigInt(rng.u32()) << 32n) | BigInt(rng.u32()), replica: rng.int(replicas), depth: rng.chance(0.5) ? 1 + rng.int(16) : 16 * (1 + rng.int(1024)),
+    }));
+    out.push({ tag: SECTION_PLACEMENTS, bytes: encodePlacementsSection({ through: BigInt(rng.u32()), placements }, replicas) });
+  }
+  if (rng.chance(0.7)) {
+    const work = Array.from({ length: rng.int(replicas + 1) }, (_, replica) => ({ replica, queuedTokens: rng.u32(), decodeWork: rng.int(100000) }));
+    out.push({ tag: SECTION_OTHER_WORK, bytes: encodeOtherWorkSection(work, replicas) });
+  }
+  return out;
 }
 
 /** A state payload: a valid encoding, mutated or not; a mutated one gets its checksum fixed half the time so it reaches the deeper rules. */
@@ -328,6 +345,8 @@ export function statePayload(rng: Rng, version: bigint): { payload: Uint8Array; 
       () => { if (p.length > 40) p[37 + rng.int(Math.min(20, p.length - 41))] = rng.pick([0x3a, 0x5b, 0x5d, 0x2e, 0x00, 0x80, 0x41, 0x30, 0x39, 0x20]); },
       () => { const at = 36 + 1 + p[36] + 5; if (at + 4 <= p.length) dv.setFloat32(at, rng.pick([NaN, -0.5, 1.5, Infinity, 1, 0]), true); },
       () => { const at = 36 + 1 + p[36]; if (p.length > 40 && at < p.length) p[at] = rng.pick([4, 8, 0xff, 3, 0x80]); },
+      // the sections, when there are any: counts, lengths, replica indexes and depths live near the end
+      () => { if (p.length > 80) p[p.length - 5 - rng.int(Math.min(64, p.length - 41))] = rng.pick([0, 1, 0x10, 0x11, 0x40, 0x7f, 0x80, 0xff]); },
     ];
     for (let i = 0, n = 1 + rng.int(3); i < n; i++) rng.pick(fields)();
   } else {

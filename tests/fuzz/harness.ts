@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { ManualClock, ProxyWasmHost, SharedDataStore, type HeaderPairs, type LogEvent } from '../../host/index.js';
 import { decodeState, STATE_CONTENT_TYPE, type RouterState } from '../../control-plane/stateWire.js';
+import { fleetSectionsOf } from '../../control-plane/fleetWire.js';
 import { Rng } from './rng.js';
 import { generateConfig, generateRequest, statePayload, type FuzzRequest } from './generators.js';
 import { KEY_INFLIGHT, writeStamp } from '../../plugin/sharedData.js';
@@ -101,7 +102,9 @@ function fromState(s: RouterState): ExpectedTable {
 
 function tryDecode(payload: Uint8Array): RouterState | null {
   try {
-    return decodeState(payload);
+    const state = decodeState(payload);
+    fleetSectionsOf(state);
+    return state;
   } catch {
     return null;
   }

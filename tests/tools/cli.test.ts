@@ -24,11 +24,17 @@ test('every tool answers --help with its usage (exit 0) and refuses an unknown f
   });
 });
 
-test('bench:control-plane at a tiny size: scraping cases and the weight propagation p99', { skip: !WASM_BUILT && 'plugin/prefix-router.wasm not built' }, async () => {
-  const r = await runScript('bench:control-plane', ['--json', '--replicas', '2', '--responses', 'filtered', '--seconds', '0.5', '--warmup', '0.2', '--rounds', '4']);
+test('bench:control-plane at a tiny size: scraping cases, a fleet poll case and the weight propagation p99', { skip: !WASM_BUILT && 'plugin/prefix-router.wasm not built' }, async () => {
+  const r = await runScript('bench:control-plane', ['--json', '--replicas', '2', '--responses', 'filtered', '--seconds', '0.5', '--warmup', '0.2', '--rounds', '4', '--fleet-gateways', '3', '--fleet-placements', '8']);
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);
-  assert.deepEqual(Object.keys(out), ['cases', 'weightPropagationP99Ms', 'weightPropagationNote']);
+  assert.deepEqual(Object.keys(out), ['cases', 'fleetPolls', 'weightPropagationP99Ms', 'weightPropagationNote']);
+  assert.equal(out.fleetPolls.length, 1);
+  const f = out.fleetPolls[0];
+  assert.deepEqual([f.replicas, f.gateways, f.placementsPerReport], [2, 3, 8]);
+  // Each poll is answered with what the two other gateways placed in the round before.
+  assert.equal(f.placementsPerAnswerMean, 16, JSON.stringify(f));
+  assert.ok(f.pollUsMean > 0 && f.answerBytesMean > f.getBytes, JSON.stringify(f));
   assert.deepEqual(out.cases.map((c: { replicas: number; replicaResponse: string }) => [c.replicas, c.replicaResponse]), [[2, 'filtered']]);
   assert.deepEqual(Object.keys(out.cases[0]), ['replicas', 'intervalMs', 'cpuCores', 'scrapeP99Ms', 'replicaResponse']);
   assert.ok(Number.isFinite(out.cases[0].scrapeP99Ms), JSON.stringify(out));

@@ -1,0 +1,79 @@
+// Decoders of the gateway fleet's state sections (plugin/STATE_FORMAT.md,
+// "Gateway fleet"): tag 1, placements the other gateways made, and tag 2,
+// their work per replica. The control plane encodes them in
+// control-plane/fleetWire.ts. Each is validated whole before anything is
+// kept; lengths are checked in 64 bits, so no count can overflow a bound.
+import { ReplicaTable } from "./replicaTable";
+import * as E from "../errors";
+
+export const SECTION_PLACEMENTS: u32 = 1;
+export const SECTION_OTHER_WORK: u32 = 2;
+const PLACEMENTS_HEADER_BYTES: u64 = 12;
+const PLACEMENT_RECORD_BYTES: u64 = 16;
+const MAX_SECTION_PLACEMENTS: u32 = 16384;
+const WORK_HEADER_BYTES: u64 = 4;
+const WORK_RECORD_BYTES: u64 = 12;
+/** Blocks of the deepest checkpoint: the 1 MiB body limit in 64-byte blocks. */
+export const MAX_CHECKPOINT_DEPTH: u32 = 16384;
+
+export let fleetSectionError: string = "";
+
+/** Every depth up to 16 blocks, then every 16th, up to MAX_CHECKPOINT_DEPTH. */
+@inline export function isCheckpointDepth(d: u32): bool {
+  return d >= 1 && d <= MAX_CHECKPOINT_DEPTH && (d <= 16 || (d & 15) == 0);
+}
+
+function reject(msg: string): bool {
+  fleetSectionError = msg;
+  return false;
+}
+
+/** Section 1 of [p, p+len) into t.learned* and t.placementsThrough. */
+export function decodePlacements(t: ReplicaTable, p: usize, len: i32): bool {
+  if (len < <i32>PLACEMENTS_HEADER_BYTES) return reject(E.STATE_ERR_PLACEMENTS_LENGTH);
+  const n = load<u32>(p, 8);
+  if (n > MAX_SECTION_PLACEMENTS || PLACEMENTS_HEADER_BYTES + <u64>n * PLACEMENT_RECORD_BYTES != <u64>len) return reject(E.STATE_ERR_PLACEMENTS_LENGTH);
+  const replicas = <u32>t.n;
+  for (let i: u32 = 0; i < n; i++) {
+    const q = p + <usize>(PLACEMENTS_HEADER_BYTES + <u64>i * PLACEMENT_RECORD_BYTES);
+    if (<u32>load<u16>(q, 8) >= replicas || load<u16>(q, 10) != 0) return reject(E.STATE_ERR_PLACEMENT_REPLICA);
+    if (!isCheckpointDepth(load<u32>(q, 12))) return reject(E.STATE_ERR_PLACEMENT_DEPTH);
+  }
+  const hashes = new Array<u64>(<i32>n);
+  const rs = new Array<i32>(<i32>n);
+  const depths = new Array<u32>(<i32>n);
+  for (let i: u32 = 0; i < n; i++) {
+    const q = p + <usize>(PLACEMENTS_HEADER_BYTES + <u64>i * PLACEMENT_RECORD_BYTES);
+    unchecked(hashes[i] = load<u64>(q));
+    unchecked(rs[i] = <i32>load<u16>(q, 8));
+    unchecked(depths[i] = load<u32>(q, 12));
+  }
+  t.learnedHash = hashes;
+  t.learnedReplica = rs;
+  t.learnedDepth = depths;
+  t.placementsThrough = load<u64>(p);
+  return true;
+}
+
+/** Section 2 of [p, p+len) into t.otherGatewaysQueuedTokens and t.otherGatewaysDecodeWork (replicas not listed stay 0). */
+export function decodeOtherWork(t: ReplicaTable, p: usize, len: i32): bool {
+  if (len < <i32>WORK_HEADER_BYTES) return reject(E.STATE_ERR_WORK_LENGTH);
+  const n = load<u32>(p);
+  if (n > <u32>t.n || WORK_HEADER_BYTES + <u64>n * WORK_RECORD_BYTES != <u64>len) return reject(E.STATE_ERR_WORK_LENGTH);
+  const queued = t.otherGatewaysQueuedTokens;
+  const decode = t.otherGatewaysDecodeWork;
+  // A replica listed twice is caught by its mark, -1 until the records are taken (a rejected table is dropped whole).
+  for (let i: u32 = 0; i < n; i++) {
+    const q = p + <usize>(WORK_HEADER_BYTES + <u64>i * WORK_RECORD_BYTES);
+    const r = <i32>load<u16>(q);
+    if (r >= t.n || load<u16>(q, 2) != 0 || unchecked(queued[r]) < 0) return reject(E.STATE_ERR_WORK_REPLICA);
+    unchecked(queued[r] = -1);
+  }
+  for (let i: u32 = 0; i < n; i++) {
+    const q = p + <usize>(WORK_HEADER_BYTES + <u64>i * WORK_RECORD_BYTES);
+    const r = <i32>load<u16>(q);
+    unchecked(queued[r] = <f64>load<u32>(q, 4));
+    unchecked(decode[r] = <f64>load<u32>(q, 8));
+  }
+  return true;
+}

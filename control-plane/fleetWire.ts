@@ -1,0 +1,223 @@
+// The gateway fleet's exchange on the wire (plugin/STATE_FORMAT.md, "Gateway
+// fleet"): the report a gateway sends with its long poll (POST /v1/state
+// body) and the two state sections the control plane answers with, tag 1
+// (placements other gateways made) and tag 2 (the other gateways' work per
+// replica). The filter encodes the report in assembly/state/fleetReport.ts
+// and decodes the sections in assembly/state/fleetSections.ts; tests encode
+// with one side and decode with the other.
+import { fnv1a32, type RouterState } from './stateWire.js';
+
+/** The bytes `P R F R`, little-endian. */
+export const REPORT_MAGIC = 0x52465250;
+export const REPORT_FORMAT = 1;
+export const REPORT_HEADER_BYTES = 32;
+export const REPORT_WORK_BYTES = 16;
+export const REPORT_PLACEMENT_BYTES = 20;
+export const MAX_REPORT_WORK = 4096;
+export const MAX_REPORT_PLACEMENTS = 8192;
+export const MAX_REPORT_BYTES = REPORT_HEADER_BYTES + MAX_REPORT_WORK * REPORT_WORK_BYTES + MAX_REPORT_PLACEMENTS * REPORT_PLACEMENT_BYTES + 4;
+export const REPORT_CONTENT_TYPE = 'application/vnd.prefix-router.fleet-report.v1';
+
+export const SECTION_PLACEMENTS = 1;
+export const SECTION_OTHER_WORK = 2;
+export const PLACEMENTS_HEADER_BYTES = 12;
+export const PLACEMENT_RECORD_BYTES = 16;
+export const MAX_SECTION_PLACEMENTS = 16384;
+export const OTHER_WORK_HEADER_BYTES = 4;
+export const OTHER_WORK_RECORD_BYTES = 12;
+/** Blocks of the deepest checkpoint: the filter's 1 MiB body limit in 64-byte blocks. */
+export const MAX_CHECKPOINT_DEPTH = 16384;
+
+/** Checkpoint depths (plugin/STATE_FORMAT.md): every depth up to 16 blocks, then every 16th, up to MAX_CHECKPOINT_DEPTH. */
+export function isCheckpointDepth(d: number): boolean {
+  return Number.isInteger(d) && d >= 1 && d <= MAX_CHECKPOINT_DEPTH && (d <= 16 || d % 16 === 0);
+}
+
+/** A replica's queued prefill tokens and decode work (prefill-token equivalents), as one gateway counts them. */
+export interface ReplicaWork { queuedTokens: number; decodeWork: number }
+
+export interface ReportedPlacement {
+  /** chained hash of the prompt's blocks up to the checkpoint */
+  hash: bigint;
+  /** xxHash64 (seed 0) of the replica's address */
+  replica: bigint;
+  /** blocks */
+  depth: number;
+}
+
+export interface PollReport {
+  /** random, made once per gateway (Envoy), never 0 */
+  gatewayId: bigint;
+  /** `through` of the last placements section the gateway received; 0 for none */
+  placementsSeen: bigint;
+  work: Array<ReplicaWork & { replica: bigint }>;
+  placements: ReportedPlacement[];
+}
+
+export interface PlacementsSection {
+  /** the exchange's newest placement sequence number this section accounts for */
+  through: bigint;
+  /** `replica`: index into the state's replica records */
+  placements: Array<{ hash: bigint; replica: number; depth: number }>;
+}
+
+/** `replica`: index into the state's replica records, each at most once. */
+export type OtherWorkSection = Array<ReplicaWork & { replica: number }>;
+
+export class FleetWireError extends Error {}
+
+const fail = (m: string): never => { throw new FleetWireError(m); };
+const clampU32 = (n: number) => (Number.isFinite(n) ? Math.max(0, Math.min(0xffffffff, Math.round(n))) : 0);
+
+export function encodeReport(r: PollReport): Uint8Array {
+  if (r.gatewayId <= 0n || r.gatewayId > 0xffffffffffffffffn) fail('gatewayId must be a non-zero u64');
+  if (r.work.length > MAX_REPORT_WORK) fail(`at most ${MAX_REPORT_WORK} work records`);
+  if (r.placements.length > MAX_REPORT_PLACEMENTS) fail(`at most ${MAX_REPORT_PLACEMENTS} placements`);
+  const size = REPORT_HEADER_BYTES + r.work.length * REPORT_WORK_BYTES + r.placements.length * REPORT_PLACEMENT_BYTES + 4;
+  const buf = new Uint8Array(size);
+  const dv = new DataView(buf.buffer);
+  dv.setUint32(0, REPORT_MAGIC, true);
+  dv.setUint16(4, REPORT_FORMAT, true);
+  dv.setUint16(6, 0, true);
+  dv.setBigUint64(8, r.gatewayId, true);
+  dv.setBigUint64(16, r.placementsSeen, true);
+  dv.setUint32(24, r.work.length, true);
+  dv.setUint32(28, r.placements.length, true);
+  let o = REPORT_HEADER_BYTES;
+  for (const w of r.work) {
+    dv.setBigUint64(o, w.replica, true);
+    dv.setUint32(o + 8, clampU32(w.queuedTokens), true);
+    dv.setUint32(o + 12, clampU32(w.decodeWork), true);
+    o += REPORT_WORK_BYTES;
+  }
+  for (const p of r.placements) {
+    if (!isCheckpointDepth(p.depth)) fail(`depth ${p.depth} is not a checkpoint depth`);
+    dv.setBigUint64(o, p.hash, true);
+    dv.setBigUint64(o + 8, p.replica, true);
+    dv.setUint32(o + 16, p.depth, true);
+    o += REPORT_PLACEMENT_BYTES;
+  }
+  dv.setUint32(o, fnv1a32(buf, o), true);
+  return buf;
+}
+
+export function decodeReport(bytes: Uint8Array): PollReport {
+  if (bytes.length < REPORT_HEADER_BYTES + 4) fail('report shorter than its header');
+  if (bytes.length > MAX_REPORT_BYTES) fail(`report longer than ${MAX_REPORT_BYTES} bytes`);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (dv.getUint32(0, true) !== REPORT_MAGIC) fail('bad report magic');
+  if (dv.getUint16(4, true) !== REPORT_FORMAT) fail('unsupported report format');
+  if (dv.getUint16(6, true) !== 0) fail('reserved report flags set');
+  const end = bytes.length - 4;
+  if (dv.getUint32(end, true) !== fnv1a32(bytes, end)) fail('report checksum mismatch');
+  const gatewayId = dv.getBigUint64(8, true);
+  if (gatewayId === 0n) fail('gatewayId 0');
+  const nw = dv.getUint32(24, true);
+  const np = dv.getUint32(28, true);
+  if (nw > MAX_REPORT_WORK) fail('too many work records');
+  if (np > MAX_REPORT_PLACEMENTS) fail('too many placements');
+  if (REPORT_HEADER_BYTES + nw * REPORT_WORK_BYTES + np * REPORT_PLACEMENT_BYTES !== end) fail('report length does not match its counts');
+  const work: PollReport['work'] = [];
+  const seen = new Set<bigint>();
+  let o = REPORT_HEADER_BYTES;
+  for (let i = 0; i < nw; i++, o += REPORT_WORK_BYTES) {
+    const replica = dv.getBigUint64(o, true);
+    if (seen.has(replica)) fail('a replica has two work records');
+    seen.add(replica);
+    work.push({ replica, queuedTokens: dv.getUint32(o + 8, true), decodeWork: dv.getUint32(o + 12, true) });
+  }
+  const placements: ReportedPlacement[] = [];
+  for (let i = 0; i < np; i++, o += REPORT_PLACEMENT_BYTES) {
+    const depth = dv.getUint32(o + 16, true);
+    if (!isCheckpointDepth(depth)) fail(`placement ${i}: depth ${depth} is not a checkpoint depth`);
+    placements.push({ hash: dv.getBigUint64(o, true), replica: dv.getBigUint64(o + 8, true), depth });
+  }
+  return { gatewayId, placementsSeen: dv.getBigUint64(16, true), work, placements };
+}
+
+export function encodePlacementsSection(s: PlacementsSection, replicaCount: number): Uint8Array {
+  if (s.placements.length > MAX_SECTION_PLACEMENTS) fail(`at most ${MAX_SECTION_PLACEMENTS} placements in a section`);
+  const buf = new Uint8Array(PLACEMENTS_HEADER_BYTES + s.placements.length * PLACEMENT_RECORD_BYTES);
+  const dv = new DataView(buf.buffer);
+  dv.setBigUint64(0, s.through, true);
+  dv.setUint32(8, s.placements.length, true);
+  let o = PLACEMENTS_HEADER_BYTES;
+  for (const p of s.placements) {
+    if (!Number.isInteger(p.replica) || p.replica < 0 || p.replica >= replicaCount) fail(`replica index ${p.replica} outside the state's ${replicaCount}`);
+    if (!isCheckpointDepth(p.depth)) fail(`depth ${p.depth} is not a checkpoint depth`);
+    dv.setBigUint64(o, p.hash, true);
+    dv.setUint16(o + 8, p.replica, true);
+    dv.setUint16(o + 10, 0, true);
+    dv.setUint32(o + 12, p.depth, true);
+    o += PLACEMENT_RECORD_BYTES;
+  }
+  return buf;
+}
+
+export function decodePlacementsSection(bytes: Uint8Array, replicaCount: number): PlacementsSection {
+  if (bytes.length < PLACEMENTS_HEADER_BYTES) fail('placements section shorter than its header');
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = dv.getUint32(8, true);
+  if (n > MAX_SECTION_PLACEMENTS) fail('too many placements');
+  if (bytes.length !== PLACEMENTS_HEADER_BYTES + n * PLACEMENT_RECORD_BYTES) fail('placements section length does not match its count');
+  const placements: PlacementsSection['placements'] = [];
+  for (let i = 0, o = PLACEMENTS_HEADER_BYTES; i < n; i++, o += PLACEMENT_RECORD_BYTES) {
+    const replica = dv.getUint16(o + 8, true);
+    if (replica >= replicaCount) fail(`placement ${i}: replica index ${replica} outside the state`);
+    if (dv.getUint16(o + 10, true) !== 0) fail(`placement ${i}: reserved bits set`);
+    const depth = dv.getUint32(o + 12, true);
+    if (!isCheckpointDepth(depth)) fail(`placement ${i}: depth ${depth} is not a checkpoint depth`);
+    placements.push({ hash: dv.getBigUint64(o, true), replica, depth });
+  }
+  return { through: dv.getBigUint64(0, true), placements };
+}
+
+export function encodeOtherWorkSection(work: OtherWorkSection, replicaCount: number): Uint8Array {
+  if (work.length > replicaCount) fail('more work records than replicas');
+  const buf = new Uint8Array(OTHER_WORK_HEADER_BYTES + work.length * OTHER_WORK_RECORD_BYTES);
+  const dv = new DataView(buf.buffer);
+  dv.setUint32(0, work.length, true);
+  const seen = new Set<number>();
+  let o = OTHER_WORK_HEADER_BYTES;
+  for (const w of work) {
+    if (!Number.isInteger(w.replica) || w.replica < 0 || w.replica >= replicaCount) fail(`replica index ${w.replica} outside the state's ${replicaCount}`);
+    if (seen.has(w.replica)) fail(`replica index ${w.replica} listed twice`);
+    seen.add(w.replica);
+    dv.setUint16(o, w.replica, true);
+    dv.setUint16(o + 2, 0, true);
+    dv.setUint32(o + 4, clampU32(w.queuedTokens), true);
+    dv.setUint32(o + 8, clampU32(w.decodeWork), true);
+    o += OTHER_WORK_RECORD_BYTES;
+  }
+  return buf;
+}
+
+export function decodeOtherWorkSection(bytes: Uint8Array, replicaCount: number): OtherWorkSection {
+  if (bytes.length < OTHER_WORK_HEADER_BYTES) fail('work section shorter than its header');
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = dv.getUint32(0, true);
+  if (n > replicaCount) fail('more work records than replicas');
+  if (bytes.length !== OTHER_WORK_HEADER_BYTES + n * OTHER_WORK_RECORD_BYTES) fail('work section length does not match its count');
+  const out: OtherWorkSection = [];
+  const seen = new Set<number>();
+  for (let i = 0, o = OTHER_WORK_HEADER_BYTES; i < n; i++, o += OTHER_WORK_RECORD_BYTES) {
+    const replica = dv.getUint16(o, true);
+    if (replica >= replicaCount) fail(`work record ${i}: replica index ${replica} outside the state`);
+    if (seen.has(replica)) fail(`work record ${i}: replica ${replica} listed twice`);
+    seen.add(replica);
+    if (dv.getUint16(o + 2, true) !== 0) fail(`work record ${i}: reserved bits set`);
+    out.push({ replica, queuedTokens: dv.getUint32(o + 4, true), decodeWork: dv.getUint32(o + 8, true) });
+  }
+  return out;
+}
+
+/** Decodes the fleet's sections of a decoded state (throws FleetWireError where the filter would refuse the state). */
+export function fleetSectionsOf(state: RouterState): { placements: PlacementsSection | null; otherWork: OtherWorkSection | null } {
+  const find = (tag: number) => state.sections?.find((s) => s.tag === tag)?.bytes;
+  const p = find(SECTION_PLACEMENTS);
+  const w = find(SECTION_OTHER_WORK);
+  return {
+    placements: p ? decodePlacementsSection(p, state.replicas.length) : null,
+    otherWork: w ? decodeOtherWorkSection(w, state.replicas.length) : null,
+  };
+}

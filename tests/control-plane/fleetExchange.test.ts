@@ -1,0 +1,133 @@
+// The gateway fleet's exchange: what each poller is answered (others' placements
+// after its cursor, others' work), the LRU per replica, and the wire codecs.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FleetExchange, GATEWAY_EXPIRY_MS } from '../../control-plane/fleetExchange.js';
+import {
+  decodeOtherWorkSection, decodePlacementsSection, decodeReport, encodeReport, FleetWireError, MAX_SECTION_PLACEMENTS,
+  SECTION_OTHER_WORK, SECTION_PLACEMENTS, type PollReport,
+} from '../../control-plane/fleetWire.js';
+import { addressHasher } from '../../control-plane/app.js';
+import { decodeState, encodeState, type ReplicaState, type RouterState } from '../../control-plane/stateWire.js';
+
+const weights = { prefix: 3, queue: 1, kvCache: 1, inflight: 1 };
+const hash = await addressHasher();
+
+function replica(address: string, kvCapacityTokens = 150_000): ReplicaState {
+  return { address, ready: true, metricsKnown: true, waiting: 0, running: 0, kvUsage: 0.1, kvCapacityTokens, metricsAgeMs: 5 };
+}
+const state = (replicas: ReplicaState[], version = 7n): RouterState => ({ version, weights, replicas });
+const A = 0xaaaan, B = 0xbbbbn, C = 0xccccn;
+const R0 = '10.0.0.1:8000', R1 = '10.0.0.2:8000';
+
+function report(gatewayId: bigint, placementsSeen: bigint, placements: Array<[bigint, string, number]> = [], work: Array<[string, number, number]> = []): PollReport {
+  return {
+    gatewayId, placementsSeen,
+    placements: placements.map(([h, a, depth]) => ({ hash: h, replica: hash(a), depth })),
+    work: work.map(([a, queuedTokens, decodeWork]) => ({ replica: hash(a), queuedTokens, decodeWork })),
+  };
+}
+
+/** What `gateway` is answered, decoded as the filter would. */
+function answer(x: FleetExchange, s: RouterState, r: PollReport) {
+  const sections = x.sectionsFor(s, r);
+  const decoded = decodeState(encodeState({ ...s, sections }));
+  const placements = decodePlacementsSection(decoded.sections!.find((q) => q.tag === SECTION_PLACEMENTS)!.bytes, s.replicas.length);
+  const workSec = decoded.sections!.find((q) => q.tag === SECTION_OTHER_WORK);
+  const work = workSec ? decodeOtherWorkSection(workSec.bytes, s.replicas.length) : [];
+  return { through: placements.through, placements: placements.placements, work };
+}
+
+test('a poller gets the placements the other gateways made after its cursor, never its own', () => {
+  const x = new FleetExchange({ hashAddress: hash });
+  const s = state([replica(R0), replica(R1)]);
+  x.setReplicas(s.replicas);
+  x.ingest(report(A, 0n, [[1n, R0, 1], [2n, R0, 2], [3n, R1, 16]]));
+  assert.equal(x.takeChanged(), true);
+  assert.equal(x.takeChanged(), false);
+  const first = answer(x, s, report(B, 0n));
+  assert.deepEqual(first.placements, [{ hash: 1n, replica: 0, depth: 1 }, { hash: 2n, replica: 0, depth: 2 }, { hash: 3n, replica: 1, depth: 16 }]);
+  assert.deepEqual(answer(x, s, report(A, 0n)).placements, [], 'its own placements are not sent back');
+  // B has seen them: only what comes after its cursor.
+  x.ingest(report(C, 0n, [[4n, R1, 32]]));
+  const second = answer(x, s, report(B, first.through));
+  assert.deepEqual(second.placements, [{ hash: 4n, replica: 1, depth: 32 }]);
+  assert.deepEqual(answer(x, s, report(B, second.through)).placements, []);
+  // A cursor from another control plane's numbering (ahead of this one's) starts over.
+  assert.equal(answer(x, s, report(B, second.through + 1_000_000n)).placements.length, 4);
+});
+
+test('placements are kept per replica in an LRU sized by its KV cache; a placement made again moves to the end', () => {
+  const x = new FleetExchange({ hashAddress: hash });
+  // 16 * 4 * 20 tokens: room for 20 checkpoints.
+  const s = state([replica(R0, 16 * 4 * 20)]);
+  x.setReplicas(s.replicas);
+  for (let i = 1n; i <= 20n; i++) x.ingest(report(A, 0n, [[i, R0, 1]]));
+  x.ingest(report(A, 0n, [[1n, R0, 1]])); // again: now the newest
+  x.ingest(report(A, 0n, [[21n, R0, 1]])); // evicts the oldest, 2
+  assert.equal(x.placementCount, 20);
+  const got = answer(x, s, report(B, 0n)).placements.map((p) => p.hash);
+  assert.deepEqual(got, [...Array.from({ length: 18 }, (_, i) => BigInt(i + 3)), 1n, 21n]);
+  // A replica that leaves takes its placements along; one the control plane does not know is ignored.
+  x.ingest(report(A, 0n, [[99n, '10.9.9.9:8000', 1]]));
+  assert.equal(x.placementCount, 20);
+  x.setReplicas([replica(R1)]);
+  assert.equal(x.placementCount, 0);
+});
+
+test('a long backlog comes in pages of a section each; the poller is answered at once while it has more', () => {
+  const x = new FleetExchange({ hashAddress: hash });
+  const s = state([replica(R0, 16 * 4 * 100_000)]);
+  x.setReplicas(s.replicas);
+  const total = MAX_SECTION_PLACEMENTS + 100;
+  for (let i = 0; i < total; i += 8000) {
+    const batch: Array<[bigint, string, number]> = [];
+    for (let j = i; j < Math.min(total, i + 8000); j++) batch.push([BigInt(j + 1), R0, 16]);
+    x.ingest(report(A, 0n, batch));
+  }
+  assert.equal(x.ingest(report(B, 0n)), false);
+  const page1 = answer(x, s, report(B, 0n));
+  assert.equal(page1.placements.length, MAX_SECTION_PLACEMENTS);
+  assert.equal(x.ingest(report(B, page1.through)), true, 'behind: answer at once');
+  const page2 = answer(x, s, report(B, page1.through));
+  assert.equal(page2.placements.length, 100);
+  assert.equal(page2.placements[0]!.hash, BigInt(MAX_SECTION_PLACEMENTS + 1));
+  assert.equal(x.ingest(report(B, page2.through)), false);
+});
+
+test('each gateway is told the sum of the other gateways\' work per replica, not its own; a silent gateway expires', () => {
+  let now = 1000;
+  const x = new FleetExchange({ hashAddress: hash, now: () => now });
+  const s = state([replica(R0), replica(R1)]);
+  x.setReplicas(s.replicas);
+  x.ingest(report(A, 0n, [], [[R0, 100, 10], [R1, 5, 0]]));
+  x.ingest(report(B, 0n, [], [[R0, 1000, 20]]));
+  assert.equal(x.takeChanged(), true);
+  x.ingest(report(B, 0n, [], [[R0, 1000, 20]]));
+  assert.equal(x.takeChanged(), false, 'the same work again is no change');
+  assert.deepEqual(answer(x, s, report(A, 0n)).work, [{ replica: 0, queuedTokens: 1000, decodeWork: 20 }]);
+  assert.deepEqual(answer(x, s, report(B, 0n)).work.sort((p, q) => p.replica - q.replica), [{ replica: 0, queuedTokens: 100, decodeWork: 10 }, { replica: 1, queuedTokens: 5, decodeWork: 0 }]);
+  assert.deepEqual(answer(x, s, report(C, 0n)).work.find((w) => w.replica === 0), { replica: 0, queuedTokens: 1100, decodeWork: 30 });
+  now += GATEWAY_EXPIRY_MS + 1;
+  x.ingest(report(A, 0n, [], [[R0, 100, 10], [R1, 5, 0]]));
+  assert.equal(x.takeChanged(), true, 'B expired');
+  assert.deepEqual(answer(x, s, report(A, 0n)).work, []);
+});
+
+test('the fleet report round-trips and every malformed one is refused with a reason', () => {
+  const r = report(A, 123n, [[0xffffffffffffffffn, R0, 16384], [5n, R1, 3]], [[R0, 7, 8]]);
+  assert.deepEqual(decodeReport(encodeReport(r)), r);
+  const good = encodeReport(r);
+  const bad: Array<[string, (b: Uint8Array) => void]> = [
+    ['magic', (b) => { b[0] ^= 1; }],
+    ['checksum', (b) => { b[40] ^= 1; }],
+    ['truncated', () => {}],
+  ];
+  for (const [what, spoil] of bad) {
+    const b = what === 'truncated' ? good.slice(0, good.length - 5) : good.slice();
+    spoil(b);
+    assert.throws(() => decodeReport(b), FleetWireError, what);
+  }
+  assert.throws(() => encodeReport(report(A, 0n, [[1n, R0, 17]])), /checkpoint depth/);
+  assert.throws(() => encodeReport(report(0n, 0n)), /gatewayId/);
+});

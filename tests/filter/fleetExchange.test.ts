@@ -1,0 +1,118 @@
+// The filter's side of the gateway fleet exchange (plugin/STATE_FORMAT.md,
+// "Gateway fleet"): the report it POSTs with its long poll, the state sections
+// it decodes (encoded here by the control plane's codec), and the fallback to
+// GET for a control plane that predates the exchange.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { type ReplicaState, type StateSection } from '../../control-plane/stateWire.js';
+import {
+  decodeReport, encodeOtherWorkSection, encodePlacementsSection, REPORT_CONTENT_TYPE, SECTION_OTHER_WORK, SECTION_PLACEMENTS,
+} from '../../control-plane/fleetWire.js';
+import { StateServer } from '../../bench/stateServer.js';
+import { readStamp } from '../../plugin/sharedData.js';
+import { SharedDataStore } from '../../host/index.js';
+import { completion, send, startHost, waitFor } from './support.js';
+
+function replica(address: string): ReplicaState {
+  return { address, ready: true, metricsKnown: true, waiting: 0, running: 0, kvUsage: 0.1, kvCapacityTokens: 150000, metricsAgeMs: 10 };
+}
+
+const weights = { prefix: 3, queue: 1, kvCache: 1, inflight: 1 };
+const cpConfig = { controlPlane: { cluster: 'prefix_router_control_plane', longPollMs: 300, retryMs: 50 } };
+const replicas = [replica('10.3.0.1:8000'), replica('10.3.0.2:8000')];
+
+const placements = (through: bigint, list: Array<{ hash: bigint; replica: number; depth: number }>): StateSection =>
+  ({ tag: SECTION_PLACEMENTS, bytes: encodePlacementsSection({ through, placements: list }, replicas.length) });
+const work = (list: Array<{ replica: number; queuedTokens: number; decodeWork: number }>): StateSection =>
+  ({ tag: SECTION_OTHER_WORK, bytes: encodeOtherWorkSection(list, replicas.length) });
+
+test('the poll is a POST carrying the fleet report: a random gateway id that stays, and the placements cursor it was sent', async () => {
+  const cp = new StateServer({ version: 1n, weights, replicas });
+  const url = await cp.listen();
+  const { host } = await startHost(cpConfig, { clusters: { prefix_router_control_plane: url }, randomSeed: 1234 });
+  try {
+    await waitFor(() => cp.lastPoll !== null, 'first poll', 15_000);
+    assert.equal(cp.lastPoll!.method, 'POST');
+    assert.equal(cp.lastPoll!.contentType, REPORT_CONTENT_TYPE);
+    const first = decodeReport(cp.lastPoll!.body);
+    assert.notEqual(first.gatewayId, 0n);
+    assert.equal(first.placementsSeen, 0n);
+    // A state with section 1 moves the cursor the next report names.
+    cp.set({ version: 2n, weights, replicas, sections: [placements(777n, [{ hash: 5n, replica: 1, depth: 16 }])] });
+    await waitFor(() => decodeReport(cp.lastPoll!.body).placementsSeen === 777n, 'cursor 777 reported', 15_000);
+    assert.equal(decodeReport(cp.lastPoll!.body).gatewayId, first.gatewayId, 'the same gateway id on every poll');
+    assert.equal(readStamp(host.sharedData).version, 2n);
+  } finally {
+    await host.close();
+    await cp.close();
+  }
+});
+
+test('two gateways (two processes) make different ids', async () => {
+  const cp = new StateServer({ version: 1n, weights, replicas });
+  const url = await cp.listen();
+  const ids: bigint[] = [];
+  for (const seed of [1, 2]) {
+    cp.lastPoll = null;
+    const { host } = await startHost(cpConfig, { clusters: { prefix_router_control_plane: url }, randomSeed: seed, sharedData: new SharedDataStore() });
+    try {
+      await waitFor(() => cp.lastPoll !== null, 'poll', 15_000);
+      ids.push(decodeReport(cp.lastPoll!.body).gatewayId);
+    } finally { await host.close(); }
+  }
+  await cp.close();
+  assert.notEqual(ids[0], ids[1]);
+});
+
+test('states with valid fleet sections are adopted; a malformed section rejects the whole state, the last good one stays', async () => {
+  const good = { version: 2n, weights, replicas, sections: [placements(9n, [{ hash: 1n, replica: 0, depth: 3 }]), work([{ replica: 1, queuedTokens: 5000, decodeWork: 70 }])] };
+  const cp = new StateServer({ version: 1n, weights, replicas });
+  const url = await cp.listen();
+  const { host, logs } = await startHost(cpConfig, { clusters: { prefix_router_control_plane: url } });
+  try {
+    await waitFor(() => send(host, { body: completion('x') }).endpoint !== undefined, 'first state', 15_000);
+    cp.set(good);
+    await waitFor(() => readStamp(host.sharedData).version === 2n, 'version 2 adopted', 15_000);
+    assert.ok(!logs.some((l) => String(l.message).includes('state rejected')), 'no rejection');
+    const bad: Array<[string, StateSection[]]> = [
+      ['placement names a replica outside the state', [{ tag: SECTION_PLACEMENTS, bytes: spoil(good.sections[0]!.bytes, 20, 2) }]],
+      ['placement depth is not a checkpoint depth', [{ tag: SECTION_PLACEMENTS, bytes: spoil(good.sections[0]!.bytes, 24, 17) }]],
+      ['placements section length does not match its count', [{ tag: SECTION_PLACEMENTS, bytes: good.sections[0]!.bytes.slice(0, 20) }]],
+      ['placements section length does not match its count', [{ tag: SECTION_PLACEMENTS, bytes: spoil(good.sections[0]!.bytes, 8, 0xff) }]],
+      ['work record names a replica outside the state, or one twice', [work([{ replica: 0, queuedTokens: 1, decodeWork: 1 }, { replica: 1, queuedTokens: 1, decodeWork: 1 }]).bytes].map((b) => ({ tag: SECTION_OTHER_WORK, bytes: spoil(b, 16, 0) }))],
+      ['work section length does not match its count', [{ tag: SECTION_OTHER_WORK, bytes: spoil(good.sections[1]!.bytes, 0, 9) }]],
+    ];
+    let version = 3n;
+    for (const [why, sections] of bad) {
+      cp.set({ version: version++, weights, replicas, sections });
+      await waitFor(() => logs.some((l) => String(l.message).includes(`state rejected: ${why}`)), `rejection: ${why}`, 15_000);
+      assert.equal(readStamp(host.sharedData).version, 2n, why);
+      // Still routing on version 2.
+      assert.ok(send(host, { body: completion('still') }).endpoint);
+    }
+  } finally {
+    await host.close();
+    await cp.close();
+  }
+});
+
+test('a control plane that predates the exchange (405 to POST) is polled with GET from then on', async () => {
+  const cp = new StateServer({ version: 1n, weights, replicas });
+  cp.refusePost = true;
+  const url = await cp.listen();
+  const { host, logs } = await startHost(cpConfig, { clusters: { prefix_router_control_plane: url } });
+  try {
+    await waitFor(() => send(host, { body: completion('x') }).endpoint !== undefined, 'state over GET', 15_000);
+    assert.equal(cp.lastPoll!.method, 'GET');
+    assert.equal(logs.filter((l) => String(l.message).includes('does not take fleet reports')).length, 1);
+  } finally {
+    await host.close();
+    await cp.close();
+  }
+});
+
+function spoil(bytes: Uint8Array, at: number, value: number): Uint8Array {
+  const b = bytes.slice();
+  b[at] = value;
+  return b;
+}
