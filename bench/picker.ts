@@ -25,6 +25,9 @@ const USAGE = `usage: npm run bench:picker -- [options]
   --groups N            active-active: distinct system prompts (default 40)
   --seed N              active-active: workload seed of the first repeat (default 1)
   --repeats N           active-active: runs per picker count, seeds seed..seed+N-1 (default 3)
+  --no-response-processing
+                        active-active: the gateway skips response processing, so each ext_proc
+                        stream (and the filter's count of its work) ends at the decision
   --json                print the result as one JSON object
   -h, --help            this text
 
@@ -51,7 +54,7 @@ export async function main(argv: string[]): Promise<number> {
       options: {
         only: { type: 'string' }, seconds: { type: 'string' }, warmup: { type: 'string' }, concurrency: { type: 'string' },
         'prompt-tokens': { type: 'string' }, pickers: { type: 'string' }, requests: { type: 'string' }, groups: { type: 'string' },
-        seed: { type: 'string' }, repeats: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        seed: { type: 'string' }, repeats: { type: 'string' }, 'no-response-processing': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
     }).values;
   } catch (e) {
@@ -96,7 +99,7 @@ export async function main(argv: string[]): Promise<number> {
     say(`  added by the picker hop: p50 ${result.overhead.addedLatencyMs.p50.toFixed(2)} ms, p99 ${result.overhead.addedLatencyMs.p99.toFixed(2)} ms\n`);
   }
   if (only !== 'overhead') {
-    const options: ActiveActiveOptions = { wasm, replicas: 4, groups, systemTokens: 1500, requests, concurrency: concurrency ?? 8, kvBlocks: 1200, timeScale: 50, seed };
+    const options: ActiveActiveOptions = { wasm, replicas: 4, groups, systemTokens: 1500, requests, concurrency: concurrency ?? 8, kvBlocks: 1200, timeScale: 50, seed, responseProcessing: !v['no-response-processing'] };
     say(`active-active: ${requests} requests, ${groups} system prompts of ${options.systemTokens} tokens, ${options.replicas} replicas of ${options.kvBlocks * 16} KV tokens\n`);
     const runs: ActiveActiveRun[] = [];
     for (let r = 0; r < repeats; r++) {

@@ -2,6 +2,9 @@
 // own filter VMs and shared data, as separate pods; requests spread round robin, as a Service
 // spreads ext_proc streams) and through one, against the same simulated replicas and control
 // plane. The measure is the replicas' own prefix-cache hit rate (cached / queried prompt tokens).
+// Responses go through the pickers as an InferencePool's gateway sends them: a stream that ends at
+// the decision would end the filter's count of the request's work there, and its placements of new
+// prompt starts would no longer balance.
 import { startReplicas } from '../../simulator/server.js';
 import { startControlPlane } from '../../control-plane/server.js';
 import { ProxyWasmHost, SharedDataStore } from '../../host/index.js';
@@ -22,6 +25,8 @@ export interface ActiveActiveOptions {
   kvBlocks: number;
   timeScale: number;
   seed: number;
+  /** The gateway sends response headers and body to the picker (false: the stream ends at the decision). */
+  responseProcessing: boolean;
 }
 
 export interface ActiveActiveRun {
@@ -60,7 +65,7 @@ export async function runActiveActive(pickers: number, o: ActiveActiveOptions): 
         await probe.close();
       }
     }
-    const gw = await startPickerGateway({ picker: running.map((p) => p.address).join(','), processResponse: false, upstreamTimeoutMs: 60_000 });
+    const gw = await startPickerGateway({ picker: running.map((p) => p.address).join(','), processResponse: o.responseProcessing, upstreamTimeoutMs: 60_000 });
     const systems = Array.from({ length: o.groups }, (_, g) => textOf(o.seed * 1000 + g, o.systemTokens));
     let next = 0, ok = 0;
     const worker = async () => {
