@@ -70,6 +70,16 @@ test('bench:picker at a tiny size: both paths measured, K pickers against one, t
   assert.deepEqual(Object.keys(out.overhead.paths[1].cpuUsPerRequest), ['gateway', 'picker']);
   assert.deepEqual(out.activeActive.runs.map((x: { pickers: number; ok: number }) => [x.pickers, x.ok]), [[1, 24], [3, 24]]);
   assert.ok(out.activeActive.runs.every((x: { hitRate: number }) => x.hitRate > 0 && x.hitRate <= 1), JSON.stringify(out.activeActive.runs));
+  // Responses go through the pickers unless asked otherwise: without them the filter's work counts end at each decision.
+  assert.equal(out.activeActive.options.responseProcessing, true);
+});
+
+test('bench:picker --no-response-processing: the active-active gateway skips response processing, and says so', { skip: !(WASM_BUILT && existsSync(`${ROOT}dist/prefix-router.js`)) && 'plugin/prefix-router.wasm or dist/ not built' }, async () => {
+  const r = await runScript('bench:picker', ['--json', '--only', 'active-active', '--no-response-processing', '--requests', '8', '--groups', '2', '--repeats', '1']);
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.equal(out.activeActive.options.responseProcessing, false);
+  assert.deepEqual(out.activeActive.runs.map((x: { pickers: number; ok: number }) => [x.pickers, x.ok]), [[1, 8], [3, 8]]);
 });
 
 test('fuzz at a tiny size: the summary JSON, no trap', { skip: !WASM_BUILT && 'plugin/prefix-router.wasm not built' }, async () => {
