@@ -25,6 +25,10 @@ const USAGE = `usage: npm run bench:picker -- [options]
   --groups N            active-active: distinct system prompts (default 40)
   --seed N              active-active: workload seed of the first repeat (default 1)
   --repeats N           active-active: runs per picker count, seeds seed..seed+N-1 (default 3)
+  --time-scale F        active-active: the simulated engines run F times faster than real time
+                        (default 50). The pickers' exchange through the control plane runs in
+                        real time, so at F the other pickers' work is F times staler in engine
+                        time than in production: F 1 is faithful, F 50 is quick
   --no-response-processing
                         active-active: the gateway skips response processing, so each ext_proc
                         stream (and the filter's count of its work) ends at the decision
@@ -54,7 +58,7 @@ export async function main(argv: string[]): Promise<number> {
       options: {
         only: { type: 'string' }, seconds: { type: 'string' }, warmup: { type: 'string' }, concurrency: { type: 'string' },
         'prompt-tokens': { type: 'string' }, pickers: { type: 'string' }, requests: { type: 'string' }, groups: { type: 'string' },
-        seed: { type: 'string' }, repeats: { type: 'string' }, 'no-response-processing': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        seed: { type: 'string' }, repeats: { type: 'string' }, 'time-scale': { type: 'string' }, 'no-response-processing': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
     }).values;
   } catch (e) {
@@ -67,12 +71,14 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`bench:picker: --only must be overhead or active-active; got '${only}'\n\n${USAGE}`);
     return 2;
   }
-  let seconds: number, warmup: number, concurrency: number | undefined, promptTokens: number, pickers: number, requests: number, groups: number, seed: number, repeats: number;
+  let seconds: number, warmup: number, concurrency: number | undefined, promptTokens: number, pickers: number, requests: number, groups: number, seed: number, repeats: number, timeScale: number;
   try {
     seconds = int('seconds', v.seconds, 10, 1);
     warmup = int('warmup', v.warmup, 2, 0);
     concurrency = v.concurrency === undefined ? undefined : int('concurrency', v.concurrency, 0, 1);
     promptTokens = int('prompt-tokens', v['prompt-tokens'], 1000, 1);
+    timeScale = Number(v['time-scale'] ?? 50);
+    if (!(timeScale > 0 && timeScale <= 1000)) throw new Error(`--time-scale must be a number in (0, 1000], not ${v['time-scale']}`);
     pickers = int('pickers', v.pickers, 3, 2);
     requests = int('requests', v.requests, 480, 1);
     groups = int('groups', v.groups, 40, 1);
@@ -99,7 +105,7 @@ export async function main(argv: string[]): Promise<number> {
     say(`  added by the picker hop: p50 ${result.overhead.addedLatencyMs.p50.toFixed(2)} ms, p99 ${result.overhead.addedLatencyMs.p99.toFixed(2)} ms\n`);
   }
   if (only !== 'overhead') {
-    const options: ActiveActiveOptions = { wasm, replicas: 4, groups, systemTokens: 1500, requests, concurrency: concurrency ?? 8, kvBlocks: 1200, timeScale: 50, seed, responseProcessing: !v['no-response-processing'] };
+    const options: ActiveActiveOptions = { wasm, replicas: 4, groups, systemTokens: 1500, requests, concurrency: concurrency ?? 8, kvBlocks: 1200, timeScale, seed, responseProcessing: !v['no-response-processing'] };
     say(`active-active: ${requests} requests, ${groups} system prompts of ${options.systemTokens} tokens, ${options.replicas} replicas of ${options.kvBlocks * 16} KV tokens\n`);
     const runs: ActiveActiveRun[] = [];
     for (let r = 0; r < repeats; r++) {
