@@ -110,6 +110,7 @@ export class HttpContext {
   onResponseHeaders(): FilterHeaders {
     const router = this.router;
     const d = this.decision;
+    if (router !== null) router.responseStarted(d);
     if (router !== null && router.cfg.debugHeaders && d.replica >= 0) {
       addHeader(HeaderMap.ResponseHeaders, DEBUG_ENDPOINT, d.addressBytes);
       const len = formatRatio(d.matched, d.total);

@@ -90,6 +90,8 @@ export class RootContext {
     this.paused.tick(this.id);
     this.metrics.flush();
     router.refresh();
+    // Only a control plane carries placements to other gateways.
+    if (cfg.hasControlPlane) router.flushPlacements();
     if (now - this.lastHeartbeatNs >= HEARTBEAT_NS) {
       this.lastHeartbeatNs = now;
       router.heartbeat(now);

@@ -1,17 +1,20 @@
 // One worker VM's routing core: the scheduling cycle every request runs
-// (candidates, match, score, pick, commit) on the state the root context hands
-// it. Each stateful part has one home: what the replicas hold of which prefix
-// (PrefixLocator), what is in flight (InflightCounters), and which state is
-// the newest (StateDelivery). Streams call route() and finish(); the root
-// context calls adopt(), refresh() and heartbeat().
+// (candidates, match, predict, score, pick, commit) on the state the root
+// context hands it. Each stateful part has one home: what the replicas hold
+// of which prefix (PrefixLocator), what is in flight and how much work it is
+// (InflightCounters), what that work costs (workModel.ts), and which state is
+// the newest (StateDelivery). Streams call route(), responseStarted() and
+// finish(); the root context calls adopt(), refresh() and heartbeat().
 import { PluginConfig } from "./config/pluginConfig";
 import { Counter, RouterMetrics } from "./metrics";
 import { mix64, rendezvousWeight } from "./prefix/hash";
 import { PrefixLocator } from "./prefix/prefixLocator";
+import { maxTokensAsked } from "./request/promptHasher";
+import { predictWork } from "./scheduling/workModel";
 import { Candidates } from "./scheduling/candidates";
 import { Pick, TIE, pick, runnerUp } from "./scheduling/picker";
 import { weightedScore } from "./scheduling/weightedScore";
-import { GatewayBlob } from "./state/gatewayBlob";
+import { GatewayBlob, WorkCounts } from "./state/gatewayBlob";
 import { InflightCounters } from "./state/inflightCounters";
 import { ReplicaTable } from "./state/replicaTable";
 import { StateDelivery } from "./state/stateDelivery";
@@ -24,6 +27,8 @@ import { StateDelivery } from "./state/stateDelivery";
  * passed over. The bounded-load guard still applies.
  */
 const NEW_PREFIX_BAND: f64 = 0.1;
+/** Characters per token, the usual estimate for English text and code. */
+const CHARS_PER_TOKEN: f64 = 4;
 
 /** What routeEarly() did with a body still arriving. */
 export const enum Routing { Routed, NoReplica, Waiting }
@@ -40,6 +45,12 @@ export class Decision {
   matched: i32 = 0;
   total: i32 = 0;
   counted: bool = false;
+  /** Prefill tokens counted as queued on the replica until its response starts. */
+  newTokens: f64 = 0;
+  /** Decode work counted on the replica from its response's start to its end. */
+  decodeWork: f64 = 0;
+  /** The response has started: the request counts as decoding, no longer as queued. */
+  decoding: bool = false;
 
   reset(): void {
     this.replica = -1;
@@ -47,6 +58,9 @@ export class Decision {
     this.matched = 0;
     this.total = 0;
     this.counted = false;
+    this.newTokens = 0;
+    this.decodeWork = 0;
+    this.decoding = false;
   }
 }
 
@@ -62,6 +76,8 @@ export class Router {
   private readonly cands: Candidates = new Candidates();
   private readonly picked: Pick = new Pick();
   private rotation: u64 = 0;
+  /** Decode work of the request being scheduled. */
+  private decodeWork: f64 = 0;
   /** Other worker VMs of this gateway, as of the last in-flight read. */
   private otherVms: i32 = 0;
   /**
@@ -110,6 +126,8 @@ export class Router {
 
   private install(t: ReplicaTable): void {
     const old = this.table;
+    // The state carries the four weights the control plane serves; the work weight is configuration.
+    t.weights.work = this.cfg.weights.work;
     this.prefix.resize(old, t);
     this.inflight.remap(old, t);
     this.table = t;
@@ -159,7 +177,7 @@ export class Router {
     const prefix = this.prefix;
     let key: u64;
     if (hasPrompt) {
-      prefix.match(t, c, this.otherVms > 0);
+      prefix.match(t, c, this.otherVms > 0, nowS);
       key = prefix.key;
     } else {
       // Requests without a prompt spread by load; equal loads take turns.
@@ -172,8 +190,15 @@ export class Router {
     for (let k = 0; k < c.n; k++) {
       unchecked(c.rendezvous[k] = rendezvousWeight(key, unchecked(t.addressHash[unchecked(c.replica[k])])));
     }
-    // Score, then pick: a prefix nobody holds is placed by rendezvous among close loads.
+    // Predict: what the request would cost each candidate, and the work guard's bound.
     const w = t.weights;
+    const cfg = this.cfg;
+    const wp = cfg.work;
+    const promptTokens = hasPrompt ? Math.floor(<f64>prefix.textBytes / CHARS_PER_TOKEN) : 0;
+    const asked = hasPrompt ? maxTokensAsked : -1;
+    this.decodeWork = Math.round(wp.decodeTokenCost * (asked >= 0 ? <f64>asked : wp.defaultMaxTokens));
+    predictWork(c, wp, promptTokens, <f64>prefix.blockBytes / CHARS_PER_TOKEN, promptTokens + this.decodeWork, cfg.loadBoundEpsilon, w.work > 0);
+    // Score, then pick: a prefix nobody holds is placed by rendezvous among close loads.
     const newPrefix = hasPrompt && !prefix.anyMatch && w.prefix > 0;
     weightedScore(c, w, withMetrics, !newPrefix);
     const band = newPrefix ? NEW_PREFIX_BAND * (withMetrics ? w.queue + w.kvCache : 0) + TIE : TIE;
@@ -194,12 +219,12 @@ export class Router {
     return !(nowNs > seen && nowNs - seen > <u64>this.cfg.stalenessMs * 1000000);
   }
 
-  /** Fills the candidates: ready replicas whose metrics are fresh enough. False when there is none. */
+  /** Fills the candidates: ready replicas whose metrics are fresh enough, and their counters. False when there is none. */
   private gather(t: ReplicaTable, withMetrics: bool, nowS: u32): bool {
     const c = this.cands;
     const stalenessMs = this.cfg.stalenessMs;
-    const inflight = c.scratch;
-    this.otherVms = this.inflight.read(t, inflight, nowS);
+    this.otherVms = this.inflight.read(t, nowS);
+    const sum = this.inflight.total;
     let n = 0;
     // A replica's metrics age is the control plane's as of the state it sent;
     // time since then is covered by metricsTrusted (the control plane answers
@@ -210,21 +235,21 @@ export class Router {
       unchecked(c.replica[n] = i);
       unchecked(c.waiting[n] = unchecked(t.waiting[i]));
       unchecked(c.kvUsage[n] = unchecked(t.kvUsage[i]));
-      n++;
-    }
-    // The in-flight read shares scratch space: copy it out before scorers reuse it.
-    for (let k = 0; k < n; k++) unchecked(c.inflight[k] = unchecked(inflight[unchecked(c.replica[k])]));
-    c.n = n;
-    if (n == 0) return false;
-    for (let k = 0; k < n; k++) {
-      const i = unchecked(c.replica[k]);
+      const inflight = unchecked(sum.inflight[i]);
+      unchecked(c.inflight[n] = inflight);
+      unchecked(c.decoding[n] = unchecked(sum.decoding[i]));
+      // Other gateways' work, as the control plane last reported it, adds to this gateway's.
+      unchecked(c.queued[n] = unchecked(sum.queued[i]) + unchecked(t.otherGatewaysQueuedTokens[i]));
+      unchecked(c.decodeWork[n] = unchecked(sum.decodeWork[i]) + unchecked(t.otherGatewaysDecodeWork[i]));
       // This gateway's own requests are counted as they start and end; the
       // engine queue (from metrics, up to a scrape old) adds what others sent
       // and what waits. Metrics' running count is left out: it lags the
       // in-flight count and would count finished requests again.
-      unchecked(c.load[k] = unchecked(c.inflight[k]) + (withMetrics ? unchecked(t.waiting[i]) : 0));
+      unchecked(c.load[n] = inflight + (withMetrics ? unchecked(t.waiting[i]) : 0));
+      n++;
     }
-    return true;
+    c.n = n;
+    return n > 0;
   }
 
   /** Candidate k was picked: fills the decision, records the prefix there, counts the request. */
@@ -239,7 +264,10 @@ export class Router {
     d.tableVersion = t.version;
     d.matched = this.prefix.record(t, c, k, i);
     d.total = c.totalBlocks;
-    this.inflight.add(t, i, 1, nowS);
+    d.newTokens = unchecked(c.newTokens[k]);
+    d.decodeWork = this.decodeWork;
+    d.decoding = false;
+    this.inflight.add(t, i, 1, 0, d.newTokens, 0, nowS);
     d.counted = true;
 
     const m = this.metrics;
@@ -253,18 +281,65 @@ export class Router {
     m.replicaRequest(unchecked(t.slot[i]), d.address);
   }
 
+  /**
+   * The response began (its headers came; for a streamed completion, with
+   * the first token): the prompt is prefilled, the request decodes now.
+   */
+  responseStarted(d: Decision): void {
+    if (!d.counted || d.decoding) return;
+    d.decoding = true;
+    const t = this.table;
+    this.inflight.add(t, this.indexOf(t, d), 0, 1, -d.newTokens, d.decodeWork, this.seenS);
+  }
+
   /** The request ended (served, failed or reset): it no longer loads its replica. */
   finish(d: Decision): void {
     if (!d.counted) return;
     d.counted = false;
     const t = this.table;
-    const i = d.tableVersion == t.version ? d.replica : t.indexOf(d.address);
-    this.inflight.add(t, i, -1, <u32>(this.seenNs / 1000000000));
+    const i = this.indexOf(t, d);
+    if (d.decoding) this.inflight.add(t, i, -1, -1, 0, -d.decodeWork, this.seenS);
+    else this.inflight.add(t, i, -1, 0, -d.newTokens, 0, this.seenS);
+  }
+
+  /** The decision's replica in table `t` (-1: it left). */
+  @inline private indexOf(t: ReplicaTable, d: Decision): i32 {
+    return d.tableVersion == t.version ? d.replica : t.indexOf(d.address);
+  }
+
+  @inline private get seenS(): u32 {
+    return <u32>(this.seenNs / 1000000000);
   }
 
   /** Notes a time read elsewhere (ticks): see seenNs. */
   @inline sawTime(nowNs: u64): void {
     if (nowNs > this.seenNs) this.seenNs = nowNs;
+  }
+
+  /** Where the gateway fleet exchange reads and writes placements (the root context's poller). */
+  @inline get placements(): PrefixLocator {
+    return this.prefix;
+  }
+
+  /**
+   * This gateway's counters per replica (by index in `table`: in flight,
+   * decoding, queued tokens, decode work), summed over its worker VMs now:
+   * what the poller reports to the control plane for the other gateways.
+   */
+  gatewayWork(nowNs: u64): WorkCounts {
+    this.sawTime(nowNs);
+    this.inflight.read(this.table, this.seenS);
+    return this.inflight.total;
+  }
+
+  /** The replica table routed on (gatewayWork's indexes). */
+  @inline get replicas(): ReplicaTable {
+    return this.table;
+  }
+
+  /** Moves this VM's placements to the gateway's outbox, for the poller to send to the control plane. */
+  flushPlacements(): void {
+    this.prefix.flushPlacements();
   }
 
   /** Refreshes this VM's in-flight row so other VMs keep counting it. */

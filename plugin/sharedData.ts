@@ -8,11 +8,11 @@
 //   prefix_router.state     [u64 receivedAtNs][state payload, see STATE_FORMAT.md]
 //   prefix_router.inflight  [u64 state version, 0: none][u64 ns the control plane last answered]
 //                           [u64 replica-set hash][u32 rows]
-//                           then rows of [u32 vm id][u32 heartbeat s][u16 in-flight count per replica]
-//   prefix_router.home.XXXX [u64 prompt start][u32 replica address hash][u32 blocks]
-//                           [u64 last block's chained hash][u32 vm id]  (XXXX: 4 hex digits, 2^16 buckets)
-//   prefix_router.depth.XXXX [u64 chained hash][u32 replica address hash][u32 vm id]
-//                           where worker VMs placed prompts (assembly/prefix/prefixHomes.ts); no tool reads them
+//                           then rows of [u32 vm id][u32 heartbeat s] and, per replica,
+//                           [u16 in flight][u16 decoding][u32 queued prefill tokens][u32 decode work]
+//   prefix_router.ckpt.XXXX up to 4 entries of [u64 checkpoint hash][u32 replica address hash, low 32 bits]
+//                           [u32 last touched, s]  (XXXX: 4 hex digits, the hash's top 16 bits; 2^16 buckets)
+//                           which replica holds which prompt checkpoint (assembly/prefix/sharedCheckpoints.ts)
 //
 // Every request reads prefix_router.inflight: its stamp tells a worker VM that a
 // newer state was published (the state is written first, then the stamp raised).
@@ -58,17 +58,43 @@ export function writeStamp(store: SharedDataLike, stamp: { version: bigint; seen
   return false;
 }
 
-/** Requests in flight across every worker VM's live row (rows of any age are counted). */
-export function inflightTotal(store: SharedDataLike, vmId = VM_ID): number {
+/** Bytes of a row of prefix_router.inflight before its replicas, and per replica. */
+export const INFLIGHT_ROW_HEAD_BYTES = 8;
+export const INFLIGHT_REPLICA_BYTES = 12;
+
+/** What the gateway's worker VMs count, summed over replicas and every row (rows of any age are counted). */
+export interface WorkTotals {
+  /** Requests in flight. */
+  inflight: number;
+  /** Of those, requests whose response has started. */
+  decoding: number;
+  /** Prefill tokens of requests whose response has not started. */
+  queued: number;
+  /** Decode work of the decoding requests (prefill-token equivalents). */
+  decodeWork: number;
+}
+
+export function workTotals(store: SharedDataLike, vmId = VM_ID): WorkTotals {
+  const t: WorkTotals = { inflight: 0, decoding: 0, queued: 0, decodeWork: 0 };
   const v = store.get(vmId, KEY_INFLIGHT)?.value;
-  if (!v || v.length < INFLIGHT_HEADER_BYTES) return 0;
+  if (!v || v.length < INFLIGHT_HEADER_BYTES) return t;
   const dv = view(v);
   const rows = dv.getUint32(24, true);
-  if (rows === 0) return 0;
+  if (rows === 0) return t;
   const rowBytes = (v.length - INFLIGHT_HEADER_BYTES) / rows;
-  let total = 0;
   for (let r = 0; r < rows; r++) {
-    for (let o = 8; o < rowBytes; o += 2) total += dv.getUint16(INFLIGHT_HEADER_BYTES + r * rowBytes + o, true);
+    const row = INFLIGHT_HEADER_BYTES + r * rowBytes;
+    for (let o = row + INFLIGHT_ROW_HEAD_BYTES; o + INFLIGHT_REPLICA_BYTES <= row + rowBytes; o += INFLIGHT_REPLICA_BYTES) {
+      t.inflight += dv.getUint16(o, true);
+      t.decoding += dv.getUint16(o + 2, true);
+      t.queued += dv.getUint32(o + 4, true);
+      t.decodeWork += dv.getUint32(o + 8, true);
+    }
   }
-  return total;
+  return t;
+}
+
+/** Requests in flight across every worker VM's row (rows of any age are counted). */
+export function inflightTotal(store: SharedDataLike, vmId = VM_ID): number {
+  return workTotals(store, vmId).inflight;
 }

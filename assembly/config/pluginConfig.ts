@@ -2,13 +2,18 @@
 // onConfigure; a bad one is rejected with a message naming the field.
 import { JsonKind, JsonValue, jsonError, parseJson } from "./jsonDocument";
 import { Weights } from "../scheduling/weights";
+import { WorkParams } from "../scheduling/workModel";
 import { isValidAddress } from "../state/address";
 import { CONFIG_NEEDS_SOURCE, CONFIG_NOT_JSON, CONFIG_SHARED_STATE_NEEDS_REPLICAS } from "../errors";
 
 /** About 16 tokens at 4 characters a token: one vLLM KV block. */
 const DEFAULT_BLOCK_CHARS = 64;
-/** The inference extension's cap; 16 KiB of prompt is enough to tell prefixes apart. */
-const DEFAULT_MAX_BLOCKS = 256;
+/**
+ * Blocks hashed at most, when the configuration does not say: as many as
+ * maxBodyBytes holds (engines cache tens of thousands of tokens, and a match
+ * is only as deep as the hash), up to this many (64 MiB of 64-byte blocks).
+ */
+const MAX_BLOCKS_LIMIT = 1048576;
 /** 2^19 (block, replica) entries, about 17 MiB per worker VM (about 34 bytes each). */
 const DEFAULT_INDEX_ENTRIES = 524288;
 /**
@@ -50,8 +55,10 @@ export class PluginConfig {
   retryMs: u32 = DEFAULT_RETRY_MS;
   replicas: Array<StaticReplica> = [];
   weights: Weights = new Weights();
+  work: WorkParams = new WorkParams();
   blockChars: i32 = DEFAULT_BLOCK_CHARS;
-  maxBlocks: i32 = DEFAULT_MAX_BLOCKS;
+  /** Blocks hashed at most (configured, or what maxBodyBytes holds). */
+  maxBlocks: i32 = DEFAULT_MAX_BODY_BYTES / DEFAULT_BLOCK_CHARS;
   indexEntries: u32 = DEFAULT_INDEX_ENTRIES;
   defaultCapacityTokens: u32 = DEFAULT_CAPACITY_TOKENS;
   loadBoundEpsilon: f64 = DEFAULT_EPSILON;
@@ -139,7 +146,7 @@ export function parseConfig(bytes: Uint8Array): PluginConfig | null {
   const root = parseJson(bytes);
   if (root === null) return fail("not valid JSON: " + jsonError);
   if (root.kind != JsonKind.Object) return fail(CONFIG_NOT_JSON);
-  if (unknownKey(root, ["controlPlane", "replicas", "weights", "prefix", "loadBoundEpsilon", "stalenessMs", "maxBodyBytes", "debugHeaders", "fallbackHeader", "sharedState"], "")) return null;
+  if (unknownKey(root, ["controlPlane", "replicas", "weights", "prefix", "work", "loadBoundEpsilon", "stalenessMs", "maxBodyBytes", "debugHeaders", "fallbackHeader", "sharedState"], "")) return null;
 
   const cp = root.get("controlPlane");
   if (cp !== null) {
@@ -184,13 +191,14 @@ export function parseConfig(bytes: Uint8Array): PluginConfig | null {
   const w = root.get("weights");
   if (w !== null) {
     if (w.kind != JsonKind.Object) return fail("'weights' must be an object");
-    if (unknownKey(w, ["prefix", "queue", "kvCache", "inflight"], "weights.")) return null;
+    if (unknownKey(w, ["prefix", "queue", "kvCache", "inflight", "work"], "weights.")) return null;
     if (!readNum(w, "prefix", "weights.prefix", 0, 1e6, (v: f64): void => { cfg.weights.prefix = v; })) return null;
     if (!readNum(w, "queue", "weights.queue", 0, 1e6, (v: f64): void => { cfg.weights.queue = v; })) return null;
     if (!readNum(w, "kvCache", "weights.kvCache", 0, 1e6, (v: f64): void => { cfg.weights.kvCache = v; })) return null;
     if (!readNum(w, "inflight", "weights.inflight", 0, 1e6, (v: f64): void => { cfg.weights.inflight = v; })) return null;
+    if (!readNum(w, "work", "weights.work", 0, 1e6, (v: f64): void => { cfg.weights.work = v; })) return null;
     const ws = cfg.weights;
-    if (ws.prefix + ws.queue + ws.kvCache + ws.inflight == 0) return fail("'weights' must not all be 0");
+    if (ws.prefix + ws.queue + ws.kvCache + ws.inflight + ws.work == 0) return fail("'weights' must not all be 0");
   }
 
   const p = root.get("prefix");
@@ -198,9 +206,23 @@ export function parseConfig(bytes: Uint8Array): PluginConfig | null {
     if (p.kind != JsonKind.Object) return fail("'prefix' must be an object");
     if (unknownKey(p, ["blockChars", "maxBlocks", "indexEntries", "defaultCapacityTokens"], "prefix.")) return null;
     if (!readInt(p, "blockChars", "prefix.blockChars", 8, 4096, (v: f64): void => { cfg.blockChars = <i32>v; })) return null;
-    if (!readInt(p, "maxBlocks", "prefix.maxBlocks", 1, 4096, (v: f64): void => { cfg.maxBlocks = <i32>v; })) return null;
+    if (!readInt(p, "maxBlocks", "prefix.maxBlocks", 1, MAX_BLOCKS_LIMIT, (v: f64): void => { cfg.maxBlocks = <i32>v; })) return null;
     if (!readInt(p, "indexEntries", "prefix.indexEntries", 1024, 16777216, (v: f64): void => { cfg.indexEntries = <u32>v; })) return null;
     if (!readInt(p, "defaultCapacityTokens", "prefix.defaultCapacityTokens", 1, 4294967295, (v: f64): void => { cfg.defaultCapacityTokens = <u32>v; })) return null;
+  }
+
+  const wk = root.get("work");
+  if (wk !== null) {
+    if (wk.kind != JsonKind.Object) return fail("'work' must be an object");
+    if (unknownKey(wk, ["prefillOverheadMs", "prefillTimePerTokenMs", "interTokenLatencyMs", "decodeTimePerSeqMs", "saturationNumSeqs", "chunkTokens", "decodeTokenCost", "defaultMaxTokens"], "work.")) return null;
+    if (!readNum(wk, "prefillOverheadMs", "work.prefillOverheadMs", 0, 1e6, (v: f64): void => { cfg.work.prefillOverheadMs = v; })) return null;
+    if (!readNum(wk, "prefillTimePerTokenMs", "work.prefillTimePerTokenMs", 0, 1e3, (v: f64): void => { cfg.work.prefillTimePerTokenMs = v; })) return null;
+    if (!readNum(wk, "interTokenLatencyMs", "work.interTokenLatencyMs", 0, 1e6, (v: f64): void => { cfg.work.interTokenLatencyMs = v; })) return null;
+    if (!readNum(wk, "decodeTimePerSeqMs", "work.decodeTimePerSeqMs", 0, 1e6, (v: f64): void => { cfg.work.decodeTimePerSeqMs = v; })) return null;
+    if (!readInt(wk, "saturationNumSeqs", "work.saturationNumSeqs", 1, 1e6, (v: f64): void => { cfg.work.saturationNumSeqs = v; })) return null;
+    if (!readInt(wk, "chunkTokens", "work.chunkTokens", 1, 1e7, (v: f64): void => { cfg.work.chunkTokens = v; })) return null;
+    if (!readNum(wk, "decodeTokenCost", "work.decodeTokenCost", 0, 1e3, (v: f64): void => { cfg.work.decodeTokenCost = v; })) return null;
+    if (!readInt(wk, "defaultMaxTokens", "work.defaultMaxTokens", 0, 1e7, (v: f64): void => { cfg.work.defaultMaxTokens = v; })) return null;
   }
 
   if (!readNum(root, "loadBoundEpsilon", "loadBoundEpsilon", 0, 10, (v: f64): void => { cfg.loadBoundEpsilon = v; })) return null;
@@ -209,6 +231,11 @@ export function parseConfig(bytes: Uint8Array): PluginConfig | null {
   if (!readBool(root, "debugHeaders", "debugHeaders", (v: bool): void => { cfg.debugHeaders = v; })) return null;
   if (!readBool(root, "fallbackHeader", "fallbackHeader", (v: bool): void => { cfg.fallbackHeader = v; })) return null;
   if (!readBool(root, "sharedState", "sharedState", (v: bool): void => { cfg.sharedState = v; })) return null;
+
+  if (p === null || p.get("maxBlocks") === null) {
+    const fit = (cfg.maxBodyBytes + <u32>cfg.blockChars - 1) / <u32>cfg.blockChars;
+    cfg.maxBlocks = fit < <u32>MAX_BLOCKS_LIMIT ? <i32>fit : MAX_BLOCKS_LIMIT;
+  }
 
   if (!cfg.sharedState) {
     if (p === null || p.get("indexEntries") === null) cfg.indexEntries = DEFAULT_INDEX_ENTRIES_SMALL;

@@ -1,22 +1,28 @@
-// Where this VM believes each replica holds which prompt prefix: the one owner
-// of the prefix concern. It hashes a request's prompt into chained blocks,
-// asks the index how many leading blocks each candidate holds (and, for a
-// prompt start this worker never saw, where the other workers sent it), and
-// records the chosen replica as holding the prompt. Each replica has a slot in
-// the index, with a quota that follows its KV cache: resize() keeps slots and
-// quotas in step with the replica table.
+// Where the gateway believes each replica holds which prompt prefix: the one
+// owner of the prefix concern. It hashes a request's prompt into chained
+// blocks, keeping the checkpoints (blockHasher.ts); finds, per candidate, the
+// deepest checkpoint the replica holds, by binary search (presence along a
+// chain is monotone: checkpoints are inserted deepest first and evicted
+// oldest first), in this VM's index and in the gateway's shared one
+// (sharedCheckpoints.ts: what the other worker VMs, and the other gateways
+// through the control plane, placed); and records the chosen replica as
+// holding the prompt, in both. This VM's PrefixIndex is the cache: each
+// replica has a slot in it, with a quota that follows its KV cache, and
+// resize() keeps slots and quotas in step with the replica table.
 //
 // The interface is the scheduling cycle's: hash() and match() before
 // scoring, record() once a replica is picked, resize() when the replica set
-// changes.
+// changes; and the gateway fleet's: takePlacements() drains what this VM
+// inserted, learnPlacement() inserts what another gateway did.
 import { PluginConfig } from "../config/pluginConfig";
 import { RouterMetrics } from "../metrics";
 import { ScanStatus, hashPrompt } from "../request/promptHasher";
 import { Candidates } from "../scheduling/candidates";
 import { ReplicaTable } from "../state/replicaTable";
-import { BlockHasher } from "./blockHasher";
-import { PrefixHomes } from "./prefixHomes";
+import { BlockHasher, checkpointDepth, checkpointsWithin, isCheckpoint } from "./blockHasher";
 import { MAX_SLOTS, PrefixIndex } from "./prefixIndex";
+import { PlacementOutbox } from "./placementOutbox";
+import { BUCKET_ENTRIES, SharedCheckpoints } from "./sharedCheckpoints";
 
 /** Characters per token, the usual estimate for English text and code. */
 const CHARS_PER_TOKEN: u32 = 4;
@@ -29,14 +35,28 @@ const CHARS_PER_TOKEN: u32 = 4;
  * choice: a smaller floor lost TTFT on the many-prompts shapes).
  */
 const MIN_CACHE_SHARE: f64 = 0.5;
-/** A replica's index quota never drops below this many blocks, however small its KV cache. */
-const MIN_SLOT_BLOCKS: u32 = 16;
+/**
+ * The index keeps checkpoints, not blocks: a quota in blocks is divided by
+ * this estimate of blocks per checkpoint (1 for prompts up to 16 blocks, 5.6
+ * for 128 blocks, 15 for 60k tokens; 4 errs towards remembering).
+ */
+const BLOCKS_PER_CHECKPOINT: f64 = 4;
+/** A replica's index quota never drops below this many checkpoints, however small its KV cache. */
+const MIN_SLOT_CHECKPOINTS: u32 = 16;
+/**
+ * Shared checkpoints inserted per request at most: a long new prompt is
+ * completed, shallowest first, by the requests that follow it (a
+ * conversation's next turn adds about one per 256 new tokens).
+ */
+export const MAX_SHARED_INSERTS: i32 = 64;
+/** Holders a shared search follows to their own depth at most. */
+const MAX_HOLDERS: i32 = 8;
 
 @final
 export class PrefixLocator {
   private readonly index: PrefixIndex;
   private readonly hasher: BlockHasher;
-  private readonly homes: PrefixHomes;
+  private readonly shared: SharedCheckpoints;
   private readonly metrics: RouterMetrics;
   private readonly defaultCapacityTokens: u32;
   private readonly slotOf: Map<string, i32> = new Map<string, i32>();
@@ -45,22 +65,39 @@ export class PrefixLocator {
   // What the last hash() and match() found, for record().
   /** A key for the prompt's start (its first block), for rendezvous placement. */
   key: u64 = 0;
-  /** Some candidate holds part of the prompt (by this VM's index or the shared homes). */
+  /** Some candidate holds part of the prompt (by this VM's index or the shared one). */
   anyMatch: bool = false;
-  private askedHome: bool = false;
-  /** Candidate whose match is the shared homes' hint, not this VM's index; -1: none. */
-  private hinted: i32 = -1;
-  /** Leading blocks the shared homes say the hinted candidate holds, and what this VM's index knew of it. */
-  private hintedDepth: i32 = 0;
-  private hintedHeld: i32 = 0;
-  /** The last match() could ask the other worker VMs' checkpoints. */
-  private fleet: bool = false;
+  /** Per candidate: leading checkpoints this VM's index holds, and the most any index holds. */
+  private readonly localHeld: StaticArray<i32> = new StaticArray<i32>(MAX_SLOTS);
+  private readonly held: StaticArray<i32> = new StaticArray<i32>(MAX_SLOTS);
 
-  /** `sharedVmId`: this VM's id, to share where prompts went with the other worker VMs; 0: not shared. */
+  // The shared search of one request: each checkpoint's bucket is read once.
+  private readonly probeEpoch: StaticArray<u32>;
+  private readonly probeCount: StaticArray<u8>;
+  private readonly probeHolders: StaticArray<u32>;
+  private epoch: u32 = 0;
+  private readonly holderHash: StaticArray<u32> = new StaticArray<u32>(MAX_HOLDERS);
+  private readonly holderHeld: StaticArray<i32> = new StaticArray<i32>(MAX_HOLDERS);
+  private holders: i32 = 0;
+
+  /** Placements this gateway inserted, for the other gateways. */
+  private readonly outbox: PlacementOutbox;
+  /** Placements learned from other gateways: the shared index knows what this VM's does not. */
+  private learned: bool = false;
+  /** The latest time seen (s): learned placements are stamped with it. */
+  private nowS: u32 = 0;
+
+  /** `sharedVmId`: this VM's id, to share the index with the other worker VMs; 0: not shared. */
   constructor(cfg: PluginConfig, metrics: RouterMetrics, sharedVmId: u32) {
-    this.homes = new PrefixHomes(sharedVmId);
+    this.shared = new SharedCheckpoints(sharedVmId != 0);
+    this.outbox = new PlacementOutbox(sharedVmId != 0);
     this.index = new PrefixIndex(cfg.indexEntries);
-    this.hasher = new BlockHasher(cfg.blockChars, cfg.maxBlocks);
+    const hasher = new BlockHasher(cfg.blockChars, cfg.maxBlocks);
+    this.hasher = hasher;
+    const checkpoints = checkpointsWithin(cfg.maxBlocks);
+    this.probeEpoch = new StaticArray<u32>(checkpoints);
+    this.probeCount = new StaticArray<u8>(checkpoints);
+    this.probeHolders = new StaticArray<u32>(checkpoints * BUCKET_ENTRIES);
     this.metrics = metrics;
     this.defaultCapacityTokens = cfg.defaultCapacityTokens;
     for (let s = MAX_SLOTS - 1; s >= 0; s--) this.freeSlots.push(s);
@@ -98,16 +135,16 @@ export class PrefixLocator {
       const tokens = next.kvCapacityTokens[i] > 0 ? next.kvCapacityTokens[i] : this.defaultCapacityTokens;
       const free = 1.0 - next.kvUsage[i];
       const share = free > MIN_CACHE_SHARE ? (free < 1.0 ? free : 1.0) : MIN_CACHE_SHARE;
-      const blocks = <f64>tokens * <f64>CHARS_PER_TOKEN / blockChars * share;
-      quota[i] = blocks;
-      sum += blocks;
+      const entries = <f64>tokens * <f64>CHARS_PER_TOKEN / blockChars * share / BLOCKS_PER_CHECKPOINT;
+      quota[i] = entries;
+      sum += entries;
     }
     const capacity = <f64>this.index.capacity;
     const scale = sum > capacity ? capacity / sum : 1.0;
     for (let i = 0; i < next.n; i++) {
       if (next.slot[i] < 0) continue;
       let b = <u32>Math.floor(quota[i] * scale);
-      if (b < MIN_SLOT_BLOCKS) b = MIN_SLOT_BLOCKS;
+      if (b < MIN_SLOT_CHECKPOINTS) b = MIN_SLOT_CHECKPOINTS;
       this.index.setSlotCapacity(<u32>next.slot[i], b);
     }
   }
@@ -120,8 +157,6 @@ export class PrefixLocator {
    */
   hash(body: usize, len: usize, cut: bool): bool {
     this.anyMatch = false;
-    this.askedHome = false;
-    this.hinted = -1;
     const h = this.hasher;
     return len > 0 && hashPrompt(body, len, h, cut) == ScanStatus.Ok && h.textBytes > 0;
   }
@@ -136,79 +171,194 @@ export class PrefixLocator {
     return <u32>this.hasher.maxBlocks * <u32>this.hasher.blockBytes;
   }
 
+  /** Bytes of prompt text the last hash() read (up to promptBytes). */
+  @inline get textBytes(): i32 {
+    return this.hasher.textBytes;
+  }
+
+  /** Bytes of prompt text per block. */
+  @inline get blockBytes(): i32 {
+    return this.hasher.blockBytes;
+  }
+
   /**
    * For the prompt hash() found, fills how many of its leading blocks each
-   * of the `c.n` candidates holds (`c.matched`, `c.totalBlocks`). `fleet`:
-   * other worker VMs route for this gateway, and may know more of it.
+   * of the `c.n` candidates holds (`c.matched`, a checkpoint depth;
+   * `c.totalBlocks`). `fleet`: other worker VMs route for this gateway, so
+   * the shared index may know more than this VM's; it is asked anyway when
+   * this VM knows nothing of the prompt, or learned placements from other
+   * gateways.
    */
-  match(t: ReplicaTable, c: Candidates, fleet: bool): void {
+  match(t: ReplicaTable, c: Candidates, fleet: bool, nowS: u32): void {
     const h = this.hasher;
     const total = h.count;
+    const ck = h.checkpoints;
     const n = c.n;
+    if (nowS > this.nowS) this.nowS = nowS;
     this.key = h.firstKey();
     c.totalBlocks = total;
-    this.fleet = fleet;
     let best = 0;
     for (let k = 0; k < n; k++) {
       const s = unchecked(t.slot[unchecked(c.replica[k])]);
-      const m = s >= 0 && total > 0 ? this.index.matchedBlocks(h.hashes, total, <u32>s) : 0;
-      unchecked(c.matched[k] = m);
+      const m = s >= 0 && ck > 0 ? this.index.matchedBlocks(h.hashes, ck, <u32>s) : 0;
+      unchecked(this.localHeld[k] = m);
+      unchecked(this.held[k] = m);
+      unchecked(c.matched[k] = m > 0 ? checkpointDepth(m - 1) : 0);
       if (m > best) best = m;
     }
-    let anyMatch = best > 0;
-    // New to this worker: another worker may have placed this prompt start already.
-    if (!anyMatch && total > 0) {
-      this.askedHome = true;
-      const k = candidateOf(t, c, this.homes.lookup(h.hashes, total));
-      if (k >= 0) {
-        // Scored as if this worker had sent the prompt there itself.
-        unchecked(c.matched[k] = total);
-        anyMatch = true;
-        this.hinted = k;
-        this.hintedDepth = this.homes.depth;
-        this.hintedHeld = 0;
-      }
+    if (ck > best && this.shared.on && (fleet || this.learned || best == 0)) this.searchShared(t, c, ck, best);
+    let any = false;
+    for (let k = 0; k < n; k++) if (unchecked(this.held[k]) > 0) { any = true; break; }
+    this.anyMatch = any;
+  }
+
+  /**
+   * Binary search of the shared index for the deepest of the `ck`
+   * checkpoints any replica holds, deeper than the `known` this VM's index
+   * found (it inserted those in the shared index too: a conversation's next
+   * turn costs one read); each holder seen then on to its own depth. Raises
+   * `held` and `c.matched` of the candidates it finds.
+   */
+  private searchShared(t: ReplicaTable, c: Candidates, ck: i32, known: i32): void {
+    this.epoch++;
+    if (this.epoch == 0) {
+      // Wrapped: no stale probe may pass for this request's.
+      for (let i = 0; i < this.probeEpoch.length; i++) unchecked(this.probeEpoch[i] = 0);
+      this.epoch = 1;
     }
-    // Deeper than this worker knows: another worker may have placed more of the prompt.
-    if (fleet && this.hinted < 0 && best < total) {
-      const k = candidateOf(t, c, this.homes.deepest(h.hashes, total, best));
-      if (k >= 0) {
-        const depth = this.homes.depth;
-        this.hintedHeld = unchecked(c.matched[k]);
-        unchecked(c.matched[k] = depth);
-        anyMatch = true;
-        this.hinted = k;
-        this.hintedDepth = depth;
-      }
+    this.holders = 0;
+    // Most new prompts: nobody holds the first block, one read.
+    if (known == 0 && this.probe(0) == 0) return;
+    let lo = known > 1 ? known : 1;
+    let hi = ck;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.probe(mid - 1) > 0) lo = mid;
+      else hi = mid - 1;
     }
-    this.anyMatch = anyMatch;
+    for (let j = 0; j < this.holders; j++) {
+      const r = unchecked(this.holderHash[j]);
+      let l = unchecked(this.holderHeld[j]);
+      let u = lo;
+      while (l < u) {
+        const mid = (l + u + 1) >> 1;
+        if (this.probeHolds(mid - 1, r)) l = mid;
+        else u = mid - 1;
+      }
+      if (l > unchecked(this.holderHeld[j])) unchecked(this.holderHeld[j] = l);
+    }
+    for (let j = 0; j < this.holders; j++) {
+      const k = candidateOf(t, c, unchecked(this.holderHash[j]));
+      const m = unchecked(this.holderHeld[j]);
+      if (k < 0 || m <= unchecked(this.held[k])) continue;
+      unchecked(this.held[k] = m);
+      unchecked(c.matched[k] = checkpointDepth(m - 1));
+    }
+  }
+
+  /** Reads checkpoint k's holders (once per request); notes each holder as holding k + 1 checkpoints. Returns how many. */
+  private probe(k: i32): i32 {
+    const base = k * BUCKET_ENTRIES;
+    let n: i32;
+    if (unchecked(this.probeEpoch[k]) == this.epoch) n = <i32>unchecked(this.probeCount[k]);
+    else {
+      n = this.shared.holders(unchecked(this.hasher.hashes[k]), this.probeHolders, base);
+      unchecked(this.probeEpoch[k] = this.epoch);
+      unchecked(this.probeCount[k] = <u8>n);
+    }
+    for (let e = 0; e < n; e++) this.noteHolder(unchecked(this.probeHolders[base + e]), k + 1);
+    return n;
+  }
+
+  /** Whether replica `r` (32-bit address hash) holds checkpoint k. */
+  private probeHolds(k: i32, r: u32): bool {
+    const n = this.probe(k);
+    const base = k * BUCKET_ENTRIES;
+    for (let e = 0; e < n; e++) if (unchecked(this.probeHolders[base + e]) == r) return true;
+    return false;
+  }
+
+  private noteHolder(r: u32, held: i32): void {
+    for (let j = 0; j < this.holders; j++) {
+      if (unchecked(this.holderHash[j]) != r) continue;
+      if (held > unchecked(this.holderHeld[j])) unchecked(this.holderHeld[j] = held);
+      return;
+    }
+    if (this.holders == MAX_HOLDERS) return;
+    unchecked(this.holderHash[this.holders] = r);
+    unchecked(this.holderHeld[this.holders] = held);
+    this.holders++;
   }
 
   /**
    * Candidate k (table replica i) was picked for the prompt hash() found: it
    * will hold the prompt once it has served the request. Returns how many
-   * leading blocks the gateway believes it holds already: what this VM's
-   * index knew, or what the other workers' placement of the same chain tells
-   * when that is what placed it there. With no prompt hashed, records nothing.
+   * leading blocks the gateway believes it holds already (a checkpoint
+   * depth). Records the prompt in this VM's index, and its checkpoints the
+   * replica was not known to hold in the shared index (at most
+   * MAX_SHARED_INSERTS, shallowest first, each inserted deepest first) and
+   * the outbox. With no prompt hashed (no full block), records nothing.
    */
   record(t: ReplicaTable, c: Candidates, k: i32, i: i32): i32 {
-    const hinted = k == this.hinted;
-    const held = hinted ? this.hintedHeld : unchecked(c.matched[k]);
-    const total = c.totalBlocks;
-    const address = <u32>unchecked(t.addressHash[i]);
-    if (this.askedHome && !hinted) this.homes.store(this.hasher.hashes, total, address);
-    if (this.fleet && total > 0) this.homes.storeCheckpoint(this.hasher.hashes, total, hinted ? this.hintedDepth : held, address);
+    const h = this.hasher;
+    // Requests routed on load alone (c.totalBlocks 0) left the last prompt's hashes in place.
+    const ck = c.totalBlocks > 0 ? h.checkpoints : 0;
+    if (ck == 0) return 0;
+    const held = unchecked(this.held[k]);
     const slot = unchecked(t.slot[i]);
-    if (slot >= 0 && total > 0) this.index.record(this.hasher.hashes, total, <u32>slot, held);
-    return hinted ? this.hintedDepth : held;
+    if (slot >= 0) this.index.record(h.hashes, ck, <u32>slot, unchecked(this.localHeld[k]));
+    const address = unchecked(t.addressHash[i]);
+    const end = ck - held > MAX_SHARED_INSERTS ? held + MAX_SHARED_INSERTS : ck;
+    for (let j = end - 1; j >= held; j--) {
+      const hash = unchecked(h.hashes[j]);
+      if (this.shared.on) this.shared.insert(hash, <u32>address, this.nowS);
+      this.outbox.post(hash, address, <u32>checkpointDepth(j));
+    }
+    return held > 0 ? checkpointDepth(held - 1) : 0;
+  }
+
+  /**
+   * Drains the oldest placements the gateway inserted (checkpoint hash,
+   * replica address hash, depth in blocks) into the arrays, as many as the
+   * shortest holds; returns how many. For the VM that polls the control
+   * plane: every worker VM's placements reach it (flushPlacements).
+   */
+  takePlacements(hashes: StaticArray<u64>, replicas: StaticArray<u64>, depths: StaticArray<u32>): i32 {
+    return this.outbox.take(hashes, replicas, depths);
+  }
+
+  /** Moves this VM's placements to the gateway's outbox in shared data (each worker VM's ticks). */
+  flushPlacements(): void {
+    this.outbox.flush();
+  }
+
+  /** Notes the time (s) learned placements are stamped with. */
+  sawTime(nowS: u32): void {
+    if (nowS > this.nowS) this.nowS = nowS;
+  }
+
+  /** Placements in this VM's ring, not yet in the gateway's outbox. */
+  @inline get pendingPlacements(): i32 {
+    return this.outbox.pending;
+  }
+
+  /**
+   * Inserts a placement another gateway made (checkpoint hash, replica
+   * address hash, depth in blocks) into the shared index, where every worker
+   * VM of this gateway finds it. False when it cannot be used: no shared
+   * data, or a depth that is not a checkpoint depth.
+   */
+  learnPlacement(hash: u64, replicaAddressHash: u64, depth: u32): bool {
+    if (!this.shared.on || depth == 0 || depth > <u32>I32.MAX_VALUE || !isCheckpoint(<i32>depth)) return false;
+    this.learned = true;
+    return this.shared.insert(hash, <u32>replicaAddressHash, this.nowS);
   }
 }
 
-/** The candidate whose replica's 32-bit address hash is `home` (0: none), or -1. */
-function candidateOf(t: ReplicaTable, c: Candidates, home: u32): i32 {
-  if (home == 0) return -1;
+/** The candidate whose replica's 32-bit address hash is `r`, or -1. */
+function candidateOf(t: ReplicaTable, c: Candidates, r: u32): i32 {
   for (let k = 0; k < c.n; k++) {
-    if (<u32>unchecked(t.addressHash[unchecked(c.replica[k])]) == home) return k;
+    if (<u32>unchecked(t.addressHash[unchecked(c.replica[k])]) == r) return k;
   }
   return -1;
 }

@@ -3,7 +3,7 @@
 // `prompt` as a string, an array of strings, or token arrays. Chat:
 // `messages`, each one's role then content (a string, or an array of parts)
 // in order, whatever the key order inside the message. Nothing allocates.
-import { BlockHasher } from "../prefix/blockHasher";
+import { BlockHasher, checkpointIndex, isCheckpoint } from "../prefix/blockHasher";
 import { chainBlock, digest64, laneDigest, xxh64, xxh64LaneSeed, xxh64Round } from "../prefix/hash";
 import { BACKSLASH, ElementCursor, HIGHS, MemberCursor, QUOTE, quoteOrBackslashBits, skipPlain, skipValue, skipWs, stringEnd } from "./jsonScanner";
 import { CharCode } from "../charCode";
@@ -25,6 +25,15 @@ export const enum ScanStatus {
 /** Seed when a request names no model. */
 // @ts-ignore: decorator
 @inline const NO_MODEL_SEED: u64 = 0x70726566697852;
+
+/**
+ * The output tokens the last hashPrompt's request asked for at most
+ * (`max_tokens`, or `max_completion_tokens`, the newer name for it; the last
+ * one in the body counts), or -1 when it names neither as a whole number.
+ */
+export let maxTokensAsked: i32 = -1;
+/** Larger asks are read as this: no model outputs more in one response. */
+const MAX_TOKENS_CAP: i32 = 1 << 24;
 
 const top = new MemberCursor();
 const message = new MemberCursor();
@@ -52,6 +61,7 @@ const streamedMessage = new MemberCursor();
 export function hashPrompt(ptr: usize, len: usize, hasher: BlockHasher, cut: bool = false): ScanStatus {
   const start = <isize>ptr;
   const end = start + <isize>len;
+  maxTokensAsked = -1;
   const p = skipWs(start, end);
   if (p >= end || load<u8>(p) != CharCode.OPEN_BRACE) return ScanStatus.NotJson;
   let modelStart: isize = -1, modelEnd: isize = -1;
@@ -106,6 +116,8 @@ export function hashPrompt(ptr: usize, len: usize, hasher: BlockHasher, cut: boo
     } else if (top.keyIs("messages")) {
       messagesStart = top.valueStart; messagesEnd = top.valueEnd;
       if (holds == HOLDS_MESSAGES) holds = HOLDS_NOTHING;
+    } else if (top.keyIs("max_tokens") || top.keyIs("max_completion_tokens")) {
+      maxTokensAsked = wholeNumber(top.valueStart, top.valueEnd);
     }
   }
   if (top.malformed && !cut) return ScanStatus.NotJson;
@@ -122,6 +134,18 @@ export function hashPrompt(ptr: usize, len: usize, hasher: BlockHasher, cut: boo
     return ScanStatus.Ok;
   }
   return ScanStatus.NoPrompt;
+}
+
+/** The JSON number at [s, e) when it is written as plain digits (capped at MAX_TOKENS_CAP), else -1. */
+function wholeNumber(s: isize, e: isize): i32 {
+  if (s >= e) return -1;
+  let v: i32 = 0;
+  for (let q = s; q < e; q++) {
+    const d = <i32>load<u8>(q) - CharCode._0;
+    if (d < 0 || d > 9) return -1;
+    if (v < MAX_TOKENS_CAP) v = v * 10 + d;
+  }
+  return v < MAX_TOKENS_CAP ? v : MAX_TOKENS_CAP;
 }
 
 /** The chain's seed: the model's bytes as written (quotes excluded for strings). */
@@ -411,7 +435,7 @@ function hashPlainBlocks(p: isize, end: isize, hasher: BlockHasher): isize {
         quoteOrBackslashBits(a1) | quoteOrBackslashBits(b1) | quoteOrBackslashBits(c1) | quoteOrBackslashBits(d1);
       if ((special & HIGHS) != 0) break;
       last = chainBlock(last, digest64(a0, b0, c0, d0, a1, b1, c1, d1));
-      unchecked(hashes[n++] = last);
+      if (isCheckpoint(++n)) unchecked(hashes[checkpointIndex(n)] = last);
       p += 64;
     }
     hasher.commit(n, last);
@@ -440,7 +464,7 @@ function hashPlainBlocks(p: isize, end: isize, hasher: BlockHasher): isize {
     } while (q < stop);
     if ((special & HIGHS) != 0) break;
     last = chainBlock(last, laneDigest(v1, v2, v3, v4));
-    unchecked(hashes[n++] = last);
+    if (isCheckpoint(++n)) unchecked(hashes[checkpointIndex(n)] = last);
     p = stop;
   }
   hasher.commit(n, last);

@@ -17,6 +17,20 @@ export class Candidates {
   readonly kvUsage: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** Requests this gateway sent to the replica and has not seen finish, across worker VMs. */
   readonly inflight: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+  /** Prefill tokens sent to the replica with no response yet (this gateway's worker VMs and, as last reported, the others). */
+  readonly queued: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+  /** Requests this gateway has decoding on the replica (response started, not ended). */
+  readonly decoding: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+  /** Decode work of the requests decoding there, in prefill-token equivalents (all gateways, as queued). */
+  readonly decodeWork: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+  /** Prompt tokens the replica would have to prefill for this request (what it does not hold). */
+  readonly newTokens: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+  /** Work the replica would have with this request: queued + decode work + new tokens (the work guard's load). */
+  readonly work: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+  /** Predicted time to first token of this request there, ms (workModel.ts). */
+  readonly ttftMs: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+  /** No candidate is picked with more work than this while one under it fits (Infinity: no work guard). */
+  workBound: f64 = Infinity;
   /** Load used by the bounded-load guard. */
   readonly load: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** Rendezvous weight of the replica for this request's first block. */

@@ -3,8 +3,10 @@
 // Mirrokni, Thorup and Zadimoghaddam): no replica is chosen while its load
 // would pass ceil((1 + epsilon) x (total load + 1) / n), nor
 // (1 + epsilon) x (least load + 1) + MIN_SPILL_LOAD; the next best is.
-// Below MIN_SPILL_LOAD nothing is passed over. Some replica always fits:
-// the least loaded is under both bounds.
+// Below MIN_SPILL_LOAD nothing is passed over. Beside it, a guard on work
+// (c.workBound, set by the work model): a replica whose predicted work would
+// pass it is passed over too; a replica must fit both. When none fits both,
+// the unguarded choice.
 import { Candidates } from "./candidates";
 
 /** Scores closer than this are a tie (they come from sums of f64 ratios). */
@@ -56,20 +58,25 @@ export function pick(c: Candidates, epsilon: f64, band: f64, out: Pick): void {
   for (let i = 0; i < n; i++) {
     const s = unchecked(c.score[i]);
     if (s > bestAll) bestAll = s;
-    if (unchecked(c.load[i]) + 1 <= cap && s > bestFit) bestFit = s;
+    if (fits(c, i, cap) && s > bestFit) bestFit = s;
   }
   const unbounded = byRendezvous(c, bestAll - band, Infinity);
-  // No candidate under the cap cannot happen (see above) but must not trap.
+  // No candidate fits when the work guard passes over all the count guard lets through.
   const chosen = bestFit > -Infinity ? byRendezvous(c, bestFit - band, cap) : unbounded;
   out.index = chosen;
   out.spilled = chosen != unbounded;
+}
+
+/** Whether candidate i is under both guards (cap Infinity: no guard at all). */
+@inline function fits(c: Candidates, i: i32, cap: f64): bool {
+  return cap == Infinity || (unchecked(c.load[i]) + 1 <= cap && unchecked(c.work[i]) <= c.workBound);
 }
 
 /** Among candidates scoring at least `floor` with load + 1 <= cap, the highest rendezvous weight. */
 function byRendezvous(c: Candidates, floor: f64, cap: f64): i32 {
   let best = -1;
   for (let i = 0; i < c.n; i++) {
-    if (unchecked(c.score[i]) < floor - TIE || unchecked(c.load[i]) + 1 > cap) continue;
+    if (unchecked(c.score[i]) < floor - TIE || !fits(c, i, cap)) continue;
     if (best < 0 || unchecked(c.rendezvous[i]) > unchecked(c.rendezvous[best])) best = i;
   }
   return best;

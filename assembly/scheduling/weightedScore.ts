@@ -5,6 +5,7 @@ import { prefixScorer } from "../scorers/prefixScorer";
 import { queueScorer } from "../scorers/queueScorer";
 import { kvCacheScorer } from "../scorers/kvCacheScorer";
 import { inflightScorer } from "../scorers/inflightScorer";
+import { workScorer } from "../scorers/workScorer";
 
 @inline function accumulate(c: Candidates, weight: f64): void {
   for (let i = 0; i < c.n; i++) {
@@ -27,4 +28,5 @@ export function weightedScore(c: Candidates, w: Weights, withMetrics: bool, with
   if (withMetrics && w.queue > 0) { queueScorer(c, c.scratch); accumulate(c, w.queue); }
   if (withMetrics && w.kvCache > 0) { kvCacheScorer(c, c.scratch); accumulate(c, w.kvCache); }
   if (withInflight && w.inflight > 0) { inflightScorer(c, c.scratch); accumulate(c, w.inflight); }
+  if (w.work > 0) { workScorer(c, c.scratch); accumulate(c, w.work); }
 }

@@ -1,11 +1,12 @@
 // The one shared-data record every request reads (key prefix_router.inflight,
 // layout in sharedKeys.ts and plugin/sharedData.ts): the stamp of the newest
-// published state, then one row per worker VM of its in-flight counts and a
+// published state, then one row per worker VM of its in-flight counters and a
 // heartbeat. One read per request serves both the state delivery (the stamp)
 // and the in-flight counters (the rows); each rewrites only its own part, by
 // CAS, keeping the other's.
 import { HostBytes, WasmResult, getShared, setShared, sharedCas } from "../abi/hostCalls";
 import { KEY_INFLIGHT } from "./sharedKeys";
+import { MAX_SLOTS } from "../prefix/prefixIndex";
 
 /** A row not refreshed for this long belongs to a VM that is gone (live VMs beat every second). */
 const ROW_TTL_S: u32 = 10;
@@ -14,6 +15,39 @@ const STAMP_BYTES: i32 = 16;
 const SET_HASH_AT: usize = 16;
 const ROWS_AT: usize = 24;
 const HEADER_BYTES: i32 = 28;
+/** A row: [u32 vm id][u32 heartbeat s] then per replica [u16 in flight][u16 decoding][u32 queued tokens][u32 decode work]. */
+const ROW_HEAD_BYTES: i32 = 8;
+export const REPLICA_BYTES: i32 = 12;
+
+/** One VM's counters per replica, by replica-table index: what a row carries. */
+@final
+export class WorkCounts {
+  /** Requests in flight (sent, not ended). */
+  readonly inflight: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+  /** Of those, requests whose response has started. */
+  readonly decoding: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+  /** Prefill tokens of requests whose response has not started. */
+  readonly queued: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+  /** Decode work of the decoding requests, in prefill-token equivalents. */
+  readonly decodeWork: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+
+  clear(n: i32): void {
+    for (let i = 0; i < n; i++) {
+      unchecked(this.inflight[i] = 0);
+      unchecked(this.decoding[i] = 0);
+      unchecked(this.queued[i] = 0);
+      unchecked(this.decodeWork[i] = 0);
+    }
+  }
+}
+
+@inline function clampU16(v: f64): u16 {
+  return v <= 0 ? 0 : v >= 65535 ? 65535 : <u16>v;
+}
+
+@inline function clampU32(v: f64): u32 {
+  return v <= 0 ? 0 : v >= 4294967295 ? U32.MAX_VALUE : <u32>v;
+}
 
 @final
 export class GatewayBlob {
@@ -59,33 +93,39 @@ export class GatewayBlob {
   }
 
   /**
-   * Adds the counts of other VMs' live rows to out[0..n), when the fetched
-   * rows are laid out for the replica set `setHash`. Returns how many such
-   * rows there were: the other worker VMs routing for this gateway.
+   * Adds the counters of other VMs' live rows to out's first n replicas, when
+   * the fetched rows are laid out for the replica set `setHash`. Returns how
+   * many such rows there were: the other worker VMs routing for this gateway.
    */
-  addOtherRows(setHash: u64, n: i32, vmId: u32, nowS: u32, out: StaticArray<i32>): i32 {
+  addOtherRows(setHash: u64, n: i32, vmId: u32, nowS: u32, out: WorkCounts): i32 {
     const p = this.bytes.ptr;
     const len = <i32>this.bytes.len;
     if (len < HEADER_BYTES || load<u64>(p, SET_HASH_AT) != setHash) return 0;
     const rows = <i32>load<u32>(p, ROWS_AT);
-    const rowBytes = 8 + 2 * n;
-    if (HEADER_BYTES + rows * rowBytes != len) return 0;
+    const rowBytes = ROW_HEAD_BYTES + REPLICA_BYTES * n;
+    if (<i64>HEADER_BYTES + <i64>rows * <i64>rowBytes != <i64>len) return 0;
     let live = 0;
     for (let r = 0; r < rows; r++) {
       const row = p + <usize>(HEADER_BYTES + r * rowBytes);
       if (load<u32>(row) == vmId || <i32>(nowS - load<u32>(row, 4)) > <i32>ROW_TTL_S) continue;
       live++;
-      for (let i = 0; i < n; i++) unchecked(out[i] += <i32>load<u16>(row + 8 + <usize>(2 * i)));
+      let at = row + <usize>ROW_HEAD_BYTES;
+      for (let i = 0; i < n; i++, at += <usize>REPLICA_BYTES) {
+        unchecked(out.inflight[i] += <f64>load<u16>(at));
+        unchecked(out.decoding[i] += <f64>load<u16>(at, 2));
+        unchecked(out.queued[i] += <f64>load<u32>(at, 4));
+        unchecked(out.decodeWork[i] += <f64>load<u32>(at, 8));
+      }
     }
     return live;
   }
 
   /**
-   * Rewrites VM `vmId`'s row with counts[0..n) and heartbeat `nowS`, keeping
-   * the stamp and the other live rows laid out for `setHash`.
+   * Rewrites VM `vmId`'s row with the first n replicas' counters and
+   * heartbeat `nowS`, keeping the stamp and the other live rows laid out for `setHash`.
    */
-  writeRow(setHash: u64, n: i32, vmId: u32, nowS: u32, counts: StaticArray<i32>): void {
-    const rowBytes = 8 + 2 * n;
+  writeRow(setHash: u64, n: i32, vmId: u32, nowS: u32, counts: WorkCounts): void {
+    const rowBytes = ROW_HEAD_BYTES + REPLICA_BYTES * n;
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       if (!this.fetched && !this.fetch()) return;
       const p = this.bytes.ptr;
@@ -94,7 +134,7 @@ export class GatewayBlob {
       let oldRows = 0;
       if (len >= HEADER_BYTES && load<u64>(p, SET_HASH_AT) == setHash) {
         oldRows = <i32>load<u32>(p, ROWS_AT);
-        if (HEADER_BYTES + oldRows * rowBytes != len) oldRows = 0;
+        if (<i64>HEADER_BYTES + <i64>oldRows * <i64>rowBytes != <i64>len) oldRows = 0;
       }
       const need = HEADER_BYTES + (oldRows + 1) * rowBytes;
       this.ensureScratch(need);
@@ -110,9 +150,12 @@ export class GatewayBlob {
       const mine = s + <usize>(HEADER_BYTES + keep * rowBytes);
       store<u32>(mine, vmId);
       store<u32>(mine, nowS, 4);
-      for (let i = 0; i < n; i++) {
-        const c = unchecked(counts[i]);
-        store<u16>(mine + 8 + <usize>(2 * i), <u16>(c > 65535 ? 65535 : c));
+      let at = mine + <usize>ROW_HEAD_BYTES;
+      for (let i = 0; i < n; i++, at += <usize>REPLICA_BYTES) {
+        store<u16>(at, clampU16(unchecked(counts.inflight[i])));
+        store<u16>(at, clampU16(unchecked(counts.decoding[i])), 2);
+        store<u32>(at, clampU32(unchecked(counts.queued[i])), 4);
+        store<u32>(at, clampU32(unchecked(counts.decodeWork[i])), 8);
       }
       store<u32>(s, <u32>(keep + 1), ROWS_AT);
       const total = HEADER_BYTES + (keep + 1) * rowBytes;

@@ -1,18 +1,18 @@
-// Requests this gateway has in flight to each replica, across all worker VMs.
-// Each VM counts its own and publishes them as its row of the gateway blob
-// (gatewayBlob.ts); readers add the other VMs' live rows. A VM that dies (a
-// trap replaces it) stops its heartbeat and its row is dropped after a TTL,
-// so its counts cannot leak forever.
-import { MAX_SLOTS } from "../prefix/prefixIndex";
-import { GatewayBlob } from "./gatewayBlob";
+// What this gateway has in flight to each replica, across all worker VMs:
+// requests, how many of them are decoding, the prefill tokens still queued
+// and the decode work. Each VM counts its own and publishes them as its row
+// of the gateway blob (gatewayBlob.ts); readers add the other VMs' live rows.
+// A VM that dies (a trap replaces it) stops its heartbeat and its row is
+// dropped after a TTL, so its counts cannot leak forever.
+import { GatewayBlob, WorkCounts } from "./gatewayBlob";
 import { ReplicaTable } from "./replicaTable";
 
 @final
 export class InflightCounters {
-  /** This VM's own counts, by replica-table index. */
-  private readonly local: StaticArray<i32> = new StaticArray<i32>(MAX_SLOTS);
-  /** Counts of the other VMs' rows, from the last read. */
-  private readonly others: StaticArray<i32> = new StaticArray<i32>(MAX_SLOTS);
+  /** This VM's own counters, by replica-table index. */
+  private readonly local: WorkCounts = new WorkCounts();
+  /** The gateway's: this VM's plus the other VMs' rows, as of the last read(). */
+  readonly total: WorkCounts = new WorkCounts();
   private readonly blob: GatewayBlob;
   private readonly vmId: u32;
 
@@ -21,42 +21,74 @@ export class InflightCounters {
     this.vmId = vmId;
   }
 
-  /** Carries this VM's counts over to a new replica table, by address. */
+  /** Carries this VM's counters over to a new replica table, by address. */
   remap(old: ReplicaTable, next: ReplicaTable): void {
-    const carried = new StaticArray<i32>(next.n);
+    const l = this.local;
+    const n = next.n;
+    const inflight = new StaticArray<f64>(n), decoding = new StaticArray<f64>(n);
+    const queued = new StaticArray<f64>(n), decodeWork = new StaticArray<f64>(n);
     for (let i = 0; i < old.n; i++) {
       const j = next.indexOf(old.addresses[i]);
-      if (j >= 0) carried[j] = this.local[i];
+      if (j < 0) continue;
+      inflight[j] = l.inflight[i];
+      decoding[j] = l.decoding[i];
+      queued[j] = l.queued[i];
+      decodeWork[j] = l.decodeWork[i];
     }
-    for (let i = 0; i < MAX_SLOTS; i++) unchecked(this.local[i] = i < next.n ? carried[i] : 0);
+    l.clear(old.n > n ? old.n : n);
+    for (let j = 0; j < n; j++) {
+      l.inflight[j] = inflight[j];
+      l.decoding[j] = decoding[j];
+      l.queued[j] = queued[j];
+      l.decodeWork[j] = decodeWork[j];
+    }
     this.blob.drop();
   }
 
   /**
-   * Fills out[i] with the in-flight count of table replica i (from the
-   * fetched blob; fetched now if there is none). Returns how many other
-   * worker VMs are counting.
+   * Fills `total` for the replicas of `t` (from the fetched blob; fetched
+   * now if there is none). Returns how many other worker VMs are counting.
    */
-  read(t: ReplicaTable, out: StaticArray<f64>, nowS: u32): i32 {
+  read(t: ReplicaTable, nowS: u32): i32 {
     const n = t.n;
     const blob = this.blob;
-    for (let i = 0; i < n; i++) unchecked(this.others[i] = 0);
-    let vms = 0;
-    if (blob.shared && (blob.held || blob.fetch())) vms = blob.addOtherRows(t.setHash, n, this.vmId, nowS, this.others);
-    for (let i = 0; i < n; i++) unchecked(out[i] = <f64>(unchecked(this.others[i]) + unchecked(this.local[i])));
-    return vms;
+    const sum = this.total;
+    const l = this.local;
+    for (let i = 0; i < n; i++) {
+      unchecked(sum.inflight[i] = unchecked(l.inflight[i]));
+      unchecked(sum.decoding[i] = unchecked(l.decoding[i]));
+      unchecked(sum.queued[i] = unchecked(l.queued[i]));
+      unchecked(sum.decodeWork[i] = unchecked(l.decodeWork[i]));
+    }
+    if (blob.shared && (blob.held || blob.fetch())) return blob.addOtherRows(t.setHash, n, this.vmId, nowS, sum);
+    return 0;
   }
 
-  /** Changes this VM's count for replica i by delta and publishes its row. */
-  add(t: ReplicaTable, i: i32, delta: i32, nowS: u32): void {
+  /**
+   * Changes this VM's counters for replica i (requests in flight, decoding,
+   * queued tokens, decode work) and publishes its row. None drops below 0.
+   */
+  add(t: ReplicaTable, i: i32, inflight: f64, decoding: f64, queued: f64, decodeWork: f64, nowS: u32): void {
     if (i < 0 || i >= t.n) return;
-    const v = unchecked(this.local[i]) + delta;
-    unchecked(this.local[i] = v < 0 ? 0 : v);
+    const l = this.local;
+    unchecked(l.inflight[i] = atLeastZero(unchecked(l.inflight[i]) + inflight));
+    unchecked(l.decoding[i] = atLeastZero(unchecked(l.decoding[i]) + decoding));
+    unchecked(l.queued[i] = atLeastZero(unchecked(l.queued[i]) + queued));
+    unchecked(l.decodeWork[i] = atLeastZero(unchecked(l.decodeWork[i]) + decodeWork));
     this.publish(t, nowS);
   }
 
-  /** Rewrites this VM's row (counts and heartbeat), keeping the other live rows. */
+  /** This VM's own counters (for tests and the fleet exchange), by replica-table index. */
+  @inline get own(): WorkCounts {
+    return this.local;
+  }
+
+  /** Rewrites this VM's row (counters and heartbeat), keeping the other live rows. */
   publish(t: ReplicaTable, nowS: u32): void {
     if (this.blob.shared) this.blob.writeRow(t.setHash, t.n, this.vmId, nowS, this.local);
   }
+}
+
+@inline function atLeastZero(v: f64): f64 {
+  return v > 0 ? v : 0;
 }

@@ -24,6 +24,14 @@ export class ReplicaTable {
   kvUsage: Array<f64> = [];
   kvCapacityTokens: Array<u32> = [];
   metricsAgeMs: Array<u32> = [];
+  /**
+   * Prefill tokens the other gateways have queued on each replica (sent, no
+   * response yet), and their decode work (prefill-token equivalents), as the
+   * control plane last reported them; 0 when it does not. Added to this
+   * gateway's own counters when predicting.
+   */
+  otherGatewaysQueuedTokens: Array<f64> = [];
+  otherGatewaysDecodeWork: Array<f64> = [];
   /** Prefix-index slot of each replica (assigned by the slot registry). */
   slot: Array<i32> = [];
   /** Identifies the replica list (addresses in order): in-flight counters are laid out by it. */
@@ -44,6 +52,8 @@ export class ReplicaTable {
     this.kvUsage.push(kvUsage);
     this.kvCapacityTokens.push(kvCapacityTokens);
     this.metricsAgeMs.push(metricsAgeMs);
+    this.otherGatewaysQueuedTokens.push(0);
+    this.otherGatewaysDecodeWork.push(0);
     this.slot.push(-1);
     this.n++;
   }

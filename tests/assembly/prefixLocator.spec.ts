@@ -3,6 +3,7 @@ import { RouterMetrics } from "../../assembly/metrics";
 import { PrefixLocator } from "../../assembly/prefix/prefixLocator";
 import { Candidates } from "../../assembly/scheduling/candidates";
 import { ReplicaTable } from "../../assembly/state/replicaTable";
+import { allCandidates, replicaTable } from "./support/replicas";
 
 const SYSTEM = "You are a careful assistant. Answer briefly, cite sources, and never invent facts or numbers. ";
 
@@ -15,18 +16,10 @@ function config(): PluginConfig {
 }
 
 function table(addresses: Array<string>): ReplicaTable {
-  const t = new ReplicaTable();
-  for (let i = 0; i < addresses.length; i++) t.add(addresses[i], true, false, 0, 0, 0, 100000, 0);
-  return t;
+  return replicaTable(addresses, 100000);
 }
 
-/** Every replica of `t` a candidate, in table order. */
-function candidates(t: ReplicaTable): Candidates {
-  const c = new Candidates();
-  for (let i = 0; i < t.n; i++) c.replica[i] = i;
-  c.n = t.n;
-  return c;
-}
+const candidates = allCandidates;
 
 function body(prompt: string): ArrayBuffer {
   return String.UTF8.encode('{"model":"m","prompt":"' + prompt + '"}');
@@ -36,7 +29,7 @@ function body(prompt: string): ArrayBuffer {
 function match(p: PrefixLocator, t: ReplicaTable, c: Candidates, prompt: string): bool {
   const b = body(prompt);
   if (!p.hash(changetype<usize>(b), <usize>b.byteLength, false)) return false;
-  p.match(t, c, false);
+  p.match(t, c, false, 0);
   return true;
 }
 

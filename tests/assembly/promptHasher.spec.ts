@@ -11,8 +11,8 @@ function scan(json: string, into: BlockHasher): ScanStatus {
 }
 
 function same(a: BlockHasher, b: BlockHasher): bool {
-  if (a.count != b.count || a.textBytes != b.textBytes) return false;
-  for (let i = 0; i < a.count; i++) if (a.hashes[i] != b.hashes[i]) return false;
+  if (a.count != b.count || a.textBytes != b.textBytes || a.lastHash != b.lastHash) return false;
+  for (let i = 0; i < a.checkpoints; i++) if (a.hashes[i] != b.hashes[i]) return false;
   return a.firstKey() == b.firstKey();
 }
 
@@ -45,7 +45,7 @@ describe("hashPrompt", () => {
     scan(full, h);
     expect(scanCut(full, full.length - 20, g)).toBe(ScanStatus.Ok);
     expect(g.count).toBeGreaterThan(3);
-    for (let i = 0; i < g.count; i++) expect(g.hashes[i]).toBe(h.hashes[i]);
+    for (let i = 0; i < g.checkpoints; i++) expect(g.hashes[i]).toBe(h.hashes[i]);
   });
   it("hashes a completions prompt string", () => {
     expect(scan('{"model":"m","prompt":"hello world, hello world"}', h)).toBe(ScanStatus.Ok);

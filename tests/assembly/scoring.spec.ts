@@ -6,6 +6,7 @@ import { inflightScorer } from "../../assembly/scorers/inflightScorer";
 import { weightedScore } from "../../assembly/scheduling/weightedScore";
 import { Weights } from "../../assembly/scheduling/weights";
 import { Pick, TIE, pick } from "../../assembly/scheduling/picker";
+import { WorkParams, decodeStepMs, predictTtftMs, predictWork } from "../../assembly/scheduling/workModel";
 
 function cands(n: i32): Candidates {
   const c = new Candidates();
@@ -73,6 +74,7 @@ describe("weightedScore", () => {
     c.matched[0] = 2;
     c.waiting[0] = 10;
     const w = new Weights();
+    w.work = 0;
     w.prefix = 3; w.queue = 1; w.kvCache = 1; w.inflight = 0;
     weightedScore(c, w, true);
     expect(c.score[0]).toBe(3 + 0 + 1);
@@ -83,6 +85,7 @@ describe("weightedScore", () => {
     c.waiting[0] = 10;
     c.kvUsage[1] = 1;
     const w = new Weights();
+    w.work = 0;
     weightedScore(c, w, false);
     expect(c.score[0]).toBe(c.score[1]);
   });
@@ -165,5 +168,73 @@ describe("picker", () => {
     const p = new Pick();
     pick(c, 0.25, TIE, p);
     expect(p.index).toBe(-1);
+  });
+});
+
+describe("work model and work guard", () => {
+  it("predicts TTFT with the T4 model the simulator runs", () => {
+    const p = new WorkParams();
+    // Idle: overhead + per-token prefill.
+    expect(predictTtftMs(p, 1000, 0)).toBeCloseTo(38 + 228);
+    // Decoding sequences add a decode step per prefill chunk.
+    expect(decodeStepMs(p, 1)).toBeCloseTo(27);
+    expect(decodeStepMs(p, 16)).toBeCloseTo(32);
+    expect(predictTtftMs(p, 2048, 16)).toBeCloseTo(38 + 0.228 * 2048 + 2 * 32);
+    // Past saturation the step grows with the batch.
+    expect(decodeStepMs(p, 100)).toBeCloseTo(100 * (27 + 49.0 / 3.0) / 50);
+  });
+  it("prices what a replica does not hold, its queue and its decode work", () => {
+    const c = cands(3);
+    const p = new WorkParams();
+    c.matched[0] = 64; // holds 1024 tokens of the prompt
+    c.queued[1] = 5000;
+    c.decoding[2] = 4; c.decodeWork[2] = 4000;
+    predictWork(c, p, 2000, 16, 2000 + 3.8 * 100, 0.5, true);
+    expect(c.newTokens[0]).toBe(2000 - 1024);
+    expect(c.newTokens[1]).toBe(2000);
+    expect(c.work[1]).toBe(7000);
+    expect(c.work[2]).toBe(6000);
+    expect(c.ttftMs[0]).toBeLessThan(c.ttftMs[2]);
+    expect(c.ttftMs[2]).toBeLessThan(c.ttftMs[1]);
+    // (1.5 x (5000 + 4000 + 2380) / 3) + 2048
+    expect(c.workBound).toBeCloseTo(1.5 * 11380 / 3 + 2048);
+    // A replica holding all of it still prefills the last token.
+    c.matched[0] = 1000;
+    predictWork(c, p, 2000, 16, 2000, 0.5, false);
+    expect(c.newTokens[0]).toBe(1);
+    expect(c.workBound).toBe(Infinity);
+  });
+  it("passes over a replica whose work would exceed the bound, beside the count guard", () => {
+    const c = cands(3);
+    c.score[0] = 3; c.score[1] = 2; c.score[2] = 1;
+    c.work[0] = 9000; c.work[1] = 100; c.work[2] = 100;
+    c.workBound = 5000;
+    const p = new Pick();
+    pick(c, 0.5, TIE, p);
+    expect(p.index).toBe(1);
+    expect(p.spilled).toBe(true);
+    // Both guards: the next best by score is over the count bound.
+    c.load[1] = 20;
+    pick(c, 0.5, TIE, p);
+    expect(p.index).toBe(2);
+  });
+  it("takes the unguarded choice when no replica passes both guards", () => {
+    const c = cands(2);
+    c.score[0] = 2; c.score[1] = 1;
+    c.work[0] = 9000; c.work[1] = 9000;
+    c.workBound = 5000;
+    const p = new Pick();
+    pick(c, 0.5, TIE, p);
+    expect(p.index).toBe(0);
+    expect(p.spilled).toBe(false);
+  });
+  it("work decides by default: the fastest predicted replica wins over the other scorers' favourite", () => {
+    const c = cands(2);
+    c.totalBlocks = 10;
+    // Prefix, queue and KV favour 1; the predicted TTFT favours 0 by 10%.
+    c.matched[1] = 10; c.waiting[0] = 50; c.kvUsage[0] = 0.9;
+    c.ttftMs[0] = 100; c.ttftMs[1] = 110;
+    weightedScore(c, new Weights(), true);
+    expect(c.score[0]).toBeGreaterThan(c.score[1]);
   });
 });

@@ -14,7 +14,7 @@ const bad: Array<[string, string, RegExp]> = [
   ['port out of range', JSON.stringify({ replicas: ['10.0.0.1:70000'] }), /'replicas\[0\]' is not ip:port/],
   ['duplicate replica', JSON.stringify({ replicas: ['10.0.0.1:1', '10.0.0.1:1'] }), /'replicas\[1\]' repeats/],
   ['negative weight', JSON.stringify({ replicas: REPLICAS, weights: { prefix: -1 } }), /'weights.prefix' must be a number from 0/],
-  ['all-zero weights', JSON.stringify({ replicas: REPLICAS, weights: { prefix: 0, queue: 0, kvCache: 0, inflight: 0 } }), /'weights' must not all be 0/],
+  ['all-zero weights', JSON.stringify({ replicas: REPLICAS, weights: { prefix: 0, queue: 0, kvCache: 0, inflight: 0, work: 0 } }), /'weights' must not all be 0/],
   ['weight as string', JSON.stringify({ replicas: REPLICAS, weights: { queue: '1' } }), /'weights.queue' must be a number/],
   ['fractional blockChars', JSON.stringify({ replicas: REPLICAS, prefix: { blockChars: 10.5 } }), /'prefix.blockChars' must be a whole number from 8 to 4096/],
   ['huge maxBodyBytes', JSON.stringify({ replicas: REPLICAS, maxBodyBytes: 1e12 }), /'maxBodyBytes' must be a whole number/],

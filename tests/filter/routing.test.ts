@@ -31,7 +31,8 @@ test('sends requests sharing a prefix to the replica that holds it', async () =>
       const r = send(host, { body: completion(system + ` question ${i}`), worker: 0 });
       assert.equal(r.endpoint, first.endpoint, `request ${i}`);
       const [matched, total] = r.responseHeaders.find(([k]) => k === 'x-prefix-router-prefix')![1].split('/').map(Number);
-      assert.ok(matched >= 62 && total >= 62, `matched ${matched}/${total}`);
+      // The system prompt's 62 blocks are matched to their deepest checkpoint (every 16th past 16).
+      assert.ok(matched === 48 && total >= 62, `matched ${matched}/${total}`);
     }
   } finally {
     await host.close();
@@ -133,7 +134,7 @@ test('a body split into many chunks routes like one sent whole', async () => {
     const chunked = send(host, { body, worker: 0, chunk: 7 });
     assert.equal(chunked.endpoint, whole.endpoint);
     const [matched] = chunked.responseHeaders.find(([k]) => k === 'x-prefix-router-prefix')![1].split('/').map(Number);
-    assert.ok(matched > 40);
+    assert.equal(matched, 32); // 46 blocks: the deepest checkpoint
   } finally {
     await host.close();
   }
@@ -176,7 +177,8 @@ test('Envoy stats: requests per replica, prefix blocks matched, fallbacks', asyn
     assert.equal(value('prefix_router.requests_prefix_hit'), 9);
     const total = value('prefix_router.prefix_blocks_total');
     assert.ok(total >= 200, `blocks total ${total}`);
-    assert.equal(value('prefix_router.prefix_blocks_matched'), total - total / 10);
+    // Nine hits on the 20 blocks' deepest checkpoint, 16.
+    assert.equal(value('prefix_router.prefix_blocks_matched'), 9 * 16);
     let perReplica = 0;
     for (const [name, m] of host.metrics()) if (name.startsWith('prefix_router.replica_requests.')) perReplica += Number(m.value);
     assert.equal(perReplica, 11);
@@ -198,14 +200,14 @@ test('another worker VM reports what the gateway believes the chosen replica hol
     const p = text(31, 1500); // 23 blocks
     const first = send(host, { body: completion(p), worker: 0 });
     assert.deepEqual(ratio(first), [0, 23]);
-    // The same request on another worker: the whole chain was placed there.
+    // The same request on another worker: the chain was placed there, to its deepest checkpoint (16).
     const again = send(host, { body: completion(p), worker: 1 });
     assert.equal(again.endpoint, first.endpoint);
-    assert.deepEqual(ratio(again), [23, 23]);
-    // The same start (10 blocks), another question, on a third worker: the prompt start (8 blocks) is what is known.
+    assert.deepEqual(ratio(again), [16, 23]);
+    // The same start (10 blocks), another question, on a third worker: all 10 (every block up to 16 is a checkpoint).
     const other = send(host, { body: completion(p.slice(0, 700) + text(32, 800)), worker: 2 });
     assert.equal(other.endpoint, first.endpoint);
-    assert.deepEqual(ratio(other), [8, 23]);
+    assert.deepEqual(ratio(other), [10, 23]);
   } finally {
     await host.close();
   }

@@ -3,7 +3,7 @@
 // module's memory and the host heap (after GC) at checkpoints. Exit 1 if the module kept
 // growing over the second half, grew past its index bound, or the host heap leaked.
 import { parseArgs } from 'node:util';
-import { runSoak } from './soak.js';
+import { MAX_SHARED_KEYS, runSoak } from './soak.js';
 
 const DEFAULT_REQUESTS = 1_000_000;
 /** The filter's default prefix.indexEntries (plugin/CONFIG.md). */
@@ -28,7 +28,8 @@ const report = await runSoak({
 });
 const ok = report.traps === 0 && report.routed === report.requests && report.moduleGrowthSecondHalf.every((g) => g === 0) &&
   report.withinIndexBound &&
-  report.hostHeapGrowthSecondHalfBytes < HEAP_NOISE_BYTES && report.openContexts === 0;
+  report.sharedKeys <= MAX_SHARED_KEYS &&
+  report.hostHeapGrowthSecondHalfBytes < HEAP_NOISE_BYTES + report.sharedKeyAllowanceSecondHalfBytes && report.openContexts === 0;
 if (values.json) {
   console.log(JSON.stringify({ ok, ...report }));
 } else {
@@ -36,7 +37,7 @@ if (values.json) {
   const last = report.checkpoints[report.checkpoints.length - 1];
   console.log(`soak: ${report.requests} requests (${report.routed} routed, ${report.traps} traps) in ${report.seconds.toFixed(1)} s, prefix.indexEntries ${indexEntries}`);
   console.log(`  module memory per VM: ${first.moduleBytes.map(mb).join(' / ')} MiB before the first request -> ${last.moduleBytes.map(mb).join(' / ')} MiB at the end; growth over the second half ${report.moduleGrowthSecondHalf.join(' / ')} bytes (bound: 2 x (${mb(report.baselineModuleBytes)} MiB working set with a 1024-entry index + ${mb(report.indexBoundBytesPerVm)} MiB of index) per VM, as the allocator doubles memory: ${report.withinIndexBound ? 'within' : 'EXCEEDED'})`);
-  console.log(`  host heap after GC: ${mb(report.checkpoints[1].hostHeapBytes)} MiB at ${report.checkpoints[1].requests} -> ${mb(last.hostHeapBytes)} MiB at the end; second-half growth ${mb(report.hostHeapGrowthSecondHalfBytes)} MiB`);
+  console.log(`  host heap after GC: ${mb(report.checkpoints[1].hostHeapBytes)} MiB at ${report.checkpoints[1].requests} -> ${mb(last.hostHeapBytes)} MiB at the end; second-half growth ${mb(report.hostHeapGrowthSecondHalfBytes)} MiB (${mb(report.sharedKeyAllowanceSecondHalfBytes)} MiB allowed for new shared-data keys; ${report.sharedKeys} keys, at most ${MAX_SHARED_KEYS})`);
   console.log(`  open stream contexts left: ${report.openContexts}`);
   console.log(ok ? 'ok' : 'FAIL');
 }

@@ -37,7 +37,17 @@ export interface Checkpoint {
   hostHeapBytes: number;
   rssBytes: number;
   seconds: number;
+  /** Keys the filter holds in shared data (mostly prefix_router.ckpt buckets). */
+  sharedKeys: number;
 }
+
+/**
+ * The filter's shared-data keys are bounded: 2^16 checkpoint buckets of at most 64 bytes
+ * (prefix_router.ckpt.XXXX) and a few fixed keys. Distinct prompts keep adding buckets
+ * until all exist, so the host's heap may grow by up to this much per new key.
+ */
+export const MAX_SHARED_KEYS = 65536 + 16;
+export const HOST_BYTES_PER_SHARED_KEY = 512;
 
 export interface SoakReport {
   requests: number;
@@ -57,6 +67,10 @@ export interface SoakReport {
   moduleGrowthTotal: number[];
   /** Host heap growth (after GC) from the half-way checkpoint to the last. */
   hostHeapGrowthSecondHalfBytes: number;
+  /** Of that, what new shared-data keys may account for (HOST_BYTES_PER_SHARED_KEY each). */
+  sharedKeyAllowanceSecondHalfBytes: number;
+  /** Shared-data keys at the end (at most MAX_SHARED_KEYS). */
+  sharedKeys: number;
   /** Contexts the VMs still hold at the end (streams not released). */
   openContexts: number;
   seconds: number;
@@ -118,7 +132,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
   let routed = 0;
   const take = (): void => {
     const c: Checkpoint = {
-      requests: 0, moduleBytes: [], hostHeapBytes: 0, rssBytes: 0, seconds: 0,
+      requests: 0, moduleBytes: [], hostHeapBytes: 0, rssBytes: 0, seconds: 0, sharedKeys: host.sharedData.keys(host.vmId).length,
     };
     fullGc();
     const m = process.memoryUsage();
@@ -161,6 +175,8 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
       moduleGrowthSecondHalf: last.moduleBytes.map((b, w) => b - half.moduleBytes[w]),
       moduleGrowthTotal: last.moduleBytes.map((b, w) => b - first.moduleBytes[w]),
       hostHeapGrowthSecondHalfBytes: last.hostHeapBytes - half.hostHeapBytes,
+      sharedKeyAllowanceSecondHalfBytes: Math.max(0, last.sharedKeys - half.sharedKeys) * HOST_BYTES_PER_SHARED_KEY,
+      sharedKeys: last.sharedKeys,
       openContexts,
       seconds: (Date.now() - started) / 1000,
     };

@@ -1,0 +1,72 @@
+// The cost of sending this request to each candidate, in work and in time:
+//   new_r   = prompt tokens - tokens of its prefix r holds (what r must prefill)
+//   W_r     = queued_r + new_r (prefill tokens ahead of its first token)
+//   TTFT_r  = overhead + perToken x W_r + (W_r / chunk + 1) x decodeStep(decoding_r)
+//   work_r  = queued_r + decodeWork_r + new_r
+// where queued_r are prefill tokens sent to r with no response yet, and
+// decodeWork_r prices the output still to decode there in prefill tokens.
+// The work guard passes over a replica whose work_r would exceed
+// (1 + epsilon) x (all queued and decode work + this request's) / n + one chunk.
+// The latency model's constants are configuration (plugin/CONFIG.md `work`);
+// the defaults are vLLM on one T4 serving Qwen2.5-3B, the model bench:routing's
+// simulated replicas run (simulator/latency.ts).
+import { Candidates } from "./candidates";
+
+@final
+export class WorkParams {
+  /** Lone-request TTFT intercept, ms. */
+  prefillOverheadMs: f64 = 38;
+  /** Per prompt token prefilled, ms. */
+  prefillTimePerTokenMs: f64 = 0.228;
+  /** Decode step of one sequence alone, ms. */
+  interTokenLatencyMs: f64 = 27;
+  /** Added to the decode step per further sequence, ms (27 ms alone, 32 ms at 16). */
+  decodeTimePerSeqMs: f64 = 1.0 / 3.0;
+  /** Sequences past which decode throughput is flat. */
+  saturationNumSeqs: f64 = 50;
+  /** Prefill tokens per engine step (vLLM's max_num_batched_tokens); also the work guard's slack. */
+  chunkTokens: f64 = 2048;
+  /** Prefill-token equivalents of one output token still to decode (0.87 ms at a saturated batch / 0.228 ms). */
+  decodeTokenCost: f64 = 3.8;
+  /** Output tokens assumed for a request that names no max_tokens or max_completion_tokens. */
+  defaultMaxTokens: f64 = 256;
+}
+
+/** Time of a decode step over n sequences, ms (0 for none). */
+export function decodeStepMs(p: WorkParams, n: f64): f64 {
+  if (n <= 0) return 0;
+  const linear = p.interTokenLatencyMs + p.decodeTimePerSeqMs * (n - 1);
+  const saturated = n * (p.interTokenLatencyMs + p.decodeTimePerSeqMs * (p.saturationNumSeqs - 1)) / p.saturationNumSeqs;
+  return linear > saturated ? linear : saturated;
+}
+
+/** Predicted TTFT, ms, with `work` prefill tokens ahead of the first token and `decoding` sequences decoding. */
+@inline export function predictTtftMs(p: WorkParams, work: f64, decoding: f64): f64 {
+  return p.prefillOverheadMs + p.prefillTimePerTokenMs * work + (work / p.chunkTokens + 1) * decodeStepMs(p, decoding);
+}
+
+/**
+ * Fills each candidate's new tokens, work and predicted TTFT from its
+ * matched blocks (`c.matched`, `tokensPerBlock` tokens each) and counters
+ * (`c.queued`, `c.decoding`, `c.decodeWork`), for a request of
+ * `promptTokens` prompt tokens and `ownWork` work (prompt plus decode), and
+ * the work guard's bound (`c.workBound`; Infinity when `guard` is off).
+ */
+export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tokensPerBlock: f64, ownWork: f64, epsilon: f64, guard: bool): void {
+  const n = c.n;
+  // vLLM always computes the last prompt token: at most all but one is a hit.
+  const maxHit = promptTokens > 1 ? promptTokens - 1 : 0;
+  let total: f64 = 0;
+  for (let k = 0; k < n; k++) {
+    let hit = <f64>unchecked(c.matched[k]) * tokensPerBlock;
+    if (hit > maxHit) hit = maxHit;
+    const fresh = promptTokens - hit;
+    const q = unchecked(c.queued[k]);
+    const dw = unchecked(c.decodeWork[k]);
+    unchecked(c.newTokens[k] = fresh);
+    unchecked(c.work[k] = q + dw + fresh);
+    unchecked(c.ttftMs[k] = predictTtftMs(p, q + fresh, unchecked(c.decoding[k])));
+    total += q + dw;
+  }
+  c.workBound = guard && n > 0 ? (1 + epsilon) * (total + ownWork) / <f64>n + p.chunkTokens : Infinity;
+}

@@ -1,0 +1,99 @@
+// Routing on predicted work: deep prefixes found from any worker VM, a long
+// prompt kept on the replica that holds it, and the work counters the worker
+// VMs share (plugin/sharedData.ts) back at zero once every stream has ended,
+// however it ended.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SharedDataStore } from '../../host/index.js';
+import { workTotals } from '../../plugin/sharedData.js';
+import { REPLICAS, completion, send, startHost, text } from './support.js';
+
+const config = { replicas: REPLICAS };
+const ratio = (r: { responseHeaders: Array<[string, string]> }) =>
+  r.responseHeaders.find(([k]) => k === 'x-prefix-router-prefix')![1].split('/').map(Number);
+
+test('a deep prefix placed by one worker VM is found, to its deepest checkpoint, by every other', async () => {
+  const { host } = await startHost(config, { workers: 4, sharedData: new SharedDataStore() });
+  try {
+    const doc = text(101, 40_000); // 625 blocks: deepest checkpoint 624
+    const first = send(host, { body: completion(doc + ' first question'), worker: 0 });
+    for (let w = 1; w < 4; w++) {
+      const r = send(host, { body: completion(doc + ` question from worker ${w}`), worker: w });
+      assert.equal(r.endpoint, first.endpoint, `worker ${w}`);
+      assert.deepEqual(ratio(r), [624, 625], `worker ${w}`);
+    }
+  } finally {
+    await host.close();
+  }
+});
+
+test('a 40k-token prompt stays on the replica that holds it while that replica decodes more than the others', async () => {
+  const { host } = await startHost(config, { workers: 2, sharedData: new SharedDataStore() });
+  const open: Array<{ complete: () => void }> = [];
+  try {
+    const doc = text(102, 160_000); // about 40k tokens, 2500 blocks
+    const first = send(host, { body: completion(doc + ' q0'), worker: 0 });
+    // Continuations of it keep decoding there (streams left open, response started).
+    for (let i = 1; i <= 6; i++) {
+      const r = send(host, { body: completion(doc + ` q${i}`), worker: i % 2 }, false);
+      open.push(r);
+      assert.equal(r.endpoint, first.endpoint);
+    }
+    // Short new prompts meanwhile go where nothing is decoding.
+    for (let i = 0; i < 4; i++) {
+      const r = send(host, { body: completion(text(200 + i, 3000)), worker: i % 2 }, false);
+      open.push(r);
+      assert.notEqual(r.endpoint, first.endpoint, `short prompt ${i}`);
+    }
+    for (let i = 7; i < 10; i++) {
+      const r = send(host, { body: completion(doc + ` q${i}`), worker: i % 2 });
+      assert.equal(r.endpoint, first.endpoint, `request ${i}`);
+      assert.deepEqual(ratio(r), [2496, 2500]);
+    }
+  } finally {
+    for (const r of open) r.complete();
+    await host.close();
+  }
+});
+
+test('queued tokens move to decoding at the response, and every counter is back at zero after ends, resets and local replies', async () => {
+  const store = new SharedDataStore();
+  const { host } = await startHost(config, { workers: 2, sharedData: store, bufferLimitBytes: 65536 });
+  try {
+    const body = completion(text(103, 4000)); // 4000 characters: 1000 prompt tokens; max_tokens 16
+    const head = (len: number): Array<[string, string]> => [[':method', 'POST'], [':path', '/v1/completions'], [':authority', 'gateway'], [':scheme', 'http'], ['content-length', String(len)]];
+    const enc = new TextEncoder().encode(body);
+    const streams = [0, 1, 0].map((worker) => {
+      const s = host.newStream({ worker });
+      s.requestHeaders(head(enc.length), false);
+      s.requestBody(enc, true);
+      s.drainRequestData();
+      return s;
+    });
+    let t = workTotals(store);
+    assert.equal(t.inflight, 3);
+    assert.equal(t.decoding, 0);
+    // The first places 1000 new tokens; the same prompt again is matched to its 48-block checkpoint (768 tokens) wherever it went.
+    assert.ok(t.queued >= 1000 + 2 * (1000 - 768) && t.queued <= 3000, `queued ${t.queued}`);
+    // One response starts: its prefill leaves the queue, its decode work (3.8 x 16, rounded) is counted.
+    streams[0]!.responseHeaders([[':status', '200']], false);
+    t = workTotals(store);
+    assert.equal(t.decoding, 1);
+    assert.equal(t.decodeWork, 61);
+    // Ends: one after its response, one reset before any response, one reset mid-response.
+    streams[0]!.complete();
+    streams[1]!.complete();
+    streams[2]!.responseHeaders([[':status', '200']], false);
+    streams[2]!.complete();
+    // A local reply: a body past the proxy's buffer limit is answered 413 before it is routed.
+    const big = completion(text(104, 200_000));
+    const r = send(host, { body: big, worker: 1, chunk: 16384 });
+    assert.equal(r.local?.status, 413);
+    // A request the filter routes on load alone (no body).
+    send(host, { method: 'GET', path: '/v1/models', worker: 1 });
+    t = workTotals(store);
+    assert.deepEqual(t, { inflight: 0, decoding: 0, queued: 0, decodeWork: 0 });
+  } finally {
+    await host.close();
+  }
+});
