@@ -145,7 +145,7 @@ export async function startStack(partial: Partial<StartOptions> = {}): Promise<R
       listen: { host: o.host, port: o.port },
       upstreamTimeoutMs: o.upstreamTimeoutMs,
       onAccessLog: o.accessLog
-        ? (e) => process.stdout.write(`${e.method} ${e.path} ${e.status} ${e.endpoint ?? '-'} ${e.details} ${e.durationMs.toFixed(1)}ms\n`)
+        ? (e) => process.stdout.write(`${e.method} ${e.path} ${e.status} ${e.endpoint ?? '-'} ${e.details} ${e.durationMs.toFixed(1)}ms wasm=${e.wasmUs.toFixed(0)}us\n`)
         : undefined,
     });
     closers.push(() => gw.close());

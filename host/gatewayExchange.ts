@@ -78,6 +78,9 @@ export class GatewayExchange {
   private downstreamEnded = false;
   private upstreamEnded = false;
   private responseStarted = false;
+  /** The response head has been handed to the socket (alone, or with body bytes). */
+  private headWritten = false;
+  private responseFlushQueued = false;
   private responseEndSeen = false;
   private finished = false;
   private bytesReceived = 0;
@@ -374,27 +377,51 @@ export class GatewayExchange {
     const hs = stream.responseHeaderList();
     const status = Number(hs.find(([k]) => k === ':status')?.[1] ?? 502);
     try {
-      res.writeHead(Number.isInteger(status) && status >= 100 && status <= 999 ? status : 502, groupHeaders(hs));
-      res.flushHeaders();
+      res.writeHead(Number.isInteger(status) && status >= 100 && status <= 999 ? status : 502, groupHeaders(hs)); // sent by flushResponse
     } catch {
       res.destroy();
     }
   }
 
-  /** Sends the response body the filter released, and ends the response (trailers included) at its end. */
+  /**
+   * Sends what the filter released of the response once the current turn's events are handled (a
+   * microtask), so a head, body bytes and the end that arrived together leave in one socket write,
+   * not one each. A head with no body yet still leaves at once (an SSE stream before its first token),
+   * as Envoy forwards it.
+   */
   private pumpResponse(): void {
+    if (this.responseFlushQueued) return;
+    this.responseFlushQueued = true;
+    queueMicrotask(() => {
+      this.responseFlushQueued = false;
+      this.flushResponse();
+    });
+  }
+
+  /** Writes the released response body (the head with it if still pending), and ends the response (trailers included) at its end. */
+  private flushResponse(): void {
     const { res, stream } = this;
+    if (!this.responseStarted || res.destroyed) return;
     try {
-      if (!this.responseStarted) return;
       const data = stream.drainResponseData();
-      if (data.length) {
-        this.bytesSent += data.length;
-        res.write(Buffer.from(data));
-      }
-      if (this.responseEndSeen && stream.responseContinued && !res.writableEnded) {
-        const t = stream.responseTrailerList() ?? this.pendingTrailers;
-        if (t && t.length) res.addTrailers(groupHeaders(t));
-        res.end();
+      const end = this.responseEndSeen && stream.responseContinued && !res.writableEnded;
+      if (!data.length && !end && this.headWritten) return;
+      this.headWritten = true;
+      res.cork(); // end() uncorks fully; otherwise the uncork below sends head and body in one write
+      try {
+        if (data.length) {
+          this.bytesSent += data.length;
+          res.write(Buffer.from(data));
+        }
+        if (end) {
+          const t = stream.responseTrailerList() ?? this.pendingTrailers;
+          if (t && t.length) res.addTrailers(groupHeaders(t));
+          res.end();
+        } else if (!data.length) {
+          res.flushHeaders();
+        }
+      } finally {
+        if (!res.writableEnded) res.uncork();
       }
     } catch {
       res.destroy(); // e.g. a trailer node will not send; the client sees a reset, the process goes on

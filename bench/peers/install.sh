@@ -57,22 +57,34 @@ if [ -x "$dest/venv/bin/python" ]; then
 fi
 
 # llm-d's endpoint picker: go install from the module proxy, pinned. The proxy may refuse the module
-# (403 "not available"); then the newest version it lists is tried, and failing that the peer is skipped.
+# (403 "not available"); then the newest version it lists is tried, and failing that the peer is
+# skipped with each command that was tried and the first error line it gave.
 llmd_module=github.com/llm-d/llm-d-router
 if command -v go > /dev/null; then
   log="$dest/logs/llm-d-epp.log"
   : > "$log"
-  versions="$LLMD_ROUTER_VERSION $( (cd "$dest" && go list -m -versions "$llmd_module" 2>> "$log") | tr ' ' '\n' | grep '^v' | sort -rV | head -n 1)"
+  tried=""
+  attempt() { # description, command...: runs it in .peers against the module proxy; on failure notes its error
+    local what="$1" out; shift
+    if out="$(cd "$dest" && GOFLAGS=-mod=mod GOBIN="$dest/bin" nice -n 10 "$@" 2>&1)"; then
+      printf '$ %s\n%s\n' "$what" "$out" >> "$log"; return 0
+    fi
+    printf '$ %s\n%s\n' "$what" "$out" >> "$log"
+    tried="$tried${tried:+; }$what: $(printf '%s\n' "$out" | grep -iE '403|not available|error|cannot|unknown' | head -n 2 | sed -E 's/^go: //; s/[[:space:]]+/ /g' | tr '\n' ' ' | sed 's/ $//')"
+    return 1
+  }
+  listed="$( (cd "$dest" && go list -m -versions "$llmd_module" 2> /dev/null) | tr ' ' '\n' | grep '^v' | sort -rV | head -n 1)"
+  [ -n "$listed" ] || attempt "go list -m -versions $llmd_module" go list -m -versions "$llmd_module" || true
   built=""
-  for v in $versions; do
-    if (cd "$dest" && GOBIN="$dest/bin" nice -n 10 go install "$llmd_module/cmd/epp@$v") >> "$log" 2>&1 && [ -x "$dest/bin/epp" ]; then
+  for v in $LLMD_ROUTER_VERSION $listed; do
+    if attempt "go install $llmd_module/cmd/epp@$v" go install "$llmd_module/cmd/epp@$v" && [ -x "$dest/bin/epp" ]; then
       built="$v"; break
     fi
   done
   if [ -n "$built" ]; then
     record llm-d-epp ok "$llmd_module/cmd/epp@$built"
   else
-    record llm-d-epp failed "go install $llmd_module/cmd/epp@{$(echo $versions | tr ' ' ',')} and go list -m -versions: $(grep -E '403|not available|error' "$log" | head -n 2 | tr '\n\t' '  ')"
+    record llm-d-epp failed "$tried"
   fi
 else
   record llm-d-epp failed "no go command"

@@ -16,7 +16,7 @@ import { readSharedPrefixShape, sharedPrefixWorkload, uniqueWorkload, MODEL, DEF
 import { SHAPES, UNIQUE } from '../routing/scenarios.js';
 import { textOf } from '../routing/workloads.js';
 import { cpuSeconds, tail } from './processes.js';
-import { readCounters, diffCounters } from './replicaCounters.js';
+import { readCounters, diffCounters, servedShape, type ServedShape } from './replicaCounters.js';
 import { runLoad, probeLatency, type RequestRecord } from './loadgen.js';
 import { ROUTERS, REPO, type RouterSpec } from './routers.js';
 import { renderTable, renderHtml } from './report.js';
@@ -129,6 +129,8 @@ export interface RunResult {
   replicaShare: number[];
   routerCpuCores: number;
   addedLatencyMs: { p50: number; p95: number } | null;
+  /** What the replicas served, per request, by their own counters. */
+  served: ServedShape;
 }
 
 export interface GoodputRow { router: string; shape: string; replicas: number; sloMs: number; goodputRps: number; atLoad: number | null; ttftP95At70: number | null; addedLatencyP50Ms: number | null }
@@ -167,6 +169,13 @@ async function startReplicaSet(replicas: number, kvBlocks: number | null, logFil
     child.once('exit', (code) => { clearTimeout(t); reject(new Error(`replicas exited (${code}):\n${tail(logFile)}`)); });
   }).catch(async (e) => { await stop(); throw e; });
   return { urls, pid: child.pid!, stop };
+}
+
+/** The request stream of one load point: the shape at `load` x its reference rate (scaled with replicas) for `durationS` seconds of arrivals. */
+export function pointWorkload(shape: PeerShape, replicas: number, load: number, durationS: number, seed: number): { rate: number; workload: Workload } {
+  const rate = round((shape.rate3 * replicas * load) / 3, 2);
+  const n = Math.max(1, Math.round(rate * durationS));
+  return { rate, workload: shape.build(n, rate, seed) };
 }
 
 const round = (v: number, d = 1) => (Number.isFinite(v) ? Math.round(v * 10 ** d) / 10 ** d : NaN);
@@ -223,6 +232,8 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
       routerStatus.push({ name, status: 'ran', detail: '' });
     }
   }
+  const points = chosen.length * o.shapes.length * o.replicaCounts.length * o.loads.length;
+  o.log(`plan: ${points} load points (${chosen.length} routers x ${o.shapes.length} shapes x ${o.replicaCounts.length} replica counts x ${o.loads.length} loads) of ${o.durationS} s, about ${Math.ceil((points * (o.durationS + POINT_OVERHEAD_S)) / 60)} min${o.inferencePerf ? ' and a minute for the inference-perf check' : ''}`);
   const runs: RunResult[] = [];
   // Ctrl-C or SIGTERM stops the router and replicas of the point in progress (they run in their own process groups).
   const active = new Set<() => Promise<void>>();
@@ -235,9 +246,7 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
         for (const spec of chosen) {
           let added: RunResult['addedLatencyMs'] = null;
           for (const load of o.loads) {
-            const rate = round((shape.rate3 * replicas * load) / 3, 2);
-            const n = Math.max(1, Math.round(rate * o.durationS));
-            const workload = shape.build(n, rate, o.seed);
+            const { rate, workload } = pointWorkload(shape, replicas, load, o.durationS, o.seed);
             const tag = `${spec.name.replace('/', '-')}_${shape.name}_${replicas}_${load}`;
             const sims = await startReplicaSet(replicas, shape.kvBlocks(replicas), join(o.out, 'logs', `replicas_${tag}.log`));
             active.add(sims.stop);
@@ -271,6 +280,7 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
                 replicaShare: delta.map((c) => (served ? round(c.requests / served, 3) : NaN)),
                 routerCpuCores: round((cpu1 - cpu0) / (wallMs / 1000), 3),
                 addedLatencyMs: added,
+                served: servedShape(delta),
               };
               runs.push(run);
               o.log(`${spec.name.padEnd(24)} ${shape.name}@${replicas} load ${load} (${rate} req/s): ok ${run.ok}/${run.sent} TTFT p50 ${run.ttftMs.p50} p95 ${run.ttftMs.p95} ms, ${run.throughputRps} req/s, hit ${run.hitRate}, cpu ${run.routerCpuCores}${run.errors.length ? `, errors: ${run.errors.join(' | ')}` : ''}`);
@@ -326,7 +336,15 @@ export function goodputRows(runs: RunResult[], shapes: PeerShape[]): GoodputRow[
 }
 
 const QUICK = { shapes: ['sp-32x32'], replicas: [3], loads: [0.4, 0.7, 1.0], durationS: 25 };
-const FULL = { shapes: ['sp-150x5', 'sp-32x32', 'multi-turn-chat', 'one-system-prompt', 'unique-prompts'], replicas: [3, 8], loads: [0.3, 0.5, 0.7, 0.85, 1.0], durationS: 40 };
+// 6 routers x 5 shapes x 2 replica counts x 3 loads = 180 points of about 36 s: under 2 hours here.
+const FULL = { shapes: ['sp-150x5', 'sp-32x32', 'multi-turn-chat', 'one-system-prompt', 'unique-prompts'], replicas: [3, 8], loads: [0.4, 0.7, 1.0], durationS: 20 };
+
+/**
+ * What a load point costs besides its arrivals: starting the replicas and the router, draining the
+ * requests still in flight, the idle latency probe once per ladder (measured with --quick: 15 points
+ * of 25 s took 616 s, the inference-perf check apart).
+ */
+const POINT_OVERHEAD_S = 16;
 
 const USAGE = `usage: npm run bench:peers -- [options]
   --quick              sp-32x32, 3 replicas, loads 0.4/0.7/1.0, 25 s each, every router (~15 min)
@@ -334,8 +352,8 @@ const USAGE = `usage: npm run bench:peers -- [options]
   --routers A,B        routers to run (default all: ${ROUTERS.map((r) => r.name).join(', ')})
   --shapes A,B         sp-150x5, sp-32x32, multi-turn-chat, one-system-prompt, unique-prompts
   --replicas N,M       replica counts (default 3,8)
-  --loads F,G          load points as fractions of the shape's reference rate (default 0.3,0.5,0.7,0.85,1)
-  --duration-s S       seconds of arrivals per load point (default 40)
+  --loads F,G          load points as fractions of the shape's reference rate (default 0.4,0.7,1)
+  --duration-s S       seconds of arrivals per load point (default 20)
   --no-inference-perf  skip the inference-perf cross-check
   --workloads DIR      inference-perf configs (default ${DEFAULT_WORKLOAD_DIR})
   --seed N             (default 1)

@@ -1,9 +1,15 @@
 // Each replica's own counters, read from its /metrics (vLLM names): prefix-cache queries and hits
-// (tokens) and finished requests. A run's numbers are the difference of two readings.
+// (tokens), finished requests, prompt and generated tokens, and the sum of its requests' end-to-end
+// latencies. A run's numbers are the difference of two readings.
 export interface ReplicaCounters {
   prefixQueries: number;
   prefixHits: number;
   requests: number;
+  promptTokens: number;
+  generationTokens: number;
+  /** vllm:e2e_request_latency_seconds_sum and _count: the replica's own view of request time. */
+  e2eSeconds: number;
+  e2eCount: number;
 }
 
 function sumOf(text: string, name: string): number {
@@ -23,6 +29,10 @@ export function parseCounters(text: string): ReplicaCounters {
     prefixQueries: sumOf(text, 'vllm:prefix_cache_queries_total'),
     prefixHits: sumOf(text, 'vllm:prefix_cache_hits_total'),
     requests: sumOf(text, 'vllm:request_success_total'),
+    promptTokens: sumOf(text, 'vllm:prompt_tokens_total'),
+    generationTokens: sumOf(text, 'vllm:generation_tokens_total'),
+    e2eSeconds: sumOf(text, 'vllm:e2e_request_latency_seconds_sum'),
+    e2eCount: sumOf(text, 'vllm:e2e_request_latency_seconds_count'),
   };
 }
 
@@ -35,9 +45,32 @@ export async function readCounters(replicaUrls: string[]): Promise<ReplicaCounte
 }
 
 export function diffCounters(after: ReplicaCounters[], before: ReplicaCounters[]): ReplicaCounters[] {
-  return after.map((a, i) => ({
-    prefixQueries: a.prefixQueries - before[i]!.prefixQueries,
-    prefixHits: a.prefixHits - before[i]!.prefixHits,
-    requests: a.requests - before[i]!.requests,
-  }));
+  return after.map((a, i) => {
+    const b = before[i]!;
+    return {
+      prefixQueries: a.prefixQueries - b.prefixQueries, prefixHits: a.prefixHits - b.prefixHits, requests: a.requests - b.requests,
+      promptTokens: a.promptTokens - b.promptTokens, generationTokens: a.generationTokens - b.generationTokens,
+      e2eSeconds: a.e2eSeconds - b.e2eSeconds, e2eCount: a.e2eCount - b.e2eCount,
+    };
+  });
+}
+
+/** What the replicas served in a run, per request, from the differences of their counters. */
+export interface ServedShape {
+  promptTokensPerRequest: number;
+  outputTokensPerRequest: number;
+  /** The replicas' own mean end-to-end latency (request in to last token out), ms. */
+  e2eMeanMs: number;
+}
+
+export function servedShape(delta: ReplicaCounters[]): ServedShape {
+  const sum = (k: keyof ReplicaCounters) => delta.reduce((a, c) => a + c[k], 0);
+  const n = sum('requests');
+  const e2eN = sum('e2eCount');
+  const r1 = (v: number) => Math.round(v * 10) / 10;
+  return {
+    promptTokensPerRequest: n ? r1(sum('promptTokens') / n) : NaN,
+    outputTokensPerRequest: n ? r1(sum('generationTokens') / n) : NaN,
+    e2eMeanMs: e2eN ? Math.round((1000 * sum('e2eSeconds')) / e2eN) : NaN,
+  };
 }

@@ -21,7 +21,7 @@ export function renderTable(r: PeersResult): string {
   if (r.inferencePerf) {
     const c = r.inferencePerf;
     lines.push('', `inference-perf cross-check (${c.point}): ${c.status}${c.detail ? `: ${c.detail}` : ''}`);
-    for (const m of c.metrics) lines.push(`  ${m.name}: ours ${f(m.ours, 2)}, inference-perf ${f(m.theirs, 2)}, difference ${f(m.differencePct, 1)}%`);
+    for (const m of c.metrics) lines.push(`  ${m.name}${m.compared ? '' : ' (not compared)'}: ours ${f(m.ours, 2)}, inference-perf ${f(m.theirs, 2)}, difference ${f(m.differencePct, 1)}%`);
   }
   return lines.join('\n') + '\n';
 }
@@ -49,8 +49,8 @@ export function renderHtml(r: PeersResult, shapes: PeerShape[]): string {
   parts.push('</table>');
   if (r.inferencePerf) {
     const c = r.inferencePerf;
-    parts.push(`<h2>inference-perf cross-check</h2><p>${escapeHtml(c.point)}: ${escapeHtml(c.status)} ${escapeHtml(c.detail)}</p><table><tr><th>metric</th><th>ours</th><th>inference-perf</th><th>difference %</th></tr>`);
-    for (const m of c.metrics) parts.push(`<tr><td>${escapeHtml(m.name)}</td><td>${f(m.ours, 2)}</td><td>${f(m.theirs, 2)}</td><td>${f(m.differencePct, 1)}</td></tr>`);
+    parts.push(`<h2>inference-perf cross-check</h2><p>${escapeHtml(c.point)}: ${escapeHtml(c.status)} ${escapeHtml(c.detail)}</p><table><tr><th>metric</th><th>ours</th><th>inference-perf</th><th>difference %</th><th>compared</th></tr>`);
+    for (const m of c.metrics) parts.push(`<tr><td>${escapeHtml(m.name)}</td><td>${f(m.ours, 2)}</td><td>${f(m.theirs, 2)}</td><td>${f(m.differencePct, 1)}</td><td>${m.compared ? 'yes (within 10%)' : 'no (explains)'}</td></tr>`);
     parts.push('</table>');
   }
   return htmlPage('bench:peers', parts.join('\n'));

@@ -83,8 +83,9 @@ function prefixRouter(name: string, workers: number): RouterSpec {
     start: async (replicaUrls, logFile) => {
       const port = await freePort();
       const cpPort = await freePort();
+      const adminPort = await freePort(); // never the default 9901: another stack on this machine may hold it
       const { command, args } = prefixRouterCommand();
-      return launch(name, port, command, [...args, 'start', '--upstream', replicaUrls.join(','), '--port', String(port), '--control-plane-port', String(cpPort), '--workers', String(workers), '--log-level', 'warn'], logFile);
+      return launch(name, port, command, [...args, 'start', '--upstream', replicaUrls.join(','), '--port', String(port), '--control-plane-port', String(cpPort), '--admin-port', String(adminPort), '--workers', String(workers), '--log-level', 'warn'], logFile);
     },
   };
 }

@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import type net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -120,6 +121,62 @@ test('SSE: each upstream chunk reaches the client before the next one is sent (n
     });
     assert.deepEqual(received.join('').split('\n\n').filter(Boolean), ['data: 1', 'data: 2', 'data: 3', 'data: [DONE]']);
     assert.ok(received.length >= 4, `chunks arrived separately: ${received.length}`);
+  } finally {
+    await gw.close();
+    await host.close();
+    await up.close();
+  }
+});
+
+test('the response head reaches the client before the first body byte exists (an SSE stream before its first token)', async () => {
+  let sendBody: (() => void) | null = null;
+  const up = await upstream((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.flushHeaders();
+    sendBody = () => res.end('data: [DONE]\n\n');
+  });
+  const { host } = await probeHost();
+  const gw = await startGateway({ host, listen: { host: '127.0.0.1', port: 0 } });
+  try {
+    const body = await new Promise<string>((resolve, reject) => {
+      const req = http.request(`${gw.url}/v1/completions`, { method: 'POST', headers: { 'x-probe': dest(up.port) } }, (res) => {
+        // Only once the client holds the head does the upstream send any body.
+        assert.equal(res.headers['content-type'], 'text/event-stream');
+        let text = '';
+        res.on('data', (c: Buffer) => { text += c.toString(); });
+        res.on('end', () => resolve(text));
+        until(() => sendBody !== null, 'the upstream request').then(() => sendBody!(), reject);
+      });
+      req.on('error', reject);
+      req.end('{}');
+    });
+    assert.equal(body, 'data: [DONE]\n\n');
+  } finally {
+    await gw.close();
+    await host.close();
+    await up.close();
+  }
+});
+
+test('a response whose body and end came with its head leaves the gateway in one socket write, not one for each', async () => {
+  const up = await upstream();
+  const { host } = await probeHost();
+  const gw = await startGateway({ host, listen: { host: '127.0.0.1', port: 0 } });
+  // The client shares this process's event loop, so what it reads cannot tell the writes apart: count
+  // the writes the gateway hands its client socket (net.Socket's _write and _writev each become one syscall).
+  const writes: number[] = [];
+  gw.server.on('connection', (socket: net.Socket) => {
+    const s = socket as unknown as { _write: (...a: unknown[]) => void; _writev: (...a: unknown[]) => void };
+    const write = s._write.bind(socket);
+    const writev = s._writev.bind(socket);
+    s._write = (...a) => { writes.push(1); write(...a); };
+    s._writev = (chunks, cb) => { writes.push((chunks as unknown[]).length); writev(chunks, cb); };
+  });
+  try {
+    const r = await request(`${gw.url}/v1/completions`, { method: 'POST', headers: { 'x-probe': dest(up.port), connection: 'close' }, body: '{}' });
+    assert.equal(r.status, 200);
+    assert.equal(JSON.parse(r.body).echo, '{}');
+    assert.equal(writes.length, 1, `socket writes (buffers in each): ${JSON.stringify(writes)}`);
   } finally {
     await gw.close();
     await host.close();

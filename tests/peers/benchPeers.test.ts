@@ -7,12 +7,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { goodputRows, runPeersBench, ttftSloMs, SMOKE_SHAPE, type RunResult } from '../../bench/peers/main.js';
-import { parseCounters, diffCounters } from '../../bench/peers/replicaCounters.js';
+import { parseCounters, diffCounters, servedShape } from '../../bench/peers/replicaCounters.js';
+import { azureTrace } from '../../bench/peers/inferencePerf.js';
 import { cpuSeconds } from '../../bench/peers/processes.js';
 import { ROUTERS } from '../../bench/peers/routers.js';
 import { renderTable } from '../../bench/peers/report.js';
 
-test('replica counters are summed over engines and label sets, and differenced', () => {
+test('replica counters are summed over engines and label sets, and differenced; the served shape is per request', () => {
   const text = [
     '# TYPE vllm:prefix_cache_queries_total counter',
     'vllm:prefix_cache_queries_total{engine="0",model_name="m"} 100.0',
@@ -21,10 +22,26 @@ test('replica counters are summed over engines and label sets, and differenced',
     'vllm:request_success_total{engine="0",finished_reason="stop",model_name="m"} 2.0',
     'vllm:request_success_total{engine="0",finished_reason="length",model_name="m"} 3.0',
     'vllm:prefix_cache_queries_total_created{engine="0"} 1.7e9',
+    'vllm:prompt_tokens_total{engine="0",model_name="m"} 1000.0',
+    'vllm:generation_tokens_total{engine="0",model_name="m"} 250.0',
+    'vllm:e2e_request_latency_seconds_bucket{engine="0",le="+Inf",model_name="m"} 4.0',
+    'vllm:e2e_request_latency_seconds_sum{engine="0",model_name="m"} 8.0',
+    'vllm:e2e_request_latency_seconds_count{engine="0",model_name="m"} 4.0',
   ].join('\n');
   const c = parseCounters(text);
-  assert.deepEqual(c, { prefixQueries: 150, prefixHits: 30, requests: 5 });
-  assert.deepEqual(diffCounters([c], [{ prefixQueries: 50, prefixHits: 10, requests: 1 }]), [{ prefixQueries: 100, prefixHits: 20, requests: 4 }]);
+  assert.deepEqual(c, { prefixQueries: 150, prefixHits: 30, requests: 5, promptTokens: 1000, generationTokens: 250, e2eSeconds: 8, e2eCount: 4 });
+  const before = { prefixQueries: 50, prefixHits: 10, requests: 1, promptTokens: 200, generationTokens: 50, e2eSeconds: 2, e2eCount: 1 };
+  const delta = diffCounters([c], [before]);
+  assert.deepEqual(delta, [{ prefixQueries: 100, prefixHits: 20, requests: 4, promptTokens: 800, generationTokens: 200, e2eSeconds: 6, e2eCount: 3 }]);
+  assert.deepEqual(servedShape(delta), { promptTokensPerRequest: 200, outputTokensPerRequest: 50, e2eMeanMs: 2000 });
+  assert.ok(Number.isNaN(servedShape([before].map((b) => ({ ...b, requests: 0, e2eCount: 0 }))).e2eMeanMs), 'nothing served: no numbers');
+});
+
+test('the arrival trace inference-perf replays: Azure format, the same times relative to the first', () => {
+  const text = azureTrace([{ arrivalUs: 250_000.7, outputTokens: 8 }, { arrivalUs: 1_500_000, outputTokens: 8 }, { arrivalUs: 61_000_001, outputTokens: 9 }], 220);
+  const lines = text.trimEnd().split('\n');
+  assert.equal(lines[0], 'TIMESTAMP,ContextTokens,GeneratedTokens');
+  assert.deepEqual(lines.slice(1), ['2026-01-01 00:00:00.250000,220,8', '2026-01-01 00:00:01.500000,220,8', '2026-01-01 00:01:01.000001,220,9']);
 });
 
 test('the TTFT SLO is 3x a lone uncached request of the shape, at least 300 ms', () => {
@@ -36,6 +53,7 @@ test('goodput is the highest offered rate meeting the SLO with at most 1% failed
   const run = (load: number, p95: number, tput: number, failed = 0): RunResult => ({
     router: 'r', shape: SMOKE_SHAPE.name, replicas: 2, load, offeredRps: load * 10, sent: 100, ok: 100 - failed, failed, errors: [],
     ttftMs: { p50: p95 / 2, p95, p99: p95 }, e2eP50Ms: 0, e2eP95Ms: 0, throughputRps: tput, outputTokensPerS: 0, hitRate: 0.5, replicaShare: [0.5, 0.5], routerCpuCores: 0.1, addedLatencyMs: { p50: 0.4, p95: 1 },
+    served: { promptTokensPerRequest: 220, outputTokensPerRequest: 8, e2eMeanMs: 100 },
   });
   const slo = ttftSloMs(SMOKE_SHAPE.promptTokens);
   const rows = goodputRows([run(0.4, slo - 1, 4), run(0.7, slo, 7, 2), run(1, slo + 1, 9)], [SMOKE_SHAPE]);
@@ -79,6 +97,8 @@ test('smoke: every router that can run here serves the same stream; the others a
       assert.ok(r.ttftMs.p50 > 0 && r.ttftMs.p95 >= r.ttftMs.p50);
       assert.ok(r.routerCpuCores >= 0);
       assert.ok(r.addedLatencyMs !== null);
+      assert.equal(r.served.outputTokensPerRequest, 8, `${name}: the replicas generated what was asked`);
+      assert.ok(r.served.promptTokensPerRequest > 0 && r.served.e2eMeanMs > 0);
     }
     assert.match(renderTable(result), /goodput/);
   } finally {
