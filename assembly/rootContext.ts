@@ -106,10 +106,10 @@ export class RootContext {
     this.paused.tick(this.id);
     if (this.held.count > 0) this.held.tick(this.id, now, router.admissionRoom(now));
     router.refresh();
-    // Only a control plane carries placements to other gateways.
-    if (cfg.hasControlPlane) router.flushPlacements();
     this.metrics.set(Gauge.StateVersion, router.stateVersion);
     if (cfg.hasControlPlane) {
+      // Only a control plane carries placements to other gateways.
+      router.flushPlacements();
       const heard = router.controlPlaneHeardNs;
       const since = heard > 0 ? heard : this.configuredAtNs;
       this.metrics.set(Gauge.ControlPlaneAgeMs, now > since ? (now - since) / 1000000 : 0);

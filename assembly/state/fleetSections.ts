@@ -4,6 +4,7 @@
 // control-plane/fleetWire.ts. Each is validated whole before anything is
 // kept; lengths are checked in 64 bits, so no count can overflow a bound.
 import { ReplicaTable } from "./replicaTable";
+import { isCheckpoint } from "../prefix/blockHasher";
 import * as E from "../errors";
 
 export const SECTION_PLACEMENTS: u32 = 1;
@@ -13,14 +14,14 @@ const PLACEMENT_RECORD_BYTES: u64 = 16;
 const MAX_SECTION_PLACEMENTS: u32 = 16384;
 const WORK_HEADER_BYTES: u64 = 4;
 const WORK_RECORD_BYTES: u64 = 12;
-/** Blocks of the deepest checkpoint: the 1 MiB body limit in 64-byte blocks. */
-export const MAX_CHECKPOINT_DEPTH: u32 = 16384;
+/** Blocks of the deepest checkpoint the wire carries: the 1 MiB body limit in 64-byte blocks. */
+const MAX_CHECKPOINT_DEPTH: u32 = 16384;
 
 export let fleetSectionError: string = "";
 
-/** Every depth up to 16 blocks, then every 16th, up to MAX_CHECKPOINT_DEPTH. */
-@inline export function isCheckpointDepth(d: u32): bool {
-  return d >= 1 && d <= MAX_CHECKPOINT_DEPTH && (d <= 16 || (d & 15) == 0);
+/** A depth the filter keeps a checkpoint at (blockHasher's rule), within what the wire carries. */
+@inline function isCheckpointDepth(d: u32): bool {
+  return d >= 1 && d <= MAX_CHECKPOINT_DEPTH && isCheckpoint(<i32>d);
 }
 
 function reject(msg: string): bool {
