@@ -243,10 +243,10 @@ export class RepoValidator {
       if (!mount.startsWith('../plugin/prefix-router.wasm:')) this.add(rel, 'services.envoy.volumes', `the module mount must come from ../plugin/prefix-router.wasm (npm run build:wasm output), got '${mount}'`);
     }
     if (!volumes.some((v) => v.startsWith('./envoy.yaml:/etc/envoy/envoy.yaml'))) this.add(rel, 'services.envoy.volumes', 'must mount ./envoy.yaml at /etc/envoy/envoy.yaml');
-    // Control plane: built from control-plane/Dockerfile, listening on the cluster's port, told the replicas' static IPs.
+    // Control plane: built from the repository's Dockerfile, listening on the cluster's port, told the replicas' static IPs.
     const cp = get(services, 'control-plane');
     const build = get(cp, 'build');
-    if (get(build, 'context') !== '..' || get(build, 'dockerfile') !== 'control-plane/Dockerfile') this.add(rel, 'services.control-plane.build', "must be {context: '..', dockerfile: control-plane/Dockerfile}");
+    if (get(build, 'context') !== '..' || get(build, 'dockerfile') !== 'Dockerfile') this.add(rel, 'services.control-plane.build', "must be {context: '..', dockerfile: Dockerfile}");
     const cmd = arr(get(cp, 'command')).map(String);
     const port = cmd[cmd.indexOf('--port') + 1];
     const cpCluster = unit.clusters.find((c) => get(c.value, 'name') === 'prefix_router_control_plane');
@@ -518,13 +518,13 @@ export class RepoValidator {
     if (lines[0] !== 'FROM scratch') this.add('plugin/Dockerfile', 'line 1', 'must be FROM scratch (a Wasm OCI image holds only the module)');
     if (!lines.some((l) => l === `COPY ${c.moduleFile} ./plugin.wasm`)) this.add('plugin/Dockerfile', 'COPY', `must COPY ${c.moduleFile} ./plugin.wasm (Istio and Envoy Gateway read plugin.wasm at the image root)`);
     this.checked.push('plugin/Dockerfile: FROM scratch, module copied to /plugin.wasm');
-    // compose and the Deployment pass only the subcommand: the control-plane image must enter through the CLI.
-    const cpDockerfile = path.join(this.root, 'control-plane/Dockerfile');
-    if (fs.existsSync(cpDockerfile)) {
-      const entry = fs.readFileSync(cpDockerfile, 'utf8').split('\n').find((l) => /^\s*ENTRYPOINT\b/.test(l));
-      if (!entry || !entry.includes('prefix-router.js')) this.add('control-plane/Dockerfile', 'ENTRYPOINT', 'envoy/docker-compose.yaml and manifests/base pass only "control-plane ..." / "simulator ...": the image needs ENTRYPOINT ["node", ".../dist/prefix-router.js"]');
-      this.checked.push('control-plane/Dockerfile: ENTRYPOINT is the prefix-router CLI');
-    } else this.checked.push('control-plane/Dockerfile: not present yet, ENTRYPOINT not checked');
+    // compose and the Deployments pass only the subcommand: the image must enter through the CLI.
+    const image = path.join(this.root, 'Dockerfile');
+    if (fs.existsSync(image)) {
+      const entry = fs.readFileSync(image, 'utf8').split('\n').find((l) => /^\s*ENTRYPOINT\b/.test(l));
+      if (!entry || !entry.includes('prefix-router.js')) this.add('Dockerfile', 'ENTRYPOINT', 'envoy/docker-compose.yaml and the manifests pass only "control-plane ..." / "picker ..." / "simulator ...": the image needs ENTRYPOINT ["node", ".../dist/prefix-router.js"]');
+      this.checked.push('Dockerfile: ENTRYPOINT is the prefix-router CLI');
+    } else this.add('Dockerfile', '(file)', 'missing: envoy/docker-compose.yaml and the manifests build the prefix-router image from it');
   }
 
   async run(): Promise<ValidateResult> {

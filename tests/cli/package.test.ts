@@ -34,7 +34,7 @@ test('every locked dependency supports the oldest Node version package.json allo
     .filter(([, p]) => typeof p.engines?.node === 'string' && !semver.satisfies(floor, p.engines.node))
     .map(([name, p]) => `${name}@${p.version} wants node ${p.engines!.node}`);
   assert.deepEqual(refusing, [], `npm ci on Node ${floor} would warn EBADENGINE for these`);
-  for (const file of ['control-plane/Dockerfile']) {
+  for (const file of ['Dockerfile']) {
     for (const from of readFileSync(`${root}${file}`, 'utf8').matchAll(/^FROM node:(\d+)/gm)) assert.equal(from[1], '20', `${file}: FROM node:${from[1]}`);
   }
 });

@@ -13,7 +13,7 @@ import { exportedMetrics, metricsInQuery } from '../../validate/dashboard.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** What the validator reads; the copies hold only these. */
-const INPUTS = ['envoy', 'manifests', 'dashboards', 'plugin/METRICS.md', 'plugin/config.schema.json', 'plugin/CONFIG.md', 'plugin/Dockerfile', 'assembly', 'control-plane/rbac.yaml'];
+const INPUTS = ['envoy', 'manifests', 'dashboards', 'plugin/METRICS.md', 'plugin/config.schema.json', 'plugin/CONFIG.md', 'plugin/Dockerfile', 'Dockerfile', 'assembly', 'control-plane/rbac.yaml'];
 const tmpRoots: string[] = [];
 after(() => { for (const d of tmpRoots) fs.rmSync(d, { recursive: true, force: true }); });
 
