@@ -10,12 +10,14 @@ import { HeldStreams } from "./admission/heldStreams";
 import { PausedStreams } from "./pausedStreams";
 import { bytesEqual } from "./request/jsonScanner";
 import { RequestTraits, bytesEqualIgnoreCase, offerHeader } from "./request/requestTraits";
+import { SUBSET_HEADER } from "./request/endpointSubset";
 import { Decision, Router, Routing } from "./router";
 import { CharCode } from "./charCode";
 
 const DESTINATION = String.UTF8.encode("x-gateway-destination-endpoint");
 /** The runner-up, for a gateway that retries a failed connection elsewhere (ORIGINAL_DST only dials the first). */
 const FALLBACK = String.UTF8.encode("x-prefix-router-fallback-endpoint");
+const SUBSET = String.UTF8.encode(SUBSET_HEADER);
 const DEBUG_ENDPOINT = String.UTF8.encode("x-prefix-router-endpoint");
 const DEBUG_PREFIX = String.UTF8.encode("x-prefix-router-prefix");
 /** A sampled request's decision record, compact (decisionRecord.ts). */
@@ -73,6 +75,7 @@ export class HttpContext {
     // A client never chooses the upstream: drop whatever it sent, in any case and count.
     if (h.destination || !h.scanned) removeHeader(HeaderMap.RequestHeaders, DESTINATION);
     if (h.fallback || !h.scanned) removeHeader(HeaderMap.RequestHeaders, FALLBACK);
+    if (headTraits.subset.given) removeHeader(HeaderMap.RequestHeaders, SUBSET);
     const router = this.router;
     if (router === null) return FilterHeaders.Continue;
     const traits = this.decision.traits;

@@ -12,7 +12,7 @@ import { ReplicaTable } from "./state/replicaTable";
 export const enum Counter {
   Routed, PrefixHits, BlocksMatched, BlocksTotal, LoadOnly, StaleState, Spilled, NoReplica,
   StateUpdates, StateRejected, PollFailures,
-  AdmissionHeld, AdmissionReleased, AdmissionRefused, SessionRouted, LoraRouted, DecisionRecords, COUNT,
+  AdmissionHeld, AdmissionReleased, AdmissionRefused, SessionRouted, LoraRouted, DecisionRecords, SubsetIgnored, COUNT,
 }
 
 const NAMES: StaticArray<string> = [
@@ -33,6 +33,7 @@ const NAMES: StaticArray<string> = [
   "prefix_router.session_affinity_routed",
   "prefix_router.lora_affinity_routed",
   "prefix_router.decision_records",
+  "prefix_router.subset_ignored",
 ];
 
 export const enum Gauge { StateVersion, ControlPlaneAgeMs, COUNT }

@@ -78,7 +78,7 @@ export class RootContext {
     }
     this.cfg = cfg;
     this.configuredAtNs = nowNs();
-    configureTraitHeaders(cfg.session.enabled ? cfg.session.header : "", cfg.admission.enabled ? cfg.admission : null);
+    configureTraitHeaders(cfg.session.enabled ? cfg.session.header : "", cfg.admission.enabled ? cfg.admission : null, cfg.subsetHeader);
     this.metrics.define();
     // Without ticks nothing would flush batched counts: hand each one over at once.
     this.metrics.immediate = !cfg.sharedState;

@@ -17,6 +17,7 @@ import { Pick, TIE, pick, runnerUp } from "./scheduling/picker";
 import { weightedScore } from "./scheduling/weightedScore";
 import { Saturation } from "./admission/saturation";
 import { RequestTraits, readBodyTraits } from "./request/requestTraits";
+import { EndpointSubset } from "./request/endpointSubset";
 import { addLoraAffinity } from "./scheduling/loraAffinity";
 import { sessionCandidate } from "./scheduling/sessionAffinity";
 import { GatewayBlob, WorkCounts } from "./state/gatewayBlob";
@@ -196,7 +197,7 @@ export class Router {
     this.refresh();
     const t = this.table;
     const withMetrics = this.metricsTrusted(t, nowNs);
-    if (!this.gather(t, withMetrics, <u32>(nowNs / 1000000000))) return 0;
+    if (!this.gather(t, withMetrics, <u32>(nowNs / 1000000000), null)) return 0;
     this.saturation.mark(this.cands, withMetrics);
     return withMetrics ? this.saturation.room : Infinity;
   }
@@ -215,7 +216,7 @@ export class Router {
     const nowS = <u32>(nowNs / 1000000000);
 
     // Candidates: ready replicas whose metrics are fresh enough, and their load.
-    if (!this.gather(t, withMetrics, nowS)) {
+    if (!this.gather(t, withMetrics, nowS, d.traits.subset)) {
       this.metrics.add(Counter.NoReplica, 1);
       return false;
     }
@@ -285,8 +286,21 @@ export class Router {
     return heard > received ? heard : received;
   }
 
-  /** Fills the candidates: ready replicas whose metrics are fresh enough, and their counters. False when there is none. */
-  private gather(t: ReplicaTable, withMetrics: bool, nowS: u32): bool {
+  /**
+   * Fills the candidates: ready replicas whose metrics are fresh enough, and
+   * their counters; only those in `subset` when it names one. A subset of
+   * which none qualifies is set aside, so the request still goes somewhere
+   * (the picker then sends it to the subset's own order). False when there is none.
+   */
+  private gather(t: ReplicaTable, withMetrics: bool, nowS: u32, subset: EndpointSubset | null): bool {
+    if (subset !== null && subset.given) {
+      if (this.gatherIn(t, withMetrics, nowS, subset)) return true;
+      this.metrics.add(Counter.SubsetIgnored, 1);
+    }
+    return this.gatherIn(t, withMetrics, nowS, null);
+  }
+
+  private gatherIn(t: ReplicaTable, withMetrics: bool, nowS: u32, subset: EndpointSubset | null): bool {
     const c = this.cands;
     const stalenessMs = this.cfg.stalenessMs;
     this.otherVms = this.inflight.read(t, nowS);
@@ -298,6 +312,7 @@ export class Router {
     for (let i = 0; i < t.n; i++) {
       if (!unchecked(t.ready[i])) continue;
       if (withMetrics && unchecked(t.metricsKnown[i]) && unchecked(t.metricsAgeMs[i]) > stalenessMs) continue;
+      if (subset !== null && !subset.has(unchecked(t.addressHash[i]))) continue;
       unchecked(c.replica[n] = i);
       unchecked(c.waiting[n] = unchecked(t.waiting[i]));
       unchecked(c.kvUsage[n] = unchecked(t.kvUsage[i]));

@@ -31,7 +31,8 @@ in x-gateway-destination-endpoint and in envoy.lb dynamic metadata (chosen, then
   -h, --help                  this text
 
 The filter's fallbackHeader is turned on: the runner-up it names becomes the second endpoint of
-the envoy.lb list and never reaches the replica.
+the envoy.lb list and never reaches the replica. So is its subsetHeader: the proxy's subset hint
+(envoy.lb.subset_hint) limits the replicas the filter scores.
 `;
 
 export interface PickerCliConfig extends FilterCliConfig {
@@ -51,8 +52,11 @@ function port(name: string, v: string | undefined, dflt: number): number {
   return p;
 }
 
-/** The picker needs the filter to name its runner-up; any other field is the user's. */
-export function withFallbackHeader(pluginConfig: string): string {
+/**
+ * The picker needs the filter to name its runner-up and to route within the proxy's subset hint
+ * (which the picker alone sets, as a header); any other field is the user's.
+ */
+export function withPickerHeaders(pluginConfig: string): string {
   let parsed: unknown;
   try {
     parsed = JSON.parse(pluginConfig);
@@ -60,7 +64,7 @@ export function withFallbackHeader(pluginConfig: string): string {
     throw new UsageError(`--config is not JSON: ${e instanceof Error ? e.message : String(e)}`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new UsageError('--config must be a JSON object (plugin/CONFIG.md)');
-  return JSON.stringify({ ...parsed, fallbackHeader: true });
+  return JSON.stringify({ ...parsed, fallbackHeader: true, subsetHeader: true });
 }
 
 export function parsePickerArgs(args: string[]): PickerCliConfig | 'help' {
@@ -85,7 +89,7 @@ export function parsePickerArgs(args: string[]): PickerCliConfig | 'help' {
   if (mode !== 'FULL_DUPLEX_STREAMED' && mode !== 'BUFFERED') throw new UsageError(`--request-body-mode must be FULL_DUPLEX_STREAMED or BUFFERED; got '${mode}'`);
   return {
     ...filter,
-    pluginConfig: withFallbackHeader(filter.pluginConfig),
+    pluginConfig: withPickerHeaders(filter.pluginConfig),
     workers: positiveInt('workers', v.workers, os.availableParallelism()),
     host: v.host ?? '127.0.0.1',
     port: port('port', v.port, DEFAULT_PICKER_PORTS.grpc),

@@ -28,7 +28,7 @@ export class PickerMetrics {
   });
   readonly subsetOverrides = new Counter({
     name: 'prefix_router_picker_subset_overrides_total',
-    help: 'Requests whose subset hint held neither the picked endpoint nor the runner-up; they went to the hint\'s endpoints in its order.',
+    help: 'Requests whose subset hint held no replica the filter could pick; they went to the hint\'s endpoints in its order.',
     registers: [this.registry],
   });
   readonly streamErrors = new Counter({

@@ -21,6 +21,8 @@ import type { PickerMetrics } from './metrics.js';
 /** The protocol's subset hint: the proxy may restrict the endpoints the picker picks from. */
 export const SUBSET_NAMESPACE = 'envoy.lb.subset_hint';
 export const SUBSET_KEY = 'x-gateway-destination-endpoint-subset';
+/** How the subset reaches the filter (its `subsetHeader`); only the picker sets it, never the client. */
+export const SUBSET_HEADER = 'x-prefix-router-endpoint-subset';
 /** Where the proxy reports the endpoint that served the request. */
 export const SERVED_KEY = 'x-gateway-destination-endpoint-served';
 
@@ -184,10 +186,14 @@ export class PickerSession {
     });
     const headers = pairsOf(m.request_headers!.headers);
     this.requestBefore = headers;
+    // The filter scores only the subset's replicas. A client-sent subset header never reaches it,
+    // and its removal reaches the proxy as part of the header mutation.
+    const toFilter: HeaderPairs = headers.filter(([k]) => k !== SUBSET_HEADER);
+    if (this.subset) toFilter.push([SUBSET_HEADER, this.subset.join(',')]);
     const eos = m.request_headers!.end_of_stream === true || this.requestMode === BodySendMode.NONE;
     this.requestHasBody = !eos;
     this.requestEnd = eos;
-    this.stream.requestHeaders(headers, eos);
+    this.stream.requestHeaders(toFilter, eos);
     // Outside FULL_DUPLEX_STREAMED the proxy waits for this answer before it sends the body; the
     // decision then rides on the body's answer, which may still change the headers.
     if (!eos && this.requestMode !== BodySendMode.FULL_DUPLEX_STREAMED && !this.stream.localResponse) {
@@ -250,7 +256,8 @@ export class PickerSession {
   /** The filter's decision as the proxy takes it; false when it was an immediate response instead. */
   private sendDecision(st: Stream, answering: 'request_headers' | 'request_body'): boolean {
     this.decisionSent = true;
-    const after = st.requestHeaderList();
+    // The subset header is the picker's own: it never goes upstream, whoever set it.
+    const after = st.requestHeaderList().filter(([k]) => k !== SUBSET_HEADER);
     const named = (k: string) => after.find(([hk]) => hk === k)?.[1]?.trim();
     const chosen = named(DESTINATION_HEADER);
     const runnerUp = named(FALLBACK_HEADER);

@@ -80,6 +80,13 @@ export class PluginConfig {
    * so only a gateway that reads it (ours) gains from a header mutation per request.
    */
   fallbackHeader: bool = false;
+  /**
+   * Route only among the endpoints named in x-prefix-router-endpoint-subset
+   * (removed before the request goes on). Off by default: in a proxy it would
+   * let a client choose its replicas; `prefix-router picker` turns it on and
+   * sets it from the proxy's subset hint alone.
+   */
+  subsetHeader: bool = false;
   sharedState: bool = true;
   /** When a replica counts as saturated (admission, session affinity). */
   saturation: SaturationBound = new SaturationBound();
@@ -103,7 +110,7 @@ export function parseConfig(bytes: Uint8Array): PluginConfig | null {
   const root = parseJson(bytes);
   if (root === null) return fail("not valid JSON: " + jsonError);
   if (root.kind != JsonKind.Object) return fail(CONFIG_NOT_JSON);
-  if (unknownKey(root, ["controlPlane", "replicas", "weights", "prefix", "work", "loadBoundEpsilon", "stalenessMs", "maxBodyBytes", "debugHeaders", "fallbackHeader", "sharedState", "saturation", "admission", "sessionAffinity", "lora"], "")) return null;
+  if (unknownKey(root, ["controlPlane", "replicas", "weights", "prefix", "work", "loadBoundEpsilon", "stalenessMs", "maxBodyBytes", "debugHeaders", "fallbackHeader", "subsetHeader", "sharedState", "saturation", "admission", "sessionAffinity", "lora"], "")) return null;
 
   const cp = root.get("controlPlane");
   if (cp !== null) {
@@ -187,6 +194,7 @@ export function parseConfig(bytes: Uint8Array): PluginConfig | null {
   if (!readInt(root, "maxBodyBytes", "maxBodyBytes", 1024, 67108864, (v: f64): void => { cfg.maxBodyBytes = <u32>v; })) return null;
   if (!readBool(root, "debugHeaders", "debugHeaders", (v: bool): void => { cfg.debugHeaders = v; })) return null;
   if (!readBool(root, "fallbackHeader", "fallbackHeader", (v: bool): void => { cfg.fallbackHeader = v; })) return null;
+  if (!readBool(root, "subsetHeader", "subsetHeader", (v: bool): void => { cfg.subsetHeader = v; })) return null;
   if (!readBool(root, "sharedState", "sharedState", (v: bool): void => { cfg.sharedState = v; })) return null;
   if (!parseFeatures(root, cfg.saturation, cfg.admission, cfg.session, cfg.lora)) return null;
 

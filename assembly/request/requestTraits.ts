@@ -8,6 +8,7 @@ import { xxh64 } from "../prefix/hash";
 import { CharCode } from "../charCode";
 import { QUOTE } from "./jsonScanner";
 import { topLevel } from "./promptHasher";
+import { EndpointSubset, SUBSET_HEADER } from "./endpointSubset";
 
 /** Seeds of the session and model keys: a session named like a model is still a different key. */
 const SESSION_SEED: u64 = 0x73657373696f6e;
@@ -25,12 +26,15 @@ export class RequestTraits {
   /** Key of the body's `model` (a base model or a LoRA adapter); valid when hasModel. */
   model: u64 = 0;
   hasModel: bool = false;
+  /** The endpoints the proxy restricts it to (the subset header, when read). */
+  readonly subset: EndpointSubset = new EndpointSubset();
 
   reset(): void {
     this.inference = false;
     this.hasSession = false;
     this.priority = 0;
     this.hasModel = false;
+    this.subset.reset();
   }
 
   copyFrom(o: RequestTraits): void {
@@ -40,6 +44,7 @@ export class RequestTraits {
     this.priority = o.priority;
     this.model = o.model;
     this.hasModel = o.hasModel;
+    this.subset.copyFrom(o.subset);
   }
 }
 
@@ -48,14 +53,19 @@ export class RequestTraits {
 class TraitHeaders {
   session: string = "";
   admission: AdmissionConfig | null = null;
+  subset: bool = false;
 }
 
 const names = new TraitHeaders();
 
-/** `sessionHeader` empty: sessions are not read from headers; `admission` null: priorities are not read. */
-export function configureTraitHeaders(sessionHeader: string, admission: AdmissionConfig | null): void {
+/**
+ * `sessionHeader` empty: sessions are not read from headers; `admission` null:
+ * priorities are not read; `subset` false: the subset header is not read.
+ */
+export function configureTraitHeaders(sessionHeader: string, admission: AdmissionConfig | null, subset: bool): void {
   names.session = sessionHeader;
   names.admission = admission;
+  names.subset = subset;
 }
 
 /** Takes the header [k, k+kl) = [v, v+vl) into `t` if it names a trait; true when it did. */
@@ -63,6 +73,10 @@ export function offerHeader(t: RequestTraits, k: isize, kl: isize, v: isize, vl:
   if (names.session.length > 0 && vl > 0 && bytesEqualIgnoreCase(k, kl, names.session)) {
     t.session = xxh64(<usize>v, <usize>vl, SESSION_SEED);
     t.hasSession = true;
+    return true;
+  }
+  if (names.subset && bytesEqualIgnoreCase(k, kl, SUBSET_HEADER)) {
+    t.subset.read(v, vl);
     return true;
   }
   const a = names.admission;

@@ -7,6 +7,7 @@ import { ReplicaTable } from "../../assembly/state/replicaTable";
 import { hashPrompt } from "../../assembly/request/promptHasher";
 import { BlockHasher } from "../../assembly/prefix/blockHasher";
 import { LoraAdapters } from "../../assembly/state/loraSection";
+import { EndpointSubset, MAX_SUBSET } from "../../assembly/request/endpointSubset";
 
 function table(n: i32): ReplicaTable {
   const t = new ReplicaTable();
@@ -123,5 +124,47 @@ describe("request traits", () => {
     readBodyTraits(none, true);
     expect(none.hasModel).toBe(false);
     expect(none.hasSession).toBe(false);
+  });
+});
+
+function readSubset(s: string): EndpointSubset {
+  const b = String.UTF8.encode(s);
+  const e = new EndpointSubset();
+  e.read(changetype<isize>(b), <isize>b.byteLength);
+  return e;
+}
+
+describe("endpoint subset", () => {
+  it("holds the replicas named between commas, blanks around them ignored, and no others", () => {
+    const t = table(3);
+    const e = readSubset(" 10.0.0.1:8000 ,\t10.0.0.3:8000,,");
+    expect(e.count).toBe(2);
+    expect(e.has(t.addressHash[0])).toBe(true);
+    expect(e.has(t.addressHash[1])).toBe(false);
+    expect(e.has(t.addressHash[2])).toBe(true);
+  });
+
+  it("without a subset every replica is in; an empty one holds none", () => {
+    const t = table(2);
+    const none = new EndpointSubset();
+    expect(none.given).toBe(false);
+    expect(none.has(t.addressHash[1])).toBe(true);
+    const empty = readSubset(" , ");
+    expect(empty.given).toBe(true);
+    expect(empty.has(t.addressHash[0])).toBe(false);
+  });
+
+  it("keeps the first MAX_SUBSET of a longer list, and a copy holds the same", () => {
+    let s = "";
+    for (let i = 0; i < MAX_SUBSET + 10; i++) s += "10.0.1." + i.toString() + ":8000,";
+    const e = readSubset(s);
+    expect(e.count).toBe(MAX_SUBSET);
+    const t = new ReplicaTable();
+    t.add("10.0.1.0:8000", true, true, 0, 0, 0, 0, 0);
+    t.add("10.0.1." + (MAX_SUBSET + 5).toString() + ":8000", true, true, 0, 0, 0, 0, 0);
+    const c = new EndpointSubset();
+    c.copyFrom(e);
+    expect(c.has(t.addressHash[0])).toBe(true);
+    expect(c.has(t.addressHash[1])).toBe(false);
   });
 });

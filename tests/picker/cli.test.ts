@@ -13,7 +13,7 @@ import { ProxyStream, metadataEndpoints } from './support.js';
 
 const CLI = ['--import', 'tsx', 'cli/prefix-router.ts', 'picker'];
 
-test('flags: bad ones are refused naming the flag; the configuration must be an object; fallbackHeader is turned on', () => {
+test('flags: bad ones are refused naming the flag; the configuration must be an object; fallbackHeader and subsetHeader are turned on', () => {
   const run = (args: string[]) => spawnSync(process.execPath, [...CLI, ...args], { cwd: ROOT, encoding: 'utf8' });
   const help = run(['--help']);
   assert.equal(help.status, 0);
@@ -29,9 +29,9 @@ test('flags: bad ones are refused naming the flag; the configuration must be an 
     assert.match(r.stderr, why);
     assert.match(r.stderr, /usage: prefix-router picker/);
   }
-  const cfg = parsePickerArgs(['--config', '{"replicas":["10.0.0.1:8000"],"fallbackHeader":false}']);
+  const cfg = parsePickerArgs(['--config', '{"replicas":["10.0.0.1:8000"],"fallbackHeader":false,"subsetHeader":false}']);
   assert.notEqual(cfg, 'help');
-  assert.deepEqual(JSON.parse((cfg as { pluginConfig: string }).pluginConfig), { replicas: ['10.0.0.1:8000'], fallbackHeader: true });
+  assert.deepEqual(JSON.parse((cfg as { pluginConfig: string }).pluginConfig), { replicas: ['10.0.0.1:8000'], fallbackHeader: true, subsetHeader: true });
 });
 
 test('a real start: health SERVING, one request picked, exit 0 on SIGTERM', async () => {

@@ -162,6 +162,40 @@ test('a subset hint restricts the choice; an empty one is a 503', async () => {
   empty.finish();
 });
 
+test('the filter scores within the subset: a prompt start held outside it goes to the subset\'s best, the runner-up from it too', async () => {
+  const prompt = text(13, 2000);
+  const route = async (metadata?: object) => {
+    const s = new ProxyStream(p.client);
+    s.headers(POST_HEADERS, false, FULL_DUPLEX, metadata);
+    s.body(completionBody(prompt), true);
+    const h = await s.next();
+    s.finish();
+    return { chosen: setValue(h.request_headers!.response!.header_mutation, 'x-gateway-destination-endpoint'), list: metadataEndpoints(h.dynamic_metadata), mutation: h.request_headers!.response!.header_mutation };
+  };
+  const holder = (await route()).chosen!;
+  const others = REPLICAS.filter((r) => r !== holder);
+  const hint = { filter_metadata: { 'envoy.lb.subset_hint': { fields: { 'x-gateway-destination-endpoint-subset': { listValue: { values: others.map((r) => ({ stringValue: r })) } } } } } };
+  const within = await route(hint);
+  assert.ok(others.includes(within.chosen!), `chose ${within.chosen}, outside the subset ${others.join(',')}`);
+  assert.deepEqual([...within.list].sort(), [...others].sort(), 'chosen and runner-up both from the subset, not the subset\'s own order');
+  assert.equal(setValue(within.mutation, 'x-prefix-router-endpoint-subset'), undefined, 'the subset header never goes upstream');
+});
+
+test('a client-sent subset header restricts nothing and is removed', async () => {
+  const chosen = new Set<string>();
+  for (let i = 0; i < 8; i++) {
+    const s = new ProxyStream(p.client);
+    s.headers([...POST_HEADERS, ['x-prefix-router-endpoint-subset', REPLICAS[0]!]], false, FULL_DUPLEX);
+    s.body(completionBody(text(40 + i, 600)), true);
+    const h = await s.next();
+    s.finish();
+    const m = h.request_headers!.response!.header_mutation;
+    chosen.add(setValue(m, 'x-gateway-destination-endpoint')!);
+    assert.ok(m?.remove_headers?.includes('x-prefix-router-endpoint-subset'), 'the client\'s subset header is removed');
+  }
+  assert.ok(chosen.size > 1, `every request went to ${[...chosen].join(',')}`);
+});
+
 test('protocol errors end the stream with a gRPC status the proxy applies its failure mode to', async () => {
   const bodyFirst = new ProxyStream(p.client);
   bodyFirst.body('x', true);
