@@ -78,8 +78,12 @@ function pairsOfRaw(raw: Buffer[] | string[] | null | undefined): HeaderPairs {
   return out;
 }
 
-/** The request headers for undici (flat name, value list): pseudo-headers and hop-by-hop headers left out, host from :authority. */
-function upstreamHeaders(pairs: HeaderPairs, fallbackHost: string): string[] {
+/**
+ * The request headers for undici (flat name, value list): pseudo-headers and hop-by-hop headers left
+ * out, host from :authority. A body sent whole gets its content-length from its bytes (the filter
+ * may have changed them), so the client's is left out then.
+ */
+function upstreamHeaders(pairs: HeaderPairs, fallbackHost: string, wholeBody: boolean): string[] {
   const out: string[] = [];
   let host = fallbackHost;
   for (const [k, v] of pairs) {
@@ -87,7 +91,7 @@ function upstreamHeaders(pairs: HeaderPairs, fallbackHost: string): string[] {
       if (v) host = v;
       continue;
     }
-    if (k.startsWith(':') || HOP_BY_HOP.has(k) || k === NOT_FORWARDED_UPSTREAM) continue;
+    if (k.startsWith(':') || HOP_BY_HOP.has(k) || k === NOT_FORWARDED_UPSTREAM || (wholeBody && k === 'content-length')) continue;
     out.push(k, v);
   }
   out.push('host', host);
@@ -370,7 +374,7 @@ export class GatewayExchange {
       },
     };
     this.gw.dispatcher.dispatch(
-      { origin, method: (get(':method') ?? 'GET') as Dispatcher.HttpMethod, path: get(':path') ?? '/', headers: upstreamHeaders(hs, endpoint), body, headersTimeout: this.gw.timeoutMs, bodyTimeout: this.gw.timeoutMs },
+      { origin, method: (get(':method') ?? 'GET') as Dispatcher.HttpMethod, path: get(':path') ?? '/', headers: upstreamHeaders(hs, endpoint, this.upstreamBody === null), body, headersTimeout: this.gw.timeoutMs, bodyTimeout: this.gw.timeoutMs },
       handler,
     );
   }
