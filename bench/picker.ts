@@ -6,7 +6,7 @@
 //                  simulated replicas with a control plane
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
+import { toolArgs } from '../cli/toolArgs.js';
 import { runOverhead, type PathResult } from './picker/overhead.js';
 import { runActiveActive, type ActiveActiveOptions, type ActiveActiveRun } from './picker/activeActive.js';
 
@@ -44,50 +44,30 @@ export interface PickerBenchResult {
   activeActive?: { options: ActiveActiveOptions; runs: ActiveActiveRun[]; meanHitRate: Record<string, number>; hitRateRatio: number };
 }
 
-function int(name: string, v: string | undefined, dflt: number, min: number): number {
-  if (v === undefined) return dflt;
-  if (!/^\d+$/.test(v) || Number(v) < min) throw new Error(`--${name} must be a whole number >= ${min}; got '${v}'`);
-  return Number(v);
-}
-
 export async function main(argv: string[]): Promise<number> {
-  let v;
-  try {
-    v = parseArgs({
-      args: argv,
-      options: {
-        only: { type: 'string' }, seconds: { type: 'string' }, warmup: { type: 'string' }, concurrency: { type: 'string' },
-        'prompt-tokens': { type: 'string' }, pickers: { type: 'string' }, requests: { type: 'string' }, groups: { type: 'string' },
-        seed: { type: 'string' }, repeats: { type: 'string' }, 'time-scale': { type: 'string' }, 'no-response-processing': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-      },
-    }).values;
-  } catch (e) {
-    process.stderr.write(`bench:picker: ${e instanceof Error ? e.message : String(e)}\n\n${USAGE}`);
-    return 2;
-  }
-  if (v.help) { process.stdout.write(USAGE); return 0; }
+  const { values: v, fail } = toolArgs('bench:picker', USAGE, {
+    only: { type: 'string' }, seconds: { type: 'string' }, warmup: { type: 'string' }, concurrency: { type: 'string' },
+    'prompt-tokens': { type: 'string' }, pickers: { type: 'string' }, requests: { type: 'string' }, groups: { type: 'string' },
+    seed: { type: 'string' }, repeats: { type: 'string' }, 'time-scale': { type: 'string' }, 'no-response-processing': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+  }, false, argv);
+  const int = (name: string, value: string | undefined, dflt: number, min: number): number => {
+    if (value === undefined) return dflt;
+    if (!/^\d+$/.test(value) || Number(value) < min) fail(`--${name} must be a whole number >= ${min}; got '${value}'`);
+    return Number(value);
+  };
   const only = v.only;
-  if (only !== undefined && only !== 'overhead' && only !== 'active-active') {
-    process.stderr.write(`bench:picker: --only must be overhead or active-active; got '${only}'\n\n${USAGE}`);
-    return 2;
-  }
-  let seconds: number, warmup: number, concurrency: number | undefined, promptTokens: number, pickers: number, requests: number, groups: number, seed: number, repeats: number, timeScale: number;
-  try {
-    seconds = int('seconds', v.seconds, 10, 1);
-    warmup = int('warmup', v.warmup, 2, 0);
-    concurrency = v.concurrency === undefined ? undefined : int('concurrency', v.concurrency, 0, 1);
-    promptTokens = int('prompt-tokens', v['prompt-tokens'], 1000, 1);
-    timeScale = Number(v['time-scale'] ?? 50);
-    if (!(timeScale > 0 && timeScale <= 1000)) throw new Error(`--time-scale must be a number in (0, 1000], not ${v['time-scale']}`);
-    pickers = int('pickers', v.pickers, 3, 2);
-    requests = int('requests', v.requests, 480, 1);
-    groups = int('groups', v.groups, 40, 1);
-    seed = int('seed', v.seed, 1, 0);
-    repeats = int('repeats', v.repeats, 3, 1);
-  } catch (e) {
-    process.stderr.write(`bench:picker: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
+  if (only !== undefined && only !== 'overhead' && only !== 'active-active') fail(`--only must be overhead or active-active; got '${only}'`);
+  const seconds = int('seconds', v.seconds, 10, 1);
+  const warmup = int('warmup', v.warmup, 2, 0);
+  const concurrency = v.concurrency === undefined ? undefined : int('concurrency', v.concurrency, 0, 1);
+  const promptTokens = int('prompt-tokens', v['prompt-tokens'], 1000, 1);
+  const timeScale = Number(v['time-scale'] ?? 50);
+  if (!(timeScale > 0 && timeScale <= 1000)) fail(`--time-scale must be a number in (0, 1000], not ${v['time-scale']}`);
+  const pickers = int('pickers', v.pickers, 3, 2);
+  const requests = int('requests', v.requests, 480, 1);
+  const groups = int('groups', v.groups, 40, 1);
+  const seed = int('seed', v.seed, 1, 0);
+  const repeats = int('repeats', v.repeats, 3, 1);
   const cli = `${ROOT}dist/prefix-router.js`;
   const wasm = `${ROOT}plugin/prefix-router.wasm`;
   for (const f of [cli, wasm]) if (!existsSync(f)) { process.stderr.write(`bench:picker: ${f} is missing: npm run build\n`); return 1; }

@@ -13,7 +13,8 @@ export function toolArgs<O extends Options>(tool: string, usage: string, options
   };
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean' } } as O & { help: { type: 'boolean' } }, strict: true, allowPositionals });
+    // A tool may declare --help itself (e.g. with its -h short form).
+    parsed = parseArgs({ args: argv, options: { help: { type: 'boolean' }, ...options } as O & { help: { type: 'boolean' } }, strict: true, allowPositionals });
   } catch (e) {
     return fail((e as Error).message);
   }

@@ -5,6 +5,7 @@
 // response hooks. Each request is a GatewayExchange.
 import http from 'node:http';
 import type net from 'node:net';
+import { Agent } from 'undici';
 import type { ProxyWasmHost } from './proxyWasmHost.js';
 import { type AccessLogEntry, GatewayExchange } from './gatewayExchange.js';
 import { GatewayStats } from './gatewayStats.js';
@@ -49,11 +50,11 @@ export interface Gateway {
 
 /** The gateway as a request handler (testable with any http.Server). */
 export function createGatewayHandler(opts: GatewayOptions): { handle: http.RequestListener; stats: GatewayStats; close(): void } {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: MAX_SOCKETS_PER_UPSTREAM });
+  const dispatcher = new Agent({ connections: MAX_SOCKETS_PER_UPSTREAM });
   const stats = new GatewayStats();
   const settings = {
     host: opts.host,
-    agent,
+    dispatcher,
     upstream: opts.upstream ?? originalDestination,
     stats,
     timeoutMs: opts.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS,
@@ -61,7 +62,7 @@ export function createGatewayHandler(opts: GatewayOptions): { handle: http.Reque
     onAccessLog: opts.onAccessLog,
   };
   const handle: http.RequestListener = (req, res) => new GatewayExchange(settings, req, res).start();
-  return { handle, stats, close: () => agent.destroy() };
+  return { handle, stats, close: () => void dispatcher.destroy().catch(() => {}) };
 }
 
 /** Starts the gateway on a socket. */

@@ -3,17 +3,24 @@
 // selector names once the filter releases it (retried on a connect failure), and the response
 // comes back through the filter's response hooks, flushed as it arrives (SSE chunks included).
 // The gateway's own replies (no healthy upstream, connect failure, timeout) are Envoy's router
-// replies: they pass the response hooks too.
-import http from 'node:http';
+// replies: they pass the response hooks too. Upstream requests go through undici's dispatcher
+// (a keep-alive pool per replica) with callbacks, not node:http's streams: the proxy hop is the
+// cost users compare routers on, and the stream objects were much of it.
+import type http from 'node:http';
+import type net from 'node:net';
+import { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
 import { randomUUID } from 'node:crypto';
 import type { HeaderPairs } from './abi.js';
 import type { ProxyWasmHost } from './proxyWasmHost.js';
-import type { LocalResponse, Stream } from './stream.js';
+import type { LocalResponse, PropertyValue, Stream } from './stream.js';
 import type { GatewayStats } from './gatewayStats.js';
 import type { Destination, UpstreamSelector } from './upstreamSelector.js';
 
 /** Headers that belong to one connection, not to the request (Envoy strips them too). */
 export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host']);
+/** Answered by the gateway itself (node's server sends the 100 Continue), as Envoy does by default (proxy_100_continue off). */
+const NOT_FORWARDED_UPSTREAM = 'expect';
 
 const enc = new TextEncoder();
 const EMPTY = new Uint8Array(0);
@@ -37,7 +44,8 @@ export interface AccessLogEntry {
 /** What every exchange of one gateway shares. */
 export interface ExchangeSettings {
   host: ProxyWasmHost;
-  agent: http.Agent;
+  /** Keep-alive connections to the replicas (an undici Agent: one pool per origin). */
+  dispatcher: Dispatcher;
   upstream: UpstreamSelector;
   stats: GatewayStats;
   timeoutMs: number;
@@ -62,16 +70,84 @@ function pairsOf(raw: string[]): HeaderPairs {
   return out;
 }
 
+/** undici's raw headers (name, value, name, value... as bytes) as pairs; header bytes are latin1, as node:http reads them. */
+function pairsOfRaw(raw: Buffer[] | string[] | null | undefined): HeaderPairs {
+  const out: HeaderPairs = [];
+  if (!raw) return out;
+  for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i].toString('latin1').toLowerCase(), raw[i + 1].toString('latin1')]);
+  return out;
+}
+
+/**
+ * The request headers for undici (flat name, value list): pseudo-headers and hop-by-hop headers left
+ * out, host from :authority. A body sent whole gets its content-length from its bytes (the filter
+ * may have changed them), so the client's is left out then.
+ */
+function upstreamHeaders(pairs: HeaderPairs, fallbackHost: string, wholeBody: boolean): string[] {
+  const out: string[] = [];
+  let host = fallbackHost;
+  for (const [k, v] of pairs) {
+    if (k === ':authority') {
+      if (v) host = v;
+      continue;
+    }
+    if (k.startsWith(':') || HOP_BY_HOP.has(k) || k === NOT_FORWARDED_UPSTREAM || (wholeBody && k === 'content-length')) continue;
+    out.push(k, v);
+  }
+  out.push('host', host);
+  return out;
+}
+
+/** One attempt's request to a replica: undici's abort for it, and whether this exchange gave up on it. */
+class UpstreamAttempt {
+  private abortRequest: ((reason?: Error) => void) | null = null;
+  cancelled = false;
+  /** The response came to its end. */
+  complete = false;
+  /** undici hands the abort function over when the request is about to be written. */
+  connected(abort: (reason?: Error) => void): void {
+    this.abortRequest = abort;
+    if (this.cancelled) abort(new Error('request cancelled by the gateway'));
+  }
+  destroy(): void {
+    if (this.cancelled || this.complete) return;
+    this.cancelled = true;
+    this.abortRequest?.(new Error('request cancelled by the gateway'));
+  }
+}
+
+const isConnectFailure = (e: NodeJS.ErrnoException) => e.syscall === 'connect' || e.code === 'UND_ERR_CONNECT_TIMEOUT';
+/** undici refused the request as built (a header value it will not send): Envoy's codec refuses them too. */
+const isInvalidRequest = (e: NodeJS.ErrnoException) => e.code === 'UND_ERR_INVALID_ARG' || e.code === 'UND_ERR_NOT_SUPPORTED';
+
 function socketAddress(address: string | undefined, port: number | undefined): string {
   const a = address ?? '127.0.0.1';
   return `${a.includes(':') ? `[${a}]` : a}:${port ?? 0}`;
 }
 
+/** The connection's Envoy attributes, read from the socket only when the filter asks for one (most requests never do). */
+function connectionProperties(socket: net.Socket): Record<string, PropertyValue> {
+  return {
+    get 'source.address'() { return socketAddress(socket.remoteAddress, socket.remotePort); },
+    get 'source.port'() { return BigInt(socket.remotePort ?? 0); },
+    get 'destination.address'() { return socketAddress(socket.localAddress, socket.localPort); },
+    get 'destination.port'() { return BigInt(socket.localPort ?? 0); },
+  };
+}
+
+/** A Buffer over the same bytes (node's write takes one without copying). */
+function asBuffer(b: Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
 export class GatewayExchange {
   private readonly started = process.hrtime.bigint();
   private stream!: Stream;
-  private upstream: http.ClientRequest | null = null;
-  private upstreamRes: http.IncomingMessage | null = null;
+  private upstream: UpstreamAttempt | null = null;
+  /** The request body as it is released, when it was not all there when the attempt started. */
+  private upstreamBody: Readable | null = null;
+  /** A response (its head) came from the replica. */
+  private upstreamResponded = false;
   private endpoint: string | null = null;
   private details = 'via_upstream';
   /** The client's request body has all arrived. */
@@ -88,7 +164,7 @@ export class GatewayExchange {
   private pumpQueued = false;
   /** Trailers from the replica, for when the filter leaves the response trailers alone. */
   private pendingTrailers: HeaderPairs | null = null;
-  /** Request bytes sent upstream, kept to replay on a connect retry. */
+  /** Request bytes released upstream, kept to replay on a connect retry. */
   private readonly sentUpstream: Buffer[] = [];
 
   constructor(private readonly gw: ExchangeSettings, private readonly req: http.IncomingMessage, private readonly res: http.ServerResponse) {}
@@ -100,12 +176,7 @@ export class GatewayExchange {
     gw.stats.rqActive.inc();
     try {
       this.stream = gw.host.newStream({
-        properties: {
-          'source.address': socketAddress(req.socket.remoteAddress, req.socket.remotePort),
-          'source.port': BigInt(req.socket.remotePort ?? 0),
-          'destination.address': socketAddress(req.socket.localAddress, req.socket.localPort),
-          'destination.port': BigInt(req.socket.localPort ?? 0),
-        },
+        properties: connectionProperties(req.socket),
         listener: {
           requestReleased: () => this.later(() => {
             if (!this.finished && !this.upstream && !this.stream.localResponse) this.connect(0);
@@ -143,8 +214,15 @@ export class GatewayExchange {
       [':authority', req.headers.host ?? ''],
       [':scheme', 'http'],
     ];
-    for (const [k, v] of pairsOf(req.rawHeaders)) if (!HOP_BY_HOP.has(k)) headers.push([k, v]);
-    if (!headers.some(([k]) => k === 'x-request-id')) headers.push(['x-request-id', randomUUID()]);
+    const raw = req.rawHeaders;
+    let hasRequestId = false;
+    for (let i = 0; i < raw.length; i += 2) {
+      const k = raw[i].toLowerCase();
+      if (HOP_BY_HOP.has(k)) continue;
+      if (k === 'x-request-id') hasRequestId = true;
+      headers.push([k, raw[i + 1]]);
+    }
+    if (!hasRequestId) headers.push(['x-request-id', randomUUID()]);
     const cl = req.headers['content-length'];
     const contentLength = cl === undefined ? null : Number(cl);
     const noBody = (contentLength === 0 || contentLength === null) && req.headers['transfer-encoding'] === undefined;
@@ -185,7 +263,7 @@ export class GatewayExchange {
     stats.rqActive.dec();
     stats.rqCompleted.inc();
     if (this.res.headersSent) stats.downstreamResponse(this.res.statusCode);
-    if (this.upstream && !this.upstreamRes?.complete) this.upstream.destroy();
+    this.upstream?.destroy();
     this.stream.complete();
     this.gw.onAccessLog?.({
       method: this.req.method ?? '', path: this.req.url ?? '', status: this.res.statusCode, endpoint: this.endpoint, details: this.details,
@@ -251,29 +329,59 @@ export class GatewayExchange {
     );
   }
 
-  /** Dials `dest` and sends what the filter released. */
+  /** Sends the request, with what the filter released of its body, to `dest`. */
   private dial(hs: HeaderPairs, dest: Destination | null, attempt: number): void {
     if (this.finished || this.stream.localResponse) return;
     if (!dest) return this.routerReply(503, 'no healthy upstream', 'no_healthy_upstream');
     const endpoint = dest.host.includes(':') ? `[${dest.host}]:${dest.port}` : `${dest.host}:${dest.port}`;
     this.endpoint = endpoint;
-    const get = (k: string) => hs.find(([hk]) => hk === k)?.[1];
-    const headers = groupHeaders(hs);
-    headers.host = get(':authority') ?? endpoint;
-    let u: http.ClientRequest;
-    try {
-      u = http.request({ host: dest.host, port: dest.port, method: get(':method') ?? 'GET', path: get(':path') ?? '/', headers, agent: this.gw.agent, setHost: false });
-    } catch (e) {
-      // Headers node refuses to send (e.g. a filter-set value with a newline): Envoy's codec refuses them too.
-      return this.routerReply(503, `upstream request rejected: ${e instanceof Error ? e.message : String(e)}`, 'upstream_request_invalid');
+    const stream = this.stream;
+    const released = stream.drainRequestData();
+    if (released.length) this.sentUpstream.push(asBuffer(released));
+    // Most requests are whole by the time the filter releases them (it reads the body to route):
+    // they go as one buffer; the others stream what the filter releases next (pumpRequest).
+    let body: Buffer | Readable | null;
+    if (this.requestComplete()) {
+      this.upstreamEnded = true;
+      this.upstreamBody = null;
+      body = this.sentUpstream.length === 0 ? null : this.sentUpstream.length === 1 ? this.sentUpstream[0] : Buffer.concat(this.sentUpstream);
+    } else {
+      this.upstreamEnded = false;
+      const b = new Readable({ read() {} });
+      for (const chunk of this.sentUpstream) b.push(chunk);
+      this.upstreamBody = b;
+      body = b;
     }
+    const get = (k: string) => hs.find(([hk]) => hk === k)?.[1];
+    const u = new UpstreamAttempt();
     this.upstream = u;
     this.gw.stats.upstreamRqTotal.inc();
-    u.setTimeout(this.gw.timeoutMs, () => this.onUpstreamTimeout(u));
-    u.on('error', (e: NodeJS.ErrnoException) => this.onUpstreamError(u, e, attempt));
-    u.on('response', (ur) => this.onUpstreamResponse(ur));
-    for (const b of this.sentUpstream) u.write(b);
-    this.schedulePump();
+    const origin = `http://${endpoint}`;
+    const handler: Dispatcher.DispatchHandlers = {
+      onConnect: (abort) => u.connected(abort),
+      onError: (e) => this.onUpstreamError(u, e, attempt),
+      onHeaders: (status, raw) => {
+        if (this.upstream === u && !u.cancelled) this.onUpstreamResponse(status, pairsOfRaw(raw as Buffer[]));
+        return true;
+      },
+      onData: (chunk) => {
+        if (this.upstream === u && !u.cancelled) this.onUpstreamData(chunk);
+        return true;
+      },
+      onComplete: (trailers) => {
+        u.complete = true;
+        if (this.upstream === u && !u.cancelled) this.onUpstreamEnd(pairsOfRaw(trailers as Buffer[] | null));
+      },
+    };
+    this.gw.dispatcher.dispatch(
+      { origin, method: (get(':method') ?? 'GET') as Dispatcher.HttpMethod, path: get(':path') ?? '/', headers: upstreamHeaders(hs, endpoint, this.upstreamBody === null), body, headersTimeout: this.gw.timeoutMs, bodyTimeout: this.gw.timeoutMs },
+      handler,
+    );
+  }
+
+  /** The client's request is all here and the filter released all of it. */
+  private requestComplete(): boolean {
+    return this.downstreamEnded && this.stream.continued && this.stream.requestBufferedBytes === 0;
   }
 
   private schedulePump(): void {
@@ -282,46 +390,45 @@ export class GatewayExchange {
     this.later(() => this.pumpRequest());
   }
 
-  /** Sends the request body the filter released, and ends the upstream request once all of it went. */
+  /** Streams the request body the filter released to an attempt that started before all of it was there, and ends it once all of it went. */
   private pumpRequest(): void {
     this.pumpQueued = false;
-    const { upstream, stream } = this;
-    if (!upstream || upstream.destroyed) return;
+    const { upstream, upstreamBody, stream } = this;
+    if (!upstream || upstream.cancelled || !upstreamBody || this.upstreamEnded) return;
     const data = stream.drainRequestData();
     if (data.length) {
-      const b = Buffer.from(data);
-      if (this.gw.connectRetries > 0) this.sentUpstream.push(b);
-      upstream.write(b);
+      const b = asBuffer(data);
+      this.sentUpstream.push(b);
+      upstreamBody.push(b);
     }
-    if (this.downstreamEnded && stream.continued && stream.requestBufferedBytes === 0 && !this.upstreamEnded) {
+    if (this.requestComplete()) {
       this.upstreamEnded = true;
-      upstream.end();
+      upstreamBody.push(null);
     }
   }
 
-  private onUpstreamTimeout(u: http.ClientRequest): void {
-    if (!this.upstreamRes) {
-      this.gw.stats.upstreamTimeout.inc();
-      u.destroy();
-      this.routerReply(504, 'upstream request timeout', 'upstream_response_timeout');
-    } else {
+  /**
+   * A connection failure or a reset: retried before any response (Envoy retry_on connect-failure,reset),
+   * else the router's 503; no response in time: the router's 504; a failure once the response started
+   * resets the client's stream (Envoy resets the downstream too).
+   */
+  private onUpstreamError(u: UpstreamAttempt, e: NodeJS.ErrnoException, attempt: number): void {
+    if (this.finished || this.upstream !== u || u.cancelled) return;
+    u.cancelled = true;
+    this.upstreamBody?.destroy();
+    if (this.upstreamResponded) {
       this.res.destroy();
-      u.destroy();
-    }
-  }
-
-  /** A connection failure or a reset: retried before any response (Envoy retry_on connect-failure,reset), else the router's 503. */
-  private onUpstreamError(u: http.ClientRequest, e: NodeJS.ErrnoException, attempt: number): void {
-    if (this.finished || this.upstream !== u) return;
-    if (this.upstreamRes) {
-      this.res.destroy(); // reset after the response started: nothing else to do (Envoy resets the downstream too)
       return;
     }
     const { stats } = this.gw;
-    if (e.syscall === 'connect') stats.upstreamConnectFail.inc();
+    if (e.code === 'UND_ERR_HEADERS_TIMEOUT') {
+      stats.upstreamTimeout.inc();
+      return this.routerReply(504, 'upstream request timeout', 'upstream_response_timeout');
+    }
+    if (isInvalidRequest(e)) return this.routerReply(503, `upstream request rejected: ${e.message}`, 'upstream_request_invalid');
+    if (isConnectFailure(e)) stats.upstreamConnectFail.inc();
     if (attempt < this.gw.connectRetries) {
       stats.upstreamRetry.inc();
-      this.upstreamEnded = false;
       return this.connect(attempt + 1);
     }
     this.routerReply(503, `upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: ${e.code ?? e.message}`, 'upstream_reset_before_response_started{connection_failure}');
@@ -329,43 +436,48 @@ export class GatewayExchange {
 
   // ---- response: upstream -> filter -> client ----
 
-  private onUpstreamResponse(ur: http.IncomingMessage): void {
+  private responseHasNoBody = false;
+
+  private onUpstreamResponse(status: number, pairs: HeaderPairs): void {
     const stream = this.stream;
-    this.upstreamRes = ur;
-    this.gw.stats.upstreamResponse(ur.statusCode ?? 502);
-    const headers: HeaderPairs = [[':status', String(ur.statusCode ?? 502)], ...pairsOf(ur.rawHeaders)];
-    const noBody = ur.statusCode === 204 || ur.statusCode === 304 || this.req.method === 'HEAD' || ur.headers['content-length'] === '0';
+    this.upstreamResponded = true;
+    this.gw.stats.upstreamResponse(status);
+    const headers: HeaderPairs = [[':status', String(status)], ...pairs];
+    const noBody = status === 204 || status === 304 || this.req.method === 'HEAD' || pairs.some(([k, v]) => k === 'content-length' && v.trim() === '0');
+    this.responseHasNoBody = noBody;
     const r = stream.responseHeaders(headers, noBody);
     if (r === 'local' || stream.localResponse) return this.sendLocal(stream.localResponse!);
     if (noBody) this.responseEndSeen = true;
     this.writeResponseHeaders();
     this.pumpResponse();
-    ur.on('data', (chunk: Buffer) => {
-      if (stream.localResponse) return;
-      stream.responseBody(chunk, false);
-      if (stream.localResponse) return this.sendLocal(stream.localResponse);
-      this.writeResponseHeaders();
+  }
+
+  private onUpstreamData(chunk: Buffer): void {
+    const stream = this.stream;
+    if (stream.localResponse) return;
+    stream.responseBody(chunk, false);
+    if (stream.localResponse) return this.sendLocal(stream.localResponse);
+    this.writeResponseHeaders();
+    this.pumpResponse();
+  }
+
+  private onUpstreamEnd(trailers: HeaderPairs): void {
+    const stream = this.stream;
+    if (stream.localResponse || this.responseHasNoBody) {
       this.pumpResponse();
-    });
-    ur.on('end', () => {
-      if (stream.localResponse || noBody) {
-        this.pumpResponse();
-        return;
-      }
-      this.responseEndSeen = true;
-      const trailers = pairsOf(ur.rawTrailers);
-      if (trailers.length) {
-        this.pendingTrailers = trailers;
-        stream.responseBody(EMPTY, false);
-        stream.responseTrailers(trailers);
-      } else {
-        stream.responseBody(EMPTY, true);
-      }
-      if (stream.localResponse) return this.sendLocal(stream.localResponse);
-      this.writeResponseHeaders();
-      this.pumpResponse();
-    });
-    ur.on('aborted', () => this.res.destroy());
+      return;
+    }
+    this.responseEndSeen = true;
+    if (trailers.length) {
+      this.pendingTrailers = trailers;
+      stream.responseBody(EMPTY, false);
+      stream.responseTrailers(trailers);
+    } else {
+      stream.responseBody(EMPTY, true);
+    }
+    if (stream.localResponse) return this.sendLocal(stream.localResponse);
+    this.writeResponseHeaders();
+    this.pumpResponse();
   }
 
   /** Sends the response headers once the filter released them (as it modified them). */
@@ -411,7 +523,7 @@ export class GatewayExchange {
       try {
         if (data.length) {
           this.bytesSent += data.length;
-          res.write(Buffer.from(data));
+          res.write(asBuffer(data));
         }
         if (end) {
           const t = stream.responseTrailerList() ?? this.pendingTrailers;

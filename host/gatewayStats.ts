@@ -21,15 +21,29 @@ export class GatewayStats {
   readonly upstreamRetry = this.store.counter('cluster.upstream_rq_retry', this.cluster);
   readonly upstreamTimeout = this.store.counter('cluster.upstream_rq_timeout', this.cluster);
 
+  /** Per-status counters, looked up once per status code rather than formatted on every response. */
+  private readonly downstreamByStatus = new Map<number, Stat>();
+  private readonly upstreamByStatus = new Map<number, [Stat, Stat]>();
+
   /** A response sent downstream: downstream_rq_<N>xx. */
   downstreamResponse(status: number): void {
-    this.codeClass('http.downstream_rq_xx', status, this.hcm).inc();
+    let s = this.downstreamByStatus.get(status);
+    if (s === undefined) {
+      s = this.codeClass('http.downstream_rq_xx', status, this.hcm);
+      this.downstreamByStatus.set(status, s);
+    }
+    s.inc();
   }
 
   /** A response from a replica: upstream_rq_<code> and upstream_rq_<N>xx. */
   upstreamResponse(status: number): void {
-    this.store.counter('cluster.upstream_rq', [['envoy_response_code', String(status)], ...this.cluster]).inc();
-    this.codeClass('cluster.upstream_rq_xx', status, this.cluster).inc();
+    let s = this.upstreamByStatus.get(status);
+    if (s === undefined) {
+      s = [this.store.counter('cluster.upstream_rq', [['envoy_response_code', String(status)], ...this.cluster]), this.codeClass('cluster.upstream_rq_xx', status, this.cluster)];
+      this.upstreamByStatus.set(status, s);
+    }
+    s[0].inc();
+    s[1].inc();
   }
 
   private codeClass(name: string, status: number, tags: ReadonlyArray<readonly [string, string]>): Stat {

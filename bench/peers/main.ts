@@ -9,8 +9,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
+import { toolArgs } from '../../cli/toolArgs.js';
 import { percentiles } from '../gateway.js';
 import { readSharedPrefixShape, sharedPrefixWorkload, uniqueWorkload, MODEL, DEFAULT_WORKLOAD_DIR, type SharedPrefixShape, type Workload } from '../routing/workloads.js';
 import { SHAPES, UNIQUE } from '../routing/scenarios.js';
@@ -361,23 +361,13 @@ const USAGE = `usage: npm run bench:peers -- [options]
   --json               print result.json on stdout`;
 
 export async function main(argv: string[]): Promise<number> {
-  let v;
-  try {
-    v = parseArgs({
-      args: argv,
-      options: {
-        quick: { type: 'boolean' }, smoke: { type: 'boolean' }, routers: { type: 'string' }, shapes: { type: 'string' }, replicas: { type: 'string' },
-        loads: { type: 'string' }, 'duration-s': { type: 'string' }, 'no-inference-perf': { type: 'boolean' }, workloads: { type: 'string' },
-        seed: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-      },
-    }).values;
-  } catch (e) {
-    process.stderr.write(`bench:peers: ${(e as Error).message}\n${USAGE}\n`);
-    return 2;
-  }
-  if (v.help) { process.stdout.write(USAGE + '\n'); return 0; }
+  const { values: v, fail } = toolArgs('bench:peers', USAGE, {
+    quick: { type: 'boolean' }, smoke: { type: 'boolean' }, routers: { type: 'string' }, shapes: { type: 'string' }, replicas: { type: 'string' },
+    loads: { type: 'string' }, 'duration-s': { type: 'string' }, 'no-inference-perf': { type: 'boolean' }, workloads: { type: 'string' },
+    seed: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+  }, false, argv);
   const list = (s: string | undefined) => s?.split(',').map((x) => x.trim()).filter(Boolean);
-  const nums = (s: string | undefined, flag: string) => list(s)?.map((x) => { const n = Number(x); if (!(n > 0)) throw new Error(`--${flag}: '${x}' is not a positive number`); return n; });
+  const nums = (s: string | undefined, flag: string) => list(s)?.map((x) => { const n = Number(x); if (!(n > 0)) fail(`--${flag}: '${x}' is not a positive number`); return n; });
   const base = v.quick ? QUICK : FULL;
   try {
     const workloadDir = v.workloads ?? DEFAULT_WORKLOAD_DIR;

@@ -86,6 +86,34 @@ test('proxies to the endpoint the filter chose, with the filter-modified headers
   void log;
 });
 
+test('a body the filter rewrote goes upstream with its own length; Expect: 100-continue is answered by the gateway, not forwarded', async () => {
+  const up = await upstream();
+  const { host } = await probeHost();
+  const gw = await startGateway({ host, listen: { host: '127.0.0.1', port: 0 } });
+  try {
+    const rewritten = await request(`${gw.url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'x-probe': `${dest(up.port)};body=rewrite`, 'content-type': 'application/json', 'content-length': '18' },
+      body: '{"prompt":"hello"}',
+    });
+    assert.equal(rewritten.status, 200);
+    assert.equal(JSON.parse(rewritten.body).echo, 'REWRITTEN');
+    assert.equal(up.requests[0].headers['content-length'], '9');
+    const expecting = await request(`${gw.url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'x-probe': dest(up.port), 'content-type': 'application/json', expect: '100-continue' },
+      body: '{"prompt":"hello"}',
+    });
+    assert.equal(expecting.status, 200);
+    assert.equal(JSON.parse(expecting.body).echo, '{"prompt":"hello"}');
+    assert.equal(up.requests[1].headers.expect, undefined);
+  } finally {
+    await gw.close();
+    await host.close();
+    await up.close();
+  }
+});
+
 test('SSE: each upstream chunk reaches the client before the next one is sent (no buffering)', async () => {
   let sendNext: (() => void) | null = null;
   const up = await upstream((_req, res) => {
