@@ -10,7 +10,8 @@
 // The count guard tells a hot prefix from a heavy session by what the move
 // costs: it may not pass over the work guard's choice when the replica it
 // would send the request to has to prefill more than `moveLimit` tokens
-// beyond it. A prefix many replicas hold, or a short one, moves for free or
+// beyond it (the router passes one engine step, work.chunkTokens: about
+// 0.5 s of prefill on a T4). A prefix many replicas hold, or a short one, moves for free or
 // nearly; a long conversation held by one replica would pay its whole history
 // again, a prefill of seconds against the few milliseconds a decode step
 // gains per sequence taken off the busy replica. The work guard still
