@@ -255,7 +255,7 @@ export class Router {
     weightedScore(c, w, withMetrics, !newPrefix);
     if (addLoraAffinity(t, c, d.traits, this.cfg.lora)) this.metrics.add(Counter.LoraRouted, 1);
     const band = newPrefix ? NEW_PREFIX_BAND * (withMetrics ? w.queue + w.kvCache : 0) + TIE : TIE;
-    pick(c, this.cfg.loadBoundEpsilon, band, this.picked);
+    pick(c, this.cfg.loadBoundEpsilon, band, this.picked, wp.chunkTokens);
     // A session goes to its own replica while that one has room.
     const session = this.cfg.session.enabled ? sessionCandidate(t, c, this.saturation, d.traits) : -1;
     if (session >= 0) {

@@ -7,6 +7,15 @@
 // (c.workBound, set by the work model): a replica whose predicted work would
 // pass it is passed over too; a replica must fit both. When none fits both,
 // the unguarded choice.
+// The count guard tells a hot prefix from a heavy session by what the move
+// costs: it may not pass over the work guard's choice when the replica it
+// would send the request to has to prefill more than `moveLimit` tokens
+// beyond it (the router passes one engine step, work.chunkTokens: about
+// 0.5 s of prefill on a T4). A prefix many replicas hold, or a short one, moves for free or
+// nearly; a long conversation held by one replica would pay its whole history
+// again, a prefill of seconds against the few milliseconds a decode step
+// gains per sequence taken off the busy replica. The work guard still
+// applies, so the heavy session moves once its replica's work is too high.
 import { Candidates } from "./candidates";
 
 /** Scores closer than this are a tie (they come from sums of f64 ratios). */
@@ -38,8 +47,11 @@ export class Pick {
  * pick; wider for a prefix no replica holds yet, so that replicas of nearly
  * equal load count as equal and every worker VM and every gateway, each
  * seeing slightly different in-flight counts, still places it on the same one.
+ * `moveLimit`: the most prefill tokens the count guard may add to a request
+ * by passing over the work guard's choice (Infinity: no limit; the limit
+ * applies only while the work guard is on, c.workBound finite).
  */
-export function pick(c: Candidates, epsilon: f64, band: f64, out: Pick): void {
+export function pick(c: Candidates, epsilon: f64, band: f64, out: Pick, moveLimit: f64 = Infinity): void {
   const n = c.n;
   out.index = -1;
   out.spilled = false;
@@ -66,14 +78,31 @@ export function pick(c: Candidates, epsilon: f64, band: f64, out: Pick): void {
   }
   const unbounded = byRendezvous(c, bestAll - band, Infinity);
   // No candidate fits when the work guard passes over all the count guard lets through.
-  const chosen = bestFit > -Infinity ? byRendezvous(c, bestFit - band, cap) : unbounded;
+  let chosen = bestFit > -Infinity ? byRendezvous(c, bestFit - band, cap) : unbounded;
+  if (c.workBound < Infinity && moveLimit < Infinity) {
+    const byWork = byWorkAlone(c, band);
+    if (byWork >= 0 && byWork != chosen && unchecked(c.newTokens[chosen]) - unchecked(c.newTokens[byWork]) > moveLimit) chosen = byWork;
+  }
   out.index = chosen;
   out.spilled = chosen != unbounded;
   out.preferred = unbounded;
   out.cap = cap;
 }
 
-/** Whether candidate i is under both guards (cap Infinity: no guard at all). */
+/** A count cap no load reaches: fits() then checks the work guard alone. */
+const NO_COUNT_CAP: f64 = f64.MAX_VALUE;
+
+/** The choice under the work guard alone, or -1 when it passes over every candidate. */
+function byWorkAlone(c: Candidates, band: f64): i32 {
+  let best = -Infinity;
+  for (let i = 0; i < c.n; i++) {
+    const s = unchecked(c.score[i]);
+    if (s > best && fits(c, i, NO_COUNT_CAP)) best = s;
+  }
+  return best > -Infinity ? byRendezvous(c, best - band, NO_COUNT_CAP) : -1;
+}
+
+/** Whether candidate i is under both guards (cap Infinity: no guard at all; NO_COUNT_CAP: the work guard alone). */
 @inline function fits(c: Candidates, i: i32, cap: f64): bool {
   return cap == Infinity || (unchecked(c.load[i]) + 1 <= cap && unchecked(c.work[i]) <= c.workBound);
 }

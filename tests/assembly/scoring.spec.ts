@@ -23,6 +23,17 @@ function cands(n: i32): Candidates {
   return c;
 }
 
+/** Replica 0, the favourite, holds a 12k-token conversation and is over the count cap (8); its work is under the bound. */
+function heavySession(): Candidates {
+  const c = cands(3);
+  c.score[0] = 3; c.score[1] = 2; c.score[2] = 1;
+  c.load[0] = 12;
+  c.newTokens[0] = 300; c.newTokens[1] = 12300; c.newTokens[2] = 12300;
+  c.work[0] = 3000; c.work[1] = 12300; c.work[2] = 12300;
+  c.workBound = 20000;
+  return c;
+}
+
 describe("scorers", () => {
   it("prefix: matched / total", () => {
     const c = cands(3);
@@ -227,6 +238,65 @@ describe("work model and work guard", () => {
     pick(c, 0.5, TIE, p);
     expect(p.index).toBe(0);
     expect(p.spilled).toBe(false);
+  });
+  it("keeps a heavy session where it is when the count guard's move would add more than the move limit of prefill", () => {
+    const c = heavySession();
+    const p = new Pick();
+    pick(c, 0.25, TIE, p, 2048);
+    expect(p.index).toBe(0);
+    expect(p.spilled).toBe(false);
+    // Without a limit the count guard moves it.
+    pick(c, 0.25, TIE, p);
+    expect(p.index).toBe(1);
+    expect(p.spilled).toBe(true);
+  });
+  it("still spreads a hot prefix that other replicas hold or that is cheap to copy", () => {
+    const c = cands(3);
+    c.score[0] = 3; c.score[1] = 2; c.score[2] = 1;
+    c.load[0] = 12;
+    c.workBound = 20000;
+    // Replica 1 holds the prefix too: the move costs nothing.
+    c.newTokens[0] = 256; c.newTokens[1] = 256; c.newTokens[2] = 2304;
+    const p = new Pick();
+    pick(c, 0.25, TIE, p, 2048);
+    expect(p.index).toBe(1);
+    expect(p.spilled).toBe(true);
+    // Nobody else holds it, and copying it costs exactly the limit: still moved.
+    c.newTokens[1] = 2304;
+    pick(c, 0.25, TIE, p, 2048);
+    expect(p.index).toBe(1);
+    expect(p.spilled).toBe(true);
+  });
+  it("the move limit leaves the work guard alone, and needs it on", () => {
+    const c = heavySession();
+    // Replica 0's work is over the bound: the session moves however long it is.
+    c.work[0] = 30000;
+    const p = new Pick();
+    pick(c, 0.25, TIE, p, 2048);
+    expect(p.index).toBe(1);
+    expect(p.spilled).toBe(true);
+    // Work guard off (work weight 0): the count guard alone keeps the loads even.
+    c.work[0] = 3000;
+    c.workBound = Infinity;
+    pick(c, 0.25, TIE, p, 2048);
+    expect(p.index).toBe(1);
+    expect(p.spilled).toBe(true);
+  });
+  it("under the move limit the count guard still picks among what fits, the work guard's choice being over the cap", () => {
+    const c = cands(4);
+    c.score[0] = 4; c.score[1] = 3; c.score[2] = 2; c.score[3] = 1;
+    // 0 is over the work bound; 1, the work guard's choice, is over the count cap and holds the session.
+    c.work[0] = 30000; c.workBound = 20000;
+    c.load[1] = 12;
+    c.newTokens[0] = 100; c.newTokens[1] = 300; c.newTokens[2] = 9000; c.newTokens[3] = 9000;
+    const p = new Pick();
+    pick(c, 0.25, TIE, p, 2048);
+    expect(p.index).toBe(1);
+    expect(p.preferred).toBe(0);
+    expect(p.spilled).toBe(true);
+    c.newTokens[2] = 1000;
+    pick(c, 0.25, TIE, p, 2048);
+    expect(p.index).toBe(2);
   });
   it("work decides by default: the fastest predicted replica wins over the other scorers' favourite", () => {
     const c = cands(2);

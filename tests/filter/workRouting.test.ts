@@ -56,6 +56,34 @@ test('a 40k-token prompt stays on the replica that holds it while that replica d
   }
 });
 
+/** Whether the next turn of a conversation of `chars` characters stays on its replica once 8 of its turns decode there (the count guard's least cap). */
+async function nextTurnStays(seed: number, chars: number): Promise<boolean> {
+  const { host } = await startHost(config, { workers: 2, sharedData: new SharedDataStore() });
+  const open: Array<{ complete: () => void }> = [];
+  try {
+    const conv = text(seed, chars);
+    const first = send(host, { body: completion(conv + ' turn 0'), worker: 0 });
+    for (let i = 1; i <= 8; i++) {
+      const r = send(host, { body: completion(conv + ` turn ${i}`), worker: i % 2 }, false);
+      open.push(r);
+      assert.equal(r.endpoint, first.endpoint, `turn ${i} joins the others`);
+    }
+    const next = send(host, { body: completion(conv + ' turn 9'), worker: 1 });
+    return next.endpoint === first.endpoint;
+  } finally {
+    for (const r of open) r.complete();
+    await host.close();
+  }
+}
+
+test('past the count cap a long conversation stays where its history is; a short one moves', async () => {
+  // 4k tokens: moving would prefill its 3840-token checkpoint again, more than a chunk (2048); the
+  // idle replicas are under the work guard's bound, so only the move limit keeps it.
+  assert.equal(await nextTurnStays(107, 16_000), true);
+  // 2k tokens: moving costs 1792 tokens, under a chunk, so the count guard spreads it.
+  assert.equal(await nextTurnStays(108, 8_000), false);
+});
+
 test('queued tokens move to decoding at the response, and every counter is back at zero after ends, resets and local replies', async () => {
   const store = new SharedDataStore();
   const { host } = await startHost(config, { workers: 2, sharedData: store, bufferLimitBytes: 65536 });
