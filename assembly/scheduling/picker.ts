@@ -6,7 +6,9 @@
 // Below MIN_SPILL_LOAD nothing is passed over. Beside it, a guard on work
 // (c.workBound, set by the work model): a replica whose predicted work would
 // pass it is passed over too; a replica must fit both. When none fits both,
-// the unguarded choice.
+// the unguarded choice. Last, for a gateway of a fleet, a candidate of
+// nearly the same predicted TTFT in a share of the replicas nearer its own
+// (scheduling/fleetShare.ts) replaces the choice.
 import { Candidates } from "./candidates";
 
 /** Scores closer than this are a tie (they come from sums of f64 ratios). */
@@ -67,7 +69,7 @@ export function pick(c: Candidates, epsilon: f64, band: f64, out: Pick): void {
   const unbounded = byRendezvous(c, bestAll - band, Infinity);
   // No candidate fits when the work guard passes over all the count guard lets through.
   const chosen = bestFit > -Infinity ? byRendezvous(c, bestFit - band, cap) : unbounded;
-  out.index = chosen;
+  out.index = c.shareBandMs > 0 ? nearestShare(c, chosen) : chosen;
   out.spilled = chosen != unbounded;
   out.preferred = unbounded;
   out.cap = cap;
@@ -84,6 +86,26 @@ function byRendezvous(c: Candidates, floor: f64, cap: f64): i32 {
   for (let i = 0; i < c.n; i++) {
     if (unchecked(c.score[i]) < floor - TIE || !fits(c, i, cap)) continue;
     if (best < 0 || unchecked(c.rendezvous[i]) > unchecked(c.rendezvous[best])) best = i;
+  }
+  return best;
+}
+
+/**
+ * Among the candidates under the work guard whose predicted TTFT is within
+ * c.shareBandMs of the fastest such, the first in this gateway's share order
+ * (c.shareRank); `chosen` when it is one of them and first. The count guard
+ * sits out: it counts this gateway's requests alone, which the shares
+ * gather on purpose, while the work guard counts the whole fleet's work.
+ */
+function nearestShare(c: Candidates, chosen: i32): i32 {
+  let fastest = Infinity;
+  for (let i = 0; i < c.n; i++) {
+    if (unchecked(c.work[i]) <= c.workBound && unchecked(c.ttftMs[i]) < fastest) fastest = unchecked(c.ttftMs[i]);
+  }
+  const within = fastest + c.shareBandMs;
+  let best = chosen;
+  for (let i = 0; i < c.n; i++) {
+    if (unchecked(c.work[i]) <= c.workBound && unchecked(c.ttftMs[i]) <= within && unchecked(c.shareRank[i]) < unchecked(c.shareRank[best])) best = i;
   }
   return best;
 }
