@@ -5,9 +5,9 @@
 // the fleet (state section 3: index i of count g) splits the replica table
 // into g shares, rotated to start at its own (replica i x n / g), and among
 // candidates of nearly the same predicted TTFT takes one from the nearest
-// share: while there is room, gateways fill different replicas. A gateway
-// whose share is full goes to the others' from their far end, away from the
-// replicas their owners are filling. It applies
+// share: while there is room, gateways fill different replicas. Within a
+// share the usual order decides (score, then rendezvous on the prompt), so
+// new prefixes still spread over the share's replicas. It applies
 // only to a request no replica holds any of (a prefix held somewhere goes
 // there, whichever gateway sees it) and only when the work model decides.
 // The picker (scheduling/picker.ts) makes the choice under the work guard.
@@ -29,7 +29,7 @@ import { WorkParams } from "./workModel";
 export const SHARE_BAND_CHUNKS: f64 = 0.25;
 
 /**
- * Fills c.shareRank and c.shareBandMs for this request: off (band 0) for a
+ * Fills c.shareRank (the replica's share, counted from this gateway's own) and c.shareBandMs for this request: off (band 0) for a
  * gateway alone, for a request some replica holds part of, or when the work
  * model does not decide.
  */
@@ -41,26 +41,13 @@ export function markShares(t: ReplicaTable, c: Candidates, p: WorkParams, applie
     return;
   }
   c.shareBandMs = SHARE_BAND_CHUNKS * p.chunkTokens * p.prefillTimePerTokenMs;
-  // Rotated position of replica r: (r - start) mod n, start = i x n / g (in 64 bits: n, g <= 65535).
-  // Its share: position x g / n, 0 this gateway's own. Each gateway fills its
-  // own share from the front and the others' from the back, where their
-  // owners come last: so the rank, lower first, is the position in the own
-  // share and the position mirrored within its share in the others.
+  // Rotated position of replica r: (r - start) mod n, start = i x n / g (in
+  // 64 bits: n, g <= 65535); its share, position x g / n, is the rank: 0 this
+  // gateway's own, then the next gateways' in turn.
   const start = <i32>(<i64>t.fleetIndex * <i64>n / <i64>g);
   for (let k = 0; k < c.n; k++) {
     let pos = unchecked(c.replica[k]) - start;
     if (pos < 0) pos += n;
-    const share = <i32>(<i64>pos * <i64>g / <i64>n);
-    if (share == 0) {
-      unchecked(c.shareRank[k] = pos);
-      continue;
-    }
-    const fromBack = shareStart(share + 1, n, g) - 1 - pos;
-    unchecked(c.shareRank[k] = n + fromBack * g + share);
+    unchecked(c.shareRank[k] = <i32>(<i64>pos * <i64>g / <i64>n));
   }
-}
-
-/** The first rotated position of share s of g over n replicas: ceil(s x n / g). */
-@inline function shareStart(s: i32, n: i32, g: i32): i32 {
-  return <i32>((<i64>s * <i64>n + <i64>g - 1) / <i64>g);
 }

@@ -92,10 +92,11 @@ function byRendezvous(c: Candidates, floor: f64, cap: f64): i32 {
 
 /**
  * Among the candidates under the work guard whose predicted TTFT is within
- * c.shareBandMs of the fastest such, the first in this gateway's share order
- * (c.shareRank); `chosen` when it is one of them and first. The count guard
- * sits out: it counts this gateway's requests alone, which the shares
- * gather on purpose, while the work guard counts the whole fleet's work.
+ * c.shareBandMs of the fastest such, those of the nearest share
+ * (c.shareRank); `chosen` when it is one of them, else the best-scored of
+ * them (ties by rendezvous). The count guard sits out: it counts this
+ * gateway's requests alone, which the shares gather on purpose, while the
+ * work guard counts the whole fleet's work.
  */
 function nearestShare(c: Candidates, chosen: i32): i32 {
   let fastest = Infinity;
@@ -103,9 +104,17 @@ function nearestShare(c: Candidates, chosen: i32): i32 {
     if (unchecked(c.work[i]) <= c.workBound && unchecked(c.ttftMs[i]) < fastest) fastest = unchecked(c.ttftMs[i]);
   }
   const within = fastest + c.shareBandMs;
-  let best = chosen;
+  let nearest = unchecked(c.shareRank[chosen]);
   for (let i = 0; i < c.n; i++) {
-    if (unchecked(c.work[i]) <= c.workBound && unchecked(c.ttftMs[i]) <= within && unchecked(c.shareRank[i]) < unchecked(c.shareRank[best])) best = i;
+    if (unchecked(c.work[i]) <= c.workBound && unchecked(c.ttftMs[i]) <= within && unchecked(c.shareRank[i]) < nearest) nearest = unchecked(c.shareRank[i]);
+  }
+  if (nearest == unchecked(c.shareRank[chosen])) return chosen;
+  let best = -1;
+  for (let i = 0; i < c.n; i++) {
+    if (unchecked(c.work[i]) > c.workBound || unchecked(c.ttftMs[i]) > within || unchecked(c.shareRank[i]) != nearest) continue;
+    if (best < 0) { best = i; continue; }
+    const d = unchecked(c.score[i]) - unchecked(c.score[best]);
+    if (d > TIE || (d >= -TIE && unchecked(c.rendezvous[i]) > unchecked(c.rendezvous[best]))) best = i;
   }
   return best;
 }

@@ -23,7 +23,7 @@ function order(c: Candidates): Array<i32> {
 }
 
 describe("fleet shares", () => {
-  it("orders its own share first from the front, then the others' shares from their back, the next share first", () => {
+  it("ranks each replica by its share, counted from this gateway's own", () => {
     const t = replicaTable(addresses(8), 100000);
     t.fleetIndex = 1;
     t.fleetCount = 4;
@@ -31,10 +31,10 @@ describe("fleet shares", () => {
     const p = new WorkParams();
     markShares(t, c, p, true);
     expect(c.shareBandMs).toBeCloseTo(SHARE_BAND_CHUNKS * p.chunkTokens * p.prefillTimePerTokenMs);
-    // Own share: replicas 2, 3; then the backs of shares 2 (4, 5), 3 (6, 7), 4 (0, 1), then their fronts.
-    expect(order(c)).toStrictEqual([2, 3, 5, 7, 1, 4, 6, 0]);
+    // Own share: replicas 2, 3; then the next gateways' shares: 4, 5; 6, 7; 0, 1.
+    for (let k = 0; k < 8; k++) expect(c.shareRank[k]).toBe([3, 3, 0, 0, 1, 1, 2, 2][k]);
   });
-  it("gives every gateway a different first replica while there are as many replicas", () => {
+  it("gives every gateway a different own share while there are as many replicas", () => {
     const t = replicaTable(addresses(16), 100000);
     t.fleetCount = 4;
     const firsts = new Set<i32>();
@@ -55,6 +55,8 @@ describe("fleet shares", () => {
     const o = order(c);
     expect(o.length).toBe(4);
     expect(o[0]).toBe(1);
+    expect(c.shareRank[1]).toBe(0);
+    expect(c.shareRank[0]).toBeGreaterThan(0);
   });
   it("is off for a gateway alone and for a request that does not qualify", () => {
     const t = replicaTable(addresses(8), 100000);
@@ -94,6 +96,21 @@ describe("picker with fleet shares", () => {
     pick(c, 0.25, 0.2, p);
     expect(p.index).toBe(1);
     expect(p.spilled).toBe(false);
+  });
+  it("within the nearest share, the best score, then rendezvous; the choice stays when it is in that share", () => {
+    const c = four();
+    c.shareRank[0] = 0; c.shareRank[1] = 0; c.shareRank[2] = 1; c.shareRank[3] = 1;
+    c.shareBandMs = 100;
+    const p = new Pick();
+    pick(c, 0.25, 0.2, p);
+    expect(p.index).toBe(1);
+    c.score[0] = 1000.5;
+    pick(c, 0.25, 0.2, p);
+    expect(p.index).toBe(0);
+    c.score[0] = 1000;
+    c.shareRank[3] = 0;
+    pick(c, 0.25, 0.2, p);
+    expect(p.index).toBe(3);
   });
   it("leaves out a replica predicted slower than the band, or over the work guard, but not one over the count guard", () => {
     const c = four();
