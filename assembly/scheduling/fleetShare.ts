@@ -7,10 +7,10 @@
 // candidates of nearly the same predicted TTFT takes one from the nearest
 // share: while there is room, gateways fill different replicas. Within a
 // share the usual order decides (score, then rendezvous on the prompt), so
-// new prefixes still spread over the share's replicas. It applies
-// only to a request no replica holds any of (a prefix held somewhere goes
-// there, whichever gateway sees it) and only when the work model decides.
-// The picker (scheduling/picker.ts) makes the choice under the work guard.
+// new prefixes still spread over the share's replicas. It applies only to a
+// request no replica holds any of (a prefix held somewhere goes there,
+// whichever gateway sees it) and only when the work model decides. The
+// picker (scheduling/picker.ts) makes the choice under the work guard alone.
 import { Candidates } from "./candidates";
 import { ReplicaTable } from "../state/replicaTable";
 import { WorkParams } from "./workModel";
@@ -29,9 +29,10 @@ import { WorkParams } from "./workModel";
 export const SHARE_BAND_CHUNKS: f64 = 0.25;
 
 /**
- * Fills c.shareRank (the replica's share, counted from this gateway's own) and c.shareBandMs for this request: off (band 0) for a
- * gateway alone, for a request some replica holds part of, or when the work
- * model does not decide.
+ * Fills c.shareRank (each candidate's share, counted from this gateway's
+ * own) and c.shareBandMs for this request: off (band 0) for a gateway
+ * alone, or when `applies` is false (a request some replica holds part of,
+ * or the work model does not decide).
  */
 export function markShares(t: ReplicaTable, c: Candidates, p: WorkParams, applies: bool): void {
   const g = t.fleetCount;
