@@ -67,3 +67,5 @@ export const STATE_ERR_PLACEMENT_REPLICA = "placement names a replica outside th
 export const STATE_ERR_PLACEMENT_DEPTH = "placement depth is not a checkpoint depth";
 export const STATE_ERR_WORK_LENGTH = "work section length does not match its count";
 export const STATE_ERR_WORK_REPLICA = "work record names a replica outside the state, or one twice";
+export const STATE_ERR_FLEET_POSITION_LENGTH = "fleet position section (tag 3) must be 4 bytes";
+export const STATE_ERR_FLEET_POSITION = "fleet position section (tag 3): index must be below a count of at least 1";

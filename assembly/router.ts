@@ -12,6 +12,7 @@ import { mix64, rendezvousWeight } from "./prefix/hash";
 import { PrefixLocator } from "./prefix/prefixLocator";
 import { maxTokensAsked } from "./request/promptHasher";
 import { predictWork } from "./scheduling/workModel";
+import { markShares } from "./scheduling/fleetShare";
 import { Candidates } from "./scheduling/candidates";
 import { Pick, TIE, pick, runnerUp } from "./scheduling/picker";
 import { weightedScore } from "./scheduling/weightedScore";
@@ -254,6 +255,8 @@ export class Router {
     const newPrefix = hasPrompt && !prefix.anyMatch && w.prefix > 0;
     weightedScore(c, w, withMetrics, !newPrefix);
     if (addLoraAffinity(t, c, d.traits, this.cfg.lora)) this.metrics.add(Counter.LoraRouted, 1);
+    // A gateway of a fleet places a request nobody holds any of in its own share of the replicas, among near-equal ones.
+    markShares(t, c, wp, (!hasPrompt || !prefix.anyMatch) && w.work > 0);
     const band = newPrefix ? NEW_PREFIX_BAND * (withMetrics ? w.queue + w.kvCache : 0) + TIE : TIE;
     pick(c, this.cfg.loadBoundEpsilon, band, this.picked, wp.chunkTokens);
     // A session goes to its own replica while that one has room.

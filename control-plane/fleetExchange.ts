@@ -2,7 +2,9 @@
 // (plugin/STATE_FORMAT.md, "Gateway fleet"): each gateway reports, with its
 // long poll, the placements it made (checkpoint, replica, depth) and the work
 // it has queued on each replica; each poller is answered with the placements
-// the others made since it last heard, and the sum of the others' work.
+// the others made since it last heard, the sum of the others' work, and its
+// position among the live gateways (so that gateways deciding at once on the
+// same idle replicas each prefer their own share of them).
 //
 // Placements are kept per replica in an LRU sized like that replica's KV
 // cache (what the engine itself would still hold), and in one log in the
@@ -12,8 +14,8 @@
 // placement made again, or evicted, leaves a tombstone in the log, which is
 // compacted when tombstones outnumber the live entries.
 import {
-  MAX_SECTION_PLACEMENTS, SECTION_OTHER_WORK, SECTION_PLACEMENTS, encodeOtherWorkSection, encodePlacementsSection,
-  type OtherWorkSection, type PlacementsSection, type PollReport, type ReplicaWork,
+  MAX_SECTION_PLACEMENTS, SECTION_FLEET_POSITION, SECTION_OTHER_WORK, SECTION_PLACEMENTS, encodeFleetPosition,
+  encodeOtherWorkSection, encodePlacementsSection, type FleetPosition, type OtherWorkSection, type PlacementsSection, type PollReport, type ReplicaWork,
 } from './fleetWire.js';
 import type { ReplicaState, RouterState, StateSection } from './stateWire.js';
 
@@ -146,6 +148,7 @@ export class FleetExchange {
       if (this.gateways.size >= MAX_GATEWAYS) return false;
       g = { lastMs: now, work: new Map(), lastThrough: 0, lastPageFull: false };
       this.gateways.set(r.gatewayId, g);
+      this.changedValue = true; // every gateway's position moves
     }
     g.lastMs = now;
     const work = new Map<string, ReplicaWork>();
@@ -174,7 +177,8 @@ export class FleetExchange {
   /**
    * The sections of `state` for the gateway that sent `report`: the
    * placements the other gateways made after the ones it has seen (at most a
-   * section's worth, oldest first), and their work per replica.
+   * section's worth, oldest first), their work per replica, and its position
+   * among the live gateways.
    */
   sectionsFor(state: RouterState, report: PollReport): StateSection[] {
     this.indexFor(state);
@@ -184,7 +188,17 @@ export class FleetExchange {
     const sections: StateSection[] = [{ tag: SECTION_PLACEMENTS, bytes: encodePlacementsSection(placements, state.replicas.length) }];
     const work = this.othersWork(report.gatewayId);
     if (work.length > 0) sections.push({ tag: SECTION_OTHER_WORK, bytes: encodeOtherWorkSection(work, state.replicas.length) });
+    const position = this.positionOf(report.gatewayId);
+    if (position) sections.push({ tag: SECTION_FLEET_POSITION, bytes: encodeFleetPosition(position) });
     return sections;
+  }
+
+  /** The gateway's index among the live gateways sorted by id, and their count; null for one not tracked. */
+  positionOf(gatewayId: bigint): FleetPosition | null {
+    if (!this.gateways.has(gatewayId)) return null;
+    let index = 0;
+    for (const id of this.gateways.keys()) if (id < gatewayId) index++;
+    return { index, count: this.gateways.size };
   }
 
   private indexFor(state: RouterState): void {
@@ -263,7 +277,8 @@ export class FleetExchange {
     for (const [id, g] of this.gateways) {
       if (now - g.lastMs <= GATEWAY_EXPIRY_MS) continue;
       this.gateways.delete(id);
-      if (g.work.size > 0) { this.totals = null; this.changedValue = true; }
+      this.changedValue = true; // every gateway's position moves
+      if (g.work.size > 0) this.totals = null;
     }
   }
 }

@@ -1,8 +1,8 @@
 // The gateway fleet's exchange on the wire (plugin/STATE_FORMAT.md, "Gateway
 // fleet"): the report a gateway sends with its long poll (POST /v1/state
-// body) and the two state sections the control plane answers with, tag 1
-// (placements other gateways made) and tag 2 (the other gateways' work per
-// replica). The filter encodes the report in assembly/state/fleetReport.ts
+// body) and the state sections the control plane answers with, tag 1
+// (placements other gateways made), tag 2 (the other gateways' work per
+// replica) and tag 3 (the poller's position among the live gateways). The filter encodes the report in assembly/state/fleetReport.ts
 // and decodes the sections in assembly/state/fleetSections.ts; tests encode
 // with one side and decode with the other.
 import { fnv1a32, type RouterState } from './stateWire.js';
@@ -23,6 +23,8 @@ export const SECTION_OTHER_WORK = 2;
 export const PLACEMENTS_HEADER_BYTES = 12;
 export const PLACEMENT_RECORD_BYTES = 16;
 export const MAX_SECTION_PLACEMENTS = 16384;
+export const SECTION_FLEET_POSITION = 3;
+export const FLEET_POSITION_BYTES = 4;
 export const OTHER_WORK_HEADER_BYTES = 4;
 export const OTHER_WORK_RECORD_BYTES = 12;
 /** Blocks of the deepest checkpoint: the filter's 1 MiB body limit in 64-byte blocks. */
@@ -63,6 +65,13 @@ export interface PlacementsSection {
 
 /** `replica`: index into the state's replica records, each at most once. */
 export type OtherWorkSection = Array<ReplicaWork & { replica: number }>;
+
+/**
+ * Where the poller stands among the live gateways, sorted by gatewayId:
+ * `index` < `count`. Gateways that see the same replicas as idle at once
+ * each prefer their own share of them (plugin/STATE_FORMAT.md, section 3).
+ */
+export interface FleetPosition { index: number; count: number }
 
 export class FleetWireError extends Error {}
 
@@ -211,13 +220,34 @@ export function decodeOtherWorkSection(bytes: Uint8Array, replicaCount: number):
   return out;
 }
 
+export function encodeFleetPosition(p: FleetPosition): Uint8Array {
+  if (!Number.isInteger(p.count) || p.count < 1 || p.count > 0xffff) fail(`gateway count ${p.count} outside 1..65535`);
+  if (!Number.isInteger(p.index) || p.index < 0 || p.index >= p.count) fail(`gateway index ${p.index} outside 0..${p.count - 1}`);
+  const buf = new Uint8Array(FLEET_POSITION_BYTES);
+  const dv = new DataView(buf.buffer);
+  dv.setUint16(0, p.index, true);
+  dv.setUint16(2, p.count, true);
+  return buf;
+}
+
+export function decodeFleetPosition(bytes: Uint8Array): FleetPosition {
+  if (bytes.length !== FLEET_POSITION_BYTES) fail(`fleet position section must be ${FLEET_POSITION_BYTES} bytes`);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const index = dv.getUint16(0, true);
+  const count = dv.getUint16(2, true);
+  if (count < 1 || index >= count) fail(`fleet position ${index} of ${count}: the index must be below a count of at least 1`);
+  return { index, count };
+}
+
 /** Decodes the fleet's sections of a decoded state (throws FleetWireError where the filter would refuse the state). */
-export function fleetSectionsOf(state: RouterState): { placements: PlacementsSection | null; otherWork: OtherWorkSection | null } {
+export function fleetSectionsOf(state: RouterState): { placements: PlacementsSection | null; otherWork: OtherWorkSection | null; position: FleetPosition | null } {
   const find = (tag: number) => state.sections?.find((s) => s.tag === tag)?.bytes;
   const p = find(SECTION_PLACEMENTS);
   const w = find(SECTION_OTHER_WORK);
+  const g = find(SECTION_FLEET_POSITION);
   return {
     placements: p ? decodePlacementsSection(p, state.replicas.length) : null,
     otherWork: w ? decodeOtherWorkSection(w, state.replicas.length) : null,
+    position: g ? decodeFleetPosition(g) : null,
   };
 }

@@ -37,6 +37,13 @@ export class Candidates {
   readonly rendezvous: StaticArray<u64> = new StaticArray<u64>(MAX_SLOTS);
   /** Weighted score, written by weightedScore. */
   readonly score: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+  /**
+   * This gateway's order of preference for the replica (0 first) by the
+   * shares of the fleet, and the predicted-TTFT band within which it decides;
+   * band 0: no preference (scheduling/fleetShare.ts).
+   */
+  readonly shareRank: StaticArray<i32> = new StaticArray<i32>(MAX_SLOTS);
+  shareBandMs: f64 = 0;
   /** One scorer's output, reused by each scorer in turn. */
   readonly scratch: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
 }

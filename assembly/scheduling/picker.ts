@@ -16,6 +16,9 @@
 // again, a prefill of seconds against the few milliseconds a decode step
 // gains per sequence taken off the busy replica. The work guard still
 // applies, so the heavy session moves once its replica's work is too high.
+// Last, for a gateway of a fleet, a candidate of nearly the same predicted
+// TTFT in a share of the replicas nearer its own (scheduling/fleetShare.ts)
+// replaces the choice.
 import { Candidates } from "./candidates";
 
 /** Scores closer than this are a tie (they come from sums of f64 ratios). */
@@ -83,7 +86,7 @@ export function pick(c: Candidates, epsilon: f64, band: f64, out: Pick, moveLimi
     const byWork = byWorkAlone(c, band);
     if (byWork >= 0 && byWork != chosen && unchecked(c.newTokens[chosen]) - unchecked(c.newTokens[byWork]) > moveLimit) chosen = byWork;
   }
-  out.index = chosen;
+  out.index = c.shareBandMs > 0 ? nearestShare(c, chosen) : chosen;
   out.spilled = chosen != unbounded;
   out.preferred = unbounded;
   out.cap = cap;
@@ -113,6 +116,35 @@ function byRendezvous(c: Candidates, floor: f64, cap: f64): i32 {
   for (let i = 0; i < c.n; i++) {
     if (unchecked(c.score[i]) < floor - TIE || !fits(c, i, cap)) continue;
     if (best < 0 || unchecked(c.rendezvous[i]) > unchecked(c.rendezvous[best])) best = i;
+  }
+  return best;
+}
+
+/**
+ * Among the candidates under the work guard whose predicted TTFT is within
+ * c.shareBandMs of the fastest such, those of the nearest share
+ * (c.shareRank); `chosen` when it is one of them, else the best-scored of
+ * them (ties by rendezvous). The count guard sits out: it counts this
+ * gateway's requests alone, which the shares gather on purpose, while the
+ * work guard counts the whole fleet's work.
+ */
+function nearestShare(c: Candidates, chosen: i32): i32 {
+  let fastest = Infinity;
+  for (let i = 0; i < c.n; i++) {
+    if (unchecked(c.work[i]) <= c.workBound && unchecked(c.ttftMs[i]) < fastest) fastest = unchecked(c.ttftMs[i]);
+  }
+  const within = fastest + c.shareBandMs;
+  let nearest = unchecked(c.shareRank[chosen]);
+  for (let i = 0; i < c.n; i++) {
+    if (unchecked(c.work[i]) <= c.workBound && unchecked(c.ttftMs[i]) <= within && unchecked(c.shareRank[i]) < nearest) nearest = unchecked(c.shareRank[i]);
+  }
+  if (nearest == unchecked(c.shareRank[chosen])) return chosen;
+  let best = -1;
+  for (let i = 0; i < c.n; i++) {
+    if (unchecked(c.work[i]) > c.workBound || unchecked(c.ttftMs[i]) > within || unchecked(c.shareRank[i]) != nearest) continue;
+    if (best < 0) { best = i; continue; }
+    const d = unchecked(c.score[i]) - unchecked(c.score[best]);
+    if (d > TIE || (d >= -TIE && unchecked(c.rendezvous[i]) > unchecked(c.rendezvous[best]))) best = i;
   }
   return best;
 }

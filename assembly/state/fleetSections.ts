@@ -1,6 +1,6 @@
 // Decoders of the gateway fleet's state sections (plugin/STATE_FORMAT.md,
-// "Gateway fleet"): tag 1, placements the other gateways made, and tag 2,
-// their work per replica. The control plane encodes them in
+// "Gateway fleet"): tag 1, placements the other gateways made, tag 2,
+// their work per replica, and tag 3, this gateway's position in the fleet. The control plane encodes them in
 // control-plane/fleetWire.ts. Each is validated whole before anything is
 // kept; lengths are checked in 64 bits, so no count can overflow a bound.
 import { ReplicaTable } from "./replicaTable";
@@ -9,6 +9,8 @@ import * as E from "../errors";
 
 export const SECTION_PLACEMENTS: u32 = 1;
 export const SECTION_OTHER_WORK: u32 = 2;
+export const SECTION_FLEET_POSITION: u32 = 3;
+const FLEET_POSITION_BYTES: i32 = 4;
 const PLACEMENTS_HEADER_BYTES: u64 = 12;
 const PLACEMENT_RECORD_BYTES: u64 = 16;
 const MAX_SECTION_PLACEMENTS: u32 = 16384;
@@ -76,5 +78,16 @@ export function decodeOtherWork(t: ReplicaTable, p: usize, len: i32): bool {
     unchecked(queued[r] = <f64>load<u32>(q, 4));
     unchecked(decode[r] = <f64>load<u32>(q, 8));
   }
+  return true;
+}
+
+/** Section 3 of [p, p+len) into t.fleetIndex and t.fleetCount. */
+export function decodeFleetPosition(t: ReplicaTable, p: usize, len: i32): bool {
+  if (len != FLEET_POSITION_BYTES) return reject(E.STATE_ERR_FLEET_POSITION_LENGTH);
+  const index = <i32>load<u16>(p);
+  const count = <i32>load<u16>(p, 2);
+  if (count < 1 || index >= count) return reject(E.STATE_ERR_FLEET_POSITION);
+  t.fleetIndex = index;
+  t.fleetCount = count;
   return true;
 }

@@ -51,6 +51,12 @@ export class ReplicaTable {
   learnedReplica: Array<i32> = [];
   learnedDepth: Array<u32> = [];
   placementsThrough: u64 = 0;
+  /**
+   * This gateway's position among the live gateways (state section 3):
+   * index < count; 0 of 1 when the state has none (a gateway alone).
+   */
+  fleetIndex: i32 = 0;
+  fleetCount: i32 = 1;
 
   add(address: string, ready: bool, metricsKnown: bool, waiting: f64, running: f64, kvUsage: f64, kvCapacityTokens: u32, metricsAgeMs: u32): void {
     this.byAddress.set(address, this.n);

@@ -5,7 +5,9 @@
 // A tag no case names belongs to a newer control plane and is skipped.
 import { OBSERVABILITY_TAG, decodeObservability } from "./observabilitySection";
 import { ReplicaTable } from "./replicaTable";
-import { SECTION_OTHER_WORK, SECTION_PLACEMENTS, decodeOtherWork, decodePlacements, fleetSectionError } from "./fleetSections";
+import {
+  SECTION_FLEET_POSITION, SECTION_OTHER_WORK, SECTION_PLACEMENTS, decodeFleetPosition, decodeOtherWork, decodePlacements, fleetSectionError,
+} from "./fleetSections";
 import { LORA_SECTION_TAG, decodeLoraSection, loraError } from "./loraSection";
 
 export let sectionError: string = "";
@@ -20,6 +22,10 @@ export function decodeSection(t: ReplicaTable, tag: u32, p: usize, len: i32): bo
       return false;
     case SECTION_OTHER_WORK:
       if (decodeOtherWork(t, p, len)) return true;
+      sectionError = fleetSectionError;
+      return false;
+    case SECTION_FLEET_POSITION:
+      if (decodeFleetPosition(t, p, len)) return true;
       sectionError = fleetSectionError;
       return false;
     case LORA_SECTION_TAG: {

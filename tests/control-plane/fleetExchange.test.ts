@@ -4,8 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FleetExchange, GATEWAY_EXPIRY_MS } from '../../control-plane/fleetExchange.js';
 import {
-  decodeOtherWorkSection, decodePlacementsSection, decodeReport, encodeReport, FleetWireError, MAX_SECTION_PLACEMENTS,
-  SECTION_OTHER_WORK, SECTION_PLACEMENTS, type PollReport,
+  decodeFleetPosition, decodeOtherWorkSection, decodePlacementsSection, decodeReport, encodeFleetPosition, encodeReport,
+  FleetWireError, MAX_SECTION_PLACEMENTS, SECTION_FLEET_POSITION, SECTION_OTHER_WORK, SECTION_PLACEMENTS, fleetSectionsOf, type PollReport,
 } from '../../control-plane/fleetWire.js';
 import { addressHasher } from '../../control-plane/app.js';
 import { decodeState, encodeState, type ReplicaState, type RouterState } from '../../control-plane/stateWire.js';
@@ -35,7 +35,9 @@ function answer(x: FleetExchange, s: RouterState, r: PollReport) {
   const placements = decodePlacementsSection(decoded.sections!.find((q) => q.tag === SECTION_PLACEMENTS)!.bytes, s.replicas.length);
   const workSec = decoded.sections!.find((q) => q.tag === SECTION_OTHER_WORK);
   const work = workSec ? decodeOtherWorkSection(workSec.bytes, s.replicas.length) : [];
-  return { through: placements.through, placements: placements.placements, work };
+  const positionSec = decoded.sections!.find((q) => q.tag === SECTION_FLEET_POSITION);
+  const position = positionSec ? decodeFleetPosition(positionSec.bytes) : null;
+  return { through: placements.through, placements: placements.placements, work, position };
 }
 
 test('a poller gets the placements the other gateways made after its cursor, never its own', () => {
@@ -130,4 +132,46 @@ test('the fleet report round-trips and every malformed one is refused with a rea
   }
   assert.throws(() => encodeReport(report(A, 0n, [[1n, R0, 17]])), /checkpoint depth/);
   assert.throws(() => encodeReport(report(0n, 0n)), /gatewayId/);
+});
+
+test('each poller is told its index among the live gateways sorted by id, and their count; joining and expiring move the version', () => {
+  let now = 1000;
+  const x = new FleetExchange({ hashAddress: hash, now: () => now });
+  const s = state([replica(R0), replica(R1)]);
+  x.setReplicas(s.replicas);
+  x.ingest(report(B, 0n));
+  assert.equal(x.takeChanged(), true, 'a gateway joined');
+  assert.deepEqual(answer(x, s, report(B, 0n)).position, { index: 0, count: 1 });
+  x.ingest(report(C, 0n));
+  x.ingest(report(A, 0n));
+  assert.equal(x.takeChanged(), true);
+  x.ingest(report(A, 0n));
+  assert.equal(x.takeChanged(), false, 'a gateway polling again moves nothing');
+  assert.deepEqual(answer(x, s, report(A, 0n)).position, { index: 0, count: 3 });
+  assert.deepEqual(answer(x, s, report(B, 0n)).position, { index: 1, count: 3 });
+  assert.deepEqual(answer(x, s, report(C, 0n)).position, { index: 2, count: 3 });
+  assert.equal(answer(x, s, report(0xddddn, 0n)).position, null, 'a gateway not taken in has no position');
+  now += GATEWAY_EXPIRY_MS / 2;
+  x.ingest(report(B, 0n));
+  x.ingest(report(C, 0n));
+  now += GATEWAY_EXPIRY_MS / 2 + 1;
+  assert.equal(x.takeChanged(), true, 'A expired');
+  assert.deepEqual(answer(x, s, report(B, 0n)).position, { index: 0, count: 2 });
+  assert.deepEqual(answer(x, s, report(C, 0n)).position, { index: 1, count: 2 });
+});
+
+test('the fleet position section round-trips; a wrong length or an index not below a count of at least 1 is refused', () => {
+  for (const p of [{ index: 0, count: 1 }, { index: 3, count: 4 }, { index: 65534, count: 65535 }]) {
+    assert.deepEqual(decodeFleetPosition(encodeFleetPosition(p)), p);
+  }
+  for (const p of [{ index: 1, count: 1 }, { index: 0, count: 0 }, { index: -1, count: 2 }, { index: 0, count: 65536 }, { index: 0.5, count: 2 }]) {
+    assert.throws(() => encodeFleetPosition(p), FleetWireError, JSON.stringify(p));
+  }
+  const bytes = (index: number, count: number) => new Uint8Array([index & 0xff, index >> 8, count & 0xff, count >> 8]);
+  assert.throws(() => decodeFleetPosition(bytes(2, 2)), FleetWireError);
+  assert.throws(() => decodeFleetPosition(bytes(0, 0)), FleetWireError);
+  assert.throws(() => decodeFleetPosition(new Uint8Array(5)), FleetWireError);
+  assert.throws(() => decodeFleetPosition(new Uint8Array(3)), FleetWireError);
+  const s: RouterState = { ...state([replica(R0)]), sections: [{ tag: SECTION_FLEET_POSITION, bytes: bytes(1, 3) }] };
+  assert.deepEqual(fleetSectionsOf(decodeState(encodeState(s))).position, { index: 1, count: 3 });
 });

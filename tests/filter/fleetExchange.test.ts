@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ReplicaState, type StateSection } from '../../control-plane/stateWire.js';
 import {
-  decodeReport, encodeOtherWorkSection, encodePlacementsSection, REPORT_CONTENT_TYPE, SECTION_OTHER_WORK, SECTION_PLACEMENTS,
+  decodeReport, encodeFleetPosition, encodeOtherWorkSection, encodePlacementsSection, REPORT_CONTENT_TYPE, SECTION_FLEET_POSITION,
+  SECTION_OTHER_WORK, SECTION_PLACEMENTS,
 } from '../../control-plane/fleetWire.js';
 import { StateServer } from '../../bench/stateServer.js';
 import { readStamp } from '../../plugin/sharedData.js';
@@ -65,7 +66,8 @@ test('two gateways (two processes) make different ids', async () => {
 });
 
 test('states with valid fleet sections are adopted; a malformed section rejects the whole state, the last good one stays', async () => {
-  const good = { version: 2n, weights, replicas, sections: [placements(9n, [{ hash: 1n, replica: 0, depth: 3 }]), work([{ replica: 1, queuedTokens: 5000, decodeWork: 70 }])] };
+  const position: StateSection = { tag: SECTION_FLEET_POSITION, bytes: encodeFleetPosition({ index: 1, count: 2 }) };
+  const good = { version: 2n, weights, replicas, sections: [placements(9n, [{ hash: 1n, replica: 0, depth: 3 }]), work([{ replica: 1, queuedTokens: 5000, decodeWork: 70 }]), position] };
   const cp = new StateServer({ version: 1n, weights, replicas });
   const url = await cp.listen();
   const { host, logs } = await startHost(cpConfig, { clusters: { prefix_router_control_plane: url } });
@@ -81,6 +83,10 @@ test('states with valid fleet sections are adopted; a malformed section rejects 
       ['placements section length does not match its count', [{ tag: SECTION_PLACEMENTS, bytes: spoil(good.sections[0]!.bytes, 8, 0xff) }]],
       ['work record names a replica outside the state, or one twice', [work([{ replica: 0, queuedTokens: 1, decodeWork: 1 }, { replica: 1, queuedTokens: 1, decodeWork: 1 }]).bytes].map((b) => ({ tag: SECTION_OTHER_WORK, bytes: spoil(b, 16, 0) }))],
       ['work section length does not match its count', [{ tag: SECTION_OTHER_WORK, bytes: spoil(good.sections[1]!.bytes, 0, 9) }]],
+      ['fleet position section (tag 3) must be 4 bytes', [{ tag: SECTION_FLEET_POSITION, bytes: new Uint8Array([0, 0, 1, 0, 0]) }]],
+      ['fleet position section (tag 3) must be 4 bytes', [{ tag: SECTION_FLEET_POSITION, bytes: new Uint8Array(0) }]],
+      ['fleet position section (tag 3): index must be below a count of at least 1', [{ tag: SECTION_FLEET_POSITION, bytes: spoil(position.bytes, 0, 2) }]],
+      ['fleet position section (tag 3): index must be below a count of at least 1', [{ tag: SECTION_FLEET_POSITION, bytes: new Uint8Array(4) }]],
     ];
     let version = 3n;
     for (const [why, sections] of bad) {
