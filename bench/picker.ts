@@ -32,6 +32,7 @@ const USAGE = `usage: npm run bench:picker -- [options]
   --no-response-processing
                         active-active: the gateway skips response processing, so each ext_proc
                         stream (and the filter's count of its work) ends at the decision
+  --wasm FILE           route with this build of the filter (default plugin/prefix-router.wasm)
   --json                print the result as one JSON object
   -h, --help            this text
 
@@ -48,7 +49,7 @@ export async function main(argv: string[]): Promise<number> {
   const { values: v, fail } = toolArgs('bench:picker', USAGE, {
     only: { type: 'string' }, seconds: { type: 'string' }, warmup: { type: 'string' }, concurrency: { type: 'string' },
     'prompt-tokens': { type: 'string' }, pickers: { type: 'string' }, requests: { type: 'string' }, groups: { type: 'string' },
-    seed: { type: 'string' }, repeats: { type: 'string' }, 'time-scale': { type: 'string' }, 'no-response-processing': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    seed: { type: 'string' }, repeats: { type: 'string' }, 'time-scale': { type: 'string' }, 'no-response-processing': { type: 'boolean' }, wasm: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   }, false, argv);
   const int = (name: string, value: string | undefined, dflt: number, min: number): number => {
     if (value === undefined) return dflt;
@@ -69,7 +70,7 @@ export async function main(argv: string[]): Promise<number> {
   const seed = int('seed', v.seed, 1, 0);
   const repeats = int('repeats', v.repeats, 3, 1);
   const cli = `${ROOT}dist/prefix-router.js`;
-  const wasm = `${ROOT}plugin/prefix-router.wasm`;
+  const wasm = v.wasm ?? `${ROOT}plugin/prefix-router.wasm`;
   for (const f of [cli, wasm]) if (!existsSync(f)) { process.stderr.write(`bench:picker: ${f} is missing: npm run build\n`); return 1; }
   const say = (s: string) => { if (!v.json) process.stdout.write(s); };
   const result: PickerBenchResult = {};

@@ -178,7 +178,7 @@ export function parseConfig(bytes: Uint8Array): PluginConfig | null {
   const wk = root.get("work");
   if (wk !== null) {
     if (wk.kind != JsonKind.Object) return fail("'work' must be an object");
-    if (unknownKey(wk, ["prefillOverheadMs", "prefillTimePerTokenMs", "interTokenLatencyMs", "decodeTimePerSeqMs", "saturationNumSeqs", "chunkTokens", "decodeTokenCost", "defaultMaxTokens"], "work.")) return null;
+    if (unknownKey(wk, ["prefillOverheadMs", "prefillTimePerTokenMs", "interTokenLatencyMs", "decodeTimePerSeqMs", "saturationNumSeqs", "chunkTokens", "decodeTokenCost", "defaultMaxTokens", "evictionReuse"], "work.")) return null;
     if (!readNum(wk, "prefillOverheadMs", "work.prefillOverheadMs", 0, 1e6, (v: f64): void => { cfg.work.prefillOverheadMs = v; })) return null;
     if (!readNum(wk, "prefillTimePerTokenMs", "work.prefillTimePerTokenMs", 0, 1e3, (v: f64): void => { cfg.work.prefillTimePerTokenMs = v; })) return null;
     if (!readNum(wk, "interTokenLatencyMs", "work.interTokenLatencyMs", 0, 1e6, (v: f64): void => { cfg.work.interTokenLatencyMs = v; })) return null;
@@ -187,6 +187,7 @@ export function parseConfig(bytes: Uint8Array): PluginConfig | null {
     if (!readInt(wk, "chunkTokens", "work.chunkTokens", 1, 1e7, (v: f64): void => { cfg.work.chunkTokens = v; })) return null;
     if (!readNum(wk, "decodeTokenCost", "work.decodeTokenCost", 0, 1e3, (v: f64): void => { cfg.work.decodeTokenCost = v; })) return null;
     if (!readInt(wk, "defaultMaxTokens", "work.defaultMaxTokens", 0, 1e7, (v: f64): void => { cfg.work.defaultMaxTokens = v; })) return null;
+    if (!readNum(wk, "evictionReuse", "work.evictionReuse", 0, 100, (v: f64): void => { cfg.work.evictionReuse = v; })) return null;
   }
 
   if (!readNum(root, "loadBoundEpsilon", "loadBoundEpsilon", 0, 10, (v: f64): void => { cfg.loadBoundEpsilon = v; })) return null;

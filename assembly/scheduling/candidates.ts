@@ -29,6 +29,8 @@ export class Candidates {
   readonly work: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** Predicted time to first token of this request there, ms (workModel.ts). */
   readonly ttftMs: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+  /** Re-prefill time the cache hits this request would evict there are expected to cost, ms (workModel.ts). */
+  readonly evictionMs: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** No candidate is picked with more work than this while one under it fits (Infinity: no work guard). */
   workBound: f64 = Infinity;
   /** Load used by the bounded-load guard. */

@@ -5,6 +5,21 @@
 //   work_r  = queued_r + decodeWork_r + new_r
 // where queued_r are prefill tokens sent to r with no response yet, and
 // decodeWork_r prices the output still to decode there in prefill tokens.
+// The work scorer ranks on cost_r = TTFT_r + eviction_r, where
+//   eviction_r = evictionReuse x perToken x (new_r - min over candidates of new)
+// charges r for the tokens of this prompt it would copy although another
+// candidate holds them. A warmed vLLM cache is always full (freed blocks stay
+// cached until their space is needed), so each copied token evicts the least
+// recently used cached one; if that one is asked for again it is prefilled
+// again, at perToken. evictionReuse is how often that happens per evicted
+// token (1: once): a copy is made only when the queue it saves is worth its
+// prefill now and the re-prefill it causes later. Tokens every candidate
+// would prefill (a unique prompt, a unique tail) cost the same wherever they
+// go and are not charged, so plain load balancing is left as it was. The
+// charge stops at one chunk of copied tokens: it is a guess about later
+// requests, while the queue a long prompt would wait in is this request's
+// TTFT now; uncapped, a 40k-token copy would be charged 9 s and long
+// prompts would queue for seconds behind their holder rather than move.
 // The work guard passes over a replica whose work_r would exceed
 // (1 + epsilon) x (all queued and decode work + this request's) / n + one chunk.
 // The latency model's constants are configuration (plugin/CONFIG.md `work`);
@@ -30,6 +45,8 @@ export class WorkParams {
   decodeTokenCost: f64 = 3.8;
   /** Output tokens assumed for a request that names no max_tokens or max_completion_tokens. */
   defaultMaxTokens: f64 = 256;
+  /** Re-prefills expected per cached token a copied prompt token evicts (0: copies are free). */
+  evictionReuse: f64 = 1;
 }
 
 /** Time of a decode step over n sequences, ms (0 for none). */
@@ -46,7 +63,7 @@ export function decodeStepMs(p: WorkParams, n: f64): f64 {
 }
 
 /**
- * Fills each candidate's new tokens, work and predicted TTFT from its
+ * Fills each candidate's new tokens, work, predicted TTFT and eviction charge from its
  * matched blocks (`c.matched`, `tokensPerBlock` tokens each) and counters
  * (`c.queued`, `c.decoding`, `c.decodeWork`), for a request of
  * `promptTokens` prompt tokens and `ownWork` work (prompt plus decode), and
@@ -57,6 +74,7 @@ export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tok
   // vLLM always computes the last prompt token: at most all but one is a hit.
   const maxHit = promptTokens > 1 ? promptTokens - 1 : 0;
   let total: f64 = 0;
+  let leastFresh = Infinity;
   for (let k = 0; k < n; k++) {
     let hit = <f64>unchecked(c.matched[k]) * tokensPerBlock;
     if (hit > maxHit) hit = maxHit;
@@ -67,6 +85,12 @@ export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tok
     unchecked(c.work[k] = q + dw + fresh);
     unchecked(c.ttftMs[k] = predictTtftMs(p, q + fresh, unchecked(c.decoding[k])));
     total += q + dw;
+    if (fresh < leastFresh) leastFresh = fresh;
+  }
+  const perCopied = p.evictionReuse * p.prefillTimePerTokenMs;
+  for (let k = 0; k < n; k++) {
+    const copied = unchecked(c.newTokens[k]) - leastFresh;
+    unchecked(c.evictionMs[k] = perCopied * (copied < p.chunkTokens ? copied : p.chunkTokens));
   }
   c.workBound = guard && n > 0 ? (1 + epsilon) * (total + ownWork) / <f64>n + p.chunkTokens : Infinity;
 }

@@ -1,18 +1,20 @@
 import { Candidates } from "../scheduling/candidates";
 
 /**
- * Predicted time to first token: score = fastest / this replica's (1 for the
- * fastest, 0.5 for one predicted twice as slow). A ratio, not min-max: how
- * much slower a replica is counts, not its rank in the spread.
+ * Predicted cost: time to first token plus the re-prefill the cache hits it
+ * evicts are expected to cost (workModel.ts); score = cheapest / this
+ * replica's (1 for the cheapest, 0.5 for one predicted twice as costly). A
+ * ratio, not min-max: how much costlier a replica is counts, not its rank in
+ * the spread.
  */
 export function workScorer(c: Candidates, out: StaticArray<f64>): void {
   let lo = Infinity;
   for (let i = 0; i < c.n; i++) {
-    const t = unchecked(c.ttftMs[i]);
+    const t = unchecked(c.ttftMs[i]) + unchecked(c.evictionMs[i]);
     if (t < lo) lo = t;
   }
   for (let i = 0; i < c.n; i++) {
-    const t = unchecked(c.ttftMs[i]);
+    const t = unchecked(c.ttftMs[i]) + unchecked(c.evictionMs[i]);
     unchecked(out[i] = t > 0 ? lo / t : 1.0);
   }
 }

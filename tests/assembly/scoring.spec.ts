@@ -6,6 +6,7 @@ import { inflightScorer } from "../../assembly/scorers/inflightScorer";
 import { weightedScore } from "../../assembly/scheduling/weightedScore";
 import { Weights } from "../../assembly/scheduling/weights";
 import { Pick, TIE, pick } from "../../assembly/scheduling/picker";
+import { workScorer } from "../../assembly/scorers/workScorer";
 import { WorkParams, decodeStepMs, predictTtftMs, predictWork } from "../../assembly/scheduling/workModel";
 
 function cands(n: i32): Candidates {
@@ -297,6 +298,67 @@ describe("work model and work guard", () => {
     c.newTokens[2] = 1000;
     pick(c, 0.25, TIE, p, 2048);
     expect(p.index).toBe(2);
+  });
+  it("charges a replica for the prompt tokens it would copy that another candidate holds, never for tokens all would prefill", () => {
+    const c = cands(3);
+    const p = new WorkParams();
+    c.matched[0] = 64; // 1024 tokens of the 2000
+    c.matched[1] = 16; // 256 tokens
+    predictWork(c, p, 2000, 16, 2000, 0.5, true);
+    expect(c.evictionMs[0]).toBe(0);
+    expect(c.evictionMs[1]).toBeCloseTo(0.228 * (1024 - 256));
+    expect(c.evictionMs[2]).toBeCloseTo(0.228 * 1024);
+    // The charge is not work: the guard's loads are unchanged.
+    expect(c.work[2]).toBe(2000);
+    // A unique prompt: every candidate prefills all of it, nobody is charged.
+    c.matched[0] = 0; c.matched[1] = 0;
+    predictWork(c, p, 2000, 16, 2000, 0.5, true);
+    for (let k = 0; k < 3; k++) expect(c.evictionMs[k]).toBe(0);
+    // evictionReuse scales it; 0 turns it off.
+    c.matched[0] = 64;
+    p.evictionReuse = 2;
+    predictWork(c, p, 2000, 16, 2000, 0.5, true);
+    expect(c.evictionMs[1]).toBeCloseTo(2 * 0.228 * 1024);
+    p.evictionReuse = 0;
+    predictWork(c, p, 2000, 16, 2000, 0.5, true);
+    expect(c.evictionMs[1]).toBe(0);
+    // A long copy is charged one chunk at most: 40,000 held tokens cost what 2048 do.
+    p.evictionReuse = 1;
+    c.matched[0] = 2500; c.matched[1] = 0;
+    predictWork(c, p, 41000, 16, 41000, 0.5, true);
+    expect(c.evictionMs[1]).toBeCloseTo(0.228 * 2048);
+  });
+  it("keeps a request on the replica holding its prompt unless the queue saved is worth the copy and what it evicts", () => {
+    // Replica 0 holds 1500 of 1600 prompt tokens and has 2000 queued; replica 1 is idle and holds none.
+    const c = cands(2);
+    const p = new WorkParams();
+    c.matched[0] = 1500 / 4; // 4 tokens per block
+    c.queued[0] = 2000;
+    c.totalBlocks = 400;
+    const w = new Weights();
+    p.evictionReuse = 0;
+    predictWork(c, p, 1600, 4, 1600, 0.5, true);
+    weightedScore(c, w, false);
+    // TTFT alone: 2100 tokens ahead on 0 against 1600 on 1, so the prompt start is copied to 1.
+    expect(c.score[1]).toBeGreaterThan(c.score[0]);
+    p.evictionReuse = 1;
+    predictWork(c, p, 1600, 4, 1600, 0.5, true);
+    weightedScore(c, w, false);
+    expect(c.score[0]).toBeGreaterThan(c.score[1]);
+    // A queue longer than the copy and its re-prefill together (2 x 1500 tokens) still moves it.
+    c.queued[0] = 3600;
+    predictWork(c, p, 1600, 4, 1600, 0.5, true);
+    weightedScore(c, w, false);
+    expect(c.score[1]).toBeGreaterThan(c.score[0]);
+  });
+  it("scores unique prompts on predicted TTFT alone, as without the charge", () => {
+    const c = cands(3);
+    const p = new WorkParams();
+    c.queued[0] = 3000; c.queued[1] = 500; c.queued[2] = 900;
+    predictWork(c, p, 800, 16, 800, 0.5, true);
+    workScorer(c, c.scratch);
+    const fastest = c.ttftMs[1];
+    for (let k = 0; k < 3; k++) expect(c.scratch[k]).toBeCloseTo(fastest / c.ttftMs[k]);
   });
   it("work decides by default: the fastest predicted replica wins over the other scorers' favourite", () => {
     const c = cands(2);

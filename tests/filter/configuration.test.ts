@@ -17,6 +17,7 @@ const bad: Array<[string, string, RegExp]> = [
   ['all-zero weights', JSON.stringify({ replicas: REPLICAS, weights: { prefix: 0, queue: 0, kvCache: 0, inflight: 0, work: 0 } }), /'weights' must not all be 0/],
   ['weight as string', JSON.stringify({ replicas: REPLICAS, weights: { queue: '1' } }), /'weights.queue' must be a number/],
   ['fractional blockChars', JSON.stringify({ replicas: REPLICAS, prefix: { blockChars: 10.5 } }), /'prefix.blockChars' must be a whole number from 8 to 4096/],
+  ['negative work.evictionReuse', JSON.stringify({ replicas: REPLICAS, work: { evictionReuse: -1 } }), /'work.evictionReuse' must be a number from 0/],
   ['huge maxBodyBytes', JSON.stringify({ replicas: REPLICAS, maxBodyBytes: 1e12 }), /'maxBodyBytes' must be a whole number/],
   ['fallbackHeader not a bool', JSON.stringify({ replicas: REPLICAS, fallbackHeader: 'yes' }), /'fallbackHeader' must be true or false/],
   ['bad path', JSON.stringify({ controlPlane: { path: 'v1/state' } }), /'controlPlane.path' must start with '\/'/],
@@ -48,6 +49,7 @@ test('accepts the documented full configuration', async () => {
     replicas: ['10.0.0.1:8000', { address: '[fd00::1]:8000', kvCapacityTokens: 150000 }],
     weights: { prefix: 5, queue: 1, kvCache: 1, inflight: 1 },
     prefix: { blockChars: 64, maxBlocks: 256, indexEntries: 65536, defaultCapacityTokens: 500000 },
+    work: { prefillTimePerTokenMs: 0.228, chunkTokens: 2048, evictionReuse: 1.5 },
     loadBoundEpsilon: 0.5, stalenessMs: 2000, maxBodyBytes: 1048576, debugHeaders: true, fallbackHeader: false, sharedState: true,
   };
   const { host } = await startHost(config, { clusters: { cp: 'http://127.0.0.1:9' } });

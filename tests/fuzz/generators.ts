@@ -370,6 +370,7 @@ export function baseConfig(rng: Rng): Record<string, unknown> {
   if (rng.chance(0.4)) c.weights = { prefix: rng.int(5), queue: 1, kvCache: rng.int(3), inflight: 1 };
   if (rng.chance(0.5)) c.prefix = { blockChars: rng.pick([8, 64, 4096]), maxBlocks: rng.pick([1, 256, 4096]), indexEntries: rng.pick([1024, 65536]), defaultCapacityTokens: 1 + rng.int(1e6) };
   if (rng.chance(0.3)) c.loadBoundEpsilon = rng.float() * 10;
+  if (rng.chance(0.3)) c.work = { prefillTimePerTokenMs: rng.float(), chunkTokens: 1 + rng.int(8192), evictionReuse: rng.float() * 120 - 10 };
   if (rng.chance(0.3)) c.stalenessMs = rng.range(100, 600000);
   if (rng.chance(0.3)) c.maxBodyBytes = rng.range(1024, 2 * 1024 * 1024);
   if (rng.chance(0.3)) c.debugHeaders = rng.chance(0.5);
