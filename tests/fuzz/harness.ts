@@ -123,10 +123,12 @@ export function newWorkerModel(): WorkerModel {
  * (assembly/state/stateDelivery.ts, notice()): it fetches and decodes the bytes under `stored`
  * only when the stamp names a version other than its table's and other than the last it
  * fetched, accepted or rejected, so bytes rewritten under a stamp it has seen are not read
- * again. `decoded`: the reference decoding of `stored`, when the caller has it.
+ * again. The stamp is written as a u64: one past 2^64 - 1 wraps (to 0: no state published).
+ * `decoded`: the reference decoding of `stored`, when the caller has it.
  */
-export function expectPickup(vm: WorkerModel, stamp: bigint | null, stored: Uint8Array | null, decoded?: RouterState | null): { reject: boolean; next: WorkerModel } {
-  if (stamp === null || stamp === 0n || !stored) return { reject: false, next: vm };
+export function expectPickup(vm: WorkerModel, written: bigint | null, stored: Uint8Array | null, decoded?: RouterState | null): { reject: boolean; next: WorkerModel } {
+  const stamp = BigInt.asUintN(64, written ?? 0n);
+  if (stamp === 0n || !stored) return { reject: false, next: vm };
   if ((stamp === vm.table.version && vm.table.fromControlPlane) || stamp === vm.fetchedStamp) return { reject: false, next: vm };
   const d = decoded === undefined ? tryDecode(stored) : decoded;
   if (!d) return { reject: true, next: { table: vm.table, fetchedStamp: stamp } };
