@@ -52,6 +52,7 @@ export const STATE_ERR_OBSERVABILITY_EVERY = "observability section (tag 32): de
 
 export const LORA_ERR_TRUNCATED = "LoRA section (16) truncated";
 export const LORA_ERR_COUNT = "LoRA section (16): too many adapters or base models";
+export const LORA_ERR_NAME = "LoRA section (16): a name is not UTF-8";
 export const LORA_ERR_DUPLICATE = "LoRA section (16): adapter listed twice";
 export const LORA_ERR_REPLICAS = "LoRA section (16): replica count differs from the state's";
 export const LORA_ERR_FLAGS = "LoRA section (16): bad replica flags";

@@ -15,7 +15,8 @@ const MAX_NAME_BYTES = 255;
 const FLAG_KNOWN = 1;
 
 const enc = new TextEncoder();
-const dec = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM keeps a leading U+FEFF: names are compared as the bytes the filter sees.
+const dec = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /**
  * The section for replicas in state order (null entries: no LoRA series
@@ -81,7 +82,8 @@ export function decodeLoraSection(bytes: Uint8Array, replicaCount: number): { ba
     if (o + 1 > bytes.length) fail('truncated');
     const n = bytes[o]!;
     if (n < 1 || o + 1 + n > bytes.length) fail('truncated');
-    const s = dec.decode(bytes.subarray(o + 1, o + 1 + n));
+    let s = '';
+    try { s = dec.decode(bytes.subarray(o + 1, o + 1 + n)); } catch { fail('a name is not UTF-8'); }
     o += 1 + n;
     return s;
   };

@@ -3,6 +3,7 @@
 // vllm:lora_requests_info). Decoded whole and checked before use; the
 // control plane's encoder is control-plane/loraSection.ts.
 import { modelKey } from "../request/requestTraits";
+import { isWellFormedUtf8 } from "../utf8";
 import * as E from "../errors";
 
 export const LORA_SECTION_TAG: u32 = 16;
@@ -45,11 +46,15 @@ function reject(msg: string): LoraAdapters | null {
   return null;
 }
 
-/** Reads a name list entry at o: returns the offset after it, or -1. */
+const NAME_CUT: i32 = -1;
+const NAME_NOT_UTF8: i32 = -2;
+
+/** Reads a name list entry at o: returns the offset after it, NAME_CUT or NAME_NOT_UTF8. */
 function nameEnd(p: usize, o: i32, len: i32): i32 {
-  if (o + 1 > len) return -1;
+  if (o + 1 > len) return NAME_CUT;
   const n = <i32>load<u8>(p + <usize>o);
-  if (n < 1 || o + 1 + n > len) return -1;
+  if (n < 1 || o + 1 + n > len) return NAME_CUT;
+  if (!isWellFormedUtf8(p + <usize>o + 1, n)) return NAME_NOT_UTF8;
   return o + 1 + n;
 }
 
@@ -64,7 +69,7 @@ export function decodeLoraSection(p: usize, len: i32, replicas: i32): LoraAdapte
   let o = 4;
   for (let a = 0; a < adapters; a++) {
     const e = nameEnd(p, o, len);
-    if (e < 0) return reject(E.LORA_ERR_TRUNCATED);
+    if (e < 0) return reject(e == NAME_NOT_UTF8 ? E.LORA_ERR_NAME : E.LORA_ERR_TRUNCATED);
     const key = modelKey(p + <usize>o + 1, <usize>(e - o - 1));
     if (out.byKey.has(key)) return reject(E.LORA_ERR_DUPLICATE);
     out.byKey.set(key, a);
@@ -72,7 +77,7 @@ export function decodeLoraSection(p: usize, len: i32, replicas: i32): LoraAdapte
   }
   for (let b = 0; b < bases; b++) {
     const e = nameEnd(p, o, len);
-    if (e < 0) return reject(E.LORA_ERR_TRUNCATED);
+    if (e < 0) return reject(e == NAME_NOT_UTF8 ? E.LORA_ERR_NAME : E.LORA_ERR_TRUNCATED);
     out.bases.add(modelKey(p + <usize>o + 1, <usize>(e - o - 1)));
     o = e;
   }

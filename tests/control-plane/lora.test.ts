@@ -46,6 +46,14 @@ test('section 16 round-trips, leaves out no-LoRA fleets and bounds what it carri
   assert.deepEqual(big.replicas[0]!.waiting, [], 'a name longer than 255 bytes is left out');
 });
 
+test('section 16 names are compared as bytes and must be well-formed UTF-8, as the filter reads them', () => {
+  const bom = encodeLoraSection([{ maxLora: 2, running: ['\ufeffsql', 'sql'], waiting: [] }])!;
+  assert.deepEqual(decodeLoraSection(bom.bytes, 1).replicas, [{ maxLora: 2, running: ['\ufeffsql', 'sql'], waiting: [] }]);
+  const bad = Uint8Array.from(encodeLoraSection([{ maxLora: 1, running: ['sql'], waiting: [] }])!.bytes);
+  bad[6] = 0xff; // the 'q' of the first adapter name
+  assert.throws(() => decodeLoraSection(bad, 1), /LoRA section \(16\): a name is not UTF-8/);
+});
+
 test('the store publishes section 16 from scrapes, and a new version when only adapters change', () => {
   const store = new StateStore({ prefix: 3, queue: 1, kvCache: 1, inflight: 1 }, { stalenessMs: 2000, hitRateWindowMs: 10000 });
   store.setMembers([{ address: '10.0.0.1:8000', ready: true }, { address: '10.0.0.2:8000', ready: true }]);

@@ -5,9 +5,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { ProxyWasmHost, SharedDataStore } from '../../host/index.js';
-import { decodeState } from '../../control-plane/stateWire.js';
-import { fleetSectionsOf } from '../../control-plane/fleetWire.js';
-import { runFuzz, splitCases, STATIC_REPLICAS, WASM_PATH } from './harness.js';
+import { encodeState, type StateSection } from '../../control-plane/stateWire.js';
+import { decodeStateAsFilter } from '../../control-plane/stateSections.js';
+import { LORA_SECTION_TAG } from '../../control-plane/loraSection.js';
+import { expectPickup, newWorkerModel, runFuzz, splitCases, STATIC_REPLICAS, WASM_PATH } from './harness.js';
 import { writeStamp } from '../../plugin/sharedData.js';
 
 test('20k seeded fuzz cases: no trap, every request routed to a known replica or answered with a JSON 503', { skip: !existsSync(WASM_PATH) && 'plugin/prefix-router.wasm not built' }, async () => {
@@ -26,47 +27,150 @@ test('20k seeded fuzz cases: no trap, every request routed to a known replica or
   assert.ok(report.httpStatePayloadsDone >= 40, JSON.stringify(report));
 });
 
-/**
- * Found by `npm run fuzz` (fixed in dce7c1f): control-plane/stateWire.ts took any run of hex digits,
- * ':' and '.' in brackets as an IPv6 address ('[fd00A:1]:8007'); the filter's decoder
- * (assembly/state/address.ts) wants at least two colons and rejected the whole state, so a control
- * plane could publish a state every filter refuses. Payload from seed 1, state#12399.
- */
-const DISAGREEING_PAYLOAD = '5052535401000000d6bb4e74000000000000803f0000803f0000000000000000040000000e5b66643030413a315d3a38303037020f0050006bec0c3ff04902000d0100000d31302e322e302e313a383030300006007400b632d33e00000000ffffffff0d31302e332e302e323a383030300200001f01fec2283ef04902002f0000000d31302e302e302e333a38303030038080830061c0873d00000000750000003bea8371';
+/** A state payload with one replica and these sections, encoded by the control plane. */
+function withSections(sections: StateSection[]): Uint8Array {
+  return encodeState({
+    version: 7n, weights: { prefix: 1, queue: 1, kvCache: 0, inflight: 0 }, sections,
+    replicas: [{ address: '10.0.0.1:8000', ready: true, metricsKnown: true, waiting: 0, running: 0, kvUsage: 0, kvCapacityTokens: 0, metricsAgeMs: 0 }],
+  });
+}
 
-test('the filter and the reference codec (control-plane/stateWire.ts) agree on every state payload', {
+/** Section 16 with these adapter names (raw bytes) and one replica running the first of them. */
+function loraNames(...names: number[][]): StateSection {
+  const body = [names.length, 0, 0, 0, ...names.flatMap((n) => [n.length, ...n]), 1, 0, 0, 0, 1, 4, 0, 1, 0, 0, 0];
+  return { tag: LORA_SECTION_TAG, bytes: Uint8Array.from(body) };
+}
+const SQL = [0x73, 0x71, 0x6c];
+
+/** Payloads the two decoders once disagreed on, each with the verdict both must give now. */
+const AGREEMENT_CASES: Array<{ what: string; payload: Uint8Array; accepted: boolean }> = [
+  {
+    // Found by `npm run fuzz` (fixed in dce7c1f): control-plane/stateWire.ts took any run of hex digits,
+    // ':' and '.' in brackets as an IPv6 address ('[fd00A:1]:8007'); the filter's decoder
+    // (assembly/state/address.ts) wants at least two colons. Seed 1, state#12399.
+    what: 'an IPv6 literal with one colon',
+    payload: Buffer.from('5052535401000000d6bb4e74000000000000803f0000803f0000000000000000040000000e5b66643030413a315d3a38303037020f0050006bec0c3ff04902000d0100000d31302e322e302e313a383030300006007400b632d33e00000000ffffffff0d31302e332e302e323a383030300200001f01fec2283ef04902002f0000000d31302e302e302e333a38303030038080830061c0873d00000000750000003bea8371', 'hex'),
+    accepted: false,
+  },
+  {
+    // Seed 777, state#1898: the checksum overlaps the replica count. Both decoders always refused it; the
+    // fuzz oracle counted a disagreement because it was published under the stamp of the payload before
+    // it, which a worker does not fetch twice (see the next test).
+    what: 'a 39-byte format-1 payload',
+    payload: Buffer.from('5052535401000000527ffc16000000000000000000008040000000400000803f0000000011dd49', 'hex'),
+    accepted: false,
+  },
+  {
+    // Seed 777, state#2617: a tag-16 section whose first name has length 0. The filter refused the state;
+    // the fuzz oracle (control-plane/stateWire.ts with fleetSectionsOf) never decoded section 16.
+    what: 'a LoRA section with a name of length 0',
+    payload: withSections([{ tag: LORA_SECTION_TAG, bytes: Buffer.from('0100000000000000d448011466800100', 'hex') }]),
+    accepted: false,
+  },
+  {
+    // Seed 777 after the LoRA generator: control-plane/loraSection.ts's TextDecoder dropped a leading
+    // U+FEFF, so it took the names '\ufeffsql' and 'sql' (both from its own encoder) for one adapter listed twice.
+    what: "LoRA adapters '\\ufeffsql' and 'sql'",
+    payload: withSections([loraNames([0xef, 0xbb, 0xbf, ...SQL], SQL)]),
+    accepted: true,
+  },
+  {
+    // Seed 2, state#671: a byte mutation left an adapter name that is not UTF-8; the filter kept it.
+    what: 'a LoRA adapter name that is not UTF-8',
+    payload: withSections([loraNames([0x73, 0xff, 0x6c])]),
+    accepted: false,
+  },
+  {
+    what: 'a LoRA adapter name with a UTF-16 surrogate encoded as UTF-8',
+    payload: withSections([loraNames([0xed, 0xa0, 0x80])]),
+    accepted: false,
+  },
+  {
+    what: 'a LoRA adapter name in well-formed 2-, 3- and 4-byte UTF-8',
+    payload: withSections([loraNames([0xc3, 0xbc, 0xe4, 0xb8, 0xad, 0xf0, 0x9f, 0x98, 0x80])]),
+    accepted: true,
+  },
+];
+
+test('the filter and the reference decoder (control-plane/stateSections.ts) give the same verdict on payloads they once disagreed on', {
   skip: !existsSync(WASM_PATH) && 'plugin/prefix-router.wasm not built',
 }, async () => {
-  const payload = Buffer.from(DISAGREEING_PAYLOAD, 'hex');
-  let codecReason = '';
-  try { fleetSectionsOf(decodeState(payload)); } catch (e) { codecReason = (e as Error).message; }
-  const { host, rejections } = await hostWithState(payload);
+  for (const c of AGREEMENT_CASES) {
+    let codecReason = '';
+    try { decodeStateAsFilter(c.payload); } catch (e) { codecReason = (e as Error).message; }
+    const { host, rejections } = await hostWithState(c.payload);
+    await host.close();
+    const verdicts = `the filter ${rejections.length ? `rejects (${rejections[0]})` : 'accepts'}, decodeStateAsFilter ${codecReason ? `rejects (${codecReason})` : 'accepts'}`;
+    assert.equal(rejections.length === 0, c.accepted, `${c.what}: ${verdicts}`);
+    assert.equal(codecReason === '', c.accepted, `${c.what}: ${verdicts}`);
+  }
+});
+
+test('a worker fetches the published state once per stamp version, and the fuzz oracle expects exactly that', {
+  skip: !existsSync(WASM_PATH) && 'plugin/prefix-router.wasm not built',
+}, async () => {
+  // Seed 777, state#1897-1898: a refused payload, then the 39-byte one above under the same stamp.
+  const stamp = 0x16fc7f52n;
+  const short = AGREEMENT_CASES[1].payload;
+  const valid = withSections([]);
+  const refused = Uint8Array.from(valid);
+  refused[refused.length - 1] ^= 1; // checksum
+  const { host, rejections, store } = await hostWithState(refused, stamp);
+  let vm = expectPickup(newWorkerModel(), stamp, refused).next;
   try {
-    assert.equal(rejections.length > 0, codecReason !== '', `the filter ${rejections.length ? `rejects (${rejections[0]})` : 'accepts'}, control-plane/stateWire.ts ${codecReason ? `rejects (${codecReason})` : 'accepts'}`);
+    assert.equal(rejections.length, 1, 'the first payload under the stamp is fetched and refused');
+    // Seed 10, state#782: a stamp past 2^64 - 1 is written as 0, no state published.
+    for (const [payload, version] of [[short, stamp], [valid, stamp], [short, stamp + 1n], [short, 1n << 64n], [valid, stamp + 2n]] as const) {
+      const expected = expectPickup(vm, version, payload);
+      const before: number = rejections.length;
+      publish(store, payload, version);
+      routeOne(host);
+      assert.equal(rejections.length > before, expected.reject, `stamp ${version}, ${payload.length} bytes: the filter ${rejections.length > before ? 'refused it' : 'did not refuse it'}, the oracle expects ${expected.reject ? 'a refusal' : 'none'}`);
+      vm = expected.next;
+    }
+    assert.deepEqual([...vm.table.ready], ['10.0.0.1:8000'], 'the oracle took the last, valid state');
   } finally {
     await host.close();
   }
+});
+
+test('the filter and the reference decoder agree on 3,000 generated state payloads (seed 777)', {
+  skip: !existsSync(WASM_PATH) && 'plugin/prefix-router.wasm not built',
+}, async () => {
   const report = await runFuzz({ seed: 777, requests: 0, statePayloads: 3000, httpStatePayloads: 100, configs: 0 });
   assert.equal(report.stateDecoderDisagreements, 0, JSON.stringify(report.findings.filter((f) => f.kind === 'state-decoder-disagreement').slice(0, 3)));
   assert.equal(report.traps, 0);
 });
 
-/** A host whose shared data holds `payload` as the published state; one request makes a worker read it. */
-async function hostWithState(payload: Uint8Array): Promise<{ host: ProxyWasmHost; rejections: string[] }> {
+/**
+ * A host whose shared data holds `payload` as the published state, under `stamp` (by default the
+ * payload's version); one request makes its worker read it.
+ */
+async function hostWithState(payload: Uint8Array, stamp?: bigint): Promise<{ host: ProxyWasmHost; rejections: string[]; store: SharedDataStore }> {
   const rejections: string[] = [];
   const store = new SharedDataStore();
   const host = await ProxyWasmHost.create({
     wasm: readFileSync(WASM_PATH), workers: 1, pluginConfig: JSON.stringify({ replicas: STATIC_REPLICAS }), sharedData: store, logLevel: 'warn',
     onLog: (e) => { if (e.message.includes('state rejected')) rejections.push(e.message); },
   });
+  publish(store, payload, stamp ?? new DataView(payload.buffer, payload.byteOffset).getBigUint64(8, true));
+  routeOne(host);
+  return { host, rejections, store };
+}
+
+/** Writes `payload` as the published state ([u64 receivedAtNs][payload]) and raises the stamp to `stamp`. */
+function publish(store: SharedDataStore, payload: Uint8Array, stamp: bigint): void {
   const envelope = new Uint8Array(8 + payload.length);
   envelope.set(payload, 8);
   store.set('prefix_router', 'prefix_router.state', envelope, 0);
-  writeStamp(store, { version: new DataView(payload.buffer, payload.byteOffset).getBigUint64(8, true), seenNs: 0n });
+  writeStamp(store, { version: stamp, seenNs: 0n });
+}
+
+/** One request through worker 0: it reads the stamp and, when it names a state to fetch, the published bytes. */
+function routeOne(host: ProxyWasmHost): void {
   const s = host.newStream({ worker: 0 });
   s.requestHeaders([[':method', 'GET'], [':path', '/v1/models'], [':authority', 'gw']], true);
   s.complete();
-  return { host, rejections };
 }
 
 test('the filter accepts exactly the configurations plugin/config.schema.json accepts', { skip: !existsSync(WASM_PATH) && 'plugin/prefix-router.wasm not built' }, async () => {

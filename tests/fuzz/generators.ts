@@ -3,7 +3,11 @@
 // a seeded Rng, so a failing case is reproduced by its seed and index.
 import type { HeaderPairs } from '../../host/index.js';
 import { encodeState, fnv1a32, type ReplicaState, type RouterState, type StateSection } from '../../control-plane/stateWire.js';
-import { encodeOtherWorkSection, encodePlacementsSection, SECTION_OTHER_WORK, SECTION_PLACEMENTS } from '../../control-plane/fleetWire.js';
+import {
+  encodeFleetPosition, encodeOtherWorkSection, encodePlacementsSection, SECTION_FLEET_POSITION, SECTION_OTHER_WORK, SECTION_PLACEMENTS,
+} from '../../control-plane/fleetWire.js';
+import { encodeLoraSection } from '../../control-plane/loraSection.js';
+import { encodeObservability } from '../../control-plane/observabilitySection.js';
 import { Rng } from './rng.js';
 
 const enc = new TextEncoder();
@@ -307,10 +311,31 @@ export function randomState(rng: Rng, version: bigint): RouterState {
   const w = () => rng.weighted([[6, rng.int(6)], [1, rng.float() * 1e6], [1, 0]]);
   const weights = { prefix: w(), queue: w(), kvCache: w(), inflight: w() };
   if (weights.prefix + weights.queue + weights.kvCache + weights.inflight === 0) weights.prefix = 1;
-  return { version, weights, replicas, sections: replicas.length > 0 && rng.chance(0.4) ? fleetSections(rng, replicas.length) : undefined };
+  const sections = replicas.length > 0 && rng.chance(0.4) ? fleetSections(rng, replicas.length) : [];
+  if (rng.chance(0.15)) {
+    const lora = loraSection(rng, replicas.length);
+    if (lora) sections.push(lora);
+  }
+  if (rng.chance(0.1)) {
+    const observability = encodeObservability({ decisionLogEvery: rng.weighted([[3, 1 + rng.int(100)], [1, 1_000_000]]) });
+    if (observability) sections.push(observability);
+  }
+  return { version, weights, replicas, sections: sections.length > 0 ? sections : undefined };
 }
 
-/** The gateway fleet's sections (tag 1 placements, tag 2 other gateways' work), either or both. */
+/** Adapter and base model names: plain, unicode, a leading byte-order mark, too long for the wire (left out by the encoder). */
+const LORA_NAMES = ['sql', 'SQL', 'sql-lora', 'chat', 'ünïcode', '中文', '\ufeffsql', 'a', 'x'.repeat(255), 'y'.repeat(300), 'm/with/slashes'];
+
+/** Section 16 for `replicas` replicas (null entries: LoRA not scraped); null when no replica has adapter slots. */
+function loraSection(rng: Rng, replicas: number): StateSection | null {
+  const names = () => Array.from({ length: rng.weighted([[4, rng.int(4)], [1, rng.int(20)]]) }, () => rng.chance(0.8) ? rng.pick(LORA_NAMES) : `adapter-${rng.int(2000)}`);
+  return encodeLoraSection(Array.from({ length: replicas }, () => (rng.chance(0.2) ? null : {
+    maxLora: rng.weighted([[4, rng.int(9)], [1, rng.int(70000)]]), running: names(), waiting: names(),
+    baseModel: rng.chance(0.7) ? rng.pick(['base', 'meta-llama/Llama-3-8B', ...LORA_NAMES]) : undefined,
+  })));
+}
+
+/** The gateway fleet's sections (tag 1 placements, tag 2 other gateways' work, tag 3 this gateway's position), any of them. */
 function fleetSections(rng: Rng, replicas: number): StateSection[] {
   const out: StateSection[] = [];
   if (rng.chance(0.7)) {
@@ -322,6 +347,10 @@ function fleetSections(rng: Rng, replicas: number): StateSection[] {
   if (rng.chance(0.7)) {
     const work = Array.from({ length: rng.int(replicas + 1) }, (_, replica) => ({ replica, queuedTokens: rng.u32(), decodeWork: rng.int(100000) }));
     out.push({ tag: SECTION_OTHER_WORK, bytes: encodeOtherWorkSection(work, replicas) });
+  }
+  if (rng.chance(0.5)) {
+    const count = rng.weighted([[4, 1 + rng.int(8)], [1, 1 + rng.int(65535)]]);
+    out.push({ tag: SECTION_FLEET_POSITION, bytes: encodeFleetPosition({ index: rng.int(count), count }) });
   }
   return out;
 }

@@ -10,8 +10,8 @@ import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { ManualClock, ProxyWasmHost, SharedDataStore, type HeaderPairs, type LogEvent } from '../../host/index.js';
-import { decodeState, STATE_CONTENT_TYPE, type RouterState } from '../../control-plane/stateWire.js';
-import { fleetSectionsOf } from '../../control-plane/fleetWire.js';
+import { STATE_CONTENT_TYPE, type RouterState } from '../../control-plane/stateWire.js';
+import { decodeStateAsFilter } from '../../control-plane/stateSections.js';
 import { Rng } from './rng.js';
 import { generateConfig, generateRequest, statePayload, type FuzzRequest } from './generators.js';
 import { KEY_INFLIGHT, writeStamp } from '../../plugin/sharedData.js';
@@ -57,7 +57,7 @@ export interface FuzzReport {
   payloadTooLarge413: number;
   /** A client-sent destination or fallback header reached the upstream. */
   hostileLeaks: number;
-  /** The filter accepted a state the reference codec (control-plane/stateWire.ts) rejects, or the other way round. */
+  /** The filter accepted a state the reference decoder (control-plane/stateSections.ts, decodeStateAsFilter) rejects, or the other way round. */
   stateDecoderDisagreements: number;
   statesAccepted: number;
   statesRejected: number;
@@ -102,12 +102,38 @@ function fromState(s: RouterState): ExpectedTable {
 
 function tryDecode(payload: Uint8Array): RouterState | null {
   try {
-    const state = decodeState(payload);
-    fleetSectionsOf(state);
-    return state;
+    return decodeStateAsFilter(payload);
   } catch {
     return null;
   }
+}
+
+/** What the oracle knows of one worker VM: the table it routes on, and the last stamp version it fetched the published bytes for. */
+export interface WorkerModel {
+  table: ExpectedTable;
+  fetchedStamp: bigint;
+}
+
+export function newWorkerModel(): WorkerModel {
+  return { table: { version: 0n, fromControlPlane: false, ready: new Set(STATIC_REPLICAS) }, fetchedStamp: 0n };
+}
+
+/**
+ * What a worker VM does with the published state on its next request that reaches routing
+ * (assembly/state/stateDelivery.ts, notice()): it fetches and decodes the bytes under `stored`
+ * only when the stamp names a version other than its table's and other than the last it
+ * fetched, accepted or rejected, so bytes rewritten under a stamp it has seen are not read
+ * again. The stamp is written as a u64: one past 2^64 - 1 wraps (to 0: no state published).
+ * `decoded`: the reference decoding of `stored`, when the caller has it.
+ */
+export function expectPickup(vm: WorkerModel, written: bigint | null, stored: Uint8Array | null, decoded?: RouterState | null): { reject: boolean; next: WorkerModel } {
+  const stamp = BigInt.asUintN(64, written ?? 0n);
+  if (stamp === 0n || !stored) return { reject: false, next: vm };
+  if ((stamp === vm.table.version && vm.table.fromControlPlane) || stamp === vm.fetchedStamp) return { reject: false, next: vm };
+  const d = decoded === undefined ? tryDecode(stored) : decoded;
+  if (!d) return { reject: true, next: { table: vm.table, fetchedStamp: stamp } };
+  const same = d.version === vm.table.version && vm.table.fromControlPlane;
+  return { reject: false, next: { table: same ? vm.table : fromState(d), fetchedStamp: stamp } };
 }
 
 type Outcome = 'routed' | 'error503' | 'tooLarge' | 'unrouted' | 'trap';
@@ -196,8 +222,7 @@ async function fuzzRequestsAndSharedState(o: FuzzOptions, report: FuzzReport, wa
     wasm, workers: FUZZ_WORKERS, pluginConfig: JSON.stringify({ replicas: STATIC_REPLICAS }), clock, sharedData: store, logLevel: 'warn',
     onLog: (e: LogEvent) => { if (e.message.includes('state rejected')) { rejectLogs++; lastReject = e.message; } },
   });
-  const fromConfig: ExpectedTable = { version: 0n, fromControlPlane: false, ready: new Set(STATIC_REPLICAS) };
-  const vms: ExpectedTable[] = Array.from({ length: FUZZ_WORKERS }, () => fromConfig);
+  const vms: WorkerModel[] = Array.from({ length: FUZZ_WORKERS }, newWorkerModel);
   // Every request path re-reads shared data; these mirror what sits there now.
   let stamp: { version: bigint } | null = null;
   let stored: Uint8Array | null = null;
@@ -220,7 +245,7 @@ async function fuzzRequestsAndSharedState(o: FuzzOptions, report: FuzzReport, wa
       if (doState) {
         statesLeft--;
         const where = `state#${o.statePayloads - statesLeft} seed ${o.seed}`;
-        const current = vms[rng.int(vms.length)];
+        const current = vms[rng.int(vms.length)].table;
         const version = rng.weighted([[6, current.version + 1n + BigInt(rng.int(1000))], [1, current.version], [1, BigInt(rng.u32())], [0.2, 0n]] as const);
         const { payload } = statePayload(rng, version === 0n ? 1n : version);
         // The envelope: [u64 receivedAtNs][payload], sometimes broken too, and the stamp [u64 version][u64 seenNs].
@@ -244,18 +269,13 @@ async function fuzzRequestsAndSharedState(o: FuzzOptions, report: FuzzReport, wa
         // 413 while buffering never does, nor needs to): check both.
         for (let w = 0, tries = 0; w < FUZZ_WORKERS && tries < 16; tries++) {
           const vm = vms[w];
-          let expectReject = false;
-          let next = vm;
-          if (stamp && stored && !(stamp.version === vm.version && vm.fromControlPlane)) {
-            const d = stored === payload || (stored.length === payload.length && Buffer.compare(stored, payload) === 0) ? decoded : tryDecode(stored);
-            if (!d) expectReject = true;
-            else if (!(d.version === vm.version && vm.fromControlPlane)) next = fromState(d);
-          }
+          const sameBytes = stored !== null && (stored === payload || (stored.length === payload.length && Buffer.compare(stored, payload) === 0));
+          const { reject: expectReject, next } = expectPickup(vm, stamp?.version ?? null, stored, sameBytes ? decoded : undefined);
           const logsBefore = rejectLogs;
           const req = generateRequest(rng, false);
           // Either table is one the filter may know; whether it took the one the reference codec
           // says it should is checked by the log line, and counted as a disagreement.
-          const outcome = driveRequest(host, w, req, next === vm ? vm.ready : new Set([...vm.ready, ...next.ready]), report, where);
+          const outcome = driveRequest(host, w, req, next.table === vm.table ? vm.table.ready : new Set([...vm.table.ready, ...next.table.ready]), report, where);
           if (outcome === 'tooLarge') {
             tally(report, outcome);
             continue;
@@ -263,11 +283,11 @@ async function fuzzRequestsAndSharedState(o: FuzzOptions, report: FuzzReport, wa
           const rejected = rejectLogs > logsBefore;
           if (rejected !== expectReject) {
             report.stateDecoderDisagreements++;
-            note(report, 'state-decoder-disagreement', where, `filter ${rejected ? `rejected (${lastReject})` : 'accepted'}, stateWire.ts ${expectReject ? 'rejects' : 'accepts'}: ${Buffer.from(stored ?? []).toString('hex')}`, 20000);
+            note(report, 'state-decoder-disagreement', where, `filter ${rejected ? `rejected (${lastReject})` : 'accepted'}, decodeStateAsFilter ${expectReject ? 'rejects' : 'accepts'}: ${Buffer.from(stored ?? []).toString('hex')}`, 20000);
           }
           if (expectReject) report.statesRejected++;
-          else if (next !== vm) report.statesAccepted++;
-          vms[w] = rejected ? vm : next;
+          else if (next.table !== vm.table) report.statesAccepted++;
+          vms[w] = rejected ? { table: vm.table, fetchedStamp: next.fetchedStamp } : next;
           tally(report, outcome);
           w++;
         }
@@ -277,7 +297,7 @@ async function fuzzRequestsAndSharedState(o: FuzzOptions, report: FuzzReport, wa
       const w = rng.int(FUZZ_WORKERS);
       const req = generateRequest(rng, true);
       report.byBodyKind[req.bodyKind] = (report.byBodyKind[req.bodyKind] ?? 0) + 1;
-      tally(report, driveRequest(host, w, req, vms[w].ready, report, `request#${o.requests - requestsLeft} seed ${o.seed}`));
+      tally(report, driveRequest(host, w, req, vms[w].table.ready, report, `request#${o.requests - requestsLeft} seed ${o.seed}`));
     }
   } finally {
     await host.close();
@@ -435,7 +455,7 @@ async function fuzzHttpState(o: FuzzOptions, report: FuzzReport, wasm: Uint8Arra
       const rejected = rejectLogs > logsBefore;
       if (answer === 'empty' ? false : rejected !== expectReject) {
         report.stateDecoderDisagreements++;
-        note(report, 'state-decoder-disagreement', where, `filter ${rejected ? 'rejected' : 'accepted'} over HTTP, stateWire.ts ${expectReject ? 'rejects' : 'accepts'}: ${Buffer.from(payload).toString('hex').slice(0, 400)}`);
+        note(report, 'state-decoder-disagreement', where, `filter ${rejected ? 'rejected' : 'accepted'} over HTTP, decodeStateAsFilter ${expectReject ? 'rejects' : 'accepts'}: ${Buffer.from(payload).toString('hex').slice(0, 400)}`);
       }
       if (expectReject) report.statesRejected++;
       else if (answer === 'state' || answer === 'wrongType') report.statesAccepted++;
