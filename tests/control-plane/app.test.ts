@@ -302,8 +302,12 @@ test('POST /v1/state: a placement one gateway reports reaches another gateway\'s
       const res = await fetch(`${cp.url}/v1/state?after=${after}&waitMs=${waitMs}`, { method: 'POST', body: Buffer.from(encodeReport(r)), headers: { 'content-type': REPORT_CONTENT_TYPE } });
       return { status: res.status, bytes: new Uint8Array(await res.arrayBuffer()) };
     };
+    // Gateway B joins first: a join moves every gateway's position, so the version moves at the next publish.
+    const before = cp.state().version.toString();
+    assert.equal((await post({ gatewayId: 2n, placementsSeen: 0n, work: [], placements: [] }, '0', 0)).status, 200);
+    await waitFor('B\'s join published', () => cp.state().version.toString() !== before);
     const v = cp.state().version.toString();
-    // Gateway B's poll is held: nothing changed for it yet.
+    // Gateway B's poll is held: nothing changed for it since.
     const held = post({ gatewayId: 2n, placementsSeen: 0n, work: [], placements: [] }, v, 10_000);
     await waitFor('B waiting', () => cp.app.store.waiting === 1);
     const a = await post({ gatewayId: 1n, placementsSeen: 0n, work: [], placements: [{ hash: 42n, replica: hash('10.0.0.2:8000'), depth: 3 }] }, '0', 0);
