@@ -45,8 +45,13 @@ export class WorkParams {
   decodeTokenCost: f64 = 3.8;
   /** Output tokens assumed for a request that names no max_tokens or max_completion_tokens. */
   defaultMaxTokens: f64 = 256;
-  /** Re-prefills expected per cached token a copied prompt token evicts (0: copies are free). */
-  evictionReuse: f64 = 1;
+  /**
+   * Re-prefills expected per cached token a copied prompt token evicts (0:
+   * copies are free, the default). Off by default: it keeps one hot prompt
+   * start on its first holder for hundreds of ms of queue before it spreads
+   * (plugin/CONFIG.md says where it pays and where it costs).
+   */
+  evictionReuse: f64 = 0;
 }
 
 /** Time of a decode step over n sequences, ms (0 for none). */

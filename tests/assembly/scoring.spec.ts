@@ -302,6 +302,8 @@ describe("work model and work guard", () => {
   it("charges a replica for the prompt tokens it would copy that another candidate holds, never for tokens all would prefill", () => {
     const c = cands(3);
     const p = new WorkParams();
+    expect(p.evictionReuse).toBe(0); // off by default
+    p.evictionReuse = 1;
     c.matched[0] = 64; // 1024 tokens of the 2000
     c.matched[1] = 16; // 256 tokens
     predictWork(c, p, 2000, 16, 2000, 0.5, true);
