@@ -9,7 +9,7 @@ import { startReplicas } from '../../simulator/server.js';
 import { startControlPlane } from '../../control-plane/server.js';
 import { ProxyWasmHost, SharedDataStore } from '../../host/index.js';
 import { startPicker, type RunningPicker } from '../../picker/server.js';
-import { withPickerHeaders } from '../../picker/main.js';
+import { withPickerDefaults } from '../../picker/main.js';
 import { startPickerGateway } from '../../host/endpointPicker/pickerGateway.js';
 import { textOf } from '../routing/workloads.js';
 
@@ -50,7 +50,7 @@ export async function runActiveActive(pickers: number, o: ActiveActiveOptions): 
     for (let i = 0; i < pickers; i++) {
       const host = await ProxyWasmHost.create({
         wasm: o.wasm, workers: 2, sharedData: new SharedDataStore(), logLevel: 'error',
-        pluginConfig: withPickerHeaders(JSON.stringify({ controlPlane: { cluster: CP_CLUSTER }, debugHeaders: false })),
+        pluginConfig: withPickerDefaults(JSON.stringify({ controlPlane: { cluster: CP_CLUSTER }, debugHeaders: false })),
         clusters: { [CP_CLUSTER]: cp.url },
       });
       hosts.push(host);

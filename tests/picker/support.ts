@@ -10,7 +10,7 @@ import {
 } from '../../host/endpointPicker/protocol.js';
 import { metadataEndpoints } from '../../host/endpointPicker/pickerGateway.js';
 import { startPicker, type PickerOptions, type RunningPicker } from '../../picker/server.js';
-import { withPickerHeaders } from '../../picker/main.js';
+import { withPickerDefaults } from '../../picker/main.js';
 import { wasm } from '../filter/support.js';
 
 export { BodySendMode, metadataEndpoints };
@@ -23,7 +23,7 @@ export interface PickerUnderTest {
 }
 
 export async function startTestPicker(config: object, opts: Partial<PickerOptions> = {}, hostOpts: Partial<HostOptions> = {}): Promise<PickerUnderTest> {
-  const host = await ProxyWasmHost.create({ wasm, workers: 2, pluginConfig: withPickerHeaders(JSON.stringify(config)), logLevel: 'warn', ...hostOpts });
+  const host = await ProxyWasmHost.create({ wasm, workers: 2, pluginConfig: withPickerDefaults(JSON.stringify(config)), logLevel: 'warn', ...hostOpts });
   const picker = await startPicker({ host, port: 0, healthPort: 0, metricsPort: 0, ...opts });
   const client = new ExtProcClientConstructor(picker.address, grpc.credentials.createInsecure());
   return {
