@@ -107,7 +107,17 @@ function byWorkAlone(c: Candidates, band: f64): i32 {
 
 /** Whether candidate i is under both guards (cap Infinity: no guard at all; NO_COUNT_CAP: the work guard alone). */
 @inline function fits(c: Candidates, i: i32, cap: f64): bool {
-  return cap == Infinity || (unchecked(c.load[i]) + 1 <= cap && unchecked(c.work[i]) <= c.workBound);
+  return cap == Infinity || (unchecked(c.load[i]) + 1 <= cap && underWorkGuard(c, i));
+}
+
+@inline function underWorkGuard(c: Candidates, i: i32): bool {
+  return unchecked(c.work[i]) <= c.workBound;
+}
+
+/** Candidate i ranks above candidate j: a higher score, or an equal one and a higher rendezvous weight. */
+@inline function ranksAbove(c: Candidates, i: i32, j: i32): bool {
+  const d = unchecked(c.score[i]) - unchecked(c.score[j]);
+  return d > TIE || (d >= -TIE && unchecked(c.rendezvous[i]) > unchecked(c.rendezvous[j]));
 }
 
 /** Among candidates scoring at least `floor` with load + 1 <= cap, the highest rendezvous weight. */
@@ -131,20 +141,18 @@ function byRendezvous(c: Candidates, floor: f64, cap: f64): i32 {
 function nearestShare(c: Candidates, chosen: i32): i32 {
   let fastest = Infinity;
   for (let i = 0; i < c.n; i++) {
-    if (unchecked(c.work[i]) <= c.workBound && unchecked(c.ttftMs[i]) < fastest) fastest = unchecked(c.ttftMs[i]);
+    if (underWorkGuard(c, i) && unchecked(c.ttftMs[i]) < fastest) fastest = unchecked(c.ttftMs[i]);
   }
   const within = fastest + c.shareBandMs;
   let nearest = unchecked(c.shareRank[chosen]);
   for (let i = 0; i < c.n; i++) {
-    if (unchecked(c.work[i]) <= c.workBound && unchecked(c.ttftMs[i]) <= within && unchecked(c.shareRank[i]) < nearest) nearest = unchecked(c.shareRank[i]);
+    if (underWorkGuard(c, i) && unchecked(c.ttftMs[i]) <= within && unchecked(c.shareRank[i]) < nearest) nearest = unchecked(c.shareRank[i]);
   }
   if (nearest == unchecked(c.shareRank[chosen])) return chosen;
   let best = -1;
   for (let i = 0; i < c.n; i++) {
-    if (unchecked(c.work[i]) > c.workBound || unchecked(c.ttftMs[i]) > within || unchecked(c.shareRank[i]) != nearest) continue;
-    if (best < 0) { best = i; continue; }
-    const d = unchecked(c.score[i]) - unchecked(c.score[best]);
-    if (d > TIE || (d >= -TIE && unchecked(c.rendezvous[i]) > unchecked(c.rendezvous[best]))) best = i;
+    if (!underWorkGuard(c, i) || unchecked(c.ttftMs[i]) > within || unchecked(c.shareRank[i]) != nearest) continue;
+    if (best < 0 || ranksAbove(c, i, best)) best = i;
   }
   return best;
 }
@@ -154,9 +162,7 @@ export function runnerUp(c: Candidates, except: i32): i32 {
   let best = -1;
   for (let i = 0; i < c.n; i++) {
     if (i == except) continue;
-    if (best < 0) { best = i; continue; }
-    const d = unchecked(c.score[i]) - unchecked(c.score[best]);
-    if (d > TIE || (d >= -TIE && unchecked(c.rendezvous[i]) > unchecked(c.rendezvous[best]))) best = i;
+    if (best < 0 || ranksAbove(c, i, best)) best = i;
   }
   return best;
 }
