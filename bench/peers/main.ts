@@ -174,9 +174,13 @@ async function startReplicaSet(replicas: number, kvBlocks: number | null, logFil
 /** The request stream of one load point: the shape at `load` x its reference rate (scaled with replicas) for `durationS` seconds of arrivals. */
 export function pointWorkload(shape: PeerShape, replicas: number, load: number, durationS: number, seed: number): { rate: number; workload: Workload } {
   const rate = round((shape.rate3 * replicas * load) / 3, 2);
-  const n = Math.max(1, Math.round(rate * durationS));
+  // A p95 over fewer requests is one or two stragglers, so a slow shape's window stretches to hold enough.
+  const n = Math.max(Math.min(MIN_POINT_REQUESTS, Math.round(rate * MAX_POINT_S)), Math.round(rate * durationS), 1);
   return { rate, workload: shape.build(n, rate, seed) };
 }
+
+const MIN_POINT_REQUESTS = 30;
+const MAX_POINT_S = 60;
 
 const round = (v: number, d = 1) => (Number.isFinite(v) ? Math.round(v * 10 ** d) / 10 ** d : NaN);
 
@@ -337,7 +341,8 @@ export function goodputRows(runs: RunResult[], shapes: PeerShape[]): GoodputRow[
 
 const QUICK = { shapes: ['sp-32x32'], replicas: [3], loads: [0.4, 0.7, 1.0], durationS: 25 };
 // 6 routers x 5 shapes x 2 replica counts x 3 loads = 180 points of about 36 s: under 2 hours here.
-const FULL = { shapes: ['sp-150x5', 'sp-32x32', 'multi-turn-chat', 'one-system-prompt', 'unique-prompts'], replicas: [3, 8], loads: [0.4, 0.7, 1.0], durationS: 20 };
+// The ladder reaches past round robin's capacity (1.0) so that goodput separates the prefix-aware routers.
+const FULL = { shapes: ['sp-150x5', 'sp-32x32', 'multi-turn-chat', 'one-system-prompt', 'unique-prompts'], replicas: [3, 8], loads: [0.7, 1.0, 1.3], durationS: 20 };
 
 /**
  * What a load point costs besides its arrivals: starting the replicas and the router, draining the
@@ -352,7 +357,7 @@ const USAGE = `usage: npm run bench:peers -- [options]
   --routers A,B        routers to run (default all: ${ROUTERS.map((r) => r.name).join(', ')})
   --shapes A,B         sp-150x5, sp-32x32, multi-turn-chat, one-system-prompt, unique-prompts
   --replicas N,M       replica counts (default 3,8)
-  --loads F,G          load points as fractions of the shape's reference rate (default 0.4,0.7,1)
+  --loads F,G          load points as fractions of the shape's reference rate (default 0.7,1,1.3; --quick 0.4,0.7,1)
   --duration-s S       seconds of arrivals per load point (default 20)
   --no-inference-perf  skip the inference-perf cross-check
   --workloads DIR      inference-perf configs (default ${DEFAULT_WORKLOAD_DIR})
