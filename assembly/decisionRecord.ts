@@ -6,6 +6,7 @@
 // control plane's state (section 32); with sampling off, each hook costs one
 // branch on `active`. Rendering allocates, but only for sampled requests.
 import { LogLevel, log } from "./abi/hostCalls";
+import { decimal3 } from "./decimalText";
 import { MAX_SLOTS } from "./prefix/prefixIndex";
 import { Candidates } from "./scheduling/candidates";
 import { ReplicaTable } from "./state/replicaTable";
@@ -86,16 +87,16 @@ export class DecisionRecord {
     s += ',"chosen":' + quoted(t, c, chosen) + ',"runnerUp":' + quoted(t, c, runnerUp);
     s += ',"blocks":{"matched":' + matched.toString() + ',"total":' + total.toString() + "}";
     s += ',"weights":{' + this.weightList(":", '"') + "}";
-    s += ',"guard":{"cap":' + num(this.cap) + ',"spilled":' + (this.spilled ? "true" : "false") + ',"passedOver":' +
+    s += ',"guard":{"cap":' + decimal3(this.cap) + ',"spilled":' + (this.spilled ? "true" : "false") + ',"passedOver":' +
       (this.spilled ? quoted(t, c, this.preferred) : "null") + "}";
     s += ',"newPrefix":' + (this.newPrefix ? "true" : "false") + ',"metricsTrusted":' + (this.metricsTrusted ? "true" : "false");
     s += ',"session":' + (this.session ? "true" : "false");
     s += ',"candidates":[';
     for (let k = 0; k < c.n; k++) {
       if (k > 0) s += ",";
-      s += '{"replica":' + quoted(t, c, k) + ',"matchedBlocks":' + unchecked(c.matched[k]).toString() + ',"load":' + num(unchecked(c.load[k]));
+      s += '{"replica":' + quoted(t, c, k) + ',"matchedBlocks":' + unchecked(c.matched[k]).toString() + ',"load":' + decimal3(unchecked(c.load[k]));
       s += ',"overCap":' + (unchecked(c.load[k]) + 1 > this.cap ? "true" : "false");
-      s += ',"score":' + num(unchecked(c.score[k])) + ',"scores":{' + this.scoreList(k, ":", '"') + "}}";
+      s += ',"score":' + decimal3(unchecked(c.score[k])) + ',"scores":{' + this.scoreList(k, ":", '"') + "}}";
     }
     return s + "]}";
   }
@@ -107,11 +108,11 @@ export class DecisionRecord {
    */
   header(t: ReplicaTable, c: Candidates, chosen: i32, runnerUp: i32, matched: i32, total: i32): string {
     let s = "chosen=" + address(t, c, chosen) + "; runnerUp=" + address(t, c, runnerUp);
-    s += "; blocks=" + matched.toString() + "/" + total.toString() + "; cap=" + num(this.cap) + "; spilled=" + (this.spilled ? "1" : "0");
+    s += "; blocks=" + matched.toString() + "/" + total.toString() + "; cap=" + decimal3(this.cap) + "; spilled=" + (this.spilled ? "1" : "0");
     s += "; weights=" + this.weightList(":", "");
     const shown = c.n < HEADER_CANDIDATES ? c.n : HEADER_CANDIDATES;
     for (let k = 0; k < shown; k++) {
-      s += "; " + address(t, c, k) + "=score:" + num(unchecked(c.score[k])) + ",load:" + num(unchecked(c.load[k]));
+      s += "; " + address(t, c, k) + "=score:" + decimal3(unchecked(c.score[k])) + ",load:" + decimal3(unchecked(c.load[k]));
       const scores = this.scoreList(k, ":", "");
       if (scores.length > 0) s += "," + scores;
     }
@@ -131,7 +132,7 @@ export class DecisionRecord {
     for (let i = 0; i < Scorer.COUNT; i++) {
       if (!unchecked(this.ran[i])) continue;
       if (s.length > 0) s += ",";
-      s += q + SCORER_NAMES[i] + q + sep + num(unchecked(this.weight[i]));
+      s += q + SCORER_NAMES[i] + q + sep + decimal3(unchecked(this.weight[i]));
     }
     return s;
   }
@@ -141,7 +142,7 @@ export class DecisionRecord {
     for (let i = 0; i < Scorer.COUNT; i++) {
       if (!unchecked(this.ran[i])) continue;
       if (s.length > 0) s += ",";
-      s += q + SCORER_NAMES[i] + q + sep + num(unchecked(this.scores[i * MAX_SLOTS + k]));
+      s += q + SCORER_NAMES[i] + q + sep + decimal3(unchecked(this.scores[i * MAX_SLOTS + k]));
     }
     return s;
   }
@@ -159,10 +160,3 @@ function quoted(t: ReplicaTable, c: Candidates, k: i32): string {
   return k < 0 || k >= c.n ? "null" : '"' + unchecked(t.addresses[unchecked(c.replica[k])]) + '"';
 }
 
-/** A finite number, at most 3 decimals, as JSON writes it; non-finite ones (never expected) as 0. */
-function num(x: f64): string {
-  if (!isFinite(x)) return "0";
-  const r = Math.round(x * 1000) / 1000;
-  if (r == Math.floor(r) && Math.abs(r) < 9007199254740992) return (<i64>r).toString();
-  return r.toString();
-}

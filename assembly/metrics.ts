@@ -6,6 +6,7 @@
 // request. Stats lag by at most one tick (100 ms). Per-replica stats are
 // defined when the replica table changes, never on the request path.
 import { MetricType, defineMetric, incrementMetric, recordMetric } from "./abi/hostCalls";
+import { CharCode } from "./charCode";
 import { MAX_SLOTS } from "./prefix/prefixIndex";
 import { ReplicaTable } from "./state/replicaTable";
 
@@ -15,42 +16,45 @@ export const enum Counter {
   AdmissionHeld, AdmissionReleased, AdmissionRefused, SessionRouted, LoraRouted, DecisionRecords, SubsetIgnored, COUNT,
 }
 
+/** Every stat name starts with this; the names below are what follows it. */
+const PREFIX = "prefix_router.";
+
 const NAMES: StaticArray<string> = [
-  "prefix_router.requests_routed",
-  "prefix_router.requests_prefix_hit",
-  "prefix_router.prefix_blocks_matched",
-  "prefix_router.prefix_blocks_total",
-  "prefix_router.fallback_load_only",
-  "prefix_router.fallback_stale_state",
-  "prefix_router.load_bound_spills",
-  "prefix_router.no_ready_replica",
-  "prefix_router.state_updates",
-  "prefix_router.state_rejected",
-  "prefix_router.control_plane_poll_failures",
-  "prefix_router.admission_held",
-  "prefix_router.admission_released",
-  "prefix_router.admission_refused",
-  "prefix_router.session_affinity_routed",
-  "prefix_router.lora_affinity_routed",
-  "prefix_router.decision_records",
-  "prefix_router.subset_ignored",
+  "requests_routed",
+  "requests_prefix_hit",
+  "prefix_blocks_matched",
+  "prefix_blocks_total",
+  "fallback_load_only",
+  "fallback_stale_state",
+  "load_bound_spills",
+  "no_ready_replica",
+  "state_updates",
+  "state_rejected",
+  "control_plane_poll_failures",
+  "admission_held",
+  "admission_released",
+  "admission_refused",
+  "session_affinity_routed",
+  "lora_affinity_routed",
+  "decision_records",
+  "subset_ignored",
 ];
 
 export const enum Gauge { StateVersion, ControlPlaneAgeMs, COUNT }
 
 const GAUGE_NAMES: StaticArray<string> = [
-  "prefix_router.state_version",
-  "prefix_router.control_plane_age_ms",
+  "state_version",
+  "control_plane_age_ms",
 ];
 
-/** Counters kept per replica: `<name>.<address with '.' and ':' as '_'>`. */
+/** Counters kept per replica: `prefix_router.<name>.<address with '.' and ':' as '_'>`. */
 export const enum ReplicaStat { Requests, BlocksMatched, BlocksTotal, PassedOver, COUNT }
 
 const REPLICA_NAMES: StaticArray<string> = [
-  "prefix_router.replica_requests",
-  "prefix_router.replica_prefix_blocks_matched",
-  "prefix_router.replica_prefix_blocks_total",
-  "prefix_router.replica_load_bound_passed_over",
+  "replica_requests",
+  "replica_prefix_blocks_matched",
+  "replica_prefix_blocks_total",
+  "replica_load_bound_passed_over",
 ];
 
 const UNDEFINED: u32 = 0xffffffff;
@@ -67,8 +71,8 @@ export class RouterMetrics {
   immediate: bool = false;
 
   define(): void {
-    for (let i = 0; i < Counter.COUNT; i++) unchecked(this.ids[i] = defineMetric(MetricType.Counter, NAMES[i]));
-    for (let i = 0; i < Gauge.COUNT; i++) unchecked(this.gaugeIds[i] = defineMetric(MetricType.Gauge, GAUGE_NAMES[i]));
+    for (let i = 0; i < Counter.COUNT; i++) unchecked(this.ids[i] = defineMetric(MetricType.Counter, PREFIX + NAMES[i]));
+    for (let i = 0; i < Gauge.COUNT; i++) unchecked(this.gaugeIds[i] = defineMetric(MetricType.Gauge, PREFIX + GAUGE_NAMES[i]));
   }
 
   @inline add(c: Counter, n: i64): void {
@@ -86,10 +90,9 @@ export class RouterMetrics {
     for (let i = 0; i < t.n; i++) {
       const slot = unchecked(t.slot[i]);
       if (slot < 0 || slot >= MAX_SLOTS || unchecked(this.replicaIds[slot * ReplicaStat.COUNT]) != 0) continue;
-      // Envoy stat names use '.' as a separator: keep the address in one segment.
-      const suffix = "." + unchecked(t.addresses[i]).replaceAll(".", "_").replaceAll(":", "_");
+      const suffix = "." + statSegment(unchecked(t.addresses[i]));
       for (let s = 0; s < ReplicaStat.COUNT; s++) {
-        unchecked(this.replicaIds[slot * ReplicaStat.COUNT + s] = defineMetric(MetricType.Counter, REPLICA_NAMES[s] + suffix) + 1);
+        unchecked(this.replicaIds[slot * ReplicaStat.COUNT + s] = defineMetric(MetricType.Counter, PREFIX + REPLICA_NAMES[s] + suffix) + 1);
       }
     }
   }
@@ -135,4 +138,14 @@ export class RouterMetrics {
       unchecked(this.replicaIds[at] = 0);
     }
   }
+}
+
+/** The address with '.' and ':' as '_': Envoy stat names use '.' as a separator, so it stays one segment. */
+function statSegment(address: string): string {
+  let s = "";
+  for (let i = 0; i < address.length; i++) {
+    const c = address.charCodeAt(i);
+    s += c == CharCode.DOT || c == CharCode.COLON ? "_" : String.fromCharCode(c);
+  }
+  return s;
 }

@@ -198,7 +198,7 @@ export class Router {
     this.refresh();
     const t = this.table;
     const withMetrics = this.metricsTrusted(t, nowNs);
-    if (!this.gather(t, withMetrics, <u32>(nowNs / 1000000000), null)) return 0;
+    if (!this.gather(t, withMetrics, nowNs, null)) return 0;
     this.saturation.mark(this.cands, withMetrics);
     return withMetrics ? this.saturation.room : Infinity;
   }
@@ -217,7 +217,7 @@ export class Router {
     const nowS = <u32>(nowNs / 1000000000);
 
     // Candidates: ready replicas whose metrics are fresh enough, and their load.
-    if (!this.gather(t, withMetrics, nowS, d.traits.subset)) {
+    if (!this.gather(t, withMetrics, nowNs, d.traits.subset)) {
       this.metrics.add(Counter.NoReplica, 1);
       return false;
     }
@@ -254,7 +254,11 @@ export class Router {
     // Score, then pick: a prefix nobody holds is placed by rendezvous among close loads.
     const newPrefix = hasPrompt && !prefix.anyMatch && w.prefix > 0;
     weightedScore(c, w, withMetrics, !newPrefix);
-    if (addLoraAffinity(t, c, d.traits, this.cfg.lora)) this.metrics.add(Counter.LoraRouted, 1);
+    if (addLoraAffinity(t, c, d.traits, this.cfg.lora)) {
+      this.metrics.add(Counter.LoraRouted, 1);
+      // The prediction knows nothing of adapters: near-equal predictions keep the score's order.
+      c.nearMs = 0;
+    }
     // A gateway of a fleet places a request nobody holds any of in its own share of the replicas, among near-equal ones.
     markShares(t, c, wp, (!hasPrompt || !prefix.anyMatch) && w.work > 0);
     const band = newPrefix ? NEW_PREFIX_BAND * (withMetrics ? w.queue + w.kvCache : 0) + TIE : TIE;
@@ -267,7 +271,7 @@ export class Router {
       this.metrics.add(Counter.SessionRouted, 1);
     }
     if (decisions.active) decisions.guard(this.picked.cap, this.picked.preferred, this.picked.spilled, newPrefix, withMetrics, session >= 0);
-    this.commit(t, this.picked.index, nowS, d);
+    this.commit(t, this.picked.index, nowNs, d);
     return true;
   }
 
@@ -291,22 +295,23 @@ export class Router {
 
   /**
    * Fills the candidates: ready replicas whose metrics are fresh enough, and
-   * their counters; only those in `subset` when it names one. A subset of
+   * their counters and time since the last placement; only those in `subset` when it names one. A subset of
    * which none qualifies is set aside, so the request still goes somewhere
    * (the picker then sends it to the subset's own order). False when there is none.
    */
-  private gather(t: ReplicaTable, withMetrics: bool, nowS: u32, subset: EndpointSubset | null): bool {
+  private gather(t: ReplicaTable, withMetrics: bool, nowNs: u64, subset: EndpointSubset | null): bool {
     if (subset !== null && subset.given) {
-      if (this.gatherIn(t, withMetrics, nowS, subset)) return true;
+      if (this.gatherIn(t, withMetrics, nowNs, subset)) return true;
       this.metrics.add(Counter.SubsetIgnored, 1);
     }
-    return this.gatherIn(t, withMetrics, nowS, null);
+    return this.gatherIn(t, withMetrics, nowNs, null);
   }
 
-  private gatherIn(t: ReplicaTable, withMetrics: bool, nowS: u32, subset: EndpointSubset | null): bool {
+  private gatherIn(t: ReplicaTable, withMetrics: bool, nowNs: u64, subset: EndpointSubset | null): bool {
     const c = this.cands;
     const stalenessMs = this.cfg.stalenessMs;
-    this.otherVms = this.inflight.read(t, nowS);
+    const nowMs = <u32>(nowNs / 1000000);
+    this.otherVms = this.inflight.read(t, <u32>(nowNs / 1000000000));
     const sum = this.inflight.total;
     let n = 0;
     // A replica's metrics age is the control plane's as of the state it sent;
@@ -325,6 +330,8 @@ export class Router {
       // Other gateways' work, as the control plane last reported it, adds to this gateway's.
       unchecked(c.queued[n] = unchecked(sum.queued[i]) + unchecked(t.otherGatewaysQueuedTokens[i]));
       unchecked(c.decodeWork[n] = unchecked(sum.decodeWork[i]) + unchecked(t.otherGatewaysDecodeWork[i]));
+      const placed = unchecked(sum.placedMs[i]);
+      unchecked(c.sincePlacedMs[n] = placed == 0 ? Infinity : <f64>(nowMs - placed));
       // This gateway's own requests are counted as they start and end; the
       // engine queue (from metrics, up to a scrape old) adds what others sent
       // and what waits. Metrics' running count is left out: it lags the
@@ -337,7 +344,7 @@ export class Router {
   }
 
   /** Candidate k was picked: fills the decision, records the prefix there, counts the request. */
-  private commit(t: ReplicaTable, k: i32, nowS: u32, d: Decision): void {
+  private commit(t: ReplicaTable, k: i32, nowNs: u64, d: Decision): void {
     const c = this.cands;
     const i = unchecked(c.replica[k]);
     d.replica = i;
@@ -355,7 +362,8 @@ export class Router {
     d.newTokens = unchecked(c.newTokens[k]);
     d.decodeWork = this.decodeWork;
     d.decoding = false;
-    this.inflight.add(t, i, 1, 0, d.newTokens, 0, nowS);
+    this.inflight.placed(t, i, <u32>(nowNs / 1000000));
+    this.inflight.add(t, i, 1, 0, d.newTokens, 0, <u32>(nowNs / 1000000000));
     d.counted = true;
 
     const m = this.metrics;

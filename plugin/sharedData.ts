@@ -10,6 +10,7 @@
 //                           [u64 replica-set hash][u32 rows]
 //                           then rows of [u32 vm id][u32 heartbeat s] and, per replica,
 //                           [u16 in flight][u16 decoding][u32 queued prefill tokens][u32 decode work]
+//                           [u32 last request sent there: ms clock mod 2^32, 0 never]
 //   prefix_router.ckpt.XXXX up to 4 entries of [u64 checkpoint hash][u32 replica address hash, low 32 bits]
 //                           [u32 last touched, s]  (XXXX: 4 hex digits, the hash's top 16 bits; 2^16 buckets)
 //                           which replica holds which prompt checkpoint (assembly/prefix/sharedCheckpoints.ts)
@@ -60,7 +61,7 @@ export function writeStamp(store: SharedDataLike, stamp: { version: bigint; seen
 
 /** Bytes of a row of prefix_router.inflight before its replicas, and per replica. */
 export const INFLIGHT_ROW_HEAD_BYTES = 8;
-export const INFLIGHT_REPLICA_BYTES = 12;
+export const INFLIGHT_REPLICA_BYTES = 16;
 
 /** What the gateway's worker VMs count, summed over replicas and every row (rows of any age are counted). */
 export interface WorkTotals {

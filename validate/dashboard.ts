@@ -21,9 +21,11 @@ export interface ExportedMetrics {
 export const envoyCustomStatName = (name: string): string => name.replace(/[^a-zA-Z0-9_]/g, '_');
 
 function filterStatNames(metricsSource: string): { names: string[]; families: string[] } {
+  // The arrays hold what follows the common PREFIX, which the filter prepends when it defines a stat.
+  const prefix = /const PREFIX = "([^"]*)";/.exec(metricsSource)?.[1] ?? '';
   const array = (id: string): string[] => {
     const m = new RegExp(`const ${id}: StaticArray<string> = \\[([\\s\\S]*?)\\];`).exec(metricsSource);
-    return m ? [...m[1].matchAll(/"([^"]+)"/g)].map((x) => envoyCustomStatName(x[1])) : [];
+    return m ? [...m[1].matchAll(/"([^"]+)"/g)].map((x) => envoyCustomStatName(prefix + x[1])) : [];
   };
   return { names: [...array('NAMES'), ...array('GAUGE_NAMES')], families: array('REPLICA_NAMES') };
 }

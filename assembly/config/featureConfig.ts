@@ -61,18 +61,18 @@ export function parseFeatures(root: JsonValue, satOut: SaturationBound, admOut: 
   if (has(root, "saturation")) {
     const o = object(root, "saturation", ["waiting", "kvUsage"]);
     if (o === null) return false;
-    if (!readInt(o, "waiting", "saturation.waiting", 1, 65535, (v: f64): void => { sat.waiting = v; })) return false;
-    if (!readNum(o, "kvUsage", "saturation.kvUsage", 0.01, 1, (v: f64): void => { sat.kvUsage = v; })) return false;
+    if (!readInt(o, "saturation.", "waiting", 1, 65535, (v: f64): void => { sat.waiting = v; })) return false;
+    if (!readNum(o, "saturation.", "kvUsage", 0.01, 1, (v: f64): void => { sat.kvUsage = v; })) return false;
   }
   if (has(root, "admission")) {
     const o = object(root, "admission", ["enabled", "maxHeld", "waitMs", "highPriorityWaitMs", "retryAfterS", "objectiveHeader", "objectives"]);
     if (o === null) return false;
-    if (!readBool(o, "enabled", "admission.enabled", (v: bool): void => { adm.enabled = v; })) return false;
-    if (!readInt(o, "maxHeld", "admission.maxHeld", 0, 65536, (v: f64): void => { adm.maxHeld = <i32>v; })) return false;
-    if (!readInt(o, "waitMs", "admission.waitMs", 0, 600000, (v: f64): void => { adm.waitMs = <u32>v; })) return false;
-    if (!readInt(o, "highPriorityWaitMs", "admission.highPriorityWaitMs", 0, 600000, (v: f64): void => { adm.highPriorityWaitMs = <u32>v; })) return false;
-    if (!readInt(o, "retryAfterS", "admission.retryAfterS", 0, 3600, (v: f64): void => { adm.retryAfterS = <u32>v; })) return false;
-    if (!readStr(o, "objectiveHeader", "admission.objectiveHeader", (v: string): void => { adm.objectiveHeader = v; })) return false;
+    if (!readBool(o, "admission.", "enabled", (v: bool): void => { adm.enabled = v; })) return false;
+    if (!readInt(o, "admission.", "maxHeld", 0, 65536, (v: f64): void => { adm.maxHeld = <i32>v; })) return false;
+    if (!readInt(o, "admission.", "waitMs", 0, 600000, (v: f64): void => { adm.waitMs = <u32>v; })) return false;
+    if (!readInt(o, "admission.", "highPriorityWaitMs", 0, 600000, (v: f64): void => { adm.highPriorityWaitMs = <u32>v; })) return false;
+    if (!readInt(o, "admission.", "retryAfterS", 0, 3600, (v: f64): void => { adm.retryAfterS = <u32>v; })) return false;
+    if (!readStr(o, "admission.", "objectiveHeader", (v: string): void => { adm.objectiveHeader = v; })) return false;
     const h = headerName(adm.objectiveHeader, "admission.objectiveHeader");
     if (h === null) return false;
     adm.objectiveHeader = h;
@@ -82,9 +82,8 @@ export function parseFeatures(root: JsonValue, satOut: SaturationBound, admOut: 
       if (obj.keys.length > MAX_OBJECTIVES) return bad("'admission.objectives' names at most " + MAX_OBJECTIVES.toString() + " objectives");
       for (let i = 0; i < obj.keys.length; i++) {
         const name = obj.keys[i];
-        const path = "admission.objectives." + name;
         if (name.length == 0 || name.length > 256) return bad("'admission.objectives' keys must be 1 to 256 characters");
-        if (!readInt(obj, name, path, -1000000, 1000000, (v: f64): void => { adm.objectivePriorities.push(<i32>v); })) return false;
+        if (!readInt(obj, "admission.objectives.", name, -1000000, 1000000, (v: f64): void => { adm.objectivePriorities.push(<i32>v); })) return false;
         adm.objectiveNames.push(String.UTF8.encode(name));
       }
     }
@@ -92,17 +91,17 @@ export function parseFeatures(root: JsonValue, satOut: SaturationBound, admOut: 
   if (has(root, "sessionAffinity")) {
     const o = object(root, "sessionAffinity", ["enabled", "header", "bodyUser"]);
     if (o === null) return false;
-    if (!readBool(o, "enabled", "sessionAffinity.enabled", (v: bool): void => { sess.enabled = v; })) return false;
-    if (!readStr(o, "header", "sessionAffinity.header", (v: string): void => { sess.header = v; })) return false;
+    if (!readBool(o, "sessionAffinity.", "enabled", (v: bool): void => { sess.enabled = v; })) return false;
+    if (!readStr(o, "sessionAffinity.", "header", (v: string): void => { sess.header = v; })) return false;
     const h = headerName(sess.header, "sessionAffinity.header");
     if (h === null) return false;
     sess.header = h;
-    if (!readBool(o, "bodyUser", "sessionAffinity.bodyUser", (v: bool): void => { sess.bodyUser = v; })) return false;
+    if (!readBool(o, "sessionAffinity.", "bodyUser", (v: bool): void => { sess.bodyUser = v; })) return false;
   }
   if (has(root, "lora")) {
     const o = object(root, "lora", ["weight"]);
     if (o === null) return false;
-    if (!readNum(o, "weight", "lora.weight", 0, 1e6, (v: f64): void => { lora.weight = v; })) return false;
+    if (!readNum(o, "lora.", "weight", 0, 1e6, (v: f64): void => { lora.weight = v; })) return false;
   }
   return true;
 }

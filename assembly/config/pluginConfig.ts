@@ -117,12 +117,12 @@ export function parseConfig(bytes: Uint8Array): PluginConfig | null {
     if (cp.kind != JsonKind.Object) return fail("'controlPlane' must be an object");
     if (unknownKey(cp, ["cluster", "authority", "path", "longPollMs", "retryMs"], "controlPlane.")) return null;
     cfg.hasControlPlane = true;
-    if (!readStr(cp, "cluster", "controlPlane.cluster", (v: string): void => { cfg.cluster = v; })) return null;
-    if (!readStr(cp, "authority", "controlPlane.authority", (v: string): void => { cfg.authority = v; })) return null;
-    if (!readStr(cp, "path", "controlPlane.path", (v: string): void => { cfg.path = v; })) return null;
+    if (!readStr(cp, "controlPlane.", "cluster", (v: string): void => { cfg.cluster = v; })) return null;
+    if (!readStr(cp, "controlPlane.", "authority", (v: string): void => { cfg.authority = v; })) return null;
+    if (!readStr(cp, "controlPlane.", "path", (v: string): void => { cfg.path = v; })) return null;
     if (!cfg.path.startsWith("/")) return fail("'controlPlane.path' must start with '/'");
-    if (!readInt(cp, "longPollMs", "controlPlane.longPollMs", 100, 60000, (v: f64): void => { cfg.longPollMs = <u32>v; })) return null;
-    if (!readInt(cp, "retryMs", "controlPlane.retryMs", 10, 60000, (v: f64): void => { cfg.retryMs = <u32>v; })) return null;
+    if (!readInt(cp, "controlPlane.", "longPollMs", 100, 60000, (v: f64): void => { cfg.longPollMs = <u32>v; })) return null;
+    if (!readInt(cp, "controlPlane.", "retryMs", 10, 60000, (v: f64): void => { cfg.retryMs = <u32>v; })) return null;
   }
 
   const reps = root.get("replicas");
@@ -156,11 +156,11 @@ export function parseConfig(bytes: Uint8Array): PluginConfig | null {
   if (w !== null) {
     if (w.kind != JsonKind.Object) return fail("'weights' must be an object");
     if (unknownKey(w, ["prefix", "queue", "kvCache", "inflight", "work"], "weights.")) return null;
-    if (!readNum(w, "prefix", "weights.prefix", 0, 1e6, (v: f64): void => { cfg.weights.prefix = v; })) return null;
-    if (!readNum(w, "queue", "weights.queue", 0, 1e6, (v: f64): void => { cfg.weights.queue = v; })) return null;
-    if (!readNum(w, "kvCache", "weights.kvCache", 0, 1e6, (v: f64): void => { cfg.weights.kvCache = v; })) return null;
-    if (!readNum(w, "inflight", "weights.inflight", 0, 1e6, (v: f64): void => { cfg.weights.inflight = v; })) return null;
-    if (!readNum(w, "work", "weights.work", 0, 1e6, (v: f64): void => { cfg.weights.work = v; })) return null;
+    if (!readNum(w, "weights.", "prefix", 0, 1e6, (v: f64): void => { cfg.weights.prefix = v; })) return null;
+    if (!readNum(w, "weights.", "queue", 0, 1e6, (v: f64): void => { cfg.weights.queue = v; })) return null;
+    if (!readNum(w, "weights.", "kvCache", 0, 1e6, (v: f64): void => { cfg.weights.kvCache = v; })) return null;
+    if (!readNum(w, "weights.", "inflight", 0, 1e6, (v: f64): void => { cfg.weights.inflight = v; })) return null;
+    if (!readNum(w, "weights.", "work", 0, 1e6, (v: f64): void => { cfg.weights.work = v; })) return null;
     const ws = cfg.weights;
     if (ws.prefix + ws.queue + ws.kvCache + ws.inflight + ws.work == 0) return fail("'weights' must not all be 0");
   }
@@ -169,34 +169,34 @@ export function parseConfig(bytes: Uint8Array): PluginConfig | null {
   if (p !== null) {
     if (p.kind != JsonKind.Object) return fail("'prefix' must be an object");
     if (unknownKey(p, ["blockChars", "maxBlocks", "indexEntries", "defaultCapacityTokens"], "prefix.")) return null;
-    if (!readInt(p, "blockChars", "prefix.blockChars", 8, 4096, (v: f64): void => { cfg.blockChars = <i32>v; })) return null;
-    if (!readInt(p, "maxBlocks", "prefix.maxBlocks", 1, MAX_BLOCKS_LIMIT, (v: f64): void => { cfg.maxBlocks = <i32>v; })) return null;
-    if (!readInt(p, "indexEntries", "prefix.indexEntries", 1024, 16777216, (v: f64): void => { cfg.indexEntries = <u32>v; })) return null;
-    if (!readInt(p, "defaultCapacityTokens", "prefix.defaultCapacityTokens", 1, 4294967295, (v: f64): void => { cfg.defaultCapacityTokens = <u32>v; })) return null;
+    if (!readInt(p, "prefix.", "blockChars", 8, 4096, (v: f64): void => { cfg.blockChars = <i32>v; })) return null;
+    if (!readInt(p, "prefix.", "maxBlocks", 1, MAX_BLOCKS_LIMIT, (v: f64): void => { cfg.maxBlocks = <i32>v; })) return null;
+    if (!readInt(p, "prefix.", "indexEntries", 1024, 16777216, (v: f64): void => { cfg.indexEntries = <u32>v; })) return null;
+    if (!readInt(p, "prefix.", "defaultCapacityTokens", 1, 4294967295, (v: f64): void => { cfg.defaultCapacityTokens = <u32>v; })) return null;
   }
 
   const wk = root.get("work");
   if (wk !== null) {
     if (wk.kind != JsonKind.Object) return fail("'work' must be an object");
     if (unknownKey(wk, ["prefillOverheadMs", "prefillTimePerTokenMs", "interTokenLatencyMs", "decodeTimePerSeqMs", "saturationNumSeqs", "chunkTokens", "decodeTokenCost", "defaultMaxTokens", "evictionReuse"], "work.")) return null;
-    if (!readNum(wk, "prefillOverheadMs", "work.prefillOverheadMs", 0, 1e6, (v: f64): void => { cfg.work.prefillOverheadMs = v; })) return null;
-    if (!readNum(wk, "prefillTimePerTokenMs", "work.prefillTimePerTokenMs", 0, 1e3, (v: f64): void => { cfg.work.prefillTimePerTokenMs = v; })) return null;
-    if (!readNum(wk, "interTokenLatencyMs", "work.interTokenLatencyMs", 0, 1e6, (v: f64): void => { cfg.work.interTokenLatencyMs = v; })) return null;
-    if (!readNum(wk, "decodeTimePerSeqMs", "work.decodeTimePerSeqMs", 0, 1e6, (v: f64): void => { cfg.work.decodeTimePerSeqMs = v; })) return null;
-    if (!readInt(wk, "saturationNumSeqs", "work.saturationNumSeqs", 1, 1e6, (v: f64): void => { cfg.work.saturationNumSeqs = v; })) return null;
-    if (!readInt(wk, "chunkTokens", "work.chunkTokens", 1, 1e7, (v: f64): void => { cfg.work.chunkTokens = v; })) return null;
-    if (!readNum(wk, "decodeTokenCost", "work.decodeTokenCost", 0, 1e3, (v: f64): void => { cfg.work.decodeTokenCost = v; })) return null;
-    if (!readInt(wk, "defaultMaxTokens", "work.defaultMaxTokens", 0, 1e7, (v: f64): void => { cfg.work.defaultMaxTokens = v; })) return null;
-    if (!readNum(wk, "evictionReuse", "work.evictionReuse", 0, 100, (v: f64): void => { cfg.work.evictionReuse = v; })) return null;
+    if (!readNum(wk, "work.", "prefillOverheadMs", 0, 1e6, (v: f64): void => { cfg.work.prefillOverheadMs = v; })) return null;
+    if (!readNum(wk, "work.", "prefillTimePerTokenMs", 0, 1e3, (v: f64): void => { cfg.work.prefillTimePerTokenMs = v; })) return null;
+    if (!readNum(wk, "work.", "interTokenLatencyMs", 0, 1e6, (v: f64): void => { cfg.work.interTokenLatencyMs = v; })) return null;
+    if (!readNum(wk, "work.", "decodeTimePerSeqMs", 0, 1e6, (v: f64): void => { cfg.work.decodeTimePerSeqMs = v; })) return null;
+    if (!readInt(wk, "work.", "saturationNumSeqs", 1, 1e6, (v: f64): void => { cfg.work.saturationNumSeqs = v; })) return null;
+    if (!readInt(wk, "work.", "chunkTokens", 1, 1e7, (v: f64): void => { cfg.work.chunkTokens = v; })) return null;
+    if (!readNum(wk, "work.", "decodeTokenCost", 0, 1e3, (v: f64): void => { cfg.work.decodeTokenCost = v; })) return null;
+    if (!readInt(wk, "work.", "defaultMaxTokens", 0, 1e7, (v: f64): void => { cfg.work.defaultMaxTokens = v; })) return null;
+    if (!readNum(wk, "work.", "evictionReuse", 0, 100, (v: f64): void => { cfg.work.evictionReuse = v; })) return null;
   }
 
-  if (!readNum(root, "loadBoundEpsilon", "loadBoundEpsilon", 0, 10, (v: f64): void => { cfg.loadBoundEpsilon = v; })) return null;
-  if (!readInt(root, "stalenessMs", "stalenessMs", 100, 600000, (v: f64): void => { cfg.stalenessMs = <u32>v; })) return null;
-  if (!readInt(root, "maxBodyBytes", "maxBodyBytes", 1024, 67108864, (v: f64): void => { cfg.maxBodyBytes = <u32>v; })) return null;
-  if (!readBool(root, "debugHeaders", "debugHeaders", (v: bool): void => { cfg.debugHeaders = v; })) return null;
-  if (!readBool(root, "fallbackHeader", "fallbackHeader", (v: bool): void => { cfg.fallbackHeader = v; })) return null;
-  if (!readBool(root, "subsetHeader", "subsetHeader", (v: bool): void => { cfg.subsetHeader = v; })) return null;
-  if (!readBool(root, "sharedState", "sharedState", (v: bool): void => { cfg.sharedState = v; })) return null;
+  if (!readNum(root, "", "loadBoundEpsilon", 0, 10, (v: f64): void => { cfg.loadBoundEpsilon = v; })) return null;
+  if (!readInt(root, "", "stalenessMs", 100, 600000, (v: f64): void => { cfg.stalenessMs = <u32>v; })) return null;
+  if (!readInt(root, "", "maxBodyBytes", 1024, 67108864, (v: f64): void => { cfg.maxBodyBytes = <u32>v; })) return null;
+  if (!readBool(root, "", "debugHeaders", (v: bool): void => { cfg.debugHeaders = v; })) return null;
+  if (!readBool(root, "", "fallbackHeader", (v: bool): void => { cfg.fallbackHeader = v; })) return null;
+  if (!readBool(root, "", "subsetHeader", (v: bool): void => { cfg.subsetHeader = v; })) return null;
+  if (!readBool(root, "", "sharedState", (v: bool): void => { cfg.sharedState = v; })) return null;
   if (!parseFeatures(root, cfg.saturation, cfg.admission, cfg.session, cfg.lora)) return null;
 
   if (p === null || p.get("maxBlocks") === null) {

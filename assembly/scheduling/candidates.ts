@@ -31,6 +31,14 @@ export class Candidates {
   readonly ttftMs: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** Re-prefill time the cache hits this request would evict there are expected to cost, ms (workModel.ts). */
   readonly evictionMs: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+  /** Time since this gateway last sent a request to the replica, ms (Infinity: never, as far as its worker VMs' rows tell). */
+  readonly sincePlacedMs: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+  /**
+   * Predicted TTFTs closer than this, of candidates that would prefill the
+   * same tokens, are near-equal: the picker takes the one placed longest ago
+   * (0: off; workModel.ts sets it, picker.ts says why).
+   */
+  nearMs: f64 = 0;
   /** No candidate is picked with more work than this while one under it fits (Infinity: no work guard). */
   workBound: f64 = Infinity;
   /** Load used by the bounded-load guard. */
@@ -39,6 +47,8 @@ export class Candidates {
   readonly rendezvous: StaticArray<u64> = new StaticArray<u64>(MAX_SLOTS);
   /** Weighted score, written by weightedScore. */
   readonly score: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+  /** The work scorer's part of the score (its weight x its score); the rest is the other scorers' and the affinities'. */
+  readonly workTerm: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /**
    * This gateway's order of preference for the replica (0 first) by the
    * shares of the fleet, and the predicted-TTFT band within which it decides;

@@ -16,6 +16,13 @@
 // again, a prefill of seconds against the few milliseconds a decode step
 // gains per sequence taken off the busy replica. The work guard still
 // applies, so the heavy session moves once its replica's work is too high.
+// Among candidates that would prefill the same tokens, whose predicted
+// TTFTs are near-equal (within c.nearMs) and whose other scorers do not
+// prefer another (within the band), one with prefill queued that this
+// gateway placed a request on longest ago wins over the rendezvous order:
+// the prediction counts a queued prompt whole until its first token, and
+// the replica that received one longer ago has likely prefilled more of it.
+// A replica with nothing queued is predicted exactly and keeps its rank.
 // Last, for a gateway of a fleet, a candidate of nearly the same predicted
 // TTFT in a share of the replicas nearer its own (scheduling/fleetShare.ts)
 // replaces the choice.
@@ -46,7 +53,7 @@ export class Pick {
 
 /**
  * Picks a candidate: among those whose score is within `band` of the best,
- * the one with the highest rendezvous weight. `band` is TIE for an ordinary
+ * the one with the highest rendezvous weight, then the near-equal one placed longest ago. `band` is TIE for an ordinary
  * pick; wider for a prefix no replica holds yet, so that replicas of nearly
  * equal load count as equal and every worker VM and every gateway, each
  * seeing slightly different in-flight counts, still places it on the same one.
@@ -79,9 +86,9 @@ export function pick(c: Candidates, epsilon: f64, band: f64, out: Pick, moveLimi
     if (s > bestAll) bestAll = s;
     if (fits(c, i, cap) && s > bestFit) bestFit = s;
   }
-  const unbounded = byRendezvous(c, bestAll - band, Infinity);
+  const unbounded = byRendezvous(c, bestAll, band, Infinity);
   // No candidate fits when the work guard passes over all the count guard lets through.
-  let chosen = bestFit > -Infinity ? byRendezvous(c, bestFit - band, cap) : unbounded;
+  let chosen = bestFit > -Infinity ? byRendezvous(c, bestFit, band, cap) : unbounded;
   if (c.workBound < Infinity && moveLimit < Infinity) {
     const byWork = byWorkAlone(c, band);
     if (byWork >= 0 && byWork != chosen && unchecked(c.newTokens[chosen]) - unchecked(c.newTokens[byWork]) > moveLimit) chosen = byWork;
@@ -102,7 +109,7 @@ function byWorkAlone(c: Candidates, band: f64): i32 {
     const s = unchecked(c.score[i]);
     if (s > best && fits(c, i, NO_COUNT_CAP)) best = s;
   }
-  return best > -Infinity ? byRendezvous(c, best - band, NO_COUNT_CAP) : -1;
+  return best > -Infinity ? byRendezvous(c, best, band, NO_COUNT_CAP) : -1;
 }
 
 /** Whether candidate i is under both guards (cap Infinity: no guard at all; NO_COUNT_CAP: the work guard alone). */
@@ -120,12 +127,39 @@ function byWorkAlone(c: Candidates, band: f64): i32 {
   return d > TIE || (d >= -TIE && unchecked(c.rendezvous[i]) > unchecked(c.rendezvous[j]));
 }
 
-/** Among candidates scoring at least `floor` with load + 1 <= cap, the highest rendezvous weight. */
-function byRendezvous(c: Candidates, floor: f64, cap: f64): i32 {
+/**
+ * Among candidates scoring at least `top` - `band` with load + 1 <= cap, the
+ * highest rendezvous weight; then, among those near-equal to it, the one
+ * placed longest ago (longestIdleNear).
+ */
+function byRendezvous(c: Candidates, top: f64, band: f64, cap: f64): i32 {
+  const floor = top - band;
   let best = -1;
   for (let i = 0; i < c.n; i++) {
     if (unchecked(c.score[i]) < floor - TIE || !fits(c, i, cap)) continue;
     if (best < 0 || unchecked(c.rendezvous[i]) > unchecked(c.rendezvous[best])) best = i;
+  }
+  return best >= 0 && c.nearMs > 0 ? longestIdleNear(c, best, cap, band) : best;
+}
+
+/**
+ * `b`, or among the candidates with prefill queued and load + 1 <= cap that
+ * would prefill the tokens `b` would (a replica holding more of the prompt
+ * never ties with one holding less), whose predicted TTFT is at most
+ * c.nearMs above b's and whose score besides the work term is at most
+ * `band` below b's (what the other scorers and affinities say still
+ * counts): the one placed longest ago, ties by rendezvous weight.
+ */
+function longestIdleNear(c: Candidates, b: i32, cap: f64, band: f64): i32 {
+  const fresh = unchecked(c.newTokens[b]);
+  const within = unchecked(c.ttftMs[b]) + c.nearMs;
+  const restFloor = unchecked(c.score[b]) - unchecked(c.workTerm[b]) - band - TIE;
+  let best = b;
+  for (let i = 0; i < c.n; i++) {
+    if (unchecked(c.queued[i]) <= 0 || unchecked(c.newTokens[i]) != fresh || unchecked(c.ttftMs[i]) > within) continue;
+    if (unchecked(c.score[i]) - unchecked(c.workTerm[i]) < restFloor || !fits(c, i, cap)) continue;
+    const idle = unchecked(c.sincePlacedMs[i]), bestIdle = unchecked(c.sincePlacedMs[best]);
+    if (idle > bestIdle || (idle == bestIdle && unchecked(c.rendezvous[i]) > unchecked(c.rendezvous[best]))) best = i;
   }
   return best;
 }

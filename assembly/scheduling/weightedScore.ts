@@ -1,4 +1,5 @@
-// The one place scores are combined: score = sum over scorers of weight x clamp(score, 0, 1).
+// The one place scores are combined: score = sum over scorers of weight x clamp(score, 0, 1);
+// the work scorer's term is kept apart too (c.workTerm), for the picker's near-equal order.
 import { Candidates } from "./candidates";
 import { Weights } from "./weights";
 import { prefixScorer } from "../scorers/prefixScorer";
@@ -30,5 +31,12 @@ export function weightedScore(c: Candidates, w: Weights, withMetrics: bool, with
   if (withMetrics && w.queue > 0) { queueScorer(c, c.scratch); accumulate(c, w.queue, Scorer.Queue); }
   if (withMetrics && w.kvCache > 0) { kvCacheScorer(c, c.scratch); accumulate(c, w.kvCache, Scorer.KvCache); }
   if (withInflight && w.inflight > 0) { inflightScorer(c, c.scratch); accumulate(c, w.inflight, Scorer.Inflight); }
-  if (w.work > 0) { workScorer(c, c.scratch); accumulate(c, w.work, Scorer.Work); }
+  if (w.work > 0) {
+    workScorer(c, c.scratch);
+    accumulate(c, w.work, Scorer.Work);
+    for (let i = 0; i < c.n; i++) {
+      const s = unchecked(c.scratch[i]);
+      unchecked(c.workTerm[i] = w.work * (s < 0 ? 0 : s > 1 ? 1 : s));
+    }
+  }
 }

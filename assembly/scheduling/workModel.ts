@@ -54,6 +54,18 @@ export class WorkParams {
   evictionReuse: f64 = 0;
 }
 
+/**
+ * Predicted TTFTs within this many chunks of prefill of each other are
+ * near-equal (c.nearMs): a tenth of a chunk, about 47 ms with the default
+ * model. A replica's queued tokens count each request's whole prompt until
+ * its first token, so the prediction cannot see how far a replica is into
+ * its queue: up to a chunk per engine step. Below a tenth of a chunk lie the
+ * differences that decode counts make (a third of a ms per sequence per
+ * step), which say less than that unseen progress; one queued prompt of a
+ * few hundred tokens or more is a real difference and still decides.
+ */
+export const NEAR_CHUNKS: f64 = 0.1;
+
 /** Time of a decode step over n sequences, ms (0 for none). */
 export function decodeStepMs(p: WorkParams, n: f64): f64 {
   if (n <= 0) return 0;
@@ -72,7 +84,8 @@ export function decodeStepMs(p: WorkParams, n: f64): f64 {
  * matched blocks (`c.matched`, `tokensPerBlock` tokens each) and counters
  * (`c.queued`, `c.decoding`, `c.decodeWork`), for a request of
  * `promptTokens` prompt tokens and `ownWork` work (prompt plus decode), and
- * the work guard's bound (`c.workBound`; Infinity when `guard` is off).
+ * the work guard's bound (`c.workBound`; Infinity when `guard` is off) and
+ * the near-equal band (`c.nearMs`; 0 when `guard` is off: the prediction does not decide).
  */
 export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tokensPerBlock: f64, ownWork: f64, epsilon: f64, guard: bool): void {
   const n = c.n;
@@ -98,4 +111,5 @@ export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tok
     unchecked(c.evictionMs[k] = perCopied * (copied < p.chunkTokens ? copied : p.chunkTokens));
   }
   c.workBound = guard && n > 0 ? (1 + epsilon) * (total + ownWork) / <f64>n + p.chunkTokens : Infinity;
+  c.nearMs = guard ? NEAR_CHUNKS * p.chunkTokens * p.prefillTimePerTokenMs : 0;
 }

@@ -15,9 +15,12 @@ const STAMP_BYTES: i32 = 16;
 const SET_HASH_AT: usize = 16;
 const ROWS_AT: usize = 24;
 const HEADER_BYTES: i32 = 28;
-/** A row: [u32 vm id][u32 heartbeat s] then per replica [u16 in flight][u16 decoding][u32 queued tokens][u32 decode work]. */
+/**
+ * A row: [u32 vm id][u32 heartbeat s] then per replica [u16 in flight][u16 decoding][u32 queued tokens][u32 decode work]
+ * [u32 last placement, ms clock mod 2^32, 0: none].
+ */
 const ROW_HEAD_BYTES: i32 = 8;
-export const REPLICA_BYTES: i32 = 12;
+export const REPLICA_BYTES: i32 = 16;
 
 /** One VM's counters per replica, by replica-table index: what a row carries. */
 @final
@@ -30,6 +33,8 @@ export class WorkCounts {
   readonly queued: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** Decode work of the decoding requests, in prefill-token equivalents. */
   readonly decodeWork: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+  /** When a request was last sent there: the ms clock mod 2^32 (0: never; a send at 0 is stamped 1). Rows merge by the latest. */
+  readonly placedMs: StaticArray<u32> = new StaticArray<u32>(MAX_SLOTS);
 
   clear(n: i32): void {
     for (let i = 0; i < n; i++) {
@@ -37,8 +42,14 @@ export class WorkCounts {
       unchecked(this.decoding[i] = 0);
       unchecked(this.queued[i] = 0);
       unchecked(this.decodeWork[i] = 0);
+      unchecked(this.placedMs[i] = 0);
     }
   }
+}
+
+/** The later of two placement stamps (wrap-aware: stamps are under 2^31 ms, 24 days, apart; 0 is never). */
+@inline export function laterPlacement(a: u32, b: u32): u32 {
+  return a == 0 || (b != 0 && <i32>(b - a) > 0) ? b : a;
 }
 
 @inline function clampU16(v: f64): u16 {
@@ -115,6 +126,7 @@ export class GatewayBlob {
         unchecked(out.decoding[i] += <f64>load<u16>(at, 2));
         unchecked(out.queued[i] += <f64>load<u32>(at, 4));
         unchecked(out.decodeWork[i] += <f64>load<u32>(at, 8));
+        unchecked(out.placedMs[i] = laterPlacement(unchecked(out.placedMs[i]), load<u32>(at, 12)));
       }
     }
     return live;
@@ -156,6 +168,7 @@ export class GatewayBlob {
         store<u16>(at, clampU16(unchecked(counts.decoding[i])), 2);
         store<u32>(at, clampU32(unchecked(counts.queued[i])), 4);
         store<u32>(at, clampU32(unchecked(counts.decodeWork[i])), 8);
+        store<u32>(at, unchecked(counts.placedMs[i]), 12);
       }
       store<u32>(s, <u32>(keep + 1), ROWS_AT);
       const total = HEADER_BYTES + (keep + 1) * rowBytes;

@@ -1,6 +1,6 @@
 // What this gateway has in flight to each replica, across all worker VMs:
 // requests, how many of them are decoding, the prefill tokens still queued
-// and the decode work. Each VM counts its own and publishes them as its row
+// and the decode work, and when it last sent a request there. Each VM counts its own and publishes them as its row
 // of the gateway blob (gatewayBlob.ts); readers add the other VMs' live rows.
 // A VM that dies (a trap replaces it) stops its heartbeat and its row is
 // dropped after a TTL, so its counts cannot leak forever.
@@ -27,6 +27,7 @@ export class InflightCounters {
     const n = next.n;
     const inflight = new StaticArray<f64>(n), decoding = new StaticArray<f64>(n);
     const queued = new StaticArray<f64>(n), decodeWork = new StaticArray<f64>(n);
+    const placedMs = new StaticArray<u32>(n);
     for (let i = 0; i < old.n; i++) {
       const j = next.indexOf(old.addresses[i]);
       if (j < 0) continue;
@@ -34,6 +35,7 @@ export class InflightCounters {
       decoding[j] = l.decoding[i];
       queued[j] = l.queued[i];
       decodeWork[j] = l.decodeWork[i];
+      placedMs[j] = l.placedMs[i];
     }
     l.clear(old.n > n ? old.n : n);
     for (let j = 0; j < n; j++) {
@@ -41,6 +43,7 @@ export class InflightCounters {
       l.decoding[j] = decoding[j];
       l.queued[j] = queued[j];
       l.decodeWork[j] = decodeWork[j];
+      l.placedMs[j] = placedMs[j];
     }
     this.blob.drop();
   }
@@ -59,9 +62,15 @@ export class InflightCounters {
       unchecked(sum.decoding[i] = unchecked(l.decoding[i]));
       unchecked(sum.queued[i] = unchecked(l.queued[i]));
       unchecked(sum.decodeWork[i] = unchecked(l.decodeWork[i]));
+      unchecked(sum.placedMs[i] = unchecked(l.placedMs[i]));
     }
     if (blob.shared && (blob.held || blob.fetch())) return blob.addOtherRows(t.setHash, n, this.vmId, nowS, sum);
     return 0;
+  }
+
+  /** Notes that a request is sent to replica i at `nowMs` (the ms clock mod 2^32); the next add() publishes it. */
+  placed(t: ReplicaTable, i: i32, nowMs: u32): void {
+    if (i >= 0 && i < t.n) unchecked(this.local.placedMs[i] = nowMs != 0 ? nowMs : 1);
   }
 
   /**

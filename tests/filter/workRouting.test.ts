@@ -4,7 +4,7 @@
 // however it ended.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SharedDataStore } from '../../host/index.js';
+import { ManualClock, SharedDataStore, type ProxyWasmHost } from '../../host/index.js';
 import { workTotals } from '../../plugin/sharedData.js';
 import { REPLICAS, completion, send, startHost, text } from './support.js';
 
@@ -121,6 +121,36 @@ test('queued tokens move to decoding at the response, and every counter is back 
     send(host, { method: 'GET', path: '/v1/models', worker: 1 });
     t = workTotals(store);
     assert.deepEqual(t, { inflight: 0, decoding: 0, queued: 0, decodeWork: 0 });
+  } finally {
+    await host.close();
+  }
+});
+
+/** Sends a request through worker `worker` and leaves it queued (no response yet); returns where it went. */
+function sendQueued(host: ProxyWasmHost, body: string, worker: number): string {
+  const s = host.newStream({ worker });
+  const bytes = new TextEncoder().encode(body);
+  s.requestHeaders([[':method', 'POST'], [':path', '/v1/completions'], [':authority', 'gateway'], [':scheme', 'http'], ['content-length', String(bytes.length)]], false);
+  s.requestBody(bytes, true);
+  return s.requestHeaderList().find(([k]) => k === 'x-gateway-destination-endpoint')![1];
+}
+
+test('among replicas predicted alike, each with a prompt queued, the one any worker VM sent to longest ago is taken', async () => {
+  const clock = new ManualClock(1_700_000_000_000_000_000n);
+  const { host } = await startHost(config, { workers: 2, clock, sharedData: new SharedDataStore() });
+  try {
+    // Three unique prompts of one length: one to each replica, in an order the first requests' hashes decide.
+    const first: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      first.push(sendQueued(host, completion(text(300 + i, 2000)), i % 2));
+      clock.advanceBy(10_000_000n);
+    }
+    assert.deepEqual([...first].sort(), [...REPLICAS].sort());
+    // Every replica now has one such prompt queued: the next ones go, from either worker, in the order the first went.
+    for (let i = 0; i < 3; i++) {
+      assert.equal(sendQueued(host, completion(text(400 + i, 2000)), (i + 1) % 2), first[i], `request ${i + 3}`);
+      clock.advanceBy(10_000_000n);
+    }
   } finally {
     await host.close();
   }
