@@ -1,0 +1,46 @@
+// How fast a gateway's placements reach the other gateways of its fleet, on
+// virtual time: two gateways' filters (the real module, each its own host and
+// shared data) poll the real control-plane code (store, fleet exchange, poll
+// logic, its publish tick) served in process (bench/routing/virtualControlPlane.ts).
+// No scrape moves the state's version here, so each gateway's long poll stays
+// held: only a report sent while the poll is held, and the control plane's
+// publishing of the fleet's news, carry a placement across.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DEFAULT_WEIGHTS, FilterPolicy } from '../../bench/routing/filterPolicy.js';
+import type { SimRequest } from '../../bench/routing/workloads.js';
+
+const prompt = 'You are the fleet news assistant; answer in one line. '.repeat(60);
+
+function request(id: number, atUs: number): SimRequest {
+  return { id, arrivalUs: atUs, prompt, promptTokens: Math.floor(prompt.length / 4), blockHashes: [], outputTokens: 8, group: 'g' };
+}
+
+test('a placement made through gateway A reaches gateway B within tens of milliseconds while both polls are held', async () => {
+  const policy = await FilterPolicy.create({ name: 'fleet-news', replicas: 4, weights: DEFAULT_WEIGHTS, gateways: 2, workers: 1, seed: 3 });
+  try {
+    // Both gateways have polled, registered, and heard of each other (their fleet positions).
+    policy.advanceTo(200_000);
+    const placedAtUs = 210_000;
+    policy.advanceTo(placedAtUs);
+    const a = policy.route(request(0, placedAtUs), { gateway: 0, worker: 0 }, placedAtUs);
+    policy.onFirstToken(a);
+    assert.equal(a.matched, 0, 'nobody held the prompt before');
+    assert.equal(policy.controlPlane.fleet.placementCount, 0);
+    // One report tick (20 ms) later the control plane holds A's placements, though A's poll is still held.
+    policy.advanceTo(placedAtUs + 25_000);
+    assert.ok(policy.controlPlane.fleet.placementCount > 0, 'the report went out while the poll was held');
+    // The control plane's next publish tick answers B's held poll with them: B routes the prompt to A's replica, as a hit.
+    const atUs = placedAtUs + 60_000;
+    policy.advanceTo(atUs);
+    const b = policy.route(request(1, atUs), { gateway: 1, worker: 0 }, atUs);
+    policy.onFirstToken(b);
+    assert.equal(b.replica, a.replica);
+    assert.ok((b.matched ?? 0) > 0, `B knows the prefix (matched ${b.matched} of ${b.total})`);
+    policy.onFinish(a);
+    policy.onFinish(b);
+    assert.deepEqual(policy.unexpectedLogs(), []);
+  } finally {
+    await policy.close();
+  }
+});
