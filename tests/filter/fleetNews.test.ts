@@ -4,16 +4,17 @@
 // logic, its publish tick) served in process (bench/routing/virtualControlPlane.ts).
 // No scrape moves the state's version here, so each gateway's long poll stays
 // held: only a report sent while the poll is held, and the control plane's
-// publishing of the fleet's news, carry a placement across.
+// publishing of the fleet's news, carry a placement (or work) across.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_WEIGHTS, FilterPolicy } from '../../bench/routing/filterPolicy.js';
+import type { Decision } from '../../bench/routing/policy.js';
 import type { SimRequest } from '../../bench/routing/workloads.js';
 
 const prompt = 'You are the fleet news assistant; answer in one line. '.repeat(60);
 
-function request(id: number, atUs: number): SimRequest {
-  return { id, arrivalUs: atUs, prompt, promptTokens: Math.floor(prompt.length / 4), blockHashes: [], outputTokens: 8, group: 'g' };
+function request(id: number, atUs: number, outputTokens = 8): SimRequest {
+  return { id, arrivalUs: atUs, prompt, promptTokens: Math.floor(prompt.length / 4), blockHashes: [], outputTokens, group: 'g' };
 }
 
 test('a placement made through gateway A reaches gateway B within tens of milliseconds while both polls are held', async () => {
@@ -40,6 +41,37 @@ test('a placement made through gateway A reaches gateway B within tens of millis
     policy.onFinish(a);
     policy.onFinish(b);
     assert.deepEqual(policy.unexpectedLogs(), []);
+  } finally {
+    await policy.close();
+  }
+});
+
+/** Routes `req` through `gateway` and starts its response: it decodes from here on. */
+function started(policy: FilterPolicy, req: SimRequest, gateway: number, atUs: number): Decision {
+  const d = policy.route(req, { gateway, worker: 0 }, atUs);
+  policy.onFirstToken(d);
+  return d;
+}
+
+test('the load guard counts the other gateways\' decoding requests on a replica, not only this gateway\'s', async () => {
+  const policy = await FilterPolicy.create({ name: 'fleet-load', replicas: 4, weights: DEFAULT_WEIGHTS, gateways: 2, workers: 1, seed: 5 });
+  try {
+    policy.advanceTo(200_000);
+    // Gateway A sends 8 requests of one prompt with short answers, one after another: they gather on
+    // one replica (the count guard passes over nothing below 8; their decode work is too small for the work guard).
+    let atUs = 210_000;
+    policy.advanceTo(atUs);
+    const fromA = Array.from({ length: 8 }, (_, i) => started(policy, request(i, atUs, 16), 0, atUs));
+    const x = fromA[0]!.replica;
+    assert.ok(fromA.every((d) => d.replica === x), 'A keeps them together');
+    // B hears of A's placements and work, then sends the same prompt 8 times.
+    atUs += 60_000;
+    policy.advanceTo(atUs);
+    const fromB = Array.from({ length: 8 }, (_, i) => started(policy, request(8 + i, atUs, 16), 1, atUs));
+    const onX = fromB.filter((d) => d.replica === x).length;
+    // Counting its own requests alone, B would let all 8 join A's 8 there (the guard passes over nothing below 8).
+    assert.ok(onX <= 2, `B sent ${onX} of 8 to the replica already decoding A's 8`);
+    for (const d of [...fromA, ...fromB]) policy.onFinish(d);
   } finally {
     await policy.close();
   }
