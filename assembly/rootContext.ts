@@ -25,11 +25,12 @@ import { CharCode } from "./charCode";
 /** Ticks drive the lease, heartbeats and state pick-up; 100 ms keeps each well inside its bound. */
 const TICK_MS: u32 = 100;
 /**
- * A gateway of a fleet ticks this often: while its poll is held, each such
- * tick with news sends the fleet report alone (waitMs=0), so the other
- * gateways hear of its placements and work within a report tick and the
- * control plane's publish interval instead of a whole poll round. The rest
- * of the tick's work still runs every TICK_MS.
+ * A gateway of a fleet (more than one live gateway, state section 3) ticks
+ * this often: while its poll is held, each such tick with news sends the
+ * fleet report alone (waitMs=0), so the other gateways hear of its
+ * placements and work within a report tick and the control plane's publish
+ * interval instead of a whole poll round. The rest of the tick's work still
+ * runs every TICK_MS.
  */
 const REPORT_TICK_MS: u32 = 20;
 /** A poller that stops renewing (its VM died) is replaced after this long. */
@@ -66,6 +67,8 @@ export class RootContext {
   private fleetPost: bool = true;
   /** The report sent alone while the poll is held; 0: none outstanding. */
   private reportToken: u32 = 0;
+  /** Ticking every REPORT_TICK_MS (a gateway of a fleet), and how many such ticks since the last full one. */
+  private reportTicking: bool = false;
   private reportTicks: u32 = 0;
   private readonly bytes: HostBytes = new HostBytes();
 
@@ -100,7 +103,7 @@ export class RootContext {
     this.router = new Router(cfg, this.metrics, this.vmId, blob, delivery);
     if (cfg.hasControlPlane && cfg.sharedState && this.vmId != 0) this.fleet = new FleetReport();
     if (cfg.sharedState) {
-      setTickPeriodMs(this.fleet !== null ? REPORT_TICK_MS : TICK_MS);
+      setTickPeriodMs(TICK_MS);
       this.router!.refresh();
     }
     log(LogLevel.Info, "prefix_router: configured (" + cfg.replicas.length.toString() + " static replicas, control plane " +
@@ -114,9 +117,17 @@ export class RootContext {
     if (router === null || cfg === null) return;
     const now = nowNs();
     if (this.fleet !== null) {
-      this.report(cfg, router, now);
-      if (++this.reportTicks < TICK_MS / REPORT_TICK_MS) return;
-      this.reportTicks = 0;
+      const fleet = router.replicas.fleetCount > 1;
+      if (fleet != this.reportTicking) {
+        this.reportTicking = fleet;
+        this.reportTicks = 0;
+        setTickPeriodMs(fleet ? REPORT_TICK_MS : TICK_MS);
+      }
+      if (fleet) {
+        this.report(cfg, router, now);
+        if (++this.reportTicks < TICK_MS / REPORT_TICK_MS) return;
+        this.reportTicks = 0;
+      }
     }
     router.sawTime(now);
     this.paused.tick(this.id);
@@ -164,7 +175,6 @@ export class RootContext {
    * at a time. Its answer is handled like the poll's.
    */
   private report(cfg: PluginConfig, router: Router, now: u64): void {
-    if (router.replicas.fleetCount <= 1) return;
     router.flushPlacements();
     const fleet = this.fleet!;
     if (this.pollToken == 0 || this.reportToken != 0 || !this.fleetPost) return;
