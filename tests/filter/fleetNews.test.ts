@@ -27,9 +27,11 @@ test('a placement made through gateway A reaches gateway B within tens of millis
   const policy = await FilterPolicy.create({ name: 'fleet-news', replicas: 4, weights: DEFAULT_WEIGHTS, gateways: 2, workers: 1, seed: 3 });
   try {
     // Both gateways have polled, registered, and heard of each other (their fleet positions).
-    advance(policy, 0, 200_000);
+    advance(policy, 0, 100_000);
+    const reports = policy.controlPlane.reports;
     const placedAtUs = 210_000;
-    advance(policy, 200_000, placedAtUs);
+    advance(policy, 100_000, placedAtUs);
+    assert.equal(policy.controlPlane.reports, reports, 'a gateway with no news sends no report of its own');
     const a = policy.route(request(0, placedAtUs), { gateway: 0, worker: 0 }, placedAtUs);
     policy.onFirstToken(a);
     assert.equal(a.matched, 0, 'nobody held the prompt before');
