@@ -24,6 +24,15 @@ import { CharCode } from "./charCode";
 
 /** Ticks drive the lease, heartbeats and state pick-up; 100 ms keeps each well inside its bound. */
 const TICK_MS: u32 = 100;
+/**
+ * A gateway of a fleet (more than one live gateway, state section 3) ticks
+ * this often: while its poll is held, each such tick with news sends the
+ * fleet report alone (waitMs=0), so the other gateways hear of its
+ * placements and work within a report tick and the control plane's publish
+ * interval instead of a whole poll round. The rest of the tick's work still
+ * runs every TICK_MS.
+ */
+const REPORT_TICK_MS: u32 = 20;
 /** A poller that stops renewing (its VM died) is replaced after this long. */
 const LEASE_TTL_NS: u64 = 1000000000;
 /** In-flight rows are refreshed this often (rows live ROW_TTL_S = 10 s without one). */
@@ -56,6 +65,11 @@ export class RootContext {
   private fleet: FleetReport | null = null;
   /** Polls carry a fleet report (POST) until the control plane refuses them (405: it predates the exchange). */
   private fleetPost: bool = true;
+  /** The report sent alone while the poll is held; 0: none outstanding. */
+  private reportToken: u32 = 0;
+  /** Ticking every REPORT_TICK_MS (a gateway of a fleet), and how many such ticks since the last full one. */
+  private reportTicking: bool = false;
+  private reportTicks: u32 = 0;
   private readonly bytes: HostBytes = new HostBytes();
 
   constructor(id: u32) {
@@ -102,6 +116,19 @@ export class RootContext {
     const cfg = this.cfg;
     if (router === null || cfg === null) return;
     const now = nowNs();
+    if (this.fleet !== null) {
+      const fleet = router.replicas.fleetCount > 1;
+      if (fleet != this.reportTicking) {
+        this.reportTicking = fleet;
+        this.reportTicks = 0;
+        setTickPeriodMs(fleet ? REPORT_TICK_MS : TICK_MS);
+      }
+      if (fleet) {
+        this.report(cfg, router, now);
+        if (++this.reportTicks < TICK_MS / REPORT_TICK_MS) return;
+        this.reportTicks = 0;
+      }
+    }
     router.sawTime(now);
     this.paused.tick(this.id);
     if (this.held.count > 0) this.held.tick(this.id, now, router.admissionRoom(now));
@@ -125,36 +152,53 @@ export class RootContext {
   }
 
   private startPoll(cfg: PluginConfig, router: Router, now: u64): void {
-    const after = router.stateVersion;
     // An open poll is silence; waiting at most half the staleness bound tells a
     // quiet control plane (it answers 304 in time) from a dead one.
     const half = cfg.stalenessMs / 2;
     const waitMs = cfg.longPollMs < half ? cfg.longPollMs : half;
-    const path = cfg.path + (cfg.path.includes("?") ? "&" : "?") + "after=" + after.toString() + "&waitMs=" + waitMs.toString();
     const fleet = this.fleet;
     if (fleet !== null && this.fleetPost) {
       const work = router.gatewayWork(now);
       fleet.build(router.replicas, this.drainPlacements(router, fleet), work.queued, work.decodeWork);
-      const pairs = serializePairs([
-        String.UTF8.encode(":method"), String.UTF8.encode("POST"),
-        String.UTF8.encode(":path"), String.UTF8.encode(path),
-        String.UTF8.encode(":authority"), String.UTF8.encode(cfg.authority),
-        String.UTF8.encode("accept"), String.UTF8.encode(STATE_ACCEPT),
-        String.UTF8.encode("content-type"), String.UTF8.encode(REPORT_CONTENT_TYPE),
-      ]);
-      this.pollToken = httpCall(cfg.cluster, pairs, waitMs + POLL_TIMEOUT_SLACK_MS, fleet.ptr, fleet.len);
+      this.pollToken = httpCall(cfg.cluster, this.pollHeaders(cfg, router, waitMs, true), waitMs + POLL_TIMEOUT_SLACK_MS, fleet.ptr, fleet.len);
     } else {
-      const pairs = serializePairs([
-        String.UTF8.encode(":method"), String.UTF8.encode("GET"),
-        String.UTF8.encode(":path"), String.UTF8.encode(path),
-        String.UTF8.encode(":authority"), String.UTF8.encode(cfg.authority),
-        String.UTF8.encode("accept"), String.UTF8.encode(STATE_ACCEPT),
-      ]);
-      this.pollToken = httpCall(cfg.cluster, pairs, waitMs + POLL_TIMEOUT_SLACK_MS);
+      this.pollToken = httpCall(cfg.cluster, this.pollHeaders(cfg, router, waitMs, false), waitMs + POLL_TIMEOUT_SLACK_MS);
     }
     if (this.pollToken == 0) {
       this.pollFailed(cfg, now, POLL_NOT_STARTED + cfg.cluster);
     }
+  }
+
+  /**
+   * While this VM's poll is held, sends the fleet report alone (a poll that
+   * does not wait) when it has news for the other gateways of a fleet; one
+   * at a time. Its answer is handled like the poll's.
+   */
+  private report(cfg: PluginConfig, router: Router, now: u64): void {
+    router.flushPlacements();
+    const fleet = this.fleet!;
+    if (this.pollToken == 0 || this.reportToken != 0 || !this.fleetPost) return;
+    const work = router.gatewayWork(now);
+    if (!fleet.build(router.replicas, this.drainPlacements(router, fleet), work.queued, work.decodeWork)) return;
+    this.reportToken = httpCall(cfg.cluster, this.pollHeaders(cfg, router, 0, true), POLL_TIMEOUT_SLACK_MS, fleet.ptr, fleet.len);
+  }
+
+  private pollHeaders(cfg: PluginConfig, router: Router, waitMs: u32, post: bool): ArrayBuffer {
+    const path = cfg.path + (cfg.path.includes("?") ? "&" : "?") + "after=" + router.stateVersion.toString() + "&waitMs=" + waitMs.toString();
+    const pairs = new StaticArray<ArrayBuffer>(post ? 10 : 8);
+    pairs[0] = String.UTF8.encode(":method");
+    pairs[1] = String.UTF8.encode(post ? "POST" : "GET");
+    pairs[2] = String.UTF8.encode(":path");
+    pairs[3] = String.UTF8.encode(path);
+    pairs[4] = String.UTF8.encode(":authority");
+    pairs[5] = String.UTF8.encode(cfg.authority);
+    pairs[6] = String.UTF8.encode("accept");
+    pairs[7] = String.UTF8.encode(STATE_ACCEPT);
+    if (post) {
+      pairs[8] = String.UTF8.encode("content-type");
+      pairs[9] = String.UTF8.encode(REPORT_CONTENT_TYPE);
+    }
+    return serializePairs(pairs);
   }
 
   private pollFailed(cfg: PluginConfig, now: u64, why: string): void {
@@ -168,8 +212,12 @@ export class RootContext {
   onHttpCallResponse(token: u32, nheaders: u32, bodySize: u32): void {
     const router = this.router;
     const cfg = this.cfg;
-    if (router === null || cfg === null || token != this.pollToken) return;
-    this.pollToken = 0;
+    if (router === null || cfg === null) return;
+    // The report sent alone is answered like a poll that did not wait, but starts none.
+    const polled = token == this.pollToken;
+    if (polled) this.pollToken = 0;
+    else if (token == this.reportToken) this.reportToken = 0;
+    else return;
     const now = nowNs();
     if (nheaders == 0) {
       this.pollFailed(cfg, now, POLL_FAILED + "no response (connection failed or timed out)");
@@ -217,7 +265,7 @@ export class RootContext {
       return;
     }
     // Long poll: ask again at once, so the next change is pushed, not waited for.
-    if (this.vmId != 0 && holdLease(this.vmId, now, LEASE_TTL_NS)) this.startPoll(cfg, router, now);
+    if (polled && this.vmId != 0 && holdLease(this.vmId, now, LEASE_TTL_NS)) this.startPoll(cfg, router, now);
   }
 
   /** Moves this VM's new placements from the prefix locator into the report's own* arrays; returns how many. */

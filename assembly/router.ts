@@ -313,6 +313,7 @@ export class Router {
     const nowMs = <u32>(nowNs / 1000000);
     this.otherVms = this.inflight.read(t, <u32>(nowNs / 1000000000));
     const sum = this.inflight.total;
+    const perDecode = t.fleetCount > 1 ? this.decodeWorkPerRequest(t, sum) : 0;
     let n = 0;
     // A replica's metrics age is the control plane's as of the state it sent;
     // time since then is covered by metricsTrusted (the control plane answers
@@ -336,11 +337,27 @@ export class Router {
       // engine queue (from metrics, up to a scrape old) adds what others sent
       // and what waits. Metrics' running count is left out: it lags the
       // in-flight count and would count finished requests again.
-      unchecked(c.load[n] = inflight + (withMetrics ? unchecked(t.waiting[i]) : 0));
+      // Other gateways' decoding requests count too, estimated from their decode
+      // work (the control plane reports work, not counts): without them each
+      // gateway of a fleet of g sees a g-th of a replica's batch and the guard
+      // lets g times as many pile up.
+      const others = perDecode > 0 ? Math.round(unchecked(t.otherGatewaysDecodeWork[i]) / perDecode) : 0;
+      unchecked(c.load[n] = inflight + others + (withMetrics ? unchecked(t.waiting[i]) : 0));
       n++;
     }
     c.n = n;
     return n > 0;
+  }
+
+  /** Decode work of one of this gateway's decoding requests on average; the configured default while none decodes. */
+  private decodeWorkPerRequest(t: ReplicaTable, sum: WorkCounts): f64 {
+    let requests: f64 = 0, work: f64 = 0;
+    for (let i = 0; i < t.n; i++) {
+      requests += unchecked(sum.decoding[i]);
+      work += unchecked(sum.decodeWork[i]);
+    }
+    const wp = this.cfg.work;
+    return requests > 0 && work > 0 ? work / requests : wp.decodeTokenCost * wp.defaultMaxTokens;
   }
 
   /** Candidate k was picked: fills the decision, records the prefix there, counts the request. */

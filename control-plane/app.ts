@@ -33,7 +33,7 @@ export { WeightsInputError };
 /** Staleness is re-checked this often even when no scrape changed anything. */
 const STALENESS_CHECK_MS = 100;
 /** What the gateways report of each other reaches them at most this often (a new version each time). */
-export const FLEET_PUBLISH_MS = 50;
+export const FLEET_PUBLISH_MS = 20;
 
 export interface ControlPlaneDeps {
   logger?: Logger;

@@ -169,8 +169,9 @@ function longestIdleNear(c: Candidates, b: i32, cap: f64, band: f64): i32 {
  * c.shareBandMs of the fastest such, those of the nearest share
  * (c.shareRank); `chosen` when it is one of them, else the best-scored of
  * them (ties by rendezvous). The count guard sits out: it counts this
- * gateway's requests alone, which the shares gather on purpose, while the
- * work guard counts the whole fleet's work.
+ * gateway's requests (the others' only once they decode, as their reported
+ * work estimates them), which the shares gather on purpose, while the work
+ * guard counts the whole fleet's work.
  */
 function nearestShare(c: Candidates, chosen: i32): i32 {
   let fastest = Infinity;

@@ -40,13 +40,17 @@ export class FleetReport {
   len: usize = 0;
   /** Placements the last build() carried. */
   placements: i32 = 0;
+  /** FNV-1a of the work records of the last build(): a report whose work and placements are both unchanged is no news. */
+  private workDigest: u32 = 0;
 
   /**
    * Encodes the report of the poll about to start: the gateway's `own` new
    * placements (own*), and its work per replica of `t` (queued prefill
-   * tokens, decode work; null: none counted). Sets ptr/len.
+   * tokens, decode work; null: none counted). Sets ptr/len. Returns whether
+   * it tells the fleet anything the previous report did not: placements, or
+   * a change of work.
    */
-  build(t: ReplicaTable, own: i32, queued: StaticArray<f64> | null, decodeWork: StaticArray<f64> | null): void {
+  build(t: ReplicaTable, own: i32, queued: StaticArray<f64> | null, decodeWork: StaticArray<f64> | null): bool {
     const id = this.identity();
     const np = own < 0 ? 0 : own > OWN_PLACEMENTS ? OWN_PLACEMENTS : own;
     let nw = 0;
@@ -76,6 +80,9 @@ export class FleetReport {
         w++;
       }
     }
+    const digest = fnv1a32(p + HEADER_BYTES, <i32>(o - p - HEADER_BYTES));
+    const news = np > 0 || digest != this.workDigest;
+    this.workDigest = digest;
     for (let i = 0; i < np; i++) {
       store<u64>(o, unchecked(this.ownHashes[i]));
       store<u64>(o, unchecked(this.ownReplicas[i]), 8);
@@ -86,6 +93,7 @@ export class FleetReport {
     this.ptr = p;
     this.len = size;
     this.placements = np;
+    return news;
   }
 
   /** The cursor of the placements this gateway has learned (the last section 1's `through`). */

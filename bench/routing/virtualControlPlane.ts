@@ -6,6 +6,8 @@
 // feeds the store (as the scraper would), held polls wait on virtual timers,
 // and answers are delivered at the simulation's next step, never inside a
 // call into the filter.
+import { FLEET_PUBLISH_MS } from '../../control-plane/app.js';
+import { DEFAULTS } from '../../control-plane/config.js';
 import { FleetExchange } from '../../control-plane/fleetExchange.js';
 import { decodeReport, type PollReport } from '../../control-plane/fleetWire.js';
 import { pollState } from '../../control-plane/statePoll.js';
@@ -14,9 +16,8 @@ import { STATE_CONTENT_TYPE, type Weights } from '../../control-plane/stateWire.
 import type { HttpCallHandler, HttpCallRequest, HttpCallResponse } from '../../host/index.js';
 import type { ReplicaMetrics } from './policy.js';
 
-/** The control plane's defaults (control-plane/config.ts, app.ts): staleness, and how often the fleet's news moves the version. */
+/** The control plane's staleness default (control-plane/config.ts). */
 const STALENESS_MS = 2000;
-const FLEET_PUBLISH_MS = 50;
 
 interface Timer { dueMs: number; fn: () => void; live: boolean }
 
@@ -27,6 +28,8 @@ export class VirtualControlPlane {
   private timers: Timer[] = [];
   private pending: Array<() => void> = [];
   private lastFleetPublishMs = -Infinity;
+  /** The next tick of the store's publish timer (app.ts: every publishIntervalMs), which also publishes the fleet's news. */
+  private nextPublishTickMs = 0;
   /** Fleet reports taken in, and answers with a state. */
   reports = 0;
   states = 0;
@@ -79,15 +82,24 @@ export class VirtualControlPlane {
     metrics.forEach((m, i) => this.store.recordSuccess(this.addresses[i]!, {
       waiting: m.waiting, running: m.running, kvUsage: m.kvUsage, kvCapacityTokens: m.kvCapacityTokens,
     }, m.lora ?? null));
-    if (nowMs - this.lastFleetPublishMs >= FLEET_PUBLISH_MS && this.fleet.takeChanged()) {
-      this.lastFleetPublishMs = nowMs;
-      this.store.publish(true);
-    } else this.store.publish();
+    if (!this.publishFleetNews()) this.store.publish();
   }
 
-  /** Moves the clock: held polls whose wait ran out are answered 304. */
+  /** As the control plane's tick does: a new version for the fleet's news, at most every FLEET_PUBLISH_MS. */
+  private publishFleetNews(): boolean {
+    if (this.nowMs - this.lastFleetPublishMs < FLEET_PUBLISH_MS || !this.fleet.takeChanged()) return false;
+    this.lastFleetPublishMs = this.nowMs;
+    this.store.publish(true);
+    return true;
+  }
+
+  /** Moves the clock: the publish ticks due run (the fleet's news), held polls whose wait ran out are answered 304. */
   advance(nowMs: number): void {
     if (nowMs > this.nowMs) this.nowMs = nowMs;
+    if (this.nowMs >= this.nextPublishTickMs) {
+      this.nextPublishTickMs = (Math.floor(this.nowMs / DEFAULTS.publishIntervalMs) + 1) * DEFAULTS.publishIntervalMs;
+      this.publishFleetNews();
+    }
     if (this.timers.length === 0) return;
     const due = this.timers.filter((t) => t.live && t.dueMs <= this.nowMs);
     if (due.length === 0) return;
