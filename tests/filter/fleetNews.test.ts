@@ -32,7 +32,7 @@ test('a placement made through gateway A reaches gateway B within tens of millis
     const placedAtUs = 210_000;
     advance(policy, 100_000, placedAtUs);
     assert.equal(policy.controlPlane.reports, reports, 'a gateway with no news sends no report of its own');
-    const a = policy.route(request(0, placedAtUs), { gateway: 0, worker: 0 }, placedAtUs);
+    const a = policy.route(request(0, placedAtUs), { gateway: 0, worker: 0 });
     policy.onFirstToken(a);
     assert.equal(a.matched, 0, 'nobody held the prompt before');
     assert.equal(policy.controlPlane.fleet.placementCount, 0);
@@ -42,7 +42,7 @@ test('a placement made through gateway A reaches gateway B within tens of millis
     // The control plane's next publish tick answers B's held poll with them: B routes the prompt to A's replica, as a hit.
     const atUs = placedAtUs + 60_000;
     advance(policy, placedAtUs + 25_000, atUs);
-    const b = policy.route(request(1, atUs), { gateway: 1, worker: 0 }, atUs);
+    const b = policy.route(request(1, atUs), { gateway: 1, worker: 0 });
     policy.onFirstToken(b);
     assert.equal(b.replica, a.replica);
     assert.ok((b.matched ?? 0) > 0, `B knows the prefix (matched ${b.matched} of ${b.total})`);
@@ -55,8 +55,8 @@ test('a placement made through gateway A reaches gateway B within tens of millis
 });
 
 /** Routes `req` through `gateway` and starts its response: it decodes from here on. */
-function started(policy: FilterPolicy, req: SimRequest, gateway: number, atUs: number): Decision {
-  const d = policy.route(req, { gateway, worker: 0 }, atUs);
+function started(policy: FilterPolicy, req: SimRequest, gateway: number): Decision {
+  const d = policy.route(req, { gateway, worker: 0 });
   policy.onFirstToken(d);
   return d;
 }
@@ -69,13 +69,13 @@ test('the load guard counts the other gateways\' decoding requests on a replica,
     // one replica (the count guard passes over nothing below 8; their decode work is too small for the work guard).
     let atUs = 210_000;
     advance(policy, 200_000, atUs);
-    const fromA = Array.from({ length: 8 }, (_, i) => started(policy, request(i, atUs, 16), 0, atUs));
+    const fromA = Array.from({ length: 8 }, (_, i) => started(policy, request(i, atUs, 16), 0));
     const x = fromA[0]!.replica;
     assert.ok(fromA.every((d) => d.replica === x), 'A keeps them together');
     // B hears of A's placements and work, then sends the same prompt 8 times.
     advance(policy, atUs, atUs + 60_000);
     atUs += 60_000;
-    const fromB = Array.from({ length: 8 }, (_, i) => started(policy, request(8 + i, atUs, 16), 1, atUs));
+    const fromB = Array.from({ length: 8 }, (_, i) => started(policy, request(8 + i, atUs, 16), 1));
     assert.equal(fromB[0]!.replica, x, 'B knows where the prompt is');
     assert.ok((fromB[0]!.matched ?? 0) > 0);
     const onX = fromB.filter((d) => d.replica === x).length;
