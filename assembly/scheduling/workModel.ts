@@ -51,7 +51,7 @@ export class WorkParams {
    * start on its first holder for hundreds of ms of queue before it spreads
    * (plugin/CONFIG.md says where it pays and where it costs).
    */
-  evictionReuse: f64 = 0;
+  evictionReuse: f64 = 1;
 }
 
 /** Time of a decode step over n sequences, ms (0 for none). */
@@ -95,7 +95,7 @@ export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tok
   const perCopied = p.evictionReuse * p.prefillTimePerTokenMs;
   for (let k = 0; k < n; k++) {
     const copied = unchecked(c.newTokens[k]) - leastFresh;
-    unchecked(c.evictionMs[k] = perCopied * (copied < p.chunkTokens ? copied : p.chunkTokens));
+    unchecked(c.evictionMs[k] = perCopied * unchecked(c.evictedReuse[k]) * (copied < p.chunkTokens ? copied : p.chunkTokens));
   }
   c.workBound = guard && n > 0 ? (1 + epsilon) * (total + ownWork) / <f64>n + p.chunkTokens : Infinity;
 }
