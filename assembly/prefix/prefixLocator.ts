@@ -187,7 +187,7 @@ export class PrefixLocator {
   /**
    * For the prompt hash() found, fills how many of its leading blocks each
    * of the `c.n` candidates holds (`c.matched`, a checkpoint depth;
-   * `c.totalBlocks`) and how often what it evicts is asked for again (`c.evictedReuse`). `fleet`: other worker VMs route for this gateway, so
+   * `c.totalBlocks`) and the share of its cache held by prompt content in reuse (`c.evictedReuse`). `fleet`: other worker VMs route for this gateway, so
    * the shared index may know more than this VM's; it is asked anyway when
    * this VM knows nothing of the prompt, or learned placements from other
    * gateways.
@@ -308,11 +308,13 @@ export class PrefixLocator {
     const h = this.hasher;
     // Requests routed on load alone (c.totalBlocks 0) left the last prompt's hashes in place.
     const ck = c.totalBlocks > 0 ? h.checkpoints : 0;
+    const held = ck > 0 ? unchecked(this.held[k]) : 0;
+    const depth = held > 0 ? checkpointDepth(held - 1) : 0;
     const slot = unchecked(t.slot[i]);
     const capacity = unchecked(t.kvCapacityTokens[i]);
-    this.reuse.note(slot, ck > 0 ? unchecked(h.hashes[0]) : 0, writtenTokens, <f64>(capacity > 0 ? capacity : this.defaultCapacityTokens));
+    this.reuse.note(slot, ck > 0 ? unchecked(h.hashes[0]) : 0, <f64>depth * <f64>h.blockBytes / <f64>CHARS_PER_TOKEN, writtenTokens,
+      <f64>(capacity > 0 ? capacity : this.defaultCapacityTokens));
     if (ck == 0) return 0;
-    const held = unchecked(this.held[k]);
     if (slot >= 0) this.index.record(h.hashes, ck, <u32>slot, unchecked(this.localHeld[k]));
     const address = unchecked(t.addressHash[i]);
     const end = ck - held > MAX_SHARED_INSERTS ? held + MAX_SHARED_INSERTS : ck;
@@ -321,7 +323,7 @@ export class PrefixLocator {
       if (this.shared.on) this.shared.insert(hash, <u32>address, this.nowS);
       this.outbox.post(hash, address, <u32>checkpointDepth(j));
     }
-    return held > 0 ? checkpointDepth(held - 1) : 0;
+    return depth;
   }
 
   /**

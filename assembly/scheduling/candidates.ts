@@ -31,7 +31,7 @@ export class Candidates {
   readonly ttftMs: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** Re-prefill time the cache hits this request would evict there are expected to cost, ms (workModel.ts). */
   readonly evictionMs: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
-  /** How often what the replica's cache evicts is asked for again, 0..1 (prefix/reuseDistance.ts): scales evictionMs. */
+  /** Share of the replica's cache held by prompt content in reuse, 0..1 (prefix/reuseDistance.ts): scales evictionMs. */
   readonly evictedReuse: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** No candidate is picked with more work than this while one under it fits (Infinity: no work guard). */
   workBound: f64 = Infinity;

@@ -67,31 +67,35 @@ describe("PrefixLocator", () => {
     expect(c.matched[2]).toBe(2);
   });
 
-  it("tells a replica whose prompt starts come back at once from one whose starts come back after its cache turned over", () => {
+  it("estimates the share of a replica's cache held by prompt content in reuse, for the eviction charge", () => {
     const p = new PrefixLocator(config(), new RouterMetrics(), 0);
-    const t = table(A); // 100,000 tokens of KV each
+    const t = replicaTable(A, 20000);
     p.resize(new ReplicaTable(), t);
     const c = candidates(t);
+    const long = SYSTEM.repeat(43); // about 1000 tokens
     for (let round = 0; round < 5; round++) {
-      for (let g = 0; g < 20; g++) {
-        // Replica 0: one system prompt, each request 500 tokens of unique question and answer.
-        match(p, t, c, SYSTEM + "question " + (round * 20 + g).toString());
-        p.record(t, c, 0, 0, 500);
-        // Replica 1: twenty prompt starts in turn, 10,000 tokens each: back after 200,000 written.
-        match(p, t, c, "group " + g.toString() + " " + SYSTEM + SYSTEM);
-        p.record(t, c, 1, 1, 10000);
+      for (let g = 0; g < 15; g++) {
+        // Replica 0: one prompt start among unique questions, 100 tokens written a request.
+        match(p, t, c, long + "question " + (round * 15 + g).toString());
+        p.record(t, c, 0, 0, 100);
+        // Replica 1: fifteen prompt starts in turn, 100 tokens written a request: three quarters of its cache.
+        match(p, t, c, "group " + g.toString() + " " + long);
+        p.record(t, c, 1, 1, 100);
       }
     }
     match(p, t, c, SYSTEM);
-    expect(c.evictedReuse[0]).toBeLessThan(0.01);
-    expect(c.evictedReuse[1]).toBeGreaterThan(0.9);
+    expect(c.evictedReuse[0]).toBeGreaterThan(0.03); // 1000 of 20,000 tokens
+    expect(c.evictedReuse[0]).toBeLessThan(0.1);
+    expect(c.evictedReuse[1]).toBeGreaterThan(0.4); // held to the deepest checkpoint: 768 tokens of each
+    expect(c.evictedReuse[1]).toBeLessThan(0.9);
     expect(c.evictedReuse[2]).toBe(0);
-    // Replica 1 leaves; a replica given its slot starts from nothing.
-    const u = table(["10.0.0.1:8000", "10.0.0.3:8000", "10.0.0.4:8000"]);
+    // Replica 1 leaves; a replica given its slot starts from an empty cache.
+    const u = replicaTable(["10.0.0.1:8000", "10.0.0.3:8000", "10.0.0.4:8000"], 20000);
     p.resize(t, u);
     const d = candidates(u);
     match(p, u, d, SYSTEM);
-    for (let k = 0; k < 3; k++) expect(d.evictedReuse[k]).toBeLessThan(0.01);
+    expect(d.evictedReuse[0]).toBeLessThan(0.1);
+    expect(d.evictedReuse[2]).toBe(0);
   });
 
   it("has nothing to match without a prompt", () => {
