@@ -23,7 +23,7 @@ import { BlockHasher, checkpointDepth, checkpointsWithin, isCheckpoint } from ".
 import { MAX_SLOTS, PrefixIndex } from "./prefixIndex";
 import { PlacementOutbox } from "./placementOutbox";
 import { BUCKET_ENTRIES, SharedCheckpoints } from "./sharedCheckpoints";
-import { ReuseDistance } from "./reuseDistance";
+import { CacheReuse } from "./cacheReuse";
 
 /** Characters per token, the usual estimate for English text and code. */
 const CHARS_PER_TOKEN: u32 = 4;
@@ -59,7 +59,7 @@ export class PrefixLocator {
   private readonly hasher: BlockHasher;
   private readonly shared: SharedCheckpoints;
   private readonly metrics: RouterMetrics;
-  private readonly reuse: ReuseDistance = new ReuseDistance();
+  private readonly reuse: CacheReuse = new CacheReuse();
   private readonly defaultCapacityTokens: u32;
   private readonly slotOf: Map<string, i32> = new Map<string, i32>();
   private readonly freeSlots: Array<i32> = [];
@@ -187,7 +187,7 @@ export class PrefixLocator {
   /**
    * For the prompt hash() found, fills how many of its leading blocks each
    * of the `c.n` candidates holds (`c.matched`, a checkpoint depth;
-   * `c.totalBlocks`) and the share of its cache held by prompt content in reuse (`c.evictedReuse`). `fleet`: other worker VMs route for this gateway, so
+   * `c.totalBlocks`) and the share of its cache held by prompt content in reuse (`c.cacheReuse`). `fleet`: other worker VMs route for this gateway, so
    * the shared index may know more than this VM's; it is asked anyway when
    * this VM knows nothing of the prompt, or learned placements from other
    * gateways.
@@ -203,7 +203,7 @@ export class PrefixLocator {
     let best = 0;
     for (let k = 0; k < n; k++) {
       const s = unchecked(t.slot[unchecked(c.replica[k])]);
-      unchecked(c.evictedReuse[k] = this.reuse.estimate(s));
+      unchecked(c.cacheReuse[k] = this.reuse.estimate(s));
       const m = s >= 0 && ck > 0 ? this.index.matchedBlocks(h.hashes, ck, <u32>s) : 0;
       unchecked(this.localHeld[k] = m);
       unchecked(this.held[k] = m);
@@ -302,7 +302,7 @@ export class PrefixLocator {
    * replica was not known to hold in the shared index (at most
    * MAX_SHARED_INSERTS, shallowest first, each inserted deepest first) and
    * the outbox. With no prompt hashed (no full block), records nothing.
-   * Either way the replica's cache takes `writtenTokens` (ReuseDistance).
+   * Either way the replica's cache takes `writtenTokens` (CacheReuse).
    */
   record(t: ReplicaTable, c: Candidates, k: i32, i: i32, writtenTokens: f64 = 0): i32 {
     const h = this.hasher;

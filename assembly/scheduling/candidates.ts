@@ -31,8 +31,8 @@ export class Candidates {
   readonly ttftMs: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** Re-prefill time the cache hits this request would evict there are expected to cost, ms (workModel.ts). */
   readonly evictionMs: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
-  /** Share of the replica's cache held by prompt content in reuse, 0..1 (prefix/reuseDistance.ts): scales evictionMs. */
-  readonly evictedReuse: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+  /** How much of the replica's cache is prompt content in reuse, 0..1 (prefix/cacheReuse.ts): scales evictionMs. */
+  readonly cacheReuse: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** No candidate is picked with more work than this while one under it fits (Infinity: no work guard). */
   workBound: f64 = Infinity;
   /** Load used by the bounded-load guard. */

@@ -12,7 +12,7 @@
 // cached until their space is needed), so each copied token evicts the least
 // recently used cached one; if that one is asked for again it is prefilled
 // again, at perToken. reused_r is the share of r's cache held by prompt
-// content in reuse (prefix/reuseDistance.ts): where that is high the evicted
+// content in reuse (prefix/cacheReuse.ts): where that is high the evicted
 // token is likely one, where r holds a few hot prompt starts among unique
 // tails it is a tail nobody asks for again, and a hot prompt start spreads
 // at once. evictionReuse scales it (0: copies are free): a copy is made only
@@ -93,7 +93,7 @@ export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tok
   const perCopied = p.evictionReuse * p.prefillTimePerTokenMs;
   for (let k = 0; k < n; k++) {
     const copied = unchecked(c.newTokens[k]) - leastFresh;
-    unchecked(c.evictionMs[k] = perCopied * unchecked(c.evictedReuse[k]) * (copied < p.chunkTokens ? copied : p.chunkTokens));
+    unchecked(c.evictionMs[k] = perCopied * unchecked(c.cacheReuse[k]) * (copied < p.chunkTokens ? copied : p.chunkTokens));
   }
   c.workBound = guard && n > 0 ? (1 + epsilon) * (total + ownWork) / <f64>n + p.chunkTokens : Infinity;
 }

@@ -84,18 +84,19 @@ describe("PrefixLocator", () => {
       }
     }
     match(p, t, c, SYSTEM);
-    expect(c.evictedReuse[0]).toBeGreaterThan(0.03); // 1000 of 20,000 tokens
-    expect(c.evictedReuse[0]).toBeLessThan(0.1);
-    expect(c.evictedReuse[1]).toBeGreaterThan(0.4); // held to the deepest checkpoint: 768 tokens of each
-    expect(c.evictedReuse[1]).toBeLessThan(0.9);
-    expect(c.evictedReuse[2]).toBe(0);
+    // 1000 of 20,000 tokens (held to the deepest checkpoint: 768), over the quarter that counts as all.
+    expect(c.cacheReuse[0]).toBeGreaterThan(0.1);
+    expect(c.cacheReuse[0]).toBeLessThan(0.4);
+    // 15 x 768 of 20,000 tokens: more than a quarter.
+    expect(c.cacheReuse[1]).toBe(1);
+    expect(c.cacheReuse[2]).toBe(0);
     // Replica 1 leaves; a replica given its slot starts from an empty cache.
     const u = replicaTable(["10.0.0.1:8000", "10.0.0.3:8000", "10.0.0.4:8000"], 20000);
     p.resize(t, u);
     const d = candidates(u);
     match(p, u, d, SYSTEM);
-    expect(d.evictedReuse[0]).toBeLessThan(0.1);
-    expect(d.evictedReuse[2]).toBe(0);
+    expect(d.cacheReuse[0]).toBeLessThan(0.4);
+    expect(d.cacheReuse[2]).toBe(0);
   });
 
   it("has nothing to match without a prompt", () => {

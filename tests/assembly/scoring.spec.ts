@@ -303,7 +303,7 @@ describe("work model and work guard", () => {
     const c = cands(3);
     const p = new WorkParams();
     expect(p.evictionReuse).toBe(1); // on by default
-    for (let k = 0; k < 3; k++) c.evictedReuse[k] = 1; // what each evicts is always asked for again
+    for (let k = 0; k < 3; k++) c.cacheReuse[k] = 1; // what each evicts is always asked for again
     c.matched[0] = 64; // 1024 tokens of the 2000
     c.matched[1] = 16; // 256 tokens
     predictWork(c, p, 2000, 16, 2000, 0.5, true);
@@ -334,8 +334,8 @@ describe("work model and work guard", () => {
     const c = cands(3);
     const p = new WorkParams();
     c.matched[0] = 64; // 1024 tokens of the 2000
-    c.evictedReuse[1] = 0.25; // a quarter of what it evicts comes back
-    c.evictedReuse[2] = 0; // only cold tails: copying there is free
+    c.cacheReuse[1] = 0.25; // a quarter of what it evicts comes back
+    c.cacheReuse[2] = 0; // only cold tails: copying there is free
     predictWork(c, p, 2000, 16, 2000, 0.5, true);
     expect(c.evictionMs[1]).toBeCloseTo(0.25 * 0.228 * 1024);
     expect(c.evictionMs[2]).toBe(0);
@@ -345,7 +345,7 @@ describe("work model and work guard", () => {
     const c = cands(2);
     const p = new WorkParams();
     c.matched[0] = 1500 / 4; // 4 tokens per block
-    c.evictedReuse[1] = 1;
+    c.cacheReuse[1] = 1;
     c.queued[0] = 2000;
     c.totalBlocks = 400;
     const w = new Weights();

@@ -18,11 +18,17 @@ import { MAX_SLOTS } from "./prefixIndex";
 
 /** (prompt start, replica) last-sent clocks, direct-mapped: a clash loses one sample. */
 const SEEN_BITS: i32 = 12;
+/**
+ * A share this high counts as all (estimate() is 1): the share understates
+ * how often a copy evicts content in reuse where that content is spread over
+ * many replicas. Chosen with bench:routing (bench/routing/README.md).
+ */
+const FULL_SHARE: f64 = 0.25;
 /** Weight of each request in a replica's moving sums. */
 const ALPHA: f64 = 1.0 / 32;
 
 @final
-export class ReuseDistance {
+export class CacheReuse {
   private readonly written: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** Moving sums of held x d / C and of written tokens per request. */
   private readonly kept: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
@@ -30,11 +36,11 @@ export class ReuseDistance {
   private readonly keys: StaticArray<u64> = new StaticArray<u64>(1 << SEEN_BITS);
   private readonly seenAt: StaticArray<f64> = new StaticArray<f64>(1 << SEEN_BITS);
 
-  /** The share of the cache of the replica in `slot` held by prompt content in reuse, 0..1. */
+  /** The share of the cache of the replica in `slot` held by prompt content in reuse, over FULL_SHARE, at most 1. */
   @inline estimate(slot: i32): f64 {
     if (slot < 0 || slot >= MAX_SLOTS) return 0;
     const w = unchecked(this.wrote[slot]);
-    const s = w > 0 ? unchecked(this.kept[slot]) / w : 0;
+    const s = w > 0 ? unchecked(this.kept[slot]) / (w * FULL_SHARE) : 0;
     return s < 1 ? s : 1;
   }
 
