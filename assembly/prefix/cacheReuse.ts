@@ -36,9 +36,9 @@ export class CacheReuse {
   private readonly keys: StaticArray<u64> = new StaticArray<u64>(1 << SEEN_BITS);
   private readonly seenAt: StaticArray<f64> = new StaticArray<f64>(1 << SEEN_BITS);
 
-  /** The share of the cache of the replica in `slot` held by prompt content in reuse, over FULL_SHARE, at most 1. */
+  /** The share of the cache of the replica in `slot` (-1: none, 0) held by prompt content in reuse, over FULL_SHARE, at most 1. */
   @inline estimate(slot: i32): f64 {
-    if (slot < 0 || slot >= MAX_SLOTS) return 0;
+    if (slot < 0) return 0;
     const w = unchecked(this.wrote[slot]);
     const s = w > 0 ? unchecked(this.kept[slot]) / (w * FULL_SHARE) : 0;
     return s < 1 ? s : 1;
@@ -50,7 +50,7 @@ export class CacheReuse {
    * prompt start (0: none).
    */
   note(slot: i32, start: u64, heldTokens: f64, tokens: f64, capacityTokens: f64): void {
-    if (slot < 0 || slot >= MAX_SLOTS) return;
+    if (slot < 0) return;
     const now = unchecked(this.written[slot]);
     let x: f64 = 0;
     if (start != 0) {
@@ -70,9 +70,7 @@ export class CacheReuse {
 
   /** The replica in `slot` left: a replica given the slot later starts from an empty cache. */
   forget(slot: i32): void {
-    if (slot >= 0 && slot < MAX_SLOTS) {
-      unchecked(this.kept[slot] = 0);
-      unchecked(this.wrote[slot] = 0);
-    }
+    unchecked(this.kept[slot] = 0);
+    unchecked(this.wrote[slot] = 0);
   }
 }
