@@ -92,7 +92,8 @@ export class Router {
   private readonly picked: Pick = new Pick();
   private readonly saturation: Saturation;
   private rotation: u64 = 0;
-  /** Decode work of the request being scheduled. */
+  /** Output tokens and decode work of the request being scheduled. */
+  private outputTokens: f64 = 0;
   private decodeWork: f64 = 0;
   /** Other worker VMs of this gateway, as of the last in-flight read. */
   private otherVms: i32 = 0;
@@ -249,7 +250,8 @@ export class Router {
     const wp = cfg.work;
     const promptTokens = hasPrompt ? Math.floor(<f64>prefix.textBytes / CHARS_PER_TOKEN) : 0;
     const asked = hasPrompt ? maxTokensAsked : -1;
-    this.decodeWork = Math.round(wp.decodeTokenCost * (asked >= 0 ? <f64>asked : wp.defaultMaxTokens));
+    this.outputTokens = asked >= 0 ? <f64>asked : wp.defaultMaxTokens;
+    this.decodeWork = Math.round(wp.decodeTokenCost * this.outputTokens);
     predictWork(c, wp, promptTokens, <f64>prefix.blockBytes / CHARS_PER_TOKEN, promptTokens + this.decodeWork, cfg.loadBoundEpsilon, w.work > 0);
     // Score, then pick: a prefix nobody holds is placed by rendezvous among close loads.
     const newPrefix = hasPrompt && !prefix.anyMatch && w.prefix > 0;
@@ -370,7 +372,7 @@ export class Router {
     const r = runnerUp(c, k);
     d.fallbackBytes = r >= 0 ? unchecked(t.addressBytes[unchecked(c.replica[r])]) : null;
     d.tableVersion = t.version;
-    d.matched = this.prefix.record(t, c, k, i);
+    d.matched = this.prefix.record(t, c, k, i, unchecked(c.newTokens[k]) + this.outputTokens);
     d.total = c.totalBlocks;
     if (decisions.active) {
       d.record = decisions.emit(t, c, k, r, d.matched, d.total, this.cfg.debugHeaders);

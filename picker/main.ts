@@ -32,9 +32,7 @@ in x-gateway-destination-endpoint and in envoy.lb dynamic metadata (chosen, then
 
 The filter's fallbackHeader is turned on: the runner-up it names becomes the second endpoint of
 the envoy.lb list and never reaches the replica. So is its subsetHeader: the proxy's subset hint
-(envoy.lb.subset_hint) limits the replicas the filter scores. work.evictionReuse is 1 unless
---config sets it: several pickers on one pool copy prompt starts only when the queue saved is
-worth what the copy evicts.
+(envoy.lb.subset_hint) limits the replicas the filter scores.
 `;
 
 export interface PickerCliConfig extends FilterCliConfig {
@@ -54,15 +52,9 @@ function port(name: string, v: string | undefined, dflt: number): number {
   return p;
 }
 
-/** Replicas of one picker Deployment are several deciders on one pool: they copy prompt starts less. */
-export const PICKER_EVICTION_REUSE = 1;
-
 /**
  * The picker needs the filter to name its runner-up and to route within the proxy's subset hint
- * (which the picker alone sets, as a header). It also charges copies of a prompt start another
- * replica holds (work.evictionReuse, unless the configuration sets it): active-active pickers
- * that do not keep 0.59 of one picker's hit rate on a pool whose prompt starts fill its cache,
- * 0.96 when they do (bench/picker/README.md). Any other field is the user's.
+ * (which the picker alone sets, as a header). Any other field is the user's.
  */
 export function withPickerDefaults(pluginConfig: string): string {
   let parsed: unknown;
@@ -72,12 +64,7 @@ export function withPickerDefaults(pluginConfig: string): string {
     throw new UsageError(`--config is not JSON: ${e instanceof Error ? e.message : String(e)}`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new UsageError('--config must be a JSON object (plugin/CONFIG.md)');
-  const cfg = parsed as Record<string, unknown>;
-  const work = typeof cfg.work === 'object' && cfg.work !== null && !Array.isArray(cfg.work) ? cfg.work as Record<string, unknown> : undefined;
-  // A `work` that is not an object is left as it is, for the filter to refuse naming the field.
-  const withWork = cfg.work === undefined ? { evictionReuse: PICKER_EVICTION_REUSE }
-    : work && !('evictionReuse' in work) ? { ...work, evictionReuse: PICKER_EVICTION_REUSE } : cfg.work;
-  return JSON.stringify({ ...cfg, work: withWork, fallbackHeader: true, subsetHeader: true });
+  return JSON.stringify({ ...parsed, fallbackHeader: true, subsetHeader: true });
 }
 
 export function parsePickerArgs(args: string[]): PickerCliConfig | 'help' {

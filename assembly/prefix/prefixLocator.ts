@@ -23,6 +23,7 @@ import { BlockHasher, checkpointDepth, checkpointsWithin, isCheckpoint } from ".
 import { MAX_SLOTS, PrefixIndex } from "./prefixIndex";
 import { PlacementOutbox } from "./placementOutbox";
 import { BUCKET_ENTRIES, SharedCheckpoints } from "./sharedCheckpoints";
+import { CacheReuse } from "./cacheReuse";
 
 /** Characters per token, the usual estimate for English text and code. */
 const CHARS_PER_TOKEN: u32 = 4;
@@ -58,6 +59,7 @@ export class PrefixLocator {
   private readonly hasher: BlockHasher;
   private readonly shared: SharedCheckpoints;
   private readonly metrics: RouterMetrics;
+  private readonly reuse: CacheReuse = new CacheReuse();
   private readonly defaultCapacityTokens: u32;
   private readonly slotOf: Map<string, i32> = new Map<string, i32>();
   private readonly freeSlots: Array<i32> = [];
@@ -116,6 +118,7 @@ export class PrefixLocator {
         const s = this.slotOf.get(a);
         this.slotOf.delete(a);
         this.index.clearSlot(<u32>s);
+        this.reuse.forget(s);
         this.metrics.forgetSlot(s);
         this.freeSlots.push(s);
       }
@@ -184,7 +187,7 @@ export class PrefixLocator {
   /**
    * For the prompt hash() found, fills how many of its leading blocks each
    * of the `c.n` candidates holds (`c.matched`, a checkpoint depth;
-   * `c.totalBlocks`). `fleet`: other worker VMs route for this gateway, so
+   * `c.totalBlocks`) and the share of its cache held by prompt content in reuse (`c.cacheReuse`). `fleet`: other worker VMs route for this gateway, so
    * the shared index may know more than this VM's; it is asked anyway when
    * this VM knows nothing of the prompt, or learned placements from other
    * gateways.
@@ -200,6 +203,7 @@ export class PrefixLocator {
     let best = 0;
     for (let k = 0; k < n; k++) {
       const s = unchecked(t.slot[unchecked(c.replica[k])]);
+      unchecked(c.cacheReuse[k] = this.reuse.estimate(s));
       const m = s >= 0 && ck > 0 ? this.index.matchedBlocks(h.hashes, ck, <u32>s) : 0;
       unchecked(this.localHeld[k] = m);
       unchecked(this.held[k] = m);
@@ -298,14 +302,19 @@ export class PrefixLocator {
    * replica was not known to hold in the shared index (at most
    * MAX_SHARED_INSERTS, shallowest first, each inserted deepest first) and
    * the outbox. With no prompt hashed (no full block), records nothing.
+   * Either way the replica's cache takes `writtenTokens` (CacheReuse).
    */
-  record(t: ReplicaTable, c: Candidates, k: i32, i: i32): i32 {
+  record(t: ReplicaTable, c: Candidates, k: i32, i: i32, writtenTokens: f64 = 0): i32 {
     const h = this.hasher;
     // Requests routed on load alone (c.totalBlocks 0) left the last prompt's hashes in place.
     const ck = c.totalBlocks > 0 ? h.checkpoints : 0;
-    if (ck == 0) return 0;
-    const held = unchecked(this.held[k]);
+    const held = ck > 0 ? unchecked(this.held[k]) : 0;
+    const depth = held > 0 ? checkpointDepth(held - 1) : 0;
     const slot = unchecked(t.slot[i]);
+    const capacity = unchecked(t.kvCapacityTokens[i]);
+    this.reuse.note(slot, ck > 0 ? unchecked(h.hashes[0]) : 0, <f64>depth * <f64>h.blockBytes / <f64>CHARS_PER_TOKEN, writtenTokens,
+      <f64>(capacity > 0 ? capacity : this.defaultCapacityTokens));
+    if (ck == 0) return 0;
     if (slot >= 0) this.index.record(h.hashes, ck, <u32>slot, unchecked(this.localHeld[k]));
     const address = unchecked(t.addressHash[i]);
     const end = ck - held > MAX_SHARED_INSERTS ? held + MAX_SHARED_INSERTS : ck;
@@ -314,7 +323,7 @@ export class PrefixLocator {
       if (this.shared.on) this.shared.insert(hash, <u32>address, this.nowS);
       this.outbox.post(hash, address, <u32>checkpointDepth(j));
     }
-    return held > 0 ? checkpointDepth(held - 1) : 0;
+    return depth;
   }
 
   /**

@@ -39,6 +39,8 @@ export class Candidates {
    * (0: off; workModel.ts sets it, picker.ts says why).
    */
   nearMs: f64 = 0;
+  /** How much of the replica's cache is prompt content in reuse, 0..1 (prefix/cacheReuse.ts): scales evictionMs. */
+  readonly cacheReuse: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** No candidate is picked with more work than this while one under it fits (Infinity: no work guard). */
   workBound: f64 = Infinity;
   /** Load used by the bounded-load guard. */

@@ -6,14 +6,17 @@
 // where queued_r are prefill tokens sent to r with no response yet, and
 // decodeWork_r prices the output still to decode there in prefill tokens.
 // The work scorer ranks on cost_r = TTFT_r + eviction_r, where
-//   eviction_r = evictionReuse x perToken x (new_r - min over candidates of new)
+//   eviction_r = evictionReuse x reused_r x perToken x (new_r - min over candidates of new)
 // charges r for the tokens of this prompt it would copy although another
 // candidate holds them. A warmed vLLM cache is always full (freed blocks stay
 // cached until their space is needed), so each copied token evicts the least
 // recently used cached one; if that one is asked for again it is prefilled
-// again, at perToken. evictionReuse is how often that happens per evicted
-// token (1: once): a copy is made only when the queue it saves is worth its
-// prefill now and the re-prefill it causes later. Tokens every candidate
+// again, at perToken. reused_r is the share of r's cache held by prompt
+// content in reuse (prefix/cacheReuse.ts): where that is high the evicted
+// token is likely one, where r holds a few hot prompt starts among unique
+// tails it is a tail nobody asks for again, and a hot prompt start spreads
+// at once. evictionReuse scales it (0: copies are free): a copy is made only
+// when the queue it saves is worth its prefill now and the re-prefill it causes later. Tokens every candidate
 // would prefill (a unique prompt, a unique tail) cost the same wherever they
 // go and are not charged, so plain load balancing is left as it was. The
 // charge stops at one chunk of copied tokens: it is a guess about later
@@ -45,13 +48,8 @@ export class WorkParams {
   decodeTokenCost: f64 = 3.8;
   /** Output tokens assumed for a request that names no max_tokens or max_completion_tokens. */
   defaultMaxTokens: f64 = 256;
-  /**
-   * Re-prefills expected per cached token a copied prompt token evicts (0:
-   * copies are free, the default). Off by default: it keeps one hot prompt
-   * start on its first holder for hundreds of ms of queue before it spreads
-   * (plugin/CONFIG.md says where it pays and where it costs).
-   */
-  evictionReuse: f64 = 0;
+  /** Re-prefills expected per cached token in reuse that a copied prompt token evicts (0: copies are free). */
+  evictionReuse: f64 = 1;
 }
 
 /**
@@ -108,7 +106,7 @@ export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tok
   const perCopied = p.evictionReuse * p.prefillTimePerTokenMs;
   for (let k = 0; k < n; k++) {
     const copied = unchecked(c.newTokens[k]) - leastFresh;
-    unchecked(c.evictionMs[k] = perCopied * (copied < p.chunkTokens ? copied : p.chunkTokens));
+    unchecked(c.evictionMs[k] = perCopied * unchecked(c.cacheReuse[k]) * (copied < p.chunkTokens ? copied : p.chunkTokens));
   }
   c.workBound = guard && n > 0 ? (1 + epsilon) * (total + ownWork) / <f64>n + p.chunkTokens : Infinity;
   c.nearMs = guard ? NEAR_CHUNKS * p.chunkTokens * p.prefillTimePerTokenMs : 0;

@@ -302,8 +302,8 @@ describe("work model and work guard", () => {
   it("charges a replica for the prompt tokens it would copy that another candidate holds, never for tokens all would prefill", () => {
     const c = cands(3);
     const p = new WorkParams();
-    expect(p.evictionReuse).toBe(0); // off by default
-    p.evictionReuse = 1;
+    expect(p.evictionReuse).toBe(1); // on by default
+    for (let k = 0; k < 3; k++) c.cacheReuse[k] = 1; // what each evicts is always asked for again
     c.matched[0] = 64; // 1024 tokens of the 2000
     c.matched[1] = 16; // 256 tokens
     predictWork(c, p, 2000, 16, 2000, 0.5, true);
@@ -330,11 +330,22 @@ describe("work model and work guard", () => {
     predictWork(c, p, 41000, 16, 41000, 0.5, true);
     expect(c.evictionMs[1]).toBeCloseTo(0.228 * 2048);
   });
+  it("charges a copy only as often as what the replica would evict is asked for again", () => {
+    const c = cands(3);
+    const p = new WorkParams();
+    c.matched[0] = 64; // 1024 tokens of the 2000
+    c.cacheReuse[1] = 0.25; // a quarter of what it evicts comes back
+    c.cacheReuse[2] = 0; // only cold tails: copying there is free
+    predictWork(c, p, 2000, 16, 2000, 0.5, true);
+    expect(c.evictionMs[1]).toBeCloseTo(0.25 * 0.228 * 1024);
+    expect(c.evictionMs[2]).toBe(0);
+  });
   it("keeps a request on the replica holding its prompt unless the queue saved is worth the copy and what it evicts", () => {
     // Replica 0 holds 1500 of 1600 prompt tokens and has 2000 queued; replica 1 is idle and holds none.
     const c = cands(2);
     const p = new WorkParams();
     c.matched[0] = 1500 / 4; // 4 tokens per block
+    c.cacheReuse[1] = 1;
     c.queued[0] = 2000;
     c.totalBlocks = 400;
     const w = new Weights();

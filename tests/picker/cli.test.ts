@@ -13,7 +13,7 @@ import { ProxyStream, metadataEndpoints } from './support.js';
 
 const CLI = ['--import', 'tsx', 'cli/prefix-router.ts', 'picker'];
 
-test('flags: bad ones are refused naming the flag; the configuration must be an object; fallbackHeader and subsetHeader are turned on, work.evictionReuse defaults to 1', () => {
+test('flags: bad ones are refused naming the flag; the configuration must be an object; fallbackHeader and subsetHeader are turned on, the rest is the user\'s', () => {
   const run = (args: string[]) => spawnSync(process.execPath, [...CLI, ...args], { cwd: ROOT, encoding: 'utf8' });
   const help = run(['--help']);
   assert.equal(help.status, 0);
@@ -31,11 +31,9 @@ test('flags: bad ones are refused naming the flag; the configuration must be an 
   }
   const cfg = parsePickerArgs(['--config', '{"replicas":["10.0.0.1:8000"],"fallbackHeader":false,"subsetHeader":false}']);
   assert.notEqual(cfg, 'help');
-  assert.deepEqual(JSON.parse((cfg as { pluginConfig: string }).pluginConfig), { replicas: ['10.0.0.1:8000'], work: { evictionReuse: 1 }, fallbackHeader: true, subsetHeader: true });
+  assert.deepEqual(JSON.parse((cfg as { pluginConfig: string }).pluginConfig), { replicas: ['10.0.0.1:8000'], fallbackHeader: true, subsetHeader: true });
   const own = parsePickerArgs(['--config', '{"replicas":["10.0.0.1:8000"],"work":{"chunkTokens":4096,"evictionReuse":0}}']);
-  assert.deepEqual(JSON.parse((own as { pluginConfig: string }).pluginConfig).work, { chunkTokens: 4096, evictionReuse: 0 }, 'the user\'s evictionReuse stays');
-  const other = parsePickerArgs(['--config', '{"replicas":["10.0.0.1:8000"],"work":{"chunkTokens":4096}}']);
-  assert.deepEqual(JSON.parse((other as { pluginConfig: string }).pluginConfig).work, { chunkTokens: 4096, evictionReuse: 1 });
+  assert.deepEqual(JSON.parse((own as { pluginConfig: string }).pluginConfig).work, { chunkTokens: 4096, evictionReuse: 0 }, 'the user\'s work stays');
 });
 
 test('a real start: health SERVING, one request picked, exit 0 on SIGTERM', async () => {
