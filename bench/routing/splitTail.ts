@@ -38,7 +38,8 @@ async function run(spec: PolicySpec): Promise<Map<SimRequest, Served>> {
   policy.onFirstToken = (d, nowUs) => { firstToken(d, nowUs); believed.set(requestOf.get(d)!, (d.matched ?? 0) * TOKENS_PER_BLOCK); };
   try {
     const r = simulate(workload, policy, { replicas: REPLICAS, gateways: spec.gateways, workers: spec.workers, seed: SEED, onServed: (s) => served.set(s.req, { ...s, believedTokens: believed.get(s.req) ?? 0 }) });
-    console.log(`${spec.name}: TTFT p50 ${r.ttftP50Ms.toFixed(0)} p95 ${r.ttftP95Ms.toFixed(0)} ms, hit ${(r.hitRate * 100).toFixed(1)}%`);
+    const st = r.routerStats ?? {};
+    console.log(`${spec.name}: TTFT p50 ${r.ttftP50Ms.toFixed(0)} p95 ${r.ttftP95Ms.toFixed(0)} ms, hit ${(r.hitRate * 100).toFixed(1)}%, load-bound spills ${st.loadBoundSpills ?? 0}, routed on load alone ${st.loadOnly ?? 0}`);
   } finally {
     await policy.close();
   }
