@@ -12,6 +12,7 @@ import { measureCapacity } from './ladder.js';
 import { loadXxhash } from './gie.js';
 import { makePolicy } from './runner.js';
 import { BASE_POLICIES, LADDER_POLICIES, buildLadderShapes, type PolicySpec } from './scenarios.js';
+import { Rng } from './random.js';
 import { percentile, simulate } from './simulation.js';
 import type { Decision } from './policy.js';
 import type { SimRequest } from './workloads.js';
@@ -91,6 +92,26 @@ for (const r of workload.requests) {
   const t = turn.get(r)!;
   const k = t === 1 ? 'turn 1' : t <= 3 ? 'turns 2-3' : t <= 8 ? 'turns 4-8' : 'turns 9+';
   byTurn.set(k, [...(byTurn.get(k) ?? []), r]);
+}
+// The gateway each request entered through (the simulation's draw), and whether the session's
+// previous turn came through another one.
+const entryRng = Rng.of(SEED, workload.name, 'entry');
+const gatewayOf = new Map<SimRequest, number>(), previous = new Map<SimRequest, SimRequest>(), lastOf = new Map<string, SimRequest>();
+for (const r of workload.requests) {
+  gatewayOf.set(r, split.gateways > 1 ? entryRng.int(split.gateways) : 0);
+  if (split.workers > 1) entryRng.int(split.workers);
+  const k = r.session ?? r.group;
+  const p = lastOf.get(k);
+  if (p) previous.set(r, p);
+  lastOf.set(k, r);
+}
+if (split.gateways > 1) {
+  for (const [label, rs] of [['tail requests that found less cached', lessCached], ['all later turns', workload.requests.filter((r) => previous.has(r))]] as const) {
+    const later = rs.filter((r) => previous.has(r));
+    const other = later.filter((r) => gatewayOf.get(r) !== gatewayOf.get(previous.get(r)!));
+    const gapMs = later.map((r) => (r.arrivalUs - previous.get(r)!.arrivalUs) / 1000).sort((a, b) => a - b);
+    console.log(`${label}: ${other.length} of ${later.length} came through another gateway than the session's previous turn; median ${percentile(gapMs, 50).toFixed(0)} ms after it`);
+  }
 }
 // Where the router's belief fell short of what its pick held.
 for (const [name, m] of [['1 entry', one], ['split', many]] as const) {
