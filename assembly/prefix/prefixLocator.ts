@@ -45,11 +45,15 @@ const BLOCKS_PER_CHECKPOINT: f64 = 4;
 /** A replica's index quota never drops below this many checkpoints, however small its KV cache. */
 const MIN_SLOT_CHECKPOINTS: u32 = 16;
 /**
- * Shared checkpoints inserted per request at most: a long new prompt is
- * completed, shallowest first, by the requests that follow it (a
- * conversation's next turn adds about one per 256 new tokens).
+ * Shared checkpoints inserted per request at most: all of a 64k-token prompt
+ * (4096 blocks), the longest the engines of a long-context deployment take,
+ * so that a next turn on another worker VM or gateway is priced on the whole
+ * prefix its holder has, not on the first part (a 40k-token document known
+ * only to 12k would be predicted to cost 6 s more prefill there than it
+ * does). A longer new prompt is completed, shallowest first, by the requests
+ * that follow it on other worker VMs.
  */
-export const MAX_SHARED_INSERTS: i32 = 64;
+export const MAX_SHARED_INSERTS: i32 = 271;
 /** Holders a shared search follows to their own depth at most. */
 const MAX_HOLDERS: i32 = 8;
 

@@ -36,12 +36,12 @@ function config(): PluginConfig {
 
 /** `blocks` 64-byte blocks of prompt text, the same for the same seed. */
 function prompt(seed: i32, blocks: i32): string {
-  let s = "";
+  const parts = new Array<string>(blocks);
   for (let b = 0; b < blocks; b++) {
     const line = "block " + (seed * 100003 + b).toString() + " of a long shared document. ";
-    s += (line + line + line).substring(0, 64);
+    parts[b] = (line + line + line).substring(0, 64);
   }
-  return s;
+  return parts.join("");
 }
 
 function hashAndMatch(p: PrefixLocator, t: ReplicaTable, c: Candidates, text: string, fleet: bool): void {
@@ -130,14 +130,32 @@ describe("PrefixLocator with the shared index", () => {
     expect(c.matched[2]).toBe(96);
   });
 
-  it("inserts at most MAX_SHARED_INSERTS checkpoints a request, so a long new prompt is completed by the next ones", () => {
+  it("shares a 64k-token prompt at its full depth with the first request, so the next turn on another worker VM is priced on it", () => {
     const t = table();
-    const p = new PrefixLocator(config(), new RouterMetrics(), 3);
-    const q = new PrefixLocator(config(), new RouterMetrics(), 4);
+    const placer = new PrefixLocator(config(), new RouterMetrics(), 6);
+    const reader = new PrefixLocator(config(), new RouterMetrics(), 7);
+    placer.resize(new ReplicaTable(), t);
+    reader.resize(new ReplicaTable(), t);
+    const c = candidates(t);
+    const doc = prompt(5, 4000); // 64k tokens: checkpoints to 4000
+    hashAndMatch(placer, t, c, doc, true);
+    placer.record(t, c, 3, 3);
+    expect(placer.pendingPlacements).toBe(checkpointsWithin(4000));
+    hashAndMatch(reader, t, c, doc + " and the tool's answer", true);
+    expect(c.matched[3]).toBe(4000);
+  });
+
+  it("inserts at most MAX_SHARED_INSERTS checkpoints a request, so a longer new prompt is completed by the next ones", () => {
+    const t = table();
+    const cfg = config();
+    cfg.maxBlocks = 8192;
+    const p = new PrefixLocator(cfg, new RouterMetrics(), 3);
+    const q = new PrefixLocator(cfg, new RouterMetrics(), 4);
     p.resize(new ReplicaTable(), t);
     q.resize(new ReplicaTable(), t);
     const c = candidates(t);
-    const doc = prompt(3, 2000);
+    const doc = prompt(3, 6000);
+    expect(checkpointsWithin(6000)).toBeGreaterThan(MAX_SHARED_INSERTS);
     hashAndMatch(p, t, c, doc, true);
     p.record(t, c, 1, 1);
     expect(p.pendingPlacements).toBe(MAX_SHARED_INSERTS);
