@@ -64,7 +64,11 @@ export function withPickerDefaults(pluginConfig: string): string {
     throw new UsageError(`--config is not JSON: ${e instanceof Error ? e.message : String(e)}`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new UsageError('--config must be a JSON object (plugin/CONFIG.md)');
-  return JSON.stringify({ ...parsed, fallbackHeader: true, subsetHeader: true });
+  // Each of several pickers sees a share of the traffic and under-reads a replica's cache reuse, which
+  // turns the eviction charge off where active-active needs it (bench/picker/README.md).
+  const given = (parsed as { work?: unknown }).work;
+  const work = typeof given === 'object' && given !== null && !Array.isArray(given) ? given as Record<string, unknown> : {};
+  return JSON.stringify({ ...parsed, fallbackHeader: true, subsetHeader: true, work: { evictionReuseFloor: 1, ...work } });
 }
 
 export function parsePickerArgs(args: string[]): PickerCliConfig | 'help' {

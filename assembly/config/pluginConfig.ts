@@ -178,7 +178,7 @@ export function parseConfig(bytes: Uint8Array): PluginConfig | null {
   const wk = root.get("work");
   if (wk !== null) {
     if (wk.kind != JsonKind.Object) return fail("'work' must be an object");
-    if (unknownKey(wk, ["prefillOverheadMs", "prefillTimePerTokenMs", "interTokenLatencyMs", "decodeTimePerSeqMs", "saturationNumSeqs", "chunkTokens", "decodeTokenCost", "defaultMaxTokens", "evictionReuse"], "work.")) return null;
+    if (unknownKey(wk, ["prefillOverheadMs", "prefillTimePerTokenMs", "interTokenLatencyMs", "decodeTimePerSeqMs", "saturationNumSeqs", "chunkTokens", "decodeTokenCost", "defaultMaxTokens", "evictionReuse", "evictionReuseFloor"], "work.")) return null;
     if (!readNum(wk, "work.", "prefillOverheadMs", 0, 1e6, (v: f64): void => { cfg.work.prefillOverheadMs = v; })) return null;
     if (!readNum(wk, "work.", "prefillTimePerTokenMs", 0, 1e3, (v: f64): void => { cfg.work.prefillTimePerTokenMs = v; })) return null;
     if (!readNum(wk, "work.", "interTokenLatencyMs", 0, 1e6, (v: f64): void => { cfg.work.interTokenLatencyMs = v; })) return null;
@@ -188,6 +188,7 @@ export function parseConfig(bytes: Uint8Array): PluginConfig | null {
     if (!readNum(wk, "work.", "decodeTokenCost", 0, 1e3, (v: f64): void => { cfg.work.decodeTokenCost = v; })) return null;
     if (!readInt(wk, "work.", "defaultMaxTokens", 0, 1e7, (v: f64): void => { cfg.work.defaultMaxTokens = v; })) return null;
     if (!readNum(wk, "work.", "evictionReuse", 0, 100, (v: f64): void => { cfg.work.evictionReuse = v; })) return null;
+    if (!readNum(wk, "work.", "evictionReuseFloor", 0, 1, (v: f64): void => { cfg.work.evictionReuseFloor = v; })) return null;
   }
 
   if (!readNum(root, "", "loadBoundEpsilon", 0, 10, (v: f64): void => { cfg.loadBoundEpsilon = v; })) return null;

@@ -50,6 +50,12 @@ export class WorkParams {
   defaultMaxTokens: f64 = 256;
   /** Re-prefills expected per cached token in reuse that a copied prompt token evicts (0: copies are free). */
   evictionReuse: f64 = 1;
+  /**
+   * The least cache-reuse share the charge assumes (0..1): 1 charges every
+   * copy in full, for pickers that each see a fraction of the traffic and
+   * under-read the share (bench/picker/README.md).
+   */
+  evictionReuseFloor: f64 = 0;
 }
 
 /**
@@ -106,7 +112,8 @@ export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tok
   const perCopied = p.evictionReuse * p.prefillTimePerTokenMs;
   for (let k = 0; k < n; k++) {
     const copied = unchecked(c.newTokens[k]) - leastFresh;
-    unchecked(c.evictionMs[k] = perCopied * unchecked(c.cacheReuse[k]) * (copied < p.chunkTokens ? copied : p.chunkTokens));
+    const reuse = unchecked(c.cacheReuse[k]);
+    unchecked(c.evictionMs[k] = perCopied * (reuse > p.evictionReuseFloor ? reuse : p.evictionReuseFloor) * (copied < p.chunkTokens ? copied : p.chunkTokens));
   }
   c.workBound = guard && n > 0 ? (1 + epsilon) * (total + ownWork) / <f64>n + p.chunkTokens : Infinity;
   c.nearMs = guard ? NEAR_CHUNKS * p.chunkTokens * p.prefillTimePerTokenMs : 0;

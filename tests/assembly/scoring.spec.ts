@@ -339,6 +339,11 @@ describe("work model and work guard", () => {
     predictWork(c, p, 2000, 16, 2000, 0.5, true);
     expect(c.evictionMs[1]).toBeCloseTo(0.25 * 0.228 * 1024);
     expect(c.evictionMs[2]).toBe(0);
+    // A floor (the picker's 1) charges every copy in full whatever the estimate reads.
+    p.evictionReuseFloor = 1;
+    predictWork(c, p, 2000, 16, 2000, 0.5, true);
+    expect(c.evictionMs[1]).toBeCloseTo(0.228 * 1024);
+    expect(c.evictionMs[2]).toBeCloseTo(0.228 * 1024);
   });
   it("keeps a request on the replica holding its prompt unless the queue saved is worth the copy and what it evicts", () => {
     // Replica 0 holds 1500 of 1600 prompt tokens and has 2000 queued; replica 1 is idle and holds none.

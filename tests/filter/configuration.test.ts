@@ -18,6 +18,7 @@ const bad: Array<[string, string, RegExp]> = [
   ['weight as string', JSON.stringify({ replicas: REPLICAS, weights: { queue: '1' } }), /'weights.queue' must be a number/],
   ['fractional blockChars', JSON.stringify({ replicas: REPLICAS, prefix: { blockChars: 10.5 } }), /'prefix.blockChars' must be a whole number from 8 to 4096/],
   ['negative work.evictionReuse', JSON.stringify({ replicas: REPLICAS, work: { evictionReuse: -1 } }), /'work.evictionReuse' must be a number from 0/],
+  ['work.evictionReuseFloor above 1', JSON.stringify({ replicas: REPLICAS, work: { evictionReuseFloor: 2 } }), /'work.evictionReuseFloor' must be a number from 0 to 1/],
   ['huge maxBodyBytes', JSON.stringify({ replicas: REPLICAS, maxBodyBytes: 1e12 }), /'maxBodyBytes' must be a whole number/],
   ['fallbackHeader not a bool', JSON.stringify({ replicas: REPLICAS, fallbackHeader: 'yes' }), /'fallbackHeader' must be true or false/],
   ['bad path', JSON.stringify({ controlPlane: { path: 'v1/state' } }), /'controlPlane.path' must start with '\/'/],

@@ -31,9 +31,11 @@ test('flags: bad ones are refused naming the flag; the configuration must be an 
   }
   const cfg = parsePickerArgs(['--config', '{"replicas":["10.0.0.1:8000"],"fallbackHeader":false,"subsetHeader":false}']);
   assert.notEqual(cfg, 'help');
-  assert.deepEqual(JSON.parse((cfg as { pluginConfig: string }).pluginConfig), { replicas: ['10.0.0.1:8000'], fallbackHeader: true, subsetHeader: true });
+  assert.deepEqual(JSON.parse((cfg as { pluginConfig: string }).pluginConfig), { replicas: ['10.0.0.1:8000'], fallbackHeader: true, subsetHeader: true, work: { evictionReuseFloor: 1 } });
   const own = parsePickerArgs(['--config', '{"replicas":["10.0.0.1:8000"],"work":{"chunkTokens":4096,"evictionReuse":0}}']);
-  assert.deepEqual(JSON.parse((own as { pluginConfig: string }).pluginConfig).work, { chunkTokens: 4096, evictionReuse: 0 }, 'the user\'s work stays');
+  assert.deepEqual(JSON.parse((own as { pluginConfig: string }).pluginConfig).work, { evictionReuseFloor: 1, chunkTokens: 4096, evictionReuse: 0 }, 'the user\'s work stays');
+  const floor = parsePickerArgs(['--config', '{"replicas":["10.0.0.1:8000"],"work":{"evictionReuseFloor":0}}']);
+  assert.equal(JSON.parse((floor as { pluginConfig: string }).pluginConfig).work.evictionReuseFloor, 0, 'a floor the user names stays');
 });
 
 test('a real start: health SERVING, one request picked, exit 0 on SIGTERM', async () => {
