@@ -29,9 +29,11 @@ import { StateDelivery } from "./state/stateDelivery";
 /**
  * A prefix no replica holds yet goes to the rendezvous choice among replicas
  * whose metrics score (queue and KV, the same for every gateway) is within
- * this fraction of those weights of the best: close loads count as equal, so
- * independent VMs and gateways agree, while a clearly busier replica is still
- * passed over. The bounded-load guard still applies.
+ * this fraction of those weights of the best: close loads count as equal,
+ * while a clearly busier replica is still passed over. The bounded-load guard
+ * still applies. Among idle replicas of near-equal predicted cost the one
+ * given the least content then takes it (picker.ts); where several are
+ * equal, independent VMs and gateways still agree by rendezvous.
  */
 const NEW_PREFIX_BAND: f64 = 0.1;
 /** Characters per token, the usual estimate for English text and code. */
@@ -253,8 +255,9 @@ export class Router {
     this.outputTokens = asked >= 0 ? <f64>asked : wp.defaultMaxTokens;
     this.decodeWork = Math.round(wp.decodeTokenCost * this.outputTokens);
     predictWork(c, wp, promptTokens, <f64>prefix.blockBytes / CHARS_PER_TOKEN, promptTokens + this.decodeWork, cfg.loadBoundEpsilon, w.work > 0);
-    // Score, then pick: a prefix nobody holds is placed by rendezvous among close loads.
+    // Score, then pick: a prefix nobody holds is placed among close loads on the replica given the least content.
     const newPrefix = hasPrompt && !prefix.anyMatch && w.prefix > 0;
+    c.balanceContent = newPrefix;
     weightedScore(c, w, withMetrics, !newPrefix);
     if (addLoraAffinity(t, c, d.traits, this.cfg.lora)) {
       this.metrics.add(Counter.LoraRouted, 1);

@@ -12,7 +12,11 @@
 // sum(held x d) / W is the tokens the replica holds in reuse, and over C
 // their share of its cache. Each VM (or gateway) sees a share of the
 // requests and of the written tokens, so the estimate is about the whole
-// replica's.
+// replica's. Two things it knows before requests come back: a cache never
+// yet filled evicts nothing (the estimate scales with the written share of
+// the cache), and a filled one with no evidence yet is read as in reuse (the
+// sums start from a full share): otherwise every copy made while a scarce
+// cache fills, before any prefix returns, would look free.
 import { mix64 } from "./hash";
 import { MAX_SLOTS } from "./prefixIndex";
 
@@ -26,22 +30,47 @@ const SEEN_BITS: i32 = 12;
 const FULL_SHARE: f64 = 0.25;
 /** Weight of each request in a replica's moving sums. */
 const ALPHA: f64 = 1.0 / 32;
+/**
+ * Written tokens per request the moving sums start from, at a full share:
+ * until requests come back to a replica, nothing tells its cache is mostly
+ * unique tails, and a copy made then (every prefix is cold at the start) is
+ * charged in full. It weighs as one request of this size and fades with the
+ * moving sums.
+ */
+const PRIOR_TOKENS: f64 = 2048;
 
 @final
 export class CacheReuse {
   private readonly written: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+  /** written[] when the slot's replica came: the clock keeps running (old samples must not look fresh), its content restarts. */
+  private readonly writtenBase: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** Moving sums of held x d / C and of written tokens per request. */
   private readonly kept: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   private readonly wrote: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   private readonly keys: StaticArray<u64> = new StaticArray<u64>(1 << SEEN_BITS);
   private readonly seenAt: StaticArray<f64> = new StaticArray<f64>(1 << SEEN_BITS);
 
-  /** The share of the cache of the replica in `slot` (-1: none, 0) held by prompt content in reuse, over FULL_SHARE, at most 1. */
-  @inline estimate(slot: i32): f64 {
+  constructor() {
+    for (let s = 0; s < MAX_SLOTS; s++) this.forget(s);
+  }
+
+  /**
+   * The share of the cache of the replica in `slot` (-1: none, 0), of
+   * `capacityTokens`, held by prompt content in reuse, over FULL_SHARE, at
+   * most 1; scaled by how much of the cache has been written: a copy into a
+   * cache never filled evicts nothing (vLLM hands out never-used blocks first).
+   */
+  @inline estimate(slot: i32, capacityTokens: f64): f64 {
     if (slot < 0) return 0;
     const w = unchecked(this.wrote[slot]);
     const s = w > 0 ? unchecked(this.kept[slot]) / (w * FULL_SHARE) : 0;
-    return s < 1 ? s : 1;
+    const f = this.writtenTokens(slot) / capacityTokens;
+    return (s < 1 ? s : 1) * (f < 1 ? f : 1);
+  }
+
+  /** Tokens written into the cache of the replica in `slot` (-1: none, 0) by this VM's requests, ever. */
+  @inline writtenTokens(slot: i32): f64 {
+    return slot < 0 ? 0 : unchecked(this.written[slot]) - unchecked(this.writtenBase[slot]);
   }
 
   /**
@@ -70,7 +99,8 @@ export class CacheReuse {
 
   /** The replica in `slot` left: a replica given the slot later starts from an empty cache. */
   forget(slot: i32): void {
-    unchecked(this.kept[slot] = 0);
-    unchecked(this.wrote[slot] = 0);
+    unchecked(this.kept[slot] = PRIOR_TOKENS * FULL_SHARE);
+    unchecked(this.wrote[slot] = PRIOR_TOKENS);
+    unchecked(this.writtenBase[slot] = unchecked(this.written[slot]));
   }
 }

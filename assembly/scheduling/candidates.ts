@@ -41,6 +41,17 @@ export class Candidates {
   nearMs: f64 = 0;
   /** How much of the replica's cache is prompt content in reuse, 0..1 (prefix/cacheReuse.ts): scales evictionMs. */
   readonly cacheReuse: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+  /**
+   * Tokens this worker VM has written into the replica's cache (prompt tokens
+   * it had to prefill, and output), ever: how much content it has given the
+   * replica, like the size of SGLang's per-worker tree.
+   */
+  readonly written: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+  /**
+   * Placing a prompt no candidate holds any of: among the candidates the band
+   * lets through, the one given the least content wins (picker.ts says why).
+   */
+  balanceContent: bool = false;
   /** No candidate is picked with more work than this while one under it fits (Infinity: no work guard). */
   workBound: f64 = Infinity;
   /** Load used by the bounded-load guard. */

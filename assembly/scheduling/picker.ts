@@ -23,6 +23,12 @@
 // the prediction counts a queued prompt whole until its first token, and
 // the replica that received one longer ago has likely prefilled more of it.
 // A replica with nothing queued is predicted exactly and keeps its rank.
+// A prompt no candidate holds any of is placed, among candidates with
+// nothing queued whose predicted cost is within c.nearMs, on the one this
+// worker VM has given the least content (like SGLang's smallest tree): new
+// prefixes then spread evenly over the caches, rather than by the
+// rendezvous draw, which can stack more hot prefixes on one replica than
+// its cache holds.
 // Last, for a gateway of a fleet, a candidate of nearly the same predicted
 // TTFT in a share of the replicas nearer its own (scheduling/fleetShare.ts)
 // replaces the choice.
@@ -139,7 +145,26 @@ function byRendezvous(c: Candidates, top: f64, band: f64, cap: f64): i32 {
     if (unchecked(c.score[i]) < floor - TIE || !fits(c, i, cap)) continue;
     if (best < 0 || unchecked(c.rendezvous[i]) > unchecked(c.rendezvous[best])) best = i;
   }
-  return best >= 0 && c.nearMs > 0 ? longestIdleNear(c, best, cap, band) : best;
+  if (best < 0 || c.nearMs <= 0) return best;
+  return c.balanceContent && unchecked(c.queued[best]) <= 0 ? leastContentNear(c, best, cap) : longestIdleNear(c, best, cap, band);
+}
+
+/**
+ * `b`, or among the candidates with nothing queued and load + 1 <= cap whose
+ * predicted cost (TTFT and eviction charge) is at most c.nearMs above b's:
+ * the one given the least content, ties by rendezvous weight. With nothing
+ * queued the prediction is exact, so the choice costs this request at most
+ * c.nearMs; where prefill is queued, longestIdleNear's order is the better guess.
+ */
+function leastContentNear(c: Candidates, b: i32, cap: f64): i32 {
+  const within = unchecked(c.ttftMs[b]) + unchecked(c.evictionMs[b]) + c.nearMs;
+  let best = b;
+  for (let i = 0; i < c.n; i++) {
+    if (unchecked(c.queued[i]) > 0 || unchecked(c.ttftMs[i]) + unchecked(c.evictionMs[i]) > within || !fits(c, i, cap)) continue;
+    const d = unchecked(c.written[i]) - unchecked(c.written[best]);
+    if (d < 0 || (d == 0 && unchecked(c.rendezvous[i]) > unchecked(c.rendezvous[best]))) best = i;
+  }
+  return best;
 }
 
 /**

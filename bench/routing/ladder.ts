@@ -40,6 +40,8 @@ export interface LadderShape {
   requestsAtCapacity: number;
   /** A trace brings its own rate: rungs are `--trace-rate` factors of it instead of capacity fractions. */
   traceRates?: number[];
+  /** KV blocks of every engine, where the shape sizes the cache (default: the simulator's). */
+  kvBlocks?: number;
 }
 
 export interface Capacity {
@@ -79,6 +81,8 @@ export interface LadderResult {
   kind: ScenarioKind;
   description: string;
   replicas: number;
+  /** KV blocks of every engine, where the shape sizes the cache. */
+  kvBlocks?: number;
   capacity: Capacity;
   sloMs: number;
   rungs: LadderRung[];
@@ -119,11 +123,12 @@ function arrivedRps(w: Workload): number {
   return span > 0 ? reqs.length / span : Infinity;
 }
 
-async function runPolicy(spec: PolicySpec, w: Workload, replicas: number, o: LadderOptions, warnings: string[]): Promise<PolicyResult> {
+async function runPolicy(spec: PolicySpec, w: Workload, shape: LadderShape, o: LadderOptions, warnings: string[]): Promise<PolicyResult> {
   const x = await loadXxhash();
-  const policy = await makePolicy(spec, replicas, o.seed, w.name, x, o.wasm);
+  const replicas = shape.replicas;
+  const policy = await makePolicy(spec, replicas, o.seed, w.name, x, o.wasm, shape.kvBlocks);
   try {
-    const r = simulate(w, policy, { replicas, gateways: spec.gateways, workers: spec.workers, seed: o.seed });
+    const r = simulate(w, policy, { replicas, gateways: spec.gateways, workers: spec.workers, seed: o.seed, kvBlocks: shape.kvBlocks });
     const logs = (policy as { unexpectedLogs?: () => Array<{ worker: number; level: string; message: string }> }).unexpectedLogs?.() ?? [];
     for (const e of logs) warnings.push(`${spec.name} worker ${e.worker} ${e.level}: ${e.message}`);
     return r;
@@ -139,14 +144,14 @@ export async function measureCapacity(shape: LadderShape, o: LadderOptions): Pro
   if (shape.kind === 'conversation' || shape.kind === 'long-context') {
     const rate = 0.5 * noCacheRps(probe) * shape.replicas;
     const w = shape.make(rate, Math.round(shape.requestsAtCapacity / 2));
-    const h = (await runPolicy(RR, w, shape.replicas, o, [])).firstAdmissionHitRate;
+    const h = (await runPolicy(RR, w, shape, o, [])).firstAdmissionHitRate;
     return { rps: noCacheRps(w, h) * shape.replicas, offeredRps: rate, saturated: false, method: 'calculated', roundRobinHitRate: h };
   }
   let rate = 2 * noCacheRps(probe) * shape.replicas;
   let last: Capacity = { rps: 0, offeredRps: rate, saturated: false, method: 'saturation' };
   for (let attempt = 0; attempt < 5; attempt++, rate *= 2) {
     const w = shape.make(rate, shape.requestsAtCapacity);
-    const r = await runPolicy(RR, w, shape.replicas, o, []);
+    const r = await runPolicy(RR, w, shape, o, []);
     const arrived = arrivedRps(w);
     last = { rps: r.throughputRps, offeredRps: rate, saturated: r.throughputRps < 0.85 * arrived, method: 'saturation' };
     if (last.saturated) break;
@@ -183,7 +188,7 @@ export async function runLadder(shape: LadderShape, o: LadderOptions): Promise<L
     const rung: LadderRung = { load, offeredRps: Math.min(rate, arrivedRps(w)), nominalRps: rate, requests: w.requests.length, oracleHitRate: oracleHitRate(w.requests), policies: [] };
     for (const spec of specs) {
       const t = performance.now();
-      rung.policies.push(await runPolicy(spec, w, shape.replicas, o, warnings));
+      rung.policies.push(await runPolicy(spec, w, shape, o, warnings));
       o.onProgress?.(`${shape.name} @${Math.round(load * 100)}% ${spec.name}: ${((performance.now() - t) / 1000).toFixed(1)} s`);
     }
     return rung;
@@ -210,7 +215,7 @@ export async function runLadder(shape: LadderShape, o: LadderOptions): Promise<L
   const variants = o.variants.length ? (await rungAt(variantLoad, o.variants)).policies : [];
   const w0 = shape.make(1, 1);
   return {
-    name: shape.name, kind: shape.kind, description: w0.description.startsWith(shape.label) ? w0.description : `${shape.label}; ${w0.description}`, replicas: shape.replicas, capacity, sloMs,
+    name: shape.name, kind: shape.kind, description: w0.description.startsWith(shape.label) ? w0.description : `${shape.label}; ${w0.description}`, replicas: shape.replicas, ...(shape.kvBlocks !== undefined ? { kvBlocks: shape.kvBlocks } : {}), capacity, sloMs,
     rungs, goodput, variantLoad, variants, filterWarnings: warnings,
   };
 }

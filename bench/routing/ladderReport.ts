@@ -52,7 +52,7 @@ export function ladderTargets(results: readonly LadderResult[], router: string):
       }
       return { v, where };
     };
-    for (const base of ['round-robin', 'least-load', 'gie-style']) {
+    for (const base of ['round-robin', 'least-load', 'gie-style', 'sglang-style']) {
       const { v, where } = worst(base, (p) => p.ttftP95Ms, true);
       if (Number.isFinite(v) || v === Infinity) add(`TTFT p95 <= ${base} (every rung <= 90%)`, v, 1, false, `worst ${where} ms`);
     }
@@ -89,7 +89,7 @@ export function ladderJson(results: readonly LadderResult[], meta: Record<string
   return {
     ...meta,
     workloads: results.map((w) => ({
-      name: w.name, kind: w.kind, description: w.description, replicas: w.replicas, sloMs: w.sloMs,
+      name: w.name, kind: w.kind, description: w.description, replicas: w.replicas, ...(w.kvBlocks !== undefined ? { kvBlocks: w.kvBlocks } : {}), sloMs: w.sloMs,
       capacity: { ...w.capacity, rps: r4(w.capacity.rps), offeredRps: r4(w.capacity.offeredRps), roundRobinHitRate: w.capacity.roundRobinHitRate === undefined ? undefined : r4(w.capacity.roundRobinHitRate) },
       goodput: Object.fromEntries(Object.entries(w.goodput).map(([k, v]) => [k, { rps: r4(v.rps), load: r4(v.load), how: v.how }])),
       rungs: w.rungs.map((r) => ({ load: r.load, offeredRps: r4(r.offeredRps), nominalRps: r4(r.nominalRps), requests: r.requests, oracleHitRate: r4(r.oracleHitRate), policies: r.policies.map(policyJson) })),
@@ -112,7 +112,7 @@ export function answer(w: LadderResult, router: string): string[] {
   if (!me || !gp) return [];
   const out: string[] = [];
   const gpText = (g: { rps: number; how: string }) => g.how === 'below-ladder' ? 'none (TTFT p95 over the SLO at every rung)' : `${g.rps.toFixed(2)} req/s${g.how === 'above-ladder' ? ' or more' : ''}`;
-  for (const other of ['round-robin', 'least-load', 'gie-style', 'precise']) {
+  for (const other of ['round-robin', 'least-load', 'gie-style', 'sglang-style', 'precise']) {
     const o = find(head.policies, other), og = w.goodput[other];
     if (!o || !og) continue;
     const ratio = og.rps > 0 && gp.rps > 0 ? ` (${(gp.rps / og.rps).toFixed(2)}x)` : '';

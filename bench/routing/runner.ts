@@ -7,6 +7,7 @@ import { GiePolicy, LeastLoadPolicy, RoundRobinPolicy, type RoutingPolicy } from
 import { Rng } from './random.js';
 import { BASE_POLICIES, VARIANT_POLICIES, type PolicySpec, type Scenario, type ScenarioKind } from './scenarios.js';
 import { ENGINE_BLOCKS, simulate, type PolicyResult } from './simulation.js';
+import { SglangStylePolicy } from './sglangStyle.js';
 import { WorkPolicy } from './workPolicy.js';
 
 /** The work picker's guard: queued work may pass the mean by half (the filter's load-bound epsilon). */
@@ -26,16 +27,17 @@ export interface WorkloadResult {
   filterWarnings: string[];
 }
 
-export async function makePolicy(spec: PolicySpec, replicas: number, seed: number, workload: string, x: XXHashAPI, wasm?: Uint8Array): Promise<RoutingPolicy> {
+export async function makePolicy(spec: PolicySpec, replicas: number, seed: number, workload: string, x: XXHashAPI, wasm?: Uint8Array, kvBlocks = ENGINE_BLOCKS): Promise<RoutingPolicy> {
   switch (spec.kind) {
     case 'round-robin': return new RoundRobinPolicy(replicas);
     case 'least-load': return new LeastLoadPolicy(replicas, Rng.of(seed, workload, spec.name));
     case 'gie-style': return new GiePolicy(x, replicas, Rng.of(seed, workload, spec.name));
+    case 'sglang-style': return new SglangStylePolicy(replicas);
     case 'prefix-router':
       return FilterPolicy.create({ name: spec.name, replicas, weights: spec.weights!, gateways: spec.gateways, workers: spec.workers, seed, wasm, fleet: spec.fleet ?? true });
     case 'precise': return WorkPolicy.precise({ name: spec.name, replicas, gateways: spec.gateways, epsilon: spec.epsilon ?? WORK_EPSILON });
     case 'proto-work':
-      return WorkPolicy.proto({ name: spec.name, replicas, gateways: spec.gateways, epsilon: spec.epsilon ?? WORK_EPSILON, guard: spec.guard, capacityBlocks: ENGINE_BLOCKS, maxBlocks: spec.maxBlocks ?? Infinity, fleet: spec.fleet ?? true });
+      return WorkPolicy.proto({ name: spec.name, replicas, gateways: spec.gateways, epsilon: spec.epsilon ?? WORK_EPSILON, guard: spec.guard, capacityBlocks: kvBlocks, maxBlocks: spec.maxBlocks ?? Infinity, fleet: spec.fleet ?? true });
   }
 }
 

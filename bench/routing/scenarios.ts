@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { Weights } from '../../control-plane/stateWire.js';
 import type { LadderShape } from './ladder.js';
 import { mooncakeWorkload, parseMooncake } from './mooncake.js';
+import { ENGINE_BLOCK_SIZE } from './simulation.js';
 import { CONVERSATION, LONG_CONTEXT, sessionTemplate, sessionWorkload, type SessionShape, type SessionTemplate } from './sessions.js';
 import {
   readSharedPrefixShape, sharedPrefixWorkload, uniqueWorkload, type SharedPrefixShape, type Workload,
@@ -27,7 +28,7 @@ export interface Scenario {
   build(): Workload;
 }
 
-export type PolicyKind = 'round-robin' | 'least-load' | 'gie-style' | 'prefix-router' | 'precise' | 'proto-work';
+export type PolicyKind = 'round-robin' | 'least-load' | 'gie-style' | 'sglang-style' | 'prefix-router' | 'precise' | 'proto-work';
 export interface PolicySpec {
   name: string;
   kind: PolicyKind;
@@ -158,6 +159,7 @@ const SESSION_SHAPES: Array<{ name: string; kind: ScenarioKind; shape: SessionSh
 /** The policies of every rung: the baselines, the precise bound, prefix-router (the wasm), and the prototypes. */
 export const LADDER_POLICIES: PolicySpec[] = [
   BASE_POLICIES[0]!, BASE_POLICIES[1]!, BASE_POLICIES[2]!,
+  { name: 'sglang-style', kind: 'sglang-style', workers: 1, gateways: 1 },
   { name: 'precise', kind: 'precise', workers: 1, gateways: 1 },
   BASE_POLICIES[3]!,
   { name: 'proto-work', kind: 'proto-work', workers: 1, gateways: 1, maxBlocks: Infinity, fleet: true },
@@ -188,6 +190,10 @@ export interface LadderShapeOptions {
   trace?: { file: string; replicas: number; limit: number; rates: number[] };
 }
 
+/** The tight-KV shape: the shared prefixes' share of the cluster's cache (llm-d's published runs: ~73%; bench:peers uses the same). */
+export const TIGHT_KV_PREFIX_SHARE = 0.75;
+const TIGHT_KV_MAX_REPLICAS = 8;
+
 export function buildLadderShapes(o: LadderShapeOptions): LadderShape[] {
   const out: LadderShape[] = [];
   const n100 = (perReplica: number) => Math.max(40, Math.round(perReplica * o.replicas * o.requestScale));
@@ -205,6 +211,20 @@ export function buildLadderShapes(o: LadderShapeOptions): LadderShape[] {
       make: (rate, n) => sharedPrefixWorkload(s.name, 'Poisson arrivals', usersFor(read()), n, rate, o.seed),
     });
   }
+  // The same shape where the cache is scarce, as in llm-d's published runs (the shared prefixes
+  // fill ~73% of the cluster's KV) and bench:peers: on at most 8 replicas, so each still runs a
+  // batch of several requests beside its share of the prefixes. Every copy of a prefix evicts another.
+  const tight = SHAPES.find((s) => s.name === 'sp-32x32')!;
+  let tightShape: SharedPrefixShape | undefined;
+  const tightReplicas = Math.min(o.replicas, TIGHT_KV_MAX_REPLICAS);
+  const readTight = () => (tightShape ??= readSharedPrefixShape(join(o.workloadDir, tight.file)));
+  out.push({
+    name: 'sp-32x32-tight-kv', kind: tight.kind, replicas: tightReplicas,
+    label: `${tight.label}, KV sized so the shared prefixes fill ${Math.round(TIGHT_KV_PREFIX_SHARE * 100)}% of the cluster's cache (${tight.file})`,
+    requestsAtCapacity: Math.max(40, Math.round(LADDER_REQUESTS_PER_REPLICA * tightReplicas * o.requestScale)),
+    get kvBlocks() { const s = readTight(); return Math.ceil((s.numGroups * Math.ceil(s.systemPromptLen / ENGINE_BLOCK_SIZE)) / TIGHT_KV_PREFIX_SHARE / tightReplicas); },
+    make: (rate, n) => sharedPrefixWorkload('sp-32x32-tight-kv', 'Poisson arrivals', readTight(), n, rate, o.seed),
+  });
   out.push({
     name: UNIQUE.name, kind: 'unique', replicas: o.replicas, label: 'unique prompts:', requestsAtCapacity: n100(LADDER_REQUESTS_PER_REPLICA),
     make: (rate, n) => uniqueWorkload(UNIQUE.name, UNIQUE.promptTokens, UNIQUE.outputTokens, n, rate, o.seed),

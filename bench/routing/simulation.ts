@@ -23,6 +23,8 @@ export interface SimulationOptions {
   seed: number;
   /** LoRA slots of every engine (0 or absent: LoRA off). */
   maxLoras?: number;
+  /** KV blocks of every engine (default ENGINE_BLOCKS). */
+  kvBlocks?: number;
   /** TTFT bound for `withinSloRps` (ms). */
   sloMs?: number;
   /** Called for every served request when it finishes: where it went, its TTFT from arrival, the prompt tokens its engine found cached. */
@@ -93,7 +95,7 @@ interface Open { req: SimRequest; decision: Decision; replica: number; entry: { 
 /** Runs one policy over one workload; the policy is closed by the caller. */
 export function simulate(workload: Workload, policy: RoutingPolicy, opts: SimulationOptions): PolicyResult {
   const n = opts.replicas;
-  const engines = Array.from({ length: n }, () => new ReplicaEngine({ numGpuBlocks: ENGINE_BLOCKS, blockSize: ENGINE_BLOCK_SIZE, maxModelLen: ENGINE_MAX_MODEL_LEN, maxLoras: opts.maxLoras ?? 0 }, 0));
+  const engines = Array.from({ length: n }, () => new ReplicaEngine({ numGpuBlocks: opts.kvBlocks ?? ENGINE_BLOCKS, blockSize: ENGINE_BLOCK_SIZE, maxModelLen: ENGINE_MAX_MODEL_LEN, maxLoras: opts.maxLoras ?? 0 }, 0));
   policy.bindEngines?.(engines);
   // Which gateway/worker each request enters through: the same for every policy on this workload.
   const entryRng = Rng.of(opts.seed, workload.name, 'entry');

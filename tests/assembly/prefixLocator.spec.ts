@@ -73,22 +73,25 @@ describe("PrefixLocator", () => {
     p.resize(new ReplicaTable(), t);
     const c = candidates(t);
     const long = SYSTEM.repeat(43); // about 1000 tokens
-    for (let round = 0; round < 5; round++) {
+    // Ten rounds: enough for the sums to forget where they start (a filled cache read as all in reuse).
+    for (let round = 0; round < 10; round++) {
       for (let g = 0; g < 15; g++) {
-        // Replica 0: one prompt start among unique questions, 100 tokens written a request.
+        // Replica 0: one prompt start among unique questions, 300 tokens written a request.
         match(p, t, c, long + "question " + (round * 15 + g).toString());
-        p.record(t, c, 0, 0, 100);
-        // Replica 1: fifteen prompt starts in turn, 100 tokens written a request: three quarters of its cache.
+        p.record(t, c, 0, 0, 300);
+        // Replica 1: fifteen prompt starts in turn, 300 tokens written a request: more than half of its cache.
         match(p, t, c, "group " + g.toString() + " " + long);
-        p.record(t, c, 1, 1, 100);
+        p.record(t, c, 1, 1, 300);
       }
     }
     match(p, t, c, SYSTEM);
-    // 1000 of 20,000 tokens (held to the deepest checkpoint: 768), over the quarter that counts as all.
+    // Both caches were written more than once over. Replica 0: one start of 768 tokens (held to the
+    // deepest checkpoint), back after 300 written: about 5% of the cache, over the quarter that counts as all.
     expect(c.cacheReuse[0]).toBeGreaterThan(0.1);
     expect(c.cacheReuse[0]).toBeLessThan(0.4);
     // 15 x 768 of 20,000 tokens: more than a quarter.
     expect(c.cacheReuse[1]).toBe(1);
+    // Nothing written: a copy there evicts nothing.
     expect(c.cacheReuse[2]).toBe(0);
     // Replica 1 leaves; a replica given its slot starts from an empty cache.
     const u = replicaTable(["10.0.0.1:8000", "10.0.0.3:8000", "10.0.0.4:8000"], 20000);

@@ -83,9 +83,21 @@ test('precise routes a prompt to the replica whose engine holds its prefix', () 
   assert.ok(d.matched! >= 180, `${d.matched}`);
 });
 
+test('bench:routing smoke: the tight-KV shape runs on engines sized so its shared prefixes fill 75% of the cache', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/routing.ts', '--quick', '--json', '--only', 'sp-32x32-tight-kv', '--replicas', '2',
+    '--requests-scale', '0.1', '--loads', '0.7', '--extra-loads', 'none', '--policies', 'round-robin,sglang,prefix-router'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const w = JSON.parse(r.stdout).workloads[0];
+  assert.equal(w.name, 'sp-32x32-tight-kv');
+  assert.equal(w.replicas, 2);
+  assert.equal(w.kvBlocks, Math.ceil((32 * 128) / 0.75 / 2)); // 32 prefixes of 2048 tokens, 16-token blocks
+  assert.deepEqual(w.rungs[0].policies.map((p: { name: string }) => p.name), ['round-robin', 'sglang-style', 'prefix-router']);
+  for (const p of w.rungs[0].policies) assert.equal(p.completed, w.rungs[0].requests, p.name);
+});
+
 test('bench:routing smoke: a tiny ladder exits 0 and prints the JSON document', () => {
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/routing.ts', '--quick', '--json', '--only', 'one-system-prompt', '--replicas', '2',
-    '--requests-scale', '0.3', '--loads', '0.5,0.9', '--extra-loads', 'none', '--policies', 'round-robin,precise,prefix-router,proto-work'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+    '--requests-scale', '0.3', '--loads', '0.5,0.9', '--extra-loads', 'none', '--policies', 'round-robin,sglang,precise,prefix-router,proto-work'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
   assert.equal(r.status, 0, r.stderr);
   const doc = JSON.parse(r.stdout);
   assert.equal(doc.workloads.length, 1);

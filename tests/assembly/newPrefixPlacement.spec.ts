@@ -1,0 +1,106 @@
+// A prompt no replica holds any of goes, among idle candidates of near-equal
+// predicted cost, to the one given the least content (scheduling/picker.ts);
+// a replica's filled cache counts as in reuse until requests show otherwise,
+// and one never filled as evicting nothing (prefix/cacheReuse.ts).
+import { hostAlloc } from "../../assembly/abi/hostCalls";
+import { Candidates } from "../../assembly/scheduling/candidates";
+import { Pick, pick } from "../../assembly/scheduling/picker";
+import { CacheReuse } from "../../assembly/prefix/cacheReuse";
+import { allCandidates, replicaTable } from "./support/replicas";
+
+export function specHostAlloc(size: usize): usize {
+  return hostAlloc(size);
+}
+
+const A = ["10.0.0.1:8000", "10.0.0.2:8000", "10.0.0.3:8000"];
+
+/**
+ * A new prompt of 2000 tokens, nothing queued anywhere; candidate 0 of the
+ * highest rendezvous weight and cheapest by a decode step's difference,
+ * candidate 2 given the least content.
+ */
+function newPrompt(): Candidates {
+  const c = allCandidates(replicaTable(A, 100000));
+  for (let i = 0; i < 3; i++) {
+    c.newTokens[i] = 2000;
+    c.work[i] = 2000;
+    c.rendezvous[i] = <u64>(3 - i);
+    c.ttftMs[i] = 500 + <f64>i;
+    c.score[i] = 1000 - <f64>i;
+    c.workTerm[i] = c.score[i] - 10;
+  }
+  c.written[0] = 30000; c.written[1] = 20000; c.written[2] = 10000;
+  c.nearMs = 47;
+  c.balanceContent = true;
+  return c;
+}
+
+function chosen(c: Candidates): i32 {
+  const p = new Pick();
+  pick(c, 0.5, 1e-9, p, 2048);
+  return p.index;
+}
+
+describe("placing a prompt no replica holds", () => {
+  it("takes the near-equal candidate given the least content over the rendezvous favourite", () => {
+    expect(chosen(newPrompt())).toBe(2);
+  });
+  it("orders candidates given equal content by rendezvous weight", () => {
+    const c = newPrompt();
+    c.written[1] = 10000;
+    expect(chosen(c)).toBe(1);
+  });
+  it("leaves out a candidate whose predicted cost is not near the choice's", () => {
+    const c = newPrompt();
+    c.ttftMs[2] = 600;
+    expect(chosen(c)).toBe(1);
+  });
+  it("counts the eviction charge in the cost", () => {
+    const c = newPrompt();
+    c.evictionMs[2] = 100;
+    expect(chosen(c)).toBe(1);
+  });
+  it("leaves out a candidate the count guard passes over", () => {
+    const c = newPrompt();
+    c.load[2] = 40;
+    expect(chosen(c)).toBe(1);
+  });
+  it("keeps the rendezvous order for a prompt some replica holds", () => {
+    const c = newPrompt();
+    c.balanceContent = false;
+    expect(chosen(c)).toBe(0);
+  });
+});
+
+describe("the cache-reuse estimate", () => {
+  it("reads a cache nothing was written to as evicting nothing", () => {
+    const r = new CacheReuse();
+    expect(r.estimate(0, 10000)).toBe(0.0);
+  });
+  it("reads a cache filled once, with no request back yet, as nearly all in reuse", () => {
+    const r = new CacheReuse();
+    for (let i = 0; i < 4; i++) r.note(0, <u64>(i + 1), 0, 2560, 10000);
+    expect(r.estimate(0, 10000)).toBeGreaterThan(0.8);
+  });
+  it("scales the estimate by how much of the cache was written", () => {
+    const r = new CacheReuse();
+    r.note(0, 1, 0, 2500, 10000);
+    const quarter = r.estimate(0, 10000);
+    expect(quarter).toBeGreaterThan(0.2);
+    expect(quarter).toBeLessThanOrEqual(0.25);
+  });
+  it("falls as unique content is written with nothing coming back", () => {
+    const r = new CacheReuse();
+    for (let i = 0; i < 64; i++) r.note(0, <u64>(i + 1), 0, 2560, 100000);
+    expect(r.estimate(0, 100000)).toBeLessThan(0.2);
+  });
+  it("counts the content written to a replica, and starts again for a replica given the slot", () => {
+    const r = new CacheReuse();
+    r.note(1, 7, 0, 2560, 100000);
+    r.note(1, 8, 0, 512, 100000);
+    expect(r.writtenTokens(1)).toBe(3072.0);
+    r.forget(1);
+    expect(r.writtenTokens(1)).toBe(0.0);
+    expect(r.estimate(1, 100000)).toBe(0.0);
+  });
+});
