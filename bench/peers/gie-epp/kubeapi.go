@@ -155,9 +155,11 @@ func newKubeAPI(eps []endpoint) *kubeAPI {
 	for i := range pods {
 		podObjects[i] = &pods[i]
 	}
+	podsPath := "/api/v1/namespaces/" + poolNamespace + "/pods"
+	poolsPath := "/apis/" + inferencev1.GroupVersion.String() + "/namespaces/" + poolNamespace + "/inferencepools"
 	return &kubeAPI{collections: map[string]collection{
-		"/api/v1/namespaces/" + poolNamespace + "/pods": {listKind: "PodList", objects: podObjects},
-		"/apis/" + inferencev1.GroupVersion.String() + "/namespaces/" + poolNamespace + "/inferencepools": {listKind: "InferencePoolList", objects: []metav1.Object{&pool}},
+		podsPath:  {listKind: "PodList", objects: podObjects},
+		poolsPath: {listKind: "InferencePoolList", objects: []metav1.Object{&pool}},
 	}}
 }
 
