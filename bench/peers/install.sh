@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the peer routers for bench:peers into .peers/ (ignored): a Python venv with pinned
-# PyPI releases and llm-d's endpoint picker built from the Go module proxy. A peer that cannot be
-# installed is skipped with one line; .peers/status.tsv records, per peer, ok or the failure.
+# PyPI releases, llm-d's endpoint picker built from the Go module proxy, and the inference
+# extension's endpoint picker (the code llm-d's grew from) built from bench/peers/gie-epp. A peer
+# that cannot be installed is skipped with one line; .peers/status.tsv records, per peer, ok or the
+# failure.
 set -u
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 dest="$root/.peers"
@@ -88,5 +90,24 @@ if command -v go > /dev/null; then
   fi
 else
   record llm-d-epp failed "no go command"
+fi
+
+# The inference extension's endpoint picker: bench/peers/gie-epp runs cmd/epp's stock runner from
+# sigs.k8s.io/gateway-api-inference-extension at the version its go.mod pins (go.sum pins the hashes).
+gie_dir="$root/bench/peers/gie-epp"
+gie_module=sigs.k8s.io/gateway-api-inference-extension
+gie_version="$(awk -v m="$gie_module" '$1 == m || ($1 == "require" && $2 == m) { print $NF }' "$gie_dir/go.mod" | head -n 1)"
+if command -v go > /dev/null; then
+  log="$dest/logs/gie-epp.log"
+  if out="$(cd "$gie_dir" && nice -n 10 go build -o "$dest/bin/gie-epp" . 2>&1)"; then
+    printf '%s\n' "$out" > "$log"
+    record gie-epp ok "$gie_module@$gie_version cmd/epp runner (bench/peers/gie-epp)"
+  else
+    printf '%s\n' "$out" > "$log"
+    rm -f "$dest/bin/gie-epp"
+    record gie-epp failed "go build bench/peers/gie-epp ($gie_module@$gie_version): $(printf '%s\n' "$out" | grep -iE '403|not available|error|cannot|undefined' | head -n 1 | sed -E 's/^go: //; s/[[:space:]]+/ /g')"
+  fi
+else
+  record gie-epp failed "no go command"
 fi
 echo "peers:install: status in $status"

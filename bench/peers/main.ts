@@ -233,7 +233,7 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
       routerStatus.push({ name, status: 'skipped', detail: why });
     } else {
       chosen.push(spec);
-      routerStatus.push({ name, status: 'ran', detail: '' });
+      routerStatus.push({ name, status: 'ran', detail: spec.label ?? '' });
     }
   }
   const points = chosen.length * o.shapes.length * o.replicaCounts.length * o.loads.length;

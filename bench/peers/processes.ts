@@ -46,12 +46,15 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Waits until GET url answers with a 2xx; throws with the log's tail when the child exits or time runs out. */
-export async function waitForHttp(url: string, child: Child | null, timeoutMs: number): Promise<void> {
+/** Waits until GET url answers with a 2xx; throws with the log's tail when a child exits or time runs out. */
+export async function waitForHttp(url: string, children: Child | Child[] | null, timeoutMs: number): Promise<void> {
+  const watched = children === null ? [] : Array.isArray(children) ? children : [children];
+  const child = watched.at(-1) ?? null;
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {
-    if (child?.exited()) throw new Error(`${child.name} exited while starting:\n${tail(child.log)}`);
+    const gone = watched.find((c) => c.exited());
+    if (gone) throw new Error(`${gone.name} exited while starting:\n${tail(gone.log)}`);
     try {
       const r = await fetch(url, { signal: AbortSignal.timeout(2000) });
       await r.arrayBuffer();

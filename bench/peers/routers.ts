@@ -1,8 +1,9 @@
 // The routers of a side-by-side run and how each is launched on a set of replicas: round robin
 // (bench/peers/roundRobinProxy.ts), prefix-router (embedded gateway + control plane, `prefix-router
 // start --upstream`, 1 or 4 worker VMs), and the peers from npm run peers:install (sglang-router,
-// smg and vllm-router with --policy cache_aware --worker-urls; llm-d's epp behind the gateway's
-// Endpoint Picker mode). A peer that is not installed is skipped with the reason install recorded.
+// smg and vllm-router with --policy cache_aware --worker-urls; llm-d's epp, and the inference
+// extension's, behind the gateway's Endpoint Picker mode). A peer that is not installed is skipped
+// with the reason install recorded.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +21,8 @@ export interface RunningRouter {
 
 export interface RouterSpec {
   name: string;
+  /** What it is, where the name alone does not say. */
+  label?: string;
   /** null when it can run here; else why it is skipped. */
   unavailable(): string | null;
   start(replicaUrls: string[], logFile: string): Promise<RunningRouter>;
@@ -99,6 +102,60 @@ const roundRobin: RouterSpec = {
   },
 };
 
+/**
+ * The gie-epp command line (bench/peers/gie-epp): the stock epp flags but for its pool, which
+ * gie-epp makes from --endpoints. Plaintext gRPC (--secure-serving=false), as the gateway connects;
+ * no tracing exporter and no authentication on its metrics port, neither of which exists here.
+ */
+export function gieEppArgs(o: { endpoints: string[]; grpcPort: number; healthPort: number; metricsPort: number }): string[] {
+  return ['--endpoints', o.endpoints.join(','), '--grpc-port', String(o.grpcPort), '--grpc-health-port', String(o.healthPort),
+    '--metrics-port', String(o.metricsPort), '--secure-serving=false', '--tracing=false', '--metrics-endpoint-auth=false'];
+}
+
+/** A replica URL as the IP:PORT endpoint a picker returns (pods are addressed by IP). */
+export function endpointOf(replicaUrl: string): string {
+  const u = new URL(replicaUrl);
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(u.hostname) || u.port === '') throw new Error(`a picker endpoint needs an IPv4 address and a port; got ${replicaUrl}`);
+  return `${u.hostname}:${u.port}`;
+}
+
+/**
+ * `prefix-router gateway --picker` in front of a picker process, as a gateway fronts an
+ * InferencePool: the router's CPU is both processes'.
+ */
+async function behindPickerGateway(name: string, picker: { command: string; args: string[]; grpcPort: number }, logFile: string): Promise<RunningRouter> {
+  const pickerChild = startChild(`${name} picker`, picker.command, picker.args, logFile);
+  const port = await freePort();
+  const { command, args } = prefixRouterCommand();
+  const gateway = startChild(`${name} gateway`, command, [...args, 'gateway', '--picker', `127.0.0.1:${picker.grpcPort}`, '--port', String(port), '--upstream-timeout-ms', '300000'], logFile);
+  const stop = async () => { await gateway.stop(); await pickerChild.stop(); };
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    // Through the picker: 503 until it has synced the pool and its endpoints.
+    await waitForHttp(`${url}/v1/models`, [pickerChild, gateway], STARTUP_TIMEOUT_MS);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { url, pids: [pickerChild.pid, gateway.pid], stop };
+}
+
+/** The inference extension's endpoint picker v1.5.0 (bench/peers/gie-epp, built by peers:install). */
+const gieEpp: RouterSpec = {
+  name: 'gie-epp',
+  label: "the inference extension's endpoint picker v1.5.0 (the code llm-d's router grew from), default profile, behind prefix-router gateway --picker",
+  unavailable: () => {
+    if (existsSync(join(PEERS_DIR, 'bin/gie-epp'))) return null;
+    const s = installStatus('gie-epp');
+    return s && !s.ok ? `not installed: ${s.detail}` : `not built (run npm run peers:install; no ${join(PEERS_DIR, 'bin/gie-epp')})`;
+  },
+  start: async (replicaUrls, logFile) => {
+    const [grpcPort, healthPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
+    const args = gieEppArgs({ endpoints: replicaUrls.map(endpointOf), grpcPort, healthPort, metricsPort });
+    return behindPickerGateway('gie-epp', { command: join(PEERS_DIR, 'bin/gie-epp'), args, grpcPort }, logFile);
+  },
+};
+
 /** llm-d's endpoint picker: runs only when peers:install could build it. */
 const llmdEpp: RouterSpec = {
   name: 'llm-d-epp',
@@ -118,4 +175,5 @@ export const ROUTERS: RouterSpec[] = [
   pythonPeer('smg', 'smg', ['launch'], (_p, m) => ['--prometheus-port', String(m), '--log-level', 'warn']),
   pythonPeer('vllm-router', 'vllm-router', [], (_p, m) => ['--prometheus-port', String(m), '--log-level', 'warning']),
   llmdEpp,
+  gieEpp,
 ];

@@ -1,15 +1,17 @@
 // What routing through the picker costs against running the filter in the proxy: the same
 // requests, closed loop, to an upstream that answers at once (so the time is the routing path's),
 // through (a) the embedded gateway running the filter (in-proxy) and (b) the embedded gateway as
-// an ext_proc client of `prefix-router picker` (the proxy -> picker hop Envoy makes). Each
-// gateway and the picker run as their own process (the built CLI), so CPU per request is read per
-// process from /proc/<pid>/stat.
+// an ext_proc client of `prefix-router picker` (the proxy -> picker hop Envoy makes), and, when
+// asked, (c) the same gateway in front of the inference extension's endpoint picker (gie-epp). Each
+// gateway and picker runs as its own process (the built CLI; the gie-epp binary), so CPU per
+// request is read per process from /proc/<pid>/stat.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { textOf } from '../routing/workloads.js';
+import { startGieEpp, type RunningGieEpp } from './gieEpp.js';
 
 export interface OverheadOptions {
   cli: string;
@@ -19,10 +21,12 @@ export interface OverheadOptions {
   concurrency: number;
   promptTokens: number;
   groups: number;
+  /** Also measure this gie-epp binary on the picker path. */
+  gieEpp?: string;
 }
 
 export interface PathResult {
-  path: 'in-proxy' | 'picker';
+  path: 'in-proxy' | 'picker' | 'gie-epp';
   requests: number;
   errors: number;
   latencyMs: { p50: number; p90: number; p99: number; mean: number };
@@ -63,11 +67,23 @@ function percentile(sorted: number[], p: number): number {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : NaN;
 }
 
-/** An upstream that answers every request at once with a small completion. */
+/** An idle vLLM's gauges, which gie-epp scrapes from each endpoint and scores on. */
+const IDLE_VLLM_METRICS = [
+  'vllm:num_requests_running{model_name="m"} 0',
+  'vllm:num_requests_waiting{model_name="m"} 0',
+  'vllm:kv_cache_usage_perc{model_name="m"} 0',
+  'vllm:cache_config_info{block_size="16",num_gpu_blocks="8400"} 1',
+  '',
+].join('\n');
+
+/** An upstream that answers every request at once with a small completion (and /metrics as an idle vLLM). */
 async function instantUpstream(): Promise<{ endpoint: string; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
     req.resume();
-    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{"choices":[{"text":"ok"}]}'));
+    req.on('end', () => {
+      if (req.method === 'GET' && req.url === '/metrics') res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(IDLE_VLLM_METRICS);
+      else res.writeHead(200, { 'content-type': 'application/json' }).end('{"choices":[{"text":"ok"}]}');
+    });
   });
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -115,11 +131,12 @@ async function measure(path: PathResult['path'], url: string, processes: Record<
   return { path, requests: latencies.length, errors, latencyMs: { p50: percentile(latencies, 0.5), p90: percentile(latencies, 0.9), p99: percentile(latencies, 0.99), mean }, cpuUsPerRequest };
 }
 
-/** Runs both paths, one after the other, against one instant upstream. */
+/** Runs the paths, one after the other, against one instant upstream. */
 export async function runOverhead(o: OverheadOptions): Promise<PathResult[]> {
   const upstream = await instantUpstream();
   const config = JSON.stringify({ replicas: [upstream.endpoint], debugHeaders: false });
   const started: ChildProcess[] = [];
+  let gie: RunningGieEpp | null = null;
   try {
     const inProxy = await launch(o.cli, ['gateway', '--wasm', o.wasm, '--config', config, '--port', '0', '--workers', '1']);
     started.push(inProxy.child);
@@ -133,9 +150,17 @@ export async function runOverhead(o: OverheadOptions): Promise<PathResult[]> {
     started.push(gw.child);
     const gwUrl = /listening on (\S+)/.exec(gw.line)![1]!;
     const b = await measure('picker', gwUrl, { gateway: gw.child.pid!, picker: picker.child.pid! }, o);
-    return [a, b];
+    await stop(gw.child);
+    await stop(picker.child);
+    if (!o.gieEpp) return [a, b];
+    gie = await startGieEpp(o.gieEpp, [upstream.endpoint]);
+    const gieGw = await launch(o.cli, ['gateway', '--picker', gie.address, '--port', '0']);
+    started.push(gieGw.child);
+    const c = await measure('gie-epp', /listening on (\S+)/.exec(gieGw.line)![1]!, { gateway: gieGw.child.pid!, picker: gie.pid }, o);
+    return [a, b, c];
   } finally {
     for (const c of started) await stop(c);
+    await gie?.close();
     await upstream.close();
   }
 }

@@ -6,7 +6,9 @@
 // Sizes are tiny: what is asserted is that each tool still works, never how fast.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ROOT, runScript } from './npmScript.js';
 
 const TOOLS = ['bench:filter', 'bench:routing', 'bench:control-plane', 'bench', 'bench:picker', 'fuzz', 'chaos', 'validate'];
@@ -72,6 +74,19 @@ test('bench:picker at a tiny size: both paths measured, K pickers against one, t
   assert.ok(out.activeActive.runs.every((x: { hitRate: number }) => x.hitRate > 0 && x.hitRate <= 1), JSON.stringify(out.activeActive.runs));
   // Responses go through the pickers unless asked otherwise: without them the filter's work counts end at each decision.
   assert.equal(out.activeActive.options.responseProcessing, true);
+});
+
+test('bench:picker --gie-epp without the built picker: exit 1, one line naming it and peers:install', { skip: !(WASM_BUILT && existsSync(`${ROOT}dist/prefix-router.js`)) && 'plugin/prefix-router.wasm or dist/ not built' }, async () => {
+  const empty = mkdtempSync(join(tmpdir(), 'no-peers-'));
+  try {
+    const r = await runScript('bench:picker', ['--gie-epp', '--only', 'overhead', '--seconds', '1'], 120_000, { ...process.env, PREFIX_ROUTER_PEERS_DIR: empty });
+    assert.equal(r.code, 1, r.stderr);
+    // (the build step before it reports on stderr too)
+    assert.deepEqual(r.stderr.split('\n').filter((l) => l.startsWith('bench:picker')), [`bench:picker: --gie-epp: ${join(empty, 'bin/gie-epp')} is missing: npm run peers:install`]);
+    assert.equal(r.stdout, '');
+  } finally {
+    rmSync(empty, { recursive: true, force: true });
+  }
 });
 
 test('bench:picker --no-response-processing: the active-active gateway skips response processing, and says so', { skip: !(WASM_BUILT && existsSync(`${ROOT}dist/prefix-router.js`)) && 'plugin/prefix-router.wasm or dist/ not built' }, async () => {

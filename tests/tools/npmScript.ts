@@ -19,9 +19,9 @@ export function scriptArgs(name: string): string[] {
 
 export interface ScriptRun { code: number | null; stdout: string; stderr: string }
 
-/** Runs script `name` with `args` from the repository root; resolves when it exits (killed after `timeoutMs`). */
-export function runScript(name: string, args: string[], timeoutMs = 120_000): Promise<ScriptRun> {
-  const child = spawn(process.execPath, [...scriptArgs(name), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Runs script `name` with `args` from the repository root (environment `env`); resolves when it exits (killed after `timeoutMs`). */
+export function runScript(name: string, args: string[], timeoutMs = 120_000, env: NodeJS.ProcessEnv = process.env): Promise<ScriptRun> {
+  const child = spawn(process.execPath, [...scriptArgs(name), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env });
   let stdout = '', stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
   child.stderr.on('data', (d) => (stderr += d));
