@@ -51,6 +51,13 @@ export class HttpContext {
   private resuming: bool = false;
   /** The whole request body has arrived. */
   private bodyEnded: bool = false;
+  /**
+   * The response headers came with a body to follow: the request counts as
+   * queued until its first body bytes. vLLM and SGLang send a streamed
+   * response's headers as soon as they accept the request, before its
+   * prefill; the first token comes with the first body bytes.
+   */
+  private awaitingFirstBytes: bool = false;
   heldPriority: i32 = 0;
   heldUntilNs: u64 = 0;
   heldPrev: HttpContext | null = null;
@@ -67,6 +74,7 @@ export class HttpContext {
     this.holding = false;
     this.resuming = false;
     this.bodyEnded = false;
+    this.awaitingFirstBytes = false;
   }
 
   onRequestHeaders(endOfStream: bool): FilterHeaders {
@@ -138,10 +146,13 @@ export class HttpContext {
     return r == Routing.Routed ? FilterHeaders.Continue : FilterHeaders.StopIteration;
   }
 
-  onResponseHeaders(): FilterHeaders {
+  onResponseHeaders(endOfStream: bool): FilterHeaders {
     const router = this.router;
     const d = this.decision;
-    if (router !== null) router.responseStarted(d);
+    if (router !== null) {
+      if (endOfStream) router.responseStarted(d);
+      else this.awaitingFirstBytes = true;
+    }
     if (router !== null && router.cfg.debugHeaders && d.replica >= 0) {
       addHeader(HeaderMap.ResponseHeaders, DEBUG_ENDPOINT, d.addressBytes);
       const len = formatRatio(d.matched, d.total);
@@ -150,6 +161,16 @@ export class HttpContext {
       if (record !== null) addHeader(HeaderMap.ResponseHeaders, DEBUG_DECISION, record);
     }
     return FilterHeaders.Continue;
+  }
+
+  /** A chunk of the response body: the first (or the end) means the prompt is prefilled. Every later chunk returns at once. */
+  onResponseBody(size: u32, endOfStream: bool): FilterData {
+    if (this.awaitingFirstBytes && (size > 0 || endOfStream)) {
+      this.awaitingFirstBytes = false;
+      const router = this.router;
+      if (router !== null) router.responseStarted(this.decision);
+    }
+    return FilterData.Continue;
   }
 
   /**

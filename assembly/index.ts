@@ -111,10 +111,12 @@ export function proxy_on_http_call_response(id: u32, token: u32, nheaders: u32, 
 }
 
 // Hooks the filter has no use for are not exported: a host skips a missing
-// one (cpp-host and ours return Continue), so a streamed response's chunks,
-// its trailers and every stream's log callback never enter the module.
-// (proxy_on_response_body, _response_trailers, _log, _queue_ready,
-// _foreign_function, _request_metadata and _response_metadata.)
+// one (cpp-host and ours return Continue), so a response's trailers and
+// every stream's log callback never enter the module (proxy_on_response_trailers,
+// _log, _queue_ready, _foreign_function, _request_metadata and
+// _response_metadata). proxy_on_response_body is exported for the first
+// token (HttpContext.onResponseBody); each later chunk costs one call that
+// returns at once.
 
 export function proxy_on_request_headers(id: u32, n: u32, endOfStream: u32): u32 {
   const s = streams.get(id);
@@ -130,7 +132,11 @@ export function proxy_on_request_trailers(id: u32, n: u32): u32 {
 }
 export function proxy_on_response_headers(id: u32, n: u32, endOfStream: u32): u32 {
   const s = streams.get(id);
-  return s !== null ? <u32>s.onResponseHeaders() : <u32>FilterHeaders.Continue;
+  return s !== null ? <u32>s.onResponseHeaders(endOfStream != 0) : <u32>FilterHeaders.Continue;
+}
+export function proxy_on_response_body(id: u32, size: u32, endOfStream: u32): u32 {
+  const s = streams.get(id);
+  return s !== null ? <u32>s.onResponseBody(size, endOfStream != 0) : <u32>FilterData.Continue;
 }
 
 export function proxy_on_done(id: u32): u32 {

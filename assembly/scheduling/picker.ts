@@ -146,21 +146,25 @@ function byRendezvous(c: Candidates, top: f64, band: f64, cap: f64): i32 {
     if (best < 0 || unchecked(c.rendezvous[i]) > unchecked(c.rendezvous[best])) best = i;
   }
   if (best < 0 || c.nearMs <= 0) return best;
-  return c.balanceContent && unchecked(c.queued[best]) <= 0 ? leastContentNear(c, best, cap) : longestIdleNear(c, best, cap, band);
+  return c.balanceContent && unchecked(c.queued[best]) <= 0 ? leastContentNear(c, best, cap, band) : longestIdleNear(c, best, cap, band);
 }
 
 /**
  * `b`, or among the candidates with nothing queued and load + 1 <= cap whose
- * predicted cost (TTFT and eviction charge) is at most c.nearMs above b's:
+ * predicted cost (TTFT and eviction charge) is at most c.nearMs above b's
+ * and whose score besides the work term is at most `band` below b's (the
+ * engine's queue and KV, which the prediction does not see, still count):
  * the one given the least content, ties by rendezvous weight. With nothing
  * queued the prediction is exact, so the choice costs this request at most
  * c.nearMs; where prefill is queued, longestIdleNear's order is the better guess.
  */
-function leastContentNear(c: Candidates, b: i32, cap: f64): i32 {
+function leastContentNear(c: Candidates, b: i32, cap: f64, band: f64): i32 {
   const within = unchecked(c.ttftMs[b]) + unchecked(c.evictionMs[b]) + c.nearMs;
+  const restFloor = unchecked(c.score[b]) - unchecked(c.workTerm[b]) - band - TIE;
   let best = b;
   for (let i = 0; i < c.n; i++) {
     if (unchecked(c.queued[i]) > 0 || unchecked(c.ttftMs[i]) + unchecked(c.evictionMs[i]) > within || !fits(c, i, cap)) continue;
+    if (unchecked(c.score[i]) - unchecked(c.workTerm[i]) < restFloor) continue;
     const d = unchecked(c.written[i]) - unchecked(c.written[best]);
     if (d < 0 || (d == 0 && unchecked(c.rendezvous[i]) > unchecked(c.rendezvous[best]))) best = i;
   }

@@ -28,6 +28,8 @@ const EPOCH_NS = 1_700_000_000_000_000_000n;
 const WARM_UP_MS = 300;
 const DESTINATION = 'x-gateway-destination-endpoint';
 const PREFIX_HEADER = 'x-prefix-router-prefix';
+/** The first server-sent event of a streamed completion: what carries the first token. */
+const FIRST_CHUNK = new TextEncoder().encode('data: {"choices":[{"text":"x"}]}\n\n');
 
 export const DEFAULT_WEIGHTS: Weights = { prefix: 3, queue: 1, kvCache: 1, inflight: 1 };
 
@@ -133,6 +135,7 @@ export class FilterPolicy implements RoutingPolicy {
       } else if (h.stream.continued) {
         h.decision.replica = this.destinationOf(h.stream, h.req);
         h.stream.drainRequestData();
+        this.startResponse(h.decision);
       } else continue;
       h.decision.held = false;
       this.settled.push({ req: h.req, decision: h.decision });
@@ -175,7 +178,22 @@ export class FilterPolicy implements RoutingPolicy {
       return decision;
     }
     s.drainRequestData();
-    return { replica: this.destinationOf(s, req), handle };
+    const d: Decision = { replica: this.destinationOf(s, req), handle };
+    this.startResponse(d);
+    return d;
+  }
+
+  /**
+   * The engine took the request: as vLLM and SGLang do for a streamed
+   * completion, the response headers go out at once, before the prefill; the
+   * first token comes with the first body bytes (onFirstToken).
+   */
+  private startResponse(d: Decision): void {
+    const { stream } = d.handle as FilterHandle;
+    stream.responseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);
+    const v = stream.responseHeaderList().find(([k]) => k === PREFIX_HEADER)?.[1];
+    const m = v ? /^(\d+)\/(\d+)$/.exec(v) : null;
+    if (m) { d.matched = Number(m[1]); d.total = Number(m[2]); }
   }
 
   private destinationOf(s: Stream, req: SimRequest): number {
@@ -190,10 +208,7 @@ export class FilterPolicy implements RoutingPolicy {
 
   onFirstToken(d: Decision): void {
     const { stream } = d.handle as FilterHandle;
-    stream.responseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);
-    const v = stream.responseHeaderList().find(([k]) => k === PREFIX_HEADER)?.[1];
-    const m = v ? /^(\d+)\/(\d+)$/.exec(v) : null;
-    if (m) { d.matched = Number(m[1]); d.total = Number(m[2]); }
+    if (stream.responseContinued) stream.responseBody(FIRST_CHUNK, false);
   }
 
   onFinish(d: Decision): void {

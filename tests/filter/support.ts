@@ -34,6 +34,8 @@ export interface Routed {
 }
 
 /** Sends one request through a worker; leaves it open (in flight) until complete() unless `finish`. */
+const RESPONSE_START = new TextEncoder().encode('{"choices":[');
+
 export function send(host: ProxyWasmHost, req: { method?: string; path?: string; headers?: Array<[string, string]>; body?: string | Uint8Array; worker?: number; chunk?: number; chunked?: boolean; trailers?: Array<[string, string]> }, finish = true): Routed {
   const s = host.newStream(req.worker === undefined ? {} : { worker: req.worker });
   const headers: Array<[string, string]> = [
@@ -61,6 +63,8 @@ export function send(host: ProxyWasmHost, req: { method?: string; path?: string;
   if (!s.localResponse) {
     s.responseHeaders([[':status', '200'], ['content-type', 'application/json']], false);
     responseHeaders = s.responseHeaderList();
+    // The first body bytes: the replica has prefilled the prompt and decodes (a stream left open keeps decoding).
+    s.responseBody(RESPONSE_START, false);
   }
   const upstream = s.requestHeaderList();
   const endpoints = upstream.filter(([k]) => k.toLowerCase() === 'x-gateway-destination-endpoint').map(([, v]) => v);

@@ -9,6 +9,7 @@ import { workTotals } from '../../plugin/sharedData.js';
 import { REPLICAS, completion, send, startHost, text } from './support.js';
 
 const config = { replicas: REPLICAS, debugHeaders: true };
+const FIRST_TOKEN = new TextEncoder().encode('data: {"choices":[{"text":"x"}]}\n\n');
 const ratio = (r: { responseHeaders: Array<[string, string]> }) =>
   r.responseHeaders.find(([k]) => k === 'x-prefix-router-prefix')![1].split('/').map(Number);
 
@@ -84,7 +85,7 @@ test('past the count cap a long conversation stays where its history is; a short
   assert.equal(await nextTurnStays(108, 8_000), false);
 });
 
-test('queued tokens move to decoding at the response, and every counter is back at zero after ends, resets and local replies', async () => {
+test('queued tokens move to decoding at the first response bytes, and every counter is back at zero after ends, resets and local replies', async () => {
   const store = new SharedDataStore();
   const { host } = await startHost(config, { workers: 2, sharedData: store, bufferLimitBytes: 65536 });
   try {
@@ -103,8 +104,13 @@ test('queued tokens move to decoding at the response, and every counter is back 
     assert.equal(t.decoding, 0);
     // The first places 1000 new tokens; the same prompt again is matched to its 48-block checkpoint (768 tokens) wherever it went.
     assert.ok(t.queued >= 1000 + 2 * (1000 - 768) && t.queued <= 3000, `queued ${t.queued}`);
-    // One response starts: its prefill leaves the queue, its decode work (3.8 x 16, rounded) is counted.
-    streams[0]!.responseHeaders([[':status', '200']], false);
+    // A streamed response's headers come when the engine takes the request, before its prefill: still queued.
+    streams[0]!.responseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);
+    t = workTotals(store);
+    assert.equal(t.decoding, 0);
+    assert.ok(t.queued >= 1000 + 2 * (1000 - 768), `queued ${t.queued}`);
+    // The first token: its prefill leaves the queue, its decode work (3.8 x 16, rounded) is counted.
+    streams[0]!.responseBody(FIRST_TOKEN, false);
     t = workTotals(store);
     assert.equal(t.decoding, 1);
     assert.equal(t.decodeWork, 61);
@@ -112,6 +118,7 @@ test('queued tokens move to decoding at the response, and every counter is back 
     streams[0]!.complete();
     streams[1]!.complete();
     streams[2]!.responseHeaders([[':status', '200']], false);
+    streams[2]!.responseBody(FIRST_TOKEN, false);
     streams[2]!.complete();
     // A local reply: a body past the proxy's buffer limit is answered 413 before it is routed.
     const big = completion(text(104, 200_000));
