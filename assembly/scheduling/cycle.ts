@@ -106,11 +106,9 @@ export class SchedulingCycle {
 
   /** Admission: false (the decision marked saturated) when every candidate is past the saturation bound and admission holds the request. */
   admit(d: Decision): bool {
-    if (this.saturation.mark(this.cands, this.withMetrics) == 0 && d.traits.inference && this.cfg.admission.enabled) {
-      d.saturated = true;
-      return false;
-    }
-    return true;
+    if (this.saturation.admits(this.cands, this.withMetrics, d.traits.inference && this.cfg.admission.enabled)) return true;
+    d.saturated = true;
+    return false;
   }
 
   /** Match: how much of the prompt each candidate holds. */
