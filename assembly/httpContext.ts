@@ -11,7 +11,8 @@ import { PausedStreams } from "./pausedStreams";
 import { bytesEqual } from "./request/jsonScanner";
 import { RequestTraits, bytesEqualIgnoreCase, offerHeader } from "./request/requestTraits";
 import { SUBSET_HEADER } from "./request/endpointSubset";
-import { Decision, Router, Routing } from "./router";
+import { Router, Routing } from "./router";
+import { Decision } from "./scheduling/decision";
 import { CharCode } from "./charCode";
 
 const DESTINATION = String.UTF8.encode("x-gateway-destination-endpoint");

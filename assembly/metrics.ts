@@ -107,6 +107,29 @@ export class RouterMetrics {
     } else unchecked(this.replicaPending[at] += <i32>n);
   }
 
+  /**
+   * Commit: a request went to the replica in `slot`, which held `matched` of
+   * its `total` prompt blocks; `spilled`: the load guard passed over the
+   * replica in `passedSlot` (-1: none) for it.
+   */
+  routed(slot: i32, matched: i32, total: i32, spilled: bool, passedSlot: i32): void {
+    this.add(Counter.Routed, 1);
+    if (matched > 0) this.add(Counter.PrefixHits, 1);
+    if (total > 0) {
+      this.add(Counter.BlocksMatched, matched);
+      this.add(Counter.BlocksTotal, total);
+    }
+    this.addReplica(ReplicaStat.Requests, slot, 1);
+    if (total > 0) {
+      this.addReplica(ReplicaStat.BlocksMatched, slot, matched);
+      this.addReplica(ReplicaStat.BlocksTotal, slot, total);
+    }
+    if (spilled) {
+      this.add(Counter.Spilled, 1);
+      if (passedSlot >= 0) this.addReplica(ReplicaStat.PassedOver, passedSlot, 1);
+    }
+  }
+
   /** Hands the pending increments to the host. */
   flush(): void {
     for (let i = 0; i < Counter.COUNT; i++) {

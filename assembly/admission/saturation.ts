@@ -1,7 +1,8 @@
 // When a replica is saturated: past the bound on requests waiting in its
 // engine queue, or on KV-cache use. Admission holds requests only when every
-// candidate is saturated; session affinity moves a session off a saturated
-// replica. Both read the marks of the last mark().
+// candidate is saturated (the scheduling cycle's admit point, admits());
+// session affinity moves a session off a saturated replica. Both read the
+// marks of the last mark().
 import { Candidates } from "../scheduling/candidates";
 import { MAX_SLOTS } from "../prefix/prefixIndex";
 
@@ -35,6 +36,15 @@ export class Saturation {
 
   constructor(bound: SaturationBound) {
     this.bound = bound;
+  }
+
+  /**
+   * The cycle's admit point: marks the candidates, and false when none has
+   * room and `holding` (admission is on and the request is an inference
+   * request): admission then holds or refuses it.
+   */
+  @inline admits(c: Candidates, withMetrics: bool, holding: bool): bool {
+    return this.mark(c, withMetrics) != 0 || !holding;
   }
 
   /**

@@ -10,15 +10,17 @@
 // replica has a slot in it, with a quota that follows its KV cache, and
 // resize() keeps slots and quotas in step with the replica table.
 //
-// The interface is the scheduling cycle's: hash() and match() before
-// scoring, record() once a replica is picked, resize() when the replica set
-// changes; and the gateway fleet's: takePlacements() drains what this VM
-// inserted, learnPlacement() inserts what another gateway did.
+// It is the scheduling cycle's prefix plugin (scheduling/cycle.ts): hash()
+// as the body arrives, matchRequest() before scoring, record() at commit,
+// resize() when the replica set changes; and the gateway fleet's:
+// takePlacements() drains what this VM inserted, learnPlacement() inserts
+// what another gateway did.
 import { PluginConfig } from "../config/pluginConfig";
-import { RouterMetrics } from "../metrics";
+import { Counter, RouterMetrics } from "../metrics";
 import { ScanStatus, hashPrompt } from "../request/promptHasher";
 import { Candidates } from "../scheduling/candidates";
 import { ReplicaTable } from "../state/replicaTable";
+import { mix64, rendezvousWeight } from "./hash";
 import { BlockHasher, checkpointDepth, checkpointsWithin, isCheckpoint } from "./blockHasher";
 import { MAX_SLOTS, PrefixIndex } from "./prefixIndex";
 import { PlacementOutbox } from "./placementOutbox";
@@ -69,8 +71,10 @@ export class PrefixLocator {
   private readonly freeSlots: Array<i32> = [];
 
   // What the last hash() and match() found, for record().
-  /** A key for the prompt's start (its first block), for rendezvous placement. */
+  /** A key for the prompt's start (its first block), for rendezvous placement; for a request without one, the next turn's. */
   key: u64 = 0;
+  /** Requests without a prompt routed so far: equal loads take turns. */
+  private rotation: u64 = 0;
   /** Some candidate holds part of the prompt (by this VM's index or the shared one). */
   anyMatch: bool = false;
   /** Per candidate: leading checkpoints this VM's index holds, and the most any index holds. */
@@ -186,6 +190,29 @@ export class PrefixLocator {
   /** Bytes of prompt text per block. */
   @inline get blockBytes(): i32 {
     return this.hasher.blockBytes;
+  }
+
+  /**
+   * The cycle's match point: match() for a request whose prompt hash() found
+   * (`hasPrompt`); one without a prompt matches nothing and spreads by load,
+   * equal loads taking turns. Either way fills each candidate's rendezvous
+   * weight for the request's key.
+   */
+  matchRequest(t: ReplicaTable, c: Candidates, hasPrompt: bool, fleet: bool, nowS: u32): void {
+    let key: u64;
+    if (hasPrompt) {
+      this.match(t, c, fleet, nowS);
+      key = this.key;
+    } else {
+      this.rotation += 1;
+      key = mix64(this.rotation);
+      c.totalBlocks = 0;
+      for (let k = 0; k < c.n; k++) unchecked(c.matched[k] = 0);
+      this.metrics.add(Counter.LoadOnly, 1);
+    }
+    for (let k = 0; k < c.n; k++) {
+      unchecked(c.rendezvous[k] = rendezvousWeight(key, unchecked(t.addressHash[unchecked(c.replica[k])])));
+    }
   }
 
   /**

@@ -10,6 +10,7 @@
 // the `model` value, which for a LoRA request is the adapter's name, and
 // vLLM never shares KV blocks between adapters either.
 import { Scorer, decisions } from "../decisionRecord";
+import { Counter, RouterMetrics } from "../metrics";
 import { RequestTraits } from "../request/requestTraits";
 import { ReplicaTable } from "../state/replicaTable";
 import { Candidates } from "./candidates";
@@ -47,4 +48,23 @@ export function addLoraAffinity(t: ReplicaTable, c: Candidates, traits: RequestT
   }
   if (decisions.active) decisions.column(Scorer.Lora, c, w);
   return true;
+}
+
+/** The cycle's LoRA affinity plugin: after the weighted sum, before the picker. */
+@final
+export class LoraAffinity {
+  private readonly cfg: LoraConfig;
+  private readonly metrics: RouterMetrics;
+
+  constructor(cfg: LoraConfig, metrics: RouterMetrics) {
+    this.cfg = cfg;
+    this.metrics = metrics;
+  }
+
+  score(t: ReplicaTable, c: Candidates, traits: RequestTraits): void {
+    if (!addLoraAffinity(t, c, traits, this.cfg)) return;
+    this.metrics.add(Counter.LoraRouted, 1);
+    // The prediction knows nothing of adapters: near-equal predictions keep the score's order.
+    c.nearMs = 0;
+  }
 }

@@ -38,6 +38,22 @@ import { Candidates } from "./candidates";
 export const TIE: f64 = 1e-9;
 
 /**
+ * A prefix no replica holds yet goes to the rendezvous choice among replicas
+ * whose metrics score (queue and KV, the same for every gateway) is within
+ * this fraction of those weights of the best: close loads count as equal,
+ * while a clearly busier replica is still passed over. The bounded-load guard
+ * still applies. Among idle replicas of near-equal predicted cost the one
+ * given the least content then takes it (leastContentNear); where several are
+ * equal, independent VMs and gateways still agree by rendezvous.
+ */
+export const NEW_PREFIX_BAND: f64 = 0.1;
+
+/** The score band pick() takes for a request: TIE, or for a new prefix NEW_PREFIX_BAND of `metricsWeight` (queue + KV weights; 0 without trusted metrics) more. */
+@inline export function pickBand(newPrefix: bool, metricsWeight: f64): f64 {
+  return newPrefix ? NEW_PREFIX_BAND * metricsWeight + TIE : TIE;
+}
+
+/**
  * Below this many requests a replica is never passed over for load: a GPU
  * batches a few requests nearly for free (the T4 reference decode step is
  * 27 ms alone and about 29 ms at 8), so moving a request off its cached

@@ -6,11 +6,13 @@
 // saturates, the session moves to its next choice and stays there while that
 // one has room (the next request goes back once the first has room again,
 // where the session's earlier turns still are).
+import { Counter, RouterMetrics } from "../metrics";
 import { rendezvousWeight } from "../prefix/hash";
 import { RequestTraits } from "../request/requestTraits";
 import { ReplicaTable } from "../state/replicaTable";
 import { Saturation } from "../admission/saturation";
 import { Candidates } from "./candidates";
+import { Pick } from "./picker";
 
 /** The header that names a session unless configured otherwise (lower case). */
 export const DEFAULT_SESSION_HEADER = "x-session-id";
@@ -44,4 +46,26 @@ export function sessionCandidate(t: ReplicaTable, c: Candidates, sat: Saturation
     }
   }
   return best;
+}
+
+/** The cycle's session affinity plugin: after the picker, it may replace the pick. */
+@final
+export class SessionAffinity {
+  private readonly cfg: SessionConfig;
+  private readonly metrics: RouterMetrics;
+
+  constructor(cfg: SessionConfig, metrics: RouterMetrics) {
+    this.cfg = cfg;
+    this.metrics = metrics;
+  }
+
+  /** Sends a request of a session to its own replica while that one has room; true when it did. */
+  apply(t: ReplicaTable, c: Candidates, sat: Saturation, traits: RequestTraits, picked: Pick): bool {
+    const session = this.cfg.enabled ? sessionCandidate(t, c, sat, traits) : -1;
+    if (session < 0) return false;
+    picked.index = session;
+    picked.spilled = false;
+    this.metrics.add(Counter.SessionRouted, 1);
+    return true;
+  }
 }

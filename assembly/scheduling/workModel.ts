@@ -28,7 +28,11 @@
 // The latency model's constants are configuration (plugin/CONFIG.md `work`);
 // the defaults are vLLM on one T4 serving Qwen2.5-3B, the model bench:routing's
 // simulated replicas run (simulator/latency.ts).
+import { maxTokensAsked } from "../request/promptHasher";
 import { Candidates } from "./candidates";
+
+/** Characters per token, the usual estimate for English text and code. */
+const CHARS_PER_TOKEN: f64 = 4;
 
 @final
 export class WorkParams {
@@ -117,4 +121,27 @@ export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tok
   }
   c.workBound = guard && n > 0 ? (1 + epsilon) * (total + ownWork) / <f64>n + p.chunkTokens : Infinity;
   c.nearMs = guard ? NEAR_CHUNKS * p.chunkTokens * p.prefillTimePerTokenMs : 0;
+}
+
+/**
+ * The cycle's predict point: what this request asks of a replica (prompt
+ * tokens from the prompt text hashed, output tokens from its max_tokens or
+ * the default) and so each candidate's predicted cost (predictWork). Keeps
+ * the request's output and decode work for commit.
+ */
+@final
+export class WorkPrediction {
+  /** Output tokens of the request being scheduled. */
+  outputTokens: f64 = 0;
+  /** Its decode work, in prefill-token equivalents. */
+  decodeWork: f64 = 0;
+
+  /** `textBytes`, `blockBytes`: prompt text hashed and per block (read only when `hasPrompt`). */
+  predict(c: Candidates, p: WorkParams, hasPrompt: bool, textBytes: i32, blockBytes: i32, epsilon: f64, guard: bool): void {
+    const promptTokens = hasPrompt ? Math.floor(<f64>textBytes / CHARS_PER_TOKEN) : 0;
+    const asked = hasPrompt ? maxTokensAsked : -1;
+    this.outputTokens = asked >= 0 ? <f64>asked : p.defaultMaxTokens;
+    this.decodeWork = Math.round(p.decodeTokenCost * this.outputTokens);
+    predictWork(c, p, promptTokens, <f64>blockBytes / CHARS_PER_TOKEN, promptTokens + this.decodeWork, epsilon, guard);
+  }
 }

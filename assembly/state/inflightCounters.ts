@@ -4,6 +4,10 @@
 // of the gateway blob (gatewayBlob.ts); readers add the other VMs' live rows.
 // A VM that dies (a trap replaces it) stops its heartbeat and its row is
 // dropped after a TTL, so its counts cannot leak forever.
+// In the scheduling cycle (scheduling/cycle.ts) the counters count a request
+// at commit, move it from queued to decoding when its response starts, and
+// drop it when it finishes.
+import { Decision } from "../scheduling/decision";
 import { GatewayBlob, WorkCounts } from "./gatewayBlob";
 import { ReplicaTable } from "./replicaTable";
 
@@ -85,6 +89,32 @@ export class InflightCounters {
     unchecked(l.queued[i] = atLeastZero(unchecked(l.queued[i]) + queued));
     unchecked(l.decodeWork[i] = atLeastZero(unchecked(l.decodeWork[i]) + decodeWork));
     this.publish(t, nowS);
+  }
+
+  /** Commit: the decided request is in flight on its replica, its prefill queued, sent at `nowNs`. */
+  committed(t: ReplicaTable, d: Decision, nowNs: u64): void {
+    this.placed(t, d.replica, <u32>(nowNs / 1000000));
+    this.add(t, d.replica, 1, 0, d.newTokens, 0, <u32>(nowNs / 1000000000));
+    d.counted = true;
+  }
+
+  /**
+   * The response began (its headers came; for a streamed completion, with
+   * the first token): the prompt is prefilled, the request decodes now.
+   */
+  responseStarted(t: ReplicaTable, d: Decision, nowS: u32): void {
+    if (!d.counted || d.decoding) return;
+    d.decoding = true;
+    this.add(t, d.indexIn(t), 0, 1, -d.newTokens, d.decodeWork, nowS);
+  }
+
+  /** The request ended (served, failed or reset): it no longer loads its replica. */
+  finished(t: ReplicaTable, d: Decision, nowS: u32): void {
+    if (!d.counted) return;
+    d.counted = false;
+    const i = d.indexIn(t);
+    if (d.decoding) this.add(t, i, -1, -1, 0, -d.decodeWork, nowS);
+    else this.add(t, i, -1, 0, -d.newTokens, 0, nowS);
   }
 
   /** This VM's own counters (for tests and the fleet exchange), by replica-table index. */

@@ -1,0 +1,92 @@
+// The cycle's filter: which replicas a request may go to (ready, metrics
+// fresh enough, in the request's endpoint subset when it names one), and
+// what each carries into scoring: its metrics and this gateway's counters
+// (in-flight counters' read of every worker VM's row).
+import { PluginConfig } from "../config/pluginConfig";
+import { Counter, RouterMetrics } from "../metrics";
+import { EndpointSubset } from "../request/endpointSubset";
+import { WorkCounts } from "../state/gatewayBlob";
+import { InflightCounters } from "../state/inflightCounters";
+import { ReplicaTable } from "../state/replicaTable";
+import { Candidates } from "./candidates";
+
+@final
+export class CandidateFilter {
+  private readonly cfg: PluginConfig;
+  private readonly metrics: RouterMetrics;
+  private readonly inflight: InflightCounters;
+  /** Other worker VMs of this gateway, as of the last filter(). */
+  otherVms: i32 = 0;
+
+  constructor(cfg: PluginConfig, metrics: RouterMetrics, inflight: InflightCounters) {
+    this.cfg = cfg;
+    this.metrics = metrics;
+    this.inflight = inflight;
+  }
+
+  /**
+   * Fills `c`: ready replicas whose metrics are fresh enough, and their
+   * counters and time since the last placement; only those in `subset` when it names one. A subset of
+   * which none qualifies is set aside, so the request still goes somewhere
+   * (the picker then sends it to the subset's own order). False when there is none.
+   */
+  filter(t: ReplicaTable, c: Candidates, withMetrics: bool, nowNs: u64, subset: EndpointSubset | null): bool {
+    if (subset !== null && subset.given) {
+      if (this.gather(t, c, withMetrics, nowNs, subset)) return true;
+      this.metrics.add(Counter.SubsetIgnored, 1);
+    }
+    return this.gather(t, c, withMetrics, nowNs, null);
+  }
+
+  private gather(t: ReplicaTable, c: Candidates, withMetrics: bool, nowNs: u64, subset: EndpointSubset | null): bool {
+    const stalenessMs = this.cfg.stalenessMs;
+    const nowMs = <u32>(nowNs / 1000000);
+    this.otherVms = this.inflight.read(t, <u32>(nowNs / 1000000000));
+    const sum = this.inflight.total;
+    const perDecode = t.fleetCount > 1 ? this.decodeWorkPerRequest(t, sum) : 0;
+    let n = 0;
+    // A replica's metrics age is the control plane's as of the state it sent;
+    // time since then is covered by the router's metricsTrusted (the control
+    // plane answers every long poll, 304 included, while it is alive).
+    for (let i = 0; i < t.n; i++) {
+      if (!unchecked(t.ready[i])) continue;
+      if (withMetrics && unchecked(t.metricsKnown[i]) && unchecked(t.metricsAgeMs[i]) > stalenessMs) continue;
+      if (subset !== null && !subset.has(unchecked(t.addressHash[i]))) continue;
+      unchecked(c.replica[n] = i);
+      unchecked(c.waiting[n] = unchecked(t.waiting[i]));
+      unchecked(c.kvUsage[n] = unchecked(t.kvUsage[i]));
+      const inflight = unchecked(sum.inflight[i]);
+      unchecked(c.inflight[n] = inflight);
+      unchecked(c.decoding[n] = unchecked(sum.decoding[i]));
+      // Other gateways' work, as the control plane last reported it, adds to this gateway's.
+      unchecked(c.queued[n] = unchecked(sum.queued[i]) + unchecked(t.otherGatewaysQueuedTokens[i]));
+      unchecked(c.decodeWork[n] = unchecked(sum.decodeWork[i]) + unchecked(t.otherGatewaysDecodeWork[i]));
+      const placed = unchecked(sum.placedMs[i]);
+      unchecked(c.sincePlacedMs[n] = placed == 0 ? Infinity : <f64>(nowMs - placed));
+      // This gateway's own requests are counted as they start and end; the
+      // engine queue (from metrics, up to a scrape old) adds what others sent
+      // and what waits. Metrics' running count is left out: it lags the
+      // in-flight count and would count finished requests again.
+      // Other gateways' decoding requests count too, estimated from their decode
+      // work (the control plane reports work, not counts): without them each
+      // gateway of a fleet of g sees a g-th of a replica's batch and the guard
+      // lets g times as many pile up.
+      const others = perDecode > 0 ? Math.round(unchecked(t.otherGatewaysDecodeWork[i]) / perDecode) : 0;
+      unchecked(c.load[n] = inflight + others + (withMetrics ? unchecked(t.waiting[i]) : 0));
+      n++;
+    }
+    c.n = n;
+    return n > 0;
+  }
+
+  /** Decode work of one of this gateway's decoding requests on average; the configured default while none decodes. */
+  private decodeWorkPerRequest(t: ReplicaTable, sum: WorkCounts): f64 {
+    let requests: f64 = 0, work: f64 = 0;
+    for (let i = 0; i < t.n; i++) {
+      requests += unchecked(sum.decoding[i]);
+      work += unchecked(sum.decodeWork[i]);
+    }
+    const wp = this.cfg.work;
+    return requests > 0 && work > 0 ? work / requests : wp.decodeTokenCost * wp.defaultMaxTokens;
+  }
+}

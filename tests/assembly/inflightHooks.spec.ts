@@ -1,0 +1,82 @@
+// The in-flight counters' request hooks in the scheduling cycle
+// (state/inflightCounters.ts): a request counts as queued from commit, as
+// decoding from its response's start, and not at all once it finishes, each
+// change once whatever order the stream's callbacks come in.
+import { hostAlloc } from "../../assembly/abi/hostCalls";
+import { Decision } from "../../assembly/scheduling/decision";
+import { GatewayBlob } from "../../assembly/state/gatewayBlob";
+import { InflightCounters } from "../../assembly/state/inflightCounters";
+import { ReplicaTable } from "../../assembly/state/replicaTable";
+import { replicaTable } from "./support/replicas";
+
+export function specHostAlloc(size: usize): usize {
+  return hostAlloc(size);
+}
+
+const A = ["10.0.0.1:8000", "10.0.0.2:8000"];
+const NOW_NS: u64 = 5000000000;
+
+/** A request of 300 prefill tokens and 900 of decode work, decided for replica 1 of `t`. */
+function decidedFor(t: ReplicaTable): Decision {
+  const d = new Decision();
+  d.replica = 1;
+  d.address = A[1];
+  d.tableVersion = t.version;
+  d.newTokens = 300;
+  d.decodeWork = 900;
+  return d;
+}
+
+describe("in-flight counters' request hooks", () => {
+  it("count a committed request as queued on its replica, then as decoding, then not at all", () => {
+    const t = replicaTable(A, 100000);
+    const vm = new InflightCounters(new GatewayBlob(true), 1);
+    const d = decidedFor(t);
+    vm.committed(t, d, NOW_NS);
+    expect(d.counted).toBe(true);
+    expect(vm.own.inflight[1]).toBe(1);
+    expect(vm.own.queued[1]).toBe(300);
+    expect(vm.own.placedMs[1]).toBe(5000);
+    expect(vm.own.inflight[0]).toBe(0);
+    vm.responseStarted(t, d, 5);
+    expect(vm.own.queued[1]).toBe(0);
+    expect(vm.own.decoding[1]).toBe(1);
+    expect(vm.own.decodeWork[1]).toBe(900);
+    vm.finished(t, d, 6);
+    expect(vm.own.inflight[1]).toBe(0);
+    expect(vm.own.decoding[1]).toBe(0);
+    expect(vm.own.decodeWork[1]).toBe(0);
+  });
+  it("drop a request that finishes before its response starts from the queue, and count each change once", () => {
+    const t = replicaTable(A, 100000);
+    const vm = new InflightCounters(new GatewayBlob(true), 1);
+    const other = decidedFor(t);
+    vm.committed(t, other, NOW_NS);
+    const d = decidedFor(t);
+    vm.committed(t, d, NOW_NS);
+    vm.finished(t, d, 5);
+    vm.finished(t, d, 5);
+    vm.responseStarted(t, d, 5);
+    expect(vm.own.inflight[1]).toBe(1);
+    expect(vm.own.queued[1]).toBe(300);
+    expect(vm.own.decoding[1]).toBe(0);
+  });
+  it("find the replica by address in a newer table, and leave the counters alone when it left", () => {
+    const t = replicaTable(A, 100000);
+    const vm = new InflightCounters(new GatewayBlob(true), 1);
+    const d = decidedFor(t);
+    vm.committed(t, d, NOW_NS);
+    const moved = replicaTable([A[1], A[0]], 100000);
+    moved.version = t.version + 1;
+    vm.remap(t, moved);
+    vm.responseStarted(moved, d, 5);
+    expect(vm.own.decoding[0]).toBe(1);
+    expect(vm.own.queued[0]).toBe(0);
+    const gone = replicaTable(["10.0.0.9:8000"], 100000);
+    gone.version = t.version + 2;
+    vm.remap(moved, gone);
+    vm.finished(gone, d, 6);
+    expect(d.counted).toBe(false);
+    expect(vm.own.inflight[0]).toBe(0);
+  });
+});
