@@ -1,7 +1,9 @@
 // npm run bench:filter [-- --json] [--quick] [--case 8192x16 ...] [--api chat] [--lines] [--wasm path] [--against path] [--requests n] [--warmup n] [--breakdown] [--host-calls]
 // Times the filter's own work per request inside our proxy-wasm host (V8, as
 // Envoy's default engine): every hook of a request, summed, from the host's
-// clock around each call into the module. Prompts of 1 KB to 400 KB against
+// clock around each call into the module, up to its response's first body
+// chunk (where the filter counts it as decoding); the response's later
+// chunks are timed apart, per chunk. Prompts of 1 KB to 400 KB against
 // 3 to 256 replicas, with a live control-plane state so every scorer runs.
 import { readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +15,7 @@ import type { ReplicaState } from '../control-plane/stateWire.js';
 /** With --lines, a line break about this often: lines of a system prompt or of code. */
 const LINE_CHARS = 80;
 const USAGE = `usage: node --import tsx bench/filter.ts [options]
-  --json              one JSON line: {"wasmBytes", "cases": [{"promptBytes", "replicas", "p50Us", "p99Us", ...}]}
+  --json              one JSON line: {"wasmBytes", "cases": [{"promptBytes", "replicas", "p50Us", "p99Us", "responseChunkP50Us", ...}]}
   --case <P>x<R>      only this case (prompt bytes x replicas), e.g. --case 8192x16; repeatable
   --api <api>         completions (default: /v1/completions with a string prompt) or chat
                       (/v1/chat/completions: the shared part as a system message, the question as a user message)
@@ -35,6 +37,14 @@ const PROMPT_BYTES = [1024, 8192, 65536, 409600];
 const REPLICA_COUNTS = [3, 16, 64, 256];
 /** Envoy hands a body to filters in chunks of about this size. */
 const CHUNK = 16384;
+/**
+ * Each timed request's response: headers, then server-sent events; the first
+ * carries the first token (the filter counts the request as decoding from
+ * it), the rest pass through the module's body hook, timed apart per chunk.
+ */
+const RESPONSE_CHUNKS = 16;
+const SSE_CHUNK = new TextEncoder().encode('data: {"choices":[{"index":0,"text":" token"}]}\n\n');
+const NO_BYTES = new Uint8Array(0);
 /** Timed requests per case: enough for a p99 from 30 samples above it (600 for the large prompts, which take ~1 ms each). */
 const DEFAULT_REQUESTS_SMALL = 3000;
 const DEFAULT_REQUESTS_LARGE = 600;
@@ -232,6 +242,9 @@ interface CaseResult {
   against?: { p50Us: number; p99Us: number };
   /** With --against: the share of requests on which --wasm was faster than --against. */
   fasterSharePct?: number;
+  /** A streamed response's chunks after the first and its end, per chunk: the body hook's cost on every token. */
+  responseChunkP50Us: number;
+  responseChunkP99Us: number;
 }
 
 async function runCase(opts: Options, wasm: Uint8Array, against: Uint8Array | null, promptBytes: number, replicas: number): Promise<CaseResult> {
@@ -272,17 +285,24 @@ async function runCase(opts: Options, wasm: Uint8Array, against: Uint8Array | nu
     const warmedNs = hosts.map(() => 0);
     const times: number[][] = hosts.map(() => []);
     const hostTimes: number[] = [];
+    const chunkTimes: number[] = [];
     let warmup = 0;
     const one = (k: number, i: number, timed: boolean) => {
       const body = bodies.body(i);
       const s = hosts[k].newStream({ worker: i % 2 });
       s.requestHeaders([[':method', 'POST'], [':path', path], [':authority', 'gw'], ['content-type', 'application/json'], ['content-length', String(body.length)]], false);
       for (let o = 0; o < body.length; o += CHUNK) s.requestBody(body.subarray(o, Math.min(body.length, o + CHUNK)), o + CHUNK >= body.length);
-      s.responseHeaders([[':status', '200']], false);
+      s.responseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);
+      s.responseBody(SSE_CHUNK, false);
+      const routingNs = s.wasmNumberNs;
+      for (let c = 1; c < RESPONSE_CHUNKS; c++) s.responseBody(SSE_CHUNK, false);
+      s.responseBody(NO_BYTES, true);
+      const perChunkUs = (s.wasmNumberNs - routingNs) / RESPONSE_CHUNKS / 1000;
       s.complete();
       if (!timed) warmedNs[k] += s.wasmNumberNs;
       else {
-        times[k].push(s.wasmNumberNs / 1000);
+        times[k].push(routingNs / 1000);
+        if (k === 0) chunkTimes.push(perChunkUs);
         if (opts.breakdown) hostTimes.push(s.hostNs / 1000);
       }
     };
@@ -302,6 +322,7 @@ async function runCase(opts: Options, wasm: Uint8Array, against: Uint8Array | nu
       api: opts.api, lines: opts.lines, promptBytes, replicas, p50Us: round2(percentile(sorted, 0.5)), p99Us: round2(percentile(sorted, 0.99)),
       p50FirstHalfUs, p50SecondHalfUs, warmupRequests: warmup,
       p95Us: round2(percentile(sorted, 0.95)), p98Us: round2(percentile(sorted, 0.98)),
+      ...(() => { const c = [...chunkTimes].sort((a, b) => a - b); return { responseChunkP50Us: round2(percentile(c, 0.5)), responseChunkP99Us: round2(percentile(c, 0.99)) }; })(),
     };
     if (against !== null) {
       const other = [...times[1]].sort((a, b) => a - b);
@@ -436,6 +457,7 @@ for (const { promptBytes, replicas } of opts.cases) {
       `${String(promptBytes).padStart(7)} B prompt, ${String(replicas).padStart(3)} replicas: p50 ${r.p50Us.toFixed(1).padStart(8)} us   p99 ${r.p99Us.toFixed(1).padStart(8)} us` +
         `   (p50 1st/2nd half ${r.p50FirstHalfUs.toFixed(1)}/${r.p50SecondHalfUs.toFixed(1)}, warm-up ${r.warmupRequests})${host}`,
     );
+    console.log(`${' '.repeat(30)}each later response chunk: p50 ${r.responseChunkP50Us.toFixed(2)} us   p99 ${r.responseChunkP99Us.toFixed(2)} us`);
     if (r.against) {
       console.log(`${' '.repeat(30)}--against: p50 ${r.against.p50Us.toFixed(1).padStart(8)} us   p99 ${r.against.p99Us.toFixed(1).padStart(8)} us   (--wasm faster on ${r.fasterSharePct!.toFixed(1)}% of requests)`);
     }
