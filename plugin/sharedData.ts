@@ -61,7 +61,7 @@ export function writeStamp(store: SharedDataLike, stamp: { version: bigint; seen
 
 /** Bytes of a row of prefix_router.inflight before its replicas, and per replica. */
 export const INFLIGHT_ROW_HEAD_BYTES = 8;
-export const INFLIGHT_REPLICA_BYTES = 16;
+export const INFLIGHT_REPLICA_BYTES = 20;
 
 /** What the gateway's worker VMs count, summed over replicas and every row (rows of any age are counted). */
 export interface WorkTotals {

@@ -13,8 +13,9 @@
 // their share of its cache. Each VM (or gateway) sees a share of the
 // requests and of the written tokens, so the estimate is about the whole
 // replica's. Two things it knows before requests come back: a cache never
-// yet filled evicts nothing (the estimate scales with the written share of
-// the cache), and a filled one with no evidence yet is read as in reuse (the
+// yet filled evicts nothing (the estimate scales with the share of the cache
+// the gateway's worker VMs have written, from the gateway blob: one VM alone
+// sees a fraction of the writes), and a filled one with no evidence yet is read as in reuse (the
 // sums start from a full share): otherwise every copy made while a scarce
 // cache fills, before any prefix returns, would look free.
 import { mix64 } from "./hash";
@@ -42,8 +43,6 @@ const PRIOR_TOKENS: f64 = 2048;
 @final
 export class CacheReuse {
   private readonly written: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
-  /** written[] when the slot's replica came: the clock keeps running (old samples must not look fresh), its content restarts. */
-  private readonly writtenBase: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** Moving sums of held x d / C and of written tokens per request. */
   private readonly kept: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   private readonly wrote: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
@@ -57,20 +56,16 @@ export class CacheReuse {
   /**
    * The share of the cache of the replica in `slot` (-1: none, 0), of
    * `capacityTokens`, held by prompt content in reuse, over FULL_SHARE, at
-   * most 1; scaled by how much of the cache has been written: a copy into a
-   * cache never filled evicts nothing (vLLM hands out never-used blocks first).
+   * most 1; scaled by how much of the cache has been written (`writtenTokens`,
+   * by every worker VM of the gateway): a copy into a cache never filled
+   * evicts nothing (vLLM hands out never-used blocks first).
    */
-  @inline estimate(slot: i32, capacityTokens: f64): f64 {
+  @inline estimate(slot: i32, capacityTokens: f64, writtenTokens: f64): f64 {
     if (slot < 0) return 0;
     const w = unchecked(this.wrote[slot]);
     const s = w > 0 ? unchecked(this.kept[slot]) / (w * FULL_SHARE) : 0;
-    const f = this.writtenTokens(slot) / capacityTokens;
+    const f = writtenTokens / capacityTokens;
     return (s < 1 ? s : 1) * (f < 1 ? f : 1);
-  }
-
-  /** Tokens written into the cache of the replica in `slot` (-1: none, 0) by this VM's requests, ever. */
-  @inline writtenTokens(slot: i32): f64 {
-    return slot < 0 ? 0 : unchecked(this.written[slot]) - unchecked(this.writtenBase[slot]);
   }
 
   /**
@@ -101,6 +96,5 @@ export class CacheReuse {
   forget(slot: i32): void {
     unchecked(this.kept[slot] = PRIOR_TOKENS * FULL_SHARE);
     unchecked(this.wrote[slot] = PRIOR_TOKENS);
-    unchecked(this.writtenBase[slot] = unchecked(this.written[slot]));
   }
 }

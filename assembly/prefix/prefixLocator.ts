@@ -235,8 +235,7 @@ export class PrefixLocator {
     for (let k = 0; k < n; k++) {
       const s = unchecked(t.slot[unchecked(c.replica[k])]);
       const capacity = unchecked(t.kvCapacityTokens[unchecked(c.replica[k])]);
-      unchecked(c.cacheReuse[k] = this.reuse.estimate(s, <f64>(capacity > 0 ? capacity : this.defaultCapacityTokens)));
-      unchecked(c.written[k] = this.reuse.writtenTokens(s));
+      unchecked(c.cacheReuse[k] = this.reuse.estimate(s, <f64>(capacity > 0 ? capacity : this.defaultCapacityTokens), unchecked(c.written[k])));
       const m = s >= 0 && ck > 0 ? this.index.matchedBlocks(h.hashes, ck, <u32>s) : 0;
       unchecked(this.localHeld[k] = m);
       unchecked(this.held[k] = m);

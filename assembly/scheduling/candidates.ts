@@ -42,9 +42,10 @@ export class Candidates {
   /** How much of the replica's cache is prompt content in reuse, 0..1 (prefix/cacheReuse.ts): scales evictionMs. */
   readonly cacheReuse: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /**
-   * Tokens this worker VM has written into the replica's cache (prompt tokens
-   * it had to prefill, and output), ever: how much content it has given the
-   * replica, like the size of SGLang's per-worker tree.
+   * Tokens this gateway's worker VMs have written into the replica's cache
+   * (prompt tokens they had to prefill, and output) since they started: how
+   * much content they have given the replica, like the size of SGLang's
+   * per-worker tree (the VMs share it through the gateway blob).
    */
   readonly written: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /**

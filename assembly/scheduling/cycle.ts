@@ -172,7 +172,7 @@ export class SchedulingCycle {
     d.newTokens = unchecked(c.newTokens[k]);
     d.decodeWork = this.work.decodeWork;
     d.decoding = false;
-    this.inflight.committed(t, d, this.nowNs);
+    this.inflight.committed(t, d, this.nowNs, d.newTokens + this.work.outputTokens);
     const passed = this.picked.spilled ? this.picked.preferred : -1;
     this.metrics.routed(unchecked(t.slot[i]), d.matched, d.total, this.picked.spilled, passed >= 0 ? unchecked(t.slot[unchecked(c.replica[passed])]) : -1);
   }

@@ -25,7 +25,8 @@
 // A replica with nothing queued is predicted exactly and keeps its rank.
 // A prompt no candidate holds any of is placed, among candidates with
 // nothing queued whose predicted cost is within c.nearMs, on the one this
-// worker VM has given the least content (like SGLang's smallest tree): new
+// gateway's worker VMs have given the least content (like SGLang's smallest
+// tree; the VMs share their counts through the gateway blob): new
 // prefixes then spread evenly over the caches, rather than by the
 // rendezvous draw, which can stack more hot prefixes on one replica than
 // its cache holds.

@@ -17,10 +17,12 @@ const ROWS_AT: usize = 24;
 const HEADER_BYTES: i32 = 28;
 /**
  * A row: [u32 vm id][u32 heartbeat s] then per replica [u16 in flight][u16 decoding][u32 queued tokens][u32 decode work]
- * [u32 last placement, ms clock mod 2^32, 0: none].
+ * [u32 last placement, ms clock mod 2^32, 0: none][u32 content written, in CONTENT_UNIT tokens].
  */
 const ROW_HEAD_BYTES: i32 = 8;
-export const REPLICA_BYTES: i32 = 16;
+export const REPLICA_BYTES: i32 = 20;
+/** Tokens per unit of a row's content count: a u32 of them lasts a year at 10k tokens a second. */
+const CONTENT_UNIT: f64 = 64;
 
 /** One VM's counters per replica, by replica-table index: what a row carries. */
 @final
@@ -35,6 +37,8 @@ export class WorkCounts {
   readonly decodeWork: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** When a request was last sent there: the ms clock mod 2^32 (0: never; a send at 0 is stamped 1). Rows merge by the latest. */
   readonly placedMs: StaticArray<u32> = new StaticArray<u32>(MAX_SLOTS);
+  /** Tokens written into the replica's cache (prompt tokens it had to prefill, and output), since the VM started. */
+  readonly written: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
 
   clear(n: i32): void {
     for (let i = 0; i < n; i++) {
@@ -43,6 +47,7 @@ export class WorkCounts {
       unchecked(this.queued[i] = 0);
       unchecked(this.decodeWork[i] = 0);
       unchecked(this.placedMs[i] = 0);
+      unchecked(this.written[i] = 0);
     }
   }
 }
@@ -127,6 +132,7 @@ export class GatewayBlob {
         unchecked(out.queued[i] += <f64>load<u32>(at, 4));
         unchecked(out.decodeWork[i] += <f64>load<u32>(at, 8));
         unchecked(out.placedMs[i] = laterPlacement(unchecked(out.placedMs[i]), load<u32>(at, 12)));
+        unchecked(out.written[i] += <f64>load<u32>(at, 16) * CONTENT_UNIT);
       }
     }
     return live;
@@ -169,6 +175,7 @@ export class GatewayBlob {
         store<u32>(at, clampU32(unchecked(counts.queued[i])), 4);
         store<u32>(at, clampU32(unchecked(counts.decodeWork[i])), 8);
         store<u32>(at, unchecked(counts.placedMs[i]), 12);
+        store<u32>(at, clampU32(unchecked(counts.written[i]) / CONTENT_UNIT), 16);
       }
       store<u32>(s, <u32>(keep + 1), ROWS_AT);
       const total = HEADER_BYTES + (keep + 1) * rowBytes;

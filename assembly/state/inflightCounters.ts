@@ -1,6 +1,6 @@
 // What this gateway has in flight to each replica, across all worker VMs:
 // requests, how many of them are decoding, the prefill tokens still queued
-// and the decode work, and when it last sent a request there. Each VM counts its own and publishes them as its row
+// and the decode work, when it last sent a request there and how much content it has written there. Each VM counts its own and publishes them as its row
 // of the gateway blob (gatewayBlob.ts); readers add the other VMs' live rows.
 // A VM that dies (a trap replaces it) stops its heartbeat and its row is
 // dropped after a TTL, so its counts cannot leak forever.
@@ -32,6 +32,7 @@ export class InflightCounters {
     const inflight = new StaticArray<f64>(n), decoding = new StaticArray<f64>(n);
     const queued = new StaticArray<f64>(n), decodeWork = new StaticArray<f64>(n);
     const placedMs = new StaticArray<u32>(n);
+    const written = new StaticArray<f64>(n);
     for (let i = 0; i < old.n; i++) {
       const j = next.indexOf(old.addresses[i]);
       if (j < 0) continue;
@@ -40,6 +41,7 @@ export class InflightCounters {
       queued[j] = l.queued[i];
       decodeWork[j] = l.decodeWork[i];
       placedMs[j] = l.placedMs[i];
+      written[j] = l.written[i];
     }
     l.clear(old.n > n ? old.n : n);
     for (let j = 0; j < n; j++) {
@@ -48,6 +50,7 @@ export class InflightCounters {
       l.queued[j] = queued[j];
       l.decodeWork[j] = decodeWork[j];
       l.placedMs[j] = placedMs[j];
+      l.written[j] = written[j];
     }
     this.blob.drop();
   }
@@ -67,6 +70,7 @@ export class InflightCounters {
       unchecked(sum.queued[i] = unchecked(l.queued[i]));
       unchecked(sum.decodeWork[i] = unchecked(l.decodeWork[i]));
       unchecked(sum.placedMs[i] = unchecked(l.placedMs[i]));
+      unchecked(sum.written[i] = unchecked(l.written[i]));
     }
     if (blob.shared && (blob.held || blob.fetch())) return blob.addOtherRows(t.setHash, n, this.vmId, nowS, sum);
     return 0;
@@ -91,9 +95,13 @@ export class InflightCounters {
     this.publish(t, nowS);
   }
 
-  /** Commit: the decided request is in flight on its replica, its prefill queued, sent at `nowNs`. */
-  committed(t: ReplicaTable, d: Decision, nowNs: u64): void {
+  /**
+   * Commit: the decided request is in flight on its replica, its prefill
+   * queued, sent at `nowNs`; it writes `writtenTokens` into the replica's cache.
+   */
+  committed(t: ReplicaTable, d: Decision, nowNs: u64, writtenTokens: f64): void {
     this.placed(t, d.replica, <u32>(nowNs / 1000000));
+    if (d.replica >= 0 && d.replica < t.n) unchecked(this.local.written[d.replica] += writtenTokens);
     this.add(t, d.replica, 1, 0, d.newTokens, 0, <u32>(nowNs / 1000000000));
     d.counted = true;
   }

@@ -28,11 +28,30 @@ function decidedFor(t: ReplicaTable): Decision {
 }
 
 describe("in-flight counters' request hooks", () => {
+  it("share the content each worker VM has written to a replica through the gateway blob", () => {
+    const t = replicaTable(A, 100000);
+    const blob = new GatewayBlob(true);
+    const vm1 = new InflightCounters(blob, 1);
+    const vm2 = new InflightCounters(new GatewayBlob(true), 2);
+    vm1.committed(t, decidedFor(t), NOW_NS, 1000);
+    vm1.committed(t, decidedFor(t), NOW_NS, 1000);
+    vm2.committed(t, decidedFor(t), NOW_NS, 640);
+    expect(vm1.own.written[1]).toBe(2000);
+    // Rows carry it in units of 64 tokens, rounded down: 2000 -> 1984.
+    vm2.read(t, 5);
+    expect(vm2.total.written[1]).toBe(640 + 1984);
+    expect(vm2.total.written[0]).toBe(0);
+    // A replica set that keeps the replica keeps its content; one given its index starts from none.
+    const u = replicaTable([A[1], "10.0.0.9:8000"], 100000);
+    vm1.remap(t, u);
+    expect(vm1.own.written[0]).toBe(2000);
+    expect(vm1.own.written[1]).toBe(0);
+  });
   it("count a committed request as queued on its replica, then as decoding, then not at all", () => {
     const t = replicaTable(A, 100000);
     const vm = new InflightCounters(new GatewayBlob(true), 1);
     const d = decidedFor(t);
-    vm.committed(t, d, NOW_NS);
+    vm.committed(t, d, NOW_NS, 556);
     expect(d.counted).toBe(true);
     expect(vm.own.inflight[1]).toBe(1);
     expect(vm.own.queued[1]).toBe(300);
@@ -51,9 +70,9 @@ describe("in-flight counters' request hooks", () => {
     const t = replicaTable(A, 100000);
     const vm = new InflightCounters(new GatewayBlob(true), 1);
     const other = decidedFor(t);
-    vm.committed(t, other, NOW_NS);
+    vm.committed(t, other, NOW_NS, 556);
     const d = decidedFor(t);
-    vm.committed(t, d, NOW_NS);
+    vm.committed(t, d, NOW_NS, 556);
     vm.finished(t, d, 5);
     vm.finished(t, d, 5);
     vm.responseStarted(t, d, 5);
@@ -65,7 +84,7 @@ describe("in-flight counters' request hooks", () => {
     const t = replicaTable(A, 100000);
     const vm = new InflightCounters(new GatewayBlob(true), 1);
     const d = decidedFor(t);
-    vm.committed(t, d, NOW_NS);
+    vm.committed(t, d, NOW_NS, 556);
     const moved = replicaTable([A[1], A[0]], 100000);
     moved.version = t.version + 1;
     vm.remap(t, moved);

@@ -75,32 +75,29 @@ describe("placing a prompt no replica holds", () => {
 describe("the cache-reuse estimate", () => {
   it("reads a cache nothing was written to as evicting nothing", () => {
     const r = new CacheReuse();
-    expect(r.estimate(0, 10000)).toBe(0.0);
+    expect(r.estimate(0, 10000, 0)).toBe(0.0);
   });
   it("reads a cache filled once, with no request back yet, as nearly all in reuse", () => {
     const r = new CacheReuse();
     for (let i = 0; i < 4; i++) r.note(0, <u64>(i + 1), 0, 2560, 10000);
-    expect(r.estimate(0, 10000)).toBeGreaterThan(0.8);
+    expect(r.estimate(0, 10000, 10240)).toBeGreaterThan(0.8);
   });
   it("scales the estimate by how much of the cache was written", () => {
     const r = new CacheReuse();
     r.note(0, 1, 0, 2500, 10000);
-    const quarter = r.estimate(0, 10000);
+    const quarter = r.estimate(0, 10000, 2500);
     expect(quarter).toBeGreaterThan(0.2);
     expect(quarter).toBeLessThanOrEqual(0.25);
   });
   it("falls as unique content is written with nothing coming back", () => {
     const r = new CacheReuse();
     for (let i = 0; i < 64; i++) r.note(0, <u64>(i + 1), 0, 2560, 100000);
-    expect(r.estimate(0, 100000)).toBeLessThan(0.2);
+    expect(r.estimate(0, 100000, 64 * 2560)).toBeLessThan(0.2);
   });
-  it("counts the content written to a replica, and starts again for a replica given the slot", () => {
+  it("starts a replica given the slot again from a full share", () => {
     const r = new CacheReuse();
-    r.note(1, 7, 0, 2560, 100000);
-    r.note(1, 8, 0, 512, 100000);
-    expect(r.writtenTokens(1)).toBe(3072.0);
+    for (let i = 0; i < 64; i++) r.note(1, <u64>(i + 1), 0, 2560, 100000);
     r.forget(1);
-    expect(r.writtenTokens(1)).toBe(0.0);
-    expect(r.estimate(1, 100000)).toBe(0.0);
+    expect(r.estimate(1, 100000, 100000)).toBe(1.0);
   });
 });

@@ -84,6 +84,8 @@ describe("PrefixLocator", () => {
         p.record(t, c, 1, 1, 300);
       }
     }
+    // What the gateway's VMs wrote there (the candidate filter fills it from the gateway blob).
+    c.written[0] = 45000; c.written[1] = 45000; c.written[2] = 0;
     match(p, t, c, SYSTEM);
     // Both caches were written more than once over. Replica 0: one start of 768 tokens (held to the
     // deepest checkpoint), back after 300 written: about 5% of the cache, over the quarter that counts as all.
@@ -97,6 +99,7 @@ describe("PrefixLocator", () => {
     const u = replicaTable(["10.0.0.1:8000", "10.0.0.3:8000", "10.0.0.4:8000"], 20000);
     p.resize(t, u);
     const d = candidates(u);
+    d.written[0] = 45000;
     match(p, u, d, SYSTEM);
     expect(d.cacheReuse[0]).toBeLessThan(0.4);
     expect(d.cacheReuse[2]).toBe(0);
