@@ -149,12 +149,11 @@ export class HttpContext {
 
   onResponseHeaders(endOfStream: bool): FilterHeaders {
     const router = this.router;
+    if (router === null) return FilterHeaders.Continue;
     const d = this.decision;
-    if (router !== null) {
-      if (endOfStream) router.responseStarted(d);
-      else this.awaitingFirstBytes = true;
-    }
-    if (router !== null && router.cfg.debugHeaders && d.replica >= 0) {
+    if (endOfStream) router.responseStarted(d);
+    else this.awaitingFirstBytes = true;
+    if (router.cfg.debugHeaders && d.replica >= 0) {
       addHeader(HeaderMap.ResponseHeaders, DEBUG_ENDPOINT, d.addressBytes);
       const len = formatRatio(d.matched, d.total);
       addHeaderRaw(HeaderMap.ResponseHeaders, DEBUG_PREFIX, RATIO, len);

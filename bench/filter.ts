@@ -318,11 +318,12 @@ async function runCase(opts: Options, wasm: Uint8Array, against: Uint8Array | nu
     const p50FirstHalfUs = round2(median(mine.slice(0, Math.max(1, half))));
     const p50SecondHalfUs = round2(median(mine.slice(half)));
     const sorted = [...mine].sort((a, b) => a - b);
+    const chunks = [...chunkTimes].sort((a, b) => a - b);
     const r: CaseResult = {
       api: opts.api, lines: opts.lines, promptBytes, replicas, p50Us: round2(percentile(sorted, 0.5)), p99Us: round2(percentile(sorted, 0.99)),
       p50FirstHalfUs, p50SecondHalfUs, warmupRequests: warmup,
       p95Us: round2(percentile(sorted, 0.95)), p98Us: round2(percentile(sorted, 0.98)),
-      ...(() => { const c = [...chunkTimes].sort((a, b) => a - b); return { responseChunkP50Us: round2(percentile(c, 0.5)), responseChunkP99Us: round2(percentile(c, 0.99)) }; })(),
+      responseChunkP50Us: round2(percentile(chunks, 0.5)), responseChunkP99Us: round2(percentile(chunks, 0.99)),
     };
     if (against !== null) {
       const other = [...times[1]].sort((a, b) => a - b);

@@ -15,9 +15,9 @@
 // replica's. Two things it knows before requests come back: a cache never
 // yet filled evicts nothing (the estimate scales with the share of the cache
 // the gateway's worker VMs have written, from the gateway blob: one VM alone
-// sees a fraction of the writes), and a filled one with no evidence yet is read as in reuse (the
-// sums start from a full share): otherwise every copy made while a scarce
-// cache fills, before any prefix returns, would look free.
+// sees a fraction of the writes), and a filled one with no evidence yet is
+// read as in reuse (the sums start from a full share): otherwise every copy
+// made while a scarce cache fills, before any prefix returns, would look free.
 import { mix64 } from "./hash";
 import { MAX_SLOTS } from "./prefixIndex";
 
@@ -92,7 +92,7 @@ export class CacheReuse {
     unchecked(this.written[slot] = now + tokens);
   }
 
-  /** The replica in `slot` left: a replica given the slot later starts from an empty cache. */
+  /** The replica in `slot` left: a replica given the slot later starts from the full share, with no evidence yet. */
   forget(slot: i32): void {
     unchecked(this.kept[slot] = PRIOR_TOKENS * FULL_SHARE);
     unchecked(this.wrote[slot] = PRIOR_TOKENS);

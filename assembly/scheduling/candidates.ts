@@ -49,10 +49,11 @@ export class Candidates {
    */
   readonly written: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /**
-   * Placing a prompt no candidate holds any of: among the candidates the band
-   * lets through, the one given the least content wins (picker.ts says why).
+   * A prompt no candidate holds any of, with the prefix scorer on: among the
+   * candidates the band lets through, the one given the least content wins
+   * (picker.ts says why).
    */
-  balanceContent: bool = false;
+  newPrefix: bool = false;
   /** No candidate is picked with more work than this while one under it fits (Infinity: no work guard). */
   workBound: f64 = Infinity;
   /** Load used by the bounded-load guard. */

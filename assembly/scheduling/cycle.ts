@@ -58,8 +58,6 @@ export class SchedulingCycle {
   private hasPrompt: bool = false;
   private withMetrics: bool = false;
   private nowNs: u64 = 0;
-  /** A prompt no candidate holds any of, with the prefix scorer on: placed among close loads on the replica given the least content. */
-  private newPrefix: bool = false;
   /** Session affinity chose the replica. */
   private bySession: bool = false;
 
@@ -130,8 +128,7 @@ export class SchedulingCycle {
     const c = this.cands;
     const w = this.table.weights;
     const newPrefix = this.hasPrompt && !this.prefix.anyMatch && w.prefix > 0;
-    this.newPrefix = newPrefix;
-    c.balanceContent = newPrefix;
+    c.newPrefix = newPrefix;
     weightedScore(c, w, this.withMetrics, !newPrefix);
     this.lora.score(this.table, c, d.traits);
   }
@@ -144,11 +141,11 @@ export class SchedulingCycle {
     const cfg = this.cfg;
     // A gateway of a fleet places a request nobody holds any of in its own share of the replicas, among near-equal ones.
     markShares(t, c, cfg.work, (!this.hasPrompt || !this.prefix.anyMatch) && w.work > 0);
-    const band = pickBand(this.newPrefix, this.withMetrics ? w.queue + w.kvCache : 0);
+    const band = pickBand(c.newPrefix, this.withMetrics ? w.queue + w.kvCache : 0);
     const picked = this.picked;
     pick(c, cfg.loadBoundEpsilon, band, picked, cfg.work.chunkTokens);
     this.bySession = this.session.apply(t, c, this.saturation, d.traits, picked);
-    if (decisions.active) decisions.guard(picked.cap, picked.preferred, picked.spilled, this.newPrefix, this.withMetrics, this.bySession);
+    if (decisions.active) decisions.guard(picked.cap, picked.preferred, picked.spilled, c.newPrefix, this.withMetrics, this.bySession);
   }
 
   /** Commit: fills the decision, records the prompt where it goes, counts the request. */
@@ -163,16 +160,18 @@ export class SchedulingCycle {
     const r = runnerUp(c, k);
     d.fallbackBytes = r >= 0 ? unchecked(t.addressBytes[unchecked(c.replica[r])]) : null;
     d.tableVersion = t.version;
-    d.matched = this.prefix.record(t, c, k, i, unchecked(c.newTokens[k]) + this.work.outputTokens);
+    d.newTokens = unchecked(c.newTokens[k]);
+    // What the request writes into the replica's cache: the prompt tokens it prefills there, and its output.
+    const written = d.newTokens + this.work.outputTokens;
+    d.matched = this.prefix.record(t, c, k, i, written);
     d.total = c.totalBlocks;
     if (decisions.active) {
       d.record = decisions.emit(t, c, k, r, d.matched, d.total, this.cfg.debugHeaders);
       this.metrics.add(Counter.DecisionRecords, 1);
     }
-    d.newTokens = unchecked(c.newTokens[k]);
     d.decodeWork = this.work.decodeWork;
     d.decoding = false;
-    this.inflight.committed(t, d, this.nowNs, d.newTokens + this.work.outputTokens);
+    this.inflight.committed(t, d, this.nowNs, written);
     const passed = this.picked.spilled ? this.picked.preferred : -1;
     this.metrics.routed(unchecked(t.slot[i]), d.matched, d.total, this.picked.spilled, passed >= 0 ? unchecked(t.slot[unchecked(c.replica[passed])]) : -1);
   }

@@ -76,7 +76,9 @@ export class Pick {
 
 /**
  * Picks a candidate: among those whose score is within `band` of the best,
- * the one with the highest rendezvous weight, then the near-equal one placed longest ago. `band` is TIE for an ordinary
+ * the one with the highest rendezvous weight, then among those near-equal to
+ * it the one placed longest ago, or for a new prefix the one given the least
+ * content (byRendezvous). `band` is TIE for an ordinary
  * pick; wider for a prefix no replica holds yet, so that replicas of nearly
  * equal load count as equal and every worker VM and every gateway, each
  * seeing slightly different in-flight counts, still places it on the same one.
@@ -163,7 +165,17 @@ function byRendezvous(c: Candidates, top: f64, band: f64, cap: f64): i32 {
     if (best < 0 || unchecked(c.rendezvous[i]) > unchecked(c.rendezvous[best])) best = i;
   }
   if (best < 0 || c.nearMs <= 0) return best;
-  return c.balanceContent && unchecked(c.queued[best]) <= 0 ? leastContentNear(c, best, cap, band) : longestIdleNear(c, best, cap, band);
+  return c.newPrefix && unchecked(c.queued[best]) <= 0 ? leastContentNear(c, best, cap, band) : longestIdleNear(c, best, cap, band);
+}
+
+/** Candidate i's score besides the work term: what the other scorers and affinities say. */
+@inline function othersScore(c: Candidates, i: i32): f64 {
+  return unchecked(c.score[i]) - unchecked(c.workTerm[i]);
+}
+
+/** The least othersScore a near-equal alternative to `b` may have: `band` below b's. */
+@inline function othersFloor(c: Candidates, b: i32, band: f64): f64 {
+  return othersScore(c, b) - band - TIE;
 }
 
 /**
@@ -177,11 +189,11 @@ function byRendezvous(c: Candidates, top: f64, band: f64, cap: f64): i32 {
  */
 function leastContentNear(c: Candidates, b: i32, cap: f64, band: f64): i32 {
   const within = unchecked(c.ttftMs[b]) + unchecked(c.evictionMs[b]) + c.nearMs;
-  const restFloor = unchecked(c.score[b]) - unchecked(c.workTerm[b]) - band - TIE;
+  const restFloor = othersFloor(c, b, band);
   let best = b;
   for (let i = 0; i < c.n; i++) {
     if (unchecked(c.queued[i]) > 0 || unchecked(c.ttftMs[i]) + unchecked(c.evictionMs[i]) > within || !fits(c, i, cap)) continue;
-    if (unchecked(c.score[i]) - unchecked(c.workTerm[i]) < restFloor) continue;
+    if (othersScore(c, i) < restFloor) continue;
     const d = unchecked(c.written[i]) - unchecked(c.written[best]);
     if (d < 0 || (d == 0 && unchecked(c.rendezvous[i]) > unchecked(c.rendezvous[best]))) best = i;
   }
@@ -199,11 +211,11 @@ function leastContentNear(c: Candidates, b: i32, cap: f64, band: f64): i32 {
 function longestIdleNear(c: Candidates, b: i32, cap: f64, band: f64): i32 {
   const fresh = unchecked(c.newTokens[b]);
   const within = unchecked(c.ttftMs[b]) + c.nearMs;
-  const restFloor = unchecked(c.score[b]) - unchecked(c.workTerm[b]) - band - TIE;
+  const restFloor = othersFloor(c, b, band);
   let best = b;
   for (let i = 0; i < c.n; i++) {
     if (unchecked(c.queued[i]) <= 0 || unchecked(c.newTokens[i]) != fresh || unchecked(c.ttftMs[i]) > within) continue;
-    if (unchecked(c.score[i]) - unchecked(c.workTerm[i]) < restFloor || !fits(c, i, cap)) continue;
+    if (othersScore(c, i) < restFloor || !fits(c, i, cap)) continue;
     const idle = unchecked(c.sincePlacedMs[i]), bestIdle = unchecked(c.sincePlacedMs[best]);
     if (idle > bestIdle || (idle == bestIdle && unchecked(c.rendezvous[i]) > unchecked(c.rendezvous[best]))) best = i;
   }

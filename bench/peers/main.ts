@@ -13,7 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { toolArgs } from '../../cli/toolArgs.js';
 import { percentiles } from '../gateway.js';
 import { readSharedPrefixShape, sharedPrefixWorkload, uniqueWorkload, MODEL, DEFAULT_WORKLOAD_DIR, type SharedPrefixShape, type Workload } from '../routing/workloads.js';
-import { SHAPES, UNIQUE, TIGHT_KV_PREFIX_SHARE } from '../routing/scenarios.js';
+import { SHAPES, UNIQUE, tightKvBlocks } from '../routing/scenarios.js';
 import { textOf } from '../routing/workloads.js';
 import { cpuSeconds, tail } from './processes.js';
 import { readCounters, diffCounters, servedShape, type ServedShape } from './replicaCounters.js';
@@ -37,8 +37,6 @@ export interface PeerShape {
   sharedPrefix(): SharedPrefixShape | null;
 }
 
-/** The shared prefixes take this share of the cluster's KV cache (llm-d's published runs: ~73%). */
-export const PREFIX_SHARE_OF_KV = TIGHT_KV_PREFIX_SHARE;
 
 /**
  * Reference rates (load 1.0, 3 replicas) where a shape's KV is sized here, unlike bench:routing's:
@@ -58,11 +56,7 @@ function fromRoutingShape(name: string, kind: PeerShape['kind'], sizeKv: boolean
     get promptTokens() { const s = load(); return s.systemPromptLen + s.questionLen; },
     build: (n, rate, seed) => sharedPrefixWorkload(name, def.label, load(), n, rate, seed),
     sharedPrefix: () => load(),
-    kvBlocks: (replicas) => {
-      if (!sizeKv) return null;
-      const s = load();
-      return Math.ceil((s.numGroups * Math.ceil(s.systemPromptLen / 16)) / PREFIX_SHARE_OF_KV / replicas);
-    },
+    kvBlocks: (replicas) => (sizeKv ? tightKvBlocks(load(), replicas) : null),
   };
 }
 

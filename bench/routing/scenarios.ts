@@ -194,36 +194,40 @@ export interface LadderShapeOptions {
 export const TIGHT_KV_PREFIX_SHARE = 0.75;
 const TIGHT_KV_MAX_REPLICAS = 8;
 
+/** KV blocks per replica so that the shape's shared prefixes fill TIGHT_KV_PREFIX_SHARE of `replicas` replicas' cache. */
+export function tightKvBlocks(s: SharedPrefixShape, replicas: number): number {
+  return Math.ceil((s.numGroups * Math.ceil(s.systemPromptLen / ENGINE_BLOCK_SIZE)) / TIGHT_KV_PREFIX_SHARE / replicas);
+}
+
 export function buildLadderShapes(o: LadderShapeOptions): LadderShape[] {
   const out: LadderShape[] = [];
-  const n100 = (perReplica: number) => Math.max(40, Math.round(perReplica * o.replicas * o.requestScale));
+  const n100 = (perReplica: number, replicas = o.replicas) => Math.max(40, Math.round(perReplica * replicas * o.requestScale));
+  const read = new Map<string, SharedPrefixShape>();
+  const readShape = (s: ShapeDef): SharedPrefixShape => {
+    let shape = read.get(s.name);
+    if (!shape) { const f = readSharedPrefixShape(join(o.workloadDir, s.file)); read.set(s.name, (shape = s.override ? s.override(f) : f)); }
+    return shape;
+  };
   // Multi-turn: a user's context grows with every turn, so users scale with the replicas and each
   // reaches about the length it has in the 3-replica fixed-overload run (42 turns of 400 tokens).
   const usersFor = (sh: SharedPrefixShape): SharedPrefixShape => sh.multiTurn ? { ...sh, promptsPerGroup: Math.max(sh.promptsPerGroup, Math.round((sh.promptsPerGroup * o.replicas) / 3)) } : sh;
   for (const s of SHAPES) {
-    let shape: SharedPrefixShape | undefined;
-    const read = () => {
-      if (!shape) { const f = readSharedPrefixShape(join(o.workloadDir, s.file)); shape = s.override ? s.override(f) : f; }
-      return shape;
-    };
     out.push({
       name: s.name, kind: s.kind, replicas: o.replicas, label: `${s.label} (${s.file})`, requestsAtCapacity: n100(LADDER_REQUESTS_PER_REPLICA),
-      make: (rate, n) => sharedPrefixWorkload(s.name, 'Poisson arrivals', usersFor(read()), n, rate, o.seed),
+      make: (rate, n) => sharedPrefixWorkload(s.name, 'Poisson arrivals', usersFor(readShape(s)), n, rate, o.seed),
     });
   }
   // The same shape where the cache is scarce, as in llm-d's published runs (the shared prefixes
   // fill ~73% of the cluster's KV) and bench:peers: on at most 8 replicas, so each still runs a
   // batch of several requests beside its share of the prefixes. Every copy of a prefix evicts another.
   const tight = SHAPES.find((s) => s.name === 'sp-32x32')!;
-  let tightShape: SharedPrefixShape | undefined;
   const tightReplicas = Math.min(o.replicas, TIGHT_KV_MAX_REPLICAS);
-  const readTight = () => (tightShape ??= readSharedPrefixShape(join(o.workloadDir, tight.file)));
   out.push({
     name: 'sp-32x32-tight-kv', kind: tight.kind, replicas: tightReplicas,
     label: `${tight.label}, KV sized so the shared prefixes fill ${Math.round(TIGHT_KV_PREFIX_SHARE * 100)}% of the cluster's cache (${tight.file})`,
-    requestsAtCapacity: Math.max(40, Math.round(LADDER_REQUESTS_PER_REPLICA * tightReplicas * o.requestScale)),
-    get kvBlocks() { const s = readTight(); return Math.ceil((s.numGroups * Math.ceil(s.systemPromptLen / ENGINE_BLOCK_SIZE)) / TIGHT_KV_PREFIX_SHARE / tightReplicas); },
-    make: (rate, n) => sharedPrefixWorkload('sp-32x32-tight-kv', 'Poisson arrivals', readTight(), n, rate, o.seed),
+    requestsAtCapacity: n100(LADDER_REQUESTS_PER_REPLICA, tightReplicas),
+    get kvBlocks() { return tightKvBlocks(readShape(tight), tightReplicas); },
+    make: (rate, n) => sharedPrefixWorkload('sp-32x32-tight-kv', 'Poisson arrivals', readShape(tight), n, rate, o.seed),
   });
   out.push({
     name: UNIQUE.name, kind: 'unique', replicas: o.replicas, label: 'unique prompts:', requestsAtCapacity: n100(LADDER_REQUESTS_PER_REPLICA),

@@ -31,7 +31,7 @@ function newPrompt(): Candidates {
   }
   c.written[0] = 30000; c.written[1] = 20000; c.written[2] = 10000;
   c.nearMs = 47;
-  c.balanceContent = true;
+  c.newPrefix = true;
   return c;
 }
 
@@ -67,7 +67,7 @@ describe("placing a prompt no replica holds", () => {
   });
   it("keeps the rendezvous order for a prompt some replica holds", () => {
     const c = newPrompt();
-    c.balanceContent = false;
+    c.newPrefix = false;
     expect(chosen(c)).toBe(0);
   });
 });
