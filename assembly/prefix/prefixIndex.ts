@@ -3,6 +3,10 @@
 // bounded by `capacity`, so memory stays fixed however many distinct prompts
 // arrive; each slot keeps its own LRU list and its own quota (its KV size in
 // blocks), like vLLM evicting a replica's least recently used free blocks.
+// The chains the router records are a prompt's checkpoints (blockHasher.ts),
+// each entry standing for the blocks since the one before, and quotas and
+// recency count those blocks, so a slot holds as much of long prompts as
+// the replica's cache does, not 15 times as much.
 //
 // Layout: structure-of-arrays in StaticArrays, an open-addressing table with
 // linear probing and backward-shift deletion (no tombstones, so probe lengths
@@ -10,6 +14,7 @@
 // holds the entry id in its low bits and a fingerprint of the key above them,
 // so a probe that misses (most do: most replicas hold none of a prompt)
 // touches one cache line, not the entry's too.
+import { checkpointDepth } from "./blockHasher";
 import { mix64 } from "./hash";
 
 export const MAX_SLOTS: i32 = 4096;
@@ -49,20 +54,32 @@ export class PrefixIndex {
   private readonly next: StaticArray<u32>;
   /** slotClock of the entry's slot when it was put where it is (see age()). */
   private readonly stamps: StaticArray<u32>;
+  /** Blocks of the prompt each entry stands for (depthOf). */
+  private readonly spans: StaticArray<u16>;
+  /** A chain's i-th hash is its i-th checkpoint (blockHasher.ts), not its i-th block. */
+  private readonly checkpoints: bool;
   private freeHead: u32 = 0;
   private used: u32 = 0;
   private readonly slotHead: StaticArray<u32> = new StaticArray<u32>(MAX_SLOTS);
   private readonly slotTail: StaticArray<u32> = new StaticArray<u32>(MAX_SLOTS);
   private readonly slotCount: StaticArray<u32> = new StaticArray<u32>(MAX_SLOTS);
+  /** Blocks the slot's entries stand for, against its quota (slotCap, in blocks). */
+  private readonly slotBlocks: StaticArray<u32> = new StaticArray<u32>(MAX_SLOTS);
   private readonly slotCap: StaticArray<u32> = new StaticArray<u32>(MAX_SLOTS);
   private readonly hintKeys: StaticArray<u64> = new StaticArray<u64>(1 << HINT_BITS);
   private readonly hintHeld: StaticArray<u16> = new StaticArray<u16>(1 << HINT_BITS);
   private readonly hintRecorded: StaticArray<u16> = new StaticArray<u16>(1 << HINT_BITS);
-  /** Entries ever linked into each slot's list, wherever they went in it. */
+  /** Blocks ever linked into each slot's list, wherever they went in it. */
   private readonly slotClock: StaticArray<u32> = new StaticArray<u32>(MAX_SLOTS);
 
-  constructor(capacity: u32) {
+  /**
+   * `checkpoints`: the chains recorded are checkpoint hashes, each standing
+   * for the blocks since the one before; quotas and recency count blocks.
+   * Otherwise every hash is one block.
+   */
+  constructor(capacity: u32, checkpoints: bool = false) {
     this.capacity = capacity;
+    this.checkpoints = checkpoints;
     // Load factor <= 0.5 keeps linear probes short.
     let size: u32 = 1;
     while (size < capacity * 2) size <<= 1;
@@ -76,10 +93,16 @@ export class PrefixIndex {
     this.prev = new StaticArray<u32>(<i32>capacity + 1);
     this.next = new StaticArray<u32>(<i32>capacity + 1);
     this.stamps = new StaticArray<u32>(<i32>capacity + 1);
+    this.spans = new StaticArray<u16>(<i32>capacity + 1);
     // Free list threads through `next`, entries 1..capacity.
     for (let e: u32 = 1; e <= capacity; e++) unchecked(this.next[e] = e < capacity ? e + 1 : 0);
     this.freeHead = capacity > 0 ? 1 : 0;
     for (let s = 0; s < MAX_SLOTS; s++) unchecked(this.slotCap[s] = capacity);
+  }
+
+  /** Blocks the first `i` hashes of a chain stand for. */
+  @inline private depthOf(i: i32): u32 {
+    return this.checkpoints ? (i > 0 ? <u32>checkpointDepth(i - 1) : 0) : <u32>i;
   }
 
   /** The key's mixed hash: its low bits pick the home cell, its high word gives the fingerprint. */
@@ -197,11 +220,11 @@ export class PrefixIndex {
       }
       if (at != 0) {
         // Recent enough: leave the held blocks where they are, new ones go right behind them.
-        for (let i = held; i < n && at != 0; i++) at = this.insertBehind(unchecked(hashes[i]), slot, at);
+        for (let i = held; i < n && at != 0; i++) at = this.insertBehind(unchecked(hashes[i]), slot, at, this.depthOf(i + 1) - this.depthOf(i));
         return;
       }
     }
-    for (let i = n - 1; i >= 0; i--) this.insert(unchecked(hashes[i]), slot);
+    for (let i = n - 1; i >= 0; i--) this.insert(unchecked(hashes[i]), slot, this.depthOf(i + 1) - this.depthOf(i));
   }
 
   /**
@@ -223,12 +246,13 @@ export class PrefixIndex {
       // (first == at only if two blocks' 64-bit hashes collide: not moved onto itself)
       if (first == 0 || first == at) return 0;
       let last = first;
-      unchecked(this.stamps[first] = front ? c0 + <u32>(to - i) : behindStamp);
+      const top = c0 + this.depthOf(to);
+      unchecked(this.stamps[first] = front ? top - this.depthOf(i) : behindStamp);
       i++;
       while (i < to) {
         const e = unchecked(this.next[last]);
         if (e == 0 || e == at || unchecked(this.hashes[e]) != unchecked(hashes[i])) break;
-        unchecked(this.stamps[e] = front ? c0 + <u32>(to - i) : behindStamp);
+        unchecked(this.stamps[e] = front ? top - this.depthOf(i) : behindStamp);
         last = e;
         i++;
       }
@@ -236,7 +260,7 @@ export class PrefixIndex {
       this.linkRun(first, last, slot, at);
       at = last;
     }
-    unchecked(this.slotClock[slot] = c0 + <u32>(to - from));
+    unchecked(this.slotClock[slot] = c0 + this.depthOf(to) - this.depthOf(from));
     return at;
   }
 
@@ -244,41 +268,47 @@ export class PrefixIndex {
   @inline private linkBehind(e: u32, slot: u32, at: u32): void {
     this.linkRun(e, e, slot, at);
     unchecked(this.stamps[e] = unchecked(this.stamps[at]));
-    unchecked(this.slotClock[slot] += 1);
+    unchecked(this.slotClock[slot] += <u32>unchecked(this.spans[e]));
   }
 
   /**
-   * An upper bound on how many entries are ahead of `e` in its slot's list:
-   * each entry linked in since e was placed moved it back by at most one.
+   * An upper bound on how many blocks are ahead of `e` in its slot's list:
+   * each entry linked in since e was placed moved it back by at most the
+   * blocks it stands for.
    */
   @inline private age(e: u32, slot: u32): u32 {
     return unchecked(this.slotClock[slot]) - unchecked(this.stamps[e]);
   }
 
-  insert(hash: u64, slot: u32): void {
+  /** Puts (hash, slot), standing for `span` blocks, at the front of the slot's list. */
+  insert(hash: u64, slot: u32, span: u32 = 1): void {
     let e = this.find(hash, slot);
     if (e != 0) {
       this.unlink(e, slot);
       this.pushFront(e, slot);
       return;
     }
-    e = this.allocate(hash, slot, 0);
+    e = this.allocate(hash, slot, 0, span);
     if (e != 0) this.pushFront(e, slot);
   }
 
   /** Links (hash, slot) in right behind entry `at`, as recent as it; returns the entry, or 0 when there was no room. */
-  private insertBehind(hash: u64, slot: u32, at: u32): u32 {
+  private insertBehind(hash: u64, slot: u32, at: u32, span: u32): u32 {
     let e = this.find(hash, slot);
     if (e != 0) return e; // already held (a hash collision, or pressure reordered it): leave it
-    e = this.allocate(hash, slot, at);
+    e = this.allocate(hash, slot, at, span);
     if (e == 0) return 0;
     this.linkBehind(e, slot, at);
     return e;
   }
 
-  /** A new entry for (hash, slot) in the table, not yet in any list; 0 when making room would evict `keep`. */
-  private allocate(hash: u64, slot: u32, keep: u32): u32 {
-    if (unchecked(this.slotCount[slot]) >= unchecked(this.slotCap[slot])) {
+  /**
+   * A new entry for (hash, slot), standing for `span` blocks, in the table,
+   * not yet in any list; 0 when making room in the slot's quota would evict
+   * `keep`. An entry larger than the whole quota still goes in, alone.
+   */
+  private allocate(hash: u64, slot: u32, keep: u32, span: u32): u32 {
+    while (unchecked(this.slotCount[slot]) > 0 && unchecked(this.slotBlocks[slot]) + span > unchecked(this.slotCap[slot])) {
       const tail = unchecked(this.slotTail[slot]);
       if (tail == 0 || tail == keep) return 0;
       this.remove(tail);
@@ -292,7 +322,9 @@ export class PrefixIndex {
     let i = <u32>m & this.mask;
     while (unchecked(this.table[i]) != 0) i = (i + 1) & this.mask;
     unchecked(this.table[i] = this.fingerprint(m) | e);
+    unchecked(this.spans[e] = <u16>span);
     unchecked(this.slotCount[slot] += 1);
+    unchecked(this.slotBlocks[slot] += span);
     this.used++;
     return e;
   }
@@ -337,11 +369,12 @@ export class PrefixIndex {
     unchecked(this.next[e] = this.freeHead);
     this.freeHead = e;
     unchecked(this.slotCount[slot] -= 1);
+    unchecked(this.slotBlocks[slot] -= <u32>unchecked(this.spans[e]));
     this.used--;
   }
 
   @inline private pushFront(e: u32, slot: u32): void {
-    const clock = unchecked(this.slotClock[slot]) + 1;
+    const clock = unchecked(this.slotClock[slot]) + <u32>unchecked(this.spans[e]);
     unchecked(this.slotClock[slot] = clock);
     unchecked(this.stamps[e] = clock);
     this.linkRun(e, e, slot, 0);
@@ -397,7 +430,7 @@ export class PrefixIndex {
   /** Sets a slot's quota in blocks, evicting its least recent entries above it. */
   setSlotCapacity(slot: u32, blocks: u32): void {
     unchecked(this.slotCap[slot] = blocks);
-    while (unchecked(this.slotCount[slot]) > blocks) this.remove(unchecked(this.slotTail[slot]));
+    while (unchecked(this.slotBlocks[slot]) > blocks) this.remove(unchecked(this.slotTail[slot]));
   }
 
   /** Forgets everything a slot holds (its replica left). */
@@ -413,3 +446,4 @@ export class PrefixIndex {
     return this.used;
   }
 }
+

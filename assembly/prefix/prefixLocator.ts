@@ -30,22 +30,28 @@ import { CacheReuse } from "./cacheReuse";
 /** Characters per token, the usual estimate for English text and code. */
 const CHARS_PER_TOKEN: u32 = 4;
 /**
- * A replica's index quota is the part of its KV cache that can hold cached
- * prefixes: blocks running requests use cannot be evicted, so what vLLM keeps
- * of finished prompts is about (1 - KV usage) of the cache. At least this
- * share, because running requests' blocks are mostly the hot prefixes
- * themselves, which the index's LRU keeps anyway (bench:routing measures the
- * choice: a smaller floor lost TTFT on the many-prompts shapes).
- */
-const MIN_CACHE_SHARE: f64 = 0.5;
-/**
- * The index keeps checkpoints, not blocks: a quota in blocks is divided by
- * this estimate of blocks per checkpoint (1 for prompts up to 16 blocks, 5.6
- * for 128 blocks, 15 for 60k tokens; 4 errs towards remembering).
+ * The index keeps checkpoints, each standing for the blocks it adds, and a
+ * replica's quota is its whole KV cache in blocks: like the engine's cache,
+ * the index's LRU holds the content sent there most recently, running
+ * requests' blocks included (they are hits for the requests that follow;
+ * vLLM evicts only free blocks, least recently used first, so what it has
+ * dropped is the oldest content either way). The entries all quotas take
+ * are estimated with this many blocks per checkpoint (1 for prompts up to 16
+ * blocks, 5.6 for 128 blocks, 15 for 60k tokens; 4 errs towards more
+ * entries), to fit the quotas into the index's pool.
  */
 const BLOCKS_PER_CHECKPOINT: f64 = 4;
-/** A replica's index quota never drops below this many checkpoints, however small its KV cache. */
-const MIN_SLOT_CHECKPOINTS: u32 = 16;
+/** A replica's index quota never drops below this many blocks (1k tokens), however small its KV cache. */
+const MIN_SLOT_BLOCKS: u32 = 64;
+/**
+ * Each worker VM's index records only the prompts it placed, while the
+ * replica's cache evicts by what every VM sends there: with 16 VMs a VM
+ * sending a sixteenth of the traffic would remember 16 times as much history
+ * as the cache keeps, and price long prompts as cached long after they were
+ * evicted. So a VM's quota for a replica is its share of the gateway's
+ * writes there (record()'s `writeShare`) of the cache's; what other VMs
+ * placed more recently the shared index finds.
+ */
 /**
  * Shared checkpoints inserted per request at most: all of a 64k-token prompt
  * (4096 blocks), the longest the engines of a long-context deployment take,
@@ -69,6 +75,10 @@ export class PrefixLocator {
   private readonly defaultCapacityTokens: u32;
   private readonly slotOf: Map<string, i32> = new Map<string, i32>();
   private readonly freeSlots: Array<i32> = [];
+  /** Per slot: the index quota for the replica's whole cache (resize()), this VM's last share of its writes, and the quota applied. */
+  private readonly cacheQuota: StaticArray<u32> = new StaticArray<u32>(MAX_SLOTS);
+  private readonly writeShare: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+  private readonly appliedQuota: StaticArray<u32> = new StaticArray<u32>(MAX_SLOTS);
 
   // What the last hash() and match() found, for record().
   /** A key for the prompt's start (its first block), for rendezvous placement; for a request without one, the next turn's. */
@@ -101,7 +111,7 @@ export class PrefixLocator {
   constructor(cfg: PluginConfig, metrics: RouterMetrics, sharedVmId: u32) {
     this.shared = new SharedCheckpoints(sharedVmId != 0);
     this.outbox = new PlacementOutbox(sharedVmId != 0);
-    this.index = new PrefixIndex(cfg.indexEntries);
+    this.index = new PrefixIndex(cfg.indexEntries, true);
     const hasher = new BlockHasher(cfg.blockChars, cfg.maxBlocks);
     this.hasher = hasher;
     const checkpoints = checkpointsWithin(cfg.maxBlocks);
@@ -111,11 +121,12 @@ export class PrefixLocator {
     this.metrics = metrics;
     this.defaultCapacityTokens = cfg.defaultCapacityTokens;
     for (let s = MAX_SLOTS - 1; s >= 0; s--) this.freeSlots.push(s);
+    for (let s = 0; s < MAX_SLOTS; s++) unchecked(this.writeShare[s] = 1.0);
   }
 
   /**
    * Gives each replica of `next` a slot (keeping the one it had in `old`)
-   * and a quota that follows its KV size and use, all quotas together
+   * and a quota of its KV size in blocks, all quotas together
    * fitting the index; replicas that left give their slot, and what the
    * index knew of them, back.
    */
@@ -126,6 +137,7 @@ export class PrefixLocator {
         const s = this.slotOf.get(a);
         this.slotOf.delete(a);
         this.index.clearSlot(<u32>s);
+        unchecked(this.writeShare[s] = 1.0);
         this.reuse.forget(s);
         this.metrics.forgetSlot(s);
         this.freeSlots.push(s);
@@ -144,19 +156,19 @@ export class PrefixLocator {
       }
       next.slot[i] = s;
       const tokens = next.kvCapacityTokens[i] > 0 ? next.kvCapacityTokens[i] : this.defaultCapacityTokens;
-      const free = 1.0 - next.kvUsage[i];
-      const share = free > MIN_CACHE_SHARE ? (free < 1.0 ? free : 1.0) : MIN_CACHE_SHARE;
-      const entries = <f64>tokens * <f64>CHARS_PER_TOKEN / blockChars * share / BLOCKS_PER_CHECKPOINT;
-      quota[i] = entries;
-      sum += entries;
+      const blocks = <f64>tokens * <f64>CHARS_PER_TOKEN / blockChars;
+      quota[i] = blocks;
+      sum += blocks / BLOCKS_PER_CHECKPOINT;
     }
     const capacity = <f64>this.index.capacity;
     const scale = sum > capacity ? capacity / sum : 1.0;
     for (let i = 0; i < next.n; i++) {
       if (next.slot[i] < 0) continue;
       let b = <u32>Math.floor(quota[i] * scale);
-      if (b < MIN_SLOT_CHECKPOINTS) b = MIN_SLOT_CHECKPOINTS;
-      this.index.setSlotCapacity(<u32>next.slot[i], b);
+      if (b < MIN_SLOT_BLOCKS) b = MIN_SLOT_BLOCKS;
+      const s = next.slot[i];
+      unchecked(this.cacheQuota[s] = b);
+      this.applyQuota(<u32>s, unchecked(this.writeShare[s]));
     }
   }
 
@@ -335,8 +347,10 @@ export class PrefixLocator {
    * MAX_SHARED_INSERTS, shallowest first, each inserted deepest first) and
    * the outbox. With no prompt hashed (no full block), records nothing.
    * Either way the replica's cache takes `writtenTokens` (CacheReuse).
+   * `writeShare`: this VM's share of the gateway's writes to the replica,
+   * the share of the cache its index remembers for it.
    */
-  record(t: ReplicaTable, c: Candidates, k: i32, i: i32, writtenTokens: f64 = 0): i32 {
+  record(t: ReplicaTable, c: Candidates, k: i32, i: i32, writtenTokens: f64 = 0, writeShare: f64 = 1): i32 {
     const h = this.hasher;
     // Requests routed on load alone (c.totalBlocks 0) left the last prompt's hashes in place.
     const ck = c.totalBlocks > 0 ? h.checkpoints : 0;
@@ -347,7 +361,10 @@ export class PrefixLocator {
     this.reuse.note(slot, ck > 0 ? unchecked(h.hashes[0]) : 0, <f64>depth * <f64>h.blockBytes / <f64>CHARS_PER_TOKEN, writtenTokens,
       <f64>(capacity > 0 ? capacity : this.defaultCapacityTokens));
     if (ck == 0) return 0;
-    if (slot >= 0) this.index.record(h.hashes, ck, <u32>slot, unchecked(this.localHeld[k]));
+    if (slot >= 0) {
+      this.applyQuota(<u32>slot, writeShare);
+      this.index.record(h.hashes, ck, <u32>slot, unchecked(this.localHeld[k]));
+    }
     const address = unchecked(t.addressHash[i]);
     const end = ck - held > MAX_SHARED_INSERTS ? held + MAX_SHARED_INSERTS : ck;
     for (let j = end - 1; j >= held; j--) {
@@ -356,6 +373,18 @@ export class PrefixLocator {
       this.outbox.post(hash, address, <u32>checkpointDepth(j));
     }
     return depth;
+  }
+
+  /** Sets slot `s`'s index quota to `share` (0..1) of its cache's, at least MIN_SLOT_BLOCKS. */
+  private applyQuota(s: u32, share: f64): void {
+    const whole = unchecked(this.cacheQuota[s]);
+    const part = share >= 1 ? 1.0 : share > 0 ? share : 0.0;
+    unchecked(this.writeShare[s] = part);
+    let q = <u32>Math.floor(<f64>whole * part);
+    if (q < MIN_SLOT_BLOCKS) q = MIN_SLOT_BLOCKS;
+    if (q == unchecked(this.appliedQuota[s])) return;
+    unchecked(this.appliedQuota[s] = q);
+    this.index.setSlotCapacity(s, q);
   }
 
   /**

@@ -163,7 +163,8 @@ export class SchedulingCycle {
     d.newTokens = unchecked(c.newTokens[k]);
     // What the request writes into the replica's cache: the prompt tokens it prefills there, and its output.
     const written = d.newTokens + this.work.outputTokens;
-    d.matched = this.prefix.record(t, c, k, i, written);
+    const share = this.inflight.writeShare(i, unchecked(c.written[k]), this.candidates.otherVms);
+    d.matched = this.prefix.record(t, c, k, i, written, share);
     d.total = c.totalBlocks;
     if (decisions.active) {
       d.record = decisions.emit(t, c, k, r, d.matched, d.total, this.cfg.debugHeaders);

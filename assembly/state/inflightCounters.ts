@@ -125,6 +125,20 @@ export class InflightCounters {
     else this.add(t, i, -1, 0, -d.newTokens, 0, nowS);
   }
 
+  /**
+   * This VM's share of what the gateway has written to replica i
+   * (`gatewayWritten`: the gateway's total there, as last read), with
+   * `otherVms` other worker VMs counting: its own writes over the total,
+   * and at least an even share, so that a VM that has just started, and so
+   * has written little yet, is not taken for one that takes little traffic.
+   */
+  writeShare(i: i32, gatewayWritten: f64, otherVms: i32): f64 {
+    const even = 1.0 / <f64>(1 + (otherVms > 0 ? otherVms : 0));
+    if (i < 0 || gatewayWritten <= 0) return 1.0;
+    const own = unchecked(this.local.written[i]) / gatewayWritten;
+    return own > 1 ? 1.0 : own > even ? own : even;
+  }
+
   /** This VM's own counters (for tests and the fleet exchange), by replica-table index. */
   @inline get own(): WorkCounts {
     return this.local;

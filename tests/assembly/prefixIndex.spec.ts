@@ -68,6 +68,25 @@ describe("PrefixIndex", () => {
     }
     expect(idx.countOf(1)).toBe(300);
   });
+  it("counts a checkpoint chain's blocks against the quota, not its entries", () => {
+    // 64 blocks: checkpoints at depths 1..16, 32, 48 and 64, 19 entries.
+    const idx = new PrefixIndex(1024, true);
+    idx.setSlotCapacity(0, 80);
+    const a = chain(19, 1);
+    idx.record(a, 19, 0);
+    expect(idx.matchedBlocks(a, 19, 0)).toBe(19);
+    idx.record(chain(19, 2), 19, 0);
+    // 128 blocks for a quota of 80: a loses its three 16-block checkpoints, keeping its first 16 blocks.
+    expect(idx.matchedBlocks(a, 19, 0)).toBe(16);
+    expect(idx.countOf(0)).toBe(35);
+    // Counted as entries, the same chains would both fit (38 of 80).
+    const plain = new PrefixIndex(1024);
+    plain.setSlotCapacity(0, 80);
+    plain.record(a, 19, 0);
+    plain.record(chain(19, 2), 19, 0);
+    expect(plain.matchedBlocks(a, 19, 0)).toBe(19);
+  });
+
   it("forgets a cleared slot", () => {
     const idx = new PrefixIndex(1024);
     const h = chain(5, 7);

@@ -151,4 +151,28 @@ describe("PrefixLocator", () => {
     match(p, back, c2, other);
     expect(c2.matched[1]).toBe(2);
   });
+
+  it("remembers of a replica's cache only this worker VM's share of the writes there", () => {
+    // 2000 tokens of cache: an index quota of 125 blocks, so of 125 one-block prompts.
+    const remembered = (share: f64): i32 => {
+      const p = new PrefixLocator(config(), new RouterMetrics(), 0);
+      const t = replicaTable(A, 2000);
+      p.resize(new ReplicaTable(), t);
+      const c = candidates(t);
+      for (let i = 0; i < 200; i++) {
+        match(p, t, c, "prompt " + i.toString() + " " + "x".repeat(60));
+        p.record(t, c, 0, 0, 100, share);
+      }
+      let held = 0;
+      for (let i = 0; i < 200; i++) {
+        match(p, t, c, "prompt " + i.toString() + " " + "x".repeat(60));
+        if (c.matched[0] > 0) held++;
+      }
+      return held;
+    };
+    expect(remembered(1.0)).toBe(125);
+    expect(remembered(0.75)).toBe(93);
+    // Never below the floor (64 blocks), however small the share.
+    expect(remembered(0.0)).toBe(64);
+  });
 });
