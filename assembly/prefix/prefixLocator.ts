@@ -26,6 +26,7 @@ import { MAX_SLOTS, PrefixIndex } from "./prefixIndex";
 import { PlacementOutbox } from "./placementOutbox";
 import { BUCKET_ENTRIES, SharedCheckpoints } from "./sharedCheckpoints";
 import { CacheReuse } from "./cacheReuse";
+import { CacheTurnover } from "./cacheTurnover";
 
 /** Characters per token, the usual estimate for English text and code. */
 const CHARS_PER_TOKEN: u32 = 4;
@@ -72,6 +73,7 @@ export class PrefixLocator {
   private readonly shared: SharedCheckpoints;
   private readonly metrics: RouterMetrics;
   private readonly reuse: CacheReuse = new CacheReuse();
+  private readonly turnover: CacheTurnover = new CacheTurnover();
   private readonly defaultCapacityTokens: u32;
   private readonly slotOf: Map<string, i32> = new Map<string, i32>();
   private readonly freeSlots: Array<i32> = [];
@@ -95,6 +97,7 @@ export class PrefixLocator {
   private readonly probeEpoch: StaticArray<u32>;
   private readonly probeCount: StaticArray<u8>;
   private readonly probeHolders: StaticArray<u32>;
+  private readonly probeTouched: StaticArray<u32>;
   private epoch: u32 = 0;
   private readonly holderHash: StaticArray<u32> = new StaticArray<u32>(MAX_HOLDERS);
   private readonly holderHeld: StaticArray<i32> = new StaticArray<i32>(MAX_HOLDERS);
@@ -118,6 +121,7 @@ export class PrefixLocator {
     this.probeEpoch = new StaticArray<u32>(checkpoints);
     this.probeCount = new StaticArray<u8>(checkpoints);
     this.probeHolders = new StaticArray<u32>(checkpoints * BUCKET_ENTRIES);
+    this.probeTouched = new StaticArray<u32>(checkpoints * BUCKET_ENTRIES);
     this.metrics = metrics;
     this.defaultCapacityTokens = cfg.defaultCapacityTokens;
     for (let s = MAX_SLOTS - 1; s >= 0; s--) this.freeSlots.push(s);
@@ -139,6 +143,7 @@ export class PrefixLocator {
         this.index.clearSlot(<u32>s);
         unchecked(this.writeShare[s] = 1.0);
         this.reuse.forget(s);
+        this.turnover.forget(s);
         this.metrics.forgetSlot(s);
         this.freeSlots.push(s);
       }
@@ -248,6 +253,7 @@ export class PrefixLocator {
       const s = unchecked(t.slot[unchecked(c.replica[k])]);
       const capacity = unchecked(t.kvCapacityTokens[unchecked(c.replica[k])]);
       unchecked(c.cacheReuse[k] = this.reuse.estimate(s, <f64>(capacity > 0 ? capacity : this.defaultCapacityTokens), unchecked(c.written[k])));
+      this.turnover.observe(s, unchecked(c.written[k]), this.nowS);
       const m = s >= 0 && ck > 0 ? this.index.matchedBlocks(h.hashes, ck, <u32>s) : 0;
       unchecked(this.localHeld[k] = m);
       unchecked(this.held[k] = m);
@@ -296,12 +302,34 @@ export class PrefixLocator {
       if (l > unchecked(this.holderHeld[j])) unchecked(this.holderHeld[j] = l);
     }
     for (let j = 0; j < this.holders; j++) {
-      const k = candidateOf(t, c, unchecked(this.holderHash[j]));
+      const r = unchecked(this.holderHash[j]);
+      const k = candidateOf(t, c, r);
       const m = unchecked(this.holderHeld[j]);
-      if (k < 0 || m <= unchecked(this.held[k])) continue;
+      if (k < 0 || m <= unchecked(this.held[k]) || this.evicted(t, c, k, m - 1, r)) continue;
       unchecked(this.held[k] = m);
       unchecked(c.matched[k] = checkpointDepth(m - 1));
     }
+  }
+
+  /**
+   * Whether candidate k (replica address hash `r`), which the shared index
+   * says holds checkpoint `ck`, has likely evicted it since: the entry was
+   * last touched longer ago than the replica's cache turnover. A request
+   * touches the deepest checkpoint it finds held where it goes (record()),
+   * and vLLM's LRU keeps a prompt's start as recent as its deepest block in
+   * use, so an untouched deepest checkpoint means an unused prompt.
+   */
+  private evicted(t: ReplicaTable, c: Candidates, k: i32, ck: i32, r: u32): bool {
+    const n = this.probe(ck);
+    const base = ck * BUCKET_ENTRIES;
+    let touched: u32 = 0;
+    for (let e = 0; e < n; e++) {
+      if (unchecked(this.probeHolders[base + e]) == r) touched = unchecked(this.probeTouched[base + e]);
+    }
+    if (touched >= this.nowS) return false;
+    const i = unchecked(c.replica[k]);
+    const capacity = unchecked(t.kvCapacityTokens[i]);
+    return <f64>(this.nowS - touched) > this.turnover.seconds(unchecked(t.slot[i]), <f64>(capacity > 0 ? capacity : this.defaultCapacityTokens));
   }
 
   /** Reads checkpoint k's holders (once per request); notes each holder as holding k + 1 checkpoints. Returns how many. */
@@ -310,7 +338,7 @@ export class PrefixLocator {
     let n: i32;
     if (unchecked(this.probeEpoch[k]) == this.epoch) n = <i32>unchecked(this.probeCount[k]);
     else {
-      n = this.shared.holders(unchecked(this.hasher.hashes[k]), this.probeHolders, base);
+      n = this.shared.holders(unchecked(this.hasher.hashes[k]), this.probeHolders, base, this.probeTouched);
       unchecked(this.probeEpoch[k] = this.epoch);
       unchecked(this.probeCount[k] = <u8>n);
     }
@@ -366,6 +394,8 @@ export class PrefixLocator {
       this.index.record(h.hashes, ck, <u32>slot, unchecked(this.localHeld[k]));
     }
     const address = unchecked(t.addressHash[i]);
+    // Touches the deepest checkpoint held, which keeps it, and so the prompt start, from reading as evicted (evicted()).
+    if (held > 0 && this.shared.on) this.shared.insert(unchecked(h.hashes[held - 1]), <u32>address, this.nowS);
     const end = ck - held > MAX_SHARED_INSERTS ? held + MAX_SHARED_INSERTS : ck;
     for (let j = end - 1; j >= held; j--) {
       const hash = unchecked(h.hashes[j]);

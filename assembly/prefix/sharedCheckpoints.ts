@@ -37,10 +37,11 @@ export class SharedCheckpoints {
 
   /**
    * The replicas the index says hold checkpoint `hash` (32-bit address
-   * hashes): written to out[at..at+BUCKET_ENTRIES), how many returned. One
-   * shared-data read.
+   * hashes): written to out[at..at+BUCKET_ENTRIES), and when each was last
+   * touched (s) to `touched` at the same places if given; how many returned.
+   * One shared-data read.
    */
-  holders(hash: u64, out: StaticArray<u32>, at: i32): i32 {
+  holders(hash: u64, out: StaticArray<u32>, at: i32, touched: StaticArray<u32> | null = null): i32 {
     if (!this.on) return 0;
     const key = this.key;
     key.point(hash);
@@ -53,7 +54,9 @@ export class SharedCheckpoints {
     let found = 0;
     for (let e = 0; e < n; e++) {
       const p = b.ptr + <usize>(e * ENTRY_BYTES);
-      if (load<u64>(p) == hash) unchecked(out[at + found++] = load<u32>(p, 8));
+      if (load<u64>(p) != hash) continue;
+      if (touched !== null) unchecked(touched[at + found] = load<u32>(p, 12));
+      unchecked(out[at + found++] = load<u32>(p, 8));
     }
     b.free();
     return found;
