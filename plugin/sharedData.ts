@@ -11,8 +11,10 @@
 //                           then rows of [u32 vm id][u32 heartbeat s] and, per replica,
 //                           [u16 in flight][u16 decoding][u32 queued prefill tokens][u32 decode work]
 //                           [u32 last request sent there: ms clock mod 2^32, 0 never]
+//                           [u32 content written there, 64-token units]
 //   prefix_router.ckpt.XXXX up to 4 entries of [u64 checkpoint hash][u32 replica address hash, low 32 bits]
-//                           [u32 last touched, s]  (XXXX: 4 hex digits, the hash's top 16 bits; 2^16 buckets)
+//                           [u32 last touched, s: by the request that placed it, or one since that found it the
+//                           deepest it held there]  (XXXX: 4 hex digits, the hash's top 16 bits; 2^16 buckets)
 //                           which replica holds which prompt checkpoint (assembly/prefix/sharedCheckpoints.ts)
 //
 // Every request reads prefix_router.inflight: its stamp tells a worker VM that a
