@@ -36,10 +36,11 @@ export const PLACEMENT_RECORD_BYTES = 16;
 export const MAX_SECTION_PLACEMENTS = 16384;
 export const SECTION_FLEET_POSITION = 3;
 export const FLEET_POSITION_BYTES = 4;
-export const OTHER_WORK_HEADER_BYTES = 4;
+/** Sections 2 and 4: [u32 count], then records that start [u16 replica][u16 reserved 0]. */
+export const REPLICA_RECORDS_HEADER_BYTES = 4;
+const RECORD_REPLICA_BYTES = 4;
 export const OTHER_WORK_RECORD_BYTES = 12;
 export const SECTION_OTHER_CONTENT = 4;
-export const OTHER_CONTENT_HEADER_BYTES = 4;
 export const OTHER_CONTENT_RECORD_BYTES = 8;
 /** Blocks of the deepest checkpoint: the filter's 1 MiB body limit in 64-byte blocks. */
 export const MAX_CHECKPOINT_DEPTH = 16384;
@@ -230,82 +231,68 @@ export function decodePlacementsSection(bytes: Uint8Array, replicaCount: number)
   return { through: dv.getBigUint64(0, true), placements };
 }
 
-export function encodeOtherWorkSection(work: OtherWorkSection, replicaCount: number): Uint8Array {
-  if (work.length > replicaCount) fail('more work records than replicas');
-  const buf = new Uint8Array(OTHER_WORK_HEADER_BYTES + work.length * OTHER_WORK_RECORD_BYTES);
+/**
+ * A section of per-replica records (tags 2 and 4): [u32 count], then per record [u16 replica][u16 reserved 0]
+ * and the record's own fields, which `write` and `read` handle; each replica at most once. `what` names them in errors.
+ */
+interface ReplicaRecords<T> { what: string; fieldBytes: number; write(dv: DataView, o: number, r: T): void; read(dv: DataView, o: number): Omit<T, 'replica'> }
+
+function encodeReplicaRecords<T extends { replica: number }>(f: ReplicaRecords<T>, records: readonly T[], replicaCount: number): Uint8Array {
+  if (records.length > replicaCount) fail(`more ${f.what} records than replicas`);
+  const recordBytes = RECORD_REPLICA_BYTES + f.fieldBytes;
+  const buf = new Uint8Array(REPLICA_RECORDS_HEADER_BYTES + records.length * recordBytes);
   const dv = new DataView(buf.buffer);
-  dv.setUint32(0, work.length, true);
+  dv.setUint32(0, records.length, true);
   const seen = new Set<number>();
-  let o = OTHER_WORK_HEADER_BYTES;
-  for (const w of work) {
-    if (!Number.isInteger(w.replica) || w.replica < 0 || w.replica >= replicaCount) fail(`replica index ${w.replica} outside the state's ${replicaCount}`);
-    if (seen.has(w.replica)) fail(`replica index ${w.replica} listed twice`);
-    seen.add(w.replica);
-    dv.setUint16(o, w.replica, true);
+  let o = REPLICA_RECORDS_HEADER_BYTES;
+  for (const r of records) {
+    if (!Number.isInteger(r.replica) || r.replica < 0 || r.replica >= replicaCount) fail(`replica index ${r.replica} outside the state's ${replicaCount}`);
+    if (seen.has(r.replica)) fail(`replica index ${r.replica} listed twice`);
+    seen.add(r.replica);
+    dv.setUint16(o, r.replica, true);
     dv.setUint16(o + 2, 0, true);
-    dv.setUint32(o + 4, clampU32(w.queuedTokens), true);
-    dv.setUint32(o + 8, clampU32(w.decodeWork), true);
-    o += OTHER_WORK_RECORD_BYTES;
+    f.write(dv, o + RECORD_REPLICA_BYTES, r);
+    o += recordBytes;
   }
   return buf;
 }
 
-export function decodeOtherWorkSection(bytes: Uint8Array, replicaCount: number): OtherWorkSection {
-  if (bytes.length < OTHER_WORK_HEADER_BYTES) fail('work section shorter than its header');
+function decodeReplicaRecords<T extends { replica: number }>(f: ReplicaRecords<T>, bytes: Uint8Array, replicaCount: number): T[] {
+  if (bytes.length < REPLICA_RECORDS_HEADER_BYTES) fail(`${f.what} section shorter than its header`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = dv.getUint32(0, true);
-  if (n > replicaCount) fail('more work records than replicas');
-  if (bytes.length !== OTHER_WORK_HEADER_BYTES + n * OTHER_WORK_RECORD_BYTES) fail('work section length does not match its count');
-  const out: OtherWorkSection = [];
+  const recordBytes = RECORD_REPLICA_BYTES + f.fieldBytes;
+  if (n > replicaCount) fail(`more ${f.what} records than replicas`);
+  if (bytes.length !== REPLICA_RECORDS_HEADER_BYTES + n * recordBytes) fail(`${f.what} section length does not match its count`);
+  const out: T[] = [];
   const seen = new Set<number>();
-  for (let i = 0, o = OTHER_WORK_HEADER_BYTES; i < n; i++, o += OTHER_WORK_RECORD_BYTES) {
+  for (let i = 0, o = REPLICA_RECORDS_HEADER_BYTES; i < n; i++, o += recordBytes) {
     const replica = dv.getUint16(o, true);
-    if (replica >= replicaCount) fail(`work record ${i}: replica index ${replica} outside the state`);
-    if (seen.has(replica)) fail(`work record ${i}: replica ${replica} listed twice`);
+    if (replica >= replicaCount) fail(`${f.what} record ${i}: replica index ${replica} outside the state`);
+    if (seen.has(replica)) fail(`${f.what} record ${i}: replica ${replica} listed twice`);
     seen.add(replica);
-    if (dv.getUint16(o + 2, true) !== 0) fail(`work record ${i}: reserved bits set`);
-    out.push({ replica, queuedTokens: dv.getUint32(o + 4, true), decodeWork: dv.getUint32(o + 8, true) });
+    if (dv.getUint16(o + 2, true) !== 0) fail(`${f.what} record ${i}: reserved bits set`);
+    out.push({ replica, ...f.read(dv, o + RECORD_REPLICA_BYTES) } as T);
   }
   return out;
 }
 
-export function encodeOtherContentSection(content: OtherContentSection, replicaCount: number): Uint8Array {
-  if (content.length > replicaCount) fail('more content records than replicas');
-  const buf = new Uint8Array(OTHER_CONTENT_HEADER_BYTES + content.length * OTHER_CONTENT_RECORD_BYTES);
-  const dv = new DataView(buf.buffer);
-  dv.setUint32(0, content.length, true);
-  const seen = new Set<number>();
-  let o = OTHER_CONTENT_HEADER_BYTES;
-  for (const c of content) {
-    if (!Number.isInteger(c.replica) || c.replica < 0 || c.replica >= replicaCount) fail(`replica index ${c.replica} outside the state's ${replicaCount}`);
-    if (seen.has(c.replica)) fail(`replica index ${c.replica} listed twice`);
-    seen.add(c.replica);
-    dv.setUint16(o, c.replica, true);
-    dv.setUint16(o + 2, 0, true);
-    dv.setUint32(o + 4, clampU32(c.writtenUnits), true);
-    o += OTHER_CONTENT_RECORD_BYTES;
-  }
-  return buf;
-}
+const WORK_RECORDS: ReplicaRecords<OtherWorkSection[number]> = {
+  what: 'work', fieldBytes: OTHER_WORK_RECORD_BYTES - RECORD_REPLICA_BYTES,
+  write: (dv, o, w) => { dv.setUint32(o, clampU32(w.queuedTokens), true); dv.setUint32(o + 4, clampU32(w.decodeWork), true); },
+  read: (dv, o) => ({ queuedTokens: dv.getUint32(o, true), decodeWork: dv.getUint32(o + 4, true) }),
+};
 
-export function decodeOtherContentSection(bytes: Uint8Array, replicaCount: number): OtherContentSection {
-  if (bytes.length < OTHER_CONTENT_HEADER_BYTES) fail('content section shorter than its header');
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n = dv.getUint32(0, true);
-  if (n > replicaCount) fail('more content records than replicas');
-  if (bytes.length !== OTHER_CONTENT_HEADER_BYTES + n * OTHER_CONTENT_RECORD_BYTES) fail('content section length does not match its count');
-  const out: OtherContentSection = [];
-  const seen = new Set<number>();
-  for (let i = 0, o = OTHER_CONTENT_HEADER_BYTES; i < n; i++, o += OTHER_CONTENT_RECORD_BYTES) {
-    const replica = dv.getUint16(o, true);
-    if (replica >= replicaCount) fail(`content record ${i}: replica index ${replica} outside the state`);
-    if (seen.has(replica)) fail(`content record ${i}: replica ${replica} listed twice`);
-    seen.add(replica);
-    if (dv.getUint16(o + 2, true) !== 0) fail(`content record ${i}: reserved bits set`);
-    out.push({ replica, writtenUnits: dv.getUint32(o + 4, true) });
-  }
-  return out;
-}
+const CONTENT_RECORDS: ReplicaRecords<OtherContentSection[number]> = {
+  what: 'content', fieldBytes: OTHER_CONTENT_RECORD_BYTES - RECORD_REPLICA_BYTES,
+  write: (dv, o, c) => { dv.setUint32(o, clampU32(c.writtenUnits), true); },
+  read: (dv, o) => ({ writtenUnits: dv.getUint32(o, true) }),
+};
+
+export const encodeOtherWorkSection = (work: OtherWorkSection, replicaCount: number): Uint8Array => encodeReplicaRecords(WORK_RECORDS, work, replicaCount);
+export const decodeOtherWorkSection = (bytes: Uint8Array, replicaCount: number): OtherWorkSection => decodeReplicaRecords(WORK_RECORDS, bytes, replicaCount);
+export const encodeOtherContentSection = (content: OtherContentSection, replicaCount: number): Uint8Array => encodeReplicaRecords(CONTENT_RECORDS, content, replicaCount);
+export const decodeOtherContentSection = (bytes: Uint8Array, replicaCount: number): OtherContentSection => decodeReplicaRecords(CONTENT_RECORDS, bytes, replicaCount);
 
 export function encodeFleetPosition(p: FleetPosition): Uint8Array {
   if (!Number.isInteger(p.count) || p.count < 1 || p.count > 0xffff) fail(`gateway count ${p.count} outside 1..65535`);

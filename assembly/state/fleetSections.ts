@@ -17,9 +17,9 @@ const FLEET_POSITION_BYTES: i32 = 4;
 const PLACEMENTS_HEADER_BYTES: u64 = 12;
 const PLACEMENT_RECORD_BYTES: u64 = 16;
 const MAX_SECTION_PLACEMENTS: u32 = 16384;
-const WORK_HEADER_BYTES: u64 = 4;
+/** Sections 2 and 4: [u32 count], then per replica a record. */
+const RECORDS_HEADER_BYTES: u64 = 4;
 const WORK_RECORD_BYTES: u64 = 12;
-const CONTENT_HEADER_BYTES: u64 = 4;
 const CONTENT_RECORD_BYTES: u64 = 8;
 /** Blocks of the deepest checkpoint the wire carries: the 1 MiB body limit in 64-byte blocks. */
 const MAX_CHECKPOINT_DEPTH: u32 = 16384;
@@ -63,22 +63,40 @@ export function decodePlacements(t: ReplicaTable, p: usize, len: i32): bool {
   return true;
 }
 
-/** Section 2 of [p, p+len) into t.otherGatewaysQueuedTokens and t.otherGatewaysDecodeWork (replicas not listed stay 0). */
-export function decodeOtherWork(t: ReplicaTable, p: usize, len: i32): bool {
-  if (len < <i32>WORK_HEADER_BYTES) return reject(E.STATE_ERR_WORK_LENGTH);
-  const n = load<u32>(p);
-  if (n > <u32>t.n || WORK_HEADER_BYTES + <u64>n * WORK_RECORD_BYTES != <u64>len) return reject(E.STATE_ERR_WORK_LENGTH);
-  const queued = t.otherGatewaysQueuedTokens;
-  const decode = t.otherGatewaysDecodeWork;
-  // A replica listed twice is caught by its mark, -1 until the records are taken (a rejected table is dropped whole).
-  for (let i: u32 = 0; i < n; i++) {
-    const q = p + <usize>(WORK_HEADER_BYTES + <u64>i * WORK_RECORD_BYTES);
-    const r = <i32>load<u16>(q);
-    if (r >= t.n || load<u16>(q, 2) != 0 || unchecked(queued[r]) < 0) return reject(E.STATE_ERR_WORK_REPLICA);
-    unchecked(queued[r] = -1);
+/**
+ * Checks the per-replica records of [p, p+len) (sections 2 and 4: [u32
+ * count], then records of `recordBytes` that start [u16 replica][u16
+ * reserved 0]), each replica at most once. A replica listed twice is caught
+ * by its mark in `marks`, set to -1 here (a rejected table is dropped whole;
+ * an accepted one has every listed replica's mark overwritten by its
+ * record). Returns the record count, or -1 with fleetSectionError set.
+ */
+function replicaRecords(t: ReplicaTable, p: usize, len: i32, recordBytes: u64, marks: Array<f64>, lengthError: string, replicaError: string): i32 {
+  const n = len < <i32>RECORDS_HEADER_BYTES ? U32.MAX_VALUE : load<u32>(p);
+  if (n > <u32>t.n || RECORDS_HEADER_BYTES + <u64>n * recordBytes != <u64>len) {
+    reject(lengthError);
+    return -1;
   }
   for (let i: u32 = 0; i < n; i++) {
-    const q = p + <usize>(WORK_HEADER_BYTES + <u64>i * WORK_RECORD_BYTES);
+    const q = p + <usize>(RECORDS_HEADER_BYTES + <u64>i * recordBytes);
+    const r = <i32>load<u16>(q);
+    if (r >= t.n || load<u16>(q, 2) != 0 || unchecked(marks[r]) < 0) {
+      reject(replicaError);
+      return -1;
+    }
+    unchecked(marks[r] = -1);
+  }
+  return <i32>n;
+}
+
+/** Section 2 of [p, p+len) into t.otherGatewaysQueuedTokens and t.otherGatewaysDecodeWork (replicas not listed stay 0). */
+export function decodeOtherWork(t: ReplicaTable, p: usize, len: i32): bool {
+  const queued = t.otherGatewaysQueuedTokens;
+  const n = replicaRecords(t, p, len, WORK_RECORD_BYTES, queued, E.STATE_ERR_WORK_LENGTH, E.STATE_ERR_WORK_REPLICA);
+  if (n < 0) return false;
+  const decode = t.otherGatewaysDecodeWork;
+  for (let i = 0; i < n; i++) {
+    const q = p + <usize>(RECORDS_HEADER_BYTES + <u64>i * WORK_RECORD_BYTES);
     const r = <i32>load<u16>(q);
     unchecked(queued[r] = <f64>load<u32>(q, 4));
     unchecked(decode[r] = <f64>load<u32>(q, 8));
@@ -88,19 +106,11 @@ export function decodeOtherWork(t: ReplicaTable, p: usize, len: i32): bool {
 
 /** Section 4 of [p, p+len) into t.otherGatewaysWritten, in tokens (replicas not listed stay 0). */
 export function decodeOtherContent(t: ReplicaTable, p: usize, len: i32): bool {
-  if (len < <i32>CONTENT_HEADER_BYTES) return reject(E.STATE_ERR_CONTENT_LENGTH);
-  const n = load<u32>(p);
-  if (n > <u32>t.n || CONTENT_HEADER_BYTES + <u64>n * CONTENT_RECORD_BYTES != <u64>len) return reject(E.STATE_ERR_CONTENT_LENGTH);
   const written = t.otherGatewaysWritten;
-  // A replica listed twice is caught by its mark, as in decodeOtherWork.
-  for (let i: u32 = 0; i < n; i++) {
-    const q = p + <usize>(CONTENT_HEADER_BYTES + <u64>i * CONTENT_RECORD_BYTES);
-    const r = <i32>load<u16>(q);
-    if (r >= t.n || load<u16>(q, 2) != 0 || unchecked(written[r]) < 0) return reject(E.STATE_ERR_CONTENT_REPLICA);
-    unchecked(written[r] = -1);
-  }
-  for (let i: u32 = 0; i < n; i++) {
-    const q = p + <usize>(CONTENT_HEADER_BYTES + <u64>i * CONTENT_RECORD_BYTES);
+  const n = replicaRecords(t, p, len, CONTENT_RECORD_BYTES, written, E.STATE_ERR_CONTENT_LENGTH, E.STATE_ERR_CONTENT_REPLICA);
+  if (n < 0) return false;
+  for (let i = 0; i < n; i++) {
+    const q = p + <usize>(RECORDS_HEADER_BYTES + <u64>i * CONTENT_RECORD_BYTES);
     unchecked(written[<i32>load<u16>(q)] = <f64>load<u32>(q, 4) * CONTENT_UNIT);
   }
   return true;
