@@ -17,6 +17,7 @@ export const STATE_REJECTED = "prefix_router: state rejected: ";
 export const STATE_FROM_CONTROL_PLANE = "prefix_router: state version ";
 export const POLL_FAILED = "prefix_router: control plane poll failed: ";
 export const POLL_FLEET_REFUSED = "prefix_router: the control plane does not take fleet reports (POST /v1/state answered 405); polling with GET, so this gateway neither shares its placements nor learns the other gateways'";
+export const POLL_CONTENT_REFUSED = "prefix_router: the control plane refused a fleet report with content counts (400); reporting without them, so the other gateways do not see the content this gateway writes";
 export const POLL_NOT_STARTED = "prefix_router: could not start the control plane poll (unknown cluster?): ";
 
 export const BODY_NOT_DELIVERED =
@@ -68,5 +69,7 @@ export const STATE_ERR_PLACEMENT_REPLICA = "placement names a replica outside th
 export const STATE_ERR_PLACEMENT_DEPTH = "placement depth is not a checkpoint depth";
 export const STATE_ERR_WORK_LENGTH = "work section length does not match its count";
 export const STATE_ERR_WORK_REPLICA = "work record names a replica outside the state, or one twice";
+export const STATE_ERR_CONTENT_LENGTH = "content section (tag 4) length does not match its count";
+export const STATE_ERR_CONTENT_REPLICA = "content record (tag 4) names a replica outside the state, or one twice, or sets reserved bits";
 export const STATE_ERR_FLEET_POSITION_LENGTH = "fleet position section (tag 3) must be 4 bytes";
 export const STATE_ERR_FLEET_POSITION = "fleet position section (tag 3): index must be below a count of at least 1";

@@ -7,7 +7,9 @@ import {
   log, nowNs, serializePairs, setTickPeriodMs,
 } from "./abi/hostCalls";
 import { PluginConfig, configError, parseConfig } from "./config/pluginConfig";
-import { CONFIG_REJECTED, EXPECTED_CONFIG_SHAPE, POLL_FAILED, POLL_FLEET_REFUSED, POLL_NOT_STARTED, STATE_FROM_CONTROL_PLANE, STATE_REJECTED } from "./errors";
+import {
+  CONFIG_REJECTED, EXPECTED_CONFIG_SHAPE, POLL_CONTENT_REFUSED, POLL_FAILED, POLL_FLEET_REFUSED, POLL_NOT_STARTED, STATE_FROM_CONTROL_PLANE, STATE_REJECTED,
+} from "./errors";
 import { HttpContext } from "./httpContext";
 import { Counter, Gauge, RouterMetrics } from "./metrics";
 import { PausedStreams } from "./pausedStreams";
@@ -159,7 +161,7 @@ export class RootContext {
     const fleet = this.fleet;
     if (fleet !== null && this.fleetPost) {
       const work = router.gatewayWork(now);
-      fleet.build(router.replicas, this.drainPlacements(router, fleet), work.queued, work.decodeWork);
+      fleet.build(router.replicas, this.drainPlacements(router, fleet), work);
       this.pollToken = httpCall(cfg.cluster, this.pollHeaders(cfg, router, waitMs, true), waitMs + POLL_TIMEOUT_SLACK_MS, fleet.ptr, fleet.len);
     } else {
       this.pollToken = httpCall(cfg.cluster, this.pollHeaders(cfg, router, waitMs, false), waitMs + POLL_TIMEOUT_SLACK_MS);
@@ -179,7 +181,7 @@ export class RootContext {
     const fleet = this.fleet!;
     if (this.pollToken == 0 || this.reportToken != 0 || !this.fleetPost) return;
     const work = router.gatewayWork(now);
-    if (!fleet.build(router.replicas, this.drainPlacements(router, fleet), work.queued, work.decodeWork)) return;
+    if (!fleet.build(router.replicas, this.drainPlacements(router, fleet), work)) return;
     this.reportToken = httpCall(cfg.cluster, this.pollHeaders(cfg, router, 0, true), POLL_TIMEOUT_SLACK_MS, fleet.ptr, fleet.len);
   }
 
@@ -260,6 +262,10 @@ export class RootContext {
       // A control plane from before the fleet exchange: poll as it expects, at once.
       this.fleetPost = false;
       log(LogLevel.Warn, POLL_FLEET_REFUSED);
+    } else if (status == 400 && this.fleet !== null && this.fleetPost && this.fleet!.withContent) {
+      // A control plane from before the content records refuses report format 2: report as it expects, at once.
+      this.fleet!.withContent = false;
+      log(LogLevel.Warn, POLL_CONTENT_REFUSED);
     } else {
       this.pollFailed(cfg, now, POLL_FAILED + "HTTP status " + status.toString());
       return;

@@ -243,6 +243,7 @@ async function measureFleetPolls(replicas: number, gateways: number, placements:
       const r: PollReport = {
         gatewayId: BigInt(g + 1), placementsSeen: cursors[g]!,
         work: replicaHashes.map((replica) => ({ replica, queuedTokens: rand() % 20_000, decodeWork: rand() % 5_000 })),
+        content: replicaHashes.map((replica) => ({ replica, writtenUnits: rand() % 1_000_000 })),
         placements: Array.from({ length: placements }, () => ({ hash: (BigInt(rand()) << 32n) | BigInt(rand()), replica: replicaHashes[rand() % replicas]!, depth: 16 * (1 + (rand() % 64)) })),
       };
       reports.push(encodeReport(r));

@@ -18,6 +18,8 @@ export class StateServer {
   lastPoll: { method: string; contentType: string; body: Uint8Array } | null = null;
   /** Answer POST polls 405, as a control plane from before the fleet exchange does. */
   refusePost = false;
+  /** Answer POST polls whose report is format 2 (with content records) 400, as a control plane from before them does. */
+  refuseReportContent = false;
   private encoded: Uint8Array;
   private waiters: Array<() => void> = [];
   private readonly server: http.Server;
@@ -36,6 +38,7 @@ export class StateServer {
     this.polls++;
     this.lastPoll = { method: req.method ?? '', contentType: req.headers['content-type'] ?? '', body };
     if (req.method === 'POST' && this.refusePost) { res.writeHead(405, { allow: 'GET' }).end(); return; }
+    if (req.method === 'POST' && this.refuseReportContent && body[4] === 2) { res.writeHead(400).end(); return; }
     const url = new URL(req.url!, 'http://x');
     const after = BigInt(url.searchParams.get('after') ?? '0');
     const waitMs = Number(url.searchParams.get('waitMs') ?? '0');

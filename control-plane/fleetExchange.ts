@@ -1,10 +1,16 @@
 // What the gateways of a fleet tell each other through the control plane
 // (plugin/STATE_FORMAT.md, "Gateway fleet"): each gateway reports, with its
-// long poll, the placements it made (checkpoint, replica, depth) and the work
-// it has queued on each replica; each poller is answered with the placements
-// the others made since it last heard, the sum of the others' work, and its
+// long poll, the placements it made (checkpoint, replica, depth), the work
+// it has queued on each replica and the content it has written into each
+// replica's cache; each poller is answered with the placements the others
+// made since it last heard, the sums of the others' work and content, and its
 // position among the live gateways (so that gateways deciding at once on the
 // same idle replicas each prefer their own share of them).
+//
+// Content counts are totals since the gateway's worker VMs started, sent whole
+// with every report: a restarted control plane has them back at the first
+// report of each gateway, and a gateway that restarts or leaves stops counting
+// when it expires (its successor starts from 0 under a new id).
 //
 // Placements are kept per replica in an LRU sized like that replica's KV
 // cache (what the engine itself would still hold), and in one log in the
@@ -14,8 +20,9 @@
 // placement made again, or evicted, leaves a tombstone in the log, which is
 // compacted when tombstones outnumber the live entries.
 import {
-  MAX_SECTION_PLACEMENTS, SECTION_FLEET_POSITION, SECTION_OTHER_WORK, SECTION_PLACEMENTS, encodeFleetPosition,
-  encodeOtherWorkSection, encodePlacementsSection, type FleetPosition, type OtherWorkSection, type PlacementsSection, type PollReport, type ReplicaWork,
+  MAX_SECTION_PLACEMENTS, SECTION_FLEET_POSITION, SECTION_OTHER_CONTENT, SECTION_OTHER_WORK, SECTION_PLACEMENTS, encodeFleetPosition,
+  encodeOtherContentSection, encodeOtherWorkSection, encodePlacementsSection, type FleetPosition, type OtherContentSection, type OtherWorkSection,
+  type PlacementsSection, type PollReport, type ReplicaWork,
 } from './fleetWire.js';
 import type { ReplicaState, RouterState, StateSection } from './stateWire.js';
 
@@ -61,6 +68,8 @@ interface Gateway {
   lastMs: number;
   /** by replica address */
   work: Map<string, ReplicaWork>;
+  /** content written, in CONTENT_UNIT_TOKENS, by replica address */
+  content: Map<string, number>;
   /** the last answer's placements section: its `through`, and whether it was cut at the section's limit */
   lastThrough: number;
   lastPageFull: boolean;
@@ -84,6 +93,8 @@ export class FleetExchange {
   private readonly now: () => number;
   /** Work of every gateway summed per replica; null when a report changed it. */
   private totals: Map<string, ReplicaWork> | null = null;
+  /** Content of every gateway summed per replica; null when a report changed it. */
+  private contentTotals: Map<string, number> | null = null;
   /** The replica index of each address in the state the answers are built for. */
   private indexState: RouterState | null = null;
   private indexOf = new Map<string, number>();
@@ -146,7 +157,7 @@ export class FleetExchange {
     if (!g) {
       this.expireGateways();
       if (this.gateways.size >= MAX_GATEWAYS) return false;
-      g = { lastMs: now, work: new Map(), lastThrough: 0, lastPageFull: false };
+      g = { lastMs: now, work: new Map(), content: new Map(), lastThrough: 0, lastPageFull: false };
       this.gateways.set(r.gatewayId, g);
       this.changedValue = true; // every gateway's position moves
     }
@@ -157,6 +168,13 @@ export class FleetExchange {
       if (rp && (w.queuedTokens > 0 || w.decodeWork > 0)) work.set(rp.address, { queuedTokens: w.queuedTokens, decodeWork: w.decodeWork });
     }
     if (!sameWork(g.work, work)) { g.work = work; this.totals = null; this.changedValue = true; }
+    // Content grows with every request, as the work and placements that move the version do: it rides along, never news alone.
+    const content = new Map<string, number>();
+    for (const c of r.content) {
+      const rp = this.byHash.get(c.replica);
+      if (rp && c.writtenUnits > 0) content.set(rp.address, c.writtenUnits);
+    }
+    if (!sameContent(g.content, content)) { g.content = content; this.contentTotals = null; }
     for (const p of r.placements) {
       const rp = this.byHash.get(p.replica);
       if (!rp) continue; // a replica this control plane does not (or no longer) know
@@ -177,8 +195,8 @@ export class FleetExchange {
   /**
    * The sections of `state` for the gateway that sent `report`: the
    * placements the other gateways made after the ones it has seen (at most a
-   * section's worth, oldest first), their work per replica, and its position
-   * among the live gateways.
+   * section's worth, oldest first), their work per replica, its position
+   * among the live gateways, and the other gateways' content per replica.
    */
   sectionsFor(state: RouterState, report: PollReport): StateSection[] {
     this.indexFor(state);
@@ -190,6 +208,8 @@ export class FleetExchange {
     if (work.length > 0) sections.push({ tag: SECTION_OTHER_WORK, bytes: encodeOtherWorkSection(work, state.replicas.length) });
     const position = this.positionOf(report.gatewayId);
     if (position) sections.push({ tag: SECTION_FLEET_POSITION, bytes: encodeFleetPosition(position) });
+    const content = this.othersContent(report.gatewayId);
+    if (content.length > 0) sections.push({ tag: SECTION_OTHER_CONTENT, bytes: encodeOtherContentSection(content, state.replicas.length) });
     return sections;
   }
 
@@ -253,6 +273,23 @@ export class FleetExchange {
     return out;
   }
 
+  private othersContent(gatewayId: bigint): OtherContentSection {
+    if (!this.contentTotals) {
+      const totals = new Map<string, number>();
+      for (const g of this.gateways.values()) for (const [a, units] of g.content) totals.set(a, (totals.get(a) ?? 0) + units);
+      this.contentTotals = totals;
+    }
+    const own = this.gateways.get(gatewayId)?.content;
+    const out: OtherContentSection = [];
+    for (const [a, total] of this.contentTotals) {
+      const replica = this.indexOf.get(a);
+      if (replica === undefined) continue;
+      const writtenUnits = total - (own?.get(a) ?? 0);
+      if (writtenUnits > 0) out.push({ replica, writtenUnits });
+    }
+    return out;
+  }
+
   private evict(rp: ReplicaPlacements): void {
     while (rp.byHash.size > rp.capacity) {
       const e = rp.order[rp.head++]!;
@@ -279,6 +316,7 @@ export class FleetExchange {
       this.gateways.delete(id);
       this.changedValue = true; // every gateway's position moves
       if (g.work.size > 0) this.totals = null;
+      if (g.content.size > 0) this.contentTotals = null;
     }
   }
 }
@@ -289,5 +327,11 @@ function sameWork(a: Map<string, ReplicaWork>, b: Map<string, ReplicaWork>): boo
     const v = b.get(k);
     if (!v || v.queuedTokens !== w.queuedTokens || v.decodeWork !== w.decodeWork) return false;
   }
+  return true;
+}
+
+function sameContent(a: Map<string, number>, b: Map<string, number>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) if (b.get(k) !== v) return false;
   return true;
 }

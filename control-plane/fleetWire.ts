@@ -2,20 +2,31 @@
 // fleet"): the report a gateway sends with its long poll (POST /v1/state
 // body) and the state sections the control plane answers with, tag 1
 // (placements other gateways made), tag 2 (the other gateways' work per
-// replica) and tag 3 (the poller's position among the live gateways). The filter encodes the report in assembly/state/fleetReport.ts
+// replica), tag 3 (the poller's position among the live gateways) and tag 4
+// (the content the other gateways wrote per replica). The filter encodes the
+// report in assembly/state/fleetReport.ts
 // and decodes the sections in assembly/state/fleetSections.ts; tests encode
 // with one side and decode with the other.
 import { fnv1a32, type RouterState } from './stateWire.js';
 
 /** The bytes `P R F R`, little-endian. */
 export const REPORT_MAGIC = 0x52465250;
-export const REPORT_FORMAT = 1;
+/** Format 2 adds the content records; format 1 (filters before them) is still taken. */
+export const REPORT_FORMAT = 2;
+export const REPORT_FORMAT_WITHOUT_CONTENT = 1;
+/** Format 1's header; format 2's adds [u32 contentCount][u32 reserved 0]. */
 export const REPORT_HEADER_BYTES = 32;
+export const REPORT_CONTENT_HEADER_BYTES = 8;
 export const REPORT_WORK_BYTES = 16;
+export const REPORT_CONTENT_BYTES = 12;
 export const REPORT_PLACEMENT_BYTES = 20;
 export const MAX_REPORT_WORK = 4096;
+export const MAX_REPORT_CONTENT = 4096;
 export const MAX_REPORT_PLACEMENTS = 8192;
-export const MAX_REPORT_BYTES = REPORT_HEADER_BYTES + MAX_REPORT_WORK * REPORT_WORK_BYTES + MAX_REPORT_PLACEMENTS * REPORT_PLACEMENT_BYTES + 4;
+export const MAX_REPORT_BYTES = REPORT_HEADER_BYTES + REPORT_CONTENT_HEADER_BYTES + MAX_REPORT_WORK * REPORT_WORK_BYTES
+  + MAX_REPORT_CONTENT * REPORT_CONTENT_BYTES + MAX_REPORT_PLACEMENTS * REPORT_PLACEMENT_BYTES + 4;
+/** Tokens per unit of a content count on the wire (as in the gateway blob's rows). */
+export const CONTENT_UNIT_TOKENS = 64;
 export const REPORT_CONTENT_TYPE = 'application/vnd.prefix-router.fleet-report.v1';
 
 export const SECTION_PLACEMENTS = 1;
@@ -25,8 +36,12 @@ export const PLACEMENT_RECORD_BYTES = 16;
 export const MAX_SECTION_PLACEMENTS = 16384;
 export const SECTION_FLEET_POSITION = 3;
 export const FLEET_POSITION_BYTES = 4;
-export const OTHER_WORK_HEADER_BYTES = 4;
+/** Sections 2 and 4: [u32 count], then records that start [u16 replica][u16 reserved 0]. */
+export const REPLICA_RECORDS_HEADER_BYTES = 4;
+const RECORD_REPLICA_BYTES = 4;
 export const OTHER_WORK_RECORD_BYTES = 12;
+export const SECTION_OTHER_CONTENT = 4;
+export const OTHER_CONTENT_RECORD_BYTES = 8;
 /** Blocks of the deepest checkpoint: the filter's 1 MiB body limit in 64-byte blocks. */
 export const MAX_CHECKPOINT_DEPTH = 16384;
 
@@ -47,12 +62,17 @@ export interface ReportedPlacement {
   depth: number;
 }
 
+/** Tokens a gateway's worker VMs have written into a replica's cache since they started, in CONTENT_UNIT_TOKENS. */
+export interface ReplicaContent { writtenUnits: number }
+
 export interface PollReport {
   /** random, made once per gateway (Envoy), never 0 */
   gatewayId: bigint;
   /** `through` of the last placements section the gateway received; 0 for none */
   placementsSeen: bigint;
   work: Array<ReplicaWork & { replica: bigint }>;
+  /** empty in a format-1 report */
+  content: Array<ReplicaContent & { replica: bigint }>;
   placements: ReportedPlacement[];
 }
 
@@ -66,6 +86,9 @@ export interface PlacementsSection {
 /** `replica`: index into the state's replica records, each at most once. */
 export type OtherWorkSection = Array<ReplicaWork & { replica: number }>;
 
+/** `replica`: index into the state's replica records, each at most once. */
+export type OtherContentSection = Array<ReplicaContent & { replica: number }>;
+
 /**
  * Where the poller stands among the live gateways, sorted by gatewayId:
  * `index` < `count`. Gateways that see the same replicas as idle at once
@@ -78,26 +101,37 @@ export class FleetWireError extends Error {}
 const fail = (m: string): never => { throw new FleetWireError(m); };
 const clampU32 = (n: number) => (Number.isFinite(n) ? Math.max(0, Math.min(0xffffffff, Math.round(n))) : 0);
 
-export function encodeReport(r: PollReport): Uint8Array {
+/** `format` 1 leaves the content out (a filter from before it). */
+export function encodeReport(r: PollReport, format: number = REPORT_FORMAT): Uint8Array {
+  if (format !== REPORT_FORMAT && format !== REPORT_FORMAT_WITHOUT_CONTENT) fail(`report format ${format} unknown`);
   if (r.gatewayId <= 0n || r.gatewayId > 0xffffffffffffffffn) fail('gatewayId must be a non-zero u64');
   if (r.work.length > MAX_REPORT_WORK) fail(`at most ${MAX_REPORT_WORK} work records`);
   if (r.placements.length > MAX_REPORT_PLACEMENTS) fail(`at most ${MAX_REPORT_PLACEMENTS} placements`);
-  const size = REPORT_HEADER_BYTES + r.work.length * REPORT_WORK_BYTES + r.placements.length * REPORT_PLACEMENT_BYTES + 4;
+  const content = format === REPORT_FORMAT ? r.content : [];
+  if (content.length > MAX_REPORT_CONTENT) fail(`at most ${MAX_REPORT_CONTENT} content records`);
+  const header = headerBytes(format);
+  const size = header + r.work.length * REPORT_WORK_BYTES + content.length * REPORT_CONTENT_BYTES + r.placements.length * REPORT_PLACEMENT_BYTES + 4;
   const buf = new Uint8Array(size);
   const dv = new DataView(buf.buffer);
   dv.setUint32(0, REPORT_MAGIC, true);
-  dv.setUint16(4, REPORT_FORMAT, true);
+  dv.setUint16(4, format, true);
   dv.setUint16(6, 0, true);
   dv.setBigUint64(8, r.gatewayId, true);
   dv.setBigUint64(16, r.placementsSeen, true);
   dv.setUint32(24, r.work.length, true);
   dv.setUint32(28, r.placements.length, true);
-  let o = REPORT_HEADER_BYTES;
+  if (format === REPORT_FORMAT) dv.setUint32(32, content.length, true);
+  let o = header;
   for (const w of r.work) {
     dv.setBigUint64(o, w.replica, true);
     dv.setUint32(o + 8, clampU32(w.queuedTokens), true);
     dv.setUint32(o + 12, clampU32(w.decodeWork), true);
     o += REPORT_WORK_BYTES;
+  }
+  for (const c of content) {
+    dv.setBigUint64(o, c.replica, true);
+    dv.setUint32(o + 8, clampU32(c.writtenUnits), true);
+    o += REPORT_CONTENT_BYTES;
   }
   for (const p of r.placements) {
     if (!isCheckpointDepth(p.depth)) fail(`depth ${p.depth} is not a checkpoint depth`);
@@ -110,30 +144,46 @@ export function encodeReport(r: PollReport): Uint8Array {
   return buf;
 }
 
+const headerBytes = (format: number) => REPORT_HEADER_BYTES + (format === REPORT_FORMAT ? REPORT_CONTENT_HEADER_BYTES : 0);
+
 export function decodeReport(bytes: Uint8Array): PollReport {
   if (bytes.length < REPORT_HEADER_BYTES + 4) fail('report shorter than its header');
   if (bytes.length > MAX_REPORT_BYTES) fail(`report longer than ${MAX_REPORT_BYTES} bytes`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (dv.getUint32(0, true) !== REPORT_MAGIC) fail('bad report magic');
-  if (dv.getUint16(4, true) !== REPORT_FORMAT) fail('unsupported report format');
+  const format = dv.getUint16(4, true);
+  if (format !== REPORT_FORMAT && format !== REPORT_FORMAT_WITHOUT_CONTENT) fail('unsupported report format');
   if (dv.getUint16(6, true) !== 0) fail('reserved report flags set');
+  const header = headerBytes(format);
+  if (bytes.length < header + 4) fail('report shorter than its header');
   const end = bytes.length - 4;
   if (dv.getUint32(end, true) !== fnv1a32(bytes, end)) fail('report checksum mismatch');
   const gatewayId = dv.getBigUint64(8, true);
   if (gatewayId === 0n) fail('gatewayId 0');
   const nw = dv.getUint32(24, true);
   const np = dv.getUint32(28, true);
+  const nc = format === REPORT_FORMAT ? dv.getUint32(32, true) : 0;
+  if (format === REPORT_FORMAT && dv.getUint32(36, true) !== 0) fail('reserved report bytes set');
   if (nw > MAX_REPORT_WORK) fail('too many work records');
+  if (nc > MAX_REPORT_CONTENT) fail('too many content records');
   if (np > MAX_REPORT_PLACEMENTS) fail('too many placements');
-  if (REPORT_HEADER_BYTES + nw * REPORT_WORK_BYTES + np * REPORT_PLACEMENT_BYTES !== end) fail('report length does not match its counts');
+  if (header + nw * REPORT_WORK_BYTES + nc * REPORT_CONTENT_BYTES + np * REPORT_PLACEMENT_BYTES !== end) fail('report length does not match its counts');
   const work: PollReport['work'] = [];
   const seen = new Set<bigint>();
-  let o = REPORT_HEADER_BYTES;
+  let o = header;
   for (let i = 0; i < nw; i++, o += REPORT_WORK_BYTES) {
     const replica = dv.getBigUint64(o, true);
     if (seen.has(replica)) fail('a replica has two work records');
     seen.add(replica);
     work.push({ replica, queuedTokens: dv.getUint32(o + 8, true), decodeWork: dv.getUint32(o + 12, true) });
+  }
+  const content: PollReport['content'] = [];
+  seen.clear();
+  for (let i = 0; i < nc; i++, o += REPORT_CONTENT_BYTES) {
+    const replica = dv.getBigUint64(o, true);
+    if (seen.has(replica)) fail('a replica has two content records');
+    seen.add(replica);
+    content.push({ replica, writtenUnits: dv.getUint32(o + 8, true) });
   }
   const placements: ReportedPlacement[] = [];
   for (let i = 0; i < np; i++, o += REPORT_PLACEMENT_BYTES) {
@@ -141,7 +191,7 @@ export function decodeReport(bytes: Uint8Array): PollReport {
     if (!isCheckpointDepth(depth)) fail(`placement ${i}: depth ${depth} is not a checkpoint depth`);
     placements.push({ hash: dv.getBigUint64(o, true), replica: dv.getBigUint64(o + 8, true), depth });
   }
-  return { gatewayId, placementsSeen: dv.getBigUint64(16, true), work, placements };
+  return { gatewayId, placementsSeen: dv.getBigUint64(16, true), work, content, placements };
 }
 
 export function encodePlacementsSection(s: PlacementsSection, replicaCount: number): Uint8Array {
@@ -181,44 +231,68 @@ export function decodePlacementsSection(bytes: Uint8Array, replicaCount: number)
   return { through: dv.getBigUint64(0, true), placements };
 }
 
-export function encodeOtherWorkSection(work: OtherWorkSection, replicaCount: number): Uint8Array {
-  if (work.length > replicaCount) fail('more work records than replicas');
-  const buf = new Uint8Array(OTHER_WORK_HEADER_BYTES + work.length * OTHER_WORK_RECORD_BYTES);
+/**
+ * A section of per-replica records (tags 2 and 4): [u32 count], then per record [u16 replica][u16 reserved 0]
+ * and the record's own fields, which `write` and `read` handle; each replica at most once. `what` names them in errors.
+ */
+interface ReplicaRecords<T> { what: string; fieldBytes: number; write(dv: DataView, o: number, r: T): void; read(dv: DataView, o: number): Omit<T, 'replica'> }
+
+function encodeReplicaRecords<T extends { replica: number }>(f: ReplicaRecords<T>, records: readonly T[], replicaCount: number): Uint8Array {
+  if (records.length > replicaCount) fail(`more ${f.what} records than replicas`);
+  const recordBytes = RECORD_REPLICA_BYTES + f.fieldBytes;
+  const buf = new Uint8Array(REPLICA_RECORDS_HEADER_BYTES + records.length * recordBytes);
   const dv = new DataView(buf.buffer);
-  dv.setUint32(0, work.length, true);
+  dv.setUint32(0, records.length, true);
   const seen = new Set<number>();
-  let o = OTHER_WORK_HEADER_BYTES;
-  for (const w of work) {
-    if (!Number.isInteger(w.replica) || w.replica < 0 || w.replica >= replicaCount) fail(`replica index ${w.replica} outside the state's ${replicaCount}`);
-    if (seen.has(w.replica)) fail(`replica index ${w.replica} listed twice`);
-    seen.add(w.replica);
-    dv.setUint16(o, w.replica, true);
+  let o = REPLICA_RECORDS_HEADER_BYTES;
+  for (const r of records) {
+    if (!Number.isInteger(r.replica) || r.replica < 0 || r.replica >= replicaCount) fail(`replica index ${r.replica} outside the state's ${replicaCount}`);
+    if (seen.has(r.replica)) fail(`replica index ${r.replica} listed twice`);
+    seen.add(r.replica);
+    dv.setUint16(o, r.replica, true);
     dv.setUint16(o + 2, 0, true);
-    dv.setUint32(o + 4, clampU32(w.queuedTokens), true);
-    dv.setUint32(o + 8, clampU32(w.decodeWork), true);
-    o += OTHER_WORK_RECORD_BYTES;
+    f.write(dv, o + RECORD_REPLICA_BYTES, r);
+    o += recordBytes;
   }
   return buf;
 }
 
-export function decodeOtherWorkSection(bytes: Uint8Array, replicaCount: number): OtherWorkSection {
-  if (bytes.length < OTHER_WORK_HEADER_BYTES) fail('work section shorter than its header');
+function decodeReplicaRecords<T extends { replica: number }>(f: ReplicaRecords<T>, bytes: Uint8Array, replicaCount: number): T[] {
+  if (bytes.length < REPLICA_RECORDS_HEADER_BYTES) fail(`${f.what} section shorter than its header`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = dv.getUint32(0, true);
-  if (n > replicaCount) fail('more work records than replicas');
-  if (bytes.length !== OTHER_WORK_HEADER_BYTES + n * OTHER_WORK_RECORD_BYTES) fail('work section length does not match its count');
-  const out: OtherWorkSection = [];
+  const recordBytes = RECORD_REPLICA_BYTES + f.fieldBytes;
+  if (n > replicaCount) fail(`more ${f.what} records than replicas`);
+  if (bytes.length !== REPLICA_RECORDS_HEADER_BYTES + n * recordBytes) fail(`${f.what} section length does not match its count`);
+  const out: T[] = [];
   const seen = new Set<number>();
-  for (let i = 0, o = OTHER_WORK_HEADER_BYTES; i < n; i++, o += OTHER_WORK_RECORD_BYTES) {
+  for (let i = 0, o = REPLICA_RECORDS_HEADER_BYTES; i < n; i++, o += recordBytes) {
     const replica = dv.getUint16(o, true);
-    if (replica >= replicaCount) fail(`work record ${i}: replica index ${replica} outside the state`);
-    if (seen.has(replica)) fail(`work record ${i}: replica ${replica} listed twice`);
+    if (replica >= replicaCount) fail(`${f.what} record ${i}: replica index ${replica} outside the state`);
+    if (seen.has(replica)) fail(`${f.what} record ${i}: replica ${replica} listed twice`);
     seen.add(replica);
-    if (dv.getUint16(o + 2, true) !== 0) fail(`work record ${i}: reserved bits set`);
-    out.push({ replica, queuedTokens: dv.getUint32(o + 4, true), decodeWork: dv.getUint32(o + 8, true) });
+    if (dv.getUint16(o + 2, true) !== 0) fail(`${f.what} record ${i}: reserved bits set`);
+    out.push({ replica, ...f.read(dv, o + RECORD_REPLICA_BYTES) } as T);
   }
   return out;
 }
+
+const WORK_RECORDS: ReplicaRecords<OtherWorkSection[number]> = {
+  what: 'work', fieldBytes: OTHER_WORK_RECORD_BYTES - RECORD_REPLICA_BYTES,
+  write: (dv, o, w) => { dv.setUint32(o, clampU32(w.queuedTokens), true); dv.setUint32(o + 4, clampU32(w.decodeWork), true); },
+  read: (dv, o) => ({ queuedTokens: dv.getUint32(o, true), decodeWork: dv.getUint32(o + 4, true) }),
+};
+
+const CONTENT_RECORDS: ReplicaRecords<OtherContentSection[number]> = {
+  what: 'content', fieldBytes: OTHER_CONTENT_RECORD_BYTES - RECORD_REPLICA_BYTES,
+  write: (dv, o, c) => { dv.setUint32(o, clampU32(c.writtenUnits), true); },
+  read: (dv, o) => ({ writtenUnits: dv.getUint32(o, true) }),
+};
+
+export const encodeOtherWorkSection = (work: OtherWorkSection, replicaCount: number): Uint8Array => encodeReplicaRecords(WORK_RECORDS, work, replicaCount);
+export const decodeOtherWorkSection = (bytes: Uint8Array, replicaCount: number): OtherWorkSection => decodeReplicaRecords(WORK_RECORDS, bytes, replicaCount);
+export const encodeOtherContentSection = (content: OtherContentSection, replicaCount: number): Uint8Array => encodeReplicaRecords(CONTENT_RECORDS, content, replicaCount);
+export const decodeOtherContentSection = (bytes: Uint8Array, replicaCount: number): OtherContentSection => decodeReplicaRecords(CONTENT_RECORDS, bytes, replicaCount);
 
 export function encodeFleetPosition(p: FleetPosition): Uint8Array {
   if (!Number.isInteger(p.count) || p.count < 1 || p.count > 0xffff) fail(`gateway count ${p.count} outside 1..65535`);
@@ -240,14 +314,18 @@ export function decodeFleetPosition(bytes: Uint8Array): FleetPosition {
 }
 
 /** Decodes the fleet's sections of a decoded state (throws FleetWireError where the filter would refuse the state). */
-export function fleetSectionsOf(state: RouterState): { placements: PlacementsSection | null; otherWork: OtherWorkSection | null; position: FleetPosition | null } {
+export function fleetSectionsOf(state: RouterState): {
+  placements: PlacementsSection | null; otherWork: OtherWorkSection | null; position: FleetPosition | null; otherContent: OtherContentSection | null;
+} {
   const find = (tag: number) => state.sections?.find((s) => s.tag === tag)?.bytes;
   const p = find(SECTION_PLACEMENTS);
   const w = find(SECTION_OTHER_WORK);
   const g = find(SECTION_FLEET_POSITION);
+  const c = find(SECTION_OTHER_CONTENT);
   return {
     placements: p ? decodePlacementsSection(p, state.replicas.length) : null,
     otherWork: w ? decodeOtherWorkSection(w, state.replicas.length) : null,
     position: g ? decodeFleetPosition(g) : null,
+    otherContent: c ? decodeOtherContentSection(c, state.replicas.length) : null,
   };
 }

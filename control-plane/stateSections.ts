@@ -5,7 +5,7 @@
 // owner claims is skipped.
 import { decodeState, type RouterState } from './stateWire.js';
 import {
-  fleetSectionsOf, type FleetPosition, type OtherWorkSection, type PlacementsSection,
+  fleetSectionsOf, type FleetPosition, type OtherContentSection, type OtherWorkSection, type PlacementsSection,
 } from './fleetWire.js';
 import { decodeLoraSection, LORA_SECTION_TAG } from './loraSection.js';
 import { decodeObservability, OBSERVABILITY_TAG, type ObservabilitySettings } from './observabilitySection.js';
@@ -14,6 +14,7 @@ export interface KnownSections {
   placements: PlacementsSection | null;
   otherWork: OtherWorkSection | null;
   position: FleetPosition | null;
+  otherContent: OtherContentSection | null;
   lora: ReturnType<typeof decodeLoraSection> | null;
   observability: ObservabilitySettings | null;
 }

@@ -14,10 +14,11 @@
 // requests and of the written tokens, so the estimate is about the whole
 // replica's. Two things it knows before requests come back: a cache never
 // yet filled evicts nothing (the estimate scales with the share of the cache
-// the gateway's worker VMs have written, from the gateway blob: one VM alone
-// sees a fraction of the writes), and a filled one with no evidence yet is
-// read as in reuse (the sums start from a full share): otherwise every copy
-// made while a scarce cache fills, before any prefix returns, would look free.
+// the fleet's worker VMs have written, from the gateway blob and the other
+// gateways' counts in the state: one VM alone sees a fraction of the
+// writes), and a filled one with no evidence yet is read as in reuse (the
+// sums start from a full share): otherwise every copy made while a scarce
+// cache fills, before any prefix returns, would look free.
 import { mix64 } from "./hash";
 import { MAX_SLOTS } from "./prefixIndex";
 
@@ -57,7 +58,7 @@ export class CacheReuse {
    * The share of the cache of the replica in `slot` (-1: none, 0), of
    * `capacityTokens`, held by prompt content in reuse, over FULL_SHARE, at
    * most 1; scaled by how much of the cache has been written (`writtenTokens`,
-   * by every worker VM of the gateway): a copy into a cache never filled
+   * by every worker VM of the fleet): a copy into a cache never filled
    * evicts nothing (vLLM hands out never-used blocks first).
    */
   @inline estimate(slot: i32, capacityTokens: f64, writtenTokens: f64): f64 {

@@ -63,7 +63,7 @@ export class CandidateFilter {
       unchecked(c.decodeWork[n] = unchecked(sum.decodeWork[i]) + unchecked(t.otherGatewaysDecodeWork[i]));
       const placed = unchecked(sum.placedMs[i]);
       unchecked(c.sincePlacedMs[n] = placed == 0 ? Infinity : <f64>(nowMs - placed));
-      unchecked(c.written[n] = unchecked(sum.written[i]));
+      unchecked(c.written[n] = unchecked(sum.written[i]) + unchecked(t.otherGatewaysWritten[i]));
       // This gateway's own requests are counted as they start and end; the
       // engine queue (from metrics, up to a scrape old) adds what others sent
       // and what waits. Metrics' running count is left out: it lags the

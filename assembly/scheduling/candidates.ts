@@ -42,10 +42,11 @@ export class Candidates {
   /** How much of the replica's cache is prompt content in reuse, 0..1 (prefix/cacheReuse.ts): scales evictionMs. */
   readonly cacheReuse: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /**
-   * Tokens this gateway's worker VMs have written into the replica's cache
-   * (prompt tokens they had to prefill, and output) since they started: how
-   * much content they have given the replica, like the size of SGLang's
-   * per-worker tree (the VMs share it through the gateway blob).
+   * Tokens the gateway fleet's worker VMs have written into the replica's
+   * cache (prompt tokens they had to prefill, and output) since they started:
+   * how much content they have given the replica, like the size of SGLang's
+   * per-worker tree. This gateway's VMs share theirs through the gateway
+   * blob; the other gateways' come with the state (section 4).
    */
   readonly written: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /**

@@ -6,9 +6,10 @@
 // into g shares, rotated to start at its own (replica i x n / g), and among
 // candidates of nearly the same predicted TTFT takes one from the nearest
 // share: while there is room, gateways fill different replicas. Within a
-// share the usual order decides (score, then rendezvous on the prompt), so
-// new prefixes still spread over the share's replicas. It applies only to a
-// request no replica holds any of (a prefix held somewhere goes there,
+// share the replica the fleet has given the least content takes a new
+// prefix (as leastContentNear does over all candidates; the other gateways'
+// content comes with the state), so the shares fill evenly. It applies only
+// to a request no replica holds any of (a prefix held somewhere goes there,
 // whichever gateway sees it) and only when the work model decides. The
 // picker (scheduling/picker.ts) makes the choice under the work guard alone.
 import { Candidates } from "./candidates";

@@ -24,9 +24,10 @@
 // the replica that received one longer ago has likely prefilled more of it.
 // A replica with nothing queued is predicted exactly and keeps its rank.
 // A prompt no candidate holds any of is placed, among candidates with
-// nothing queued whose predicted cost is within c.nearMs, on the one this
-// gateway's worker VMs have given the least content (like SGLang's smallest
-// tree; the VMs share their counts through the gateway blob): new
+// nothing queued whose predicted cost is within c.nearMs, on the one the
+// fleet has given the least content (like SGLang's smallest tree; a
+// gateway's VMs share their counts through the gateway blob, the gateways
+// through the control plane): new
 // prefixes then spread evenly over the caches, rather than by the
 // rendezvous draw, which can stack more hot prefixes on one replica than
 // its cache holds.
@@ -226,7 +227,8 @@ function longestIdleNear(c: Candidates, b: i32, cap: f64, band: f64): i32 {
  * Among the candidates under the work guard whose predicted TTFT is within
  * c.shareBandMs of the fastest such, those of the nearest share
  * (c.shareRank); `chosen` when it is one of them, else the best-scored of
- * them (ties by rendezvous). The count guard sits out: it counts this
+ * them (ties by rendezvous), or for a new prefix the one given the least
+ * content (givenLessContent). The count guard sits out: it counts this
  * gateway's requests (the others' only once they decode, as their reported
  * work estimates them), which the shares gather on purpose, while the work
  * guard counts the whole fleet's work.
@@ -242,12 +244,21 @@ function nearestShare(c: Candidates, chosen: i32): i32 {
     if (underWorkGuard(c, i) && unchecked(c.ttftMs[i]) <= within && unchecked(c.shareRank[i]) < nearest) nearest = unchecked(c.shareRank[i]);
   }
   if (nearest == unchecked(c.shareRank[chosen])) return chosen;
+  const byContent = c.newPrefix && c.nearMs > 0;
   let best = -1;
   for (let i = 0; i < c.n; i++) {
     if (!underWorkGuard(c, i) || unchecked(c.ttftMs[i]) > within || unchecked(c.shareRank[i]) != nearest) continue;
-    if (best < 0 || ranksAbove(c, i, best)) best = i;
+    if (best < 0 || (byContent ? givenLessContent(c, i, best) : ranksAbove(c, i, best))) best = i;
   }
   return best;
+}
+
+/** Candidate i is the better home for a new prefix than j: nothing queued where j has prefill queued, else less content, else it ranks above. */
+@inline function givenLessContent(c: Candidates, i: i32, j: i32): bool {
+  const qi = unchecked(c.queued[i]) > 0, qj = unchecked(c.queued[j]) > 0;
+  if (qi != qj) return qj;
+  const d = unchecked(c.written[i]) - unchecked(c.written[j]);
+  return d < 0 || (d == 0 && ranksAbove(c, i, j));
 }
 
 /** The best candidate other than `except` (score, then rendezvous), or -1: where a retry goes. */

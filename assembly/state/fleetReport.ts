@@ -1,7 +1,7 @@
 // What this gateway tells the rest of the fleet with each long poll
 // (plugin/STATE_FORMAT.md, "Gateway fleet"): its id, the cursor of the
-// placements it has learned, its work per replica, and the placements its
-// worker VMs made since the last report. The control plane decodes it in
+// placements it has learned, its work and the content it has written per
+// replica, and the placements its worker VMs made since the last report. The control plane decodes it in
 // control-plane/fleetWire.ts.
 //
 // Only the VM holding the poll lease sends reports; the placements of every
@@ -10,14 +10,20 @@
 // The id and the cursor live in shared data too, so they survive the lease
 // moving to another VM.
 import { HostBytes, WasmResult, getShared, randomU64, setShared, sharedCas } from "../abi/hostCalls";
+import { CONTENT_UNIT, WorkCounts } from "./gatewayBlob";
 import { ReplicaTable } from "./replicaTable";
 import { fnv1a32 } from "./stateWire";
 
 export const REPORT_CONTENT_TYPE = "application/vnd.prefix-router.fleet-report.v1";
 const REPORT_MAGIC: u32 = 0x52465250;
-const REPORT_FORMAT: u16 = 1;
+/** Format 2 carries content records; format 1, for a control plane that refuses 2, does not. */
+const REPORT_FORMAT: u16 = 2;
+const REPORT_FORMAT_WITHOUT_CONTENT: u16 = 1;
+/** Format 1's header; format 2's adds [u32 contentCount][u32 reserved 0]. */
 const HEADER_BYTES: usize = 32;
+const CONTENT_HEADER_BYTES: usize = 8;
 const WORK_BYTES: usize = 16;
+const CONTENT_BYTES: usize = 12;
 const PLACEMENT_BYTES: usize = 20;
 const MAX_REPORT_WORK: i32 = 4096;
 /** [u64 gateway id][u64 placements seen]. */
@@ -42,34 +48,46 @@ export class FleetReport {
   placements: i32 = 0;
   /** FNV-1a of the work records of the last build(): a report whose work and placements are both unchanged is no news. */
   private workDigest: u32 = 0;
+  /** False once the control plane refused a report with content records: send format 1 from then on. */
+  withContent: bool = true;
 
   /**
    * Encodes the report of the poll about to start: the gateway's `own` new
-   * placements (own*), and its work per replica of `t` (queued prefill
-   * tokens, decode work; null: none counted). Sets ptr/len. Returns whether
-   * it tells the fleet anything the previous report did not: placements, or
-   * a change of work.
+   * placements (own*), and per replica of `t` its work (queued prefill
+   * tokens, decode work) and the content it has written (`work` null: none
+   * counted). Sets ptr/len. Returns whether it tells the fleet anything the
+   * previous report did not: placements, or a change of work (content grows
+   * with the work that comes with it, and is no news alone).
    */
-  build(t: ReplicaTable, own: i32, queued: StaticArray<f64> | null, decodeWork: StaticArray<f64> | null): bool {
+  build(t: ReplicaTable, own: i32, work: WorkCounts | null): bool {
     const id = this.identity();
     const np = own < 0 ? 0 : own > OWN_PLACEMENTS ? OWN_PLACEMENTS : own;
-    let nw = 0;
-    if (queued !== null && decodeWork !== null) {
-      for (let i = 0; i < t.n && i < MAX_REPORT_WORK; i++) if (unchecked(queued[i]) > 0 || unchecked(decodeWork[i]) > 0) nw++;
+    let nw = 0, nc = 0;
+    if (work !== null) {
+      const q = work.queued, d = work.decodeWork, c = work.written;
+      for (let i = 0; i < t.n && i < MAX_REPORT_WORK; i++) {
+        if (unchecked(q[i]) > 0 || unchecked(d[i]) > 0) nw++;
+        if (this.withContent && unchecked(c[i]) >= CONTENT_UNIT) nc++;
+      }
     }
     if (this.ptr != 0) heap.free(this.ptr);
-    const size = HEADER_BYTES + <usize>nw * WORK_BYTES + <usize>np * PLACEMENT_BYTES + 4;
+    const header = this.withContent ? HEADER_BYTES + CONTENT_HEADER_BYTES : HEADER_BYTES;
+    const size = header + <usize>nw * WORK_BYTES + <usize>nc * CONTENT_BYTES + <usize>np * PLACEMENT_BYTES + 4;
     const p = heap.alloc(size);
     store<u32>(p, REPORT_MAGIC);
-    store<u16>(p, REPORT_FORMAT, 4);
+    store<u16>(p, this.withContent ? REPORT_FORMAT : REPORT_FORMAT_WITHOUT_CONTENT, 4);
     store<u16>(p, 0, 6);
     store<u64>(p, id, 8);
     store<u64>(p, this.placementsSeen, 16);
     store<u32>(p, <u32>nw, 24);
     store<u32>(p, <u32>np, 28);
-    let o = p + HEADER_BYTES;
+    if (this.withContent) {
+      store<u32>(p, <u32>nc, 32);
+      store<u32>(p, 0, 36);
+    }
+    let o = p + header;
     if (nw > 0) {
-      const q = queued!, d = decodeWork!;
+      const q = work!.queued, d = work!.decodeWork;
       for (let i = 0, w = 0; i < t.n && w < nw; i++) {
         const qi = unchecked(q[i]), di = unchecked(d[i]);
         if (!(qi > 0 || di > 0)) continue;
@@ -80,9 +98,20 @@ export class FleetReport {
         w++;
       }
     }
-    const digest = fnv1a32(p + HEADER_BYTES, <i32>(o - p - HEADER_BYTES));
+    const digest = fnv1a32(p + header, <i32>(o - p - header));
     const news = np > 0 || digest != this.workDigest;
     this.workDigest = digest;
+    if (nc > 0) {
+      const c = work!.written;
+      for (let i = 0, w = 0; i < t.n && w < nc; i++) {
+        const units = unchecked(c[i]) / CONTENT_UNIT;
+        if (units < 1) continue;
+        store<u64>(o, unchecked(t.addressHash[i]));
+        store<u32>(o, clampU32(units), 8);
+        o += CONTENT_BYTES;
+        w++;
+      }
+    }
     for (let i = 0; i < np; i++) {
       store<u64>(o, unchecked(this.ownHashes[i]));
       store<u64>(o, unchecked(this.ownReplicas[i]), 8);

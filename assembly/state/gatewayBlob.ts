@@ -21,8 +21,8 @@ const HEADER_BYTES: i32 = 28;
  */
 const ROW_HEAD_BYTES: i32 = 8;
 export const REPLICA_BYTES: i32 = 20;
-/** Tokens per unit of a row's content count: a u32 of them lasts a year at 10k tokens a second. */
-const CONTENT_UNIT: f64 = 64;
+/** Tokens per unit of a content count (a row's, and the fleet exchange's): a u32 of them lasts a year at 10k tokens a second. */
+export const CONTENT_UNIT: f64 = 64;
 
 /** One VM's counters per replica, by replica-table index: what a row carries. */
 @final

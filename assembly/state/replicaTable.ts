@@ -35,6 +35,12 @@ export class ReplicaTable {
    */
   otherGatewaysQueuedTokens: Array<f64> = [];
   otherGatewaysDecodeWork: Array<f64> = [];
+  /**
+   * Tokens the other gateways have written into each replica's cache (state
+   * section 4), as the control plane last reported them; 0 when it does not.
+   * Added to this gateway's own content counts.
+   */
+  otherGatewaysWritten: Array<f64> = [];
   /** Prefix-index slot of each replica (assigned by the slot registry). */
   slot: Array<i32> = [];
   /** Identifies the replica list (addresses in order): in-flight counters are laid out by it. */
@@ -74,6 +80,7 @@ export class ReplicaTable {
     this.metricsAgeMs.push(metricsAgeMs);
     this.otherGatewaysQueuedTokens.push(0);
     this.otherGatewaysDecodeWork.push(0);
+    this.otherGatewaysWritten.push(0);
     this.slot.push(-1);
     this.n++;
   }

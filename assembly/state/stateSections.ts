@@ -6,7 +6,8 @@
 import { OBSERVABILITY_TAG, decodeObservability } from "./observabilitySection";
 import { ReplicaTable } from "./replicaTable";
 import {
-  SECTION_FLEET_POSITION, SECTION_OTHER_WORK, SECTION_PLACEMENTS, decodeFleetPosition, decodeOtherWork, decodePlacements, fleetSectionError,
+  SECTION_FLEET_POSITION, SECTION_OTHER_CONTENT, SECTION_OTHER_WORK, SECTION_PLACEMENTS, decodeFleetPosition, decodeOtherContent, decodeOtherWork,
+  decodePlacements, fleetSectionError,
 } from "./fleetSections";
 import { LORA_SECTION_TAG, decodeLoraSection, loraError } from "./loraSection";
 
@@ -26,6 +27,10 @@ export function decodeSection(t: ReplicaTable, tag: u32, p: usize, len: i32): bo
       return false;
     case SECTION_FLEET_POSITION:
       if (decodeFleetPosition(t, p, len)) return true;
+      sectionError = fleetSectionError;
+      return false;
+    case SECTION_OTHER_CONTENT:
+      if (decodeOtherContent(t, p, len)) return true;
       sectionError = fleetSectionError;
       return false;
     case LORA_SECTION_TAG: {

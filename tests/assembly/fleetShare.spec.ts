@@ -126,4 +126,29 @@ describe("picker with fleet shares", () => {
     pick(c, 0.25, 0.2, p);
     expect(p.index).toBe(0);
   });
+  it("for a new prefix, within the nearest share, the replica given the least content, one with nothing queued first", () => {
+    const c = four();
+    c.shareRank[0] = 0; c.shareRank[1] = 0; c.shareRank[2] = 0; c.shareRank[3] = 1;
+    c.shareBandMs = 100;
+    c.newPrefix = true;
+    c.nearMs = 47;
+    c.written[0] = 9000; c.written[1] = 5000; c.written[2] = 7000; c.written[3] = 0;
+    const p = new Pick();
+    // Replica 3 (least content of all) is the choice but not of this gateway's share: 1 has the least content in it.
+    pick(c, 0.25, 0.2, p);
+    expect(p.index).toBe(1);
+    c.queued[1] = 100;
+    pick(c, 0.25, 0.2, p);
+    expect(p.index).toBe(2);
+    // Equal content: the better-ranked (score, then rendezvous).
+    c.queued[1] = 0;
+    c.written[2] = 5000;
+    pick(c, 0.25, 0.2, p);
+    expect(p.index).toBe(2);
+    // Not a new prefix: the score order, as before.
+    c.newPrefix = false;
+    c.written[2] = 7000;
+    pick(c, 0.25, 0.2, p);
+    expect(p.index).toBe(2);
+  });
 });

@@ -304,13 +304,13 @@ test('POST /v1/state: a placement one gateway reports reaches another gateway\'s
     };
     // Gateway B joins first: a join moves every gateway's position, so the version moves at the next publish.
     const before = cp.state().version.toString();
-    assert.equal((await post({ gatewayId: 2n, placementsSeen: 0n, work: [], placements: [] }, '0', 0)).status, 200);
+    assert.equal((await post({ gatewayId: 2n, placementsSeen: 0n, work: [], content: [], placements: [] }, '0', 0)).status, 200);
     await waitFor('B\'s join published', () => cp.state().version.toString() !== before);
     const v = cp.state().version.toString();
     // Gateway B's poll is held: nothing changed for it since.
-    const held = post({ gatewayId: 2n, placementsSeen: 0n, work: [], placements: [] }, v, 10_000);
+    const held = post({ gatewayId: 2n, placementsSeen: 0n, work: [], content: [], placements: [] }, v, 10_000);
     await waitFor('B waiting', () => cp.app.store.waiting === 1);
-    const a = await post({ gatewayId: 1n, placementsSeen: 0n, work: [], placements: [{ hash: 42n, replica: hash('10.0.0.2:8000'), depth: 3 }] }, '0', 0);
+    const a = await post({ gatewayId: 1n, placementsSeen: 0n, work: [], content: [], placements: [{ hash: 42n, replica: hash('10.0.0.2:8000'), depth: 3 }] }, '0', 0);
     assert.equal(a.status, 200);
     const b = await held;
     assert.equal(b.status, 200);

@@ -4,11 +4,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FleetExchange, GATEWAY_EXPIRY_MS } from '../../control-plane/fleetExchange.js';
 import {
-  decodeFleetPosition, decodeOtherWorkSection, decodePlacementsSection, decodeReport, encodeFleetPosition, encodeReport,
-  FleetWireError, MAX_SECTION_PLACEMENTS, SECTION_FLEET_POSITION, SECTION_OTHER_WORK, SECTION_PLACEMENTS, fleetSectionsOf, type PollReport,
+  decodeFleetPosition, decodeOtherContentSection, decodeOtherWorkSection, decodePlacementsSection, decodeReport, encodeFleetPosition,
+  encodeOtherContentSection, encodeReport, FleetWireError, MAX_SECTION_PLACEMENTS, REPORT_FORMAT_WITHOUT_CONTENT, SECTION_FLEET_POSITION,
+  SECTION_OTHER_CONTENT, SECTION_OTHER_WORK, SECTION_PLACEMENTS, fleetSectionsOf, type PollReport,
 } from '../../control-plane/fleetWire.js';
 import { addressHasher } from '../../control-plane/app.js';
-import { decodeState, encodeState, type ReplicaState, type RouterState } from '../../control-plane/stateWire.js';
+import { decodeState, encodeState, fnv1a32, type ReplicaState, type RouterState } from '../../control-plane/stateWire.js';
 
 const weights = { prefix: 3, queue: 1, kvCache: 1, inflight: 1 };
 const hash = await addressHasher();
@@ -20,11 +21,14 @@ const state = (replicas: ReplicaState[], version = 7n): RouterState => ({ versio
 const A = 0xaaaan, B = 0xbbbbn, C = 0xccccn;
 const R0 = '10.0.0.1:8000', R1 = '10.0.0.2:8000';
 
-function report(gatewayId: bigint, placementsSeen: bigint, placements: Array<[bigint, string, number]> = [], work: Array<[string, number, number]> = []): PollReport {
+function report(
+  gatewayId: bigint, placementsSeen: bigint, placements: Array<[bigint, string, number]> = [], work: Array<[string, number, number]> = [], content: Array<[string, number]> = [],
+): PollReport {
   return {
     gatewayId, placementsSeen,
     placements: placements.map(([h, a, depth]) => ({ hash: h, replica: hash(a), depth })),
     work: work.map(([a, queuedTokens, decodeWork]) => ({ replica: hash(a), queuedTokens, decodeWork })),
+    content: content.map(([a, writtenUnits]) => ({ replica: hash(a), writtenUnits })),
   };
 }
 
@@ -37,7 +41,9 @@ function answer(x: FleetExchange, s: RouterState, r: PollReport) {
   const work = workSec ? decodeOtherWorkSection(workSec.bytes, s.replicas.length) : [];
   const positionSec = decoded.sections!.find((q) => q.tag === SECTION_FLEET_POSITION);
   const position = positionSec ? decodeFleetPosition(positionSec.bytes) : null;
-  return { through: placements.through, placements: placements.placements, work, position };
+  const contentSec = decoded.sections!.find((q) => q.tag === SECTION_OTHER_CONTENT);
+  const content = contentSec ? decodeOtherContentSection(contentSec.bytes, s.replicas.length).sort((p, q) => p.replica - q.replica) : [];
+  return { through: placements.through, placements: placements.placements, work, position, content };
 }
 
 test('a poller gets the placements the other gateways made after its cursor, never its own', () => {
@@ -117,19 +123,32 @@ test('each gateway is told the sum of the other gateways\' work per replica, not
 });
 
 test('the fleet report round-trips and every malformed one is refused with a reason', () => {
-  const r = report(A, 123n, [[0xffffffffffffffffn, R0, 16384], [5n, R1, 3]], [[R0, 7, 8]]);
+  const r = report(A, 123n, [[0xffffffffffffffffn, R0, 16384], [5n, R1, 3]], [[R0, 7, 8]], [[R0, 0xffffffff], [R1, 3]]);
   assert.deepEqual(decodeReport(encodeReport(r)), r);
+  // Format 1 (a filter from before the content records) is still taken, with no content.
+  const old = encodeReport(r, REPORT_FORMAT_WITHOUT_CONTENT);
+  assert.equal(old.length, 32 + 16 + 2 * 20 + 4);
+  assert.deepEqual(decodeReport(old), { ...r, content: [] });
   const good = encodeReport(r);
-  const bad: Array<[string, (b: Uint8Array) => void]> = [
-    ['magic', (b) => { b[0] ^= 1; }],
-    ['checksum', (b) => { b[40] ^= 1; }],
-    ['truncated', () => {}],
+  const withChecksum = (b: Uint8Array) => { new DataView(b.buffer).setUint32(b.length - 4, fnv1a32(b, b.length - 4), true); };
+  const bad: Array<[string, (b: Uint8Array) => Uint8Array | void, RegExp]> = [
+    ['magic', (b) => { b[0] ^= 1; }, /magic/],
+    ['checksum', (b) => { b[40] ^= 1; }, /checksum/],
+    ['truncated', (b) => b.slice(0, b.length - 5), /checksum|length/],
+    ['format 3', (b) => { b[4] = 3; withChecksum(b); }, /format/],
+    ['reserved bytes after the content count', (b) => { b[36] = 1; withChecksum(b); }, /reserved/],
+    ['content count past its records', (b) => { b[32] = 3; withChecksum(b); }, /length/],
+    ['a replica with two content records', (b) => { b.copyWithin(40 + 16 + 12, 40 + 16, 40 + 16 + 8); withChecksum(b); }, /two content records/],
+    ['format 1 header on a format 2 body', (b) => { b[4] = 1; withChecksum(b); }, /length/],
+    ['format 2 shorter than its header', () => { const b = new Uint8Array(38); const dv = new DataView(b.buffer); dv.setUint32(0, 0x52465250, true); dv.setUint16(4, 2, true); withChecksum(b); return b; }, /shorter/],
   ];
-  for (const [what, spoil] of bad) {
-    const b = what === 'truncated' ? good.slice(0, good.length - 5) : good.slice();
-    spoil(b);
-    assert.throws(() => decodeReport(b), FleetWireError, what);
+  for (const [what, spoil, reason] of bad) {
+    const b = good.slice();
+    const spoilt = spoil(b) ?? b;
+    assert.throws(() => decodeReport(spoilt), reason, what);
+    assert.throws(() => decodeReport(spoilt), FleetWireError, what);
   }
+  assert.throws(() => encodeReport(r, 3), /format/);
   assert.throws(() => encodeReport(report(A, 0n, [[1n, R0, 17]])), /checkpoint depth/);
   assert.throws(() => encodeReport(report(0n, 0n)), /gatewayId/);
 });
@@ -174,4 +193,53 @@ test('the fleet position section round-trips; a wrong length or an index not bel
   assert.throws(() => decodeFleetPosition(new Uint8Array(3)), FleetWireError);
   const s: RouterState = { ...state([replica(R0)]), sections: [{ tag: SECTION_FLEET_POSITION, bytes: bytes(1, 3) }] };
   assert.deepEqual(fleetSectionsOf(decodeState(encodeState(s))).position, { index: 1, count: 3 });
+});
+
+test('each gateway is told the sum of the other gateways\' content per replica, not its own; a format-1 report counts none, an expired gateway stops counting', () => {
+  let now = 1000;
+  const x = new FleetExchange({ hashAddress: hash, now: () => now });
+  const s = state([replica(R0), replica(R1)]);
+  x.setReplicas(s.replicas);
+  x.ingest(report(A, 0n, [], [], [[R0, 100], [R1, 7]]));
+  x.ingest(report(B, 0n, [], [], [[R0, 1000], ['10.9.9.9:8000', 5]]));
+  x.takeChanged();
+  assert.deepEqual(answer(x, s, report(A, 0n)).content, [{ replica: 0, writtenUnits: 1000 }], 'a replica the control plane does not know is left out');
+  assert.deepEqual(answer(x, s, report(B, 0n)).content, [{ replica: 0, writtenUnits: 100 }, { replica: 1, writtenUnits: 7 }]);
+  assert.deepEqual(answer(x, s, report(C, 0n)).content, [{ replica: 0, writtenUnits: 1100 }, { replica: 1, writtenUnits: 7 }]);
+  // Counts are totals: a report replaces the gateway's last, and content alone does not move the version.
+  x.ingest(report(B, 0n, [], [], [[R0, 1500]]));
+  assert.equal(x.takeChanged(), false, 'content rides along with other news');
+  assert.deepEqual(answer(x, s, report(A, 0n)).content, [{ replica: 0, writtenUnits: 1500 }]);
+  // A report without content (format 1, or nothing written) takes the gateway's out of the sums.
+  x.ingest(decodeReport(encodeReport(report(B, 0n, [], [], [[R0, 1500]]), REPORT_FORMAT_WITHOUT_CONTENT)));
+  assert.deepEqual(answer(x, s, report(A, 0n)).content, []);
+  x.ingest(report(B, 0n, [], [], [[R0, 1500]]));
+  now += GATEWAY_EXPIRY_MS + 1;
+  x.ingest(report(A, 0n, [], [], [[R0, 100], [R1, 7]]));
+  assert.equal(x.takeChanged(), true, 'B expired');
+  assert.deepEqual(answer(x, s, report(A, 0n)).content, []);
+  // A replica that leaves takes its content along; one that joins starts from what is reported for it.
+  const s2 = state([replica(R1)], 8n);
+  x.setReplicas(s2.replicas);
+  x.ingest(report(A, 0n, [], [], [[R0, 100], [R1, 7]]));
+  assert.deepEqual(answer(x, s2, report(C, 0n)).content, [{ replica: 0, writtenUnits: 7 }]);
+});
+
+test('the content section round-trips; a wrong length, a replica outside the state or listed twice, or reserved bits are refused', () => {
+  const c = [{ replica: 1, writtenUnits: 0xffffffff }, { replica: 0, writtenUnits: 5 }];
+  assert.deepEqual(decodeOtherContentSection(encodeOtherContentSection(c, 2), 2), c);
+  assert.deepEqual(decodeOtherContentSection(encodeOtherContentSection([], 0), 0), []);
+  assert.throws(() => encodeOtherContentSection([{ replica: 2, writtenUnits: 1 }], 2), FleetWireError);
+  assert.throws(() => encodeOtherContentSection([{ replica: 0, writtenUnits: 1 }, { replica: 0, writtenUnits: 2 }], 2), FleetWireError);
+  assert.throws(() => encodeOtherContentSection(c, 1), FleetWireError);
+  const good = encodeOtherContentSection(c, 2);
+  const spoilt = (at: number, v: number) => { const b = good.slice(); b[at] = v; return b; };
+  for (const [what, b] of [
+    ['short', good.slice(0, 3)], ['truncated', good.slice(0, good.length - 1)], ['count past its records', spoilt(0, 3)],
+    ['replica outside', spoilt(4, 2)], ['listed twice', spoilt(12, 1)], ['reserved bits', spoilt(6, 1)],
+  ] as Array<[string, Uint8Array]>) {
+    assert.throws(() => decodeOtherContentSection(b, 2), FleetWireError, what);
+  }
+  const s: RouterState = { ...state([replica(R0), replica(R1)]), sections: [{ tag: SECTION_OTHER_CONTENT, bytes: good }] };
+  assert.deepEqual(fleetSectionsOf(decodeState(encodeState(s))).otherContent, c);
 });

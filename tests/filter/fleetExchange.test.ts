@@ -6,13 +6,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ReplicaState, type StateSection } from '../../control-plane/stateWire.js';
 import {
-  decodeReport, encodeFleetPosition, encodeOtherWorkSection, encodePlacementsSection, REPORT_CONTENT_TYPE, SECTION_FLEET_POSITION,
-  SECTION_OTHER_WORK, SECTION_PLACEMENTS,
+  decodeReport, encodeFleetPosition, encodeOtherContentSection, encodeOtherWorkSection, encodePlacementsSection, REPORT_CONTENT_TYPE,
+  SECTION_FLEET_POSITION, SECTION_OTHER_CONTENT, SECTION_OTHER_WORK, SECTION_PLACEMENTS,
 } from '../../control-plane/fleetWire.js';
 import { StateServer } from '../../bench/stateServer.js';
 import { readStamp } from '../../plugin/sharedData.js';
 import { SharedDataStore } from '../../host/index.js';
-import { completion, send, startHost, waitFor } from './support.js';
+import { completion, send, startHost, text, waitFor } from './support.js';
 
 function replica(address: string): ReplicaState {
   return { address, ready: true, metricsKnown: true, waiting: 0, running: 0, kvUsage: 0.1, kvCapacityTokens: 150000, metricsAgeMs: 10 };
@@ -26,6 +26,8 @@ const placements = (through: bigint, list: Array<{ hash: bigint; replica: number
   ({ tag: SECTION_PLACEMENTS, bytes: encodePlacementsSection({ through, placements: list }, replicas.length) });
 const work = (list: Array<{ replica: number; queuedTokens: number; decodeWork: number }>): StateSection =>
   ({ tag: SECTION_OTHER_WORK, bytes: encodeOtherWorkSection(list, replicas.length) });
+const content = (list: Array<{ replica: number; writtenUnits: number }>): StateSection =>
+  ({ tag: SECTION_OTHER_CONTENT, bytes: encodeOtherContentSection(list, replicas.length) });
 
 test('the poll is a POST carrying the fleet report: a random gateway id that stays, and the placements cursor it was sent', async () => {
   const cp = new StateServer({ version: 1n, weights, replicas });
@@ -71,7 +73,10 @@ test('two gateways (two processes) make different ids', async () => {
 
 test('states with valid fleet sections are adopted; a malformed section rejects the whole state, the last good one stays', async () => {
   const position: StateSection = { tag: SECTION_FLEET_POSITION, bytes: encodeFleetPosition({ index: 1, count: 2 }) };
-  const good = { version: 2n, weights, replicas, sections: [placements(9n, [{ hash: 1n, replica: 0, depth: 3 }]), work([{ replica: 1, queuedTokens: 5000, decodeWork: 70 }]), position] };
+  const good = {
+    version: 2n, weights, replicas,
+    sections: [placements(9n, [{ hash: 1n, replica: 0, depth: 3 }]), work([{ replica: 1, queuedTokens: 5000, decodeWork: 70 }]), position, content([{ replica: 1, writtenUnits: 9 }])],
+  };
   const cp = new StateServer({ version: 1n, weights, replicas });
   const url = await cp.listen();
   const { host, logs } = await startHost(cpConfig, { clusters: { prefix_router_control_plane: url } });
@@ -87,6 +92,12 @@ test('states with valid fleet sections are adopted; a malformed section rejects 
       ['placements section length does not match its count', [{ tag: SECTION_PLACEMENTS, bytes: spoil(good.sections[0]!.bytes, 8, 0xff) }]],
       ['work record names a replica outside the state, or one twice', [work([{ replica: 0, queuedTokens: 1, decodeWork: 1 }, { replica: 1, queuedTokens: 1, decodeWork: 1 }]).bytes].map((b) => ({ tag: SECTION_OTHER_WORK, bytes: spoil(b, 16, 0) }))],
       ['work section length does not match its count', [{ tag: SECTION_OTHER_WORK, bytes: spoil(good.sections[1]!.bytes, 0, 9) }]],
+      ['content section (tag 4) length does not match its count', [{ tag: SECTION_OTHER_CONTENT, bytes: spoil(good.sections[3]!.bytes, 0, 2) }]],
+      ['content section (tag 4) length does not match its count', [{ tag: SECTION_OTHER_CONTENT, bytes: new Uint8Array(3) }]],
+      ['content record (tag 4) names a replica outside the state, or one twice, or sets reserved bits', [{ tag: SECTION_OTHER_CONTENT, bytes: spoil(good.sections[3]!.bytes, 4, 2) }]],
+      ['content record (tag 4) names a replica outside the state, or one twice, or sets reserved bits', [{ tag: SECTION_OTHER_CONTENT, bytes: spoil(good.sections[3]!.bytes, 7, 1) }]],
+      ['content record (tag 4) names a replica outside the state, or one twice, or sets reserved bits',
+        [{ tag: SECTION_OTHER_CONTENT, bytes: spoil(content([{ replica: 0, writtenUnits: 1 }, { replica: 1, writtenUnits: 1 }]).bytes, 12, 0) }]],
       ['fleet position section (tag 3) must be 4 bytes', [{ tag: SECTION_FLEET_POSITION, bytes: new Uint8Array([0, 0, 1, 0, 0]) }]],
       ['fleet position section (tag 3) must be 4 bytes', [{ tag: SECTION_FLEET_POSITION, bytes: new Uint8Array(0) }]],
       ['fleet position section (tag 3): index must be below a count of at least 1', [{ tag: SECTION_FLEET_POSITION, bytes: spoil(position.bytes, 0, 2) }]],
@@ -115,6 +126,53 @@ test('a control plane that predates the exchange (405 to POST) is polled with GE
     await waitFor(() => send(host, { body: completion('x') }).endpoint !== undefined, 'state over GET', 15_000);
     assert.equal(cp.lastPoll!.method, 'GET');
     assert.equal(logs.filter((l) => String(l.message).includes('does not take fleet reports')).length, 1);
+  } finally {
+    await host.close();
+    await cp.close();
+  }
+});
+
+test('the report carries the content the gateway wrote per replica; the other gateways\' content (section 4) steers a new prompt away', async () => {
+  const cp = new StateServer({ version: 1n, weights, replicas });
+  const url = await cp.listen();
+  const { host } = await startHost(cpConfig, { clusters: { prefix_router_control_plane: url } });
+  try {
+    await waitFor(() => send(host, { body: completion(text(1, 4000)) }).endpoint !== undefined, 'first state', 15_000);
+    // Each new prompt writes its ~1000 tokens and its output into the replica it went to.
+    const where = (version: bigint, sections: StateSection[]) => {
+      cp.set({ version, weights, replicas, sections });
+      return waitFor(() => readStamp(host.sharedData).version === version, `version ${version}`, 15_000);
+    };
+    await where(2n, [content([{ replica: 0, writtenUnits: 1_000_000 }])]);
+    const toB = Array.from({ length: 3 }, (_, i) => send(host, { body: completion(text(100 + i, 4000)) }).endpoint);
+    assert.deepEqual(toB, Array(3).fill(replicas[1]!.address), 'replica 0 holds the fleet\'s content');
+    await where(3n, [content([{ replica: 1, writtenUnits: 1_000_000 }])]);
+    const toA = Array.from({ length: 3 }, (_, i) => send(host, { body: completion(text(200 + i, 4000)) }).endpoint);
+    assert.deepEqual(toA, Array(3).fill(replicas[0]!.address), 'replica 1 holds the fleet\'s content');
+    // The next report names this gateway's own content, in 64-token units, per replica hash.
+    const r = await (async () => {
+      await waitFor(() => cp.lastPoll !== null && decodeReport(cp.lastPoll.body).content.length === 2, 'a report with content on both replicas', 15_000);
+      return decodeReport(cp.lastPoll!.body);
+    })();
+    assert.equal(cp.lastPoll!.body[4], 2, 'report format 2');
+    for (const c of r.content) assert.ok(c.writtenUnits >= 3 * 1000 / 64 - 1, `${c.writtenUnits} units`);
+  } finally {
+    await host.close();
+    await cp.close();
+  }
+});
+
+test('a control plane that refuses report format 2 (400) gets format 1 reports from then on', async () => {
+  const cp = new StateServer({ version: 1n, weights, replicas });
+  cp.refuseReportContent = true;
+  const url = await cp.listen();
+  const { host, logs } = await startHost(cpConfig, { clusters: { prefix_router_control_plane: url } });
+  try {
+    await waitFor(() => send(host, { body: completion('x') }).endpoint !== undefined, 'state over a format-1 report', 15_000);
+    assert.equal(cp.lastPoll!.method, 'POST');
+    assert.equal(cp.lastPoll!.body[4], 1);
+    assert.deepEqual(decodeReport(cp.lastPoll!.body).content, []);
+    assert.equal(logs.filter((l) => String(l.message).includes('refused a fleet report with content counts')).length, 1);
   } finally {
     await host.close();
     await cp.close();

@@ -9,6 +9,10 @@ import { encodeState, type StateSection } from '../../control-plane/stateWire.js
 import { decodeStateAsFilter } from '../../control-plane/stateSections.js';
 import { LORA_SECTION_TAG } from '../../control-plane/loraSection.js';
 import { expectPickup, newWorkerModel, runFuzz, splitCases, STATIC_REPLICAS, WASM_PATH } from './harness.js';
+import { decodeReport, encodeReport, FleetWireError, SECTION_OTHER_CONTENT } from '../../control-plane/fleetWire.js';
+import { FleetExchange } from '../../control-plane/fleetExchange.js';
+import { reportPayload } from './generators.js';
+import { Rng } from './rng.js';
 import { writeStamp } from '../../plugin/sharedData.js';
 
 test('20k seeded fuzz cases: no trap, every request routed to a known replica or answered with a JSON 503', { skip: !existsSync(WASM_PATH) && 'plugin/prefix-router.wasm not built' }, async () => {
@@ -25,6 +29,46 @@ test('20k seeded fuzz cases: no trap, every request routed to a known replica or
   assert.ok(report.statesAccepted > 50 && report.statesRejected > 50, JSON.stringify(report));
   assert.ok(report.configsAccepted > 5 && report.configsRejected > 5, JSON.stringify(report));
   assert.ok(report.httpStatePayloadsDone >= 40, JSON.stringify(report));
+});
+
+test('20k seeded fleet reports: the control plane decodes each or refuses it with a FleetWireError; what it takes in answers states the filter rules accept (decodeStateAsFilter)', () => {
+  const rng = new Rng(15);
+  const replicas = Array.from({ length: 4 }, (_, i) => ({
+    address: `10.0.0.${i + 1}:8000`, ready: true, metricsKnown: true, waiting: 0, running: 0, kvUsage: 0, kvCapacityTokens: 150000, metricsAgeMs: 0,
+  }));
+  const addressOf = new Map<bigint, string>();
+  const x = new FleetExchange({ hashAddress: (a) => { const h = BigInt(1 + replicas.findIndex((r) => r.address === a)); addressOf.set(h, a); return h; } });
+  x.setReplicas(replicas);
+  const state = { version: 3n, weights: { prefix: 1, queue: 1, kvCache: 0, inflight: 0 }, replicas };
+  const taken = { 1: 0, 2: 0 }, refused = new Map<string, number>();
+  let withContent = 0;
+  for (let i = 0; i < 20_000; i++) {
+    const bytes = reportPayload(rng);
+    let r;
+    try { r = decodeReport(bytes); } catch (e) {
+      assert.ok(e instanceof FleetWireError, `report #${i}: ${(e as Error).stack}`);
+      refused.set(e.message.replace(/\d+/g, 'N'), (refused.get(e.message.replace(/\d+/g, 'N')) ?? 0) + 1);
+      continue;
+    }
+    const format = bytes[4] as 1 | 2;
+    taken[format]++;
+    assert.deepEqual(encodeReport(r, format), bytes, `report #${i} re-encodes to its bytes`);
+    // Some reports name the exchange's replicas (hashes 1..4), so content, work and placements reach the answer.
+    if (rng.chance(0.5)) {
+      for (const w of r.work) w.replica = 1n + (w.replica & 3n);
+      r.work = r.work.filter((w, k) => r!.work.findIndex((v) => v.replica === w.replica) === k);
+      for (const c of r.content) c.replica = 1n + (c.replica & 3n);
+      r.content = r.content.filter((c, k) => r!.content.findIndex((v) => v.replica === c.replica) === k);
+      for (const p of r.placements) p.replica = 1n + (p.replica & 3n);
+    }
+    x.ingest(r);
+    // Answered as a gateway that has seen every placement: the state's placements are fuzzed elsewhere, and a full page each time is slow.
+    const sections = x.sectionsFor(state, { ...r, placementsSeen: BigInt(x.newestSeq) });
+    if (sections.some((q) => q.tag === SECTION_OTHER_CONTENT)) withContent++;
+    decodeStateAsFilter(encodeState({ ...state, sections }));
+  }
+  assert.ok(taken[1] > 500 && taken[2] > 2000 && withContent > 1000, JSON.stringify({ taken, withContent }));
+  for (const why of ['report checksum mismatch', 'report length does not match its counts', 'unsupported report format']) assert.ok((refused.get(why) ?? 0) > 50, `${why}: ${JSON.stringify([...refused])}`);
 });
 
 /** A state payload with one replica and these sections, encoded by the control plane. */

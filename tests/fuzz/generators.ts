@@ -4,7 +4,8 @@
 import type { HeaderPairs } from '../../host/index.js';
 import { encodeState, fnv1a32, type ReplicaState, type RouterState, type StateSection } from '../../control-plane/stateWire.js';
 import {
-  encodeFleetPosition, encodeOtherWorkSection, encodePlacementsSection, SECTION_FLEET_POSITION, SECTION_OTHER_WORK, SECTION_PLACEMENTS,
+  encodeFleetPosition, encodeOtherContentSection, encodeOtherWorkSection, encodePlacementsSection, encodeReport, SECTION_FLEET_POSITION,
+  SECTION_OTHER_CONTENT, SECTION_OTHER_WORK, SECTION_PLACEMENTS,
 } from '../../control-plane/fleetWire.js';
 import { encodeLoraSection } from '../../control-plane/loraSection.js';
 import { encodeObservability } from '../../control-plane/observabilitySection.js';
@@ -335,7 +336,7 @@ function loraSection(rng: Rng, replicas: number): StateSection | null {
   })));
 }
 
-/** The gateway fleet's sections (tag 1 placements, tag 2 other gateways' work, tag 3 this gateway's position), any of them. */
+/** The gateway fleet's sections (tag 1 placements, tag 2 other gateways' work, tag 3 this gateway's position, tag 4 their content), any of them. */
 function fleetSections(rng: Rng, replicas: number): StateSection[] {
   const out: StateSection[] = [];
   if (rng.chance(0.7)) {
@@ -352,7 +353,29 @@ function fleetSections(rng: Rng, replicas: number): StateSection[] {
     const count = rng.weighted([[4, 1 + rng.int(8)], [1, 1 + rng.int(65535)]]);
     out.push({ tag: SECTION_FLEET_POSITION, bytes: encodeFleetPosition({ index: rng.int(count), count }) });
   }
+  if (rng.chance(0.5)) {
+    const content = Array.from({ length: rng.int(replicas + 1) }, (_, replica) => ({ replica, writtenUnits: rng.weighted([[3, rng.int(100000)], [1, rng.u32()]]) }));
+    out.push({ tag: SECTION_OTHER_CONTENT, bytes: encodeOtherContentSection(content, replicas) });
+  }
   return out;
+}
+
+/** A gateway's fleet report (format 1 or 2), valid or mutated; a mutated one gets its checksum fixed half the time. */
+export function reportPayload(rng: Rng): Uint8Array {
+  const u64 = () => (BigInt(rng.u32()) << 32n) | BigInt(rng.u32());
+  const replicas = Array.from({ length: rng.weighted([[4, rng.int(8)], [1, rng.int(300)]]) }, () => u64());
+  const valid = encodeReport({
+    gatewayId: u64() | 1n, placementsSeen: rng.chance(0.3) ? 0n : u64(),
+    work: replicas.filter(() => rng.chance(0.6)).map((replica) => ({ replica, queuedTokens: rng.u32(), decodeWork: rng.int(100000) })),
+    content: replicas.filter(() => rng.chance(0.8)).map((replica) => ({ replica, writtenUnits: rng.u32() })),
+    placements: Array.from({ length: rng.weighted([[3, rng.int(8)], [1, rng.int(1000)]]) }, () => ({
+      hash: u64(), replica: rng.pick(replicas.length > 0 ? replicas : [1n]), depth: rng.chance(0.5) ? 1 + rng.int(16) : 16 * (1 + rng.int(1024)),
+    })),
+  }, rng.chance(0.2) ? 1 : 2);
+  if (rng.chance(0.3)) return valid;
+  const p = rng.chance(0.2) ? valid.slice(0, rng.int(valid.length + 1)) : mutateBytes(rng, valid, 1 + rng.int(6));
+  if (p.length >= 4 && rng.chance(0.5)) fixChecksum(p);
+  return p;
 }
 
 /** A state payload: a valid encoding, mutated or not; a mutated one gets its checksum fixed half the time so it reaches the deeper rules. */
