@@ -49,9 +49,10 @@ const MIN_SLOT_BLOCKS: u32 = 64;
  * replica's cache evicts by what every VM sends there: with 16 VMs a VM
  * sending a sixteenth of the traffic would remember 16 times as much history
  * as the cache keeps, and price long prompts as cached long after they were
- * evicted. So a VM's quota for a replica is its share of the gateway's
- * writes there (record()'s `writeShare`) of the cache's; what other VMs
- * placed more recently the shared index finds.
+ * evicted. So a VM's quota for a replica is its share of the writes there
+ * (its gateway's, and the other gateways' where the fleet reports them;
+ * record()'s `writeShare`) of the cache's; what other VMs placed more
+ * recently the shared index finds.
  */
 /**
  * Shared checkpoints inserted per request at most: all of a 64k-token prompt
@@ -375,7 +376,7 @@ export class PrefixLocator {
    * MAX_SHARED_INSERTS, shallowest first, each inserted deepest first) and
    * the outbox. With no prompt hashed (no full block), records nothing.
    * Either way the replica's cache takes `writtenTokens` (CacheReuse).
-   * `writeShare`: this VM's share of the gateway's writes to the replica,
+   * `writeShare`: this VM's share of the writes to the replica,
    * the share of the cache its index remembers for it.
    */
   record(t: ReplicaTable, c: Candidates, k: i32, i: i32, writtenTokens: f64 = 0, writeShare: f64 = 1): i32 {
@@ -394,8 +395,13 @@ export class PrefixLocator {
       this.index.record(h.hashes, ck, <u32>slot, unchecked(this.localHeld[k]));
     }
     const address = unchecked(t.addressHash[i]);
-    // Touches the deepest checkpoint held, which keeps it, and so the prompt start, from reading as evicted (evicted()).
-    if (held > 0 && this.shared.on) this.shared.insert(unchecked(h.hashes[held - 1]), <u32>address, this.nowS);
+    // Touches the deepest checkpoint held, which keeps it, and so the prompt start, from reading as
+    // evicted (evicted()); at most once a second it goes to the other gateways too, which touch theirs.
+    if (held > 0 && this.shared.on) {
+      const deepest = unchecked(h.hashes[held - 1]);
+      this.shared.insert(deepest, <u32>address, this.nowS);
+      if (this.shared.stored) this.outbox.post(deepest, address, <u32>checkpointDepth(held - 1));
+    }
     const end = ck - held > MAX_SHARED_INSERTS ? held + MAX_SHARED_INSERTS : ck;
     for (let j = end - 1; j >= held; j--) {
       const hash = unchecked(h.hashes[j]);

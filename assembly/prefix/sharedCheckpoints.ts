@@ -30,6 +30,8 @@ export class SharedCheckpoints {
   private readonly key: BucketKey = new BucketKey(KEY_PREFIX);
   private readonly bytes: HostBytes = new HostBytes();
   private readonly value: usize = heap.alloc(<usize>BUCKET_BYTES);
+  /** The last insert() stored its entry (new, or touched later than before); false when it was touched this second already, or refused. */
+  stored: bool = false;
 
   constructor(on: bool) {
     this.on = on;
@@ -68,6 +70,7 @@ export class SharedCheckpoints {
    * least recently touched. False when shared data kept refusing the write.
    */
   insert(hash: u64, replica: u32, nowS: u32): bool {
+    this.stored = false;
     if (!this.on) return false;
     const key = this.key;
     key.point(hash);
@@ -103,7 +106,10 @@ export class SharedCheckpoints {
       store<u64>(p, hash);
       store<u32>(p, replica, 8);
       store<u32>(p, nowS, 12);
-      if (setSharedRaw(key.ptr, key.len, v, <usize>(len * ENTRY_BYTES), cas) == WasmResult.Ok) return true;
+      if (setSharedRaw(key.ptr, key.len, v, <usize>(len * ENTRY_BYTES), cas) == WasmResult.Ok) {
+        this.stored = true;
+        return true;
+      }
     }
     return false;
   }

@@ -163,7 +163,7 @@ export class SchedulingCycle {
     d.newTokens = unchecked(c.newTokens[k]);
     // What the request writes into the replica's cache: the prompt tokens it prefills there, and its output.
     const written = d.newTokens + this.work.outputTokens;
-    const share = this.inflight.writeShare(i, unchecked(c.written[k]), this.candidates.otherVms);
+    const share = this.inflight.writeShare(i, unchecked(c.written[k]), 1 + this.candidates.otherVms);
     d.matched = this.prefix.record(t, c, k, i, written, share);
     d.total = c.totalBlocks;
     if (decisions.active) {

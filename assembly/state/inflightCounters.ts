@@ -126,16 +126,16 @@ export class InflightCounters {
   }
 
   /**
-   * This VM's share of what the gateway has written to replica i
-   * (`gatewayWritten`: the gateway's total there, as last read), with
-   * `otherVms` other worker VMs counting: its own writes over the total,
-   * and at least an even share, so that a VM that has just started, and so
-   * has written little yet, is not taken for one that takes little traffic.
+   * This VM's share of what has been written to replica i (`written`: the
+   * gateway's total there, and the other gateways' where the fleet reports
+   * them): its own writes over the total, and at least an even share among
+   * `writers` worker VMs, so that a VM that has just started, and so has
+   * written little yet, is not taken for one that takes little traffic.
    */
-  writeShare(i: i32, gatewayWritten: f64, otherVms: i32): f64 {
-    const even = 1.0 / <f64>(1 + (otherVms > 0 ? otherVms : 0));
-    if (i < 0 || gatewayWritten <= 0) return 1.0;
-    const own = unchecked(this.local.written[i]) / gatewayWritten;
+  writeShare(i: i32, written: f64, writers: i32): f64 {
+    const even = 1.0 / <f64>(writers > 1 ? writers : 1);
+    if (i < 0 || written <= 0) return 1.0;
+    const own = unchecked(this.local.written[i]) / written;
     return own > 1 ? 1.0 : own > even ? own : even;
   }
 

@@ -55,13 +55,15 @@ describe("in-flight counters' request hooks", () => {
     for (let i = 0; i < 3; i++) vm2.committed(t, decidedFor(t), NOW_NS, 640);
     const others = vm2.read(t, 5);
     expect(others).toBe(1);
-    expect(vm2.writeShare(1, vm2.total.written[1], others)).toBe(0.75);
+    expect(vm2.writeShare(1, vm2.total.written[1], 1 + others)).toBe(0.75);
     vm1.read(t, 5);
     // A quarter of the writes, but two VMs: an even share.
-    expect(vm1.writeShare(1, vm1.total.written[1], 1)).toBe(0.5);
+    expect(vm1.writeShare(1, vm1.total.written[1], 2)).toBe(0.5);
+    // Two VMs in each of four gateways, and the others' writes reported: an eighth at least.
+    expect(vm1.writeShare(1, vm1.total.written[1] * 8, 8)).toBe(0.125);
     // Nothing written yet, or alone: the whole cache.
-    expect(vm1.writeShare(0, vm1.total.written[0], 1)).toBe(1.0);
-    expect(vm1.writeShare(1, vm1.total.written[1], 0)).toBe(1.0);
+    expect(vm1.writeShare(0, vm1.total.written[0], 2)).toBe(1.0);
+    expect(vm1.writeShare(1, vm1.total.written[1], 1)).toBe(1.0);
   });
   it("count a committed request as queued on its replica, then as decoding, then not at all", () => {
     const t = replicaTable(A, 100000);

@@ -44,6 +44,13 @@ function prompt(seed: i32, blocks: i32): string {
   return parts.join("");
 }
 
+/** Hashes `text` and matches it at `nowS`, as a worker VM of a gateway alone. */
+function matchAt(p: PrefixLocator, t: ReplicaTable, c: Candidates, text: string, nowS: u32): void {
+  const b = String.UTF8.encode('{"model":"m","prompt":"' + text + '"}');
+  expect(p.hash(changetype<usize>(b), <usize>b.byteLength, false)).toBe(true);
+  p.match(t, c, false, nowS);
+}
+
 function hashAndMatch(p: PrefixLocator, t: ReplicaTable, c: Candidates, text: string, fleet: bool): void {
   const b = String.UTF8.encode('{"model":"m","prompt":"' + text + '"}');
   expect(p.hash(changetype<usize>(b), <usize>b.byteLength, false)).toBe(true);
@@ -188,6 +195,30 @@ describe("PrefixLocator with the shared index", () => {
     hashAndMatch(other, t, c, doc + "more", false);
     expect(c.matched[3]).toBe(16);
     expect(c.matched[0]).toBe(16);
+  });
+
+  it("touches the deepest checkpoint a request finds held where it goes, and tells the fleet at most once a second", () => {
+    const t = table();
+    const p = new PrefixLocator(config(), new RouterMetrics(), 7);
+    p.resize(new ReplicaTable(), t);
+    const c = candidates(t);
+    const doc = prompt(5, 20);
+    const hashes = new StaticArray<u64>(64);
+    const replicas = new StaticArray<u64>(64);
+    const depths = new StaticArray<u32>(64);
+    matchAt(p, t, c, doc, 100);
+    p.record(t, c, 1, 1);
+    expect(p.takePlacements(hashes, replicas, depths)).toBe(16);
+    // The same prompt again within the second: all held, nothing new, the touch already done.
+    matchAt(p, t, c, doc, 100);
+    expect(p.record(t, c, 1, 1)).toBe(16);
+    expect(p.pendingPlacements).toBe(0);
+    // A second later: the deepest held checkpoint is touched again, and posted for the other gateways.
+    matchAt(p, t, c, doc, 101);
+    p.record(t, c, 1, 1);
+    expect(p.takePlacements(hashes, replicas, depths)).toBe(1);
+    expect(depths[0]).toBe(16);
+    expect(replicas[0]).toBe(t.addressHash[1]);
   });
 
   it("gathers every worker VM's placements for the VM that polls", () => {
