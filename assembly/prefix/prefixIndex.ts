@@ -446,4 +446,3 @@ export class PrefixIndex {
     return this.used;
   }
 }
-

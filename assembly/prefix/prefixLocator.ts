@@ -45,16 +45,6 @@ const BLOCKS_PER_CHECKPOINT: f64 = 4;
 /** A replica's index quota never drops below this many blocks (1k tokens), however small its KV cache. */
 const MIN_SLOT_BLOCKS: u32 = 64;
 /**
- * Each worker VM's index records only the prompts it placed, while the
- * replica's cache evicts by what every VM sends there: with 16 VMs a VM
- * sending a sixteenth of the traffic would remember 16 times as much history
- * as the cache keeps, and price long prompts as cached long after they were
- * evicted. So a VM's quota for a replica is its share of the writes there
- * (its gateway's, and the other gateways' where the fleet reports them;
- * record()'s `writeShare`) of the cache's; what other VMs placed more
- * recently the shared index finds.
- */
-/**
  * Shared checkpoints inserted per request at most: all of a 64k-token prompt
  * (4096 blocks), the longest the engines of a long-context deployment take,
  * so that a next turn on another worker VM or gateway is priced on the whole
@@ -78,10 +68,9 @@ export class PrefixLocator {
   private readonly defaultCapacityTokens: u32;
   private readonly slotOf: Map<string, i32> = new Map<string, i32>();
   private readonly freeSlots: Array<i32> = [];
-  /** Per slot: the index quota for the replica's whole cache (resize()), this VM's last share of its writes, and the quota applied. */
+  /** Per slot: the index quota for the replica's whole cache (resize()), and this VM's last share of the writes there (applyQuota()). */
   private readonly cacheQuota: StaticArray<u32> = new StaticArray<u32>(MAX_SLOTS);
   private readonly writeShare: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
-  private readonly appliedQuota: StaticArray<u32> = new StaticArray<u32>(MAX_SLOTS);
 
   // What the last hash() and match() found, for record().
   /** A key for the prompt's start (its first block), for rendezvous placement; for a request without one, the next turn's. */
@@ -321,12 +310,8 @@ export class PrefixLocator {
    * use, so an untouched deepest checkpoint means an unused prompt.
    */
   private evicted(t: ReplicaTable, c: Candidates, k: i32, ck: i32, r: u32): bool {
-    const n = this.probe(ck);
-    const base = ck * BUCKET_ENTRIES;
-    let touched: u32 = 0;
-    for (let e = 0; e < n; e++) {
-      if (unchecked(this.probeHolders[base + e]) == r) touched = unchecked(this.probeTouched[base + e]);
-    }
+    const at = this.holderAt(ck, r);
+    const touched = at >= 0 ? unchecked(this.probeTouched[at]) : 0;
     if (touched >= this.nowS) return false;
     const i = unchecked(c.replica[k]);
     const capacity = unchecked(t.kvCapacityTokens[i]);
@@ -348,11 +333,16 @@ export class PrefixLocator {
   }
 
   /** Whether replica `r` (32-bit address hash) holds checkpoint k. */
-  private probeHolds(k: i32, r: u32): bool {
+  @inline private probeHolds(k: i32, r: u32): bool {
+    return this.holderAt(k, r) >= 0;
+  }
+
+  /** Where replica `r`'s entry for checkpoint k is in the probe arrays (probeHolders, probeTouched), or -1 when it holds none. */
+  private holderAt(k: i32, r: u32): i32 {
     const n = this.probe(k);
     const base = k * BUCKET_ENTRIES;
-    for (let e = 0; e < n; e++) if (unchecked(this.probeHolders[base + e]) == r) return true;
-    return false;
+    for (let e = 0; e < n; e++) if (unchecked(this.probeHolders[base + e]) == r) return base + e;
+    return -1;
   }
 
   private noteHolder(r: u32, held: i32): void {
@@ -411,16 +401,23 @@ export class PrefixLocator {
     return depth;
   }
 
-  /** Sets slot `s`'s index quota to `share` (0..1) of its cache's, at least MIN_SLOT_BLOCKS. */
+  /**
+   * Sets slot `s`'s index quota to `share` (0..1) of its cache's, at least
+   * MIN_SLOT_BLOCKS. Each worker VM's index records only the prompts it
+   * placed, while the replica's cache evicts by what every VM sends there:
+   * with 16 VMs a VM sending a sixteenth of the traffic would remember 16
+   * times as much history as the cache keeps, and price long prompts as
+   * cached long after they were evicted. So a VM's quota for a replica is
+   * its share of the writes there (its gateway's, and the other gateways'
+   * where the fleet reports them; record()'s `writeShare`); what other VMs
+   * placed more recently the shared index finds.
+   */
   private applyQuota(s: u32, share: f64): void {
     const whole = unchecked(this.cacheQuota[s]);
     const part = share >= 1 ? 1.0 : share > 0 ? share : 0.0;
     unchecked(this.writeShare[s] = part);
-    let q = <u32>Math.floor(<f64>whole * part);
-    if (q < MIN_SLOT_BLOCKS) q = MIN_SLOT_BLOCKS;
-    if (q == unchecked(this.appliedQuota[s])) return;
-    unchecked(this.appliedQuota[s] = q);
-    this.index.setSlotCapacity(s, q);
+    const q = <u32>Math.floor(<f64>whole * part);
+    this.index.setSlotCapacity(s, q > MIN_SLOT_BLOCKS ? q : MIN_SLOT_BLOCKS);
   }
 
   /**
