@@ -1,0 +1,79 @@
+// What prefix-router believed about the engines' caches against what they
+// held, per entry-point layout, on the same arrivals: one ladder shape at one
+// rung, prefix-router through each layout (gateways x worker VMs). Per run:
+// - the tokens the engines were written (prompt tokens they prefilled, and
+//   output) against what the router counts as written (prompt tokens it
+//   believed uncached at its pick, and output), per replica-second: the
+//   router ages its shared index by the latter (prefix/cacheTurnover.ts);
+// - requests whose pick held 256+ tokens less than the router believed (it
+//   took an evicted prefix for cached) and 256+ more (it missed what was
+//   there);
+// - how many replicas each prefix group was sent to, and the later requests
+//   of a group for which the router found no holder at all.
+//   node --import tsx bench/routing/cacheBeliefs.ts [shape] [load] [gateways/workers,...] [requests-scale] [wasm]
+import { readFileSync } from 'node:fs';
+import { DEFAULT_WORKLOAD_DIR } from './workloads.js';
+import { measureCapacity } from './ladder.js';
+import { loadXxhash } from './gie.js';
+import { makePolicy } from './runner.js';
+import { BASE_POLICIES, LADDER_POLICIES, buildLadderShapes, type PolicySpec } from './scenarios.js';
+import { simulate } from './simulation.js';
+import type { Decision } from './policy.js';
+import type { SimRequest } from './workloads.js';
+
+const [shapeName = 'sp-32x32-tight-kv', loadArg = '0.7', layoutsArg = '1/1,1/16,4/1', scaleArg = '1', wasmFile] = process.argv.slice(2);
+const LOAD = Number(loadArg), SCALE = Number(scaleArg), SEED = 1, REPLICAS = 16;
+if (!(LOAD > 0)) throw new Error(`load must be a positive fraction of round robin's capacity, got '${loadArg}'`);
+if (!(SCALE > 0)) throw new Error(`requests-scale must be positive, got '${scaleArg}'`);
+const layouts = layoutsArg.split(',').map((l) => {
+  const m = /^(\d+)\/(\d+)$/.exec(l);
+  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new Error(`a layout is gateways/workers, both at least 1, got '${l}'`);
+  return { gateways: Number(m[1]), workers: Number(m[2]) };
+});
+const wasm = wasmFile ? readFileSync(wasmFile) : undefined;
+const shape = buildLadderShapes({ workloadDir: DEFAULT_WORKLOAD_DIR, seed: SEED, replicas: REPLICAS, requestScale: SCALE, maxLoad: LOAD }).find((s) => s.name === shapeName);
+if (!shape) throw new Error(`no ladder shape '${shapeName}'`);
+const capacity = await measureCapacity(shape, { seed: SEED, loads: [LOAD], extraLoads: [], sloMs: 2000, longContextSloMs: 10000, policies: LADDER_POLICIES, variants: [], variantLoad: LOAD });
+const workload = shape.make(LOAD * capacity.rps, Math.max(20, Math.round(LOAD * shape.requestsAtCapacity)));
+const replicas = shape.replicas ?? REPLICAS;
+const spanS = Math.max(1e-6, (workload.requests.at(-1)!.arrivalUs - workload.requests[0]!.arrivalUs) / 1e6);
+/** Tokens per block of the filter's hash (64 characters, 4 a token). */
+const TOKENS_PER_BLOCK = 16;
+/** A belief this far off what the pick held counts as wrong. */
+const OFF_TOKENS = 256;
+
+console.log(`${shapeName} at ${LOAD * 100}% (${workload.requests.length} requests, ${(LOAD * capacity.rps).toFixed(2)} req/s, ${replicas} replicas, seed ${SEED})`);
+for (const { gateways, workers } of layouts) {
+  const spec: PolicySpec = { ...BASE_POLICIES[3]!, name: `prefix-router/${gateways}gw-${workers}w`, gateways, workers };
+  const policy = await makePolicy(spec, replicas, SEED, workload.name, await loadXxhash(), wasm, shape.kvBlocks);
+  // What the filter believed its pick held (its debug header, read at the first token).
+  const requestOf = new Map<Decision, SimRequest>(), believed = new Map<SimRequest, number>();
+  const route = policy.route.bind(policy), firstToken = policy.onFirstToken.bind(policy);
+  policy.route = (req, entry, nowUs) => { const d = route(req, entry, nowUs); requestOf.set(d, req); return d; };
+  policy.onFirstToken = (d, nowUs) => { firstToken(d, nowUs); believed.set(requestOf.get(d)!, (d.matched ?? 0) * TOKENS_PER_BLOCK); };
+  let engineWritten = 0, routerWritten = 0, over = 0, overTokens = 0, under = 0, underTokens = 0, noHolder = 0, later = 0;
+  const groupReplicas = new Map<string, Set<number>>();
+  let r;
+  try {
+    r = simulate(workload, policy, {
+      replicas, gateways, workers, seed: SEED, kvBlocks: shape.kvBlocks,
+      onServed: (s) => {
+        const b = Math.min(believed.get(s.req) ?? 0, s.req.promptTokens);
+        engineWritten += s.req.promptTokens - s.cachedTokens + s.req.outputTokens;
+        routerWritten += s.req.promptTokens - b + s.req.outputTokens;
+        if (b > s.cachedTokens + OFF_TOKENS) { over++; overTokens += b - s.cachedTokens; }
+        if (b + OFF_TOKENS < s.cachedTokens) { under++; underTokens += s.cachedTokens - b; }
+        const seen = groupReplicas.get(s.req.group);
+        if (seen) { later++; if (b === 0) noHolder++; seen.add(s.replica); } else groupReplicas.set(s.req.group, new Set([s.replica]));
+      },
+    });
+  } finally {
+    await policy.close();
+  }
+  const perGroup = [...groupReplicas.values()].reduce((a, s) => a + s.size, 0) / Math.max(1, groupReplicas.size);
+  const rate = (tokens: number) => (tokens / spanS / replicas).toFixed(0);
+  console.log(`${spec.name}: TTFT p50 ${r.ttftP50Ms.toFixed(0)} p95 ${r.ttftP95Ms.toFixed(0)} ms, hit ${(r.firstAdmissionHitRate * 100).toFixed(1)}%`);
+  console.log(`  written per replica-second: engines ${rate(engineWritten)} tokens, as the router counts ${rate(routerWritten)}`);
+  console.log(`  picks holding ${OFF_TOKENS}+ tokens less than believed: ${over} (${overTokens} tokens); more than believed: ${under} (${underTokens} tokens)`);
+  console.log(`  replicas per group ${perGroup.toFixed(2)}; later requests of a group with no holder found: ${noHolder} of ${later}`);
+}
