@@ -18,11 +18,11 @@
 // at once. evictionReuse scales it (0: copies are free): a copy is made only
 // when the queue it saves is worth its prefill now and the re-prefill it causes later. Tokens every candidate
 // would prefill (a unique prompt, a unique tail) cost the same wherever they
-// go and are not charged, so plain load balancing is left as it was. The
-// charge stops at one chunk of copied tokens: it is a guess about later
-// requests, while the queue a long prompt would wait in is this request's
-// TTFT now; uncapped, a 40k-token copy would be charged 9 s and long
-// prompts would queue for seconds behind their holder rather than move.
+// go and are not charged, so plain load balancing is left as it was. Every
+// copied token is charged, however long the prompt: moving a 30k-token
+// conversation off its holder to skip that replica's queue makes a replica
+// prefill it all again (7 s of a T4) and the requests behind wait for that,
+// while the holder's queue costs only this request.
 // The work guard passes over a replica whose work_r would exceed
 // (1 + epsilon) x (all queued and decode work + this request's) / n + one chunk.
 // The latency model's constants are configuration (plugin/CONFIG.md `work`);
@@ -117,7 +117,7 @@ export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tok
   for (let k = 0; k < n; k++) {
     const copied = unchecked(c.newTokens[k]) - leastFresh;
     const reuse = unchecked(c.cacheReuse[k]);
-    unchecked(c.evictionMs[k] = perCopied * (reuse > p.evictionReuseFloor ? reuse : p.evictionReuseFloor) * (copied < p.chunkTokens ? copied : p.chunkTokens));
+    unchecked(c.evictionMs[k] = perCopied * (reuse > p.evictionReuseFloor ? reuse : p.evictionReuseFloor) * copied);
   }
   c.workBound = guard && n > 0 ? (1 + epsilon) * (total + ownWork) / <f64>n + p.chunkTokens : Infinity;
   c.nearMs = guard ? NEAR_CHUNKS * p.chunkTokens * p.prefillTimePerTokenMs : 0;

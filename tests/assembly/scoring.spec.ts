@@ -324,11 +324,11 @@ describe("work model and work guard", () => {
     p.evictionReuse = 0;
     predictWork(c, p, 2000, 16, 2000, 0.5, true);
     expect(c.evictionMs[1]).toBe(0);
-    // A long copy is charged one chunk at most: 40,000 held tokens cost what 2048 do.
+    // A long copy is charged in full: 40,000 held tokens cost 40,000 tokens of prefill.
     p.evictionReuse = 1;
     c.matched[0] = 2500; c.matched[1] = 0;
     predictWork(c, p, 41000, 16, 41000, 0.5, true);
-    expect(c.evictionMs[1]).toBeCloseTo(0.228 * 2048);
+    expect(c.evictionMs[1]).toBeCloseTo(0.228 * 40000);
   });
   it("charges a copy only as often as what the replica would evict is asked for again", () => {
     const c = cands(3);
@@ -366,6 +366,26 @@ describe("work model and work guard", () => {
     // A queue longer than the copy and its re-prefill together (2 x 1500 tokens) still moves it.
     c.queued[0] = 3600;
     predictWork(c, p, 1600, 4, 1600, 0.5, true);
+    weightedScore(c, w, false);
+    expect(c.score[1]).toBeGreaterThan(c.score[0]);
+  });
+  it("keeps a long conversation on its holder behind a queue shorter than the whole copy and its re-prefill", () => {
+    // Replica 0 holds 30,000 of a 31,000-token prompt behind 35,000 queued; replica 1 is idle and holds none.
+    const c = cands(2);
+    const p = new WorkParams();
+    c.matched[0] = 30000 / 16;
+    c.cacheReuse[1] = 1;
+    c.queued[0] = 35000;
+    c.totalBlocks = 31000 / 16;
+    const w = new Weights();
+    predictWork(c, p, 31000, 16, 31000, 0.5, true);
+    weightedScore(c, w, false);
+    // Copying saves 5,000 tokens of queue (1.1 s) and costs 30,000 of prefill again: it stays.
+    expect(c.ttftMs[1]).toBeLessThan(c.ttftMs[0]);
+    expect(c.score[0]).toBeGreaterThan(c.score[1]);
+    // Behind a queue longer than the copy's cost it moves.
+    c.queued[0] = 70000;
+    predictWork(c, p, 31000, 16, 31000, 0.5, true);
     weightedScore(c, w, false);
     expect(c.score[1]).toBeGreaterThan(c.score[0]);
   });
