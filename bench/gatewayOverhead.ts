@@ -4,8 +4,9 @@
 // differences) and the router process's CPU per routed request, net of what it burns idle (the
 // control plane's scrapes and long poll run in prefix-router's process). Routers take turns for
 // --rounds rounds, so that a machine busy with something else weighs on each alike.
-// --baseline BUNDLE adds prefix-router started from another build (a dist/prefix-router.js with
-// its filter in ../plugin/), to compare two builds in one run.
+// prefix-router/gateway-only is the gateway and filter without the control plane; --baseline BUNDLE
+// adds both started from another build (a dist/prefix-router.js with its filter in ../plugin/), to
+// compare two builds in one run.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -14,10 +15,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { toolArgs } from '../cli/toolArgs.js';
 import { percentiles } from './gateway.js';
 import { addedLatencySamples, startReplicaSet } from './peers/main.js';
-import { cpuNs } from './peers/processes.js';
+import { cpuNs, freePort } from './peers/processes.js';
 import { probeLatency } from './peers/loadgen.js';
 import { MODEL, textOf } from './routing/workloads.js';
-import { freePort } from './peers/processes.js';
 import { ROUTERS, endpointOf, filterModule, launch, prefixRouter, prefixRouterCommand, prefixRouterUnavailable, type RouterSpec } from './peers/routers.js';
 
 export interface OverheadOptions {
@@ -144,8 +144,9 @@ const BASELINE = '@baseline';
 const DEFAULT_ROUTERS = ['prefix-router', GATEWAY_ONLY, 'sglang-router'];
 
 const USAGE = `usage: npm run bench:gateway-overhead -- [options]
-  --routers A,B        bench:peers routers, or ${GATEWAY_ONLY} (prefix-router gateway on the replicas as a static
-                       list: no control plane in its process); default ${DEFAULT_ROUTERS.join(',')}; one not installed is skipped
+  --routers A,B        bench:peers routers, or ${GATEWAY_ONLY} (prefix-router gateway on the replicas
+                       as a static list: no control plane in its process); one not installed is skipped
+                       (default ${DEFAULT_ROUTERS.join(',')})
   --baseline BUNDLE    also prefix-router and its gateway-only run from another build's dist/prefix-router.js
                        (its filter in ../plugin/), named NAME@baseline
   --pairs N            probe pairs per router and round (default 60)
