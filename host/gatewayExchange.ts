@@ -13,7 +13,7 @@ import type { Dispatcher } from 'undici';
 import { randomUUID } from 'node:crypto';
 import type { HeaderPairs } from './abi.js';
 import type { ProxyWasmHost } from './proxyWasmHost.js';
-import type { LocalResponse, PropertyValue, Stream } from './stream.js';
+import type { LocalResponse, PropertyValue, Stream, StreamListener } from './stream.js';
 import type { GatewayStats } from './gatewayStats.js';
 import type { Destination, UpstreamSelector } from './upstreamSelector.js';
 
@@ -64,15 +64,28 @@ export function groupHeaders(pairs: HeaderPairs): Record<string, string | string
   return out;
 }
 
+/**
+ * A response head as node's writeHead takes it without building an object (a repeated header is its
+ * own line, as groupHeaders' arrays give): pseudo-headers and hop-by-hop headers left out.
+ */
+function forwardedPairs(pairs: HeaderPairs): HeaderPairs {
+  const out: HeaderPairs = [];
+  for (const pair of pairs) if (!pair[0].startsWith(':') && !HOP_BY_HOP.has(pair[0])) out.push(pair);
+  return out;
+}
+
 function pairsOf(raw: string[]): HeaderPairs {
   const out: HeaderPairs = [];
   for (let i = 0; i < raw.length; i += 2) out.push([raw[i].toLowerCase(), raw[i + 1]]);
   return out;
 }
 
-/** undici's raw headers (name, value, name, value... as bytes) as pairs; header bytes are latin1, as node:http reads them. */
-function pairsOfRaw(raw: Buffer[] | string[] | null | undefined): HeaderPairs {
-  const out: HeaderPairs = [];
+/**
+ * undici's raw headers (name, value, name, value... as bytes) as pairs after `first` (a response's
+ * :status); header bytes are latin1, as node:http reads them.
+ */
+function pairsOfRaw(raw: Buffer[] | string[] | null | undefined, first?: [string, string]): HeaderPairs {
+  const out: HeaderPairs = first ? [first] : [];
   if (!raw) return out;
   for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i].toString('latin1').toLowerCase(), raw[i + 1].toString('latin1')]);
   return out;
@@ -98,16 +111,35 @@ function upstreamHeaders(pairs: HeaderPairs, fallbackHost: string, wholeBody: bo
   return out;
 }
 
-/** One attempt's request to a replica: undici's abort for it, and whether this exchange gave up on it. */
-class UpstreamAttempt {
+/**
+ * One attempt's request to a replica, as undici's handler of it: hands what comes back to the
+ * exchange, which drops it once it gave up on this attempt; keeps undici's abort for it.
+ */
+class UpstreamAttempt implements Dispatcher.DispatchHandlers {
   private abortRequest: ((reason?: Error) => void) | null = null;
   cancelled = false;
   /** The response came to its end. */
   complete = false;
+  constructor(private readonly exchange: GatewayExchange, readonly attempt: number) {}
   /** undici hands the abort function over when the request is about to be written. */
-  connected(abort: (reason?: Error) => void): void {
+  onConnect(abort: (reason?: Error) => void): void {
     this.abortRequest = abort;
     if (this.cancelled) abort(new Error('request cancelled by the gateway'));
+  }
+  onError(e: Error): void {
+    this.exchange.onAttemptError(this, e);
+  }
+  onHeaders(status: number, raw: Buffer[] | string[] | null): boolean {
+    this.exchange.onAttemptHeaders(this, status, raw);
+    return true;
+  }
+  onData(chunk: Buffer): boolean {
+    this.exchange.onAttemptData(this, chunk);
+    return true;
+  }
+  onComplete(trailers: Buffer[] | string[] | null): void {
+    this.complete = true;
+    this.exchange.onAttemptComplete(this, trailers);
   }
   destroy(): void {
     if (this.cancelled || this.complete) return;
@@ -125,14 +157,19 @@ function socketAddress(address: string | undefined, port: number | undefined): s
   return `${a.includes(':') ? `[${a}]` : a}:${port ?? 0}`;
 }
 
-/** The connection's Envoy attributes, read from the socket only when the filter asks for one (most requests never do). */
-function connectionProperties(socket: net.Socket): Record<string, PropertyValue> {
-  return {
-    get 'source.address'() { return socketAddress(socket.remoteAddress, socket.remotePort); },
-    get 'source.port'() { return BigInt(socket.remotePort ?? 0); },
-    get 'destination.address'() { return socketAddress(socket.localAddress, socket.localPort); },
-    get 'destination.port'() { return BigInt(socket.localPort ?? 0); },
-  };
+/**
+ * The connection's Envoy attributes, read from the socket only when the filter asks for one (most
+ * requests never do): getters on the prototype, so a request makes one small object.
+ */
+class ConnectionProperties {
+  readonly #socket: net.Socket;
+  constructor(socket: net.Socket) {
+    this.#socket = socket;
+  }
+  get 'source.address'(): string { return socketAddress(this.#socket.remoteAddress, this.#socket.remotePort); }
+  get 'source.port'(): bigint { return BigInt(this.#socket.remotePort ?? 0); }
+  get 'destination.address'(): string { return socketAddress(this.#socket.localAddress, this.#socket.localPort); }
+  get 'destination.port'(): bigint { return BigInt(this.#socket.localPort ?? 0); }
 }
 
 /** A Buffer over the same bytes (node's write takes one without copying). */
@@ -140,8 +177,9 @@ function asBuffer(b: Uint8Array): Buffer {
   return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
 
-export class GatewayExchange {
-  private readonly started = process.hrtime.bigint();
+/** One request through the gateway; the filter's stream reports to it as its listener. */
+export class GatewayExchange implements StreamListener {
+  private readonly started = performance.now();
   private stream!: Stream;
   private upstream: UpstreamAttempt | null = null;
   /** The request body as it is released, when it was not all there when the attempt started. */
@@ -175,26 +213,7 @@ export class GatewayExchange {
     gw.stats.rqTotal.inc();
     gw.stats.rqActive.inc();
     try {
-      this.stream = gw.host.newStream({
-        properties: connectionProperties(req.socket),
-        listener: {
-          requestReleased: () => this.later(() => {
-            if (!this.finished && !this.upstream && !this.stream.localResponse) this.connect(0);
-          }),
-          requestData: () => this.schedulePump(),
-          localResponse: (r) => this.later(() => this.sendLocal(r)),
-          reset: () => this.later(() => {
-            this.details = 'wasm_close_stream';
-            this.upstream?.destroy();
-            this.res.destroy();
-          }),
-          responseReleased: () => this.later(() => {
-            this.writeResponseHeaders();
-            this.pumpResponse();
-          }),
-          responseData: () => this.later(() => this.pumpResponse()),
-        },
-      });
+      this.stream = gw.host.newStream({ properties: new ConnectionProperties(req.socket) as unknown as Record<string, PropertyValue>, listener: this });
     } catch (e) {
       gw.stats.rqActive.dec();
       gw.stats.rqCompleted.inc();
@@ -204,6 +223,36 @@ export class GatewayExchange {
     }
     res.on('close', () => this.finish());
     this.feedRequest();
+  }
+
+  // ---- the stream's events (StreamListener): acted on once the filter's hook has returned ----
+
+  requestReleased(): void {
+    this.later(() => {
+      if (!this.finished && !this.upstream && !this.stream.localResponse) this.connect(0);
+    });
+  }
+  requestData(): void {
+    this.schedulePump();
+  }
+  localResponse(r: LocalResponse): void {
+    this.later(() => this.sendLocal(r));
+  }
+  reset(): void {
+    this.later(() => {
+      this.details = 'wasm_close_stream';
+      this.upstream?.destroy();
+      this.res.destroy();
+    });
+  }
+  responseReleased(): void {
+    this.later(() => {
+      this.writeResponseHeaders();
+      this.pumpResponse();
+    });
+  }
+  responseData(): void {
+    this.pumpResponse();
   }
 
   private feedRequest(): void {
@@ -267,7 +316,7 @@ export class GatewayExchange {
     this.stream.complete();
     this.gw.onAccessLog?.({
       method: this.req.method ?? '', path: this.req.url ?? '', status: this.res.statusCode, endpoint: this.endpoint, details: this.details,
-      durationMs: Number(process.hrtime.bigint() - this.started) / 1e6, wasmUs: this.stream.wasmNumberNs / 1e3,
+      durationMs: performance.now() - this.started, wasmUs: this.stream.wasmNumberNs / 1e3,
       worker: this.stream.worker, bytesReceived: this.bytesReceived, bytesSent: this.bytesSent,
     });
   }
@@ -353,29 +402,12 @@ export class GatewayExchange {
       body = b;
     }
     const get = (k: string) => hs.find(([hk]) => hk === k)?.[1];
-    const u = new UpstreamAttempt();
+    const u = new UpstreamAttempt(this, attempt);
     this.upstream = u;
     this.gw.stats.upstreamRqTotal.inc();
-    const origin = `http://${endpoint}`;
-    const handler: Dispatcher.DispatchHandlers = {
-      onConnect: (abort) => u.connected(abort),
-      onError: (e) => this.onUpstreamError(u, e, attempt),
-      onHeaders: (status, raw) => {
-        if (this.upstream === u && !u.cancelled) this.onUpstreamResponse(status, pairsOfRaw(raw as Buffer[]));
-        return true;
-      },
-      onData: (chunk) => {
-        if (this.upstream === u && !u.cancelled) this.onUpstreamData(chunk);
-        return true;
-      },
-      onComplete: (trailers) => {
-        u.complete = true;
-        if (this.upstream === u && !u.cancelled) this.onUpstreamEnd(pairsOfRaw(trailers as Buffer[] | null));
-      },
-    };
     this.gw.dispatcher.dispatch(
-      { origin, method: (get(':method') ?? 'GET') as Dispatcher.HttpMethod, path: get(':path') ?? '/', headers: upstreamHeaders(hs, endpoint, this.upstreamBody === null), body, headersTimeout: this.gw.timeoutMs, bodyTimeout: this.gw.timeoutMs },
-      handler,
+      { origin: `http://${endpoint}`, method: (get(':method') ?? 'GET') as Dispatcher.HttpMethod, path: get(':path') ?? '/', headers: upstreamHeaders(hs, endpoint, this.upstreamBody === null), body, headersTimeout: this.gw.timeoutMs, bodyTimeout: this.gw.timeoutMs },
+      u,
     );
   }
 
@@ -412,8 +444,9 @@ export class GatewayExchange {
    * else the router's 503; no response in time: the router's 504; a failure once the response started
    * resets the client's stream (Envoy resets the downstream too).
    */
-  private onUpstreamError(u: UpstreamAttempt, e: NodeJS.ErrnoException, attempt: number): void {
+  onAttemptError(u: UpstreamAttempt, e: NodeJS.ErrnoException): void {
     if (this.finished || this.upstream !== u || u.cancelled) return;
+    const attempt = u.attempt;
     u.cancelled = true;
     this.upstreamBody?.destroy();
     if (this.upstreamResponded) {
@@ -438,12 +471,14 @@ export class GatewayExchange {
 
   private responseHasNoBody = false;
 
-  private onUpstreamResponse(status: number, pairs: HeaderPairs): void {
+  /** The replica's response head (dropped when this exchange gave up on the attempt). */
+  onAttemptHeaders(u: UpstreamAttempt, status: number, raw: Buffer[] | string[] | null): void {
+    if (this.upstream !== u || u.cancelled) return;
     const stream = this.stream;
     this.upstreamResponded = true;
     this.gw.stats.upstreamResponse(status);
-    const headers: HeaderPairs = [[':status', String(status)], ...pairs];
-    const noBody = status === 204 || status === 304 || this.req.method === 'HEAD' || pairs.some(([k, v]) => k === 'content-length' && v.trim() === '0');
+    const headers = pairsOfRaw(raw, [':status', String(status)]);
+    const noBody = status === 204 || status === 304 || this.req.method === 'HEAD' || headers.some(([k, v]) => k === 'content-length' && v.trim() === '0');
     this.responseHasNoBody = noBody;
     const r = stream.responseHeaders(headers, noBody);
     if (r === 'local' || stream.localResponse) return this.sendLocal(stream.localResponse!);
@@ -452,7 +487,8 @@ export class GatewayExchange {
     this.pumpResponse();
   }
 
-  private onUpstreamData(chunk: Buffer): void {
+  onAttemptData(u: UpstreamAttempt, chunk: Buffer): void {
+    if (this.upstream !== u || u.cancelled) return;
     const stream = this.stream;
     if (stream.localResponse) return;
     stream.responseBody(chunk, false);
@@ -461,8 +497,10 @@ export class GatewayExchange {
     this.pumpResponse();
   }
 
-  private onUpstreamEnd(trailers: HeaderPairs): void {
+  onAttemptComplete(u: UpstreamAttempt, rawTrailers: Buffer[] | string[] | null): void {
+    if (this.upstream !== u || u.cancelled) return;
     const stream = this.stream;
+    const trailers = pairsOfRaw(rawTrailers);
     if (stream.localResponse || this.responseHasNoBody) {
       this.pumpResponse();
       return;
@@ -489,7 +527,7 @@ export class GatewayExchange {
     const hs = stream.responseHeaderList();
     const status = Number(hs.find(([k]) => k === ':status')?.[1] ?? 502);
     try {
-      res.writeHead(Number.isInteger(status) && status >= 100 && status <= 999 ? status : 502, groupHeaders(hs)); // sent by flushResponse
+      res.writeHead(Number.isInteger(status) && status >= 100 && status <= 999 ? status : 502, forwardedPairs(hs)); // sent by flushResponse
     } catch {
       res.destroy();
     }

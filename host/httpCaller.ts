@@ -1,8 +1,9 @@
-// proxy_http_call over node:http, answering as Envoy's async client does:
-// a timeout is a 504 response, a connection failure a 503 response (Envoy's
-// router turns both into local replies the caller receives as responses);
-// only a reset after the response started is a failure (no headers).
-import http from 'node:http';
+// proxy_http_call over undici's dispatcher (a keep-alive pool per cluster), answering as Envoy's
+// async client does: a timeout is a 504 response, a connection failure a 503 response (Envoy's
+// router turns both into local replies the caller receives as responses); only a reset after the
+// response started is a failure (no headers). Callbacks rather than node:http's request and
+// response streams: the filter's long poll to the control plane makes one call per state version.
+import { Agent, type Dispatcher } from 'undici';
 import type { HeaderPairs } from './abi.js';
 
 export interface HttpCallRequest {
@@ -22,90 +23,126 @@ export interface HttpCallResponse {
 const enc = new TextEncoder();
 /** Connection-level headers Envoy's codec does not hand on as part of a response. */
 const CONNECTION_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+/** Keep-alive connections per cluster (a filter has a few calls in flight at most). */
+const MAX_SOCKETS_PER_CLUSTER = 64;
 
 function localReply(status: number, text: string): HttpCallResponse {
   const body = enc.encode(text);
   return { headers: [[':status', String(status)], ['content-length', String(body.length)], ['content-type', 'text/plain']], body, trailers: [] };
 }
 
+/** undici's raw headers (name, value... as latin1 bytes, as node:http reads them) as pairs after `into`'s, connection-level ones left out. */
+function addRawPairs(into: HeaderPairs, raw: Buffer[] | string[] | null | undefined, skip: Set<string> | null): HeaderPairs {
+  if (!raw) return into;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const k = raw[i].toString('latin1').toLowerCase();
+    if (skip === null || !skip.has(k)) into.push([k, raw[i + 1].toString('latin1')]);
+  }
+  return into;
+}
+
+/** One call in flight: undici's handler of it, its timer, and the one answer it gives. */
+class HttpCall implements Dispatcher.DispatchHandlers {
+  private abortRequest: ((reason?: Error) => void) | null = null;
+  private done = false;
+  /** Inside undici's dispatch, which refuses a request it will not send (a bad header) by calling onError at once. */
+  dispatching = true;
+  private headers: HeaderPairs | null = null;
+  private readonly chunks: Buffer[] = [];
+  private readonly timer: NodeJS.Timeout | null;
+
+  constructor(private readonly owner: HttpCaller, private readonly deliver: (res: HttpCallResponse | 'reset') => void, timeoutMs: number) {
+    this.timer = timeoutMs > 0 ? setTimeout(() => {
+      this.finish(localReply(504, 'upstream request timeout'));
+      this.abort();
+    }, timeoutMs) : null;
+  }
+
+  onConnect(abort: (reason?: Error) => void): void {
+    this.abortRequest = abort;
+    if (this.done) abort(new Error('http call cancelled'));
+  }
+  onHeaders(status: number, raw: Buffer[] | string[] | null): boolean {
+    // An informational response is not the answer (node's client reports it apart too).
+    if (status >= 200) this.headers = addRawPairs([[':status', String(status)]], raw, CONNECTION_HEADERS);
+    return true;
+  }
+  onData(chunk: Buffer): boolean {
+    this.chunks.push(chunk);
+    return true;
+  }
+  onComplete(trailers: Buffer[] | string[] | null): void {
+    this.finish({ headers: this.headers ?? [[':status', '0']], body: new Uint8Array(Buffer.concat(this.chunks)), trailers: addRawPairs([], trailers, null) });
+  }
+  onError(e: NodeJS.ErrnoException): void {
+    if (this.headers !== null) return this.finish('reset');
+    this.finish(localReply(503, `upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: ${e.code ?? e.message}`));
+  }
+
+  cancel(): void {
+    this.done = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.owner.inflight.delete(this);
+    this.abort();
+  }
+
+  abort(): void {
+    this.abortRequest?.(new Error('http call cancelled'));
+  }
+
+  private finish(r: HttpCallResponse | 'reset'): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.owner.inflight.delete(this);
+    // The module learns the call's token when proxy_http_call returns: an answer never comes before that.
+    if (this.dispatching) queueMicrotask(() => this.owner.closed || this.deliver(r));
+    else if (!this.owner.closed) this.deliver(r);
+  }
+}
+
 export class HttpCaller {
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  private readonly inflight = new Set<http.ClientRequest>();
-  private closed = false;
+  private readonly dispatcher = new Agent({ connections: MAX_SOCKETS_PER_CLUSTER });
+  /** Each cluster URL's origin, parsed once. */
+  private readonly origins = new Map<string, string>();
+  readonly inflight = new Set<HttpCall>();
+  closed = false;
 
   start(baseUrl: string, req: HttpCallRequest, deliver: (res: HttpCallResponse | 'reset') => void): { cancel(): void } {
-    const base = new URL(baseUrl);
-    const get = (k: string) => req.headers.find(([hk]) => hk === k)?.[1] ?? '';
-    const headers: Record<string, string | string[]> = {};
+    let origin = this.origins.get(baseUrl);
+    if (origin === undefined) {
+      origin = new URL(baseUrl).origin;
+      this.origins.set(baseUrl, origin);
+    }
+    // The first of each pseudo-header; host from :authority; content-length from the body when there is one.
+    let method: string | undefined;
+    let path: string | undefined;
+    let host: string | undefined;
+    const hasBody = req.body.length > 0;
+    const headers: string[] = [];
     for (const [k, v] of req.headers) {
-      if (k.startsWith(':')) continue;
-      const cur = headers[k];
-      headers[k] = cur === undefined ? v : Array.isArray(cur) ? [...cur, v] : [cur, v];
+      if (k === ':method') method ??= v;
+      else if (k === ':path') path ??= v;
+      else if (k === ':authority') host ??= v;
+      else if (!k.startsWith(':') && k !== 'host' && !(hasBody && k === 'content-length')) headers.push(k, v);
     }
-    headers.host = get(':authority');
-    if (req.body.length > 0) headers['content-length'] = String(req.body.length);
-    let done = false;
-    let timer: NodeJS.Timeout | null = null;
-    const finish = (r: HttpCallResponse | 'reset') => {
-      if (done) return;
-      done = true;
-      if (timer) clearTimeout(timer);
-      this.inflight.delete(cr);
-      if (!this.closed) deliver(r);
-    };
-    const cr = http.request({
-      host: base.hostname,
-      port: base.port || 80,
-      method: get(':method'),
-      path: get(':path'),
-      headers,
-      agent: this.agent,
-      setHost: false,
-    });
-    this.inflight.add(cr);
-    let responseStarted = false;
-    cr.on('response', (res) => {
-      responseStarted = true;
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const hs: HeaderPairs = [[':status', String(res.statusCode ?? 0)]];
-        for (let i = 0; i < res.rawHeaders.length; i += 2) {
-          const k = res.rawHeaders[i].toLowerCase();
-          if (!CONNECTION_HEADERS.has(k)) hs.push([k, res.rawHeaders[i + 1]]);
-        }
-        const ts: HeaderPairs = [];
-        for (let i = 0; i < res.rawTrailers.length; i += 2) ts.push([res.rawTrailers[i].toLowerCase(), res.rawTrailers[i + 1]]);
-        finish({ headers: hs, body: new Uint8Array(Buffer.concat(chunks)), trailers: ts });
-      });
-      res.on('aborted', () => finish('reset'));
-      res.on('error', () => finish('reset'));
-    });
-    cr.on('error', (e: NodeJS.ErrnoException) => {
-      if (responseStarted) return finish('reset');
-      finish(localReply(503, `upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: ${e.code ?? e.message}`));
-    });
-    if (req.timeoutMs > 0) {
-      timer = setTimeout(() => {
-        finish(localReply(504, 'upstream request timeout'));
-        cr.destroy();
-      }, req.timeoutMs);
-    }
-    cr.end(req.body.length ? Buffer.from(req.body) : undefined);
-    return {
-      cancel: () => {
-        done = true;
-        if (timer) clearTimeout(timer);
-        this.inflight.delete(cr);
-        cr.destroy();
-      },
-    };
+    headers.push('host', host ?? '');
+    if (hasBody) headers.push('content-length', String(req.body.length));
+    const call = new HttpCall(this, deliver, req.timeoutMs);
+    this.inflight.add(call);
+    // No timeouts of undici's own: the call's timer is the one Envoy has (the route timeout).
+    this.dispatcher.dispatch(
+      { origin, method: ((method ?? '').toUpperCase() || 'GET') as Dispatcher.HttpMethod, path: path || '/', headers, body: hasBody ? Buffer.from(req.body) : null, headersTimeout: 0, bodyTimeout: 0 },
+      call,
+    );
+    call.dispatching = false;
+    return call;
   }
 
   close(): void {
     this.closed = true;
-    for (const r of this.inflight) r.destroy();
+    for (const c of this.inflight) c.cancel();
     this.inflight.clear();
-    this.agent.destroy();
+    void this.dispatcher.destroy().catch(() => {});
   }
 }

@@ -141,8 +141,9 @@ export interface PeersResult {
 
 interface ReplicaSet { urls: string[]; pid: number; stop(): Promise<void> }
 
-async function startReplicaSet(replicas: number, kvBlocks: number | null, logFile: string): Promise<ReplicaSet> {
-  const opts = { replicas, ...(kvBlocks ? { kvCacheSize: kvBlocks } : {}) };
+/** Simulated replicas in their own process; `timeScale` > 1 runs them faster than real time. */
+async function startReplicaSet(replicas: number, kvBlocks: number | null, logFile: string, timeScale = 1): Promise<ReplicaSet> {
+  const opts = { replicas, ...(kvBlocks ? { kvCacheSize: kvBlocks } : {}), ...(timeScale !== 1 ? { timeScale } : {}) };
   const fd = openSync(logFile, 'a');
   const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'bench/peers/replicaProcess.ts'), JSON.stringify(opts)], { stdio: ['ignore', 'pipe', fd], detached: true });
   closeSync(fd);
@@ -194,22 +195,29 @@ function summarize(records: RequestRecord[], wallMs: number): Pick<RunResult, 's
 
 /**
  * The latency a router adds, at idle: pairs of the same-sized one-token request, one straight to a
- * replica (in turn) and one through the router, after a warm-up of both paths; the p50 and p95 of
- * the per-pair differences.
+ * replica (in turn) and one through the router, after a warm-up of both paths; the per-pair
+ * differences (ms), in order. `routerRequests` counts what went through the router, warm-up included.
  */
-async function measureAddedLatency(routerUrl: string, replicaUrls: string[], n: number, seed: number): Promise<{ p50: number; p95: number }> {
+export async function addedLatencySamples(routerUrl: string, replicaUrls: string[], n: number, seed: number): Promise<{ diffsMs: number[]; routerRequests: number }> {
   const prompt = (i: number, path: string) => `latency probe ${seed} ${path} ${i}: ${textOf(seed * 1000 + i, 12)}`;
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < ADDED_LATENCY_WARMUP; i++) {
     await probeLatency(routerUrl, MODEL, [prompt(i, 'warm-r')]);
     for (const u of replicaUrls) await probeLatency(u, MODEL, [prompt(i, 'warm-d')]);
   }
-  const diffs: number[] = [];
+  const diffsMs: number[] = [];
   for (let i = 0; i < n; i++) {
     const [d] = await probeLatency(replicaUrls[i % replicaUrls.length]!, MODEL, [prompt(i, 'dir')]);
     const [r] = await probeLatency(routerUrl, MODEL, [prompt(i, 'rtr')]);
-    diffs.push(r! - d!);
+    diffsMs.push(r! - d!);
   }
-  const p = percentiles(diffs);
+  return { diffsMs, routerRequests: ADDED_LATENCY_WARMUP + n };
+}
+
+const ADDED_LATENCY_WARMUP = 3;
+
+/** The p50 and p95 of addedLatencySamples. */
+async function measureAddedLatency(routerUrl: string, replicaUrls: string[], n: number, seed: number): Promise<{ p50: number; p95: number }> {
+  const p = percentiles((await addedLatencySamples(routerUrl, replicaUrls, n, seed)).diffsMs);
   return { p50: p.p50, p95: p.p95 };
 }
 

@@ -1,7 +1,7 @@
 // Child processes of a peers run: start with a log file, wait until an HTTP URL answers, read the
 // CPU time of a process tree from /proc, stop by pid (the whole process group).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync, readFileSync, readdirSync, closeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 
@@ -78,20 +78,12 @@ export function tail(file: string, lines = 8): string {
 
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 
-/** CPU seconds (user + system) used so far by pid and its descendants, from /proc. */
-export function cpuSeconds(pid: number): number {
-  let total = 0;
-  const seen = new Set<number>();
+/** pid and its descendants, from /proc (the processes still alive). */
+function processTree(pid: number): number[] {
+  const out: number[] = [];
   const visit = (p: number) => {
-    if (seen.has(p)) return;
-    seen.add(p);
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      total += (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS; // utime, stime
-    } catch {
-      return;
-    }
+    if (out.includes(p) || !existsSync(`/proc/${p}`)) return;
+    out.push(p);
     let tasks: string[] = [];
     try { tasks = readdirSync(`/proc/${p}/task`); } catch { /* gone */ }
     for (const t of tasks) {
@@ -101,5 +93,34 @@ export function cpuSeconds(pid: number): number {
     }
   };
   visit(pid);
+  return out;
+}
+
+/** CPU seconds (user + system) used so far by pid and its descendants, from /proc. */
+export function cpuSeconds(pid: number): number {
+  let total = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      total += (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS; // utime, stime
+    } catch { /* gone */ }
+  }
+  return total;
+}
+
+/**
+ * On-CPU nanoseconds of the live threads of pid and its descendants (/proc/.../schedstat): finer
+ * than cpuSeconds' clock ticks, for the CPU of a few hundred requests; threads that ended are not counted.
+ */
+export function cpuNs(pid: number): number {
+  let total = 0;
+  for (const p of processTree(pid)) {
+    let tasks: string[] = [];
+    try { tasks = readdirSync(`/proc/${p}/task`); } catch { continue; }
+    for (const t of tasks) {
+      try { total += Number(readFileSync(`/proc/${p}/task/${t}/schedstat`, 'utf8').split(' ')[0]); } catch { /* gone */ }
+    }
+  }
   return total;
 }

@@ -5,7 +5,7 @@
 // extension's, behind the gateway's Endpoint Picker mode). A peer that is not installed is skipped
 // with the reason install recorded.
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, startChild, waitForHttp, type Child } from './processes.js';
 
@@ -28,11 +28,23 @@ export interface RouterSpec {
   start(replicaUrls: string[], logFile: string): Promise<RunningRouter>;
 }
 
-/** `node dist/prefix-router.js` when built, else the TypeScript entry through tsx. */
-export function prefixRouterCommand(): { command: string; args: string[] } {
+/** `node dist/prefix-router.js` when built, else the TypeScript entry through tsx; `bundle`: another build's dist/prefix-router.js. */
+export function prefixRouterCommand(bundle?: string): { command: string; args: string[] } {
+  if (bundle) return { command: process.execPath, args: [bundle] };
   const dist = join(REPO, 'dist/prefix-router.js');
   if (existsSync(dist)) return { command: process.execPath, args: [dist] };
   return { command: process.execPath, args: ['--import', 'tsx', join(REPO, 'cli/prefix-router.ts')] };
+}
+
+/** The filter module of this tree, or of the build `bundle` belongs to (its dist/../plugin/). */
+export function filterModule(bundle?: string): string {
+  return bundle ? join(dirname(bundle), '../plugin/prefix-router.wasm') : join(REPO, 'plugin/prefix-router.wasm');
+}
+
+/** null when prefix-router from `bundle` (or this tree) can run, else why not. */
+export function prefixRouterUnavailable(bundle?: string): string | null {
+  if (bundle && !existsSync(bundle)) return `${bundle} is missing`;
+  return existsSync(filterModule(bundle)) ? null : `${filterModule(bundle)} is missing (npm run build)`;
 }
 
 /** What peers:install recorded for a peer, or null. */
@@ -49,7 +61,7 @@ function installStatus(peer: string): { ok: boolean; detail: string } | null {
 const STARTUP_TIMEOUT_MS = 60_000;
 
 /** Starts a router process listening on `port` and waits until GET /v1/models answers through it. */
-async function launch(name: string, port: number, command: string, args: string[], logFile: string, env?: NodeJS.ProcessEnv): Promise<RunningRouter> {
+export async function launch(name: string, port: number, command: string, args: string[], logFile: string, env?: NodeJS.ProcessEnv): Promise<RunningRouter> {
   const child: Child = startChild(name, command, args, logFile, env);
   const url = `http://127.0.0.1:${port}`;
   try {
@@ -79,15 +91,16 @@ function pythonPeer(name: string, exe: string, sub: string[], extra: (port: numb
   };
 }
 
-function prefixRouter(name: string, workers: number): RouterSpec {
+/** prefix-router start with `workers` VMs; from `bundle` (another build's dist/prefix-router.js) instead of this tree's build when given. */
+export function prefixRouter(name: string, workers: number, bundle?: string): RouterSpec {
   return {
     name,
-    unavailable: () => (existsSync(join(REPO, 'plugin/prefix-router.wasm')) ? null : 'plugin/prefix-router.wasm is missing (npm run build)'),
+    unavailable: () => prefixRouterUnavailable(bundle),
     start: async (replicaUrls, logFile) => {
       const port = await freePort();
       const cpPort = await freePort();
       const adminPort = await freePort(); // never the default 9901: another stack on this machine may hold it
-      const { command, args } = prefixRouterCommand();
+      const { command, args } = prefixRouterCommand(bundle);
       return launch(name, port, command, [...args, 'start', '--upstream', replicaUrls.join(','), '--port', String(port), '--control-plane-port', String(cpPort), '--admin-port', String(adminPort), '--workers', String(workers), '--log-level', 'warn'], logFile);
     },
   };
