@@ -12,6 +12,7 @@ import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { randomUUID } from 'node:crypto';
 import type { HeaderPairs } from './abi.js';
+import { appendRawHeaders } from './headerMap.js';
 import type { ProxyWasmHost } from './proxyWasmHost.js';
 import type { LocalResponse, PropertyValue, Stream, StreamListener } from './stream.js';
 import type { GatewayStats } from './gatewayStats.js';
@@ -53,11 +54,16 @@ export interface ExchangeSettings {
   onAccessLog?: (e: AccessLogEntry) => void;
 }
 
+/** A header the gateway passes on: neither a pseudo-header nor a hop-by-hop one. */
+function passedOn(name: string): boolean {
+  return !name.startsWith(':') && !HOP_BY_HOP.has(name);
+}
+
 /** Node's header object from pairs: pseudo-headers and hop-by-hop headers left out, repeats as arrays. */
 export function groupHeaders(pairs: HeaderPairs): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const [k, v] of pairs) {
-    if (k.startsWith(':') || HOP_BY_HOP.has(k)) continue;
+    if (!passedOn(k)) continue;
     const cur = out[k];
     out[k] = cur === undefined ? v : Array.isArray(cur) ? [...cur, v] : [cur, v];
   }
@@ -70,7 +76,7 @@ export function groupHeaders(pairs: HeaderPairs): Record<string, string | string
  */
 function forwardedPairs(pairs: HeaderPairs): HeaderPairs {
   const out: HeaderPairs = [];
-  for (const pair of pairs) if (!pair[0].startsWith(':') && !HOP_BY_HOP.has(pair[0])) out.push(pair);
+  for (const pair of pairs) if (passedOn(pair[0])) out.push(pair);
   return out;
 }
 
@@ -80,16 +86,6 @@ function pairsOf(raw: string[]): HeaderPairs {
   return out;
 }
 
-/**
- * undici's raw headers (name, value, name, value... as bytes) as pairs after `first` (a response's
- * :status); header bytes are latin1, as node:http reads them.
- */
-function pairsOfRaw(raw: Buffer[] | string[] | null | undefined, first?: [string, string]): HeaderPairs {
-  const out: HeaderPairs = first ? [first] : [];
-  if (!raw) return out;
-  for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i].toString('latin1').toLowerCase(), raw[i + 1].toString('latin1')]);
-  return out;
-}
 
 /**
  * The request headers for undici (flat name, value list): pseudo-headers and hop-by-hop headers left
@@ -104,7 +100,7 @@ function upstreamHeaders(pairs: HeaderPairs, fallbackHost: string, wholeBody: bo
       if (v) host = v;
       continue;
     }
-    if (k.startsWith(':') || HOP_BY_HOP.has(k) || k === NOT_FORWARDED_UPSTREAM || (wholeBody && k === 'content-length')) continue;
+    if (!passedOn(k) || k === NOT_FORWARDED_UPSTREAM || (wholeBody && k === 'content-length')) continue;
     out.push(k, v);
   }
   out.push('host', host);
@@ -477,7 +473,7 @@ export class GatewayExchange implements StreamListener {
     const stream = this.stream;
     this.upstreamResponded = true;
     this.gw.stats.upstreamResponse(status);
-    const headers = pairsOfRaw(raw, [':status', String(status)]);
+    const headers = appendRawHeaders([[':status', String(status)]], raw);
     const noBody = status === 204 || status === 304 || this.req.method === 'HEAD' || headers.some(([k, v]) => k === 'content-length' && v.trim() === '0');
     this.responseHasNoBody = noBody;
     const r = stream.responseHeaders(headers, noBody);
@@ -500,7 +496,7 @@ export class GatewayExchange implements StreamListener {
   onAttemptComplete(u: UpstreamAttempt, rawTrailers: Buffer[] | string[] | null): void {
     if (this.upstream !== u || u.cancelled) return;
     const stream = this.stream;
-    const trailers = pairsOfRaw(rawTrailers);
+    const trailers = appendRawHeaders([], rawTrailers);
     if (stream.localResponse || this.responseHasNoBody) {
       this.pumpResponse();
       return;

@@ -46,3 +46,16 @@ export function byteSize(map: HeaderPairs): number {
   for (let i = 0; i < map.length; i++) bytes += map[i][0].length + map[i][1].length;
   return bytes;
 }
+
+/**
+ * undici's raw headers (name, value, name, value... as bytes) appended to `into` as pairs, names
+ * lower-cased, those in `skip` left out; header bytes are latin1, as node:http reads them.
+ */
+export function appendRawHeaders(into: HeaderPairs, raw: Buffer[] | string[] | null | undefined, skip: ReadonlySet<string> | null = null): HeaderPairs {
+  if (!raw) return into;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const k = raw[i].toString('latin1').toLowerCase();
+    if (skip === null || !skip.has(k)) into.push([k, raw[i + 1].toString('latin1')]);
+  }
+  return into;
+}

@@ -5,6 +5,7 @@
 // response streams: the filter's long poll to the control plane makes one call per state version.
 import { Agent, type Dispatcher } from 'undici';
 import type { HeaderPairs } from './abi.js';
+import { appendRawHeaders } from './headerMap.js';
 
 export interface HttpCallRequest {
   cluster: string;
@@ -31,15 +32,6 @@ function localReply(status: number, text: string): HttpCallResponse {
   return { headers: [[':status', String(status)], ['content-length', String(body.length)], ['content-type', 'text/plain']], body, trailers: [] };
 }
 
-/** undici's raw headers (name, value... as latin1 bytes, as node:http reads them) as pairs after `into`'s, connection-level ones left out. */
-function addRawPairs(into: HeaderPairs, raw: Buffer[] | string[] | null | undefined, skip: Set<string> | null): HeaderPairs {
-  if (!raw) return into;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const k = raw[i].toString('latin1').toLowerCase();
-    if (skip === null || !skip.has(k)) into.push([k, raw[i + 1].toString('latin1')]);
-  }
-  return into;
-}
 
 /** One call in flight: undici's handler of it, its timer, and the one answer it gives. */
 class HttpCall implements Dispatcher.DispatchHandlers {
@@ -64,7 +56,7 @@ class HttpCall implements Dispatcher.DispatchHandlers {
   }
   onHeaders(status: number, raw: Buffer[] | string[] | null): boolean {
     // An informational response is not the answer (node's client reports it apart too).
-    if (status >= 200) this.headers = addRawPairs([[':status', String(status)]], raw, CONNECTION_HEADERS);
+    if (status >= 200) this.headers = appendRawHeaders([[':status', String(status)]], raw, CONNECTION_HEADERS);
     return true;
   }
   onData(chunk: Buffer): boolean {
@@ -72,7 +64,7 @@ class HttpCall implements Dispatcher.DispatchHandlers {
     return true;
   }
   onComplete(trailers: Buffer[] | string[] | null): void {
-    this.finish({ headers: this.headers ?? [[':status', '0']], body: new Uint8Array(Buffer.concat(this.chunks)), trailers: addRawPairs([], trailers, null) });
+    this.finish({ headers: this.headers ?? [[':status', '0']], body: new Uint8Array(Buffer.concat(this.chunks)), trailers: appendRawHeaders([], trailers) });
   }
   onError(e: NodeJS.ErrnoException): void {
     if (this.headers !== null) return this.finish('reset');
