@@ -18,8 +18,7 @@ import { loadXxhash } from './gie.js';
 import { makePolicy } from './runner.js';
 import { BASE_POLICIES, LADDER_POLICIES, buildLadderShapes, type PolicySpec } from './scenarios.js';
 import { simulate } from './simulation.js';
-import type { Decision } from './policy.js';
-import type { SimRequest } from './workloads.js';
+import { believedTokens } from './filterPolicy.js';
 
 const [shapeName = 'sp-32x32-tight-kv', loadArg = '0.7', layoutsArg = '1/1,1/16,4/1', scaleArg = '1', wasmFile] = process.argv.slice(2);
 const LOAD = Number(loadArg), SCALE = Number(scaleArg), SEED = 1, REPLICAS = 16;
@@ -37,8 +36,6 @@ const capacity = await measureCapacity(shape, { seed: SEED, loads: [LOAD], extra
 const workload = shape.make(LOAD * capacity.rps, Math.max(20, Math.round(LOAD * shape.requestsAtCapacity)));
 const replicas = shape.replicas ?? REPLICAS;
 const spanS = Math.max(1e-6, (workload.requests.at(-1)!.arrivalUs - workload.requests[0]!.arrivalUs) / 1e6);
-/** Tokens per block of the filter's hash (64 characters, 4 a token). */
-const TOKENS_PER_BLOCK = 16;
 /** A belief this far off what the pick held counts as wrong. */
 const OFF_TOKENS = 256;
 
@@ -46,11 +43,7 @@ console.log(`${shapeName} at ${LOAD * 100}% (${workload.requests.length} request
 for (const { gateways, workers } of layouts) {
   const spec: PolicySpec = { ...BASE_POLICIES[3]!, name: `prefix-router/${gateways}gw-${workers}w`, gateways, workers };
   const policy = await makePolicy(spec, replicas, SEED, workload.name, await loadXxhash(), wasm, shape.kvBlocks);
-  // What the filter believed its pick held (its debug header, read at the first token).
-  const requestOf = new Map<Decision, SimRequest>(), believed = new Map<SimRequest, number>();
-  const route = policy.route.bind(policy), firstToken = policy.onFirstToken.bind(policy);
-  policy.route = (req, entry, nowUs) => { const d = route(req, entry, nowUs); requestOf.set(d, req); return d; };
-  policy.onFirstToken = (d, nowUs) => { firstToken(d, nowUs); believed.set(requestOf.get(d)!, (d.matched ?? 0) * TOKENS_PER_BLOCK); };
+  const believed = believedTokens(policy);
   let engineWritten = 0, routerWritten = 0, over = 0, overTokens = 0, under = 0, underTokens = 0, noHolder = 0, later = 0;
   const groupReplicas = new Map<string, Set<number>>();
   let r;

@@ -53,6 +53,21 @@ export function completionBody(req: SimRequest): Uint8Array {
   return enc.encode(JSON.stringify({ model: req.lora ?? MODEL, prompt: req.prompt, max_tokens: req.outputTokens, stream: true }));
 }
 
+/** Tokens per block of the filter's hash (64 characters, 4 a token): what a decision's `matched` counts. */
+export const FILTER_BLOCK_TOKENS = 16;
+
+/**
+ * What the filter believed each request's pick held, in prompt tokens (its debug header, read at the
+ * first token): wraps `policy`'s route and onFirstToken, which fill the map returned as they run.
+ */
+export function believedTokens(policy: RoutingPolicy): Map<SimRequest, number> {
+  const requestOf = new Map<Decision, SimRequest>(), believed = new Map<SimRequest, number>();
+  const route = policy.route.bind(policy), firstToken = policy.onFirstToken.bind(policy);
+  policy.route = (req, entry, nowUs) => { const d = route(req, entry, nowUs); requestOf.set(d, req); return d; };
+  policy.onFirstToken = (d, nowUs) => { firstToken(d, nowUs); believed.set(requestOf.get(d)!, (d.matched ?? 0) * FILTER_BLOCK_TOKENS); };
+  return believed;
+}
+
 export interface FilterPolicyOptions {
   name: string;
   replicas: number;

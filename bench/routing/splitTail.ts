@@ -14,7 +14,7 @@ import { makePolicy } from './runner.js';
 import { BASE_POLICIES, LADDER_POLICIES, buildLadderShapes, type PolicySpec } from './scenarios.js';
 import { Rng } from './random.js';
 import { percentile, simulate } from './simulation.js';
-import type { Decision } from './policy.js';
+import { believedTokens } from './filterPolicy.js';
 import type { SimRequest } from './workloads.js';
 
 const [shapeName = 'conversation', seedArg = '1', scaleArg = '1', workersArg = '1', gatewaysArg = '4', wasmFile] = process.argv.slice(2);
@@ -26,17 +26,11 @@ if (!shape) throw new Error(`no session shape '${shapeName}'`);
 const capacity = await measureCapacity(shape, { seed: SEED, loads: [LOAD], extraLoads: [], sloMs: 2000, longContextSloMs: 20000, policies: LADDER_POLICIES, variants: [], variantLoad: LOAD });
 const workload = shape.make(LOAD * capacity.rps, Math.max(20, Math.round(LOAD * shape.requestsAtCapacity)));
 
-/** Tokens per block of the filter's hash (64 characters, 4 a token). */
-const TOKENS_PER_BLOCK = 16;
 interface Served { replica: number; ttftMs: number; cachedTokens: number; believedTokens: number }
 async function run(spec: PolicySpec): Promise<Map<SimRequest, Served>> {
   const policy = await makePolicy(spec, REPLICAS, SEED, workload.name, await loadXxhash(), wasm);
   const served = new Map<SimRequest, Served>();
-  // What the filter believed its pick held (its debug header, read at the first token).
-  const requestOf = new Map<Decision, SimRequest>(), believed = new Map<SimRequest, number>();
-  const route = policy.route.bind(policy), firstToken = policy.onFirstToken.bind(policy);
-  policy.route = (req, entry, nowUs) => { const d = route(req, entry, nowUs); requestOf.set(d, req); return d; };
-  policy.onFirstToken = (d, nowUs) => { firstToken(d, nowUs); believed.set(requestOf.get(d)!, (d.matched ?? 0) * TOKENS_PER_BLOCK); };
+  const believed = believedTokens(policy);
   try {
     const r = simulate(workload, policy, { replicas: REPLICAS, gateways: spec.gateways, workers: spec.workers, seed: SEED, onServed: (s) => served.set(s.req, { ...s, believedTokens: believed.get(s.req) ?? 0 }) });
     const st = r.routerStats ?? {};
