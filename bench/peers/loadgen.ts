@@ -77,8 +77,12 @@ function sendOne(agent: http.Agent, o: LoadOptions, r: SimRequest, t0: number): 
   });
 }
 
-/** Sends every request at its arrival time; resolves when all have finished or failed. */
-export async function runLoad(requests: SimRequest[], o: LoadOptions): Promise<{ records: RequestRecord[]; wallMs: number }> {
+/**
+ * Sends every request at its arrival time; resolves when all have finished or failed (a request
+ * fails after requestTimeoutMs of silence on its socket). `lastSentMs`: when the last request went
+ * out, so wallMs - lastSentMs is the drain.
+ */
+export async function runLoad(requests: SimRequest[], o: LoadOptions): Promise<{ records: RequestRecord[]; wallMs: number; lastSentMs: number }> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
   const t0 = performance.now();
   const pending: Promise<RequestRecord>[] = [];
@@ -89,9 +93,10 @@ export async function runLoad(requests: SimRequest[], o: LoadOptions): Promise<{
     if (wait > 1) await new Promise((res) => setTimeout(res, wait));
     pending.push(sendOne(agent, o, r, t0));
   }
+  const lastSentMs = performance.now() - t0;
   const records = await Promise.all(pending);
   agent.destroy();
-  return { records, wallMs: performance.now() - t0 };
+  return { records, wallMs: performance.now() - t0, lastSentMs };
 }
 
 /** Sequential small requests at idle, for the latency a router adds: e2e ms of each. */

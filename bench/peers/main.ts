@@ -15,10 +15,11 @@ import { percentiles } from '../gateway.js';
 import { readSharedPrefixShape, sharedPrefixWorkload, uniqueWorkload, MODEL, DEFAULT_WORKLOAD_DIR, type SharedPrefixShape, type Workload } from '../routing/workloads.js';
 import { SHAPES, UNIQUE, tightKvBlocks } from '../routing/scenarios.js';
 import { textOf } from '../routing/workloads.js';
+import { T4_QWEN25_3B } from '../../simulator/latency.js';
 import { cpuSeconds, tail } from './processes.js';
 import { readCounters, diffCounters, servedShape, type ServedShape } from './replicaCounters.js';
 import { runLoad, probeLatency, type RequestRecord } from './loadgen.js';
-import { ROUTERS, REPO, type RouterSpec } from './routers.js';
+import { ROUTERS, REPO, type RouterSpec, type RunningRouter } from './routers.js';
 import { renderTable, renderHtml } from './report.js';
 import { runInferencePerfCheck, type InferencePerfCheck } from './inferencePerf.js';
 
@@ -31,6 +32,8 @@ export interface PeerShape {
   build(n: number, rateRps: number, seed: number): Workload;
   /** Mean prompt tokens, for the SLO. */
   promptTokens: number;
+  /** Output tokens per request, for the time a run takes. */
+  outputTokens: number;
   /** KV blocks per replica for a replica count, or null for the simulator's default. */
   kvBlocks(replicas: number): number | null;
   /** The inference-perf shared_prefix shape, when it is one. */
@@ -54,6 +57,7 @@ function fromRoutingShape(name: string, kind: PeerShape['kind'], sizeKv: boolean
   return {
     name, kind, label: def.label, rate3,
     get promptTokens() { const s = load(); return s.systemPromptLen + s.questionLen; },
+    get outputTokens() { return load().outputLen; },
     build: (n, rate, seed) => sharedPrefixWorkload(name, def.label, load(), n, rate, seed),
     sharedPrefix: () => load(),
     kvBlocks: (replicas) => (sizeKv ? tightKvBlocks(load(), replicas) : null),
@@ -67,7 +71,7 @@ export function peerShapes(workloadDir: string): PeerShape[] {
     fromRoutingShape('multi-turn-chat', 'conversation', false, workloadDir),
     fromRoutingShape('one-system-prompt', 'hot-spot', false, workloadDir),
     {
-      name: UNIQUE.name, kind: 'unique', label: `unique prompts: ${UNIQUE.promptTokens} / ${UNIQUE.outputTokens}`, rate3: UNIQUE.rate3, promptTokens: UNIQUE.promptTokens,
+      name: UNIQUE.name, kind: 'unique', label: `unique prompts: ${UNIQUE.promptTokens} / ${UNIQUE.outputTokens}`, rate3: UNIQUE.rate3, promptTokens: UNIQUE.promptTokens, outputTokens: UNIQUE.outputTokens,
       build: (n, rate, seed) => uniqueWorkload(UNIQUE.name, UNIQUE.promptTokens, UNIQUE.outputTokens, n, rate, seed),
       kvBlocks: () => null,
       sharedPrefix: () => null,
@@ -78,16 +82,22 @@ export function peerShapes(workloadDir: string): PeerShape[] {
 /** A tiny shared-prefix shape for the smoke test: seconds, not minutes. */
 const SMOKE_SHARED_PREFIX: SharedPrefixShape = { numGroups: 4, promptsPerGroup: 3, systemPromptLen: 200, questionLen: 20, outputLen: 8, multiTurn: false };
 export const SMOKE_SHAPE: PeerShape = {
-  name: 'smoke-shared-prefix', kind: 'shared-prefix', label: 'smoke: 4x3 / 200 / 20 / 8', rate3: 12, promptTokens: 220,
+  name: 'smoke-shared-prefix', kind: 'shared-prefix', label: 'smoke: 4x3 / 200 / 20 / 8', rate3: 12, promptTokens: 220, outputTokens: SMOKE_SHARED_PREFIX.outputLen,
   build: (n, rate, seed) => sharedPrefixWorkload('smoke-shared-prefix', 'smoke', SMOKE_SHARED_PREFIX, n, rate, seed),
   kvBlocks: () => null,
   sharedPrefix: () => SMOKE_SHARED_PREFIX,
 };
 
-/** TTFT p95 SLO of a shape: 3x what a lone request with the mean prompt, nothing cached, waits (the simulator's T4 model: 38 ms + 0.228 ms per token). */
+/** What a lone request with `promptTokens` uncached waits for its first token in the simulator's T4 model, ms. */
+const loneTtftMs = (promptTokens: number) => T4_QWEN25_3B.prefillOverheadMs + T4_QWEN25_3B.prefillTimePerTokenMs * promptTokens;
+
+/** TTFT p95 SLO of a shape: 3x what a lone request with the mean prompt, nothing cached, waits. */
 export function ttftSloMs(promptTokens: number): number {
-  return Math.max(300, Math.round((3 * (38 + 0.228 * promptTokens)) / 100) * 100);
+  return Math.max(300, Math.round((3 * loneTtftMs(promptTokens)) / 100) * 100);
 }
+
+/** A lone request of the shape, start to end, in the simulator's T4 model: the least a point's drain takes, s. */
+const loneRequestS = (shape: PeerShape) => (loneTtftMs(shape.promptTokens) + T4_QWEN25_3B.interTokenLatencyMs * (shape.outputTokens - 1)) / 1000;
 
 export interface PeersOptions {
   out: string;
@@ -125,6 +135,11 @@ export interface RunResult {
   addedLatencyMs: { p50: number; p95: number } | null;
   /** What the replicas served, per request, by their own counters. */
   served: ServedShape;
+  /**
+   * Wall seconds of the point's phases in the order they ran (the drain: from the last request sent
+   * to the last one finished); absent in results from before it was recorded.
+   */
+  phasesS?: Record<string, number>;
 }
 
 export interface GoodputRow { router: string; shape: string; replicas: number; sloMs: number; goodputRps: number; atLoad: number | null; ttftP95At70: number | null; addedLatencyP50Ms: number | null }
@@ -168,11 +183,14 @@ async function startReplicaSet(replicas: number, kvBlocks: number | null, logFil
 
 /** The request stream of one load point: the shape at `load` x its reference rate (scaled with replicas) for `durationS` seconds of arrivals. */
 export function pointWorkload(shape: PeerShape, replicas: number, load: number, durationS: number, seed: number): { rate: number; workload: Workload } {
-  const rate = round((shape.rate3 * replicas * load) / 3, 2);
-  // A p95 over fewer requests is one or two stragglers, so a slow shape's window stretches to hold enough.
-  const n = Math.max(Math.min(MIN_POINT_REQUESTS, Math.round(rate * MAX_POINT_S)), Math.round(rate * durationS), 1);
-  return { rate, workload: shape.build(n, rate, seed) };
+  const rate = pointRate(shape, replicas, load);
+  return { rate, workload: shape.build(pointRequests(rate, durationS), rate, seed) };
 }
+
+const pointRate = (shape: PeerShape, replicas: number, load: number) => round((shape.rate3 * replicas * load) / 3, 2);
+
+/** A p95 over fewer requests is one or two stragglers, so a slow shape's window stretches to hold enough. */
+const pointRequests = (rate: number, durationS: number) => Math.max(Math.min(MIN_POINT_REQUESTS, Math.round(rate * MAX_POINT_S)), Math.round(rate * durationS), 1);
 
 const MIN_POINT_REQUESTS = 30;
 const MAX_POINT_S = 60;
@@ -215,10 +233,43 @@ export async function addedLatencySamples(routerUrl: string, replicaUrls: string
 
 const ADDED_LATENCY_WARMUP = 3;
 
+/** Laps of wall time, by phase name. */
+function phaseClock() {
+  const phases: Record<string, number> = {};
+  let last = performance.now();
+  return {
+    /** The time since the last lap, as `name`. */
+    lap(name: string) { const now = performance.now(); phases[name] = (phases[name] ?? 0) + (now - last) / 1000; last = now; },
+    /** `seconds` of the current lap as `name`; the rest of the lap goes to the next lap's name. */
+    add(name: string, seconds: number) { phases[name] = (phases[name] ?? 0) + seconds; last += seconds * 1000; },
+    phases: () => Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, round(v, 2)])),
+  };
+}
+
 /** The p50 and p95 of addedLatencySamples. */
 async function measureAddedLatency(routerUrl: string, replicaUrls: string[], n: number, seed: number): Promise<{ p50: number; p95: number }> {
   const p = percentiles((await addedLatencySamples(routerUrl, replicaUrls, n, seed)).diffsMs);
   return { p50: p.p50, p95: p.p95 };
+}
+
+/**
+ * The time a run takes, s: its arrivals, and at least that plus each point's start-up and drain
+ * (its last request decoding alone) and each ladder's idle latency probe.
+ */
+export function runPlan(o: Pick<PeersOptions, 'shapes' | 'replicaCounts' | 'loads' | 'durationS' | 'probeRequests'>, routers: number): { arrivalsS: number; leastS: number } {
+  let arrivalsS = 0;
+  let leastS = 0;
+  for (const shape of o.shapes) {
+    for (const replicas of o.replicaCounts) {
+      for (const load of o.loads) {
+        const rate = pointRate(shape, replicas, load);
+        arrivalsS += pointRequests(rate, o.durationS) / rate;
+        leastS += loneRequestS(shape) + POINT_START_S;
+      }
+      if (o.probeRequests > 0) leastS += (ADDED_LATENCY_WARMUP * (1 + replicas) + 2 * o.probeRequests) * PROBE_REQUEST_S;
+    }
+  }
+  return { arrivalsS: routers * arrivalsS, leastS: routers * (arrivalsS + leastS) };
 }
 
 export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
@@ -239,13 +290,19 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
     }
   }
   const points = chosen.length * o.shapes.length * o.replicaCounts.length * o.loads.length;
-  o.log(`plan: ${points} load points (${chosen.length} routers x ${o.shapes.length} shapes x ${o.replicaCounts.length} replica counts x ${o.loads.length} loads) of ${o.durationS} s, about ${Math.ceil((points * (o.durationS + POINT_OVERHEAD_S)) / 60)} min${o.inferencePerf ? ' and a minute for the inference-perf check' : ''}`);
+  const plan = runPlan(o, chosen.length);
+  o.log(`plan: ${points} load points (${chosen.length} routers x ${o.shapes.length} shapes x ${o.replicaCounts.length} replica counts x ${o.loads.length} loads) of ${o.durationS} s: ${(plan.arrivalsS / 60).toFixed(1)} min of arrivals, at least ${(plan.leastS / 60).toFixed(1)} min with each point's drain (its last request decoding; deep queues at overload add more) and start-up${o.inferencePerf ? ', and 2 min for the inference-perf check' : ''}`);
   const runs: RunResult[] = [];
   // Ctrl-C or SIGTERM stops the router and replicas of the point in progress (they run in their own process groups).
   const active = new Set<() => Promise<void>>();
   const onSignal = () => { void Promise.all([...active].map((stop) => stop())).then(() => process.exit(130)); };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  // A point's router and replicas stop while the next point's replicas start; the next point waits
+  // for them to be gone before its router starts, so nothing of one point runs during another's.
+  let stopping: Promise<unknown> = Promise.resolve();
+  const stopPoint = (router: RunningRouter | null, sims: ReplicaSet): Promise<unknown> =>
+    Promise.all([router?.stop(), sims.stop()]).finally(() => { if (router) active.delete(router.stop); active.delete(sims.stop); });
   try {
     for (const replicas of o.replicaCounts) {
       for (const shape of o.shapes) {
@@ -254,14 +311,17 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
           for (const load of o.loads) {
             const { rate, workload } = pointWorkload(shape, replicas, load, o.durationS, o.seed);
             const tag = `${spec.name.replace('/', '-')}_${shape.name}_${replicas}_${load}`;
+            const clock = phaseClock();
             const sims = await startReplicaSet(replicas, shape.kvBlocks(replicas), join(o.out, 'logs', `replicas_${tag}.log`));
             active.add(sims.stop);
-            let router;
+            clock.lap('replicas');
+            await stopping;
+            clock.lap('previous stop');
+            let router: RunningRouter;
             try {
               router = await spec.start(sims.urls, join(o.out, 'logs', `${tag}.log`));
             } catch (e) {
-              await sims.stop();
-              active.delete(sims.stop);
+              stopping = stopPoint(null, sims);
               const msg = e instanceof Error ? e.message.split('\n')[0]! : String(e);
               o.log(`${spec.name}: failed to start: ${msg}`);
               const st = routerStatus.find((s) => s.name === spec.name)!;
@@ -270,13 +330,21 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
               break;
             }
             active.add(router.stop);
+            clock.lap('router');
             try {
-              if (added === null && o.probeRequests > 0) added = await measureAddedLatency(router.url, sims.urls, o.probeRequests, o.seed);
+              if (added === null && o.probeRequests > 0) {
+                added = await measureAddedLatency(router.url, sims.urls, o.probeRequests, o.seed);
+                clock.lap('probe');
+              }
               const before = await readCounters(sims.urls);
               const cpu0 = router.pids.reduce((a, p) => a + cpuSeconds(p), 0);
-              const { records, wallMs } = await runLoad(workload.requests, { url: router.url, model: MODEL, requestTimeoutMs: o.requestTimeoutMs });
+              clock.lap('counters');
+              const { records, wallMs, lastSentMs } = await runLoad(workload.requests, { url: router.url, model: MODEL, requestTimeoutMs: o.requestTimeoutMs });
               const cpu1 = router.pids.reduce((a, p) => a + cpuSeconds(p), 0);
+              clock.add('arrivals', lastSentMs / 1000);
+              clock.lap('drain');
               const delta = diffCounters(await readCounters(sims.urls), before);
+              clock.lap('counters');
               const queries = delta.reduce((a, c) => a + c.prefixQueries, 0);
               const hits = delta.reduce((a, c) => a + c.prefixHits, 0);
               const served = delta.reduce((a, c) => a + c.requests, 0);
@@ -287,20 +355,20 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
                 routerCpuCores: round((cpu1 - cpu0) / (wallMs / 1000), 3),
                 addedLatencyMs: added,
                 served: servedShape(delta),
+                phasesS: clock.phases(),
               };
               runs.push(run);
               o.log(`${spec.name.padEnd(24)} ${shape.name}@${replicas} load ${load} (${rate} req/s): ok ${run.ok}/${run.sent} TTFT p50 ${run.ttftMs.p50} p95 ${run.ttftMs.p95} ms, ${run.throughputRps} req/s, hit ${run.hitRate}, cpu ${run.routerCpuCores}${run.errors.length ? `, errors: ${run.errors.join(' | ')}` : ''}`);
+              o.log(`${' '.repeat(24)} phases s: ${Object.entries(run.phasesS!).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}`);
             } finally {
-              await router.stop();
-              await sims.stop();
-              active.delete(router.stop);
-              active.delete(sims.stop);
+              stopping = stopPoint(router, sims);
             }
           }
         }
       }
     }
   } finally {
+    await stopping;
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
@@ -342,25 +410,22 @@ export function goodputRows(runs: RunResult[], shapes: PeerShape[]): GoodputRow[
 }
 
 const QUICK = { shapes: ['sp-32x32'], replicas: [3], loads: [0.4, 0.7, 1.0], durationS: 25 };
-// 6 routers x 5 shapes x 2 replica counts x 3 loads = 180 points of about 36 s: under 2 hours here.
 // The ladder reaches past round robin's capacity (1.0) so that goodput separates the prefix-aware routers.
 const FULL = { shapes: ['sp-150x5', 'sp-32x32', 'multi-turn-chat', 'one-system-prompt', 'unique-prompts'], replicas: [3, 8], loads: [0.7, 1.0, 1.3], durationS: 20 };
 
-/**
- * What a load point costs besides its arrivals: starting the replicas and the router, draining the
- * requests still in flight, the idle latency probe once per ladder (measured with --quick: 15 points
- * of 25 s took 616 s, the inference-perf check apart).
- */
-const POINT_OVERHEAD_S = 16;
+/** Starting a point's replicas and router, s, and one request of the idle latency probe (measured: 72 took 3.4-3.7 s). */
+const POINT_START_S = 1.1;
+const PROBE_REQUEST_S = 0.048;
 
 const USAGE = `usage: npm run bench:peers -- [options]
+  (no option)          5 shapes, 3 and 8 replicas, loads 0.7/1/1.3, 20 s each, every router: about 2.5 hours
   --quick              sp-32x32, 3 replicas, loads 0.4/0.7/1.0, 25 s each, every router (~15 min)
   --smoke              a tiny shape for seconds (the test suite's run)
   --routers A,B        routers to run (default all: ${ROUTERS.map((r) => r.name).join(', ')})
   --shapes A,B         sp-150x5, sp-32x32, multi-turn-chat, one-system-prompt, unique-prompts
   --replicas N,M       replica counts (default 3,8)
   --loads F,G          load points as fractions of the shape's reference rate (default 0.7,1,1.3; --quick 0.4,0.7,1)
-  --duration-s S       seconds of arrivals per load point (default 20)
+  --duration-s S       seconds of arrivals per load point (default 20; --quick 25)
   --no-inference-perf  skip the inference-perf cross-check
   --workloads DIR      inference-perf configs (default ${DEFAULT_WORKLOAD_DIR})
   --seed N             (default 1)

@@ -63,7 +63,7 @@ export async function waitForHttp(url: string, children: Child | Child[] | null,
     } catch (e) {
       last = e instanceof Error ? e.message : String(e);
     }
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`${child?.name ?? url} not ready after ${timeoutMs} ms (${last})${child ? `:\n${tail(child.log)}` : ''}`);
 }

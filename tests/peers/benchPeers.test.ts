@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { goodputRows, runPeersBench, ttftSloMs, SMOKE_SHAPE, type RunResult } from '../../bench/peers/main.js';
+import { goodputRows, runPeersBench, runPlan, ttftSloMs, SMOKE_SHAPE, type RunResult } from '../../bench/peers/main.js';
 import { parseCounters, diffCounters, servedShape } from '../../bench/peers/replicaCounters.js';
 import { azureTrace } from '../../bench/peers/inferencePerf.js';
 import { cpuSeconds } from '../../bench/peers/processes.js';
@@ -47,6 +47,17 @@ test('the arrival trace inference-perf replays: Azure format, the same times rel
 test('the TTFT SLO is 3x a lone uncached request of the shape, at least 300 ms', () => {
   assert.equal(ttftSloMs(2304), 1700);
   assert.equal(ttftSloMs(10), 300);
+});
+
+test("a run's plan: its arrivals, and at least each point's lone request decoding, start-up and each ladder's probe on top", () => {
+  const one = runPlan({ shapes: [SMOKE_SHAPE], replicaCounts: [2], loads: [1], durationS: 1.5, probeRequests: 3 }, 1);
+  assert.equal(one.arrivalsS, 30 / 8, 'at 8 req/s a point holds its least 30 requests');
+  const loneS = (38 + 0.228 * 220 + 27 * 7) / 1000; // the simulator's T4 model: first token, then 7 more
+  const probeS = (3 * (1 + 2) + 2 * 3) * 0.048; // warm-up through the router and to each replica, then the pairs
+  assert.ok(Math.abs(one.leastS - one.arrivalsS - loneS - 1.1 - probeS) < 1e-9, `${one.leastS}`);
+  const ladder = runPlan({ shapes: [SMOKE_SHAPE], replicaCounts: [2], loads: [1, 2], durationS: 10, probeRequests: 0 }, 3);
+  assert.equal(ladder.arrivalsS, 3 * (80 / 8 + 160 / 16));
+  assert.ok(Math.abs(ladder.leastS - ladder.arrivalsS - 3 * 2 * (loneS + 1.1)) < 1e-9, 'no probe, one start-up and drain a point');
 });
 
 test('goodput is the highest offered rate meeting the SLO with at most 1% failed', () => {
@@ -99,7 +110,13 @@ test('smoke: every router that can run here serves the same stream; the others a
       assert.ok(r.addedLatencyMs !== null);
       assert.equal(r.served.outputTokensPerRequest, 8, `${name}: the replicas generated what was asked`);
       assert.ok(r.served.promptTokensPerRequest > 0 && r.served.e2eMeanMs > 0);
+      const phases = r.phasesS!;
+      assert.deepEqual(Object.keys(phases), ['replicas', 'previous stop', 'router', 'probe', 'counters', 'arrivals', 'drain'], `${name}: the phases in the order they ran`);
+      assert.ok(Object.values(phases).every((s) => s >= 0), `${name}: ${JSON.stringify(phases)}`);
+      assert.ok(phases.arrivals! > 0.5 * r.sent / r.offeredRps, `${name}: the arrival window is most of the stream's span (${phases.arrivals} s)`);
     }
+    assert.equal(lines.filter((l) => /^\s+phases s: replicas [\d.]+, previous stop [\d.]+, router [\d.]+, probe [\d.]+, counters [\d.]+, arrivals [\d.]+, drain [\d.]+$/.test(l)).length, result.runs.length, 'one phase line a point');
+    assert.match(lines.find((l) => l.startsWith('plan: '))!, /min of arrivals/);
     assert.match(renderTable(result), /goodput/);
   } finally {
     rmSync(out, { recursive: true, force: true });
