@@ -1,12 +1,14 @@
-// Every message the filter logs or answers with, in one place.
+// Every message the filter logs or answers with, in one place. A long one is one
+// literal continued over lines (a backslash before the line break): the compiler
+// does not join literals added with +, so each part would be a string of its own,
+// joined at start-up.
 
-export const EXPECTED_CONFIG_SHAPE =
-  '{"controlPlane": {"cluster": "prefix_router_control_plane", "authority": "prefix-router-control-plane", "path": "/v1/state", "longPollMs": 10000, "retryMs": 250}, ' +
-  '"replicas": ["10.0.0.1:8000", {"address": "10.0.0.2:8000", "kvCapacityTokens": 150000}], ' +
-  '"weights": {"prefix": 3, "queue": 1, "kvCache": 1, "inflight": 1}, ' +
-  '"prefix": {"blockChars": 64, "maxBlocks": 256, "indexEntries": 524288, "defaultCapacityTokens": 500000}, ' +
-  '"loadBoundEpsilon": 0.5, "stalenessMs": 2000, "maxBodyBytes": 1048576, "debugHeaders": false, "fallbackHeader": false, "sharedState": true} ' +
-  '(every field optional, but controlPlane or replicas is needed; see plugin/CONFIG.md)';
+export const EXPECTED_CONFIG_SHAPE = '{"controlPlane": {"cluster": "prefix_router_control_plane", "authority": "prefix-router-control-plane", "path": "/v1/state", "longPollMs": 10000, "retryMs": 250}, \
+"replicas": ["10.0.0.1:8000", {"address": "10.0.0.2:8000", "kvCapacityTokens": 150000}], \
+"weights": {"prefix": 3, "queue": 1, "kvCache": 1, "inflight": 1}, \
+"prefix": {"blockChars": 64, "maxBlocks": 256, "indexEntries": 524288, "defaultCapacityTokens": 500000}, \
+"loadBoundEpsilon": 0.5, "stalenessMs": 2000, "maxBodyBytes": 1048576, "debugHeaders": false, "fallbackHeader": false, "sharedState": true} \
+(every field optional, but controlPlane or replicas is needed; see plugin/CONFIG.md)';
 
 export const CONFIG_REJECTED = "prefix_router: configuration rejected: ";
 export const CONFIG_NEEDS_SOURCE = "needs 'controlPlane' or a non-empty 'replicas' list to learn replicas from";
@@ -20,9 +22,8 @@ export const POLL_FLEET_REFUSED = "prefix_router: the control plane does not tak
 export const POLL_CONTENT_REFUSED = "prefix_router: the control plane refused a fleet report with content counts (400); reporting without them, so the other gateways do not see the content this gateway writes";
 export const POLL_NOT_STARTED = "prefix_router: could not start the control plane poll (unknown cluster?): ";
 
-export const BODY_NOT_DELIVERED =
-  "prefix_router: the proxy does not hand this filter the request body after pausing the headers, so requests are routed on load alone, " +
-  "without prefix affinity. On Envoy, use 1.35 or later and set allow_on_headers_stop_iteration: true in the Wasm filter's config (see envoy/envoy.yaml)";
+export const BODY_NOT_DELIVERED = "prefix_router: the proxy does not hand this filter the request body after pausing the headers, so requests are routed on load alone, \
+without prefix affinity. On Envoy, use 1.35 or later and set allow_on_headers_stop_iteration: true in the Wasm filter's config (see envoy/envoy.yaml)";
 
 export const NO_REPLICA_DETAILS = "prefix_router_no_ready_replica";
 export const NO_REPLICA_BODY =

@@ -144,31 +144,31 @@ async function runCase(n: number, seconds: number, warmupSeconds: number, replic
 }
 
 function parseOptions() {
-  const { values, fail } = toolArgs('bench:control-plane', USAGE, {
+  const { values, fail, int } = toolArgs('bench:control-plane', USAGE, {
     json: { type: 'boolean' }, seconds: { type: 'string' }, warmup: { type: 'string' }, replicas: { type: 'string' }, responses: { type: 'string' },
     rounds: { type: 'string' }, 'fleet-gateways': { type: 'string' }, 'fleet-placements': { type: 'string' },
     // Internal: the child process that serves the stand-in replicas.
     'serve-replicas': { type: 'string' }, 'name-filter': { type: 'boolean' },
   });
-  const number = (flag: string, v: string | undefined, def: number, min: number, integer: boolean): number => {
+  const number = (flag: string, v: string | undefined, def: number, min: number): number => {
     if (v === undefined) return def;
     const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) fail(`--${flag} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got '${v}'`);
+    if (v.trim() === '' || !Number.isFinite(n) || n < min) fail(`--${flag} must be a number >= ${min}, got '${v}'`);
     return n;
   };
-  const sizes = (values.replicas ?? '64,256').split(',').map((v) => number('replicas', v, 0, 1, true));
+  const sizes = (values.replicas ?? '64,256').split(',').map((v) => int('replicas', v, 0, 1));
   const responses = (values.responses ?? 'full,filtered').split(',');
   for (const r of responses) if (r !== 'full' && r !== 'filtered') fail(`--responses takes full and/or filtered, got '${r}'`);
   return {
     json: values.json === true,
-    seconds: number('seconds', values.seconds, 10, 0.1, false),
-    warmupSeconds: number('warmup', values.warmup, 2, 0, false),
-    rounds: number('rounds', values.rounds, PROPAGATION_ROUNDS, 1, true),
+    seconds: number('seconds', values.seconds, 10, 0.1),
+    warmupSeconds: number('warmup', values.warmup, 2, 0),
+    rounds: int('rounds', values.rounds, PROPAGATION_ROUNDS, 1),
     sizes,
     responses: responses as ReplicaResponse[],
-    fleetGateways: (values['fleet-gateways'] ?? '4,16').split(',').map((v) => number('fleet-gateways', v, 0, 1, true)),
-    fleetPlacements: number('fleet-placements', values['fleet-placements'], 256, 0, true),
-    serveReplicas: values['serve-replicas'] === undefined ? undefined : number('serve-replicas', values['serve-replicas'], 0, 1, true),
+    fleetGateways: (values['fleet-gateways'] ?? '4,16').split(',').map((v) => int('fleet-gateways', v, 0, 1)),
+    fleetPlacements: int('fleet-placements', values['fleet-placements'], 256, 0),
+    serveReplicas: values['serve-replicas'] === undefined ? undefined : int('serve-replicas', values['serve-replicas'], 0, 1),
     nameFilter: values['name-filter'] === true,
   };
 }

@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { ProxyWasmHost, SharedDataStore } from '../host/index.js';
 import { StateServer } from './stateServer.js';
 import type { ReplicaState } from '../control-plane/stateWire.js';
+import { intFlags } from '../cli/toolArgs.js';
 
 /** With --lines, a line break about this often: lines of a system prompt or of code. */
 const LINE_CHARS = 80;
@@ -87,11 +88,7 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-function positiveInt(name: string, v: string | undefined, min: number): number | null {
-  if (v === undefined) return null;
-  if (!/^\d+$/.test(v) || Number(v) < min) fail(`${name} must be a whole number >= ${min}; got '${v}'`);
-  return Number(v);
-}
+const int = intFlags(fail);
 
 function parseOptions(argv: string[]): Options {
   let parsed;
@@ -148,7 +145,7 @@ function parseOptions(argv: string[]): Options {
   if (against !== null && v.breakdown) fail('--against and --breakdown cannot be combined');
   return {
     json: v.json!, quick: v.quick!, breakdown: v.breakdown!, hostCalls: v['host-calls']!, wasm, against, cases, api: v.api as Api, lines: v.lines!,
-    requests: positiveInt('--requests', v.requests, 1), warmup: positiveInt('--warmup', v.warmup, 0),
+    requests: int('requests', v.requests, null, 1), warmup: int('warmup', v.warmup, null, 0),
   };
 }
 

@@ -11,6 +11,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { parseIntFlag } from '../cli/toolArgs.js';
 import { performance } from 'node:perf_hooks';
 import { setMaxListeners } from 'node:events';
 import OpenAI from 'openai';
@@ -346,12 +347,7 @@ export function parseGatewayBenchArgs(args: string[]): (GatewayBenchOptions & { 
   });
   if (values.help) return 'help';
   if (!values.gateway) throw new Error('--gateway URL is required');
-  const int = (flag: string, v: string | undefined, def: number, min: number, max: number) => {
-    if (v === undefined) return def;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${flag}: expected an integer in [${min}, ${max}], got '${v}'`);
-    return n;
-  };
+  const int = (flag: string, v: string | undefined, def: number, min: number, max: number) => (v === undefined ? def : parseIntFlag(flag, v, min, max));
   const json = values.json === true;
   return {
     gateway: loopbackUrl('gateway', values.gateway),

@@ -160,15 +160,10 @@ const USAGE = `usage: npm run bench:gateway-overhead -- [options]
   --json               print the rows as JSON`;
 
 export async function main(argv: string[]): Promise<number> {
-  const { values: v, fail } = toolArgs('bench:gateway-overhead', USAGE, {
+  const { values: v, fail, int } = toolArgs('bench:gateway-overhead', USAGE, {
     routers: { type: 'string' }, baseline: { type: 'string' }, pairs: { type: 'string' }, rounds: { type: 'string' }, warmup: { type: 'string' }, 'idle-ms': { type: 'string' },
     replicas: { type: 'string' }, 'time-scale': { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' },
   }, false, argv);
-  const int = (flag: string, s: string | undefined, dflt: number, min: number) => {
-    if (s === undefined) return dflt;
-    if (!/^\d+$/.test(s) || Number(s) < min) fail(`--${flag}: expected an integer >= ${min}, got '${s}'`);
-    return Number(s);
-  };
   const positive = (flag: string, s: string | undefined, dflt: number) => {
     if (s === undefined) return dflt;
     if (!(Number(s) > 0) || !Number.isFinite(Number(s))) fail(`--${flag}: expected a number > 0, got '${s}'`);

@@ -56,16 +56,11 @@ export interface PickerBenchResult {
 interface ActiveActiveResult { options: ActiveActiveOptions; runs: ActiveActiveRun[]; meanHitRate: Record<string, number>; hitRateRatio: number }
 
 export async function main(argv: string[]): Promise<number> {
-  const { values: v, fail } = toolArgs('bench:picker', USAGE, {
+  const { values: v, fail, int } = toolArgs('bench:picker', USAGE, {
     only: { type: 'string' }, seconds: { type: 'string' }, warmup: { type: 'string' }, concurrency: { type: 'string' },
     'prompt-tokens': { type: 'string' }, pickers: { type: 'string' }, requests: { type: 'string' }, groups: { type: 'string' },
     seed: { type: 'string' }, repeats: { type: 'string' }, 'time-scale': { type: 'string' }, 'no-response-processing': { type: 'boolean' }, 'gie-epp': { type: 'boolean' }, wasm: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   }, false, argv);
-  const int = (name: string, value: string | undefined, dflt: number, min: number): number => {
-    if (value === undefined) return dflt;
-    if (!/^\d+$/.test(value) || Number(value) < min) fail(`--${name} must be a whole number >= ${min}; got '${value}'`);
-    return Number(value);
-  };
   const only = v.only;
   if (only !== undefined && only !== 'overhead' && only !== 'active-active') fail(`--only must be overhead or active-active; got '${only}'`);
   const seconds = int('seconds', v.seconds, 10, 1);

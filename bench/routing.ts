@@ -4,6 +4,7 @@
 import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { intFlags } from '../cli/toolArgs.js';
 import { runLadder, type LadderResult } from './routing/ladder.js';
 import { ladderHtml, ladderJson, ladderTable } from './routing/ladderReport.js';
 import { html, table, toJson } from './routing/report.js';
@@ -61,12 +62,14 @@ function fail(msg: string): never {
   process.exit(2);
 }
 
-function positive(v: string | undefined, name: string, def: number, integer: boolean): number {
+function positive(v: string | undefined, name: string, def: number): number {
   if (v === undefined) return def;
   const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) fail(`--${name} must be a positive ${integer ? 'integer' : 'number'}, got '${v}'`);
+  if (!Number.isFinite(n) || n <= 0) fail(`--${name} must be a positive number, got '${v}'`);
   return n;
 }
+
+const int = intFlags(fail);
 
 function numberList(v: string | undefined, name: string, def: number[]): number[] {
   if (v === undefined) return def;
@@ -82,18 +85,18 @@ async function ladder(args: Args, seed: number, quick: boolean, wasm: Uint8Array
   const str = (k: string) => args[k] as string | undefined;
   const loads = numberList(str('loads'), 'loads', DEFAULT_LOADS);
   const extraLoads = numberList(str('extra-loads'), 'extra-loads', DEFAULT_EXTRA_LOADS).filter((l) => l > loads[loads.length - 1]!);
-  const replicas = positive(str('replicas'), 'replicas', quick ? QUICK_LADDER_REPLICAS : LADDER_REPLICAS, true);
-  const sloMs = positive(str('slo'), 'slo', DEFAULT_SLO_MS, false);
-  const longContextSloMs = positive(str('slo-long-context'), 'slo-long-context', DEFAULT_LONG_CONTEXT_SLO_MS, false);
-  const variantLoad = positive(str('variant-load'), 'variant-load', 0.7, false);
-  const scale = positive(str('requests-scale'), 'requests-scale', 1, false) * (quick ? QUICK_LADDER_SCALE : 1);
+  const replicas = int('replicas', str('replicas'), quick ? QUICK_LADDER_REPLICAS : LADDER_REPLICAS, 1);
+  const sloMs = positive(str('slo'), 'slo', DEFAULT_SLO_MS);
+  const longContextSloMs = positive(str('slo-long-context'), 'slo-long-context', DEFAULT_LONG_CONTEXT_SLO_MS);
+  const variantLoad = positive(str('variant-load'), 'variant-load', 0.7);
+  const scale = positive(str('requests-scale'), 'requests-scale', 1) * (quick ? QUICK_LADDER_SCALE : 1);
   const traceFile = str('trace');
   const shapes = buildLadderShapes({
     workloadDir: str('workloads') ?? DEFAULT_WORKLOAD_DIR, seed, replicas, requestScale: scale,
     maxLoad: Math.max(...loads, ...extraLoads, variantLoad),
     trace: traceFile ? {
-      file: traceFile, replicas: positive(str('trace-replicas'), 'trace-replicas', replicas, true),
-      limit: positive(str('trace-limit'), 'trace-limit', Infinity, true), rates: numberList(str('trace-rate'), 'trace-rate', [1]),
+      file: traceFile, replicas: int('trace-replicas', str('trace-replicas'), replicas, 1),
+      limit: int('trace-limit', str('trace-limit'), Infinity, 1), rates: numberList(str('trace-rate'), 'trace-rate', [1]),
     } : undefined,
   }).filter((s) => !args.only || (args.only as string).split(',').some((f) => s.name.includes(f)));
   if (shapes.length === 0) fail(`no workload matches --only ${args.only}`);
@@ -149,7 +152,7 @@ async function features(args: { only?: string; json?: boolean; out?: string; wor
   if (chosen.length === 0) fail(`no feature workload matches --only ${args.only}`);
   const workloadDir = args.workloads ?? DEFAULT_WORKLOAD_DIR;
   checkInputs(workloadDir, chosen.some((e) => e.name === 'overload') ? ['sp-32x32'] : [], undefined);
-  const scale = positive(args['requests-scale'], 'requests-scale', 1, false) * (quick ? 0.25 : 1);
+  const scale = positive(args['requests-scale'], 'requests-scale', 1) * (quick ? 0.25 : 1);
   const results: FeatureResult[] = [];
   for (const e of chosen) {
     results.push(await runFeature(e, { seed, workloadDir, scale, wasm, onProgress: (m) => process.stderr.write(m + '\n') }));
@@ -180,8 +183,7 @@ async function main(): Promise<void> {
     fail((e as Error).message);
   }
   if (args.help) { process.stdout.write(USAGE + '\n'); return; }
-  const seed = args.seed === undefined ? 1 : Number(args.seed);
-  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) fail(`--seed must be an integer 0..4294967295, got '${args.seed}'`);
+  const seed = int('seed', args.seed, 1, 0, 0xffffffff);
   const quick = args.quick === true;
   let wasm: Uint8Array | undefined;
   if (args.wasm !== undefined) {
@@ -193,7 +195,7 @@ async function main(): Promise<void> {
   }
   if (args.features) return features(args, seed, quick, wasm);
   if (!args['fixed-overload']) return ladder(args, seed, quick, wasm);
-  const scale = positive(args['requests-scale'], 'requests-scale', 1, false) * (quick ? QUICK_REQUEST_SCALE : 1);
+  const scale = positive(args['requests-scale'], 'requests-scale', 1) * (quick ? QUICK_REQUEST_SCALE : 1);
   const workloadDir = args.workloads ?? DEFAULT_WORKLOAD_DIR;
   const scenarios = buildScenarios({
     ...DEFAULT_SCENARIO_OPTIONS,
@@ -202,7 +204,7 @@ async function main(): Promise<void> {
     requestScale: scale,
     scaleReplicas: quick || args['no-scale'] ? [] : DEFAULT_SCENARIO_OPTIONS.scaleReplicas,
     variantShapes: quick ? ['sp-32x32', 'one-system-prompt'] : DEFAULT_SCENARIO_OPTIONS.variantShapes,
-    trace: args.trace ? { file: args.trace, replicas: positive(args['trace-replicas'], 'trace-replicas', 3, true), limit: positive(args['trace-limit'], 'trace-limit', Infinity, true) } : undefined,
+    trace: args.trace ? { file: args.trace, replicas: int('trace-replicas', args['trace-replicas'], 3, 1), limit: int('trace-limit', args['trace-limit'], Infinity, 1) } : undefined,
   }).filter((s) => !args.only || args.only.split(',').some((f) => s.name.includes(f)));
   if (scenarios.length === 0) fail(`no scenario matches --only ${args.only}`);
   // Every input the chosen scenarios read is checked before the first runs: a bad one stops the run, not one scenario of it.

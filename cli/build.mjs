@@ -75,7 +75,9 @@ const STEPS = [
     group: 'wasm', what: 'optimizing it into plugin/prefix-router.wasm (wasm-opt)',
     inputs: () => ['build/prefix-router.wasm'],
     outputs: ['plugin/prefix-router.wasm'],
-    run: () => run('wasm-opt', ['build/prefix-router.wasm', '-O3', '--enable-bulk-memory', '--enable-sign-ext',
+    // --reorder-functions numbers the most-called functions first, so their calls take the shortest
+    // index encoding: about 500 bytes smaller, the code itself unchanged.
+    run: () => run('wasm-opt', ['build/prefix-router.wasm', '-O3', '--reorder-functions', '--enable-bulk-memory', '--enable-sign-ext',
       '--enable-nontrapping-float-to-int', '--enable-mutable-globals', '-o', 'plugin/prefix-router.wasm']),
   },
   {

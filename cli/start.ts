@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { intFlags } from './toolArgs.js';
 import { startReplicas, type RunningReplicas } from '../simulator/server.js';
 import { startControlPlane, type RunningControlPlane } from '../control-plane/server.js';
 import { isLoopbackHost } from '../control-plane/config.js';
@@ -226,18 +227,14 @@ export function parseStartArgs(args: string[]): Partial<StartOptions> | 'help' {
     throw new StartUsageError((err as Error).message);
   }
   if (values.help) return 'help';
-  const int = (flag: string, v: string | undefined, min: number, max: number): number | undefined => {
-    if (v === undefined) return undefined;
-    if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new StartUsageError(`--${flag}: expected an integer in [${min}, ${max}], got '${v}'`);
-    return Number(v);
-  };
+  const int = intFlags((message) => { throw new StartUsageError(message); });
   const o: Partial<StartOptions> = {
-    port: int('port', values.port, 0, 65535),
-    adminPort: int('admin-port', values['admin-port'], 0, 65535),
-    controlPlanePort: int('control-plane-port', values['control-plane-port'], 0, 65535),
-    simulatorBasePort: int('simulator-base-port', values['simulator-base-port'], 0, 65535),
-    replicasCount: int('replicas-count', values['replicas-count'], 1, 64),
-    workers: int('workers', values.workers, 1, 64),
+    port: int('port', values.port, undefined, 0, 65535),
+    adminPort: int('admin-port', values['admin-port'], undefined, 0, 65535),
+    controlPlanePort: int('control-plane-port', values['control-plane-port'], undefined, 0, 65535),
+    simulatorBasePort: int('simulator-base-port', values['simulator-base-port'], undefined, 0, 65535),
+    replicasCount: int('replicas-count', values['replicas-count'], undefined, 1, 64),
+    workers: int('workers', values.workers, undefined, 1, 64),
     host: values.host,
     wasm: values.wasm,
     accessLog: values['access-log'],

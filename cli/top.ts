@@ -3,6 +3,7 @@
 // (GET /stats/prometheus: the filter's per-replica stats, plugin/METRICS.md). Shares and rates
 // are over the last refresh; the first frame shows totals since the gateway started.
 import { parseArgs } from 'node:util';
+import { parseIntFlag } from './toolArgs.js';
 
 export const TOP_USAGE = `usage: prefix-router top [options]
   --control-plane URL   the control plane (default http://127.0.0.1:9090)
@@ -180,9 +181,11 @@ export async function runTopCli(args: string[]): Promise<number> {
   if (values.help) { console.log(TOP_USAGE); return 0; }
   const cp = (values['control-plane'] ?? 'http://127.0.0.1:9090').replace(/\/+$/, '');
   const admin = (values.admin ?? 'http://127.0.0.1:9901').replace(/\/+$/, '');
-  const interval = Number(values['interval-ms'] ?? 1000);
-  if (!Number.isInteger(interval) || interval < 100 || interval > 3_600_000) {
-    console.error(`prefix-router top: --interval-ms must be a whole number from 100 to 3600000\n${TOP_USAGE}`);
+  let interval = 1000;
+  try {
+    if (values['interval-ms'] !== undefined) interval = parseIntFlag('interval-ms', values['interval-ms'], 100, 3_600_000);
+  } catch (e) {
+    console.error(`prefix-router top: ${(e as Error).message}\n${TOP_USAGE}`);
     return 2;
   }
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,7 +1,7 @@
 // The configuration of admission, session affinity and LoRA affinity
 // (plugin/CONFIG.md): `saturation`, `admission`, `sessionAffinity`, `lora`.
 import { JsonKind, JsonValue } from "./jsonDocument";
-import { readBool, readInt, readNum, readStr, setConfigError, unknownKey } from "./configReaders";
+import { configFailed, readBool, readInt, readNum, readStr, setConfigError, unknownKey } from "./configReaders";
 import { SaturationBound } from "../admission/saturation";
 import { AdmissionConfig } from "../admission/admissionConfig";
 import { SessionConfig } from "../scheduling/sessionAffinity";
@@ -9,12 +9,6 @@ import { LoraConfig } from "../scheduling/loraAffinity";
 
 /** Objectives a configuration may name at most. */
 const MAX_OBJECTIVES = 64;
-
-// AssemblyScript closures cannot capture locals, so the readers write into these.
-let sat = new SaturationBound();
-let adm = new AdmissionConfig();
-let sess = new SessionConfig();
-let lora = new LoraConfig();
 
 @inline function has(o: JsonValue, key: string): bool {
   return o.get(key) !== null;
@@ -56,23 +50,24 @@ function headerName(v: string, path: string): string | null {
  * Reads the four sections of `root` into the given objects; false (with
  * configError) when one is malformed.
  */
-export function parseFeatures(root: JsonValue, satOut: SaturationBound, admOut: AdmissionConfig, sessOut: SessionConfig, loraOut: LoraConfig): bool {
-  sat = satOut; adm = admOut; sess = sessOut; lora = loraOut;
+export function parseFeatures(root: JsonValue, sat: SaturationBound, adm: AdmissionConfig, sess: SessionConfig, lora: LoraConfig): bool {
   if (has(root, "saturation")) {
     const o = object(root, "saturation", ["waiting", "kvUsage"]);
     if (o === null) return false;
-    if (!readInt(o, "saturation.", "waiting", 1, 65535, (v: f64): void => { sat.waiting = v; })) return false;
-    if (!readNum(o, "saturation.", "kvUsage", 0.01, 1, (v: f64): void => { sat.kvUsage = v; })) return false;
+    sat.waiting = readInt(o, "saturation.", "waiting", 1, 65535, sat.waiting);
+    sat.kvUsage = readNum(o, "saturation.", "kvUsage", 0.01, 1, sat.kvUsage);
+    if (configFailed()) return false;
   }
   if (has(root, "admission")) {
     const o = object(root, "admission", ["enabled", "maxHeld", "waitMs", "highPriorityWaitMs", "retryAfterS", "objectiveHeader", "objectives"]);
     if (o === null) return false;
-    if (!readBool(o, "admission.", "enabled", (v: bool): void => { adm.enabled = v; })) return false;
-    if (!readInt(o, "admission.", "maxHeld", 0, 65536, (v: f64): void => { adm.maxHeld = <i32>v; })) return false;
-    if (!readInt(o, "admission.", "waitMs", 0, 600000, (v: f64): void => { adm.waitMs = <u32>v; })) return false;
-    if (!readInt(o, "admission.", "highPriorityWaitMs", 0, 600000, (v: f64): void => { adm.highPriorityWaitMs = <u32>v; })) return false;
-    if (!readInt(o, "admission.", "retryAfterS", 0, 3600, (v: f64): void => { adm.retryAfterS = <u32>v; })) return false;
-    if (!readStr(o, "admission.", "objectiveHeader", (v: string): void => { adm.objectiveHeader = v; })) return false;
+    adm.enabled = readBool(o, "admission.", "enabled", adm.enabled);
+    adm.maxHeld = <i32>readInt(o, "admission.", "maxHeld", 0, 65536, adm.maxHeld);
+    adm.waitMs = <u32>readInt(o, "admission.", "waitMs", 0, 600000, adm.waitMs);
+    adm.highPriorityWaitMs = <u32>readInt(o, "admission.", "highPriorityWaitMs", 0, 600000, adm.highPriorityWaitMs);
+    adm.retryAfterS = <u32>readInt(o, "admission.", "retryAfterS", 0, 3600, adm.retryAfterS);
+    adm.objectiveHeader = readStr(o, "admission.", "objectiveHeader", adm.objectiveHeader);
+    if (configFailed()) return false;
     const h = headerName(adm.objectiveHeader, "admission.objectiveHeader");
     if (h === null) return false;
     adm.objectiveHeader = h;
@@ -83,7 +78,9 @@ export function parseFeatures(root: JsonValue, satOut: SaturationBound, admOut: 
       for (let i = 0; i < obj.keys.length; i++) {
         const name = obj.keys[i];
         if (name.length == 0 || name.length > 256) return bad("'admission.objectives' keys must be 1 to 256 characters");
-        if (!readInt(obj, "admission.objectives.", name, -1000000, 1000000, (v: f64): void => { adm.objectivePriorities.push(<i32>v); })) return false;
+        const priority = <i32>readInt(obj, "admission.objectives.", name, -1000000, 1000000, 0);
+        if (configFailed()) return false;
+        adm.objectivePriorities.push(priority);
         adm.objectiveNames.push(String.UTF8.encode(name));
       }
     }
@@ -91,17 +88,20 @@ export function parseFeatures(root: JsonValue, satOut: SaturationBound, admOut: 
   if (has(root, "sessionAffinity")) {
     const o = object(root, "sessionAffinity", ["enabled", "header", "bodyUser"]);
     if (o === null) return false;
-    if (!readBool(o, "sessionAffinity.", "enabled", (v: bool): void => { sess.enabled = v; })) return false;
-    if (!readStr(o, "sessionAffinity.", "header", (v: string): void => { sess.header = v; })) return false;
+    sess.enabled = readBool(o, "sessionAffinity.", "enabled", sess.enabled);
+    sess.header = readStr(o, "sessionAffinity.", "header", sess.header);
+    if (configFailed()) return false;
     const h = headerName(sess.header, "sessionAffinity.header");
     if (h === null) return false;
     sess.header = h;
-    if (!readBool(o, "sessionAffinity.", "bodyUser", (v: bool): void => { sess.bodyUser = v; })) return false;
+    sess.bodyUser = readBool(o, "sessionAffinity.", "bodyUser", sess.bodyUser);
+    if (configFailed()) return false;
   }
   if (has(root, "lora")) {
     const o = object(root, "lora", ["weight"]);
     if (o === null) return false;
-    if (!readNum(o, "lora.", "weight", 0, 1e6, (v: f64): void => { lora.weight = v; })) return false;
+    lora.weight = readNum(o, "lora.", "weight", 0, 1e6, lora.weight);
+    if (configFailed()) return false;
   }
   return true;
 }

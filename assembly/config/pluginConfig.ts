@@ -5,7 +5,7 @@ import { Weights } from "../scheduling/weights";
 import { WorkParams } from "../scheduling/workModel";
 import { isValidAddress } from "../state/address";
 import { CONFIG_NEEDS_SOURCE, CONFIG_NOT_JSON, CONFIG_SHARED_STATE_NEEDS_REPLICAS } from "../errors";
-import { configError, readBool, readInt, readNum, readStr, setConfigError, unknownKey } from "./configReaders";
+import { configError, configFailed, readBool, readInt, readNum, readStr, setConfigError, unknownKey } from "./configReaders";
 import { parseFeatures } from "./featureConfig";
 import { SaturationBound } from "../admission/saturation";
 import { AdmissionConfig } from "../admission/admissionConfig";
@@ -100,12 +100,9 @@ function fail(msg: string): PluginConfig | null {
   return null;
 }
 
-// AssemblyScript closures cannot capture locals, so the readers write into this one.
-let cfg = new PluginConfig();
-
 export function parseConfig(bytes: Uint8Array): PluginConfig | null {
   setConfigError("");
-  cfg = new PluginConfig();
+  const cfg = new PluginConfig();
   if (bytes.length == 0) return fail(CONFIG_NEEDS_SOURCE);
   const root = parseJson(bytes);
   if (root === null) return fail("not valid JSON: " + jsonError);
@@ -117,12 +114,14 @@ export function parseConfig(bytes: Uint8Array): PluginConfig | null {
     if (cp.kind != JsonKind.Object) return fail("'controlPlane' must be an object");
     if (unknownKey(cp, ["cluster", "authority", "path", "longPollMs", "retryMs"], "controlPlane.")) return null;
     cfg.hasControlPlane = true;
-    if (!readStr(cp, "controlPlane.", "cluster", (v: string): void => { cfg.cluster = v; })) return null;
-    if (!readStr(cp, "controlPlane.", "authority", (v: string): void => { cfg.authority = v; })) return null;
-    if (!readStr(cp, "controlPlane.", "path", (v: string): void => { cfg.path = v; })) return null;
+    cfg.cluster = readStr(cp, "controlPlane.", "cluster", cfg.cluster);
+    cfg.authority = readStr(cp, "controlPlane.", "authority", cfg.authority);
+    cfg.path = readStr(cp, "controlPlane.", "path", cfg.path);
+    if (configFailed()) return null;
     if (!cfg.path.startsWith("/")) return fail("'controlPlane.path' must start with '/'");
-    if (!readInt(cp, "controlPlane.", "longPollMs", 100, 60000, (v: f64): void => { cfg.longPollMs = <u32>v; })) return null;
-    if (!readInt(cp, "controlPlane.", "retryMs", 10, 60000, (v: f64): void => { cfg.retryMs = <u32>v; })) return null;
+    cfg.longPollMs = <u32>readInt(cp, "controlPlane.", "longPollMs", 100, 60000, cfg.longPollMs);
+    cfg.retryMs = <u32>readInt(cp, "controlPlane.", "retryMs", 10, 60000, cfg.retryMs);
+    if (configFailed()) return null;
   }
 
   const reps = root.get("replicas");
@@ -156,11 +155,12 @@ export function parseConfig(bytes: Uint8Array): PluginConfig | null {
   if (w !== null) {
     if (w.kind != JsonKind.Object) return fail("'weights' must be an object");
     if (unknownKey(w, ["prefix", "queue", "kvCache", "inflight", "work"], "weights.")) return null;
-    if (!readNum(w, "weights.", "prefix", 0, 1e6, (v: f64): void => { cfg.weights.prefix = v; })) return null;
-    if (!readNum(w, "weights.", "queue", 0, 1e6, (v: f64): void => { cfg.weights.queue = v; })) return null;
-    if (!readNum(w, "weights.", "kvCache", 0, 1e6, (v: f64): void => { cfg.weights.kvCache = v; })) return null;
-    if (!readNum(w, "weights.", "inflight", 0, 1e6, (v: f64): void => { cfg.weights.inflight = v; })) return null;
-    if (!readNum(w, "weights.", "work", 0, 1e6, (v: f64): void => { cfg.weights.work = v; })) return null;
+    cfg.weights.prefix = readNum(w, "weights.", "prefix", 0, 1e6, cfg.weights.prefix);
+    cfg.weights.queue = readNum(w, "weights.", "queue", 0, 1e6, cfg.weights.queue);
+    cfg.weights.kvCache = readNum(w, "weights.", "kvCache", 0, 1e6, cfg.weights.kvCache);
+    cfg.weights.inflight = readNum(w, "weights.", "inflight", 0, 1e6, cfg.weights.inflight);
+    cfg.weights.work = readNum(w, "weights.", "work", 0, 1e6, cfg.weights.work);
+    if (configFailed()) return null;
     const ws = cfg.weights;
     if (ws.prefix + ws.queue + ws.kvCache + ws.inflight + ws.work == 0) return fail("'weights' must not all be 0");
   }
@@ -169,35 +169,38 @@ export function parseConfig(bytes: Uint8Array): PluginConfig | null {
   if (p !== null) {
     if (p.kind != JsonKind.Object) return fail("'prefix' must be an object");
     if (unknownKey(p, ["blockChars", "maxBlocks", "indexEntries", "defaultCapacityTokens"], "prefix.")) return null;
-    if (!readInt(p, "prefix.", "blockChars", 8, 4096, (v: f64): void => { cfg.blockChars = <i32>v; })) return null;
-    if (!readInt(p, "prefix.", "maxBlocks", 1, MAX_BLOCKS_LIMIT, (v: f64): void => { cfg.maxBlocks = <i32>v; })) return null;
-    if (!readInt(p, "prefix.", "indexEntries", 1024, 16777216, (v: f64): void => { cfg.indexEntries = <u32>v; })) return null;
-    if (!readInt(p, "prefix.", "defaultCapacityTokens", 1, 4294967295, (v: f64): void => { cfg.defaultCapacityTokens = <u32>v; })) return null;
+    cfg.blockChars = <i32>readInt(p, "prefix.", "blockChars", 8, 4096, cfg.blockChars);
+    cfg.maxBlocks = <i32>readInt(p, "prefix.", "maxBlocks", 1, MAX_BLOCKS_LIMIT, cfg.maxBlocks);
+    cfg.indexEntries = <u32>readInt(p, "prefix.", "indexEntries", 1024, 16777216, cfg.indexEntries);
+    cfg.defaultCapacityTokens = <u32>readInt(p, "prefix.", "defaultCapacityTokens", 1, 4294967295, cfg.defaultCapacityTokens);
+    if (configFailed()) return null;
   }
 
   const wk = root.get("work");
   if (wk !== null) {
     if (wk.kind != JsonKind.Object) return fail("'work' must be an object");
     if (unknownKey(wk, ["prefillOverheadMs", "prefillTimePerTokenMs", "interTokenLatencyMs", "decodeTimePerSeqMs", "saturationNumSeqs", "chunkTokens", "decodeTokenCost", "defaultMaxTokens", "evictionReuse", "evictionReuseFloor"], "work.")) return null;
-    if (!readNum(wk, "work.", "prefillOverheadMs", 0, 1e6, (v: f64): void => { cfg.work.prefillOverheadMs = v; })) return null;
-    if (!readNum(wk, "work.", "prefillTimePerTokenMs", 0, 1e3, (v: f64): void => { cfg.work.prefillTimePerTokenMs = v; })) return null;
-    if (!readNum(wk, "work.", "interTokenLatencyMs", 0, 1e6, (v: f64): void => { cfg.work.interTokenLatencyMs = v; })) return null;
-    if (!readNum(wk, "work.", "decodeTimePerSeqMs", 0, 1e6, (v: f64): void => { cfg.work.decodeTimePerSeqMs = v; })) return null;
-    if (!readInt(wk, "work.", "saturationNumSeqs", 1, 1e6, (v: f64): void => { cfg.work.saturationNumSeqs = v; })) return null;
-    if (!readInt(wk, "work.", "chunkTokens", 1, 1e7, (v: f64): void => { cfg.work.chunkTokens = v; })) return null;
-    if (!readNum(wk, "work.", "decodeTokenCost", 0, 1e3, (v: f64): void => { cfg.work.decodeTokenCost = v; })) return null;
-    if (!readInt(wk, "work.", "defaultMaxTokens", 0, 1e7, (v: f64): void => { cfg.work.defaultMaxTokens = v; })) return null;
-    if (!readNum(wk, "work.", "evictionReuse", 0, 100, (v: f64): void => { cfg.work.evictionReuse = v; })) return null;
-    if (!readNum(wk, "work.", "evictionReuseFloor", 0, 1, (v: f64): void => { cfg.work.evictionReuseFloor = v; })) return null;
+    cfg.work.prefillOverheadMs = readNum(wk, "work.", "prefillOverheadMs", 0, 1e6, cfg.work.prefillOverheadMs);
+    cfg.work.prefillTimePerTokenMs = readNum(wk, "work.", "prefillTimePerTokenMs", 0, 1e3, cfg.work.prefillTimePerTokenMs);
+    cfg.work.interTokenLatencyMs = readNum(wk, "work.", "interTokenLatencyMs", 0, 1e6, cfg.work.interTokenLatencyMs);
+    cfg.work.decodeTimePerSeqMs = readNum(wk, "work.", "decodeTimePerSeqMs", 0, 1e6, cfg.work.decodeTimePerSeqMs);
+    cfg.work.saturationNumSeqs = readInt(wk, "work.", "saturationNumSeqs", 1, 1e6, cfg.work.saturationNumSeqs);
+    cfg.work.chunkTokens = readInt(wk, "work.", "chunkTokens", 1, 1e7, cfg.work.chunkTokens);
+    cfg.work.decodeTokenCost = readNum(wk, "work.", "decodeTokenCost", 0, 1e3, cfg.work.decodeTokenCost);
+    cfg.work.defaultMaxTokens = readInt(wk, "work.", "defaultMaxTokens", 0, 1e7, cfg.work.defaultMaxTokens);
+    cfg.work.evictionReuse = readNum(wk, "work.", "evictionReuse", 0, 100, cfg.work.evictionReuse);
+    cfg.work.evictionReuseFloor = readNum(wk, "work.", "evictionReuseFloor", 0, 1, cfg.work.evictionReuseFloor);
+    if (configFailed()) return null;
   }
 
-  if (!readNum(root, "", "loadBoundEpsilon", 0, 10, (v: f64): void => { cfg.loadBoundEpsilon = v; })) return null;
-  if (!readInt(root, "", "stalenessMs", 100, 600000, (v: f64): void => { cfg.stalenessMs = <u32>v; })) return null;
-  if (!readInt(root, "", "maxBodyBytes", 1024, 67108864, (v: f64): void => { cfg.maxBodyBytes = <u32>v; })) return null;
-  if (!readBool(root, "", "debugHeaders", (v: bool): void => { cfg.debugHeaders = v; })) return null;
-  if (!readBool(root, "", "fallbackHeader", (v: bool): void => { cfg.fallbackHeader = v; })) return null;
-  if (!readBool(root, "", "subsetHeader", (v: bool): void => { cfg.subsetHeader = v; })) return null;
-  if (!readBool(root, "", "sharedState", (v: bool): void => { cfg.sharedState = v; })) return null;
+  cfg.loadBoundEpsilon = readNum(root, "", "loadBoundEpsilon", 0, 10, cfg.loadBoundEpsilon);
+  cfg.stalenessMs = <u32>readInt(root, "", "stalenessMs", 100, 600000, cfg.stalenessMs);
+  cfg.maxBodyBytes = <u32>readInt(root, "", "maxBodyBytes", 1024, 67108864, cfg.maxBodyBytes);
+  cfg.debugHeaders = readBool(root, "", "debugHeaders", cfg.debugHeaders);
+  cfg.fallbackHeader = readBool(root, "", "fallbackHeader", cfg.fallbackHeader);
+  cfg.subsetHeader = readBool(root, "", "subsetHeader", cfg.subsetHeader);
+  cfg.sharedState = readBool(root, "", "sharedState", cfg.sharedState);
+  if (configFailed()) return null;
   if (!parseFeatures(root, cfg.saturation, cfg.admission, cfg.session, cfg.lora)) return null;
 
   if (p === null || p.get("maxBlocks") === null) {

@@ -38,7 +38,7 @@ test('smoke: prefix-router gateway alone and the same build as a baseline, fast 
 test('bad flags are refused with exit 2 and say why', async () => {
   for (const [args, why] of [
     [['--routers', 'nginx'], /--routers: unknown router 'nginx'/],
-    [['--pairs', '0'], /--pairs: expected an integer >= 1/],
+    [['--pairs', '0'], /--pairs must be a whole number >= 1; got '0'/],
     [['--time-scale', 'fast'], /--time-scale: expected a number > 0/],
     [['--baseline', '/nonexistent/dist/prefix-router.js'], /--baseline: \/nonexistent\/dist\/prefix-router.js is missing/],
   ] as Array<[string[], RegExp]>) {

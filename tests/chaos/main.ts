@@ -15,7 +15,7 @@ const USAGE = `usage: npm run chaos -- [options]
   --json              one JSON line: {"scenarios": [{"name", "requests", "failed", "recoveryMs", "recovery", "checks", "details"}]}
   --help`;
 
-const { values, fail } = toolArgs('chaos', USAGE, {
+const { values, fail, int } = toolArgs('chaos', USAGE, {
   json: { type: 'boolean' }, scenario: { type: 'string', multiple: true }, 'time-scale': { type: 'string' },
   concurrency: { type: 'string' }, requests: { type: 'string' }, 'warm-up': { type: 'string' }, 'down-ms': { type: 'string' },
   'corrupt-ms': { type: 'string' },
@@ -31,11 +31,11 @@ const num = (flag: string, v: string | undefined, fallback: number, min: number)
 const o: ChaosOptions = {
   ...CHAOS_DEFAULTS,
   timeScale: num('time-scale', values['time-scale'], CHAOS_DEFAULTS.timeScale, 0.01),
-  concurrency: num('concurrency', values.concurrency, CHAOS_DEFAULTS.concurrency, 1),
-  requests: num('requests', values.requests, CHAOS_DEFAULTS.requests, 100),
-  warmUp: num('warm-up', values['warm-up'], CHAOS_DEFAULTS.warmUp, 1),
-  controlPlaneDownMs: num('down-ms', values['down-ms'], CHAOS_DEFAULTS.controlPlaneDownMs, 0),
-  corruptForMs: num('corrupt-ms', values['corrupt-ms'], CHAOS_DEFAULTS.corruptForMs, 100),
+  concurrency: int('concurrency', values.concurrency, CHAOS_DEFAULTS.concurrency, 1),
+  requests: int('requests', values.requests, CHAOS_DEFAULTS.requests, 100),
+  warmUp: int('warm-up', values['warm-up'], CHAOS_DEFAULTS.warmUp, 1),
+  controlPlaneDownMs: int('down-ms', values['down-ms'], CHAOS_DEFAULTS.controlPlaneDownMs, 0),
+  corruptForMs: int('corrupt-ms', values['corrupt-ms'], CHAOS_DEFAULTS.corruptForMs, 100),
   log: (line) => process.stderr.write(`chaos: ${line}\n`),
 };
 

@@ -23,6 +23,12 @@ const bad: Array<[string, string, RegExp]> = [
   ['fallbackHeader not a bool', JSON.stringify({ replicas: REPLICAS, fallbackHeader: 'yes' }), /'fallbackHeader' must be true or false/],
   ['bad path', JSON.stringify({ controlPlane: { path: 'v1/state' } }), /'controlPlane.path' must start with '\/'/],
   ['control plane without shared state', JSON.stringify({ controlPlane: {}, replicas: REPLICAS, sharedState: false }), /'controlPlane' needs 'sharedState': true/],
+  // Of several bad fields the first is named, whichever check would fail after it.
+  ['two bad fields in a section', JSON.stringify({ controlPlane: { longPollMs: 5, retryMs: 1 } }), /rejected: 'controlPlane\.longPollMs' must be a whole number from 100 to 60000\. Expected/],
+  ['a bad field before a section check', JSON.stringify({ controlPlane: { cluster: '', path: 'v1/state' } }), /rejected: 'controlPlane\.cluster' must be a non-empty string\. Expected/],
+  ['a bad field before a later section', JSON.stringify({ controlPlane: { retryMs: 1 }, replicas: 'x' }), /rejected: 'controlPlane\.retryMs' must be a whole number from 10 to 60000\. Expected/],
+  ['a bad field before the header check', JSON.stringify({ replicas: REPLICAS, sessionAffinity: { enabled: 1, header: 'Bad Header' } }), /rejected: 'sessionAffinity\.enabled' must be true or false\. Expected/],
+  ['a bad objective priority', JSON.stringify({ replicas: REPLICAS, admission: { objectives: { batch: 1.5, chat: 'x' } } }), /rejected: 'admission\.objectives\.batch' must be a whole number from -1000000 to 1000000\. Expected/],
   ['deep nesting', '{"a":' + '['.repeat(5000) + ']'.repeat(5000) + '}', /nested deeper than 32/],
   // Numbers outside JSON's grammar (a lenient parser read a prefix of them).
   ...['069304', '1.', '.5', '-', '+1', '1e', '1e+', '1.2.3', '--1', '1-2', '0x10'].map((n): [string, string, RegExp] =>

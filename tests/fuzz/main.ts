@@ -22,13 +22,10 @@ const USAGE = `usage: npm run fuzz -- [options]
   --json        one JSON line: {"cases", "traps", "unroutedWithoutError", "details", "findings"}
   --help`;
 
-const { values, fail } = toolArgs('fuzz', USAGE, { cases: { type: 'string' }, seed: { type: 'string' }, shards: { type: 'string' }, json: { type: 'boolean' } });
-const cases = values.cases ? Number(values.cases) : DEFAULT_CASES;
-const seed = values.seed ? Number(values.seed) : 1;
-const shards = values.shards ? Number(values.shards) : DEFAULT_SHARDS;
-if (!Number.isInteger(cases) || cases < 100) fail(`--cases: expected an integer >= 100, got '${values.cases}'`);
-if (!Number.isInteger(shards) || shards < 1 || shards > 16) fail(`--shards: expected an integer 1..16, got '${values.shards}'`);
-if (!Number.isInteger(seed)) fail(`--seed: expected an integer, got '${values.seed}'`);
+const { values, int } = toolArgs('fuzz', USAGE, { cases: { type: 'string' }, seed: { type: 'string' }, shards: { type: 'string' }, json: { type: 'boolean' } });
+const cases = int('cases', values.cases, DEFAULT_CASES, 100);
+const seed = int('seed', values.seed, 1, Number.MIN_SAFE_INTEGER);
+const shards = int('shards', values.shards, DEFAULT_SHARDS, 1, 16);
 
 const started = Date.now();
 const progress: Array<{ phase: string; done: number; total: number }> = [];

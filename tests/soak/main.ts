@@ -3,6 +3,7 @@
 // module's memory and the host heap (after GC) at checkpoints. Exit 1 if the module kept
 // growing over the second half, grew past its index bound, or the host heap leaked.
 import { parseArgs } from 'node:util';
+import { intFlags } from '../../cli/toolArgs.js';
 import { MAX_SHARED_KEYS, runSoak } from './soak.js';
 
 const DEFAULT_REQUESTS = 1_000_000;
@@ -12,15 +13,13 @@ const DEFAULT_INDEX_ENTRIES = 524_288;
 const HEAP_NOISE_BYTES = 8 * 1024 * 1024;
 
 const { values } = parseArgs({ options: { requests: { type: 'string' }, 'index-entries': { type: 'string' }, 'in-flight': { type: 'string' }, json: { type: 'boolean' } } });
-const requests = values.requests ? Number(values.requests) : DEFAULT_REQUESTS;
-const indexEntries = values['index-entries'] ? Number(values['index-entries']) : DEFAULT_INDEX_ENTRIES;
-const inFlight = values['in-flight'] ? Number(values['in-flight']) : 64;
-for (const [flag, v, min] of [['requests', requests, 1000], ['index-entries', indexEntries, 1024], ['in-flight', inFlight, 1]] as const) {
-  if (!Number.isInteger(v) || v < min) {
-    console.error(`--${flag}: expected an integer >= ${min}, got '${v}'`);
-    process.exit(2);
-  }
-}
+const int = intFlags((message) => {
+  console.error(message);
+  process.exit(2);
+});
+const requests = int('requests', values.requests, DEFAULT_REQUESTS, 1000);
+const indexEntries = int('index-entries', values['index-entries'], DEFAULT_INDEX_ENTRIES, 1024);
+const inFlight = int('in-flight', values['in-flight'], 64, 1);
 const mb = (b: number) => (b / 1048576).toFixed(2);
 const report = await runSoak({
   requests, indexEntries, inFlight, checkpoints: 20,
