@@ -111,6 +111,8 @@ export interface PeersOptions {
   requestTimeoutMs: number;
   probeRequests: number;
   inferencePerf: boolean;
+  /** Sample the replicas' engine gauges every this many ms during the arrivals and drain (0: off). */
+  replicaTraceMs?: number;
   log: (line: string) => void;
 }
 
@@ -131,6 +133,8 @@ export interface RunResult {
   outputTokensPerS: number;
   hitRate: number;
   replicaShare: number[];
+  /** Each replica's preemptions over the point (vllm:num_preemptions_total). */
+  replicaPreemptions?: number[];
   routerCpuCores: number;
   addedLatencyMs: { p50: number; p95: number } | null;
   /** What the replicas served, per request, by their own counters. */
@@ -196,6 +200,34 @@ const MIN_POINT_REQUESTS = 30;
 const MAX_POINT_S = 60;
 
 const round = (v: number, d = 1) => (Number.isFinite(v) ? Math.round(v * 10 ** d) / 10 ** d : NaN);
+
+/**
+ * Samples every replica's engine gauges (waiting, running, KV use) and preemptions every `everyMs`
+ * into `file`, one JSON line per sample, t in ms from the start: where a run's queues formed.
+ */
+function traceReplicas(urls: string[], everyMs: number, file: string): { stop: () => Promise<void> } {
+  const lines: string[] = [];
+  const t0 = performance.now();
+  const gauge = (text: string, name: string) => Number(text.match(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm'))?.[1] ?? NaN);
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    const t = Math.round(performance.now() - t0);
+    void Promise.all(urls.map((u) => fetch(`${u}/metrics`, { signal: AbortSignal.timeout(1000) }).then((r) => r.text()).catch(() => '')))
+      .then((texts) => {
+        lines.push(JSON.stringify({ t, replicas: texts.map((x) => ({ waiting: gauge(x, 'vllm:num_requests_waiting'), running: gauge(x, 'vllm:num_requests_running'), kv: gauge(x, 'vllm:kv_cache_usage_perc'), preemptions: gauge(x, 'vllm:num_preemptions_total') })) }));
+      })
+      .finally(() => { busy = false; });
+  }, everyMs);
+  return { stop: async () => { clearInterval(timer); writeFileSync(file, lines.join('\n') + '\n'); } };
+}
+
+/** One JSON line per request: what the client saw, with the prefix group it belongs to (for per-request analysis). */
+function writeRequestRecords(file: string, records: RequestRecord[], requests: Workload['requests']): void {
+  const groupOf = new Map(requests.map((r) => [r.id, r.group]));
+  writeFileSync(file, records.map((r) => JSON.stringify({ ...r, group: groupOf.get(r.id) ?? null })).join('\n') + '\n');
+}
 
 function summarize(records: RequestRecord[], wallMs: number): Pick<RunResult, 'sent' | 'ok' | 'failed' | 'errors' | 'ttftMs' | 'e2eP50Ms' | 'e2eP95Ms' | 'throughputRps' | 'outputTokensPerS'> {
   const ok = records.filter((r) => r.ok);
@@ -339,8 +371,11 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
               const before = await readCounters(sims.urls);
               const cpu0 = router.pids.reduce((a, p) => a + cpuSeconds(p), 0);
               clock.lap('counters');
+              const trace = (o.replicaTraceMs ?? 0) > 0 ? traceReplicas(sims.urls, o.replicaTraceMs!, join(o.out, 'logs', `replicaTrace_${tag}.jsonl`)) : null;
               const { records, wallMs, lastSentMs } = await runLoad(workload.requests, { url: router.url, model: MODEL, requestTimeoutMs: o.requestTimeoutMs });
               const cpu1 = router.pids.reduce((a, p) => a + cpuSeconds(p), 0);
+              await trace?.stop();
+              writeRequestRecords(join(o.out, 'logs', `requests_${tag}.jsonl`), records, workload.requests);
               clock.add('arrivals', lastSentMs / 1000);
               clock.lap('drain');
               const delta = diffCounters(await readCounters(sims.urls), before);
@@ -352,6 +387,7 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
                 router: spec.name, shape: shape.name, replicas, load, offeredRps: rate, ...summarize(records, wallMs),
                 hitRate: queries ? round(hits / queries, 3) : NaN,
                 replicaShare: delta.map((c) => (served ? round(c.requests / served, 3) : NaN)),
+                replicaPreemptions: delta.map((c) => c.preemptions),
                 routerCpuCores: round((cpu1 - cpu0) / (wallMs / 1000), 3),
                 addedLatencyMs: added,
                 served: servedShape(delta),
@@ -429,6 +465,8 @@ const USAGE = `usage: npm run bench:peers -- [options]
   --no-inference-perf  skip the inference-perf cross-check
   --workloads DIR      inference-perf configs (default ${DEFAULT_WORKLOAD_DIR})
   --seed N             (default 1)
+  --trace-replicas MS  sample each replica's waiting/running/KV use every MS ms into logs/replicaTrace_*.jsonl
+                       (every point also writes logs/requests_*.jsonl: each request's times, replica and group)
   --out DIR            (default out/bench-peers)
   --json               print result.json on stdout`;
 
@@ -436,7 +474,7 @@ export async function main(argv: string[]): Promise<number> {
   const { values: v, fail } = toolArgs('bench:peers', USAGE, {
     quick: { type: 'boolean' }, smoke: { type: 'boolean' }, routers: { type: 'string' }, shapes: { type: 'string' }, replicas: { type: 'string' },
     loads: { type: 'string' }, 'duration-s': { type: 'string' }, 'no-inference-perf': { type: 'boolean' }, workloads: { type: 'string' },
-    seed: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    seed: { type: 'string' }, 'trace-replicas': { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   }, false, argv);
   const list = (s: string | undefined) => s?.split(',').map((x) => x.trim()).filter(Boolean);
   const nums = (s: string | undefined, flag: string) => list(s)?.map((x) => { const n = Number(x); if (!(n > 0)) fail(`--${flag}: '${x}' is not a positive number`); return n; });
@@ -458,6 +496,7 @@ export async function main(argv: string[]): Promise<number> {
       requestTimeoutMs: 120_000,
       probeRequests: v.smoke ? 5 : 30,
       inferencePerf: !v['no-inference-perf'] && !v.smoke,
+      replicaTraceMs: nums(v['trace-replicas'], 'trace-replicas')?.[0] ?? 0,
       log,
     });
     const out = resolve(v.out ?? 'out/bench-peers');

@@ -10,6 +10,8 @@ export interface ReplicaCounters {
   /** vllm:e2e_request_latency_seconds_sum and _count: the replica's own view of request time. */
   e2eSeconds: number;
   e2eCount: number;
+  /** vllm:num_preemptions_total: running requests sent back to wait (their KV freed, recomputed later). */
+  preemptions: number;
 }
 
 function sumOf(text: string, name: string): number {
@@ -33,6 +35,7 @@ export function parseCounters(text: string): ReplicaCounters {
     generationTokens: sumOf(text, 'vllm:generation_tokens_total'),
     e2eSeconds: sumOf(text, 'vllm:e2e_request_latency_seconds_sum'),
     e2eCount: sumOf(text, 'vllm:e2e_request_latency_seconds_count'),
+    preemptions: sumOf(text, 'vllm:num_preemptions_total'),
   };
 }
 
@@ -50,7 +53,7 @@ export function diffCounters(after: ReplicaCounters[], before: ReplicaCounters[]
     return {
       prefixQueries: a.prefixQueries - b.prefixQueries, prefixHits: a.prefixHits - b.prefixHits, requests: a.requests - b.requests,
       promptTokens: a.promptTokens - b.promptTokens, generationTokens: a.generationTokens - b.generationTokens,
-      e2eSeconds: a.e2eSeconds - b.e2eSeconds, e2eCount: a.e2eCount - b.e2eCount,
+      e2eSeconds: a.e2eSeconds - b.e2eSeconds, e2eCount: a.e2eCount - b.e2eCount, preemptions: a.preemptions - b.preemptions,
     };
   });
 }

@@ -101,7 +101,11 @@ export function prefixRouter(name: string, workers: number, bundle?: string): Ro
       const cpPort = await freePort();
       const adminPort = await freePort(); // never the default 9901: another stack on this machine may hold it
       const { command, args } = prefixRouterCommand(bundle);
-      return launch(name, port, command, [...args, 'start', '--upstream', replicaUrls.join(','), '--port', String(port), '--control-plane-port', String(cpPort), '--admin-port', String(adminPort), '--workers', String(workers), '--log-level', 'warn'], logFile);
+      const every = Number(process.env.BENCH_PEERS_DECISION_LOG_EVERY ?? 0);
+      const router = await launch(name, port, command, [...args, 'start', '--upstream', replicaUrls.join(','), '--port', String(port), '--control-plane-port', String(cpPort), '--admin-port', String(adminPort), '--workers', String(workers), '--log-level', every > 0 ? 'info' : 'warn'], logFile);
+      // The filter's decision records (plugin/METRICS.md) in the router's log, for per-request analysis.
+      if (every > 0) await fetch(`http://127.0.0.1:${cpPort}/v1/observability`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ decisionLogEvery: every }) });
+      return router;
     },
   };
 }

@@ -12,6 +12,7 @@ import { azureTrace } from '../../bench/peers/inferencePerf.js';
 import { cpuSeconds } from '../../bench/peers/processes.js';
 import { ROUTERS } from '../../bench/peers/routers.js';
 import { renderTable } from '../../bench/peers/report.js';
+import { classify, pointReport } from '../../bench/peers/requestsReport.js';
 
 test('replica counters are summed over engines and label sets, and differenced; the served shape is per request', () => {
   const text = [
@@ -27,12 +28,13 @@ test('replica counters are summed over engines and label sets, and differenced; 
     'vllm:e2e_request_latency_seconds_bucket{engine="0",le="+Inf",model_name="m"} 4.0',
     'vllm:e2e_request_latency_seconds_sum{engine="0",model_name="m"} 8.0',
     'vllm:e2e_request_latency_seconds_count{engine="0",model_name="m"} 4.0',
+    'vllm:num_preemptions_total{engine="0",model_name="m"} 7.0',
   ].join('\n');
   const c = parseCounters(text);
-  assert.deepEqual(c, { prefixQueries: 150, prefixHits: 30, requests: 5, promptTokens: 1000, generationTokens: 250, e2eSeconds: 8, e2eCount: 4 });
-  const before = { prefixQueries: 50, prefixHits: 10, requests: 1, promptTokens: 200, generationTokens: 50, e2eSeconds: 2, e2eCount: 1 };
+  assert.deepEqual(c, { prefixQueries: 150, prefixHits: 30, requests: 5, promptTokens: 1000, generationTokens: 250, e2eSeconds: 8, e2eCount: 4, preemptions: 7 });
+  const before = { prefixQueries: 50, prefixHits: 10, requests: 1, promptTokens: 200, generationTokens: 50, e2eSeconds: 2, e2eCount: 1, preemptions: 2 };
   const delta = diffCounters([c], [before]);
-  assert.deepEqual(delta, [{ prefixQueries: 100, prefixHits: 20, requests: 4, promptTokens: 800, generationTokens: 200, e2eSeconds: 6, e2eCount: 3 }]);
+  assert.deepEqual(delta, [{ prefixQueries: 100, prefixHits: 20, requests: 4, promptTokens: 800, generationTokens: 200, e2eSeconds: 6, e2eCount: 3, preemptions: 5 }]);
   assert.deepEqual(servedShape(delta), { promptTokensPerRequest: 200, outputTokensPerRequest: 50, e2eMeanMs: 2000 });
   assert.ok(Number.isNaN(servedShape([before].map((b) => ({ ...b, requests: 0, e2eCount: 0 }))).e2eMeanMs), 'nothing served: no numbers');
 });
@@ -121,4 +123,20 @@ test('smoke: every router that can run here serves the same stream; the others a
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
+});
+
+test('requestsReport: a request is warm with its shared prefix cached, else the first of its group, a copy to another replica, or a refill of one that lost it', () => {
+  const rec = (id: number, sentMs: number, group: string, replica: string, cachedTokens: number, ttftMs = 100) =>
+    ({ id, ok: true, status: 200, sentMs, ttftMs, e2eMs: 1000, outputTokens: 1, cachedTokens, replica, group });
+  const records = [
+    rec(3, 30, 'g1', 'r1', 0), // its group went to r0 only: a copy
+    rec(0, 0, 'g1', 'r0', 0), // the group's first
+    rec(1, 10, 'g1', 'r0', 2048), // warm
+    rec(2, 20, 'g2', 'r0', 16), // the group's first, a few blocks shared by chance
+    rec(4, 40, 'g1', 'r0', 1024, 3000), // r0 had g1 before and lost half of it: a refill
+  ];
+  assert.deepEqual(classify(records, 2048).map((x) => [x.record.id, x.kind]), [[0, 'first'], [1, 'warm'], [2, 'first'], [3, 'copy'], [4, 'refill']]);
+  const report = pointReport(records, null, 2048, 1700);
+  assert.match(report[0]!, /5\/5 ok, 1 with TTFT > 1700 ms/);
+  assert.ok(report.some((l) => /refill +1 requests, 1 slow/.test(l)));
 });
