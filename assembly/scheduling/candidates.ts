@@ -25,7 +25,7 @@ export class Candidates {
   readonly decodeWork: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** Prompt tokens the replica would have to prefill for this request (what it does not hold). */
   readonly newTokens: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
-  /** Work the replica would have with this request: queued + decode work + new tokens (the work guard's load). */
+  /** The work guard's load: queued + decode work + new tokens with this request, less the prefill the replica saves against the one holding least of the prompt (workModel.ts). */
   readonly work: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** Predicted time to first token of this request there, ms (workModel.ts). */
   readonly ttftMs: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);

@@ -15,7 +15,8 @@
 // nearly; a long conversation held by one replica would pay its whole history
 // again, a prefill of seconds against the few milliseconds a decode step
 // gains per sequence taken off the busy replica. The work guard still
-// applies, so the heavy session moves once its replica's work is too high.
+// applies, so the heavy session moves once its replica's work passes the
+// bound by more than the history's prefill, up to two chunks (workModel.ts).
 // Among candidates that would prefill the same tokens, whose predicted
 // TTFTs are near-equal (within c.nearMs) and whose other scorers do not
 // prefer another (within the band), one with prefill queued that this

@@ -24,7 +24,12 @@
 // prefill it all again (7 s of a T4) and the requests behind wait for that,
 // while the holder's queue costs only this request.
 // The work guard passes over a replica whose work_r would exceed
-// (1 + epsilon) x (all queued and decode work + this request's) / n + one chunk.
+// (1 + epsilon) x (all queued and decode work + this request's) / n + one chunk
+// by more than saved_r = (most new over candidates) - new_r, the prefill it
+// saves against the candidate holding least of the prompt, at most
+// ALLOWANCE_CHUNKS: passing over a holder adds that prefill to the fleet's
+// work, and a few decoding requests over the mean weigh less than
+// re-prefilling a conversation's history.
 // The latency model's constants are configuration (plugin/CONFIG.md `work`);
 // the defaults are vLLM on one T4 serving Qwen2.5-3B, the model bench:routing's
 // simulated replicas run (simulator/latency.ts).
@@ -74,6 +79,15 @@ export class WorkParams {
  */
 export const NEAR_CHUNKS: f64 = 0.1;
 
+/**
+ * The most prefill, in chunks, a replica's saving lets it past the work
+ * bound: two engine steps, about a second of prefill on the reference T4.
+ * A conversation's history of a few thousand tokens stays; a hot document
+ * of tens of thousands still gets a second holder once its first one's
+ * excess passes this, so the requests that follow it can spread.
+ */
+export const ALLOWANCE_CHUNKS: f64 = 2;
+
 /** Time of a decode step over n sequences, ms (0 for none). */
 export function decodeStepMs(p: WorkParams, n: f64): f64 {
   if (n <= 0) return 0;
@@ -101,21 +115,26 @@ export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tok
   const maxHit = promptTokens > 1 ? promptTokens - 1 : 0;
   let total: f64 = 0;
   let leastFresh = Infinity;
+  let mostFresh: f64 = 0;
   for (let k = 0; k < n; k++) {
     let hit = <f64>unchecked(c.matched[k]) * tokensPerBlock;
     if (hit > maxHit) hit = maxHit;
     const fresh = promptTokens - hit;
     const q = unchecked(c.queued[k]);
-    const dw = unchecked(c.decodeWork[k]);
     unchecked(c.newTokens[k] = fresh);
-    unchecked(c.work[k] = q + dw + fresh);
     unchecked(c.ttftMs[k] = predictTtftMs(p, q + fresh, unchecked(c.decoding[k])));
-    total += q + dw;
+    total += q + unchecked(c.decodeWork[k]);
     if (fresh < leastFresh) leastFresh = fresh;
+    if (fresh > mostFresh) mostFresh = fresh;
   }
   const perCopied = p.evictionReuse * p.prefillTimePerTokenMs;
   for (let k = 0; k < n; k++) {
-    const copied = unchecked(c.newTokens[k]) - leastFresh;
+    const fresh = unchecked(c.newTokens[k]);
+    // Past the bound by no more than the prefill it saves against the candidate holding least of the prompt, up to ALLOWANCE_CHUNKS.
+    let saved = mostFresh - fresh;
+    if (saved > ALLOWANCE_CHUNKS * p.chunkTokens) saved = ALLOWANCE_CHUNKS * p.chunkTokens;
+    unchecked(c.work[k] = unchecked(c.queued[k]) + unchecked(c.decodeWork[k]) + fresh - saved);
+    const copied = fresh - leastFresh;
     const reuse = unchecked(c.cacheReuse[k]);
     unchecked(c.evictionMs[k] = perCopied * (reuse > p.evictionReuseFloor ? reuse : p.evictionReuseFloor) * copied);
   }

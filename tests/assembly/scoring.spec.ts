@@ -206,6 +206,8 @@ describe("work model and work guard", () => {
     expect(c.newTokens[1]).toBe(2000);
     expect(c.work[1]).toBe(7000);
     expect(c.work[2]).toBe(6000);
+    // The guard's load of a holder is less what it saves: 976 new tokens, 1024 fewer than replica 1's.
+    expect(c.work[0]).toBe(976 - 1024);
     expect(c.ttftMs[0]).toBeLessThan(c.ttftMs[2]);
     expect(c.ttftMs[2]).toBeLessThan(c.ttftMs[1]);
     // (1.5 x (5000 + 4000 + 2380) / 3) + 2048
@@ -229,6 +231,36 @@ describe("work model and work guard", () => {
     c.load[1] = 20;
     pick(c, 0.5, TIE, p);
     expect(p.index).toBe(2);
+  });
+  it("lets a holder past the work bound by the prefill it saves, no further", () => {
+    // Replica 0 holds 4096 of a 5000-token prompt and has 8000 tokens of decode work; the others are idle.
+    const c = cands(3);
+    const p = new WorkParams();
+    c.matched[0] = 256;
+    c.decoding[0] = 8; c.decodeWork[0] = 8000;
+    predictWork(c, p, 5000, 16, 5000 + 3.8 * 256, 0.25, true);
+    // Bound 1.25 x (8000 + 5973) / 3 + 2048 = 7870: 8904 tokens of work over it, less the 4096 it saves.
+    expect(c.work[0]).toBe(8000 + 904 - 4096);
+    c.score[0] = 3; c.score[1] = 2; c.score[2] = 1;
+    const out = new Pick();
+    pick(c, 0.25, TIE, out, 2048);
+    expect(out.index).toBe(0);
+    // Twice the decode work: over the bound by more than the copy costs, it moves.
+    c.decodeWork[0] = 16000;
+    predictWork(c, p, 5000, 16, 5000 + 3.8 * 256, 0.25, true);
+    pick(c, 0.25, TIE, out, 2048);
+    expect(out.index).toBe(1);
+    expect(out.spilled).toBe(true);
+  });
+  it("lets a holder past the work bound by at most two chunks, however much it holds", () => {
+    // Replica 0 holds 40960 of a 41000-token document.
+    const c = cands(3);
+    const p = new WorkParams();
+    c.matched[0] = 2560;
+    c.decodeWork[0] = 8000;
+    predictWork(c, p, 41000, 16, 41000, 0.25, true);
+    expect(c.work[0]).toBe(8000 + 40 - 2 * 2048);
+    expect(c.work[1]).toBe(41000);
   });
   it("takes the unguarded choice when no replica passes both guards", () => {
     const c = cands(2);
