@@ -86,7 +86,6 @@ function pairsOf(raw: string[]): HeaderPairs {
   return out;
 }
 
-
 /**
  * The request headers for undici (flat name, value list): pseudo-headers and hop-by-hop headers left
  * out, host from :authority. A body sent whole gets its content-length from its bytes (the filter

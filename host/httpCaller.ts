@@ -32,7 +32,6 @@ function localReply(status: number, text: string): HttpCallResponse {
   return { headers: [[':status', String(status)], ['content-length', String(body.length)], ['content-type', 'text/plain']], body, trailers: [] };
 }
 
-
 /** One call in flight: undici's handler of it, its timer, and the one answer it gives. */
 class HttpCall implements Dispatcher.DispatchHandlers {
   private abortRequest: ((reason?: Error) => void) | null = null;

@@ -128,11 +128,12 @@ export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tok
     if (fresh > mostFresh) mostFresh = fresh;
   }
   const perCopied = p.evictionReuse * p.prefillTimePerTokenMs;
+  const allowance = ALLOWANCE_CHUNKS * p.chunkTokens;
   for (let k = 0; k < n; k++) {
     const fresh = unchecked(c.newTokens[k]);
-    // Past the bound by no more than the prefill it saves against the candidate holding least of the prompt, up to ALLOWANCE_CHUNKS.
+    // Past the bound by no more than the prefill it saves against the candidate holding least of the prompt, up to the allowance.
     let saved = mostFresh - fresh;
-    if (saved > ALLOWANCE_CHUNKS * p.chunkTokens) saved = ALLOWANCE_CHUNKS * p.chunkTokens;
+    if (saved > allowance) saved = allowance;
     unchecked(c.work[k] = unchecked(c.queued[k]) + unchecked(c.decodeWork[k]) + fresh - saved);
     const copied = fresh - leastFresh;
     const reuse = unchecked(c.cacheReuse[k]);

@@ -17,7 +17,7 @@ import { SHAPES, UNIQUE, tightKvBlocks } from '../routing/scenarios.js';
 import { textOf } from '../routing/workloads.js';
 import { T4_QWEN25_3B } from '../../simulator/latency.js';
 import { cpuSeconds, tail } from './processes.js';
-import { readCounters, diffCounters, servedShape, type ServedShape } from './replicaCounters.js';
+import { readCounters, diffCounters, servedShape, sumOf, type ServedShape } from './replicaCounters.js';
 import { runLoad, probeLatency, type RequestRecord } from './loadgen.js';
 import { ROUTERS, REPO, type RouterSpec, type RunningRouter } from './routers.js';
 import { renderTable, renderHtml } from './report.js';
@@ -208,7 +208,8 @@ const round = (v: number, d = 1) => (Number.isFinite(v) ? Math.round(v * 10 ** d
 function traceReplicas(urls: string[], everyMs: number, file: string): { stop: () => Promise<void> } {
   const lines: string[] = [];
   const t0 = performance.now();
-  const gauge = (text: string, name: string) => Number(text.match(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm'))?.[1] ?? NaN);
+  // A failed read is NaN (null in the file), not an idle replica.
+  const gauge = (text: string, name: string) => (text === '' ? NaN : sumOf(text, name));
   let busy = false;
   const timer = setInterval(() => {
     if (busy) return;

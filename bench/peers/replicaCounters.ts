@@ -14,7 +14,8 @@ export interface ReplicaCounters {
   preemptions: number;
 }
 
-function sumOf(text: string, name: string): number {
+/** Metric `name`'s value in Prometheus text, summed over its series (one series: its value); 0 when absent. */
+export function sumOf(text: string, name: string): number {
   let total = 0;
   for (const line of text.split('\n')) {
     if (!line.startsWith(name)) continue;
