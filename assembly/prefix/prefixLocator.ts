@@ -26,6 +26,7 @@ import { MAX_SLOTS, PrefixIndex } from "./prefixIndex";
 import { PlacementOutbox } from "./placementOutbox";
 import { BUCKET_ENTRIES, SharedCheckpoints } from "./sharedCheckpoints";
 import { CacheReuse } from "./cacheReuse";
+import { PrefixDemand } from "./prefixDemand";
 import { CacheTurnover } from "./cacheTurnover";
 
 /** Characters per token, the usual estimate for English text and code. */
@@ -65,6 +66,7 @@ export class PrefixLocator {
   private readonly metrics: RouterMetrics;
   private readonly reuse: CacheReuse = new CacheReuse();
   private readonly turnover: CacheTurnover = new CacheTurnover();
+  private readonly demand: PrefixDemand = new PrefixDemand();
   private readonly defaultCapacityTokens: u32;
   private readonly slotOf: Map<string, i32> = new Map<string, i32>();
   private readonly freeSlots: Array<i32> = [];
@@ -214,6 +216,8 @@ export class PrefixLocator {
       this.rotation += 1;
       key = mix64(this.rotation);
       c.totalBlocks = 0;
+      c.demandShare = this.demand.observe(0, false);
+      c.demandRequests = this.demand.requests;
       for (let k = 0; k < c.n; k++) unchecked(c.matched[k] = 0);
       this.metrics.add(Counter.LoadOnly, 1);
     }
@@ -251,9 +255,11 @@ export class PrefixLocator {
       if (m > best) best = m;
     }
     if (ck > best && this.shared.on && (fleet || this.learned || best == 0)) this.searchShared(t, c, ck, best);
-    let any = false;
-    for (let k = 0; k < n; k++) if (unchecked(this.held[k]) > 0) { any = true; break; }
-    this.anyMatch = any;
+    let deepest = 0;
+    for (let k = 0; k < n; k++) if (unchecked(this.held[k]) > deepest) deepest = unchecked(this.held[k]);
+    this.anyMatch = deepest > 0;
+    c.demandShare = this.demand.observe(deepest > 0 ? unchecked(h.hashes[deepest - 1]) : 0, deepest > 0);
+    c.demandRequests = this.demand.requests;
   }
 
   /**

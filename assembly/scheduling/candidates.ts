@@ -29,8 +29,13 @@ export class Candidates {
   readonly work: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** Predicted time to first token of this request there, ms (workModel.ts). */
   readonly ttftMs: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
-  /** Re-prefill time the cache hits this request would evict there are expected to cost, ms (workModel.ts). */
-  readonly evictionMs: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+  /**
+   * What copying there the prompt tokens another candidate holds costs beyond
+   * this request's TTFT, ms (workModel.ts): their prefill again, or where the
+   * prefix's demand needs another holder what the copy evicts less that
+   * prefill (then negative or 0).
+   */
+  readonly copyMs: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** Time since this gateway last sent a request to the replica, ms (Infinity: never, as far as its worker VMs' rows tell). */
   readonly sincePlacedMs: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /**
@@ -39,7 +44,13 @@ export class Candidates {
    * (0: off; workModel.ts sets it, picker.ts says why).
    */
   nearMs: f64 = 0;
-  /** How much of the replica's cache is prompt content in reuse, 0..1 (prefix/cacheReuse.ts): scales evictionMs. */
+  /** The share of recent requests that found held the prefix this request finds held (prefix/prefixDemand.ts; 0: none held). */
+  demandShare: f64 = 0;
+  /** The requests that share is of (a moving count). */
+  demandRequests: f64 = 0;
+  /** The prefix's demand needs another replica to hold it than the candidates holding the most of the prompt (workModel.ts). */
+  copyNeeded: bool = false;
+  /** How much of the replica's cache is prompt content in reuse, 0..1 (prefix/cacheReuse.ts): scales copyMs where a copy is needed. */
   readonly cacheReuse: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /**
    * Tokens the gateway fleet's worker VMs have written into the replica's

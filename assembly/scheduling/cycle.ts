@@ -143,7 +143,7 @@ export class SchedulingCycle {
     markShares(t, c, cfg.work, (!this.hasPrompt || !this.prefix.anyMatch) && w.work > 0);
     const band = pickBand(c.newPrefix, this.withMetrics ? w.queue + w.kvCache : 0);
     const picked = this.picked;
-    pick(c, cfg.loadBoundEpsilon, band, picked, cfg.work.chunkTokens);
+    pick(c, cfg.loadBoundEpsilon, band, picked, c.copyNeeded ? cfg.work.chunkTokens : 0);
     this.bySession = this.session.apply(t, c, this.saturation, d.traits, picked);
     if (decisions.active) decisions.guard(picked.cap, picked.preferred, picked.spilled, c.newPrefix, this.withMetrics, this.bySession);
   }

@@ -7,16 +7,18 @@
 // (c.workBound, set by the work model): a replica whose predicted work would
 // pass it is passed over too; a replica must fit both. When none fits both,
 // the unguarded choice.
-// The count guard tells a hot prefix from a heavy session by what the move
-// costs: it may not pass over the work guard's choice when the replica it
+// The count guard tells a hot prefix from a heavy session by the prefix's
+// demand: it may not pass over the work guard's choice when the replica it
 // would send the request to has to prefill more than `moveLimit` tokens
-// beyond it (the router passes one engine step, work.chunkTokens: about
-// 0.5 s of prefill on a T4). A prefix many replicas hold, or a short one, moves for free or
-// nearly; a long conversation held by one replica would pay its whole history
-// again, a prefill of seconds against the few milliseconds a decode step
-// gains per sequence taken off the busy replica. The work guard still
-// applies, so the heavy session moves once its replica's work passes the
-// bound by more than the history's prefill, up to two chunks (workModel.ts).
+// beyond it. The router passes one engine step (work.chunkTokens, about 0.5 s
+// of prefill on a T4) where the prefix's demand needs another holder
+// (workModel.ts), and 0 where it does not: moving a request off the prefix
+// it shares with the requests of its group, or off a conversation's history,
+// costs a prefill of that prefix, and once there the next requests of the
+// group split between two holders, while the in-flight count it evens out
+// gains a few milliseconds of decode step. The work guard still applies, so
+// a heavy holder is passed over once its work passes the bound by more than
+// the prefill the holder saves, up to two chunks (workModel.ts).
 // Among candidates that would prefill the same tokens, whose predicted
 // TTFTs are near-equal (within c.nearMs) and whose other scorers do not
 // prefer another (within the band), one with prefill queued that this
@@ -182,7 +184,7 @@ function byRendezvous(c: Candidates, top: f64, band: f64, cap: f64): i32 {
 
 /**
  * `b`, or among the candidates with nothing queued and load + 1 <= cap whose
- * predicted cost (TTFT and eviction charge) is at most c.nearMs above b's
+ * predicted cost (TTFT and copy charge) is at most c.nearMs above b's
  * and whose score besides the work term is at most `band` below b's (the
  * engine's queue and KV, which the prediction does not see, still count):
  * the one given the least content, ties by rendezvous weight. With nothing
@@ -190,11 +192,11 @@ function byRendezvous(c: Candidates, top: f64, band: f64, cap: f64): i32 {
  * c.nearMs; where prefill is queued, longestIdleNear's order is the better guess.
  */
 function leastContentNear(c: Candidates, b: i32, cap: f64, band: f64): i32 {
-  const within = unchecked(c.ttftMs[b]) + unchecked(c.evictionMs[b]) + c.nearMs;
+  const within = unchecked(c.ttftMs[b]) + unchecked(c.copyMs[b]) + c.nearMs;
   const restFloor = othersFloor(c, b, band);
   let best = b;
   for (let i = 0; i < c.n; i++) {
-    if (unchecked(c.queued[i]) > 0 || unchecked(c.ttftMs[i]) + unchecked(c.evictionMs[i]) > within || !fits(c, i, cap)) continue;
+    if (unchecked(c.queued[i]) > 0 || unchecked(c.ttftMs[i]) + unchecked(c.copyMs[i]) > within || !fits(c, i, cap)) continue;
     if (othersScore(c, i) < restFloor) continue;
     const d = unchecked(c.written[i]) - unchecked(c.written[best]);
     if (d < 0 || (d == 0 && unchecked(c.rendezvous[i]) > unchecked(c.rendezvous[best]))) best = i;

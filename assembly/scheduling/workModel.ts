@@ -5,24 +5,30 @@
 //   work_r  = queued_r + decodeWork_r + new_r
 // where queued_r are prefill tokens sent to r with no response yet, and
 // decodeWork_r prices the output still to decode there in prefill tokens.
-// The work scorer ranks on cost_r = TTFT_r + eviction_r, where
-//   eviction_r = evictionReuse x reused_r x perToken x (new_r - min over candidates of new)
-// charges r for the tokens of this prompt it would copy although another
-// candidate holds them. A warmed vLLM cache is always full (freed blocks stay
-// cached until their space is needed), so each copied token evicts the least
-// recently used cached one; if that one is asked for again it is prefilled
-// again, at perToken. reused_r is the share of r's cache held by prompt
-// content in reuse (prefix/cacheReuse.ts): where that is high the evicted
-// token is likely one, where r holds a few hot prompt starts among unique
-// tails it is a tail nobody asks for again, and a hot prompt start spreads
-// at once. evictionReuse scales it (0: copies are free): a copy is made only
-// when the queue it saves is worth its prefill now and the re-prefill it causes later. Tokens every candidate
-// would prefill (a unique prompt, a unique tail) cost the same wherever they
-// go and are not charged, so plain load balancing is left as it was. Every
-// copied token is charged, however long the prompt: moving a 30k-token
-// conversation off its holder to skip that replica's queue makes a replica
-// prefill it all again (7 s of a T4) and the requests behind wait for that,
-// while the holder's queue costs only this request.
+// The work scorer ranks on cost_r = TTFT_r + copy_r, where copy_r prices the
+//   copied_r = new_r - min over candidates of new
+// prompt tokens r would prefill although another candidate holds them:
+//   copy_r = evictionReuse x perToken x copied_r
+// A copy the prefix does not need costs the fleet that prefill again, which
+// the requests queued behind it wait for, and (a warmed vLLM cache is always
+// full: freed blocks stay cached until their space is needed) it evicts as
+// many cached tokens, prefilled again if asked for again. Every copied token
+// is charged, however long the prompt: moving a 30k-token conversation off
+// its holder to skip that replica's queue makes a replica prefill it all
+// again (7 s of a T4). Unless the prefix's demand needs another holder:
+// where a share s of the recent requests found this prefix held
+// (prefix/prefixDemand.ts), it keeps about s x n of n replicas busy, and
+// while that is more than hold it (beyond chance, DEMAND_Z), the copy's
+// prefill is what the requests that follow it save (one system prompt for everyone
+// spreads at once, as round robin would spread it), so only what it evicts
+// is charged:
+//   copy_r = (evictionReuse x reused_r - 1) x perToken x copied_r
+// reused_r being the share of r's cache held by prompt content in reuse
+// (prefix/cacheReuse.ts): a hot prompt start goes to a replica of unique
+// tails, not over prompt starts the fleet comes back for. Tokens every
+// candidate would prefill (a unique prompt, a unique tail) cost the same
+// wherever they go and are not charged, so plain load balancing is left as
+// it was.
 // The work guard passes over a replica whose work_r would exceed
 // (1 + epsilon) x (all queued and decode work + this request's) / n + one chunk
 // by more than saved_r = (most new over candidates) - new_r, the prefill it
@@ -88,6 +94,17 @@ export const NEAR_CHUNKS: f64 = 0.1;
  */
 export const ALLOWANCE_CHUNKS: f64 = 2;
 
+/**
+ * Standard deviations by which a prefix's demand must pass its holders for
+ * a copy to count as needed. A share read from few requests (a VM's first,
+ * or each of many worker VMs) is noisy: one of 32 groups found twice in a
+ * VM's first 20 requests reads as 1.6 replicas' worth of 16. The deviation
+ * is the binomial one of the holders' share h/n over the requests counted,
+ * sqrt(h x (n - h) / requests) replicas, which vanishes as h nears n, so
+ * the last replica still gets one prompt sent by everyone.
+ */
+export const DEMAND_Z: f64 = 2;
+
 /** Time of a decode step over n sequences, ms (0 for none). */
 export function decodeStepMs(p: WorkParams, n: f64): f64 {
   if (n <= 0) return 0;
@@ -127,8 +144,16 @@ export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tok
     if (fresh < leastFresh) leastFresh = fresh;
     if (fresh > mostFresh) mostFresh = fresh;
   }
-  const perCopied = p.evictionReuse * p.prefillTimePerTokenMs;
+  const perToken = p.prefillTimePerTokenMs;
+  const perCopied = p.evictionReuse * perToken;
   const allowance = ALLOWANCE_CHUNKS * p.chunkTokens;
+  // The candidates holding the most of the prompt, against the replicas its prefix's demand keeps busy.
+  let holders: f64 = 0;
+  if (leastFresh < promptTokens) {
+    for (let k = 0; k < n; k++) if (unchecked(c.newTokens[k]) == leastFresh) holders += 1;
+  }
+  const spread = holders > 0 && c.demandRequests > 0 && c.demandShare * <f64>n > holders + DEMAND_Z * Math.sqrt(holders * (<f64>n - holders) / c.demandRequests);
+  c.copyNeeded = spread;
   for (let k = 0; k < n; k++) {
     const fresh = unchecked(c.newTokens[k]);
     // Past the bound by no more than the prefill it saves against the candidate holding least of the prompt, up to the allowance.
@@ -136,8 +161,12 @@ export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tok
     if (saved > allowance) saved = allowance;
     unchecked(c.work[k] = unchecked(c.queued[k]) + unchecked(c.decodeWork[k]) + fresh - saved);
     const copied = fresh - leastFresh;
-    const reuse = unchecked(c.cacheReuse[k]);
-    unchecked(c.evictionMs[k] = perCopied * (reuse > p.evictionReuseFloor ? reuse : p.evictionReuseFloor) * copied);
+    if (spread) {
+      const reuse = unchecked(c.cacheReuse[k]);
+      unchecked(c.copyMs[k] = perCopied * (reuse > p.evictionReuseFloor ? reuse : p.evictionReuseFloor) * copied - perToken * copied);
+    } else {
+      unchecked(c.copyMs[k] = perCopied * copied);
+    }
   }
   c.workBound = guard && n > 0 ? (1 + epsilon) * (total + ownWork) / <f64>n + p.chunkTokens : Infinity;
   c.nearMs = guard ? NEAR_CHUNKS * p.chunkTokens * p.prefillTimePerTokenMs : 0;

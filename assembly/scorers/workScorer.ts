@@ -1,8 +1,8 @@
 import { Candidates } from "../scheduling/candidates";
 
 /**
- * Predicted cost: time to first token plus the re-prefill the cache hits it
- * evicts are expected to cost (workModel.ts); score = cheapest / this
+ * Predicted cost: time to first token plus what copying a prefix another
+ * replica holds costs (workModel.ts); score = cheapest / this
  * replica's (1 for the cheapest, 0.5 for one predicted twice as costly). A
  * ratio, not min-max: how much costlier a replica is counts, not its rank in
  * the spread.
@@ -10,11 +10,11 @@ import { Candidates } from "../scheduling/candidates";
 export function workScorer(c: Candidates, out: StaticArray<f64>): void {
   let lo = Infinity;
   for (let i = 0; i < c.n; i++) {
-    const t = unchecked(c.ttftMs[i]) + unchecked(c.evictionMs[i]);
+    const t = unchecked(c.ttftMs[i]) + unchecked(c.copyMs[i]);
     if (t < lo) lo = t;
   }
   for (let i = 0; i < c.n; i++) {
-    const t = unchecked(c.ttftMs[i]) + unchecked(c.evictionMs[i]);
+    const t = unchecked(c.ttftMs[i]) + unchecked(c.copyMs[i]);
     unchecked(out[i] = t > 0 ? lo / t : 1.0);
   }
 }

@@ -55,9 +55,9 @@ describe("placing a prompt no replica holds", () => {
     c.ttftMs[2] = 600;
     expect(chosen(c)).toBe(1);
   });
-  it("counts the eviction charge in the cost", () => {
+  it("counts the copy charge in the cost", () => {
     const c = newPrompt();
-    c.evictionMs[2] = 100;
+    c.copyMs[2] = 100;
     expect(chosen(c)).toBe(1);
   });
   it("leaves out a candidate the count guard passes over", () => {

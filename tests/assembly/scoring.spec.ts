@@ -339,43 +339,68 @@ describe("work model and work guard", () => {
     c.matched[0] = 64; // 1024 tokens of the 2000
     c.matched[1] = 16; // 256 tokens
     predictWork(c, p, 2000, 16, 2000, 0.5, true);
-    expect(c.evictionMs[0]).toBe(0);
-    expect(c.evictionMs[1]).toBeCloseTo(0.228 * (1024 - 256));
-    expect(c.evictionMs[2]).toBeCloseTo(0.228 * 1024);
+    expect(c.copyMs[0]).toBe(0);
+    expect(c.copyMs[1]).toBeCloseTo(0.228 * (1024 - 256));
+    expect(c.copyMs[2]).toBeCloseTo(0.228 * 1024);
     // The charge is not work: the guard's loads are unchanged.
     expect(c.work[2]).toBe(2000);
     // A unique prompt: every candidate prefills all of it, nobody is charged.
     c.matched[0] = 0; c.matched[1] = 0;
     predictWork(c, p, 2000, 16, 2000, 0.5, true);
-    for (let k = 0; k < 3; k++) expect(c.evictionMs[k]).toBe(0);
+    for (let k = 0; k < 3; k++) expect(c.copyMs[k]).toBe(0);
     // evictionReuse scales it; 0 turns it off.
     c.matched[0] = 64;
     p.evictionReuse = 2;
     predictWork(c, p, 2000, 16, 2000, 0.5, true);
-    expect(c.evictionMs[1]).toBeCloseTo(2 * 0.228 * 1024);
+    expect(c.copyMs[1]).toBeCloseTo(2 * 0.228 * 1024);
     p.evictionReuse = 0;
     predictWork(c, p, 2000, 16, 2000, 0.5, true);
-    expect(c.evictionMs[1]).toBe(0);
+    expect(c.copyMs[1]).toBe(0);
     // A long copy is charged in full: 40,000 held tokens cost 40,000 tokens of prefill.
     p.evictionReuse = 1;
     c.matched[0] = 2500; c.matched[1] = 0;
     predictWork(c, p, 41000, 16, 41000, 0.5, true);
-    expect(c.evictionMs[1]).toBeCloseTo(0.228 * 40000);
+    expect(c.copyMs[1]).toBeCloseTo(0.228 * 40000);
   });
-  it("charges a copy only as often as what the replica would evict is asked for again", () => {
+  it("charges every copied token in full whatever the cache holds, while the prefix's demand needs no other holder", () => {
+    const c = cands(3);
+    const p = new WorkParams();
+    c.matched[0] = 64; // 1024 tokens of the 2000
+    c.cacheReuse[1] = 0.25;
+    c.cacheReuse[2] = 0;
+    c.demandShare = 0.3; // most of a replica's worth, one holder
+    c.demandRequests = 300;
+    predictWork(c, p, 2000, 16, 2000, 0.5, true);
+    expect(c.copyMs[1]).toBeCloseTo(0.228 * 1024);
+    expect(c.copyMs[2]).toBeCloseTo(0.228 * 1024);
+  });
+  it("credits the copy's prefill where the prefix's demand needs another holder, and charges what it evicts as often as that comes back", () => {
     const c = cands(3);
     const p = new WorkParams();
     c.matched[0] = 64; // 1024 tokens of the 2000
     c.cacheReuse[1] = 0.25; // a quarter of what it evicts comes back
-    c.cacheReuse[2] = 0; // only cold tails: copying there is free
+    c.cacheReuse[2] = 0; // only cold tails
+    c.demandShare = 1; // every request finds it held: three replicas' worth, one holder
+    c.demandRequests = 300;
     predictWork(c, p, 2000, 16, 2000, 0.5, true);
-    expect(c.evictionMs[1]).toBeCloseTo(0.25 * 0.228 * 1024);
-    expect(c.evictionMs[2]).toBe(0);
-    // A floor (the picker's 1) charges every copy in full whatever the estimate reads.
+    expect(c.copyMs[0]).toBe(0);
+    expect(c.copyMs[1]).toBeCloseTo((0.25 - 1) * 0.228 * 1024);
+    expect(c.copyMs[2]).toBeCloseTo(-0.228 * 1024);
+    // The replica of cold tails is priced as if it held the prefix.
+    expect(c.ttftMs[2] + c.copyMs[2]).toBeCloseTo(c.ttftMs[0]);
+    // A floor (the picker's 1) charges the evictions in full whatever the estimate reads: the copy is priced at this request's TTFT alone.
     p.evictionReuseFloor = 1;
     predictWork(c, p, 2000, 16, 2000, 0.5, true);
-    expect(c.evictionMs[1]).toBeCloseTo(0.228 * 1024);
-    expect(c.evictionMs[2]).toBeCloseTo(0.228 * 1024);
+    expect(c.copyMs[1]).toBeCloseTo(0);
+    expect(c.copyMs[2]).toBeCloseTo(0);
+    // Two holders of three replicas' worth: a third is still needed; of less than two replicas' worth, not.
+    p.evictionReuseFloor = 0;
+    c.matched[1] = 64;
+    predictWork(c, p, 2000, 16, 2000, 0.5, true);
+    expect(c.copyMs[2]).toBeCloseTo(-0.228 * 1024);
+    c.demandShare = 0.6;
+    predictWork(c, p, 2000, 16, 2000, 0.5, true);
+    expect(c.copyMs[2]).toBeCloseTo(0.228 * 1024);
   });
   it("keeps a request on the replica holding its prompt unless the queue saved is worth the copy and what it evicts", () => {
     // Replica 0 holds 1500 of 1600 prompt tokens and has 2000 queued; replica 1 is idle and holds none.

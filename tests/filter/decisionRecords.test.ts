@@ -134,7 +134,8 @@ test('sampling follows the state: off without the section, on when a new state c
 });
 
 test('the guard\'s spill is in the record: the replica passed over, over the cap, and counted per replica', async () => {
-  await withFilter(state(1n, 1, [replica(A), replica(B)]), {}, async ({ host, logs }) => {
+  // Without the work scorer (weights.work 0) the prefix scorer keeps the system prompt on its holder and the count guard spills it.
+  await withFilter(state(1n, 1, [replica(A), replica(B)]), { weights: { work: 0 } }, async ({ host, logs }) => {
     const system = text(5, 1280);
     const open = [];
     for (let i = 0; i < 40; i++) open.push(send(host, { body: completion(system + ` q${i}`), worker: 0 }, false));

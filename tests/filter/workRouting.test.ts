@@ -58,31 +58,46 @@ test('a 40k-token prompt stays on the replica that holds it while that replica d
 });
 
 /** Whether the next turn of a conversation of `chars` characters stays on its replica once 8 of its turns decode there (the count guard's least cap). */
-async function nextTurnStays(seed: number, chars: number): Promise<boolean> {
+/**
+ * Sends a prompt (`chars` characters of `seed`) and eight more sharing it, kept open, from two
+ * worker VMs, after `others` unique prompts; where the eight went (`spread`: to more than one
+ * replica) and whether a ninth, past the count cap, stays with the first.
+ */
+async function sharedPrefixRun(seed: number, chars: number, others: number): Promise<{ spread: boolean; ninthStays: boolean }> {
   const { host } = await startHost(config, { workers: 2, sharedData: new SharedDataStore() });
   const open: Array<{ complete: () => void }> = [];
   try {
+    for (let i = 0; i < others; i++) send(host, { body: completion(text(seed * 1000 + i, 2000)), worker: i % 2 });
     const conv = text(seed, chars);
     const first = send(host, { body: completion(conv + ' turn 0'), worker: 0 });
+    let spread = false;
     for (let i = 1; i <= 8; i++) {
       const r = send(host, { body: completion(conv + ` turn ${i}`), worker: i % 2 }, false);
       open.push(r);
-      assert.equal(r.endpoint, first.endpoint, `turn ${i} joins the others`);
+      if (r.endpoint !== first.endpoint) spread = true;
     }
     const next = send(host, { body: completion(conv + ' turn 9'), worker: 1 });
-    return next.endpoint === first.endpoint;
+    return { spread, ninthStays: next.endpoint === first.endpoint };
   } finally {
     for (const r of open) r.complete();
     await host.close();
   }
 }
 
-test('past the count cap a long conversation stays where its history is; a short one moves', async () => {
-  // 4k tokens: moving would prefill its 3840-token checkpoint again, more than a chunk (2048); the
-  // idle replicas are under the work guard's bound, so only the move limit keeps it.
-  assert.equal(await nextTurnStays(107, 16_000), true);
-  // 2k tokens: moving costs 1792 tokens, under a chunk, so the count guard spreads it.
-  assert.equal(await nextTurnStays(108, 8_000), false);
+test('past the count cap a prefix its demand does not need elsewhere stays where it is held, short or long', async () => {
+  // Among 40 unique prompts, nine requests sharing a prefix draw a fifth of the traffic: less than one
+  // of the three replicas. Moving would prefill the prefix again (3840 or 1792 tokens); the idle
+  // replicas are under the work guard's bound, so only the count guard's move limit keeps them.
+  for (const [seed, chars] of [[107, 16_000], [108, 8_000]] as const) {
+    const r = await sharedPrefixRun(seed, chars, 40);
+    assert.deepEqual(r, { spread: false, ninthStays: true }, `${chars} characters`);
+  }
+});
+
+test('a prefix that draws most of the traffic spreads over the replicas it needs', async () => {
+  // Alone, the nine draw all of it: three replicas' worth, so its copies are credited and the requests spread.
+  const r = await sharedPrefixRun(108, 8_000, 0);
+  assert.equal(r.spread, true);
 });
 
 test('queued tokens move to decoding at the first response bytes, and every counter is back at zero after ends, resets and local replies', async () => {

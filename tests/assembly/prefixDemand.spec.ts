@@ -1,0 +1,122 @@
+import { PrefixDemand } from "../../assembly/prefix/prefixDemand";
+import { Candidates } from "../../assembly/scheduling/candidates";
+import { WorkParams, predictWork } from "../../assembly/scheduling/workModel";
+import { workScorer } from "../../assembly/scorers/workScorer";
+
+describe("prefix demand", () => {
+  it("gives a prefix every request finds held a share near 1, one of 32 groups about 1/32", () => {
+    const d = new PrefixDemand();
+    let share: f64 = 0;
+    for (let i = 0; i < 1000; i++) share = d.observe(7, true);
+    expect(share).toBeGreaterThan(0.99);
+    const g = new PrefixDemand();
+    for (let i = 0; i < 3200; i++) share = g.observe(<u64>(100 + i % 32), true);
+    expect(share).toBeGreaterThan(0.8 / 32);
+    expect(share).toBeLessThan(1.2 / 32);
+  });
+  it("counts a request that finds nothing held only in the total, and a history reached once as one request", () => {
+    const d = new PrefixDemand();
+    for (let i = 0; i < 100; i++) expect(d.observe(0, false)).toBe(0);
+    // A conversation's next turn finds its history, a prefix no request found held before: one of about 100.
+    const share = d.observe(12345, true);
+    expect(share).toBeGreaterThan(0.5 / 100);
+    expect(share).toBeLessThan(1.5 / 100);
+    // Found again, twice that.
+    expect(d.observe(12345, true)).toBeCloseTo(2 * share, 3);
+  });
+  it("keeps its shares through the rescaling of its weights", () => {
+    const d = new PrefixDemand();
+    let share: f64 = 0;
+    // 2^64 of growth is 16,384 requests: past it several times.
+    for (let i = 0; i < 60000; i++) share = d.observe(<u64>(100 + i % 4), true);
+    expect(share).toBeGreaterThan(0.2);
+    expect(share).toBeLessThan(0.3);
+    expect(isFinite(share)).toBe(true);
+  });
+  it("counts the requests its shares are read from: all of a few, about 370 at length (a half-life of 256)", () => {
+    const d = new PrefixDemand();
+    d.observe(0, false);
+    // Its second request finds a prefix held: a half, from two requests.
+    expect(d.observe(99, true)).toBeCloseTo(0.5, 2);
+    expect(d.requests).toBeCloseTo(2, 1);
+    for (let i = 0; i < 20000; i++) d.observe(0, false);
+    expect(d.requests).toBeGreaterThan(365);
+    expect(d.requests).toBeLessThan(375);
+  });
+  it("forgets a prefix that stops being sent", () => {
+    const d = new PrefixDemand();
+    for (let i = 0; i < 500; i++) d.observe(7, true);
+    for (let i = 0; i < 2000; i++) d.observe(<u64>(1000 + i), true);
+    expect(d.observe(7, true)).toBeLessThan(0.01);
+  });
+});
+
+/** n idle candidates, replica 0 holding 2048 of a 2304-token prompt with one hit queued ahead. */
+function hotPrompt(n: i32): Candidates {
+  const c = new Candidates();
+  c.n = n;
+  for (let i = 0; i < n; i++) { c.replica[i] = i; c.matched[i] = 0; c.queued[i] = 0; c.cacheReuse[i] = 0; }
+  c.matched[0] = 128;
+  c.queued[0] = 256;
+  return c;
+}
+
+describe("work model: spreading a prefix its demand needs on more replicas", () => {
+  it("spreads on a share only past what chance reads from few requests", () => {
+    const p = new WorkParams();
+    const c = hotPrompt(16);
+    // A tenth of the requests: 1.6 replicas' worth, one holder. Read from 20 requests that is two of
+    // them, as likely from a group's share of a sixteenth; from 2000 it is not.
+    c.demandShare = 0.1;
+    c.demandRequests = 20;
+    predictWork(c, p, 2304, 16, 2304, 0.5, true);
+    expect(c.copyNeeded).toBe(false);
+    c.demandRequests = 2000;
+    predictWork(c, p, 2304, 16, 2304, 0.5, true);
+    expect(c.copyNeeded).toBe(true);
+  });
+  it("credits an idle replica the copy of a prefix whose demand keeps more replicas busy than hold it", () => {
+    const p = new WorkParams();
+    const c = hotPrompt(16);
+    c.demandShare = 1; // one system prompt for all: sixteen replicas' worth, one holder
+    c.demandRequests = 300;
+    predictWork(c, p, 2304, 16, 2304, 0.5, true);
+    expect(c.copyMs[0]).toBe(0);
+    // A replica of cold tails (cacheReuse 0): the copy's prefill is credited whole.
+    expect(c.copyMs[1]).toBeCloseTo(-0.228 * 2048);
+    workScorer(c, c.scratch);
+    // This request would start sooner on the holder; the copy is taken for the requests that follow.
+    expect(c.ttftMs[0]).toBeLessThan(c.ttftMs[1]);
+    expect(c.scratch[1]).toBeGreaterThan(c.scratch[0]);
+    // The count guard may copy it (the router then passes it a move limit of one chunk).
+    expect(c.copyNeeded).toBe(true);
+  });
+  it("charges copies once the holders cover the demand, and nothing for a prompt nobody holds", () => {
+    const p = new WorkParams();
+    const c = hotPrompt(16);
+    c.demandShare = 1.0 / 32; // one of 32 groups: half a replica's worth, one holder
+    c.demandRequests = 300;
+    predictWork(c, p, 2304, 16, 2304, 0.5, true);
+    // Copies are charged their prefill instead, and the count guard may not make one.
+    expect(c.copyMs[1]).toBeCloseTo(0.228 * 2048);
+    expect(c.copyNeeded).toBe(false);
+    workScorer(c, c.scratch);
+    expect(c.scratch[0]).toBeGreaterThan(c.scratch[1]);
+    // Fifteen holders of nearly sixteen replicas' worth: the last replica gets it once the share is
+    // read from enough requests to tell it from fifteen's (300), not from 20.
+    for (let k = 0; k < 15; k++) c.matched[k] = 128;
+    c.demandShare = 0.99;
+    c.demandRequests = 20;
+    predictWork(c, p, 2304, 16, 2304, 0.5, true);
+    expect(c.copyMs[15]).toBeCloseTo(0.228 * 2048);
+    c.demandRequests = 300;
+    predictWork(c, p, 2304, 16, 2304, 0.5, true);
+    expect(c.copyMs[15]).toBeCloseTo(-0.228 * 2048);
+    const u = hotPrompt(4);
+    u.matched[0] = 0;
+    u.demandShare = 0;
+    u.demandRequests = 300;
+    predictWork(u, p, 2304, 16, 2304, 0.5, true);
+    for (let k = 0; k < 4; k++) expect(u.copyMs[k]).toBe(0);
+  });
+});
