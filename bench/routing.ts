@@ -4,8 +4,8 @@
 import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { intFlags } from '../cli/toolArgs.js';
-import { runLadder, type LadderResult } from './routing/ladder.js';
+import { intFlags, positiveFlags } from '../cli/toolArgs.js';
+import { DEFAULT_EXTRA_LOADS, DEFAULT_LOADS, DEFAULT_VARIANT_LOAD, LADDER_REPLICAS, runLadder, type LadderResult } from './routing/ladder.js';
 import { ladderHtml, ladderJson, ladderTable } from './routing/ladderReport.js';
 import { html, table, toJson } from './routing/report.js';
 import { runScenario, type WorkloadResult } from './routing/runner.js';
@@ -15,12 +15,9 @@ import { FEATURE_EXPERIMENTS, featureTable, runFeature, type FeatureResult } fro
 
 /** --fixed-overload --quick: this fraction of the requests, 3 replicas only. */
 const QUICK_REQUEST_SCALE = 0.2;
-/** The ladder: replicas, and --quick's replicas and share of the requests. */
-const LADDER_REPLICAS = 16;
+/** --quick's ladder: replicas and share of the requests. */
 const QUICK_LADDER_REPLICAS = 4;
 const QUICK_LADDER_SCALE = 0.5;
-const DEFAULT_LOADS = [0.3, 0.5, 0.7, 0.9, 1.1];
-const DEFAULT_EXTRA_LOADS = [1.3, 1.6, 2.0];
 const DEFAULT_SLO_MS = 2000;
 const DEFAULT_LONG_CONTEXT_SLO_MS = 10000;
 /** Routers whose targets are checked: the product, and the prototype that reaches them. */
@@ -35,7 +32,7 @@ The load ladder (default): every workload at fractions of round robin's capacity
   --extra-loads a,b     rungs tried for policies still under the SLO at the top (default ${DEFAULT_EXTRA_LOADS.join(',')}; 'none' for none)
   --slo MS              TTFT p95 SLO of goodput (default ${DEFAULT_SLO_MS})
   --slo-long-context MS the long-context shape's SLO (default ${DEFAULT_LONG_CONTEXT_SLO_MS}: a cold 40k-token prefill alone takes 9 s)
-  --variant-load F      rung of the worker-VM / gateway variants (default 0.7)
+  --variant-load F      rung of the worker-VM / gateway variants (default ${DEFAULT_VARIANT_LOAD})
   --no-variants         skip the variants
   --trace-rate a,b      replay --trace at these multiples of its own rate (default 1)
 Admission, session affinity and LoRA affinity, each with and without, beside the baselines:
@@ -62,14 +59,8 @@ function fail(msg: string): never {
   process.exit(2);
 }
 
-function positive(v: string | undefined, name: string, def: number): number {
-  if (v === undefined) return def;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) fail(`--${name} must be a positive number, got '${v}'`);
-  return n;
-}
-
 const int = intFlags(fail);
+const positive = positiveFlags(fail);
 
 function numberList(v: string | undefined, name: string, def: number[]): number[] {
   if (v === undefined) return def;
@@ -86,10 +77,10 @@ async function ladder(args: Args, seed: number, quick: boolean, wasm: Uint8Array
   const loads = numberList(str('loads'), 'loads', DEFAULT_LOADS);
   const extraLoads = numberList(str('extra-loads'), 'extra-loads', DEFAULT_EXTRA_LOADS).filter((l) => l > loads[loads.length - 1]!);
   const replicas = int('replicas', str('replicas'), quick ? QUICK_LADDER_REPLICAS : LADDER_REPLICAS, 1);
-  const sloMs = positive(str('slo'), 'slo', DEFAULT_SLO_MS);
-  const longContextSloMs = positive(str('slo-long-context'), 'slo-long-context', DEFAULT_LONG_CONTEXT_SLO_MS);
-  const variantLoad = positive(str('variant-load'), 'variant-load', 0.7);
-  const scale = positive(str('requests-scale'), 'requests-scale', 1) * (quick ? QUICK_LADDER_SCALE : 1);
+  const sloMs = positive('slo', str('slo'), DEFAULT_SLO_MS);
+  const longContextSloMs = positive('slo-long-context', str('slo-long-context'), DEFAULT_LONG_CONTEXT_SLO_MS);
+  const variantLoad = positive('variant-load', str('variant-load'), DEFAULT_VARIANT_LOAD);
+  const scale = positive('requests-scale', str('requests-scale'), 1) * (quick ? QUICK_LADDER_SCALE : 1);
   const traceFile = str('trace');
   const shapes = buildLadderShapes({
     workloadDir: str('workloads') ?? DEFAULT_WORKLOAD_DIR, seed, replicas, requestScale: scale,
@@ -152,7 +143,7 @@ async function features(args: { only?: string; json?: boolean; out?: string; wor
   if (chosen.length === 0) fail(`no feature workload matches --only ${args.only}`);
   const workloadDir = args.workloads ?? DEFAULT_WORKLOAD_DIR;
   checkInputs(workloadDir, chosen.some((e) => e.name === 'overload') ? ['sp-32x32'] : [], undefined);
-  const scale = positive(args['requests-scale'], 'requests-scale', 1) * (quick ? 0.25 : 1);
+  const scale = positive('requests-scale', args['requests-scale'], 1) * (quick ? 0.25 : 1);
   const results: FeatureResult[] = [];
   for (const e of chosen) {
     results.push(await runFeature(e, { seed, workloadDir, scale, wasm, onProgress: (m) => process.stderr.write(m + '\n') }));
@@ -195,7 +186,7 @@ async function main(): Promise<void> {
   }
   if (args.features) return features(args, seed, quick, wasm);
   if (!args['fixed-overload']) return ladder(args, seed, quick, wasm);
-  const scale = positive(args['requests-scale'], 'requests-scale', 1) * (quick ? QUICK_REQUEST_SCALE : 1);
+  const scale = positive('requests-scale', args['requests-scale'], 1) * (quick ? QUICK_REQUEST_SCALE : 1);
   const workloadDir = args.workloads ?? DEFAULT_WORKLOAD_DIR;
   const scenarios = buildScenarios({
     ...DEFAULT_SCENARIO_OPTIONS,

@@ -2,7 +2,8 @@
 // validate): node's parseArgs, strict, plus --help. --help prints the usage and exits 0;
 // an unknown flag, a stray argument or a bad value prints the reason and the usage and
 // exits 2. Whole-number flags are read by one parser, parseIntFlag (toolArgs' `int`, and
-// intFlags for a tool with a command line of its own).
+// intFlags for a tool with a command line of its own); positive numbers by parsePositiveFlag
+// (`positive`, positiveFlags).
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -36,6 +37,25 @@ export function intFlags(fail: (message: string) => never) {
   };
 }
 
+/** Flag --`flag`'s `value` as a finite number above 0 (a rate, a scale, a load); anything else throws an Error naming the flag and the value. */
+export function parsePositiveFlag(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${flag} must be a positive number, got '${value}'`);
+  return n;
+}
+
+/** intFlags' counterpart for parsePositiveFlag: positive(flag, value, fallback). */
+export function positiveFlags(fail: (message: string) => never) {
+  return <F>(flag: string, value: string | undefined, fallback: F): number | F => {
+    if (value === undefined) return fallback;
+    try {
+      return parsePositiveFlag(flag, value);
+    } catch (e) {
+      return fail((e as Error).message);
+    }
+  };
+}
+
 export function toolArgs<O extends Options>(tool: string, usage: string, options: O, allowPositionals = false, argv = process.argv.slice(2)) {
   const fail = (message: string): never => {
     console.error(`${tool}: ${message}\n${usage}`);
@@ -52,5 +72,5 @@ export function toolArgs<O extends Options>(tool: string, usage: string, options
     console.log(usage);
     process.exit(0);
   }
-  return { values: parsed.values, positionals: parsed.positionals, fail, int: intFlags(fail) };
+  return { values: parsed.values, positionals: parsed.positionals, fail, int: intFlags(fail), positive: positiveFlags(fail) };
 }

@@ -13,10 +13,10 @@
 //   node --import tsx bench/routing/cacheBeliefs.ts [shape] [load] [gateways/workers,...] [requests-scale] [wasm]
 import { readFileSync } from 'node:fs';
 import { DEFAULT_WORKLOAD_DIR } from './workloads.js';
-import { measureCapacity } from './ladder.js';
+import { measureCapacity, rungWorkload } from './ladder.js';
 import { loadXxhash } from './gie.js';
 import { makePolicy } from './runner.js';
-import { BASE_POLICIES, LADDER_POLICIES, buildLadderShapes, type PolicySpec } from './scenarios.js';
+import { BASE_POLICIES, buildLadderShapes, type PolicySpec } from './scenarios.js';
 import { simulate } from './simulation.js';
 import { believedTokens } from './filterPolicy.js';
 
@@ -32,8 +32,8 @@ const layouts = layoutsArg.split(',').map((l) => {
 const wasm = wasmFile ? readFileSync(wasmFile) : undefined;
 const shape = buildLadderShapes({ workloadDir: DEFAULT_WORKLOAD_DIR, seed: SEED, replicas: REPLICAS, requestScale: SCALE, maxLoad: LOAD }).find((s) => s.name === shapeName);
 if (!shape) throw new Error(`no ladder shape '${shapeName}'`);
-const capacity = await measureCapacity(shape, { seed: SEED, loads: [LOAD], extraLoads: [], sloMs: 2000, longContextSloMs: 10000, policies: LADDER_POLICIES, variants: [], variantLoad: LOAD });
-const workload = shape.make(LOAD * capacity.rps, Math.max(20, Math.round(LOAD * shape.requestsAtCapacity)));
+const capacity = await measureCapacity(shape, { seed: SEED });
+const workload = rungWorkload(shape, capacity, LOAD);
 const replicas = shape.replicas ?? REPLICAS;
 const spanS = Math.max(1e-6, (workload.requests.at(-1)!.arrivalUs - workload.requests[0]!.arrivalUs) / 1e6);
 /** A belief this far off what the pick held counts as wrong. */

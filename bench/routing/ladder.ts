@@ -28,6 +28,12 @@ import type { PolicySpec, ScenarioKind } from './scenarios.js';
 import { simulate, type PolicyResult } from './simulation.js';
 import type { Workload } from './workloads.js';
 
+/** The ladder's defaults (bench:routing's flags): replicas, rungs as fractions of round robin's capacity, the extra rungs, the variants' rung. */
+export const LADDER_REPLICAS = 16;
+export const DEFAULT_LOADS = [0.3, 0.5, 0.7, 0.9, 1.1];
+export const DEFAULT_EXTRA_LOADS = [1.3, 1.6, 2.0];
+export const DEFAULT_VARIANT_LOAD = 0.7;
+
 export interface LadderShape {
   name: string;
   kind: ScenarioKind;
@@ -117,13 +123,14 @@ export function noCacheRps(w: Workload, hitRate = 0): number {
   return w.requests.length / (ms / 1000);
 }
 
-function arrivedRps(w: Workload): number {
+export function arrivedRps(w: Workload): number {
   const reqs = w.requests;
   const span = (reqs[reqs.length - 1]!.arrivalUs - reqs[0]!.arrivalUs) / 1e6;
   return span > 0 ? reqs.length / span : Infinity;
 }
 
-async function runPolicy(spec: PolicySpec, w: Workload, shape: LadderShape, o: LadderOptions, warnings: string[]): Promise<PolicyResult> {
+/** One policy on workload `w` of `shape`; the filter's unexpected log lines go to `warnings`. */
+export async function runPolicy(spec: PolicySpec, w: Workload, shape: LadderShape, o: Pick<LadderOptions, 'seed' | 'wasm'>, warnings: string[]): Promise<PolicyResult> {
   const x = await loadXxhash();
   const replicas = shape.replicas;
   const policy = await makePolicy(spec, replicas, o.seed, w.name, x, o.wasm, shape.kvBlocks);
@@ -139,7 +146,7 @@ async function runPolicy(spec: PolicySpec, w: Workload, shape: LadderShape, o: L
 
 const RR: PolicySpec = { name: 'round-robin', kind: 'round-robin', workers: 1, gateways: 1 };
 
-export async function measureCapacity(shape: LadderShape, o: LadderOptions): Promise<Capacity> {
+export async function measureCapacity(shape: LadderShape, o: Pick<LadderOptions, 'seed' | 'wasm'>): Promise<Capacity> {
   const probe = shape.make(1, Math.min(shape.requestsAtCapacity, 200));
   if (shape.kind === 'conversation' || shape.kind === 'long-context') {
     const rate = 0.5 * noCacheRps(probe) * shape.replicas;
@@ -157,6 +164,12 @@ export async function measureCapacity(shape: LadderShape, o: LadderOptions): Pro
     if (last.saturated) break;
   }
   return last;
+}
+
+/** The arrivals of the rung at `load`: `load x capacity` req/s, `load x requestsAtCapacity` requests (a trace: all of it at `load` times its rate). */
+export function rungWorkload(shape: LadderShape, capacity: Capacity, load: number): Workload {
+  const n = shape.traceRates !== undefined ? shape.requestsAtCapacity : Math.max(20, Math.round(load * shape.requestsAtCapacity));
+  return shape.make(load * capacity.rps, n);
 }
 
 /** Goodput from a policy's rungs (ascending offered rate). */
@@ -183,8 +196,7 @@ export async function runLadder(shape: LadderShape, o: LadderOptions): Promise<L
   o.onProgress?.(`${shape.name}: round robin capacity ${capacity.rps.toFixed(3)} req/s${capacity.method === 'saturation' && !capacity.saturated ? ' (not saturated)' : ` (${capacity.method})`} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   const rungAt = async (load: number, specs: PolicySpec[]): Promise<LadderRung> => {
     const rate = load * capacity.rps;
-    const n = isTrace ? shape.requestsAtCapacity : Math.max(20, Math.round(load * shape.requestsAtCapacity));
-    const w = shape.make(rate, n);
+    const w = rungWorkload(shape, capacity, load);
     const rung: LadderRung = { load, offeredRps: Math.min(rate, arrivedRps(w)), nominalRps: rate, requests: w.requests.length, oracleHitRate: oracleHitRate(w.requests), policies: [] };
     for (const spec of specs) {
       const t = performance.now();

@@ -8,10 +8,10 @@
 //   node --import tsx bench/routing/splitTail.ts [conversation|long-context] [seed] [requests-scale] [workers] [gateways] [wasm]
 import { readFileSync } from 'node:fs';
 import { DEFAULT_WORKLOAD_DIR } from './workloads.js';
-import { measureCapacity } from './ladder.js';
+import { measureCapacity, rungWorkload } from './ladder.js';
 import { loadXxhash } from './gie.js';
 import { makePolicy } from './runner.js';
-import { BASE_POLICIES, LADDER_POLICIES, buildLadderShapes, type PolicySpec } from './scenarios.js';
+import { BASE_POLICIES, buildLadderShapes, type PolicySpec } from './scenarios.js';
 import { Rng } from './random.js';
 import { percentile, simulate } from './simulation.js';
 import { believedTokens } from './filterPolicy.js';
@@ -23,8 +23,8 @@ const SEED = Number(seedArg), SCALE = Number(scaleArg);
 const LOAD = 0.7, REPLICAS = 16;
 const shape = buildLadderShapes({ workloadDir: DEFAULT_WORKLOAD_DIR, seed: SEED, replicas: REPLICAS, requestScale: SCALE, maxLoad: LOAD }).find((s) => s.name === shapeName);
 if (!shape) throw new Error(`no session shape '${shapeName}'`);
-const capacity = await measureCapacity(shape, { seed: SEED, loads: [LOAD], extraLoads: [], sloMs: 2000, longContextSloMs: 20000, policies: LADDER_POLICIES, variants: [], variantLoad: LOAD });
-const workload = shape.make(LOAD * capacity.rps, Math.max(20, Math.round(LOAD * shape.requestsAtCapacity)));
+const capacity = await measureCapacity(shape, { seed: SEED });
+const workload = rungWorkload(shape, capacity, LOAD);
 
 interface Served { replica: number; ttftMs: number; cachedTokens: number; believedTokens: number }
 async function run(spec: PolicySpec): Promise<Map<SimRequest, Served>> {

@@ -1,8 +1,8 @@
 // Whole-number flags: one parser (cli/toolArgs.ts, parseIntFlag) for every tool, whose error
-// names the flag, the range and the value.
+// names the flag, the range and the value; positive numbers likewise (parsePositiveFlag).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseIntFlag } from '../../cli/toolArgs.js';
+import { parseIntFlag, parsePositiveFlag } from '../../cli/toolArgs.js';
 import { runScript } from '../tools/npmScript.js';
 
 test('parseIntFlag reads digits within the range', () => {
@@ -23,6 +23,14 @@ test('parseIntFlag refuses anything else, naming the flag, the range and the val
   }
 });
 
+test('parsePositiveFlag reads a finite number above 0 and refuses anything else, naming the flag and the value', () => {
+  assert.equal(parsePositiveFlag('slo', '1500'), 1500);
+  assert.equal(parsePositiveFlag('requests-scale', '0.05'), 0.05);
+  for (const value of ['', '0', '-1', 'x', 'Infinity', 'NaN', '1,5']) {
+    assert.throws(() => parsePositiveFlag('slo', value), { message: `--slo must be a positive number, got '${value}'` }, `'${value}'`);
+  }
+});
+
 test('every tool with whole-number flags refuses a bad one through it (exit 2, the flag named, the usage shown)', async () => {
   const cases: Array<[string, string[], RegExp]> = [
     ['fuzz', ['--shards', '0'], /^fuzz: --shards must be a whole number from 1 to 16; got '0'/m],
@@ -31,6 +39,7 @@ test('every tool with whole-number flags refuses a bad one through it (exit 2, t
     ['bench:picker', ['--seconds', 'x'], /^bench:picker: --seconds must be a whole number >= 1; got 'x'/m],
     ['bench:control-plane', ['--replicas', '2,0'], /^bench:control-plane: --replicas must be a whole number >= 1; got '0'/m],
     ['bench:routing', ['--seed=-1'], /--seed must be a whole number from 0 to 4294967295; got '-1'/],
+    ['bench:routing', ['--slo', '0'], /--slo must be a positive number, got '0'/],
     ['bench:filter', ['--requests', '0'], /^bench\/filter: --requests must be a whole number >= 1; got '0'/m],
   ];
   const runs = await Promise.all(cases.map(([tool, args]) => runScript(tool, args, 60_000)));

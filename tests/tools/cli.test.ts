@@ -2,7 +2,8 @@
 // not smoke-run elsewhere) runs at a tiny size with the JSON shape it documents. The runs go
 // through package.json's command line (npmScript.ts). Elsewhere: bench:filter in
 // tests/bench/filter.test.ts, bench in tests/bench/gateway.test.ts, bench:gateway-overhead in
-// tests/bench/gatewayOverhead.test.ts, chaos in tests/chaos/.
+// tests/bench/gatewayOverhead.test.ts, bench:routing:seeds in tests/bench/routing-seeds.test.ts,
+// chaos in tests/chaos/.
 // bench:picker's smoke run is here; the picker itself is tested in tests/picker/.
 // Sizes are tiny: what is asserted is that each tool still works, never how fast.
 import { test } from 'node:test';
@@ -12,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, runScript } from './npmScript.js';
 
-const TOOLS = ['bench:filter', 'bench:routing', 'bench:control-plane', 'bench', 'bench:picker', 'bench:gateway-overhead', 'fuzz', 'chaos', 'validate'];
+const TOOLS = ['bench:filter', 'bench:routing', 'bench:routing:seeds', 'bench:control-plane', 'bench', 'bench:picker', 'bench:gateway-overhead', 'fuzz', 'chaos', 'validate'];
 const WASM_BUILT = existsSync(`${ROOT}plugin/prefix-router.wasm`);
 
 test('every tool answers --help with its usage (exit 0) and refuses an unknown flag (exit 2, naming it)', async () => {
