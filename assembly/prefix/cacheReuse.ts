@@ -1,5 +1,5 @@
 // How much of a replica's cache is prompt content that requests come back
-// for, for the work model's eviction charge. A warmed vLLM cache is full and
+// for, for the work model's copy charge. A warmed vLLM cache is full and
 // evicts its least recently used blocks: where most of it is prompt starts in
 // reuse, a copy evicts one of them; where it is mostly unique tails (one hot
 // system prompt among many questions and answers), it evicts a tail nobody

@@ -119,7 +119,7 @@ export function decodeStepMs(p: WorkParams, n: f64): f64 {
 }
 
 /**
- * Fills each candidate's new tokens, work, predicted TTFT and eviction charge from its
+ * Fills each candidate's new tokens, work, predicted TTFT and copy charge from its
  * matched blocks (`c.matched`, `tokensPerBlock` tokens each) and counters
  * (`c.queued`, `c.decoding`, `c.decodeWork`), for a request of
  * `promptTokens` prompt tokens and `ownWork` work (prompt plus decode), and

@@ -67,7 +67,7 @@ describe("PrefixLocator", () => {
     expect(c.matched[2]).toBe(2);
   });
 
-  it("estimates the share of a replica's cache held by prompt content in reuse, for the eviction charge", () => {
+  it("estimates the share of a replica's cache held by prompt content in reuse, for the copy charge", () => {
     const p = new PrefixLocator(config(), new RouterMetrics(), 0);
     const t = replicaTable(A, 20000);
     p.resize(new ReplicaTable(), t);

@@ -62,11 +62,13 @@ function started(policy: FilterPolicy, req: SimRequest, gateway: number): Decisi
 }
 
 test('the load guard counts the other gateways\' decoding requests on a replica, not only this gateway\'s', async () => {
-  const policy = await FilterPolicy.create({ name: 'fleet-load', replicas: 4, weights: DEFAULT_WEIGHTS, gateways: 2, workers: 1, seed: 5 });
+  // The count guard alone decides here: without the work scorer (weights.work 0) the prefix scorer
+  // keeps one prompt on its holder, where the work model would spread a prompt that draws all the traffic.
+  const policy = await FilterPolicy.create({ name: 'fleet-load', replicas: 4, weights: DEFAULT_WEIGHTS, gateways: 2, workers: 1, seed: 5, config: { weights: { ...DEFAULT_WEIGHTS, work: 0 } } });
   try {
     advance(policy, 0, 200_000);
     // Gateway A sends 8 requests of one prompt with short answers, one after another: they gather on
-    // one replica (the count guard passes over nothing below 8; their decode work is too small for the work guard).
+    // one replica (the count guard passes over nothing below 8).
     let atUs = 210_000;
     advance(policy, 200_000, atUs);
     const fromA = Array.from({ length: 8 }, (_, i) => started(policy, request(i, atUs, 16), 0));
