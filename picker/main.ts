@@ -65,7 +65,7 @@ export function withPickerDefaults(pluginConfig: string): string {
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new UsageError('--config must be a JSON object (plugin/CONFIG.md)');
   // Each of several pickers sees a share of the traffic and under-reads a replica's cache reuse, which
-  // would make a needed copy's evictions look free where active-active needs them charged (bench/picker/README.md).
+  // would make copies look free where active-active needs them charged (bench/picker/README.md).
   const given = (parsed as { work?: unknown }).work;
   const work = typeof given === 'object' && given !== null && !Array.isArray(given) ? given as Record<string, unknown> : {};
   return JSON.stringify({ ...parsed, fallbackHeader: true, subsetHeader: true, work: { evictionReuseFloor: 1, ...work } });

@@ -31,9 +31,8 @@ export class Candidates {
   readonly ttftMs: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /**
    * What copying there the prompt tokens another candidate holds costs beyond
-   * this request's TTFT, ms (workModel.ts): their prefill again, or where the
-   * prefix's demand needs another holder what the copy evicts less that
-   * prefill (then negative or 0).
+   * this request's TTFT, ms (workModel.ts): the re-prefill of what it evicts,
+   * less its own prefill where the prefix's demand needs another holder.
    */
   readonly copyMs: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** Time since this gateway last sent a request to the replica, ms (Infinity: never, as far as its worker VMs' rows tell). */

@@ -8,27 +8,28 @@
 // The work scorer ranks on cost_r = TTFT_r + copy_r, where copy_r prices the
 //   copied_r = new_r - min over candidates of new
 // prompt tokens r would prefill although another candidate holds them:
-//   copy_r = evictionReuse x perToken x copied_r
-// A copy the prefix does not need costs the fleet that prefill again, which
-// the requests queued behind it wait for, and (a warmed vLLM cache is always
-// full: freed blocks stay cached until their space is needed) it evicts as
-// many cached tokens, prefilled again if asked for again. Every copied token
-// is charged, however long the prompt: moving a 30k-token conversation off
-// its holder to skip that replica's queue makes a replica prefill it all
-// again (7 s of a T4). Unless the prefix's demand needs another holder:
-// where a share s of the recent requests found this prefix held
-// (prefix/prefixDemand.ts), it keeps about s x n of n replicas busy, and
-// while that is more than hold it (beyond chance, DEMAND_Z), the copy's
-// prefill is what the requests that follow it save (one system prompt for everyone
-// spreads at once, as round robin would spread it), so only what it evicts
-// is charged:
+//   copy_r = evictionReuse x reused_r x perToken x copied_r
+// A warmed vLLM cache is always full (freed blocks stay cached until their
+// space is needed), so each copied token evicts the least recently used
+// cached one; if that one is asked for again it is prefilled again, at
+// perToken. reused_r is the share of r's cache held by prompt content in
+// reuse (prefix/cacheReuse.ts): where that is high the evicted token is
+// likely one, where r holds a few hot prompt starts among unique tails it is
+// a tail nobody asks for again. Every copied token is charged, however long
+// the prompt: moving a 30k-token conversation off its holder to skip that
+// replica's queue makes a replica prefill it all again (7 s of a T4).
+// Where the prefix's demand needs another holder, the copy's prefill is what
+// the requests that follow it save, and it is credited:
 //   copy_r = (evictionReuse x reused_r - 1) x perToken x copied_r
-// reused_r being the share of r's cache held by prompt content in reuse
-// (prefix/cacheReuse.ts): a hot prompt start goes to a replica of unique
-// tails, not over prompt starts the fleet comes back for. Tokens every
-// candidate would prefill (a unique prompt, a unique tail) cost the same
-// wherever they go and are not charged, so plain load balancing is left as
-// it was.
+// A share s of the recent requests found this prefix held
+// (prefix/prefixDemand.ts): it keeps about s x n of n replicas busy, and
+// while that is more than hold it (beyond chance, DEMAND_Z), a copy is
+// needed. One system prompt for everyone so spreads at once, as round robin
+// spreads it, rather than after its holders have queued; one of 32 groups'
+// prefixes, or a conversation's history, is not copied for a few decoding
+// requests (the count guard may not: picker.ts). Tokens every candidate
+// would prefill (a unique prompt, a unique tail) cost the same wherever they
+// go and are not charged, so plain load balancing is left as it was.
 // The work guard passes over a replica whose work_r would exceed
 // (1 + epsilon) x (all queued and decode work + this request's) / n + one chunk
 // by more than saved_r = (most new over candidates) - new_r, the prefill it
@@ -161,12 +162,8 @@ export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tok
     if (saved > allowance) saved = allowance;
     unchecked(c.work[k] = unchecked(c.queued[k]) + unchecked(c.decodeWork[k]) + fresh - saved);
     const copied = fresh - leastFresh;
-    if (spread) {
-      const reuse = unchecked(c.cacheReuse[k]);
-      unchecked(c.copyMs[k] = perCopied * (reuse > p.evictionReuseFloor ? reuse : p.evictionReuseFloor) * copied - perToken * copied);
-    } else {
-      unchecked(c.copyMs[k] = perCopied * copied);
-    }
+    const reuse = unchecked(c.cacheReuse[k]);
+    unchecked(c.copyMs[k] = perCopied * (reuse > p.evictionReuseFloor ? reuse : p.evictionReuseFloor) * copied - (spread ? perToken * copied : 0));
   }
   c.workBound = guard && n > 0 ? (1 + epsilon) * (total + ownWork) / <f64>n + p.chunkTokens : Infinity;
   c.nearMs = guard ? NEAR_CHUNKS * p.chunkTokens * p.prefillTimePerTokenMs : 0;

@@ -91,13 +91,14 @@ describe("work model: spreading a prefix its demand needs on more replicas", () 
     // The count guard may copy it (the router then passes it a move limit of one chunk).
     expect(c.copyNeeded).toBe(true);
   });
-  it("charges copies once the holders cover the demand, and nothing for a prompt nobody holds", () => {
+  it("charges copies their evictions once the holders cover the demand, and nothing for a prompt nobody holds", () => {
     const p = new WorkParams();
     const c = hotPrompt(16);
     c.demandShare = 1.0 / 32; // one of 32 groups: half a replica's worth, one holder
     c.demandRequests = 300;
+    for (let k = 0; k < 16; k++) c.cacheReuse[k] = 1; // every cache holds prompt starts in reuse
     predictWork(c, p, 2304, 16, 2304, 0.5, true);
-    // Copies are charged their prefill instead, and the count guard may not make one.
+    // Copies are charged what they evict, and the count guard may not make one.
     expect(c.copyMs[1]).toBeCloseTo(0.228 * 2048);
     expect(c.copyNeeded).toBe(false);
     workScorer(c, c.scratch);
@@ -111,7 +112,9 @@ describe("work model: spreading a prefix its demand needs on more replicas", () 
     expect(c.copyMs[15]).toBeCloseTo(0.228 * 2048);
     c.demandRequests = 300;
     predictWork(c, p, 2304, 16, 2304, 0.5, true);
-    expect(c.copyMs[15]).toBeCloseTo(-0.228 * 2048);
+    // Credited: what it evicts (all in reuse here) against the prefill it saves the requests that follow.
+    expect(c.copyMs[15]).toBeCloseTo(0);
+    expect(c.copyNeeded).toBe(true);
     const u = hotPrompt(4);
     u.matched[0] = 0;
     u.demandShare = 0;

@@ -362,14 +362,19 @@ describe("work model and work guard", () => {
     predictWork(c, p, 41000, 16, 41000, 0.5, true);
     expect(c.copyMs[1]).toBeCloseTo(0.228 * 40000);
   });
-  it("charges every copied token in full whatever the cache holds, while the prefix's demand needs no other holder", () => {
+  it("charges a copy only as often as what the replica would evict is asked for again", () => {
     const c = cands(3);
     const p = new WorkParams();
     c.matched[0] = 64; // 1024 tokens of the 2000
-    c.cacheReuse[1] = 0.25;
-    c.cacheReuse[2] = 0;
-    c.demandShare = 0.3; // most of a replica's worth, one holder
+    c.cacheReuse[1] = 0.25; // a quarter of what it evicts comes back
+    c.cacheReuse[2] = 0; // only cold tails: copying there is free
+    c.demandShare = 0.3; // most of a replica's worth, one holder: no copy is needed
     c.demandRequests = 300;
+    predictWork(c, p, 2000, 16, 2000, 0.5, true);
+    expect(c.copyMs[1]).toBeCloseTo(0.25 * 0.228 * 1024);
+    expect(c.copyMs[2]).toBe(0);
+    // A floor (the picker's 1) charges every copy in full whatever the estimate reads.
+    p.evictionReuseFloor = 1;
     predictWork(c, p, 2000, 16, 2000, 0.5, true);
     expect(c.copyMs[1]).toBeCloseTo(0.228 * 1024);
     expect(c.copyMs[2]).toBeCloseTo(0.228 * 1024);
@@ -398,7 +403,9 @@ describe("work model and work guard", () => {
     c.matched[1] = 64;
     predictWork(c, p, 2000, 16, 2000, 0.5, true);
     expect(c.copyMs[2]).toBeCloseTo(-0.228 * 1024);
+    // Not needed: no credit, only the evictions (here all in reuse).
     c.demandShare = 0.6;
+    c.cacheReuse[2] = 1;
     predictWork(c, p, 2000, 16, 2000, 0.5, true);
     expect(c.copyMs[2]).toBeCloseTo(0.228 * 1024);
   });
