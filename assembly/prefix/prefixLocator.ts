@@ -216,8 +216,7 @@ export class PrefixLocator {
       this.rotation += 1;
       key = mix64(this.rotation);
       c.totalBlocks = 0;
-      c.demandShare = this.demand.observe(0, false);
-      c.demandRequests = this.demand.requests;
+      this.countDemand(c, 0, false);
       for (let k = 0; k < c.n; k++) unchecked(c.matched[k] = 0);
       this.metrics.add(Counter.LoadOnly, 1);
     }
@@ -258,7 +257,12 @@ export class PrefixLocator {
     let deepest = 0;
     for (let k = 0; k < n; k++) if (unchecked(this.held[k]) > deepest) deepest = unchecked(this.held[k]);
     this.anyMatch = deepest > 0;
-    c.demandShare = this.demand.observe(deepest > 0 ? unchecked(h.hashes[deepest - 1]) : 0, deepest > 0);
+    this.countDemand(c, deepest > 0 ? unchecked(h.hashes[deepest - 1]) : 0, deepest > 0);
+  }
+
+  /** Counts the request in the prefix demand (PrefixDemand.observe) and hands the work model its share and the requests behind it. */
+  @inline private countDemand(c: Candidates, key: u64, held: bool): void {
+    c.demandShare = this.demand.observe(key, held);
     c.demandRequests = this.demand.requests;
   }
 

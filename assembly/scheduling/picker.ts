@@ -38,6 +38,7 @@
 // TTFT in a share of the replicas nearer its own (scheduling/fleetShare.ts)
 // replaces the choice.
 import { Candidates } from "./candidates";
+import { predictedCostMs } from "./workModel";
 
 /** Scores closer than this are a tie (they come from sums of f64 ratios). */
 export const TIE: f64 = 1e-9;
@@ -192,11 +193,11 @@ function byRendezvous(c: Candidates, top: f64, band: f64, cap: f64): i32 {
  * c.nearMs; where prefill is queued, longestIdleNear's order is the better guess.
  */
 function leastContentNear(c: Candidates, b: i32, cap: f64, band: f64): i32 {
-  const within = unchecked(c.ttftMs[b]) + unchecked(c.copyMs[b]) + c.nearMs;
+  const within = predictedCostMs(c, b) + c.nearMs;
   const restFloor = othersFloor(c, b, band);
   let best = b;
   for (let i = 0; i < c.n; i++) {
-    if (unchecked(c.queued[i]) > 0 || unchecked(c.ttftMs[i]) + unchecked(c.copyMs[i]) > within || !fits(c, i, cap)) continue;
+    if (unchecked(c.queued[i]) > 0 || predictedCostMs(c, i) > within || !fits(c, i, cap)) continue;
     if (othersScore(c, i) < restFloor) continue;
     const d = unchecked(c.written[i]) - unchecked(c.written[best]);
     if (d < 0 || (d == 0 && unchecked(c.rendezvous[i]) > unchecked(c.rendezvous[best]))) best = i;

@@ -106,6 +106,11 @@ export const ALLOWANCE_CHUNKS: f64 = 2;
  */
 export const DEMAND_Z: f64 = 2;
 
+/** Candidate `k`'s predicted cost, ms: its predicted TTFT and its copy charge (cost_r above). */
+@inline export function predictedCostMs(c: Candidates, k: i32): f64 {
+  return unchecked(c.ttftMs[k]) + unchecked(c.copyMs[k]);
+}
+
 /** Time of a decode step over n sequences, ms (0 for none). */
 export function decodeStepMs(p: WorkParams, n: f64): f64 {
   if (n <= 0) return 0;

@@ -1,4 +1,5 @@
 import { Candidates } from "../scheduling/candidates";
+import { predictedCostMs } from "../scheduling/workModel";
 
 /**
  * Predicted cost: time to first token plus what copying a prefix another
@@ -10,11 +11,11 @@ import { Candidates } from "../scheduling/candidates";
 export function workScorer(c: Candidates, out: StaticArray<f64>): void {
   let lo = Infinity;
   for (let i = 0; i < c.n; i++) {
-    const t = unchecked(c.ttftMs[i]) + unchecked(c.copyMs[i]);
+    const t = predictedCostMs(c, i);
     if (t < lo) lo = t;
   }
   for (let i = 0; i < c.n; i++) {
-    const t = unchecked(c.ttftMs[i]) + unchecked(c.copyMs[i]);
+    const t = predictedCostMs(c, i);
     unchecked(out[i] = t > 0 ? lo / t : 1.0);
   }
 }

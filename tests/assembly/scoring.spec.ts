@@ -24,6 +24,21 @@ function cands(n: i32): Candidates {
   return c;
 }
 
+/**
+ * Replica 0 holds 1024 of a 2000-token prompt; a quarter of what replica 1
+ * would evict comes back, of replica 2's nothing (cold tails); the prefix was
+ * found by `share` of 300 recent requests.
+ */
+function copyCase(share: f64): Candidates {
+  const c = cands(3);
+  c.matched[0] = 64;
+  c.cacheReuse[1] = 0.25;
+  c.cacheReuse[2] = 0;
+  c.demandShare = share;
+  c.demandRequests = 300;
+  return c;
+}
+
 /** Replica 0, the favourite, holds a 12k-token conversation and is over the count cap (8); its work is under the bound. */
 function heavySession(): Candidates {
   const c = cands(3);
@@ -363,13 +378,8 @@ describe("work model and work guard", () => {
     expect(c.copyMs[1]).toBeCloseTo(0.228 * 40000);
   });
   it("charges a copy only as often as what the replica would evict is asked for again", () => {
-    const c = cands(3);
+    const c = copyCase(0.3); // most of a replica's worth, one holder: no copy is needed
     const p = new WorkParams();
-    c.matched[0] = 64; // 1024 tokens of the 2000
-    c.cacheReuse[1] = 0.25; // a quarter of what it evicts comes back
-    c.cacheReuse[2] = 0; // only cold tails: copying there is free
-    c.demandShare = 0.3; // most of a replica's worth, one holder: no copy is needed
-    c.demandRequests = 300;
     predictWork(c, p, 2000, 16, 2000, 0.5, true);
     expect(c.copyMs[1]).toBeCloseTo(0.25 * 0.228 * 1024);
     expect(c.copyMs[2]).toBe(0);
@@ -380,13 +390,8 @@ describe("work model and work guard", () => {
     expect(c.copyMs[2]).toBeCloseTo(0.228 * 1024);
   });
   it("credits the copy's prefill where the prefix's demand needs another holder, and charges what it evicts as often as that comes back", () => {
-    const c = cands(3);
+    const c = copyCase(1); // every request finds it held: three replicas' worth, one holder
     const p = new WorkParams();
-    c.matched[0] = 64; // 1024 tokens of the 2000
-    c.cacheReuse[1] = 0.25; // a quarter of what it evicts comes back
-    c.cacheReuse[2] = 0; // only cold tails
-    c.demandShare = 1; // every request finds it held: three replicas' worth, one holder
-    c.demandRequests = 300;
     predictWork(c, p, 2000, 16, 2000, 0.5, true);
     expect(c.copyMs[0]).toBe(0);
     expect(c.copyMs[1]).toBeCloseTo((0.25 - 1) * 0.228 * 1024);
