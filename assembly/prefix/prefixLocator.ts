@@ -249,6 +249,7 @@ export class PrefixLocator {
       this.turnover.observe(s, unchecked(c.written[k]), this.nowS);
       const m = s >= 0 && ck > 0 ? this.index.matchedBlocks(h.hashes, ck, <u32>s) : 0;
       unchecked(this.localHeld[k] = m);
+      unchecked(c.formerMatched[k] = 0);
       unchecked(this.held[k] = m);
       unchecked(c.matched[k] = m > 0 ? checkpointDepth(m - 1) : 0);
       if (m > best) best = m;
@@ -305,7 +306,11 @@ export class PrefixLocator {
       const r = unchecked(this.holderHash[j]);
       const k = candidateOf(t, c, r);
       const m = unchecked(this.holderHeld[j]);
-      if (k < 0 || m <= unchecked(this.held[k]) || this.evicted(t, c, k, m - 1, r)) continue;
+      if (k < 0 || m <= unchecked(this.held[k])) continue;
+      if (this.evicted(t, c, k, m - 1, r)) {
+        unchecked(c.formerMatched[k] = checkpointDepth(m - 1));
+        continue;
+      }
       unchecked(this.held[k] = m);
       unchecked(c.matched[k] = checkpointDepth(m - 1));
     }

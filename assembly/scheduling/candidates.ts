@@ -60,6 +60,16 @@ export class Candidates {
    */
   readonly written: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /**
+   * Leading prompt blocks (a checkpoint depth, as `matched`) the shared index
+   * says the replica held, untouched for longer than its cache turnover
+   * (prefixLocator.ts evicted): `matched` takes them as gone, but a prompt
+   * nobody holds goes back to this former home among nearly equal
+   * candidates (picker.ts says why). 0: none.
+   */
+  readonly formerMatched: StaticArray<i32> = new StaticArray<i32>(MAX_SLOTS);
+  /** Predicted costs within this of the best are nearly equal for a former home (0: off; workModel.ts sets it). */
+  homeBandMs: f64 = 0;
+  /**
    * A prompt no candidate holds any of, with the prefix scorer on: among the
    * candidates the band lets through, the one given the least content wins
    * (picker.ts says why).

@@ -33,7 +33,9 @@
 // through the control plane): new
 // prefixes then spread evenly over the caches, rather than by the
 // rendezvous draw, which can stack more hot prefixes on one replica than
-// its cache holds.
+// its cache holds. A replica the shared index last saw holding the prompt
+// (its former home) comes first within a wider band (c.homeBandMs), so a
+// group whose prefix reads as evicted stays on one replica.
 // Last, for a gateway of a fleet, a candidate of nearly the same predicted
 // TTFT in a share of the replicas nearer its own (scheduling/fleetShare.ts)
 // replaces the choice.
@@ -191,18 +193,32 @@ function byRendezvous(c: Candidates, top: f64, band: f64, cap: f64): i32 {
  * the one given the least content, ties by rendezvous weight. With nothing
  * queued the prediction is exact, so the choice costs this request at most
  * c.nearMs; where prefill is queued, longestIdleNear's order is the better guess.
+ * A former home of the prompt (c.formerMatched) within c.homeBandMs comes
+ * first, whatever the other scorers say (workModel.ts HOME_BAND_CHUNKS).
  */
 function leastContentNear(c: Candidates, b: i32, cap: f64, band: f64): i32 {
   const within = predictedCostMs(c, b) + c.nearMs;
+  const homeWithin = predictedCostMs(c, b) + c.homeBandMs;
   const restFloor = othersFloor(c, b, band);
   let best = b;
+  let bestHome = isFormerHome(c, b);
   for (let i = 0; i < c.n; i++) {
-    if (unchecked(c.queued[i]) > 0 || predictedCostMs(c, i) > within || !fits(c, i, cap)) continue;
-    if (othersScore(c, i) < restFloor) continue;
+    if (unchecked(c.queued[i]) > 0 || !fits(c, i, cap)) continue;
+    const home = isFormerHome(c, i);
+    if (home ? predictedCostMs(c, i) > homeWithin : predictedCostMs(c, i) > within || othersScore(c, i) < restFloor) continue;
+    if (home != bestHome) {
+      if (home) { best = i; bestHome = true; }
+      continue;
+    }
     const d = unchecked(c.written[i]) - unchecked(c.written[best]);
     if (d < 0 || (d == 0 && unchecked(c.rendezvous[i]) > unchecked(c.rendezvous[best]))) best = i;
   }
   return best;
+}
+
+/** The shared index saw candidate i hold this prompt's start before taking it as evicted. */
+@inline function isFormerHome(c: Candidates, i: i32): bool {
+  return unchecked(c.formerMatched[i]) > 0;
 }
 
 /**
@@ -230,7 +246,8 @@ function longestIdleNear(c: Candidates, b: i32, cap: f64, band: f64): i32 {
 /**
  * Among the candidates under the work guard whose predicted TTFT is within
  * c.shareBandMs of the fastest such, those of the nearest share
- * (c.shareRank); `chosen` when it is one of them, else the best-scored of
+ * (c.shareRank); `chosen` when it is one of them or a former home of the
+ * prompt within the band, else the best-scored of
  * them (ties by rendezvous), or for a new prefix the one given the least
  * content (givenLessContent). The count guard sits out: it counts this
  * gateway's requests (the others' only once they decode, as their reported
@@ -243,6 +260,7 @@ function nearestShare(c: Candidates, chosen: i32): i32 {
     if (underWorkGuard(c, i) && unchecked(c.ttftMs[i]) < fastest) fastest = unchecked(c.ttftMs[i]);
   }
   const within = fastest + c.shareBandMs;
+  if (isFormerHome(c, chosen) && unchecked(c.ttftMs[chosen]) <= within) return chosen;
   let nearest = unchecked(c.shareRank[chosen]);
   for (let i = 0; i < c.n; i++) {
     if (underWorkGuard(c, i) && unchecked(c.ttftMs[i]) <= within && unchecked(c.shareRank[i]) < nearest) nearest = unchecked(c.shareRank[i]);

@@ -87,6 +87,19 @@ export class WorkParams {
 export const NEAR_CHUNKS: f64 = 0.1;
 
 /**
+ * A prompt no candidate holds goes back to a replica that held it (until the
+ * shared index took it as evicted: c.formerMatched) whose predicted cost is
+ * within this many chunks of prefill of the best: a quarter chunk, about
+ * 117 ms with the default model. The home is where the gateway's other
+ * worker VMs and the other gateways still look for the prefix, and may
+ * still hold it; elsewhere the prefix would have two homes and take twice
+ * the cache. The band covers the decode steps of the home's other requests
+ * (a few 27-30 ms steps) but not a queued prefill of any length: the
+ * prompt is cold everywhere as far as the router can tell.
+ */
+export const HOME_BAND_CHUNKS: f64 = 0.25;
+
+/**
  * The most prefill, in chunks, a replica's saving lets it past the work
  * bound: two engine steps, about a second of prefill on the reference T4.
  * A conversation's history of a few thousand tokens stays; a hot document
@@ -172,6 +185,7 @@ export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tok
   }
   c.workBound = guard && n > 0 ? (1 + epsilon) * (total + ownWork) / <f64>n + p.chunkTokens : Infinity;
   c.nearMs = guard ? NEAR_CHUNKS * p.chunkTokens * p.prefillTimePerTokenMs : 0;
+  c.homeBandMs = guard ? HOME_BAND_CHUNKS * p.chunkTokens * p.prefillTimePerTokenMs : 0;
 }
 
 /**

@@ -80,10 +80,14 @@ describe("the shared index's entries", () => {
     // 95 s after the placement: still held.
     matchAt(reader, t, c, "second question", 100, 100000);
     expect(c.matched[1]).toBe(held);
+    expect(c.formerMatched[1]).toBe(0);
     // 145 s after it, with nothing touching it: evicted.
     matchAt(reader, t, c, "second question", 150, 150000);
     expect(c.matched[1]).toBe(0);
     expect(reader.anyMatch).toBe(false);
+    // The replica stays the prefix's former home, which prices a copy elsewhere (workModel.ts).
+    expect(c.formerMatched[1]).toBe(held);
+    expect(c.formerMatched[0]).toBe(0);
 
     // A request routed there touches the deepest checkpoint it holds: another 100 s later it still reads as held.
     const again = new PrefixLocator(config(), new RouterMetrics(), 3);

@@ -145,6 +145,14 @@ describe("picker with fleet shares", () => {
     c.written[2] = 5000;
     pick(c, 0.25, 0.2, p);
     expect(p.index).toBe(2);
+    // A former home of the prompt within the band stays, whatever its share.
+    c.written[2] = 7000;
+    c.formerMatched[3] = 64;
+    c.homeBandMs = 117;
+    c.score[3] = c.score[0] + 1;
+    pick(c, 0.25, 0.2, p);
+    expect(p.index).toBe(3);
+    c.formerMatched[3] = 0;
     // Not a new prefix: the score order, as before.
     c.newPrefix = false;
     c.written[2] = 7000;

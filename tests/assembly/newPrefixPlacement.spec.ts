@@ -65,6 +65,22 @@ describe("placing a prompt no replica holds", () => {
     c.load[2] = 40;
     expect(chosen(c)).toBe(1);
   });
+  it("goes back to the prompt's former home within the home band, whatever content and the other scorers say", () => {
+    const c = newPrompt();
+    c.homeBandMs = 117;
+    c.formerMatched[0] = 64;
+    c.ttftMs[0] = 600; // its other requests' decode steps: out of the near band, within the home band
+    c.score[0] = 900;
+    c.workTerm[0] = c.score[0] - 200; // the other scorers put it far below
+    expect(chosen(c)).toBe(0);
+    // Past the home band (a queued prefill's worth): the least content again.
+    c.ttftMs[0] = 700;
+    expect(chosen(c)).toBe(2);
+    // With prefill queued there: not a home to go back to.
+    c.ttftMs[0] = 600;
+    c.queued[0] = 512;
+    expect(chosen(c)).toBe(2);
+  });
   it("keeps the rendezvous order for a prompt some replica holds", () => {
     const c = newPrompt();
     c.newPrefix = false;
