@@ -111,6 +111,8 @@ export interface PeersOptions {
   requestTimeoutMs: number;
   probeRequests: number;
   inferencePerf: boolean;
+  /** The shapes a router runs on, where not every shape of the run (absent: every shape). */
+  routerShapes?: Record<string, string[]>;
   /** Sample the replicas' engine gauges every this many ms during the arrivals and drain (0: off). */
   replicaTraceMs?: number;
   log: (line: string) => void;
@@ -289,21 +291,25 @@ async function measureAddedLatency(routerUrl: string, replicaUrls: string[], n: 
  * The time a run takes, s: its arrivals, and at least that plus each point's start-up and drain
  * (its last request decoding alone) and each ladder's idle latency probe.
  */
-export function runPlan(o: Pick<PeersOptions, 'shapes' | 'replicaCounts' | 'loads' | 'durationS' | 'probeRequests'>, routers: number): { arrivalsS: number; leastS: number } {
+export function runPlan(o: Pick<PeersOptions, 'shapes' | 'replicaCounts' | 'loads' | 'durationS' | 'probeRequests' | 'routerShapes'>, routers: string[]): { arrivalsS: number; leastS: number } {
   let arrivalsS = 0;
   let leastS = 0;
   for (const shape of o.shapes) {
+    const n = routers.filter((r) => runsOn(o, r, shape)).length;
     for (const replicas of o.replicaCounts) {
       for (const load of o.loads) {
         const rate = pointRate(shape, replicas, load);
-        arrivalsS += pointRequests(rate, o.durationS) / rate;
-        leastS += loneRequestS(shape) + POINT_START_S;
+        const pointArrivalsS = pointRequests(rate, o.durationS) / rate;
+        arrivalsS += n * pointArrivalsS;
+        leastS += n * (pointArrivalsS + loneRequestS(shape) + POINT_START_S);
       }
-      if (o.probeRequests > 0) leastS += (ADDED_LATENCY_WARMUP * (1 + replicas) + 2 * o.probeRequests) * PROBE_REQUEST_S;
+      if (o.probeRequests > 0) leastS += n * (ADDED_LATENCY_WARMUP * (1 + replicas) + 2 * o.probeRequests) * PROBE_REQUEST_S;
     }
   }
-  return { arrivalsS: routers * arrivalsS, leastS: routers * (arrivalsS + leastS) };
+  return { arrivalsS, leastS };
 }
+
+const runsOn = (o: Pick<PeersOptions, 'routerShapes'>, router: string, shape: PeerShape) => o.routerShapes?.[router]?.includes(shape.name) ?? true;
 
 export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
   const started = Date.now();
@@ -322,9 +328,11 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
       routerStatus.push({ name, status: 'ran', detail: spec.label ?? '' });
     }
   }
-  const points = chosen.length * o.shapes.length * o.replicaCounts.length * o.loads.length;
-  const plan = runPlan(o, chosen.length);
-  o.log(`plan: ${points} load points (${chosen.length} routers x ${o.shapes.length} shapes x ${o.replicaCounts.length} replica counts x ${o.loads.length} loads) of ${o.durationS} s: ${(plan.arrivalsS / 60).toFixed(1)} min of arrivals, at least ${(plan.leastS / 60).toFixed(1)} min with each point's drain (its last request decoding; deep queues at overload add more) and start-up${o.inferencePerf ? ', and 2 min for the inference-perf check' : ''}`);
+  const ladders = o.shapes.reduce((a, shape) => a + chosen.filter((spec) => runsOn(o, spec.name, shape)).length, 0);
+  const points = ladders * o.replicaCounts.length * o.loads.length;
+  const plan = runPlan(o, chosen.map((spec) => spec.name));
+  const restricted = Object.entries(o.routerShapes ?? {}).filter(([name]) => chosen.some((spec) => spec.name === name)).map(([name, shapes]) => `${name} on ${shapes.join(', ')} only`);
+  o.log(`plan: ${points} load points (${chosen.length} routers x ${o.shapes.length} shapes${restricted.length ? ` (${restricted.join('; ')})` : ''} x ${o.replicaCounts.length} replica counts x ${o.loads.length} loads) of ${o.durationS} s: ${(plan.arrivalsS / 60).toFixed(1)} min of arrivals, at least ${(plan.leastS / 60).toFixed(1)} min with each point's drain (its last request decoding; deep queues at overload add more) and start-up${o.inferencePerf ? ', and 2 min for the inference-perf check' : ''}`);
   const runs: RunResult[] = [];
   // Ctrl-C or SIGTERM stops the router and replicas of the point in progress (they run in their own process groups).
   const active = new Set<() => Promise<void>>();
@@ -339,7 +347,7 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
   try {
     for (const replicas of o.replicaCounts) {
       for (const shape of o.shapes) {
-        for (const spec of chosen) {
+        for (const spec of chosen.filter((s) => runsOn(o, s.name, shape))) {
           let added: RunResult['addedLatencyMs'] = null;
           for (const load of o.loads) {
             const { rate, workload } = pointWorkload(shape, replicas, load, o.durationS, o.seed);
@@ -446,22 +454,31 @@ export function goodputRows(runs: RunResult[], shapes: PeerShape[]): GoodputRow[
   return out;
 }
 
-const QUICK = { shapes: ['sp-32x32'], replicas: [3], loads: [0.4, 0.7, 1.0], durationS: 25 };
-// The ladder reaches past round robin's capacity (1.0) so that goodput separates the prefix-aware routers.
-const FULL = { shapes: ['sp-150x5', 'sp-32x32', 'multi-turn-chat', 'one-system-prompt', 'unique-prompts'], replicas: [3, 8], loads: [0.7, 1.0, 1.3], durationS: 20 };
+const QUICK = { shapes: ['sp-32x32'], replicas: [3], loads: [0.4, 0.7, 1.0], durationS: 25, routerShapes: undefined };
+/**
+ * The full run fits in 2 hours: the load operators run (0.7) and round robin's capacity (1.0), where
+ * goodput still separates the routers; no deep-overload point, whose drains cost most. Several worker
+ * VMs change routing only where requests share prefixes across groups and turns, so
+ * prefix-router/4-workers runs on sp-32x32 and multi-turn-chat.
+ */
+export const FULL_RUN = {
+  shapes: ['sp-150x5', 'sp-32x32', 'multi-turn-chat', 'one-system-prompt', 'unique-prompts'], replicas: [3, 8], loads: [0.7, 1.0], durationS: 20,
+  routerShapes: { 'prefix-router/4-workers': ['sp-32x32', 'multi-turn-chat'] } as Record<string, string[]>,
+};
 
 /** Starting a point's replicas and router, s, and one request of the idle latency probe (measured: 72 took 3.4-3.7 s). */
 const POINT_START_S = 1.1;
 const PROBE_REQUEST_S = 0.048;
 
 const USAGE = `usage: npm run bench:peers -- [options]
-  (no option)          5 shapes, 3 and 8 replicas, loads 0.7/1/1.3, 20 s each, every router: about 2.5 hours
+  (no option)          5 shapes, 3 and 8 replicas, loads 0.7/1, 20 s each, every router
+                       (prefix-router/4-workers on sp-32x32 and multi-turn-chat): about 90 min
   --quick              sp-32x32, 3 replicas, loads 0.4/0.7/1.0, 25 s each, every router (~15 min)
   --smoke              a tiny shape for seconds (the test suite's run)
-  --routers A,B        routers to run (default all: ${ROUTERS.map((r) => r.name).join(', ')})
+  --routers A,B        routers to run, each on every shape (default all: ${ROUTERS.map((r) => r.name).join(', ')})
   --shapes A,B         sp-150x5, sp-32x32, multi-turn-chat, one-system-prompt, unique-prompts
   --replicas N,M       replica counts (default 3,8)
-  --loads F,G          load points as fractions of the shape's reference rate (default 0.7,1,1.3; --quick 0.4,0.7,1)
+  --loads F,G          load points as fractions of the shape's reference rate (default 0.7,1; --quick 0.4,0.7,1)
   --duration-s S       seconds of arrivals per load point (default 20; --quick 25)
   --no-inference-perf  skip the inference-perf cross-check
   --workloads DIR      inference-perf configs (default ${DEFAULT_WORKLOAD_DIR})
@@ -479,7 +496,7 @@ export async function main(argv: string[]): Promise<number> {
   }, false, argv);
   const list = (s: string | undefined) => s?.split(',').map((x) => x.trim()).filter(Boolean);
   const nums = (s: string | undefined, flag: string) => list(s)?.map((x) => { const n = Number(x); if (!(n > 0)) fail(`--${flag}: '${x}' is not a positive number`); return n; });
-  const base = v.quick ? QUICK : FULL;
+  const base = v.quick ? QUICK : FULL_RUN;
   try {
     const workloadDir = v.workloads ?? DEFAULT_WORKLOAD_DIR;
     const all = v.smoke ? [SMOKE_SHAPE] : peerShapes(workloadDir);
@@ -497,6 +514,7 @@ export async function main(argv: string[]): Promise<number> {
       requestTimeoutMs: 120_000,
       probeRequests: v.smoke ? 5 : 30,
       inferencePerf: !v['no-inference-perf'] && !v.smoke,
+      routerShapes: v.routers || v.smoke ? undefined : base.routerShapes,
       replicaTraceMs: nums(v['trace-replicas'], 'trace-replicas')?.[0] ?? 0,
       log,
     });

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { goodputRows, runPeersBench, runPlan, ttftSloMs, SMOKE_SHAPE, type RunResult } from '../../bench/peers/main.js';
+import { goodputRows, peerShapes, runPeersBench, runPlan, ttftSloMs, FULL_RUN, SMOKE_SHAPE, type RunResult } from '../../bench/peers/main.js';
+import { DEFAULT_WORKLOAD_DIR } from '../../bench/routing/workloads.js';
 import { parseCounters, diffCounters, servedShape } from '../../bench/peers/replicaCounters.js';
 import { azureTrace } from '../../bench/peers/inferencePerf.js';
 import { cpuSeconds } from '../../bench/peers/processes.js';
@@ -52,14 +53,32 @@ test('the TTFT SLO is 3x a lone uncached request of the shape, at least 300 ms',
 });
 
 test("a run's plan: its arrivals, and at least each point's lone request decoding, start-up and each ladder's probe on top", () => {
-  const one = runPlan({ shapes: [SMOKE_SHAPE], replicaCounts: [2], loads: [1], durationS: 1.5, probeRequests: 3 }, 1);
+  const one = runPlan({ shapes: [SMOKE_SHAPE], replicaCounts: [2], loads: [1], durationS: 1.5, probeRequests: 3 }, ['r']);
   assert.equal(one.arrivalsS, 30 / 8, 'at 8 req/s a point holds its least 30 requests');
   const loneS = (38 + 0.228 * 220 + 27 * 7) / 1000; // the simulator's T4 model: first token, then 7 more
   const probeS = (3 * (1 + 2) + 2 * 3) * 0.048; // warm-up through the router and to each replica, then the pairs
   assert.ok(Math.abs(one.leastS - one.arrivalsS - loneS - 1.1 - probeS) < 1e-9, `${one.leastS}`);
-  const ladder = runPlan({ shapes: [SMOKE_SHAPE], replicaCounts: [2], loads: [1, 2], durationS: 10, probeRequests: 0 }, 3);
+  const ladder = runPlan({ shapes: [SMOKE_SHAPE], replicaCounts: [2], loads: [1, 2], durationS: 10, probeRequests: 0 }, ['a', 'b', 'c']);
   assert.equal(ladder.arrivalsS, 3 * (80 / 8 + 160 / 16));
   assert.ok(Math.abs(ladder.leastS - ladder.arrivalsS - 3 * 2 * (loneS + 1.1)) < 1e-9, 'no probe, one start-up and drain a point');
+  const other = { ...SMOKE_SHAPE, name: 'other' };
+  const both = runPlan({ shapes: [SMOKE_SHAPE, other], replicaCounts: [2], loads: [1], durationS: 1.5, probeRequests: 3 }, ['a', 'b']);
+  const restricted = runPlan({ shapes: [SMOKE_SHAPE, other], replicaCounts: [2], loads: [1], durationS: 1.5, probeRequests: 3, routerShapes: { b: ['other'] } }, ['a', 'b']);
+  assert.ok(Math.abs(restricted.arrivalsS - (3 / 4) * both.arrivalsS) < 1e-9, 'b runs on one of the two shapes: three ladders of four');
+  assert.ok(Math.abs(restricted.leastS - (3 / 4) * both.leastS) < 1e-9, `${restricted.leastS}`);
+});
+
+test('the full run: loads 0.7 and 1 on every shape, prefix-router/4-workers on sp-32x32 and multi-turn-chat only, within 2 hours by its plan', () => {
+  assert.deepEqual(FULL_RUN.loads, [0.7, 1]);
+  const shapes = peerShapes(DEFAULT_WORKLOAD_DIR).filter((s) => FULL_RUN.shapes.includes(s.name));
+  assert.equal(shapes.length, 5);
+  const routers = ROUTERS.map((r) => r.name);
+  const o = { shapes, replicaCounts: FULL_RUN.replicas, loads: FULL_RUN.loads, durationS: FULL_RUN.durationS, probeRequests: 30 };
+  const plan = runPlan({ ...o, routerShapes: FULL_RUN.routerShapes }, routers);
+  const everyShape = runPlan(o, routers);
+  const fourWorkers = runPlan({ ...o, shapes: shapes.filter((s) => !['sp-32x32', 'multi-turn-chat'].includes(s.name)) }, ['prefix-router/4-workers']);
+  assert.ok(Math.abs(everyShape.leastS - plan.leastS - fourWorkers.leastS) < 1e-6, 'four worker VMs skip three shapes');
+  assert.ok(plan.leastS / 60 < 100, `at least ${plan.leastS / 60} min`);
 });
 
 test('goodput is the highest offered rate meeting the SLO with at most 1% failed', () => {
