@@ -5,13 +5,13 @@
 // response hooks. Each request is a GatewayExchange.
 import http from 'node:http';
 import type net from 'node:net';
-import { Agent } from 'undici';
 import type { ProxyWasmHost } from './proxyWasmHost.js';
 import { type AccessLogEntry, GatewayExchange } from './gatewayExchange.js';
 import { GatewayStats } from './gatewayStats.js';
 import { closeServer, listen } from './listen.js';
 import type { StatsStore } from './statsStore.js';
 import { originalDestination, type UpstreamSelector } from './upstreamSelector.js';
+import { UpstreamClient } from './upstreamClient.js';
 
 export { DESTINATION_HEADER, FALLBACK_HEADER, parseDestination, originalDestination } from './upstreamSelector.js';
 export type { Destination, UpstreamSelector } from './upstreamSelector.js';
@@ -50,11 +50,11 @@ export interface Gateway {
 
 /** The gateway as a request handler (testable with any http.Server). */
 export function createGatewayHandler(opts: GatewayOptions): { handle: http.RequestListener; stats: GatewayStats; close(): void } {
-  const dispatcher = new Agent({ connections: MAX_SOCKETS_PER_UPSTREAM });
+  const client = new UpstreamClient(MAX_SOCKETS_PER_UPSTREAM);
   const stats = new GatewayStats();
   const settings = {
     host: opts.host,
-    dispatcher,
+    client,
     upstream: opts.upstream ?? originalDestination,
     stats,
     timeoutMs: opts.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS,
@@ -62,7 +62,7 @@ export function createGatewayHandler(opts: GatewayOptions): { handle: http.Reque
     onAccessLog: opts.onAccessLog,
   };
   const handle: http.RequestListener = (req, res) => new GatewayExchange(settings, req, res).start();
-  return { handle, stats, close: () => void dispatcher.destroy().catch(() => {}) };
+  return { handle, stats, close: () => client.close() };
 }
 
 /** Starts the gateway on a socket. */

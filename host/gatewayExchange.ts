@@ -3,13 +3,11 @@
 // selector names once the filter releases it (retried on a connect failure), and the response
 // comes back through the filter's response hooks, flushed as it arrives (SSE chunks included).
 // The gateway's own replies (no healthy upstream, connect failure, timeout) are Envoy's router
-// replies: they pass the response hooks too. Upstream requests go through undici's dispatcher
-// (a keep-alive pool per replica) with callbacks, not node:http's streams: the proxy hop is the
-// cost users compare routers on, and the stream objects were much of it.
+// replies: they pass the response hooks too. Upstream requests go through the gateway's own
+// HTTP/1.1 client (upstreamClient.ts: a keep-alive pool per replica) with callbacks, not
+// node:http's streams: the proxy hop is the cost users compare routers on.
 import type http from 'node:http';
 import type net from 'node:net';
-import { Readable } from 'node:stream';
-import type { Dispatcher } from 'undici';
 import { randomUUID } from 'node:crypto';
 import type { HeaderPairs } from './abi.js';
 import { appendRawHeaders } from './headerMap.js';
@@ -17,6 +15,7 @@ import type { ProxyWasmHost } from './proxyWasmHost.js';
 import type { LocalResponse, PropertyValue, Stream, StreamListener } from './stream.js';
 import type { GatewayStats } from './gatewayStats.js';
 import type { Destination, UpstreamSelector } from './upstreamSelector.js';
+import { UPSTREAM_ERRORS, type UpstreamCall, type UpstreamClient, type UpstreamError, type UpstreamResponseHandler } from './upstreamClient.js';
 
 /** Headers that belong to one connection, not to the request (Envoy strips them too). */
 export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host']);
@@ -45,8 +44,8 @@ export interface AccessLogEntry {
 /** What every exchange of one gateway shares. */
 export interface ExchangeSettings {
   host: ProxyWasmHost;
-  /** Keep-alive connections to the replicas (an undici Agent: one pool per origin). */
-  dispatcher: Dispatcher;
+  /** Keep-alive connections to the replicas (one pool per ip:port). */
+  client: UpstreamClient;
   upstream: UpstreamSelector;
   stats: GatewayStats;
   timeoutMs: number;
@@ -87,7 +86,7 @@ function pairsOf(raw: string[]): HeaderPairs {
 }
 
 /**
- * The request headers for undici (flat name, value list): pseudo-headers and hop-by-hop headers left
+ * The request headers for the upstream client (flat name, value list): pseudo-headers and hop-by-hop headers left
  * out, host from :authority. A body sent whole gets its content-length from its bytes (the filter
  * may have changed them), so the client's is left out then.
  */
@@ -107,45 +106,36 @@ function upstreamHeaders(pairs: HeaderPairs, fallbackHost: string, wholeBody: bo
 }
 
 /**
- * One attempt's request to a replica, as undici's handler of it: hands what comes back to the
- * exchange, which drops it once it gave up on this attempt; keeps undici's abort for it.
+ * One attempt's request to a replica, as the upstream client's handler of it: hands what comes back
+ * to the exchange, which drops it once it gave up on this attempt; keeps the call to abort it.
  */
-class UpstreamAttempt implements Dispatcher.DispatchHandlers {
-  private abortRequest: ((reason?: Error) => void) | null = null;
+class UpstreamAttempt implements UpstreamResponseHandler {
+  call: UpstreamCall | null = null;
   cancelled = false;
   /** The response came to its end. */
   complete = false;
   constructor(private readonly exchange: GatewayExchange, readonly attempt: number) {}
-  /** undici hands the abort function over when the request is about to be written. */
-  onConnect(abort: (reason?: Error) => void): void {
-    this.abortRequest = abort;
-    if (this.cancelled) abort(new Error('request cancelled by the gateway'));
-  }
-  onError(e: Error): void {
+  onError(e: UpstreamError | NodeJS.ErrnoException): void {
     this.exchange.onAttemptError(this, e);
   }
-  onHeaders(status: number, raw: Buffer[] | string[] | null): boolean {
+  onHeaders(status: number, raw: string[]): void {
     this.exchange.onAttemptHeaders(this, status, raw);
-    return true;
   }
-  onData(chunk: Buffer): boolean {
+  onData(chunk: Buffer): void {
     this.exchange.onAttemptData(this, chunk);
-    return true;
   }
-  onComplete(trailers: Buffer[] | string[] | null): void {
+  onComplete(trailers: string[]): void {
     this.complete = true;
     this.exchange.onAttemptComplete(this, trailers);
   }
   destroy(): void {
     if (this.cancelled || this.complete) return;
     this.cancelled = true;
-    this.abortRequest?.(new Error('request cancelled by the gateway'));
+    this.call?.abort();
   }
 }
 
-const isConnectFailure = (e: NodeJS.ErrnoException) => e.syscall === 'connect' || e.code === 'UND_ERR_CONNECT_TIMEOUT';
-/** undici refused the request as built (a header value it will not send): Envoy's codec refuses them too. */
-const isInvalidRequest = (e: NodeJS.ErrnoException) => e.code === 'UND_ERR_INVALID_ARG' || e.code === 'UND_ERR_NOT_SUPPORTED';
+const isConnectFailure = (e: UpstreamError | NodeJS.ErrnoException) => ('syscall' in e && e.syscall === 'connect') || e.code === UPSTREAM_ERRORS.connectTimeout.code;
 
 function socketAddress(address: string | undefined, port: number | undefined): string {
   const a = address ?? '127.0.0.1';
@@ -177,8 +167,8 @@ export class GatewayExchange implements StreamListener {
   private readonly started = performance.now();
   private stream!: Stream;
   private upstream: UpstreamAttempt | null = null;
-  /** The request body as it is released, when it was not all there when the attempt started. */
-  private upstreamBody: Readable | null = null;
+  /** The attempt's call, when its request body was not all there when it started: the rest is written to it as the filter releases it. */
+  private upstreamBody: UpstreamCall | null = null;
   /** A response (its head) came from the replica. */
   private upstreamResponded = false;
   private endpoint: string | null = null;
@@ -384,26 +374,24 @@ export class GatewayExchange implements StreamListener {
     if (released.length) this.sentUpstream.push(asBuffer(released));
     // Most requests are whole by the time the filter releases them (it reads the body to route):
     // they go as one buffer; the others stream what the filter releases next (pumpRequest).
-    let body: Buffer | Readable | null;
-    if (this.requestComplete()) {
-      this.upstreamEnded = true;
-      this.upstreamBody = null;
-      body = this.sentUpstream.length === 0 ? null : this.sentUpstream.length === 1 ? this.sentUpstream[0] : Buffer.concat(this.sentUpstream);
-    } else {
-      this.upstreamEnded = false;
-      const b = new Readable({ read() {} });
-      for (const chunk of this.sentUpstream) b.push(chunk);
-      this.upstreamBody = b;
-      body = b;
-    }
+    const whole = this.requestComplete();
+    this.upstreamEnded = whole;
+    this.upstreamBody = null;
+    const body = !whole ? 'stream' : this.sentUpstream.length === 0 ? null : this.sentUpstream.length === 1 ? this.sentUpstream[0] : Buffer.concat(this.sentUpstream);
     const get = (k: string) => hs.find(([hk]) => hk === k)?.[1];
     const u = new UpstreamAttempt(this, attempt);
     this.upstream = u;
     this.gw.stats.upstreamRqTotal.inc();
-    this.gw.dispatcher.dispatch(
-      { origin: `http://${endpoint}`, method: (get(':method') ?? 'GET') as Dispatcher.HttpMethod, path: get(':path') ?? '/', headers: upstreamHeaders(hs, endpoint, this.upstreamBody === null), body, headersTimeout: this.gw.timeoutMs, bodyTimeout: this.gw.timeoutMs },
+    const call = this.gw.client.request(
+      { host: dest.host, port: dest.port, method: get(':method') ?? 'GET', path: get(':path') ?? '/', headers: upstreamHeaders(hs, endpoint, whole), body, timeoutMs: this.gw.timeoutMs },
       u,
     );
+    if (!call || u.cancelled) return;
+    u.call = call;
+    if (!whole) {
+      this.upstreamBody = call;
+      for (const chunk of this.sentUpstream) call.write(chunk);
+    }
   }
 
   /** The client's request is all here and the filter released all of it. */
@@ -426,11 +414,11 @@ export class GatewayExchange implements StreamListener {
     if (data.length) {
       const b = asBuffer(data);
       this.sentUpstream.push(b);
-      upstreamBody.push(b);
+      upstreamBody.write(b);
     }
     if (this.requestComplete()) {
       this.upstreamEnded = true;
-      upstreamBody.push(null);
+      upstreamBody.end();
     }
   }
 
@@ -439,21 +427,21 @@ export class GatewayExchange implements StreamListener {
    * else the router's 503; no response in time: the router's 504; a failure once the response started
    * resets the client's stream (Envoy resets the downstream too).
    */
-  onAttemptError(u: UpstreamAttempt, e: NodeJS.ErrnoException): void {
+  onAttemptError(u: UpstreamAttempt, e: UpstreamError | NodeJS.ErrnoException): void {
     if (this.finished || this.upstream !== u || u.cancelled) return;
     const attempt = u.attempt;
     u.cancelled = true;
-    this.upstreamBody?.destroy();
+    this.upstreamBody = null;
     if (this.upstreamResponded) {
       this.res.destroy();
       return;
     }
     const { stats } = this.gw;
-    if (e.code === 'UND_ERR_HEADERS_TIMEOUT') {
+    if (e.code === UPSTREAM_ERRORS.headersTimeout.code) {
       stats.upstreamTimeout.inc();
       return this.routerReply(504, 'upstream request timeout', 'upstream_response_timeout');
     }
-    if (isInvalidRequest(e)) return this.routerReply(503, `upstream request rejected: ${e.message}`, 'upstream_request_invalid');
+    if (e.code === UPSTREAM_ERRORS.invalidRequest.code) return this.routerReply(503, `upstream request rejected: ${e.message}`, 'upstream_request_invalid');
     if (isConnectFailure(e)) stats.upstreamConnectFail.inc();
     if (attempt < this.gw.connectRetries) {
       stats.upstreamRetry.inc();
@@ -467,7 +455,7 @@ export class GatewayExchange implements StreamListener {
   private responseHasNoBody = false;
 
   /** The replica's response head (dropped when this exchange gave up on the attempt). */
-  onAttemptHeaders(u: UpstreamAttempt, status: number, raw: Buffer[] | string[] | null): void {
+  onAttemptHeaders(u: UpstreamAttempt, status: number, raw: string[]): void {
     if (this.upstream !== u || u.cancelled) return;
     const stream = this.stream;
     this.upstreamResponded = true;
@@ -492,7 +480,7 @@ export class GatewayExchange implements StreamListener {
     this.pumpResponse();
   }
 
-  onAttemptComplete(u: UpstreamAttempt, rawTrailers: Buffer[] | string[] | null): void {
+  onAttemptComplete(u: UpstreamAttempt, rawTrailers: string[]): void {
     if (this.upstream !== u || u.cancelled) return;
     const stream = this.stream;
     const trailers = appendRawHeaders([], rawTrailers);

@@ -48,7 +48,7 @@ export function byteSize(map: HeaderPairs): number {
 }
 
 /**
- * undici's raw headers (name, value, name, value... as bytes) appended to `into` as pairs, names
+ * Raw headers (name, value, name, value... as bytes, or as latin1 strings) appended to `into` as pairs, names
  * lower-cased, those in `skip` left out; header bytes are latin1, as node:http reads them.
  */
 export function appendRawHeaders(into: HeaderPairs, raw: Buffer[] | string[] | null | undefined, skip: ReadonlySet<string> | null = null): HeaderPairs {

@@ -14,6 +14,8 @@ import { probeHost, until } from '../host/support.js';
 
 interface Upstream {
   port: number;
+  /** TCP connections accepted so far. */
+  connections(): number;
   requests: Array<{ method: string; url: string; headers: http.IncomingHttpHeaders; body: string }>;
   close(): Promise<void>;
 }
@@ -30,9 +32,12 @@ async function upstream(handler?: (req: http.IncomingMessage, res: http.ServerRe
       else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ echo: body }));
     });
   });
+  let connections = 0;
+  server.on('connection', () => connections++);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
     port: (server.address() as AddressInfo).port,
+    connections: () => connections,
     requests,
     close: async () => {
       server.closeAllConnections();
@@ -205,6 +210,49 @@ test('a response whose body and end came with its head leaves the gateway in one
     assert.equal(r.status, 200);
     assert.equal(JSON.parse(r.body).echo, '{}');
     assert.equal(writes.length, 1, `socket writes (buffers in each): ${JSON.stringify(writes)}`);
+  } finally {
+    await gw.close();
+    await host.close();
+    await up.close();
+  }
+});
+
+test('upstream connections are kept alive across requests; a reset after the response head resets the client, one before it is retried', async () => {
+  let resetNext: 'before' | 'after' | null = null;
+  const up = await upstream((_req, res) => {
+    if (resetNext === 'before') {
+      resetNext = null;
+      res.socket!.resetAndDestroy();
+      return;
+    }
+    if (resetNext === 'after') {
+      resetNext = null;
+      res.writeHead(200, { 'content-length': '100' }).write('partial');
+      setTimeout(() => res.socket!.resetAndDestroy(), 20);
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+  });
+  const { host } = await probeHost();
+  const gw = await startGateway({ host, listen: { host: '127.0.0.1', port: 0 } });
+  try {
+    for (let i = 0; i < 4; i++) assert.equal((await request(`${gw.url}/x`, { headers: { 'x-probe': dest(up.port) } })).body, 'ok');
+    assert.equal(up.connections(), 1, 'one upstream connection for four sequential requests');
+    resetNext = 'before';
+    const retried = await request(`${gw.url}/x`, { headers: { 'x-probe': dest(up.port) } });
+    assert.deepEqual([retried.status, retried.body], [200, 'ok']);
+    assert.equal(up.requests.length, 6, 'the reset request went again');
+    resetNext = 'after';
+    // The client sees the head, part of the body, then its connection reset.
+    const cut = await new Promise<{ status: number; body: string; complete: boolean }>((resolve) => {
+      http.get(`${gw.url}/x`, { headers: { 'x-probe': dest(up.port) } }, (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('error', () => {});
+        res.on('close', () => resolve({ status: res.statusCode!, body, complete: res.complete }));
+      }).on('error', () => {});
+    });
+    assert.deepEqual(cut, { status: 200, body: 'partial', complete: false });
   } finally {
     await gw.close();
     await host.close();
