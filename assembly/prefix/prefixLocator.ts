@@ -217,7 +217,10 @@ export class PrefixLocator {
       key = mix64(this.rotation);
       c.totalBlocks = 0;
       this.countDemand(c, 0, false);
-      for (let k = 0; k < c.n; k++) unchecked(c.matched[k] = 0);
+      for (let k = 0; k < c.n; k++) {
+        unchecked(c.matched[k] = 0);
+        unchecked(c.formerMatched[k] = 0);
+      }
       this.metrics.add(Counter.LoadOnly, 1);
     }
     for (let k = 0; k < c.n; k++) {

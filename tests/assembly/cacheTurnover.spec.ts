@@ -88,6 +88,9 @@ describe("the shared index's entries", () => {
     // The replica stays the prefix's former home, which prices a copy elsewhere (workModel.ts).
     expect(c.formerMatched[1]).toBe(held);
     expect(c.formerMatched[0]).toBe(0);
+    // A request with no prompt to match (routed on load alone) leaves no former home behind.
+    reader.matchRequest(t, c, false, true, 151);
+    expect(c.formerMatched[1]).toBe(0);
 
     // A request routed there touches the deepest checkpoint it holds: another 100 s later it still reads as held.
     const again = new PrefixLocator(config(), new RouterMetrics(), 3);
