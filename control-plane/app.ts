@@ -16,7 +16,7 @@ import { observabilityRoute } from './routes/observability.js';
 import { encodeObservability, OBSERVABILITY_TAG, type ObservabilitySettings } from './observabilitySection.js';
 import { readyzRoute } from './routes/readyz.js';
 import { replicasRoute } from './routes/replicas.js';
-import { stateRoute } from './routes/state.js';
+import { stateRoute, statePollCall } from './routes/state.js';
 import { weightProfilesRoute } from './routes/weightProfiles.js';
 import { weightsRoute } from './routes/weights.js';
 import { Scraper, type ScrapeOutcome } from './scraper.js';
@@ -55,6 +55,8 @@ export interface ControlPlane {
   readonly telemetry: Telemetry;
   readonly discovery: Discovery;
   readonly weightsStore: WeightsStore;
+  /** GET/POST /v1/state as a proxy_http_call cluster handler, for a gateway in this process (routes/state.ts). */
+  readonly stateCall: ReturnType<typeof statePollCall>;
   weights(): WeightsRecord;
   observability(): ObservabilitySettings;
   /** Same rules as PUT /v1/observability (no token needed: in-process callers are trusted); throws on bad settings. */
@@ -193,8 +195,9 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
   store.onPublish(updateReplicaGauge);
 
   const mayWrite = makeWriteGuard({ token, allowUnauthenticatedWrites: config.allowUnauthenticatedWrites, log });
+  const stateDeps = { store, fleet, telemetry, maxLongPollMs: config.maxLongPollMs };
   const route = dispatch([
-    stateRoute({ store, fleet, telemetry, maxLongPollMs: config.maxLongPollMs }),
+    stateRoute(stateDeps),
     replicasRoute({ store, discovery }),
     weightsRoute({
       store, weightsStore, weights: () => weightsRecord, setWeights, log, maxBodyBytes: config.maxBodyBytes,
@@ -219,6 +222,7 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
 
   return {
     store, fleet, telemetry, discovery, weightsStore,
+    stateCall: statePollCall(stateDeps),
     weights: () => ({ weights: { ...weightsRecord.weights }, profile: weightsRecord.profile }),
     setWeights,
     observability: () => ({ ...observability }),

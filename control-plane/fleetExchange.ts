@@ -167,7 +167,9 @@ export class FleetExchange {
       const rp = this.byHash.get(w.replica);
       if (rp && (w.queuedTokens > 0 || w.decodeWork > 0)) work.set(rp.address, { queuedTokens: w.queuedTokens, decodeWork: w.decodeWork });
     }
-    if (!sameWork(g.work, work)) { g.work = work; this.totals = null; this.changedValue = true; }
+    // A gateway's own placements and work are news only to the others: a lone gateway's move no version.
+    const heard = this.gateways.size > 1;
+    if (!sameWork(g.work, work)) { g.work = work; this.totals = null; this.changedValue ||= heard; }
     // Content grows with every request, as the work and placements that move the version do: it rides along, never news alone.
     const content = new Map<string, number>();
     for (const c of r.content) {
@@ -186,7 +188,7 @@ export class FleetExchange {
       this.log.push(e);
       this.liveCount++;
       this.evict(rp);
-      this.changedValue = true;
+      this.changedValue ||= heard;
     }
     this.compact();
     return g.lastPageFull && Number(r.placementsSeen) === g.lastThrough;
