@@ -79,6 +79,8 @@ export interface FleetExchangeOptions {
   /** xxHash64 (seed 0) of a replica's address, as the filter names replicas */
   hashAddress(address: string): bigint;
   now?: () => number;
+  /** Called when a report brings news for the other gateways (the control plane's publish timer). */
+  onNews?: () => void;
 }
 
 export class FleetExchange {
@@ -108,6 +110,9 @@ export class FleetExchange {
   get gatewayCount(): number { return this.gateways.size; }
   get placementCount(): number { return this.liveCount; }
   get newestSeq(): number { return this.lastSeq; }
+
+  /** Something the other gateways should hear of arrived and was not taken yet. */
+  get hasNews(): boolean { return this.changedValue; }
 
   /** True once after something the other gateways should hear of arrived (the version should move). */
   takeChanged(): boolean {
@@ -191,6 +196,7 @@ export class FleetExchange {
       this.changedValue ||= heard;
     }
     this.compact();
+    if (this.changedValue) this.opts.onNews?.();
     return g.lastPageFull && Number(r.placementsSeen) === g.lastThrough;
   }
 

@@ -75,9 +75,16 @@ export class ReplicaScraper {
     this.connection.destroy();
   }
 
-  /** When poll() next has something to do: the running scrape's timeout, else the next scrape's due time. */
-  get deadlineMs(): number {
-    return this.startedMs >= 0 ? this.startedMs + this.opts.timeoutMs : this.nextDueMs;
+  /**
+   * When poll() next may have something to do: the next scrape's due time, and while one runs, its
+   * timeout. A running scrape that has not yet passed the next one's due time wakes the scheduler
+   * then too, so the timer the scheduler holds is never later than this replica's next scrape and
+   * a scrape that ends seldom has to set it again.
+   */
+  deadlineMs(now: number): number {
+    if (this.startedMs < 0) return this.nextDueMs;
+    const timeout = this.startedMs + this.opts.timeoutMs;
+    return this.nextDueMs > now ? Math.min(this.nextDueMs, timeout) : timeout;
   }
 
   /** Called by the scheduler tick: starts a due scrape, or expires one that ran out of time. */
@@ -131,7 +138,10 @@ export class Scraper {
     this.timerAtMs = Infinity;
     this.tick();
   };
-  private readonly onSettled = (s: ReplicaScraper) => this.arm(s.deadlineMs, performance.now());
+  private readonly onSettled = (s: ReplicaScraper) => {
+    const now = performance.now();
+    this.arm(s.deadlineMs(now), now);
+  };
 
   constructor(private readonly opts: ScraperOptions) {}
 
@@ -160,7 +170,7 @@ export class Scraper {
     let next = Infinity;
     for (const s of this.scrapers.values()) {
       s.poll(now);
-      next = Math.min(next, s.deadlineMs);
+      next = Math.min(next, s.deadlineMs(now));
     }
     if (next === Infinity) return this.disarm();
     this.arm(next, now);

@@ -164,3 +164,31 @@ test('the scheduler sleeps until a scrape is due: each replica scraped every int
   // A 5 ms tick would wake 200 times; one wakeup per scrape start is about 40.
   assert.ok(wakeups <= 60, `${wakeups} timer wakeups`);
 });
+
+test('publishing runs only when something changed: scrapes of still engines publish nothing between staleness checks; a change is out within the publish interval', async () => {
+  const [a] = await fleet(1);
+  const cp = await startControlPlane({ replicas: [a.address], scrapeIntervalMs: 10, logger: memoryLogger() });
+  try {
+    await waitFor('scraped', () => cp.state().replicas[0].metricsKnown);
+    const store = cp.app.store;
+    let publishes = 0;
+    const publish = store.publish.bind(store);
+    store.publish = (force?: boolean) => { publishes++; return publish(force); };
+    const scrapes = a.requests;
+    const t0 = Date.now();
+    await new Promise((r) => setTimeout(r, 500));
+    const elapsed = Date.now() - t0;
+    assert.ok(a.requests - scrapes >= 20, `${a.requests - scrapes} scrapes`);
+    // A publish every 20 ms would be 25; the staleness checks (every 100 ms) are 5.
+    assert.ok(publishes <= Math.ceil(elapsed / 100) + 1, `${publishes} publishes in ${elapsed} ms`);
+    const v = cp.state().version;
+    const changedAt = Date.now();
+    a.values = { 'vllm:num_requests_waiting': 17 };
+    await waitFor('new waiting value', () => cp.state().replicas[0].waiting === 17, 5000, 1);
+    assert.equal(cp.state().version, v + 1n);
+    assert.ok(Date.now() - changedAt < 1000);
+  } finally {
+    await cp.close();
+    await a.close();
+  }
+});
