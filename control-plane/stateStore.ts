@@ -3,7 +3,7 @@
 // long polls wait on.
 import type { EngineMetrics } from './engineMetrics.js';
 import { EncodedStateBase, METRICS_AGE_UNKNOWN, type ReplicaState, type RouterState, type StateSection, type Weights } from './stateWire.js';
-import type { LoraInfo } from './loraMetrics.js';
+import { sameLoraInfo, type LoraInfo } from './loraMetrics.js';
 import { encodeLoraSection } from './loraSection.js';
 
 /** Prefix-cache counters are kept at most this often for the hit-rate window. */
@@ -210,7 +210,7 @@ export class StateStore {
     const r = this.replicas.get(address);
     if (!r) return;
     const now = this.runningNow();
-    const hadLora = r.lora !== null;
+    const loraBefore = r.lora;
     r.lastSuccessMs = now;
     r.metrics = metrics;
     r.lora = lora;
@@ -226,7 +226,7 @@ export class StateStore {
       while (s.length > 1 && now - s[0].t > this.opts.hitRateWindowMs) s.shift();
     }
     const was = this.published.get(address);
-    if (hadLora || lora !== null || was === undefined || !sameReplica(was, this.recordOf(r, now))) this.markDirty();
+    if (!sameLoraInfo(loraBefore, lora) || was === undefined || !sameReplica(was, this.recordOf(r, now))) this.markDirty();
   }
 
   /**

@@ -63,7 +63,7 @@ test('after a pause a replica that stays silent still leaves routing once the bo
   assert.deepEqual(f.store.state.replicas.map((r) => r.ready), [true, false]);
 });
 
-test('a scrape turns the store dirty (the publish timer is set) only when it moves what the filters route on; many changes, one call until the publish', () => {
+test('a scrape turns the store dirty (the publish timer is set) only when it moves what the filters route on (its record, its LoRA information); many changes, one call until the publish', () => {
   const t = 1_000_000;
   const store = new StateStore(weights, { stalenessMs: STALENESS_MS, hitRateWindowMs: 60_000, now: () => t });
   let calls = 0;
@@ -90,7 +90,13 @@ test('a scrape turns the store dirty (the publish timer is set) only when it mov
   store.recordSuccess('10.0.0.2:8000', metrics);
   assert.equal(calls, 3);
   assert.equal(store.publish(), false);
-  // LoRA adapters are compared by the publish (their section): a replica with any sets the timer.
-  store.recordSuccess('10.0.0.2:8000', metrics, { maxLora: 1, running: [], waiting: [] });
+  // LoRA information (the LoRA section's source): the same again is no change, a new adapter is.
+  const lora = { maxLora: 2, running: ['a'], waiting: [], baseModel: 'base' };
+  store.recordSuccess('10.0.0.2:8000', metrics, lora);
   assert.equal(calls, 4);
+  assert.equal(store.publish(), true);
+  store.recordSuccess('10.0.0.2:8000', metrics, { ...lora, running: ['a'] });
+  assert.equal(calls, 4, 'the same adapters');
+  store.recordSuccess('10.0.0.2:8000', metrics, { ...lora, running: ['a', 'b'] });
+  assert.equal(calls, 5);
 });
