@@ -147,6 +147,8 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
     fleet.setReplicas(s.replicas);
   });
 
+  let started = false;
+  let closed = false;
   // Publishing runs when there may be something to publish, not on a fixed beat: a scrape that moved
   // what the filters route on, or the fleet's news, sets the publish timer, which runs at most every
   // publishIntervalMs (so the changes inside one interval make one version) and lets the fleet's news
@@ -177,8 +179,6 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
     publishTimer = setTimeout(onPublishTimer, Math.max(0, at - Date.now()));
   }
   store.onDirty(schedulePublish);
-  let started = false;
-  let closed = false;
 
   // Weight changes are serialized: persist, then apply, one at a time, in arrival order.
   let writeChain: Promise<unknown> = Promise.resolve();

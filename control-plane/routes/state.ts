@@ -13,6 +13,8 @@ import { STATE_CONTENT_TYPE, STATE_VERSION_HEADER } from '../stateWire.js';
 import type { Telemetry } from '../telemetry.js';
 import type { HttpCallRequest, HttpCallResponse } from '../../host/httpCaller.js';
 
+const STATE_PATH = '/v1/state';
+
 export interface StateRouteDeps { store: StateStore; fleet: FleetExchange; telemetry: Telemetry; maxLongPollMs: number }
 
 /** A refused poll: its status and what the body says. */
@@ -55,7 +57,7 @@ function holdPoll(o: StateRouteDeps, after: bigint, waitMs: number, report: Poll
 
 export function stateRoute(o: StateRouteDeps): Route {
   return {
-    path: '/v1/state',
+    path: STATE_PATH,
     methods: ['GET', 'POST'],
     async handle(req, res, url) {
       const q = pollQuery(url.searchParams, o.maxLongPollMs);
@@ -85,7 +87,6 @@ export function stateRoute(o: StateRouteDeps): Route {
   };
 }
 
-const STATE_PATH = '/v1/state';
 const enc = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 
