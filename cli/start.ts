@@ -1,7 +1,7 @@
 // `prefix-router start` (npm start): the whole product on this machine. Simulated vLLM replicas
 // (or real ones with --upstream), the control plane scraping them, and the embedded gateway
 // running plugin/prefix-router.wasm, which long-polls the control plane through the cluster
-// `prefix_router_control_plane`. Ctrl-C (SIGINT/SIGTERM) stops everything.
+// `prefix_router_control_plane` (in process: no socket between the two). Ctrl-C (SIGINT/SIGTERM) stops everything.
 
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -133,7 +133,9 @@ export async function startStack(partial: Partial<StartOptions> = {}): Promise<R
       workers: o.workers,
       // The embedded gateway retries a failed connection on the runner-up the filter names.
       pluginConfig: JSON.stringify({ controlPlane: { cluster: CONTROL_PLANE_CLUSTER }, fallbackHeader: true, debugHeaders: true }),
-      clusters: { [CONTROL_PLANE_CLUSTER]: cp.url },
+      // The control plane is in this process: the filter's long poll reaches it without a socket
+      // (the same route, checks and answers as over HTTP; routes/state.ts, statePollCall).
+      clusters: { [CONTROL_PLANE_CLUSTER]: cp.app.stateCall },
       logLevel: o.logLevel,
       // Above the filter's maxBodyBytes (1 MiB), as envoy/envoy.yaml's 4 MiB: a larger prompt is
       // routed on load alone by the filter instead of refused with 413 by the proxy.

@@ -16,11 +16,11 @@ import { observabilityRoute } from './routes/observability.js';
 import { encodeObservability, OBSERVABILITY_TAG, type ObservabilitySettings } from './observabilitySection.js';
 import { readyzRoute } from './routes/readyz.js';
 import { replicasRoute } from './routes/replicas.js';
-import { stateRoute } from './routes/state.js';
+import { stateRoute, statePollCall } from './routes/state.js';
 import { weightProfilesRoute } from './routes/weightProfiles.js';
 import { weightsRoute } from './routes/weights.js';
 import { Scraper, type ScrapeOutcome } from './scraper.js';
-import { StateStore, type Member } from './stateStore.js';
+import { maxClockStepMs, StateStore, type Member } from './stateStore.js';
 import type { RouterState } from './stateWire.js';
 import { Telemetry } from './telemetry.js';
 import {
@@ -30,7 +30,7 @@ import {
 
 export { WeightsInputError };
 
-/** Staleness is re-checked this often even when no scrape changed anything. */
+/** Staleness is re-checked this often even when no scrape changed anything (more often under a tight bound: maxClockStepMs). */
 const STALENESS_CHECK_MS = 100;
 /** What the gateways report of each other reaches them at most this often (a new version each time). */
 export const FLEET_PUBLISH_MS = 20;
@@ -55,6 +55,8 @@ export interface ControlPlane {
   readonly telemetry: Telemetry;
   readonly discovery: Discovery;
   readonly weightsStore: WeightsStore;
+  /** GET/POST /v1/state as a proxy_http_call cluster handler, for a gateway in this process (routes/state.ts). */
+  readonly stateCall: ReturnType<typeof statePollCall>;
   weights(): WeightsRecord;
   observability(): ObservabilitySettings;
   /** Same rules as PUT /v1/observability (no token needed: in-process callers are trusted); throws on bad settings. */
@@ -88,7 +90,7 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
       : config.weightsConfigMap ? new ConfigMapWeightsStore(kc!, config.kubernetes!.namespace, config.weightsConfigMap)
         : new MemoryWeightsStore());
   const store = new StateStore(config.weights, { stalenessMs: config.stalenessMs, hitRateWindowMs: config.hitRateWindowMs });
-  const fleet = new FleetExchange({ hashAddress: await addressHasher() });
+  const fleet = new FleetExchange({ hashAddress: await addressHasher(), onNews: () => schedulePublish() });
   fleet.setReplicas(store.state.replicas);
   let weightsRecord: WeightsRecord = { weights: store.weights, profile: profileOf(store.weights) };
   const token = deps.token ?? null;
@@ -145,11 +147,38 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
     fleet.setReplicas(s.replicas);
   });
 
-  let tickTimer: NodeJS.Timeout | null = null;
-  let lastStaleCheck = 0;
-  let lastFleetPublish = 0;
   let started = false;
   let closed = false;
+  // Publishing runs when there may be something to publish, not on a fixed beat: a scrape that moved
+  // what the filters route on, or the fleet's news, sets the publish timer, which runs at most every
+  // publishIntervalMs (so the changes inside one interval make one version) and lets the fleet's news
+  // out at most every FLEET_PUBLISH_MS; staleness is looked at on a timer of its own. A fleet whose
+  // engines sit still wakes the control plane only for its scrapes and the staleness checks.
+  let publishTimer: NodeJS.Timeout | null = null;
+  let stalenessTimer: NodeJS.Timeout | null = null;
+  let lastPublishTick = -Infinity;
+  let lastStaleCheck = 0;
+  let lastFleetPublish = 0;
+  const publishTick = (checkStaleness: boolean) => {
+    const now = Date.now();
+    lastPublishTick = now;
+    if (checkStaleness) lastStaleCheck = now;
+    if (now - lastFleetPublish >= FLEET_PUBLISH_MS && fleet.takeChanged()) {
+      lastFleetPublish = now;
+      store.publish(true);
+    } else store.tick(checkStaleness);
+    if (fleet.hasNews) schedulePublish();
+  };
+  const onPublishTimer = () => {
+    publishTimer = null;
+    publishTick(Date.now() - lastStaleCheck >= STALENESS_CHECK_MS);
+  };
+  function schedulePublish(): void {
+    if (publishTimer !== null || !started || closed) return;
+    const at = Math.max(lastPublishTick + config.publishIntervalMs, fleet.hasNews ? lastFleetPublish + FLEET_PUBLISH_MS : 0);
+    publishTimer = setTimeout(onPublishTimer, Math.max(0, at - Date.now()));
+  }
+  store.onDirty(schedulePublish);
 
   // Weight changes are serialized: persist, then apply, one at a time, in arrival order.
   let writeChain: Promise<unknown> = Promise.resolve();
@@ -193,8 +222,9 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
   store.onPublish(updateReplicaGauge);
 
   const mayWrite = makeWriteGuard({ token, allowUnauthenticatedWrites: config.allowUnauthenticatedWrites, log });
+  const stateDeps = { store, fleet, telemetry, maxLongPollMs: config.maxLongPollMs };
   const route = dispatch([
-    stateRoute({ store, fleet, telemetry, maxLongPollMs: config.maxLongPollMs }),
+    stateRoute(stateDeps),
     replicasRoute({ store, discovery }),
     weightsRoute({
       store, weightsStore, weights: () => weightsRecord, setWeights, log, maxBodyBytes: config.maxBodyBytes,
@@ -219,6 +249,7 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
 
   return {
     store, fleet, telemetry, discovery, weightsStore,
+    stateCall: statePollCall(stateDeps),
     weights: () => ({ weights: { ...weightsRecord.weights }, profile: weightsRecord.profile }),
     setWeights,
     observability: () => ({ ...observability }),
@@ -247,23 +278,17 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
           ? `no API token configured and unauthenticated writes allowed: ANYONE who can connect to ${config.host} can change weights`
           : 'no API token configured: weight changes are refused (set PREFIX_ROUTER_API_TOKEN or --token-file)');
       }
-      tickTimer = setInterval(() => {
-        const now = Date.now();
-        const check = now - lastStaleCheck >= STALENESS_CHECK_MS;
-        if (check) lastStaleCheck = now;
-        if (now - lastFleetPublish >= FLEET_PUBLISH_MS && fleet.takeChanged()) {
-          lastFleetPublish = now;
-          store.publish(true);
-        } else store.tick(check);
-      }, config.publishIntervalMs);
+      stalenessTimer = setInterval(() => publishTick(true), Math.min(STALENESS_CHECK_MS, maxClockStepMs(config.stalenessMs)));
       started = true;
+      schedulePublish();
       log.info('control plane starting', { discovery: discovery.description, scrapeIntervalMs: config.scrapeIntervalMs, stalenessMs: config.stalenessMs, weightsStore: weightsStore.description });
       await discovery.start(onMembers);
     },
     async close() {
       if (closed) return;
       closed = true;
-      if (tickTimer) clearInterval(tickTimer);
+      if (stalenessTimer) clearInterval(stalenessTimer);
+      if (publishTimer) clearTimeout(publishTimer);
       scraper.stop();
       store.releaseWaiters();
       await discovery.stop();

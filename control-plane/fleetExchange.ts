@@ -79,6 +79,8 @@ export interface FleetExchangeOptions {
   /** xxHash64 (seed 0) of a replica's address, as the filter names replicas */
   hashAddress(address: string): bigint;
   now?: () => number;
+  /** Called when a report brings news for the other gateways (the control plane's publish timer). */
+  onNews?: () => void;
 }
 
 export class FleetExchange {
@@ -108,6 +110,9 @@ export class FleetExchange {
   get gatewayCount(): number { return this.gateways.size; }
   get placementCount(): number { return this.liveCount; }
   get newestSeq(): number { return this.lastSeq; }
+
+  /** Something the other gateways should hear of arrived and was not taken yet. */
+  get hasNews(): boolean { return this.changedValue; }
 
   /** True once after something the other gateways should hear of arrived (the version should move). */
   takeChanged(): boolean {
@@ -167,7 +172,9 @@ export class FleetExchange {
       const rp = this.byHash.get(w.replica);
       if (rp && (w.queuedTokens > 0 || w.decodeWork > 0)) work.set(rp.address, { queuedTokens: w.queuedTokens, decodeWork: w.decodeWork });
     }
-    if (!sameWork(g.work, work)) { g.work = work; this.totals = null; this.changedValue = true; }
+    // A gateway's own placements and work are news only to the others: a lone gateway's move no version.
+    const heard = this.gateways.size > 1;
+    if (!sameWork(g.work, work)) { g.work = work; this.totals = null; this.changedValue ||= heard; }
     // Content grows with every request, as the work and placements that move the version do: it rides along, never news alone.
     const content = new Map<string, number>();
     for (const c of r.content) {
@@ -186,9 +193,10 @@ export class FleetExchange {
       this.log.push(e);
       this.liveCount++;
       this.evict(rp);
-      this.changedValue = true;
+      this.changedValue ||= heard;
     }
     this.compact();
+    if (this.changedValue) this.opts.onNews?.();
     return g.lastPageFull && Number(r.placementsSeen) === g.lastThrough;
   }
 

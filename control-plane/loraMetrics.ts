@@ -59,3 +59,10 @@ export function parseLoraInfo(text: string): LoraInfo | null {
   }
   return out;
 }
+
+/** Two scrapes' LoRA information is the same (what the state's LoRA section is built from). */
+export function sameLoraInfo(a: LoraInfo | null, b: LoraInfo | null): boolean {
+  if (a === null || b === null) return a === b;
+  const sameList = (x: string[], y: string[]) => x.length === y.length && x.every((v, i) => v === y[i]);
+  return a.maxLora === b.maxLora && a.baseModel === b.baseModel && sameList(a.running, b.running) && sameList(a.waiting, b.waiting);
+}

@@ -39,11 +39,15 @@ export function metricsRequestPath(opts: Pick<ScraperOptions, 'metricsPath' | 'n
 }
 
 /**
- * Scheduler resolution. One fleet-wide timer at this period starts due scrapes
- * and expires slow ones, instead of two timers per scrape (10k timer
- * operations/s at 256 replicas x 20/s); 5 ms is a tenth of the default interval.
+ * Scheduler resolution. One fleet-wide timer starts due scrapes and expires
+ * slow ones, instead of two timers per scrape (10k timer operations/s at 256
+ * replicas x 20/s). It sleeps until the earliest scrape due or timeout, but
+ * never less than this: a large fleet wakes it at most every 5 ms (a tenth of
+ * the default interval), a small one only when a scrape is due.
  */
 const SCHEDULER_TICK_MS = 5;
+/** A node timer can fire up to about a millisecond before performance.now() reaches its time: a scrape this close to due starts. */
+const TIMER_SLACK_MS = 2;
 
 export class ReplicaScraper {
   private readonly extractor: MetricExtractor;
@@ -55,7 +59,8 @@ export class ReplicaScraper {
   private stopped = false;
   private readonly onResponse = (r: FetchResult) => this.finishWith(r);
 
-  constructor(readonly address: string, private readonly opts: ScraperOptions) {
+  /** `onSettled` hears when a scrape ended (its deadline moved to the next one's due time). */
+  constructor(readonly address: string, private readonly opts: ScraperOptions, private readonly onSettled: (s: ReplicaScraper) => void = () => {}) {
     this.extractor = new MetricExtractor(opts.mappings);
     const sep = address.lastIndexOf(':');
     const host = address.slice(0, sep).replace(/^\[(.*)\]$/, '$1');
@@ -70,6 +75,18 @@ export class ReplicaScraper {
     this.connection.destroy();
   }
 
+  /**
+   * When poll() next may have something to do: the next scrape's due time, and while one runs, its
+   * timeout. A running scrape that has not yet passed the next one's due time wakes the scheduler
+   * then too, so the timer the scheduler holds is never later than this replica's next scrape and
+   * a scrape that ends seldom has to set it again.
+   */
+  deadlineMs(now: number): number {
+    if (this.startedMs < 0) return this.nextDueMs;
+    const timeout = this.startedMs + this.opts.timeoutMs;
+    return this.nextDueMs > now ? Math.min(this.nextDueMs, timeout) : timeout;
+  }
+
   /** Called by the scheduler tick: starts a due scrape, or expires one that ran out of time. */
   poll(now: number): void {
     if (this.stopped) return;
@@ -81,10 +98,10 @@ export class ReplicaScraper {
       }
       return;
     }
-    if (now < this.nextDueMs) return;
+    if (now < this.nextDueMs - TIMER_SLACK_MS) return;
     this.startedMs = now;
-    // Keep the cadence: the next one is due an interval after this one started (never two at once).
-    this.nextDueMs = now + this.opts.intervalMs;
+    // Keep the cadence: the next one is due an interval after this one was (never two at once).
+    this.nextDueMs = Math.max(now, this.nextDueMs) + this.opts.intervalMs;
     this.connection.get(this.onResponse);
   }
 
@@ -104,7 +121,9 @@ export class ReplicaScraper {
 
   private report(outcome: ScrapeOutcome): void {
     this.startedMs = -1;
-    if (!this.stopped) this.opts.onResult(this.address, outcome);
+    if (this.stopped) return;
+    this.opts.onResult(this.address, outcome);
+    this.onSettled(this);
   }
 }
 
@@ -112,6 +131,17 @@ export class ReplicaScraper {
 export class Scraper {
   private readonly scrapers = new Map<string, ReplicaScraper>();
   private timer: NodeJS.Timeout | null = null;
+  /** performance.now() the timer is set for. */
+  private timerAtMs = Infinity;
+  private readonly onTimer = () => {
+    this.timer = null;
+    this.timerAtMs = Infinity;
+    this.tick();
+  };
+  private readonly onSettled = (s: ReplicaScraper) => {
+    const now = performance.now();
+    this.arm(s.deadlineMs(now), now);
+  };
 
   constructor(private readonly opts: ScraperOptions) {}
 
@@ -121,25 +151,43 @@ export class Scraper {
       if (!want.has(a)) { s.stop(); this.scrapers.delete(a); }
     }
     for (const a of want) {
-      if (!this.scrapers.has(a)) this.scrapers.set(a, new ReplicaScraper(a, this.opts));
+      if (!this.scrapers.has(a)) this.scrapers.set(a, new ReplicaScraper(a, this.opts, this.onSettled));
     }
-    if (this.scrapers.size > 0 && !this.timer) {
-      this.timer = setInterval(() => {
-        const now = performance.now();
-        for (const s of this.scrapers.values()) s.poll(now);
-      }, Math.min(SCHEDULER_TICK_MS, this.opts.intervalMs));
-    } else if (this.scrapers.size === 0 && this.timer) {
-      clearInterval(this.timer);
-      this.timer = null;
-    }
+    this.tick();
   }
 
   get size(): number { return this.scrapers.size; }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+    this.disarm();
     for (const s of this.scrapers.values()) s.stop();
     this.scrapers.clear();
+  }
+
+  /** Starts what is due, expires what ran out of time, and sleeps until the next deadline. */
+  private tick(): void {
+    const now = performance.now();
+    let next = Infinity;
+    for (const s of this.scrapers.values()) {
+      s.poll(now);
+      next = Math.min(next, s.deadlineMs(now));
+    }
+    if (next === Infinity) return this.disarm();
+    this.arm(next, now);
+  }
+
+  /** Makes sure the timer fires by `at` (but not within SCHEDULER_TICK_MS of now). */
+  private arm(at: number, now: number): void {
+    const when = Math.max(at, now + Math.min(SCHEDULER_TICK_MS, this.opts.intervalMs));
+    if (this.timer && this.timerAtMs <= when) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAtMs = when;
+    this.timer = setTimeout(this.onTimer, when - now);
+  }
+
+  private disarm(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.timerAtMs = Infinity;
   }
 }

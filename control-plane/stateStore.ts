@@ -3,7 +3,7 @@
 // long polls wait on.
 import type { EngineMetrics } from './engineMetrics.js';
 import { EncodedStateBase, METRICS_AGE_UNKNOWN, type ReplicaState, type RouterState, type StateSection, type Weights } from './stateWire.js';
-import type { LoraInfo } from './loraMetrics.js';
+import { sameLoraInfo, type LoraInfo } from './loraMetrics.js';
 import { encodeLoraSection } from './loraSection.js';
 
 /** Prefix-cache counters are kept at most this often for the hit-rate window. */
@@ -66,8 +66,8 @@ export function isStale(r: ReplicaRecord, now: number, stalenessMs: number): boo
 
 /**
  * The longest step the running clock takes between two looks at the wall
- * clock. The store looks every publish tick (20 ms by default) and every
- * scrape; a longer gap means the process did not run (stopped, asleep, a GC
+ * clock. The store looks at every scrape and every staleness check (100 ms by
+ * default, more often under a tight bound: app.ts); a longer gap means the process did not run (stopped, asleep, a GC
  * stall), and no scrape could have happened in it: counting it as metrics age
  * would take every replica out of routing on resume, until the next scrapes.
  * Half the bound leaves the other half for the first scrapes after it.
@@ -98,6 +98,10 @@ export class StateStore {
   private lastWallMs: number;
   private readonly maxStepMs: number;
   private readonly listeners: Array<(state: RouterState) => void> = [];
+  /** Hears when something a filter routes on may have changed since the last publish (the publish timer). */
+  private dirtyListener: (() => void) | null = null;
+  /** The current state's replica records by address. */
+  private published = new Map<string, ReplicaState>();
   /** Each feature's section by tag (plugin/STATE_FORMAT.md, "Sections"); served in tag order. */
   private readonly sections = new Map<number, Uint8Array>();
   private publishedAtMs: number;
@@ -163,6 +167,15 @@ export class StateStore {
 
   onPublish(cb: (state: RouterState) => void): void { this.listeners.push(cb); }
 
+  /** `cb` is called when the store turns dirty: a publish would look for a new version. */
+  onDirty(cb: () => void): void { this.dirtyListener = cb; }
+
+  private markDirty(): void {
+    if (this.dirty) return;
+    this.dirty = true;
+    this.dirtyListener?.();
+  }
+
   /** Replaces the member list (discovery). */
   setMembers(members: Member[]): void {
     const now = this.runningNow();
@@ -186,13 +199,18 @@ export class StateStore {
       }
     }
     for (const a of [...this.replicas.keys()]) if (!seen.has(a)) this.replicas.delete(a);
-    this.dirty = true;
+    this.markDirty();
   }
 
+  /**
+   * A good scrape. The store turns dirty only when it moves what the filters route on (the
+   * replica's record in the state, or LoRA adapters): a fleet whose engines sit still publishes nothing.
+   */
   recordSuccess(address: string, metrics: EngineMetrics, lora: LoraInfo | null = null): void {
     const r = this.replicas.get(address);
     if (!r) return;
     const now = this.runningNow();
+    const loraBefore = r.lora;
     r.lastSuccessMs = now;
     r.metrics = metrics;
     r.lora = lora;
@@ -207,7 +225,8 @@ export class StateStore {
       }
       while (s.length > 1 && now - s[0].t > this.opts.hitRateWindowMs) s.shift();
     }
-    this.dirty = true;
+    const was = this.published.get(address);
+    if (!sameLoraInfo(loraBefore, lora) || was === undefined || !sameReplica(was, this.recordOf(r, now))) this.markDirty();
   }
 
   /**
@@ -262,19 +281,7 @@ export class StateStore {
   publish(force = false): boolean {
     const now = this.runningNow();
     const replicas: ReplicaState[] = [];
-    for (const r of this.replicas.values()) {
-      const m = r.metrics;
-      replicas.push({
-        address: r.address,
-        ready: r.discoveryReady && !isStale(r, now, this.opts.stalenessMs) && r.consecutiveConnectFailures < UNREACHABLE_AFTER,
-        metricsKnown: r.lastSuccessMs !== null,
-        waiting: Math.max(0, Math.min(65535, Math.round(m?.waiting ?? 0))),
-        running: Math.max(0, Math.min(65535, Math.round(m?.running ?? 0))),
-        kvUsage: Math.fround(Math.max(0, Math.min(1, m?.kvUsage ?? 0))),
-        kvCapacityTokens: Math.max(0, Math.min(0xffffffff, Math.round(m?.kvCapacityTokens ?? 0))),
-        metricsAgeMs: r.lastSuccessMs === null ? METRICS_AGE_UNKNOWN : Math.min(0xfffffffe, now - r.lastSuccessMs),
-      });
-    }
+    for (const r of this.replicas.values()) replicas.push(this.recordOf(r, now));
     replicas.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
     // Sections set by their features (setSection) and the LoRA section built from the scrapes, in tag order.
     const sections: StateSection[] = [...this.sections].map(([tag, bytes]) => ({ tag, bytes }));
@@ -285,6 +292,7 @@ export class StateStore {
     if (!force && sameRouting(this.current, this.weightsValue, replicas) && sameSections(this.current.sections ?? [], sections)) return false;
     this.versionValue++;
     this.current = { version: this.versionValue, weights: { ...this.weightsValue }, replicas, ...(sections.length > 0 ? { sections } : {}) };
+    this.published = new Map(replicas.map((x) => [x.address, x]));
     this.encoded = new EncodedStateBase(this.current);
     this.plain = this.encoded.withSections(sections);
     this.publishedAtMs = this.wallNow();
@@ -293,6 +301,21 @@ export class StateStore {
     for (const w of ws) { this.timers.clear(w.timer); w.done(true); }
     for (const l of this.listeners) l(this.current);
     return true;
+  }
+
+  /** The replica's record in a state built at `now` (the running clock). */
+  private recordOf(r: ReplicaRecord, now: number): ReplicaState {
+    const m = r.metrics;
+    return {
+      address: r.address,
+      ready: r.discoveryReady && !isStale(r, now, this.opts.stalenessMs) && r.consecutiveConnectFailures < UNREACHABLE_AFTER,
+      metricsKnown: r.lastSuccessMs !== null,
+      waiting: Math.max(0, Math.min(65535, Math.round(m?.waiting ?? 0))),
+      running: Math.max(0, Math.min(65535, Math.round(m?.running ?? 0))),
+      kvUsage: Math.fround(Math.max(0, Math.min(1, m?.kvUsage ?? 0))),
+      kvCapacityTokens: Math.max(0, Math.min(0xffffffff, Math.round(m?.kvCapacityTokens ?? 0))),
+      metricsAgeMs: r.lastSuccessMs === null ? METRICS_AGE_UNKNOWN : Math.min(0xfffffffe, now - r.lastSuccessMs),
+    };
   }
 
   /** Publishes when something changed since the last publish, or when a replica may have turned stale. */
@@ -338,11 +361,12 @@ function sameRouting(prev: RouterState, weights: Weights, replicas: ReplicaState
   const pw = prev.weights;
   if (pw.prefix !== weights.prefix || pw.queue !== weights.queue || pw.kvCache !== weights.kvCache || pw.inflight !== weights.inflight) return false;
   if (prev.replicas.length !== replicas.length) return false;
-  for (let i = 0; i < replicas.length; i++) {
-    const a = prev.replicas[i], b = replicas[i];
-    // metricsAgeMs is left out on purpose: it changes every millisecond; staleness shows up as `ready`.
-    if (a.address !== b.address || a.ready !== b.ready || a.metricsKnown !== b.metricsKnown || a.waiting !== b.waiting ||
-      a.running !== b.running || a.kvUsage !== b.kvUsage || a.kvCapacityTokens !== b.kvCapacityTokens) return false;
-  }
+  for (let i = 0; i < replicas.length; i++) if (!sameReplica(prev.replicas[i]!, replicas[i]!)) return false;
   return true;
+}
+
+/** Two records route alike. metricsAgeMs is left out on purpose: it changes every millisecond; staleness shows up as `ready`. */
+function sameReplica(a: ReplicaState, b: ReplicaState): boolean {
+  return a.address === b.address && a.ready === b.ready && a.metricsKnown === b.metricsKnown && a.waiting === b.waiting &&
+    a.running === b.running && a.kvUsage === b.kvUsage && a.kvCapacityTokens === b.kvCapacityTokens;
 }

@@ -23,7 +23,7 @@ export const DEFAULT_CONNECT_RETRIES = 1;
 /** Envoy's default route timeout. */
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 15_000;
 /** Keep-alive sockets per upstream replica; vLLM serves many concurrent streams per replica. */
-const MAX_SOCKETS_PER_UPSTREAM = 256;
+export const MAX_SOCKETS_PER_UPSTREAM = 256;
 
 export interface GatewayOptions {
   host: ProxyWasmHost;

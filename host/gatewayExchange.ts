@@ -90,7 +90,7 @@ function pairsOf(raw: string[]): HeaderPairs {
  * out, host from :authority. A body sent whole gets its content-length from its bytes (the filter
  * may have changed them), so the client's is left out then.
  */
-function upstreamHeaders(pairs: HeaderPairs, fallbackHost: string, wholeBody: boolean): string[] {
+export function upstreamHeaders(pairs: HeaderPairs, fallbackHost: string, wholeBody: boolean): string[] {
   const out: string[] = [];
   let host = fallbackHost;
   for (const [k, v] of pairs) {

@@ -11,8 +11,9 @@
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { GatewayStats, serveGateway, type Gateway } from '../gateway.js';
-import { HOP_BY_HOP, groupHeaders as toNodeHeaders } from '../gatewayExchange.js';
+import { GatewayStats, MAX_SOCKETS_PER_UPSTREAM, serveGateway, type Gateway } from '../gateway.js';
+import { HOP_BY_HOP, groupHeaders as toNodeHeaders, upstreamHeaders } from '../gatewayExchange.js';
+import { UPSTREAM_ERRORS, UpstreamClient, type UpstreamCall, type UpstreamResponseHandler } from '../upstreamClient.js';
 import { DESTINATION_HEADER, parseDestination } from '../upstreamSelector.js';
 import {
   BodySendMode, ExtProcClientConstructor, headerValueOf, toHeaderMap,
@@ -108,7 +109,7 @@ export function pickerTarget(picker: string): string {
 /** The gateway as a request handler. */
 export function createPickerHandler(opts: PickerGatewayOptions): { handle: http.RequestListener; close(): void } {
   const client: ExtProcClient = new ExtProcClientConstructor(pickerTarget(opts.picker), grpc.credentials.createInsecure(), ROUND_ROBIN);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  const upstreams = new UpstreamClient(MAX_SOCKETS_PER_UPSTREAM);
   const failureMode = opts.failureMode ?? 'FailClose';
   const messageTimeoutMs = opts.messageTimeoutMs ?? 10_000;
   const upstreamTimeoutMs = opts.upstreamTimeoutMs ?? 15_000;
@@ -137,9 +138,10 @@ export function createPickerHandler(opts: PickerGatewayOptions): { handle: http.
     const original: Buffer[] = []; // what the client sent (for FailOpen)
     const picked: Buffer[] = []; // what the picker streamed back (goes upstream)
     let targets: string[] = [];
-    // Response path through the picker.
-    let upstreamRes: http.IncomingMessage | null = null;
-    let upstream: http.ClientRequest | null = null;
+    // The upstream attempt (its handler, and its call while the response is coming) and the response head it got.
+    let upstream: UpstreamResponseHandler | null = null;
+    let upstreamCall: UpstreamCall | null = null;
+    let upstreamRes: { status: number; headers: Pairs } | null = null;
     let responseThroughPicker = false;
 
     const finish = () => {
@@ -150,7 +152,8 @@ export function createPickerHandler(opts: PickerGatewayOptions): { handle: http.
       // per request would trip the picker's HTTP/2 rapid-reset limit). Cut short: reset.
       if (res.writableFinished) closeCall();
       else call.cancel();
-      upstream?.destroy();
+      upstream = null;
+      upstreamCall?.abort();
       opts.onAccessLog?.({
         method: req.method ?? '', path: req.url ?? '', status: res.statusCode, endpoint, details, pickMs,
         durationMs: Number(process.hrtime.bigint() - started) / 1e6,
@@ -273,8 +276,8 @@ export function createPickerHandler(opts: PickerGatewayOptions): { handle: http.
       }
       if (m.response_headers && upstreamRes) {
         disarm();
-        const mutated = applyHeaderMutation(responseHeaderPairs(upstreamRes), m.response_headers.response?.header_mutation);
-        writeHead(upstreamRes.statusCode ?? 502, mutated);
+        const mutated = applyHeaderMutation(upstreamRes.headers, m.response_headers.response?.header_mutation);
+        writeHead(upstreamRes.status, mutated);
         if (upstreamEndSeen && upstreamBodyless) { res.end(); closeCall(); }
         return;
       }
@@ -332,70 +335,72 @@ export function createPickerHandler(opts: PickerGatewayOptions): { handle: http.
       if (!dest) {
         return attempt + 1 < targets.length ? connect(attempt + 1, body, throughPicker) : reply(503, 'no healthy upstream', 'no_healthy_upstream');
       }
-      endpoint = targets[attempt]!;
+      const target = targets[attempt]!;
+      endpoint = target;
       const get = (k: string) => headers.find(([hk]) => hk === k)?.[1];
-      const hs = toNodeHeaders(headers.filter(([k]) => k !== 'content-length'));
-      hs.host = get(':authority') || endpoint;
-      if (body.length || req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH') hs['content-length'] = String(body.length);
-      const u = http.request({ host: dest.host, port: dest.port, method: get(':method') ?? 'GET', path: get(':path') ?? '/', headers: hs, agent, setHost: false });
-      upstream = u;
-      u.setTimeout(upstreamTimeoutMs, () => {
-        u.destroy();
-        if (!upstreamRes) reply(504, 'upstream request timeout', 'upstream_response_timeout');
-        else res.destroy();
-      });
-      u.on('error', (e: NodeJS.ErrnoException) => {
-        if (finished || upstream !== u) return;
-        if (upstreamRes) { res.destroy(); return; }
-        if (attempt + 1 < targets.length) return connect(attempt + 1, body, throughPicker);
-        reply(503, `upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: ${e.code ?? e.message}`, 'upstream_reset_before_response_started{connection_failure}');
-      });
-      u.on('response', (ur) => {
-        upstreamRes = ur;
-        upstreamBodyless = ur.statusCode === 204 || ur.statusCode === 304 || req.method === 'HEAD';
-        if (!throughPicker) {
-          writeHead(ur.statusCode ?? 502, responseHeaderPairs(ur));
-          ur.pipe(res);
-          return;
-        }
-        responseThroughPicker = true;
-        call.write({ response_headers: { headers: toHeaderMap(responseHeaderPairs(ur)), end_of_stream: upstreamBodyless } });
-        armTimer();
-        ur.on('data', (chunk: Buffer) => {
-          if (!finished) call.write({ response_body: { body: chunk, end_of_stream: false } });
-        });
-        ur.on('end', () => {
+      // What this attempt hears back, once it is the current one (a refused request fails inside request()).
+      const attemptHandler: UpstreamResponseHandler = {
+        onHeaders(status, raw) {
+          if (finished || upstream !== attemptHandler) return;
+          upstreamRes = { status, headers: responseHeaderPairs(status, raw) };
+          upstreamBodyless = status === 204 || status === 304 || req.method === 'HEAD';
+          if (!throughPicker) return writeHead(status, upstreamRes.headers);
+          responseThroughPicker = true;
+          call.write({ response_headers: { headers: toHeaderMap(upstreamRes.headers), end_of_stream: upstreamBodyless } });
+          armTimer();
+        },
+        onData(chunk) {
+          if (finished || upstream !== attemptHandler) return;
+          if (!throughPicker) res.write(chunk);
+          else call.write({ response_body: { body: chunk, end_of_stream: false } });
+        },
+        onComplete() {
+          if (upstream !== attemptHandler) return;
           upstreamEndSeen = true;
+          upstreamCall = null;
           if (finished) return;
+          if (!throughPicker) { res.end(); return; }
           if (upstreamBodyless) {
             if (res.headersSent) { res.end(); closeCall(); }
             return;
           }
           call.write({ response_body: { body: Buffer.alloc(0), end_of_stream: true } });
           armTimer();
-        });
-        ur.on('aborted', () => res.destroy());
-      });
-      u.end(body);
+        },
+        onError(e) {
+          if (finished || upstream !== attemptHandler) return;
+          upstreamCall = null;
+          if (upstreamRes) { res.destroy(); return; }
+          if (e.code === UPSTREAM_ERRORS.headersTimeout.code) return reply(504, 'upstream request timeout', 'upstream_response_timeout');
+          if (attempt + 1 < targets.length) return connect(attempt + 1, body, throughPicker);
+          reply(503, `upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: ${e.code ?? e.message}`, 'upstream_reset_before_response_started{connection_failure}');
+        },
+      };
+      upstream = attemptHandler;
+      const sent = upstreams.request({
+        host: dest.host, port: dest.port, method: get(':method') ?? 'GET', path: get(':path') ?? '/',
+        headers: upstreamHeaders(headers, target, true), body: body.length > 0 ? body : null, timeoutMs: upstreamTimeoutMs,
+      }, attemptHandler);
+      if (upstream === attemptHandler && !finished) upstreamCall = sent;
     }
   };
 
   return {
     handle,
     close: () => {
-      agent.destroy();
+      upstreams.close();
       client.close();
     },
   };
 }
 
-function responseHeaderPairs(ur: http.IncomingMessage): Pairs {
-  const out: Pairs = [[':status', String(ur.statusCode ?? 502)]];
-  for (let i = 0; i < ur.rawHeaders.length; i += 2) {
-    const k = ur.rawHeaders[i]!.toLowerCase();
+function responseHeaderPairs(status: number, raw: string[]): Pairs {
+  const out: Pairs = [[':status', String(status)]];
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i]!.toLowerCase();
     // The body is re-framed by this gateway (the picker may change it): length and framing go.
     if (k === 'content-length' || HOP_BY_HOP.has(k)) continue;
-    out.push([k, ur.rawHeaders[i + 1]!]);
+    out.push([k, raw[i + 1]!]);
   }
   return out;
 }

@@ -323,3 +323,23 @@ test('POST /v1/state: a placement one gateway reports reaches another gateway\'s
     assert.equal(old.state!.sections, undefined);
   });
 });
+
+test('POST /v1/state: many reports with news inside one fleet publish period make one version', async () => {
+  await withCp({}, async (cp) => {
+    const hash = await addressHasher();
+    // Through the in-process cluster: the reports are all taken in within one turn of the event loop.
+    const post = (r: PollReport) => new Promise<void>((resolve) => {
+      cp.app.stateCall({ cluster: 'cp', headers: [[':method', 'POST'], [':path', '/v1/state?after=0&waitMs=0'], ['content-type', REPORT_CONTENT_TYPE]], body: encodeReport(r), trailers: [], timeoutMs: 1000 }, () => resolve());
+    });
+    await post({ gatewayId: 2n, placementsSeen: 0n, work: [], content: [], placements: [] });
+    await post({ gatewayId: 1n, placementsSeen: 0n, work: [], content: [], placements: [] });
+    const joined = cp.state().version;
+    await waitFor('the joins published', () => cp.state().version !== joined);
+    await new Promise((r) => setTimeout(r, 50));
+    const versions: bigint[] = [];
+    cp.app.store.onPublish((s) => versions.push(s.version));
+    await Promise.all(Array.from({ length: 10 }, (_, i) => post({ gatewayId: 1n, placementsSeen: 0n, work: [], content: [], placements: [{ hash: BigInt(100 + i), replica: hash('10.0.0.1:8000'), depth: 1 }] })));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(versions.length, 1, `versions ${versions.join(', ')}`);
+  });
+});

@@ -243,3 +243,27 @@ test('the content section round-trips; a wrong length, a replica outside the sta
   const s: RouterState = { ...state([replica(R0), replica(R1)]), sections: [{ tag: SECTION_OTHER_CONTENT, bytes: good }] };
   assert.deepEqual(fleetSectionsOf(decodeState(encodeState(s))).otherContent, c);
 });
+
+test('a lone gateway\'s placements and work move no version (nobody else would hear them); with a second gateway they do, and it gets what came before', () => {
+  let now = 1000;
+  const x = new FleetExchange({ hashAddress: hash, now: () => now });
+  const s = state([replica(R0), replica(R1)]);
+  x.setReplicas(s.replicas);
+  x.ingest(report(A, 0n));
+  assert.equal(x.takeChanged(), true, 'A joined');
+  for (let i = 1n; i <= 10n; i++) x.ingest(report(A, 0n, [[i, R0, 1]], [[R0, Number(i) * 100, 0]]));
+  x.ingest(report(A, 0n, [], []));
+  assert.equal(x.takeChanged(), false, 'ten requests of a lone gateway: no version');
+  x.ingest(report(B, 0n));
+  assert.equal(x.takeChanged(), true, 'B joined');
+  assert.deepEqual(answer(x, s, report(B, 0n)).placements.map((p) => p.hash), Array.from({ length: 10 }, (_, i) => BigInt(i + 1)));
+  x.ingest(report(A, 0n, [[11n, R1, 1]]));
+  assert.equal(x.takeChanged(), true, 'news for B');
+  x.ingest(report(A, 0n, [], [[R1, 50, 0]]));
+  assert.equal(x.takeChanged(), true, 'work B should hear of');
+  now += GATEWAY_EXPIRY_MS + 1;
+  x.ingest(report(A, 0n, [[12n, R1, 1]]));
+  assert.equal(x.takeChanged(), true, 'B expired');
+  x.ingest(report(A, 0n, [[13n, R1, 1]]));
+  assert.equal(x.takeChanged(), false, 'alone again');
+});

@@ -132,3 +132,63 @@ test('a replica that was never reachable is ready only within the staleness boun
     await cp.close();
   }
 });
+
+test('the scheduler sleeps until a scrape is due: each replica scraped every interval, about one timer wakeup per scrape', async () => {
+  const replicas = await fleet(2);
+  const { Scraper } = await import('../../control-plane/scraper.js');
+  const { DEFAULT_METRIC_MAPPINGS } = await import('../../control-plane/engineMetrics.js');
+  let wakeups = 0;
+  const realSetTimeout = globalThis.setTimeout, realSetInterval = globalThis.setInterval;
+  const counted = <A extends unknown[]>(fn: (...a: A) => void) => (...a: A) => { wakeups++; fn(...a); };
+  globalThis.setTimeout = ((fn: () => void, ms?: number) => realSetTimeout(counted(fn), ms)) as typeof setTimeout;
+  globalThis.setInterval = ((fn: () => void, ms?: number) => realSetInterval(counted(fn), ms)) as typeof setInterval;
+  const results = new Map<string, number>();
+  const scraper = new Scraper({
+    intervalMs: 50, timeoutMs: 1000, metricsPath: '/metrics', nameFilter: true, mappings: DEFAULT_METRIC_MAPPINGS,
+    onResult: (address, outcome) => { if (outcome.ok) results.set(address, (results.get(address) ?? 0) + 1); },
+  });
+  try {
+    scraper.setTargets(replicas.map((r) => r.address));
+    await new Promise((r) => realSetTimeout(r, 1000));
+  } finally {
+    scraper.stop();
+    globalThis.setTimeout = realSetTimeout;
+    globalThis.setInterval = realSetInterval;
+    await Promise.all(replicas.map((r) => r.close()));
+  }
+  // 1 s at 50 ms: 19-21 scrapes each (the first at a random point of the first interval); a loaded machine may lose a few.
+  for (const r of replicas) {
+    const n = results.get(r.address) ?? 0;
+    assert.ok(n >= 15 && n <= 21, `${r.address}: ${n} scrapes`);
+  }
+  // A 5 ms tick would wake 200 times; one wakeup per scrape start is about 40.
+  assert.ok(wakeups <= 60, `${wakeups} timer wakeups`);
+});
+
+test('publishing runs only when something changed: scrapes of still engines publish nothing between staleness checks; a change is out within the publish interval', async () => {
+  const [a] = await fleet(1);
+  const cp = await startControlPlane({ replicas: [a.address], scrapeIntervalMs: 10, logger: memoryLogger() });
+  try {
+    await waitFor('scraped', () => cp.state().replicas[0].metricsKnown);
+    const store = cp.app.store;
+    let publishes = 0;
+    const publish = store.publish.bind(store);
+    store.publish = (force?: boolean) => { publishes++; return publish(force); };
+    const scrapes = a.requests;
+    const t0 = Date.now();
+    await new Promise((r) => setTimeout(r, 500));
+    const elapsed = Date.now() - t0;
+    assert.ok(a.requests - scrapes >= 20, `${a.requests - scrapes} scrapes`);
+    // A publish every 20 ms would be 25; the staleness checks (every 100 ms) are 5.
+    assert.ok(publishes <= Math.ceil(elapsed / 100) + 1, `${publishes} publishes in ${elapsed} ms`);
+    const v = cp.state().version;
+    const changedAt = Date.now();
+    a.values = { 'vllm:num_requests_waiting': 17 };
+    await waitFor('new waiting value', () => cp.state().replicas[0].waiting === 17, 5000, 1);
+    assert.equal(cp.state().version, v + 1n);
+    assert.ok(Date.now() - changedAt < 1000);
+  } finally {
+    await cp.close();
+    await a.close();
+  }
+});

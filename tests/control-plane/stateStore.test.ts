@@ -62,3 +62,41 @@ test('after a pause a replica that stays silent still leaves routing once the bo
   f.run(STALENESS_MS, (a) => a !== '10.0.0.2:8000');
   assert.deepEqual(f.store.state.replicas.map((r) => r.ready), [true, false]);
 });
+
+test('a scrape turns the store dirty (the publish timer is set) only when it moves what the filters route on (its record, its LoRA information); many changes, one call until the publish', () => {
+  const t = 1_000_000;
+  const store = new StateStore(weights, { stalenessMs: STALENESS_MS, hitRateWindowMs: 60_000, now: () => t });
+  let calls = 0;
+  store.onDirty(() => { calls++; });
+  store.setMembers([{ address: '10.0.0.1:8000', ready: true }, { address: '10.0.0.2:8000', ready: true }]);
+  assert.equal(calls, 1, 'new members');
+  store.recordSuccess('10.0.0.1:8000', metrics);
+  store.recordSuccess('10.0.0.2:8000', metrics);
+  assert.equal(calls, 1, 'dirty already: no second call');
+  assert.equal(store.publish(), true);
+  const v = store.version;
+  // The same values again, and values that round to the same record: nothing to publish.
+  store.recordSuccess('10.0.0.1:8000', { ...metrics, prefixCacheQueries: 10, prefixCacheHits: 5 });
+  store.recordSuccess('10.0.0.2:8000', { ...metrics, waiting: 1.2, running: 1.9 });
+  assert.equal(calls, 1, 'unchanged records');
+  // Ten changes of one replica's queue before the publish: one call, one version.
+  for (let i = 2; i <= 11; i++) store.recordSuccess('10.0.0.1:8000', { ...metrics, waiting: i });
+  assert.equal(calls, 2);
+  assert.equal(store.publish(), true);
+  assert.equal(store.version, v + 1n);
+  assert.equal(store.state.replicas[0]!.waiting, 11);
+  // A change and its undoing before the publish: the timer runs, no version.
+  store.recordSuccess('10.0.0.2:8000', { ...metrics, kvUsage: 0.9 });
+  store.recordSuccess('10.0.0.2:8000', metrics);
+  assert.equal(calls, 3);
+  assert.equal(store.publish(), false);
+  // LoRA information (the LoRA section's source): the same again is no change, a new adapter is.
+  const lora = { maxLora: 2, running: ['a'], waiting: [], baseModel: 'base' };
+  store.recordSuccess('10.0.0.2:8000', metrics, lora);
+  assert.equal(calls, 4);
+  assert.equal(store.publish(), true);
+  store.recordSuccess('10.0.0.2:8000', metrics, { ...lora, running: ['a'] });
+  assert.equal(calls, 4, 'the same adapters');
+  store.recordSuccess('10.0.0.2:8000', metrics, { ...lora, running: ['a', 'b'] });
+  assert.equal(calls, 5);
+});

@@ -254,6 +254,47 @@ test('a picker that does not answer within the message timeout: 504 (FailClose),
   });
 });
 
+test('upstream: requests share one kept-open connection; no response head in time is 504; a response cut mid-body cuts the client\'s', async () => {
+  const connections = new Set<net.Socket>();
+  let mode: 'ok' | 'silent' | 'cut' = 'ok';
+  const server = http.createServer((req, res) => {
+    connections.add(req.socket);
+    req.resume();
+    req.on('end', () => {
+      if (mode === 'silent') return;
+      if (mode === 'cut') { res.writeHead(200, { 'content-length': '100' }); res.write('only part'); setTimeout(() => req.socket.destroy(), 20); return; }
+      res.writeHead(200, { 'content-type': 'text/plain', 'x-upstream': 'c' });
+      res.end('fine');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const endpoint = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  picker.decide = () => ({ kind: 'route', metadata: endpoint });
+  try {
+    for (const processResponse of [true, false]) {
+      await withGateway({ processResponse, upstreamTimeoutMs: 200 }, async (url, log) => {
+        connections.clear();
+        mode = 'ok';
+        for (let i = 0; i < 4; i++) {
+          const r = await post(url, { prompt: `keep ${i}` });
+          assert.equal(r.status, 200);
+          assert.equal(r.text, 'fine');
+        }
+        assert.equal(connections.size, 1, 'four requests, one upstream connection');
+        mode = 'silent';
+        const slow = await post(url, { prompt: 'slow upstream' });
+        assert.equal(slow.status, 504);
+        assert.equal(log.at(-1)!.details, 'upstream_response_timeout');
+        mode = 'cut';
+        await assert.rejects(post(url, { prompt: 'cut' }), 'the client sees the response cut, not a whole one');
+      });
+    }
+  } finally {
+    server.closeAllConnections();
+    server.close();
+  }
+});
+
 test('header mutations keep pseudo-headers and host, honour append actions', () => {
   const base: [string, string][] = [[':path', '/a'], ['host', 'h'], ['x-a', '1']];
   const hv = (key: string, v: string) => ({ key, raw_value: Buffer.from(v) });
