@@ -9,7 +9,11 @@
 //   took an evicted prefix for cached) and 256+ more (it missed what was
 //   there);
 // - how many replicas each prefix group was sent to, and the later requests
-//   of a group for which the router found no holder at all.
+//   of a group for which the router found no holder at all;
+// - requests sent off the replica that held the most of their prompt when
+//   they were routed (by OFF_TOKENS or more): to a replica the router
+//   believed held as much (it had evicted it), or knowingly (a copy), and how
+//   many of each are among the slowest 5%.
 //   node --import tsx bench/routing/cacheBeliefs.ts [shape] [load] [gateways/workers,...] [requests-scale] [wasm]
 import { readFileSync } from 'node:fs';
 import { DEFAULT_WORKLOAD_DIR } from './workloads.js';
@@ -17,7 +21,9 @@ import { measureCapacity, rungWorkload } from './ladder.js';
 import { loadXxhash } from './gie.js';
 import { makePolicy } from './runner.js';
 import { BASE_POLICIES, buildLadderShapes, type PolicySpec } from './scenarios.js';
-import { simulate } from './simulation.js';
+import { ENGINE_BLOCK_SIZE, simulate } from './simulation.js';
+import type { ReplicaEngine } from '../../simulator/engine.js';
+import type { SimRequest } from './workloads.js';
 import { believedTokens } from './filterPolicy.js';
 
 const [shapeName = 'sp-32x32-tight-kv', loadArg = '0.7', layoutsArg = '1/1,1/16,4/1', scaleArg = '1', wasmFile] = process.argv.slice(2);
@@ -44,6 +50,20 @@ for (const { gateways, workers } of layouts) {
   const spec: PolicySpec = { ...BASE_POLICIES[3]!, name: `prefix-router/${gateways}gw-${workers}w`, gateways, workers };
   const policy = await makePolicy(spec, replicas, SEED, workload.name, await loadXxhash(), wasm, shape.kvBlocks);
   const believed = believedTokens(policy);
+  // What the engines held of each request's prompt as it was routed: the most any held, and the pick.
+  let engines: readonly ReplicaEngine[] = [];
+  const bind = policy.bindEngines?.bind(policy);
+  policy.bindEngines = (e) => { engines = e; bind?.(e); };
+  const heldAtRoute = new Map<SimRequest, { best: number; pick: number }>();
+  const route = policy.route.bind(policy);
+  policy.route = (req, entry, nowUs) => {
+    const d = route(req, entry, nowUs);
+    const held = engines.map((e) => e.cachedPrefixBlocks(req.blockHashes) * ENGINE_BLOCK_SIZE);
+    heldAtRoute.set(req, { best: Math.max(0, ...held), pick: d.replica >= 0 ? held[d.replica]! : 0 });
+    return d;
+  };
+  const moved: Array<{ req: SimRequest; ttftMs: number; believedHeld: boolean }> = [];
+  const ttfts: number[] = [];
   let engineWritten = 0, routerWritten = 0, over = 0, overTokens = 0, under = 0, underTokens = 0, noHolder = 0, later = 0;
   const groupReplicas = new Map<string, Set<number>>();
   let r;
@@ -56,6 +76,9 @@ for (const { gateways, workers } of layouts) {
         routerWritten += s.req.promptTokens - b + s.req.outputTokens;
         if (b > s.cachedTokens + OFF_TOKENS) { over++; overTokens += b - s.cachedTokens; }
         if (b + OFF_TOKENS < s.cachedTokens) { under++; underTokens += s.cachedTokens - b; }
+        ttfts.push(s.ttftMs);
+        const at = heldAtRoute.get(s.req);
+        if (at && at.pick + OFF_TOKENS <= at.best) moved.push({ req: s.req, ttftMs: s.ttftMs, believedHeld: b + OFF_TOKENS > at.best });
         const seen = groupReplicas.get(s.req.group);
         if (seen) { later++; if (b === 0) noHolder++; seen.add(s.replica); } else groupReplicas.set(s.req.group, new Set([s.replica]));
       },
@@ -69,4 +92,8 @@ for (const { gateways, workers } of layouts) {
   console.log(`  written per replica-second: engines ${rate(engineWritten)} tokens, as the router counts ${rate(routerWritten)}`);
   console.log(`  picks holding ${OFF_TOKENS}+ tokens less than believed: ${over} (${overTokens} tokens); more than believed: ${under} (${underTokens} tokens)`);
   console.log(`  replicas per group ${perGroup.toFixed(2)}; later requests of a group with no holder found: ${noHolder} of ${later}`);
+  const slow = ttfts.sort((a, b) => a - b)[Math.max(0, Math.ceil(ttfts.length * 0.95) - 1)] ?? Infinity;
+  const stale = moved.filter((m) => m.believedHeld), copied = moved.filter((m) => !m.believedHeld);
+  const inTail = (ms: typeof moved) => ms.filter((m) => m.ttftMs >= slow).length;
+  console.log(`  sent off the replica holding most of the prompt: ${moved.length}; believing the pick held as much: ${stale.length} (${inTail(stale)} at or past p95), knowingly: ${copied.length} (${inTail(copied)})`);
 }
