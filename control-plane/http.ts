@@ -11,13 +11,30 @@ export interface Route {
   handle(req: IncomingMessage, res: ServerResponse, url: URL): void | Promise<void>;
 }
 
+/** A JSON answer's text, as every route writes it. */
+export const jsonText = (body: unknown): string => JSON.stringify(body, null, 2) + '\n';
+
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body, null, 2) + '\n';
+  const text = jsonText(body);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...headers });
   res.end(text);
 }
 
 export const errorBody = (error: string, field?: string): Json => (field ? { error, field } : { error });
+
+// The refusals dispatch and readBody answer, for a caller that answers without a socket too (routes/state.ts).
+export const noSuchEndpoint = (pathname: string): Json => errorBody(`no such endpoint: ${pathname}`);
+export const methodNotAllowed = (method: string, pathname: string, methods: readonly string[]): Json =>
+  errorBody(`method ${method} not allowed on ${pathname}; use ${methods.join(' or ')}`);
+/** The Allow header of a 405. */
+export const allowHeader = (methods: readonly string[]): string => methods.join(', ');
+export const bodyTooLarge = (maxBytes: number): Json => errorBody(`body larger than ${maxBytes} bytes`);
+
+/** Why a request's Content-Type header refuses it for a body of `type` (a 415's body), or null when it is `type`. */
+export function contentTypeRefusal(header: string | undefined, type: string): Json | null {
+  const got = (header ?? '').split(';')[0]!.trim().toLowerCase();
+  return got === type ? null : errorBody(`Content-Type must be ${type} (got ${got ? JSON.stringify(got) : 'none'})`);
+}
 
 /**
  * Reads a body of Content-Type `type` within `maxBytes`; answers the error
@@ -25,15 +42,15 @@ export const errorBody = (error: string, field?: string): Json => (field ? { err
  */
 export function readBody(req: IncomingMessage, res: ServerResponse, maxBytes: number, type: string): Promise<Buffer | undefined> {
   return new Promise((resolve) => {
-    const got = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
-    if (got !== type) {
+    const refusal = contentTypeRefusal(req.headers['content-type'], type);
+    if (refusal) {
       req.resume();
-      sendJson(res, 415, errorBody(`Content-Type must be ${type} (got ${got ? JSON.stringify(got) : 'none'})`));
+      sendJson(res, 415, refusal);
       return resolve(undefined);
     }
     const declared = Number(req.headers['content-length']);
     const tooLarge = () => {
-      sendJson(res, 413, errorBody(`body larger than ${maxBytes} bytes`), { connection: 'close' });
+      sendJson(res, 413, bodyTooLarge(maxBytes), { connection: 'close' });
       resolve(undefined);
     };
     if (Number.isFinite(declared) && declared > maxBytes) { req.resume(); return tooLarge(); }
@@ -97,11 +114,11 @@ export function dispatch(routes: readonly Route[]): (req: IncomingMessage, res: 
     const route = byPath.get(url.pathname);
     if (!route) {
       req.resume();
-      return sendJson(res, 404, errorBody(`no such endpoint: ${url.pathname}`));
+      return sendJson(res, 404, noSuchEndpoint(url.pathname));
     }
     if (!route.methods.includes(method)) {
       req.resume();
-      return sendJson(res, 405, errorBody(`method ${method} not allowed on ${url.pathname}; use ${route.methods.join(' or ')}`), { allow: route.methods.join(', ') });
+      return sendJson(res, 405, methodNotAllowed(method, url.pathname, route.methods), { allow: allowHeader(route.methods) });
     }
     await route.handle(req, res, url);
   };

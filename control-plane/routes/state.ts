@@ -6,7 +6,7 @@
 import type { FleetExchange } from '../fleetExchange.js';
 import { decodeReport, FleetWireError, MAX_REPORT_BYTES, REPORT_CONTENT_TYPE, type PollReport } from '../fleetWire.js';
 import type { Route } from '../http.js';
-import { errorBody, readBody, sendJson } from '../http.js';
+import { allowHeader, bodyTooLarge, contentTypeRefusal, errorBody, jsonText, methodNotAllowed, noSuchEndpoint, readBody, sendJson, type Json } from '../http.js';
 import { pollState, type PollAnswer } from '../statePoll.js';
 import type { StateStore } from '../stateStore.js';
 import { STATE_CONTENT_TYPE, STATE_VERSION_HEADER } from '../stateWire.js';
@@ -14,6 +14,7 @@ import type { Telemetry } from '../telemetry.js';
 import type { HttpCallRequest, HttpCallResponse } from '../../host/httpCaller.js';
 
 const STATE_PATH = '/v1/state';
+const STATE_METHODS = ['GET', 'POST'] as const;
 
 export interface StateRouteDeps { store: StateStore; fleet: FleetExchange; telemetry: Telemetry; maxLongPollMs: number }
 
@@ -58,7 +59,7 @@ function holdPoll(o: StateRouteDeps, after: bigint, waitMs: number, report: Poll
 export function stateRoute(o: StateRouteDeps): Route {
   return {
     path: STATE_PATH,
-    methods: ['GET', 'POST'],
+    methods: STATE_METHODS,
     async handle(req, res, url) {
       const q = pollQuery(url.searchParams, o.maxLongPollMs);
       if (refused(q)) { req.resume(); return sendJson(res, q.status, errorBody(q.error, q.field)); }
@@ -90,9 +91,10 @@ export function stateRoute(o: StateRouteDeps): Route {
 const enc = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 
-function jsonReply(status: number, body: unknown, extra: Array<[string, string]> = []): HttpCallResponse {
-  const bytes = enc.encode(JSON.stringify(body) + '\n');
-  return { headers: [[':status', String(status)], ['content-type', 'application/json; charset=utf-8'], ['content-length', String(bytes.length)], ...extra], body: bytes, trailers: [] };
+/** A JSON answer as sendJson writes it over HTTP. */
+function jsonReply(status: number, body: Json, extra: Array<[string, string]> = []): HttpCallResponse {
+  const bytes = enc.encode(jsonText(body));
+  return { headers: [[':status', String(status)], ['content-type', 'application/json; charset=utf-8'], ['content-length', String(bytes.length)], ['cache-control', 'no-store'], ...extra], body: bytes, trailers: [] };
 }
 
 /**
@@ -115,15 +117,15 @@ export function statePollCall(o: StateRouteDeps): (req: HttpCallRequest, deliver
     const done = { cancel: () => { live = false; } };
     const qAt = path.indexOf('?');
     const pathname = qAt < 0 ? path : path.slice(0, qAt);
-    if (pathname !== STATE_PATH) { send(jsonReply(404, errorBody(`no such endpoint: ${pathname}`))); return done; }
-    if (method !== 'GET' && method !== 'POST') { send(jsonReply(405, errorBody(`method ${method} not allowed on ${STATE_PATH}; use GET or POST`), [['allow', 'GET, POST']])); return done; }
+    if (pathname !== STATE_PATH) { send(jsonReply(404, noSuchEndpoint(pathname))); return done; }
+    if (!(STATE_METHODS as readonly string[]).includes(method)) { send(jsonReply(405, methodNotAllowed(method, STATE_PATH, STATE_METHODS), [['allow', allowHeader(STATE_METHODS)]])); return done; }
     const q = pollQuery(new URLSearchParams(qAt < 0 ? '' : path.slice(qAt + 1)), o.maxLongPollMs);
     if (refused(q)) { send(jsonReply(q.status, errorBody(q.error, q.field))); return done; }
     let report: PollReport | null = null;
     if (method === 'POST') {
-      const type = contentType.split(';')[0]!.trim().toLowerCase();
-      if (type !== REPORT_CONTENT_TYPE) { send(jsonReply(415, errorBody(`Content-Type must be ${REPORT_CONTENT_TYPE} (got ${type ? JSON.stringify(type) : 'none'})`))); return done; }
-      if (req.body.length > MAX_REPORT_BYTES) { send(jsonReply(413, errorBody(`body larger than ${MAX_REPORT_BYTES} bytes`))); return done; }
+      const refusal = contentTypeRefusal(contentType, REPORT_CONTENT_TYPE);
+      if (refusal) { send(jsonReply(415, refusal)); return done; }
+      if (req.body.length > MAX_REPORT_BYTES) { send(jsonReply(413, bodyTooLarge(MAX_REPORT_BYTES))); return done; }
       const r = takeReport(req.body, o.telemetry);
       if (refused(r)) { send(jsonReply(r.status, errorBody(r.error, r.field))); return done; }
       report = r;

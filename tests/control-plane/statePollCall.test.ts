@@ -90,6 +90,8 @@ test('in process: what HTTP refuses is refused alike (400 naming the parameter, 
     const put = await call(cp, 'PUT', '/v1/state').answer;
     assert.equal(put.status, 405);
     assert.equal(put.header('allow'), 'GET, POST');
+    const putOverHttp = await fetch(`${cp.url}/v1/state`, { method: 'PUT' });
+    assert.equal(new TextDecoder().decode(put.body), await putOverHttp.text());
     assert.equal((await call(cp, 'POST', '/v1/state', new Uint8Array([120]), 'text/plain').answer).status, 415);
     const bad = await call(cp, 'POST', '/v1/state', new Uint8Array(40), REPORT_CONTENT_TYPE).answer;
     assert.equal(bad.status, 400);
