@@ -10,6 +10,7 @@ import type http from 'node:http';
 import type net from 'node:net';
 import { randomUUID } from 'node:crypto';
 import type { HeaderPairs } from './abi.js';
+import { NO_HEALTHY_UPSTREAM, UPSTREAM_TIMEOUT, connectFailure, type RouterReply } from './routerReplies.js';
 import { appendRawHeaders } from './headerMap.js';
 import type { ProxyWasmHost } from './proxyWasmHost.js';
 import type { LocalResponse, PropertyValue, Stream, StreamListener } from './stream.js';
@@ -337,11 +338,11 @@ export class GatewayExchange implements StreamListener {
   }
 
   /** A reply the gateway itself makes as Envoy's router would: it passes the filter's response hooks. */
-  private routerReply(status: number, text: string, why: string): void {
+  private routerReply(reply: RouterReply): void {
     const stream = this.stream;
-    this.details = why;
-    const body = enc.encode(text);
-    const r = stream.responseHeaders([[':status', String(status)], ['content-length', String(body.length)], ['content-type', 'text/plain']], false);
+    this.details = reply.details;
+    const body = enc.encode(reply.text);
+    const r = stream.responseHeaders([[':status', String(reply.status)], ['content-length', String(body.length)], ['content-type', 'text/plain']], false);
     if (r === 'local') return this.sendLocal(stream.localResponse!);
     this.responseEndSeen = true;
     stream.responseBody(body, true);
@@ -366,7 +367,7 @@ export class GatewayExchange implements StreamListener {
   /** Sends the request, with what the filter released of its body, to `dest`. */
   private dial(hs: HeaderPairs, dest: Destination | null, attempt: number): void {
     if (this.finished || this.stream.localResponse) return;
-    if (!dest) return this.routerReply(503, 'no healthy upstream', 'no_healthy_upstream');
+    if (!dest) return this.routerReply(NO_HEALTHY_UPSTREAM);
     const endpoint = dest.host.includes(':') ? `[${dest.host}]:${dest.port}` : `${dest.host}:${dest.port}`;
     this.endpoint = endpoint;
     const stream = this.stream;
@@ -439,15 +440,15 @@ export class GatewayExchange implements StreamListener {
     const { stats } = this.gw;
     if (e.code === UPSTREAM_ERRORS.headersTimeout.code) {
       stats.upstreamTimeout.inc();
-      return this.routerReply(504, 'upstream request timeout', 'upstream_response_timeout');
+      return this.routerReply(UPSTREAM_TIMEOUT);
     }
-    if (e.code === UPSTREAM_ERRORS.invalidRequest.code) return this.routerReply(503, `upstream request rejected: ${e.message}`, 'upstream_request_invalid');
+    if (e.code === UPSTREAM_ERRORS.invalidRequest.code) return this.routerReply({ status: 503, text: `upstream request rejected: ${e.message}`, details: 'upstream_request_invalid' });
     if (isConnectFailure(e)) stats.upstreamConnectFail.inc();
     if (attempt < this.gw.connectRetries) {
       stats.upstreamRetry.inc();
       return this.connect(attempt + 1);
     }
-    this.routerReply(503, `upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: ${e.code ?? e.message}`, 'upstream_reset_before_response_started{connection_failure}');
+    this.routerReply(connectFailure(e));
   }
 
   // ---- response: upstream -> filter -> client ----

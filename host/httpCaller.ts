@@ -6,6 +6,7 @@
 import { Agent, type Dispatcher } from 'undici';
 import type { HeaderPairs } from './abi.js';
 import { appendRawHeaders } from './headerMap.js';
+import { UPSTREAM_TIMEOUT, connectFailure, type RouterReply } from './routerReplies.js';
 
 export interface HttpCallRequest {
   cluster: string;
@@ -27,9 +28,9 @@ const CONNECTION_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connectio
 /** Keep-alive connections per cluster (a filter has a few calls in flight at most). */
 const MAX_SOCKETS_PER_CLUSTER = 64;
 
-function localReply(status: number, text: string): HttpCallResponse {
-  const body = enc.encode(text);
-  return { headers: [[':status', String(status)], ['content-length', String(body.length)], ['content-type', 'text/plain']], body, trailers: [] };
+function localReply(reply: RouterReply): HttpCallResponse {
+  const body = enc.encode(reply.text);
+  return { headers: [[':status', String(reply.status)], ['content-length', String(body.length)], ['content-type', 'text/plain']], body, trailers: [] };
 }
 
 /** One call in flight: undici's handler of it, its timer, and the one answer it gives. */
@@ -44,7 +45,7 @@ class HttpCall implements Dispatcher.DispatchHandlers {
 
   constructor(private readonly owner: HttpCaller, private readonly deliver: (res: HttpCallResponse | 'reset') => void, timeoutMs: number) {
     this.timer = timeoutMs > 0 ? setTimeout(() => {
-      this.finish(localReply(504, 'upstream request timeout'));
+      this.finish(localReply(UPSTREAM_TIMEOUT));
       this.abort();
     }, timeoutMs) : null;
   }
@@ -67,7 +68,7 @@ class HttpCall implements Dispatcher.DispatchHandlers {
   }
   onError(e: NodeJS.ErrnoException): void {
     if (this.headers !== null) return this.finish('reset');
-    this.finish(localReply(503, `upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: ${e.code ?? e.message}`));
+    this.finish(localReply(connectFailure(e)));
   }
 
   cancel(): void {

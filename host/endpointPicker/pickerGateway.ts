@@ -15,6 +15,7 @@ import { GatewayStats, MAX_SOCKETS_PER_UPSTREAM, serveGateway, type Gateway } fr
 import { HOP_BY_HOP, groupHeaders as toNodeHeaders, upstreamHeaders } from '../gatewayExchange.js';
 import { UPSTREAM_ERRORS, UpstreamClient, type UpstreamCall, type UpstreamResponseHandler } from '../upstreamClient.js';
 import { DESTINATION_HEADER, parseDestination } from '../upstreamSelector.js';
+import { NO_HEALTHY_UPSTREAM, UPSTREAM_TIMEOUT, connectFailure, type RouterReply } from '../routerReplies.js';
 import {
   BodySendMode, ExtProcClientConstructor, headerValueOf, toHeaderMap,
   type CommonResponse, type ExtProcClient, type HeaderMutation, type ProcessingResponse, type StructValue,
@@ -169,6 +170,7 @@ export function createPickerHandler(opts: PickerGatewayOptions): { handle: http.
       res.end(b);
       req.resume();
     };
+    const routerReply = (r: RouterReply) => reply(r.status, r.text, r.details);
     const armTimer = () => {
       if (timer) clearTimeout(timer);
       timer = setTimeout(() => pickerFailed('timeout', null), messageTimeoutMs);
@@ -238,7 +240,7 @@ export function createPickerHandler(opts: PickerGatewayOptions): { handle: http.
         const h = headers.find(([k]) => k === DESTINATION_HEADER)?.[1];
         if (h) targets = h.split(',').map((x) => x.trim()).filter(Boolean);
       }
-      if (targets.length === 0) return reply(503, 'no healthy upstream', 'no_healthy_upstream');
+      if (targets.length === 0) return routerReply(NO_HEALTHY_UPSTREAM);
       if (!processResponse) closeCall();
       whenRequestRead(() => connect(0, Buffer.concat(picked), processResponse));
     }
@@ -333,7 +335,7 @@ export function createPickerHandler(opts: PickerGatewayOptions): { handle: http.
       if (finished) return;
       const dest = parseDestination(targets[attempt]);
       if (!dest) {
-        return attempt + 1 < targets.length ? connect(attempt + 1, body, throughPicker) : reply(503, 'no healthy upstream', 'no_healthy_upstream');
+        return attempt + 1 < targets.length ? connect(attempt + 1, body, throughPicker) : routerReply(NO_HEALTHY_UPSTREAM);
       }
       const target = targets[attempt]!;
       endpoint = target;
@@ -371,9 +373,9 @@ export function createPickerHandler(opts: PickerGatewayOptions): { handle: http.
           if (finished || upstream !== attemptHandler) return;
           upstreamCall = null;
           if (upstreamRes) { res.destroy(); return; }
-          if (e.code === UPSTREAM_ERRORS.headersTimeout.code) return reply(504, 'upstream request timeout', 'upstream_response_timeout');
+          if (e.code === UPSTREAM_ERRORS.headersTimeout.code) return routerReply(UPSTREAM_TIMEOUT);
           if (attempt + 1 < targets.length) return connect(attempt + 1, body, throughPicker);
-          reply(503, `upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: ${e.code ?? e.message}`, 'upstream_reset_before_response_started{connection_failure}');
+          routerReply(connectFailure(e));
         },
       };
       upstream = attemptHandler;
