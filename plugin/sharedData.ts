@@ -8,7 +8,7 @@
 //   prefix_router.state     [u64 receivedAtNs][state payload, see STATE_FORMAT.md]
 //   prefix_router.inflight  [u64 state version, 0: none][u64 ns the control plane last answered]
 //                           [u64 replica-set hash][u32 rows]
-//                           then rows of [u32 vm id][u32 heartbeat s] and, per replica,
+//                           then rows of [u32 vm id][u32 heartbeat s][u32 requests routed] and, per replica,
 //                           [u16 in flight][u16 decoding][u32 queued prefill tokens][u32 decode work]
 //                           [u32 last request sent there: ms clock mod 2^32, 0 never]
 //                           [u32 content written there, 64-token units]
@@ -16,6 +16,9 @@
 //                           [u32 last touched, s: by the request that placed it, or one since that found it the
 //                           deepest it held there]  (XXXX: 4 hex digits, the hash's top 16 bits; 2^16 buckets)
 //                           which replica holds which prompt checkpoint (assembly/prefix/sharedCheckpoints.ts)
+//   prefix_router.demand.XXXX up to 4 entries of [u64 checkpoint hash][f32 requests that found it the deepest held,
+//                           moving, as of the stamp][u32 stamp: the gateway's requests routed, the sum of the rows']
+//                           how much of the gateway's traffic each prefix draws (assembly/prefix/prefixDemand.ts)
 //
 // Every request reads prefix_router.inflight: its stamp tells a worker VM that a
 // newer state was published (the state is written first, then the stamp raised).
@@ -62,7 +65,7 @@ export function writeStamp(store: SharedDataLike, stamp: { version: bigint; seen
 }
 
 /** Bytes of a row of prefix_router.inflight before its replicas, and per replica. */
-export const INFLIGHT_ROW_HEAD_BYTES = 8;
+export const INFLIGHT_ROW_HEAD_BYTES = 12;
 export const INFLIGHT_REPLICA_BYTES = 20;
 
 /** What the gateway's worker VMs count, summed over replicas and every row (rows of any age are counted). */

@@ -26,7 +26,7 @@ import { MAX_SLOTS, PrefixIndex } from "./prefixIndex";
 import { PlacementOutbox } from "./placementOutbox";
 import { BUCKET_ENTRIES, SharedCheckpoints } from "./sharedCheckpoints";
 import { CacheReuse } from "./cacheReuse";
-import { PrefixDemand } from "./prefixDemand";
+import { PrefixDemand, SharedDemand } from "./prefixDemand";
 import { CacheTurnover } from "./cacheTurnover";
 
 /** Characters per token, the usual estimate for English text and code. */
@@ -67,6 +67,7 @@ export class PrefixLocator {
   private readonly reuse: CacheReuse = new CacheReuse();
   private readonly turnover: CacheTurnover = new CacheTurnover();
   private readonly demand: PrefixDemand = new PrefixDemand();
+  private readonly sharedDemand: SharedDemand = new SharedDemand();
   private readonly defaultCapacityTokens: u32;
   private readonly slotOf: Map<string, i32> = new Map<string, i32>();
   private readonly freeSlots: Array<i32> = [];
@@ -205,18 +206,19 @@ export class PrefixLocator {
    * The cycle's match point: match() for a request whose prompt hash() found
    * (`hasPrompt`); one without a prompt matches nothing and spreads by load,
    * equal loads taking turns. Either way fills each candidate's rendezvous
-   * weight for the request's key.
+   * weight for the request's key. `routed`: the requests the gateway's worker
+   * VMs have routed, the clock of their shared demand counts (with `fleet`).
    */
-  matchRequest(t: ReplicaTable, c: Candidates, hasPrompt: bool, fleet: bool, nowS: u32): void {
+  matchRequest(t: ReplicaTable, c: Candidates, hasPrompt: bool, fleet: bool, nowS: u32, routed: u32 = 0): void {
     let key: u64;
     if (hasPrompt) {
-      this.match(t, c, fleet, nowS);
+      this.match(t, c, fleet, nowS, routed);
       key = this.key;
     } else {
       this.rotation += 1;
       key = mix64(this.rotation);
       c.totalBlocks = 0;
-      this.countDemand(c, 0, false);
+      this.countDemand(c, 0, false, fleet, routed);
       for (let k = 0; k < c.n; k++) {
         unchecked(c.matched[k] = 0);
         unchecked(c.formerMatched[k] = 0);
@@ -236,7 +238,7 @@ export class PrefixLocator {
    * this VM knows nothing of the prompt, or learned placements from other
    * gateways.
    */
-  match(t: ReplicaTable, c: Candidates, fleet: bool, nowS: u32): void {
+  match(t: ReplicaTable, c: Candidates, fleet: bool, nowS: u32, routed: u32 = 0): void {
     const h = this.hasher;
     const total = h.count;
     const ck = h.checkpoints;
@@ -261,13 +263,20 @@ export class PrefixLocator {
     let deepest = 0;
     for (let k = 0; k < n; k++) if (unchecked(this.held[k]) > deepest) deepest = unchecked(this.held[k]);
     this.anyMatch = deepest > 0;
-    this.countDemand(c, deepest > 0 ? unchecked(h.hashes[deepest - 1]) : 0, deepest > 0);
+    this.countDemand(c, deepest > 0 ? unchecked(h.hashes[deepest - 1]) : 0, deepest > 0, fleet, routed);
   }
 
-  /** Counts the request in the prefix demand (PrefixDemand.observe) and hands the work model its share and the requests behind it. */
-  @inline private countDemand(c: Candidates, key: u64, held: bool): void {
-    c.demandShare = this.demand.observe(key, held);
-    c.demandRequests = this.demand.requests;
+  /**
+   * Counts the request in the prefix demand and hands the work model its
+   * share and the requests behind it: the gateway's when other worker VMs
+   * route for it (`fleet`: shared data is on; SharedDemand on clock `routed`),
+   * else this VM's.
+   */
+  private countDemand(c: Candidates, key: u64, held: bool, fleet: bool, routed: u32): void {
+    const shared = this.sharedDemand;
+    const own = this.demand;
+    c.demandShare = fleet ? shared.observe(key, held, routed) : own.observe(key, held);
+    c.demandRequests = fleet ? shared.requests : own.requests;
   }
 
   /**

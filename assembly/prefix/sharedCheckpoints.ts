@@ -16,24 +16,68 @@ import { HostBytes, WasmResult, getSharedRaw, setSharedRaw, sharedCas } from "..
 import { CharCode } from "../charCode";
 
 const BUCKET_BITS: u32 = 16;
-const KEY_PREFIX = "prefix_router.ckpt.";
+const KEY_TEMPLATE = "prefix_router.ckpt.0000";
 export const BUCKET_ENTRIES: i32 = 4;
-const ENTRY_BYTES: i32 = 16;
+export const ENTRY_BYTES: i32 = 16;
 const BUCKET_BYTES: i32 = BUCKET_ENTRIES * ENTRY_BYTES;
 /** Writers are a few worker threads: a bucket lost this often is left as it is (an index, not a ledger). */
 const CAS_ATTEMPTS = 4;
 
+/**
+ * One bucket of up to BUCKET_ENTRIES 16-byte entries under the shared-data
+ * key `template` with its last 4 characters the bucket's hex digits (the top BUCKET_BITS of a hash), read into
+ * linear memory and written back by CAS: what the shared checkpoint index
+ * and the shared prefix demand (prefixDemand.ts) are made of.
+ */
+export class SharedBucket {
+  /** The key, UTF-8, its last 4 bytes the bucket's hex digits. */
+  private readonly key: ArrayBuffer;
+  private readonly bytes: HostBytes = new HostBytes();
+  /** The entries read() found, to change and write() back. */
+  readonly entries: usize = heap.alloc(<usize>BUCKET_BYTES);
+  private cas: u32 = 0;
+
+  constructor(template: string) {
+    this.key = String.UTF8.encode(template);
+  }
+
+  /** Reads the bucket of hash `h` into `entries` (a malformed value: the whole entries that fit); how many, or -1 when shared data refused. */
+  read(h: u64): i32 {
+    const key = changetype<usize>(this.key);
+    const len = <usize>this.key.byteLength;
+    const bucket = <u32>(h >> (64 - BUCKET_BITS));
+    for (let i: u32 = 0; i < 4; i++) {
+      const d = (bucket >> ((3 - i) * 4)) & 15;
+      store<u8>(key + len - 4 + <usize>i, <u8>(d < 10 ? CharCode._0 + d : CharCode.a - 10 + d));
+    }
+    const b = this.bytes;
+    const r = getSharedRaw(key, len, b);
+    let n = -1;
+    if (<u32>r <= <u32>WasmResult.NotFound) { // Ok, or NotFound
+      this.cas = sharedCas; // 0 when not found: the write creates the key
+      n = <i32>(b.len / <usize>ENTRY_BYTES);
+      if (n > BUCKET_ENTRIES) n = BUCKET_ENTRIES;
+      memory.copy(this.entries, b.ptr, <usize>(n * ENTRY_BYTES));
+    }
+    b.free();
+    return n;
+  }
+
+  /** Writes the first n `entries` back to the bucket last read, unless another writer changed it since; whether written. */
+  write(n: i32): bool {
+    return setSharedRaw(changetype<usize>(this.key), <usize>this.key.byteLength, this.entries, <usize>(n * ENTRY_BYTES), this.cas) == WasmResult.Ok;
+  }
+}
+
 @final
-export class SharedCheckpoints {
+export class SharedCheckpoints extends SharedBucket {
   /** False without shared data: lookups find nothing, inserts do nothing. */
   readonly on: bool;
-  private readonly key: BucketKey = new BucketKey(KEY_PREFIX);
-  private readonly bytes: HostBytes = new HostBytes();
-  private readonly value: usize = heap.alloc(<usize>BUCKET_BYTES);
   /** The last insert() stored its entry (new, or touched later than before); false when it was touched this second already, or refused. */
   stored: bool = false;
 
   constructor(on: bool) {
+    super(KEY_TEMPLATE);
     this.on = on;
   }
 
@@ -45,22 +89,15 @@ export class SharedCheckpoints {
    */
   holders(hash: u64, out: StaticArray<u32>, at: i32, touched: StaticArray<u32> | null = null): i32 {
     if (!this.on) return 0;
-    const key = this.key;
-    key.point(hash);
-    const b = this.bytes;
-    if (getSharedRaw(key.ptr, key.len, b) != WasmResult.Ok) {
-      b.free();
-      return 0;
-    }
-    const n = entriesIn(b.len);
+    const v = this.entries;
+    const n = this.read(hash);
     let found = 0;
     for (let e = 0; e < n; e++) {
-      const p = b.ptr + <usize>(e * ENTRY_BYTES);
+      const p = v + <usize>(e * ENTRY_BYTES);
       if (load<u64>(p) != hash) continue;
       if (touched !== null) unchecked(touched[at + found] = load<u32>(p, 12));
       unchecked(out[at + found++] = load<u32>(p, 8));
     }
-    b.free();
     return found;
   }
 
@@ -72,41 +109,28 @@ export class SharedCheckpoints {
   insert(hash: u64, replica: u32, nowS: u32): bool {
     this.stored = false;
     if (!this.on) return false;
-    const key = this.key;
-    key.point(hash);
-    const b = this.bytes;
-    const v = this.value;
+    const v = this.entries;
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const r = getSharedRaw(key.ptr, key.len, b);
-      if (r != WasmResult.Ok && r != WasmResult.NotFound) {
-        b.free();
-        return false;
-      }
-      const cas = r == WasmResult.Ok ? sharedCas : 0;
-      const n = entriesIn(b.len);
+      const n = this.read(hash);
+      if (n < 0) return false;
       let at = -1;
       let oldest = -1;
       let oldestS: u32 = U32.MAX_VALUE;
       for (let e = 0; e < n; e++) {
-        const p = b.ptr + <usize>(e * ENTRY_BYTES);
+        const p = v + <usize>(e * ENTRY_BYTES);
         if (load<u64>(p) == hash && load<u32>(p, 8) == replica) at = e;
         const s = load<u32>(p, 12);
         if (s < oldestS) { oldestS = s; oldest = e; }
       }
-      if (at >= 0 && load<u32>(b.ptr + <usize>(at * ENTRY_BYTES), 12) >= nowS) {
-        b.free();
-        return true; // touched this second already
-      }
+      if (at >= 0 && load<u32>(v + <usize>(at * ENTRY_BYTES), 12) >= nowS) return true; // touched this second already
       let len = n;
       if (at < 0) at = n < BUCKET_ENTRIES ? n : oldest;
       if (at == n) len = n + 1;
-      if (n > 0) memory.copy(v, b.ptr, <usize>(n * ENTRY_BYTES));
-      b.free();
       const p = v + <usize>(at * ENTRY_BYTES);
       store<u64>(p, hash);
       store<u32>(p, replica, 8);
       store<u32>(p, nowS, 12);
-      if (setSharedRaw(key.ptr, key.len, v, <usize>(len * ENTRY_BYTES), cas) == WasmResult.Ok) {
+      if (this.write(len)) {
         this.stored = true;
         return true;
       }
@@ -115,32 +139,3 @@ export class SharedCheckpoints {
   }
 }
 
-/** Whole entries in a bucket value of `len` bytes (a malformed one counts what fits). */
-@inline function entriesIn(len: usize): i32 {
-  const n = <i32>(len / <usize>ENTRY_BYTES);
-  return n < BUCKET_ENTRIES ? n : BUCKET_ENTRIES;
-}
-
-/** A shared-data key `prefix` + 4 hex digits naming one of 2^BUCKET_BITS buckets, in linear memory. */
-@final
-export class BucketKey {
-  readonly ptr: usize;
-  readonly len: usize;
-
-  constructor(prefix: string) {
-    const p = String.UTF8.encode(prefix);
-    this.len = <usize>p.byteLength + 4;
-    this.ptr = heap.alloc(this.len);
-    memory.copy(this.ptr, changetype<usize>(p), <usize>p.byteLength);
-  }
-
-  /** Makes the key name the bucket of hash `h` (its top bits). */
-  point(h: u64): void {
-    const bucket = <u32>(h >> (64 - BUCKET_BITS));
-    const at = this.ptr + this.len - 4;
-    for (let i: u32 = 0; i < 4; i++) {
-      const d = (bucket >> ((3 - i) * 4)) & 15;
-      store<u8>(at + <usize>i, <u8>(d < 10 ? CharCode._0 + d : CharCode.a - 10 + d));
-    }
-  }
-}

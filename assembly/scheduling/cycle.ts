@@ -112,7 +112,7 @@ export class SchedulingCycle {
   /** Match: how much of the prompt each candidate holds. */
   match(): void {
     const nowS = <u32>(this.nowNs / 1000000000);
-    this.prefix.matchRequest(this.table, this.cands, this.hasPrompt, this.candidates.otherVms > 0, nowS);
+    this.prefix.matchRequest(this.table, this.cands, this.hasPrompt, this.candidates.otherVms > 0, nowS, this.inflight.total.routed);
   }
 
   /** Predict: what the request would cost each candidate, and the work guard's bound. */

@@ -16,10 +16,10 @@ const SET_HASH_AT: usize = 16;
 const ROWS_AT: usize = 24;
 const HEADER_BYTES: i32 = 28;
 /**
- * A row: [u32 vm id][u32 heartbeat s] then per replica [u16 in flight][u16 decoding][u32 queued tokens][u32 decode work]
+ * A row: [u32 vm id][u32 heartbeat s][u32 requests routed] then per replica [u16 in flight][u16 decoding][u32 queued tokens][u32 decode work]
  * [u32 last placement, ms clock mod 2^32, 0: none][u32 content written, in CONTENT_UNIT tokens].
  */
-const ROW_HEAD_BYTES: i32 = 8;
+const ROW_HEAD_BYTES: i32 = 12;
 export const REPLICA_BYTES: i32 = 20;
 /** Tokens per unit of a content count (a row's, and the fleet exchange's): a u32 of them lasts a year at 10k tokens a second. */
 export const CONTENT_UNIT: f64 = 64;
@@ -39,6 +39,8 @@ export class WorkCounts {
   readonly placedMs: StaticArray<u32> = new StaticArray<u32>(MAX_SLOTS);
   /** Tokens written into the replica's cache (prompt tokens it had to prefill, and output), since the VM started. */
   readonly written: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+  /** Requests routed since the VM started (mod 2^32; a total's, the gateway's): the clock of the shared prefix demand. Not cleared with the replicas. */
+  routed: u32 = 0;
 
   clear(n: i32): void {
     for (let i = 0; i < n; i++) {
@@ -125,6 +127,7 @@ export class GatewayBlob {
       const row = p + <usize>(HEADER_BYTES + r * rowBytes);
       if (load<u32>(row) == vmId || <i32>(nowS - load<u32>(row, 4)) > <i32>ROW_TTL_S) continue;
       live++;
+      out.routed += load<u32>(row, 8);
       let at = row + <usize>ROW_HEAD_BYTES;
       for (let i = 0; i < n; i++, at += <usize>REPLICA_BYTES) {
         unchecked(out.inflight[i] += <f64>load<u16>(at));
@@ -168,6 +171,7 @@ export class GatewayBlob {
       const mine = s + <usize>(HEADER_BYTES + keep * rowBytes);
       store<u32>(mine, vmId);
       store<u32>(mine, nowS, 4);
+      store<u32>(mine, counts.routed, 8);
       let at = mine + <usize>ROW_HEAD_BYTES;
       for (let i = 0; i < n; i++, at += <usize>REPLICA_BYTES) {
         store<u16>(at, clampU16(unchecked(counts.inflight[i])));

@@ -64,6 +64,7 @@ export class InflightCounters {
     const blob = this.blob;
     const sum = this.total;
     const l = this.local;
+    sum.routed = l.routed;
     for (let i = 0; i < n; i++) {
       unchecked(sum.inflight[i] = unchecked(l.inflight[i]));
       unchecked(sum.decoding[i] = unchecked(l.decoding[i]));
@@ -102,6 +103,7 @@ export class InflightCounters {
   committed(t: ReplicaTable, d: Decision, nowNs: u64, writtenTokens: f64): void {
     this.placed(t, d.replica, <u32>(nowNs / 1000000));
     if (d.replica >= 0 && d.replica < t.n) unchecked(this.local.written[d.replica] += writtenTokens);
+    this.local.routed++;
     this.add(t, d.replica, 1, 0, d.newTokens, 0, <u32>(nowNs / 1000000000));
     d.counted = true;
   }

@@ -10,7 +10,8 @@ export const KEY_POLL_LEASE = String.UTF8.encode("prefix_router.poll_lease");
 export const KEY_VM_SEQ = String.UTF8.encode("prefix_router.vm_seq");
 /**
  * [u64 state version, 0: none][u64 ns the control plane last answered][u64 replica-set hash][u32 rows]
- * then rows [u32 vm id][u32 heartbeat s][u16 count per replica]: read on every request, which learns
- * both what other VMs have in flight and whether a newer state was published (see inflightCounters).
+ * then rows [u32 vm id][u32 heartbeat s][u32 requests routed][20 bytes per replica]: read on every request, which learns
+ * what other VMs have in flight, the gateway's request count (the clock of the shared prefix demand, prefixDemand.ts)
+ * and whether a newer state was published (see inflightCounters, gatewayBlob).
  */
 export const KEY_INFLIGHT = String.UTF8.encode("prefix_router.inflight");

@@ -117,3 +117,21 @@ describe("in-flight counters' request hooks", () => {
     expect(vm.own.inflight[0]).toBe(0);
   });
 });
+
+// Last in the file: its rows stay live in the shared blob for the rest of it.
+describe("in-flight rows", () => {
+  it("count the requests each worker VM routed, summed over the live rows into the gateway's (the shared demand's clock)", () => {
+    const t = replicaTable(A, 100000);
+    const vm7 = new InflightCounters(new GatewayBlob(true), 7);
+    const vm8 = new InflightCounters(new GatewayBlob(true), 8);
+    const before = vm8.read(t, 5) >= 0 ? vm8.total.routed : 0;
+    for (let i = 0; i < 3; i++) vm7.committed(t, decidedFor(t), NOW_NS, 0);
+    vm8.committed(t, decidedFor(t), NOW_NS, 0);
+    vm8.read(t, 5);
+    expect(vm8.own.routed).toBe(1);
+    expect(vm8.total.routed - before).toBe(4);
+    // A replica set that changes keeps each VM's count.
+    vm7.remap(t, replicaTable([A[1]], 100000));
+    expect(vm7.own.routed).toBe(3);
+  });
+});
