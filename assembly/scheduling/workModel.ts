@@ -110,9 +110,9 @@ export const ALLOWANCE_CHUNKS: f64 = 2;
 
 /**
  * Standard deviations by which a prefix's demand must pass its holders for
- * a copy to count as needed. A share read from few requests (a VM's first,
- * or each of many worker VMs) is noisy: one of 32 groups found twice in a
- * VM's first 20 requests reads as 1.6 replicas' worth of 16. The deviation
+ * a copy to count as needed. A share read from few requests (a gateway's
+ * first) is noisy: one of 32 groups found twice in the first 20 requests
+ * reads as 1.6 replicas' worth of 16. The deviation
  * is the binomial one of the holders' share h/n over the requests counted,
  * sqrt(h x (n - h) / requests) replicas, which vanishes as h nears n, so
  * the last replica still gets one prompt sent by everyone.
