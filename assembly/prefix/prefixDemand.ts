@@ -22,7 +22,7 @@
 // and CAS-writes that prefix's bucket; a write lost to other VMs is evidence
 // lost. A VM alone keeps PrefixDemand, exactly as before.
 import { mix64 } from "./hash";
-import { BUCKET_ENTRIES, ENTRY_BYTES, SharedBucket } from "./sharedCheckpoints";
+import { BUCKET_ENTRIES, ENTRY_BYTES, SharedBucket } from "./sharedBucket";
 
 const DEMAND_BITS: i32 = 12;
 const DEMAND_MASK: u64 = (1 << DEMAND_BITS) - 1;
