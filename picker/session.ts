@@ -10,7 +10,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { HeaderPairs, LocalResponse, ProxyWasmHost, Stream } from '../host/index.js';
 import { DESTINATION_HEADER, FALLBACK_HEADER } from '../host/upstreamSelector.js';
-import { LB_METADATA_NAMESPACE } from '../host/endpointPicker/pickerGateway.js';
+import { LB_METADATA_NAMESPACE, SERVED_KEY } from '../host/endpointPicker/pickerGateway.js';
 import {
   BodySendMode, namespacedString, structStrings, toHeaderMap,
   type CommonResponse, type ProcessingRequest, type ProcessingResponse,
@@ -23,8 +23,6 @@ export const SUBSET_NAMESPACE = 'envoy.lb.subset_hint';
 export const SUBSET_KEY = 'x-gateway-destination-endpoint-subset';
 /** How the subset reaches the filter (its `subsetHeader`); only the picker sets it, never the client. */
 export const SUBSET_HEADER = 'x-prefix-router-endpoint-subset';
-/** Where the proxy reports the endpoint that served the request. */
-export const SERVED_KEY = 'x-gateway-destination-endpoint-served';
 
 /** The filter's runner-up header is the picker's input, never the upstream's. */
 const PICKER_ONLY = new Set([FALLBACK_HEADER]);

@@ -4,10 +4,13 @@
 // with end_of_stream), and response headers and body through the picker too unless turned off.
 // The picker's answer names the endpoint: dynamic metadata envoy.lb/x-gateway-destination-endpoint
 // (an ordered, comma-separated fallback list) or else the x-gateway-destination-endpoint header it
-// set; the body that goes upstream is the one the picker streamed back. An ImmediateResponse
-// (503 no endpoint, 429 shed) goes to the client as it is. When the picker cannot be reached or
-// does not answer within the message timeout, FailClose answers 500 (a gRPC error) or 504 (a
-// timeout), as Envoy's filter does, and FailOpen sends the request to the pool's endpoints in turn.
+// set; the body that goes upstream is the one the picker streamed back. The response headers go to
+// the picker with the endpoint that answered in metadata_context (envoy.lb/x-gateway-destination-
+// endpoint-served), which the protocol requires since a fallback list leaves it open. An
+// ImmediateResponse (503 no endpoint, 429 shed) goes to the client as it is. When the picker cannot
+// be reached or does not answer within the message timeout, FailClose answers 500 (a gRPC error) or
+// 504 (a timeout), as Envoy's filter does, and FailOpen sends the request to the pool's endpoints in
+// turn.
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
@@ -23,6 +26,8 @@ import {
 
 /** The dynamic-metadata namespace the protocol puts the destination in. */
 export const LB_METADATA_NAMESPACE = 'envoy.lb';
+/** Where, in that namespace of the response's metadata_context, the proxy reports the endpoint that served the request. */
+export const SERVED_KEY = 'x-gateway-destination-endpoint-served';
 
 export type FailureMode = 'FailOpen' | 'FailClose';
 
@@ -348,7 +353,10 @@ export function createPickerHandler(opts: PickerGatewayOptions): { handle: http.
           upstreamBodyless = status === 204 || status === 304 || req.method === 'HEAD';
           if (!throughPicker) return writeHead(status, upstreamRes.headers);
           responseThroughPicker = true;
-          call.write({ response_headers: { headers: toHeaderMap(upstreamRes.headers), end_of_stream: upstreamBodyless } });
+          call.write({
+            response_headers: { headers: toHeaderMap(upstreamRes.headers), end_of_stream: upstreamBodyless },
+            metadata_context: { filter_metadata: { [LB_METADATA_NAMESPACE]: { fields: { [SERVED_KEY]: { stringValue: target } } } } },
+          });
           armTimer();
         },
         onData(chunk) {

@@ -8,8 +8,10 @@ import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import { EXT_PROC_SERVICE, headerValueOf, toHeaderMap, type ProcessingRequest, type ProcessingResponse } from '../../host/endpointPicker/protocol.js';
-import { startPickerGateway, applyHeaderMutation, metadataEndpoints, type PickerGatewayOptions, type PickerAccessLogEntry } from '../../host/endpointPicker/pickerGateway.js';
+import { EXT_PROC_SERVICE, headerValueOf, structStrings, toHeaderMap, type ProcessingRequest, type ProcessingResponse } from '../../host/endpointPicker/protocol.js';
+import {
+  startPickerGateway, applyHeaderMutation, metadataEndpoints, LB_METADATA_NAMESPACE, SERVED_KEY, type PickerGatewayOptions, type PickerAccessLogEntry,
+} from '../../host/endpointPicker/pickerGateway.js';
 
 type Decision =
   | { kind: 'route'; metadata?: string; header?: string; rewriteModel?: string }
@@ -122,6 +124,12 @@ async function withGateway<T>(opts: Partial<PickerGatewayOptions>, fn: (url: str
   }
 }
 
+/** The endpoint the gateway reported as having served the stream's request, with its response headers. */
+function servedReport(msgs: ProcessingRequest[]): string[] | null {
+  const m = msgs.find((x) => x.response_headers);
+  return structStrings(m?.metadata_context?.filter_metadata?.[LB_METADATA_NAMESPACE], SERVED_KEY);
+}
+
 async function post(url: string, body: unknown, path = '/v1/completions') {
   const r = await fetch(url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   return { status: r.status, headers: r.headers, text: await r.text() };
@@ -156,18 +164,21 @@ test('routes to the endpoint in envoy.lb metadata, with the body the picker stre
   assert.ok(bodyMsgs.length >= 1);
   assert.equal(bodyMsgs.at(-1)!.request_body!.end_of_stream, true);
   assert.ok(msgs.some((m) => m.response_headers));
+  assert.deepEqual(servedReport(msgs), [b.endpoint], 'the served endpoint, in the response headers\' metadata_context');
   assert.equal(msgs.filter((m) => m.response_body).at(-1)!.response_body!.end_of_stream, true);
 });
 
 test('an ordered fallback list: a dead first endpoint moves on to the next', async () => {
   const dead = await closedPort();
   picker.decide = () => ({ kind: 'route', metadata: `${dead},${a.endpoint}` });
+  picker.seen.length = 0;
   await withGateway({}, async (url, log) => {
     const r = await post(url, { prompt: 'x' });
     assert.equal(r.status, 200);
     assert.equal(JSON.parse(r.text).name, 'a');
     assert.equal(log[0]!.endpoint, a.endpoint);
   });
+  assert.deepEqual(servedReport(picker.seen[0]!), [a.endpoint], 'the picker hears which endpoint of the list answered');
 });
 
 test('the destination header alone routes too, and reaches the upstream as the picker set it', async () => {

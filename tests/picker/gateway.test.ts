@@ -67,6 +67,8 @@ test('through the picker: 200, the filter\'s debug headers on the response, one 
   assert.ok(first.upstream);
   assert.equal(first.routedBy, upstreams.find((u) => u.name === first.upstream)!.endpoint);
   for (let i = 0; i < 4; i++) assert.equal((await complete(gw, prompt + ` turn ${i}`)).upstream, first.upstream);
+  const served = (await p.picker.metrics.served.get()).values;
+  assert.equal(served.find((v) => v.labels.served === 'picked')?.value, 5, 'the gateway reported each picked endpoint as the one that served');
 });
 
 test('killing one of three pickers loses the requests it had open and no other', async () => {
