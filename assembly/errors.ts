@@ -3,12 +3,8 @@
 // does not join literals added with +, so each part would be a string of its own,
 // joined at start-up.
 
-export const EXPECTED_CONFIG_SHAPE = '{"controlPlane": {"cluster": "prefix_router_control_plane", "authority": "prefix-router-control-plane", "path": "/v1/state", "longPollMs": 10000, "retryMs": 250}, \
-"replicas": ["10.0.0.1:8000", {"address": "10.0.0.2:8000", "kvCapacityTokens": 150000}], \
-"weights": {"prefix": 3, "queue": 1, "kvCache": 1, "inflight": 1}, \
-"prefix": {"blockChars": 64, "maxBlocks": 256, "indexEntries": 524288, "defaultCapacityTokens": 500000}, \
-"loadBoundEpsilon": 0.5, "stalenessMs": 2000, "maxBodyBytes": 1048576, "debugHeaders": false, "fallbackHeader": false, "sharedState": true} \
-(every field optional, but controlPlane or replicas is needed; see plugin/CONFIG.md)';
+export const EXPECTED_CONFIG_SHAPE = '{"controlPlane": {"cluster": "prefix_router_control_plane"}} or {"replicas": ["10.0.0.1:8000"]} \
+(every other field is optional; plugin/CONFIG.md lists each with its default)';
 
 export const CONFIG_REJECTED = "prefix_router: configuration rejected: ";
 export const CONFIG_NEEDS_SOURCE = "needs 'controlPlane' or a non-empty 'replicas' list to learn replicas from";

@@ -30,6 +30,18 @@
 // requests (the count guard may not: picker.ts). Tokens every candidate
 // would prefill (a unique prompt, a unique tail) cost the same wherever they
 // go and are not charged, so plain load balancing is left as it was.
+// Where no copy is needed, a copy also pays the holder's unseen progress:
+//   copy_r += perToken x (min(progress_h, copied_r) - progress_r)   (when positive)
+// for h the holder of least predicted TTFT. The prediction counts a queued
+// prompt whole until its first token, but the engine has been prefilling it
+// since it arrived and caches each block as it schedules it: a request that
+// follows its group's first onto the holder waits less than predicted, and
+// a copy made for a few tens of milliseconds puts a whole prefill in the
+// tail. progress_r is what r may have prefilled unseen since this gateway
+// last sent there, at most its queue and one chunk (unseenProgress). The
+// charge holds only while the demand stays within PROGRESS_DEMAND_Z of the
+// holders: a prefix everyone asks for, read from a gateway's first few
+// requests, still spreads before its holders queue.
 // The work guard passes over a replica whose work_r would exceed
 // (1 + epsilon) x (all queued and decode work + this request's) / n + one chunk
 // by more than saved_r = (most new over candidates) - new_r, the prefill it
@@ -119,6 +131,22 @@ export const ALLOWANCE_CHUNKS: f64 = 2;
  */
 export const DEMAND_Z: f64 = 2;
 
+/**
+ * Standard deviations (as DEMAND_Z's) by which a prefix's demand may pass
+ * its holders with copies still paying the holder's unseen progress. At 0,
+ * a share read from a gateway's first requests (one of 32 groups found in a
+ * quarter of them) turns the charge off when in-flight holdings are most
+ * common; at DEMAND_Z, a prefix all ask for but not yet read from enough
+ * requests to spread stays on its first holders while they queue.
+ */
+export const PROGRESS_DEMAND_Z: f64 = 1;
+
+/** Prefill tokens candidate `k` may have done unseen since this gateway last sent there: at most its queue and one chunk. */
+@inline function unseenProgress(c: Candidates, p: WorkParams, k: i32): f64 {
+  const byTime = unchecked(c.sincePlacedMs[k]) / p.prefillTimePerTokenMs;
+  return Math.min(byTime, Math.min(unchecked(c.queued[k]), p.chunkTokens));
+}
+
 /** Candidate `k`'s predicted cost, ms: its predicted TTFT and its copy charge (cost_r above). */
 @inline export function predictedCostMs(c: Candidates, k: i32): f64 {
   return unchecked(c.ttftMs[k]) + unchecked(c.copyMs[k]);
@@ -171,7 +199,10 @@ export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tok
   if (leastFresh < promptTokens) {
     for (let k = 0; k < n; k++) if (unchecked(c.newTokens[k]) == leastFresh) holders += 1;
   }
-  const spread = holders > 0 && c.demandRequests > 0 && c.demandShare * <f64>n > holders + DEMAND_Z * Math.sqrt(holders * (<f64>n - holders) / c.demandRequests);
+  // The demand, in replicas, beyond the holders, and chance's deviation of it (DEMAND_Z).
+  const excess = c.demandShare * <f64>n - holders;
+  const deviation = Math.sqrt(holders * (<f64>n - holders) / c.demandRequests);
+  const spread = holders > 0 && c.demandRequests > 0 && excess > DEMAND_Z * deviation;
   c.copyNeeded = spread;
   for (let k = 0; k < n; k++) {
     const fresh = unchecked(c.newTokens[k]);
@@ -183,9 +214,25 @@ export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tok
     const reuse = unchecked(c.cacheReuse[k]);
     unchecked(c.copyMs[k] = perCopied * (reuse > p.evictionReuseFloor ? reuse : p.evictionReuseFloor) * copied - (spread ? perToken * copied : 0));
   }
+  if (holders > 0 && holders < <f64>n && !spread && excess <= PROGRESS_DEMAND_Z * deviation) chargeProgress(c, p, leastFresh);
   c.workBound = guard && n > 0 ? (1 + epsilon) * (total + ownWork) / <f64>n + p.chunkTokens : Infinity;
   c.nearMs = guard ? NEAR_CHUNKS * p.chunkTokens * p.prefillTimePerTokenMs : 0;
   c.homeBandMs = guard ? HOME_BAND_CHUNKS * p.chunkTokens * p.prefillTimePerTokenMs : 0;
+}
+
+/** Adds to each copy's charge the holder's unseen progress beyond its own (the progress charge above). */
+function chargeProgress(c: Candidates, p: WorkParams, leastFresh: f64): void {
+  let holder = -1;
+  for (let k = 0; k < c.n; k++) {
+    if (unchecked(c.newTokens[k]) == leastFresh && (holder < 0 || unchecked(c.ttftMs[k]) < unchecked(c.ttftMs[holder]))) holder = k;
+  }
+  const progress = unseenProgress(c, p, holder);
+  for (let k = 0; k < c.n; k++) {
+    const copied = unchecked(c.newTokens[k]) - leastFresh;
+    if (copied <= 0) continue;
+    const charge = Math.min(progress, copied) - unseenProgress(c, p, k);
+    if (charge > 0) unchecked(c.copyMs[k] += p.prefillTimePerTokenMs * charge);
+  }
 }
 
 /**

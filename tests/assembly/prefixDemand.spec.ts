@@ -123,3 +123,56 @@ describe("work model: spreading a prefix its demand needs on more replicas", () 
     for (let k = 0; k < 4; k++) expect(u.copyMs[k]).toBe(0);
   });
 });
+
+/** Replica 0 holds the group's prefix and still prefills the group's first prompt (2304 tokens), sent `sinceMs` ago; the others are idle. */
+function inFlightHolding(n: i32, sinceMs: f64): Candidates {
+  const c = hotPrompt(n);
+  c.queued[0] = 2304;
+  for (let k = 0; k < n; k++) c.sincePlacedMs[k] = Infinity;
+  c.sincePlacedMs[0] = sinceMs;
+  c.demandShare = 1.0 / 32;
+  c.demandRequests = 300;
+  return c;
+}
+
+describe("work model: the holder's unseen progress", () => {
+  it("charges a copy what the holder has prefilled unseen, so the group's next request follows its first", () => {
+    const p = new WorkParams();
+    const fresh = inFlightHolding(16, 0);
+    predictWork(fresh, p, 2304, 16, 2304, 0.5, true);
+    // Just sent: nothing unseen, and the copy looks faster (the queued prompt counts whole).
+    expect(fresh.copyMs[1]).toBe(0);
+    expect(fresh.ttftMs[1] + fresh.copyMs[1]).toBeLessThan(fresh.ttftMs[0] + fresh.copyMs[0]);
+    const c = inFlightHolding(16, 300);
+    predictWork(c, p, 2304, 16, 2304, 0.5, true);
+    // 300 ms of a T4's prefill: 300 / 0.228 tokens, charged back at 0.228 ms each.
+    expect(c.copyMs[1]).toBeCloseTo(300, 6);
+    expect(c.copyMs[0]).toBe(0);
+    expect(c.ttftMs[0] + c.copyMs[0]).toBeLessThan(c.ttftMs[1] + c.copyMs[1]);
+  });
+  it("caps the charge at one chunk and at the copy's prefill, and takes off the copy target's own unseen progress", () => {
+    const p = new WorkParams();
+    const c = inFlightHolding(16, 10000);
+    c.queued[2] = 512;
+    c.sincePlacedMs[2] = 57; // 250 tokens of its own queue done unseen
+    predictWork(c, p, 2304, 16, 2304, 0.5, true);
+    // The holder's progress stops at a chunk (2048 tokens), which is also the prefill a copy adds.
+    expect(c.copyMs[1]).toBeCloseTo(0.228 * 2048, 6);
+    expect(c.copyMs[2]).toBeCloseTo(0.228 * 2048 - 57, 6);
+  });
+  it("charges nothing where the demand passes the holders by more than chance's one deviation", () => {
+    const p = new WorkParams();
+    const c = inFlightHolding(16, 300);
+    // 2.4 replicas' worth on one holder, read from a gateway's first 20 requests: within DEMAND_Z's
+    // two deviations (0.87 replicas each) of chance, so no copy is needed, but past one.
+    c.demandShare = 0.15;
+    c.demandRequests = 20;
+    predictWork(c, p, 2304, 16, 2304, 0.5, true);
+    expect(c.copyNeeded).toBe(false);
+    expect(c.copyMs[1]).toBe(0);
+    // One of 32 groups from as few requests: the holder's progress is charged.
+    c.demandShare = 1.0 / 32;
+    predictWork(c, p, 2304, 16, 2304, 0.5, true);
+    expect(c.copyMs[1]).toBeCloseTo(300, 6);
+  });
+});
