@@ -5,7 +5,7 @@
 import { PluginConfig } from "../config/pluginConfig";
 import { Counter, RouterMetrics } from "../metrics";
 import { EndpointSubset } from "../request/endpointSubset";
-import { WorkCounts } from "../state/gatewayBlob";
+import { WorkCounts, msSincePlacement } from "../state/gatewayBlob";
 import { InflightCounters } from "../state/inflightCounters";
 import { ReplicaTable } from "../state/replicaTable";
 import { Candidates } from "./candidates";
@@ -61,8 +61,7 @@ export class CandidateFilter {
       // Other gateways' work, as the control plane last reported it, adds to this gateway's.
       unchecked(c.queued[n] = unchecked(sum.queued[i]) + unchecked(t.otherGatewaysQueuedTokens[i]));
       unchecked(c.decodeWork[n] = unchecked(sum.decodeWork[i]) + unchecked(t.otherGatewaysDecodeWork[i]));
-      const placed = unchecked(sum.placedMs[i]);
-      unchecked(c.sincePlacedMs[n] = placed == 0 ? Infinity : <f64>(nowMs - placed));
+      unchecked(c.sincePlacedMs[n] = msSincePlacement(nowMs, unchecked(sum.placedMs[i])));
       unchecked(c.written[n] = unchecked(sum.written[i]) + unchecked(t.otherGatewaysWritten[i]));
       // This gateway's own requests are counted as they start and end; the
       // engine queue (from metrics, up to a scrape old) adds what others sent

@@ -59,6 +59,16 @@ export class WorkCounts {
   return a == 0 || (b != 0 && <i32>(b - a) > 0) ? b : a;
 }
 
+/**
+ * Milliseconds from placement stamp `placed` to `nowMs` (wrap-aware, as
+ * laterPlacement): Infinity for never (0), and 0 for a stamp after `nowMs`,
+ * which another worker VM wrote after this request read its clock.
+ */
+@inline export function msSincePlacement(nowMs: u32, placed: u32): f64 {
+  const since = <i32>(nowMs - placed);
+  return placed == 0 ? Infinity : since > 0 ? <f64>since : 0;
+}
+
 @inline function clampU16(v: f64): u16 {
   return v <= 0 ? 0 : v >= 65535 ? 65535 : <u16>v;
 }

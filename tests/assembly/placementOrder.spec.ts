@@ -5,7 +5,7 @@ import { hostAlloc } from "../../assembly/abi/hostCalls";
 import { Candidates } from "../../assembly/scheduling/candidates";
 import { Pick, pick } from "../../assembly/scheduling/picker";
 import { NEAR_CHUNKS, WorkParams, predictWork } from "../../assembly/scheduling/workModel";
-import { GatewayBlob, laterPlacement } from "../../assembly/state/gatewayBlob";
+import { GatewayBlob, laterPlacement, msSincePlacement } from "../../assembly/state/gatewayBlob";
 import { InflightCounters } from "../../assembly/state/inflightCounters";
 import { allCandidates, replicaTable } from "./support/replicas";
 
@@ -143,5 +143,12 @@ describe("placement times across worker VMs", () => {
     expect(laterPlacement(0, 7)).toBe(7);
     expect(laterPlacement(7, 0)).toBe(7);
     expect(laterPlacement(9, 7)).toBe(9);
+  });
+  it("reads the time since a placement across the wrap, and a placement after the request's clock as just now", () => {
+    expect(msSincePlacement(5000, 0)).toBe(Infinity);
+    expect(msSincePlacement(5000, 4000)).toBe(1000);
+    expect(msSincePlacement(5, 0xffffff00)).toBe(261);
+    // Another worker VM placed a request 2 ms after this one read its clock: not 49 days ago.
+    expect(msSincePlacement(5000, 5002)).toBe(0);
   });
 });
