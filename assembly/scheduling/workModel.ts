@@ -199,10 +199,15 @@ export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tok
   if (leastFresh < promptTokens) {
     for (let k = 0; k < n; k++) if (unchecked(c.newTokens[k]) == leastFresh) holders += 1;
   }
-  // The demand, in replicas, beyond the holders, and chance's deviation of it (DEMAND_Z).
-  const excess = c.demandShare * <f64>n - holders;
-  const deviation = Math.sqrt(holders * (<f64>n - holders) / c.demandRequests);
-  const spread = holders > 0 && c.demandRequests > 0 && excess > DEMAND_Z * deviation;
+  // Where the prompt is held: its demand, in replicas, beyond the holders, against chance's deviation of it.
+  let spread = false;
+  let chargesProgress = false;
+  if (holders > 0) {
+    const excess = c.demandShare * <f64>n - holders;
+    const deviation = Math.sqrt(holders * (<f64>n - holders) / c.demandRequests);
+    spread = c.demandRequests > 0 && excess > DEMAND_Z * deviation;
+    chargesProgress = holders < <f64>n && !spread && excess <= PROGRESS_DEMAND_Z * deviation;
+  }
   c.copyNeeded = spread;
   for (let k = 0; k < n; k++) {
     const fresh = unchecked(c.newTokens[k]);
@@ -214,7 +219,7 @@ export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tok
     const reuse = unchecked(c.cacheReuse[k]);
     unchecked(c.copyMs[k] = perCopied * (reuse > p.evictionReuseFloor ? reuse : p.evictionReuseFloor) * copied - (spread ? perToken * copied : 0));
   }
-  if (holders > 0 && holders < <f64>n && !spread && excess <= PROGRESS_DEMAND_Z * deviation) chargeProgress(c, p, leastFresh);
+  if (chargesProgress) chargeProgress(c, p, leastFresh);
   c.workBound = guard && n > 0 ? (1 + epsilon) * (total + ownWork) / <f64>n + p.chunkTokens : Infinity;
   c.nearMs = guard ? NEAR_CHUNKS * p.chunkTokens * p.prefillTimePerTokenMs : 0;
   c.homeBandMs = guard ? HOME_BAND_CHUNKS * p.chunkTokens * p.prefillTimePerTokenMs : 0;
