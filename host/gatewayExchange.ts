@@ -408,7 +408,9 @@ export class GatewayExchange implements StreamListener {
   }
 
   private schedulePump(): void {
-    if (this.pumpQueued) return;
+    // Only an attempt whose body is streaming takes more of it: a body sent whole, or one not dialled
+    // yet (dial takes what was released until then), has nothing to pump.
+    if (this.pumpQueued || this.upstreamBody === null) return;
     this.pumpQueued = true;
     this.later(() => this.pumpRequest());
   }
