@@ -67,6 +67,8 @@ export const PAIRS_MAX_COUNT = 1024;
 export const WASI_RANDOM_GET_MAX_BYTES = 64 * 1024;
 
 export type HeaderPairs = Array<[string, string]>;
+/** Header pairs to read, not to change. */
+export type ReadonlyHeaderPairs = ReadonlyArray<readonly [string, string]>;
 
 const latin1 = (s: string) => Buffer.from(s, 'latin1');
 

@@ -76,10 +76,11 @@ export async function serveGateway(
   at?: { host?: string; port?: number },
 ): Promise<Gateway> {
   const server = http.createServer({ keepAliveTimeout: 60_000 }, handle);
+  const connectionClosed = () => stats.cxActive.dec();
   server.on('connection', (socket: net.Socket) => {
     stats.cxTotal.inc();
     stats.cxActive.inc();
-    socket.once('close', () => stats.cxActive.dec());
+    socket.on('close', connectionClosed); // emitted once
   });
   // A bad request line or header from a client gets a 400 without touching the filter.
   server.on('clientError', (_err, socket) => {

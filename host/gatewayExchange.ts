@@ -9,9 +9,8 @@
 import type http from 'node:http';
 import type net from 'node:net';
 import { randomUUID } from 'node:crypto';
-import type { HeaderPairs } from './abi.js';
+import type { HeaderPairs, ReadonlyHeaderPairs } from './abi.js';
 import { NO_HEALTHY_UPSTREAM, UPSTREAM_TIMEOUT, connectFailure, type RouterReply } from './routerReplies.js';
-import { appendRawHeaders } from './headerMap.js';
 import type { ProxyWasmHost } from './proxyWasmHost.js';
 import type { LocalResponse, PropertyValue, Stream, StreamListener } from './stream.js';
 import type { GatewayStats } from './gatewayStats.js';
@@ -60,7 +59,7 @@ function passedOn(name: string): boolean {
 }
 
 /** Node's header object from pairs: pseudo-headers and hop-by-hop headers left out, repeats as arrays. */
-export function groupHeaders(pairs: HeaderPairs): Record<string, string | string[]> {
+export function groupHeaders(pairs: ReadonlyHeaderPairs): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const [k, v] of pairs) {
     if (!passedOn(k)) continue;
@@ -74,9 +73,9 @@ export function groupHeaders(pairs: HeaderPairs): Record<string, string | string
  * A response head as node's writeHead takes it without building an object (a repeated header is its
  * own line, as groupHeaders' arrays give): pseudo-headers and hop-by-hop headers left out.
  */
-function forwardedPairs(pairs: HeaderPairs): HeaderPairs {
-  const out: HeaderPairs = [];
-  for (const pair of pairs) if (passedOn(pair[0])) out.push(pair);
+function forwardedPairs(pairs: ReadonlyHeaderPairs): Array<readonly [string, string]> {
+  const out: Array<readonly [string, string]> = [];
+  for (let i = 0; i < pairs.length; i++) if (passedOn(pairs[i][0])) out.push(pairs[i]);
   return out;
 }
 
@@ -91,10 +90,11 @@ function pairsOf(raw: string[]): HeaderPairs {
  * out, host from :authority. A body sent whole gets its content-length from its bytes (the filter
  * may have changed them), so the client's is left out then.
  */
-export function upstreamHeaders(pairs: HeaderPairs, fallbackHost: string, wholeBody: boolean): string[] {
+export function upstreamHeaders(pairs: ReadonlyHeaderPairs, fallbackHost: string, wholeBody: boolean): string[] {
   const out: string[] = [];
   let host = fallbackHost;
-  for (const [k, v] of pairs) {
+  for (let i = 0; i < pairs.length; i++) {
+    const k = pairs[i][0], v = pairs[i][1];
     if (k === ':authority') {
       if (v) host = v;
       continue;
@@ -262,7 +262,7 @@ export class GatewayExchange implements StreamListener {
     const contentLength = cl === undefined ? null : Number(cl);
     const noBody = (contentLength === 0 || contentLength === null) && req.headers['transfer-encoding'] === undefined;
     if (noBody) this.downstreamEnded = true;
-    stream.requestHeaders(headers, noBody);
+    stream.requestHeaders(headers, noBody, true);
     if (noBody) {
       req.resume();
       return;
@@ -355,9 +355,11 @@ export class GatewayExchange implements StreamListener {
 
   /** Asks the selector where this attempt goes, then dials it. */
   private connect(attempt: number): void {
+    const view = this.stream.requestHeaderView();
+    const choice = this.gw.upstream.select(view, attempt);
+    if (!(choice instanceof Promise)) return this.dial(view, choice, attempt);
+    // The request goes with its headers as they are now, whenever the selector answers.
     const hs = this.stream.requestHeaderList();
-    const choice = this.gw.upstream.select(hs, attempt);
-    if (!(choice instanceof Promise)) return this.dial(hs, choice, attempt);
     choice.then(
       (dest) => this.later(() => this.dial(hs, dest, attempt)),
       () => this.later(() => this.dial(hs, null, attempt)),
@@ -365,7 +367,7 @@ export class GatewayExchange implements StreamListener {
   }
 
   /** Sends the request, with what the filter released of its body, to `dest`. */
-  private dial(hs: HeaderPairs, dest: Destination | null, attempt: number): void {
+  private dial(hs: ReadonlyHeaderPairs, dest: Destination | null, attempt: number): void {
     if (this.finished || this.stream.localResponse) return;
     if (!dest) return this.routerReply(NO_HEALTHY_UPSTREAM);
     const endpoint = dest.host.includes(':') ? `[${dest.host}]:${dest.port}` : `${dest.host}:${dest.port}`;
@@ -379,12 +381,17 @@ export class GatewayExchange implements StreamListener {
     this.upstreamEnded = whole;
     this.upstreamBody = null;
     const body = !whole ? 'stream' : this.sentUpstream.length === 0 ? null : this.sentUpstream.length === 1 ? this.sentUpstream[0] : Buffer.concat(this.sentUpstream);
-    const get = (k: string) => hs.find(([hk]) => hk === k)?.[1];
+    let method: string | undefined, path: string | undefined;
+    for (let i = 0; i < hs.length && (method === undefined || path === undefined); i++) {
+      const k = hs[i][0];
+      if (k === ':method') method ??= hs[i][1];
+      else if (k === ':path') path ??= hs[i][1];
+    }
     const u = new UpstreamAttempt(this, attempt);
     this.upstream = u;
     this.gw.stats.upstreamRqTotal.inc();
     const call = this.gw.client.request(
-      { host: dest.host, port: dest.port, method: get(':method') ?? 'GET', path: get(':path') ?? '/', headers: upstreamHeaders(hs, endpoint, whole), body, timeoutMs: this.gw.timeoutMs },
+      { host: dest.host, port: dest.port, method: method ?? 'GET', path: path ?? '/', headers: upstreamHeaders(hs, endpoint, whole), body, timeoutMs: this.gw.timeoutMs },
       u,
     );
     if (!call || u.cancelled) return;
@@ -401,7 +408,9 @@ export class GatewayExchange implements StreamListener {
   }
 
   private schedulePump(): void {
-    if (this.pumpQueued) return;
+    // Only an attempt whose body is streaming takes more of it: a body sent whole, or one not dialled
+    // yet (dial takes what was released until then), has nothing to pump.
+    if (this.pumpQueued || this.upstreamBody === null) return;
     this.pumpQueued = true;
     this.later(() => this.pumpRequest());
   }
@@ -461,10 +470,15 @@ export class GatewayExchange implements StreamListener {
     const stream = this.stream;
     this.upstreamResponded = true;
     this.gw.stats.upstreamResponse(status);
-    const headers = appendRawHeaders([[':status', String(status)]], raw);
-    const noBody = status === 204 || status === 304 || this.req.method === 'HEAD' || headers.some(([k, v]) => k === 'content-length' && v.trim() === '0');
+    const headers: HeaderPairs = [[':status', String(status)]];
+    let noBody = status === 204 || status === 304 || this.req.method === 'HEAD';
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const k = raw[i].toLowerCase(), v = raw[i + 1];
+      if (k === 'content-length' && v.trim() === '0') noBody = true;
+      headers.push([k, v]);
+    }
     this.responseHasNoBody = noBody;
-    const r = stream.responseHeaders(headers, noBody);
+    const r = stream.responseHeaders(headers, noBody, true);
     if (r === 'local' || stream.localResponse) return this.sendLocal(stream.localResponse!);
     if (noBody) this.responseEndSeen = true;
     this.writeResponseHeaders();
@@ -484,7 +498,8 @@ export class GatewayExchange implements StreamListener {
   onAttemptComplete(u: UpstreamAttempt, rawTrailers: string[]): void {
     if (this.upstream !== u || u.cancelled) return;
     const stream = this.stream;
-    const trailers = appendRawHeaders([], rawTrailers);
+    const trailers: HeaderPairs = [];
+    for (let i = 0; i + 1 < rawTrailers.length; i += 2) trailers.push([rawTrailers[i].toLowerCase(), rawTrailers[i + 1]]);
     if (stream.localResponse || this.responseHasNoBody) {
       this.pumpResponse();
       return;
@@ -508,10 +523,13 @@ export class GatewayExchange implements StreamListener {
     if (this.responseStarted || res.headersSent) return;
     if (!stream.responseContinued) return;
     this.responseStarted = true;
-    const hs = stream.responseHeaderList();
-    const status = Number(hs.find(([k]) => k === ':status')?.[1] ?? 502);
+    const hs = stream.responseHeaderView();
+    let statusValue: string | undefined;
+    for (let i = 0; i < hs.length && statusValue === undefined; i++) if (hs[i][0] === ':status') statusValue = hs[i][1];
+    const status = Number(statusValue ?? 502);
     try {
-      res.writeHead(Number.isInteger(status) && status >= 100 && status <= 999 ? status : 502, forwardedPairs(hs)); // sent by flushResponse
+      // writeHead reads the pairs into the head it builds (sent by flushResponse) and keeps none of them.
+      res.writeHead(Number.isInteger(status) && status >= 100 && status <= 999 ? status : 502, forwardedPairs(hs) as HeaderPairs);
     } catch {
       res.destroy();
     }
@@ -541,21 +559,21 @@ export class GatewayExchange implements StreamListener {
       const end = this.responseEndSeen && stream.responseContinued && !res.writableEnded;
       if (!data.length && !end && this.headWritten) return;
       this.headWritten = true;
-      res.cork(); // end() uncorks fully; otherwise the uncork below sends head and body in one write
+      this.bytesSent += data.length;
+      if (end) {
+        const t = stream.responseTrailerList() ?? this.pendingTrailers;
+        if (t && t.length) res.addTrailers(groupHeaders(t));
+        // end() corks the socket itself: head, body and end leave in one write.
+        if (data.length) res.end(asBuffer(data));
+        else res.end();
+        return;
+      }
+      res.cork(); // the uncork below sends head and body in one write
       try {
-        if (data.length) {
-          this.bytesSent += data.length;
-          res.write(asBuffer(data));
-        }
-        if (end) {
-          const t = stream.responseTrailerList() ?? this.pendingTrailers;
-          if (t && t.length) res.addTrailers(groupHeaders(t));
-          res.end();
-        } else if (!data.length) {
-          res.flushHeaders();
-        }
+        if (data.length) res.write(asBuffer(data));
+        else res.flushHeaders();
       } finally {
-        if (!res.writableEnded) res.uncork();
+        res.uncork();
       }
     } catch {
       res.destroy(); // e.g. a trailer node will not send; the client sees a reset, the process goes on

@@ -2,7 +2,7 @@
 // a single proxy-wasm filter: headers held or released, body offered, buffered
 // (413 past the limit) or passed on, local replies, fail-closed/fail-open on a VM
 // failure, and the end-of-stream calls (on_done, on_log, on_delete).
-import { DataStatus, HeaderPairs, HeadersStatus, MapType, BufferType, StreamType, WasmResult } from './abi.js';
+import { DataStatus, HeaderPairs, type ReadonlyHeaderPairs, HeadersStatus, MapType, BufferType, StreamType, WasmResult } from './abi.js';
 import type { ContextRecord, StreamSide } from './contexts.js';
 import type { WasmVm } from './wasmVm.js';
 import { Direction, concat } from './direction.js';
@@ -63,7 +63,8 @@ export class Stream implements StreamSide {
   private failed = false;
   private readonly req = new Direction(true);
   private readonly resp = new Direction(false);
-  private readonly filterState = new Map<string, Uint8Array>();
+  /** Properties the filter set (Envoy's filter state); made on the first one, since most streams set none. */
+  private filterState: Map<string, Uint8Array> | null = null;
   private readonly startNs: bigint;
   private inLocalReply = false;
   private failureReplySent = false;
@@ -98,6 +99,17 @@ export class Stream implements StreamSide {
   }
   responseHeaderList(): HeaderPairs {
     return this.resp.headers.map(([k, v]) => [k, v]);
+  }
+  /**
+   * The stream's own request header map, not a copy, for a driver that reads it at once (a later
+   * hook of the filter may still change it).
+   */
+  requestHeaderView(): ReadonlyHeaderPairs {
+    return this.req.headers;
+  }
+  /** The stream's own response header map, as requestHeaderView. */
+  responseHeaderView(): ReadonlyHeaderPairs {
+    return this.resp.headers;
   }
   requestTrailerList(): HeaderPairs | null {
     return this.req.trailers ? this.req.trailers.map(([k, v]) => [k, v]) : null;
@@ -140,8 +152,12 @@ export class Stream implements StreamSide {
 
   // ---- driver API ----
 
-  requestHeaders(headers: HeaderPairs, endOfStream: boolean): FilterResult {
-    return this.onHeaders(this.req, headers, endOfStream);
+  /**
+   * `adopt`: the stream takes `headers` as its own map instead of copying it, for a driver that
+   * made it for this call (names already lower-case, values strings) and never touches it again.
+   */
+  requestHeaders(headers: HeaderPairs, endOfStream: boolean, adopt = false): FilterResult {
+    return this.onHeaders(this.req, headers, endOfStream, adopt);
   }
   requestBody(chunk: Uint8Array, endOfStream: boolean): FilterResult {
     return this.onData(this.req, chunk, endOfStream);
@@ -149,9 +165,10 @@ export class Stream implements StreamSide {
   requestTrailers(trailers: HeaderPairs): FilterResult {
     return this.onTrailers(this.req, trailers);
   }
-  responseHeaders(headers: HeaderPairs, endOfStream: boolean): FilterResult {
+  /** `adopt`: as requestHeaders. */
+  responseHeaders(headers: HeaderPairs, endOfStream: boolean, adopt = false): FilterResult {
     if (this.localResponse) return 'local';
-    return this.onHeaders(this.resp, headers, endOfStream);
+    return this.onHeaders(this.resp, headers, endOfStream, adopt);
   }
   responseBody(chunk: Uint8Array, endOfStream: boolean): FilterResult {
     if (this.localResponse) return 'local';
@@ -221,9 +238,9 @@ export class Stream implements StreamSide {
     return vm.call(fn, args, this.ctx);
   }
 
-  private onHeaders(d: Direction, headers: HeaderPairs, endOfStream: boolean): FilterResult {
+  private onHeaders(d: Direction, headers: HeaderPairs, endOfStream: boolean, adopt: boolean): FilterResult {
     if (this.closed) return this.localResponse ? 'local' : 'stop';
-    d.headers = headers.map(([k, v]) => [k.toLowerCase(), String(v)]);
+    d.headers = adopt ? headers : headers.map(([k, v]) => [k.toLowerCase(), String(v)]);
     d.endSeen = endOfStream;
     if (d.isRequest && !this.ensureCreated()) {
       const f = this.checkFail(d);
@@ -532,7 +549,7 @@ export class Stream implements StreamSide {
   }
 
   setProperty(path: string, value: Uint8Array): number {
-    this.filterState.set(path, Uint8Array.from(value));
+    (this.filterState ??= new Map()).set(path, Uint8Array.from(value));
     return WasmResult.Ok;
   }
 
@@ -596,7 +613,8 @@ export class Stream implements StreamSide {
       case 'connection.mtls':
         return encodeProperty(false);
     }
-    return this.filterState.get(name) ?? this.filterState.get(parts.join('\0')) ?? null;
+    const state = this.filterState;
+    return state === null ? null : state.get(name) ?? state.get(parts.join('\0')) ?? null;
   }
 }
 

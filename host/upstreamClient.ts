@@ -68,15 +68,30 @@ const HEAD_END = Buffer.from('\r\n\r\n');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 const METHODS_WITH_BODY = new Set(['POST', 'PUT', 'PATCH']);
 
+/**
+ * Header names and methods already found to be tokens: requests carry the same few names, so the
+ * test runs once per name, not once per request. Bounded: emptied when full.
+ */
+const knownTokens = new Set<string>();
+const KNOWN_TOKENS_MAX = 4096;
+
+function isToken(s: string): boolean {
+  if (knownTokens.has(s)) return true;
+  if (!TOKEN.test(s)) return false;
+  if (knownTokens.size >= KNOWN_TOKENS_MAX) knownTokens.clear();
+  knownTokens.add(s);
+  return true;
+}
+
 /** The request's head, or why it cannot be sent (the checks undici makes: token names and method, no control bytes). */
 function requestHead(r: UpstreamRequest, chunked: boolean): string | UpstreamError {
-  if (!TOKEN.test(r.method)) return new UpstreamError(UPSTREAM_ERRORS.invalidRequest, 'method');
+  if (!isToken(r.method)) return new UpstreamError(UPSTREAM_ERRORS.invalidRequest, 'method');
   if (INVALID_PATH.test(r.path)) return new UpstreamError(UPSTREAM_ERRORS.invalidRequest, 'path');
   let head = `${r.method} ${r.path} HTTP/1.1\r\n`;
   const h = r.headers;
   for (let i = 0; i + 1 < h.length; i += 2) {
     const k = h[i]!, v = h[i + 1]!;
-    if (!TOKEN.test(k)) return new UpstreamError(UPSTREAM_ERRORS.invalidRequest, `header name ${JSON.stringify(k)}`);
+    if (!isToken(k)) return new UpstreamError(UPSTREAM_ERRORS.invalidRequest, `header name ${JSON.stringify(k)}`);
     if (INVALID_VALUE.test(v)) return new UpstreamError(UPSTREAM_ERRORS.invalidRequest, `${k} header value`);
     head += `${k}: ${v}\r\n`;
   }
@@ -120,7 +135,7 @@ function parseHead(text: string, method: string): ResponseHead | null {
     const colon = line.indexOf(':');
     if (colon <= 0) return null;
     const name = line.slice(0, colon);
-    if (!TOKEN.test(name)) return null;
+    if (!isToken(name)) return null;
     const value = line.slice(colon + 1).trim();
     raw.push(name, value);
     switch (name.toLowerCase()) {
@@ -398,9 +413,13 @@ export class UpstreamCall {
     if (this.headSeen === null) {
       at = this.readHeads(b);
       if (at < 0 || this.done) return;
-    } else {
-      this.timer.refresh();
     }
+    this.readBody(b, at);
+    // The timeout runs again from this read (a response that ended in it has no timer left).
+    if (!this.done) this.timer.refresh();
+  }
+
+  private readBody(b: Buffer, at: number): void {
     const head = this.headSeen!;
     switch (head.body) {
       case Body.None:
@@ -446,7 +465,6 @@ export class UpstreamCall {
       if (head.status >= 200) {
         this.headSeen = head;
         this.remaining = head.length;
-        this.timer.refresh();
         this.handler.onHeaders(head.status, head.raw);
         return at;
       }

@@ -2,7 +2,7 @@
 // The default is Envoy's ORIGINAL_DST cluster on the header the filter sets
 // (original_dst_lb_config.http_header_name), with a connect retry on the filter's runner-up.
 import net from 'node:net';
-import type { HeaderPairs } from './abi.js';
+import type { ReadonlyHeaderPairs } from './abi.js';
 
 /** The header ORIGINAL_DST reads (cluster original_dst_lb_config.http_header_name). */
 export const DESTINATION_HEADER = 'x-gateway-destination-endpoint';
@@ -24,9 +24,9 @@ export interface UpstreamSelector {
    * The destination of attempt `attempt` (0, then each connect retry), given the request
    * headers as the filter released them; null: no healthy upstream (the gateway answers 503).
    * A selector that asks elsewhere (an endpoint picker) answers with a promise; a rejected one
-   * is answered like null.
+   * is answered like null. The headers are the stream's own: read them during the call.
    */
-  select(requestHeaders: HeaderPairs, attempt: number): Destination | null | Promise<Destination | null>;
+  select(requestHeaders: ReadonlyHeaderPairs, attempt: number): Destination | null | Promise<Destination | null>;
 }
 
 /** Parses an ORIGINAL_DST destination: a literal IPv4 "a.b.c.d:port" or IPv6 "[addr]:port"; hostnames are not resolved. */
@@ -40,11 +40,34 @@ export function parseDestination(value: string | undefined): Destination | null 
   return { host: m[1], port };
 }
 
+/** The first value of `name` among `headers`. */
+function headerValue(headers: ReadonlyHeaderPairs, name: string): string | undefined {
+  for (let i = 0; i < headers.length; i++) if (headers[i][0] === name) return headers[i][1];
+  return undefined;
+}
+
+/**
+ * parseDestination of the header values seen so far: a filter names the same few endpoints on
+ * every request. Bounded: emptied when full.
+ */
+const parsedDestinations = new Map<string, Readonly<Destination> | null>();
+const PARSED_DESTINATIONS_MAX = 1024;
+
+function cachedDestination(value: string | undefined): Destination | null {
+  if (value === undefined) return null;
+  let d = parsedDestinations.get(value);
+  if (d === undefined) {
+    if (parsedDestinations.size >= PARSED_DESTINATIONS_MAX) parsedDestinations.clear();
+    d = parseDestination(value);
+    parsedDestinations.set(value, d === null ? null : Object.freeze(d));
+  }
+  return d === null ? null : { host: d.host, port: d.port };
+}
+
 /** ORIGINAL_DST on DESTINATION_HEADER; a retry goes to FALLBACK_HEADER's endpoint when the filter named one, else to the same. */
 export const originalDestination: UpstreamSelector = {
   select(requestHeaders, attempt) {
-    const named = (k: string) => requestHeaders.find(([hk]) => hk === k)?.[1];
-    const fallback = attempt > 0 ? parseDestination(named(FALLBACK_HEADER)) : null;
-    return fallback ?? parseDestination(named(DESTINATION_HEADER));
+    const fallback = attempt > 0 ? cachedDestination(headerValue(requestHeaders, FALLBACK_HEADER)) : null;
+    return fallback ?? cachedDestination(headerValue(requestHeaders, DESTINATION_HEADER));
   },
 };
