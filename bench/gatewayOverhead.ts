@@ -51,6 +51,13 @@ export interface OverheadRow {
 }
 
 const WARMUP_CONCURRENCY = 4;
+/**
+ * Requests through each router before its probes. V8 optimises a function once it has run some
+ * hundreds of times with stable types, so a Node router's per-request functions reach optimised
+ * code only after about a thousand requests; a router in service is long past that, and the Rust
+ * routers have no such phase. 3000 measures each in its steady state.
+ */
+const DEFAULT_WARMUP = 3000;
 
 async function warmUp(url: string, requests: number, seed: number): Promise<void> {
   const prompts = Array.from({ length: requests }, (_, i) => `warm-up ${seed} ${i}: ${textOf(seed * 1000 + i, 12)}`);
@@ -151,7 +158,8 @@ const USAGE = `usage: npm run bench:gateway-overhead -- [options]
                        (its filter in ../plugin/), named NAME@baseline
   --pairs N            probe pairs per router and round (default 60)
   --rounds N           rounds, routers taking turns (default 2)
-  --warmup N           requests through each router before it is measured, 4 at a time (default 200)
+  --warmup N           requests through each router before it is measured, 4 at a time (default 3000: a
+                       router in service is past its JIT's warm-up; 200 measures V8's baseline tiers)
   --idle-ms N          idle window per router and round for its background CPU (default 1000)
   --replicas N         simulated replicas (default 3)
   --time-scale F       replicas F times faster than real time (default 1, as bench:peers); e.g. 1000 leaves
@@ -191,7 +199,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const rows = await runOverheadBench({
       routers, replicas: int('replicas', v.replicas, 3, 1), timeScale: positive('time-scale', v['time-scale'], 1), pairs: int('pairs', v.pairs, 60, 1), rounds: int('rounds', v.rounds, 2, 1),
-      warmup: int('warmup', v.warmup, 200, 0), idleMs: int('idle-ms', v['idle-ms'], 1000, 0), seed: int('seed', v.seed, 1, 0), log,
+      warmup: int('warmup', v.warmup, DEFAULT_WARMUP, 0), idleMs: int('idle-ms', v['idle-ms'], 1000, 0), seed: int('seed', v.seed, 1, 0), log,
     });
     process.stdout.write(v.json ? JSON.stringify(rows, null, 2) + '\n' : renderOverheadTable(rows));
     return 0;
