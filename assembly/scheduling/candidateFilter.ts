@@ -74,7 +74,7 @@ export class CandidateFilter {
       const others = perDecode > 0 ? Math.round(unchecked(t.otherGatewaysDecodeWork[i]) / perDecode) : 0;
       // Decode work is counted at the saturated batch's price and priced here at this replica's batch (workModel.ts).
       const decodeWork = unchecked(sum.decodeWork[i]) + unchecked(t.otherGatewaysDecodeWork[i]);
-      unchecked(c.decodeWork[n] = decodeWork * decodePriceShare(this.cfg.work, unchecked(sum.decoding[i]) + others));
+      unchecked(c.decodeWork[n] = decodeWork * decodePriceShare(this.cfg.work, unchecked(sum.decoding[i]) + others, unchecked(c.kvUsage[n])));
       unchecked(c.load[n] = inflight + others + (withMetrics ? unchecked(t.waiting[i]) : 0));
       n++;
     }

@@ -161,11 +161,16 @@ export const PROGRESS_DEMAND_Z: f64 = 1;
  * T4, 0.38 of the saturated 0.87 ms): a replica decoding 16 requests among
  * others decoding 8 is a few ms a step slower, not 8 x 256 tokens of full
  * decode time behind, and the work guard should not pass over a prefix's
- * holder for it.
+ * holder for it. A batch is also full where the KV cache (`kvUsage` of it
+ * in use, 0..1) would not hold one more of the sequences it runs: there
+ * the next one waits for memory as for a saturated batch, and a short
+ * cache (long prompts, a scarce KV) fills long before saturationNumSeqs.
  */
-export function decodePriceShare(p: WorkParams, batch: f64): f64 {
+export function decodePriceShare(p: WorkParams, batch: f64, kvUsage: f64): f64 {
   const saturatedPerSeq = (p.interTokenLatencyMs + p.decodeTimePerSeqMs * (p.saturationNumSeqs - 1)) / p.saturationNumSeqs;
   if (batch + 1 >= p.saturationNumSeqs || p.decodeTimePerSeqMs >= saturatedPerSeq) return 1;
+  // The KV cache holds batch / kvUsage such sequences: where the next one does not fit, the batch is full.
+  if (kvUsage * (batch + 1) > batch) return 1;
   return p.decodeTimePerSeqMs / saturatedPerSeq;
 }
 
