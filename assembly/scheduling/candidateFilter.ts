@@ -9,6 +9,7 @@ import { WorkCounts, msSincePlacement } from "../state/gatewayBlob";
 import { InflightCounters } from "../state/inflightCounters";
 import { ReplicaTable } from "../state/replicaTable";
 import { Candidates } from "./candidates";
+import { decodePriceShare } from "./workModel";
 
 @final
 export class CandidateFilter {
@@ -60,7 +61,6 @@ export class CandidateFilter {
       unchecked(c.decoding[n] = unchecked(sum.decoding[i]));
       // Other gateways' work, as the control plane last reported it, adds to this gateway's.
       unchecked(c.queued[n] = unchecked(sum.queued[i]) + unchecked(t.otherGatewaysQueuedTokens[i]));
-      unchecked(c.decodeWork[n] = unchecked(sum.decodeWork[i]) + unchecked(t.otherGatewaysDecodeWork[i]));
       unchecked(c.sincePlacedMs[n] = msSincePlacement(nowMs, unchecked(sum.placedMs[i])));
       unchecked(c.written[n] = unchecked(sum.written[i]) + unchecked(t.otherGatewaysWritten[i]));
       // This gateway's own requests are counted as they start and end; the
@@ -72,6 +72,9 @@ export class CandidateFilter {
       // gateway of a fleet of g sees a g-th of a replica's batch and the guard
       // lets g times as many pile up.
       const others = perDecode > 0 ? Math.round(unchecked(t.otherGatewaysDecodeWork[i]) / perDecode) : 0;
+      // Decode work is counted at the saturated batch's price and priced here at this replica's batch (workModel.ts).
+      const decodeWork = unchecked(sum.decodeWork[i]) + unchecked(t.otherGatewaysDecodeWork[i]);
+      unchecked(c.decodeWork[n] = decodeWork * decodePriceShare(this.cfg.work, unchecked(sum.decoding[i]) + others, unchecked(c.kvUsage[n])));
       unchecked(c.load[n] = inflight + others + (withMetrics ? unchecked(t.waiting[i]) : 0));
       n++;
     }

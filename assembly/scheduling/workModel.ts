@@ -4,7 +4,8 @@
 //   TTFT_r  = overhead + perToken x W_r + (W_r / chunk + 1) x decodeStep(decoding_r)
 //   work_r  = queued_r + decodeWork_r + new_r
 // where queued_r are prefill tokens sent to r with no response yet, and
-// decodeWork_r prices the output still to decode there in prefill tokens.
+// decodeWork_r prices the output still to decode there in prefill tokens, at
+// the marginal decode step of r's batch (decodePriceShare).
 // The work scorer ranks on cost_r = TTFT_r + copy_r, where copy_r prices the
 //   copied_r = new_r - min over candidates of new
 // prompt tokens r would prefill although another candidate holds them:
@@ -150,6 +151,27 @@ export const PROGRESS_DEMAND_Z: f64 = 1;
 /** Candidate `k`'s predicted cost, ms: its predicted TTFT and its copy charge (cost_r above). */
 @inline export function predictedCostMs(c: Candidates, k: i32): f64 {
   return unchecked(c.ttftMs[k]) + unchecked(c.copyMs[k]);
+}
+
+/**
+ * The share of work.decodeTokenCost (the price of an output token at a
+ * saturated batch) one output token costs on a replica decoding `batch`
+ * sequences: what one more sequence adds to its decode step. Below
+ * saturation that is decodeTimePerSeqMs (a third of a ms on the reference
+ * T4, 0.38 of the saturated 0.87 ms): a replica decoding 16 requests among
+ * others decoding 8 is a few ms a step slower, not 8 x 256 tokens of full
+ * decode time behind, and the work guard should not pass over a prefix's
+ * holder for it. A batch is also full where the KV cache (`kvUsage` of it
+ * in use, 0..1) would not hold one more of the sequences it runs: there
+ * the next one waits for memory as for a saturated batch, and a short
+ * cache (long prompts, a scarce KV) fills long before saturationNumSeqs.
+ */
+export function decodePriceShare(p: WorkParams, batch: f64, kvUsage: f64): f64 {
+  const saturatedPerSeq = (p.interTokenLatencyMs + p.decodeTimePerSeqMs * (p.saturationNumSeqs - 1)) / p.saturationNumSeqs;
+  if (batch + 1 >= p.saturationNumSeqs || p.decodeTimePerSeqMs >= saturatedPerSeq) return 1;
+  // The KV cache holds batch / kvUsage such sequences: where the next one does not fit, the batch is full.
+  if (kvUsage * (batch + 1) > batch) return 1;
+  return p.decodeTimePerSeqMs / saturatedPerSeq;
 }
 
 /** Time of a decode step over n sequences, ms (0 for none). */
