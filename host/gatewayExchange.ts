@@ -10,6 +10,7 @@ import type http from 'node:http';
 import type net from 'node:net';
 import { randomUUID } from 'node:crypto';
 import type { HeaderPairs, ReadonlyHeaderPairs } from './abi.js';
+import { firstValue } from './headerMap.js';
 import { NO_HEALTHY_UPSTREAM, UPSTREAM_TIMEOUT, connectFailure, type RouterReply } from './routerReplies.js';
 import type { ProxyWasmHost } from './proxyWasmHost.js';
 import type { LocalResponse, PropertyValue, Stream, StreamListener } from './stream.js';
@@ -81,7 +82,7 @@ function forwardedPairs(pairs: ReadonlyHeaderPairs): Array<readonly [string, str
 
 function pairsOf(raw: string[]): HeaderPairs {
   const out: HeaderPairs = [];
-  for (let i = 0; i < raw.length; i += 2) out.push([raw[i].toLowerCase(), raw[i + 1]]);
+  for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i].toLowerCase(), raw[i + 1]]);
   return out;
 }
 
@@ -381,17 +382,11 @@ export class GatewayExchange implements StreamListener {
     this.upstreamEnded = whole;
     this.upstreamBody = null;
     const body = !whole ? 'stream' : this.sentUpstream.length === 0 ? null : this.sentUpstream.length === 1 ? this.sentUpstream[0] : Buffer.concat(this.sentUpstream);
-    let method: string | undefined, path: string | undefined;
-    for (let i = 0; i < hs.length && (method === undefined || path === undefined); i++) {
-      const k = hs[i][0];
-      if (k === ':method') method ??= hs[i][1];
-      else if (k === ':path') path ??= hs[i][1];
-    }
     const u = new UpstreamAttempt(this, attempt);
     this.upstream = u;
     this.gw.stats.upstreamRqTotal.inc();
     const call = this.gw.client.request(
-      { host: dest.host, port: dest.port, method: method ?? 'GET', path: path ?? '/', headers: upstreamHeaders(hs, endpoint, whole), body, timeoutMs: this.gw.timeoutMs },
+      { host: dest.host, port: dest.port, method: firstValue(hs, ':method') ?? 'GET', path: firstValue(hs, ':path') ?? '/', headers: upstreamHeaders(hs, endpoint, whole), body, timeoutMs: this.gw.timeoutMs },
       u,
     );
     if (!call || u.cancelled) return;
@@ -498,8 +493,7 @@ export class GatewayExchange implements StreamListener {
   onAttemptComplete(u: UpstreamAttempt, rawTrailers: string[]): void {
     if (this.upstream !== u || u.cancelled) return;
     const stream = this.stream;
-    const trailers: HeaderPairs = [];
-    for (let i = 0; i + 1 < rawTrailers.length; i += 2) trailers.push([rawTrailers[i].toLowerCase(), rawTrailers[i + 1]]);
+    const trailers = pairsOf(rawTrailers);
     if (stream.localResponse || this.responseHasNoBody) {
       this.pumpResponse();
       return;
@@ -524,9 +518,7 @@ export class GatewayExchange implements StreamListener {
     if (!stream.responseContinued) return;
     this.responseStarted = true;
     const hs = stream.responseHeaderView();
-    let statusValue: string | undefined;
-    for (let i = 0; i < hs.length && statusValue === undefined; i++) if (hs[i][0] === ':status') statusValue = hs[i][1];
-    const status = Number(statusValue ?? 502);
+    const status = Number(firstValue(hs, ':status') ?? 502);
     try {
       // writeHead reads the pairs into the head it builds (sent by flushResponse) and keeps none of them.
       res.writeHead(Number.isInteger(status) && status >= 100 && status <= 999 ? status : 502, forwardedPairs(hs) as HeaderPairs);

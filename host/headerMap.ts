@@ -1,7 +1,7 @@
 // What Envoy's HeaderMap does for the header-map host functions (Envoy's Context in
 // source/extensions/common/wasm/context.cc): a map is an ordered list of [lower-case name,
 // value] pairs, one byte per latin1 character.
-import type { HeaderPairs } from './abi.js';
+import type { HeaderPairs, ReadonlyHeaderPairs } from './abi.js';
 
 /** Envoy's LowerCaseString (absl::AsciiStrToLower): only A-Z change; other latin1 bytes stay as they are. */
 export function asciiLower(s: string): string {
@@ -13,7 +13,7 @@ export function asciiLower(s: string): string {
 }
 
 /** The first value of `key` (Envoy's `entry[0]`; a TODO there notes the missing concatenation), or null. */
-export function firstValue(map: HeaderPairs, key: string): string | null {
+export function firstValue(map: ReadonlyHeaderPairs, key: string): string | null {
   for (let i = 0; i < map.length; i++) if (map[i][0] === key) return map[i][1];
   return null;
 }

@@ -3,6 +3,7 @@
 // (original_dst_lb_config.http_header_name), with a connect retry on the filter's runner-up.
 import net from 'node:net';
 import type { ReadonlyHeaderPairs } from './abi.js';
+import { firstValue } from './headerMap.js';
 
 /** The header ORIGINAL_DST reads (cluster original_dst_lb_config.http_header_name). */
 export const DESTINATION_HEADER = 'x-gateway-destination-endpoint';
@@ -40,12 +41,6 @@ export function parseDestination(value: string | undefined): Destination | null 
   return { host: m[1], port };
 }
 
-/** The first value of `name` among `headers`. */
-function headerValue(headers: ReadonlyHeaderPairs, name: string): string | undefined {
-  for (let i = 0; i < headers.length; i++) if (headers[i][0] === name) return headers[i][1];
-  return undefined;
-}
-
 /**
  * parseDestination of the header values seen so far: a filter names the same few endpoints on
  * every request. Bounded: emptied when full.
@@ -53,8 +48,8 @@ function headerValue(headers: ReadonlyHeaderPairs, name: string): string | undef
 const parsedDestinations = new Map<string, Readonly<Destination> | null>();
 const PARSED_DESTINATIONS_MAX = 1024;
 
-function cachedDestination(value: string | undefined): Destination | null {
-  if (value === undefined) return null;
+function cachedDestination(value: string | null): Destination | null {
+  if (value === null) return null;
   let d = parsedDestinations.get(value);
   if (d === undefined) {
     if (parsedDestinations.size >= PARSED_DESTINATIONS_MAX) parsedDestinations.clear();
@@ -67,7 +62,7 @@ function cachedDestination(value: string | undefined): Destination | null {
 /** ORIGINAL_DST on DESTINATION_HEADER; a retry goes to FALLBACK_HEADER's endpoint when the filter named one, else to the same. */
 export const originalDestination: UpstreamSelector = {
   select(requestHeaders, attempt) {
-    const fallback = attempt > 0 ? cachedDestination(headerValue(requestHeaders, FALLBACK_HEADER)) : null;
-    return fallback ?? cachedDestination(headerValue(requestHeaders, DESTINATION_HEADER));
+    const fallback = attempt > 0 ? cachedDestination(firstValue(requestHeaders, FALLBACK_HEADER)) : null;
+    return fallback ?? cachedDestination(firstValue(requestHeaders, DESTINATION_HEADER));
   },
 };
