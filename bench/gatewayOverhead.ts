@@ -13,11 +13,8 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { toolArgs } from '../cli/toolArgs.js';
-import { percentiles } from './gateway.js';
-import { addedLatencySamples, startReplicaSet } from './peers/main.js';
+import { addedLatencySamples, percentilesMs, startReplicaSet, warmUpPaths, ROUTER_WARMUP_REQUESTS, WARMUP_CONCURRENCY } from './peers/main.js';
 import { cpuNs, freePort } from './peers/processes.js';
-import { probeLatency } from './peers/loadgen.js';
-import { MODEL, textOf } from './routing/workloads.js';
 import { ROUTERS, endpointOf, filterModule, launch, prefixRouter, prefixRouterCommand, prefixRouterUnavailable, type RouterSpec } from './peers/routers.js';
 
 export interface OverheadOptions {
@@ -28,7 +25,7 @@ export interface OverheadOptions {
   /** Probe pairs per router and round. */
   pairs: number;
   rounds: number;
-  /** Requests through each router once it starts (a few at a time), so that the probes meet code already compiled. */
+  /** Requests through each router once it starts, and as many straight to the replicas (bench:peers' warmUpPaths), so that the probes meet code already optimised. */
   warmup: number;
   /** Idle time per router and round over which its background CPU is read. */
   idleMs: number;
@@ -50,27 +47,7 @@ export interface OverheadRow {
   idleCpuMsPerS: number;
 }
 
-const WARMUP_CONCURRENCY = 4;
-/**
- * Requests through each router before its probes. V8 optimises a function once it has run some
- * hundreds of times with stable types, so a Node router's per-request functions reach optimised
- * code only after about a thousand requests; a router in service is long past that, and the Rust
- * routers have no such phase. 3000 measures each in its steady state.
- */
-const DEFAULT_WARMUP = 3000;
-
-async function warmUp(url: string, requests: number, seed: number): Promise<void> {
-  const prompts = Array.from({ length: requests }, (_, i) => `warm-up ${seed} ${i}: ${textOf(seed * 1000 + i, 12)}`);
-  const lanes = Array.from({ length: WARMUP_CONCURRENCY }, (_, k) => prompts.filter((_, i) => i % WARMUP_CONCURRENCY === k));
-  await Promise.all(lanes.map((lane) => probeLatency(url, MODEL, lane)));
-}
-
 const round = (v: number, d: number) => Math.round(v * 10 ** d) / 10 ** d;
-/** p50 and p95 in ms to the µs (percentiles rounds to a tenth of its unit). */
-function percentilesMs(ms: number[]): { p50: number; p95: number } {
-  const us = percentiles(ms.map((v) => v * 1000));
-  return { p50: round(us.p50 / 1000, 3), p95: round(us.p95 / 1000, 3) };
-}
 
 export async function runOverheadBench(o: OverheadOptions): Promise<OverheadRow[]> {
   const logs = mkdtempSync(join(tmpdir(), 'gateway-overhead-'));
@@ -84,7 +61,7 @@ export async function runOverheadBench(o: OverheadOptions): Promise<OverheadRow[
         const router = await a.spec.start(sims.urls, join(logs, `${a.spec.name.replace('/', '-')}.log`));
         const cpu = () => router.pids.reduce((s, p) => s + cpuNs(p), 0);
         try {
-          await warmUp(router.url, o.warmup, seed);
+          await warmUpPaths(router.url, sims.urls, o.warmup, seed);
           const i0 = cpu(), t0 = performance.now();
           await sleep(o.idleMs);
           const i1 = cpu(), t1 = performance.now();
@@ -158,8 +135,9 @@ const USAGE = `usage: npm run bench:gateway-overhead -- [options]
                        (its filter in ../plugin/), named NAME@baseline
   --pairs N            probe pairs per router and round (default 60)
   --rounds N           rounds, routers taking turns (default 2)
-  --warmup N           requests through each router before it is measured, 4 at a time (default 3000: a
-                       router in service is past its JIT's warm-up; 200 measures V8's baseline tiers)
+  --warmup N           requests through each router before it is measured, and as many straight to the
+                       replicas, ${WARMUP_CONCURRENCY} in flight (default ${ROUTER_WARMUP_REQUESTS}, as bench:peers: a router in
+                       service is past its JIT's warm-up; 200 measures V8's baseline tiers)
   --idle-ms N          idle window per router and round for its background CPU (default 1000)
   --replicas N         simulated replicas (default 3)
   --time-scale F       replicas F times faster than real time (default 1, as bench:peers); e.g. 1000 leaves
@@ -199,7 +177,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const rows = await runOverheadBench({
       routers, replicas: int('replicas', v.replicas, 3, 1), timeScale: positive('time-scale', v['time-scale'], 1), pairs: int('pairs', v.pairs, 60, 1), rounds: int('rounds', v.rounds, 2, 1),
-      warmup: int('warmup', v.warmup, DEFAULT_WARMUP, 0), idleMs: int('idle-ms', v['idle-ms'], 1000, 0), seed: int('seed', v.seed, 1, 0), log,
+      warmup: int('warmup', v.warmup, ROUTER_WARMUP_REQUESTS, 0), idleMs: int('idle-ms', v['idle-ms'], 1000, 0), seed: int('seed', v.seed, 1, 0), log,
     });
     process.stdout.write(v.json ? JSON.stringify(rows, null, 2) + '\n' : renderOverheadTable(rows));
     return 0;

@@ -109,7 +109,12 @@ export interface PeersOptions {
   durationS: number;
   seed: number;
   requestTimeoutMs: number;
+  /** Added-latency pairs per router and replica count (0: no probe). */
   probeRequests: number;
+  /** Requests through each router, and as many straight to the replicas, before its pairs (default ROUTER_WARMUP_REQUESTS). */
+  probeWarmup?: number;
+  /** Only the added-latency probe of each router and replica count: no load points. */
+  probeOnly?: boolean;
   inferencePerf: boolean;
   /** The shapes a router runs on, where not every shape of the run (absent: every shape). */
   routerShapes?: Record<string, string[]>;
@@ -150,6 +155,9 @@ export interface RunResult {
 
 export interface GoodputRow { router: string; shape: string; replicas: number; sloMs: number; goodputRps: number; atLoad: number | null; ttftP95At70: number | null; addedLatencyP50Ms: number | null }
 
+/** A router's added latency at idle on a replica count (RunResult.addedLatencyMs of its runs). */
+export interface AddedLatencyRow { router: string; replicas: number; warmupRequests: number; pairs: number; p50: number; p95: number }
+
 export interface PeersResult {
   startedAt: string;
   durationS: number;
@@ -157,6 +165,8 @@ export interface PeersResult {
   routers: { name: string; status: 'ran' | 'skipped' | 'failed'; detail: string }[];
   runs: RunResult[];
   goodput: GoodputRow[];
+  /** Absent in results from before it was recorded. */
+  addedLatency?: AddedLatencyRow[];
   inferencePerf: InferencePerfCheck | null;
 }
 
@@ -247,13 +257,44 @@ function summarize(records: RequestRecord[], wallMs: number): Pick<RunResult, 's
 }
 
 /**
+ * Requests through a router (and as many straight to the replicas) before its added latency is
+ * measured. V8 optimises a function once it has run some hundreds of times with stable types, so a
+ * Node router's per-request functions reach optimised code only after about a thousand requests; a
+ * router in service is long past that, and the Rust routers have no such phase. 3000 measures each
+ * in its steady state.
+ */
+export const ROUTER_WARMUP_REQUESTS = 3000;
+/** Warm-up requests in flight: against real-time replicas one at a time would take minutes. */
+export const WARMUP_CONCURRENCY = 32;
+
+/**
+ * `requests` one-token requests through the router and `requests` straight to the replicas (in
+ * turn), WARMUP_CONCURRENCY in flight, each on a connection of its own as the probe's are: both
+ * paths of addedLatencySamples then meet code already optimised, in the router, the replicas and
+ * this client.
+ */
+export async function warmUpPaths(routerUrl: string, replicaUrls: string[], requests: number, seed: number): Promise<void> {
+  const prompt = (i: number, path: string) => `warm-up ${seed} ${path} ${i}: ${textOf(seed * 1000 + i, 12)}`;
+  // Each lane sends one request at a time, down the two paths in turn.
+  const lane = async (k: number) => {
+    for (let i = k; i < requests; i += WARMUP_CONCURRENCY) {
+      await probeLatency(routerUrl, MODEL, [prompt(i, 'r')]);
+      await probeLatency(replicaUrls[i % replicaUrls.length]!, MODEL, [prompt(i, 'd')]);
+    }
+  };
+  await Promise.all(Array.from({ length: WARMUP_CONCURRENCY }, (_, k) => lane(k)));
+}
+
+/**
  * The latency a router adds, at idle: pairs of the same-sized one-token request, one straight to a
- * replica (in turn) and one through the router, after a warm-up of both paths; the per-pair
- * differences (ms), in order. `routerRequests` counts what went through the router, warm-up included.
+ * replica (in turn) and one through the router, one pair at a time, after a few requests down both
+ * paths; the per-pair differences (ms), in order. `routerRequests` counts what went through the
+ * router, those first few included. Warm the paths with warmUpPaths first to measure a router as
+ * it runs in service.
  */
 export async function addedLatencySamples(routerUrl: string, replicaUrls: string[], n: number, seed: number): Promise<{ diffsMs: number[]; routerRequests: number }> {
   const prompt = (i: number, path: string) => `latency probe ${seed} ${path} ${i}: ${textOf(seed * 1000 + i, 12)}`;
-  for (let i = 0; i < ADDED_LATENCY_WARMUP; i++) {
+  for (let i = 0; i < PAIRS_LEAD_IN; i++) {
     await probeLatency(routerUrl, MODEL, [prompt(i, 'warm-r')]);
     for (const u of replicaUrls) await probeLatency(u, MODEL, [prompt(i, 'warm-d')]);
   }
@@ -263,10 +304,11 @@ export async function addedLatencySamples(routerUrl: string, replicaUrls: string
     const [r] = await probeLatency(routerUrl, MODEL, [prompt(i, 'rtr')]);
     diffsMs.push(r! - d!);
   }
-  return { diffsMs, routerRequests: ADDED_LATENCY_WARMUP + n };
+  return { diffsMs, routerRequests: PAIRS_LEAD_IN + n };
 }
 
-const ADDED_LATENCY_WARMUP = 3;
+/** Requests down both paths, one at a time, just before the pairs: the first pair then follows what the others follow, not the warm-up's burst. */
+const PAIRS_LEAD_IN = 3;
 
 /** Laps of wall time, by phase name. */
 function phaseClock() {
@@ -281,20 +323,21 @@ function phaseClock() {
   };
 }
 
-/** The p50 and p95 of addedLatencySamples. */
-async function measureAddedLatency(routerUrl: string, replicaUrls: string[], n: number, seed: number): Promise<{ p50: number; p95: number }> {
-  const p = percentiles((await addedLatencySamples(routerUrl, replicaUrls, n, seed)).diffsMs);
-  return { p50: p.p50, p95: p.p95 };
+/** p50 and p95 in ms to the µs (percentiles rounds to a tenth of its unit). */
+export function percentilesMs(ms: number[]): { p50: number; p95: number } {
+  const us = percentiles(ms.map((v) => v * 1000));
+  return { p50: round(us.p50 / 1000, 3), p95: round(us.p95 / 1000, 3) };
 }
 
 /**
  * The time a run takes, s: its arrivals, and at least that plus each point's start-up and drain
- * (its last request decoding alone) and each ladder's idle latency probe.
+ * (its last request decoding alone) and each router's idle latency probe per replica count (its
+ * own start-up, warm-up and pairs).
  */
-export function runPlan(o: Pick<PeersOptions, 'shapes' | 'replicaCounts' | 'loads' | 'durationS' | 'probeRequests' | 'routerShapes'>, routers: string[]): { arrivalsS: number; leastS: number } {
+export function runPlan(o: Pick<PeersOptions, 'shapes' | 'replicaCounts' | 'loads' | 'durationS' | 'probeRequests' | 'probeWarmup' | 'probeOnly' | 'routerShapes'>, routers: string[]): { arrivalsS: number; leastS: number } {
   let arrivalsS = 0;
   let leastS = 0;
-  for (const shape of o.shapes) {
+  for (const shape of o.probeOnly ? [] : o.shapes) {
     const n = routers.filter((r) => runsOn(o, r, shape)).length;
     for (const replicas of o.replicaCounts) {
       for (const load of o.loads) {
@@ -303,8 +346,12 @@ export function runPlan(o: Pick<PeersOptions, 'shapes' | 'replicaCounts' | 'load
         arrivalsS += n * pointArrivalsS;
         leastS += n * (pointArrivalsS + loneRequestS(shape) + POINT_START_S);
       }
-      if (o.probeRequests > 0) leastS += n * (ADDED_LATENCY_WARMUP * (1 + replicas) + 2 * o.probeRequests) * PROBE_REQUEST_S;
     }
+  }
+  if (o.probeRequests > 0) {
+    const probed = routers.filter((r) => o.shapes.some((shape) => runsOn(o, r, shape))).length;
+    const warmupS = (2 * (o.probeWarmup ?? ROUTER_WARMUP_REQUESTS)) / WARMUP_REQUESTS_PER_S;
+    for (const replicas of o.replicaCounts) leastS += probed * (POINT_START_S + warmupS + (PAIRS_LEAD_IN * (1 + replicas) + 2 * o.probeRequests) * PROBE_REQUEST_S);
   }
   return { arrivalsS, leastS };
 }
@@ -313,6 +360,8 @@ const runsOn = (o: Pick<PeersOptions, 'routerShapes'>, router: string, shape: Pe
 
 export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
   const started = Date.now();
+  const probeWarmup = o.probeWarmup ?? ROUTER_WARMUP_REQUESTS;
+  if (!Number.isSafeInteger(probeWarmup) || probeWarmup < 0) throw new Error(`probeWarmup must be a whole number >= 0; got ${probeWarmup}`);
   mkdirSync(join(o.out, 'logs'), { recursive: true });
   const routerStatus: PeersResult['routers'] = [];
   const chosen: RouterSpec[] = [];
@@ -332,8 +381,9 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
   const points = ladders * o.replicaCounts.length * o.loads.length;
   const plan = runPlan(o, chosen.map((spec) => spec.name));
   const restricted = Object.entries(o.routerShapes ?? {}).filter(([name]) => chosen.some((spec) => spec.name === name)).map(([name, shapes]) => `${name} on ${shapes.join(', ')} only`);
-  o.log(`plan: ${points} load points (${chosen.length} routers x ${o.shapes.length} shapes${restricted.length ? ` (${restricted.join('; ')})` : ''} x ${o.replicaCounts.length} replica counts x ${o.loads.length} loads) of ${o.durationS} s: ${(plan.arrivalsS / 60).toFixed(1)} min of arrivals, at least ${(plan.leastS / 60).toFixed(1)} min with each point's drain (its last request decoding; deep queues at overload add more) and start-up${o.inferencePerf ? ', and 2 min for the inference-perf check' : ''}`);
+  o.log(`plan: ${o.probeOnly ? `the added-latency probe of ${chosen.length} routers x ${o.replicaCounts.length} replica counts, no load points` : `${points} load points (${chosen.length} routers x ${o.shapes.length} shapes${restricted.length ? ` (${restricted.join('; ')})` : ''} x ${o.replicaCounts.length} replica counts x ${o.loads.length} loads) of ${o.durationS} s`}: ${(plan.arrivalsS / 60).toFixed(1)} min of arrivals, at least ${(plan.leastS / 60).toFixed(1)} min with each point's drain (its last request decoding; deep queues at overload add more) and start-up${o.inferencePerf ? ', and 2 min for the inference-perf check' : ''}`);
   const runs: RunResult[] = [];
+  const addedLatency: AddedLatencyRow[] = [];
   // Ctrl-C or SIGTERM stops the router and replicas of the point in progress (they run in their own process groups).
   const active = new Set<() => Promise<void>>();
   const onSignal = () => { void Promise.all([...active].map((stop) => stop())).then(() => process.exit(130)); };
@@ -348,11 +398,47 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
     for (const replicas of o.replicaCounts) {
       for (const shape of o.shapes) {
         for (const spec of chosen.filter((s) => runsOn(o, s.name, shape))) {
-          let added: RunResult['addedLatencyMs'] = null;
+          const failed = (e: unknown) => {
+            const msg = e instanceof Error ? e.message.split('\n')[0]! : String(e);
+            o.log(`${spec.name}: failed to start: ${msg}`);
+            const st = routerStatus.find((s) => s.name === spec.name)!;
+            st.status = 'failed';
+            st.detail = msg;
+          };
           for (const load of o.loads) {
             const { rate, workload } = pointWorkload(shape, replicas, load, o.durationS, o.seed);
             const tag = `${spec.name.replace('/', '-')}_${shape.name}_${replicas}_${load}`;
             const clock = phaseClock();
+            // Once per router and replica count, before its first point: on replicas and a router of
+            // their own, so that the warm-up leaves nothing in the caches or router state a point starts from.
+            if (o.probeRequests > 0 && !addedLatency.some((a) => a.router === spec.name && a.replicas === replicas)) {
+              const probeTag = `${spec.name.replace('/', '-')}_probe_${replicas}`;
+              const probeSims = await startReplicaSet(replicas, null, join(o.out, 'logs', `replicas_${probeTag}.log`));
+              active.add(probeSims.stop);
+              await stopping;
+              let probeRouter: RunningRouter;
+              try {
+                probeRouter = await spec.start(probeSims.urls, join(o.out, 'logs', `${probeTag}.log`));
+              } catch (e) {
+                stopping = stopPoint(null, probeSims);
+                failed(e);
+                break;
+              }
+              active.add(probeRouter.stop);
+              try {
+                const w0 = performance.now();
+                await warmUpPaths(probeRouter.url, probeSims.urls, probeWarmup, o.seed);
+                const warmupS = (performance.now() - w0) / 1000;
+                const p = percentilesMs((await addedLatencySamples(probeRouter.url, probeSims.urls, o.probeRequests, o.seed)).diffsMs);
+                addedLatency.push({ router: spec.name, replicas, warmupRequests: probeWarmup, pairs: o.probeRequests, ...p });
+                o.log(`${spec.name.padEnd(24)} added latency at idle, ${replicas} replicas, after ${probeWarmup} warm-up requests (${warmupS.toFixed(1)} s): p50 ${p.p50} ms, p95 ${p.p95} ms`);
+              } finally {
+                stopping = stopPoint(probeRouter, probeSims);
+              }
+              clock.lap('probe');
+            }
+            if (o.probeOnly) break;
+            const added = addedLatency.find((a) => a.router === spec.name && a.replicas === replicas);
             const sims = await startReplicaSet(replicas, shape.kvBlocks(replicas), join(o.out, 'logs', `replicas_${tag}.log`));
             active.add(sims.stop);
             clock.lap('replicas');
@@ -363,20 +449,12 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
               router = await spec.start(sims.urls, join(o.out, 'logs', `${tag}.log`));
             } catch (e) {
               stopping = stopPoint(null, sims);
-              const msg = e instanceof Error ? e.message.split('\n')[0]! : String(e);
-              o.log(`${spec.name}: failed to start: ${msg}`);
-              const st = routerStatus.find((s) => s.name === spec.name)!;
-              st.status = 'failed';
-              st.detail = msg;
+              failed(e);
               break;
             }
             active.add(router.stop);
             clock.lap('router');
             try {
-              if (added === null && o.probeRequests > 0) {
-                added = await measureAddedLatency(router.url, sims.urls, o.probeRequests, o.seed);
-                clock.lap('probe');
-              }
               const before = await readCounters(sims.urls);
               const cpu0 = router.pids.reduce((a, p) => a + cpuSeconds(p), 0);
               clock.lap('counters');
@@ -398,7 +476,7 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
                 replicaShare: delta.map((c) => (served ? round(c.requests / served, 3) : NaN)),
                 replicaPreemptions: delta.map((c) => c.preemptions),
                 routerCpuCores: round((cpu1 - cpu0) / (wallMs / 1000), 3),
-                addedLatencyMs: added,
+                addedLatencyMs: added ? { p50: added.p50, p95: added.p95 } : null,
                 served: servedShape(delta),
                 phasesS: clock.phases(),
               };
@@ -425,7 +503,7 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
   return {
     startedAt: new Date(started).toISOString(), durationS: round((Date.now() - started) / 1000, 0),
     machine: { cpus: (await import('node:os')).cpus().length, note: 'replicas, routers and the load generator share this machine' },
-    routers: routerStatus, runs, goodput, inferencePerf,
+    routers: routerStatus, runs, goodput, addedLatency, inferencePerf,
   };
 }
 
@@ -466,9 +544,14 @@ export const FULL_RUN = {
   routerShapes: { 'prefix-router/4-workers': ['sp-32x32', 'multi-turn-chat'] } as Record<string, string[]>,
 };
 
+/** The smoke run's warm-up: the probe's path, in seconds. */
+const SMOKE_PROBE_WARMUP = 50;
+
 /** Starting a point's replicas and router, s, and one request of the idle latency probe (measured: 72 took 3.4-3.7 s). */
 const POINT_START_S = 1.1;
 const PROBE_REQUEST_S = 0.048;
+/** Warm-up requests (both paths) a second, WARMUP_CONCURRENCY in flight (measured: 6000 took 20.7-21.0 s on 3 replicas, 15.3-15.6 on 8). */
+const WARMUP_REQUESTS_PER_S = 285;
 
 const USAGE = `usage: npm run bench:peers -- [options]
   (no option)          5 shapes, 3 and 8 replicas, loads 0.7/1, 20 s each, every router
@@ -481,6 +564,10 @@ const USAGE = `usage: npm run bench:peers -- [options]
   --loads F,G          load points as fractions of the shape's reference rate (default 0.7,1; --quick 0.4,0.7,1)
   --duration-s S       seconds of arrivals per load point (default 20; --quick 25)
   --no-inference-perf  skip the inference-perf cross-check
+  --probe-only         only each router's added latency at idle, per replica count: no load points
+  --probe-warmup N     requests through each router, and as many straight to the replicas, ${WARMUP_CONCURRENCY} in flight,
+                       before its added-latency pairs (default ${ROUTER_WARMUP_REQUESTS}: a router in service is past its
+                       JIT's warm-up; 0 leaves only the pairs' lead-in of ${PAIRS_LEAD_IN})
   --workloads DIR      inference-perf configs (default ${DEFAULT_WORKLOAD_DIR})
   --seed N             (default 1)
   --trace-replicas MS  sample each replica's waiting/running/KV use every MS ms into logs/replicaTrace_*.jsonl
@@ -489,14 +576,15 @@ const USAGE = `usage: npm run bench:peers -- [options]
   --json               print result.json on stdout`;
 
 export async function main(argv: string[]): Promise<number> {
-  const { values: v, fail } = toolArgs('bench:peers', USAGE, {
+  const { values: v, fail, int } = toolArgs('bench:peers', USAGE, {
     quick: { type: 'boolean' }, smoke: { type: 'boolean' }, routers: { type: 'string' }, shapes: { type: 'string' }, replicas: { type: 'string' },
-    loads: { type: 'string' }, 'duration-s': { type: 'string' }, 'no-inference-perf': { type: 'boolean' }, workloads: { type: 'string' },
+    loads: { type: 'string' }, 'duration-s': { type: 'string' }, 'no-inference-perf': { type: 'boolean' }, 'probe-only': { type: 'boolean' }, 'probe-warmup': { type: 'string' }, workloads: { type: 'string' },
     seed: { type: 'string' }, 'trace-replicas': { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   }, false, argv);
   const list = (s: string | undefined) => s?.split(',').map((x) => x.trim()).filter(Boolean);
   const nums = (s: string | undefined, flag: string) => list(s)?.map((x) => { const n = Number(x); if (!(n > 0)) fail(`--${flag}: '${x}' is not a positive number`); return n; });
   const base = v.quick ? QUICK : FULL_RUN;
+  const probeWarmup = int('probe-warmup', v['probe-warmup'], v.smoke ? SMOKE_PROBE_WARMUP : ROUTER_WARMUP_REQUESTS, 0);
   try {
     const workloadDir = v.workloads ?? DEFAULT_WORKLOAD_DIR;
     const all = v.smoke ? [SMOKE_SHAPE] : peerShapes(workloadDir);
@@ -513,7 +601,9 @@ export async function main(argv: string[]): Promise<number> {
       seed: nums(v.seed, 'seed')?.[0] ?? 1,
       requestTimeoutMs: 120_000,
       probeRequests: v.smoke ? 5 : 30,
-      inferencePerf: !v['no-inference-perf'] && !v.smoke,
+      probeWarmup,
+      probeOnly: v['probe-only'] ?? false,
+      inferencePerf: !v['no-inference-perf'] && !v.smoke && !v['probe-only'],
       routerShapes: v.routers || v.smoke ? undefined : base.routerShapes,
       replicaTraceMs: nums(v['trace-replicas'], 'trace-replicas')?.[0] ?? 0,
       log,

@@ -14,6 +14,7 @@ import { cpuSeconds } from '../../bench/peers/processes.js';
 import { ROUTERS } from '../../bench/peers/routers.js';
 import { renderTable } from '../../bench/peers/report.js';
 import { classify, pointReport } from '../../bench/peers/requestsReport.js';
+import { runScript } from '../tools/npmScript.js';
 
 test('replica counters are summed over engines and label sets, and differenced; the served shape is per request', () => {
   const text = [
@@ -52,20 +53,30 @@ test('the TTFT SLO is 3x a lone uncached request of the shape, at least 300 ms',
   assert.equal(ttftSloMs(10), 300);
 });
 
-test("a run's plan: its arrivals, and at least each point's lone request decoding, start-up and each ladder's probe on top", () => {
-  const one = runPlan({ shapes: [SMOKE_SHAPE], replicaCounts: [2], loads: [1], durationS: 1.5, probeRequests: 3 }, ['r']);
+test("a run's plan: its arrivals, and at least each point's lone request decoding and start-up, and each router's probe per replica count on top", () => {
+  const one = runPlan({ shapes: [SMOKE_SHAPE], replicaCounts: [2], loads: [1], durationS: 1.5, probeRequests: 3, probeWarmup: 57 }, ['r']);
   assert.equal(one.arrivalsS, 30 / 8, 'at 8 req/s a point holds its least 30 requests');
   const loneS = (38 + 0.228 * 220 + 27 * 7) / 1000; // the simulator's T4 model: first token, then 7 more
-  const probeS = (3 * (1 + 2) + 2 * 3) * 0.048; // warm-up through the router and to each replica, then the pairs
+  // its own start-up, the warm-up (57 requests down each path, 285 a second), the lead-in through the router and to each replica, then the pairs
+  const probeS = 1.1 + (2 * 57) / 285 + (3 * (1 + 2) + 2 * 3) * 0.048;
   assert.ok(Math.abs(one.leastS - one.arrivalsS - loneS - 1.1 - probeS) < 1e-9, `${one.leastS}`);
+  const defaultWarmup = runPlan({ shapes: [SMOKE_SHAPE], replicaCounts: [2], loads: [1], durationS: 1.5, probeRequests: 3 }, ['r']);
+  assert.ok(Math.abs(defaultWarmup.leastS - one.leastS - (2 * (3000 - 57)) / 285) < 1e-9, 'the default warm-up is 3000 requests down each path');
+  const probeOnly = runPlan({ shapes: [SMOKE_SHAPE, { ...SMOKE_SHAPE, name: 'other' }], replicaCounts: [2], loads: [1], durationS: 1.5, probeRequests: 3, probeWarmup: 57, probeOnly: true }, ['r']);
+  assert.equal(probeOnly.arrivalsS, 0);
+  assert.ok(Math.abs(probeOnly.leastS - probeS) < 1e-9, 'the probe alone, once for both shapes');
   const ladder = runPlan({ shapes: [SMOKE_SHAPE], replicaCounts: [2], loads: [1, 2], durationS: 10, probeRequests: 0 }, ['a', 'b', 'c']);
   assert.equal(ladder.arrivalsS, 3 * (80 / 8 + 160 / 16));
   assert.ok(Math.abs(ladder.leastS - ladder.arrivalsS - 3 * 2 * (loneS + 1.1)) < 1e-9, 'no probe, one start-up and drain a point');
   const other = { ...SMOKE_SHAPE, name: 'other' };
-  const both = runPlan({ shapes: [SMOKE_SHAPE, other], replicaCounts: [2], loads: [1], durationS: 1.5, probeRequests: 3 }, ['a', 'b']);
-  const restricted = runPlan({ shapes: [SMOKE_SHAPE, other], replicaCounts: [2], loads: [1], durationS: 1.5, probeRequests: 3, routerShapes: { b: ['other'] } }, ['a', 'b']);
+  const plan = (probeRequests: number, routerShapes?: Record<string, string[]>) =>
+    runPlan({ shapes: [SMOKE_SHAPE, other], replicaCounts: [2], loads: [1], durationS: 1.5, probeRequests, probeWarmup: 57, routerShapes }, ['a', 'b']);
+  const both = plan(0);
+  const restricted = plan(0, { b: ['other'] });
   assert.ok(Math.abs(restricted.arrivalsS - (3 / 4) * both.arrivalsS) < 1e-9, 'b runs on one of the two shapes: three ladders of four');
   assert.ok(Math.abs(restricted.leastS - (3 / 4) * both.leastS) < 1e-9, `${restricted.leastS}`);
+  assert.ok(Math.abs(plan(3).leastS - both.leastS - 2 * probeS) < 1e-9, 'one probe a router, not one a ladder');
+  assert.ok(Math.abs(plan(3, { b: ['other'] }).leastS - restricted.leastS - 2 * probeS) < 1e-9, 'b is probed on its one shape');
 });
 
 test('the full run: loads 0.7 and 1 on every shape, prefix-router/4-workers on sp-32x32 and multi-turn-chat only, within 2 hours by its plan', () => {
@@ -76,8 +87,8 @@ test('the full run: loads 0.7 and 1 on every shape, prefix-router/4-workers on s
   const o = { shapes, replicaCounts: FULL_RUN.replicas, loads: FULL_RUN.loads, durationS: FULL_RUN.durationS, probeRequests: 30 };
   const plan = runPlan({ ...o, routerShapes: FULL_RUN.routerShapes }, routers);
   const everyShape = runPlan(o, routers);
-  const fourWorkers = runPlan({ ...o, shapes: shapes.filter((s) => !['sp-32x32', 'multi-turn-chat'].includes(s.name)) }, ['prefix-router/4-workers']);
-  assert.ok(Math.abs(everyShape.leastS - plan.leastS - fourWorkers.leastS) < 1e-6, 'four worker VMs skip three shapes');
+  const fourWorkers = runPlan({ ...o, probeRequests: 0, shapes: shapes.filter((s) => !['sp-32x32', 'multi-turn-chat'].includes(s.name)) }, ['prefix-router/4-workers']);
+  assert.ok(Math.abs(everyShape.leastS - plan.leastS - fourWorkers.leastS) < 1e-6, 'four worker VMs skip three shapes (and are probed once per replica count either way)');
   assert.ok(plan.leastS / 60 < 100, `at least ${plan.leastS / 60} min`);
 });
 
@@ -110,7 +121,7 @@ test('smoke: every router that can run here serves the same stream; the others a
   try {
     const result = await runPeersBench({
       out, routers: ROUTERS.map((r) => r.name), shapes: [SMOKE_SHAPE], replicaCounts: [2], loads: [1], durationS: 1.5, seed: 3,
-      requestTimeoutMs: 30_000, probeRequests: 3, inferencePerf: false, log: (l) => lines.push(l),
+      requestTimeoutMs: 30_000, probeRequests: 3, probeWarmup: 40, inferencePerf: false, log: (l) => lines.push(l),
     });
     const ran = result.routers.filter((r) => r.status === 'ran').map((r) => r.name);
     assert.ok(ran.includes('round-robin') && ran.includes('prefix-router'), `ran: ${ran.join(', ')}`);
@@ -128,20 +139,43 @@ test('smoke: every router that can run here serves the same stream; the others a
       assert.ok(Math.abs(r.replicaShare.reduce((a, b) => a + b, 0) - 1) < 0.01);
       assert.ok(r.ttftMs.p50 > 0 && r.ttftMs.p95 >= r.ttftMs.p50);
       assert.ok(r.routerCpuCores >= 0);
-      assert.ok(r.addedLatencyMs !== null);
+      const probe = result.addedLatency!.filter((a) => a.router === name);
+      assert.deepEqual(probe.map((a) => [a.replicas, a.warmupRequests, a.pairs]), [[2, 40, 3]], `${name}: one probe, after the warm-up asked for`);
+      assert.deepEqual(r.addedLatencyMs, { p50: probe[0]!.p50, p95: probe[0]!.p95 });
+      assert.ok(lines.some((l) => l.startsWith(name) && /added latency at idle, 2 replicas, after 40 warm-up requests \([\d.]+ s\): p50 -?[\d.]+ ms, p95 -?[\d.]+ ms$/.test(l)), `${name}: a probe line`);
       assert.equal(r.served.outputTokensPerRequest, 8, `${name}: the replicas generated what was asked`);
       assert.ok(r.served.promptTokensPerRequest > 0 && r.served.e2eMeanMs > 0);
       const phases = r.phasesS!;
-      assert.deepEqual(Object.keys(phases), ['replicas', 'previous stop', 'router', 'probe', 'counters', 'arrivals', 'drain'], `${name}: the phases in the order they ran`);
+      assert.deepEqual(Object.keys(phases), ['probe', 'replicas', 'previous stop', 'router', 'counters', 'arrivals', 'drain'], `${name}: the phases in the order they ran`);
       assert.ok(Object.values(phases).every((s) => s >= 0), `${name}: ${JSON.stringify(phases)}`);
       assert.ok(phases.arrivals! > 0.5 * r.sent / r.offeredRps, `${name}: the arrival window is most of the stream's span (${phases.arrivals} s)`);
     }
-    assert.equal(lines.filter((l) => /^\s+phases s: replicas [\d.]+, previous stop [\d.]+, router [\d.]+, probe [\d.]+, counters [\d.]+, arrivals [\d.]+, drain [\d.]+$/.test(l)).length, result.runs.length, 'one phase line a point');
+    assert.equal(lines.filter((l) => /^\s+phases s: probe [\d.]+, replicas [\d.]+, previous stop [\d.]+, router [\d.]+, counters [\d.]+, arrivals [\d.]+, drain [\d.]+$/.test(l)).length, result.runs.length, 'one phase line a point');
     assert.match(lines.find((l) => l.startsWith('plan: '))!, /min of arrivals/);
     assert.match(renderTable(result), /goodput/);
+    assert.match(renderTable(result), /added latency at idle/);
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
+});
+
+test('probe only: each router\'s added latency after the warm-up asked for, no load points; a bad warm-up count is refused naming it', async () => {
+  const out = mkdtempSync(join(tmpdir(), 'bench-peers-probe-'));
+  const lines: string[] = [];
+  try {
+    const o = { out, routers: ['round-robin'], shapes: [SMOKE_SHAPE], replicaCounts: [1, 2], loads: [1], durationS: 1, seed: 2, requestTimeoutMs: 10_000, probeRequests: 4, inferencePerf: false, log: (l: string) => lines.push(l) };
+    const result = await runPeersBench({ ...o, probeWarmup: 10, probeOnly: true });
+    assert.deepEqual(result.runs, []);
+    assert.deepEqual(result.addedLatency!.map((a) => [a.router, a.replicas, a.warmupRequests, a.pairs]), [['round-robin', 1, 10, 4], ['round-robin', 2, 10, 4]]);
+    for (const a of result.addedLatency!) assert.ok(Number.isFinite(a.p50) && a.p95 >= a.p50, JSON.stringify(a));
+    assert.match(renderTable(result), /round-robin\t2\t10\t4\t/);
+    for (const bad of [-1, 1.5, NaN]) await assert.rejects(runPeersBench({ ...o, probeWarmup: bad }), /^Error: probeWarmup must be a whole number >= 0; got /);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+  const r = await runScript('bench:peers', ['--probe-warmup', 'many'], 60_000);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /--probe-warmup must be a whole number >= 0; got 'many'/);
 });
 
 test('requestsReport: a request is warm with its shared prefix cached, else the first of its group, a copy to another replica, or a refill of one that lost it', () => {
