@@ -4,8 +4,13 @@
 // requests this VM routed: a prefix that draws a share s of the requests keeps
 // about s x n of n replicas busy. One system prompt for all draws every
 // request and needs every replica; one of 32 groups' prefixes, or a
-// conversation's history, needs one. Direct-mapped: a clash restarts the
-// count of the prefix that took the cell, which only delays its spreading.
+// conversation's history, needs one. A request whose prompt goes on past the
+// prompt start it shares with others (a conversation's later turn, held on
+// its own replica) counts at its prompt start too: the start's share is then
+// that of every request beginning with it, which is what a new
+// conversation's first turn, finding only the start held, reads
+// (prefixLocator.ts). Direct-mapped: a clash restarts the count of the
+// prefix that took the cell, which only delays its spreading.
 //
 // With other worker VMs routing for the gateway, each sees a fraction of its
 // requests: counted alone, a VM of 16 would read a share from a sixteenth of
@@ -63,6 +68,16 @@ export class PrefixDemand {
     const w = this.weight;
     this.total += w;
     if (!held) return 0;
+    const cell = <i32>(mix64(key) & DEMAND_MASK);
+    const count = unchecked(this.keys[cell]) == key ? unchecked(this.counts[cell]) + w : w;
+    unchecked(this.keys[cell] = key);
+    unchecked(this.counts[cell] = count);
+    return count / this.total;
+  }
+
+  /** Counts the request observe() just counted at a second prefix, `key`, and returns that prefix's share. */
+  observeAgain(key: u64): f64 {
+    const w = this.weight;
     const cell = <i32>(mix64(key) & DEMAND_MASK);
     const count = unchecked(this.keys[cell]) == key ? unchecked(this.counts[cell]) + w : w;
     unchecked(this.keys[cell] = key);

@@ -264,7 +264,13 @@ export class PrefixLocator {
     let deepest = 0;
     for (let k = 0; k < n; k++) if (unchecked(this.held[k]) > deepest) deepest = unchecked(this.held[k]);
     this.anyMatch = deepest > 0;
-    this.countDemand(c, deepest > 0 ? unchecked(h.hashes[deepest - 1]) : 0, deepest > 0, fleet, routed);
+    // Every holder holds the whole of what is held: the prompt's start is the held prefix's region.
+    let evenly = deepest > 1;
+    for (let k = 0; k < n && evenly; k++) {
+      const m = unchecked(this.held[k]);
+      if (m > 0 && m < deepest) evenly = false;
+    }
+    this.countDemand(c, deepest > 0 ? unchecked(h.hashes[deepest - 1]) : 0, deepest > 0, fleet, routed, deepest > 1 ? unchecked(h.hashes[0]) : 0, evenly);
   }
 
   /**
@@ -273,11 +279,19 @@ export class PrefixLocator {
    * route for it (`fleet`: shared data is on; SharedDemand on clock `routed`),
    * else this VM's.
    */
-  private countDemand(c: Candidates, key: u64, held: bool, fleet: bool, routed: u32): void {
+  private countDemand(c: Candidates, key: u64, held: bool, fleet: bool, routed: u32, startKey: u64 = 0, evenly: bool = false): void {
     const shared = this.sharedDemand;
     const own = this.demand;
-    c.demandShare = fleet ? shared.observe(key, held, routed) : own.observe(key, held);
+    let share = fleet ? shared.observe(key, held, routed) : own.observe(key, held);
     c.demandRequests = fleet ? shared.requests : own.requests;
+    if (startKey != 0) {
+      // Requests that go on past the prefix (a conversation's later turns, held on their own
+      // replica) still ask for it: where every holder holds the same prompt start and no
+      // more, its demand is that of the start, which every such request counts.
+      const start = fleet ? shared.observe(startKey, true, routed) : own.observeAgain(startKey);
+      if (evenly && start > share) share = start;
+    }
+    c.demandShare = share;
   }
 
   /**

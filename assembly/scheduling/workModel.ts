@@ -22,7 +22,8 @@
 // Where the prefix's demand needs another holder, the copy's prefill is what
 // the requests that follow it save, and it is credited:
 //   copy_r = (evictionReuse x reused_r - 1) x perToken x copied_r
-// A share s of the recent requests found this prefix held
+// A share s of the recent requests found this prefix held, or began with it
+// where it is a prompt start every holder holds no more of
 // (prefix/prefixDemand.ts): it keeps about s x n of n replicas busy, and
 // while that is more than hold it (beyond chance, DEMAND_Z), a copy is
 // needed. One system prompt for everyone so spreads at once, as round robin

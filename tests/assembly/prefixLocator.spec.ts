@@ -176,3 +176,38 @@ describe("PrefixLocator", () => {
     expect(remembered(0.0)).toBe(64);
   });
 });
+
+/** Session `i`'s prompt at turn `turn` (1: the first): the shared system prompt, its question, then a block of history a turn. */
+function turnPrompt(i: i32, turn: i32): string {
+  let s = SYSTEM.repeat(3) + "question " + i.toString() + ". ";
+  for (let k = 1; k < turn; k++) s += "answer " + k.toString() + " of session " + i.toString() + ", and the user's next question on it. ";
+  return s;
+}
+
+describe("PrefixLocator: a prefix's demand", () => {
+  it("reads a shared start's demand from every request that goes on past it, not only those that end there", () => {
+    const p = new PrefixLocator(config(), new RouterMetrics(), 0);
+    const t = table(A);
+    p.resize(new ReplicaTable(), t);
+    const c = candidates(t);
+    // Four conversations on one system prompt, two on each of replicas 0 and 1; replica 2 idle.
+    for (let turn = 1; turn <= 6; turn++) {
+      for (let i = 0; i < 4; i++) {
+        match(p, t, c, turnPrompt(i, turn));
+        p.record(t, c, i % 2, i % 2);
+      }
+    }
+    // A later turn finds its history on one replica and only the system prompt on the other: its
+    // demand is its own conversation's, a quarter of the requests at most.
+    match(p, t, c, turnPrompt(2, 7));
+    expect(c.matched[0]).toBeGreaterThan(c.matched[1]);
+    expect(c.demandShare).toBeLessThan(0.3);
+    // A new conversation's first turn finds the system prompt, and no more, on both holders: every
+    // request so far began with it, so its demand is nearly all of them (the first turns alone
+    // that ended there are a fifth).
+    match(p, t, c, turnPrompt(9, 1));
+    expect(c.matched[0]).toBe(c.matched[1]);
+    expect(c.matched[0]).toBeGreaterThan(0);
+    expect(c.demandShare).toBeGreaterThan(0.9);
+  });
+});
