@@ -397,17 +397,40 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
   let stopping: Promise<unknown> = Promise.resolve();
   const stopPoint = (router: RunningRouter | null, sims: ReplicaSet): Promise<unknown> =>
     Promise.all([router?.stop(), sims.stop()]).finally(() => { if (router) active.delete(router.stop); active.delete(sims.stop); });
+  const markFailed = (spec: RouterSpec, e: unknown) => {
+    const msg = e instanceof Error ? e.message.split('\n')[0]! : String(e);
+    o.log(`${spec.name}: failed to start: ${msg}`);
+    const st = routerStatus.find((s) => s.name === spec.name)!;
+    st.status = 'failed';
+    st.detail = msg;
+  };
+  /**
+   * `replicas` replicas (`kvBlocks` each; null: the simulator's default) and `spec`'s router on them,
+   * logging under `tag`, the router started once the previous point has stopped; null when the router
+   * fails to start (marked failed, its replicas stopping). `lap` names each step's time when given.
+   */
+  const startStack = async (spec: RouterSpec, replicas: number, kvBlocks: number | null, tag: string, lap?: (phase: string) => void): Promise<{ sims: ReplicaSet; router: RunningRouter } | null> => {
+    const sims = await startReplicaSet(replicas, kvBlocks, join(o.out, 'logs', `replicas_${tag}.log`));
+    active.add(sims.stop);
+    lap?.('replicas');
+    await stopping;
+    lap?.('previous stop');
+    let router: RunningRouter;
+    try {
+      router = await spec.start(sims.urls, join(o.out, 'logs', `${tag}.log`));
+    } catch (e) {
+      stopping = stopPoint(null, sims);
+      markFailed(spec, e);
+      return null;
+    }
+    active.add(router.stop);
+    lap?.('router');
+    return { sims, router };
+  };
   try {
     for (const replicas of o.replicaCounts) {
       for (const shape of o.shapes) {
         for (const spec of chosen.filter((s) => runsOn(o, s.name, shape))) {
-          const failed = (e: unknown) => {
-            const msg = e instanceof Error ? e.message.split('\n')[0]! : String(e);
-            o.log(`${spec.name}: failed to start: ${msg}`);
-            const st = routerStatus.find((s) => s.name === spec.name)!;
-            st.status = 'failed';
-            st.detail = msg;
-          };
           for (const load of o.loads) {
             const { rate, workload } = pointWorkload(shape, replicas, load, o.durationS, o.seed);
             const tag = `${spec.name.replace('/', '-')}_${shape.name}_${replicas}_${load}`;
@@ -415,19 +438,9 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
             // Once per router and replica count, before its first point: on replicas and a router of
             // their own, so that the warm-up leaves nothing in the caches or router state a point starts from.
             if (o.probeRequests > 0 && !addedLatency.some((a) => a.router === spec.name && a.replicas === replicas)) {
-              const probeTag = `${spec.name.replace('/', '-')}_probe_${replicas}`;
-              const probeSims = await startReplicaSet(replicas, null, join(o.out, 'logs', `replicas_${probeTag}.log`));
-              active.add(probeSims.stop);
-              await stopping;
-              let probeRouter: RunningRouter;
-              try {
-                probeRouter = await spec.start(probeSims.urls, join(o.out, 'logs', `${probeTag}.log`));
-              } catch (e) {
-                stopping = stopPoint(null, probeSims);
-                failed(e);
-                break;
-              }
-              active.add(probeRouter.stop);
+              const probe = await startStack(spec, replicas, null, `${spec.name.replace('/', '-')}_probe_${replicas}`);
+              if (!probe) break;
+              const { sims: probeSims, router: probeRouter } = probe;
               try {
                 const w0 = performance.now();
                 await warmUpPaths(probeRouter.url, probeSims.urls, probeWarmup, o.seed);
@@ -442,21 +455,9 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
             }
             if (o.probeOnly) break;
             const added = addedLatency.find((a) => a.router === spec.name && a.replicas === replicas);
-            const sims = await startReplicaSet(replicas, shape.kvBlocks(replicas), join(o.out, 'logs', `replicas_${tag}.log`));
-            active.add(sims.stop);
-            clock.lap('replicas');
-            await stopping;
-            clock.lap('previous stop');
-            let router: RunningRouter;
-            try {
-              router = await spec.start(sims.urls, join(o.out, 'logs', `${tag}.log`));
-            } catch (e) {
-              stopping = stopPoint(null, sims);
-              failed(e);
-              break;
-            }
-            active.add(router.stop);
-            clock.lap('router');
+            const stack = await startStack(spec, replicas, shape.kvBlocks(replicas), tag, (phase) => clock.lap(phase));
+            if (!stack) break;
+            const { sims, router } = stack;
             try {
               const before = await readCounters(sims.urls);
               const cpu0 = router.pids.reduce((a, p) => a + cpuSeconds(p), 0);
