@@ -65,18 +65,12 @@ export class PrefixDemand {
   observe(key: u64, held: bool): f64 {
     this.weight *= GROWTH;
     if (this.weight > 1 / RESCALE) this.rescale();
-    const w = this.weight;
-    this.total += w;
-    if (!held) return 0;
-    const cell = <i32>(mix64(key) & DEMAND_MASK);
-    const count = unchecked(this.keys[cell]) == key ? unchecked(this.counts[cell]) + w : w;
-    unchecked(this.keys[cell] = key);
-    unchecked(this.counts[cell] = count);
-    return count / this.total;
+    this.total += this.weight;
+    return held ? this.countAt(key) : 0;
   }
 
-  /** Counts the request observe() just counted at a second prefix, `key`, and returns that prefix's share. */
-  observeAgain(key: u64): f64 {
+  /** Counts the request being observed at prefix `key` (observe() at its deepest held one, the router at its prompt start too) and returns that prefix's share. */
+  countAt(key: u64): f64 {
     const w = this.weight;
     const cell = <i32>(mix64(key) & DEMAND_MASK);
     const count = unchecked(this.keys[cell]) == key ? unchecked(this.counts[cell]) + w : w;

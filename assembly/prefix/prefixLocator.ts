@@ -288,7 +288,7 @@ export class PrefixLocator {
       // Requests that go on past the prefix (a conversation's later turns, held on their own
       // replica) still ask for it: where every holder holds the same prompt start and no
       // more, its demand is that of the start, which every such request counts.
-      const start = fleet ? shared.observe(startKey, true, routed) : own.observeAgain(startKey);
+      const start = fleet ? shared.observe(startKey, true, routed) : own.countAt(startKey);
       if (evenly && start > share) share = start;
     }
     c.demandShare = share;

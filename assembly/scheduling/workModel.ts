@@ -168,18 +168,23 @@ export const PROGRESS_DEMAND_Z: f64 = 1;
  * cache (long prompts, a scarce KV) fills long before saturationNumSeqs.
  */
 export function decodePriceShare(p: WorkParams, batch: f64, kvUsage: f64): f64 {
-  const saturatedPerSeq = (p.interTokenLatencyMs + p.decodeTimePerSeqMs * (p.saturationNumSeqs - 1)) / p.saturationNumSeqs;
+  const saturatedPerSeq = saturatedStepMs(p) / p.saturationNumSeqs;
   if (batch + 1 >= p.saturationNumSeqs || p.decodeTimePerSeqMs >= saturatedPerSeq) return 1;
   // The KV cache holds batch / kvUsage such sequences: where the next one does not fit, the batch is full.
   if (kvUsage * (batch + 1) > batch) return 1;
   return p.decodeTimePerSeqMs / saturatedPerSeq;
 }
 
+/** A decode step over saturationNumSeqs sequences, ms: past them each sequence costs its share of it. */
+@inline function saturatedStepMs(p: WorkParams): f64 {
+  return p.interTokenLatencyMs + p.decodeTimePerSeqMs * (p.saturationNumSeqs - 1);
+}
+
 /** Time of a decode step over n sequences, ms (0 for none). */
 export function decodeStepMs(p: WorkParams, n: f64): f64 {
   if (n <= 0) return 0;
   const linear = p.interTokenLatencyMs + p.decodeTimePerSeqMs * (n - 1);
-  const saturated = n * (p.interTokenLatencyMs + p.decodeTimePerSeqMs * (p.saturationNumSeqs - 1)) / p.saturationNumSeqs;
+  const saturated = n * saturatedStepMs(p) / p.saturationNumSeqs;
   return linear > saturated ? linear : saturated;
 }
 
