@@ -13,7 +13,8 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { toolArgs } from '../cli/toolArgs.js';
-import { addedLatencySamples, percentilesMs, startReplicaSet, warmUpPaths, ROUTER_WARMUP_REQUESTS, WARMUP_CONCURRENCY } from './peers/main.js';
+import { addedLatencySamples, percentilesMs, warmUpPaths, ROUTER_WARMUP_REQUESTS, WARMUP_CONCURRENCY } from './peers/addedLatency.js';
+import { startReplicaSet } from './peers/main.js';
 import { cpuNs, freePort } from './peers/processes.js';
 import { ROUTERS, endpointOf, filterModule, launch, prefixRouter, prefixRouterCommand, prefixRouterUnavailable, type RouterSpec } from './peers/routers.js';
 
