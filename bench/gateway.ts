@@ -78,11 +78,16 @@ export function summary(r: GatewayBenchResult) {
   };
 }
 
+/** `v` rounded to `d` decimals. */
+export function roundTo(v: number, d: number): number {
+  return Math.round(v * 10 ** d) / 10 ** d;
+}
+
 export function percentiles(values: readonly number[]): Percentiles {
   if (values.length === 0) return { p50: NaN, p95: NaN, p99: NaN, mean: NaN, min: NaN, max: NaN };
   const s = [...values].sort((a, b) => a - b);
   const rank = (p: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!; // nearest rank
-  const round = (v: number) => Math.round(v * 10) / 10;
+  const round = (v: number) => roundTo(v, 1);
   return { p50: round(rank(50)), p95: round(rank(95)), p99: round(rank(99)), mean: round(s.reduce((a, b) => a + b, 0) / s.length), min: round(s[0]!), max: round(s.at(-1)!) };
 }
 

@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { toolArgs } from '../cli/toolArgs.js';
+import { roundTo } from './gateway.js';
 import { addedLatencySamples, percentilesMs, warmUpPaths, ROUTER_WARMUP_REQUESTS, WARMUP_CONCURRENCY } from './peers/addedLatency.js';
 import { startReplicaSet } from './peers/main.js';
 import { cpuNs, freePort } from './peers/processes.js';
@@ -48,7 +49,6 @@ export interface OverheadRow {
   idleCpuMsPerS: number;
 }
 
-const round = (v: number, d: number) => Math.round(v * 10 ** d) / 10 ** d;
 
 export async function runOverheadBench(o: OverheadOptions): Promise<OverheadRow[]> {
   const logs = mkdtempSync(join(tmpdir(), 'gateway-overhead-'));
@@ -75,7 +75,7 @@ export async function runOverheadBench(o: OverheadOptions): Promise<OverheadRow[
           a.requests += routerRequests;
           a.diffs.push(...diffsMs);
           a.roundP50Ms.push(percentilesMs(diffsMs).p50);
-          o.log(`round ${r + 1} ${a.spec.name}: added p50 ${percentilesMs(diffsMs).p50} ms, cpu ${round((c2 - i1) / 1e6 / routerRequests, 3)} ms/request`);
+          o.log(`round ${r + 1} ${a.spec.name}: added p50 ${percentilesMs(diffsMs).p50} ms, cpu ${roundTo((c2 - i1) / 1e6 / routerRequests, 3)} ms/request`);
         } finally {
           await router.stop();
         }
@@ -93,9 +93,9 @@ export async function runOverheadBench(o: OverheadOptions): Promise<OverheadRow[
       addedMs: { p50: p.p50, p95: p.p95 },
       roundP50Ms: a.roundP50Ms,
       routedRequests: a.requests,
-      cpuMsPerRequest: round(a.probeNs / 1e6 / a.requests, 3),
-      netCpuMsPerRequest: round(Math.max(0, a.probeNs - idleNsPerMs * a.probeMs) / 1e6 / a.requests, 3),
-      idleCpuMsPerS: round(idleNsPerMs / 1e3, 2),
+      cpuMsPerRequest: roundTo(a.probeNs / 1e6 / a.requests, 3),
+      netCpuMsPerRequest: roundTo(Math.max(0, a.probeNs - idleNsPerMs * a.probeMs) / 1e6 / a.requests, 3),
+      idleCpuMsPerS: roundTo(idleNsPerMs / 1e3, 2),
     };
   });
 }

@@ -1,7 +1,7 @@
 // The latency a router adds to a request, at idle, as bench:peers and bench:gateway-overhead measure
 // it: warm both paths as a router in service is warm, then time pairs of the same one-token request,
 // straight to a replica and through the router.
-import { percentiles } from '../gateway.js';
+import { percentiles, roundTo } from '../gateway.js';
 import { MODEL, textOf } from '../routing/workloads.js';
 import { probeLatency } from './loadgen.js';
 
@@ -61,8 +61,6 @@ export const PROBE_PAIRS = 100;
 
 /** Requests down both paths, one at a time, just before the pairs: the first pair then follows what the others follow, not the warm-up's burst. */
 export const PAIRS_LEAD_IN = 3;
-
-const roundTo = (v: number, d: number) => Math.round(v * 10 ** d) / 10 ** d;
 
 /** p50 and p95 in ms to the µs (percentiles rounds to a tenth of its unit). */
 export function percentilesMs(ms: number[]): { p50: number; p95: number } {

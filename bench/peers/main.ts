@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { toolArgs } from '../../cli/toolArgs.js';
-import { percentiles } from '../gateway.js';
+import { percentiles, roundTo } from '../gateway.js';
 import { readSharedPrefixShape, sharedPrefixWorkload, uniqueWorkload, MODEL, DEFAULT_WORKLOAD_DIR, type SharedPrefixShape, type Workload } from '../routing/workloads.js';
 import { SHAPES, UNIQUE, tightKvBlocks } from '../routing/scenarios.js';
 import { T4_QWEN25_3B } from '../../simulator/latency.js';
@@ -211,7 +211,7 @@ const pointRequests = (rate: number, durationS: number) => Math.max(Math.min(MIN
 const MIN_POINT_REQUESTS = 30;
 const MAX_POINT_S = 60;
 
-const round = (v: number, d = 1) => (Number.isFinite(v) ? Math.round(v * 10 ** d) / 10 ** d : NaN);
+const round = (v: number, d = 1) => (Number.isFinite(v) ? roundTo(v, d) : NaN);
 
 /**
  * Samples every replica's engine gauges (waiting, running, KV use) and preemptions every `everyMs`
