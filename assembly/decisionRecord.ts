@@ -96,6 +96,7 @@ export class DecisionRecord {
       if (k > 0) s += ",";
       s += '{"replica":' + quoted(t, c, k) + ',"matchedBlocks":' + unchecked(c.matched[k]).toString() + ',"load":' + decimal3(unchecked(c.load[k]));
       s += ',"overCap":' + (unchecked(c.load[k]) + 1 > this.cap ? "true" : "false");
+      s += ',"predictedTtftMs":' + decimal3(unchecked(c.ttftMs[k])) + ',"memoryWaitMs":' + decimal3(unchecked(c.memoryWaitMs[k]));
       s += ',"score":' + decimal3(unchecked(c.score[k])) + ',"scores":{' + this.scoreList(k, ":", '"') + "}}";
     }
     return s + "]}";

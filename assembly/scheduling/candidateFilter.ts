@@ -56,6 +56,8 @@ export class CandidateFilter {
       unchecked(c.replica[n] = i);
       unchecked(c.waiting[n] = unchecked(t.waiting[i]));
       unchecked(c.kvUsage[n] = unchecked(t.kvUsage[i]));
+      unchecked(c.running[n] = unchecked(t.running[i]));
+      unchecked(c.kvCapacityTokens[n] = <f64>unchecked(t.kvCapacityTokens[i]));
       const inflight = unchecked(sum.inflight[i]);
       unchecked(c.inflight[n] = inflight);
       unchecked(c.decoding[n] = unchecked(sum.decoding[i]));

@@ -15,6 +15,10 @@ export class Candidates {
   readonly waiting: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** KV-cache use, 0..1 (from metrics). */
   readonly kvUsage: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+  /** Requests running in the replica's engine (from metrics, the same scrape as kvUsage). */
+  readonly running: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+  /** The replica's KV-cache size in tokens (from metrics; 0: not known). */
+  readonly kvCapacityTokens: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** Requests this gateway sent to the replica and has not seen finish, across worker VMs. */
   readonly inflight: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** Prefill tokens sent to the replica with no response yet (this gateway's worker VMs and, as last reported, the others). */
@@ -27,6 +31,8 @@ export class Candidates {
   readonly newTokens: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** The work guard's load: queued + decode work + new tokens with this request, less the prefill the replica saves against the one holding least of the prompt (workModel.ts). */
   readonly work: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+  /** Of ttftMs, the wait for KV memory: until running requests finish and free room for this one (workModel.ts; 0 where it fits). */
+  readonly memoryWaitMs: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** Predicted time to first token of this request there, ms (workModel.ts). */
   readonly ttftMs: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /**

@@ -120,7 +120,7 @@ export class SchedulingCycle {
     const cfg = this.cfg;
     const p = this.prefix;
     const textBytes = this.hasPrompt ? p.textBytes : 0;
-    this.work.predict(this.cands, cfg.work, this.hasPrompt, textBytes, p.blockBytes, cfg.loadBoundEpsilon, this.table.weights.work > 0);
+    this.work.predict(this.cands, cfg.work, this.hasPrompt, textBytes, p.blockBytes, cfg.loadBoundEpsilon, this.table.weights.work > 0, this.withMetrics);
   }
 
   /** Score: the weighted sum, then the affinities that add to it. */

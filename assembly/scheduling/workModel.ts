@@ -1,7 +1,7 @@
 // The cost of sending this request to each candidate, in work and in time:
 //   new_r   = prompt tokens - tokens of its prefix r holds (what r must prefill)
 //   W_r     = queued_r + new_r (prefill tokens ahead of its first token)
-//   TTFT_r  = overhead + perToken x W_r + (W_r / chunk + 1) x decodeStep(decoding_r)
+//   TTFT_r  = overhead + perToken x W_r + (W_r / chunk + 1) x decodeStep(decoding_r) + memoryWait_r
 //   work_r  = queued_r + decodeWork_r + new_r
 // where queued_r are prefill tokens sent to r with no response yet, and
 // decodeWork_r prices the output still to decode there in prefill tokens, at
@@ -51,6 +51,10 @@
 // ALLOWANCE_CHUNKS: passing over a holder adds that prefill to the fleet's
 // work, and a few decoding requests over the mean weigh less than
 // re-prefilling a conversation's history.
+// memoryWait_r is the wait for KV memory where r's cache is full
+// (predictMemoryWait): vLLM starts a request only when its prompt's blocks
+// fit, so on a full cache the next one starts as a running one finishes,
+// however short the prefill it is queued behind.
 // The latency model's constants are configuration (plugin/CONFIG.md `work`);
 // the defaults are vLLM on one T4 serving Qwen2.5-3B, the model bench:routing's
 // simulated replicas run (simulator/latency.ts).
@@ -214,7 +218,7 @@ export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tok
     const fresh = promptTokens - hit;
     const q = unchecked(c.queued[k]);
     unchecked(c.newTokens[k] = fresh);
-    unchecked(c.ttftMs[k] = predictTtftMs(p, q + fresh, unchecked(c.decoding[k])));
+    unchecked(c.ttftMs[k] = predictTtftMs(p, q + fresh, unchecked(c.decoding[k])) + unchecked(c.memoryWaitMs[k]));
     total += q + unchecked(c.decodeWork[k]);
     if (fresh < leastFresh) leastFresh = fresh;
     if (fresh > mostFresh) mostFresh = fresh;
@@ -253,6 +257,46 @@ export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tok
   c.homeBandMs = guard ? HOME_BAND_CHUNKS * p.chunkTokens * p.prefillTimePerTokenMs : 0;
 }
 
+/**
+ * Fills c.memoryWaitMs: how long this request would wait for KV memory on
+ * each candidate, ms, from its metrics (kvUsage, running and waiting of one
+ * scrape) and this gateway's in-flight count. vLLM admits a waiting request
+ * only when the blocks of its prompt fit in the free ones, and a decode step
+ * that finds none free sends the newest running request back to the head of
+ * the queue. Where this request's prompt and the prompts queued before it
+ * (c.queued) fit in the free part of the cache, it waits for none. Else the
+ * cache holds running / kvUsage requests of its present mix, the requests
+ * wanting to run are the engine's running and waiting ones, or this
+ * gateway's own in flight where it has sent more since the scrape, and this
+ * one; each past what the cache holds waits for a running one to finish,
+ * which happens about every outputTokens / running decode steps. A replica
+ * holding several groups' prefixes fills its cache with their warm requests,
+ * each of which the prefill queue prices at a few tokens: without this it
+ * is sent more of them while they wait seconds. Below the scraped usage's
+ * precision (no metrics, or none running) nothing is predicted.
+ */
+export function predictMemoryWait(c: Candidates, p: WorkParams, promptTokens: f64, tokensPerBlock: f64, outputTokens: f64, withMetrics: bool): void {
+  const maxHit = promptTokens > 1 ? promptTokens - 1 : 0;
+  let roomSomewhere = false;
+  for (let k = 0; k < c.n; k++) {
+    unchecked(c.memoryWaitMs[k] = 0);
+    const usage = unchecked(c.kvUsage[k]);
+    const running = unchecked(c.running[k]);
+    if (!withMetrics || usage <= 0 || running <= 0) { roomSomewhere = true; continue; }
+    const capacity = unchecked(c.kvCapacityTokens[k]);
+    let hit = <f64>unchecked(c.matched[k]) * tokensPerBlock;
+    if (hit > maxHit) hit = maxHit;
+    const prompt = promptTokens - hit + tokensPerBlock;
+    if (capacity > 0 && unchecked(c.queued[k]) + prompt <= (1 - usage) * capacity) { roomSomewhere = true; continue; }
+    const holds = running / (usage < 1 ? usage : 1);
+    const wanting = Math.max(running + unchecked(c.waiting[k]), unchecked(c.inflight[k])) + 1;
+    const past = wanting - holds;
+    if (past > 0) unchecked(c.memoryWaitMs[k] = past * outputTokens * decodeStepMs(p, running) / running);
+    else roomSomewhere = true;
+  }
+  if (!roomSomewhere) for (let k = 0; k < c.n; k++) unchecked(c.memoryWaitMs[k] = 0);
+}
+
 /** Adds to each copy's charge the holder's unseen progress beyond its own (the progress charge above). */
 function chargeProgress(c: Candidates, p: WorkParams, leastFresh: f64): void {
   let holder = -1;
@@ -281,12 +325,14 @@ export class WorkPrediction {
   /** Its decode work, in prefill-token equivalents. */
   decodeWork: f64 = 0;
 
-  /** `textBytes`, `blockBytes`: prompt text hashed and per block (read only when `hasPrompt`). */
-  predict(c: Candidates, p: WorkParams, hasPrompt: bool, textBytes: i32, blockBytes: i32, epsilon: f64, guard: bool): void {
+  /** `textBytes`, `blockBytes`: prompt text hashed and per block (read only when `hasPrompt`); `withMetrics`: the replicas' metrics can be trusted. */
+  predict(c: Candidates, p: WorkParams, hasPrompt: bool, textBytes: i32, blockBytes: i32, epsilon: f64, guard: bool, withMetrics: bool): void {
     const promptTokens = hasPrompt ? Math.floor(<f64>textBytes / CHARS_PER_TOKEN) : 0;
     const asked = hasPrompt ? maxTokensAsked : -1;
     this.outputTokens = asked >= 0 ? <f64>asked : p.defaultMaxTokens;
     this.decodeWork = Math.round(p.decodeTokenCost * this.outputTokens);
-    predictWork(c, p, promptTokens, <f64>blockBytes / CHARS_PER_TOKEN, promptTokens + this.decodeWork, epsilon, guard);
+    const tokensPerBlock = <f64>blockBytes / CHARS_PER_TOKEN;
+    predictMemoryWait(c, p, promptTokens, tokensPerBlock, this.outputTokens, withMetrics && guard);
+    predictWork(c, p, promptTokens, tokensPerBlock, promptTokens + this.decodeWork, epsilon, guard);
   }
 }

@@ -37,6 +37,9 @@ describe("decision records", () => {
     const c = cands(2);
     r.sample(1);
     c.scratch[1] = 1.5;
+    c.ttftMs[0] = 152.25;
+    c.ttftMs[1] = 1870.6666;
+    c.memoryWaitMs[1] = 1244.4444;
     r.column(Scorer.Queue, c, 2);
     r.guard(9, 1, true, false, true, false);
     const json = r.json(t, c, 0, 1, 3, 10);
@@ -44,8 +47,8 @@ describe("decision records", () => {
       '{"event":"prefix_router.decision","stateVersion":7,"chosen":"10.0.0.1:8000","runnerUp":"10.0.0.2:8000",' +
       '"blocks":{"matched":3,"total":10},"weights":{"queue":2},"guard":{"cap":9,"spilled":true,"passedOver":"10.0.0.2:8000"},' +
       '"newPrefix":false,"metricsTrusted":true,"session":false,"candidates":[' +
-      '{"replica":"10.0.0.1:8000","matchedBlocks":0,"load":0,"overCap":false,"score":0.333,"scores":{"queue":0}},' +
-      '{"replica":"10.0.0.2:8000","matchedBlocks":0,"load":1,"overCap":false,"score":0.333,"scores":{"queue":1}}]}');
+      '{"replica":"10.0.0.1:8000","matchedBlocks":0,"load":0,"overCap":false,"predictedTtftMs":152.25,"memoryWaitMs":0,"score":0.333,"scores":{"queue":0}},' +
+      '{"replica":"10.0.0.2:8000","matchedBlocks":0,"load":1,"overCap":false,"predictedTtftMs":1870.667,"memoryWaitMs":1244.444,"score":0.333,"scores":{"queue":1}}]}');
   });
 
   it("the header lists at most 16 candidates, then how many more; no runner-up is '-'", () => {

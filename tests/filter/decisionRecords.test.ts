@@ -43,7 +43,7 @@ interface Record {
   newPrefix: boolean;
   metricsTrusted: boolean;
   session: boolean;
-  candidates: Array<{ replica: string; matchedBlocks: number; load: number; overCap: boolean; score: number; scores: { [scorer: string]: number } }>;
+  candidates: Array<{ replica: string; matchedBlocks: number; load: number; overCap: boolean; predictedTtftMs: number; memoryWaitMs: number; score: number; scores: { [scorer: string]: number } }>;
 }
 
 const records = (logs: Logged[]): Record[] =>
@@ -89,6 +89,9 @@ test('a sampled request logs its decision: scores by scorer for every candidate,
     assert.equal(chosen.scores.prefix, 0.8);
     assert.equal(other.scores.prefix, 0);
     assert.equal(chosen.matchedBlocks, 16);
+    // The holder prefills 4 blocks where the other replica prefills 20: predicted sooner, neither cache full.
+    assert.ok(chosen.predictedTtftMs > 0 && chosen.predictedTtftMs < other.predictedTtftMs, `${chosen.predictedTtftMs} vs ${other.predictedTtftMs}`);
+    assert.deepEqual(r.candidates.map((c) => c.memoryWaitMs), [0, 0]);
     // The queue scorer is min-max over candidates: the shorter queue (A, 0 waiting) scores 1.
     assert.equal(r.candidates.find((c) => c.replica === A)!.scores.queue, 1);
     assert.equal(r.candidates.find((c) => c.replica === B)!.scores.queue, 0);

@@ -1,0 +1,88 @@
+// The wait for KV memory in the work model's predicted TTFT
+// (workModel.ts predictMemoryWait): a replica whose cache is full starts the
+// next request only as a running one finishes.
+import { Candidates } from "../../assembly/scheduling/candidates";
+import { WorkParams, decodeStepMs, predictMemoryWait, predictWork } from "../../assembly/scheduling/workModel";
+
+/** 683 blocks of 16 tokens, bench:peers' sp-32x32 cache on 8 replicas. */
+const CAPACITY: f64 = 683 * 16;
+/** A 2304-token prompt whose first 2048 tokens (128 blocks) replica 0 holds; 256 output tokens. */
+const PROMPT: f64 = 2304;
+const OUTPUT: f64 = 256;
+
+/** Replica 0 holds the prompt's prefix with its cache full (9 running, 1 waiting); replicas 1 and 2 are half full with 4 running. */
+function fullHolder(): Candidates {
+  const c = new Candidates();
+  c.n = 3;
+  for (let i = 0; i < 3; i++) {
+    c.replica[i] = i;
+    c.kvCapacityTokens[i] = CAPACITY;
+    c.kvUsage[i] = 0.5;
+    c.running[i] = 4;
+    c.inflight[i] = 4;
+    c.decoding[i] = 4;
+    c.waiting[i] = 0;
+  }
+  c.matched[0] = 128;
+  c.kvUsage[0] = 1;
+  c.running[0] = 9;
+  c.waiting[0] = 1;
+  c.inflight[0] = 10;
+  c.decoding[0] = 9;
+  c.queued[0] = 256;
+  return c;
+}
+
+describe("the wait for KV memory", () => {
+  it("on a full cache is one finish per request in line and this one, a finish every output / running decode steps", () => {
+    const c = fullHolder();
+    const p = new WorkParams();
+    predictMemoryWait(c, p, PROMPT, 16, OUTPUT, true);
+    // 9 running + 1 waiting + this one, against the 9 the cache holds.
+    expect(c.memoryWaitMs[0]).toBeCloseTo(2 * OUTPUT * decodeStepMs(p, 9) / 9);
+    // Half full: the whole 2304-token prompt fits in the free half.
+    expect(c.memoryWaitMs[1]).toBe(0);
+    expect(c.memoryWaitMs[2]).toBe(0);
+  });
+  it("counts this gateway's requests sent since the scrape", () => {
+    const c = fullHolder();
+    const p = new WorkParams();
+    c.inflight[0] = 13;
+    predictMemoryWait(c, p, PROMPT, 16, OUTPUT, true);
+    expect(c.memoryWaitMs[0]).toBeCloseTo(5 * OUTPUT * decodeStepMs(p, 9) / 9);
+  });
+  it("is none where the queued prompts and this one fit in the free part of the cache", () => {
+    const c = fullHolder();
+    const p = new WorkParams();
+    // 10% free: 1093 tokens, more than the 256 queued and the 256 + one block this request prefills.
+    c.kvUsage[0] = 0.9;
+    predictMemoryWait(c, p, PROMPT, 16, OUTPUT, true);
+    expect(c.memoryWaitMs[0]).toBe(0);
+    // Where the cache's size is not known, the request count decides: 11 wanting against 10 held.
+    c.kvCapacityTokens[0] = 0;
+    predictMemoryWait(c, p, PROMPT, 16, OUTPUT, true);
+    expect(c.memoryWaitMs[0]).toBeCloseTo(1 * OUTPUT * decodeStepMs(p, 9) / 9);
+  });
+  it("is none where every candidate is full: moving the request gains no room", () => {
+    const c = fullHolder();
+    const p = new WorkParams();
+    for (let i = 1; i < 3; i++) { c.kvUsage[i] = 1; c.running[i] = 8; c.inflight[i] = 8; }
+    predictMemoryWait(c, p, PROMPT, 16, OUTPUT, true);
+    for (let i = 0; i < 3; i++) expect(c.memoryWaitMs[i]).toBe(0);
+  });
+  it("is none without trusted metrics", () => {
+    const c = fullHolder();
+    const p = new WorkParams();
+    predictMemoryWait(c, p, PROMPT, 16, OUTPUT, false);
+    for (let i = 0; i < 3; i++) expect(c.memoryWaitMs[i]).toBe(0);
+  });
+  it("moves a warm request off a full holder to a replica with room, in the predicted cost", () => {
+    const c = fullHolder();
+    const p = new WorkParams();
+    predictMemoryWait(c, p, PROMPT, 16, OUTPUT, true);
+    predictWork(c, p, PROMPT, 16, PROMPT + 3.8 * OUTPUT, 0.5, true);
+    // Without the wait the holder's prefill of 256 queued + 256 new tokens beats a 2304-token prefill elsewhere.
+    expect(c.ttftMs[0] - c.memoryWaitMs[0]).toBeLessThan(c.ttftMs[1]);
+    expect(c.ttftMs[0] + c.copyMs[0]).toBeGreaterThan(c.ttftMs[1] + c.copyMs[1]);
+  });
+});
