@@ -19,15 +19,17 @@ export interface RequestRecord {
 
 export interface LoadOptions {
   url: string;
+  /** Entry points to spread the requests over, the i-th request sent to urls[i mod n] (a load balancer's turn); absent: `url` alone. */
+  urls?: string[];
   model: string;
   requestTimeoutMs: number;
   /** Stop sending new requests after this many ms (arrivals past it are dropped). */
   maxSendMs?: number;
 }
 
-function sendOne(agent: http.Agent, o: LoadOptions, r: SimRequest, t0: number): Promise<RequestRecord> {
+function sendOne(agent: http.Agent, o: LoadOptions, url: string, r: SimRequest, t0: number): Promise<RequestRecord> {
   return new Promise((resolve) => {
-    const u = new URL('/v1/completions', o.url);
+    const u = new URL('/v1/completions', url);
     const body = JSON.stringify({ model: o.model, prompt: r.prompt, max_tokens: r.outputTokens, stream: true, stream_options: { include_usage: true } });
     const sent = performance.now();
     const rec: RequestRecord = { id: r.id, ok: false, status: 0, sentMs: sent - t0, ttftMs: NaN, e2eMs: NaN, outputTokens: 0, cachedTokens: 0, replica: null };
@@ -86,12 +88,13 @@ export async function runLoad(requests: SimRequest[], o: LoadOptions): Promise<{
   const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
   const t0 = performance.now();
   const pending: Promise<RequestRecord>[] = [];
+  const urls = o.urls?.length ? o.urls : [o.url];
   for (const r of requests) {
     const at = r.arrivalUs / 1000;
     if (o.maxSendMs !== undefined && at > o.maxSendMs) break;
     const wait = at - (performance.now() - t0);
     if (wait > 1) await new Promise((res) => setTimeout(res, wait));
-    pending.push(sendOne(agent, o, r, t0));
+    pending.push(sendOne(agent, o, urls[pending.length % urls.length]!, r, t0));
   }
   const lastSentMs = performance.now() - t0;
   const records = await Promise.all(pending);

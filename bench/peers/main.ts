@@ -401,7 +401,7 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
               const cpu0 = router.pids.reduce((a, p) => a + cpuSeconds(p), 0);
               clock.lap('counters');
               const trace = (o.replicaTraceMs ?? 0) > 0 ? traceReplicas(sims.urls, o.replicaTraceMs!, join(o.out, 'logs', `replicaTrace_${tag}.jsonl`)) : null;
-              const { records, wallMs, lastSentMs } = await runLoad(workload.requests, { url: router.url, model: MODEL, requestTimeoutMs: o.requestTimeoutMs });
+              const { records, wallMs, lastSentMs } = await runLoad(workload.requests, { url: router.url, urls: router.entryUrls, model: MODEL, requestTimeoutMs: o.requestTimeoutMs });
               const cpu1 = router.pids.reduce((a, p) => a + cpuSeconds(p), 0);
               await trace?.stop();
               writeRequestRecords(join(o.out, 'logs', `requests_${tag}.jsonl`), records, workload.requests);
@@ -478,12 +478,12 @@ const QUICK = { shapes: ['sp-32x32'], replicas: [3], loads: [0.4, 0.7, 1.0], dur
 /**
  * The full run fits in 2 hours: the load operators run (0.7) and round robin's capacity (1.0), where
  * goodput still separates the routers; no deep-overload point, whose drains cost most. Several worker
- * VMs change routing only where requests share prefixes across groups and turns, so
- * prefix-router/4-workers runs on sp-32x32 and multi-turn-chat.
+ * VMs or gateways change routing only where requests share prefixes across groups and turns, so
+ * prefix-router/4-workers and prefix-router/2-gateways run on sp-32x32 and multi-turn-chat.
  */
 export const FULL_RUN = {
   shapes: ['sp-150x5', 'sp-32x32', 'multi-turn-chat', 'one-system-prompt', 'unique-prompts'], replicas: [3, 8], loads: [0.7, 1.0], durationS: 20,
-  routerShapes: { 'prefix-router/4-workers': ['sp-32x32', 'multi-turn-chat'] } as Record<string, string[]>,
+  routerShapes: { 'prefix-router/4-workers': ['sp-32x32', 'multi-turn-chat'], 'prefix-router/2-gateways': ['sp-32x32', 'multi-turn-chat'] } as Record<string, string[]>,
 };
 
 /** The smoke run's warm-up: the probe's path, in seconds. */
@@ -497,7 +497,7 @@ const WARMUP_REQUESTS_PER_S = 285;
 
 const USAGE = `usage: npm run bench:peers -- [options]
   (no option)          5 shapes, 3 and 8 replicas, loads 0.7/1, 20 s each, every router
-                       (prefix-router/4-workers on sp-32x32 and multi-turn-chat): about 90 min
+                       (prefix-router/4-workers and /2-gateways on sp-32x32 and multi-turn-chat): about 100 min
   --quick              sp-32x32, 3 replicas, loads 0.4/0.7/1.0, 25 s each, every router (~15 min)
   --smoke              a tiny shape for seconds (the test suite's run)
   --routers A,B        routers to run, each on every shape (default all: ${ROUTERS.map((r) => r.name).join(', ')})

@@ -1,6 +1,6 @@
 // The routers of a side-by-side run and how each is launched on a set of replicas: round robin
 // (bench/peers/roundRobinProxy.ts), prefix-router (embedded gateway + control plane, `prefix-router
-// start --upstream`, 1 or 4 worker VMs), and the peers from npm run peers:install (sglang-router,
+// start --upstream`, 1 or 4 worker VMs; or a fleet of gateways with one control plane), and the peers from npm run peers:install (sglang-router,
 // smg and vllm-router with --policy cache_aware --worker-urls; llm-d's epp, and the inference
 // extension's, behind the gateway's Endpoint Picker mode). A peer that is not installed is skipped
 // with the reason install recorded.
@@ -14,6 +14,8 @@ export const PEERS_DIR = process.env.PREFIX_ROUTER_PEERS_DIR ?? join(REPO, '.pee
 
 export interface RunningRouter {
   url: string;
+  /** Where a load balancer spreads the requests over, in turn, when the router has several entry points (several gateways); absent: `url` alone. */
+  entryUrls?: string[];
   /** The processes whose CPU is the router's. */
   pids: number[];
   stop(): Promise<void>;
@@ -110,6 +112,46 @@ export function prefixRouter(name: string, workers: number, bundle?: string): Ro
   };
 }
 
+/**
+ * A fleet of `gateways` prefix-router gateways (one worker VM each) polling one control plane, as
+ * behind an L4 load balancer: each gateway learns the others' placements, work and content through
+ * the control plane's state (plugin/STATE_FORMAT.md, "Gateway fleet"); the load generator sends
+ * request i to gateway i mod `gateways`.
+ */
+export function prefixRouterFleet(name: string, gateways: number, bundle?: string): RouterSpec {
+  return {
+    name,
+    label: `${gateways} gateways of one worker VM each, one control plane, requests spread over the gateways in turn`,
+    unavailable: () => prefixRouterUnavailable(bundle),
+    start: async (replicaUrls, logFile) => {
+      const { command, args } = prefixRouterCommand(bundle);
+      const cpPort = await freePort();
+      const every = Number(process.env.BENCH_PEERS_DECISION_LOG_EVERY ?? 0);
+      const cp = startChild(`${name} control plane`, command, [...args, 'control-plane', '--replicas', replicaUrls.join(','), '--port', String(cpPort),
+        '--log-level', 'warn', '--decision-log-every', String(every)], logFile);
+      const children: Child[] = [cp];
+      const stop = async () => { for (const c of children.reverse()) await c.stop(); };
+      const config = JSON.stringify({ controlPlane: { cluster: 'prefix_router_control_plane' } });
+      const urls: string[] = [];
+      try {
+        await waitForHttp(`http://127.0.0.1:${cpPort}/readyz`, cp, STARTUP_TIMEOUT_MS);
+        for (let g = 0; g < gateways; g++) {
+          const port = await freePort();
+          children.push(startChild(`${name} gateway ${g}`, command, [...args, 'gateway', '--wasm', filterModule(bundle), '--config', config,
+            '--cluster', `prefix_router_control_plane=http://127.0.0.1:${cpPort}`, '--workers', '1', '--port', String(port),
+            '--upstream-timeout-ms', '300000', '--log-level', every > 0 ? 'info' : 'warn'], logFile));
+          urls.push(`http://127.0.0.1:${port}`);
+        }
+        for (const url of urls) await waitForHttp(`${url}/v1/models`, children, STARTUP_TIMEOUT_MS);
+      } catch (e) {
+        await stop();
+        throw e;
+      }
+      return { url: urls[0]!, entryUrls: urls, pids: children.map((c) => c.pid), stop };
+    },
+  };
+}
+
 const roundRobin: RouterSpec = {
   name: 'round-robin',
   unavailable: () => null,
@@ -188,6 +230,7 @@ export const ROUTERS: RouterSpec[] = [
   roundRobin,
   prefixRouter('prefix-router', 1),
   prefixRouter('prefix-router/4-workers', 4),
+  prefixRouterFleet('prefix-router/2-gateways', 2),
   pythonPeer('sglang-router', 'sglang-router', ['launch'], (_p, m) => ['--prometheus-port', String(m), '--log-level', 'warn']),
   pythonPeer('smg', 'smg', ['launch'], (_p, m) => ['--prometheus-port', String(m), '--log-level', 'warn']),
   pythonPeer('vllm-router', 'vllm-router', [], (_p, m) => ['--prometheus-port', String(m), '--log-level', 'warning']),

@@ -4,10 +4,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { goodputRows, peerShapes, runPeersBench, runPlan, ttftSloMs, FULL_RUN, SMOKE_SHAPE, type RunResult } from '../../bench/peers/main.js';
-import { DEFAULT_WORKLOAD_DIR } from '../../bench/routing/workloads.js';
+import { DEFAULT_WORKLOAD_DIR, type SimRequest } from '../../bench/routing/workloads.js';
+import { runLoad } from '../../bench/peers/loadgen.js';
 import { parseCounters, diffCounters, servedShape } from '../../bench/peers/replicaCounters.js';
 import { azureTrace } from '../../bench/peers/inferencePerf.js';
 import { cpuSeconds } from '../../bench/peers/processes.js';
@@ -79,7 +82,7 @@ test("a run's plan: its arrivals, and at least each point's lone request decodin
   assert.ok(Math.abs(plan(3, { b: ['other'] }).leastS - restricted.leastS - 2 * probeS) < 1e-9, 'b is probed on its one shape');
 });
 
-test('the full run: loads 0.7 and 1 on every shape, prefix-router/4-workers on sp-32x32 and multi-turn-chat only, within 2 hours by its plan', () => {
+test('the full run: loads 0.7 and 1 on every shape, prefix-router/4-workers and /2-gateways on sp-32x32 and multi-turn-chat only, within 2 hours by its plan', () => {
   assert.deepEqual(FULL_RUN.loads, [0.7, 1]);
   const shapes = peerShapes(DEFAULT_WORKLOAD_DIR).filter((s) => FULL_RUN.shapes.includes(s.name));
   assert.equal(shapes.length, 5);
@@ -87,9 +90,33 @@ test('the full run: loads 0.7 and 1 on every shape, prefix-router/4-workers on s
   const o = { shapes, replicaCounts: FULL_RUN.replicas, loads: FULL_RUN.loads, durationS: FULL_RUN.durationS, probeRequests: 30 };
   const plan = runPlan({ ...o, routerShapes: FULL_RUN.routerShapes }, routers);
   const everyShape = runPlan(o, routers);
-  const fourWorkers = runPlan({ ...o, probeRequests: 0, shapes: shapes.filter((s) => !['sp-32x32', 'multi-turn-chat'].includes(s.name)) }, ['prefix-router/4-workers']);
-  assert.ok(Math.abs(everyShape.leastS - plan.leastS - fourWorkers.leastS) < 1e-6, 'four worker VMs skip three shapes (and are probed once per replica count either way)');
+  const variants = runPlan({ ...o, probeRequests: 0, shapes: shapes.filter((s) => !['sp-32x32', 'multi-turn-chat'].includes(s.name)) }, ['prefix-router/4-workers', 'prefix-router/2-gateways']);
+  assert.ok(Math.abs(everyShape.leastS - plan.leastS - variants.leastS) < 1e-6, 'four worker VMs and two gateways skip three shapes (and are probed once per replica count either way)');
   assert.ok(plan.leastS / 60 < 100, `at least ${plan.leastS / 60} min`);
+});
+
+test('the load generator spreads requests over several entry points in turn, as a load balancer over gateways', async () => {
+  const hits = [0, 0];
+  const servers = hits.map((_, i) => http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      hits[i]!++;
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end('data: {"choices":[{"text":"x"}],"usage":{"completion_tokens":1}}\n\ndata: [DONE]\n\n');
+    });
+  }));
+  try {
+    const urls = await Promise.all(servers.map((s) => new Promise<string>((resolve) => s.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(s.address() as AddressInfo).port}`)))));
+    const requests: SimRequest[] = [0, 1, 2, 3, 4].map((id) => ({ id, arrivalUs: id * 1000, prompt: 'p', promptTokens: 1, blockHashes: [], outputTokens: 1, group: 'g' }));
+    const { records } = await runLoad(requests, { url: urls[0]!, urls, model: 'm', requestTimeoutMs: 5000 });
+    assert.deepEqual(records.map((r) => r.ok), [true, true, true, true, true]);
+    assert.deepEqual(hits, [3, 2]);
+    hits.fill(0);
+    await runLoad(requests.slice(0, 2), { url: urls[1]!, model: 'm', requestTimeoutMs: 5000 });
+    assert.deepEqual(hits, [0, 2], 'one entry point without urls');
+  } finally {
+    for (const s of servers) s.close();
+  }
 });
 
 test('goodput is the highest offered rate meeting the SLO with at most 1% failed', () => {
