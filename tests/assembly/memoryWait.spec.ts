@@ -10,25 +10,25 @@ const CAPACITY: f64 = 683 * 16;
 const PROMPT: f64 = 2304;
 const OUTPUT: f64 = 256;
 
+/** Candidate `i`: replica i with `usage` of its cache in use, `running` and `waiting` in its engine, `inflight` sent by this gateway of which `decoding` decode. */
+function replica(c: Candidates, i: i32, usage: f64, running: f64, waiting: f64, inflight: f64, decoding: f64): void {
+  c.replica[i] = i;
+  c.kvCapacityTokens[i] = CAPACITY;
+  c.kvUsage[i] = usage;
+  c.running[i] = running;
+  c.waiting[i] = waiting;
+  c.inflight[i] = inflight;
+  c.decoding[i] = decoding;
+}
+
 /** Replica 0 holds the prompt's prefix with its cache full (9 running, 1 waiting); replicas 1 and 2 are half full with 4 running. */
 function fullHolder(): Candidates {
   const c = new Candidates();
   c.n = 3;
-  for (let i = 0; i < 3; i++) {
-    c.replica[i] = i;
-    c.kvCapacityTokens[i] = CAPACITY;
-    c.kvUsage[i] = 0.5;
-    c.running[i] = 4;
-    c.inflight[i] = 4;
-    c.decoding[i] = 4;
-    c.waiting[i] = 0;
-  }
+  replica(c, 0, 1, 9, 1, 10, 9);
+  replica(c, 1, 0.5, 4, 0, 4, 4);
+  replica(c, 2, 0.5, 4, 0, 4, 4);
   c.matched[0] = 128;
-  c.kvUsage[0] = 1;
-  c.running[0] = 9;
-  c.waiting[0] = 1;
-  c.inflight[0] = 10;
-  c.decoding[0] = 9;
   c.queued[0] = 256;
   return c;
 }
