@@ -273,7 +273,10 @@ export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tok
  * holding several groups' prefixes fills its cache with their warm requests,
  * each of which the prefill queue prices at a few tokens: without this it
  * is sent more of them while they wait seconds. Below the scraped usage's
- * precision (no metrics, or none running) nothing is predicted.
+ * precision (no metrics, or none running) nothing is predicted, and where
+ * no candidate has room nothing is predicted anywhere: moving the request
+ * gains no room, and a copy between full caches takes room that both
+ * groups' later requests need.
  */
 export function predictMemoryWait(c: Candidates, p: WorkParams, promptTokens: f64, tokensPerBlock: f64, outputTokens: f64, withMetrics: bool): void {
   const maxHit = promptTokens > 1 ? promptTokens - 1 : 0;
