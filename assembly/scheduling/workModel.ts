@@ -204,8 +204,11 @@ export function decodeStepMs(p: WorkParams, n: f64): f64 {
  * `promptTokens` prompt tokens and `ownWork` work (prompt plus decode), and
  * the work guard's bound (`c.workBound`; Infinity when `guard` is off) and
  * the near-equal band (`c.nearMs`; 0 when `guard` is off: the prediction does not decide).
+ * The TTFT counts the wait for KV memory (predictMemoryWait) for a request
+ * of `outputTokens` output tokens where `withMetrics` (the replicas' metrics
+ * can be trusted) and `guard`; else none.
  */
-export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tokensPerBlock: f64, ownWork: f64, epsilon: f64, guard: bool): void {
+export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tokensPerBlock: f64, ownWork: f64, epsilon: f64, guard: bool, outputTokens: f64 = 0, withMetrics: bool = false): void {
   const n = c.n;
   // vLLM always computes the last prompt token: at most all but one is a hit.
   const maxHit = promptTokens > 1 ? promptTokens - 1 : 0;
@@ -218,11 +221,13 @@ export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tok
     const fresh = promptTokens - hit;
     const q = unchecked(c.queued[k]);
     unchecked(c.newTokens[k] = fresh);
-    unchecked(c.ttftMs[k] = predictTtftMs(p, q + fresh, unchecked(c.decoding[k])) + unchecked(c.memoryWaitMs[k]));
+    unchecked(c.ttftMs[k] = predictTtftMs(p, q + fresh, unchecked(c.decoding[k])));
     total += q + unchecked(c.decodeWork[k]);
     if (fresh < leastFresh) leastFresh = fresh;
     if (fresh > mostFresh) mostFresh = fresh;
   }
+  predictMemoryWait(c, p, tokensPerBlock, outputTokens, withMetrics && guard);
+  for (let k = 0; k < n; k++) unchecked(c.ttftMs[k] += unchecked(c.memoryWaitMs[k]));
   const perToken = p.prefillTimePerTokenMs;
   const perCopied = p.evictionReuse * perToken;
   const allowance = ALLOWANCE_CHUNKS * p.chunkTokens;
@@ -258,9 +263,9 @@ export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tok
 }
 
 /**
- * Fills c.memoryWaitMs: how long this request would wait for KV memory on
- * each candidate, ms, from its metrics (kvUsage, running and waiting of one
- * scrape) and this gateway's in-flight count. vLLM admits a waiting request
+ * Fills c.memoryWaitMs (from c.newTokens): how long this request would wait
+ * for KV memory on each candidate, ms, from its metrics (kvUsage, running and
+ * waiting of one scrape) and this gateway's in-flight count. vLLM admits a waiting request
  * only when the blocks of its prompt fit in the free ones, and a decode step
  * that finds none free sends the newest running request back to the head of
  * the queue. Where this request's prompt and the prompts queued before it
@@ -278,8 +283,7 @@ export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tok
  * gains no room, and a copy between full caches takes room that both
  * groups' later requests need.
  */
-export function predictMemoryWait(c: Candidates, p: WorkParams, promptTokens: f64, tokensPerBlock: f64, outputTokens: f64, withMetrics: bool): void {
-  const maxHit = promptTokens > 1 ? promptTokens - 1 : 0;
+function predictMemoryWait(c: Candidates, p: WorkParams, tokensPerBlock: f64, outputTokens: f64, withMetrics: bool): void {
   let roomSomewhere = false;
   for (let k = 0; k < c.n; k++) {
     unchecked(c.memoryWaitMs[k] = 0);
@@ -287,9 +291,8 @@ export function predictMemoryWait(c: Candidates, p: WorkParams, promptTokens: f6
     const running = unchecked(c.running[k]);
     if (!withMetrics || usage <= 0 || running <= 0) { roomSomewhere = true; continue; }
     const capacity = unchecked(c.kvCapacityTokens[k]);
-    let hit = <f64>unchecked(c.matched[k]) * tokensPerBlock;
-    if (hit > maxHit) hit = maxHit;
-    const prompt = promptTokens - hit + tokensPerBlock;
+    // Its new tokens, and the block the last of them opens.
+    const prompt = unchecked(c.newTokens[k]) + tokensPerBlock;
     if (capacity > 0 && unchecked(c.queued[k]) + prompt <= (1 - usage) * capacity) { roomSomewhere = true; continue; }
     const holds = running / (usage < 1 ? usage : 1);
     const wanting = Math.max(running + unchecked(c.waiting[k]), unchecked(c.inflight[k])) + 1;
@@ -334,8 +337,6 @@ export class WorkPrediction {
     const asked = hasPrompt ? maxTokensAsked : -1;
     this.outputTokens = asked >= 0 ? <f64>asked : p.defaultMaxTokens;
     this.decodeWork = Math.round(p.decodeTokenCost * this.outputTokens);
-    const tokensPerBlock = <f64>blockBytes / CHARS_PER_TOKEN;
-    predictMemoryWait(c, p, promptTokens, tokensPerBlock, this.outputTokens, withMetrics && guard);
-    predictWork(c, p, promptTokens, tokensPerBlock, promptTokens + this.decodeWork, epsilon, guard);
+    predictWork(c, p, promptTokens, <f64>blockBytes / CHARS_PER_TOKEN, promptTokens + this.decodeWork, epsilon, guard, this.outputTokens, withMetrics);
   }
 }
