@@ -93,6 +93,13 @@ function pythonPeer(name: string, exe: string, sub: string[], extra: (port: numb
   };
 }
 
+/** One request in this many logs the filter's decision record (plugin/METRICS.md) in the router's log, for per-request analysis; 0: none. */
+const decisionLogEvery = (): number => Number(process.env.BENCH_PEERS_DECISION_LOG_EVERY ?? 0);
+/** The filter's log level: info where its decision records are wanted. */
+const filterLogLevel = (every: number): string => (every > 0 ? 'info' : 'warn');
+/** A standalone gateway's route timeout, as `prefix-router start`'s: a long generation on a busy replica outlasts Envoy's 15 s default. */
+const GATEWAY_UPSTREAM_TIMEOUT_MS = '300000';
+
 /** prefix-router start with `workers` VMs; from `bundle` (another build's dist/prefix-router.js) instead of this tree's build when given. */
 export function prefixRouter(name: string, workers: number, bundle?: string): RouterSpec {
   return {
@@ -103,9 +110,8 @@ export function prefixRouter(name: string, workers: number, bundle?: string): Ro
       const cpPort = await freePort();
       const adminPort = await freePort(); // never the default 9901: another stack on this machine may hold it
       const { command, args } = prefixRouterCommand(bundle);
-      const every = Number(process.env.BENCH_PEERS_DECISION_LOG_EVERY ?? 0);
-      const router = await launch(name, port, command, [...args, 'start', '--upstream', replicaUrls.join(','), '--port', String(port), '--control-plane-port', String(cpPort), '--admin-port', String(adminPort), '--workers', String(workers), '--log-level', every > 0 ? 'info' : 'warn'], logFile);
-      // The filter's decision records (plugin/METRICS.md) in the router's log, for per-request analysis.
+      const every = decisionLogEvery();
+      const router = await launch(name, port, command, [...args, 'start', '--upstream', replicaUrls.join(','), '--port', String(port), '--control-plane-port', String(cpPort), '--admin-port', String(adminPort), '--workers', String(workers), '--log-level', filterLogLevel(every)], logFile);
       if (every > 0) await fetch(`http://127.0.0.1:${cpPort}/v1/observability`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ decisionLogEvery: every }) });
       return router;
     },
@@ -126,11 +132,11 @@ export function prefixRouterFleet(name: string, gateways: number, bundle?: strin
     start: async (replicaUrls, logFile) => {
       const { command, args } = prefixRouterCommand(bundle);
       const cpPort = await freePort();
-      const every = Number(process.env.BENCH_PEERS_DECISION_LOG_EVERY ?? 0);
+      const every = decisionLogEvery();
       const cp = startChild(`${name} control plane`, command, [...args, 'control-plane', '--replicas', replicaUrls.join(','), '--port', String(cpPort),
         '--log-level', 'warn', '--decision-log-every', String(every)], logFile);
       const children: Child[] = [cp];
-      const stop = async () => { for (const c of children.reverse()) await c.stop(); };
+      const stop = async () => { for (const c of [...children].reverse()) await c.stop(); };
       const config = JSON.stringify({ controlPlane: { cluster: 'prefix_router_control_plane' } });
       const urls: string[] = [];
       try {
@@ -139,7 +145,7 @@ export function prefixRouterFleet(name: string, gateways: number, bundle?: strin
           const port = await freePort();
           children.push(startChild(`${name} gateway ${g}`, command, [...args, 'gateway', '--wasm', filterModule(bundle), '--config', config,
             '--cluster', `prefix_router_control_plane=http://127.0.0.1:${cpPort}`, '--workers', '1', '--port', String(port),
-            '--upstream-timeout-ms', '300000', '--log-level', every > 0 ? 'info' : 'warn'], logFile));
+            '--upstream-timeout-ms', GATEWAY_UPSTREAM_TIMEOUT_MS, '--log-level', filterLogLevel(every)], logFile));
           urls.push(`http://127.0.0.1:${port}`);
         }
         for (const url of urls) await waitForHttp(`${url}/v1/models`, children, STARTUP_TIMEOUT_MS);
@@ -186,7 +192,7 @@ async function behindPickerGateway(name: string, picker: { command: string; args
   const pickerChild = startChild(`${name} picker`, picker.command, picker.args, logFile);
   const port = await freePort();
   const { command, args } = prefixRouterCommand();
-  const gateway = startChild(`${name} gateway`, command, [...args, 'gateway', '--picker', `127.0.0.1:${picker.grpcPort}`, '--port', String(port), '--upstream-timeout-ms', '300000'], logFile);
+  const gateway = startChild(`${name} gateway`, command, [...args, 'gateway', '--picker', `127.0.0.1:${picker.grpcPort}`, '--port', String(port), '--upstream-timeout-ms', GATEWAY_UPSTREAM_TIMEOUT_MS], logFile);
   const stop = async () => { await gateway.stop(); await pickerChild.stop(); };
   const url = `http://127.0.0.1:${port}`;
   try {
