@@ -147,6 +147,15 @@ export const DEMAND_Z: f64 = 2;
  */
 export const PROGRESS_DEMAND_Z: f64 = 1;
 
+/**
+ * The least share of candidates with KV room for the memory wait to count
+ * (predictMemoryWait). Where only a few have room, the whole fleet's
+ * overflow would be steered onto them: each fills within a few requests and
+ * the ones after meet a full cache there too, having left the replica that
+ * held their prefix. Below a quarter, room is a passing state, not a place.
+ */
+export const ROOM_SHARE: f64 = 0.25;
+
 /** Prefill tokens candidate `k` may have done unseen since this gateway last sent there: at most its queue and one chunk. */
 @inline function unseenProgress(c: Candidates, p: WorkParams, k: i32): f64 {
   const byTime = unchecked(c.sincePlacedMs[k]) / p.prefillTimePerTokenMs;
@@ -279,28 +288,28 @@ export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tok
  * each of which the prefill queue prices at a few tokens: without this it
  * is sent more of them while they wait seconds. Below the scraped usage's
  * precision (no metrics, or none running) nothing is predicted, and where
- * no candidate has room nothing is predicted anywhere: moving the request
- * gains no room, and a copy between full caches takes room that both
- * groups' later requests need.
+ * fewer than ROOM_SHARE of the candidates have room nothing is predicted
+ * anywhere: moving the request gains no room that lasts, and a copy between
+ * full caches takes room that both groups' later requests need.
  */
 function predictMemoryWait(c: Candidates, p: WorkParams, tokensPerBlock: f64, outputTokens: f64, withMetrics: bool): void {
-  let roomSomewhere = false;
+  let withRoom = 0;
   for (let k = 0; k < c.n; k++) {
     unchecked(c.memoryWaitMs[k] = 0);
     const usage = unchecked(c.kvUsage[k]);
     const running = unchecked(c.running[k]);
-    if (!withMetrics || usage <= 0 || running <= 0) { roomSomewhere = true; continue; }
+    if (!withMetrics || usage <= 0 || running <= 0) { withRoom++; continue; }
     const capacity = unchecked(c.kvCapacityTokens[k]);
     // Its new tokens, and the block the last of them opens.
     const prompt = unchecked(c.newTokens[k]) + tokensPerBlock;
-    if (capacity > 0 && unchecked(c.queued[k]) + prompt <= (1 - usage) * capacity) { roomSomewhere = true; continue; }
+    if (capacity > 0 && unchecked(c.queued[k]) + prompt <= (1 - usage) * capacity) { withRoom++; continue; }
     const holds = running / (usage < 1 ? usage : 1);
     const wanting = Math.max(running + unchecked(c.waiting[k]), unchecked(c.inflight[k])) + 1;
     const past = wanting - holds;
     if (past > 0) unchecked(c.memoryWaitMs[k] = past * outputTokens * decodeStepMs(p, running) / running);
-    else roomSomewhere = true;
+    else withRoom++;
   }
-  if (!roomSomewhere) for (let k = 0; k < c.n; k++) unchecked(c.memoryWaitMs[k] = 0);
+  if (<f64>withRoom < ROOM_SHARE * <f64>c.n) for (let k = 0; k < c.n; k++) unchecked(c.memoryWaitMs[k] = 0);
 }
 
 /** Adds to each copy's charge the holder's unseen progress beyond its own (the progress charge above). */

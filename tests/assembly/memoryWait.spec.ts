@@ -75,6 +75,24 @@ describe("the wait for KV memory", () => {
     predict(c, p);
     for (let i = 0; i < 3; i++) expect(c.memoryWaitMs[i]).toBe(0);
   });
+  it("is none where fewer than a quarter of the candidates have room: the overflow would fill them at once", () => {
+    const c = new Candidates();
+    c.n = 5;
+    replica(c, 0, 1, 9, 1, 10, 9);
+    for (let i = 1; i < 4; i++) replica(c, i, 1, 8, 0, 8, 8);
+    replica(c, 4, 0.5, 4, 0, 4, 4);
+    c.matched[0] = 128;
+    c.queued[0] = 256;
+    const p = new WorkParams();
+    // One of five has room.
+    predict(c, p);
+    for (let i = 0; i < 5; i++) expect(c.memoryWaitMs[i]).toBe(0);
+    // Two of five: the full ones wait.
+    replica(c, 3, 0.5, 4, 0, 4, 4);
+    predict(c, p);
+    expect(c.memoryWaitMs[0]).toBeCloseTo(2 * OUTPUT * decodeStepMs(p, 9) / 9);
+    expect(c.memoryWaitMs[3]).toBe(0);
+  });
   it("is none without trusted metrics", () => {
     const c = fullHolder();
     const p = new WorkParams();
