@@ -81,6 +81,13 @@ export class Candidates {
    * (picker.ts says why).
    */
   newPrefix: bool = false;
+  /**
+   * The candidate holding most of the prompt holds less than half of it
+   * (workModel.ts sets it): the request writes mostly new content wherever
+   * it goes, so among near-equal candidates it too goes where the least
+   * content was given (picker.ts).
+   */
+  mostlyNew: bool = false;
   /** No candidate is picked with more work than this while one under it fits (Infinity: no work guard). */
   workBound: f64 = Infinity;
   /** Load used by the bounded-load guard. */

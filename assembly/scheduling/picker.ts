@@ -26,14 +26,16 @@
 // the prediction counts a queued prompt whole until its first token, and
 // the replica that received one longer ago has likely prefilled more of it.
 // A replica with nothing queued is predicted exactly and keeps its rank.
-// A prompt no candidate holds any of is placed, among candidates with
+// A prompt no candidate holds any of, or holds less than half of (a shared
+// preamble before a document: c.mostlyNew), is placed, among candidates with
 // nothing queued whose predicted cost is within c.nearMs, on the one the
 // fleet has given the least content (like SGLang's smallest tree; a
 // gateway's VMs share their counts through the gateway blob, the gateways
 // through the control plane): new
 // prefixes then spread evenly over the caches, rather than by the
 // rendezvous draw, which can stack more hot prefixes on one replica than
-// its cache holds. A replica the shared index last saw holding the prompt
+// its cache holds (long documents behind one preamble evict each other on
+// the preamble's favourite holder). A replica the shared index last saw holding the prompt
 // (its former home) comes first within a wider band (c.homeBandMs), so a
 // group whose prefix reads as evicted stays on one replica.
 // Last, for a gateway of a fleet, a candidate of nearly the same predicted
@@ -162,7 +164,8 @@ function byWorkAlone(c: Candidates, band: f64): i32 {
 /**
  * Among candidates scoring at least `top` - `band` with load + 1 <= cap, the
  * highest rendezvous weight; then, among those near-equal to it, the one
- * placed longest ago (longestIdleNear).
+ * placed longest ago (longestIdleNear), or for a prompt new or mostly new
+ * with nothing queued there the one given the least content (leastContentNear).
  */
 function byRendezvous(c: Candidates, top: f64, band: f64, cap: f64): i32 {
   const floor = top - band;
@@ -172,7 +175,7 @@ function byRendezvous(c: Candidates, top: f64, band: f64, cap: f64): i32 {
     if (best < 0 || unchecked(c.rendezvous[i]) > unchecked(c.rendezvous[best])) best = i;
   }
   if (best < 0 || c.nearMs <= 0) return best;
-  return c.newPrefix && unchecked(c.queued[best]) <= 0 ? leastContentNear(c, best, cap, band) : longestIdleNear(c, best, cap, band);
+  return (c.newPrefix || c.mostlyNew) && unchecked(c.queued[best]) <= 0 ? leastContentNear(c, best, cap, band) : longestIdleNear(c, best, cap, band);
 }
 
 /** Candidate i's score besides the work term: what the other scorers and affinities say. */

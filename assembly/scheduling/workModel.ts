@@ -255,6 +255,8 @@ export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tok
     chargesProgress = holders < <f64>n && !spread && excess <= PROGRESS_DEMAND_Z * deviation;
   }
   c.copyNeeded = spread;
+  // Held for less than half by its best holder: the part held (a shared preamble) says little of where the rest belongs.
+  c.mostlyNew = leastFresh < promptTokens && leastFresh * 2 > promptTokens;
   for (let k = 0; k < n; k++) {
     const fresh = unchecked(c.newTokens[k]);
     // Past the bound by no more than the prefill it saves against the candidate holding least of the prompt, up to the allowance.

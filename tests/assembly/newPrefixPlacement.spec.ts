@@ -1,11 +1,13 @@
-// A prompt no replica holds any of goes, among idle candidates of near-equal
-// predicted cost, to the one given the least content (scheduling/picker.ts);
+// A prompt no replica holds any of, or holds less than half of, goes, among
+// idle candidates of near-equal predicted cost, to the one given the least
+// content (scheduling/picker.ts);
 // a replica's filled cache counts as in reuse until requests show otherwise,
 // and one never filled as evicting nothing (prefix/cacheReuse.ts).
 import { hostAlloc } from "../../assembly/abi/hostCalls";
 import { Candidates } from "../../assembly/scheduling/candidates";
 import { Pick, pick } from "../../assembly/scheduling/picker";
 import { CacheReuse } from "../../assembly/prefix/cacheReuse";
+import { WorkParams, predictWork } from "../../assembly/scheduling/workModel";
 import { allCandidates, replicaTable } from "./support/replicas";
 
 export function specHostAlloc(size: usize): usize {
@@ -85,6 +87,31 @@ describe("placing a prompt no replica holds", () => {
     const c = newPrompt();
     c.newPrefix = false;
     expect(chosen(c)).toBe(0);
+  });
+  it("places a prompt held for less than half like a new one: among the replicas holding that part, the least content", () => {
+    const c = newPrompt();
+    c.newPrefix = false;
+    c.mostlyNew = true;
+    expect(chosen(c)).toBe(2);
+  });
+});
+
+describe("a prompt held for less than half", () => {
+  it("is marked by the work model where the best holder would prefill more than half of it", () => {
+    const c = allCandidates(replicaTable(A, 100000));
+    const p = new WorkParams();
+    // A 40000-token prompt of 2500 blocks; candidate 0 holds its 4096-token preamble (256 blocks).
+    c.matched[0] = 256;
+    predictWork(c, p, 40000, 16, 40000, 0.5, true);
+    expect(c.mostlyNew).toBe(true);
+    // Holding 20016 tokens of it (1251 blocks): more than half is held.
+    c.matched[0] = 1251;
+    predictWork(c, p, 40000, 16, 40000, 0.5, true);
+    expect(c.mostlyNew).toBe(false);
+    // Held nowhere: a new prefix, not this.
+    c.matched[0] = 0;
+    predictWork(c, p, 40000, 16, 40000, 0.5, true);
+    expect(c.mostlyNew).toBe(false);
   });
 });
 
