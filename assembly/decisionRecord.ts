@@ -34,8 +34,10 @@ export class DecisionRecord {
   /** The candidate the scores alone chose; differs from the chosen one when the guard spilled. */
   preferred: i32 = -1;
   spilled: bool = false;
-  /** A prompt start no replica holds, placed by rendezvous among close scores. */
+  /** A prompt start no replica holds, placed among near-equal candidates on the one given the least content. */
   newPrefix: bool = false;
+  /** A prompt its best holder holds less than half of, placed as a new one. */
+  mostlyNew: bool = false;
   metricsTrusted: bool = false;
   /** Session affinity chose the replica (its session's), over the scores. */
   session: bool = false;
@@ -72,12 +74,13 @@ export class DecisionRecord {
   }
 
   /** What the picker saw beyond the scores. */
-  guard(cap: f64, preferred: i32, spilled: bool, newPrefix: bool, metricsTrusted: bool, session: bool): void {
+  guard(cap: f64, preferred: i32, spilled: bool, newPrefix: bool, mostlyNew: bool, metricsTrusted: bool, session: bool): void {
     this.session = session;
     this.cap = cap;
     this.preferred = preferred;
     this.spilled = spilled;
     this.newPrefix = newPrefix;
+    this.mostlyNew = mostlyNew;
     this.metricsTrusted = metricsTrusted;
   }
 
@@ -89,7 +92,7 @@ export class DecisionRecord {
     s += ',"weights":{' + this.weightList(":", '"') + "}";
     s += ',"guard":{"cap":' + decimal3(this.cap) + ',"spilled":' + (this.spilled ? "true" : "false") + ',"passedOver":' +
       (this.spilled ? quoted(t, c, this.preferred) : "null") + "}";
-    s += ',"newPrefix":' + (this.newPrefix ? "true" : "false") + ',"metricsTrusted":' + (this.metricsTrusted ? "true" : "false");
+    s += ',"newPrefix":' + (this.newPrefix ? "true" : "false") + ',"mostlyNew":' + (this.mostlyNew ? "true" : "false") + ',"metricsTrusted":' + (this.metricsTrusted ? "true" : "false");
     s += ',"session":' + (this.session ? "true" : "false");
     s += ',"candidates":[';
     for (let k = 0; k < c.n; k++) {

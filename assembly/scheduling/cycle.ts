@@ -127,8 +127,11 @@ export class SchedulingCycle {
   score(d: Decision): void {
     const c = this.cands;
     const w = this.table.weights;
-    const newPrefix = this.hasPrompt && !this.prefix.anyMatch && w.prefix > 0;
+    // Where the prompt's content goes is prefix affinity's concern: with its weight 0 neither kind of prompt is placed by content.
+    const byContent = this.hasPrompt && w.prefix > 0;
+    const newPrefix = byContent && !this.prefix.anyMatch;
     c.newPrefix = newPrefix;
+    c.mostlyNew = byContent && c.mostlyNew;
     weightedScore(c, w, this.withMetrics, !newPrefix);
     this.lora.score(this.table, c, d.traits);
   }
@@ -145,7 +148,7 @@ export class SchedulingCycle {
     const picked = this.picked;
     pick(c, cfg.loadBoundEpsilon, band, picked, c.copyNeeded ? cfg.work.chunkTokens : 0);
     this.bySession = this.session.apply(t, c, this.saturation, d.traits, picked);
-    if (decisions.active) decisions.guard(picked.cap, picked.preferred, picked.spilled, c.newPrefix, this.withMetrics, this.bySession);
+    if (decisions.active) decisions.guard(picked.cap, picked.preferred, picked.spilled, c.newPrefix, c.mostlyNew, this.withMetrics, this.bySession);
   }
 
   /** Commit: fills the decision, records the prompt where it goes, counts the request. */

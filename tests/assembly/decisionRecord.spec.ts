@@ -41,12 +41,12 @@ describe("decision records", () => {
     c.ttftMs[1] = 1870.6666;
     c.memoryWaitMs[1] = 1244.4444;
     r.column(Scorer.Queue, c, 2);
-    r.guard(9, 1, true, false, true, false);
+    r.guard(9, 1, true, false, true, true, false);
     const json = r.json(t, c, 0, 1, 3, 10);
     expect(json).toBe(
       '{"event":"prefix_router.decision","stateVersion":7,"chosen":"10.0.0.1:8000","runnerUp":"10.0.0.2:8000",' +
       '"blocks":{"matched":3,"total":10},"weights":{"queue":2},"guard":{"cap":9,"spilled":true,"passedOver":"10.0.0.2:8000"},' +
-      '"newPrefix":false,"metricsTrusted":true,"session":false,"candidates":[' +
+      '"newPrefix":false,"mostlyNew":true,"metricsTrusted":true,"session":false,"candidates":[' +
       '{"replica":"10.0.0.1:8000","matchedBlocks":0,"load":0,"overCap":false,"predictedTtftMs":152.25,"memoryWaitMs":0,"score":0.333,"scores":{"queue":0}},' +
       '{"replica":"10.0.0.2:8000","matchedBlocks":0,"load":1,"overCap":false,"predictedTtftMs":1870.667,"memoryWaitMs":1244.444,"score":0.333,"scores":{"queue":1}}]}');
   });
@@ -57,7 +57,7 @@ describe("decision records", () => {
     const c = cands(20);
     r.sample(1);
     r.column(Scorer.Prefix, c, 3);
-    r.guard(8, 0, false, true, false, false);
+    r.guard(8, 0, false, true, false, false, false);
     const h = r.header(t, c, 0, -1, 0, 4);
     expect(h.startsWith("chosen=10.0.0.1:8000; runnerUp=-; blocks=0/4; cap=8; spilled=0; weights=prefix:3; 10.0.0.1:8000=score:0.333,load:0,prefix:0; ")).toBe(true);
     expect(h.includes("10.0.0.16:8000=")).toBe(true);

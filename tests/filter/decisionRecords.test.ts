@@ -41,6 +41,7 @@ interface Record {
   weights: { [scorer: string]: number };
   guard: { cap: number; spilled: boolean; passedOver: string | null };
   newPrefix: boolean;
+  mostlyNew: boolean;
   metricsTrusted: boolean;
   session: boolean;
   candidates: Array<{ replica: string; matchedBlocks: number; load: number; overCap: boolean; predictedTtftMs: number; memoryWaitMs: number; score: number; scores: { [scorer: string]: number } }>;
@@ -107,6 +108,24 @@ test('a sampled request logs its decision: scores by scorer for every candidate,
     assert.match(header!, new RegExp(`^chosen=${r.chosen.replace(/\./g, '\\.')}; runnerUp=${r.runnerUp!.replace(/\./g, '\\.')}; blocks=16/20; cap=\\d+; spilled=0; weights=prefix:3,queue:1,kvCache:1,inflight:1,work:1000; `));
     assert.ok(header!.includes(`${r.chosen}=score:${chosen.score},load:${chosen.load},prefix:0.8,queue:`), header);
   });
+});
+
+test('a prompt held for less than half is recorded as placed like a new one, and with the prefix weight 0 neither is placed by content', async () => {
+  const preamble = text(3, 1280); // 20 blocks
+  const document = text(9, 4000);
+  const placements = async (prefix: number): Promise<Array<[boolean, boolean]>> => {
+    const s = { ...state(1n, 1), weights: { ...weights, prefix } };
+    let seen: Array<[boolean, boolean]> = [];
+    await withFilter(s, {}, async ({ host, logs }) => {
+      send(host, { body: completion(preamble + ' one'), worker: 0 });
+      send(host, { body: completion(preamble + document), worker: 0 });
+      seen = records(logs).map((r) => [r.newPrefix, r.mostlyNew]);
+      assert.equal(records(logs)[1].blocks.matched, 16, 'the second prompt is held for its preamble');
+    });
+    return seen;
+  };
+  assert.deepEqual(await placements(3), [[true, false], [false, true]]);
+  assert.deepEqual(await placements(0), [[false, false], [false, false]]);
 });
 
 test('one request in N is sampled per worker VM; without debugHeaders the record is logged but no header is added', async () => {
