@@ -1,10 +1,11 @@
 // `npm run bench:gateway-overhead`: what a router costs per request at idle, on simulated replicas
 // in their own process, as bench:peers launches them: the latency it adds (bench:peers' probe:
 // pairs of a one-token request straight to a replica and through the router, p50/p95 of the
-// differences) and the router process's CPU per routed request, net of what it burns idle (the
-// control plane's scrapes and long poll run in prefix-router's process). Routers take turns for
-// --rounds rounds, so that a machine busy with something else weighs on each alike.
-// prefix-router/gateway-only is the gateway and filter without the control plane; --baseline BUNDLE
+// differences) and the router's CPU per routed request (prefix-router's: its gateway's and its
+// control plane's processes), net of what it burns idle (the control plane's scrapes and long poll).
+// Routers take turns for --rounds rounds, so that a machine busy with something else weighs on each alike.
+// prefix-router/gateway-only is the gateway and filter without the control plane, prefix-router/start
+// both in one process (bench/peers/routers.ts); --baseline BUNDLE
 // adds both started from another build (a dist/prefix-router.js with its filter in ../plugin/), to
 // compare two builds in one run.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,7 +18,7 @@ import { roundTo } from './gateway.js';
 import { addedLatencySamples, percentilesMs, warmUpPaths, ROUTER_WARMUP_REQUESTS, WARMUP_CONCURRENCY } from './peers/addedLatency.js';
 import { startReplicaSet } from './peers/main.js';
 import { cpuNs, freePort } from './peers/processes.js';
-import { ROUTERS, endpointOf, filterModule, launch, prefixRouter, prefixRouterCommand, prefixRouterUnavailable, type RouterSpec } from './peers/routers.js';
+import { ROUTER_NAMES, endpointOf, filterModule, launch, prefixRouter, prefixRouterCommand, prefixRouterUnavailable, routerNamed, type RouterSpec } from './peers/routers.js';
 
 export interface OverheadOptions {
   routers: RouterSpec[];
@@ -159,8 +160,8 @@ export async function main(argv: string[]): Promise<number> {
   const log = (line: string) => process.stderr.write(line + '\n');
   const routers: RouterSpec[] = [];
   for (const name of v.routers?.split(',').map((x) => x.trim()).filter(Boolean) ?? DEFAULT_ROUTERS) {
-    const spec = name === GATEWAY_ONLY ? gatewayOnly(name) : ROUTERS.find((r) => r.name === name);
-    if (!spec) fail(`--routers: unknown router '${name}' (known: ${ROUTERS.map((r) => r.name).join(', ')})`);
+    const spec = name === GATEWAY_ONLY ? gatewayOnly(name) : routerNamed(name);
+    if (!spec) fail(`--routers: unknown router '${name}' (known: ${[...ROUTER_NAMES, GATEWAY_ONLY].join(', ')})`);
     const why = spec!.unavailable();
     if (why) log(`skipping ${name}: ${why}`);
     else routers.push(spec!);

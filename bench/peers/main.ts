@@ -19,7 +19,7 @@ import { cpuSeconds, tail } from './processes.js';
 import { readCounters, diffCounters, servedShape, sumOf, type ServedShape } from './replicaCounters.js';
 import { runLoad, type RequestRecord } from './loadgen.js';
 import { addedLatencySamples, percentilesMs, warmUpPaths, PAIRS_LEAD_IN, PROBE_PAIRS, ROUTER_WARMUP_REQUESTS, WARMUP_CONCURRENCY } from './addedLatency.js';
-import { ROUTERS, REPO, type RouterSpec, type RunningRouter } from './routers.js';
+import { ROUTERS, ROUTER_NAMES, REPO, routerNamed, type RouterSpec, type RunningRouter } from './routers.js';
 import { renderTable, renderHtml } from './report.js';
 import { runInferencePerfCheck, type InferencePerfCheck } from './inferencePerf.js';
 
@@ -307,8 +307,8 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
   const routerStatus: PeersResult['routers'] = [];
   const chosen: RouterSpec[] = [];
   for (const name of o.routers) {
-    const spec = ROUTERS.find((r) => r.name === name);
-    if (!spec) throw new Error(`unknown router '${name}' (known: ${ROUTERS.map((r) => r.name).join(', ')})`);
+    const spec = routerNamed(name);
+    if (!spec) throw new Error(`unknown router '${name}' (known: ${ROUTER_NAMES.join(', ')})`);
     const why = spec.unavailable();
     if (why) {
       o.log(`skipping ${name}: ${why}`);
@@ -500,7 +500,8 @@ const USAGE = `usage: npm run bench:peers -- [options]
                        (prefix-router/4-workers and /2-gateways on sp-32x32 and multi-turn-chat): about 100 min
   --quick              sp-32x32, 3 replicas, loads 0.4/0.7/1.0, 25 s each, every router (~15 min)
   --smoke              a tiny shape for seconds (the test suite's run)
-  --routers A,B        routers to run, each on every shape (default all: ${ROUTERS.map((r) => r.name).join(', ')})
+  --routers A,B        routers to run, each on every shape (default all: ${ROUTERS.map((r) => r.name).join(', ')};
+                       prefix-router/start, the control plane in the gateway's process, when named)
   --shapes A,B         sp-150x5, sp-32x32, multi-turn-chat, one-system-prompt, unique-prompts
   --replicas N,M       replica counts (default 3,8)
   --loads F,G          load points as fractions of the shape's reference rate (default 0.7,1; --quick 0.4,0.7,1)

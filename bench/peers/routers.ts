@@ -1,6 +1,7 @@
 // The routers of a side-by-side run and how each is launched on a set of replicas: round robin
-// (bench/peers/roundRobinProxy.ts), prefix-router (embedded gateway + control plane, `prefix-router
-// start --upstream`, 1 or 4 worker VMs; or a fleet of gateways with one control plane), and the peers from npm run peers:install (sglang-router,
+// (bench/peers/roundRobinProxy.ts), prefix-router as deployed (the control plane in its own process,
+// one gateway of 1 or 4 worker VMs or a fleet of gateways polling it; or `prefix-router start`, both
+// in one process), and the peers from npm run peers:install (sglang-router,
 // smg and vllm-router with --policy cache_aware --worker-urls; llm-d's epp, and the inference
 // extension's, behind the gateway's Endpoint Picker mode). A peer that is not installed is skipped
 // with the reason install recorded.
@@ -100,8 +101,20 @@ const filterLogLevel = (every: number): string => (every > 0 ? 'info' : 'warn');
 /** A standalone gateway's route timeout, as `prefix-router start`'s: a long generation on a busy replica outlasts Envoy's 15 s default. */
 const GATEWAY_UPSTREAM_TIMEOUT_MS = '300000';
 
-/** prefix-router start with `workers` VMs; from `bundle` (another build's dist/prefix-router.js) instead of this tree's build when given. */
+/**
+ * prefix-router as it is deployed: the control plane in a process of its own and one gateway of
+ * `workers` VMs polling it, as Envoy polls the control plane's Deployment; from `bundle` (another
+ * build's dist/prefix-router.js) instead of this tree's build when given. The router's CPU is both processes'.
+ */
 export function prefixRouter(name: string, workers: number, bundle?: string): RouterSpec {
+  return prefixRouterFleet(name, 1, workers, bundle);
+}
+
+/**
+ * `prefix-router start --upstream` with `workers` VMs: the control plane and the gateway in one
+ * process, as a user runs it on one machine (its scrapes and long poll share the gateway's event loop).
+ */
+export function prefixRouterStart(name: string, workers: number, bundle?: string): RouterSpec {
   return {
     name,
     unavailable: () => prefixRouterUnavailable(bundle),
@@ -119,15 +132,18 @@ export function prefixRouter(name: string, workers: number, bundle?: string): Ro
 }
 
 /**
- * A fleet of `gateways` prefix-router gateways (one worker VM each) polling one control plane, as
- * behind an L4 load balancer: each gateway learns the others' placements, work and content through
- * the control plane's state (plugin/STATE_FORMAT.md, "Gateway fleet"); the load generator sends
- * request i to gateway i mod `gateways`.
+ * `gateways` prefix-router gateways of `workers` VMs each polling one control plane, each in its own
+ * process. Several gateways stand behind an L4 load balancer: each learns the others' placements,
+ * work and content through the control plane's state (plugin/STATE_FORMAT.md, "Gateway fleet"); the
+ * load generator sends request i to gateway i mod `gateways`.
  */
-export function prefixRouterFleet(name: string, gateways: number, bundle?: string): RouterSpec {
+export function prefixRouterFleet(name: string, gateways: number, workers: number, bundle?: string): RouterSpec {
+  const vms = `${workers} worker VM${workers === 1 ? '' : 's'}`;
   return {
     name,
-    label: `${gateways} gateways of one worker VM each, one control plane, requests spread over the gateways in turn`,
+    label: gateways === 1
+      ? `the control plane in its own process and one gateway of ${vms} polling it, as deployed`
+      : `${gateways} gateways of ${vms} each, one control plane, each in its own process; requests spread over the gateways in turn`,
     unavailable: () => prefixRouterUnavailable(bundle),
     start: async (replicaUrls, logFile) => {
       const { command, args } = prefixRouterCommand(bundle);
@@ -144,7 +160,7 @@ export function prefixRouterFleet(name: string, gateways: number, bundle?: strin
         for (let g = 0; g < gateways; g++) {
           const port = await freePort();
           children.push(startChild(`${name} gateway ${g}`, command, [...args, 'gateway', '--wasm', filterModule(bundle), '--config', config,
-            '--cluster', `prefix_router_control_plane=http://127.0.0.1:${cpPort}`, '--workers', '1', '--port', String(port),
+            '--cluster', `prefix_router_control_plane=http://127.0.0.1:${cpPort}`, '--workers', String(workers), '--port', String(port),
             '--upstream-timeout-ms', GATEWAY_UPSTREAM_TIMEOUT_MS, '--log-level', filterLogLevel(every)], logFile));
           urls.push(`http://127.0.0.1:${port}`);
         }
@@ -236,10 +252,21 @@ export const ROUTERS: RouterSpec[] = [
   roundRobin,
   prefixRouter('prefix-router', 1),
   prefixRouter('prefix-router/4-workers', 4),
-  prefixRouterFleet('prefix-router/2-gateways', 2),
+  prefixRouterFleet('prefix-router/2-gateways', 2, 1),
   pythonPeer('sglang-router', 'sglang-router', ['launch'], (_p, m) => ['--prometheus-port', String(m), '--log-level', 'warn']),
   pythonPeer('smg', 'smg', ['launch'], (_p, m) => ['--prometheus-port', String(m), '--log-level', 'warn']),
   pythonPeer('vllm-router', 'vllm-router', [], (_p, m) => ['--prometheus-port', String(m), '--log-level', 'warning']),
   llmdEpp,
   gieEpp,
 ];
+
+/** Routers run only when named: the one-process layout of `prefix-router start`. */
+export const NAMED_ONLY_ROUTERS: RouterSpec[] = [prefixRouterStart('prefix-router/start', 1)];
+
+/** The router of that name, of the default set or named only; undefined when unknown. */
+export function routerNamed(name: string): RouterSpec | undefined {
+  return ROUTERS.find((r) => r.name === name) ?? NAMED_ONLY_ROUTERS.find((r) => r.name === name);
+}
+
+/** Every router name, for usage and errors. */
+export const ROUTER_NAMES = [...ROUTERS, ...NAMED_ONLY_ROUTERS].map((r) => r.name);
