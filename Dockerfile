@@ -30,5 +30,6 @@ COPY --from=build /src/node_modules/protobufjs/google/ /app/node_modules/protobu
 # Numeric non-root user, so Kubernetes runAsNonRoot can verify it (manifests use 65532).
 USER 65532:65532
 EXPOSE 9002 9003 9090
-ENTRYPOINT ["node", "/app/dist/prefix-router.js"]
+# V8 flags for a server process: cli/serverNodeFlags.ts.
+ENTRYPOINT ["node", "--no-memory-reducer", "--min-semi-space-size=16", "/app/dist/prefix-router.js"]
 CMD ["control-plane", "--host", "0.0.0.0", "--port", "9090"]

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --no-memory-reducer --min-semi-space-size=16
 // The `prefix-router` command: one entry, one subcommand per part of the product.
 // Each area exports its own `run*Cli(args)`; this file only dispatches.
 

@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, startChild, waitForHttp, type Child } from './processes.js';
+import { SERVER_NODE_FLAGS } from '../../cli/serverNodeFlags.js';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const PEERS_DIR = process.env.PREFIX_ROUTER_PEERS_DIR ?? join(REPO, '.peers');
@@ -31,12 +32,16 @@ export interface RouterSpec {
   start(replicaUrls: string[], logFile: string): Promise<RunningRouter>;
 }
 
-/** `node dist/prefix-router.js` when built, else the TypeScript entry through tsx; `bundle`: another build's dist/prefix-router.js. */
+/**
+ * `node dist/prefix-router.js` when built, else the TypeScript entry through tsx; `bundle`: another
+ * build's dist/prefix-router.js. With the server processes' V8 flags, as the bin and the image run it.
+ */
 export function prefixRouterCommand(bundle?: string): { command: string; args: string[] } {
-  if (bundle) return { command: process.execPath, args: [bundle] };
+  const node = (...args: string[]) => ({ command: process.execPath, args: [...SERVER_NODE_FLAGS, ...args] });
+  if (bundle) return node(bundle);
   const dist = join(REPO, 'dist/prefix-router.js');
-  if (existsSync(dist)) return { command: process.execPath, args: [dist] };
-  return { command: process.execPath, args: ['--import', 'tsx', join(REPO, 'cli/prefix-router.ts')] };
+  if (existsSync(dist)) return node(dist);
+  return node('--import', 'tsx', join(REPO, 'cli/prefix-router.ts'));
 }
 
 /** The filter module of this tree, or of the build `bundle` belongs to (its dist/../plugin/). */

@@ -7,17 +7,27 @@ import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SERVER_NODE_FLAGS } from '../../cli/serverNodeFlags.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const pkg = JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as { bin: Record<string, string>; engines: { node: string } };
 
-test('the bin is a program: #! line, executable, runs without naming node', () => {
+test('the bin is a program: #! line with the server V8 flags, executable, runs without naming node', () => {
   const bin = `${root}${pkg.bin['prefix-router']}`;
-  assert.ok(readFileSync(bin, 'utf8').startsWith('#!/usr/bin/env node\n'), `${bin} (built by npm run build) starts with #!/usr/bin/env node`);
+  const shebang = `#!/usr/bin/env -S node ${SERVER_NODE_FLAGS.join(' ')}\n`;
+  assert.ok(readFileSync(bin, 'utf8').startsWith(shebang), `${bin} (built by npm run build) starts with ${shebang}`);
   accessSync(bin, constants.X_OK);
   const r = spawnSync(bin, ['--help'], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^usage: prefix-router <command>/);
+});
+
+test('npm start and the image start the server processes with the V8 flags of cli/serverNodeFlags.ts', () => {
+  const scripts = (JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as { scripts: Record<string, string> }).scripts;
+  assert.ok(scripts.start!.endsWith(`--then node ${SERVER_NODE_FLAGS.join(' ')} dist/prefix-router.js start`), scripts.start);
+  const entry = /^ENTRYPOINT (\[.*\])$/m.exec(readFileSync(`${root}Dockerfile`, 'utf8'));
+  assert.ok(entry, 'Dockerfile has an exec-form ENTRYPOINT');
+  assert.deepEqual(JSON.parse(entry![1]!), ['node', ...SERVER_NODE_FLAGS, '/app/dist/prefix-router.js']);
 });
 
 test('every locked dependency supports the oldest Node version package.json allows', () => {
