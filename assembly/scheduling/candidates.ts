@@ -83,7 +83,8 @@ export class Candidates {
   newPrefix: bool = false;
   /**
    * The candidate holding most of the prompt holds less than half of it
-   * (workModel.ts sets it): the request writes mostly new content wherever
+   * (workModel.ts sets it; the cycle clears it where the prefix weight is 0,
+   * as it leaves newPrefix unset): the request writes mostly new content wherever
    * it goes, so among near-equal candidates it too goes where the least
    * content was given (picker.ts).
    */
