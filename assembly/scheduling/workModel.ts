@@ -5,7 +5,7 @@
 //   work_r  = queued_r + decodeWork_r + new_r
 // where queued_r are prefill tokens sent to r with no response yet, and
 // decodeWork_r prices the output still to decode there in prefill tokens, at
-// the marginal decode step of r's batch (decodePriceShare).
+// what each sequence adds to r's decode step (decodePriceShare).
 // The work scorer ranks on cost_r = TTFT_r + copy_r, where copy_r prices the
 //   copied_r = new_r - min over candidates of new
 // prompt tokens r would prefill although another candidate holds them:
@@ -170,22 +170,35 @@ export const ROOM_SHARE: f64 = 0.25;
 /**
  * The share of work.decodeTokenCost (the price of an output token at a
  * saturated batch) one output token costs on a replica decoding `batch`
- * sequences: what one more sequence adds to its decode step. Below
- * saturation that is decodeTimePerSeqMs (a third of a ms on the reference
- * T4, 0.38 of the saturated 0.87 ms): a replica decoding 16 requests among
- * others decoding 8 is a few ms a step slower, not 8 x 256 tokens of full
- * decode time behind, and the work guard should not pass over a prefix's
- * holder for it. A batch is also full where the KV cache (`kvUsage` of it
- * in use, 0..1) would not hold one more of the sequences it runs: there
- * the next one waits for memory as for a saturated batch, and a short
- * cache (long prompts, a scarce KV) fills long before saturationNumSeqs.
+ * sequences: what its sequence adds to the decode step. Below saturation
+ * that is decodeTimePerSeqMs (a third of a ms on the reference T4, 0.38 of
+ * the saturated 0.87 ms): a replica decoding 16 requests among others
+ * decoding 8 is a few ms a step slower, not 8 x 256 tokens of full decode
+ * time behind, and the work guard should not pass over a prefix's holder
+ * for it. Past saturation the step grows by the saturated share per
+ * sequence, so what each of the n = batch + 1 sequences adds to a lone
+ * sequence's step rises from that third of a ms towards the saturated share
+ * as the batch grows: (step(n) - interTokenLatencyMs) / n. Priced at the
+ * saturated share from the batch that fills it, a replica's decode work
+ * would jump 2.6-fold at one sequence more, the guard would pass over the
+ * holder of every conversation on it at once, and each moved conversation's
+ * history prefilled elsewhere would push the next replica over (two
+ * gateways on bench:peers' multi-turn chat). A batch is also full where
+ * the KV cache (`kvUsage` of it in use, 0..1) would not hold one more of
+ * the sequences it runs: there the next one waits for memory as for a
+ * saturated batch, and a short cache (long prompts, a scarce KV) fills long
+ * before saturationNumSeqs.
  */
 export function decodePriceShare(p: WorkParams, batch: f64, kvUsage: f64): f64 {
   const saturatedPerSeq = saturatedStepMs(p) / p.saturationNumSeqs;
-  if (batch + 1 >= p.saturationNumSeqs || p.decodeTimePerSeqMs >= saturatedPerSeq) return 1;
+  if (p.decodeTimePerSeqMs >= saturatedPerSeq) return 1;
   // The KV cache holds batch / kvUsage such sequences: where the next one does not fit, the batch is full.
   if (kvUsage * (batch + 1) > batch) return 1;
-  return p.decodeTimePerSeqMs / saturatedPerSeq;
+  const below = p.decodeTimePerSeqMs / saturatedPerSeq;
+  const n = batch + 1;
+  if (n < p.saturationNumSeqs) return below;
+  const past = 1 - p.interTokenLatencyMs / (n * saturatedPerSeq);
+  return past > below ? past : below;
 }
 
 /** A decode step over saturationNumSeqs sequences, ms: past them each sequence costs its share of it. */

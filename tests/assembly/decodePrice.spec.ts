@@ -1,6 +1,6 @@
 // What a replica's decode work weighs in the work model: each output token
-// still to decode at the marginal decode step of the replica's batch, or at
-// the saturated batch's price where its KV cache is full
+// still to decode at what its sequence adds to the replica's decode step, or
+// at the saturated batch's price where its KV cache is full
 // (workModel.ts decodePriceShare), as the candidate filter prices it.
 import { hostAlloc } from "../../assembly/abi/hostCalls";
 import { PluginConfig } from "../../assembly/config/pluginConfig";
@@ -40,14 +40,21 @@ function decodeOn(t: ReplicaTable, vm: InflightCounters, i: i32, n: i32): void {
 }
 
 describe("decode work's price", () => {
-  it("is the marginal decode step's: a third of a ms below saturation, the saturated step's share from the batch that fills it", () => {
+  it("is what a sequence adds to the decode step: a third of a ms below saturation, rising towards the saturated step's share past it", () => {
     const p = new WorkParams();
     expect(decodePriceShare(p, 0, 0)).toBeCloseTo(BELOW_SATURATION);
     expect(decodePriceShare(p, 16, 0)).toBeCloseTo(BELOW_SATURATION);
     expect(decodePriceShare(p, 48, 0)).toBeCloseTo(BELOW_SATURATION);
-    // The 50th sequence fills the batch: from there each costs the saturated step's share.
-    expect(decodePriceShare(p, 49, 0)).toBe(1);
-    expect(decodePriceShare(p, 200, 0)).toBe(1);
+    // The 50th sequence fills the batch: no jump there.
+    expect(decodePriceShare(p, 49, 0)).toBeCloseTo(BELOW_SATURATION);
+    // Past it, (step(n) - 27 ms) / n over the saturated 0.867 ms: 1 - 27 / (n x 0.867).
+    const saturatedPerSeq = (27 + 49.0 / 3.0) / 50;
+    expect(decodePriceShare(p, 99, 0)).toBeCloseTo(1 - 27 / (100 * saturatedPerSeq));
+    expect(decodePriceShare(p, 199, 0)).toBeCloseTo(1 - 27 / (200 * saturatedPerSeq));
+    expect(decodePriceShare(p, 99, 0)).toBeGreaterThan(decodePriceShare(p, 60, 0));
+    expect(decodePriceShare(p, 60, 0)).toBeGreaterThan(BELOW_SATURATION);
+    expect(decodePriceShare(p, 100000, 0)).toBeLessThan(1);
+    expect(decodePriceShare(p, 100000, 0)).toBeGreaterThan(0.99);
   });
   it("is the saturated price where the KV cache would not hold one more of the sequences it runs", () => {
     const p = new WorkParams();
@@ -81,7 +88,8 @@ describe("decode work's price", () => {
     expect(c.n).toBe(3);
     expect(c.decoding[0]).toBe(16);
     expect(c.decodeWork[0]).toBeCloseTo(16 * DECODE_WORK * BELOW_SATURATION);
-    expect(c.decodeWork[1]).toBeCloseTo(60 * DECODE_WORK);
+    // 60 decoding and this one: each adds (61 x 0.867 - 27) / 61 ms to a lone sequence's step, of a saturated step's 0.867 ms each.
+    expect(c.decodeWork[1]).toBeCloseTo(60 * DECODE_WORK * (1 - 27 / (61 * ((27 + 49.0 / 3.0) / 50))));
     expect(c.decodeWork[2]).toBeCloseTo(4 * DECODE_WORK);
   });
 });
