@@ -90,7 +90,9 @@ export class DecisionRecord {
     s += ',"chosen":' + quoted(t, c, chosen) + ',"runnerUp":' + quoted(t, c, runnerUp);
     s += ',"blocks":{"matched":' + matched.toString() + ',"total":' + total.toString() + "}";
     s += ',"weights":{' + this.weightList(":", '"') + "}";
-    s += ',"guard":{"cap":' + decimal3(this.cap) + ',"spilled":' + (this.spilled ? "true" : "false") + ',"passedOver":' +
+    const bound = c.workBound;
+    s += ',"guard":{"cap":' + decimal3(this.cap) + ',"workBound":' + (isFinite(bound) ? decimal3(bound) : "null") +
+      ',"spilled":' + (this.spilled ? "true" : "false") + ',"passedOver":' +
       (this.spilled ? quoted(t, c, this.preferred) : "null") + "}";
     s += ',"newPrefix":' + (this.newPrefix ? "true" : "false") + ',"mostlyNew":' + (this.mostlyNew ? "true" : "false") + ',"metricsTrusted":' + (this.metricsTrusted ? "true" : "false");
     s += ',"session":' + (this.session ? "true" : "false");
@@ -99,6 +101,7 @@ export class DecisionRecord {
       if (k > 0) s += ",";
       s += '{"replica":' + quoted(t, c, k) + ',"matchedBlocks":' + unchecked(c.matched[k]).toString() + ',"load":' + decimal3(unchecked(c.load[k]));
       s += ',"overCap":' + (unchecked(c.load[k]) + 1 > this.cap ? "true" : "false");
+      s += ',"workTokens":' + decimal3(unchecked(c.work[k])) + ',"overWork":' + (unchecked(c.work[k]) > bound ? "true" : "false");
       s += ',"predictedTtftMs":' + decimal3(unchecked(c.ttftMs[k])) + ',"memoryWaitMs":' + decimal3(unchecked(c.memoryWaitMs[k]));
       s += ',"score":' + decimal3(unchecked(c.score[k])) + ',"scores":{' + this.scoreList(k, ":", '"') + "}}";
     }

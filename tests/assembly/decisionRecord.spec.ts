@@ -45,10 +45,26 @@ describe("decision records", () => {
     const json = r.json(t, c, 0, 1, 3, 10);
     expect(json).toBe(
       '{"event":"prefix_router.decision","stateVersion":7,"chosen":"10.0.0.1:8000","runnerUp":"10.0.0.2:8000",' +
-      '"blocks":{"matched":3,"total":10},"weights":{"queue":2},"guard":{"cap":9,"spilled":true,"passedOver":"10.0.0.2:8000"},' +
+      '"blocks":{"matched":3,"total":10},"weights":{"queue":2},"guard":{"cap":9,"workBound":null,"spilled":true,"passedOver":"10.0.0.2:8000"},' +
       '"newPrefix":false,"mostlyNew":true,"metricsTrusted":true,"session":false,"candidates":[' +
-      '{"replica":"10.0.0.1:8000","matchedBlocks":0,"load":0,"overCap":false,"predictedTtftMs":152.25,"memoryWaitMs":0,"score":0.333,"scores":{"queue":0}},' +
-      '{"replica":"10.0.0.2:8000","matchedBlocks":0,"load":1,"overCap":false,"predictedTtftMs":1870.667,"memoryWaitMs":1244.444,"score":0.333,"scores":{"queue":1}}]}');
+      '{"replica":"10.0.0.1:8000","matchedBlocks":0,"load":0,"overCap":false,"workTokens":0,"overWork":false,"predictedTtftMs":152.25,"memoryWaitMs":0,"score":0.333,"scores":{"queue":0}},' +
+      '{"replica":"10.0.0.2:8000","matchedBlocks":0,"load":1,"overCap":false,"workTokens":0,"overWork":false,"predictedTtftMs":1870.667,"memoryWaitMs":1244.444,"score":0.333,"scores":{"queue":1}}]}');
+  });
+
+  it("gives each candidate's predicted work against the work guard's bound", () => {
+    const r = new DecisionRecord();
+    const t = setup(2);
+    const c = cands(2);
+    r.sample(1);
+    c.work[0] = 1500.25;
+    c.work[1] = 6000;
+    c.workBound = 4096.5;
+    r.column(Scorer.Queue, c, 1);
+    r.guard(8, 1, true, false, false, true, false);
+    const json = r.json(t, c, 0, 1, 0, 10);
+    expect(json.includes('"guard":{"cap":8,"workBound":4096.5,"spilled":true')).toBe(true);
+    expect(json.includes('"load":0,"overCap":false,"workTokens":1500.25,"overWork":false,')).toBe(true);
+    expect(json.includes('"load":1,"overCap":false,"workTokens":6000,"overWork":true,')).toBe(true);
   });
 
   it("the header lists at most 16 candidates, then how many more; no runner-up is '-'", () => {

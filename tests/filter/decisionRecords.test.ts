@@ -39,12 +39,12 @@ interface Record {
   runnerUp: string | null;
   blocks: { matched: number; total: number };
   weights: { [scorer: string]: number };
-  guard: { cap: number; spilled: boolean; passedOver: string | null };
+  guard: { cap: number; workBound: number | null; spilled: boolean; passedOver: string | null };
   newPrefix: boolean;
   mostlyNew: boolean;
   metricsTrusted: boolean;
   session: boolean;
-  candidates: Array<{ replica: string; matchedBlocks: number; load: number; overCap: boolean; predictedTtftMs: number; memoryWaitMs: number; score: number; scores: { [scorer: string]: number } }>;
+  candidates: Array<{ replica: string; matchedBlocks: number; load: number; overCap: boolean; workTokens: number; overWork: boolean; predictedTtftMs: number; memoryWaitMs: number; score: number; scores: { [scorer: string]: number } }>;
 }
 
 const records = (logs: Logged[]): Record[] =>
@@ -93,6 +93,10 @@ test('a sampled request logs its decision: scores by scorer for every candidate,
     // The holder prefills 4 blocks where the other replica prefills 20: predicted sooner, neither cache full.
     assert.ok(chosen.predictedTtftMs > 0 && chosen.predictedTtftMs < other.predictedTtftMs, `${chosen.predictedTtftMs} vs ${other.predictedTtftMs}`);
     assert.deepEqual(r.candidates.map((c) => c.memoryWaitMs), [0, 0]);
+    // The work guard: its bound, and each candidate's work against it (the holder prefills 16 blocks less).
+    assert.ok(r.guard.workBound !== null && r.guard.workBound > 0, `bound ${r.guard.workBound}`);
+    assert.ok(chosen.workTokens < other.workTokens, `${chosen.workTokens} vs ${other.workTokens}`);
+    for (const c of r.candidates) assert.equal(c.overWork, c.workTokens > r.guard.workBound!);
     // The queue scorer is min-max over candidates: the shorter queue (A, 0 waiting) scores 1.
     assert.equal(r.candidates.find((c) => c.replica === A)!.scores.queue, 1);
     assert.equal(r.candidates.find((c) => c.replica === B)!.scores.queue, 0);
@@ -168,6 +172,9 @@ test('the guard\'s spill is in the record: the replica passed over, over the cap
     const passed = r.candidates.find((c) => c.replica === r.guard.passedOver)!;
     assert.equal(passed.overCap, true);
     assert.ok(passed.load + 1 > r.guard.cap);
+    // No work weight, no work guard.
+    assert.equal(r.guard.workBound, null);
+    assert.ok(r.candidates.every((c) => !c.overWork));
     assert.ok(passed.score > r.candidates.find((c) => c.replica === r.chosen)!.score, 'the better-scored replica was passed over');
     for (const o of open) o.complete();
     host.tick();
