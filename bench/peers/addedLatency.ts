@@ -56,8 +56,12 @@ export async function addedLatencySamples(routerUrl: string, replicaUrls: string
   return { diffsMs, routerRequests: PAIRS_LEAD_IN + n };
 }
 
-/** Added-latency pairs per router and replica count: the p95 of 100 is their 5th largest (of 30, the 2nd, which moved by 2 ms between runs of one router). */
-export const PROBE_PAIRS = 100;
+/**
+ * Added-latency pairs per router and replica count (bench:peers --probe-pairs): the p95 of 300 is
+ * their 15th largest. Of 100 it is the 5th, which moved by 9% between two probes of one router
+ * (bench/peers/README.md, "What is measured"), as much as the gaps between routers.
+ */
+export const PROBE_PAIRS = 300;
 
 /** Requests down both paths, one at a time, just before the pairs: the first pair then follows what the others follow, not the warm-up's burst. */
 export const PAIRS_LEAD_IN = 3;

@@ -497,7 +497,7 @@ const WARMUP_REQUESTS_PER_S = 285;
 
 const USAGE = `usage: npm run bench:peers -- [options]
   (no option)          5 shapes, 3 and 8 replicas, loads 0.7/1, 20 s each, every router
-                       (prefix-router/4-workers and /2-gateways on sp-32x32 and multi-turn-chat): about 100 min
+                       (prefix-router/4-workers and /2-gateways on sp-32x32 and multi-turn-chat): about 105 min
   --quick              sp-32x32, 3 replicas, loads 0.4/0.7/1.0, 25 s each, every router (~15 min)
   --smoke              a tiny shape for seconds (the test suite's run)
   --routers A,B        routers to run, each on every shape (default all: ${ROUTERS.map((r) => r.name).join(', ')};
@@ -508,6 +508,7 @@ const USAGE = `usage: npm run bench:peers -- [options]
   --duration-s S       seconds of arrivals per load point (default 20; --quick 25)
   --no-inference-perf  skip the inference-perf cross-check
   --probe-only         only each router's added latency at idle, per replica count: no load points
+  --probe-pairs N      added-latency pairs per router and replica count (default ${PROBE_PAIRS})
   --probe-warmup N     requests through each router, and as many straight to the replicas, ${WARMUP_CONCURRENCY} in flight,
                        before its added-latency pairs (default ${ROUTER_WARMUP_REQUESTS}: a router in service is past its
                        JIT's warm-up; 0 leaves only the pairs' lead-in of ${PAIRS_LEAD_IN})
@@ -521,12 +522,13 @@ const USAGE = `usage: npm run bench:peers -- [options]
 export async function main(argv: string[]): Promise<number> {
   const { values: v, fail, int } = toolArgs('bench:peers', USAGE, {
     quick: { type: 'boolean' }, smoke: { type: 'boolean' }, routers: { type: 'string' }, shapes: { type: 'string' }, replicas: { type: 'string' },
-    loads: { type: 'string' }, 'duration-s': { type: 'string' }, 'no-inference-perf': { type: 'boolean' }, 'probe-only': { type: 'boolean' }, 'probe-warmup': { type: 'string' }, workloads: { type: 'string' },
+    loads: { type: 'string' }, 'duration-s': { type: 'string' }, 'no-inference-perf': { type: 'boolean' }, 'probe-only': { type: 'boolean' }, 'probe-pairs': { type: 'string' }, 'probe-warmup': { type: 'string' }, workloads: { type: 'string' },
     seed: { type: 'string' }, 'trace-replicas': { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   }, false, argv);
   const list = (s: string | undefined) => s?.split(',').map((x) => x.trim()).filter(Boolean);
   const nums = (s: string | undefined, flag: string) => list(s)?.map((x) => { const n = Number(x); if (!(n > 0)) fail(`--${flag}: '${x}' is not a positive number`); return n; });
   const base = v.quick ? QUICK : FULL_RUN;
+  const probePairs = int('probe-pairs', v['probe-pairs'], v.smoke ? 5 : PROBE_PAIRS, 1);
   const probeWarmup = int('probe-warmup', v['probe-warmup'], v.smoke ? SMOKE_PROBE_WARMUP : ROUTER_WARMUP_REQUESTS, 0);
   try {
     const workloadDir = v.workloads ?? DEFAULT_WORKLOAD_DIR;
@@ -543,7 +545,7 @@ export async function main(argv: string[]): Promise<number> {
       durationS: nums(v['duration-s'], 'duration-s')?.[0] ?? (v.smoke ? 2 : base.durationS),
       seed: nums(v.seed, 'seed')?.[0] ?? 1,
       requestTimeoutMs: 120_000,
-      probeRequests: v.smoke ? 5 : PROBE_PAIRS,
+      probeRequests: probePairs,
       probeWarmup,
       probeOnly: v['probe-only'] ?? false,
       inferencePerf: !v['no-inference-perf'] && !v.smoke && !v['probe-only'],
