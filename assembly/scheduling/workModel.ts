@@ -178,12 +178,11 @@ export const ROOM_SHARE: f64 = 0.25;
  * for it. Past saturation the step grows by the saturated share per
  * sequence, so what each of the n = batch + 1 sequences adds to a lone
  * sequence's step rises from that third of a ms towards the saturated share
- * as the batch grows: (step(n) - interTokenLatencyMs) / n. Priced at the
- * saturated share from the batch that fills it, a replica's decode work
- * would jump 2.6-fold at one sequence more, the guard would pass over the
- * holder of every conversation on it at once, and each moved conversation's
- * history prefilled elsewhere would push the next replica over (two
- * gateways on bench:peers' multi-turn chat). A batch is also full where
+ * as the batch grows: (step(n) - interTokenLatencyMs) / n. The whole
+ * saturated share from the batch that fills it would make a replica's
+ * decode work jump 2.6-fold at one sequence more: the guard would pass over
+ * every conversation's holder there at once, and each history prefilled
+ * elsewhere would push the next replica over. A batch is also full where
  * the KV cache (`kvUsage` of it in use, 0..1) would not hold one more of
  * the sequences it runs: there the next one waits for memory as for a
  * saturated batch, and a short cache (long prompts, a scarce KV) fills long
