@@ -143,6 +143,8 @@ export interface RunResult {
   /** Each replica's preemptions over the point (vllm:num_preemptions_total). */
   replicaPreemptions?: number[];
   routerCpuCores: number;
+  /** The part of routerCpuCores off the request path (prefix-router's control plane); absent for routers without one. */
+  controlPlaneCpuCores?: number;
   addedLatencyMs: { p50: number; p95: number } | null;
   /** What the replicas served, per request, by their own counters. */
   served: ServedShape;
@@ -399,10 +401,12 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
             try {
               const before = await readCounters(sims.urls);
               const cpu0 = router.pids.reduce((a, p) => a + cpuSeconds(p), 0);
+              const control0 = (router.controlPids ?? []).reduce((a, p) => a + cpuSeconds(p), 0);
               clock.lap('counters');
               const trace = (o.replicaTraceMs ?? 0) > 0 ? traceReplicas(sims.urls, o.replicaTraceMs!, join(o.out, 'logs', `replicaTrace_${tag}.jsonl`)) : null;
               const { records, wallMs, lastSentMs } = await runLoad(workload.requests, { url: router.url, urls: router.entryUrls, model: MODEL, requestTimeoutMs: o.requestTimeoutMs });
               const cpu1 = router.pids.reduce((a, p) => a + cpuSeconds(p), 0);
+              const control1 = (router.controlPids ?? []).reduce((a, p) => a + cpuSeconds(p), 0);
               await trace?.stop();
               writeRequestRecords(join(o.out, 'logs', `requests_${tag}.jsonl`), records, workload.requests);
               clock.add('arrivals', lastSentMs / 1000);
@@ -418,6 +422,7 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
                 replicaShare: delta.map((c) => (served ? round(c.requests / served, 3) : NaN)),
                 replicaPreemptions: delta.map((c) => c.preemptions),
                 routerCpuCores: round((cpu1 - cpu0) / (wallMs / 1000), 3),
+                ...(router.controlPids ? { controlPlaneCpuCores: round((control1 - control0) / (wallMs / 1000), 3) } : {}),
                 addedLatencyMs: added ? { p50: added.p50, p95: added.p95 } : null,
                 served: servedShape(delta),
                 phasesS: clock.phases(),

@@ -5,6 +5,9 @@ import { escapeHtml, htmlPage, lineChart, type Series } from '../report/svg.js';
 import type { PeersResult, PeerShape } from './main.js';
 
 const f = (v: number | null | undefined, d = 1) => (v === null || v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(d));
+/** The router's cores, and the control plane's part of them where it has one off the request path. */
+const cores = (x: { routerCpuCores: number; controlPlaneCpuCores?: number }) =>
+  f(x.routerCpuCores, 3) + (x.controlPlaneCpuCores !== undefined ? ` (control plane ${f(x.controlPlaneCpuCores, 3)})` : '');
 
 export function renderTable(r: PeersResult): string {
   const lines: string[] = [];
@@ -20,7 +23,7 @@ export function renderTable(r: PeersResult): string {
   lines.push('', ['router', 'shape', 'replicas', 'load', 'req/s in', 'ok/sent', 'TTFT p50', 'p95', 'p99', 'e2e p95', 'req/s out', 'tok/s', 'hit rate', 'shares', 'router cores', 'added p50/p95 ms'].join('\t'));
   for (const x of r.runs) {
     lines.push([x.router, x.shape, x.replicas, x.load, x.offeredRps, `${x.ok}/${x.sent}`, f(x.ttftMs.p50, 0), f(x.ttftMs.p95, 0), f(x.ttftMs.p99, 0), f(x.e2eP95Ms, 0),
-      f(x.throughputRps, 2), f(x.outputTokensPerS, 0), f(x.hitRate, 3), x.replicaShare.map((s) => f(s, 2)).join('/'), f(x.routerCpuCores, 3),
+      f(x.throughputRps, 2), f(x.outputTokensPerS, 0), f(x.hitRate, 3), x.replicaShare.map((s) => f(s, 2)).join('/'), cores(x),
       x.addedLatencyMs ? `${f(x.addedLatencyMs.p50, 2)}/${f(x.addedLatencyMs.p95, 2)}` : '-'].join('\t'));
   }
   if (r.inferencePerf) {
@@ -49,7 +52,7 @@ export function renderHtml(r: PeersResult, shapes: PeerShape[]): string {
   }
   parts.push('</div><h2>Every load point</h2><table><tr><th>router</th><th>shape</th><th>replicas</th><th>load</th><th>req/s in</th><th>ok/sent</th><th>TTFT p50/p95/p99 ms</th><th>e2e p95 ms</th><th>req/s out</th><th>hit rate</th><th>replica shares</th><th>router cores</th><th>added ms p50/p95</th></tr>');
   for (const x of r.runs) {
-    parts.push(`<tr><td>${escapeHtml(x.router)}</td><td>${escapeHtml(x.shape)}</td><td>${x.replicas}</td><td>${x.load}</td><td>${x.offeredRps}</td><td>${x.ok}/${x.sent}</td><td>${f(x.ttftMs.p50, 0)}/${f(x.ttftMs.p95, 0)}/${f(x.ttftMs.p99, 0)}</td><td>${f(x.e2eP95Ms, 0)}</td><td>${f(x.throughputRps, 2)}</td><td>${f(x.hitRate, 3)}</td><td>${x.replicaShare.map((s) => f(s, 2)).join(' / ')}</td><td>${f(x.routerCpuCores, 3)}</td><td>${x.addedLatencyMs ? `${f(x.addedLatencyMs.p50, 2)} / ${f(x.addedLatencyMs.p95, 2)}` : '-'}</td></tr>`);
+    parts.push(`<tr><td>${escapeHtml(x.router)}</td><td>${escapeHtml(x.shape)}</td><td>${x.replicas}</td><td>${x.load}</td><td>${x.offeredRps}</td><td>${x.ok}/${x.sent}</td><td>${f(x.ttftMs.p50, 0)}/${f(x.ttftMs.p95, 0)}/${f(x.ttftMs.p99, 0)}</td><td>${f(x.e2eP95Ms, 0)}</td><td>${f(x.throughputRps, 2)}</td><td>${f(x.hitRate, 3)}</td><td>${x.replicaShare.map((s) => f(s, 2)).join(' / ')}</td><td>${escapeHtml(cores(x))}</td><td>${x.addedLatencyMs ? `${f(x.addedLatencyMs.p50, 2)} / ${f(x.addedLatencyMs.p95, 2)}` : '-'}</td></tr>`);
   }
   parts.push('</table>');
   if (r.inferencePerf) {

@@ -20,6 +20,8 @@ export interface RunningRouter {
   entryUrls?: string[];
   /** The processes whose CPU is the router's. */
   pids: number[];
+  /** Those of `pids` off the request path (prefix-router's control plane, which a cluster runs in a pod of its own). */
+  controlPids?: number[];
   stop(): Promise<void>;
 }
 
@@ -174,7 +176,7 @@ export function prefixRouterFleet(name: string, gateways: number, workers: numbe
         await stop();
         throw e;
       }
-      return { url: urls[0]!, entryUrls: urls, pids: children.map((c) => c.pid), stop };
+      return { url: urls[0]!, entryUrls: urls, pids: children.map((c) => c.pid), controlPids: [cp.pid], stop };
     },
   };
 }

@@ -166,6 +166,10 @@ test('smoke: every router that can run here serves the same stream; the others a
       assert.ok(Math.abs(r.replicaShare.reduce((a, b) => a + b, 0) - 1) < 0.01);
       assert.ok(r.ttftMs.p50 > 0 && r.ttftMs.p95 >= r.ttftMs.p50);
       assert.ok(r.routerCpuCores >= 0);
+      // prefix-router's control plane, off the request path, is a part of its router CPU; other routers have none.
+      if (name.startsWith('prefix-router') && name !== 'prefix-router/start') {
+        assert.ok(r.controlPlaneCpuCores !== undefined && r.controlPlaneCpuCores >= 0 && r.controlPlaneCpuCores <= r.routerCpuCores + 0.001, `${name}: ${r.controlPlaneCpuCores} of ${r.routerCpuCores}`);
+      } else assert.equal(r.controlPlaneCpuCores, undefined, name);
       const probe = result.addedLatency!.filter((a) => a.router === name);
       assert.deepEqual(probe.map((a) => [a.replicas, a.warmupRequests, a.pairs]), [[2, 40, 3]], `${name}: one probe, after the warm-up asked for`);
       assert.deepEqual(r.addedLatencyMs, { p50: probe[0]!.p50, p95: probe[0]!.p95 });
@@ -181,6 +185,7 @@ test('smoke: every router that can run here serves the same stream; the others a
     assert.match(lines.find((l) => l.startsWith('plan: '))!, /min of arrivals/);
     assert.match(renderTable(result), /goodput/);
     assert.match(renderTable(result), /added latency at idle/);
+    assert.match(renderTable(result), /^prefix-router\t.*\t[\d.]+ \(control plane [\d.]+\)\t/m);
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
