@@ -15,7 +15,7 @@ import { percentiles, roundTo } from '../gateway.js';
 import { readSharedPrefixShape, sharedPrefixWorkload, uniqueWorkload, MODEL, DEFAULT_WORKLOAD_DIR, type SharedPrefixShape, type Workload } from '../routing/workloads.js';
 import { SHAPES, UNIQUE, tightKvBlocks } from '../routing/scenarios.js';
 import { T4_QWEN25_3B } from '../../simulator/latency.js';
-import { cpuSeconds, tail } from './processes.js';
+import { cpuSecondsOf, tail } from './processes.js';
 import { readCounters, diffCounters, servedShape, sumOf, type ServedShape } from './replicaCounters.js';
 import { runLoad, type RequestRecord } from './loadgen.js';
 import { addedLatencySamples, percentilesMs, warmUpPaths, PAIRS_LEAD_IN, PROBE_PAIRS, ROUTER_WARMUP_REQUESTS, WARMUP_CONCURRENCY } from './addedLatency.js';
@@ -400,13 +400,13 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
             const { sims, router } = stack;
             try {
               const before = await readCounters(sims.urls);
-              const cpu0 = router.pids.reduce((a, p) => a + cpuSeconds(p), 0);
-              const control0 = (router.controlPids ?? []).reduce((a, p) => a + cpuSeconds(p), 0);
+              const cpu0 = cpuSecondsOf(router.pids);
+              const control0 = cpuSecondsOf(router.controlPids ?? []);
               clock.lap('counters');
               const trace = (o.replicaTraceMs ?? 0) > 0 ? traceReplicas(sims.urls, o.replicaTraceMs!, join(o.out, 'logs', `replicaTrace_${tag}.jsonl`)) : null;
               const { records, wallMs, lastSentMs } = await runLoad(workload.requests, { url: router.url, urls: router.entryUrls, model: MODEL, requestTimeoutMs: o.requestTimeoutMs });
-              const cpu1 = router.pids.reduce((a, p) => a + cpuSeconds(p), 0);
-              const control1 = (router.controlPids ?? []).reduce((a, p) => a + cpuSeconds(p), 0);
+              const cpu1 = cpuSecondsOf(router.pids);
+              const control1 = cpuSecondsOf(router.controlPids ?? []);
               await trace?.stop();
               writeRequestRecords(join(o.out, 'logs', `requests_${tag}.jsonl`), records, workload.requests);
               clock.add('arrivals', lastSentMs / 1000);

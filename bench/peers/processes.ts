@@ -109,6 +109,11 @@ export function cpuSeconds(pid: number): number {
   return total;
 }
 
+/** cpuSeconds summed over processes (a router's, or the part of them off its request path). */
+export function cpuSecondsOf(pids: readonly number[]): number {
+  return pids.reduce((a, p) => a + cpuSeconds(p), 0);
+}
+
 /**
  * On-CPU nanoseconds of the live threads of pid and its descendants (/proc/.../schedstat): finer
  * than cpuSeconds' clock ticks, for the CPU of a few hundred requests; threads that ended are not counted.
