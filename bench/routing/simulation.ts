@@ -27,8 +27,8 @@ export interface SimulationOptions {
   kvBlocks?: number;
   /** TTFT bound for `withinSloRps` (ms). */
   sloMs?: number;
-  /** Called for every served request when it finishes: where it went, its TTFT from arrival, the prompt tokens its engine found cached. */
-  onServed?: (served: { req: SimRequest; replica: number; ttftMs: number; cachedTokens: number }) => void;
+  /** Called for every served request when it finishes: where it went, its TTFT from arrival, the prompt tokens its engine found cached, the entry point it came in through. */
+  onServed?: (served: { req: SimRequest; replica: number; ttftMs: number; cachedTokens: number; entry: { gateway: number; worker: number } }) => void;
 }
 
 export interface PolicyResult {
@@ -147,7 +147,7 @@ export function simulate(workload: Workload, policy: RoutingPolicy, opts: Simula
       ttft.push(ev.ttftMs + o.heldMs);
       e2e.push(ev.e2eMs + o.heldMs);
       if (opts.sloMs !== undefined && ev.ttftMs + o.heldMs <= opts.sloMs) withinSlo++;
-      opts.onServed?.({ req: o.req, replica, ttftMs: ev.ttftMs + o.heldMs, cachedTokens: ev.cachedTokens });
+      opts.onServed?.({ req: o.req, replica, ttftMs: ev.ttftMs + o.heldMs, cachedTokens: ev.cachedTokens, entry: o.entry });
       lastFinishUs = Math.max(lastFinishUs, atUs);
     }
   };
