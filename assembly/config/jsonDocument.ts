@@ -25,6 +25,66 @@ export class JsonValue {
 
 export let jsonError: string = "";
 
+/** 10^(2^k) for k = 0..8: every power of ten below 10^512 is a product of some of them. */
+const BINARY_POWERS_OF_TEN: StaticArray<f64> = [1e1, 1e2, 1e4, 1e8, 1e16, 1e32, 1e64, 1e128, 1e256];
+
+/** 10^n for 0 <= n < 512: exact up to 10^22 (every partial product is a representable power of ten), Infinity past 10^308. */
+function powerOfTen(n: i32): f64 {
+  let p = 1.0;
+  for (let k = 0; n != 0; k++, n >>= 1) if (n & 1) p *= unchecked(BINARY_POWERS_OF_TEN[k]);
+  return p;
+}
+
+/**
+ * The value of the number in bytes [start, end) of `s`, which number() has checked
+ * against JSON's grammar. Its first 19 significant digits make an integer m (below
+ * 2^64), later ones only move the decimal exponent e; the value is m * 10^e. When m
+ * is at most 2^53 (any 15 digits) and |e| at most 22, m and 10^e are both exact and
+ * the one multiplication or division rounds correctly, as parseFloat does: "0.1",
+ * "1e-9", "1500" and every other value a configuration holds. Past that 10^e is a
+ * product of rounded powers and the value can be an ulp or two off, which no
+ * configuration bound can tell; it still falls to 0 below the subnormals and rises
+ * to Infinity past f64's range (readers reject non-finite values), as parseFloat's.
+ * Reading the bytes in place keeps parseFloat's general strtod out of the module.
+ */
+function numberValue(s: Uint8Array, start: i32, end: i32): f64 {
+  let i = start;
+  const negative = unchecked(s[i]) == CharCode.MINUS;
+  if (negative) i++;
+  let m: u64 = 0;
+  let kept = 0;
+  let e = 0;
+  let fraction = false;
+  for (; i < end; i++) {
+    const c = <i32>unchecked(s[i]);
+    if (c == CharCode.DOT) { fraction = true; continue; }
+    if (c == CharCode.e || c == CharCode.E) break;
+    if (kept < 19) {
+      m = m * 10 + <u64>(c - CharCode._0);
+      if (m != 0) kept++;
+      if (fraction) e--;
+    } else if (!fraction) e++;
+  }
+  if (i < end) {
+    const sign = unchecked(s[++i]);
+    if (sign == CharCode.MINUS || sign == CharCode.PLUS) i++;
+    // Any exponent past 10^5 gives 0 or Infinity already; capping it keeps "1e999999999999" from overflowing.
+    let x = 0;
+    for (; i < end; i++) if (x < 100000) x = x * 10 + <i32>unchecked(s[i]) - CharCode._0;
+    e += sign == CharCode.MINUS ? -x : x;
+  }
+  let r = <f64>m;
+  // m is below 10^19: past 10^400 the value is Infinity, below 10^-400 it is 0.
+  if (m != 0 && e > 0) r *= powerOfTen(min(e, 400));
+  else if (m != 0 && e < 0) {
+    e = max(e, -400);
+    // 10^-e overflows past 308: divide in two steps so that subnormals keep their value.
+    if (e < -256) { r /= 1e256; e += 256; }
+    r /= powerOfTen(-e);
+  }
+  return negative ? -r : r;
+}
+
 @final
 class Parser {
   pos: i32 = 0;
@@ -132,11 +192,8 @@ class Parser {
       if (this.pos < s.length && (s[this.pos] == CharCode.PLUS || s[this.pos] == CharCode.MINUS)) this.pos++;
       if (this.digits() == 0) { this.pos = start; return this.fail("bad number"); }
     }
-    const text = String.UTF8.decodeUnsafe(s.dataStart + <usize>start, <usize>(this.pos - start));
-    const n = parseFloat(text);
-    if (isNaN(n)) { this.pos = start; return this.fail("bad number"); }
     v.kind = JsonKind.Number;
-    v.num = n;
+    v.num = numberValue(s, start, this.pos);
     return v;
   }
 
