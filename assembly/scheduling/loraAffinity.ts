@@ -12,6 +12,7 @@
 import { Scorer, decisions } from "../decisionRecord";
 import { Counter, RouterMetrics } from "../metrics";
 import { RequestTraits } from "../request/requestTraits";
+import { BASE_MODEL } from "../state/loraSection";
 import { ReplicaTable } from "../state/replicaTable";
 import { Candidates } from "./candidates";
 
@@ -37,8 +38,8 @@ export function addLoraAffinity(t: ReplicaTable, c: Candidates, traits: RequestT
   const lora = t.lora;
   if (lora === null || !traits.hasModel || cfg.weight <= 0 || !lora.anySlots) return false;
   const key = traits.model;
-  if (lora.bases.has(key)) return false;
   const a = lora.byKey.has(key) ? lora.byKey.get(key) : -1;
+  if (a == BASE_MODEL) return false;
   const w = cfg.weight;
   for (let k = 0; k < c.n; k++) {
     const i = unchecked(c.replica[k]);

@@ -10,13 +10,16 @@ export const LORA_SECTION_TAG: u32 = 16;
 export const LORA_MAX_ADAPTERS: i32 = 1024;
 export const LORA_MAX_BASE_MODELS: i32 = 64;
 const FLAG_KNOWN: u8 = 1;
+/** LoraAdapters.byKey's value for a base model's name. */
+export const BASE_MODEL: i32 = -2;
 
 @final
 export class LoraAdapters {
-  /** Adapter index by the key of its name (requestTraits modelKey). */
+  /**
+   * Adapter index by the key of its name (requestTraits modelKey), or BASE_MODEL for
+   * the replicas' base model names: a request naming one is not a LoRA request.
+   */
   readonly byKey: Map<u64, i32> = new Map<u64, i32>();
-  /** Keys of the replicas' base model names: a request naming one is not a LoRA request. */
-  readonly bases: Set<u64> = new Set<u64>();
   /** Per replica (state order): LoRA info scraped, adapters it can run at once. */
   known: StaticArray<bool> = new StaticArray<bool>(0);
   maxLora: StaticArray<i32> = new StaticArray<i32>(0);
@@ -78,7 +81,7 @@ export function decodeLoraSection(p: usize, len: i32, replicas: i32): LoraAdapte
   for (let b = 0; b < bases; b++) {
     const e = nameEnd(p, o, len);
     if (e < 0) return reject(e == NAME_NOT_UTF8 ? E.LORA_ERR_NAME : E.LORA_ERR_TRUNCATED);
-    out.bases.add(modelKey(p + <usize>o + 1, <usize>(e - o - 1)));
+    out.byKey.set(modelKey(p + <usize>o + 1, <usize>(e - o - 1)), BASE_MODEL);
     o = e;
   }
   if (o + 4 > len) return reject(E.LORA_ERR_TRUNCATED);

@@ -6,7 +6,7 @@ import { RequestTraits, modelKey, readBodyTraits } from "../../assembly/request/
 import { ReplicaTable } from "../../assembly/state/replicaTable";
 import { hashPrompt } from "../../assembly/request/promptHasher";
 import { BlockHasher } from "../../assembly/prefix/blockHasher";
-import { LoraAdapters } from "../../assembly/state/loraSection";
+import { BASE_MODEL, LoraAdapters } from "../../assembly/state/loraSection";
 import { EndpointSubset, MAX_SUBSET } from "../../assembly/request/endpointSubset";
 
 function table(n: i32): ReplicaTable {
@@ -80,7 +80,7 @@ describe("LoRA affinity", () => {
     const t = table(3);
     const l = new LoraAdapters();
     l.byKey.set(key("sql"), 0);
-    l.bases.add(key("base"));
+    l.byKey.set(key("base"), BASE_MODEL);
     l.known = [true, true, true];
     l.maxLora = [1, 2, 1];
     l.running = [1, 0, 1];
