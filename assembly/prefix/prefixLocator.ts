@@ -70,7 +70,6 @@ export class PrefixLocator {
   private readonly demand: PrefixDemand = new PrefixDemand();
   private readonly sharedDemand: SharedDemand = new SharedDemand();
   private readonly defaultCapacityTokens: u32;
-  private readonly slotOf: Map<string, i32> = new Map<string, i32>();
   private readonly freeSlots: Array<i32> = [];
   /** Per slot: the index quota for the replica's whole cache (resize()), and this VM's last share of the writes there (applyQuota()). */
   private readonly cacheQuota: StaticArray<u32> = new StaticArray<u32>(MAX_SLOTS);
@@ -123,17 +122,15 @@ export class PrefixLocator {
   }
 
   /**
-   * Gives each replica of `next` a slot (keeping the one it had in `old`)
-   * and a quota of its KV size in blocks, all quotas together
-   * fitting the index; replicas that left give their slot, and what the
-   * index knew of them, back.
+   * Gives each replica of `next` a slot (keeping the one it had in `old`,
+   * the table the last resize gave slots) and a quota of its KV size in
+   * blocks, all quotas together fitting the index; replicas that left give
+   * their slot, and what the index knew of them, back.
    */
   resize(old: ReplicaTable, next: ReplicaTable): void {
     for (let i = 0; i < old.n; i++) {
-      const a = old.addresses[i];
-      if (next.indexOf(a) < 0 && this.slotOf.has(a)) {
-        const s = this.slotOf.get(a);
-        this.slotOf.delete(a);
+      const s = old.slot[i];
+      if (s >= 0 && next.indexOf(old.addresses[i]) < 0) {
         this.index.clearSlot(<u32>s);
         unchecked(this.writeShare[s] = 1.0);
         this.reuse.forget(s);
@@ -146,13 +143,9 @@ export class PrefixLocator {
     let sum: f64 = 0;
     const quota = new StaticArray<f64>(next.n);
     for (let i = 0; i < next.n; i++) {
-      const a = next.addresses[i];
-      let s: i32 = -1;
-      if (this.slotOf.has(a)) s = this.slotOf.get(a);
-      else if (this.freeSlots.length > 0) {
-        s = this.freeSlots.pop();
-        this.slotOf.set(a, s);
-      }
+      const j = old.indexOf(next.addresses[i]);
+      let s = j >= 0 ? old.slot[j] : -1;
+      if (s < 0 && this.freeSlots.length > 0) s = this.freeSlots.pop();
       next.slot[i] = s;
       const tokens = next.kvCapacityTokens[i] > 0 ? next.kvCapacityTokens[i] : this.defaultCapacityTokens;
       const blocks = <f64>tokens * <f64>CHARS_PER_TOKEN / blockChars;

@@ -41,11 +41,12 @@ export class ReplicaTable {
    * Added to this gateway's own content counts.
    */
   otherGatewaysWritten: Array<f64> = [];
-  /** Prefix-index slot of each replica (assigned by the slot registry). */
+  /** Prefix-index slot of each replica, -1 for none (PrefixLocator.resize assigns them). */
   slot: Array<i32> = [];
   /** Identifies the replica list (addresses in order): in-flight counters are laid out by it. */
   setHash: u64 = 0;
-  byAddress: Map<string, i32> = new Map<string, i32>();
+  /** Replica index by address hash (indexOf checks the address itself). */
+  private readonly byHash: Map<u64, i32> = new Map<u64, i32>();
   /** The LoRA adapters of each replica (state section 16), null when the state has none. */
   lora: LoraAdapters | null = null;
   /**
@@ -65,10 +66,10 @@ export class ReplicaTable {
   fleetCount: i32 = 1;
 
   add(address: string, ready: bool, metricsKnown: bool, waiting: f64, running: f64, kvUsage: f64, kvCapacityTokens: u32, metricsAgeMs: u32): void {
-    this.byAddress.set(address, this.n);
+    const h = xxh64String(address, 0);
+    this.byHash.set(h, this.n);
     this.addresses.push(address);
     this.addressBytes.push(String.UTF8.encode(address));
-    const h = xxh64String(address, 0);
     this.addressHash.push(h);
     this.setHash = xxh64String(address, this.setHash ^ h);
     this.ready.push(ready);
@@ -85,7 +86,11 @@ export class ReplicaTable {
     this.n++;
   }
 
+  /** The index of the replica at `address`, or -1. */
   indexOf(address: string): i32 {
-    return this.byAddress.has(address) ? this.byAddress.get(address) : -1;
+    const h = xxh64String(address, 0);
+    if (!this.byHash.has(h)) return -1;
+    const i = this.byHash.get(h);
+    return unchecked(this.addresses[i]) == address ? i : -1;
   }
 }

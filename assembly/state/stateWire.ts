@@ -71,7 +71,7 @@ export function decodeState(p: usize, len: i32): ReplicaTable | null {
     const ap = p + <usize>o;
     if (!isValidAddressBytes(ap, alen)) return reject(E.STATE_ERR_ADDRESS);
     const address = String.UTF8.decodeUnsafe(ap, <usize>alen);
-    if (t.byAddress.has(address)) return reject(E.STATE_ERR_DUPLICATE);
+    if (t.indexOf(address) >= 0) return reject(E.STATE_ERR_DUPLICATE);
     o += alen;
     const q = p + <usize>o;
     const flags = load<u8>(q);

@@ -1,5 +1,6 @@
 import { decodeState, fnv1a32, stateError, STATE_HEADER_BYTES, STATE_MAGIC } from "../../assembly/state/stateWire";
 import { STATE_ERR_SECTION_NONE, STATE_ERR_SECTION_ORDER, STATE_ERR_SECTION_TRUNCATED, STATE_ERR_WEIGHTS } from "../../assembly/errors";
+import { ReplicaTable } from "../../assembly/state/replicaTable";
 
 // A state with no replicas and these weights, checksummed as the control plane writes it.
 function decodeWeights(wp: f32, wq: f32, wk: f32, wi: f32): bool {
@@ -72,5 +73,18 @@ describe("state sections", () => {
     expect(decodeSections([60000], [4], 5)).toBe(false);
     expect(stateError).toBe(STATE_ERR_SECTION_TRUNCATED);
     expect(decodeSections([60000], [4], 0xfffffff0)).toBe(false);
+  });
+});
+
+describe("ReplicaTable.indexOf", () => {
+  it("finds each replica by its address, and nothing else", () => {
+    const t = new ReplicaTable();
+    const addresses = ["10.0.0.1:8000", "10.0.0.2:8000", "[fd00::1]:8000"];
+    for (let i = 0; i < addresses.length; i++) t.add(addresses[i], true, false, 0, 0, 0, 0, 0);
+    for (let i = 0; i < addresses.length; i++) expect(t.indexOf(addresses[i])).toBe(i);
+    expect(t.indexOf("10.0.0.1:800")).toBe(-1);
+    expect(t.indexOf("10.0.0.3:8000")).toBe(-1);
+    expect(t.indexOf("")).toBe(-1);
+    expect(new ReplicaTable().indexOf(addresses[0])).toBe(-1);
   });
 });
