@@ -60,6 +60,20 @@ export function readBool(o: JsonValue, section: string, key: string, current: bo
   return v.bool;
 }
 
+/**
+ * Member `key` of `root`, an object of `known` members only; null when it is absent, or
+ * (setting configError) when it is not such an object.
+ */
+export function readObject(root: JsonValue, key: string, known: string[]): JsonValue | null {
+  const o = root.get(key);
+  if (o === null) return null;
+  if (o.kind != JsonKind.Object) {
+    configError = "'" + key + "' must be an object";
+    return null;
+  }
+  return unknownKey(o, known, key + ".") ? null : o;
+}
+
 export function unknownKey(o: JsonValue, known: string[], prefix: string): bool {
   for (let i = 0; i < o.keys.length; i++) {
     if (!known.includes(o.keys[i])) {

@@ -1,7 +1,7 @@
 // The configuration of admission, session affinity and LoRA affinity
 // (plugin/CONFIG.md): `saturation`, `admission`, `sessionAffinity`, `lora`.
 import { JsonKind, JsonValue } from "./jsonDocument";
-import { configFailed, readBool, readInt, readNum, readStr, setConfigError, unknownKey } from "./configReaders";
+import { configFailed, readBool, readInt, readNum, readObject, readStr, setConfigError } from "./configReaders";
 import { SaturationBound } from "../admission/saturation";
 import { AdmissionConfig } from "../admission/admissionConfig";
 import { SessionConfig } from "../scheduling/sessionAffinity";
@@ -17,16 +17,6 @@ const MAX_OBJECTIVES = 64;
 function bad(msg: string): bool {
   setConfigError(msg);
   return false;
-}
-
-function object(root: JsonValue, key: string, known: string[]): JsonValue | null {
-  const o = root.get(key);
-  if (o === null) return null;
-  if (o.kind != JsonKind.Object) {
-    bad("'" + key + "' must be an object");
-    return null;
-  }
-  return unknownKey(o, known, key + ".") ? null : o;
 }
 
 /** A header name as the filter compares it: lower case, HTTP token characters. */
@@ -52,14 +42,14 @@ function headerName(v: string, path: string): string | null {
  */
 export function parseFeatures(root: JsonValue, sat: SaturationBound, adm: AdmissionConfig, sess: SessionConfig, lora: LoraConfig): bool {
   if (has(root, "saturation")) {
-    const o = object(root, "saturation", ["waiting", "kvUsage"]);
+    const o = readObject(root, "saturation", ["waiting", "kvUsage"]);
     if (o === null) return false;
     sat.waiting = readInt(o, "saturation.", "waiting", 1, 65535, sat.waiting);
     sat.kvUsage = readNum(o, "saturation.", "kvUsage", 0.01, 1, sat.kvUsage);
     if (configFailed()) return false;
   }
   if (has(root, "admission")) {
-    const o = object(root, "admission", ["enabled", "maxHeld", "waitMs", "highPriorityWaitMs", "retryAfterS", "objectiveHeader", "objectives"]);
+    const o = readObject(root, "admission", ["enabled", "maxHeld", "waitMs", "highPriorityWaitMs", "retryAfterS", "objectiveHeader", "objectives"]);
     if (o === null) return false;
     adm.enabled = readBool(o, "admission.", "enabled", adm.enabled);
     adm.maxHeld = <i32>readInt(o, "admission.", "maxHeld", 0, 65536, adm.maxHeld);
@@ -86,7 +76,7 @@ export function parseFeatures(root: JsonValue, sat: SaturationBound, adm: Admiss
     }
   }
   if (has(root, "sessionAffinity")) {
-    const o = object(root, "sessionAffinity", ["enabled", "header", "bodyUser"]);
+    const o = readObject(root, "sessionAffinity", ["enabled", "header", "bodyUser"]);
     if (o === null) return false;
     sess.enabled = readBool(o, "sessionAffinity.", "enabled", sess.enabled);
     sess.header = readStr(o, "sessionAffinity.", "header", sess.header);
@@ -98,7 +88,7 @@ export function parseFeatures(root: JsonValue, sat: SaturationBound, adm: Admiss
     if (configFailed()) return false;
   }
   if (has(root, "lora")) {
-    const o = object(root, "lora", ["weight"]);
+    const o = readObject(root, "lora", ["weight"]);
     if (o === null) return false;
     lora.weight = readNum(o, "lora.", "weight", 0, 1e6, lora.weight);
     if (configFailed()) return false;

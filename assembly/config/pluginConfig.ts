@@ -5,7 +5,7 @@ import { Weights } from "../scheduling/weights";
 import { WorkParams } from "../scheduling/workModel";
 import { isValidAddress } from "../state/address";
 import { CONFIG_NEEDS_SOURCE, CONFIG_NOT_JSON, CONFIG_SHARED_STATE_NEEDS_REPLICAS } from "../errors";
-import { configError, configFailed, readBool, readInt, readNum, readStr, setConfigError, unknownKey } from "./configReaders";
+import { configError, configFailed, readBool, readInt, readNum, readObject, readStr, setConfigError, unknownKey } from "./configReaders";
 import { parseFeatures } from "./featureConfig";
 import { SaturationBound } from "../admission/saturation";
 import { AdmissionConfig } from "../admission/admissionConfig";
@@ -109,10 +109,9 @@ export function parseConfig(bytes: Uint8Array): PluginConfig | null {
   if (root.kind != JsonKind.Object) return fail(CONFIG_NOT_JSON);
   if (unknownKey(root, ["controlPlane", "replicas", "weights", "prefix", "work", "loadBoundEpsilon", "stalenessMs", "maxBodyBytes", "debugHeaders", "fallbackHeader", "subsetHeader", "sharedState", "saturation", "admission", "sessionAffinity", "lora"], "")) return null;
 
-  const cp = root.get("controlPlane");
+  const cp = readObject(root, "controlPlane", ["cluster", "authority", "path", "longPollMs", "retryMs"]);
+  if (configFailed()) return null;
   if (cp !== null) {
-    if (cp.kind != JsonKind.Object) return fail("'controlPlane' must be an object");
-    if (unknownKey(cp, ["cluster", "authority", "path", "longPollMs", "retryMs"], "controlPlane.")) return null;
     cfg.hasControlPlane = true;
     cfg.cluster = readStr(cp, "controlPlane.", "cluster", cfg.cluster);
     cfg.authority = readStr(cp, "controlPlane.", "authority", cfg.authority);
@@ -151,10 +150,9 @@ export function parseConfig(bytes: Uint8Array): PluginConfig | null {
     }
   }
 
-  const w = root.get("weights");
+  const w = readObject(root, "weights", ["prefix", "queue", "kvCache", "inflight", "work"]);
+  if (configFailed()) return null;
   if (w !== null) {
-    if (w.kind != JsonKind.Object) return fail("'weights' must be an object");
-    if (unknownKey(w, ["prefix", "queue", "kvCache", "inflight", "work"], "weights.")) return null;
     cfg.weights.prefix = readNum(w, "weights.", "prefix", 0, 1e6, cfg.weights.prefix);
     cfg.weights.queue = readNum(w, "weights.", "queue", 0, 1e6, cfg.weights.queue);
     cfg.weights.kvCache = readNum(w, "weights.", "kvCache", 0, 1e6, cfg.weights.kvCache);
@@ -165,10 +163,9 @@ export function parseConfig(bytes: Uint8Array): PluginConfig | null {
     if (ws.prefix + ws.queue + ws.kvCache + ws.inflight + ws.work == 0) return fail("'weights' must not all be 0");
   }
 
-  const p = root.get("prefix");
+  const p = readObject(root, "prefix", ["blockChars", "maxBlocks", "indexEntries", "defaultCapacityTokens"]);
+  if (configFailed()) return null;
   if (p !== null) {
-    if (p.kind != JsonKind.Object) return fail("'prefix' must be an object");
-    if (unknownKey(p, ["blockChars", "maxBlocks", "indexEntries", "defaultCapacityTokens"], "prefix.")) return null;
     cfg.blockChars = <i32>readInt(p, "prefix.", "blockChars", 8, 4096, cfg.blockChars);
     cfg.maxBlocks = <i32>readInt(p, "prefix.", "maxBlocks", 1, MAX_BLOCKS_LIMIT, cfg.maxBlocks);
     cfg.indexEntries = <u32>readInt(p, "prefix.", "indexEntries", 1024, 16777216, cfg.indexEntries);
@@ -176,10 +173,9 @@ export function parseConfig(bytes: Uint8Array): PluginConfig | null {
     if (configFailed()) return null;
   }
 
-  const wk = root.get("work");
+  const wk = readObject(root, "work", ["prefillOverheadMs", "prefillTimePerTokenMs", "interTokenLatencyMs", "decodeTimePerSeqMs", "saturationNumSeqs", "chunkTokens", "decodeTokenCost", "defaultMaxTokens", "evictionReuse", "evictionReuseFloor"]);
+  if (configFailed()) return null;
   if (wk !== null) {
-    if (wk.kind != JsonKind.Object) return fail("'work' must be an object");
-    if (unknownKey(wk, ["prefillOverheadMs", "prefillTimePerTokenMs", "interTokenLatencyMs", "decodeTimePerSeqMs", "saturationNumSeqs", "chunkTokens", "decodeTokenCost", "defaultMaxTokens", "evictionReuse", "evictionReuseFloor"], "work.")) return null;
     cfg.work.prefillOverheadMs = readNum(wk, "work.", "prefillOverheadMs", 0, 1e6, cfg.work.prefillOverheadMs);
     cfg.work.prefillTimePerTokenMs = readNum(wk, "work.", "prefillTimePerTokenMs", 0, 1e3, cfg.work.prefillTimePerTokenMs);
     cfg.work.interTokenLatencyMs = readNum(wk, "work.", "interTokenLatencyMs", 0, 1e6, cfg.work.interTokenLatencyMs);

@@ -29,6 +29,9 @@ const bad: Array<[string, string, RegExp]> = [
   ['a bad field before a later section', JSON.stringify({ controlPlane: { retryMs: 1 }, replicas: 'x' }), /rejected: 'controlPlane\.retryMs' must be a whole number from 10 to 60000\. Expected/],
   ['a bad field before the header check', JSON.stringify({ replicas: REPLICAS, sessionAffinity: { enabled: 1, header: 'Bad Header' } }), /rejected: 'sessionAffinity\.enabled' must be true or false\. Expected/],
   ['a bad objective priority', JSON.stringify({ replicas: REPLICAS, admission: { objectives: { batch: 1.5, chat: 'x' } } }), /rejected: 'admission\.objectives\.batch' must be a whole number from -1000000 to 1000000\. Expected/],
+  ...['controlPlane', 'weights', 'prefix', 'work', 'saturation'].map((section): [string, string, RegExp] =>
+    [`${section} not an object`, JSON.stringify({ replicas: REPLICAS, [section]: [] }), new RegExp(`rejected: '${section}' must be an object\\. Expected`)]),
+  ['a number past f64', `{"replicas":${JSON.stringify(REPLICAS)},"loadBoundEpsilon":1e309}`, /rejected: 'loadBoundEpsilon' must be a number from 0 to 10\. Expected/],
   ['deep nesting', '{"a":' + '['.repeat(5000) + ']'.repeat(5000) + '}', /nested deeper than 32/],
   // Numbers outside JSON's grammar (a lenient parser read a prefix of them).
   ...['069304', '1.', '.5', '-', '+1', '1e', '1e+', '1.2.3', '--1', '1-2', '0x10'].map((n): [string, string, RegExp] =>
