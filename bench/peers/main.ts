@@ -5,7 +5,7 @@
 // request shares, the router's CPU (from /proc) and the latency it adds at idle (against sending
 // straight to a replica); the headline is goodput under a TTFT p95 SLO. Writes result.json and
 // report.html to --out; --json prints the result on stdout.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
@@ -19,7 +19,7 @@ import { cpuSecondsOf, tail } from './processes.js';
 import { readCounters, diffCounters, servedShape, sumOf, type ServedShape } from './replicaCounters.js';
 import { runLoad, type RequestRecord } from './loadgen.js';
 import { addedLatencySamples, percentilesMs, warmUpPaths, PAIRS_LEAD_IN, PROBE_PAIRS, ROUTER_WARMUP_REQUESTS, WARMUP_CONCURRENCY } from './addedLatency.js';
-import { ROUTERS, ROUTER_NAMES, REPO, routerNamed, type RouterSpec, type RunningRouter } from './routers.js';
+import { BASELINE_SUFFIX, ROUTERS, ROUTER_NAMES, REPO, hasBaselineLayout, routerNamed, type RouterSpec, type RunningRouter } from './routers.js';
 import { renderTable, renderHtml } from './report.js';
 import { runInferencePerfCheck, type InferencePerfCheck } from './inferencePerf.js';
 
@@ -120,6 +120,8 @@ export interface PeersOptions {
   routerShapes?: Record<string, string[]>;
   /** Sample the replicas' engine gauges every this many ms during the arrivals and drain (0: off). */
   replicaTraceMs?: number;
+  /** Another build's dist/prefix-router.js: routers named NAME@baseline run prefix-router layout NAME from it. */
+  baseline?: string;
   log: (line: string) => void;
 }
 
@@ -309,8 +311,8 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
   const routerStatus: PeersResult['routers'] = [];
   const chosen: RouterSpec[] = [];
   for (const name of o.routers) {
-    const spec = routerNamed(name);
-    if (!spec) throw new Error(`unknown router '${name}' (known: ${ROUTER_NAMES.join(', ')})`);
+    const spec = routerNamed(name, o.baseline);
+    if (!spec) throw new Error(`unknown router '${name}' (known: ${ROUTER_NAMES.join(', ')}${o.baseline ? `, and prefix-router layouts with ${BASELINE_SUFFIX}` : ''})`);
     const why = spec.unavailable();
     if (why) {
       o.log(`skipping ${name}: ${why}`);
@@ -518,6 +520,9 @@ const USAGE = `usage: npm run bench:peers -- [options]
                        before its added-latency pairs (default ${ROUTER_WARMUP_REQUESTS}: a router in service is past its
                        JIT's warm-up; 0 leaves only the pairs' lead-in of ${PAIRS_LEAD_IN})
   --workloads DIR      inference-perf configs (default ${DEFAULT_WORKLOAD_DIR})
+  --baseline BUNDLE    also run each prefix-router layout named (prefix-router, /4-workers, /2-gateways,
+                       /4-gateways, /start) from another build's dist/prefix-router.js, as NAME${BASELINE_SUFFIX}
+                       (its filter: the build's plugin/prefix-router.wasm): two builds side by side in real time
   --seed N             (default 1)
   --trace-replicas MS  sample each replica's waiting/running/KV use every MS ms into logs/replicaTrace_*.jsonl
                        (every point also writes logs/requests_*.jsonl: each request's times, replica and group)
@@ -528,7 +533,7 @@ export async function main(argv: string[]): Promise<number> {
   const { values: v, fail, int } = toolArgs('bench:peers', USAGE, {
     quick: { type: 'boolean' }, smoke: { type: 'boolean' }, routers: { type: 'string' }, shapes: { type: 'string' }, replicas: { type: 'string' },
     loads: { type: 'string' }, 'duration-s': { type: 'string' }, 'no-inference-perf': { type: 'boolean' }, 'probe-only': { type: 'boolean' }, 'probe-pairs': { type: 'string' }, 'probe-warmup': { type: 'string' }, workloads: { type: 'string' },
-    seed: { type: 'string' }, 'trace-replicas': { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    seed: { type: 'string' }, baseline: { type: 'string' }, 'trace-replicas': { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   }, false, argv);
   const list = (s: string | undefined) => s?.split(',').map((x) => x.trim()).filter(Boolean);
   const nums = (s: string | undefined, flag: string) => list(s)?.map((x) => { const n = Number(x); if (!(n > 0)) fail(`--${flag}: '${x}' is not a positive number`); return n; });
@@ -541,9 +546,18 @@ export async function main(argv: string[]): Promise<number> {
     const shapeNames = list(v.shapes) ?? (v.smoke ? [SMOKE_SHAPE.name] : base.shapes);
     const shapes = shapeNames.map((n) => { const s = all.find((x) => x.name === n); if (!s) throw new Error(`--shapes: unknown shape '${n}'`); return s; });
     const log = (line: string) => process.stderr.write(line + '\n');
+    let routers = list(v.routers) ?? ROUTERS.map((r) => r.name);
+    const baseline = v.baseline === undefined ? undefined : resolve(v.baseline);
+    if (baseline !== undefined) {
+      if (!existsSync(baseline)) throw new Error(`--baseline: ${baseline} is missing (build that tree: npm run build)`);
+      const layouts = routers.filter(hasBaselineLayout);
+      if (layouts.length === 0) throw new Error('--baseline: no prefix-router layout among the routers to run it with');
+      routers = routers.flatMap((r) => (hasBaselineLayout(r) ? [r, r + BASELINE_SUFFIX] : [r]));
+    }
     const result = await runPeersBench({
       out: resolve(v.out ?? 'out/bench-peers'),
-      routers: list(v.routers) ?? ROUTERS.map((r) => r.name),
+      routers,
+      baseline,
       shapes,
       replicaCounts: nums(v.replicas, 'replicas') ?? (v.smoke ? [2] : base.replicas),
       loads: nums(v.loads, 'loads') ?? (v.smoke ? [1] : base.loads),

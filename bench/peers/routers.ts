@@ -267,11 +267,34 @@ export const ROUTERS: RouterSpec[] = [
   gieEpp,
 ];
 
-/** Routers run only when named: the one-process layout of `prefix-router start`. */
-export const NAMED_ONLY_ROUTERS: RouterSpec[] = [prefixRouterStart('prefix-router/start', 1)];
+/** Routers run only when named: the one-process layout of `prefix-router start`, and a fleet of four gateways. */
+export const NAMED_ONLY_ROUTERS: RouterSpec[] = [prefixRouterStart('prefix-router/start', 1), prefixRouterFleet('prefix-router/4-gateways', 4, 1)];
 
-/** The router of that name, of the default set or named only; undefined when unknown. */
-export function routerNamed(name: string): RouterSpec | undefined {
+/** The suffix of a prefix-router layout run from another build (bench:peers --baseline). */
+export const BASELINE_SUFFIX = '@baseline';
+
+/** The prefix-router layouts a baseline build can run: gateways and worker VMs of each. */
+const LAYOUTS: Record<string, { gateways: number; workers: number; start?: boolean }> = {
+  'prefix-router': { gateways: 1, workers: 1 },
+  'prefix-router/4-workers': { gateways: 1, workers: 4 },
+  'prefix-router/2-gateways': { gateways: 2, workers: 1 },
+  'prefix-router/4-gateways': { gateways: 4, workers: 1 },
+  'prefix-router/start': { gateways: 1, workers: 1, start: true },
+};
+
+/** Whether `name` is a prefix-router layout another build can run as NAME@baseline. */
+export const hasBaselineLayout = (name: string): boolean => name in LAYOUTS;
+
+/**
+ * The router of that name, of the default set or named only; NAME@baseline: the prefix-router
+ * layout NAME from `baseline` (another build's dist/prefix-router.js); undefined when unknown.
+ */
+export function routerNamed(name: string, baseline?: string): RouterSpec | undefined {
+  if (baseline !== undefined && name.endsWith(BASELINE_SUFFIX)) {
+    const layout = LAYOUTS[name.slice(0, -BASELINE_SUFFIX.length)];
+    if (!layout) return undefined;
+    return layout.start ? prefixRouterStart(name, layout.workers, baseline) : prefixRouterFleet(name, layout.gateways, layout.workers, baseline);
+  }
   return ROUTERS.find((r) => r.name === name) ?? NAMED_ONLY_ROUTERS.find((r) => r.name === name);
 }
 

@@ -14,7 +14,7 @@ import { runLoad } from '../../bench/peers/loadgen.js';
 import { parseCounters, diffCounters, servedShape } from '../../bench/peers/replicaCounters.js';
 import { azureTrace } from '../../bench/peers/inferencePerf.js';
 import { cpuSeconds } from '../../bench/peers/processes.js';
-import { ROUTERS } from '../../bench/peers/routers.js';
+import { REPO, ROUTERS, routerNamed } from '../../bench/peers/routers.js';
 import { renderTable } from '../../bench/peers/report.js';
 import { classify, pointReport } from '../../bench/peers/requestsReport.js';
 import { runScript } from '../tools/npmScript.js';
@@ -208,6 +208,28 @@ test('probe only: each router\'s added latency after the warm-up asked for, no l
   const r = await runScript('bench:peers', ['--probe-warmup', 'many'], 60_000);
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /--probe-warmup must be a whole number >= 0; got 'many'/);
+});
+
+test('--baseline: each prefix-router layout also from another build, as NAME@baseline; a missing build is refused', async () => {
+  const bundle = join(REPO, 'dist/prefix-router.js');
+  assert.equal(routerNamed('round-robin@baseline', bundle), undefined, 'only prefix-router layouts have a baseline');
+  assert.equal(routerNamed('prefix-router/4-gateways@baseline'), undefined, 'no baseline given');
+  assert.match(routerNamed('prefix-router/2-gateways@baseline', '/nowhere/dist/prefix-router.js')!.unavailable() ?? '', /^\/nowhere\/dist\/prefix-router\.js is missing/);
+  const out = mkdtempSync(join(tmpdir(), 'bench-peers-baseline-'));
+  try {
+    // This tree's own build stands in for another one.
+    const result = await runPeersBench({
+      out, routers: ['prefix-router/2-gateways', 'prefix-router/2-gateways@baseline'], baseline: bundle, shapes: [SMOKE_SHAPE], replicaCounts: [2], loads: [1],
+      durationS: 1, seed: 2, requestTimeoutMs: 10_000, probeRequests: 3, probeWarmup: 5, probeOnly: true, inferencePerf: false, log: () => {},
+    });
+    assert.deepEqual(result.routers.map((r) => [r.name, r.status]), [['prefix-router/2-gateways', 'ran'], ['prefix-router/2-gateways@baseline', 'ran']]);
+    assert.deepEqual(result.addedLatency!.map((a) => a.router), ['prefix-router/2-gateways', 'prefix-router/2-gateways@baseline']);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+  const r = await runScript('bench:peers', ['--baseline', '/nowhere/dist/prefix-router.js', '--routers', 'prefix-router'], 60_000);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /--baseline: \/nowhere\/dist\/prefix-router\.js is missing/);
 });
 
 test('requestsReport: a request is warm with its shared prefix cached, else the first of its group, a copy to another replica, or a refill of one that lost it', () => {
