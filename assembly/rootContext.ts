@@ -27,14 +27,19 @@ import { CharCode } from "./charCode";
 /** Ticks drive the lease, heartbeats and state pick-up; 100 ms keeps each well inside its bound. */
 const TICK_MS: u32 = 100;
 /**
- * A gateway of a fleet (more than one live gateway, state section 3) ticks
- * this often: while its poll is held, each such tick with news sends the
- * fleet report alone (waitMs=0), so the other gateways hear of its
- * placements and work within a report tick and the control plane's publish
- * interval instead of a whole poll round. The rest of the tick's work still
- * runs every TICK_MS.
+ * The worker VM that polls for a gateway of a fleet (more than one live
+ * gateway, state section 3) ticks this often, and reports the placements it
+ * finds (the gateway's, from every worker VM) at once: the other gateways
+ * hear of a placement within a tick, a round trip and the control plane's
+ * fleet publish interval, a few milliseconds, so that they do not all place
+ * on the replica that looked idle to each. It does so while the gateway
+ * has requests in flight or routed one since the last full tick (an idle
+ * gateway places nothing: it goes back to TICK_MS). The rest of the tick's
+ * work still runs every TICK_MS.
  */
-const REPORT_TICK_MS: u32 = 20;
+const REPORT_TICK_MS: u32 = 1;
+/** A report with changed work and no placement waits this long after the last report: work alone is news the fleet can hear a little later. */
+const WORK_REPORT_NS: u64 = 20000000;
 /** A poller that stops renewing (its VM died) is replaced after this long. */
 const LEASE_TTL_NS: u64 = 1000000000;
 /** In-flight rows are refreshed this often (rows live ROW_TTL_S = 10 s without one). */
@@ -69,9 +74,16 @@ export class RootContext {
   private fleetPost: bool = true;
   /** The report sent alone while the poll is held; 0: none outstanding. */
   private reportToken: u32 = 0;
-  /** Ticking every REPORT_TICK_MS (a gateway of a fleet), and how many such ticks since the last full one. */
+  /** Ticking every REPORT_TICK_MS (the poller of a gateway of a fleet), and how many such ticks since the last full one. */
   private reportTicking: bool = false;
   private reportTicks: u32 = 0;
+  /** This VM held the poll lease at its last full tick. */
+  private polling: bool = false;
+  /** The gateway had requests in flight, or routed one, at this VM's last full tick; and its request count then. */
+  private busy: bool = false;
+  private routedAt: u32 = 0;
+  /** When the last report (alone or with a poll) was sent. */
+  private reportedAtNs: u64 = 0;
   private readonly bytes: HostBytes = new HostBytes();
 
   constructor(id: u32) {
@@ -120,12 +132,22 @@ export class RootContext {
     const now = nowNs();
     if (this.fleet !== null) {
       const fleet = router.replicas.fleetCount > 1;
-      if (fleet != this.reportTicking) {
-        this.reportTicking = fleet;
+      router.placementsAtOnce = fleet && !this.polling;
+      // An idle poller's own next request brought the report tick back at once (Router.schedule).
+      if (router.wokeTicks) {
+        router.wokeTicks = false;
+        this.busy = true;
+        this.reportTicking = true;
         this.reportTicks = 0;
-        setTickPeriodMs(fleet ? REPORT_TICK_MS : TICK_MS);
       }
-      if (fleet) {
+      const fast = fleet && this.polling && this.busy;
+      router.wakeTickMs = fleet && this.polling && !fast ? REPORT_TICK_MS : 0;
+      if (fast != this.reportTicking) {
+        this.reportTicking = fast;
+        this.reportTicks = 0;
+        setTickPeriodMs(fast ? REPORT_TICK_MS : TICK_MS);
+      }
+      if (fast) {
         this.report(cfg, router, now);
         if (++this.reportTicks < TICK_MS / REPORT_TICK_MS) return;
         this.reportTicks = 0;
@@ -148,9 +170,9 @@ export class RootContext {
       this.lastHeartbeatNs = now;
       router.heartbeat(now);
     }
-    if (cfg.hasControlPlane && this.vmId != 0 && holdLease(this.vmId, now, LEASE_TTL_NS)) {
-      if (this.pollToken == 0 && now >= this.nextPollAtNs) this.startPoll(cfg, router, now);
-    }
+    this.polling = cfg.hasControlPlane && this.vmId != 0 && holdLease(this.vmId, now, LEASE_TTL_NS);
+    if (this.polling && this.fleet !== null && router.replicas.fleetCount > 1) this.busy = this.gatewayBusy(router, now);
+    if (this.polling && this.pollToken == 0 && now >= this.nextPollAtNs) this.startPoll(cfg, router, now);
   }
 
   private startPoll(cfg: PluginConfig, router: Router, now: u64): void {
@@ -162,6 +184,7 @@ export class RootContext {
     if (fleet !== null && this.fleetPost) {
       const work = router.gatewayWork(now);
       fleet.build(router.replicas, this.drainPlacements(router, fleet), work);
+      this.reportedAtNs = now;
       this.pollToken = httpCall(cfg.cluster, this.pollHeaders(cfg, router, waitMs, true), waitMs + POLL_TIMEOUT_SLACK_MS, fleet.ptr, fleet.len);
     } else {
       this.pollToken = httpCall(cfg.cluster, this.pollHeaders(cfg, router, waitMs, false), waitMs + POLL_TIMEOUT_SLACK_MS);
@@ -173,15 +196,20 @@ export class RootContext {
 
   /**
    * While this VM's poll is held, sends the fleet report alone (a poll that
-   * does not wait) when it has news for the other gateways of a fleet; one
-   * at a time. Its answer is handled like the poll's.
+   * does not wait) with the gateway's new placements, or with its changed
+   * work WORK_REPORT_NS after the last report; one at a time. Its answer is
+   * handled like the poll's.
    */
   private report(cfg: PluginConfig, router: Router, now: u64): void {
-    router.flushPlacements();
     const fleet = this.fleet!;
-    if (this.pollToken == 0 || this.reportToken != 0 || !this.fleetPost) return;
-    const work = router.gatewayWork(now);
-    if (!fleet.build(router.replicas, this.drainPlacements(router, fleet), work)) return;
+    if (this.pollToken == 0 || this.reportToken != 0 || !this.fleetPost) {
+      router.flushPlacements();
+      return;
+    }
+    const placed = this.drainPlacements(router, fleet);
+    if (placed == 0 && now - this.reportedAtNs < WORK_REPORT_NS) return;
+    if (!fleet.build(router.replicas, placed, router.gatewayWork(now))) return;
+    this.reportedAtNs = now;
     this.reportToken = httpCall(cfg.cluster, this.pollHeaders(cfg, router, 0, true), POLL_TIMEOUT_SLACK_MS, fleet.ptr, fleet.len);
   }
 
@@ -272,6 +300,17 @@ export class RootContext {
     }
     // Long poll: ask again at once, so the next change is pushed, not waited for.
     if (polled && this.vmId != 0 && holdLease(this.vmId, now, LEASE_TTL_NS)) this.startPoll(cfg, router, now);
+  }
+
+  /** Whether the gateway has requests in flight or routed one since the last look (its worker VMs' rows). */
+  private gatewayBusy(router: Router, now: u64): bool {
+    const work = router.gatewayWork(now);
+    const routed = work.routed;
+    let busy = routed != this.routedAt;
+    this.routedAt = routed;
+    const inflight = work.inflight;
+    for (let i = 0, n = router.replicas.n; i < n && !busy; i++) busy = unchecked(inflight[i]) > 0;
+    return busy;
   }
 
   /** Moves this VM's new placements from the prefix locator into the report's own* arrays; returns how many. */

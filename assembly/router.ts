@@ -3,6 +3,7 @@
 // drives the scheduling cycle over it, whose extension points and plugins
 // scheduling/cycle.ts declares. Streams call route(), responseStarted() and
 // finish(); the root context calls adopt(), refresh() and heartbeat().
+import { setTickPeriodMs } from "./abi/hostCalls";
 import { PluginConfig } from "./config/pluginConfig";
 import { Counter, RouterMetrics } from "./metrics";
 import { PrefixLocator } from "./prefix/prefixLocator";
@@ -70,6 +71,7 @@ export class Router {
   private install(t: ReplicaTable): void {
     // The state carries the four weights the control plane serves; the work weight is configuration.
     t.weights.work = this.cfg.weights.work;
+    notePlacementsSeen(this.table, t);
     this.cycle.install(this.table, t);
     this.table = t;
   }
@@ -138,6 +140,12 @@ export class Router {
     cycle.score(d);
     cycle.pick(d);
     cycle.commit(d);
+    if (this.placementsAtOnce) cycle.prefix.flushPlacements();
+    else if (this.wakeTickMs != 0) {
+      setTickPeriodMs(this.wakeTickMs);
+      this.wakeTickMs = 0;
+      this.wokeTicks = true;
+    }
     return true;
   }
 
@@ -199,6 +207,21 @@ export class Router {
     return this.table;
   }
 
+  /**
+   * Each request's placements go to the gateway's outbox as it is routed,
+   * not at this VM's next tick: set (by the root context) on the worker VMs
+   * of a gateway of a fleet that do not poll, so that the poller reports
+   * them within its report tick.
+   */
+  placementsAtOnce: bool = false;
+  /**
+   * The tick period the root context's report ticks use, set while this VM
+   * polls for a gateway of a fleet that was idle: the next request routed
+   * sets it at once (and wokeTicks), rather than the next full tick.
+   */
+  wakeTickMs: u32 = 0;
+  wokeTicks: bool = false;
+
   /** Moves this VM's placements to the gateway's outbox, for the poller to send to the control plane. */
   flushPlacements(): void {
     this.cycle.prefix.flushPlacements();
@@ -208,4 +231,24 @@ export class Router {
   heartbeat(nowNs: u64): void {
     this.cycle.inflight.publish(this.table, <u32>(nowNs / 1000000000));
   }
+}
+
+/**
+ * Stamps each replica of `next` where the other gateways' queued tokens rose
+ * since `prev`, or that a placement of theirs in `next` names (section 1),
+ * with the time `next` arrived, and carries the stamps of the rest: the
+ * others' placements, which the picker's order among near-equal replicas
+ * counts as this gateway's own (scheduling/picker.ts, longestIdleNear).
+ */
+export function notePlacementsSeen(prev: ReplicaTable, next: ReplicaTable): void {
+  const atMs = <u32>(next.receivedAtNs / 1000000);
+  for (let i = 0; i < next.n; i++) {
+    const j = prev.indexOf(unchecked(next.addresses[i]));
+    if (j < 0) continue;
+    const rose = unchecked(next.otherGatewaysQueuedTokens[i]) > unchecked(prev.otherGatewaysQueuedTokens[j]);
+    unchecked(next.otherGatewaysPlacedMs[i] = rose && atMs != 0 ? atMs : unchecked(prev.otherGatewaysPlacedMs[j]));
+  }
+  if (atMs == 0) return;
+  const learned = next.learnedReplica;
+  for (let k = 0, m = learned.length; k < m; k++) unchecked(next.otherGatewaysPlacedMs[unchecked(learned[k])] = atMs);
 }

@@ -32,8 +32,6 @@ export { WeightsInputError };
 
 /** Staleness is re-checked this often even when no scrape changed anything (more often under a tight bound: maxClockStepMs). */
 const STALENESS_CHECK_MS = 100;
-/** What the gateways report of each other reaches them at most this often (a new version each time). */
-export const FLEET_PUBLISH_MS = 20;
 
 export interface ControlPlaneDeps {
   logger?: Logger;
@@ -150,10 +148,12 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
   let started = false;
   let closed = false;
   // Publishing runs when there may be something to publish, not on a fixed beat: a scrape that moved
-  // what the filters route on, or the fleet's news, sets the publish timer, which runs at most every
-  // publishIntervalMs (so the changes inside one interval make one version) and lets the fleet's news
-  // out at most every FLEET_PUBLISH_MS; staleness is looked at on a timer of its own. A fleet whose
-  // engines sit still wakes the control plane only for its scrapes and the staleness checks.
+  // what the filters route on sets the publish timer, which runs at most every publishIntervalMs (so the
+  // changes inside one interval make one version); the fleet's news sets it too, and goes out
+  // PLACEMENT_PUBLISH_MS after the last fleet publish when it holds a placement, WORK_PUBLISH_MS when it
+  // holds changed work alone (fleetExchange.ts). Staleness, and gateways that stopped polling, are looked
+  // at on a timer of their own. A fleet whose engines sit still wakes the control plane only for its
+  // scrapes and the staleness checks.
   let publishTimer: NodeJS.Timeout | null = null;
   let stalenessTimer: NodeJS.Timeout | null = null;
   let lastPublishTick = -Infinity;
@@ -161,13 +161,15 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
   let lastFleetPublish = 0;
   const publishTick = (checkStaleness: boolean) => {
     const now = Date.now();
-    lastPublishTick = now;
-    if (checkStaleness) lastStaleCheck = now;
-    if (now - lastFleetPublish >= FLEET_PUBLISH_MS && fleet.takeChanged()) {
-      lastFleetPublish = now;
+    if (checkStaleness) { lastStaleCheck = now; fleet.expire(); }
+    if (now - lastFleetPublish >= fleet.newsDelayMs && fleet.takeChanged()) {
+      lastFleetPublish = lastPublishTick = now;
       store.publish(true);
-    } else store.tick(checkStaleness);
-    if (fleet.hasNews) schedulePublish();
+    } else if (checkStaleness || now - lastPublishTick >= config.publishIntervalMs) {
+      lastPublishTick = now;
+      store.tick(checkStaleness);
+    }
+    schedulePublish();
   };
   const onPublishTimer = () => {
     publishTimer = null;
@@ -175,7 +177,8 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
   };
   function schedulePublish(): void {
     if (publishTimer !== null || !started || closed) return;
-    const at = Math.max(lastPublishTick + config.publishIntervalMs, fleet.hasNews ? lastFleetPublish + FLEET_PUBLISH_MS : 0);
+    const at = Math.min(store.isDirty ? lastPublishTick + config.publishIntervalMs : Infinity, lastFleetPublish + fleet.newsDelayMs);
+    if (at === Infinity) return;
     publishTimer = setTimeout(onPublishTimer, Math.max(0, at - Date.now()));
   }
   store.onDirty(schedulePublish);

@@ -42,6 +42,14 @@ export const MAX_PLACEMENTS = 262_144;
 const MIN_REPLICA_PLACEMENTS = 16;
 /** A gateway that has not polled for this long is gone: its work no longer counts. */
 export const GATEWAY_EXPIRY_MS = 10_000;
+/**
+ * A new placement, or a gateway joining or leaving, is published this soon
+ * after the last fleet publish: gateways that hear of each other's placements
+ * within a few milliseconds do not all place on the replica each saw idle.
+ */
+export const PLACEMENT_PUBLISH_MS = 1;
+/** Changed work alone (no placement) is published at most this often: its changes come with every token. */
+export const WORK_PUBLISH_MS = 20;
 /** Gateways tracked at most; a report from one more is still taken in when an expired one makes room. */
 const MAX_GATEWAYS = 1024;
 
@@ -100,8 +108,9 @@ export class FleetExchange {
   /** The replica index of each address in the state the answers are built for. */
   private indexState: RouterState | null = null;
   private indexOf = new Map<string, number>();
-  /** Something the other gateways should hear of arrived since the last takeChanged(). */
+  /** Something the other gateways should hear of arrived since the last takeChanged(): work, and placements or the gateways themselves. */
   private changedValue = false;
+  private placedValue = false;
 
   constructor(private readonly opts: FleetExchangeOptions) {
     this.now = opts.now ?? Date.now;
@@ -114,12 +123,23 @@ export class FleetExchange {
   /** Something the other gateways should hear of arrived and was not taken yet. */
   get hasNews(): boolean { return this.changedValue; }
 
+  /** How long after the last fleet publish the news waiting should be published: PLACEMENT_PUBLISH_MS or WORK_PUBLISH_MS (Infinity: none waiting). */
+  get newsDelayMs(): number {
+    return this.placedValue ? PLACEMENT_PUBLISH_MS : this.changedValue ? WORK_PUBLISH_MS : Infinity;
+  }
+
   /** True once after something the other gateways should hear of arrived (the version should move). */
   takeChanged(): boolean {
     this.expireGateways();
     const c = this.changedValue;
     this.changedValue = false;
+    this.placedValue = false;
     return c;
+  }
+
+  /** Forgets the gateways that stopped polling (their leaving is news): the control plane's staleness checks. */
+  expire(): void {
+    this.expireGateways();
   }
 
   /** Follows the replica set of each published state: LRU sizes from the KV caches; a replica that left takes its placements along. */
@@ -164,7 +184,7 @@ export class FleetExchange {
       if (this.gateways.size >= MAX_GATEWAYS) return false;
       g = { lastMs: now, work: new Map(), content: new Map(), lastThrough: 0, lastPageFull: false };
       this.gateways.set(r.gatewayId, g);
-      this.changedValue = true; // every gateway's position moves
+      this.changedValue = this.placedValue = true; // every gateway's position moves
     }
     g.lastMs = now;
     const work = new Map<string, ReplicaWork>();
@@ -194,6 +214,7 @@ export class FleetExchange {
       this.liveCount++;
       this.evict(rp);
       this.changedValue ||= heard;
+      this.placedValue ||= heard;
     }
     this.compact();
     if (this.changedValue) this.opts.onNews?.();
@@ -322,7 +343,7 @@ export class FleetExchange {
     for (const [id, g] of this.gateways) {
       if (now - g.lastMs <= GATEWAY_EXPIRY_MS) continue;
       this.gateways.delete(id);
-      this.changedValue = true; // every gateway's position moves
+      this.changedValue = this.placedValue = true; // every gateway's position moves
       if (g.work.size > 0) this.totals = null;
       if (g.content.size > 0) this.contentTotals = null;
     }

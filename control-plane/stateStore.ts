@@ -141,6 +141,8 @@ export class StateStore {
     return this.encoded.withSections([...own, ...shared].sort((a, b) => a.tag - b.tag));
   }
   get waiting(): number { return this.waiters.size; }
+  /** Something a filter routes on may have changed since the last publish. */
+  get isDirty(): boolean { return this.dirty; }
 
   /**
    * Milliseconds the control plane has been running, as the clock staleness

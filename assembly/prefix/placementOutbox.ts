@@ -98,6 +98,10 @@ export class PlacementOutbox {
       }
       const cas = sharedCas;
       const held = <i32>(b.len / <usize>ENTRY_BYTES);
+      if (held == 0) {
+        b.free();
+        return 0;
+      }
       const n = held < room ? held : room;
       for (let j = 0; j < n; j++) {
         const p = b.ptr + <usize>(j * ENTRY_BYTES);

@@ -63,7 +63,10 @@ export class CandidateFilter {
       unchecked(c.decoding[n] = unchecked(sum.decoding[i]));
       // Other gateways' work, as the control plane last reported it, adds to this gateway's.
       unchecked(c.queued[n] = unchecked(sum.queued[i]) + unchecked(t.otherGatewaysQueuedTokens[i]));
-      unchecked(c.sincePlacedMs[n] = msSincePlacement(nowMs, unchecked(sum.placedMs[i])));
+      const own = msSincePlacement(nowMs, unchecked(sum.placedMs[i]));
+      const theirs = msSincePlacement(nowMs, unchecked(t.otherGatewaysPlacedMs[i]));
+      unchecked(c.sincePlacedMs[n] = own);
+      unchecked(c.sinceAnyPlacedMs[n] = theirs < own ? theirs : own);
       unchecked(c.written[n] = unchecked(sum.written[i]) + unchecked(t.otherGatewaysWritten[i]));
       // This gateway's own requests are counted as they start and end; the
       // engine queue (from metrics, up to a scrape old) adds what others sent

@@ -43,6 +43,8 @@ export class Candidates {
   readonly copyMs: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** Time since this gateway last sent a request to the replica, ms (Infinity: never, as far as its worker VMs' rows tell). */
   readonly sincePlacedMs: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+  /** Time since any gateway of the fleet last sent a request there, as far as this one knows, ms: this gateway's own, or the others' as the control plane's states show them (ReplicaTable.otherGatewaysPlacedMs). */
+  readonly sinceAnyPlacedMs: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /**
    * Predicted TTFTs closer than this, of candidates that would prefill the
    * same tokens, are near-equal: the picker takes the one placed longest ago
@@ -99,13 +101,6 @@ export class Candidates {
   readonly score: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** The work scorer's part of the score (its weight x its score); the rest is the other scorers' and the affinities'. */
   readonly workTerm: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
-  /**
-   * This gateway's order of preference for the replica (0 first) by the
-   * shares of the fleet, and the predicted-TTFT band within which it decides;
-   * band 0: no preference (scheduling/fleetShare.ts).
-   */
-  readonly shareRank: StaticArray<i32> = new StaticArray<i32>(MAX_SLOTS);
-  shareBandMs: f64 = 0;
   /** One scorer's output, reused by each scorer in turn. */
   readonly scratch: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
 }

@@ -11,7 +11,7 @@
 //   match            prefix locator: held blocks, cache reuse, rendezvous key
 //   predict          work model: each candidate's predicted cost, the work guard
 //   score            weighted scorers (prefix, queue, KV, in flight, work), LoRA affinity
-//   pick             fleet shares, picker (bounded load, work guard, near-equal orders)
+//   pick             picker (bounded load, work guard, near-equal orders)
 //   post-pick        session affinity, decision records: the guard
 //   commit           decision, prefix locator: record, decision records: emit,
 //                    in-flight counters: count, metrics
@@ -32,7 +32,6 @@ import { ReplicaTable } from "../state/replicaTable";
 import { CandidateFilter } from "./candidateFilter";
 import { Candidates } from "./candidates";
 import { Decision } from "./decision";
-import { markShares } from "./fleetShare";
 import { LoraAffinity } from "./loraAffinity";
 import { Pick, pick, pickBand, runnerUp } from "./picker";
 import { SessionAffinity } from "./sessionAffinity";
@@ -142,8 +141,6 @@ export class SchedulingCycle {
     const c = this.cands;
     const w = t.weights;
     const cfg = this.cfg;
-    // A gateway of a fleet places a request nobody holds any of in its own share of the replicas, among near-equal ones.
-    markShares(t, c, cfg.work, (!this.hasPrompt || !this.prefix.anyMatch) && w.work > 0);
     const band = pickBand(c.newPrefix, this.withMetrics ? w.queue + w.kvCache : 0);
     const picked = this.picked;
     pick(c, cfg.loadBoundEpsilon, band, picked, c.copyNeeded ? cfg.work.chunkTokens : 0);

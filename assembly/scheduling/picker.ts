@@ -127,7 +127,7 @@ export function pick(c: Candidates, epsilon: f64, band: f64, out: Pick, moveLimi
     const byWork = byWorkAlone(c, band);
     if (byWork >= 0 && byWork != chosen && unchecked(c.newTokens[chosen]) - unchecked(c.newTokens[byWork]) > moveLimit) chosen = byWork;
   }
-  out.index = c.shareBandMs > 0 ? nearestShare(c, chosen) : chosen;
+  out.index = chosen;
   out.spilled = chosen != unbounded;
   out.preferred = unbounded;
   out.cap = cap;
@@ -230,7 +230,11 @@ function leastContentNear(c: Candidates, b: i32, cap: f64, band: f64): i32 {
  * never ties with one holding less), whose predicted TTFT is at most
  * c.nearMs above b's and whose score besides the work term is at most
  * `band` below b's (what the other scorers and affinities say still
- * counts): the one placed longest ago, ties by rendezvous weight.
+ * counts): the one placed longest ago by any gateway of the fleet, as far
+ * as this one knows (its own placements, and the others' as the states
+ * showed them: Router's notePlacementsSeen), ties by rendezvous weight. Gateways that hear
+ * of each other within a millisecond or two thus take turns on replicas that
+ * look equal instead of all picking the one each placed on last.
  */
 function longestIdleNear(c: Candidates, b: i32, cap: f64, band: f64): i32 {
   const fresh = unchecked(c.newTokens[b]);
@@ -240,50 +244,10 @@ function longestIdleNear(c: Candidates, b: i32, cap: f64, band: f64): i32 {
   for (let i = 0; i < c.n; i++) {
     if (unchecked(c.queued[i]) <= 0 || unchecked(c.newTokens[i]) != fresh || unchecked(c.ttftMs[i]) > within) continue;
     if (othersScore(c, i) < restFloor || !fits(c, i, cap)) continue;
-    const idle = unchecked(c.sincePlacedMs[i]), bestIdle = unchecked(c.sincePlacedMs[best]);
+    const idle = unchecked(c.sinceAnyPlacedMs[i]), bestIdle = unchecked(c.sinceAnyPlacedMs[best]);
     if (idle > bestIdle || (idle == bestIdle && unchecked(c.rendezvous[i]) > unchecked(c.rendezvous[best]))) best = i;
   }
   return best;
-}
-
-/**
- * Among the candidates under the work guard whose predicted TTFT is within
- * c.shareBandMs of the fastest such, those of the nearest share
- * (c.shareRank); `chosen` when it is one of them or a former home of the
- * prompt within the band, else the best-scored of
- * them (ties by rendezvous), or for a new prefix the one given the least
- * content (givenLessContent). The count guard sits out: it counts this
- * gateway's requests (the others' only once they decode, as their reported
- * work estimates them), which the shares gather on purpose, while the work
- * guard counts the whole fleet's work.
- */
-function nearestShare(c: Candidates, chosen: i32): i32 {
-  let fastest = Infinity;
-  for (let i = 0; i < c.n; i++) {
-    if (underWorkGuard(c, i) && unchecked(c.ttftMs[i]) < fastest) fastest = unchecked(c.ttftMs[i]);
-  }
-  const within = fastest + c.shareBandMs;
-  if (isFormerHome(c, chosen) && unchecked(c.ttftMs[chosen]) <= within) return chosen;
-  let nearest = unchecked(c.shareRank[chosen]);
-  for (let i = 0; i < c.n; i++) {
-    if (underWorkGuard(c, i) && unchecked(c.ttftMs[i]) <= within && unchecked(c.shareRank[i]) < nearest) nearest = unchecked(c.shareRank[i]);
-  }
-  if (nearest == unchecked(c.shareRank[chosen])) return chosen;
-  const byContent = c.newPrefix && c.nearMs > 0;
-  let best = -1;
-  for (let i = 0; i < c.n; i++) {
-    if (!underWorkGuard(c, i) || unchecked(c.ttftMs[i]) > within || unchecked(c.shareRank[i]) != nearest) continue;
-    if (best < 0 || (byContent ? givenLessContent(c, i, best) : ranksAbove(c, i, best))) best = i;
-  }
-  return best;
-}
-
-/** Candidate i is the better home for a new prefix than j: nothing queued where j has prefill queued, else less content, else it ranks above. */
-@inline function givenLessContent(c: Candidates, i: i32, j: i32): bool {
-  const qi = unchecked(c.queued[i]) > 0, qj = unchecked(c.queued[j]) > 0;
-  if (qi != qj) return qj;
-  const d = unchecked(c.written[i]) - unchecked(c.written[j]);
-  return d < 0 || (d == 0 && ranksAbove(c, i, j));
 }
 
 /** The best candidate other than `except` (score, then rendezvous), or -1: where a retry goes. */

@@ -41,6 +41,13 @@ export class ReplicaTable {
    * Added to this gateway's own content counts.
    */
   otherGatewaysWritten: Array<f64> = [];
+  /**
+   * When (ms, the host clock) a state first showed the other gateways'
+   * queued tokens on each replica rise: their latest placement there as far
+   * as this gateway knows (0: none seen). Router.install carries it from
+   * table to table.
+   */
+  otherGatewaysPlacedMs: Array<u32> = [];
   /** Prefix-index slot of each replica, -1 for none (PrefixLocator.resize assigns them). */
   slot: Array<i32> = [];
   /** Identifies the replica list (addresses in order): in-flight counters are laid out by it. */
@@ -82,6 +89,7 @@ export class ReplicaTable {
     this.otherGatewaysQueuedTokens.push(0);
     this.otherGatewaysDecodeWork.push(0);
     this.otherGatewaysWritten.push(0);
+    this.otherGatewaysPlacedMs.push(0);
     this.slot.push(-1);
     this.n++;
   }

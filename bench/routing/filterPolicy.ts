@@ -131,6 +131,12 @@ export class FilterPolicy implements RoutingPolicy {
 
   private nsOf(us: number): bigint { return EPOCH_NS + BigInt(us) * 1000n; }
 
+  /** Milliseconds from `nowUs` to gateway `g`'s next tick (its worker VMs' earliest); Infinity when none ticks. */
+  msToNextTick(g: number, nowUs: number): number {
+    const next = this.hosts[g]!.nextTickAt();
+    return next === null ? Infinity : Number(next - this.nsOf(nowUs)) / 1e6;
+  }
+
   advanceTo(nowUs: number): void {
     const ns = this.nsOf(nowUs);
     for (const h of this.hosts) h.advanceTo(ns);

@@ -6,8 +6,6 @@
 // feeds the store (as the scraper would), held polls wait on virtual timers,
 // and answers are delivered at the simulation's next step, never inside a
 // call into the filter.
-import { FLEET_PUBLISH_MS } from '../../control-plane/app.js';
-import { DEFAULTS } from '../../control-plane/config.js';
 import { FleetExchange } from '../../control-plane/fleetExchange.js';
 import { decodeReport, type PollReport } from '../../control-plane/fleetWire.js';
 import { pollState } from '../../control-plane/statePoll.js';
@@ -28,8 +26,6 @@ export class VirtualControlPlane {
   private timers: Timer[] = [];
   private pending: Array<() => void> = [];
   private lastFleetPublishMs = -Infinity;
-  /** The next tick of the store's publish timer (app.ts: every publishIntervalMs), which also publishes the fleet's news. */
-  private nextPublishTickMs = 0;
   /** Fleet reports taken in, and answers with a state. */
   reports = 0;
   states = 0;
@@ -85,21 +81,18 @@ export class VirtualControlPlane {
     if (!this.publishFleetNews()) this.store.publish();
   }
 
-  /** As the control plane's tick does: a new version for the fleet's news, at most every FLEET_PUBLISH_MS. */
+  /** As the control plane's publish timer does (app.ts): a new version for the fleet's news once it is due (fleetExchange.ts, newsDelayMs). */
   private publishFleetNews(): boolean {
-    if (this.nowMs - this.lastFleetPublishMs < FLEET_PUBLISH_MS || !this.fleet.takeChanged()) return false;
+    if (this.nowMs - this.lastFleetPublishMs < this.fleet.newsDelayMs || !this.fleet.takeChanged()) return false;
     this.lastFleetPublishMs = this.nowMs;
     this.store.publish(true);
     return true;
   }
 
-  /** Moves the clock: the publish ticks due run (the fleet's news), held polls whose wait ran out are answered 304. */
+  /** Moves the clock: the fleet's news is published when due, held polls whose wait ran out are answered 304. */
   advance(nowMs: number): void {
     if (nowMs > this.nowMs) this.nowMs = nowMs;
-    if (this.nowMs >= this.nextPublishTickMs) {
-      this.nextPublishTickMs = (Math.floor(this.nowMs / DEFAULTS.publishIntervalMs) + 1) * DEFAULTS.publishIntervalMs;
-      this.publishFleetNews();
-    }
+    this.publishFleetNews();
     if (this.timers.length === 0) return;
     const due = this.timers.filter((t) => t.live && t.dueMs <= this.nowMs);
     if (due.length === 0) return;

@@ -32,7 +32,7 @@ function nearEqual(): Candidates {
     c.workTerm[i] = c.score[i] - 10;
   }
   c.ttftMs[0] = 500; c.ttftMs[1] = 502; c.ttftMs[2] = 504;
-  c.sincePlacedMs[0] = 100; c.sincePlacedMs[1] = 200; c.sincePlacedMs[2] = 300;
+  c.sinceAnyPlacedMs[0] = 100; c.sinceAnyPlacedMs[1] = 200; c.sinceAnyPlacedMs[2] = 300;
   c.nearMs = 47;
   return c;
 }
@@ -49,12 +49,12 @@ describe("placement order among near-equal predictions", () => {
   });
   it("counts a replica never placed on as placed longest ago", () => {
     const c = nearEqual();
-    c.sincePlacedMs[1] = Infinity;
+    c.sinceAnyPlacedMs[1] = Infinity;
     expect(chosen(c)).toBe(1);
   });
   it("orders replicas placed at the same time by rendezvous weight", () => {
     const c = nearEqual();
-    c.sincePlacedMs[0] = Infinity; c.sincePlacedMs[1] = Infinity; c.sincePlacedMs[2] = Infinity;
+    c.sinceAnyPlacedMs[0] = Infinity; c.sinceAnyPlacedMs[1] = Infinity; c.sinceAnyPlacedMs[2] = Infinity;
     expect(chosen(c)).toBe(0);
   });
   it("leaves a replica with nothing queued where its prediction ranks it: that prediction is exact", () => {
@@ -86,7 +86,7 @@ describe("placement order among near-equal predictions", () => {
     c.newTokens[0] = 1990;
     c.work[0] = 2990;
     c.ttftMs[0] = 499;
-    c.sincePlacedMs[0] = 0;
+    c.sinceAnyPlacedMs[0] = 0;
     expect(chosen(c)).toBe(0);
   });
   it("keeps the score and rendezvous order when nearMs is 0", () => {

@@ -2,7 +2,7 @@
 // after its cursor, others' work), the LRU per replica, and the wire codecs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FleetExchange, GATEWAY_EXPIRY_MS } from '../../control-plane/fleetExchange.js';
+import { FleetExchange, GATEWAY_EXPIRY_MS, PLACEMENT_PUBLISH_MS, WORK_PUBLISH_MS } from '../../control-plane/fleetExchange.js';
 import {
   decodeFleetPosition, decodeOtherContentSection, decodeOtherWorkSection, decodePlacementsSection, decodeReport, encodeFleetPosition,
   encodeOtherContentSection, encodeReport, FleetWireError, MAX_SECTION_PLACEMENTS, REPORT_FORMAT_WITHOUT_CONTENT, SECTION_FLEET_POSITION,
@@ -266,4 +266,30 @@ test('a lone gateway\'s placements and work move no version (nobody else would h
   assert.equal(x.takeChanged(), true, 'B expired');
   x.ingest(report(A, 0n, [[13n, R1, 1]]));
   assert.equal(x.takeChanged(), false, 'alone again');
+});
+
+test('news is due PLACEMENT_PUBLISH_MS after the last fleet publish with a placement or a gateway joining or leaving, WORK_PUBLISH_MS with changed work alone', () => {
+  let now = 1000;
+  const x = new FleetExchange({ hashAddress: hash, now: () => now });
+  const s = state([replica(R0), replica(R1)]);
+  x.setReplicas(s.replicas);
+  assert.ok(PLACEMENT_PUBLISH_MS < WORK_PUBLISH_MS);
+  assert.equal(x.newsDelayMs, Infinity, 'no news');
+  x.ingest(report(A, 0n));
+  assert.equal(x.newsDelayMs, PLACEMENT_PUBLISH_MS, 'A joined');
+  x.ingest(report(B, 0n));
+  x.takeChanged();
+  assert.equal(x.newsDelayMs, Infinity);
+  x.ingest(report(A, 0n, [], [[R0, 500, 0]]));
+  assert.equal(x.newsDelayMs, WORK_PUBLISH_MS, 'work alone');
+  x.ingest(report(A, 0n, [[1n, R0, 1]], [[R0, 900, 0]]));
+  assert.equal(x.newsDelayMs, PLACEMENT_PUBLISH_MS, 'a placement besides');
+  assert.equal(x.takeChanged(), true);
+  assert.equal(x.newsDelayMs, Infinity, 'taken');
+  x.ingest(report(A, 0n, [], [[R0, 900, 0]]));
+  assert.equal(x.newsDelayMs, Infinity, 'the same work again');
+  now += GATEWAY_EXPIRY_MS + 1;
+  x.ingest(report(A, 0n, [], [[R0, 900, 0]]));
+  x.expire();
+  assert.equal(x.newsDelayMs, PLACEMENT_PUBLISH_MS, 'B left');
 });

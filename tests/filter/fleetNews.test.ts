@@ -13,7 +13,7 @@ import type { SimRequest } from '../../bench/routing/workloads.js';
 
 const prompt = 'You are the fleet news assistant; answer in one line. '.repeat(60);
 
-/** Moves virtual time to `toUs` in steps of 5 ms, as the simulation's events do (the control plane's publish tick runs between them). */
+/** Moves virtual time to `toUs` in steps of at most 5 ms, as the simulation's events do (the control plane publishes the fleet's news between them). */
 function advance(policy: FilterPolicy, fromUs: number, toUs: number): void {
   for (let t = fromUs + 5_000; t < toUs; t += 5_000) policy.advanceTo(t);
   policy.advanceTo(toUs);
@@ -23,7 +23,7 @@ function request(id: number, atUs: number, outputTokens = 8): SimRequest {
   return { id, arrivalUs: atUs, prompt, promptTokens: Math.floor(prompt.length / 4), blockHashes: [], outputTokens, group: 'g' };
 }
 
-test('a placement made through gateway A reaches gateway B within tens of milliseconds while both polls are held', async () => {
+test('a placement made through gateway A reaches gateway B within a few milliseconds while both polls are held; work alone follows within WORK_PUBLISH_MS', async () => {
   const policy = await FilterPolicy.create({ name: 'fleet-news', replicas: 4, weights: DEFAULT_WEIGHTS, gateways: 2, workers: 1, seed: 3 });
   try {
     // Both gateways have polled, registered, and heard of each other (their fleet positions).
@@ -36,18 +36,38 @@ test('a placement made through gateway A reaches gateway B within tens of millis
     policy.onFirstToken(a);
     assert.equal(a.matched, 0, 'nobody held the prompt before');
     assert.equal(policy.controlPlane.fleet.placementCount, 0);
-    // One report tick (20 ms) later the control plane holds A's placements, though A's poll is still held.
-    advance(policy, placedAtUs, placedAtUs + 25_000);
+    // A's next report tick (1 ms) sends them though A's poll is held; the control plane
+    // publishes them PLACEMENT_PUBLISH_MS after its last fleet publish, answering B's held poll.
+    advance(policy, placedAtUs, placedAtUs + 1_000);
     assert.ok(policy.controlPlane.fleet.placementCount > 0, 'the report went out while the poll was held');
-    // The control plane's next publish tick answers B's held poll with them: B routes the prompt to A's replica, as a hit.
-    const atUs = placedAtUs + 60_000;
-    advance(policy, placedAtUs + 25_000, atUs);
+    const atUs = placedAtUs + 3_000;
+    advance(policy, placedAtUs + 1_000, atUs);
     const b = policy.route(request(1, atUs), { gateway: 1, worker: 0 });
-    policy.onFirstToken(b);
     assert.equal(b.replica, a.replica);
     assert.ok((b.matched ?? 0) > 0, `B knows the prefix (matched ${b.matched} of ${b.total})`);
+    // Its first token changes only B's work: no report for it until WORK_REPORT_NS (20 ms) after B's last.
+    advance(policy, atUs, atUs + 5_000);
+    const quiet = policy.controlPlane.reports;
+    policy.onFirstToken(b);
+    advance(policy, atUs + 5_000, atUs + 10_000);
+    assert.equal(policy.controlPlane.reports, quiet, 'changed work alone waits');
+    advance(policy, atUs + 10_000, atUs + 30_000);
+    assert.ok(policy.controlPlane.reports > quiet, 'and goes out within 20 ms of the last report');
+    // Busy, A's poller ticks every millisecond; once nothing is in flight it goes back to 100 ms,
+    // and its next request brings the 1 ms tick back at once.
+    assert.ok(policy.msToNextTick(0, atUs + 30_000) <= 1);
     policy.onFinish(a);
     policy.onFinish(b);
+    const idleUs = atUs + 400_000;
+    advance(policy, atUs + 30_000, idleUs);
+    assert.ok(policy.msToNextTick(0, idleUs) > 1, `idle: the next tick in ${policy.msToNextTick(0, idleUs)} ms`);
+    const c = policy.route({ ...request(2, idleUs), prompt: 'A new question nobody asked. '.repeat(80) }, { gateway: 0, worker: 0 });
+    assert.ok(policy.msToNextTick(0, idleUs) <= 1, 'woken by its own request');
+    const before = policy.controlPlane.fleet.placementCount;
+    advance(policy, idleUs, idleUs + 1_000);
+    assert.ok(policy.controlPlane.fleet.placementCount > before, 'and its placements reported within the millisecond');
+    policy.onFirstToken(c);
+    policy.onFinish(c);
     assert.deepEqual(policy.unexpectedLogs(), []);
   } finally {
     await policy.close();

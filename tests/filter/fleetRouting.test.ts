@@ -31,7 +31,7 @@ test('a prefix placed through gateway A routes to the same replica through gatew
     for (const g of [a, b]) await waitFor(() => readStamp(g.host.sharedData).version >= v, 'gateway on the new state', 10_000);
   };
   try {
-    // A places the prompt on one of the idle replicas (in its own share of them, once it knows its fleet position).
+    // A places the prompt on one of the idle replicas.
     await settle([0, 0, 0, 0]);
     const x = send(a.host, { body: completion(prompt) }).endpoint!;
     const xi = replicas.findIndex((r) => r.address === x);
