@@ -2,10 +2,12 @@
 // in blocks), waiting to reach the other gateways through the control plane.
 // Each worker VM posts to its own ring on the request path (no host call);
 // ticks move the ring into the gateway's outbox in shared data
-// ("prefix_router.placements", entries of [u64 hash][u64 replica][u32 depth]),
-// from which the one VM that polls the control plane takes them all. Both
-// are bounded: past OUTBOX_CAPACITY the oldest give way (a placement lost is
-// a cache hit another gateway may miss, never a wrong route).
+// ("prefix_router.placements", entries of [u64 hash][u64 replica][u32 depth];
+// in a gateway of a fleet the worker VMs that do not poll move it as each
+// request is routed: Router.placementsAtOnce), from which the one VM that
+// polls the control plane takes them all. Both are bounded: past
+// OUTBOX_CAPACITY the oldest give way (a placement lost is a cache hit
+// another gateway may miss, never a wrong route).
 import { HostBytes, WasmResult, getShared, setShared, sharedCas } from "../abi/hostCalls";
 
 export const OUTBOX_CAPACITY: i32 = 4096;
