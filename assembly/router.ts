@@ -71,8 +71,9 @@ export class Router {
   private install(t: ReplicaTable): void {
     // The state carries the four weights the control plane serves; the work weight is configuration.
     t.weights.work = this.cfg.weights.work;
-    notePlacementsSeen(this.table, t);
-    this.cycle.install(this.table, t);
+    const from = t.indexesIn(this.table);
+    notePlacementsSeen(this.table, t, from);
+    this.cycle.install(this.table, t, from);
     this.table = t;
   }
 
@@ -234,16 +235,16 @@ export class Router {
 }
 
 /**
- * Stamps each replica of `next` where the other gateways' queued tokens rose
+ * Stamps each replica of `next` (at index `from[i]` in `prev`, -1: new) where the other gateways' queued tokens rose
  * since `prev`, or that a placement of theirs in `next` names (section 1),
  * with the time `next` arrived, and carries the stamps of the rest: the
  * others' placements, which the picker's order among near-equal replicas
  * counts as this gateway's own (scheduling/picker.ts, longestIdleNear).
  */
-export function notePlacementsSeen(prev: ReplicaTable, next: ReplicaTable): void {
+export function notePlacementsSeen(prev: ReplicaTable, next: ReplicaTable, from: StaticArray<i32>): void {
   const atMs = <u32>(next.receivedAtNs / 1000000);
   for (let i = 0; i < next.n; i++) {
-    const j = prev.indexOf(unchecked(next.addresses[i]));
+    const j = unchecked(from[i]);
     if (j < 0) continue;
     const rose = unchecked(next.otherGatewaysQueuedTokens[i]) > unchecked(prev.otherGatewaysQueuedTokens[j]);
     unchecked(next.otherGatewaysPlacedMs[i] = rose && atMs != 0 ? atMs : unchecked(prev.otherGatewaysPlacedMs[j]));

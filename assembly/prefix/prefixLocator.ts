@@ -125,12 +125,16 @@ export class PrefixLocator {
    * Gives each replica of `next` a slot (keeping the one it had in `old`,
    * the table the last resize gave slots) and a quota of its KV size in
    * blocks, all quotas together fitting the index; replicas that left give
-   * their slot, and what the index knew of them, back.
+   * their slot, and what the index knew of them, back. `from`: each replica
+   * of `next`'s index in `old` (ReplicaTable.indexesIn), computed when not given.
    */
-  resize(old: ReplicaTable, next: ReplicaTable): void {
+  resize(old: ReplicaTable, next: ReplicaTable, from: StaticArray<i32> | null = null): void {
+    const at = from !== null ? from : next.indexesIn(old);
+    const kept = new StaticArray<bool>(old.n);
+    for (let i = 0; i < next.n; i++) if (at[i] >= 0) kept[at[i]] = true;
     for (let i = 0; i < old.n; i++) {
       const s = old.slot[i];
-      if (s >= 0 && next.indexOf(old.addresses[i]) < 0) {
+      if (s >= 0 && !kept[i]) {
         this.index.clearSlot(<u32>s);
         unchecked(this.writeShare[s] = 1.0);
         this.reuse.forget(s);
@@ -143,7 +147,7 @@ export class PrefixLocator {
     let sum: f64 = 0;
     const quota = new StaticArray<f64>(next.n);
     for (let i = 0; i < next.n; i++) {
-      const j = old.indexOf(next.addresses[i]);
+      const j = at[i];
       let s = j >= 0 ? old.slot[j] : -1;
       if (s < 0 && this.freeSlots.length > 0) s = this.freeSlots.pop();
       next.slot[i] = s;

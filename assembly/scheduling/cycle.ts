@@ -73,9 +73,9 @@ export class SchedulingCycle {
   }
 
   /** The routed replica set changes from `old` to `next`. */
-  install(old: ReplicaTable, next: ReplicaTable): void {
-    this.prefix.resize(old, next);
-    this.inflight.remap(old, next);
+  install(old: ReplicaTable, next: ReplicaTable, from: StaticArray<i32>): void {
+    this.prefix.resize(old, next, from);
+    this.inflight.remap(old, next, from);
     this.metrics.defineReplicas(next);
   }
 

@@ -25,17 +25,18 @@ export class InflightCounters {
     this.vmId = vmId;
   }
 
-  /** Carries this VM's counters over to a new replica table, by address. */
-  remap(old: ReplicaTable, next: ReplicaTable): void {
+  /** Carries this VM's counters over to a new replica table, by address (`from[j]`: replica j's index in `old`, -1 new; computed when not given). */
+  remap(old: ReplicaTable, next: ReplicaTable, from: StaticArray<i32> | null = null): void {
+    const at = from !== null ? from : next.indexesIn(old);
     const l = this.local;
     const n = next.n;
     const inflight = new StaticArray<f64>(n), decoding = new StaticArray<f64>(n);
     const queued = new StaticArray<f64>(n), decodeWork = new StaticArray<f64>(n);
     const placedMs = new StaticArray<u32>(n);
     const written = new StaticArray<f64>(n);
-    for (let i = 0; i < old.n; i++) {
-      const j = next.indexOf(old.addresses[i]);
-      if (j < 0) continue;
+    for (let j = 0; j < n; j++) {
+      const i = at[j];
+      if (i < 0) continue;
       inflight[j] = l.inflight[i];
       decoding[j] = l.decoding[i];
       queued[j] = l.queued[i];

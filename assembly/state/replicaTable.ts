@@ -94,6 +94,20 @@ export class ReplicaTable {
     this.n++;
   }
 
+  /**
+   * For each replica of this table, its index in `prev`, or -1: how the
+   * state routed on before maps to this one (a replica at the same place in
+   * both, the common case, is found without a lookup).
+   */
+  indexesIn(prev: ReplicaTable): StaticArray<i32> {
+    const out = new StaticArray<i32>(this.n);
+    for (let i = 0; i < this.n; i++) {
+      const a = unchecked(this.addresses[i]);
+      unchecked(out[i] = i < prev.n && unchecked(prev.addresses[i]) == a ? i : prev.indexOf(a));
+    }
+    return out;
+  }
+
   /** The index of the replica at `address`, or -1. */
   indexOf(address: string): i32 {
     const h = xxh64String(address, 0);

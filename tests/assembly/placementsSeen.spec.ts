@@ -19,7 +19,7 @@ describe("the other gateways' placement times", () => {
     const a = state([0, 500, 0], 1000);
     a.otherGatewaysPlacedMs[2] = 900;
     const b = state([300, 200, 0], 1020);
-    notePlacementsSeen(a, b);
+    notePlacementsSeen(a, b, b.indexesIn(a));
     expect(b.otherGatewaysPlacedMs[0]).toBe(1020);
     expect(b.otherGatewaysPlacedMs[1]).toBe(0, "fell: no placement seen");
     expect(b.otherGatewaysPlacedMs[2]).toBe(900, "unchanged: the last stamp");
@@ -28,7 +28,7 @@ describe("the other gateways' placement times", () => {
     const a = state([0, 500, 0], 1000);
     const b = state([0, 400, 0], 1005);
     b.learnedReplica = [1];
-    notePlacementsSeen(a, b);
+    notePlacementsSeen(a, b, b.indexesIn(a));
     expect(b.otherGatewaysPlacedMs[1]).toBe(1005);
     expect(b.otherGatewaysPlacedMs[0]).toBe(0);
   });
@@ -37,10 +37,10 @@ describe("the other gateways' placement times", () => {
     a.otherGatewaysPlacedMs[1] = 990;
     const b = replicaTable([ADDRESSES[1], ADDRESSES[2]], 100000);
     b.receivedAtNs = 1010 * 1000000;
-    notePlacementsSeen(a, b);
+    notePlacementsSeen(a, b, b.indexesIn(a));
     expect(b.otherGatewaysPlacedMs[0]).toBe(990);
     const c = state([100, 100, 100], 0);
-    notePlacementsSeen(a, c);
+    notePlacementsSeen(a, c, c.indexesIn(a));
     expect(c.otherGatewaysPlacedMs[0]).toBe(0);
     expect(c.otherGatewaysPlacedMs[1]).toBe(990);
   });
