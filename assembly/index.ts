@@ -110,10 +110,16 @@ export function proxy_on_http_call_response(id: u32, token: u32, nheaders: u32, 
   if (root !== null) root.onHttpCallResponse(token, nheaders, bodySize);
 }
 
+export function proxy_on_queue_ready(id: u32, token: u32): void {
+  const root = roots.get(id);
+  // What a report allocates waits for the next tick's collection, as with proxy_on_http_call_response.
+  if (root !== null) root.onQueueReady(token);
+}
+
 // Hooks the filter has no use for are not exported: a host skips a missing
 // one (cpp-host and ours return Continue), so a response's trailers and
 // every stream's log callback never enter the module (proxy_on_response_trailers,
-// _log, _queue_ready, _foreign_function, _request_metadata and
+// _log, _foreign_function, _request_metadata and
 // _response_metadata). proxy_on_response_body is exported for the first
 // token (HttpContext.onResponseBody); each later chunk costs one call that
 // returns at once.

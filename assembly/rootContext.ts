@@ -19,6 +19,7 @@ import { Router } from "./router";
 import { FleetReport, REPORT_CONTENT_TYPE } from "./state/fleetReport";
 import { GatewayBlob } from "./state/gatewayBlob";
 import { ReplicaTable } from "./state/replicaTable";
+import { ReportWake } from "./state/reportWake";
 import { StateDelivery } from "./state/stateDelivery";
 import { stateError } from "./state/stateWire";
 import { allocateVmId, holdLease, releaseLease } from "./state/workerVms";
@@ -28,16 +29,16 @@ import { CharCode } from "./charCode";
 const TICK_MS: u32 = 100;
 /**
  * The worker VM that polls for a gateway of a fleet (more than one live
- * gateway, state section 3) ticks this often, and reports the placements it
- * finds (the gateway's, from every worker VM) at once: the other gateways
- * hear of a placement within a tick, a round trip and the control plane's
- * fleet publish interval, a few milliseconds, so that they do not all place
- * on the replica that looked idle to each. It does so while the gateway
- * has requests in flight or routed one since the last full tick (an idle
- * gateway places nothing: it goes back to TICK_MS). The rest of the tick's
- * work still runs every TICK_MS.
+ * gateway, state section 3) reports a placement the moment any worker VM
+ * makes it (state/reportWake.ts): the other gateways hear of it within a
+ * round trip and the control plane's fleet publish interval, a few
+ * milliseconds, so that they do not all place on the replica that looked
+ * idle to each. While the gateway has requests in flight or routed one since
+ * the last full tick, it also ticks this often to report changed work (after
+ * WORK_REPORT_NS) and what a wake missed; idle, every TICK_MS. The rest of
+ * the tick's work still runs every TICK_MS.
  */
-const REPORT_TICK_MS: u32 = 1;
+const REPORT_TICK_MS: u32 = 10;
 /** A report with changed work and no placement waits this long after the last report: work alone is news the fleet can hear a little later. */
 const WORK_REPORT_NS: u64 = 20000000;
 /** A poller that stops renewing (its VM died) is replaced after this long. */
@@ -74,6 +75,10 @@ export class RootContext {
   private fleetPost: bool = true;
   /** The report sent alone while the poll is held; 0: none outstanding. */
   private reportToken: u32 = 0;
+  /** Wakes the poller as placements are made (the gateway's queue; this VM registers it while it polls). */
+  private readonly wake: ReportWake = new ReportWake();
+  /** A wake came while a report was in flight: report again when it is answered. */
+  private reportAgain: bool = false;
   /** Ticking every REPORT_TICK_MS (the poller of a gateway of a fleet), and how many such ticks since the last full one. */
   private reportTicking: bool = false;
   private reportTicks: u32 = 0;
@@ -115,7 +120,10 @@ export class RootContext {
     const delivery = new StateDelivery(blob, this.metrics);
     this.delivery = delivery;
     this.router = new Router(cfg, this.metrics, this.vmId, blob, delivery);
-    if (cfg.hasControlPlane && cfg.sharedState && this.vmId != 0) this.fleet = new FleetReport();
+    if (cfg.hasControlPlane && cfg.sharedState && this.vmId != 0) {
+      this.fleet = new FleetReport();
+      this.router!.reportWake = this.wake;
+    }
     if (cfg.sharedState) {
       setTickPeriodMs(TICK_MS);
       this.router!.refresh();
@@ -133,20 +141,8 @@ export class RootContext {
     if (this.fleet !== null) {
       const fleet = router.replicas.fleetCount > 1;
       router.placementsAtOnce = fleet && !this.polling;
-      // An idle poller's own next request brought the report tick back at once (Router.schedule).
-      if (router.wokeTicks) {
-        router.wokeTicks = false;
-        this.busy = true;
-        this.reportTicking = true;
-        this.reportTicks = 0;
-      }
       const fast = fleet && this.polling && this.busy;
-      router.wakeTickMs = fleet && this.polling && !fast ? REPORT_TICK_MS : 0;
-      if (fast != this.reportTicking) {
-        this.reportTicking = fast;
-        this.reportTicks = 0;
-        setTickPeriodMs(fast ? REPORT_TICK_MS : TICK_MS);
-      }
+      if (fast != this.reportTicking) this.setReportTicking(fast);
       if (fast) {
         this.report(cfg, router, now);
         if (++this.reportTicks < TICK_MS / REPORT_TICK_MS) return;
@@ -171,8 +167,33 @@ export class RootContext {
       router.heartbeat(now);
     }
     this.polling = cfg.hasControlPlane && this.vmId != 0 && holdLease(this.vmId, now, LEASE_TTL_NS);
+    if (this.fleet !== null && this.polling != this.wake.registered) {
+      if (this.polling) this.wake.register();
+      else this.wake.unregistered();
+    }
     if (this.polling && this.fleet !== null && router.replicas.fleetCount > 1) this.busy = this.gatewayBusy(router, now);
     if (this.polling && this.pollToken == 0 && now >= this.nextPollAtNs) this.startPoll(cfg, router, now);
+  }
+
+  private setReportTicking(fast: bool): void {
+    this.reportTicking = fast;
+    this.reportTicks = 0;
+    setTickPeriodMs(fast ? REPORT_TICK_MS : TICK_MS);
+  }
+
+  /** A worker VM placed a prefix (state/reportWake.ts): the poller reports it now, and ticks as a busy gateway's poller. */
+  onQueueReady(token: u32): void {
+    const router = this.router;
+    const cfg = this.cfg;
+    if (router === null || cfg === null || !this.wake.owns(token)) return;
+    this.wake.drain();
+    if (this.fleet === null || !this.polling || router.replicas.fleetCount <= 1) return;
+    if (!this.reportTicking) {
+      this.busy = true;
+      this.setReportTicking(true);
+    }
+    if (this.reportToken != 0) this.reportAgain = true;
+    else this.report(cfg, router, nowNs());
   }
 
   private startPoll(cfg: PluginConfig, router: Router, now: u64): void {
@@ -248,6 +269,8 @@ export class RootContext {
     if (polled) this.pollToken = 0;
     else if (token == this.reportToken) this.reportToken = 0;
     else return;
+    const reportAgain = !polled && this.reportAgain;
+    if (!polled) this.reportAgain = false;
     const now = nowNs();
     if (nheaders == 0) {
       this.pollFailed(cfg, now, POLL_FAILED + "no response (connection failed or timed out)");
@@ -300,6 +323,8 @@ export class RootContext {
     }
     // Long poll: ask again at once, so the next change is pushed, not waited for.
     if (polled && this.vmId != 0 && holdLease(this.vmId, now, LEASE_TTL_NS)) this.startPoll(cfg, router, now);
+    // Placements made while the report was in flight go now, not at the next tick.
+    else if (reportAgain) this.report(cfg, router, now);
   }
 
   /** Whether the gateway has requests in flight or routed one since the last look (its worker VMs' rows). */

@@ -3,7 +3,6 @@
 // drives the scheduling cycle over it, whose extension points and plugins
 // scheduling/cycle.ts declares. Streams call route(), responseStarted() and
 // finish(); the root context calls adopt(), refresh() and heartbeat().
-import { setTickPeriodMs } from "./abi/hostCalls";
 import { PluginConfig } from "./config/pluginConfig";
 import { Counter, RouterMetrics } from "./metrics";
 import { PrefixLocator } from "./prefix/prefixLocator";
@@ -12,6 +11,7 @@ import { SchedulingCycle } from "./scheduling/cycle";
 import { Decision } from "./scheduling/decision";
 import { GatewayBlob, WorkCounts } from "./state/gatewayBlob";
 import { ReplicaTable } from "./state/replicaTable";
+import { ReportWake } from "./state/reportWake";
 import { StateDelivery } from "./state/stateDelivery";
 
 /** What routeEarly() did with a body still arriving. */
@@ -141,11 +141,11 @@ export class Router {
     cycle.score(d);
     cycle.pick(d);
     cycle.commit(d);
-    if (this.placementsAtOnce) cycle.prefix.flushPlacements();
-    else if (this.wakeTickMs != 0) {
-      setTickPeriodMs(this.wakeTickMs);
-      this.wakeTickMs = 0;
-      this.wokeTicks = true;
+    if (cycle.prefix.pendingPlacements > 0) {
+      const wake = this.reportWake;
+      if (this.placementsAtOnce) {
+        if (cycle.prefix.flushPlacements() && wake !== null) wake.wake();
+      } else if (wake !== null) wake.wakeSelf();
     }
     return true;
   }
@@ -211,17 +211,16 @@ export class Router {
   /**
    * Each request's placements go to the gateway's outbox as it is routed,
    * not at this VM's next tick: set (by the root context) on the worker VMs
-   * of a gateway of a fleet that do not poll, so that the poller reports
-   * them within its report tick.
+   * of a gateway of a fleet that do not poll, so that the poller, woken
+   * through reportWake, reports them at once.
    */
   placementsAtOnce: bool = false;
   /**
-   * The tick period the root context's report ticks use, set while this VM
-   * polls for a gateway of a fleet that was idle: the next request routed
-   * sets it at once (and wokeTicks), rather than the next full tick.
+   * The gateway's report wake (state/reportWake.ts), set by the root context
+   * of a gateway of a fleet: a request that placed a prefix wakes the poller
+   * (or, on the poller, its own root context) to report it.
    */
-  wakeTickMs: u32 = 0;
-  wokeTicks: bool = false;
+  reportWake: ReportWake | null = null;
 
   /** Moves this VM's placements to the gateway's outbox, for the poller to send to the control plane. */
   flushPlacements(): void {

@@ -206,6 +206,36 @@ export function setSharedRaw(keyPtr: usize, keyLen: usize, valuePtr: usize, valu
   return setSharedRaw(changetype<usize>(key), <usize>key.byteLength, valuePtr, valueLen, cas);
 }
 
+// ---- shared queues (cpp-host: a queue is keyed by vm_id and name; enqueue wakes the registrant's root with proxy_on_queue_ready) ----
+
+/** Registers queue `name` for this VM's root context (moving delivery from any earlier registrant); its token, or 0. */
+export function registerQueue(name: ArrayBuffer): u32 {
+  store<u32>(OUT, 0);
+  const r = <WasmResult>imports.proxy_register_shared_queue(changetype<usize>(name), name.byteLength, OUT);
+  return r == WasmResult.Ok ? load<u32>(OUT) : 0;
+}
+
+/** The token of queue `name` of this VM's vm_id (an empty vm_id is the caller's own), or 0 while nobody registered it. */
+export function resolveQueue(name: ArrayBuffer): u32 {
+  store<u32>(OUT, 0);
+  const r = <WasmResult>imports.proxy_resolve_shared_queue(0, 0, changetype<usize>(name), name.byteLength, OUT);
+  return r == WasmResult.Ok ? load<u32>(OUT) : 0;
+}
+
+export function enqueueShared(token: u32, valuePtr: usize, valueLen: usize): WasmResult {
+  return <WasmResult>imports.proxy_enqueue_shared_queue(token, valuePtr, valueLen);
+}
+
+/** Takes the oldest item of a queue this VM registered into `out` (free it); Empty when none is left. */
+export function dequeueShared(token: u32, out: HostBytes): WasmResult {
+  store<usize>(OUT, 0);
+  store<usize>(OUT, 0, 4);
+  const r = <WasmResult>imports.proxy_dequeue_shared_queue(token, OUT, OUT + 4);
+  out.ptr = r == WasmResult.Ok ? outPtr() : 0;
+  out.len = r == WasmResult.Ok ? outSize() : 0;
+  return r;
+}
+
 // ---- outbound calls ----
 
 /** Starts an HTTP call to an Envoy cluster, with [bodyPtr, bodyPtr+bodyLen) as its body; returns the token, or 0 when the host refused it. */

@@ -4,7 +4,8 @@
 // ticks move the ring into the gateway's outbox in shared data
 // ("prefix_router.placements", entries of [u64 hash][u64 replica][u32 depth];
 // in a gateway of a fleet the worker VMs that do not poll move it as each
-// request is routed: Router.placementsAtOnce), from which the one VM that
+// request is routed, and wake the poller when they find the outbox empty:
+// Router.placementsAtOnce, state/reportWake.ts), from which the one VM that
 // polls the control plane takes them all. Both are bounded: past
 // OUTBOX_CAPACITY the oldest give way (a placement lost is a cache hit
 // another gateway may miss, never a wrong route).
@@ -31,6 +32,9 @@ export class PlacementOutbox {
     this.shared = shared;
   }
 
+  /** The last flush put placements into an empty outbox: the poller owes no report that will carry them. */
+  foundEmpty: bool = false;
+
   /** Placements in this VM's ring, not yet moved to the gateway's outbox. */
   @inline get pending(): i32 {
     return this.count;
@@ -48,6 +52,7 @@ export class PlacementOutbox {
 
   /** Moves this VM's ring to the end of the gateway's outbox (a tick's work). False when shared data kept refusing. */
   flush(): bool {
+    this.foundEmpty = false;
     if (!this.shared || this.count == 0) return true;
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       const b = this.bytes;
@@ -73,6 +78,7 @@ export class PlacementOutbox {
         if (++at == OUTBOX_CAPACITY) at = 0;
       }
       if (setShared(KEY, s, <usize>((keepHeld + fromRing) * ENTRY_BYTES), cas) == WasmResult.Ok) {
+        this.foundEmpty = held == 0;
         this.head = 0;
         this.count = 0;
         return true;

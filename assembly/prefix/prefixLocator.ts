@@ -469,9 +469,9 @@ export class PrefixLocator {
     return this.outbox.take(hashes, replicas, depths);
   }
 
-  /** Moves this VM's placements to the gateway's outbox in shared data (each worker VM's ticks). */
-  flushPlacements(): void {
-    this.outbox.flush();
+  /** Moves this VM's placements to the gateway's outbox in shared data (each worker VM's ticks); true when they found it empty. */
+  flushPlacements(): bool {
+    return this.outbox.flush() && this.outbox.foundEmpty;
   }
 
   /** Notes the time (s) learned placements are stamped with. */

@@ -10,12 +10,13 @@ import { join, resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { toolArgs } from '../../cli/toolArgs.js';
 import { percentiles, roundTo } from '../gateway.js';
 import { readSharedPrefixShape, sharedPrefixWorkload, uniqueWorkload, MODEL, DEFAULT_WORKLOAD_DIR, type SharedPrefixShape, type Workload } from '../routing/workloads.js';
 import { SHAPES, UNIQUE, tightKvBlocks } from '../routing/scenarios.js';
 import { T4_QWEN25_3B } from '../../simulator/latency.js';
-import { cpuSecondsOf, tail } from './processes.js';
+import { cpuNs, cpuSecondsOf, tail } from './processes.js';
 import { readCounters, diffCounters, servedShape, sumOf, type ServedShape } from './replicaCounters.js';
 import { runLoad, type RequestRecord } from './loadgen.js';
 import { addedLatencySamples, percentilesMs, warmUpPaths, PAIRS_LEAD_IN, PROBE_PAIRS, ROUTER_WARMUP_REQUESTS, WARMUP_CONCURRENCY } from './addedLatency.js';
@@ -115,6 +116,8 @@ export interface PeersOptions {
   probeWarmup?: number;
   /** Only the added-latency probe of each router and replica count: no load points. */
   probeOnly?: boolean;
+  /** Seconds over which the probe then measures the router's CPU with no traffic (absent or 0: not measured; the command's default IDLE_CPU_S). */
+  idleCpuS?: number;
   inferencePerf: boolean;
   /** The shapes a router runs on, where not every shape of the run (absent: every shape). */
   routerShapes?: Record<string, string[]>;
@@ -160,7 +163,11 @@ export interface RunResult {
 export interface GoodputRow { router: string; shape: string; replicas: number; sloMs: number; goodputRps: number; atLoad: number | null; ttftP95At70: number | null; addedLatencyP50Ms: number | null }
 
 /** A router's added latency at idle on a replica count (RunResult.addedLatencyMs of its runs). */
-export interface AddedLatencyRow { router: string; replicas: number; warmupRequests: number; pairs: number; p50: number; p95: number }
+export interface AddedLatencyRow {
+  router: string; replicas: number; warmupRequests: number; pairs: number; p50: number; p95: number;
+  /** Cores the router's processes use with no traffic, over idleCpuS after IDLE_SETTLE_S (absent: not measured); of them its control plane's. */
+  idleCpuCores?: number; idleControlCpuCores?: number; idleCpuS?: number;
+}
 
 export interface PeersResult {
   startedAt: string;
@@ -279,7 +286,20 @@ function phaseClock() {
  * (its last request decoding alone) and each router's idle latency probe per replica count (its
  * own start-up, warm-up and pairs).
  */
-export function runPlan(o: Pick<PeersOptions, 'shapes' | 'replicaCounts' | 'loads' | 'durationS' | 'probeRequests' | 'probeWarmup' | 'probeOnly' | 'routerShapes'>, routers: string[]): { arrivalsS: number; leastS: number } {
+/** The router's CPU, in cores, with no traffic: IDLE_SETTLE_S of quiet, then `seconds` measured (on-CPU time of its threads). */
+async function idleCpu(router: RunningRouter, seconds: number): Promise<{ idleCpuCores: number; idleControlCpuCores: number; idleCpuS: number }> {
+  await sleep(IDLE_SETTLE_S * 1000);
+  const control = router.controlPids ?? [];
+  const ns = (pids: readonly number[]) => pids.reduce((a, p) => a + cpuNs(p), 0);
+  const all0 = ns(router.pids);
+  const control0 = ns(control);
+  const t0 = performance.now();
+  await sleep(seconds * 1000);
+  const s = (performance.now() - t0) / 1000;
+  return { idleCpuCores: roundTo((ns(router.pids) - all0) / 1e9 / s, 5), idleControlCpuCores: roundTo((ns(control) - control0) / 1e9 / s, 5), idleCpuS: seconds };
+}
+
+export function runPlan(o: Pick<PeersOptions, 'shapes' | 'replicaCounts' | 'loads' | 'durationS' | 'probeRequests' | 'probeWarmup' | 'probeOnly' | 'idleCpuS' | 'routerShapes'>, routers: string[]): { arrivalsS: number; leastS: number } {
   let arrivalsS = 0;
   let leastS = 0;
   for (const shape of o.probeOnly ? [] : o.shapes) {
@@ -296,7 +316,8 @@ export function runPlan(o: Pick<PeersOptions, 'shapes' | 'replicaCounts' | 'load
   if (o.probeRequests > 0) {
     const probed = routers.filter((r) => o.shapes.some((shape) => runsOn(o, r, shape))).length;
     const warmupS = (2 * (o.probeWarmup ?? ROUTER_WARMUP_REQUESTS)) / WARMUP_REQUESTS_PER_S;
-    for (const replicas of o.replicaCounts) leastS += probed * (POINT_START_S + warmupS + (PAIRS_LEAD_IN * (1 + replicas) + 2 * o.probeRequests) * PROBE_REQUEST_S);
+    const idleS = (o.idleCpuS ?? 0) > 0 ? IDLE_SETTLE_S + o.idleCpuS! : 0;
+    for (const replicas of o.replicaCounts) leastS += probed * (POINT_START_S + warmupS + idleS + (PAIRS_LEAD_IN * (1 + replicas) + 2 * o.probeRequests) * PROBE_REQUEST_S);
   }
   return { arrivalsS, leastS };
 }
@@ -307,6 +328,8 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
   const started = Date.now();
   const probeWarmup = o.probeWarmup ?? ROUTER_WARMUP_REQUESTS;
   if (!Number.isSafeInteger(probeWarmup) || probeWarmup < 0) throw new Error(`probeWarmup must be a whole number >= 0; got ${probeWarmup}`);
+  const idleCpuS = o.idleCpuS ?? 0;
+  if (!(idleCpuS >= 0)) throw new Error(`idleCpuS must be a number of seconds >= 0; got ${idleCpuS}`);
   mkdirSync(join(o.out, 'logs'), { recursive: true });
   const routerStatus: PeersResult['routers'] = [];
   const chosen: RouterSpec[] = [];
@@ -388,8 +411,10 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
                 await warmUpPaths(probeRouter.url, probeSims.urls, probeWarmup, o.seed);
                 const warmupS = (performance.now() - w0) / 1000;
                 const p = percentilesMs((await addedLatencySamples(probeRouter.url, probeSims.urls, o.probeRequests, o.seed)).diffsMs);
-                addedLatency.push({ router: spec.name, replicas, warmupRequests: probeWarmup, pairs: o.probeRequests, ...p });
-                o.log(`${spec.name.padEnd(24)} added latency at idle, ${replicas} replicas, after ${probeWarmup} warm-up requests (${warmupS.toFixed(1)} s): p50 ${p.p50} ms, p95 ${p.p95} ms`);
+                const idle = idleCpuS > 0 ? await idleCpu(probeRouter, idleCpuS) : null;
+                addedLatency.push({ router: spec.name, replicas, warmupRequests: probeWarmup, pairs: o.probeRequests, ...p, ...(idle ?? {}) });
+                o.log(`${spec.name.padEnd(24)} added latency at idle, ${replicas} replicas, after ${probeWarmup} warm-up requests (${warmupS.toFixed(1)} s): p50 ${p.p50} ms, p95 ${p.p95} ms` +
+                  (idle ? `; idle CPU ${idle.idleCpuCores.toFixed(4)} cores (control plane ${idle.idleControlCpuCores.toFixed(4)}) over ${idleCpuS} s` : ''));
               } finally {
                 stopping = stopPoint(probeRouter, probeSims);
               }
@@ -495,6 +520,13 @@ export const FULL_RUN = {
 
 /** The smoke run's warm-up: the probe's path, in seconds. */
 const SMOKE_PROBE_WARMUP = 50;
+/**
+ * The idle measure: seconds of no traffic before it (a fleet's poller goes back to its slow tick
+ * after a full tick with nothing in flight), and seconds measured. What a gateway costs while
+ * nobody sends anything is the floor of what it costs in service.
+ */
+const IDLE_SETTLE_S = 2;
+const IDLE_CPU_S = 5;
 
 /** Starting a point's replicas and router, s, and one request of the idle latency probe (measured: 72 took 3.4-3.7 s). */
 const POINT_START_S = 1.1;
@@ -519,6 +551,8 @@ const USAGE = `usage: npm run bench:peers -- [options]
   --probe-warmup N     requests through each router, and as many straight to the replicas, ${WARMUP_CONCURRENCY} in flight,
                        before its added-latency pairs (default ${ROUTER_WARMUP_REQUESTS}: a router in service is past its
                        JIT's warm-up; 0 leaves only the pairs' lead-in of ${PAIRS_LEAD_IN})
+  --idle-cpu-s S       after the added-latency pairs, the router's CPU with no traffic over S seconds, once
+                       ${IDLE_SETTLE_S} s have passed (default ${IDLE_CPU_S}; 0: not measured)
   --workloads DIR      inference-perf configs (default ${DEFAULT_WORKLOAD_DIR})
   --baseline BUNDLE    also run each prefix-router layout named (prefix-router, /4-workers, /2-gateways,
                        /4-gateways, /start) from another build's dist/prefix-router.js, as NAME${BASELINE_SUFFIX}
@@ -532,7 +566,7 @@ const USAGE = `usage: npm run bench:peers -- [options]
 export async function main(argv: string[]): Promise<number> {
   const { values: v, fail, int } = toolArgs('bench:peers', USAGE, {
     quick: { type: 'boolean' }, smoke: { type: 'boolean' }, routers: { type: 'string' }, shapes: { type: 'string' }, replicas: { type: 'string' },
-    loads: { type: 'string' }, 'duration-s': { type: 'string' }, 'no-inference-perf': { type: 'boolean' }, 'probe-only': { type: 'boolean' }, 'probe-pairs': { type: 'string' }, 'probe-warmup': { type: 'string' }, workloads: { type: 'string' },
+    loads: { type: 'string' }, 'duration-s': { type: 'string' }, 'no-inference-perf': { type: 'boolean' }, 'probe-only': { type: 'boolean' }, 'probe-pairs': { type: 'string' }, 'probe-warmup': { type: 'string' }, 'idle-cpu-s': { type: 'string' }, workloads: { type: 'string' },
     seed: { type: 'string' }, baseline: { type: 'string' }, 'trace-replicas': { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   }, false, argv);
   const list = (s: string | undefined) => s?.split(',').map((x) => x.trim()).filter(Boolean);
@@ -566,6 +600,7 @@ export async function main(argv: string[]): Promise<number> {
       requestTimeoutMs: 120_000,
       probeRequests: probePairs,
       probeWarmup,
+      idleCpuS: int('idle-cpu-s', v['idle-cpu-s'], v.smoke ? 1 : IDLE_CPU_S, 0),
       probeOnly: v['probe-only'] ?? false,
       inferencePerf: !v['no-inference-perf'] && !v.smoke && !v['probe-only'],
       routerShapes: v.routers || v.smoke ? undefined : base.routerShapes,

@@ -14,8 +14,11 @@ export function renderTable(r: PeersResult): string {
   for (const s of r.routers.filter((x) => x.status !== 'ran')) lines.push(`${s.name}: ${s.status}: ${s.detail}`);
   if (r.addedLatency?.length) {
     lines.push('', 'added latency at idle (one-token requests through the router minus straight to a replica, one pair at a time, after a warm-up)');
-    lines.push(['router', 'replicas', 'warm-up', 'pairs', 'p50 ms', 'p95 ms'].join('\t'));
-    for (const a of r.addedLatency) lines.push([a.router, a.replicas, a.warmupRequests, a.pairs, f(a.p50, 3), f(a.p95, 3)].join('\t'));
+    lines.push(['router', 'replicas', 'warm-up', 'pairs', 'p50 ms', 'p95 ms', 'idle CPU cores (control plane)'].join('\t'));
+    for (const a of r.addedLatency) {
+      const idle = a.idleCpuCores === undefined ? '-' : `${f(a.idleCpuCores, 4)} (${f(a.idleControlCpuCores, 4)})`;
+      lines.push([a.router, a.replicas, a.warmupRequests, a.pairs, f(a.p50, 3), f(a.p95, 3), idle].join('\t'));
+    }
   }
   lines.push('', 'goodput (the highest offered req/s meeting the TTFT p95 SLO with <= 1% failed)');
   lines.push(['router', 'shape', 'replicas', 'SLO ms', 'goodput', 'at load', 'TTFT p95 @0.7', 'added p50 ms'].join('\t'));

@@ -139,7 +139,8 @@ export class FilterPolicy implements RoutingPolicy {
 
   advanceTo(nowUs: number): void {
     const ns = this.nsOf(nowUs);
-    for (const h of this.hosts) h.advanceTo(ns);
+    // A request a tick let go may wake its gateway's poller (proxy_on_queue_ready): delivered at this instant.
+    for (const h of this.hosts) { h.advanceTo(ns); h.runPending(); }
     this.controlPlane.advance(nowUs / 1000);
     this.controlPlane.flush();
 
@@ -199,6 +200,8 @@ export class FilterPolicy implements RoutingPolicy {
       return decision;
     }
     s.drainRequestData();
+    // Its placement wakes the gateway's poller to report it (proxy_on_queue_ready), at this instant.
+    this.hosts[entry.gateway]!.runPending();
     const d: Decision = { replica: this.destinationOf(s, req), handle };
     this.startResponse(d);
     return d;

@@ -65,6 +65,8 @@ test("a run's plan: its arrivals, and at least each point's lone request decodin
   assert.ok(Math.abs(one.leastS - one.arrivalsS - loneS - 1.1 - probeS) < 1e-9, `${one.leastS}`);
   const defaultWarmup = runPlan({ shapes: [SMOKE_SHAPE], replicaCounts: [2], loads: [1], durationS: 1.5, probeRequests: 3 }, ['r']);
   assert.ok(Math.abs(defaultWarmup.leastS - one.leastS - (2 * (3000 - 57)) / 285) < 1e-9, 'the default warm-up is 3000 requests down each path');
+  const idle = runPlan({ shapes: [SMOKE_SHAPE], replicaCounts: [2], loads: [1], durationS: 1.5, probeRequests: 3, probeWarmup: 57, idleCpuS: 4 }, ['r']);
+  assert.ok(Math.abs(idle.leastS - one.leastS - (2 + 4)) < 1e-9, 'the idle CPU measure: 2 s of quiet, then the seconds asked for');
   const probeOnly = runPlan({ shapes: [SMOKE_SHAPE, { ...SMOKE_SHAPE, name: 'other' }], replicaCounts: [2], loads: [1], durationS: 1.5, probeRequests: 3, probeWarmup: 57, probeOnly: true }, ['r']);
   assert.equal(probeOnly.arrivalsS, 0);
   assert.ok(Math.abs(probeOnly.leastS - probeS) < 1e-9, 'the probe alone, once for both shapes');
@@ -216,14 +218,22 @@ test('--baseline: each prefix-router layout also from another build, as NAME@bas
   assert.equal(routerNamed('prefix-router/4-gateways@baseline'), undefined, 'no baseline given');
   assert.match(routerNamed('prefix-router/2-gateways@baseline', '/nowhere/dist/prefix-router.js')!.unavailable() ?? '', /^\/nowhere\/dist\/prefix-router\.js is missing/);
   const out = mkdtempSync(join(tmpdir(), 'bench-peers-baseline-'));
+  const lines: string[] = [];
   try {
     // This tree's own build stands in for another one.
     const result = await runPeersBench({
       out, routers: ['prefix-router/2-gateways', 'prefix-router/2-gateways@baseline'], baseline: bundle, shapes: [SMOKE_SHAPE], replicaCounts: [2], loads: [1],
-      durationS: 1, seed: 2, requestTimeoutMs: 10_000, probeRequests: 3, probeWarmup: 5, probeOnly: true, inferencePerf: false, log: () => {},
+      durationS: 1, seed: 2, requestTimeoutMs: 10_000, probeRequests: 3, probeWarmup: 5, probeOnly: true, idleCpuS: 0.5, inferencePerf: false, log: (l) => lines.push(l),
     });
     assert.deepEqual(result.routers.map((r) => [r.name, r.status]), [['prefix-router/2-gateways', 'ran'], ['prefix-router/2-gateways@baseline', 'ran']]);
     assert.deepEqual(result.addedLatency!.map((a) => a.router), ['prefix-router/2-gateways', 'prefix-router/2-gateways@baseline']);
+    // With no traffic, each layout's CPU: its gateways' ticks and polls, and the control plane's scrapes.
+    for (const a of result.addedLatency!) {
+      assert.equal(a.idleCpuS, 0.5);
+      assert.ok(a.idleCpuCores! > 0 && a.idleCpuCores! < 2 && a.idleControlCpuCores! > 0 && a.idleControlCpuCores! <= a.idleCpuCores!, JSON.stringify(a));
+    }
+    assert.equal(lines.filter((l) => / idle CPU [\d.]+ cores \(control plane [\d.]+\) over 0.5 s$/.test(l)).length, 2);
+    assert.match(renderTable(result), /^prefix-router\/2-gateways\t2\t5\t3\t[\d.]+\t[\d.]+\t[\d.]+ \([\d.]+\)$/m);
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
