@@ -295,7 +295,7 @@ export class RootContext {
         this.pollFailed(cfg, now, POLL_FAILED + "could not read the response body");
         return;
       }
-      const t = delivery.received(this.bytes.ptr, <i32>this.bytes.len, now);
+      const t = delivery.received(this.bytes.ptr, <i32>this.bytes.len, now, router.replicas);
       this.bytes.free();
       const got = delivery.lastReceived;
       if (got !== null) this.learn(router, got);

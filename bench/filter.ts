@@ -242,6 +242,15 @@ interface CaseResult {
   /** A streamed response's chunks after the first and its end, per chunk: the body hook's cost on every token. */
   responseChunkP50Us: number;
   responseChunkP99Us: number;
+  /**
+   * A new state's cost on the request path: the next request on a worker VM that does not poll
+   * decodes and installs it (the poller does so on the poll's answer). Per worker VM, the median
+   * of (a request right after a new version) minus (the request just before it), the larger of
+   * the two VMs; its module then the same for --against. What a gateway pays per state version on
+   * each of its other worker VMs.
+   */
+  newStateUs: number;
+  againstNewStateUs?: number;
 }
 
 async function runCase(opts: Options, wasm: Uint8Array, against: Uint8Array | null, promptBytes: number, replicas: number): Promise<CaseResult> {
@@ -310,6 +319,17 @@ async function runCase(opts: Options, wasm: Uint8Array, against: Uint8Array | nu
     // Warm-up requests continue the same sequence of prompts as the timed ones (the prefix index fills up as it would).
     while (warmup < minWarmup || warmedNs.some((ns) => ns < warmupWasmNs)) each(warmup++, false);
     for (let i = 0; i < requests; i++) each(warmup + i, true);
+    const newState = await newStateCost(hosts, cp, reps, opts.quick ? QUICK_STATE_ROUNDS : STATE_ROUNDS, (k, worker, i) => {
+      const body = bodies.body(i);
+      const s = hosts[k].newStream({ worker });
+      s.requestHeaders([[':method', 'POST'], [':path', path], [':authority', 'gw'], ['content-type', 'application/json'], ['content-length', String(body.length)]], false);
+      s.requestBody(body, true);
+      s.responseHeaders([[':status', '200'], ['content-type', 'text/event-stream']], false);
+      s.responseBody(NO_BYTES, true);
+      const ns = s.wasmNumberNs;
+      s.complete();
+      return ns / 1000;
+    }, warmup + requests);
     const mine = times[0];
     const half = Math.floor(mine.length / 2);
     const p50FirstHalfUs = round2(median(mine.slice(0, Math.max(1, half))));
@@ -321,7 +341,9 @@ async function runCase(opts: Options, wasm: Uint8Array, against: Uint8Array | nu
       p50FirstHalfUs, p50SecondHalfUs, warmupRequests: warmup,
       p95Us: round2(percentile(sorted, 0.95)), p98Us: round2(percentile(sorted, 0.98)),
       responseChunkP50Us: round2(percentile(chunks, 0.5)), responseChunkP99Us: round2(percentile(chunks, 0.99)),
+      newStateUs: newState[0]!,
     };
+    if (against !== null) r.againstNewStateUs = newState[1];
     if (against !== null) {
       const other = [...times[1]].sort((a, b) => a - b);
       r.against = { p50Us: round2(percentile(other, 0.5)), p99Us: round2(percentile(other, 0.99)) };
@@ -341,6 +363,36 @@ async function runCase(opts: Options, wasm: Uint8Array, against: Uint8Array | nu
     for (const host of hosts) await host.close();
     await cp.close();
   }
+}
+
+/** State versions each case's new-state cost is measured on (--quick: fewer). */
+const STATE_ROUNDS = 200;
+const QUICK_STATE_ROUNDS = 20;
+
+/**
+ * newStateUs of each host: `rounds` times, a request on each worker VM, a new version (the same
+ * replicas, their queues moved, as a scrape moves them), once every host's poller has polled again
+ * (it answered and installed) a request on each worker VM again. `request(k, worker, i)` is a
+ * request's wasm time in host k, us.
+ */
+async function newStateCost(hosts: ProxyWasmHost[], cp: StateServer, reps: ReplicaState[], rounds: number,
+  request: (k: number, worker: number, i: number) => number, firstBody: number): Promise<number[]> {
+  const extra: number[][][] = hosts.map(() => [[], []]);
+  let version = cp.state.version;
+  let i = firstBody;
+  for (let round = 0; round < rounds; round++) {
+    const before = hosts.map((_, k) => [0, 1].map((w) => request(k, w, i++)));
+    const polls = cp.polls;
+    version++;
+    cp.set({ ...cp.state, version, replicas: reps.map((r, j) => ({ ...r, waiting: (r.waiting + round + j) % 7 })) });
+    const deadline = Date.now() + 2000;
+    while (cp.polls < polls + hosts.length) {
+      if (Date.now() > deadline) throw new Error(`state version ${version}: the pollers did not poll again within 2 s`);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    hosts.forEach((_, k) => [0, 1].forEach((w) => extra[k]![w]!.push(request(k, w, i++) - before[k]![w]!)));
+  }
+  return extra.map((byWorker) => round2(Math.max(...byWorker.map((x) => median(x)))));
 }
 
 /** Calls per timed hook in --host-calls: enough that the two clock reads around the hook vanish. */
@@ -456,6 +508,8 @@ for (const { promptBytes, replicas } of opts.cases) {
         `   (p50 1st/2nd half ${r.p50FirstHalfUs.toFixed(1)}/${r.p50SecondHalfUs.toFixed(1)}, warm-up ${r.warmupRequests})${host}`,
     );
     console.log(`${' '.repeat(30)}each later response chunk: p50 ${r.responseChunkP50Us.toFixed(2)} us   p99 ${r.responseChunkP99Us.toFixed(2)} us`);
+    console.log(`${' '.repeat(30)}a new state, on the next request of a worker VM that does not poll: +${r.newStateUs.toFixed(1)} us` +
+      (r.againstNewStateUs === undefined ? '' : ` (--against +${r.againstNewStateUs.toFixed(1)} us)`));
     if (r.against) {
       console.log(`${' '.repeat(30)}--against: p50 ${r.against.p50Us.toFixed(1).padStart(8)} us   p99 ${r.against.p99Us.toFixed(1).padStart(8)} us   (--wasm faster on ${r.fasterSharePct!.toFixed(1)}% of requests)`);
     }

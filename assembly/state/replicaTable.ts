@@ -2,7 +2,7 @@
 // metrics and prefix-index slots, weights, version. Built off the request path
 // (at a state change), read on it.
 import { Weights } from "../scheduling/weights";
-import { xxh64String } from "../prefix/hash";
+import { xxh64, xxh64String } from "../prefix/hash";
 import { LoraAdapters } from "./loraSection";
 
 @final
@@ -73,12 +73,17 @@ export class ReplicaTable {
   fleetCount: i32 = 1;
 
   add(address: string, ready: bool, metricsKnown: bool, waiting: f64, running: f64, kvUsage: f64, kvCapacityTokens: u32, metricsAgeMs: u32): void {
-    const h = xxh64String(address, 0);
+    const bytes = String.UTF8.encode(address);
+    this.addHashed(address, bytes, xxh64(changetype<usize>(bytes), <usize>bytes.byteLength, 0), ready, metricsKnown, waiting, running, kvUsage, kvCapacityTokens, metricsAgeMs);
+  }
+
+  /** add() for an address whose UTF-8 `bytes` and their xxHash64 `h` are known (the state decoder has them). */
+  addHashed(address: string, bytes: ArrayBuffer, h: u64, ready: bool, metricsKnown: bool, waiting: f64, running: f64, kvUsage: f64, kvCapacityTokens: u32, metricsAgeMs: u32): void {
     this.byHash.set(h, this.n);
     this.addresses.push(address);
-    this.addressBytes.push(String.UTF8.encode(address));
+    this.addressBytes.push(bytes);
     this.addressHash.push(h);
-    this.setHash = xxh64String(address, this.setHash ^ h);
+    this.setHash = xxh64(changetype<usize>(bytes), <usize>bytes.byteLength, this.setHash ^ h);
     this.ready.push(ready);
     this.metricsKnown.push(metricsKnown);
     this.waiting.push(waiting);
@@ -110,7 +115,11 @@ export class ReplicaTable {
 
   /** The index of the replica at `address`, or -1. */
   indexOf(address: string): i32 {
-    const h = xxh64String(address, 0);
+    return this.indexOfHashed(address, xxh64String(address, 0));
+  }
+
+  /** indexOf() for an address whose xxHash64 `h` is known. */
+  indexOfHashed(address: string, h: u64): i32 {
     if (!this.byHash.has(h)) return -1;
     const i = this.byHash.get(h);
     return unchecked(this.addresses[i]) == address ? i : -1;

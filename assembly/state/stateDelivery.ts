@@ -43,9 +43,9 @@ export class StateDelivery {
    * rejected (stateError says why) or another VM's newer state won (then
    * `superseded` is set and the next notice() picks that one up).
    */
-  received(payload: usize, len: i32, nowNs: u64): ReplicaTable | null {
+  received(payload: usize, len: i32, nowNs: u64, routedOn: ReplicaTable | null = null): ReplicaTable | null {
     this.superseded = false;
-    const t = decodeState(payload, len);
+    const t = decodeState(payload, len, routedOn);
     this.lastReceived = t;
     if (t === null) return null;
     const published = this.publish(payload, len, t.version, nowNs);
@@ -84,7 +84,7 @@ export class StateDelivery {
     }
     this.decodedVersion = version;
     const receivedAt = load<u64>(bytes.ptr);
-    const t = decodeState(bytes.ptr + PAYLOAD_AT, <i32>(bytes.len - PAYLOAD_AT));
+    const t = decodeState(bytes.ptr + PAYLOAD_AT, <i32>(bytes.len - PAYLOAD_AT), current);
     bytes.free();
     if (t === null) {
       // Validated before it was published, so only a foreign writer gets here.

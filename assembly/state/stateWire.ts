@@ -1,6 +1,7 @@
 // Decoder of the scorer-state wire format (plugin/STATE_FORMAT.md); the
 // control plane's encoder is control-plane/stateWire.ts. Every rule is
 // checked before anything is used: a bad payload is rejected whole.
+import { xxh64 } from "../prefix/hash";
 import { ReplicaTable } from "./replicaTable";
 import { isValidAddressBytes } from "./address";
 import { decodeSection, sectionError } from "./stateSections";
@@ -35,12 +36,23 @@ export const STATE_WEIGHT_MAX: f32 = 1e6;
   return w >= 0 && w <= STATE_WEIGHT_MAX; // false for NaN and infinities too
 }
 
+@inline function sameBytes(b: ArrayBuffer, p: usize, len: i32): bool {
+  return b.byteLength == len && memory.compare(changetype<usize>(b), p, <usize>len) == 0;
+}
+
 function reject(msg: string): ReplicaTable | null {
   stateError = msg;
   return null;
 }
 
-export function decodeState(p: usize, len: i32): ReplicaTable | null {
+/**
+ * Decodes a state payload; null when it breaks a rule (stateError says which).
+ * `routedOn`, the table the VM routes on: a replica at the same place with the
+ * same address bytes takes its address, bytes and hash from there (validated
+ * and hashed when that state was decoded), which spares most of a version's
+ * decoding when the replicas stay (fleet news, scrapes).
+ */
+export function decodeState(p: usize, len: i32, routedOn: ReplicaTable | null = null): ReplicaTable | null {
   stateError = "";
   if (len < STATE_HEADER_BYTES + 4) return reject(E.STATE_ERR_SHORT);
   if (load<u32>(p) != STATE_MAGIC) return reject(E.STATE_ERR_MAGIC);
@@ -69,16 +81,28 @@ export function decodeState(p: usize, len: i32): ReplicaTable | null {
     o++;
     if (alen < 1 || alen > 63 || o + alen + RECORD_FIXED_BYTES > end) return reject(E.STATE_ERR_TRUNCATED);
     const ap = p + <usize>o;
-    if (!isValidAddressBytes(ap, alen)) return reject(E.STATE_ERR_ADDRESS);
-    const address = String.UTF8.decodeUnsafe(ap, <usize>alen);
-    if (t.indexOf(address) >= 0) return reject(E.STATE_ERR_DUPLICATE);
+    let address: string;
+    let bytes: ArrayBuffer;
+    let h: u64;
+    if (routedOn !== null && routedOn.fromControlPlane && <i32>i < routedOn.n && sameBytes(unchecked(routedOn.addressBytes[i]), ap, alen)) {
+      address = unchecked(routedOn.addresses[i]);
+      bytes = unchecked(routedOn.addressBytes[i]);
+      h = unchecked(routedOn.addressHash[i]);
+    } else {
+      if (!isValidAddressBytes(ap, alen)) return reject(E.STATE_ERR_ADDRESS);
+      address = String.UTF8.decodeUnsafe(ap, <usize>alen);
+      bytes = new ArrayBuffer(alen);
+      memory.copy(changetype<usize>(bytes), ap, <usize>alen);
+      h = xxh64(ap, <usize>alen, 0);
+    }
+    if (t.indexOfHashed(address, h) >= 0) return reject(E.STATE_ERR_DUPLICATE);
     o += alen;
     const q = p + <usize>o;
     const flags = load<u8>(q);
     if ((flags & ~3) != 0) return reject(E.STATE_ERR_REPLICA_FLAGS);
     const kv = load<f32>(q, 5);
     if (!(kv >= 0 && kv <= 1)) return reject(E.STATE_ERR_KV);
-    t.add(address, (flags & 1) != 0, (flags & 2) != 0, <f64>load<u16>(q, 1), <f64>load<u16>(q, 3), <f64>kv, load<u32>(q, 9), load<u32>(q, 13));
+    t.addHashed(address, bytes, h, (flags & 1) != 0, (flags & 2) != 0, <f64>load<u16>(q, 1), <f64>load<u16>(q, 3), <f64>kv, load<u32>(q, 9), load<u32>(q, 13));
     o += RECORD_FIXED_BYTES;
   }
   if (format == FORMAT_V1) return o == end ? t : reject(E.STATE_ERR_TRAILING);

@@ -21,6 +21,8 @@ test('--json with --against, --api chat and --lines: one object, both modules ti
   for (const v of [c.p50Us, c.p99Us, c.against.p50Us, c.against.p99Us]) assert.ok(Number.isFinite(v) && v > 0, JSON.stringify(c));
   assert.ok(c.p99Us >= c.p50Us && c.against.p99Us >= c.against.p50Us);
   assert.ok(c.fasterSharePct >= 0 && c.fasterSharePct <= 100);
+  // A new state's cost on the next request of the worker VM that does not poll: a decode and an install.
+  for (const v of [c.newStateUs, c.againstNewStateUs]) assert.ok(Number.isFinite(v) && v > 0, JSON.stringify(c));
 });
 
 test('bad flags are refused with exit 2 and say why', () => {
