@@ -45,6 +45,7 @@ export class CandidateFilter {
     this.otherVms = this.inflight.read(t, <u32>(nowNs / 1000000000));
     const sum = this.inflight.total;
     const perDecode = t.fleetCount > 1 ? this.decodeWorkPerRequest(t, sum) : 0;
+    c.fleetGateways = t.fleetCount;
     let n = 0;
     // A replica's metrics age is the control plane's as of the state it sent;
     // time since then is covered by the router's metricsTrusted (the control

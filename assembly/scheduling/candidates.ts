@@ -55,6 +55,8 @@ export class Candidates {
   demandShare: f64 = 0;
   /** The requests that share is of (a moving count). */
   demandRequests: f64 = 0;
+  /** Live gateways of the fleet this one belongs to (state section 3; 1 alone): each reads its demand from a g-th of the requests. */
+  fleetGateways: i32 = 1;
   /** The prefix's demand needs another replica to hold it than the candidates holding the most of the prompt (workModel.ts). */
   copyNeeded: bool = false;
   /** How much of the replica's cache is prompt content in reuse, 0..1 (prefix/cacheReuse.ts): scales copyMs where a copy is needed. */

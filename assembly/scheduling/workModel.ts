@@ -43,7 +43,9 @@
 // last sent there, at most its queue and one chunk (unseenProgress). The
 // charge holds only while the demand stays within PROGRESS_DEMAND_Z of the
 // holders: a prefix everyone asks for, read from a gateway's first few
-// requests, still spreads before its holders queue.
+// requests, still spreads before its holders queue. A gateway of a fleet
+// reads too few requests for that test, and keeps the charge wherever no
+// copy is needed.
 // The work guard passes over a replica whose work_r would exceed
 // (1 + epsilon) x (all queued and decode work + this request's) / n + one chunk
 // by more than saved_r = (most new over candidates) - new_r, the prefill it
@@ -143,7 +145,13 @@ export const DEMAND_Z: f64 = 2;
  * a share read from a gateway's first requests (one of 32 groups found in a
  * quarter of them) turns the charge off when in-flight holdings are most
  * common; at DEMAND_Z, a prefix all ask for but not yet read from enough
- * requests to spread stays on its first holders while they queue.
+ * requests to spread stays on its first holders while they queue. A gateway
+ * alone only: one of a fleet of g reads its demand from a g-th of the
+ * requests, and one of 32 groups met twice in its first dozen passes one
+ * deviation about one time in five, copying a prefix whose first prefill is
+ * under way. There the charge holds wherever no copy is needed (DEMAND_Z),
+ * and the other gateways' placements, heard within milliseconds, tell it
+ * where the first prefill runs.
  */
 export const PROGRESS_DEMAND_Z: f64 = 1;
 
@@ -264,7 +272,7 @@ export function predictWork(c: Candidates, p: WorkParams, promptTokens: f64, tok
     const excess = c.demandShare * <f64>n - holders;
     const deviation = Math.sqrt(holders * (<f64>n - holders) / c.demandRequests);
     spread = c.demandRequests > 0 && excess > DEMAND_Z * deviation;
-    chargesProgress = holders < <f64>n && !spread && excess <= PROGRESS_DEMAND_Z * deviation;
+    chargesProgress = holders < <f64>n && !spread && (c.fleetGateways > 1 || excess <= PROGRESS_DEMAND_Z * deviation);
   }
   c.copyNeeded = spread;
   // Held for less than half by its best holder: the part held (a shared preamble) says little of where the rest belongs.

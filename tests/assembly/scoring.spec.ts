@@ -458,6 +458,29 @@ describe("work model and work guard", () => {
     weightedScore(c, w, false);
     expect(c.score[1]).toBeGreaterThan(c.score[0]);
   });
+  it("charges a copy the holder's unseen progress where a gateway of a fleet reads the prefix's demand, which a gateway alone would take for a call to spread", () => {
+    // Replica 0 holds 2048 of a 2304-token prompt and prefills another request of it (queued, sent by
+    // another gateway: this one never sent there); replicas 1-15 are idle. The prefix was found held by
+    // 2 of this gateway's last 12.8 requests: 2.5 replicas' worth of 16, between one and two deviations past its holder.
+    const c = cands(16);
+    const p = new WorkParams();
+    c.matched[0] = 2048 / 16;
+    c.queued[0] = 2304;
+    c.totalBlocks = 2304 / 16;
+    for (let k = 0; k < 16; k++) c.sincePlacedMs[k] = Infinity;
+    c.demandShare = 2 / 12.8;
+    c.demandRequests = 12.8;
+    c.fleetGateways = 1;
+    predictWork(c, p, 2304, 16, 2304, 0.5, true);
+    // Alone, the demand reads as more than the holder serves: the idle replica prefills it all at once.
+    expect(c.copyMs[1]).toBe(0);
+    expect(c.ttftMs[1] + c.copyMs[1]).toBeLessThan(c.ttftMs[0] + c.copyMs[0]);
+    // One of four gateways: its count is too thin to say so; the copy pays the chunk the holder may have prefilled.
+    c.fleetGateways = 4;
+    predictWork(c, p, 2304, 16, 2304, 0.5, true);
+    expect(c.copyMs[1]).toBeCloseTo(p.prefillTimePerTokenMs * p.chunkTokens);
+    expect(c.ttftMs[1] + c.copyMs[1]).toBeGreaterThan(c.ttftMs[0] + c.copyMs[0]);
+  });
   it("scores unique prompts on predicted TTFT alone, as without the charge", () => {
     const c = cands(3);
     const p = new WorkParams();
