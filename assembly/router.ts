@@ -145,7 +145,7 @@ export class Router {
       const wake = this.reportWake;
       if (this.placementsAtOnce) {
         if (cycle.prefix.flushPlacements() && wake !== null) wake.wake();
-      } else if (wake !== null) wake.wakeSelf();
+      } else if (wake !== null && this.table.fleetCount > 1) wake.wakeSelf();
     }
     return true;
   }

@@ -8,6 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_WEIGHTS, FilterPolicy } from '../../bench/routing/filterPolicy.js';
+import { SharedDataStore } from '../../host/index.js';
 import type { Decision } from '../../bench/routing/policy.js';
 import type { SimRequest } from '../../bench/routing/workloads.js';
 
@@ -97,6 +98,34 @@ test('an idle gateway of many worker VMs reports a placement made on any of them
     assert.deepEqual(policy.unexpectedLogs(), []);
   } finally {
     await policy.close();
+  }
+});
+
+test('a gateway alone wakes nobody: no shared-queue item for its placements, which nobody else needs to hear of', async () => {
+  const enqueue = SharedDataStore.prototype.enqueue;
+  let items = 0;
+  SharedDataStore.prototype.enqueue = function (this: SharedDataStore, ...args: Parameters<typeof enqueue>) { items++; return enqueue.apply(this, args); };
+  try {
+    for (const gateways of [1, 2]) {
+      items = 0;
+      const policy = await FilterPolicy.create({ name: `wake-${gateways}`, replicas: 4, weights: DEFAULT_WEIGHTS, gateways, workers: 2, seed: 9 });
+      try {
+        advance(policy, 0, 1_000_000);
+        for (let i = 0; i < 8; i++) {
+          const atUs = 1_000_000 + i * 50_000;
+          advance(policy, atUs - 50_000, atUs);
+          const d = policy.route({ ...request(20 + i, atUs), prompt: `Question ${i} that nobody asked before. `.repeat(70) }, { gateway: 0, worker: i % 2 });
+          policy.onFirstToken(d);
+          policy.onFinish(d);
+        }
+        if (gateways === 1) assert.equal(items, 0, 'a lone gateway enqueued wakes');
+        else assert.ok(items >= 4, `a gateway of a fleet wakes its poller for its placements (${items} items)`);
+      } finally {
+        await policy.close();
+      }
+    }
+  } finally {
+    SharedDataStore.prototype.enqueue = enqueue;
   }
 });
 
