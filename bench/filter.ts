@@ -5,6 +5,10 @@
 // chunk (where the filter counts it as decoding); the response's later
 // chunks are timed apart, per chunk. Prompts of 1 KB to 400 KB against
 // 3 to 256 replicas, with a live control-plane state so every scorer runs.
+// Then, per case, what a new state version costs the next request of the
+// worker VM that does not poll (newStateUs: its decode and install; a fleet
+// publishes a version per placement it hears of, and every worker VM of every
+// gateway pays this once per version).
 import { readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -16,7 +20,7 @@ import { intFlags } from '../cli/toolArgs.js';
 /** With --lines, a line break about this often: lines of a system prompt or of code. */
 const LINE_CHARS = 80;
 const USAGE = `usage: node --import tsx bench/filter.ts [options]
-  --json              one JSON line: {"wasmBytes", "cases": [{"promptBytes", "replicas", "p50Us", "p99Us", "responseChunkP50Us", ...}]}
+  --json              one JSON line: {"wasmBytes", "cases": [{"promptBytes", "replicas", "p50Us", "p99Us", "responseChunkP50Us", "newStateUs", ...}]}
   --case <P>x<R>      only this case (prompt bytes x replicas), e.g. --case 8192x16; repeatable
   --api <api>         completions (default: /v1/completions with a string prompt) or chat
                       (/v1/chat/completions: the shared part as a system message, the question as a user message)
@@ -517,4 +521,4 @@ for (const { promptBytes, replicas } of opts.cases) {
 }
 const wasmBytes = wasm.length;
 if (opts.json) console.log(JSON.stringify({ wasmBytes, cases }));
-else console.log(`module: ${opts.wasm}, ${wasmBytes} bytes\ntargets: p99 <= 20 us at 8 KB / 16 replicas; <= 1000 us at 400 KB / 256 replicas; module <= 100 KB`);
+else console.log(`module: ${opts.wasm}, ${wasmBytes} bytes\ntargets: p99 <= 20 us at 8 KB / 16 replicas; <= 1000 us at 400 KB / 256 replicas; module <= 100 KB (102,400 bytes)`);
