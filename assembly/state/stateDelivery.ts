@@ -42,8 +42,10 @@ export class StateDelivery {
    * Returns the decoded table to route on, or null when the state was
    * rejected (stateError says why) or another VM's newer state won (then
    * `superseded` is set and the next notice() picks that one up).
+   * `routedOn`: the table the VM routes on, whose unchanged replicas the
+   * decode takes as they are (decodeState).
    */
-  received(payload: usize, len: i32, nowNs: u64, routedOn: ReplicaTable | null = null): ReplicaTable | null {
+  received(payload: usize, len: i32, nowNs: u64, routedOn: ReplicaTable): ReplicaTable | null {
     this.superseded = false;
     const t = decodeState(payload, len, routedOn);
     this.lastReceived = t;

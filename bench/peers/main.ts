@@ -16,7 +16,7 @@ import { percentiles, roundTo } from '../gateway.js';
 import { readSharedPrefixShape, sharedPrefixWorkload, uniqueWorkload, MODEL, DEFAULT_WORKLOAD_DIR, type SharedPrefixShape, type Workload } from '../routing/workloads.js';
 import { SHAPES, UNIQUE, tightKvBlocks } from '../routing/scenarios.js';
 import { T4_QWEN25_3B } from '../../simulator/latency.js';
-import { cpuNs, cpuSecondsOf, tail } from './processes.js';
+import { coresOver, cpuSecondsOf, tail } from './processes.js';
 import { readCounters, diffCounters, servedShape, sumOf, type ServedShape } from './replicaCounters.js';
 import { runLoad, type RequestRecord } from './loadgen.js';
 import { addedLatencySamples, percentilesMs, warmUpPaths, PAIRS_LEAD_IN, PROBE_PAIRS, ROUTER_WARMUP_REQUESTS, WARMUP_CONCURRENCY } from './addedLatency.js';
@@ -289,14 +289,8 @@ function phaseClock() {
 /** The router's CPU, in cores, with no traffic: IDLE_SETTLE_S of quiet, then `seconds` measured (on-CPU time of its threads). */
 async function idleCpu(router: RunningRouter, seconds: number): Promise<{ idleCpuCores: number; idleControlCpuCores: number; idleCpuS: number }> {
   await sleep(IDLE_SETTLE_S * 1000);
-  const control = router.controlPids ?? [];
-  const ns = (pids: readonly number[]) => pids.reduce((a, p) => a + cpuNs(p), 0);
-  const all0 = ns(router.pids);
-  const control0 = ns(control);
-  const t0 = performance.now();
-  await sleep(seconds * 1000);
-  const s = (performance.now() - t0) / 1000;
-  return { idleCpuCores: roundTo((ns(router.pids) - all0) / 1e9 / s, 5), idleControlCpuCores: roundTo((ns(control) - control0) / 1e9 / s, 5), idleCpuS: seconds };
+  const [all, control] = await coresOver([router.pids, router.controlPids ?? []], seconds);
+  return { idleCpuCores: roundTo(all!, 5), idleControlCpuCores: roundTo(control!, 5), idleCpuS: seconds };
 }
 
 export function runPlan(o: Pick<PeersOptions, 'shapes' | 'replicaCounts' | 'loads' | 'durationS' | 'probeRequests' | 'probeWarmup' | 'probeOnly' | 'idleCpuS' | 'routerShapes'>, routers: string[]): { arrivalsS: number; leastS: number } {

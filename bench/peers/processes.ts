@@ -129,3 +129,17 @@ export function cpuNs(pid: number): number {
   }
   return total;
 }
+
+/** cpuNs summed over processes. */
+export function cpuNsOf(pids: readonly number[]): number {
+  return pids.reduce((a, p) => a + cpuNs(p), 0);
+}
+
+/** The cores each group of processes uses over the next `seconds`: their threads' on-CPU time over the wall time. */
+export async function coresOver(groups: ReadonlyArray<readonly number[]>, seconds: number): Promise<number[]> {
+  const before = groups.map(cpuNsOf);
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const wallS = (performance.now() - t0) / 1000;
+  return groups.map((g, i) => (cpuNsOf(g) - before[i]!) / 1e9 / wallS);
+}

@@ -24,6 +24,20 @@ function request(id: number, atUs: number, outputTokens = 8): SimRequest {
   return { id, arrivalUs: atUs, prompt, promptTokens: Math.floor(prompt.length / 4), blockHashes: [], outputTokens, group: 'g' };
 }
 
+/** Routes `req` through `gateway`'s worker VM `worker` and starts its response: it decodes from here on. */
+function started(policy: FilterPolicy, req: SimRequest, gateway: number, worker = 0): Decision {
+  const d = policy.route(req, { gateway, worker });
+  policy.onFirstToken(d);
+  return d;
+}
+
+/** started(), and the response ends at once. */
+function served(policy: FilterPolicy, req: SimRequest, gateway: number, worker: number): Decision {
+  const d = started(policy, req, gateway, worker);
+  policy.onFinish(d);
+  return d;
+}
+
 test('a placement made through gateway A reaches gateway B within a few milliseconds while both polls are held; work alone follows within WORK_PUBLISH_MS', async () => {
   // The prefix scorer alone says whether B knows where the prompt is: the work scorer would weigh A's
   // queued prefill there (reported with the placement; its first token's news follows 20 ms later).
@@ -83,17 +97,13 @@ test('an idle gateway of many worker VMs reports a placement made on any of them
   const policy = await FilterPolicy.create({ name: 'fleet-wake', replicas: 4, weights: DEFAULT_WEIGHTS, gateways: 2, workers: 4, seed: 7 });
   try {
     advance(policy, 0, 1_000_000);
-    const routed: Decision[] = [];
     for (let worker = 0; worker < 4; worker++) {
       const atUs = 1_000_000 + worker * 150_000;
       advance(policy, atUs - 150_000, atUs);
       const before = policy.controlPlane.fleet.placementCount;
-      const d = policy.route({ ...request(10 + worker, atUs), prompt: `Worker ${worker} asks something nobody asked before. `.repeat(70) }, { gateway: 0, worker });
+      const d = served(policy, { ...request(10 + worker, atUs), prompt: `Worker ${worker} asks something nobody asked before. `.repeat(70) }, 0, worker);
       assert.equal(d.matched, 0);
       assert.ok(policy.controlPlane.fleet.placementCount > before, `worker VM ${worker}'s placement reached the control plane at once`);
-      policy.onFirstToken(d);
-      policy.onFinish(d);
-      routed.push(d);
     }
     assert.deepEqual(policy.unexpectedLogs(), []);
   } finally {
@@ -114,9 +124,7 @@ test('a gateway alone wakes nobody: no shared-queue item for its placements, whi
         for (let i = 0; i < 8; i++) {
           const atUs = 1_000_000 + i * 50_000;
           advance(policy, atUs - 50_000, atUs);
-          const d = policy.route({ ...request(20 + i, atUs), prompt: `Question ${i} that nobody asked before. `.repeat(70) }, { gateway: 0, worker: i % 2 });
-          policy.onFirstToken(d);
-          policy.onFinish(d);
+          served(policy, { ...request(20 + i, atUs), prompt: `Question ${i} that nobody asked before. `.repeat(70) }, 0, i % 2);
         }
         if (gateways === 1) assert.equal(items, 0, 'a lone gateway enqueued wakes');
         else assert.ok(items >= 4, `a gateway of a fleet wakes its poller for its placements (${items} items)`);
@@ -128,13 +136,6 @@ test('a gateway alone wakes nobody: no shared-queue item for its placements, whi
     SharedDataStore.prototype.enqueue = enqueue;
   }
 });
-
-/** Routes `req` through `gateway` and starts its response: it decodes from here on. */
-function started(policy: FilterPolicy, req: SimRequest, gateway: number): Decision {
-  const d = policy.route(req, { gateway, worker: 0 });
-  policy.onFirstToken(d);
-  return d;
-}
 
 test('the load guard counts the other gateways\' decoding requests on a replica, not only this gateway\'s', async () => {
   // The count guard alone decides here: without the work scorer (weights.work 0) the prefix scorer
