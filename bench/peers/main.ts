@@ -387,10 +387,16 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
     return { sims, router };
   };
   try {
+    const failed = new Set<string>();
     for (const replicas of o.replicaCounts) {
       for (const shape of o.shapes) {
-        for (const spec of chosen.filter((s) => runsOn(o, s.name, shape))) {
-          for (const load of o.loads) {
+        const specs = chosen.filter((s) => runsOn(o, s.name, shape));
+        for (const [li, load] of o.loads.entries()) {
+          // Every router at a load point back to back, each load in the other order (A B, then B A):
+          // whatever drifts over a run (the machine, its other work) weighs on each router alike,
+          // which is what comparing two builds with --baseline needs.
+          for (const spec of li % 2 === 0 ? specs : [...specs].reverse()) {
+            if (failed.has(spec.name)) continue;
             const { rate, workload } = pointWorkload(shape, replicas, load, o.durationS, o.seed);
             const tag = `${spec.name.replace('/', '-')}_${shape.name}_${replicas}_${load}`;
             const clock = phaseClock();
@@ -398,7 +404,7 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
             // their own, so that the warm-up leaves nothing in the caches or router state a point starts from.
             if (o.probeRequests > 0 && !addedLatency.some((a) => a.router === spec.name && a.replicas === replicas)) {
               const probe = await startStack(spec, replicas, null, `${spec.name.replace('/', '-')}_probe_${replicas}`);
-              if (!probe) break;
+              if (!probe) { failed.add(spec.name); continue; }
               const { sims: probeSims, router: probeRouter } = probe;
               try {
                 const w0 = performance.now();
@@ -414,10 +420,10 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
               }
               clock.lap('probe');
             }
-            if (o.probeOnly) break;
+            if (o.probeOnly) continue;
             const added = addedLatency.find((a) => a.router === spec.name && a.replicas === replicas);
             const stack = await startStack(spec, replicas, shape.kvBlocks(replicas), tag, (phase) => clock.lap(phase));
-            if (!stack) break;
+            if (!stack) { failed.add(spec.name); continue; }
             const { sims, router } = stack;
             try {
               const before = await readCounters(sims.urls);

@@ -242,6 +242,22 @@ test('--baseline: each prefix-router layout also from another build, as NAME@bas
   assert.match(r.stderr, /--baseline: \/nowhere\/dist\/prefix-router\.js is missing/);
 });
 
+test('each load point runs every router back to back, the order turning at each load, so a drift over the run weighs on both alike', async () => {
+  const out = mkdtempSync(join(tmpdir(), 'bench-peers-order-'));
+  try {
+    const result = await runPeersBench({
+      out, routers: ['round-robin', 'prefix-router'], shapes: [SMOKE_SHAPE], replicaCounts: [2], loads: [0.5, 1, 1.5], durationS: 0.5, seed: 4,
+      requestTimeoutMs: 10_000, probeRequests: 0, inferencePerf: false, log: () => {},
+    });
+    assert.deepEqual(result.runs.map((r) => [r.router, r.load]), [
+      ['round-robin', 0.5], ['prefix-router', 0.5], ['prefix-router', 1], ['round-robin', 1], ['round-robin', 1.5], ['prefix-router', 1.5],
+    ]);
+    assert.deepEqual(result.routers.map((r) => [r.name, r.status]), [['round-robin', 'ran'], ['prefix-router', 'ran']]);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
 test('requestsReport: a request is warm with its shared prefix cached, else the first of its group, a copy to another replica, or a refill of one that lost it', () => {
   const rec = (id: number, sentMs: number, group: string, replica: string, cachedTokens: number, ttftMs = 100) =>
     ({ id, ok: true, status: 200, sentMs, ttftMs, e2eMs: 1000, outputTokens: 1, cachedTokens, replica, group });
