@@ -586,7 +586,8 @@ export async function main(argv: string[]): Promise<number> {
       if (!existsSync(baseline)) throw new Error(`--baseline: ${baseline} is missing (build that tree: npm run build)`);
       const layouts = routers.filter(hasBaselineLayout);
       if (layouts.length === 0) throw new Error('--baseline: no prefix-router layout among the routers to run it with');
-      routers = routers.flatMap((r) => (hasBaselineLayout(r) ? [r, r + BASELINE_SUFFIX] : [r]));
+      // A layout named with its @baseline as well runs once as each.
+      routers = [...new Set(routers.flatMap((r) => (hasBaselineLayout(r) ? [r, r + BASELINE_SUFFIX] : [r])))];
     }
     const result = await runPeersBench({
       out: resolve(v.out ?? 'out/bench-peers'),

@@ -240,6 +240,16 @@ test('--baseline: each prefix-router layout also from another build, as NAME@bas
   const r = await runScript('bench:peers', ['--baseline', '/nowhere/dist/prefix-router.js', '--routers', 'prefix-router'], 60_000);
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, /--baseline: \/nowhere\/dist\/prefix-router\.js is missing/);
+  // A layout named with its @baseline as well runs once as each.
+  const dir = mkdtempSync(join(tmpdir(), 'bench-peers-baseline-twice-'));
+  try {
+    const twice = await runScript('bench:peers', ['--smoke', '--probe-only', '--probe-pairs', '2', '--probe-warmup', '0', '--baseline', bundle,
+      '--routers', 'prefix-router,prefix-router@baseline', '--out', dir], 60_000);
+    assert.equal(twice.code, 0, twice.stderr);
+    assert.match(twice.stderr, /^plan: the added-latency probe of 2 routers/m);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('each load point runs every router back to back, the order turning at each load, so a drift over the run weighs on both alike', async () => {
