@@ -387,10 +387,11 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
     return { sims, router };
   };
   try {
-    const failed = new Set<string>();
     for (const replicas of o.replicaCounts) {
       for (const shape of o.shapes) {
         const specs = chosen.filter((s) => runsOn(o, s.name, shape));
+        // A router that did not start sits out the rest of this shape's ladder (the next shape tries it again).
+        const failed = new Set<string>();
         for (const [li, load] of o.loads.entries()) {
           // Every router at a load point back to back, each load in the other order (A B, then B A):
           // whatever drifts over a run (the machine, its other work) weighs on each router alike,
