@@ -347,8 +347,8 @@ async function runCase(opts: Options, wasm: Uint8Array, against: Uint8Array | nu
       responseChunkP50Us: round2(percentile(chunks, 0.5)), responseChunkP99Us: round2(percentile(chunks, 0.99)),
       newStateUs: newState[0]!,
     };
-    if (against !== null) r.againstNewStateUs = newState[1];
     if (against !== null) {
+      r.againstNewStateUs = newState[1];
       const other = [...times[1]].sort((a, b) => a - b);
       r.against = { p50Us: round2(percentile(other, 0.5)), p99Us: round2(percentile(other, 0.99)) };
       r.fasterSharePct = round2((100 * mine.filter((t, i) => t < times[1][i]).length) / mine.length);

@@ -17,7 +17,7 @@ import { toolArgs } from '../cli/toolArgs.js';
 import { roundTo } from './gateway.js';
 import { addedLatencySamples, percentilesMs, warmUpPaths, ROUTER_WARMUP_REQUESTS, WARMUP_CONCURRENCY } from './peers/addedLatency.js';
 import { startReplicaSet } from './peers/main.js';
-import { cpuNs, freePort } from './peers/processes.js';
+import { cpuNsOf, freePort } from './peers/processes.js';
 import { ROUTER_NAMES, endpointOf, filterModule, launch, prefixRouter, prefixRouterCommand, prefixRouterUnavailable, routerNamed, type RouterSpec } from './peers/routers.js';
 
 export interface OverheadOptions {
@@ -61,7 +61,7 @@ export async function runOverheadBench(o: OverheadOptions): Promise<OverheadRow[
         // Prompts of their own for each router and round: the replicas keep what they cached from the others'.
         const seed = o.seed + r * acc.length + k;
         const router = await a.spec.start(sims.urls, join(logs, `${a.spec.name.replace('/', '-')}.log`));
-        const cpu = () => router.pids.reduce((s, p) => s + cpuNs(p), 0);
+        const cpu = () => cpuNsOf(router.pids);
         try {
           await warmUpPaths(router.url, sims.urls, o.warmup, seed);
           const i0 = cpu(), t0 = performance.now();

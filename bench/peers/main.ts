@@ -281,11 +281,6 @@ function phaseClock() {
 }
 
 
-/**
- * The time a run takes, s: its arrivals, and at least that plus each point's start-up and drain
- * (its last request decoding alone) and each router's idle latency probe per replica count (its
- * own start-up, warm-up and pairs).
- */
 /** The router's CPU, in cores, with no traffic: IDLE_SETTLE_S of quiet, then `seconds` measured (on-CPU time of its threads). */
 async function idleCpu(router: RunningRouter, seconds: number): Promise<{ idleCpuCores: number; idleControlCpuCores: number; idleCpuS: number }> {
   await sleep(IDLE_SETTLE_S * 1000);
@@ -293,6 +288,11 @@ async function idleCpu(router: RunningRouter, seconds: number): Promise<{ idleCp
   return { idleCpuCores: roundTo(all!, 5), idleControlCpuCores: roundTo(control!, 5), idleCpuS: seconds };
 }
 
+/**
+ * The time a run takes, s: its arrivals, and at least that plus each point's start-up and drain
+ * (its last request decoding alone) and each router's idle latency probe per replica count (its
+ * own start-up, warm-up, pairs and idle CPU measure).
+ */
 export function runPlan(o: Pick<PeersOptions, 'shapes' | 'replicaCounts' | 'loads' | 'durationS' | 'probeRequests' | 'probeWarmup' | 'probeOnly' | 'idleCpuS' | 'routerShapes'>, routers: string[]): { arrivalsS: number; leastS: number } {
   let arrivalsS = 0;
   let leastS = 0;
