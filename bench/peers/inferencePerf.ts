@@ -13,7 +13,8 @@ import { MODEL } from '../routing/workloads.js';
 import { PEERS_DIR, REPO, ROUTERS } from './routers.js';
 import { startChild, tail } from './processes.js';
 import { readCounters, diffCounters, servedShape } from './replicaCounters.js';
-import { pointWorkload, type PeerShape, type RunResult } from './main.js';
+import { pointWorkload, type RunResult } from './main.js';
+import type { PeerShape } from './shapes.js';
 
 export interface InferencePerfCheck {
   point: string;

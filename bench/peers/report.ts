@@ -2,7 +2,8 @@
 // SLO, the per-load-point table, and per workload one chart of TTFT p95 against offered load
 // with every router.
 import { escapeHtml, htmlPage, lineChart, type Series } from '../report/svg.js';
-import type { PeersResult, PeerShape } from './main.js';
+import type { PeersResult } from './main.js';
+import type { PeerShape } from './shapes.js';
 
 const f = (v: number | null | undefined, d = 1) => (v === null || v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(d));
 /** The router's cores, and the control plane's part of them where it has one off the request path. */

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 const peers = mkdtempSync(join(tmpdir(), 'gie-epp-peers-'));
 process.env.PREFIX_ROUTER_PEERS_DIR = peers;
 const { ROUTERS, gieEppArgs, endpointOf } = await import('../../bench/peers/routers.js');
-const { runPeersBench, SMOKE_SHAPE } = await import('../../bench/peers/main.js');
+const { runPeersBench } = await import('../../bench/peers/main.js');
+const { SMOKE_SHAPE } = await import('../../bench/peers/shapes.js');
 const gie = ROUTERS.find((r) => r.name === 'gie-epp')!;
 
 test.after(() => rmSync(peers, { recursive: true, force: true }));
