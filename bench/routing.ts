@@ -5,7 +5,7 @@ import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { intFlags, positiveFlags } from '../cli/toolArgs.js';
-import { DEFAULT_EXTRA_LOADS, DEFAULT_LOADS, DEFAULT_VARIANT_LOAD, LADDER_REPLICAS, runLadder, type LadderResult } from './routing/ladder.js';
+import { DEFAULT_EXTRA_LOADS, DEFAULT_LOADS, DEFAULT_LONG_CONTEXT_SLO_MS, DEFAULT_SLO_MS, DEFAULT_VARIANT_LOAD, LADDER_REPLICAS, runLadder, type LadderResult } from './routing/ladder.js';
 import { ladderHtml, ladderJson, ladderTable } from './routing/ladderReport.js';
 import { html, table, toJson } from './routing/report.js';
 import { runScenario, type WorkloadResult } from './routing/runner.js';
@@ -18,8 +18,6 @@ const QUICK_REQUEST_SCALE = 0.2;
 /** --quick's ladder: replicas and share of the requests. */
 const QUICK_LADDER_REPLICAS = 4;
 const QUICK_LADDER_SCALE = 0.5;
-const DEFAULT_SLO_MS = 2000;
-const DEFAULT_LONG_CONTEXT_SLO_MS = 10000;
 /** Routers whose targets are checked: the product, and the prototype that reaches them. */
 const ROUTERS_UNDER_TEST = ['prefix-router', 'proto-work'];
 export const STATE_DELIVERY = 'Every gateway\'s filter long-polls one control plane on the simulation\'s clock (bench/routing/virtualControlPlane.ts: the real StateStore, FleetExchange and poll logic, served as an in-process Envoy cluster); each 50 ms of virtual time is a scrape of every replica, and the polls carry the gateways\' fleet reports.';

@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { toolArgs } from '../../cli/toolArgs.js';
 import { percentiles, roundTo } from '../gateway.js';
 import { MODEL, DEFAULT_WORKLOAD_DIR, type Workload } from '../routing/workloads.js';
-import { SMOKE_SHAPE, loneRequestS, peerShapes, ttftSloMs, type PeerShape } from './shapes.js';
+import { SMOKE_SESSION_SHAPE, SMOKE_SHAPE, loneRequestS, peerShapes, shapeSloMs, type PeerShape } from './shapes.js';
 import { coresOver, cpuSecondsOf, tail } from './processes.js';
 import { readCounters, diffCounters, servedShape, sumOf, type ServedShape } from './replicaCounters.js';
 import { runLoad, type RequestRecord } from './loadgen.js';
@@ -45,6 +45,8 @@ export interface PeersOptions {
   inferencePerf: boolean;
   /** The shapes a router runs on, where not every shape of the run (absent: every shape). */
   routerShapes?: Record<string, string[]>;
+  /** The replica counts a shape runs on, where not every count of the run (absent: every count). */
+  shapeReplicas?: Record<string, number[]>;
   /** Sample the replicas' engine gauges every this many ms during the arrivals and drain (0: off). */
   replicaTraceMs?: number;
   /** Another build's dist/prefix-router.js: routers named NAME@baseline run prefix-router layout NAME from it. */
@@ -57,7 +59,10 @@ export interface RunResult {
   shape: string;
   replicas: number;
   load: number;
+  /** The nominal rate: load x the shape's reference rate. */
   offeredRps: number;
+  /** Requests over their arrivals' span (below offeredRps for session shapes); absent in results from before it was recorded. */
+  arrivedRps?: number;
   sent: number;
   ok: number;
   failed: number;
@@ -132,16 +137,29 @@ async function startReplicaSet(replicas: number, kvBlocks: number | null, logFil
   return { urls, pid: child.pid!, stop };
 }
 
-/** The request stream of one load point: the shape at `load` x its reference rate (scaled with replicas) for `durationS` seconds of arrivals. */
+/**
+ * The request stream of one load point: the shape at `load` x its reference rate for `durationS`
+ * seconds of arrivals (a session shape: whole sessions starting at that rate over those seconds, so
+ * its arrivals run on for as long as the last sessions last).
+ */
 export function pointWorkload(shape: PeerShape, replicas: number, load: number, durationS: number, seed: number): { rate: number; workload: Workload } {
   const rate = pointRate(shape, replicas, load);
-  return { rate, workload: shape.build(pointRequests(rate, durationS), rate, seed) };
+  return { rate, workload: shape.build(pointRequests(shape, rate, durationS), rate, seed) };
 }
 
-const pointRate = (shape: PeerShape, replicas: number, load: number) => round((shape.rate3 * replicas * load) / 3, 2);
+const pointRate = (shape: PeerShape, replicas: number, load: number) =>
+  round(((shape.referenceRps?.(replicas) ?? (shape.rate3 * replicas) / 3)) * load, 2);
 
 /** A p95 over fewer requests is one or two stragglers, so a slow shape's window stretches to hold enough. */
-const pointRequests = (rate: number, durationS: number) => Math.max(Math.min(MIN_POINT_REQUESTS, Math.round(rate * MAX_POINT_S)), Math.round(rate * durationS), 1);
+const pointRequests = (shape: PeerShape, rate: number, durationS: number) =>
+  Math.max(Math.min(MIN_POINT_REQUESTS, Math.round(rate * MAX_POINT_S)), shape.minPointRequests ?? 0, Math.round(rate * durationS), 1);
+
+/** Requests over the seconds from the first arrival to the last: below the nominal rate while sessions ramp up and wind down. */
+function arrivedRps(w: Workload): number {
+  const r = w.requests;
+  const spanS = r.length > 1 ? (r[r.length - 1]!.arrivalUs - r[0]!.arrivalUs) / 1e6 : 0;
+  return spanS > 0 ? round(r.length / spanS, 2) : NaN;
+}
 
 const MIN_POINT_REQUESTS = 30;
 const MAX_POINT_S = 60;
@@ -217,15 +235,17 @@ async function idleCpu(router: RunningRouter, seconds: number): Promise<{ idleCp
  * (its last request decoding alone) and each router's idle latency probe per replica count (its
  * own start-up, warm-up, pairs and idle CPU measure).
  */
-export function runPlan(o: Pick<PeersOptions, 'shapes' | 'replicaCounts' | 'loads' | 'durationS' | 'probeRequests' | 'probeWarmup' | 'probeOnly' | 'idleCpuS' | 'routerShapes'>, routers: string[]): { arrivalsS: number; leastS: number } {
+export function runPlan(o: Pick<PeersOptions, 'shapes' | 'replicaCounts' | 'loads' | 'durationS' | 'probeRequests' | 'probeWarmup' | 'probeOnly' | 'idleCpuS' | 'routerShapes' | 'shapeReplicas'> & { seed?: number }, routers: string[]): { arrivalsS: number; leastS: number } {
   let arrivalsS = 0;
   let leastS = 0;
   for (const shape of o.probeOnly ? [] : o.shapes) {
     const n = routers.filter((r) => runsOn(o, r, shape)).length;
-    for (const replicas of o.replicaCounts) {
+    for (const replicas of o.replicaCounts.filter((c) => onReplicas(o, shape, c))) {
       for (const load of o.loads) {
         const rate = pointRate(shape, replicas, load);
-        const pointArrivalsS = pointRequests(rate, o.durationS) / rate;
+        const pointArrivalsS = shape.sessions
+          ? lastArrivalS(pointWorkload(shape, replicas, load, o.durationS, o.seed ?? 1).workload)
+          : pointRequests(shape, rate, o.durationS) / rate;
         arrivalsS += n * pointArrivalsS;
         leastS += n * (pointArrivalsS + loneRequestS(shape) + POINT_START_S);
       }
@@ -241,6 +261,8 @@ export function runPlan(o: Pick<PeersOptions, 'shapes' | 'replicaCounts' | 'load
 }
 
 const runsOn = (o: Pick<PeersOptions, 'routerShapes'>, router: string, shape: PeerShape) => o.routerShapes?.[router]?.includes(shape.name) ?? true;
+const onReplicas = (o: Pick<PeersOptions, 'shapeReplicas'>, shape: PeerShape, replicas: number) => o.shapeReplicas?.[shape.name]?.includes(replicas) ?? true;
+const lastArrivalS = (w: Workload) => (w.requests.length ? w.requests[w.requests.length - 1]!.arrivalUs / 1e6 : 0);
 
 export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
   const started = Date.now();
@@ -263,10 +285,13 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
       routerStatus.push({ name, status: 'ran', detail: spec.label ?? '' });
     }
   }
-  const ladders = o.shapes.reduce((a, shape) => a + chosen.filter((spec) => runsOn(o, spec.name, shape)).length, 0);
-  const points = ladders * o.replicaCounts.length * o.loads.length;
+  const ladders = o.shapes.reduce((a, shape) => a + chosen.filter((spec) => runsOn(o, spec.name, shape)).length * o.replicaCounts.filter((c) => onReplicas(o, shape, c)).length, 0);
+  const points = ladders * o.loads.length;
   const plan = runPlan(o, chosen.map((spec) => spec.name));
-  const restricted = Object.entries(o.routerShapes ?? {}).filter(([name]) => chosen.some((spec) => spec.name === name)).map(([name, shapes]) => `${name} on ${shapes.join(', ')} only`);
+  const restricted = [
+    ...Object.entries(o.routerShapes ?? {}).filter(([name]) => chosen.some((spec) => spec.name === name)).map(([name, shapes]) => `${name} on ${shapes.join(', ')} only`),
+    ...Object.entries(o.shapeReplicas ?? {}).filter(([name]) => o.shapes.some((shape) => shape.name === name)).map(([name, counts]) => `${name} on ${counts.join(', ')} replicas only`),
+  ];
   o.log(`plan: ${o.probeOnly ? `the added-latency probe of ${chosen.length} routers x ${o.replicaCounts.length} replica counts, no load points` : `${points} load points (${chosen.length} routers x ${o.shapes.length} shapes${restricted.length ? ` (${restricted.join('; ')})` : ''} x ${o.replicaCounts.length} replica counts x ${o.loads.length} loads) of ${o.durationS} s`}: ${(plan.arrivalsS / 60).toFixed(1)} min of arrivals, at least ${(plan.leastS / 60).toFixed(1)} min with each point's drain (its last request decoding; deep queues at overload add more) and start-up${o.inferencePerf ? ', and 2 min for the inference-perf check' : ''}`);
   const runs: RunResult[] = [];
   const addedLatency: AddedLatencyRow[] = [];
@@ -312,7 +337,7 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
   };
   try {
     for (const replicas of o.replicaCounts) {
-      for (const shape of o.shapes) {
+      for (const shape of o.shapes.filter((x) => onReplicas(o, x, replicas))) {
         const specs = chosen.filter((s) => runsOn(o, s.name, shape));
         // A router that did not start sits out the rest of this shape's ladder (the next shape tries it again).
         const failed = new Set<string>();
@@ -369,7 +394,7 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
               const hits = delta.reduce((a, c) => a + c.prefixHits, 0);
               const served = delta.reduce((a, c) => a + c.requests, 0);
               const run: RunResult = {
-                router: spec.name, shape: shape.name, replicas, load, offeredRps: rate, ...summarize(records, wallMs),
+                router: spec.name, shape: shape.name, replicas, load, offeredRps: rate, arrivedRps: arrivedRps(workload), ...summarize(records, wallMs),
                 hitRate: queries ? round(hits / queries, 3) : NaN,
                 replicaShare: delta.map((c) => (served ? round(c.requests / served, 3) : NaN)),
                 replicaPreemptions: delta.map((c) => c.preemptions),
@@ -380,7 +405,7 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
                 phasesS: clock.phases(),
               };
               runs.push(run);
-              o.log(`${spec.name.padEnd(24)} ${shape.name}@${replicas} load ${load} (${rate} req/s): ok ${run.ok}/${run.sent} TTFT p50 ${run.ttftMs.p50} p95 ${run.ttftMs.p95} ms, ${run.throughputRps} req/s, hit ${run.hitRate}, cpu ${run.routerCpuCores}${run.errors.length ? `, errors: ${run.errors.join(' | ')}` : ''}`);
+              o.log(`${spec.name.padEnd(24)} ${shape.name}@${replicas} load ${load} (${rate} req/s${shape.sessions ? `, ${run.arrivedRps} arrived` : ''}): ok ${run.ok}/${run.sent} TTFT p50 ${run.ttftMs.p50} p95 ${run.ttftMs.p95} ms, ${run.throughputRps} req/s, hit ${run.hitRate}, cpu ${run.routerCpuCores}${run.errors.length ? `, errors: ${run.errors.join(' | ')}` : ''}`);
               o.log(`${' '.repeat(24)} phases s: ${Object.entries(run.phasesS!).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}`);
             } finally {
               stopping = stopPoint(router, sims);
@@ -419,7 +444,7 @@ export function goodputRows(runs: RunResult[], shapes: PeerShape[]): GoodputRow[
     const [router, shapeName, replicasS] = k.split('\u0000') as [string, string, string];
     const rs = runs.filter((r) => r.router === router && r.shape === shapeName && r.replicas === Number(replicasS));
     const shape = shapes.find((s) => s.name === shapeName)!;
-    const slo = ttftSloMs(shape.promptTokens);
+    const slo = shapeSloMs(shape);
     const good = rs.filter((r) => r.ttftMs.p95 <= slo && r.failed <= 0.01 * r.sent);
     const best = good.sort((a, b) => b.offeredRps - a.offeredRps)[0];
     const at70 = rs.find((r) => Math.abs(r.load - 0.7) < 1e-9);
@@ -431,16 +456,23 @@ export function goodputRows(runs: RunResult[], shapes: PeerShape[]): GoodputRow[
   return out;
 }
 
-const QUICK = { shapes: ['sp-32x32'], replicas: [3], loads: [0.4, 0.7, 1.0], durationS: 25, routerShapes: undefined };
+const QUICK = { shapes: ['sp-32x32'], replicas: [3], loads: [0.4, 0.7, 1.0], durationS: 25, routerShapes: undefined, shapeReplicas: undefined };
 /**
- * The full run fits in 2 hours: the load operators run (0.7) and round robin's capacity (1.0), where
+ * The full run fits in 3.5 hours: the load operators run (0.7) and round robin's capacity (1.0), where
  * goodput still separates the routers; no deep-overload point, whose drains cost most. Several worker
  * VMs or gateways change routing only where requests share prefixes across groups and turns, so
- * prefix-router/4-workers and prefix-router/2-gateways run on sp-32x32 and multi-turn-chat.
+ * prefix-router/4-workers runs on sp-32x32 and multi-turn-chat, and prefix-router/2-gateways on
+ * those and the session shapes. The session shapes run on 8 replicas only: their points hold whole
+ * sessions, minutes of arrivals each, and on 3 replicas a long-context point's 100 requests would
+ * take twice as long to arrive.
  */
 export const FULL_RUN = {
-  shapes: ['sp-150x5', 'sp-32x32', 'multi-turn-chat', 'one-system-prompt', 'unique-prompts'], replicas: [3, 8], loads: [0.7, 1.0], durationS: 20,
-  routerShapes: { 'prefix-router/4-workers': ['sp-32x32', 'multi-turn-chat'], 'prefix-router/2-gateways': ['sp-32x32', 'multi-turn-chat'] } as Record<string, string[]>,
+  shapes: ['sp-150x5', 'sp-32x32', 'multi-turn-chat', 'one-system-prompt', 'unique-prompts', 'conversation', 'long-context'], replicas: [3, 8], loads: [0.7, 1.0], durationS: 20,
+  routerShapes: {
+    'prefix-router/4-workers': ['sp-32x32', 'multi-turn-chat'],
+    'prefix-router/2-gateways': ['sp-32x32', 'multi-turn-chat', 'conversation', 'long-context'],
+  } as Record<string, string[]>,
+  shapeReplicas: { conversation: [8], 'long-context': [8] } as Record<string, number[]>,
 };
 
 /** The smoke run's warm-up: the probe's path, in seconds. */
@@ -460,16 +492,19 @@ const PROBE_REQUEST_S = 0.048;
 const WARMUP_REQUESTS_PER_S = 285;
 
 const USAGE = `usage: npm run bench:peers -- [options]
-  (no option)          5 shapes, 3 and 8 replicas, loads 0.7/1, 20 s each, every router
-                       (prefix-router/4-workers and /2-gateways on sp-32x32 and multi-turn-chat): about 105 min
+  (no option)          7 shapes, 3 and 8 replicas (the session shapes on 8 only), loads 0.7/1, 20 s each
+                       (a session shape's point: whole sessions, minutes), every router (prefix-router/4-workers
+                       on sp-32x32 and multi-turn-chat, /2-gateways on those and the session shapes): about 3.3 h
   --quick              sp-32x32, 3 replicas, loads 0.4/0.7/1.0, 25 s each, every router (~15 min)
-  --smoke              a tiny shape for seconds (the test suite's run)
+  --smoke              two tiny shapes (shared prefixes, conversations) for seconds (the test suite's run)
   --routers A,B        routers to run, each on every shape (default all: ${ROUTERS.map((r) => r.name).join(', ')};
                        prefix-router/start, the control plane in the gateway's process, when named)
-  --shapes A,B         sp-150x5, sp-32x32, multi-turn-chat, one-system-prompt, unique-prompts
+  --shapes A,B         sp-150x5, sp-32x32, multi-turn-chat, one-system-prompt, unique-prompts,
+                       conversation, long-context (sessions whose every request is the whole session so far)
   --replicas N,M       replica counts (default 3,8)
   --loads F,G          load points as fractions of the shape's reference rate (default 0.7,1; --quick 0.4,0.7,1)
-  --duration-s S       seconds of arrivals per load point (default 20; --quick 25)
+  --duration-s S       seconds of arrivals per load point (default 20; --quick 25); a session shape's point holds
+                       whole sessions starting over them, at least 200 requests (conversation) or 100 (long-context)
   --no-inference-perf  skip the inference-perf cross-check
   --probe-only         only each router's added latency at idle, per replica count: no load points
   --probe-pairs N      added-latency pairs per router and replica count (default ${PROBE_PAIRS})
@@ -501,8 +536,8 @@ export async function main(argv: string[]): Promise<number> {
   const probeWarmup = int('probe-warmup', v['probe-warmup'], v.smoke ? SMOKE_PROBE_WARMUP : ROUTER_WARMUP_REQUESTS, 0);
   try {
     const workloadDir = v.workloads ?? DEFAULT_WORKLOAD_DIR;
-    const all = v.smoke ? [SMOKE_SHAPE] : peerShapes(workloadDir);
-    const shapeNames = list(v.shapes) ?? (v.smoke ? [SMOKE_SHAPE.name] : base.shapes);
+    const all = v.smoke ? [SMOKE_SHAPE, SMOKE_SESSION_SHAPE] : peerShapes(workloadDir);
+    const shapeNames = list(v.shapes) ?? (v.smoke ? all.map((s) => s.name) : base.shapes);
     const shapes = shapeNames.map((n) => { const s = all.find((x) => x.name === n); if (!s) throw new Error(`--shapes: unknown shape '${n}'`); return s; });
     const log = (line: string) => process.stderr.write(line + '\n');
     let routers = list(v.routers) ?? ROUTERS.map((r) => r.name);
@@ -530,6 +565,7 @@ export async function main(argv: string[]): Promise<number> {
       probeOnly: v['probe-only'] ?? false,
       inferencePerf: !v['no-inference-perf'] && !v.smoke && !v['probe-only'],
       routerShapes: v.routers || v.smoke ? undefined : base.routerShapes,
+      shapeReplicas: v.replicas || v.shapes || v.smoke ? undefined : base.shapeReplicas,
       replicaTraceMs: nums(v['trace-replicas'], 'trace-replicas')?.[0] ?? 0,
       log,
     });

@@ -10,6 +10,9 @@ const f = (v: number | null | undefined, d = 1) => (v === null || v === undefine
 const cores = (x: { routerCpuCores: number; controlPlaneCpuCores?: number }) =>
   f(x.routerCpuCores, 3) + (x.controlPlaneCpuCores !== undefined ? ` (control plane ${f(x.controlPlaneCpuCores, 3)})` : '');
 
+/** The nominal rate, and the one the requests arrived at over their span where recorded (below it while sessions ramp up). */
+const rates = (x: { offeredRps: number; arrivedRps?: number }) => `${x.offeredRps}${x.arrivedRps !== undefined ? ` (${f(x.arrivedRps, 2)})` : ''}`;
+
 export function renderTable(r: PeersResult): string {
   const lines: string[] = [];
   for (const s of r.routers.filter((x) => x.status !== 'ran')) lines.push(`${s.name}: ${s.status}: ${s.detail}`);
@@ -24,9 +27,9 @@ export function renderTable(r: PeersResult): string {
   lines.push('', 'goodput (the highest offered req/s meeting the TTFT p95 SLO with <= 1% failed)');
   lines.push(['router', 'shape', 'replicas', 'SLO ms', 'goodput', 'at load', 'TTFT p95 @0.7', 'added p50 ms'].join('\t'));
   for (const g of r.goodput) lines.push([g.router, g.shape, g.replicas, g.sloMs, f(g.goodputRps, 2), f(g.atLoad, 2), f(g.ttftP95At70, 0), f(g.addedLatencyP50Ms, 2)].join('\t'));
-  lines.push('', ['router', 'shape', 'replicas', 'load', 'req/s in', 'ok/sent', 'TTFT p50', 'p95', 'p99', 'e2e p95', 'req/s out', 'tok/s', 'hit rate', 'shares', 'router cores', 'added p50/p95 ms'].join('\t'));
+  lines.push('', ['router', 'shape', 'replicas', 'load', 'req/s offered (arrived)', 'ok/sent', 'TTFT p50', 'p95', 'p99', 'e2e p95', 'req/s out', 'tok/s', 'hit rate', 'shares', 'router cores', 'added p50/p95 ms'].join('\t'));
   for (const x of r.runs) {
-    lines.push([x.router, x.shape, x.replicas, x.load, x.offeredRps, `${x.ok}/${x.sent}`, f(x.ttftMs.p50, 0), f(x.ttftMs.p95, 0), f(x.ttftMs.p99, 0), f(x.e2eP95Ms, 0),
+    lines.push([x.router, x.shape, x.replicas, x.load, rates(x), `${x.ok}/${x.sent}`, f(x.ttftMs.p50, 0), f(x.ttftMs.p95, 0), f(x.ttftMs.p99, 0), f(x.e2eP95Ms, 0),
       f(x.throughputRps, 2), f(x.outputTokensPerS, 0), f(x.hitRate, 3), x.replicaShare.map((s) => f(s, 2)).join('/'), cores(x),
       x.addedLatencyMs ? `${f(x.addedLatencyMs.p50, 2)}/${f(x.addedLatencyMs.p95, 2)}` : '-'].join('\t'));
   }
@@ -54,9 +57,9 @@ export function renderHtml(r: PeersResult, shapes: PeerShape[]): string {
     parts.push(lineChart(series((x) => x.ttftMs.p95), { title: `${g}: TTFT p95`, xLabel: `offered load, req/s (${label})`, yLabel: 'ms' }));
     parts.push(lineChart(series((x) => x.e2eP95Ms), { title: `${g}: end-to-end p95`, xLabel: 'offered load, req/s', yLabel: 'ms' }));
   }
-  parts.push('</div><h2>Every load point</h2><table><tr><th>router</th><th>shape</th><th>replicas</th><th>load</th><th>req/s in</th><th>ok/sent</th><th>TTFT p50/p95/p99 ms</th><th>e2e p95 ms</th><th>req/s out</th><th>hit rate</th><th>replica shares</th><th>router cores</th><th>added ms p50/p95</th></tr>');
+  parts.push('</div><h2>Every load point</h2><table><tr><th>router</th><th>shape</th><th>replicas</th><th>load</th><th>req/s offered (arrived)</th><th>ok/sent</th><th>TTFT p50/p95/p99 ms</th><th>e2e p95 ms</th><th>req/s out</th><th>hit rate</th><th>replica shares</th><th>router cores</th><th>added ms p50/p95</th></tr>');
   for (const x of r.runs) {
-    parts.push(`<tr><td>${escapeHtml(x.router)}</td><td>${escapeHtml(x.shape)}</td><td>${x.replicas}</td><td>${x.load}</td><td>${x.offeredRps}</td><td>${x.ok}/${x.sent}</td><td>${f(x.ttftMs.p50, 0)}/${f(x.ttftMs.p95, 0)}/${f(x.ttftMs.p99, 0)}</td><td>${f(x.e2eP95Ms, 0)}</td><td>${f(x.throughputRps, 2)}</td><td>${f(x.hitRate, 3)}</td><td>${x.replicaShare.map((s) => f(s, 2)).join(' / ')}</td><td>${escapeHtml(cores(x))}</td><td>${x.addedLatencyMs ? `${f(x.addedLatencyMs.p50, 2)} / ${f(x.addedLatencyMs.p95, 2)}` : '-'}</td></tr>`);
+    parts.push(`<tr><td>${escapeHtml(x.router)}</td><td>${escapeHtml(x.shape)}</td><td>${x.replicas}</td><td>${x.load}</td><td>${rates(x)}</td><td>${x.ok}/${x.sent}</td><td>${f(x.ttftMs.p50, 0)}/${f(x.ttftMs.p95, 0)}/${f(x.ttftMs.p99, 0)}</td><td>${f(x.e2eP95Ms, 0)}</td><td>${f(x.throughputRps, 2)}</td><td>${f(x.hitRate, 3)}</td><td>${x.replicaShare.map((s) => f(s, 2)).join(' / ')}</td><td>${escapeHtml(cores(x))}</td><td>${x.addedLatencyMs ? `${f(x.addedLatencyMs.p50, 2)} / ${f(x.addedLatencyMs.p95, 2)}` : '-'}</td></tr>`);
   }
   parts.push('</table>');
   if (r.inferencePerf) {

@@ -1,17 +1,29 @@
-// The shapes bench:peers runs: bench:routing's shared-prefix, conversation and hot-spot shapes and
-// unique prompts, each with its reference rate, KV sizing and TTFT SLO, and the smoke test's tiny one.
+// The shapes bench:peers runs: bench:routing's shared-prefix, multi-turn, hot-spot and session
+// (conversation, long-context) shapes and unique prompts, each with its reference rate, KV sizing
+// and TTFT SLO, and the smoke test's tiny one.
 import { join } from 'node:path';
 import { readSharedPrefixShape, sharedPrefixWorkload, uniqueWorkload, type SharedPrefixShape, type Workload } from '../routing/workloads.js';
-import { SHAPES, UNIQUE, tightKvBlocks } from '../routing/scenarios.js';
+import { SESSION_SHAPES, SHAPES, UNIQUE, tightKvBlocks } from '../routing/scenarios.js';
+import { sessionTemplate, sessionWorkload, type SessionShape, type SessionTemplate } from '../routing/sessions.js';
+import { DEFAULT_LONG_CONTEXT_SLO_MS, DEFAULT_SLO_MS } from '../routing/ladder.js';
 import { T4_QWEN25_3B } from '../../simulator/latency.js';
 
 export interface PeerShape {
   name: string;
   label: string;
-  kind: 'shared-prefix' | 'conversation' | 'hot-spot' | 'unique';
+  kind: 'shared-prefix' | 'conversation' | 'long-context' | 'hot-spot' | 'unique';
   /** Offered load at load fraction 1 for 3 replicas (scaled with replicas), req/s. */
   rate3: number;
+  /** Offered load at load fraction 1 on `replicas` replicas, req/s, where not rate3 scaled. */
+  referenceRps?(replicas: number): number;
+  /** `n` requests (whole sessions: a few more) arriving at `rateRps`. */
   build(n: number, rateRps: number, seed: number): Workload;
+  /** Requests a load point holds at least (absent: bench:peers' floor). */
+  minPointRequests?: number;
+  /** TTFT p95 SLO, where not ttftSloMs of the mean prompt. */
+  sloMs?: number;
+  /** Sessions: requests arrive over the sessions' whole length, past the point's nominal window. */
+  sessions?: boolean;
   /** Mean prompt tokens, for the SLO. */
   promptTokens: number;
   /** Output tokens per request, for the time a run takes. */
@@ -46,6 +58,73 @@ function fromRoutingShape(name: string, kind: PeerShape['kind'], sizeKv: boolean
   };
 }
 
+/**
+ * Round robin's capacity on a session shape, req/s by replica count: bench/routing's measureCapacity
+ * (seed 1), calculated from the latency model with round robin's hit rate, which falls as replicas
+ * are added (so the rate does not scale with them). tests/peers/benchPeers.test.ts checks it.
+ */
+export const SESSION_REFERENCE_RPS: Record<string, Record<number, number>> = {
+  conversation: { 3: 2.51, 8: 4.15 },
+  'long-context': { 3: 0.62, 8: 1.11 },
+};
+
+/**
+ * A point of a session shape holds whole sessions, enough requests for a TTFT p95 of the late, long
+ * turns: a conversation lasts 100 s at the median (11 turns), a long-context task 30 s (5 steps).
+ */
+const SESSION_POINT_REQUESTS: Record<string, number> = { conversation: 200, 'long-context': 100 };
+
+interface SessionPeerShape {
+  name: string;
+  kind: 'conversation' | 'long-context';
+  label: string;
+  shape: SessionShape;
+  /** Round robin's capacity by replica count, req/s. */
+  referenceRps: Record<number, number>;
+  pointRequests: number;
+  sloMs: number;
+}
+
+function sessionPeerShape(d: SessionPeerShape): PeerShape {
+  // Sessions are drawn in turn from the seed, so a longer template begins with a shorter one's sessions.
+  let tpl: { seed: number; t: SessionTemplate } | undefined;
+  const template = (n: number, seed: number) => {
+    if (!tpl || tpl.seed !== seed || tpl.t.requestCount < n) tpl = { seed, t: sessionTemplate(d.name, d.label, d.shape, n, seed) };
+    return tpl.t;
+  };
+  const mean = (pick: (r: { promptTokens: number; outputTokens: number }) => number) => {
+    const reqs = template(d.pointRequests, 1).sessions.flat();
+    return Math.round(reqs.reduce((a, r) => a + pick(r), 0) / reqs.length);
+  };
+  const counts = Object.keys(d.referenceRps).map(Number);
+  return {
+    name: d.name, kind: d.kind, label: d.label, rate3: d.referenceRps[3] ?? (d.referenceRps[counts[0]!]! * 3) / counts[0]!,
+    referenceRps(replicas) {
+      const r = d.referenceRps[replicas];
+      if (r === undefined) throw new Error(`${d.name}: round robin's capacity is known for ${counts.join(' and ')} replicas, not ${replicas} (measure it with bench/routing/ladder.ts's measureCapacity and add it to SESSION_REFERENCE_RPS)`);
+      return r;
+    },
+    build: (n, rate, seed) => sessionWorkload(template(n, seed), rate, n),
+    minPointRequests: d.pointRequests,
+    sloMs: d.sloMs,
+    sessions: true,
+    get promptTokens() { return mean((r) => r.promptTokens); },
+    get outputTokens() { return mean((r) => r.outputTokens); },
+    kvBlocks: () => null,
+    sharedPrefix: () => null,
+  };
+}
+
+function sessionShape(name: string): PeerShape {
+  const def = SESSION_SHAPES.find((s) => s.name === name);
+  if (!def) throw new Error(`no session shape ${name} in bench/routing/scenarios.ts`);
+  const longContext = def.kind === 'long-context';
+  return sessionPeerShape({
+    name, kind: longContext ? 'long-context' : 'conversation', label: def.label, shape: def.shape, referenceRps: SESSION_REFERENCE_RPS[name]!,
+    pointRequests: SESSION_POINT_REQUESTS[name]!, sloMs: longContext ? DEFAULT_LONG_CONTEXT_SLO_MS : DEFAULT_SLO_MS,
+  });
+}
+
 export function peerShapes(workloadDir: string): PeerShape[] {
   return [
     fromRoutingShape('sp-150x5', 'shared-prefix', true, workloadDir),
@@ -58,6 +137,8 @@ export function peerShapes(workloadDir: string): PeerShape[] {
       kvBlocks: () => null,
       sharedPrefix: () => null,
     },
+    sessionShape('conversation'),
+    sessionShape('long-context'),
   ];
 }
 
@@ -70,6 +151,13 @@ export const SMOKE_SHAPE: PeerShape = {
   sharedPrefix: () => SMOKE_SHARED_PREFIX,
 };
 
+/** Tiny conversations for the smoke test: 2-4 turns on two 200-token system prompts, 0.1 s of think time. */
+export const SMOKE_SESSION_SHAPE: PeerShape = sessionPeerShape({
+  name: 'smoke-sessions', kind: 'conversation', label: 'smoke: conversations of 2-4 turns',
+  shape: { preambles: 2, preambleTokens: 200, documents: 0, documentTokens: [0, 0], turns: [2, 4], appendTokens: [20, 60], outputTokens: [4, 8], maxPromptTokens: 2000, thinkMs: 100 },
+  referenceRps: { 2: 12 }, pointRequests: 24, sloMs: 300,
+});
+
 /** What a lone request with `promptTokens` uncached waits for its first token in the simulator's T4 model, ms. */
 const loneTtftMs = (promptTokens: number) => T4_QWEN25_3B.prefillOverheadMs + T4_QWEN25_3B.prefillTimePerTokenMs * promptTokens;
 
@@ -77,6 +165,12 @@ const loneTtftMs = (promptTokens: number) => T4_QWEN25_3B.prefillOverheadMs + T4
 export function ttftSloMs(promptTokens: number): number {
   return Math.max(300, Math.round((3 * loneTtftMs(promptTokens)) / 100) * 100);
 }
+
+/**
+ * A shape's TTFT p95 SLO: its own where it has one (the session shapes take bench:routing's, since
+ * most of a late turn's long prompt is cached where it is routed well), else ttftSloMs.
+ */
+export const shapeSloMs = (shape: PeerShape) => shape.sloMs ?? ttftSloMs(shape.promptTokens);
 
 /** A lone request of the shape, start to end, in the simulator's T4 model: the least a point's drain takes, s. */
 export const loneRequestS = (shape: PeerShape) => (loneTtftMs(shape.promptTokens) + T4_QWEN25_3B.interTokenLatencyMs * (shape.outputTokens - 1)) / 1000;

@@ -82,6 +82,11 @@ export interface Goodput {
   how: 'crossed' | 'below-ladder' | 'above-ladder';
 }
 
+/** The TTFT p95 SLO of goodput: what an interactive user waits for a first token. */
+export const DEFAULT_SLO_MS = 2000;
+/** The long-context shape's: a cold 40k-token prefill alone takes 9 s. */
+export const DEFAULT_LONG_CONTEXT_SLO_MS = 10000;
+
 export interface LadderResult {
   name: string;
   kind: ScenarioKind;

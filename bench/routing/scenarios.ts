@@ -151,7 +151,7 @@ export const LADDER_REQUESTS_PER_REPLICA = 100;
 /** Session shapes need more: a session lasts minutes, and the rate must hold past the ramp-up. */
 export const SESSION_REQUESTS_PER_REPLICA = 150;
 
-const SESSION_SHAPES: Array<{ name: string; kind: ScenarioKind; shape: SessionShape; label: string }> = [
+export const SESSION_SHAPES: Array<{ name: string; kind: ScenarioKind; shape: SessionShape; label: string }> = [
   { name: 'conversation', kind: 'conversation', shape: CONVERSATION, label: 'conversations: 8 system prompts of 768 tokens, 2-20 turns, each turn the whole conversation so far (1k-30k tokens), think time 4 s' },
   { name: 'long-context', kind: 'long-context', shape: LONG_CONTEXT, label: 'agentic long context: 4 tool preambles of 4k tokens + 12 shared documents of 16k-40k, 2-8 steps appending 1k-4k of tool output (20k-60k tokens)' },
 ];

@@ -8,8 +8,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { goodputRows, runPeersBench, runPlan, FULL_RUN, type RunResult } from '../../bench/peers/main.js';
-import { peerShapes, ttftSloMs, SMOKE_SHAPE } from '../../bench/peers/shapes.js';
+import { goodputRows, pointWorkload, runPeersBench, runPlan, FULL_RUN, type RunResult } from '../../bench/peers/main.js';
+import { peerShapes, shapeSloMs, ttftSloMs, SESSION_REFERENCE_RPS, SMOKE_SESSION_SHAPE, SMOKE_SHAPE } from '../../bench/peers/shapes.js';
+import { buildLadderShapes } from '../../bench/routing/scenarios.js';
+import { measureCapacity } from '../../bench/routing/ladder.js';
 import { DEFAULT_WORKLOAD_DIR, type SimRequest } from '../../bench/routing/workloads.js';
 import { runLoad } from '../../bench/peers/loadgen.js';
 import { parseCounters, diffCounters, servedShape } from '../../bench/peers/replicaCounters.js';
@@ -85,17 +87,91 @@ test("a run's plan: its arrivals, and at least each point's lone request decodin
   assert.ok(Math.abs(plan(3, { b: ['other'] }).leastS - restricted.leastS - 2 * probeS) < 1e-9, 'b is probed on its one shape');
 });
 
-test('the full run: loads 0.7 and 1 on every shape, prefix-router/4-workers and /2-gateways on sp-32x32 and multi-turn-chat only, within 2 hours by its plan', () => {
+test('the full run: loads 0.7 and 1 on every shape, the session shapes on 8 replicas only, prefix-router/4-workers on sp-32x32 and multi-turn-chat, /2-gateways on those and the session shapes, within 3.5 hours by its plan', () => {
   assert.deepEqual(FULL_RUN.loads, [0.7, 1]);
   const shapes = peerShapes(DEFAULT_WORKLOAD_DIR).filter((s) => FULL_RUN.shapes.includes(s.name));
-  assert.equal(shapes.length, 5);
+  assert.equal(shapes.length, 7);
+  const sessions = shapes.filter((s) => s.sessions);
+  assert.deepEqual(sessions.map((s) => s.name), ['conversation', 'long-context']);
   const routers = ROUTERS.map((r) => r.name);
-  const o = { shapes, replicaCounts: FULL_RUN.replicas, loads: FULL_RUN.loads, durationS: FULL_RUN.durationS, probeRequests: 30 };
+  const o = { shapes, replicaCounts: FULL_RUN.replicas, loads: FULL_RUN.loads, durationS: FULL_RUN.durationS, probeRequests: 30, shapeReplicas: FULL_RUN.shapeReplicas };
   const plan = runPlan({ ...o, routerShapes: FULL_RUN.routerShapes }, routers);
   const everyShape = runPlan(o, routers);
-  const variants = runPlan({ ...o, probeRequests: 0, shapes: shapes.filter((s) => !['sp-32x32', 'multi-turn-chat'].includes(s.name)) }, ['prefix-router/4-workers', 'prefix-router/2-gateways']);
-  assert.ok(Math.abs(everyShape.leastS - plan.leastS - variants.leastS) < 1e-6, 'four worker VMs and two gateways skip three shapes (and are probed once per replica count either way)');
-  assert.ok(plan.leastS / 60 < 100, `at least ${plan.leastS / 60} min`);
+  const variants = runPlan({ ...o, probeRequests: 0, shapes: shapes.filter((s) => !['sp-32x32', 'multi-turn-chat'].includes(s.name)) }, ['prefix-router/4-workers']);
+  const gateways = runPlan({ ...o, probeRequests: 0, shapes: shapes.filter((s) => !['sp-32x32', 'multi-turn-chat', ...sessions.map((x) => x.name)].includes(s.name)) }, ['prefix-router/2-gateways']);
+  assert.ok(Math.abs(everyShape.leastS - plan.leastS - variants.leastS - gateways.leastS) < 1e-6, 'four worker VMs skip five shapes, two gateways three (and are probed once per replica count either way)');
+  const on3 = runPlan({ ...o, probeRequests: 0, shapes: sessions, replicaCounts: [3], shapeReplicas: undefined }, ['r']);
+  const sessionsEverywhere = runPlan({ ...o, shapeReplicas: undefined, routerShapes: FULL_RUN.routerShapes }, routers);
+  assert.ok(sessionsEverywhere.leastS > plan.leastS + on3.leastS * (routers.length - 1) - 1e-6, 'no session point on 3 replicas');
+  assert.ok(plan.leastS / 3600 < 3.5, `at least ${plan.leastS / 3600} h`);
+});
+
+test("a session shape's point: whole sessions, each request the session so far, the same sessions at every load, at least its floor of requests; its SLO is bench:routing's", () => {
+  const shapes = peerShapes(DEFAULT_WORKLOAD_DIR);
+  for (const [name, floor, sloMs] of [['conversation', 200, 2000], ['long-context', 100, 10000]] as const) {
+    const shape = shapes.find((s) => s.name === name)!;
+    assert.equal(shape.minPointRequests, floor);
+    assert.equal(shapeSloMs(shape), sloMs);
+    const at = (load: number) => pointWorkload(shape, 8, load, 20, 1);
+    const { rate, workload } = at(0.7);
+    assert.equal(rate, Math.round(SESSION_REFERENCE_RPS[name]![8]! * 0.7 * 100) / 100);
+    const reqs = workload.requests;
+    assert.ok(reqs.length >= floor && reqs.length < floor + 20, `${name}: ${reqs.length} requests`);
+    const bySession = new Map<string, SimRequest[]>();
+    for (const r of reqs) bySession.set(r.group, [...(bySession.get(r.group) ?? []), r]);
+    for (const [group, turns] of bySession) {
+      for (let k = 1; k < turns.length; k++) {
+        assert.ok(turns[k]!.arrivalUs > turns[k - 1]!.arrivalUs, `${name} ${group}: turns in order`);
+        assert.ok(turns[k]!.prompt.startsWith(turns[k - 1]!.prompt) && turns[k]!.prompt.length > turns[k - 1]!.prompt.length, `${name} ${group}: each turn holds the one before`);
+      }
+    }
+    const spanS = reqs[reqs.length - 1]!.arrivalUs / 1e6;
+    assert.ok(spanS > reqs.length / rate, `${name}: sessions ramp up and wind down, so their arrivals outlast n / rate (${spanS} s)`);
+    const atCapacity = at(1).workload.requests;
+    const prompts = (w: SimRequest[]) => w.map((r) => r.prompt).sort();
+    assert.deepEqual(prompts(atCapacity), prompts(reqs), `${name}: the same requests at each load, only sooner`);
+    assert.ok(atCapacity[atCapacity.length - 1]!.arrivalUs < reqs[reqs.length - 1]!.arrivalUs);
+    assert.throws(() => shape.referenceRps!(16), new RegExp(`^Error: ${name}: round robin's capacity is known for 3 and 8 replicas, not 16`));
+    // The plan counts a session point's arrivals to its last request.
+    const plan = runPlan({ shapes: [shape], replicaCounts: [8], loads: [0.7], durationS: 20, probeRequests: 0 }, ['r']);
+    assert.equal(plan.arrivalsS, spanS);
+  }
+});
+
+test("the session shapes' reference rates are round robin's capacity by bench:routing's calculation", async () => {
+  for (const replicas of [3, 8]) {
+    const ladder = buildLadderShapes({ workloadDir: DEFAULT_WORKLOAD_DIR, seed: 1, replicas, requestScale: 1, maxLoad: 1.1 });
+    for (const name of Object.keys(SESSION_REFERENCE_RPS)) {
+      const capacity = await measureCapacity(ladder.find((s) => s.name === name)!, { seed: 1 });
+      const ours = SESSION_REFERENCE_RPS[name]![replicas]!;
+      assert.ok(Math.abs(ours / capacity.rps - 1) < 0.01, `${name} on ${replicas}: ${ours} against ${capacity.rps}`);
+    }
+  }
+});
+
+test('smoke, sessions: every request of every session is served; later turns find their session cached; goodput against the shape\'s own SLO', async () => {
+  const out = mkdtempSync(join(tmpdir(), 'bench-peers-sessions-'));
+  const lines: string[] = [];
+  try {
+    const result = await runPeersBench({
+      out, routers: ['round-robin', 'prefix-router'], shapes: [SMOKE_SESSION_SHAPE], replicaCounts: [2], loads: [1], durationS: 1, seed: 5,
+      requestTimeoutMs: 10_000, probeRequests: 0, inferencePerf: false, log: (l) => lines.push(l),
+    });
+    const stream = pointWorkload(SMOKE_SESSION_SHAPE, 2, 1, 1, 5).workload.requests;
+    const expected = stream.length;
+    assert.ok(expected >= 24);
+    const arrived = expected / ((stream[expected - 1]!.arrivalUs - stream[0]!.arrivalUs) / 1e6);
+    for (const r of result.runs) {
+      assert.equal(r.sent, expected, `${r.router}: whole sessions`);
+      assert.equal(r.ok, r.sent, `${r.router}: ${r.errors.join(' | ')}`);
+      assert.ok(Math.abs(r.arrivedRps! - arrived) < 0.01, `${r.router}: arrived ${r.arrivedRps} req/s, the stream's ${arrived}`);
+      assert.ok(r.hitRate > 0.3, `${r.router}: hit rate ${r.hitRate}`);
+    }
+    assert.equal(lines.filter((l) => / smoke-sessions@2 load 1 \(12 req\/s, [\d.]+ arrived\): ok /.test(l)).length, 2);
+    assert.deepEqual(result.goodput.map((g) => g.sloMs), [300, 300]);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
 });
 
 test('the load generator spreads requests over several entry points in turn, as a load balancer over gateways', async () => {
