@@ -25,6 +25,8 @@ export interface LoadOptions {
   requestTimeoutMs: number;
   /** Stop sending new requests after this many ms (arrivals past it are dropped). */
   maxSendMs?: number;
+  /** Awaited at each request's arrival time, before it is sent (its send waits for it). */
+  beforeSend?: (r: SimRequest) => Promise<void> | void;
 }
 
 function sendOne(agent: http.Agent, o: LoadOptions, url: string, r: SimRequest, t0: number): Promise<RequestRecord> {
@@ -94,6 +96,7 @@ export async function runLoad(requests: SimRequest[], o: LoadOptions): Promise<{
     if (o.maxSendMs !== undefined && at > o.maxSendMs) break;
     const wait = at - (performance.now() - t0);
     if (wait > 1) await new Promise((res) => setTimeout(res, wait));
+    await o.beforeSend?.(r);
     pending.push(sendOne(agent, o, urls[pending.length % urls.length]!, r, t0));
   }
   const lastSentMs = performance.now() - t0;

@@ -13,7 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { toolArgs } from '../../cli/toolArgs.js';
 import { percentiles, roundTo } from '../gateway.js';
-import { MODEL, DEFAULT_WORKLOAD_DIR, type Workload } from '../routing/workloads.js';
+import { MODEL, DEFAULT_WORKLOAD_DIR, type SimRequest, type Workload } from '../routing/workloads.js';
 import { SMOKE_SESSION_SHAPE, SMOKE_SHAPE, loneRequestS, peerShapes, shapeSloMs, type PeerShape } from './shapes.js';
 import { coresOver, cpuSecondsOf, tail } from './processes.js';
 import { readCounters, diffCounters, servedShape, sumOf, type ServedShape } from './replicaCounters.js';
@@ -61,8 +61,10 @@ export interface RunResult {
   load: number;
   /** The nominal rate: load x the shape's reference rate. */
   offeredRps: number;
-  /** Requests over their arrivals' span (below offeredRps for session shapes); absent in results from before it was recorded. */
+  /** The measured requests over the seconds they arrived in (a session shape's: over its window); absent in results from before it was recorded. */
   arrivedRps?: number;
+  /** Requests sent unmeasured before a session shape's window (absent: none). */
+  warmupRequests?: number;
   sent: number;
   ok: number;
   failed: number;
@@ -139,27 +141,24 @@ async function startReplicaSet(replicas: number, kvBlocks: number | null, logFil
 
 /**
  * The request stream of one load point: the shape at `load` x its reference rate for `durationS`
- * seconds of arrivals (a session shape: whole sessions starting at that rate over those seconds, so
- * its arrivals run on for as long as the last sessions last).
+ * seconds of arrivals; a session shape's, its warm-up and then a measured window of at least
+ * `durationS`. `windowS`: the seconds whose arrivals are measured.
  */
-export function pointWorkload(shape: PeerShape, replicas: number, load: number, durationS: number, seed: number): { rate: number; workload: Workload } {
+export function pointWorkload(shape: PeerShape, replicas: number, load: number, durationS: number, seed: number): { rate: number; workload: Workload; windowS: number } {
   const rate = pointRate(shape, replicas, load);
-  return { rate, workload: shape.build(pointRequests(shape, rate, durationS), rate, seed) };
+  if (shape.sessions) {
+    const windowS = Math.max(durationS, shape.sessions.windowS);
+    return { rate, workload: shape.sessions.build(rate, windowS, seed), windowS };
+  }
+  const workload = shape.build(pointRequests(rate, durationS), rate, seed);
+  return { rate, workload, windowS: lastArrivalS(workload) };
 }
 
 const pointRate = (shape: PeerShape, replicas: number, load: number) =>
   round(((shape.referenceRps?.(replicas) ?? (shape.rate3 * replicas) / 3)) * load, 2);
 
 /** A p95 over fewer requests is one or two stragglers, so a slow shape's window stretches to hold enough. */
-const pointRequests = (shape: PeerShape, rate: number, durationS: number) =>
-  Math.max(Math.min(MIN_POINT_REQUESTS, Math.round(rate * MAX_POINT_S)), shape.minPointRequests ?? 0, Math.round(rate * durationS), 1);
-
-/** Requests over the seconds from the first arrival to the last: below the nominal rate while sessions ramp up and wind down. */
-function arrivedRps(w: Workload): number {
-  const r = w.requests;
-  const spanS = r.length > 1 ? (r[r.length - 1]!.arrivalUs - r[0]!.arrivalUs) / 1e6 : 0;
-  return spanS > 0 ? round(r.length / spanS, 2) : NaN;
-}
+const pointRequests = (rate: number, durationS: number) => Math.max(Math.min(MIN_POINT_REQUESTS, Math.round(rate * MAX_POINT_S)), Math.round(rate * durationS), 1);
 
 const MIN_POINT_REQUESTS = 30;
 const MAX_POINT_S = 60;
@@ -189,18 +188,19 @@ function traceReplicas(urls: string[], everyMs: number, file: string): { stop: (
   return { stop: async () => { clearInterval(timer); writeFileSync(file, lines.join('\n') + '\n'); } };
 }
 
-/** One JSON line per request: what the client saw, with the prefix group it belongs to (for per-request analysis). */
+/** One JSON line per request: what the client saw, with the prefix group it belongs to (for per-request analysis), and whether it was a warm-up. */
 function writeRequestRecords(file: string, records: RequestRecord[], requests: Workload['requests']): void {
-  const groupOf = new Map(requests.map((r) => [r.id, r.group]));
-  writeFileSync(file, records.map((r) => JSON.stringify({ ...r, group: groupOf.get(r.id) ?? null })).join('\n') + '\n');
+  const byId = new Map(requests.map((r) => [r.id, r]));
+  writeFileSync(file, records.map((r) => JSON.stringify({ ...r, group: byId.get(r.id)?.group ?? null, ...(byId.get(r.id)?.warmup ? { warmup: true } : {}) })).join('\n') + '\n');
 }
 
-function summarize(records: RequestRecord[], wallMs: number): Pick<RunResult, 'sent' | 'ok' | 'failed' | 'errors' | 'ttftMs' | 'e2eP50Ms' | 'e2eP95Ms' | 'throughputRps' | 'outputTokensPerS'> {
+/** The point's numbers from its measured requests; throughput over `fromMs` (a session point's window opening) to the last one's end. */
+function summarize(records: RequestRecord[], wallMs: number, fromMs = 0): Pick<RunResult, 'sent' | 'ok' | 'failed' | 'errors' | 'ttftMs' | 'e2eP50Ms' | 'e2eP95Ms' | 'throughputRps' | 'outputTokensPerS'> {
   const ok = records.filter((r) => r.ok);
   const ttft = percentiles(ok.map((r) => r.ttftMs));
   const e2e = percentiles(ok.map((r) => r.e2eMs));
   const lastEnd = Math.max(0, ...records.map((r) => r.sentMs + r.e2eMs).filter(Number.isFinite));
-  const span = Math.max(1, Math.min(wallMs, lastEnd)) / 1000;
+  const span = Math.max(1, Math.min(wallMs, lastEnd) - fromMs) / 1000;
   const errors = [...new Set(records.filter((r) => !r.ok).map((r) => r.error ?? `HTTP ${r.status}`))].slice(0, 3);
   return {
     sent: records.length, ok: ok.length, failed: records.length - ok.length, errors,
@@ -235,7 +235,7 @@ async function idleCpu(router: RunningRouter, seconds: number): Promise<{ idleCp
  * (its last request decoding alone) and each router's idle latency probe per replica count (its
  * own start-up, warm-up, pairs and idle CPU measure).
  */
-export function runPlan(o: Pick<PeersOptions, 'shapes' | 'replicaCounts' | 'loads' | 'durationS' | 'probeRequests' | 'probeWarmup' | 'probeOnly' | 'idleCpuS' | 'routerShapes' | 'shapeReplicas'> & { seed?: number }, routers: string[]): { arrivalsS: number; leastS: number } {
+export function runPlan(o: Pick<PeersOptions, 'shapes' | 'replicaCounts' | 'loads' | 'durationS' | 'probeRequests' | 'probeWarmup' | 'probeOnly' | 'idleCpuS' | 'routerShapes' | 'shapeReplicas'>, routers: string[]): { arrivalsS: number; leastS: number } {
   let arrivalsS = 0;
   let leastS = 0;
   for (const shape of o.probeOnly ? [] : o.shapes) {
@@ -244,8 +244,8 @@ export function runPlan(o: Pick<PeersOptions, 'shapes' | 'replicaCounts' | 'load
       for (const load of o.loads) {
         const rate = pointRate(shape, replicas, load);
         const pointArrivalsS = shape.sessions
-          ? lastArrivalS(pointWorkload(shape, replicas, load, o.durationS, o.seed ?? 1).workload)
-          : pointRequests(shape, rate, o.durationS) / rate;
+          ? shape.sessions.warmupS + Math.max(o.durationS, shape.sessions.windowS)
+          : pointRequests(rate, o.durationS) / rate;
         arrivalsS += n * pointArrivalsS;
         leastS += n * (pointArrivalsS + loneRequestS(shape) + POINT_START_S);
       }
@@ -347,7 +347,7 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
           // which is what comparing two builds with --baseline needs.
           for (const spec of li % 2 === 0 ? specs : [...specs].reverse()) {
             if (failed.has(spec.name)) continue;
-            const { rate, workload } = pointWorkload(shape, replicas, load, o.durationS, o.seed);
+            const { rate, workload, windowS } = pointWorkload(shape, replicas, load, o.durationS, o.seed);
             const tag = `${spec.name.replace('/', '-')}_${shape.name}_${replicas}_${load}`;
             const clock = phaseClock();
             // Once per router and replica count, before its first point: on replicas and a router of
@@ -376,16 +376,21 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
             if (!stack) { failed.add(spec.name); continue; }
             const { sims, router } = stack;
             try {
-              const before = await readCounters(sims.urls);
+              let before = await readCounters(sims.urls);
               const cpu0 = cpuSecondsOf(router.pids);
               const control0 = cpuSecondsOf(router.controlPids ?? []);
               clock.lap('counters');
               const trace = (o.replicaTraceMs ?? 0) > 0 ? traceReplicas(sims.urls, o.replicaTraceMs!, join(o.out, 'logs', `replicaTrace_${tag}.jsonl`)) : null;
-              const { records, wallMs, lastSentMs } = await runLoad(workload.requests, { url: router.url, urls: router.entryUrls, model: MODEL, requestTimeoutMs: o.requestTimeoutMs });
+              // A session point's warm-up is not measured: the replicas' counters restart at its window.
+              const warmups = new Set(workload.requests.filter((r) => r.warmup).map((r) => r.id));
+              let windowOpen = warmups.size === 0;
+              const beforeSend = async (r: SimRequest) => { if (!windowOpen && !r.warmup) { windowOpen = true; before = await readCounters(sims.urls); } };
+              const { records: sent, wallMs, lastSentMs } = await runLoad(workload.requests, { url: router.url, urls: router.entryUrls, model: MODEL, requestTimeoutMs: o.requestTimeoutMs, beforeSend });
+              const records = sent.filter((r) => !warmups.has(r.id));
               const cpu1 = cpuSecondsOf(router.pids);
               const control1 = cpuSecondsOf(router.controlPids ?? []);
               await trace?.stop();
-              writeRequestRecords(join(o.out, 'logs', `requests_${tag}.jsonl`), records, workload.requests);
+              writeRequestRecords(join(o.out, 'logs', `requests_${tag}.jsonl`), sent, workload.requests);
               clock.add('arrivals', lastSentMs / 1000);
               clock.lap('drain');
               const delta = diffCounters(await readCounters(sims.urls), before);
@@ -394,7 +399,8 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
               const hits = delta.reduce((a, c) => a + c.prefixHits, 0);
               const served = delta.reduce((a, c) => a + c.requests, 0);
               const run: RunResult = {
-                router: spec.name, shape: shape.name, replicas, load, offeredRps: rate, arrivedRps: arrivedRps(workload), ...summarize(records, wallMs),
+                router: spec.name, shape: shape.name, replicas, load, offeredRps: rate, arrivedRps: windowS > 0 ? round(records.length / windowS, 2) : NaN,
+                ...(warmups.size ? { warmupRequests: warmups.size } : {}), ...summarize(records, wallMs, warmups.size && records.length ? Math.min(...records.map((r) => r.sentMs)) : 0),
                 hitRate: queries ? round(hits / queries, 3) : NaN,
                 replicaShare: delta.map((c) => (served ? round(c.requests / served, 3) : NaN)),
                 replicaPreemptions: delta.map((c) => c.preemptions),
@@ -405,7 +411,7 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
                 phasesS: clock.phases(),
               };
               runs.push(run);
-              o.log(`${spec.name.padEnd(24)} ${shape.name}@${replicas} load ${load} (${rate} req/s${shape.sessions ? `, ${run.arrivedRps} arrived` : ''}): ok ${run.ok}/${run.sent} TTFT p50 ${run.ttftMs.p50} p95 ${run.ttftMs.p95} ms, ${run.throughputRps} req/s, hit ${run.hitRate}, cpu ${run.routerCpuCores}${run.errors.length ? `, errors: ${run.errors.join(' | ')}` : ''}`);
+              o.log(`${spec.name.padEnd(24)} ${shape.name}@${replicas} load ${load} (${rate} req/s${shape.sessions ? `, ${run.arrivedRps} arrived in the window after ${run.warmupRequests ?? 0} warm-up requests` : ''}): ok ${run.ok}/${run.sent} TTFT p50 ${run.ttftMs.p50} p95 ${run.ttftMs.p95} ms, ${run.throughputRps} req/s, hit ${run.hitRate}, cpu ${run.routerCpuCores}${run.errors.length ? `, errors: ${run.errors.join(' | ')}` : ''}`);
               o.log(`${' '.repeat(24)} phases s: ${Object.entries(run.phasesS!).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}`);
             } finally {
               stopping = stopPoint(router, sims);
@@ -458,13 +464,13 @@ export function goodputRows(runs: RunResult[], shapes: PeerShape[]): GoodputRow[
 
 const QUICK = { shapes: ['sp-32x32'], replicas: [3], loads: [0.4, 0.7, 1.0], durationS: 25, routerShapes: undefined, shapeReplicas: undefined };
 /**
- * The full run fits in 3.5 hours: the load operators run (0.7) and round robin's capacity (1.0), where
+ * The full run fits in 3.75 hours: the load operators run (0.7) and round robin's capacity (1.0), where
  * goodput still separates the routers; no deep-overload point, whose drains cost most. Several worker
  * VMs or gateways change routing only where requests share prefixes across groups and turns, so
  * prefix-router/4-workers runs on sp-32x32 and multi-turn-chat, and prefix-router/2-gateways on
- * those and the session shapes. The session shapes run on 8 replicas only: their points hold whole
- * sessions, minutes of arrivals each, and on 3 replicas a long-context point's 100 requests would
- * take twice as long to arrive.
+ * those and the session shapes. The session shapes run on 8 replicas only: their points take
+ * minutes each (a warm-up of running sessions, then the window), and on 3 replicas a long-context
+ * window would hold 30-40 requests.
  */
 export const FULL_RUN = {
   shapes: ['sp-150x5', 'sp-32x32', 'multi-turn-chat', 'one-system-prompt', 'unique-prompts', 'conversation', 'long-context'], replicas: [3, 8], loads: [0.7, 1.0], durationS: 20,
@@ -493,8 +499,8 @@ const WARMUP_REQUESTS_PER_S = 285;
 
 const USAGE = `usage: npm run bench:peers -- [options]
   (no option)          7 shapes, 3 and 8 replicas (the session shapes on 8 only), loads 0.7/1, 20 s each
-                       (a session shape's point: whole sessions, minutes), every router (prefix-router/4-workers
-                       on sp-32x32 and multi-turn-chat, /2-gateways on those and the session shapes): about 3.3 h
+                       (a session shape's point: minutes), every router (prefix-router/4-workers on sp-32x32 and
+                       multi-turn-chat, /2-gateways on those and the session shapes): about 3.5 h
   --quick              sp-32x32, 3 replicas, loads 0.4/0.7/1.0, 25 s each, every router (~15 min)
   --smoke              two tiny shapes (shared prefixes, conversations) for seconds (the test suite's run)
   --routers A,B        routers to run, each on every shape (default all: ${ROUTERS.map((r) => r.name).join(', ')};
@@ -503,8 +509,9 @@ const USAGE = `usage: npm run bench:peers -- [options]
                        conversation, long-context (sessions whose every request is the whole session so far)
   --replicas N,M       replica counts (default 3,8)
   --loads F,G          load points as fractions of the shape's reference rate (default 0.7,1; --quick 0.4,0.7,1)
-  --duration-s S       seconds of arrivals per load point (default 20; --quick 25); a session shape's point holds
-                       whole sessions starting over them, at least 200 requests (conversation) or 100 (long-context)
+  --duration-s S       seconds of arrivals per load point (default 20; --quick 25); a session shape's point: a
+                       warm-up of 150 s (conversation) or 60 (long-context), then a measured window of 80 / 120 s
+                       or S, whichever is longer
   --no-inference-perf  skip the inference-perf cross-check
   --probe-only         only each router's added latency at idle, per replica count: no load points
   --probe-pairs N      added-latency pairs per router and replica count (default ${PROBE_PAIRS})

@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { readSharedPrefixShape, sharedPrefixWorkload, uniqueWorkload, type SharedPrefixShape, type Workload } from '../routing/workloads.js';
 import { SESSION_SHAPES, SHAPES, UNIQUE, tightKvBlocks } from '../routing/scenarios.js';
-import { sessionTemplate, sessionWorkload, type SessionShape, type SessionTemplate } from '../routing/sessions.js';
+import { sessionTemplate, sessionWindowWorkload, sessionWorkload, type SessionShape, type SessionTemplate } from '../routing/sessions.js';
 import { DEFAULT_LONG_CONTEXT_SLO_MS, DEFAULT_SLO_MS } from '../routing/ladder.js';
 import { T4_QWEN25_3B } from '../../simulator/latency.js';
 
@@ -16,14 +16,15 @@ export interface PeerShape {
   rate3: number;
   /** Offered load at load fraction 1 on `replicas` replicas, req/s, where not rate3 scaled. */
   referenceRps?(replicas: number): number;
-  /** `n` requests (whole sessions: a few more) arriving at `rateRps`. */
+  /** `n` requests arriving at `rateRps`. */
   build(n: number, rateRps: number, seed: number): Workload;
-  /** Requests a load point holds at least (absent: bench:peers' floor). */
-  minPointRequests?: number;
   /** TTFT p95 SLO, where not ttftSloMs of the mean prompt. */
   sloMs?: number;
-  /** Sessions: requests arrive over the sessions' whole length, past the point's nominal window. */
-  sessions?: boolean;
+  /**
+   * A session shape's point: `warmupS` of the sessions' turns sent unmeasured, then a window of at
+   * least `windowS` measured (sessionWindowWorkload), instead of `build`.
+   */
+  sessions?: { warmupS: number; windowS: number; build(rateRps: number, windowS: number, seed: number): Workload };
   /** Mean prompt tokens, for the SLO. */
   promptTokens: number;
   /** Output tokens per request, for the time a run takes. */
@@ -69,10 +70,17 @@ export const SESSION_REFERENCE_RPS: Record<string, Record<number, number>> = {
 };
 
 /**
- * A point of a session shape holds whole sessions, enough requests for a TTFT p95 of the late, long
- * turns: a conversation lasts 100 s at the median (11 turns), a long-context task 30 s (5 steps).
+ * A session shape's point: a warm-up as long as nine sessions in ten last (a conversation lasts 102 s
+ * at the median and 164 s at the 90th percentile, a long-context task 29 s and 48 s), so the window
+ * sees running sessions at every age, then a window holding 230-280 requests on 8 replicas at 0.7
+ * (conversation) or about 95 (long-context, whose prefills take seconds each).
  */
-const SESSION_POINT_REQUESTS: Record<string, number> = { conversation: 200, 'long-context': 100 };
+const SESSION_POINT: Record<string, { warmupS: number; windowS: number }> = {
+  conversation: { warmupS: 150, windowS: 80 },
+  'long-context': { warmupS: 60, windowS: 120 },
+};
+/** Requests in a session shape's template: its sessions start over the warm-up and window up to a load of about 2.5 on 8 replicas. */
+const SESSION_TEMPLATE_REQUESTS: Record<string, number> = { conversation: 2500, 'long-context': 600 };
 
 interface SessionPeerShape {
   name: string;
@@ -81,19 +89,21 @@ interface SessionPeerShape {
   shape: SessionShape;
   /** Round robin's capacity by replica count, req/s. */
   referenceRps: Record<number, number>;
-  pointRequests: number;
+  warmupS: number;
+  windowS: number;
+  templateRequests: number;
   sloMs: number;
 }
 
 function sessionPeerShape(d: SessionPeerShape): PeerShape {
-  // Sessions are drawn in turn from the seed, so a longer template begins with a shorter one's sessions.
+  // One template a seed, so every load replays the same sessions, only sooner or later.
   let tpl: { seed: number; t: SessionTemplate } | undefined;
-  const template = (n: number, seed: number) => {
-    if (!tpl || tpl.seed !== seed || tpl.t.requestCount < n) tpl = { seed, t: sessionTemplate(d.name, d.label, d.shape, n, seed) };
+  const template = (seed: number) => {
+    if (tpl?.seed !== seed) tpl = { seed, t: sessionTemplate(d.name, d.label, d.shape, d.templateRequests, seed) };
     return tpl.t;
   };
   const mean = (pick: (r: { promptTokens: number; outputTokens: number }) => number) => {
-    const reqs = template(d.pointRequests, 1).sessions.flat();
+    const reqs = template(1).sessions.flat();
     return Math.round(reqs.reduce((a, r) => a + pick(r), 0) / reqs.length);
   };
   const counts = Object.keys(d.referenceRps).map(Number);
@@ -104,10 +114,9 @@ function sessionPeerShape(d: SessionPeerShape): PeerShape {
       if (r === undefined) throw new Error(`${d.name}: round robin's capacity is known for ${counts.join(' and ')} replicas, not ${replicas} (measure it with bench/routing/ladder.ts's measureCapacity and add it to SESSION_REFERENCE_RPS)`);
       return r;
     },
-    build: (n, rate, seed) => sessionWorkload(template(n, seed), rate, n),
-    minPointRequests: d.pointRequests,
+    build: (n, rate, seed) => sessionWorkload(template(seed), rate, n),
     sloMs: d.sloMs,
-    sessions: true,
+    sessions: { warmupS: d.warmupS, windowS: d.windowS, build: (rate, windowS, seed) => sessionWindowWorkload(template(seed), rate, d.warmupS, windowS) },
     get promptTokens() { return mean((r) => r.promptTokens); },
     get outputTokens() { return mean((r) => r.outputTokens); },
     kvBlocks: () => null,
@@ -121,7 +130,7 @@ function sessionShape(name: string): PeerShape {
   const longContext = def.kind === 'long-context';
   return sessionPeerShape({
     name, kind: longContext ? 'long-context' : 'conversation', label: def.label, shape: def.shape, referenceRps: SESSION_REFERENCE_RPS[name]!,
-    pointRequests: SESSION_POINT_REQUESTS[name]!, sloMs: longContext ? DEFAULT_LONG_CONTEXT_SLO_MS : DEFAULT_SLO_MS,
+    ...SESSION_POINT[name]!, templateRequests: SESSION_TEMPLATE_REQUESTS[name]!, sloMs: longContext ? DEFAULT_LONG_CONTEXT_SLO_MS : DEFAULT_SLO_MS,
   });
 }
 
@@ -151,11 +160,11 @@ export const SMOKE_SHAPE: PeerShape = {
   sharedPrefix: () => SMOKE_SHARED_PREFIX,
 };
 
-/** Tiny conversations for the smoke test: 2-4 turns on two 200-token system prompts, 0.1 s of think time. */
+/** Tiny conversations for the smoke test: 2-4 turns on two 200-token system prompts, 0.1 s of think time, 1 s of warm-up and 2 measured. */
 export const SMOKE_SESSION_SHAPE: PeerShape = sessionPeerShape({
   name: 'smoke-sessions', kind: 'conversation', label: 'smoke: conversations of 2-4 turns',
   shape: { preambles: 2, preambleTokens: 200, documents: 0, documentTokens: [0, 0], turns: [2, 4], appendTokens: [20, 60], outputTokens: [4, 8], maxPromptTokens: 2000, thinkMs: 100 },
-  referenceRps: { 2: 12 }, pointRequests: 24, sloMs: 300,
+  referenceRps: { 2: 12 }, warmupS: 1, windowS: 2, templateRequests: 200, sloMs: 300,
 });
 
 /** What a lone request with `promptTokens` uncached waits for its first token in the simulator's T4 model, ms. */

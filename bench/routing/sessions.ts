@@ -146,3 +146,30 @@ export function sessionWorkload(tpl: SessionTemplate, rateRps: number, n: number
   all.sort((a, b) => a.arrivalUs - b.arrivalUs);
   return { name: tpl.name, description: tpl.description, rateRps, requests: all.map((r, id) => ({ id, ...r })) };
 }
+
+/**
+ * Sessions in their steady state, for a real-time point that cannot run long enough to reach it from
+ * an empty start: sessions start (Poisson, `rateRps / meanTurns` a second) from `warmupS` before a
+ * window of `windowS` on. Turns that arrive before the window are sent as a warm-up (flagged
+ * `warmup`), those inside it are measured, and later ones are not sent, so the window sees the
+ * running sessions' later, longer turns at about the nominal rate. Arrivals count from the warm-up's
+ * start; the window opens at `warmupS`.
+ */
+export function sessionWindowWorkload(tpl: SessionTemplate, rateRps: number, warmupS: number, windowS: number): Workload {
+  const sessionRate = rateRps / tpl.meanTurns;
+  const endUs = (warmupS + windowS) * 1e6;
+  const lastStartUs = tpl.unitStartsUs[tpl.unitStartsUs.length - 1]! / sessionRate;
+  if (lastStartUs < endUs) throw new Error(`${tpl.name}: its ${tpl.sessions.length} sessions start within ${(lastStartUs / 1e6).toFixed(0)} s at ${rateRps} req/s, short of the ${warmupS + windowS} s asked for: build the template with more requests`);
+  const all: Array<Omit<SimRequest, 'id'>> = [];
+  for (let s = 0; s < tpl.sessions.length; s++) {
+    const start = Math.round(tpl.unitStartsUs[s]! / sessionRate);
+    if (start >= endUs) break;
+    for (const r of tpl.sessions[s]!) {
+      const arrivalUs = start + r.offsetUs;
+      if (arrivalUs >= endUs) break;
+      all.push({ arrivalUs, prompt: r.prompt, promptTokens: r.promptTokens, blockHashes: r.blockHashes, outputTokens: r.outputTokens, group: `s${s}`, ...(arrivalUs < warmupS * 1e6 ? { warmup: true } : {}) });
+    }
+  }
+  all.sort((a, b) => a.arrivalUs - b.arrivalUs);
+  return { name: tpl.name, description: `${tpl.description}; ${warmupS} s of warm-up, then ${windowS} s measured`, rateRps, requests: all.map((r, id) => ({ id, ...r })) };
+}

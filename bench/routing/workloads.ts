@@ -32,6 +32,8 @@ export interface SimRequest {
   session?: string;
   /** The LoRA adapter it names as its model, if any (engines salt its cache blocks with it). */
   lora?: string;
+  /** Sent to bring the replicas and the router to a steady state before a measured window, and not measured. */
+  warmup?: boolean;
 }
 
 export interface Workload {

@@ -87,7 +87,7 @@ test("a run's plan: its arrivals, and at least each point's lone request decodin
   assert.ok(Math.abs(plan(3, { b: ['other'] }).leastS - restricted.leastS - 2 * probeS) < 1e-9, 'b is probed on its one shape');
 });
 
-test('the full run: loads 0.7 and 1 on every shape, the session shapes on 8 replicas only, prefix-router/4-workers on sp-32x32 and multi-turn-chat, /2-gateways on those and the session shapes, within 3.5 hours by its plan', () => {
+test('the full run: loads 0.7 and 1 on every shape, the session shapes on 8 replicas only, prefix-router/4-workers on sp-32x32 and multi-turn-chat, /2-gateways on those and the session shapes, within 3.75 hours by its plan', () => {
   assert.deepEqual(FULL_RUN.loads, [0.7, 1]);
   const shapes = peerShapes(DEFAULT_WORKLOAD_DIR).filter((s) => FULL_RUN.shapes.includes(s.name));
   assert.equal(shapes.length, 7);
@@ -103,38 +103,50 @@ test('the full run: loads 0.7 and 1 on every shape, the session shapes on 8 repl
   const on3 = runPlan({ ...o, probeRequests: 0, shapes: sessions, replicaCounts: [3], shapeReplicas: undefined }, ['r']);
   const sessionsEverywhere = runPlan({ ...o, shapeReplicas: undefined, routerShapes: FULL_RUN.routerShapes }, routers);
   assert.ok(sessionsEverywhere.leastS > plan.leastS + on3.leastS * (routers.length - 1) - 1e-6, 'no session point on 3 replicas');
-  assert.ok(plan.leastS / 3600 < 3.5, `at least ${plan.leastS / 3600} h`);
+  assert.ok(plan.leastS / 3600 < 3.75, `at least ${plan.leastS / 3600} h`);
 });
 
-test("a session shape's point: whole sessions, each request the session so far, the same sessions at every load, at least its floor of requests; its SLO is bench:routing's", () => {
+test("a session shape's point: a warm-up of the sessions' turns, then a measured window near the nominal rate; each request the session so far; the same sessions at every load; its SLO is bench:routing's", () => {
   const shapes = peerShapes(DEFAULT_WORKLOAD_DIR);
-  for (const [name, floor, sloMs] of [['conversation', 200, 2000], ['long-context', 100, 10000]] as const) {
+  for (const [name, warmupS, windowS, least, sloMs] of [['conversation', 150, 80, 200, 2000], ['long-context', 60, 120, 70, 10000]] as const) {
     const shape = shapes.find((s) => s.name === name)!;
-    assert.equal(shape.minPointRequests, floor);
+    assert.deepEqual([shape.sessions!.warmupS, shape.sessions!.windowS], [warmupS, windowS]);
     assert.equal(shapeSloMs(shape), sloMs);
-    const at = (load: number) => pointWorkload(shape, 8, load, 20, 1);
-    const { rate, workload } = at(0.7);
-    assert.equal(rate, Math.round(SESSION_REFERENCE_RPS[name]![8]! * 0.7 * 100) / 100);
-    const reqs = workload.requests;
-    assert.ok(reqs.length >= floor && reqs.length < floor + 20, `${name}: ${reqs.length} requests`);
-    const bySession = new Map<string, SimRequest[]>();
-    for (const r of reqs) bySession.set(r.group, [...(bySession.get(r.group) ?? []), r]);
-    for (const [group, turns] of bySession) {
+    const at = (load: number, durationS = 20) => pointWorkload(shape, 8, load, durationS, 1);
+    const point = at(0.7);
+    assert.equal(point.rate, Math.round(SESSION_REFERENCE_RPS[name]![8]! * 0.7 * 100) / 100);
+    assert.equal(point.windowS, windowS, 'a window of its own length when --duration-s is shorter');
+    const reqs = point.workload.requests;
+    const measured = reqs.filter((r) => !r.warmup);
+    assert.ok(reqs.every((r) => (r.warmup ? r.arrivalUs < warmupS * 1e6 : r.arrivalUs >= warmupS * 1e6 && r.arrivalUs < (warmupS + windowS) * 1e6)), `${name}: warm-up before the window, nothing after it`);
+    assert.ok(measured.length >= least, `${name}: ${measured.length} measured`);
+    const ratio = measured.length / windowS / point.rate;
+    assert.ok(ratio > 0.7 && ratio < 1.4, `${name}: the window's arrivals at ${ratio.toFixed(2)}x the nominal rate (a cold start reaches a third of it)`);
+    const sessionsOf = (w: SimRequest[]) => {
+      const m = new Map<string, SimRequest[]>();
+      for (const r of w) m.set(r.group, [...(m.get(r.group) ?? []), r]);
+      return m;
+    };
+    const sessions = sessionsOf(reqs);
+    assert.ok([...sessions.values()].some((turns) => turns[0]!.warmup && !turns[turns.length - 1]!.warmup), `${name}: sessions begun in the warm-up go on in the window`);
+    for (const [group, turns] of sessions) {
       for (let k = 1; k < turns.length; k++) {
         assert.ok(turns[k]!.arrivalUs > turns[k - 1]!.arrivalUs, `${name} ${group}: turns in order`);
         assert.ok(turns[k]!.prompt.startsWith(turns[k - 1]!.prompt) && turns[k]!.prompt.length > turns[k - 1]!.prompt.length, `${name} ${group}: each turn holds the one before`);
       }
     }
-    const spanS = reqs[reqs.length - 1]!.arrivalUs / 1e6;
-    assert.ok(spanS > reqs.length / rate, `${name}: sessions ramp up and wind down, so their arrivals outlast n / rate (${spanS} s)`);
-    const atCapacity = at(1).workload.requests;
-    const prompts = (w: SimRequest[]) => w.map((r) => r.prompt).sort();
-    assert.deepEqual(prompts(atCapacity), prompts(reqs), `${name}: the same requests at each load, only sooner`);
-    assert.ok(atCapacity[atCapacity.length - 1]!.arrivalUs < reqs[reqs.length - 1]!.arrivalUs);
+    // Another load starts the same sessions sooner or later, so the window cuts them elsewhere.
+    for (const [group, turns] of sessionsOf(at(1).workload.requests)) {
+      const other = sessions.get(group);
+      if (!other) continue;
+      const n = Math.min(turns.length, other.length);
+      assert.deepEqual(turns.slice(0, n).map((r) => r.prompt), other.slice(0, n).map((r) => r.prompt), `${name} ${group}: the same session at each load`);
+    }
+    assert.equal(at(0.7, 200).windowS, 200, '--duration-s longer than the window lengthens it');
+    assert.throws(() => at(0.7, 100_000), new RegExp(`^Error: ${name}: its \\d+ sessions start within \\d+ s at [\\d.]+ req/s, short of the 100${warmupS === 150 ? '150' : '060'} s asked for`));
     assert.throws(() => shape.referenceRps!(16), new RegExp(`^Error: ${name}: round robin's capacity is known for 3 and 8 replicas, not 16`));
-    // The plan counts a session point's arrivals to its last request.
     const plan = runPlan({ shapes: [shape], replicaCounts: [8], loads: [0.7], durationS: 20, probeRequests: 0 }, ['r']);
-    assert.equal(plan.arrivalsS, spanS);
+    assert.equal(plan.arrivalsS, warmupS + windowS, 'the plan counts the warm-up and the window');
   }
 });
 
@@ -149,7 +161,7 @@ test("the session shapes' reference rates are round robin's capacity by bench:ro
   }
 });
 
-test('smoke, sessions: every request of every session is served; later turns find their session cached; goodput against the shape\'s own SLO', async () => {
+test('smoke, sessions: every request is served, the window\'s measured; later turns find their session cached; goodput against the shape\'s own SLO', async () => {
   const out = mkdtempSync(join(tmpdir(), 'bench-peers-sessions-'));
   const lines: string[] = [];
   try {
@@ -158,16 +170,17 @@ test('smoke, sessions: every request of every session is served; later turns fin
       requestTimeoutMs: 10_000, probeRequests: 0, inferencePerf: false, log: (l) => lines.push(l),
     });
     const stream = pointWorkload(SMOKE_SESSION_SHAPE, 2, 1, 1, 5).workload.requests;
-    const expected = stream.length;
-    assert.ok(expected >= 24);
-    const arrived = expected / ((stream[expected - 1]!.arrivalUs - stream[0]!.arrivalUs) / 1e6);
+    const warmups = stream.filter((r) => r.warmup).length;
+    const expected = stream.length - warmups;
+    assert.ok(expected >= 15 && warmups >= 5, `${warmups} warm-up and ${expected} measured requests`);
+    const arrived = expected / SMOKE_SESSION_SHAPE.sessions!.windowS;
     for (const r of result.runs) {
-      assert.equal(r.sent, expected, `${r.router}: whole sessions`);
+      assert.deepEqual([r.sent, r.warmupRequests], [expected, warmups], `${r.router}: the window's requests are measured, the warm-up's are not`);
       assert.equal(r.ok, r.sent, `${r.router}: ${r.errors.join(' | ')}`);
       assert.ok(Math.abs(r.arrivedRps! - arrived) < 0.01, `${r.router}: arrived ${r.arrivedRps} req/s, the stream's ${arrived}`);
       assert.ok(r.hitRate > 0.3, `${r.router}: hit rate ${r.hitRate}`);
     }
-    assert.equal(lines.filter((l) => / smoke-sessions@2 load 1 \(12 req\/s, [\d.]+ arrived\): ok /.test(l)).length, 2);
+    assert.equal(lines.filter((l) => new RegExp(` smoke-sessions@2 load 1 \\(12 req/s, [\\d.]+ arrived in the window after ${warmups} warm-up requests\\): ok `).test(l)).length, 2);
     assert.deepEqual(result.goodput.map((g) => g.sloMs), [300, 300]);
   } finally {
     rmSync(out, { recursive: true, force: true });
