@@ -114,9 +114,12 @@ export interface PeersResult {
 
 interface ReplicaSet { urls: string[]; pid: number; stop(): Promise<void> }
 
-/** Simulated replicas in their own process; `timeScale` > 1 runs them faster than real time. */
-async function startReplicaSet(replicas: number, kvBlocks: number | null, logFile: string, timeScale = 1): Promise<ReplicaSet> {
-  const opts = { replicas, ...(kvBlocks ? { kvCacheSize: kvBlocks } : {}), ...(timeScale !== 1 ? { timeScale } : {}) };
+/**
+ * Simulated replicas in their own process; `timeScale` > 1 runs them faster than real time,
+ * `maxModelLen` sets their context limit (absent: the simulator's, Qwen2.5's native 32k).
+ */
+async function startReplicaSet(replicas: number, kvBlocks: number | null, logFile: string, timeScale = 1, maxModelLen?: number): Promise<ReplicaSet> {
+  const opts = { replicas, ...(kvBlocks ? { kvCacheSize: kvBlocks } : {}), ...(timeScale !== 1 ? { timeScale } : {}), ...(maxModelLen ? { maxModelLen } : {}) };
   const fd = openSync(logFile, 'a');
   const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'bench/peers/replicaProcess.ts'), JSON.stringify(opts)], { stdio: ['ignore', 'pipe', fd], detached: true });
   closeSync(fd);
@@ -313,12 +316,13 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
     st.detail = msg;
   };
   /**
-   * `replicas` replicas (`kvBlocks` each; null: the simulator's default) and `spec`'s router on them,
+   * `replicas` replicas (`kvBlocks` each, null: the simulator's default; `maxModelLen`, absent: the
+   * simulator's) and `spec`'s router on them,
    * logging under `tag`, the router started once the previous point has stopped; null when the router
    * fails to start (marked failed, its replicas stopping). `lap` names each step's time when given.
    */
-  const startStack = async (spec: RouterSpec, replicas: number, kvBlocks: number | null, tag: string, lap?: (phase: string) => void): Promise<{ sims: ReplicaSet; router: RunningRouter } | null> => {
-    const sims = await startReplicaSet(replicas, kvBlocks, join(o.out, 'logs', `replicas_${tag}.log`));
+  const startStack = async (spec: RouterSpec, replicas: number, kvBlocks: number | null, tag: string, lap?: (phase: string) => void, maxModelLen?: number): Promise<{ sims: ReplicaSet; router: RunningRouter } | null> => {
+    const sims = await startReplicaSet(replicas, kvBlocks, join(o.out, 'logs', `replicas_${tag}.log`), 1, maxModelLen);
     active.add(sims.stop);
     lap?.('replicas');
     await stopping;
@@ -372,7 +376,7 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
             }
             if (o.probeOnly) continue;
             const added = addedLatency.find((a) => a.router === spec.name && a.replicas === replicas);
-            const stack = await startStack(spec, replicas, shape.kvBlocks(replicas), tag, (phase) => clock.lap(phase));
+            const stack = await startStack(spec, replicas, shape.kvBlocks(replicas), tag, (phase) => clock.lap(phase), shape.maxModelLen);
             if (!stack) { failed.add(spec.name); continue; }
             const { sims, router } = stack;
             try {

@@ -6,6 +6,7 @@ import { readSharedPrefixShape, sharedPrefixWorkload, uniqueWorkload, type Share
 import { SESSION_SHAPES, SHAPES, UNIQUE, tightKvBlocks } from '../routing/scenarios.js';
 import { sessionTemplate, sessionWindowWorkload, sessionWorkload, type SessionShape, type SessionTemplate } from '../routing/sessions.js';
 import { DEFAULT_LONG_CONTEXT_SLO_MS, DEFAULT_SLO_MS } from '../routing/ladder.js';
+import { ENGINE_MAX_MODEL_LEN } from '../routing/simulation.js';
 import { T4_QWEN25_3B } from '../../simulator/latency.js';
 
 export interface PeerShape {
@@ -20,6 +21,8 @@ export interface PeerShape {
   build(n: number, rateRps: number, seed: number): Workload;
   /** TTFT p95 SLO, where not ttftSloMs of the mean prompt. */
   sloMs?: number;
+  /** The replicas' context limit, where the simulator's (Qwen2.5's native 32k) is too short. */
+  maxModelLen?: number;
   /**
    * A session shape's point: `warmupS` of the sessions' turns sent unmeasured, then a window of at
    * least `windowS` measured (sessionWindowWorkload), instead of `build`.
@@ -116,6 +119,7 @@ function sessionPeerShape(d: SessionPeerShape): PeerShape {
     },
     build: (n, rate, seed) => sessionWorkload(template(seed), rate, n),
     sloMs: d.sloMs,
+    maxModelLen: ENGINE_MAX_MODEL_LEN,
     sessions: { warmupS: d.warmupS, windowS: d.windowS, build: (rate, windowS, seed) => sessionWindowWorkload(template(seed), rate, d.warmupS, windowS) },
     get promptTokens() { return mean((r) => r.promptTokens); },
     get outputTokens() { return mean((r) => r.outputTokens); },

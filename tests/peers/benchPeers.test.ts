@@ -8,11 +8,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { goodputRows, pointWorkload, runPeersBench, runPlan, FULL_RUN, type RunResult } from '../../bench/peers/main.js';
+import { goodputRows, pointWorkload, runPeersBench, runPlan, startReplicaSet, FULL_RUN, type RunResult } from '../../bench/peers/main.js';
+import { ENGINE_MAX_MODEL_LEN } from '../../bench/routing/simulation.js';
 import { peerShapes, shapeSloMs, ttftSloMs, SESSION_REFERENCE_RPS, SMOKE_SESSION_SHAPE, SMOKE_SHAPE } from '../../bench/peers/shapes.js';
 import { buildLadderShapes } from '../../bench/routing/scenarios.js';
 import { measureCapacity } from '../../bench/routing/ladder.js';
-import { DEFAULT_WORKLOAD_DIR, type SimRequest } from '../../bench/routing/workloads.js';
+import { DEFAULT_WORKLOAD_DIR, MODEL, type SimRequest } from '../../bench/routing/workloads.js';
 import { runLoad } from '../../bench/peers/loadgen.js';
 import { parseCounters, diffCounters, servedShape } from '../../bench/peers/replicaCounters.js';
 import { azureTrace } from '../../bench/peers/inferencePerf.js';
@@ -147,6 +148,31 @@ test("a session shape's point: a warm-up of the sessions' turns, then a measured
     assert.throws(() => shape.referenceRps!(16), new RegExp(`^Error: ${name}: round robin's capacity is known for 3 and 8 replicas, not 16`));
     const plan = runPlan({ shapes: [shape], replicaCounts: [8], loads: [0.7], durationS: 20, probeRequests: 0 }, ['r']);
     assert.equal(plan.arrivalsS, warmupS + windowS, 'the plan counts the warm-up and the window');
+  }
+});
+
+test("the session shapes' replicas take prompts past Qwen2.5's native 32k tokens, as bench:routing's engines do (YaRN); the simulator's default refuses them", async () => {
+  const shape = peerShapes(DEFAULT_WORKLOAD_DIR).find((s) => s.name === 'long-context')!;
+  assert.equal(shape.maxModelLen, ENGINE_MAX_MODEL_LEN);
+  const longest = Math.max(...pointWorkload(shape, 8, 1, 20, 1).workload.requests.map((r) => r.promptTokens + r.outputTokens));
+  assert.ok(longest > 32_768 && longest <= ENGINE_MAX_MODEL_LEN, `${longest} tokens`);
+  const dir = mkdtempSync(join(tmpdir(), 'bench-peers-context-'));
+  const prompt = 'abcd'.repeat(40_000);
+  const status = async (maxModelLen?: number) => {
+    const sims = await startReplicaSet(1, null, join(dir, 'replicas.log'), 1000, maxModelLen);
+    try {
+      const res = await fetch(`${sims.urls[0]}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, prompt, max_tokens: 2 }) });
+      await res.text();
+      return res.status;
+    } finally {
+      await sims.stop();
+    }
+  };
+  try {
+    assert.equal(await status(shape.maxModelLen), 200);
+    assert.equal(await status(), 400);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
