@@ -75,8 +75,8 @@ export const SESSION_REFERENCE_RPS: Record<string, Record<number, number>> = {
 /**
  * A session shape's point: a warm-up as long as nine sessions in ten last (a conversation lasts 102 s
  * at the median and 164 s at the 90th percentile, a long-context task 29 s and 48 s), so the window
- * sees running sessions at every age, then a window holding 230-280 requests on 8 replicas at 0.7
- * (conversation) or about 95 (long-context, whose prefills take seconds each).
+ * sees running sessions at every age, then a window holding (seed 1, 8 replicas, load 0.7) 272
+ * conversation requests or 76 long-context ones, whose prefills take seconds each.
  */
 const SESSION_POINT: Record<string, { warmupS: number; windowS: number }> = {
   conversation: { warmupS: 150, windowS: 80 },
