@@ -133,18 +133,25 @@ export function sessionTemplate(name: string, label: string, shape: SessionShape
   return { name, description, unitStartsUs, sessions, requestCount: count, meanTurns: count / sessions.length };
 }
 
+/** Session `s`'s request `r`, the session starting at `startUs`. */
+const requestOf = (r: SessionRequest, s: number, startUs: number): Omit<SimRequest, 'id'> =>
+  ({ arrivalUs: startUs + r.offsetUs, prompt: r.prompt, promptTokens: r.promptTokens, blockHashes: r.blockHashes, outputTokens: r.outputTokens, group: `s${s}` });
+
+/** The requests in arrival order, numbered. */
+function inArrivalOrder(all: Array<Omit<SimRequest, 'id'>>): SimRequest[] {
+  all.sort((a, b) => a.arrivalUs - b.arrivalUs);
+  return all.map((r, id) => ({ id, ...r }));
+}
+
 /** The template's first sessions holding at least `n` requests, starting at `rateRps / meanTurns` sessions a second (Poisson). */
 export function sessionWorkload(tpl: SessionTemplate, rateRps: number, n: number): Workload {
   const sessionRate = rateRps / tpl.meanTurns;
   const all: Array<Omit<SimRequest, 'id'>> = [];
   for (let s = 0; s < tpl.sessions.length && all.length < n; s++) {
     const start = Math.round(tpl.unitStartsUs[s]! / sessionRate);
-    for (const r of tpl.sessions[s]!) {
-      all.push({ arrivalUs: start + r.offsetUs, prompt: r.prompt, promptTokens: r.promptTokens, blockHashes: r.blockHashes, outputTokens: r.outputTokens, group: `s${s}` });
-    }
+    for (const r of tpl.sessions[s]!) all.push(requestOf(r, s, start));
   }
-  all.sort((a, b) => a.arrivalUs - b.arrivalUs);
-  return { name: tpl.name, description: tpl.description, rateRps, requests: all.map((r, id) => ({ id, ...r })) };
+  return { name: tpl.name, description: tpl.description, rateRps, requests: inArrivalOrder(all) };
 }
 
 /**
@@ -165,11 +172,10 @@ export function sessionWindowWorkload(tpl: SessionTemplate, rateRps: number, war
     const start = Math.round(tpl.unitStartsUs[s]! / sessionRate);
     if (start >= endUs) break;
     for (const r of tpl.sessions[s]!) {
-      const arrivalUs = start + r.offsetUs;
-      if (arrivalUs >= endUs) break;
-      all.push({ arrivalUs, prompt: r.prompt, promptTokens: r.promptTokens, blockHashes: r.blockHashes, outputTokens: r.outputTokens, group: `s${s}`, ...(arrivalUs < warmupS * 1e6 ? { warmup: true } : {}) });
+      const req = requestOf(r, s, start);
+      if (req.arrivalUs >= endUs) break;
+      all.push(req.arrivalUs < warmupS * 1e6 ? { ...req, warmup: true } : req);
     }
   }
-  all.sort((a, b) => a.arrivalUs - b.arrivalUs);
-  return { name: tpl.name, description: `${tpl.description}; ${warmupS} s of warm-up, then ${windowS} s measured`, rateRps, requests: all.map((r, id) => ({ id, ...r })) };
+  return { name: tpl.name, description: `${tpl.description}; ${warmupS} s of warm-up, then ${windowS} s measured`, rateRps, requests: inArrivalOrder(all) };
 }
