@@ -5,6 +5,11 @@
 // cached, and its TTFT. The split run's tail (TTFT above its p95) is broken
 // down by what differs from the one-entry run: found less cached, or found as
 // much but waited longer; and by the request's turn in its session.
+// Then, in both runs, the picks the router believed to hold at least 1024
+// tokens more than they did, and for each the earlier request there that
+// shared most of the prompt: still prefilling (not cached yet) or done
+// (evicted since); SPLIT_TAIL_DETAIL=1 lists them with the tokens the replica
+// was sent since, SPLIT_TAIL_DETAIL=<request id> also that request's sharers.
 //   node --import tsx bench/routing/splitTail.ts [conversation|long-context] [seed] [requests-scale] [workers] [gateways] [wasm]
 import { readFileSync } from 'node:fs';
 import { DEFAULT_WORKLOAD_DIR } from './workloads.js';
@@ -26,13 +31,13 @@ if (!shape) throw new Error(`no session shape '${shapeName}'`);
 const capacity = await measureCapacity(shape, { seed: SEED });
 const workload = rungWorkload(shape, capacity, LOAD);
 
-interface Served { replica: number; ttftMs: number; cachedTokens: number; believedTokens: number }
+interface Served { replica: number; ttftMs: number; cachedTokens: number; believedTokens: number; gateway: number }
 async function run(spec: PolicySpec): Promise<Map<SimRequest, Served>> {
   const policy = await makePolicy(spec, REPLICAS, SEED, workload.name, await loadXxhash(), wasm);
   const served = new Map<SimRequest, Served>();
   const believed = believedTokens(policy);
   try {
-    const r = simulate(workload, policy, { replicas: REPLICAS, gateways: spec.gateways, workers: spec.workers, seed: SEED, onServed: (s) => served.set(s.req, { ...s, believedTokens: believed.get(s.req) ?? 0 }) });
+    const r = simulate(workload, policy, { replicas: REPLICAS, gateways: spec.gateways, workers: spec.workers, seed: SEED, onServed: (s) => served.set(s.req, { ...s, gateway: s.entry.gateway, believedTokens: believed.get(s.req) ?? 0 }) });
     const st = r.routerStats ?? {};
     console.log(`${spec.name}: TTFT p50 ${r.ttftP50Ms.toFixed(0)} p95 ${r.ttftP95Ms.toFixed(0)} ms, hit ${(r.hitRate * 100).toFixed(1)}%, load-bound spills ${st.loadBoundSpills ?? 0}, routed on load alone ${st.loadOnly ?? 0}`);
   } finally {
@@ -112,10 +117,56 @@ for (const [name, m] of [['1 entry', one], ['split', many]] as const) {
   const rs = workload.requests.filter((r) => m.has(r));
   const short = rs.filter((r) => m.get(r)!.believedTokens < m.get(r)!.cachedTokens - 256 * 4);
   console.log(`${name}: ${short.length} of ${rs.length} requests found at least 1024 tokens more cached than the router believed (${sum(short.map((r) => m.get(r)!.cachedTokens - m.get(r)!.believedTokens))} tokens unseen)`);
+  const over = rs.filter((r) => m.get(r)!.believedTokens > m.get(r)!.cachedTokens + 256 * 4);
+  const overTail = over.filter((r) => m.get(r)!.ttftMs > (m === one ? p95One : p95Many));
+  console.log(`${name}: ${over.length} of ${rs.length} requests found at least 1024 tokens less cached than the router believed (${sum(over.map((r) => m.get(r)!.believedTokens - m.get(r)!.cachedTokens))} tokens missing; ${overTail.length} of them in the tail)`);
 }
 console.log('all requests by turn: uncached prompt tokens (sum) 1 entry -> split, requests with >= 256 fewer cached tokens in the split');
 for (const [k, rs] of [...byTurn].sort()) {
   const u = (m: Map<SimRequest, Served>) => sum(rs.map((r) => r.promptTokens - m.get(r)!.cachedTokens));
   const worse = rs.filter((r) => many.get(r)!.cachedTokens < one.get(r)!.cachedTokens - 256).length;
   console.log(`  ${k}: ${rs.length} requests, ${u(one)} -> ${u(many)}, ${worse} worse`);
+}
+// Where a pick was believed to hold more than it did: the earlier request on that replica that
+// shares most of the prompt, and whether it was still prefilling when this one arrived (its
+// content not yet cached) or long done (its content evicted since).
+{
+  const shared = (a: SimRequest, b: SimRequest) => { let k = 0; while (k < a.blockHashes.length && k < b.blockHashes.length && a.blockHashes[k] === b.blockHashes[k]) k++; return k * 16; };
+  for (const [name, m] of [['1 entry', one], ['split', many]] as const) {
+    const tally = { inFlight: 0, done: 0, none: 0, otherGateway: 0 };
+    for (const r of workload.requests) {
+      const sr = m.get(r);
+      if (!sr || sr.believedTokens <= sr.cachedTokens + 1024) continue;
+      let best: SimRequest | undefined, bestShared = 0;
+      for (const q of workload.requests) {
+        if (q.arrivalUs >= r.arrivalUs) break;
+        const sq = m.get(q);
+        if (!sq || sq.replica !== sr.replica) continue;
+        const n = shared(q, r);
+        if (n >= bestShared) { best = q; bestShared = n; }
+      }
+      if (!best || bestShared <= sr.cachedTokens + 1024) { tally.none++; continue; }
+      const firstTokenUs = best.arrivalUs + m.get(best)!.ttftMs * 1000;
+      if (firstTokenUs > r.arrivalUs) tally.inFlight++; else tally.done++;
+      if (process.env.SPLIT_TAIL_DETAIL) {
+        // Tokens the replica was sent to prefill between the sharer's last use and this request.
+        let written = 0;
+        for (const x of workload.requests) {
+          if (x.arrivalUs <= best.arrivalUs || x.arrivalUs >= r.arrivalUs) continue;
+          const sx = m.get(x);
+          if (sx?.replica === sr.replica) written += x.promptTokens - sx.cachedTokens + x.outputTokens;
+        }
+        if (process.env.SPLIT_TAIL_DETAIL === String(r.id)) {
+          for (const x of workload.requests) {
+            if (x.arrivalUs >= r.arrivalUs || x.arrivalUs < r.arrivalUs - 400e6) continue;
+            const sx = m.get(x); const n = shared(x, r);
+            if (sx && n > 4096) console.log(`      #${x.id} ${((r.arrivalUs - x.arrivalUs) / 1e6).toFixed(1)} s before on ${sx.replica}${sx.replica === sr.replica ? '*' : ''} gw ${sx.gateway}: shares ${n}, prompt ${x.promptTokens}, cached ${sx.cachedTokens}, believed ${sx.believedTokens}, ttft ${sx.ttftMs.toFixed(0)}`);
+          }
+        }
+        console.log(`    ${name} #${r.id}: believed ${sr.believedTokens} cached ${sr.cachedTokens}; sharer #${best.id} ${((r.arrivalUs - best.arrivalUs) / 1e6).toFixed(1)} s before, ${bestShared} shared; ${written} tokens written there since`);
+      }
+      if (m.get(best)!.gateway !== sr.gateway) tally.otherGateway++;
+    }
+    console.log(`${name}: of the picks believed to hold 1024+ tokens more than they did, the earlier request there that shared more was still prefilling ${tally.inFlight}, done ${tally.done}, none ${tally.none}; it came through another gateway ${tally.otherGateway}`);
+  }
 }
