@@ -3,7 +3,7 @@
 // installed is skipped with a line saying why). No network: everything listens on 127.0.0.1.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -20,7 +20,7 @@ import { azureTrace } from '../../bench/peers/inferencePerf.js';
 import { cpuSeconds } from '../../bench/peers/processes.js';
 import { REPO, ROUTERS, routerNamed } from '../../bench/peers/routers.js';
 import { renderTable } from '../../bench/peers/report.js';
-import { classify, pointReport } from '../../bench/peers/requestsReport.js';
+import { cacheLeft, cacheLeftLine, classify, main as requestsReportMain, pointReport } from '../../bench/peers/requestsReport.js';
 import { runScript } from '../tools/npmScript.js';
 
 test('replica counters are summed over engines and label sets, and differenced; the served shape is per request', () => {
@@ -382,6 +382,50 @@ test('each load point runs every router back to back, the order turning at each 
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
+});
+
+test('requestsReport: a measured request is set against the most of its prompt a replica had prefilled by the time it was sent', () => {
+  const req = (id: number, blockHashes: number[]) => ({ id, arrivalUs: id * 1000, prompt: '', promptTokens: blockHashes.length * 512, blockHashes, outputTokens: 1, group: 'g' });
+  const requests = [req(0, [1, 2, 3, 4]), req(1, [1, 2, 3, 9]), req(2, [1, 2, 3, 4, 5]), req(3, [7]), req(4, [1, 2, 3, 4])];
+  const rec = (id: number, sentMs: number, cachedTokens: number, replica: string, extra: object = {}) =>
+    ({ id, ok: true, status: 200, sentMs, ttftMs: 100, e2eMs: 200, outputTokens: 1, cachedTokens, replica, group: 'g', ...extra });
+  const records = [
+    rec(0, 0, 0, 'r0', { warmup: true }), // not measured, but its replica holds its prompt from 100 ms
+    rec(1, 50, 0, 'r1'), // sent before any first token: nothing was cached anywhere
+    rec(2, 200, 0, 'r2'), // r0 had 4 of its blocks, r1 3: it found none on r2
+    rec(3, 300, 0, 'r0'), // shares nothing
+    rec(4, 400, 0, 'r0', { ok: false, status: 500 }), // failed: neither measured nor a holder
+  ];
+  const left = cacheLeft(records, requests, 512);
+  assert.deepEqual(left.map((x) => [x.record.id, x.availableTokens, x.holder]), [[1, 0, null], [2, 2048, 'r0'], [3, 0, null]]);
+  assert.equal(cacheLeftLine(left), '  cached elsewhere: 1 of 3 measured requests found 1024+ tokens fewer cached than a replica had prefilled already (2048 tokens): #2 0/2048 on r2 (held on r0) TTFT 100');
+  // With its replica holding all of it, nothing is listed.
+  records[2] = rec(2, 200, 2048, 'r0');
+  assert.match(cacheLeftLine(cacheLeft(records, requests, 512)), /: 0 of 3 measured requests .* already \(0 tokens\)$/);
+});
+
+test('requestsReport (smoke): a run directory\'s session point is reported with what its rebuilt stream says was cached elsewhere', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'requests-report-'));
+  const lines: string[] = [];
+  const write = process.stdout.write;
+  try {
+    const shape = peerShapes(DEFAULT_WORKLOAD_DIR).find((s) => s.name === 'long-context')!;
+    const requests = pointWorkload(shape, 3, 0.7, 20, 1).workload.requests;
+    // The stream's first two requests: a session's first step, then its second, sent to another replica once the first had its first token.
+    const second = requests.find((r) => r.group === requests[0]!.group && r !== requests[0])!;
+    const rec = (r: SimRequest, sentMs: number, cachedTokens: number, replica: string) =>
+      JSON.stringify({ id: r.id, ok: true, status: 200, sentMs, ttftMs: 1000, e2eMs: 2000, outputTokens: 10, cachedTokens, replica, group: r.group });
+    mkdirSync(join(dir, 'logs'));
+    writeFileSync(join(dir, 'logs', 'requests_prefix-router_long-context_3_0.7.jsonl'), [rec(requests[0]!, 0, 0, 'replica-0'), rec(second, 5000, 0, 'replica-1')].join('\n') + '\n');
+    process.stdout.write = ((chunk: string) => { lines.push(String(chunk)); return true; }) as typeof process.stdout.write;
+    assert.equal(requestsReportMain([dir]), 0);
+  } finally {
+    process.stdout.write = write;
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const out = lines.join('');
+  assert.match(out, /^prefix-router_long-context_3_0\.7\n/);
+  assert.match(out, /cached elsewhere: 1 of 2 measured requests found 1024\+ tokens fewer cached than a replica had prefilled already \(\d+ tokens\): #\d+ 0\/\d+ on replica-1 \(held on replica-0\)/);
 });
 
 test('requestsReport: a request is warm with its shared prefix cached, else the first of its group, a copy to another replica, or a refill of one that lost it', () => {
