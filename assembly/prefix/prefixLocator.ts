@@ -447,9 +447,14 @@ export class PrefixLocator {
    * with 16 VMs a VM sending a sixteenth of the traffic would remember 16
    * times as much history as the cache keeps, and price long prompts as
    * cached long after they were evicted. So a VM's quota for a replica is
-   * its share of the writes there (its gateway's, and the other gateways'
-   * where the fleet reports them; record()'s `writeShare`); what other VMs
-   * placed more recently the shared index finds.
+   * its share of the writes there (record()'s `writeShare`), at least an
+   * even share among its gateway's worker VMs; what other VMs placed more
+   * recently the shared index finds. The other gateways' writes do not cut
+   * the quota below that even share: what they placed reaches this VM only
+   * in the shared index, which dates a chain by its last touch and takes it
+   * as wholly held or wholly gone, so a quota cut to the fleet's share
+   * forgets this gateway's placements before their engine does, and the
+   * shared index's answer in their place errs more.
    */
   private applyQuota(s: u32, share: f64): void {
     const whole = unchecked(this.cacheQuota[s]);

@@ -132,8 +132,9 @@ export class InflightCounters {
    * This VM's share of what has been written to replica i (`written`: the
    * gateway's total there, and the other gateways' where the fleet reports
    * them): its own writes over the total, and at least an even share among
-   * `writers` worker VMs, so that a VM that has just started, and so has
-   * written little yet, is not taken for one that takes little traffic.
+   * `writers` worker VMs (the scheduling cycle names its gateway's; prefixLocator.ts
+   * applyQuota says why not the fleet's), so that a VM that has just started,
+   * and so has written little yet, is not taken for one that takes little traffic.
    */
   writeShare(i: i32, written: f64, writers: i32): f64 {
     const even = 1.0 / <f64>(writers > 1 ? writers : 1);
