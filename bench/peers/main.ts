@@ -157,6 +157,15 @@ export function pointWorkload(shape: PeerShape, replicas: number, load: number, 
   return { rate, workload, windowS: lastArrivalS(workload) };
 }
 
+/** A load point's name in its log files: ROUTER_SHAPE_REPLICAS_LOAD, the router's '/' as '-'. */
+export const pointTag = (router: string, shape: string, replicas: number, load: number) => `${router.replace('/', '-')}_${shape}_${replicas}_${load}`;
+
+/** The shape, replica count and load a pointTag names; null for another tag (a probe's). */
+export function pointOfTag(tag: string): { shape: string; replicas: number; load: number } | null {
+  const [, shape, replicas, load] = tag.split('_');
+  return shape && Number(replicas) > 0 && Number(load) > 0 ? { shape, replicas: Number(replicas), load: Number(load) } : null;
+}
+
 const pointRate = (shape: PeerShape, replicas: number, load: number) =>
   round(((shape.referenceRps?.(replicas) ?? (shape.rate3 * replicas) / 3)) * load, 2);
 
@@ -352,7 +361,7 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
           for (const spec of li % 2 === 0 ? specs : [...specs].reverse()) {
             if (failed.has(spec.name)) continue;
             const { rate, workload, windowS } = pointWorkload(shape, replicas, load, o.durationS, o.seed);
-            const tag = `${spec.name.replace('/', '-')}_${shape.name}_${replicas}_${load}`;
+            const tag = pointTag(spec.name, shape.name, replicas, load);
             const clock = phaseClock();
             // Once per router and replica count, before its first point: on replicas and a router of
             // their own, so that the warm-up leaves nothing in the caches or router state a point starts from.

@@ -7,10 +7,9 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { toolArgs } from '../../cli/toolArgs.js';
-import { DEFAULT_WORKLOAD_DIR, type SimRequest } from '../routing/workloads.js';
-import { ENGINE_BLOCK_SIZE } from '../routing/simulation.js';
+import { DEFAULT_WORKLOAD_DIR, sharedPrefixTokens, type SimRequest } from '../routing/workloads.js';
 import type { RequestRecord } from './loadgen.js';
-import { pointWorkload } from './main.js';
+import { pointOfTag, pointWorkload } from './main.js';
 import { peerShapes } from './shapes.js';
 
 export type RequestRecordWithGroup = RequestRecord & { group: string | null; warmup?: boolean };
@@ -28,7 +27,7 @@ const LEFT_TOKENS = 1024;
 export interface CacheLeft { record: RequestRecordWithGroup; availableTokens: number; holder: string | null }
 
 /** For each ok, measured record in `records` (ids as in `requests`), what was cached elsewhere (CacheLeft). */
-export function cacheLeft(records: RequestRecordWithGroup[], requests: readonly SimRequest[], blockTokens = ENGINE_BLOCK_SIZE): CacheLeft[] {
+export function cacheLeft(records: RequestRecordWithGroup[], requests: readonly SimRequest[]): CacheLeft[] {
   const byId = new Map(requests.map((r) => [r.id, r]));
   const prefilled = records.filter((r) => r.ok && byId.has(r.id)).map((r) => ({ record: r, doneMs: r.sentMs + r.ttftMs, req: byId.get(r.id)! }));
   const out: CacheLeft[] = [];
@@ -38,10 +37,8 @@ export function cacheLeft(records: RequestRecordWithGroup[], requests: readonly 
     let best = 0, holder: string | null = null;
     for (const p of prefilled) {
       if (p.doneMs > record.sentMs || p.record === record) continue;
-      const a = p.req.blockHashes, b = req.blockHashes;
-      let k = 0;
-      while (k < a.length && k < b.length && a[k] === b[k]) k++;
-      if (k * blockTokens > best) { best = k * blockTokens; holder = p.record.replica; }
+      const tokens = sharedPrefixTokens(p.req, req);
+      if (tokens > best) { best = tokens; holder = p.record.replica; }
     }
     out.push({ record, availableTokens: best, holder });
   }
@@ -129,12 +126,9 @@ export function main(argv: string[]): number {
     const records = readLines<RequestRecordWithGroup>(join(logs, f));
     const traceFile = join(logs, `replicaTrace_${tag}.jsonl`);
     const lines = pointReport(records, existsSync(traceFile) ? readLines<TraceSample>(traceFile) : null, sharedTokens, slowMs);
-    // A point's tag: ROUTER_SHAPE_REPLICAS_LOAD (main.ts).
-    const [, shapeName, replicas, load] = tag.split('_');
-    const shape = shapes.find((s) => s.name === shapeName);
-    if (shape && Number(replicas) > 0 && Number(load) > 0) {
-      lines.push(cacheLeftLine(cacheLeft(records, pointWorkload(shape, Number(replicas), Number(load), durationS, seed).workload.requests)));
-    }
+    const point = pointOfTag(tag);
+    const shape = point && shapes.find((s) => s.name === point.shape);
+    if (point && shape) lines.push(cacheLeftLine(cacheLeft(records, pointWorkload(shape, point.replicas, point.load, durationS, seed).workload.requests)));
     process.stdout.write([tag, ...lines].join('\n') + '\n');
   }
   return 0;

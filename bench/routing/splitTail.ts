@@ -12,7 +12,7 @@
 // was sent since, SPLIT_TAIL_DETAIL=<request id> also that request's sharers.
 //   node --import tsx bench/routing/splitTail.ts [conversation|long-context] [seed] [requests-scale] [workers] [gateways] [wasm]
 import { readFileSync } from 'node:fs';
-import { DEFAULT_WORKLOAD_DIR } from './workloads.js';
+import { DEFAULT_WORKLOAD_DIR, sharedPrefixTokens } from './workloads.js';
 import { measureCapacity, rungWorkload } from './ladder.js';
 import { loadXxhash } from './gie.js';
 import { makePolicy } from './runner.js';
@@ -131,7 +131,6 @@ for (const [k, rs] of [...byTurn].sort()) {
 // shares most of the prompt, and whether it was still prefilling when this one arrived (its
 // content not yet cached) or long done (its content evicted since).
 {
-  const shared = (a: SimRequest, b: SimRequest) => { let k = 0; while (k < a.blockHashes.length && k < b.blockHashes.length && a.blockHashes[k] === b.blockHashes[k]) k++; return k * 16; };
   for (const [name, m] of [['1 entry', one], ['split', many]] as const) {
     const tally = { inFlight: 0, done: 0, none: 0, otherGateway: 0 };
     for (const r of workload.requests) {
@@ -142,7 +141,7 @@ for (const [k, rs] of [...byTurn].sort()) {
         if (q.arrivalUs >= r.arrivalUs) break;
         const sq = m.get(q);
         if (!sq || sq.replica !== sr.replica) continue;
-        const n = shared(q, r);
+        const n = sharedPrefixTokens(q, r);
         if (n >= bestShared) { best = q; bestShared = n; }
       }
       if (!best || bestShared <= sr.cachedTokens + 1024) { tally.none++; continue; }
@@ -159,7 +158,7 @@ for (const [k, rs] of [...byTurn].sort()) {
         if (process.env.SPLIT_TAIL_DETAIL === String(r.id)) {
           for (const x of workload.requests) {
             if (x.arrivalUs >= r.arrivalUs || x.arrivalUs < r.arrivalUs - 400e6) continue;
-            const sx = m.get(x); const n = shared(x, r);
+            const sx = m.get(x); const n = sharedPrefixTokens(x, r);
             if (sx && n > 4096) console.log(`      #${x.id} ${((r.arrivalUs - x.arrivalUs) / 1e6).toFixed(1)} s before on ${sx.replica}${sx.replica === sr.replica ? '*' : ''} gw ${sx.gateway}: shares ${n}, prompt ${x.promptTokens}, cached ${sx.cachedTokens}, believed ${sx.believedTokens}, ttft ${sx.ttftMs.toFixed(0)}`);
           }
         }

@@ -92,6 +92,14 @@ export function textOf(seed: number, tokens: number): string {
   return randomText(seed, tokens).join('');
 }
 
+/** The prompt tokens two requests share from their start, in whole blocks (BLOCK_TOKENS). */
+export function sharedPrefixTokens(a: SimRequest, b: SimRequest): number {
+  const x = a.blockHashes, y = b.blockHashes;
+  let k = 0;
+  while (k < x.length && k < y.length && x[k] === y[k]) k++;
+  return k * BLOCK_TOKENS;
+}
+
 export function makeRequest(id: number, arrivalUs: number, prompt: string, outputTokens: number, group: string): SimRequest {
   const { promptTokens, blockHashes } = tokenizePrompt(prompt, BLOCK_TOKENS);
   return { id, arrivalUs, prompt, promptTokens, blockHashes, outputTokens, group };

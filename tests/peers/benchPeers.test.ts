@@ -13,7 +13,7 @@ import { ENGINE_MAX_MODEL_LEN } from '../../bench/routing/simulation.js';
 import { peerShapes, shapeSloMs, ttftSloMs, SESSION_REFERENCE_RPS, SMOKE_SESSION_SHAPE, SMOKE_SHAPE } from '../../bench/peers/shapes.js';
 import { buildLadderShapes } from '../../bench/routing/scenarios.js';
 import { measureCapacity } from '../../bench/routing/ladder.js';
-import { DEFAULT_WORKLOAD_DIR, MODEL, type SimRequest } from '../../bench/routing/workloads.js';
+import { BLOCK_TOKENS, DEFAULT_WORKLOAD_DIR, MODEL, type SimRequest } from '../../bench/routing/workloads.js';
 import { runLoad } from '../../bench/peers/loadgen.js';
 import { parseCounters, diffCounters, servedShape } from '../../bench/peers/replicaCounters.js';
 import { azureTrace } from '../../bench/peers/inferencePerf.js';
@@ -385,23 +385,25 @@ test('each load point runs every router back to back, the order turning at each 
 });
 
 test('requestsReport: a measured request is set against the most of its prompt a replica had prefilled by the time it was sent', () => {
-  const req = (id: number, blockHashes: number[]) => ({ id, arrivalUs: id * 1000, prompt: '', promptTokens: blockHashes.length * 512, blockHashes, outputTokens: 1, group: 'g' });
-  const requests = [req(0, [1, 2, 3, 4]), req(1, [1, 2, 3, 9]), req(2, [1, 2, 3, 4, 5]), req(3, [7]), req(4, [1, 2, 3, 4])];
+  // Prompts of 16-token blocks: a 2048-token document (128 blocks), its first 1536 tokens, the document and more.
+  const blocks = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
+  const req = (id: number, blockHashes: number[]) => ({ id, arrivalUs: id * 1000, prompt: '', promptTokens: blockHashes.length * BLOCK_TOKENS, blockHashes, outputTokens: 1, group: 'g' });
+  const requests = [req(0, blocks(1, 128)), req(1, [...blocks(1, 96), ...blocks(900, 32)]), req(2, blocks(1, 160)), req(3, [7777]), req(4, blocks(1, 128))];
   const rec = (id: number, sentMs: number, cachedTokens: number, replica: string, extra: object = {}) =>
     ({ id, ok: true, status: 200, sentMs, ttftMs: 100, e2eMs: 200, outputTokens: 1, cachedTokens, replica, group: 'g', ...extra });
   const records = [
     rec(0, 0, 0, 'r0', { warmup: true }), // not measured, but its replica holds its prompt from 100 ms
     rec(1, 50, 0, 'r1'), // sent before any first token: nothing was cached anywhere
-    rec(2, 200, 0, 'r2'), // r0 had 4 of its blocks, r1 3: it found none on r2
+    rec(2, 200, 0, 'r2'), // r0 had 2048 of its tokens, r1 1536: it found none on r2
     rec(3, 300, 0, 'r0'), // shares nothing
     rec(4, 400, 0, 'r0', { ok: false, status: 500 }), // failed: neither measured nor a holder
   ];
-  const left = cacheLeft(records, requests, 512);
+  const left = cacheLeft(records, requests);
   assert.deepEqual(left.map((x) => [x.record.id, x.availableTokens, x.holder]), [[1, 0, null], [2, 2048, 'r0'], [3, 0, null]]);
   assert.equal(cacheLeftLine(left), '  cached elsewhere: 1 of 3 measured requests found 1024+ tokens fewer cached than a replica had prefilled already (2048 tokens): #2 0/2048 on r2 (held on r0) TTFT 100');
   // With its replica holding all of it, nothing is listed.
   records[2] = rec(2, 200, 2048, 'r0');
-  assert.match(cacheLeftLine(cacheLeft(records, requests, 512)), /: 0 of 3 measured requests .* already \(0 tokens\)$/);
+  assert.match(cacheLeftLine(cacheLeft(records, requests)), /: 0 of 3 measured requests .* already \(0 tokens\)$/);
 });
 
 test('requestsReport (smoke): a run directory\'s session point is reported with what its rebuilt stream says was cached elsewhere', () => {
