@@ -151,7 +151,7 @@ export class HttpContext {
     const router = this.router;
     if (router === null) return FilterHeaders.Continue;
     const d = this.decision;
-    if (endOfStream) router.responseStarted(d);
+    if (endOfStream) router.responseStarted(d, nowNs());
     else this.awaitingFirstBytes = true;
     if (router.cfg.debugHeaders && d.replica >= 0) {
       addHeader(HeaderMap.ResponseHeaders, DEBUG_ENDPOINT, d.addressBytes);
@@ -168,7 +168,7 @@ export class HttpContext {
     if (this.awaitingFirstBytes && (size > 0 || endOfStream)) {
       this.awaitingFirstBytes = false;
       const router = this.router;
-      if (router !== null) router.responseStarted(this.decision);
+      if (router !== null) router.responseStarted(this.decision, nowNs());
     }
     return FilterData.Continue;
   }

@@ -168,9 +168,10 @@ export class Router {
     return heard > received ? heard : received;
   }
 
-  /** The response began (its headers came): the request decodes now. */
-  responseStarted(d: Decision): void {
-    this.cycle.responseStarted(this.table, d, this.seenS);
+  /** The response began (its headers came) at `nowNs`: the request decodes now. */
+  responseStarted(d: Decision, nowNs: u64): void {
+    this.sawTime(nowNs);
+    this.cycle.responseStarted(this.table, d, nowNs);
   }
 
   /** The request ended (served, failed or reset): it no longer loads its replica. */

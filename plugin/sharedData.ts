@@ -12,6 +12,8 @@
 //                           [u16 in flight][u16 decoding][u32 queued prefill tokens][u32 decode work]
 //                           [u32 last request sent there: ms clock mod 2^32, 0 never]
 //                           [u32 content written there, 64-token units]
+//                           [u32 prefill tokens still ahead there as of the drain anchor]
+//                           [u32 drain anchor: the last send or first token there, ms clock mod 2^32, 0 none]
 //   prefix_router.ckpt.XXXX up to 4 entries of [u64 checkpoint hash][u32 replica address hash, low 32 bits]
 //                           [u32 last touched, s: by the request that placed it, or one since that found it the
 //                           deepest it held there]  (XXXX: 4 hex digits, the hash's top 16 bits; 2^16 buckets)
@@ -66,7 +68,7 @@ export function writeStamp(store: SharedDataLike, stamp: { version: bigint; seen
 
 /** Bytes of a row of prefix_router.inflight before its replicas, and per replica. */
 export const INFLIGHT_ROW_HEAD_BYTES = 12;
-export const INFLIGHT_REPLICA_BYTES = 20;
+export const INFLIGHT_REPLICA_BYTES = 28;
 
 /** What the gateway's worker VMs count, summed over replicas and every row (rows of any age are counted). */
 export interface WorkTotals {

@@ -9,7 +9,7 @@ import { WorkCounts, msSincePlacement } from "../state/gatewayBlob";
 import { InflightCounters } from "../state/inflightCounters";
 import { ReplicaTable } from "../state/replicaTable";
 import { Candidates } from "./candidates";
-import { decodePriceShare } from "./workModel";
+import { decodePriceShare, decodeStepMs } from "./workModel";
 
 @final
 export class CandidateFilter {
@@ -45,6 +45,7 @@ export class CandidateFilter {
     this.otherVms = this.inflight.read(t, <u32>(nowNs / 1000000000));
     const sum = this.inflight.total;
     const perDecode = t.fleetCount > 1 ? this.decodeWorkPerRequest(t, sum) : 0;
+    const wp = this.cfg.work;
     c.fleetGateways = t.fleetCount;
     let n = 0;
     // A replica's metrics age is the control plane's as of the state it sent;
@@ -62,8 +63,6 @@ export class CandidateFilter {
       const inflight = unchecked(sum.inflight[i]);
       unchecked(c.inflight[n] = inflight);
       unchecked(c.decoding[n] = unchecked(sum.decoding[i]));
-      // Other gateways' work, as the control plane last reported it, adds to this gateway's.
-      unchecked(c.queued[n] = unchecked(sum.queued[i]) + unchecked(t.otherGatewaysQueuedTokens[i]));
       const own = msSincePlacement(nowMs, unchecked(sum.placedMs[i]));
       const theirs = msSincePlacement(nowMs, unchecked(t.otherGatewaysPlacedMs[i]));
       unchecked(c.sincePlacedMs[n] = own);
@@ -78,9 +77,26 @@ export class CandidateFilter {
       // gateway of a fleet of g sees a g-th of a replica's batch and the guard
       // lets g times as many pile up.
       const others = perDecode > 0 ? Math.round(unchecked(t.otherGatewaysDecodeWork[i]) / perDecode) : 0;
+      // A prompt is in flight until its first token, but the engine has been
+      // prefilling it since it arrived: a 40k-token document sent 5 s ago is
+      // half done, and counting it whole sends the next turns of a session
+      // off the replica holding their history. This gateway's queue drains
+      // from its anchor (the last send or first token there) at the prefill
+      // rate with the replica's decode batch sharing each step, keeping one
+      // engine step (a chunk) unseen, one per gateway of a fleet: the others'
+      // sends since their last report may be ahead of ours. Where other
+      // gateways have prompts queued there, the engine divides its steps
+      // between the queues in an order no gateway knows, so none drains;
+      // theirs add whole, as the control plane last reported them.
+      const otherQueued = unchecked(t.otherGatewaysQueuedTokens[i]);
+      const ownQueued = unchecked(sum.queued[i]);
+      const msPerToken = wp.prefillTimePerTokenMs + decodeStepMs(wp, unchecked(sum.decoding[i]) + others) / wp.chunkTokens;
+      const ahead = otherQueued > 0 ? ownQueued : this.inflight.remaining(i, ownQueued, nowMs, msPerToken, wp.chunkTokens * <f64>t.fleetCount);
+      unchecked(c.gatewayQueued[n] = ahead);
+      unchecked(c.queued[n] = ahead + otherQueued);
       // Decode work is counted at the saturated batch's price and priced here at this replica's batch (workModel.ts).
       const decodeWork = unchecked(sum.decodeWork[i]) + unchecked(t.otherGatewaysDecodeWork[i]);
-      unchecked(c.decodeWork[n] = decodeWork * decodePriceShare(this.cfg.work, unchecked(sum.decoding[i]) + others, unchecked(c.kvUsage[n])));
+      unchecked(c.decodeWork[n] = decodeWork * decodePriceShare(wp, unchecked(sum.decoding[i]) + others, unchecked(c.kvUsage[n])));
       unchecked(c.load[n] = inflight + others + (withMetrics ? unchecked(t.waiting[i]) : 0));
       n++;
     }

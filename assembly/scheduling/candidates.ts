@@ -21,8 +21,15 @@ export class Candidates {
   readonly kvCapacityTokens: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** Requests this gateway sent to the replica and has not seen finish, across worker VMs. */
   readonly inflight: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
-  /** Prefill tokens sent to the replica with no response yet (this gateway's worker VMs and, as last reported, the others). */
+  /**
+   * Prefill tokens sent to the replica and not yet prefilled: this gateway's
+   * still ahead by its drain estimate, or all it has in flight with no
+   * response where other gateways have some too, plus theirs as last
+   * reported (candidateFilter.ts says why).
+   */
   readonly queued: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+  /** Of queued, this gateway's own: what a request sent there now waits behind (the drain's anchor at commit). */
+  readonly gatewayQueued: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** Requests this gateway has decoding on the replica (response started, not ended). */
   readonly decoding: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** Decode work of the requests decoding there, in prefill-token equivalents (all gateways, as queued). */

@@ -172,14 +172,14 @@ export class SchedulingCycle {
     }
     d.decodeWork = this.work.decodeWork;
     d.decoding = false;
-    this.inflight.committed(t, d, this.nowNs, written);
+    this.inflight.committed(t, d, this.nowNs, written, unchecked(c.gatewayQueued[k]));
     const passed = this.picked.spilled ? this.picked.preferred : -1;
     this.metrics.routed(unchecked(t.slot[i]), d.matched, d.total, this.picked.spilled, passed >= 0 ? unchecked(t.slot[unchecked(c.replica[passed])]) : -1);
   }
 
-  /** The response began: the request decodes now. `nowS`: the latest time the router has read. */
-  @inline responseStarted(t: ReplicaTable, d: Decision, nowS: u32): void {
-    this.inflight.responseStarted(t, d, nowS);
+  /** The response began at `nowNs`: the request decodes now. */
+  @inline responseStarted(t: ReplicaTable, d: Decision, nowNs: u64): void {
+    this.inflight.responseStarted(t, d, <u32>(nowNs / 1000000000), <u32>(nowNs / 1000000));
   }
 
   /** The request ended: it no longer loads its replica. */

@@ -23,8 +23,9 @@
 // TTFTs are near-equal (within c.nearMs) and whose other scorers do not
 // prefer another (within the band), one with prefill queued that this
 // gateway placed a request on longest ago wins over the rendezvous order:
-// the prediction counts a queued prompt whole until its first token, and
-// the replica that received one longer ago has likely prefilled more of it.
+// the prediction keeps the last chunk of a queue unseen (or all of it where
+// other gateways queue there too: candidateFilter.ts), and the replica that
+// received a prompt longer ago has likely prefilled more of it.
 // A replica with nothing queued is predicted exactly and keeps its rank.
 // A prompt no candidate holds any of, or holds less than half of (a shared
 // preamble before a document: c.mostlyNew), is placed, among candidates with

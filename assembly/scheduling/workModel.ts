@@ -3,7 +3,9 @@
 //   W_r     = queued_r + new_r (prefill tokens ahead of its first token)
 //   TTFT_r  = overhead + perToken x W_r + (W_r / chunk + 1) x decodeStep(decoding_r) + memoryWait_r
 //   work_r  = queued_r + decodeWork_r + new_r
-// where queued_r are prefill tokens sent to r with no response yet, and
+// where queued_r are prefill tokens sent to r not yet prefilled (this
+// gateway's drained since its last send or first token there, the others'
+// whole: candidateFilter.ts), and
 // decodeWork_r prices the output still to decode there in prefill tokens, at
 // what each sequence adds to r's decode step (decodePriceShare).
 // The work scorer ranks on cost_r = TTFT_r + copy_r, where copy_r prices the
@@ -34,9 +36,10 @@
 // go and are not charged, so plain load balancing is left as it was.
 // Where no copy is needed, a copy also pays the holder's unseen progress:
 //   copy_r += perToken x (min(progress_h, copied_r) - progress_r)   (when positive)
-// for h the holder of least predicted TTFT. The prediction counts a queued
-// prompt whole until its first token, but the engine has been prefilling it
-// since it arrived and caches each block as it schedules it: a request that
+// for h the holder of least predicted TTFT. The prediction keeps the last
+// chunk of a queue unseen (all of it where other gateways queue there too),
+// but the engine has been prefilling it since it arrived and caches each
+// block as it schedules it: a request that
 // follows its group's first onto the holder waits less than predicted, and
 // a copy made for a few tens of milliseconds puts a whole prefill in the
 // tail. progress_r is what r may have prefilled unseen since this gateway

@@ -17,10 +17,11 @@ const ROWS_AT: usize = 24;
 const HEADER_BYTES: i32 = 28;
 /**
  * A row: [u32 vm id][u32 heartbeat s][u32 requests routed] then per replica [u16 in flight][u16 decoding][u32 queued tokens][u32 decode work]
- * [u32 last placement, ms clock mod 2^32, 0: none][u32 content written, in CONTENT_UNIT tokens].
+ * [u32 last placement, ms clock mod 2^32, 0: none][u32 content written, in CONTENT_UNIT tokens]
+ * [u32 prefill tokens ahead as of the drain anchor][u32 drain anchor, ms clock mod 2^32, 0: none].
  */
 const ROW_HEAD_BYTES: i32 = 12;
-export const REPLICA_BYTES: i32 = 20;
+export const REPLICA_BYTES: i32 = 28;
 /** Tokens per unit of a content count (a row's, and the fleet exchange's): a u32 of them lasts a year at 10k tokens a second. */
 export const CONTENT_UNIT: f64 = 64;
 
@@ -39,6 +40,14 @@ export class WorkCounts {
   readonly placedMs: StaticArray<u32> = new StaticArray<u32>(MAX_SLOTS);
   /** Tokens written into the replica's cache (prompt tokens it had to prefill, and output), since the VM started. */
   readonly written: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+  /**
+   * The gateway's prefill tokens still ahead on the replica as of drainAnchorMs
+   * (scheduling/candidateFilter.ts drains them at the engine's prefill rate).
+   * Rows merge by the latest anchor: each VM anchors from the whole gateway's count.
+   */
+  readonly drainTokens: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
+  /** When drainTokens was counted: the ms clock mod 2^32 (0: never; as placedMs). */
+  readonly drainAnchorMs: StaticArray<u32> = new StaticArray<u32>(MAX_SLOTS);
   /** Requests routed since the VM started (mod 2^32; a total's, the gateway's): the clock of the shared prefix demand. Not cleared with the replicas. */
   routed: u32 = 0;
 
@@ -50,6 +59,8 @@ export class WorkCounts {
       unchecked(this.decodeWork[i] = 0);
       unchecked(this.placedMs[i] = 0);
       unchecked(this.written[i] = 0);
+      unchecked(this.drainTokens[i] = 0);
+      unchecked(this.drainAnchorMs[i] = 0);
     }
   }
 }
@@ -146,6 +157,11 @@ export class GatewayBlob {
         unchecked(out.decodeWork[i] += <f64>load<u32>(at, 8));
         unchecked(out.placedMs[i] = laterPlacement(unchecked(out.placedMs[i]), load<u32>(at, 12)));
         unchecked(out.written[i] += <f64>load<u32>(at, 16) * CONTENT_UNIT);
+        const anchor = load<u32>(at, 24);
+        if (laterPlacement(unchecked(out.drainAnchorMs[i]), anchor) != unchecked(out.drainAnchorMs[i])) {
+          unchecked(out.drainAnchorMs[i] = anchor);
+          unchecked(out.drainTokens[i] = <f64>load<u32>(at, 20));
+        }
       }
     }
     return live;
@@ -190,6 +206,8 @@ export class GatewayBlob {
         store<u32>(at, clampU32(unchecked(counts.decodeWork[i])), 8);
         store<u32>(at, unchecked(counts.placedMs[i]), 12);
         store<u32>(at, clampU32(unchecked(counts.written[i]) / CONTENT_UNIT), 16);
+        store<u32>(at, clampU32(unchecked(counts.drainTokens[i])), 20);
+        store<u32>(at, unchecked(counts.drainAnchorMs[i]), 24);
       }
       store<u32>(s, <u32>(keep + 1), ROWS_AT);
       const total = HEADER_BYTES + (keep + 1) * rowBytes;

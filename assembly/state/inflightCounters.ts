@@ -1,6 +1,7 @@
 // What this gateway has in flight to each replica, across all worker VMs:
 // requests, how many of them are decoding, the prefill tokens still queued
-// and the decode work, when it last sent a request there and how much content it has written there. Each VM counts its own and publishes them as its row
+// and the decode work, when it last sent a request there and how much content it has written there,
+// and the drain anchor: the prefill still ahead there when the queue last changed. Each VM counts its own and publishes them as its row
 // of the gateway blob (gatewayBlob.ts); readers add the other VMs' live rows.
 // A VM that dies (a trap replaces it) stops its heartbeat and its row is
 // dropped after a TTL, so its counts cannot leak forever.
@@ -8,7 +9,7 @@
 // at commit, move it from queued to decoding when its response starts, and
 // drop it when it finishes.
 import { Decision } from "../scheduling/decision";
-import { GatewayBlob, WorkCounts } from "./gatewayBlob";
+import { GatewayBlob, WorkCounts, msSincePlacement } from "./gatewayBlob";
 import { ReplicaTable } from "./replicaTable";
 
 @final
@@ -34,6 +35,7 @@ export class InflightCounters {
     const queued = new StaticArray<f64>(n), decodeWork = new StaticArray<f64>(n);
     const placedMs = new StaticArray<u32>(n);
     const written = new StaticArray<f64>(n);
+    const drainTokens = new StaticArray<f64>(n), drainAnchorMs = new StaticArray<u32>(n);
     for (let j = 0; j < n; j++) {
       const i = at[j];
       if (i < 0) continue;
@@ -43,6 +45,8 @@ export class InflightCounters {
       decodeWork[j] = l.decodeWork[i];
       placedMs[j] = l.placedMs[i];
       written[j] = l.written[i];
+      drainTokens[j] = l.drainTokens[i];
+      drainAnchorMs[j] = l.drainAnchorMs[i];
     }
     l.clear(old.n > n ? old.n : n);
     for (let j = 0; j < n; j++) {
@@ -52,6 +56,8 @@ export class InflightCounters {
       l.decodeWork[j] = decodeWork[j];
       l.placedMs[j] = placedMs[j];
       l.written[j] = written[j];
+      l.drainTokens[j] = drainTokens[j];
+      l.drainAnchorMs[j] = drainAnchorMs[j];
     }
     this.blob.drop();
   }
@@ -73,6 +79,8 @@ export class InflightCounters {
       unchecked(sum.decodeWork[i] = unchecked(l.decodeWork[i]));
       unchecked(sum.placedMs[i] = unchecked(l.placedMs[i]));
       unchecked(sum.written[i] = unchecked(l.written[i]));
+      unchecked(sum.drainTokens[i] = unchecked(l.drainTokens[i]));
+      unchecked(sum.drainAnchorMs[i] = unchecked(l.drainAnchorMs[i]));
     }
     if (blob.shared && (blob.held || blob.fetch())) return blob.addOtherRows(t.setHash, n, this.vmId, nowS, sum);
     return 0;
@@ -98,11 +106,38 @@ export class InflightCounters {
   }
 
   /**
-   * Commit: the decided request is in flight on its replica, its prefill
-   * queued, sent at `nowNs`; it writes `writtenTokens` into the replica's cache.
+   * The gateway's prefill tokens still ahead on replica i at `nowMs` (the ms
+   * clock mod 2^32), of `queued` in flight with no response (`total`, as of
+   * the last read()): what the drain anchor counted, less what the engine
+   * prefills in the time since at `msPerToken`, within [min(queued, `floor`), queued].
+   * vLLM prefills its queue first come, first served, and the anchor is
+   * reset on every send and every first token, so the estimate drifts only
+   * between two such events. Without an anchor, `queued`.
    */
-  committed(t: ReplicaTable, d: Decision, nowNs: u64, writtenTokens: f64): void {
-    this.placed(t, d.replica, <u32>(nowNs / 1000000));
+  remaining(i: i32, queued: f64, nowMs: u32, msPerToken: f64, floor: f64): f64 {
+    const anchor = unchecked(this.total.drainAnchorMs[i]);
+    if (anchor == 0) return queued;
+    const left = unchecked(this.total.drainTokens[i]) - msSincePlacement(nowMs, anchor) / msPerToken;
+    const least = queued < floor ? queued : floor;
+    return left < least ? least : left > queued ? queued : left;
+  }
+
+  /** Anchors replica i's drain: `tokens` of prefill ahead there at `nowMs`; the next add() publishes it. */
+  anchor(t: ReplicaTable, i: i32, tokens: f64, nowMs: u32): void {
+    if (i < 0 || i >= t.n) return;
+    unchecked(this.local.drainTokens[i] = tokens > 0 ? tokens : 0);
+    unchecked(this.local.drainAnchorMs[i] = nowMs != 0 ? nowMs : 1);
+  }
+
+  /**
+   * Commit: the decided request is in flight on its replica, its prefill
+   * queued, sent at `nowNs` behind `ahead` tokens of prefill (the filter's
+   * estimate); it writes `writtenTokens` into the replica's cache.
+   */
+  committed(t: ReplicaTable, d: Decision, nowNs: u64, writtenTokens: f64, ahead: f64): void {
+    const nowMs = <u32>(nowNs / 1000000);
+    this.placed(t, d.replica, nowMs);
+    this.anchor(t, d.replica, ahead + d.newTokens, nowMs);
     if (d.replica >= 0 && d.replica < t.n) unchecked(this.local.written[d.replica] += writtenTokens);
     this.local.routed++;
     this.add(t, d.replica, 1, 0, d.newTokens, 0, <u32>(nowNs / 1000000000));
@@ -111,12 +146,19 @@ export class InflightCounters {
 
   /**
    * The response began (its headers came; for a streamed completion, with
-   * the first token): the prompt is prefilled, the request decodes now.
+   * the first token) at `nowMs`: the prompt is prefilled, the request decodes
+   * now, and the engine starts on what this gateway queued there after it
+   * (first come, first served): the drain is anchored at that.
    */
-  responseStarted(t: ReplicaTable, d: Decision, nowS: u32): void {
+  responseStarted(t: ReplicaTable, d: Decision, nowS: u32, nowMs: u32): void {
     if (!d.counted || d.decoding) return;
     d.decoding = true;
-    this.add(t, d.indexIn(t), 0, 1, -d.newTokens, d.decodeWork, nowS);
+    const i = d.indexIn(t);
+    if (i >= 0) {
+      this.read(t, nowS);
+      this.anchor(t, i, unchecked(this.total.queued[i]) - d.newTokens, nowMs);
+    }
+    this.add(t, i, 0, 1, -d.newTokens, d.decodeWork, nowS);
   }
 
   /** The request ended (served, failed or reset): it no longer loads its replica. */

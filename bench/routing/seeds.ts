@@ -41,12 +41,15 @@ interface Build { label: string | undefined; wasm: Uint8Array | undefined }
 interface Point { shape: string; load: number }
 interface Run { spec: PolicySpec; build: Build; name: string }
 
-interface SeedCell { policy: string; ttftP95Ms: number; firstAdmissionHitRate: number; maxOverMeanLoad: number; completed: number }
+interface SeedCell { policy: string; ttftP50Ms: number; ttftP95Ms: number; ttftMeanMs: number; firstAdmissionHitRate: number; maxOverMeanLoad: number; completed: number }
 interface SeedRow { seed: number; capacityRps: number; offeredRps: number; requests: number; policies: SeedCell[] }
 interface PolicySummary {
   policy: string;
   medianTtftP95Ms: number;
   worstTtftP95Ms: number;
+  /** Medians over the seeds of the TTFT p50 and mean. */
+  medianTtftP50Ms: number;
+  medianTtftMeanMs: number;
   /** Prefix-router builds: per baseline present, the seeds where this policy's p95 is at or below the baseline's. */
   atOrBelow?: Record<string, number>;
 }
@@ -121,7 +124,11 @@ function summarize(rows: SeedRow[], runs: Run[]): PolicySummary[] {
   const baselines = runs.filter((r) => BASELINE_KINDS.includes(r.spec.kind)).map((r) => r.name);
   return runs.map((r) => {
     const all = rows.map((row) => p95(row, r.name));
-    const s: PolicySummary = { policy: r.name, medianTtftP95Ms: median(all), worstTtftP95Ms: Math.max(...all) };
+    const cells = rows.map((row) => row.policies.find((c) => c.policy === r.name)!);
+    const s: PolicySummary = {
+      policy: r.name, medianTtftP95Ms: median(all), worstTtftP95Ms: Math.max(...all),
+      medianTtftP50Ms: median(cells.map((c) => c.ttftP50Ms)), medianTtftMeanMs: median(cells.map((c) => c.ttftMeanMs)),
+    };
     if (r.spec.kind === 'prefix-router') s.atOrBelow = Object.fromEntries(baselines.map((b) => [b, rows.filter((row) => p95(row, r.name) <= p95(row, b)).length]));
     return s;
   });
@@ -141,10 +148,10 @@ function pointTable(p: PointResult): string {
     lines.push(`${n.padEnd(width)}  ${cells.join('')}`);
   }
   const baselines = Object.keys(p.summary.find((s) => s.atOrBelow)?.atOrBelow ?? {});
-  lines.push('', `${'over seeds'.padEnd(width)}  ${'median p95'.padStart(10)}  ${'worst p95'.padStart(10)}${baselines.map((b) => `  <= ${b}`).join('')}`);
+  lines.push('', `${'over seeds'.padEnd(width)}  ${'median p95'.padStart(10)}  ${'worst p95'.padStart(10)}  ${'median p50'.padStart(10)}  ${'median mean'.padStart(11)}${baselines.map((b) => `  <= ${b}`).join('')}`);
   for (const s of p.summary) {
     const counts = baselines.map((b) => `  ${(s.atOrBelow ? `${s.atOrBelow[b]}/${p.seeds.length}` : '').padStart(b.length + 3)}`).join('');
-    lines.push(`${s.policy.padEnd(width)}  ${s.medianTtftP95Ms.toFixed(0).padStart(10)}  ${s.worstTtftP95Ms.toFixed(0).padStart(10)}${counts}`);
+    lines.push(`${s.policy.padEnd(width)}  ${s.medianTtftP95Ms.toFixed(0).padStart(10)}  ${s.worstTtftP95Ms.toFixed(0).padStart(10)}  ${s.medianTtftP50Ms.toFixed(0).padStart(10)}  ${s.medianTtftMeanMs.toFixed(0).padStart(11)}${counts}`);
   }
   return lines.map((l) => l.trimEnd()).join('\n') + '\n\n';
 }
@@ -183,7 +190,7 @@ async function main(): Promise<void> {
         const before = warnings.length;
         const r = await runPolicy({ ...run.spec, name: run.name }, w, shape, { seed, wasm: run.build.wasm }, warnings);
         for (let i = before; i < warnings.length; i++) warnings[i] = `${point.shape}:${point.load} seed ${seed}: ${warnings[i]}`;
-        row.policies.push({ policy: run.name, ttftP95Ms: r.ttftP95Ms, firstAdmissionHitRate: r.firstAdmissionHitRate, maxOverMeanLoad: r.maxOverMeanLoad, completed: r.completed });
+        row.policies.push({ policy: run.name, ttftP50Ms: r.ttftP50Ms, ttftP95Ms: r.ttftP95Ms, ttftMeanMs: r.ttftMeanMs, firstAdmissionHitRate: r.firstAdmissionHitRate, maxOverMeanLoad: r.maxOverMeanLoad, completed: r.completed });
       }
       rows.push(row);
       process.stderr.write(`${point.shape}:${point.load} seed ${seed}: ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);

@@ -44,6 +44,7 @@ export interface PolicyResult {
   throughputRps: number;
   ttftP50Ms: number;
   ttftP95Ms: number;
+  ttftMeanMs: number;
   e2eP95Ms: number;
   /** Busiest replica's request count over the mean. */
   maxOverMeanLoad: number;
@@ -248,6 +249,7 @@ export function simulate(workload: Workload, policy: RoutingPolicy, opts: Simula
     throughputRps: makespanS > 0 ? completed / makespanS : 0,
     ttftP50Ms: percentile(ttft, 50),
     ttftP95Ms: percentile(ttft, 95),
+    ttftMeanMs: ttft.length ? ttft.reduce((a, b) => a + b, 0) / ttft.length : 0,
     e2eP95Ms: percentile(e2e, 95),
     maxOverMeanLoad: mean > 0 ? Math.max(...counts) / mean : 0,
     shares: counts.map((c) => (routed > 0 ? c / routed : 0)),

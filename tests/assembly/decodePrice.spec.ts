@@ -34,8 +34,8 @@ function decodeOn(t: ReplicaTable, vm: InflightCounters, i: i32, n: i32): void {
     d.tableVersion = t.version;
     d.newTokens = 100;
     d.decodeWork = DECODE_WORK;
-    vm.committed(t, d, NOW_NS, 0);
-    vm.responseStarted(t, d, 5);
+    vm.committed(t, d, NOW_NS, 0, 0);
+    vm.responseStarted(t, d, 5, 5000);
   }
 }
 
