@@ -117,7 +117,9 @@ export class InflightCounters {
   remaining(i: i32, queued: f64, nowMs: u32, msPerToken: f64, floor: f64): f64 {
     const anchor = unchecked(this.total.drainAnchorMs[i]);
     if (anchor == 0) return queued;
-    const left = unchecked(this.total.drainTokens[i]) - msSincePlacement(nowMs, anchor) / msPerToken;
+    // A prefill rate configured as free drains everything at once (and 0 / 0 must not make NaN).
+    const drained = msPerToken > 0 ? msSincePlacement(nowMs, anchor) / msPerToken : Infinity;
+    const left = unchecked(this.total.drainTokens[i]) - drained;
     const least = queued < floor ? queued : floor;
     return left < least ? least : left > queued ? queued : left;
   }

@@ -51,6 +51,8 @@ describe("a replica's queued prefill", () => {
     expect(vm.remaining(1, 1500, 20000, 0.25, CHUNK)).toBe(1500);
     // No send yet: all of it.
     expect(vm.remaining(0, 700, 20000, 0.25, CHUNK)).toBe(700);
+    // A prefill configured as free: all but the floor, at once.
+    expect(vm.remaining(1, 40000, 5000, 0, CHUNK)).toBe(CHUNK);
   });
 
   it("restarts at a first token from what was sent after it", () => {
