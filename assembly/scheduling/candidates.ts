@@ -28,7 +28,7 @@ export class Candidates {
    * reported (candidateFilter.ts says why).
    */
   readonly queued: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
-  /** Of queued, this gateway's own: what a request sent there now waits behind (the drain's anchor at commit). */
+  /** Of queued, this gateway's own (drained where candidateFilter.ts drains it): what the drain anchor counts ahead of a request committed there. */
   readonly gatewayQueued: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
   /** Requests this gateway has decoding on the replica (response started, not ended). */
   readonly decoding: StaticArray<f64> = new StaticArray<f64>(MAX_SLOTS);
