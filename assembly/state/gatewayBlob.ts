@@ -80,6 +80,11 @@ export class WorkCounts {
   return placed == 0 ? Infinity : since > 0 ? <f64>since : 0;
 }
 
+/** The row at `row` is another VM's than `vmId`, refreshed within ROW_TTL_S of `nowS`. */
+@inline function isOtherLiveRow(row: usize, vmId: u32, nowS: u32): bool {
+  return load<u32>(row) != vmId && <i32>(nowS - load<u32>(row, 4)) <= <i32>ROW_TTL_S;
+}
+
 @inline function clampU16(v: f64): u16 {
   return v <= 0 ? 0 : v >= 65535 ? 65535 : <u16>v;
 }
@@ -137,16 +142,12 @@ export class GatewayBlob {
    * many such rows there were: the other worker VMs routing for this gateway.
    */
   addOtherRows(setHash: u64, n: i32, vmId: u32, nowS: u32, out: WorkCounts): i32 {
-    const p = this.bytes.ptr;
-    const len = <i32>this.bytes.len;
-    if (len < HEADER_BYTES || load<u64>(p, SET_HASH_AT) != setHash) return 0;
-    const rows = <i32>load<u32>(p, ROWS_AT);
+    const rows = this.rowsFor(setHash, n);
     const rowBytes = ROW_HEAD_BYTES + REPLICA_BYTES * n;
-    if (<i64>HEADER_BYTES + <i64>rows * <i64>rowBytes != <i64>len) return 0;
     let live = 0;
     for (let r = 0; r < rows; r++) {
-      const row = p + <usize>(HEADER_BYTES + r * rowBytes);
-      if (load<u32>(row) == vmId || <i32>(nowS - load<u32>(row, 4)) > <i32>ROW_TTL_S) continue;
+      const row = this.bytes.ptr + <usize>(HEADER_BYTES + r * rowBytes);
+      if (!isOtherLiveRow(row, vmId, nowS)) continue;
       live++;
       out.routed += load<u32>(row, 8);
       let at = row + <usize>ROW_HEAD_BYTES;
@@ -167,6 +168,27 @@ export class GatewayBlob {
     return live;
   }
 
+  /** The other VMs' live rows' queued tokens on replica i of n (addOtherRows's, for one replica). */
+  otherRowsQueued(setHash: u64, n: i32, vmId: u32, nowS: u32, i: i32): f64 {
+    const rows = this.rowsFor(setHash, n);
+    const rowBytes = ROW_HEAD_BYTES + REPLICA_BYTES * n;
+    let queued: f64 = 0;
+    for (let r = 0; r < rows; r++) {
+      const row = this.bytes.ptr + <usize>(HEADER_BYTES + r * rowBytes);
+      if (isOtherLiveRow(row, vmId, nowS)) queued += <f64>load<u32>(row + <usize>(ROW_HEAD_BYTES + i * REPLICA_BYTES), 4);
+    }
+    return queued;
+  }
+
+  /** Rows in the fetched blob when it is laid out for the replica set `setHash` of n replicas; else 0. */
+  private rowsFor(setHash: u64, n: i32): i32 {
+    const p = this.bytes.ptr;
+    const len = <i32>this.bytes.len;
+    if (len < HEADER_BYTES || load<u64>(p, SET_HASH_AT) != setHash) return 0;
+    const rows = <i32>load<u32>(p, ROWS_AT);
+    return <i64>HEADER_BYTES + <i64>rows * <i64>(ROW_HEAD_BYTES + REPLICA_BYTES * n) == <i64>len ? rows : 0;
+  }
+
   /**
    * Rewrites VM `vmId`'s row with the first n replicas' counters and
    * heartbeat `nowS`, keeping the stamp and the other live rows laid out for `setHash`.
@@ -176,13 +198,8 @@ export class GatewayBlob {
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       if (!this.fetched && !this.fetch()) return;
       const p = this.bytes.ptr;
-      const len = <i32>this.bytes.len;
       let keep = 0;
-      let oldRows = 0;
-      if (len >= HEADER_BYTES && load<u64>(p, SET_HASH_AT) == setHash) {
-        oldRows = <i32>load<u32>(p, ROWS_AT);
-        if (<i64>HEADER_BYTES + <i64>oldRows * <i64>rowBytes != <i64>len) oldRows = 0;
-      }
+      const oldRows = this.rowsFor(setHash, n);
       const need = HEADER_BYTES + (oldRows + 1) * rowBytes;
       this.ensureScratch(need);
       const s = this.scratch;
@@ -190,7 +207,7 @@ export class GatewayBlob {
       store<u64>(s, setHash, SET_HASH_AT);
       for (let r = 0; r < oldRows; r++) {
         const row = p + <usize>(HEADER_BYTES + r * rowBytes);
-        if (load<u32>(row) == vmId || <i32>(nowS - load<u32>(row, 4)) > <i32>ROW_TTL_S) continue;
+        if (!isOtherLiveRow(row, vmId, nowS)) continue;
         memory.copy(s + <usize>(HEADER_BYTES + keep * rowBytes), row, <usize>rowBytes);
         keep++;
       }

@@ -86,6 +86,13 @@ export class InflightCounters {
     return 0;
   }
 
+  /** The gateway's queued tokens on replica i now: this VM's and the other VMs' live rows' (read()'s sum, for one replica). */
+  private queuedAcrossVms(t: ReplicaTable, i: i32, nowS: u32): f64 {
+    const own = unchecked(this.local.queued[i]);
+    const blob = this.blob;
+    return blob.shared && (blob.held || blob.fetch()) ? own + blob.otherRowsQueued(t.setHash, t.n, this.vmId, nowS, i) : own;
+  }
+
   /** Notes that a request is sent to replica i at `nowMs` (the ms clock mod 2^32); the next add() publishes it. */
   placed(t: ReplicaTable, i: i32, nowMs: u32): void {
     if (i >= 0 && i < t.n) unchecked(this.local.placedMs[i] = nowMs != 0 ? nowMs : 1);
@@ -156,10 +163,7 @@ export class InflightCounters {
     if (!d.counted || d.decoding) return;
     d.decoding = true;
     const i = d.indexIn(t);
-    if (i >= 0) {
-      this.read(t, nowS);
-      this.anchor(t, i, unchecked(this.total.queued[i]) - d.newTokens, nowMs);
-    }
+    if (i >= 0) this.anchor(t, i, this.queuedAcrossVms(t, i, nowS) - d.newTokens, nowMs);
     this.add(t, i, 0, 1, -d.newTokens, d.decodeWork, nowS);
   }
 
