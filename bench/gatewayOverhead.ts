@@ -16,7 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { toolArgs } from '../cli/toolArgs.js';
 import { roundTo } from './gateway.js';
 import { addedLatencySamples, percentilesMs, warmUpPaths, ROUTER_WARMUP_REQUESTS, WARMUP_CONCURRENCY } from './peers/addedLatency.js';
-import { startReplicaSet } from './peers/main.js';
+import { startReplicaSet } from './peers/point.js';
 import { cpuNsOf, freePort } from './peers/processes.js';
 import { ROUTER_NAMES, endpointOf, filterModule, launch, prefixRouter, prefixRouterCommand, prefixRouterUnavailable, routerNamed, type RouterSpec } from './peers/routers.js';
 

@@ -7,22 +7,18 @@
 // report.html to --out; --json prints the result on stdout.
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { spawn } from 'node:child_process';
-import { openSync, closeSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { toolArgs } from '../../cli/toolArgs.js';
-import { percentiles, roundTo } from '../gateway.js';
-import { MODEL, DEFAULT_WORKLOAD_DIR, type SimRequest, type Workload } from '../routing/workloads.js';
+import { roundTo } from '../gateway.js';
+import { DEFAULT_WORKLOAD_DIR, type Workload } from '../routing/workloads.js';
 import { SMOKE_SESSION_SHAPE, SMOKE_SHAPE, loneRequestS, peerShapes, shapeSloMs, type PeerShape } from './shapes.js';
-import { coresOver, cpuSecondsOf, tail } from './processes.js';
-import { readCounters, diffCounters, servedShape, sumOf, type ServedShape } from './replicaCounters.js';
-import { runLoad, type RequestRecord } from './loadgen.js';
-import { addedLatencySamples, percentilesMs, warmUpPaths, PAIRS_LEAD_IN, PROBE_PAIRS, ROUTER_WARMUP_REQUESTS, WARMUP_CONCURRENCY } from './addedLatency.js';
-import { BASELINE_SUFFIX, ROUTERS, ROUTER_NAMES, REPO, hasBaselineLayout, routerNamed, type RouterSpec, type RunningRouter } from './routers.js';
+import { PAIRS_LEAD_IN, PROBE_PAIRS, ROUTER_WARMUP_REQUESTS, WARMUP_CONCURRENCY } from './addedLatency.js';
+import { BASELINE_SUFFIX, ROUTERS, ROUTER_NAMES, hasBaselineLayout, routerNamed, type RouterSpec } from './routers.js';
 import { renderTable, renderHtml } from './report.js';
 import { runInferencePerfCheck, type InferencePerfCheck } from './inferencePerf.js';
+import { IDLE_SETTLE_S, PointStacks, measurePoint, phaseClock, probeAddedLatency, startReplicaSet, type AddedLatencyRow, type RunResult } from './point.js';
 
+export type { AddedLatencyRow, RunResult };
 
 export interface PeersOptions {
   out: string;
@@ -54,51 +50,9 @@ export interface PeersOptions {
   log: (line: string) => void;
 }
 
-export interface RunResult {
-  router: string;
-  shape: string;
-  replicas: number;
-  load: number;
-  /** The nominal rate: load x the shape's reference rate. */
-  offeredRps: number;
-  /** The measured requests over the seconds they arrived in (a session shape's: over its window); absent in results from before it was recorded. */
-  arrivedRps?: number;
-  /** Requests sent unmeasured before a session shape's window (absent: none). */
-  warmupRequests?: number;
-  sent: number;
-  ok: number;
-  failed: number;
-  errors: string[];
-  ttftMs: { p50: number; p95: number; p99: number };
-  e2eP50Ms: number;
-  e2eP95Ms: number;
-  throughputRps: number;
-  outputTokensPerS: number;
-  hitRate: number;
-  replicaShare: number[];
-  /** Each replica's preemptions over the point (vllm:num_preemptions_total). */
-  replicaPreemptions?: number[];
-  routerCpuCores: number;
-  /** The part of routerCpuCores off the request path (prefix-router's control plane); absent for routers without one. */
-  controlPlaneCpuCores?: number;
-  addedLatencyMs: { p50: number; p95: number } | null;
-  /** What the replicas served, per request, by their own counters. */
-  served: ServedShape;
-  /**
-   * Wall seconds of the point's phases in the order they ran (the drain: from the last request sent
-   * to the last one finished); absent in results from before it was recorded.
-   */
-  phasesS?: Record<string, number>;
-}
 
 export interface GoodputRow { router: string; shape: string; replicas: number; sloMs: number; goodputRps: number; atLoad: number | null; ttftP95At70: number | null; addedLatencyP50Ms: number | null }
 
-/** A router's added latency at idle on a replica count (RunResult.addedLatencyMs of its runs). */
-export interface AddedLatencyRow {
-  router: string; replicas: number; warmupRequests: number; pairs: number; p50: number; p95: number;
-  /** Cores the router's processes use with no traffic, over idleCpuS after IDLE_SETTLE_S (absent: not measured); of them its control plane's. */
-  idleCpuCores?: number; idleControlCpuCores?: number; idleCpuS?: number;
-}
 
 export interface PeersResult {
   startedAt: string;
@@ -112,35 +66,6 @@ export interface PeersResult {
   inferencePerf: InferencePerfCheck | null;
 }
 
-interface ReplicaSet { urls: string[]; pid: number; stop(): Promise<void> }
-
-/**
- * Simulated replicas in their own process; `timeScale` > 1 runs them faster than real time,
- * `maxModelLen` sets their context limit (absent: the simulator's, Qwen2.5's native 32k).
- */
-async function startReplicaSet(replicas: number, kvBlocks: number | null, logFile: string, timeScale = 1, maxModelLen?: number): Promise<ReplicaSet> {
-  const opts = { replicas, ...(kvBlocks ? { kvCacheSize: kvBlocks } : {}), ...(timeScale !== 1 ? { timeScale } : {}), ...(maxModelLen ? { maxModelLen } : {}) };
-  const fd = openSync(logFile, 'a');
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'bench/peers/replicaProcess.ts'), JSON.stringify(opts)], { stdio: ['ignore', 'pipe', fd], detached: true });
-  closeSync(fd);
-  const stop = async () => {
-    if (child.exitCode !== null || child.pid === undefined) return;
-    try { process.kill(-child.pid, 'SIGTERM'); } catch { /* gone */ }
-    await Promise.race([new Promise((r) => child.once('exit', r)), new Promise((r) => setTimeout(r, 5000))]);
-    try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ }
-  };
-  const urls = await new Promise<string[]>((resolveUrls, reject) => {
-    let buf = '';
-    const t = setTimeout(() => reject(new Error(`replicas did not start within 60 s:\n${tail(logFile)}`)), 60_000);
-    child.stdout!.on('data', (c: Buffer) => {
-      buf += c.toString();
-      const line = buf.split('\n').find((l) => l.startsWith('{'));
-      if (line) { clearTimeout(t); resolveUrls((JSON.parse(line) as { urls: string[] }).urls); }
-    });
-    child.once('exit', (code) => { clearTimeout(t); reject(new Error(`replicas exited (${code}):\n${tail(logFile)}`)); });
-  }).catch(async (e) => { await stop(); throw e; });
-  return { urls, pid: child.pid!, stop };
-}
 
 /**
  * The request stream of one load point: the shape at `load` x its reference rate for `durationS`
@@ -177,70 +102,8 @@ const MAX_POINT_S = 60;
 
 const round = (v: number, d = 1) => (Number.isFinite(v) ? roundTo(v, d) : NaN);
 
-/**
- * Samples every replica's engine gauges (waiting, running, KV use) and preemptions every `everyMs`
- * into `file`, one JSON line per sample, t in ms from the start: where a run's queues formed.
- */
-function traceReplicas(urls: string[], everyMs: number, file: string): { stop: () => Promise<void> } {
-  const lines: string[] = [];
-  const t0 = performance.now();
-  // A failed read is NaN (null in the file), not an idle replica.
-  const gauge = (text: string, name: string) => (text === '' ? NaN : sumOf(text, name));
-  let busy = false;
-  const timer = setInterval(() => {
-    if (busy) return;
-    busy = true;
-    const t = Math.round(performance.now() - t0);
-    void Promise.all(urls.map((u) => fetch(`${u}/metrics`, { signal: AbortSignal.timeout(1000) }).then((r) => r.text()).catch(() => '')))
-      .then((texts) => {
-        lines.push(JSON.stringify({ t, replicas: texts.map((x) => ({ waiting: gauge(x, 'vllm:num_requests_waiting'), running: gauge(x, 'vllm:num_requests_running'), kv: gauge(x, 'vllm:kv_cache_usage_perc'), preemptions: gauge(x, 'vllm:num_preemptions_total') })) }));
-      })
-      .finally(() => { busy = false; });
-  }, everyMs);
-  return { stop: async () => { clearInterval(timer); writeFileSync(file, lines.join('\n') + '\n'); } };
-}
-
-/** One JSON line per request: what the client saw, with the prefix group it belongs to (for per-request analysis), and whether it was a warm-up. */
-function writeRequestRecords(file: string, records: RequestRecord[], requests: Workload['requests']): void {
-  const byId = new Map(requests.map((r) => [r.id, r]));
-  writeFileSync(file, records.map((r) => JSON.stringify({ ...r, group: byId.get(r.id)?.group ?? null, ...(byId.get(r.id)?.warmup ? { warmup: true } : {}) })).join('\n') + '\n');
-}
-
-/** The point's numbers from its measured requests; throughput over `fromMs` (a session point's window opening) to the last one's end. */
-function summarize(records: RequestRecord[], wallMs: number, fromMs = 0): Pick<RunResult, 'sent' | 'ok' | 'failed' | 'errors' | 'ttftMs' | 'e2eP50Ms' | 'e2eP95Ms' | 'throughputRps' | 'outputTokensPerS'> {
-  const ok = records.filter((r) => r.ok);
-  const ttft = percentiles(ok.map((r) => r.ttftMs));
-  const e2e = percentiles(ok.map((r) => r.e2eMs));
-  const lastEnd = Math.max(0, ...records.map((r) => r.sentMs + r.e2eMs).filter(Number.isFinite));
-  const span = Math.max(1, Math.min(wallMs, lastEnd) - fromMs) / 1000;
-  const errors = [...new Set(records.filter((r) => !r.ok).map((r) => r.error ?? `HTTP ${r.status}`))].slice(0, 3);
-  return {
-    sent: records.length, ok: ok.length, failed: records.length - ok.length, errors,
-    ttftMs: { p50: ttft.p50, p95: ttft.p95, p99: ttft.p99 }, e2eP50Ms: e2e.p50, e2eP95Ms: e2e.p95,
-    throughputRps: round(ok.length / span, 2), outputTokensPerS: round(ok.reduce((a, r) => a + r.outputTokens, 0) / span, 0),
-  };
-}
-
-/** Laps of wall time, by phase name. */
-function phaseClock() {
-  const phases: Record<string, number> = {};
-  let last = performance.now();
-  return {
-    /** The time since the last lap, as `name`. */
-    lap(name: string) { const now = performance.now(); phases[name] = (phases[name] ?? 0) + (now - last) / 1000; last = now; },
-    /** `seconds` of the current lap as `name`; the rest of the lap goes to the next lap's name. */
-    add(name: string, seconds: number) { phases[name] = (phases[name] ?? 0) + seconds; last += seconds * 1000; },
-    phases: () => Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, round(v, 2)])),
-  };
-}
 
 
-/** The router's CPU, in cores, with no traffic: IDLE_SETTLE_S of quiet, then `seconds` measured (on-CPU time of its threads). */
-async function idleCpu(router: RunningRouter, seconds: number): Promise<{ idleCpuCores: number; idleControlCpuCores: number; idleCpuS: number }> {
-  await sleep(IDLE_SETTLE_S * 1000);
-  const [all, control] = await coresOver([router.pids, router.controlPids ?? []], seconds);
-  return { idleCpuCores: roundTo(all!, 5), idleControlCpuCores: roundTo(control!, 5), idleCpuS: seconds };
-}
 
 /**
  * The time a run takes, s: its arrivals, and at least that plus each point's start-up and drain
@@ -307,47 +170,14 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
   o.log(`plan: ${o.probeOnly ? `the added-latency probe of ${chosen.length} routers x ${o.replicaCounts.length} replica counts, no load points` : `${points} load points (${chosen.length} routers x ${o.shapes.length} shapes${restricted.length ? ` (${restricted.join('; ')})` : ''} x ${o.replicaCounts.length} replica counts x ${o.loads.length} loads) of ${o.durationS} s`}: ${(plan.arrivalsS / 60).toFixed(1)} min of arrivals, at least ${(plan.leastS / 60).toFixed(1)} min with each point's drain (its last request decoding; deep queues at overload add more) and start-up${o.inferencePerf ? ', and 2 min for the inference-perf check' : ''}`);
   const runs: RunResult[] = [];
   const addedLatency: AddedLatencyRow[] = [];
-  // Ctrl-C or SIGTERM stops the router and replicas of the point in progress (they run in their own process groups).
-  const active = new Set<() => Promise<void>>();
-  const onSignal = () => { void Promise.all([...active].map((stop) => stop())).then(() => process.exit(130)); };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  // A point's router and replicas stop while the next point's replicas start; the next point waits
-  // for them to be gone before its router starts, so nothing of one point runs during another's.
-  let stopping: Promise<unknown> = Promise.resolve();
-  const stopPoint = (router: RunningRouter | null, sims: ReplicaSet): Promise<unknown> =>
-    Promise.all([router?.stop(), sims.stop()]).finally(() => { if (router) active.delete(router.stop); active.delete(sims.stop); });
-  const markFailed = (spec: RouterSpec, e: unknown) => {
+  const logs = join(o.out, 'logs');
+  const stacks = new PointStacks(logs, (spec, e) => {
     const msg = e instanceof Error ? e.message.split('\n')[0]! : String(e);
     o.log(`${spec.name}: failed to start: ${msg}`);
     const st = routerStatus.find((s) => s.name === spec.name)!;
     st.status = 'failed';
     st.detail = msg;
-  };
-  /**
-   * `replicas` replicas (`kvBlocks` each, null: the simulator's default; `maxModelLen`, absent: the
-   * simulator's) and `spec`'s router on them,
-   * logging under `tag`, the router started once the previous point has stopped; null when the router
-   * fails to start (marked failed, its replicas stopping). `lap` names each step's time when given.
-   */
-  const startStack = async (spec: RouterSpec, replicas: number, kvBlocks: number | null, tag: string, lap?: (phase: string) => void, maxModelLen?: number): Promise<{ sims: ReplicaSet; router: RunningRouter } | null> => {
-    const sims = await startReplicaSet(replicas, kvBlocks, join(o.out, 'logs', `replicas_${tag}.log`), 1, maxModelLen);
-    active.add(sims.stop);
-    lap?.('replicas');
-    await stopping;
-    lap?.('previous stop');
-    let router: RunningRouter;
-    try {
-      router = await spec.start(sims.urls, join(o.out, 'logs', `${tag}.log`));
-    } catch (e) {
-      stopping = stopPoint(null, sims);
-      markFailed(spec, e);
-      return null;
-    }
-    active.add(router.stop);
-    lap?.('router');
-    return { sims, router };
-  };
+  });
   try {
     for (const replicas of o.replicaCounts) {
       for (const shape of o.shapes.filter((x) => onReplicas(o, x, replicas))) {
@@ -360,83 +190,33 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
           // which is what comparing two builds with --baseline needs.
           for (const spec of li % 2 === 0 ? specs : [...specs].reverse()) {
             if (failed.has(spec.name)) continue;
-            const { rate, workload, windowS } = pointWorkload(shape, replicas, load, o.durationS, o.seed);
-            const tag = pointTag(spec.name, shape.name, replicas, load);
             const clock = phaseClock();
-            // Once per router and replica count, before its first point: on replicas and a router of
-            // their own, so that the warm-up leaves nothing in the caches or router state a point starts from.
+            // Once per router and replica count, before its first point.
             if (o.probeRequests > 0 && !addedLatency.some((a) => a.router === spec.name && a.replicas === replicas)) {
-              const probe = await startStack(spec, replicas, null, `${spec.name.replace('/', '-')}_probe_${replicas}`);
-              if (!probe) { failed.add(spec.name); continue; }
-              const { sims: probeSims, router: probeRouter } = probe;
-              try {
-                const w0 = performance.now();
-                await warmUpPaths(probeRouter.url, probeSims.urls, probeWarmup, o.seed);
-                const warmupS = (performance.now() - w0) / 1000;
-                const p = percentilesMs((await addedLatencySamples(probeRouter.url, probeSims.urls, o.probeRequests, o.seed)).diffsMs);
-                const idle = idleCpuS > 0 ? await idleCpu(probeRouter, idleCpuS) : null;
-                addedLatency.push({ router: spec.name, replicas, warmupRequests: probeWarmup, pairs: o.probeRequests, ...p, ...(idle ?? {}) });
-                o.log(`${spec.name.padEnd(24)} added latency at idle, ${replicas} replicas, after ${probeWarmup} warm-up requests (${warmupS.toFixed(1)} s): p50 ${p.p50} ms, p95 ${p.p95} ms` +
-                  (idle ? `; idle CPU ${idle.idleCpuCores.toFixed(4)} cores (control plane ${idle.idleControlCpuCores.toFixed(4)}) over ${idleCpuS} s` : ''));
-              } finally {
-                stopping = stopPoint(probeRouter, probeSims);
-              }
+              const row = await probeAddedLatency(stacks, spec, replicas, { warmup: probeWarmup, pairs: o.probeRequests, idleCpuS, seed: o.seed, log: o.log });
+              if (!row) { failed.add(spec.name); continue; }
+              addedLatency.push(row);
               clock.lap('probe');
             }
             if (o.probeOnly) continue;
-            const added = addedLatency.find((a) => a.router === spec.name && a.replicas === replicas);
-            const stack = await startStack(spec, replicas, shape.kvBlocks(replicas), tag, (phase) => clock.lap(phase), shape.maxModelLen);
+            const point = { shape, replicas, load, ...pointWorkload(shape, replicas, load, o.durationS, o.seed), tag: pointTag(spec.name, shape.name, replicas, load) };
+            const stack = await stacks.start(spec, replicas, shape.kvBlocks(replicas), point.tag, (phase) => clock.lap(phase), shape.maxModelLen);
             if (!stack) { failed.add(spec.name); continue; }
-            const { sims, router } = stack;
             try {
-              let before = await readCounters(sims.urls);
-              const cpu0 = cpuSecondsOf(router.pids);
-              const control0 = cpuSecondsOf(router.controlPids ?? []);
-              clock.lap('counters');
-              const trace = (o.replicaTraceMs ?? 0) > 0 ? traceReplicas(sims.urls, o.replicaTraceMs!, join(o.out, 'logs', `replicaTrace_${tag}.jsonl`)) : null;
-              // A session point's warm-up is not measured: the replicas' counters restart at its window.
-              const warmups = new Set(workload.requests.filter((r) => r.warmup).map((r) => r.id));
-              let windowOpen = warmups.size === 0;
-              const beforeSend = async (r: SimRequest) => { if (!windowOpen && !r.warmup) { windowOpen = true; before = await readCounters(sims.urls); } };
-              const { records: sent, wallMs, lastSentMs } = await runLoad(workload.requests, { url: router.url, urls: router.entryUrls, model: MODEL, requestTimeoutMs: o.requestTimeoutMs, beforeSend });
-              const records = sent.filter((r) => !warmups.has(r.id));
-              const cpu1 = cpuSecondsOf(router.pids);
-              const control1 = cpuSecondsOf(router.controlPids ?? []);
-              await trace?.stop();
-              writeRequestRecords(join(o.out, 'logs', `requests_${tag}.jsonl`), sent, workload.requests);
-              clock.add('arrivals', lastSentMs / 1000);
-              clock.lap('drain');
-              const delta = diffCounters(await readCounters(sims.urls), before);
-              clock.lap('counters');
-              const queries = delta.reduce((a, c) => a + c.prefixQueries, 0);
-              const hits = delta.reduce((a, c) => a + c.prefixHits, 0);
-              const served = delta.reduce((a, c) => a + c.requests, 0);
-              const run: RunResult = {
-                router: spec.name, shape: shape.name, replicas, load, offeredRps: rate, arrivedRps: windowS > 0 ? round(records.length / windowS, 2) : NaN,
-                ...(warmups.size ? { warmupRequests: warmups.size } : {}), ...summarize(records, wallMs, warmups.size && records.length ? Math.min(...records.map((r) => r.sentMs)) : 0),
-                hitRate: queries ? round(hits / queries, 3) : NaN,
-                replicaShare: delta.map((c) => (served ? round(c.requests / served, 3) : NaN)),
-                replicaPreemptions: delta.map((c) => c.preemptions),
-                routerCpuCores: round((cpu1 - cpu0) / (wallMs / 1000), 3),
-                ...(router.controlPids ? { controlPlaneCpuCores: round((control1 - control0) / (wallMs / 1000), 3) } : {}),
-                addedLatencyMs: added ? { p50: added.p50, p95: added.p95 } : null,
-                served: servedShape(delta),
-                phasesS: clock.phases(),
-              };
+              const added = addedLatency.find((a) => a.router === spec.name && a.replicas === replicas);
+              const run = await measurePoint(stack, spec, point, clock, { logs, requestTimeoutMs: o.requestTimeoutMs, replicaTraceMs: o.replicaTraceMs, added });
               runs.push(run);
-              o.log(`${spec.name.padEnd(24)} ${shape.name}@${replicas} load ${load} (${rate} req/s${shape.sessions ? `, ${run.arrivedRps} arrived in the window after ${run.warmupRequests ?? 0} warm-up requests` : ''}): ok ${run.ok}/${run.sent} TTFT p50 ${run.ttftMs.p50} p95 ${run.ttftMs.p95} ms, ${run.throughputRps} req/s, hit ${run.hitRate}, cpu ${run.routerCpuCores}${run.errors.length ? `, errors: ${run.errors.join(' | ')}` : ''}`);
+              o.log(`${spec.name.padEnd(24)} ${shape.name}@${replicas} load ${load} (${point.rate} req/s${shape.sessions ? `, ${run.arrivedRps} arrived in the window after ${run.warmupRequests ?? 0} warm-up requests` : ''}): ok ${run.ok}/${run.sent} TTFT p50 ${run.ttftMs.p50} p95 ${run.ttftMs.p95} ms, ${run.throughputRps} req/s, hit ${run.hitRate}, cpu ${run.routerCpuCores}${run.errors.length ? `, errors: ${run.errors.join(' | ')}` : ''}`);
               o.log(`${' '.repeat(24)} phases s: ${Object.entries(run.phasesS!).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}`);
             } finally {
-              stopping = stopPoint(router, sims);
+              stacks.stop(stack);
             }
           }
         }
       }
     }
   } finally {
-    await stopping;
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    await stacks.close();
   }
   const goodput = goodputRows(runs, o.shapes);
   let inferencePerf: InferencePerfCheck | null = null;
@@ -450,7 +230,6 @@ export async function runPeersBench(o: PeersOptions): Promise<PeersResult> {
   };
 }
 
-export { type ReplicaSet, startReplicaSet };
 
 /**
  * Goodput: the highest offered rate whose TTFT p95 meets the shape's SLO with at most 1% failed (the
@@ -496,12 +275,7 @@ export const FULL_RUN = {
 
 /** The smoke run's warm-up: the probe's path, in seconds. */
 const SMOKE_PROBE_WARMUP = 50;
-/**
- * The idle measure: seconds of no traffic before it (a fleet's poller goes back to its slow tick
- * after a full tick with nothing in flight), and seconds measured. What a gateway costs while
- * nobody sends anything is the floor of what it costs in service.
- */
-const IDLE_SETTLE_S = 2;
+/** The idle measure's seconds, after IDLE_SETTLE_S of no traffic (point.ts). */
 const IDLE_CPU_S = 5;
 
 /** Starting a point's replicas and router, s, and one request of the idle latency probe (measured: 72 took 3.4-3.7 s). */

@@ -4,12 +4,12 @@
 import { join } from 'node:path';
 import { readSharedPrefixShape, sharedPrefixWorkload, uniqueWorkload, type SharedPrefixShape, type Workload } from '../routing/workloads.js';
 import { SESSION_SHAPES, SHAPES, UNIQUE, tightKvBlocks } from '../routing/scenarios.js';
-import { sessionTemplate, sessionWindowWorkload, sessionWorkload, type SessionShape, type SessionTemplate } from '../routing/sessions.js';
+import { sessionTemplate, sessionWindowWorkload, type SessionShape, type SessionTemplate } from '../routing/sessions.js';
 import { DEFAULT_LONG_CONTEXT_SLO_MS, DEFAULT_SLO_MS } from '../routing/ladder.js';
 import { ENGINE_MAX_MODEL_LEN } from '../routing/simulation.js';
 import { T4_QWEN25_3B } from '../../simulator/latency.js';
 
-export interface PeerShape {
+interface PeerShapeBase {
   name: string;
   label: string;
   kind: 'shared-prefix' | 'conversation' | 'long-context' | 'hot-spot' | 'unique';
@@ -17,17 +17,10 @@ export interface PeerShape {
   rate3: number;
   /** Offered load at load fraction 1 on `replicas` replicas, req/s, where not rate3 scaled. */
   referenceRps?(replicas: number): number;
-  /** `n` requests arriving at `rateRps`. */
-  build(n: number, rateRps: number, seed: number): Workload;
   /** TTFT p95 SLO, where not ttftSloMs of the mean prompt. */
   sloMs?: number;
   /** The replicas' context limit, where the simulator's (Qwen2.5's native 32k) is too short. */
   maxModelLen?: number;
-  /**
-   * A session shape's point: `warmupS` of the sessions' turns sent unmeasured, then a window of at
-   * least `windowS` measured (sessionWindowWorkload), instead of `build`.
-   */
-  sessions?: { warmupS: number; windowS: number; build(rateRps: number, windowS: number, seed: number): Workload };
   /** Mean prompt tokens, for the SLO. */
   promptTokens: number;
   /** Output tokens per request, for the time a run takes. */
@@ -37,6 +30,24 @@ export interface PeerShape {
   /** The inference-perf shared_prefix shape, when it is one. */
   sharedPrefix(): SharedPrefixShape | null;
 }
+
+/** A shape whose point is a number of independent requests. */
+interface RequestsPeerShape extends PeerShapeBase {
+  /** `n` requests arriving at `rateRps`. */
+  build(n: number, rateRps: number, seed: number): Workload;
+  sessions?: undefined;
+}
+
+/**
+ * A session shape, whose point is `warmupS` of the sessions' turns sent unmeasured, then a window
+ * of at least `windowS` measured (sessionWindowWorkload).
+ */
+interface SessionsPeerShape extends PeerShapeBase {
+  sessions: { warmupS: number; windowS: number; build(rateRps: number, windowS: number, seed: number): Workload };
+  build?: undefined;
+}
+
+export type PeerShape = RequestsPeerShape | SessionsPeerShape;
 
 
 /**
@@ -117,7 +128,6 @@ function sessionPeerShape(d: SessionPeerShape): PeerShape {
       if (r === undefined) throw new Error(`${d.name}: round robin's capacity is known for ${counts.join(' and ')} replicas, not ${replicas} (measure it with bench/routing/ladder.ts's measureCapacity and add it to SESSION_REFERENCE_RPS)`);
       return r;
     },
-    build: (n, rate, seed) => sessionWorkload(template(seed), rate, n),
     sloMs: d.sloMs,
     maxModelLen: ENGINE_MAX_MODEL_LEN,
     sessions: { warmupS: d.warmupS, windowS: d.windowS, build: (rate, windowS, seed) => sessionWindowWorkload(template(seed), rate, d.warmupS, windowS) },
