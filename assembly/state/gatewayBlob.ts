@@ -63,6 +63,48 @@ export class WorkCounts {
       unchecked(this.drainAnchorMs[i] = 0);
     }
   }
+
+  /** The first n replicas' counters, and the routed count, set to `from`'s. */
+  copyFrom(from: WorkCounts, n: i32): void {
+    this.routed = from.routed;
+    for (let i = 0; i < n; i++) {
+      unchecked(this.inflight[i] = unchecked(from.inflight[i]));
+      unchecked(this.decoding[i] = unchecked(from.decoding[i]));
+      unchecked(this.queued[i] = unchecked(from.queued[i]));
+      unchecked(this.decodeWork[i] = unchecked(from.decodeWork[i]));
+      unchecked(this.placedMs[i] = unchecked(from.placedMs[i]));
+      unchecked(this.written[i] = unchecked(from.written[i]));
+      unchecked(this.drainTokens[i] = unchecked(from.drainTokens[i]));
+      unchecked(this.drainAnchorMs[i] = unchecked(from.drainAnchorMs[i]));
+    }
+  }
+
+  /**
+   * Carries the counters over to a new replica table of n replicas, where
+   * replica j was old replica at[j] (-1: new, counted from 0); `oldN`: the
+   * replicas the old table had.
+   */
+  remap(at: StaticArray<i32>, n: i32, oldN: i32): void {
+    remapped(this.inflight, at, n, oldN);
+    remapped(this.decoding, at, n, oldN);
+    remapped(this.queued, at, n, oldN);
+    remapped(this.decodeWork, at, n, oldN);
+    remapped(this.placedMs, at, n, oldN);
+    remapped(this.written, at, n, oldN);
+    remapped(this.drainTokens, at, n, oldN);
+    remapped(this.drainAnchorMs, at, n, oldN);
+  }
+}
+
+/** One counter of WorkCounts.remap: a[j] = old a[at[j]] for j < n, 0 elsewhere up to oldN. */
+function remapped<T>(a: StaticArray<T>, at: StaticArray<i32>, n: i32, oldN: i32): void {
+  const kept = new StaticArray<T>(n);
+  for (let j = 0; j < n; j++) {
+    const i = at[j];
+    if (i >= 0) kept[j] = a[i];
+  }
+  const end = oldN > n ? oldN : n;
+  for (let j = 0; j < end; j++) a[j] = j < n ? kept[j] : <T>0;
 }
 
 /** The later of two placement stamps (wrap-aware: stamps are under 2^31 ms, 24 days, apart; 0 is never). */

@@ -28,37 +28,7 @@ export class InflightCounters {
 
   /** Carries this VM's counters over to a new replica table, by address (`from[j]`: replica j's index in `old`, -1 new; computed when not given). */
   remap(old: ReplicaTable, next: ReplicaTable, from: StaticArray<i32> | null = null): void {
-    const at = from !== null ? from : next.indexesIn(old);
-    const l = this.local;
-    const n = next.n;
-    const inflight = new StaticArray<f64>(n), decoding = new StaticArray<f64>(n);
-    const queued = new StaticArray<f64>(n), decodeWork = new StaticArray<f64>(n);
-    const placedMs = new StaticArray<u32>(n);
-    const written = new StaticArray<f64>(n);
-    const drainTokens = new StaticArray<f64>(n), drainAnchorMs = new StaticArray<u32>(n);
-    for (let j = 0; j < n; j++) {
-      const i = at[j];
-      if (i < 0) continue;
-      inflight[j] = l.inflight[i];
-      decoding[j] = l.decoding[i];
-      queued[j] = l.queued[i];
-      decodeWork[j] = l.decodeWork[i];
-      placedMs[j] = l.placedMs[i];
-      written[j] = l.written[i];
-      drainTokens[j] = l.drainTokens[i];
-      drainAnchorMs[j] = l.drainAnchorMs[i];
-    }
-    l.clear(old.n > n ? old.n : n);
-    for (let j = 0; j < n; j++) {
-      l.inflight[j] = inflight[j];
-      l.decoding[j] = decoding[j];
-      l.queued[j] = queued[j];
-      l.decodeWork[j] = decodeWork[j];
-      l.placedMs[j] = placedMs[j];
-      l.written[j] = written[j];
-      l.drainTokens[j] = drainTokens[j];
-      l.drainAnchorMs[j] = drainAnchorMs[j];
-    }
+    this.local.remap(from !== null ? from : next.indexesIn(old), next.n, old.n);
     this.blob.drop();
   }
 
@@ -70,27 +40,21 @@ export class InflightCounters {
     const n = t.n;
     const blob = this.blob;
     const sum = this.total;
-    const l = this.local;
-    sum.routed = l.routed;
-    for (let i = 0; i < n; i++) {
-      unchecked(sum.inflight[i] = unchecked(l.inflight[i]));
-      unchecked(sum.decoding[i] = unchecked(l.decoding[i]));
-      unchecked(sum.queued[i] = unchecked(l.queued[i]));
-      unchecked(sum.decodeWork[i] = unchecked(l.decodeWork[i]));
-      unchecked(sum.placedMs[i] = unchecked(l.placedMs[i]));
-      unchecked(sum.written[i] = unchecked(l.written[i]));
-      unchecked(sum.drainTokens[i] = unchecked(l.drainTokens[i]));
-      unchecked(sum.drainAnchorMs[i] = unchecked(l.drainAnchorMs[i]));
-    }
-    if (blob.shared && (blob.held || blob.fetch())) return blob.addOtherRows(t.setHash, n, this.vmId, nowS, sum);
+    sum.copyFrom(this.local, n);
+    if (this.blobReady()) return blob.addOtherRows(t.setHash, n, this.vmId, nowS, sum);
     return 0;
   }
 
   /** The gateway's queued tokens on replica i now: this VM's and the other VMs' live rows' (read()'s sum, for one replica). */
   private queuedAcrossVms(t: ReplicaTable, i: i32, nowS: u32): f64 {
     const own = unchecked(this.local.queued[i]);
+    return this.blobReady() ? own + this.blob.otherRowsQueued(t.setHash, t.n, this.vmId, nowS, i) : own;
+  }
+
+  /** The gateway blob is shared and fetched (held for this request, or read now). */
+  @inline private blobReady(): bool {
     const blob = this.blob;
-    return blob.shared && (blob.held || blob.fetch()) ? own + blob.otherRowsQueued(t.setHash, t.n, this.vmId, nowS, i) : own;
+    return blob.shared && (blob.held || blob.fetch());
   }
 
   /** Notes that a request is sent to replica i at `nowMs` (the ms clock mod 2^32); the next add() publishes it. */

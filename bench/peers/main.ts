@@ -9,14 +9,13 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { toolArgs } from '../../cli/toolArgs.js';
-import { roundTo } from '../gateway.js';
 import { DEFAULT_WORKLOAD_DIR, type Workload } from '../routing/workloads.js';
 import { SMOKE_SESSION_SHAPE, SMOKE_SHAPE, loneRequestS, peerShapes, shapeSloMs, type PeerShape } from './shapes.js';
 import { PAIRS_LEAD_IN, PROBE_PAIRS, ROUTER_WARMUP_REQUESTS, WARMUP_CONCURRENCY } from './addedLatency.js';
 import { BASELINE_SUFFIX, ROUTERS, ROUTER_NAMES, hasBaselineLayout, routerNamed, type RouterSpec } from './routers.js';
 import { renderTable, renderHtml } from './report.js';
 import { runInferencePerfCheck, type InferencePerfCheck } from './inferencePerf.js';
-import { IDLE_SETTLE_S, PointStacks, measurePoint, phaseClock, probeAddedLatency, startReplicaSet, type AddedLatencyRow, type RunResult } from './point.js';
+import { IDLE_SETTLE_S, PointStacks, measurePoint, phaseClock, probeAddedLatency, round, startReplicaSet, type AddedLatencyRow, type RunResult } from './point.js';
 
 export type { AddedLatencyRow, RunResult };
 
@@ -100,7 +99,6 @@ const pointRequests = (rate: number, durationS: number) => Math.max(Math.min(MIN
 const MIN_POINT_REQUESTS = 30;
 const MAX_POINT_S = 60;
 
-const round = (v: number, d = 1) => (Number.isFinite(v) ? roundTo(v, d) : NaN);
 
 
 

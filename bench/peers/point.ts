@@ -14,7 +14,8 @@ import { runLoad, type RequestRecord } from './loadgen.js';
 import { addedLatencySamples, percentilesMs, warmUpPaths } from './addedLatency.js';
 import { REPO, type RouterSpec, type RunningRouter } from './routers.js';
 
-const round = (v: number, d = 1) => (Number.isFinite(v) ? roundTo(v, d) : NaN);
+/** `v` to `d` decimals; NaN where it is not finite (a rate over no time). */
+export const round = (v: number, d = 1) => (Number.isFinite(v) ? roundTo(v, d) : NaN);
 
 export interface RunResult {
   router: string;
