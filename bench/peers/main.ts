@@ -12,7 +12,7 @@ import { toolArgs } from '../../cli/toolArgs.js';
 import { DEFAULT_WORKLOAD_DIR, type Workload } from '../routing/workloads.js';
 import { SMOKE_SESSION_SHAPE, SMOKE_SHAPE, loneRequestS, peerShapes, shapeSloMs, type PeerShape } from './shapes.js';
 import { PAIRS_LEAD_IN, PROBE_PAIRS, ROUTER_WARMUP_REQUESTS, WARMUP_CONCURRENCY } from './addedLatency.js';
-import { BASELINE_SUFFIX, ROUTERS, ROUTER_NAMES, hasBaselineLayout, routerNamed, type RouterSpec } from './routers.js';
+import { BASELINE_SUFFIX, LAYOUT_NAMES, NAMED_ONLY_ROUTERS, ROUTERS, ROUTER_NAMES, hasBaselineLayout, routerNamed, type RouterSpec } from './routers.js';
 import { renderTable, renderHtml } from './report.js';
 import { runInferencePerfCheck, type InferencePerfCheck } from './inferencePerf.js';
 import { IDLE_SETTLE_S, PointStacks, measurePoint, phaseClock, probeAddedLatency, round, startReplicaSet, type AddedLatencyRow, type RunResult } from './point.js';
@@ -289,7 +289,7 @@ const USAGE = `usage: npm run bench:peers -- [options]
   --quick              sp-32x32, 3 replicas, loads 0.4/0.7/1.0, 25 s each, every router (~15 min)
   --smoke              two tiny shapes (shared prefixes, conversations) for seconds (the test suite's run)
   --routers A,B        routers to run, each on every shape (default all: ${ROUTERS.map((r) => r.name).join(', ')};
-                       prefix-router/start, the control plane in the gateway's process, when named)
+                       named only: ${NAMED_ONLY_ROUTERS.map((r) => r.name).join(', ')})
   --shapes A,B         sp-150x5, sp-32x32, multi-turn-chat, one-system-prompt, unique-prompts,
                        conversation, long-context (sessions whose every request is the whole session so far)
   --replicas N,M       replica counts (default 3,8)
@@ -306,8 +306,8 @@ const USAGE = `usage: npm run bench:peers -- [options]
   --idle-cpu-s S       after the added-latency pairs, the router's CPU with no traffic over S seconds, once
                        ${IDLE_SETTLE_S} s have passed (default ${IDLE_CPU_S}; 0: not measured)
   --workloads DIR      inference-perf configs (default ${DEFAULT_WORKLOAD_DIR})
-  --baseline BUNDLE    also run each prefix-router layout named (prefix-router, /4-workers, /2-gateways,
-                       /4-gateways, /start) from another build's dist/prefix-router.js, as NAME${BASELINE_SUFFIX}
+  --baseline BUNDLE    also run each prefix-router layout named (${LAYOUT_NAMES.join(', ')})
+                       from another build's dist/prefix-router.js, as NAME${BASELINE_SUFFIX}
                        (its filter: the build's plugin/prefix-router.wasm): two builds side by side in real time
   --seed N             (default 1)
   --trace-replicas MS  sample each replica's waiting/running/KV use every MS ms into logs/replicaTrace_*.jsonl

@@ -255,11 +255,34 @@ const llmdEpp: RouterSpec = {
   start: () => Promise.reject(new Error('llm-d-epp cannot run here')),
 };
 
+/** The suffix of a prefix-router layout run from another build (bench:peers --baseline). */
+export const BASELINE_SUFFIX = '@baseline';
+
+interface Layout { gateways: number; workers: number; start?: boolean; namedOnly?: boolean }
+
+/**
+ * Every prefix-router layout, each runnable from another build too: gateways of worker VMs each. The
+ * named-only ones: `prefix-router start`'s one process; four gateways; a standalone Envoy's worker per
+ * hardware thread on a 16-core node; and Istio's ingress, two gateway replicas of two workers.
+ */
+const LAYOUTS: Record<string, Layout> = {
+  'prefix-router': { gateways: 1, workers: 1 },
+  'prefix-router/4-workers': { gateways: 1, workers: 4 },
+  'prefix-router/2-gateways': { gateways: 2, workers: 1 },
+  'prefix-router/start': { gateways: 1, workers: 1, start: true, namedOnly: true },
+  'prefix-router/4-gateways': { gateways: 4, workers: 1, namedOnly: true },
+  'prefix-router/16-workers': { gateways: 1, workers: 16, namedOnly: true },
+  'prefix-router/2-gateways-2-workers': { gateways: 2, workers: 2, namedOnly: true },
+};
+
+const layoutRouter = (name: string, layout: Layout, bundle?: string): RouterSpec =>
+  layout.start ? prefixRouterStart(name, layout.workers, bundle) : prefixRouterFleet(name, layout.gateways, layout.workers, bundle);
+const layoutRouters = (namedOnly: boolean): RouterSpec[] =>
+  Object.entries(LAYOUTS).filter(([, l]) => (l.namedOnly ?? false) === namedOnly).map(([name, l]) => layoutRouter(name, l));
+
 export const ROUTERS: RouterSpec[] = [
   roundRobin,
-  prefixRouter('prefix-router', 1),
-  prefixRouter('prefix-router/4-workers', 4),
-  prefixRouterFleet('prefix-router/2-gateways', 2, 1),
+  ...layoutRouters(false),
   pythonPeer('sglang-router', 'sglang-router', ['launch'], (_p, m) => ['--prometheus-port', String(m), '--log-level', 'warn']),
   pythonPeer('smg', 'smg', ['launch'], (_p, m) => ['--prometheus-port', String(m), '--log-level', 'warn']),
   pythonPeer('vllm-router', 'vllm-router', [], (_p, m) => ['--prometheus-port', String(m), '--log-level', 'warning']),
@@ -267,20 +290,11 @@ export const ROUTERS: RouterSpec[] = [
   gieEpp,
 ];
 
-/** Routers run only when named: the one-process layout of `prefix-router start`, and a fleet of four gateways. */
-export const NAMED_ONLY_ROUTERS: RouterSpec[] = [prefixRouterStart('prefix-router/start', 1), prefixRouterFleet('prefix-router/4-gateways', 4, 1)];
+/** Routers run only when named: the named-only prefix-router layouts. */
+export const NAMED_ONLY_ROUTERS: RouterSpec[] = layoutRouters(true);
 
-/** The suffix of a prefix-router layout run from another build (bench:peers --baseline). */
-export const BASELINE_SUFFIX = '@baseline';
-
-/** The prefix-router layouts a baseline build can run: gateways and worker VMs of each. */
-const LAYOUTS: Record<string, { gateways: number; workers: number; start?: boolean }> = {
-  'prefix-router': { gateways: 1, workers: 1 },
-  'prefix-router/4-workers': { gateways: 1, workers: 4 },
-  'prefix-router/2-gateways': { gateways: 2, workers: 1 },
-  'prefix-router/4-gateways': { gateways: 4, workers: 1 },
-  'prefix-router/start': { gateways: 1, workers: 1, start: true },
-};
+/** The prefix-router layouts, for the usage text. */
+export const LAYOUT_NAMES: string[] = Object.keys(LAYOUTS);
 
 /** Whether `name` is a prefix-router layout another build can run as NAME@baseline. */
 export const hasBaselineLayout = (name: string): boolean => name in LAYOUTS;
@@ -292,8 +306,7 @@ export const hasBaselineLayout = (name: string): boolean => name in LAYOUTS;
 export function routerNamed(name: string, baseline?: string): RouterSpec | undefined {
   if (baseline !== undefined && name.endsWith(BASELINE_SUFFIX)) {
     const layout = LAYOUTS[name.slice(0, -BASELINE_SUFFIX.length)];
-    if (!layout) return undefined;
-    return layout.start ? prefixRouterStart(name, layout.workers, baseline) : prefixRouterFleet(name, layout.gateways, layout.workers, baseline);
+    return layout ? layoutRouter(name, layout, baseline) : undefined;
   }
   return ROUTERS.find((r) => r.name === name) ?? NAMED_ONLY_ROUTERS.find((r) => r.name === name);
 }

@@ -79,8 +79,8 @@ function fromRoutingShape(name: string, kind: PeerShape['kind'], sizeKv: boolean
  * are added (so the rate does not scale with them). tests/peers/benchPeers.test.ts checks it.
  */
 export const SESSION_REFERENCE_RPS: Record<string, Record<number, number>> = {
-  conversation: { 3: 2.51, 8: 4.15 },
-  'long-context': { 3: 0.62, 8: 1.11 },
+  conversation: { 3: 2.51, 8: 4.15, 16: 7.05 },
+  'long-context': { 3: 0.62, 8: 1.11, 16: 2.01 },
 };
 
 /**

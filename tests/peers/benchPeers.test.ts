@@ -178,7 +178,7 @@ test("the session shapes' replicas take prompts past Qwen2.5's native 32k tokens
 });
 
 test("the session shapes' reference rates are round robin's capacity by bench:routing's calculation", async () => {
-  for (const replicas of [3, 8]) {
+  for (const replicas of [3, 8, 16]) {
     const ladder = buildLadderShapes({ workloadDir: DEFAULT_WORKLOAD_DIR, seed: 1, replicas, requestScale: 1, maxLoad: 1.1 });
     for (const name of Object.keys(SESSION_REFERENCE_RPS)) {
       const capacity = await measureCapacity(ladder.find((s) => s.name === name)!, { seed: 1 });
@@ -366,6 +366,23 @@ test('--baseline: each prefix-router layout also from another build, as NAME@bas
     assert.match(twice.stderr, /^plan: the added-latency probe of 2 routers/m);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the production layouts run when named: a standalone Envoy of 16 worker VMs, and two gateways of two (Istio)', async () => {
+  for (const name of ['prefix-router/16-workers', 'prefix-router/2-gateways-2-workers']) assert.ok(!ROUTERS.some((r) => r.name === name), `${name} is named only`);
+  assert.match(routerNamed('prefix-router/16-workers')!.label!, /one gateway of 16 worker VMs/);
+  assert.match(routerNamed('prefix-router/2-gateways-2-workers')!.label!, /^2 gateways of 2 worker VMs each/);
+  const out = mkdtempSync(join(tmpdir(), 'bench-peers-layouts-'));
+  try {
+    const result = await runPeersBench({
+      out, routers: ['prefix-router/16-workers', 'prefix-router/2-gateways-2-workers'], shapes: [SMOKE_SHAPE], replicaCounts: [2], loads: [1],
+      durationS: 1, seed: 3, requestTimeoutMs: 10_000, probeRequests: 3, probeWarmup: 20, probeOnly: true, idleCpuS: 0, inferencePerf: false, log: () => {},
+    });
+    assert.deepEqual(result.routers.map((r) => [r.name, r.status]), [['prefix-router/16-workers', 'ran'], ['prefix-router/2-gateways-2-workers', 'ran']]);
+    for (const a of result.addedLatency!) assert.ok(a.pairs === 3 && Number.isFinite(a.p50) && Number.isFinite(a.p95), JSON.stringify(a));
+  } finally {
+    rmSync(out, { recursive: true, force: true });
   }
 });
 
