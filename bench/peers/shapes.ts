@@ -125,7 +125,7 @@ function sessionPeerShape(d: SessionPeerShape): PeerShape {
     name: d.name, kind: d.kind, label: d.label, rate3: d.referenceRps[3] ?? (d.referenceRps[counts[0]!]! * 3) / counts[0]!,
     referenceRps(replicas) {
       const r = d.referenceRps[replicas];
-      if (r === undefined) throw new Error(`${d.name}: round robin's capacity is known for ${counts.join(' and ')} replicas, not ${replicas} (measure it with bench/routing/ladder.ts's measureCapacity and add it to SESSION_REFERENCE_RPS)`);
+      if (r === undefined) throw new Error(`${d.name}: round robin's capacity is known for ${counts.slice(0, -1).join(', ')}${counts.length > 1 ? ' and ' : ''}${counts[counts.length - 1]} replicas, not ${replicas} (measure it with bench/routing/ladder.ts's measureCapacity and add it to SESSION_REFERENCE_RPS)`);
       return r;
     },
     sloMs: d.sloMs,

@@ -146,7 +146,7 @@ test("a session shape's point: a warm-up of the sessions' turns, then a measured
     }
     assert.equal(at(0.7, 200).windowS, 200, '--duration-s longer than the window lengthens it');
     assert.throws(() => at(0.7, 100_000), new RegExp(`^Error: ${name}: its \\d+ sessions start within \\d+ s at [\\d.]+ req/s, short of the 100${warmupS === 150 ? '150' : '060'} s asked for`));
-    assert.throws(() => shape.referenceRps!(16), new RegExp(`^Error: ${name}: round robin's capacity is known for 3 and 8 replicas, not 16`));
+    assert.throws(() => shape.referenceRps!(32), new RegExp(`^Error: ${name}: round robin's capacity is known for 3, 8 and 16 replicas, not 32`));
     const plan = runPlan({ shapes: [shape], replicaCounts: [8], loads: [0.7], durationS: 20, probeRequests: 0 }, ['r']);
     assert.equal(plan.arrivalsS, warmupS + windowS, 'the plan counts the warm-up and the window');
   }
