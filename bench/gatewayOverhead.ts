@@ -18,7 +18,7 @@ import { roundTo } from './gateway.js';
 import { addedLatencySamples, percentilesMs, warmUpPaths, ROUTER_WARMUP_REQUESTS, WARMUP_CONCURRENCY } from './peers/addedLatency.js';
 import { startReplicaSet } from './peers/point.js';
 import { cpuNsOf, freePort } from './peers/processes.js';
-import { ROUTER_NAMES, endpointOf, filterModule, launch, prefixRouter, prefixRouterCommand, prefixRouterUnavailable, routerNamed, type RouterSpec } from './peers/routers.js';
+import { BASELINE_SUFFIX, ROUTER_NAMES, endpointOf, filterModule, launch, prefixRouterCommand, prefixRouterUnavailable, routerNamed, type RouterSpec } from './peers/routers.js';
 
 export interface OverheadOptions {
   routers: RouterSpec[];
@@ -126,7 +126,6 @@ function gatewayOnly(name: string, bundle?: string): RouterSpec {
 }
 
 const GATEWAY_ONLY = 'prefix-router/gateway-only';
-const BASELINE = '@baseline';
 const DEFAULT_ROUTERS = ['prefix-router', GATEWAY_ONLY, 'sglang-router'];
 
 const USAGE = `usage: npm run bench:gateway-overhead -- [options]
@@ -169,7 +168,7 @@ export async function main(argv: string[]): Promise<number> {
   if (v.baseline !== undefined) {
     const bundle = resolve(v.baseline);
     for (const name of routers.map((r) => r.name).filter((n) => n === 'prefix-router' || n === GATEWAY_ONLY)) {
-      const spec = name === GATEWAY_ONLY ? gatewayOnly(name + BASELINE, bundle) : prefixRouter(name + BASELINE, 1, bundle);
+      const spec = name === GATEWAY_ONLY ? gatewayOnly(name + BASELINE_SUFFIX, bundle) : routerNamed(name + BASELINE_SUFFIX, bundle)!;
       const why = spec.unavailable();
       if (why) fail(`--baseline: ${why}`);
       routers.push(spec);

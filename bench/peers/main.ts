@@ -99,10 +99,6 @@ const pointRequests = (rate: number, durationS: number) => Math.max(Math.min(MIN
 const MIN_POINT_REQUESTS = 30;
 const MAX_POINT_S = 60;
 
-
-
-
-
 /**
  * The time a run takes, s: its arrivals, and at least that plus each point's start-up and drain
  * (its last request decoding alone) and each router's idle latency probe per replica count (its

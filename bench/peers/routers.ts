@@ -109,15 +109,6 @@ const filterLogLevel = (every: number): string => (every > 0 ? 'info' : 'warn');
 const GATEWAY_UPSTREAM_TIMEOUT_MS = '300000';
 
 /**
- * prefix-router as it is deployed: the control plane in a process of its own and one gateway of
- * `workers` VMs polling it, as Envoy polls the control plane's Deployment; from `bundle` (another
- * build's dist/prefix-router.js) instead of this tree's build when given. The router's CPU is both processes'.
- */
-export function prefixRouter(name: string, workers: number, bundle?: string): RouterSpec {
-  return prefixRouterFleet(name, 1, workers, bundle);
-}
-
-/**
  * `prefix-router start --upstream` with `workers` VMs: the control plane and the gateway in one
  * process, as a user runs it on one machine (its scrapes and long poll share the gateway's event loop).
  */
@@ -140,7 +131,9 @@ export function prefixRouterStart(name: string, workers: number, bundle?: string
 
 /**
  * `gateways` prefix-router gateways of `workers` VMs each polling one control plane, each in its own
- * process. Several gateways stand behind an L4 load balancer: each learns the others' placements,
+ * process; from `bundle` (another build's dist/prefix-router.js) instead of this tree's build when
+ * given. One gateway is prefix-router as deployed: the control plane in a process of its own, polled
+ * as Envoy polls the control plane's Deployment. The router's CPU is all its processes'. Several gateways stand behind an L4 load balancer: each learns the others' placements,
  * work and content through the control plane's state (plugin/STATE_FORMAT.md, "Gateway fleet"); the
  * load generator sends request i to gateway i mod `gateways`.
  */
