@@ -18,8 +18,10 @@
 //                           [u32 last touched, s: by the request that placed it, or one since that found it the
 //                           deepest it held there]  (XXXX: 4 hex digits, the hash's top 16 bits; 2^16 buckets)
 //                           which replica holds which prompt checkpoint (assembly/prefix/sharedCheckpoints.ts)
-//   prefix_router.demand.XXXX up to 4 entries of [u64 checkpoint hash][f32 requests that found it the deepest held,
-//                           moving, as of the stamp][u32 stamp: the gateway's requests routed, the sum of the rows']
+//   prefix_router.demand.XXXX up to 4 entries of [u64: the checkpoint hash's low 48 bits (XXXX is its top 16), then
+//                           the stamp's low 16 bits at the prefix's first request, at most 4096 back][f32 requests
+//                           that found it the deepest held, moving, as of the stamp][u32 stamp: the gateway's
+//                           requests routed, the sum of the rows']
 //                           how much of the gateway's traffic each prefix draws (assembly/prefix/prefixDemand.ts)
 //
 // Every request reads prefix_router.inflight: its stamp tells a worker VM that a

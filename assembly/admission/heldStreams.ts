@@ -38,7 +38,8 @@ export class HeldStreams<T> {
   hold(s: T, priority: i32, untilNs: u64, cfg: AdmissionConfig, nowNs: u64): bool {
     if (untilNs <= nowNs || cfg.maxHeld <= 0) return this.refuse();
     if (this.count >= cfg.maxHeld) {
-      const last = this.tail!;
+      // maxHeld > 0 streams are held: the tail is one.
+      const last = changetype<T>(this.tail);
       if (last.heldPriority >= priority) return this.refuse();
       this.remove(last);
       setEffectiveContext(last.id);

@@ -280,15 +280,19 @@ export class PrefixLocator {
     const shared = this.sharedDemand;
     const own = this.demand;
     let share = fleet ? shared.observe(key, held, routed) : own.observe(key, held);
-    c.demandRequests = fleet ? shared.requests : own.requests;
+    let requests = fleet ? shared.evidence : own.evidence;
     if (startKey != 0) {
       // Requests that go on past the prefix (a conversation's later turns, held on their own
       // replica) still ask for it: where every holder holds the same prompt start and no
       // more, its demand is that of the start, which every such request counts.
       const start = fleet ? shared.observe(startKey, true, routed) : own.countAt(startKey);
-      if (evenly && start > share) share = start;
+      if (evenly && start > share) {
+        share = start;
+        requests = fleet ? shared.evidence : own.evidence;
+      }
     }
     c.demandShare = share;
+    c.demandRequests = requests;
   }
 
   /**

@@ -87,7 +87,8 @@ export class FleetReport {
     }
     let o = p + header;
     if (nw > 0) {
-      const q = work!.queued, d = work!.decodeWork;
+      // Counted from `work`: it is there.
+      const q = changetype<WorkCounts>(work).queued, d = changetype<WorkCounts>(work).decodeWork;
       for (let i = 0, w = 0; i < t.n && w < nw; i++) {
         const qi = unchecked(q[i]), di = unchecked(d[i]);
         if (!(qi > 0 || di > 0)) continue;
@@ -102,7 +103,7 @@ export class FleetReport {
     const news = np > 0 || digest != this.workDigest;
     this.workDigest = digest;
     if (nc > 0) {
-      const c = work!.written;
+      const c = changetype<WorkCounts>(work).written;
       for (let i = 0, w = 0; i < t.n && w < nc; i++) {
         const units = unchecked(c[i]) / CONTENT_UNIT;
         if (units < 1) continue;

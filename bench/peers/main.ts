@@ -78,7 +78,8 @@ export function pointWorkload(shape: PeerShape, replicas: number, load: number, 
     return { rate, workload: shape.sessions.build(rate, windowS, seed), windowS };
   }
   const workload = shape.build(pointRequests(rate, durationS), rate, seed);
-  return { rate, workload, windowS: lastArrivalS(workload) };
+  const first = workload.requests.find((r) => !r.warmup);
+  return { rate, workload, windowS: lastArrivalS(workload) - (first ? first.arrivalUs / 1e6 : 0) };
 }
 
 /** A load point's name in its log files: ROUTER_SHAPE_REPLICAS_LOAD, the router's '/' as '-'. */
@@ -114,7 +115,7 @@ export function runPlan(o: Pick<PeersOptions, 'shapes' | 'replicaCounts' | 'load
         const rate = pointRate(shape, replicas, load);
         const pointArrivalsS = shape.sessions
           ? shape.sessions.warmupS + Math.max(o.durationS, shape.sessions.windowS)
-          : pointRequests(rate, o.durationS) / rate;
+          : (pointRequests(rate, o.durationS) + 2 * (shape.warmupRequests?.(pointRequests(rate, o.durationS)) ?? 0)) / rate;
         arrivalsS += n * pointArrivalsS;
         leastS += n * (pointArrivalsS + loneRequestS(shape) + POINT_START_S);
       }
@@ -259,12 +260,12 @@ const QUICK = { shapes: ['sp-32x32'], replicas: [3], loads: [0.4, 0.7, 1.0], dur
  * window would hold 30-40 requests.
  */
 export const FULL_RUN = {
-  shapes: ['sp-150x5', 'sp-32x32', 'multi-turn-chat', 'one-system-prompt', 'unique-prompts', 'conversation', 'long-context'], replicas: [3, 8], loads: [0.7, 1.0], durationS: 20,
+  shapes: ['sp-150x5', 'sp-32x32', 'multi-turn-chat', 'one-system-prompt', 'new-system-prompt', 'unique-prompts', 'conversation', 'long-context'], replicas: [3, 8], loads: [0.7, 1.0], durationS: 20,
   routerShapes: {
     'prefix-router/4-workers': ['sp-32x32', 'multi-turn-chat'],
     'prefix-router/2-gateways': ['sp-32x32', 'multi-turn-chat', 'conversation', 'long-context'],
   } as Record<string, string[]>,
-  shapeReplicas: { conversation: [8], 'long-context': [8] } as Record<string, number[]>,
+  shapeReplicas: { 'new-system-prompt': [8], conversation: [8], 'long-context': [8] } as Record<string, number[]>,
 };
 
 /** The smoke run's warm-up: the probe's path, in seconds. */
@@ -286,8 +287,9 @@ const USAGE = `usage: npm run bench:peers -- [options]
   --smoke              two tiny shapes (shared prefixes, conversations) for seconds (the test suite's run)
   --routers A,B        routers to run, each on every shape (default all: ${ROUTERS.map((r) => r.name).join(', ')};
                        named only: ${NAMED_ONLY_ROUTERS.map((r) => r.name).join(', ')})
-  --shapes A,B         sp-150x5, sp-32x32, multi-turn-chat, one-system-prompt, unique-prompts,
-                       conversation, long-context (sessions whose every request is the whole session so far)
+  --shapes A,B         sp-150x5, sp-32x32, multi-turn-chat, one-system-prompt, new-system-prompt (one system prompt
+                       after 400+ requests of sp-32x32's at half the rate, not measured), unique-prompts, conversation,
+                       long-context (sessions whose every request is the whole session so far)
   --replicas N,M       replica counts (default 3,8)
   --loads F,G          load points as fractions of the shape's reference rate (default 0.7,1; --quick 0.4,0.7,1)
   --duration-s S       seconds of arrivals per load point (default 20; --quick 25); a session shape's point: a

@@ -1,9 +1,10 @@
-// The shapes bench:peers runs: bench:routing's shared-prefix, multi-turn, hot-spot and session
-// (conversation, long-context) shapes and unique prompts, each with its reference rate, KV sizing
+// The shapes bench:peers runs: bench:routing's shared-prefix, multi-turn, hot-spot (one system
+// prompt from the start, and a new one on a warm router) and session (conversation, long-context)
+// shapes and unique prompts, each with its reference rate, KV sizing
 // and TTFT SLO, and the smoke test's tiny one.
 import { join } from 'node:path';
 import { readSharedPrefixShape, sharedPrefixWorkload, uniqueWorkload, type SharedPrefixShape, type Workload } from '../routing/workloads.js';
-import { SESSION_SHAPES, SHAPES, UNIQUE, tightKvBlocks } from '../routing/scenarios.js';
+import { NEW_SYSTEM_PROMPT, NEW_SYSTEM_PROMPT_LABEL, SESSION_SHAPES, SHAPES, UNIQUE, newSystemPromptWarmup, newSystemPromptWorkload, tightKvBlocks } from '../routing/scenarios.js';
 import { sessionTemplate, sessionWindowWorkload, type SessionShape, type SessionTemplate } from '../routing/sessions.js';
 import { DEFAULT_LONG_CONTEXT_SLO_MS, DEFAULT_SLO_MS } from '../routing/ladder.js';
 import { ENGINE_MAX_MODEL_LEN } from '../routing/simulation.js';
@@ -33,8 +34,9 @@ interface PeerShapeBase {
 
 /** A shape whose point is a number of independent requests. */
 interface RequestsPeerShape extends PeerShapeBase {
-  /** `n` requests arriving at `rateRps`. */
+  /** `n` requests arriving at `rateRps` (after warmupRequests(n) more at half of it, not measured, where it has them). */
   build(n: number, rateRps: number, seed: number): Workload;
+  warmupRequests?(n: number): number;
   sessions?: undefined;
 }
 
@@ -138,6 +140,27 @@ function sessionPeerShape(d: SessionPeerShape): PeerShape {
   };
 }
 
+/** bench:routing's new-system-prompt: one-system-prompt's traffic and rate after sp-32x32's at half of it, which warms the router. */
+function newSystemPromptShape(workloadDir: string): PeerShape {
+  const read = (name: string) => {
+    const def = SHAPES.find((s) => s.name === name)!;
+    const f = readSharedPrefixShape(join(workloadDir, def.file));
+    return { def, shape: def.override ? def.override(f) : f };
+  };
+  let shapes: { warm: SharedPrefixShape; hot: SharedPrefixShape; rate3: number } | undefined;
+  const load = () => (shapes ??= (() => { const h = read('one-system-prompt'); return { warm: read('sp-32x32').shape, hot: h.shape, rate3: h.def.rate3 }; })());
+  return {
+    name: NEW_SYSTEM_PROMPT, kind: 'hot-spot', label: NEW_SYSTEM_PROMPT_LABEL,
+    get rate3() { return load().rate3; },
+    get promptTokens() { const s = load().hot; return s.systemPromptLen + s.questionLen; },
+    get outputTokens() { return load().hot.outputLen; },
+    build: (n, rate, seed) => newSystemPromptWorkload(load().warm, load().hot, n, rate, seed),
+    warmupRequests: newSystemPromptWarmup,
+    sharedPrefix: () => null,
+    kvBlocks: () => null,
+  };
+}
+
 function sessionShape(name: string): PeerShape {
   const def = SESSION_SHAPES.find((s) => s.name === name);
   if (!def) throw new Error(`no session shape ${name} in bench/routing/scenarios.ts`);
@@ -154,6 +177,7 @@ export function peerShapes(workloadDir: string): PeerShape[] {
     fromRoutingShape('sp-32x32', 'shared-prefix', true, workloadDir),
     fromRoutingShape('multi-turn-chat', 'conversation', false, workloadDir),
     fromRoutingShape('one-system-prompt', 'hot-spot', false, workloadDir),
+    newSystemPromptShape(workloadDir),
     {
       name: UNIQUE.name, kind: 'unique', label: `unique prompts: ${UNIQUE.promptTokens} / ${UNIQUE.outputTokens}`, rate3: UNIQUE.rate3, promptTokens: UNIQUE.promptTokens, outputTokens: UNIQUE.outputTokens,
       build: (n, rate, seed) => uniqueWorkload(UNIQUE.name, UNIQUE.promptTokens, UNIQUE.outputTokens, n, rate, seed),

@@ -202,7 +202,7 @@ export async function runLadder(shape: LadderShape, o: LadderOptions): Promise<L
   const rungAt = async (load: number, specs: PolicySpec[]): Promise<LadderRung> => {
     const rate = load * capacity.rps;
     const w = rungWorkload(shape, capacity, load);
-    const rung: LadderRung = { load, offeredRps: Math.min(rate, arrivedRps(w)), nominalRps: rate, requests: w.requests.length, oracleHitRate: oracleHitRate(w.requests), policies: [] };
+    const rung: LadderRung = { load, offeredRps: Math.min(rate, arrivedRps(w)), nominalRps: rate, requests: w.requests.filter((r) => !r.warmup).length, oracleHitRate: oracleHitRate(w.requests), policies: [] };
     for (const spec of specs) {
       const t = performance.now();
       rung.policies.push(await runPolicy(spec, w, shape, o, warnings));

@@ -14,7 +14,7 @@ import { mooncakeWorkload, parseMooncake } from './mooncake.js';
 import { ENGINE_BLOCK_SIZE } from './simulation.js';
 import { CONVERSATION, LONG_CONTEXT, sessionTemplate, sessionWorkload, type SessionShape, type SessionTemplate } from './sessions.js';
 import {
-  readSharedPrefixShape, sharedPrefixWorkload, uniqueWorkload, type SharedPrefixShape, type Workload,
+  afterWarmup, readSharedPrefixShape, sharedPrefixWorkload, uniqueWorkload, type SharedPrefixShape, type Workload,
 } from './workloads.js';
 
 export type ScenarioKind = 'shared-prefix' | 'conversation' | 'long-context' | 'hot-spot' | 'unique' | 'trace';
@@ -84,6 +84,28 @@ export const SHAPES: ShapeDef[] = [
     rate3: 13.5, requests3: 2000, override: (s) => ({ ...s, numGroups: 1, promptsPerGroup: s.numGroups * s.promptsPerGroup, multiTurn: false }),
   },
 ];
+/**
+ * An application's new system prompt: every request starts sending it at once, on replicas and a
+ * router warmed by sp-32x32's traffic at half the rate (not measured: at the full rate a router
+ * that serves sp-32x32 worse would start the measured requests behind its own backlog). A router that reads a prefix's demand from
+ * its recent requests must see the new prompt's within a few requests, not after the hundreds
+ * during which its first holders queue.
+ */
+export const NEW_SYSTEM_PROMPT = 'new-system-prompt';
+export const NEW_SYSTEM_PROMPT_LABEL = 'a new system prompt for all (one-system-prompt\'s) after sp-32x32\'s traffic at half the rate';
+/** Warm-up requests at least: more than a router's moving count of requests (prefix-router's is about 370), as on a gateway that has been serving. */
+export const NEW_SYSTEM_PROMPT_WARMUP = 400;
+
+/** The warm-up requests before `n` of the new system prompt. */
+export const newSystemPromptWarmup = (n: number) => Math.max(NEW_SYSTEM_PROMPT_WARMUP, Math.round(n / 2));
+
+/** `n` requests of `hot` at `rateRps` after newSystemPromptWarmup(n) of `warm`'s at half of it, not measured. */
+export function newSystemPromptWorkload(warm: SharedPrefixShape, hot: SharedPrefixShape, n: number, rateRps: number, seed: number): Workload {
+  const before = sharedPrefixWorkload(`${NEW_SYSTEM_PROMPT}:warm-up`, '', warm, newSystemPromptWarmup(n), rateRps / 2, seed);
+  return afterWarmup(NEW_SYSTEM_PROMPT, `${NEW_SYSTEM_PROMPT_LABEL}; Poisson ${rateRps} req/s, ${before.requests.length} warm-up requests not measured`, before,
+    sharedPrefixWorkload(NEW_SYSTEM_PROMPT, '', hot, n, rateRps, seed));
+}
+
 export const UNIQUE = { name: 'unique-prompts', promptTokens: 2304, outputTokens: 256, rate3: 4.6, requests3: 1200 };
 
 export interface ScenarioOptions {
@@ -228,6 +250,11 @@ export function buildLadderShapes(o: LadderShapeOptions): LadderShape[] {
     requestsAtCapacity: n100(LADDER_REQUESTS_PER_REPLICA, tightReplicas),
     get kvBlocks() { return tightKvBlocks(readShape(tight), tightReplicas); },
     make: (rate, n) => sharedPrefixWorkload('sp-32x32-tight-kv', 'Poisson arrivals', readShape(tight), n, rate, o.seed),
+  });
+  const hot = SHAPES.find((s) => s.name === 'one-system-prompt')!;
+  out.push({
+    name: NEW_SYSTEM_PROMPT, kind: 'hot-spot', replicas: o.replicas, label: NEW_SYSTEM_PROMPT_LABEL, requestsAtCapacity: n100(LADDER_REQUESTS_PER_REPLICA),
+    make: (rate, n) => newSystemPromptWorkload(readShape(tight), readShape(hot), n, rate, o.seed),
   });
   out.push({
     name: UNIQUE.name, kind: 'unique', replicas: o.replicas, label: 'unique prompts:', requestsAtCapacity: n100(LADDER_REQUESTS_PER_REPLICA),

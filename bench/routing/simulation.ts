@@ -52,6 +52,7 @@ export interface PolicyResult {
   shares: number[];
   /** Time-averaged requests in each engine (running + waiting), sampled at every scrape. */
   meanOutstanding: number[];
+  /** Measured requests completed (warm-up ones are not measured). */
   completed: number;
   /** Requests an engine refused (too long for it): not served, not in the latency figures. */
   rejected: number;
@@ -140,6 +141,10 @@ export function simulate(workload: Workload, policy: RoutingPolicy, opts: Simula
     } else if (ev.kind === 'finished') {
       open.delete(key);
       policy.onFinish(o.decision, atUs);
+      lastFinishUs = Math.max(lastFinishUs, atUs);
+      opts.onServed?.({ req: o.req, replica, ttftMs: ev.ttftMs + o.heldMs, cachedTokens: ev.cachedTokens, entry: o.entry });
+      // A warm-up request brings the replicas and the router to the state measured from: not measured.
+      if (o.req.warmup) return;
       completed++;
       tallyPrefix(o.decision);
       firstHitTokens += ev.cachedTokens;
@@ -148,8 +153,6 @@ export function simulate(workload: Workload, policy: RoutingPolicy, opts: Simula
       ttft.push(ev.ttftMs + o.heldMs);
       e2e.push(ev.e2eMs + o.heldMs);
       if (opts.sloMs !== undefined && ev.ttftMs + o.heldMs <= opts.sloMs) withinSlo++;
-      opts.onServed?.({ req: o.req, replica, ttftMs: ev.ttftMs + o.heldMs, cachedTokens: ev.cachedTokens, entry: o.entry });
-      lastFinishUs = Math.max(lastFinishUs, atUs);
     }
   };
 
@@ -199,7 +202,7 @@ export function simulate(workload: Workload, policy: RoutingPolicy, opts: Simula
     {
       const replica = decision.replica;
       if (!(replica >= 0 && replica < n)) throw new Error(`${policy.name}: routed request ${req.id} to replica ${replica} of ${n}`);
-      counts[replica]!++;
+      if (!req.warmup) counts[replica]!++;
       if (entries > 1) {
         // Agreement: the replica this request went to against the last one each other entry point
         // (gateway, worker VM) sent the same group to.
@@ -240,7 +243,8 @@ export function simulate(workload: Workload, policy: RoutingPolicy, opts: Simula
   e2e.sort((a, b) => a - b);
   const routed = counts.reduce((a, b) => a + b, 0);
   const mean = routed / n;
-  const firstArrivalUs = reqs.length ? reqs[0]!.arrivalUs : 0;
+  const firstMeasured = reqs.find((r) => !r.warmup);
+  const firstArrivalUs = firstMeasured ? firstMeasured.arrivalUs : 0;
   const makespanS = (lastFinishUs - firstArrivalUs) / 1e6;
   const result: PolicyResult = {
     name: policy.name,

@@ -160,6 +160,21 @@ export function uniqueWorkload(name: string, promptTokens: number, outputTokens:
   return { name, description: `unique prompts: ${promptTokens} prompt / ${outputTokens} output tokens, nothing shared`, rateRps, requests };
 }
 
+/**
+ * `warm`'s requests as warm-up (not measured), then `measured`'s, arriving from one mean gap of
+ * its rate after the last of them: a change in the traffic, met by a router and replicas in the
+ * state the traffic before it left. Groups are kept apart by a prefix on each side's.
+ */
+export function afterWarmup(name: string, description: string, warm: Workload, measured: Workload): Workload {
+  const last = warm.requests.length ? warm.requests[warm.requests.length - 1]!.arrivalUs : 0;
+  const gapUs = measured.rateRps > 0 ? Math.round(1e6 / measured.rateRps) : 0;
+  const requests = [
+    ...warm.requests.map((r) => ({ ...r, group: `warm:${r.group}`, warmup: true })),
+    ...measured.requests.map((r, i) => ({ ...r, id: warm.requests.length + i, arrivalUs: last + gapUs + r.arrivalUs })),
+  ];
+  return { name, description, rateRps: measured.rateRps, requests };
+}
+
 export const sharedPrefixConfigPath = (dir: string, file: string) => join(dir, file);
 
 /** Chars of one token, the simulator's rule (re-exported for trace replay). */

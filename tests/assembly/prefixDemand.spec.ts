@@ -43,6 +43,66 @@ describe("prefix demand", () => {
     expect(d.requests).toBeGreaterThan(365);
     expect(d.requests).toBeLessThan(375);
   });
+  it("reads a prefix first sent on a busy gateway from the requests since its first, once there are a few", () => {
+    const d = new PrefixDemand();
+    // 2000 requests of 32 groups: each prefix's share read from all the recent requests.
+    for (let i = 0; i < 2000; i++) d.observe(<u64>(100 + i % 32), true);
+    expect(d.evidence).toBeGreaterThan(360);
+    // A new system prompt every request sends from now on. Its first makes it a prefix to count;
+    // until 8 more, its share is the moving one, a few of 370.
+    let share = d.observe(7, true);
+    for (let i = 0; i < 7; i++) share = d.observe(7, true);
+    expect(share).toBeLessThan(0.03);
+    expect(d.evidence).toBeGreaterThan(360);
+    // From 8 on, every request since its first: 1, from 8 requests.
+    share = d.observe(7, true);
+    expect(share).toBeCloseTo(1, 6);
+    expect(d.evidence).toBeCloseTo(8, 1);
+    // Then a third of 90 more: 8 + 30 of the 98 since its first.
+    for (let i = 0; i < 90; i++) {
+      const s = d.observe(i % 3 == 0 ? 7 : <u64>(100 + i % 32), true);
+      if (i % 3 == 0) share = s;
+    }
+    expect(share).toBeGreaterThan(0.36);
+    expect(share).toBeLessThan(0.42);
+    const g = new PrefixDemand();
+    for (let i = 0; i < 2000; i++) g.observe(<u64>(100 + i % 32), true);
+    let evidence: f64 = 0;
+    for (let i = 0; i < 31; i++) {
+      const s = g.observe(i % 3 == 0 ? 7 : <u64>(100 + i % 32), true);
+      if (i % 3 == 0) { share = s; evidence = g.evidence; }
+    }
+    // Its first, then 10 of the 30 requests since.
+    expect(share).toBeGreaterThan(0.28);
+    expect(share).toBeLessThan(0.38);
+    expect(evidence).toBeCloseTo(29, 0);
+  });
+  it("reads a new group of 32 as about 1/32 from its later requests, not the share its first request would add", () => {
+    const d = new PrefixDemand();
+    for (let i = 0; i < 2000; i++) d.observe(0, false);
+    let share: f64 = 0;
+    for (let i = 0; i < 640; i++) {
+      const held = i % 32 == 0;
+      const s = d.observe(held ? 55 : 0, held);
+      if (held) share = s;
+    }
+    expect(share).toBeGreaterThan(0.8 / 32);
+    expect(share).toBeLessThan(1.2 / 32);
+  });
+  it("keeps its young shares through the rescaling of its weights", () => {
+    const d = new PrefixDemand();
+    // Past 2^64 of growth between a prefix's first request and its share's reading.
+    for (let i = 0; i < 16000; i++) d.observe(0, false);
+    let share: f64 = 0;
+    for (let i = 0; i < 800; i++) {
+      const held = i % 2 == 0;
+      const s = d.observe(held ? 9 : 0, held);
+      if (held) share = s;
+    }
+    expect(share).toBeGreaterThan(0.45);
+    expect(share).toBeLessThan(0.55);
+    expect(d.evidence).toBeGreaterThan(360);
+  });
   it("forgets a prefix that stops being sent", () => {
     const d = new PrefixDemand();
     for (let i = 0; i < 500; i++) d.observe(7, true);

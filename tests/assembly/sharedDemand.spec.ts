@@ -63,14 +63,59 @@ describe("SharedDemand", () => {
   it("decays by the gateway's clock: 256 requests routed on other VMs halve a count", () => {
     const d = new SharedDemand();
     const k = inBucket(2, 1);
-    for (let i: u32 = 0; i < 4; i++) d.observe(k, true, 1000 + i);
-    const before = d.observe(k, true, 1004) * d.requests; // 5 at clock 1005
+    // From the gateway's first request: its share is read from all the requests (not since its first).
+    for (let i: u32 = 0; i < 4; i++) d.observe(k, true, i);
+    const before = d.observe(k, true, 4) * d.requests; // 5 at clock 5
     expect(before).toBeCloseTo(5, 1);
-    const after = d.observe(k, true, 1004 + 256) * d.requests;
+    const after = d.observe(k, true, 4 + 256) * d.requests;
     expect(after).toBeCloseTo(before / 2 + 1, 2);
     // A clock read lower (a VM's row gone from the sum) does not run it back.
     const again = d.observe(k, true, 10) * d.requests;
     expect(again).toBeCloseTo(after + 1, 2);
+  });
+
+  it("reads a prefix first sent on a busy gateway from the requests since its first, on any VM", () => {
+    const vms = [new SharedDemand(), new SharedDemand()];
+    const alone = new PrefixDemand();
+    const hot = inBucket(15, 1);
+    for (let i: u32 = 0; i < 3000; i++) {
+      vms[i % 2].observe(0, false, i);
+      alone.observe(0, false);
+    }
+    let shared: f64 = 0;
+    let own: f64 = 0;
+    for (let i: u32 = 3000; i < 3009; i++) {
+      shared = vms[i % 2].observe(hot, true, i);
+      own = alone.observe(hot, true);
+    }
+    // Its first and 8 more: 1, from the 8 since its first, as one VM counting every request reads.
+    expect(shared).toBeCloseTo(1, 4);
+    expect(vms[0].evidence).toBeCloseTo(8, 1);
+    expect(own).toBeCloseTo(1, 6);
+    expect(alone.evidence).toBeCloseTo(8, 1);
+    // Then every other request: toward a half, as one VM reads it.
+    for (let i: u32 = 3009; i < 3209; i++) {
+      const held = i % 2 == 0;
+      shared = vms[i % 2].observe(held ? hot : 0, held, i);
+      own = alone.observe(held ? hot : 0, held);
+    }
+    expect(shared).toBeCloseTo(own, 3);
+    expect(vms[0].evidence).toBeCloseTo(alone.evidence, 2);
+  });
+
+  it("reads a prefix counted for longer than its clock's 16 bits span as an old one", () => {
+    const d = new SharedDemand();
+    const k = inBucket(16, 1);
+    let share: f64 = 0;
+    // A quarter of the gateway's requests from its first on, past two wraps of 2^16.
+    for (let i: u32 = 0; i < 140000; i += 4) {
+      share = d.observe(k, true, i);
+      if (i > 4000) {
+        expect(share).toBeGreaterThan(0.2);
+        expect(share).toBeLessThan(0.3);
+        expect(d.evidence).toBeGreaterThan(360);
+      }
+    }
   });
 
   it("counts a request that finds nothing held only in the evidence, which starts at 1 and grows to about 370", () => {

@@ -83,11 +83,15 @@ test('precise routes a prompt to the replica whose engine holds its prefix', () 
   assert.ok(d.matched! >= 180, `${d.matched}`);
 });
 
-test('bench:routing smoke: the tight-KV shape runs on engines sized so its shared prefixes fill 75% of the cache', () => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/routing.ts', '--quick', '--json', '--only', 'sp-32x32-tight-kv', '--replicas', '2',
-    '--requests-scale', '0.1', '--loads', '0.7', '--extra-loads', 'none', '--policies', 'round-robin,sglang,prefix-router'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+/** `bench/routing.ts --quick --json` with `args`: its JSON document (the run must exit 0). */
+function quickLadder(args: string[]) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/routing.ts', '--quick', '--json', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
   assert.equal(r.status, 0, r.stderr);
-  const w = JSON.parse(r.stdout).workloads[0];
+  return JSON.parse(r.stdout);
+}
+
+test('bench:routing smoke: the tight-KV shape runs on engines sized so its shared prefixes fill 75% of the cache', () => {
+  const w = quickLadder(['--only', 'sp-32x32-tight-kv', '--replicas', '2', '--requests-scale', '0.1', '--loads', '0.7', '--extra-loads', 'none', '--policies', 'round-robin,sglang,prefix-router']).workloads[0];
   assert.equal(w.name, 'sp-32x32-tight-kv');
   assert.equal(w.replicas, 2);
   assert.equal(w.kvBlocks, Math.ceil((32 * 128) / 0.75 / 2)); // 32 prefixes of 2048 tokens, 16-token blocks
@@ -95,11 +99,23 @@ test('bench:routing smoke: the tight-KV shape runs on engines sized so its share
   for (const p of w.rungs[0].policies) assert.equal(p.completed, w.rungs[0].requests, p.name);
 });
 
+test('bench:routing smoke: the new system prompt is measured after a warm-up of 400 requests that no figure counts', () => {
+  const w = quickLadder(['--only', 'new-system-prompt', '--replicas', '3', '--requests-scale', '0.2', '--loads', '0.7', '--extra-loads', 'none', '--policies', 'round-robin,prefix-router']).workloads[0];
+  assert.equal(w.name, 'new-system-prompt');
+  assert.equal(w.kind, 'hot-spot');
+  assert.match(w.description, /400 warm-up requests not measured/);
+  const rung = w.rungs[0];
+  assert.ok(rung.requests >= 20 && rung.requests < 400, `${rung.requests} measured`);
+  for (const p of rung.policies) {
+    assert.equal(p.completed, rung.requests, p.name);
+    assert.ok(p.maxOverMeanLoad >= 1 && p.maxOverMeanLoad < 1.5, `${p.name} ${p.maxOverMeanLoad}`);
+  }
+  // Round robin sends every replica the new prompt at once: nearly all its measured tokens hit after each replica's first.
+  assert.ok(rung.oracleHitRate > 0.8, `${rung.oracleHitRate}`);
+});
+
 test('bench:routing smoke: a tiny ladder exits 0 and prints the JSON document', () => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/routing.ts', '--quick', '--json', '--only', 'one-system-prompt', '--replicas', '2',
-    '--requests-scale', '0.3', '--loads', '0.5,0.9', '--extra-loads', 'none', '--policies', 'round-robin,sglang,precise,prefix-router,proto-work'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
-  assert.equal(r.status, 0, r.stderr);
-  const doc = JSON.parse(r.stdout);
+  const doc = quickLadder(['--only', 'one-system-prompt', '--replicas', '2', '--requests-scale', '0.3', '--loads', '0.5,0.9', '--extra-loads', 'none', '--policies', 'round-robin,sglang,precise,prefix-router,proto-work']);
   assert.equal(doc.workloads.length, 1);
   const w = doc.workloads[0];
   assert.equal(w.name, 'one-system-prompt');

@@ -63,18 +63,23 @@ test('a 40k-token prompt stays on the replica that holds it while that replica d
  * worker VMs, after `others` unique prompts; where the eight went (`spread`: to more than one
  * replica) and whether a ninth, past the count cap, stays with the first.
  */
-async function sharedPrefixRun(seed: number, chars: number, others: number): Promise<{ spread: boolean; ninthStays: boolean }> {
+/** `others` unique prompts, then nine requests sharing a prefix, with `between` more unique prompts after each: where do they go? */
+async function sharedPrefixRun(seed: number, chars: number, others: number, between = 0): Promise<{ spread: boolean; ninthStays: boolean }> {
   const { host } = await startHost(config, { workers: 2, sharedData: new SharedDataStore() });
   const open: Array<{ complete: () => void }> = [];
+  let unique = 0;
+  const sendUnique = (n: number) => { for (let i = 0; i < n; i++, unique++) send(host, { body: completion(text(seed * 1000 + unique, 2000)), worker: unique % 2 }); };
   try {
-    for (let i = 0; i < others; i++) send(host, { body: completion(text(seed * 1000 + i, 2000)), worker: i % 2 });
+    sendUnique(others);
     const conv = text(seed, chars);
     const first = send(host, { body: completion(conv + ' turn 0'), worker: 0 });
+    sendUnique(between);
     let spread = false;
     for (let i = 1; i <= 8; i++) {
       const r = send(host, { body: completion(conv + ` turn ${i}`), worker: i % 2 }, false);
       open.push(r);
       if (r.endpoint !== first.endpoint) spread = true;
+      sendUnique(between);
     }
     const next = send(host, { body: completion(conv + ' turn 9'), worker: 1 });
     return { spread, ninthStays: next.endpoint === first.endpoint };
@@ -85,19 +90,24 @@ async function sharedPrefixRun(seed: number, chars: number, others: number): Pro
 }
 
 test('past the count cap a prefix its demand does not need elsewhere stays where it is held, short or long', async () => {
-  // Among 40 unique prompts, nine requests sharing a prefix draw a fifth of the traffic: less than one
-  // of the three replicas. Moving would prefill the prefix again (3840 or 1792 tokens); the idle
-  // replicas are under the work guard's bound, so only the count guard's move limit keeps them.
+  // After 40 unique prompts, nine requests sharing a prefix come among four unique prompts each: a
+  // fifth of the traffic since the prefix was first found, less than one of the three replicas.
+  // Moving would prefill the prefix again (3840 or 1792 tokens); the idle replicas are under the
+  // work guard's bound, so only the count guard's move limit keeps them.
   for (const [seed, chars] of [[107, 16_000], [108, 8_000]] as const) {
-    const r = await sharedPrefixRun(seed, chars, 40);
+    const r = await sharedPrefixRun(seed, chars, 40, 4);
     assert.deepEqual(r, { spread: false, ninthStays: true }, `${chars} characters`);
   }
 });
 
-test('a prefix that draws most of the traffic spreads over the replicas it needs', async () => {
+test('a prefix that draws most of the traffic spreads over the replicas it needs, from the start or after other traffic', async () => {
   // Alone, the nine draw all of it: three replicas' worth, so its copies are credited and the requests spread.
   const r = await sharedPrefixRun(108, 8_000, 0);
   assert.equal(r.spread, true);
+  // After 40 unique prompts they draw all the traffic since the prefix was first found: the same,
+  // though a fifth of the requests the gateway counts.
+  const after = await sharedPrefixRun(108, 8_000, 40);
+  assert.equal(after.ninthStays, false);
 });
 
 test('queued tokens move to decoding at the first response bytes, and every counter is back at zero after ends, resets and local replies', async () => {

@@ -14,7 +14,7 @@ import { ENGINE_MAX_MODEL_LEN } from '../../bench/routing/simulation.js';
 import { peerShapes, shapeSloMs, ttftSloMs, SESSION_REFERENCE_RPS, SMOKE_SESSION_SHAPE, SMOKE_SHAPE } from '../../bench/peers/shapes.js';
 import { buildLadderShapes } from '../../bench/routing/scenarios.js';
 import { measureCapacity } from '../../bench/routing/ladder.js';
-import { BLOCK_TOKENS, DEFAULT_WORKLOAD_DIR, MODEL, type SimRequest } from '../../bench/routing/workloads.js';
+import { BLOCK_TOKENS, DEFAULT_WORKLOAD_DIR, MODEL, sharedPrefixTokens, type SimRequest } from '../../bench/routing/workloads.js';
 import { runLoad } from '../../bench/peers/loadgen.js';
 import { parseCounters, diffCounters, servedShape } from '../../bench/peers/replicaCounters.js';
 import { azureTrace } from '../../bench/peers/inferencePerf.js';
@@ -89,10 +89,10 @@ test("a run's plan: its arrivals, and at least each point's lone request decodin
   assert.ok(Math.abs(plan(3, { b: ['other'] }).leastS - restricted.leastS - 2 * probeS) < 1e-9, 'b is probed on its one shape');
 });
 
-test('the full run: loads 0.7 and 1 on every shape, the session shapes on 8 replicas only, prefix-router/4-workers on sp-32x32 and multi-turn-chat, /2-gateways on those and the session shapes, within 3.75 hours by its plan', () => {
+test('the full run: loads 0.7 and 1 on every shape, the session shapes and the new system prompt on 8 replicas only, prefix-router/4-workers on sp-32x32 and multi-turn-chat, /2-gateways on those and the session shapes, within 3.75 hours by its plan', () => {
   assert.deepEqual(FULL_RUN.loads, [0.7, 1]);
   const shapes = peerShapes(DEFAULT_WORKLOAD_DIR).filter((s) => FULL_RUN.shapes.includes(s.name));
-  assert.equal(shapes.length, 7);
+  assert.equal(shapes.length, 8);
   const sessions = shapes.filter((s) => s.sessions);
   assert.deepEqual(sessions.map((s) => s.name), ['conversation', 'long-context']);
   const routers = ROUTERS.map((r) => r.name);
@@ -101,11 +101,33 @@ test('the full run: loads 0.7 and 1 on every shape, the session shapes on 8 repl
   const everyShape = runPlan(o, routers);
   const variants = runPlan({ ...o, probeRequests: 0, shapes: shapes.filter((s) => !['sp-32x32', 'multi-turn-chat'].includes(s.name)) }, ['prefix-router/4-workers']);
   const gateways = runPlan({ ...o, probeRequests: 0, shapes: shapes.filter((s) => !['sp-32x32', 'multi-turn-chat', ...sessions.map((x) => x.name)].includes(s.name)) }, ['prefix-router/2-gateways']);
-  assert.ok(Math.abs(everyShape.leastS - plan.leastS - variants.leastS - gateways.leastS) < 1e-6, 'four worker VMs skip five shapes, two gateways three (and are probed once per replica count either way)');
+  assert.ok(Math.abs(everyShape.leastS - plan.leastS - variants.leastS - gateways.leastS) < 1e-6, 'four worker VMs skip six shapes, two gateways four (and are probed once per replica count either way)');
   const on3 = runPlan({ ...o, probeRequests: 0, shapes: sessions, replicaCounts: [3], shapeReplicas: undefined }, ['r']);
   const sessionsEverywhere = runPlan({ ...o, shapeReplicas: undefined, routerShapes: FULL_RUN.routerShapes }, routers);
   assert.ok(sessionsEverywhere.leastS > plan.leastS + on3.leastS * (routers.length - 1) - 1e-6, 'no session point on 3 replicas');
   assert.ok(plan.leastS / 3600 < 3.75, `at least ${plan.leastS / 3600} h`);
+});
+
+test('the new system prompt: one prompt for every measured request, after 400+ warm-up requests of 32 other groups at half the rate, which the plan counts', () => {
+  const shape = peerShapes(DEFAULT_WORKLOAD_DIR).find((s) => s.name === 'new-system-prompt')!;
+  assert.equal(shape.kind, 'hot-spot');
+  const point = pointWorkload(shape, 8, 0.7, 20, 1);
+  const reqs = point.workload.requests;
+  const warm = reqs.filter((r) => r.warmup), measured = reqs.filter((r) => !r.warmup);
+  assert.ok(warm.length >= 400 && measured.length >= 0.7 * 20 * point.rate * 0.9, `${warm.length} warm-up, ${measured.length} measured`);
+  assert.ok(reqs.every((r, i) => r.id === i && (i === 0 || r.arrivalUs > reqs[i - 1]!.arrivalUs)), 'in arrival order, ids in order');
+  assert.ok(warm.every((r) => r.arrivalUs < measured[0]!.arrivalUs), 'the warm-up first');
+  assert.equal(new Set(measured.map((r) => r.group)).size, 1);
+  assert.equal(new Set(warm.map((r) => r.group)).size, 32);
+  // Nothing the warm-up sent is a prefix of the new prompt's requests.
+  assert.ok(measured.slice(0, 20).every((m) => warm.every((w) => sharedPrefixTokens(w, m) === 0)));
+  const spanS = (measured[measured.length - 1]!.arrivalUs - measured[0]!.arrivalUs) / 1e6;
+  assert.ok(Math.abs(point.windowS - spanS) < 1e-9, `the window is the measured requests' span, ${point.windowS} s`);
+  const o = { shapes: [shape], replicaCounts: [8], loads: [0.7], durationS: 20, probeRequests: 0 };
+  // The warm-up at half the rate, which the plan counts.
+  const warmS = measured[0]!.arrivalUs / 1e6;
+  assert.ok(warmS > 1.6 * warm.length / point.rate && warmS < 2.4 * warm.length / point.rate, `${warm.length} warm-up requests over ${warmS} s at ${point.rate} req/s`);
+  assert.ok(Math.abs(runPlan(o, ['r']).arrivalsS - (2 * warm.length + measured.length) / point.rate) < 1e-9, 'the plan counts the warm-up');
 });
 
 test("a session shape's point: a warm-up of the sessions' turns, then a measured window near the nominal rate; each request the session so far; the same sessions at every load; its SLO is bench:routing's", () => {
