@@ -49,16 +49,19 @@ describe("prefix demand", () => {
     for (let i = 0; i < 2000; i++) d.observe(<u64>(100 + i % 32), true);
     expect(d.evidence).toBeGreaterThan(360);
     // A new system prompt every request sends from now on. Its first makes it a prefix to count;
-    // until 8 more, its share is the moving one, a few of 370.
+    // until 4 more, its share is the moving one, a few of 370.
     let share = d.observe(7, true);
-    for (let i = 0; i < 7; i++) share = d.observe(7, true);
+    for (let i = 0; i < 3; i++) share = d.observe(7, true);
     expect(share).toBeLessThan(0.03);
     expect(d.evidence).toBeGreaterThan(360);
-    // From 8 on, every request since its first: 1, from 8 requests.
+    // From 4 on, every request since its first, counted half a request short: 3.5 of 4.
     share = d.observe(7, true);
-    expect(share).toBeCloseTo(1, 6);
-    expect(d.evidence).toBeCloseTo(8, 1);
-    // Then a third of 90 more: 8 + 30 of the 98 since its first.
+    expect(share).toBeCloseTo(0.874, 2);
+    expect(d.evidence).toBeCloseTo(4, 1);
+    for (let i = 0; i < 4; i++) share = d.observe(7, true);
+    expect(share).toBeCloseTo(0.937, 2);
+    expect(d.evidence).toBeCloseTo(7.92, 1);
+    // Then a third of 90 more: 8 + 30 of the 98 since its first, less a half.
     for (let i = 0; i < 90; i++) {
       const s = d.observe(i % 3 == 0 ? 7 : <u64>(100 + i % 32), true);
       if (i % 3 == 0) share = s;
@@ -72,10 +75,31 @@ describe("prefix demand", () => {
       const s = g.observe(i % 3 == 0 ? 7 : <u64>(100 + i % 32), true);
       if (i % 3 == 0) { share = s; evidence = g.evidence; }
     }
-    // Its first, then 10 of the 30 requests since.
+    // Its first, then 10 of the 30 requests since, less a half.
     expect(share).toBeGreaterThan(0.28);
     expect(share).toBeLessThan(0.38);
     expect(evidence).toBeCloseTo(29, 0);
+  });
+  it("counts a new prefix half a request short, so 2 of 8 requests do not pass for more than a sixteenth's share", () => {
+    const p = new WorkParams();
+    for (let found = 2; found <= 3; found++) {
+      const d = new PrefixDemand();
+      for (let i = 0; i < 2000; i++) d.observe(<u64>(100 + i % 32), true);
+      // A new group's first request, then `found` of the 8 since (the last ones).
+      d.observe(55, true);
+      let share: f64 = 0;
+      for (let i = 0; i < 8; i++) {
+        const held = i >= 8 - found;
+        const s = d.observe(held ? 55 : <u64>(100 + i % 32), true);
+        if (held) share = s;
+      }
+      // One holder of 16: 2 of 8 is 8.5% likely from a sixteenth's share, 3 of 8 1.1%.
+      const c = hotPrompt(16);
+      c.demandShare = share;
+      c.demandRequests = d.evidence;
+      predictWork(c, p, 2304, 16, 2304, 0.5, true);
+      expect(c.copyNeeded).toBe(found == 3);
+    }
   });
   it("reads a new group of 32 as about 1/32 from its later requests, not the share its first request would add", () => {
     const d = new PrefixDemand();
