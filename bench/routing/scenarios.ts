@@ -87,9 +87,9 @@ export const SHAPES: ShapeDef[] = [
 /**
  * An application's new system prompt: every request starts sending it at once, on replicas and a
  * router warmed by sp-32x32's traffic at half the rate (not measured: at the full rate a router
- * that serves sp-32x32 worse would start the measured requests behind its own backlog). A router that reads a prefix's demand from
- * its recent requests must see the new prompt's within a few requests, not after the hundreds
- * during which its first holders queue.
+ * that serves sp-32x32 worse would start the measured requests behind its own backlog). A router
+ * that reads a prefix's demand from its recent requests must see the new prompt's within a few
+ * requests, not after the hundreds during which its first holders queue.
  */
 export const NEW_SYSTEM_PROMPT = 'new-system-prompt';
 export const NEW_SYSTEM_PROMPT_LABEL = 'a new system prompt for all (one-system-prompt\'s) after sp-32x32\'s traffic at half the rate';
