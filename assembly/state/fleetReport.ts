@@ -86,9 +86,10 @@ export class FleetReport {
       store<u32>(p, 0, 36);
     }
     let o = p + header;
+    // Where nw or nc counted anything, they counted it from `work`: it is there.
+    const counts = changetype<WorkCounts>(work);
     if (nw > 0) {
-      // Counted from `work`: it is there.
-      const q = changetype<WorkCounts>(work).queued, d = changetype<WorkCounts>(work).decodeWork;
+      const q = counts.queued, d = counts.decodeWork;
       for (let i = 0, w = 0; i < t.n && w < nw; i++) {
         const qi = unchecked(q[i]), di = unchecked(d[i]);
         if (!(qi > 0 || di > 0)) continue;
@@ -103,7 +104,7 @@ export class FleetReport {
     const news = np > 0 || digest != this.workDigest;
     this.workDigest = digest;
     if (nc > 0) {
-      const c = changetype<WorkCounts>(work).written;
+      const c = counts.written;
       for (let i = 0, w = 0; i < t.n && w < nc; i++) {
         const units = unchecked(c[i]) / CONTENT_UNIT;
         if (units < 1) continue;

@@ -133,9 +133,10 @@ export function prefixRouterStart(name: string, workers: number, bundle?: string
  * `gateways` prefix-router gateways of `workers` VMs each polling one control plane, each in its own
  * process; from `bundle` (another build's dist/prefix-router.js) instead of this tree's build when
  * given. One gateway is prefix-router as deployed: the control plane in a process of its own, polled
- * as Envoy polls the control plane's Deployment. The router's CPU is all its processes'. Several gateways stand behind an L4 load balancer: each learns the others' placements,
- * work and content through the control plane's state (plugin/STATE_FORMAT.md, "Gateway fleet"); the
- * load generator sends request i to gateway i mod `gateways`.
+ * as Envoy polls the control plane's Deployment. The router's CPU is all its processes'. Several
+ * gateways stand behind an L4 load balancer: each learns the others' placements, work and content
+ * through the control plane's state (plugin/STATE_FORMAT.md, "Gateway fleet"); the load generator
+ * sends request i to gateway i mod `gateways`.
  */
 export function prefixRouterFleet(name: string, gateways: number, workers: number, bundle?: string): RouterSpec {
   const vms = `${workers} worker VM${workers === 1 ? '' : 's'}`;

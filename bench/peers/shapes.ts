@@ -1,10 +1,9 @@
 // The shapes bench:peers runs: bench:routing's shared-prefix, multi-turn, hot-spot (one system
 // prompt from the start, and a new one on a warm router) and session (conversation, long-context)
-// shapes and unique prompts, each with its reference rate, KV sizing
-// and TTFT SLO, and the smoke test's tiny one.
-import { join } from 'node:path';
-import { readSharedPrefixShape, sharedPrefixWorkload, uniqueWorkload, type SharedPrefixShape, type Workload } from '../routing/workloads.js';
-import { NEW_SYSTEM_PROMPT, NEW_SYSTEM_PROMPT_LABEL, SESSION_SHAPES, SHAPES, UNIQUE, newSystemPromptWarmup, newSystemPromptWorkload, tightKvBlocks } from '../routing/scenarios.js';
+// shapes and unique prompts, each with its reference rate, KV sizing and TTFT SLO, and the smoke
+// test's tiny one.
+import { sharedPrefixWorkload, uniqueWorkload, type SharedPrefixShape, type Workload } from '../routing/workloads.js';
+import { NEW_SYSTEM_PROMPT, NEW_SYSTEM_PROMPT_LABEL, SESSION_SHAPES, UNIQUE, newSystemPromptWarmup, newSystemPromptWorkload, readShapeDef, shapeDef, tightKvBlocks } from '../routing/scenarios.js';
 import { sessionTemplate, sessionWindowWorkload, type SessionShape, type SessionTemplate } from '../routing/sessions.js';
 import { DEFAULT_LONG_CONTEXT_SLO_MS, DEFAULT_SLO_MS } from '../routing/ladder.js';
 import { ENGINE_MAX_MODEL_LEN } from '../routing/simulation.js';
@@ -60,11 +59,10 @@ export type PeerShape = RequestsPeerShape | SessionsPeerShape;
 const PEER_RATE3: Record<string, number> = { 'sp-32x32': 3.0 };
 
 function fromRoutingShape(name: string, kind: PeerShape['kind'], sizeKv: boolean, workloadDir: string): PeerShape {
-  const def = SHAPES.find((s) => s.name === name);
-  if (!def) throw new Error(`no shape ${name} in bench/routing/scenarios.ts`);
+  const def = shapeDef(name);
   const rate3 = PEER_RATE3[name] ?? def.rate3;
   let shape: SharedPrefixShape | null = null;
-  const load = () => (shape ??= (() => { const f = readSharedPrefixShape(join(workloadDir, def.file)); return def.override ? def.override(f) : f; })());
+  const load = () => (shape ??= readShapeDef(def, workloadDir));
   return {
     name, kind, label: def.label, rate3,
     get promptTokens() { const s = load(); return s.systemPromptLen + s.questionLen; },
@@ -142,16 +140,11 @@ function sessionPeerShape(d: SessionPeerShape): PeerShape {
 
 /** bench:routing's new-system-prompt: one-system-prompt's traffic and rate after sp-32x32's at half of it, which warms the router. */
 function newSystemPromptShape(workloadDir: string): PeerShape {
-  const read = (name: string) => {
-    const def = SHAPES.find((s) => s.name === name)!;
-    const f = readSharedPrefixShape(join(workloadDir, def.file));
-    return { def, shape: def.override ? def.override(f) : f };
-  };
-  let shapes: { warm: SharedPrefixShape; hot: SharedPrefixShape; rate3: number } | undefined;
-  const load = () => (shapes ??= (() => { const h = read('one-system-prompt'); return { warm: read('sp-32x32').shape, hot: h.shape, rate3: h.def.rate3 }; })());
+  const hot = shapeDef('one-system-prompt');
+  let shapes: { warm: SharedPrefixShape; hot: SharedPrefixShape } | undefined;
+  const load = () => (shapes ??= { warm: readShapeDef(shapeDef('sp-32x32'), workloadDir), hot: readShapeDef(hot, workloadDir) });
   return {
-    name: NEW_SYSTEM_PROMPT, kind: 'hot-spot', label: NEW_SYSTEM_PROMPT_LABEL,
-    get rate3() { return load().rate3; },
+    name: NEW_SYSTEM_PROMPT, kind: 'hot-spot', label: NEW_SYSTEM_PROMPT_LABEL, rate3: hot.rate3,
     get promptTokens() { const s = load().hot; return s.systemPromptLen + s.questionLen; },
     get outputTokens() { return load().hot.outputLen; },
     build: (n, rate, seed) => newSystemPromptWorkload(load().warm, load().hot, n, rate, seed),

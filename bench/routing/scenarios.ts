@@ -59,7 +59,7 @@ export const VARIANT_POLICIES: PolicySpec[] = [
   { name: 'prefix-router/2-gateways', kind: 'prefix-router', weights: { prefix: 3, queue: 1, kvCache: 1, inflight: 1 }, workers: 1, gateways: 2 },
 ];
 
-interface ShapeDef {
+export interface ShapeDef {
   name: string;
   /** Config file in the workload directory, and what it is. */
   file: string;
@@ -84,6 +84,19 @@ export const SHAPES: ShapeDef[] = [
     rate3: 13.5, requests3: 2000, override: (s) => ({ ...s, numGroups: 1, promptsPerGroup: s.numGroups * s.promptsPerGroup, multiTurn: false }),
   },
 ];
+/** The shape named `name` in SHAPES. */
+export function shapeDef(name: string): ShapeDef {
+  const def = SHAPES.find((s) => s.name === name);
+  if (!def) throw new Error(`no shape ${name} in bench/routing/scenarios.ts`);
+  return def;
+}
+
+/** The inference-perf shape `def` names, read from `workloadDir`, with its changes (override) made. */
+export function readShapeDef(def: ShapeDef, workloadDir: string): SharedPrefixShape {
+  const file = readSharedPrefixShape(join(workloadDir, def.file));
+  return def.override ? def.override(file) : file;
+}
+
 /**
  * An application's new system prompt: every request starts sending it at once, on replicas and a
  * router warmed by sp-32x32's traffic at half the rate (not measured: at the full rate a router
@@ -138,8 +151,7 @@ export function buildScenarios(o: ScenarioOptions): Scenario[] {
     for (const s of SHAPES) {
       if (replicas !== 3 && !o.scaleShapes.includes(s.name)) continue;
       add(s.name, s.kind, replicas, () => {
-        const file = readSharedPrefixShape(join(o.workloadDir, s.file));
-        const shape = s.override ? s.override(file) : file;
+        const shape = readShapeDef(s, o.workloadDir);
         const name = replicas === 3 ? s.name : `${s.name}@${replicas}`;
         const rate = (s.rate3 * replicas) / 3;
         const w = sharedPrefixWorkload(name, `${s.label} (${s.file}); Poisson ${rate} req/s`, shape, counts(replicas, s.requests3), rate, o.seed);
@@ -227,7 +239,7 @@ export function buildLadderShapes(o: LadderShapeOptions): LadderShape[] {
   const read = new Map<string, SharedPrefixShape>();
   const readShape = (s: ShapeDef): SharedPrefixShape => {
     let shape = read.get(s.name);
-    if (!shape) { const f = readSharedPrefixShape(join(o.workloadDir, s.file)); read.set(s.name, (shape = s.override ? s.override(f) : f)); }
+    if (!shape) read.set(s.name, (shape = readShapeDef(s, o.workloadDir)));
     return shape;
   };
   // Multi-turn: a user's context grows with every turn, so users scale with the replicas and each
@@ -242,7 +254,7 @@ export function buildLadderShapes(o: LadderShapeOptions): LadderShape[] {
   // The same shape where the cache is scarce, as in llm-d's published runs (the shared prefixes
   // fill ~73% of the cluster's KV) and bench:peers: on at most 8 replicas, so each still runs a
   // batch of several requests beside its share of the prefixes. Every copy of a prefix evicts another.
-  const tight = SHAPES.find((s) => s.name === 'sp-32x32')!;
+  const tight = shapeDef('sp-32x32');
   const tightReplicas = Math.min(o.replicas, TIGHT_KV_MAX_REPLICAS);
   out.push({
     name: 'sp-32x32-tight-kv', kind: tight.kind, replicas: tightReplicas,
@@ -251,7 +263,7 @@ export function buildLadderShapes(o: LadderShapeOptions): LadderShape[] {
     get kvBlocks() { return tightKvBlocks(readShape(tight), tightReplicas); },
     make: (rate, n) => sharedPrefixWorkload('sp-32x32-tight-kv', 'Poisson arrivals', readShape(tight), n, rate, o.seed),
   });
-  const hot = SHAPES.find((s) => s.name === 'one-system-prompt')!;
+  const hot = shapeDef('one-system-prompt');
   out.push({
     name: NEW_SYSTEM_PROMPT, kind: 'hot-spot', replicas: o.replicas, label: NEW_SYSTEM_PROMPT_LABEL, requestsAtCapacity: n100(LADDER_REQUESTS_PER_REPLICA),
     make: (rate, n) => newSystemPromptWorkload(readShape(tight), readShape(hot), n, rate, o.seed),

@@ -104,12 +104,7 @@ describe("prefix demand", () => {
   it("reads a new group of 32 as about 1/32 from its later requests, not the share its first request would add", () => {
     const d = new PrefixDemand();
     for (let i = 0; i < 2000; i++) d.observe(0, false);
-    let share: f64 = 0;
-    for (let i = 0; i < 640; i++) {
-      const held = i % 32 == 0;
-      const s = d.observe(held ? 55 : 0, held);
-      if (held) share = s;
-    }
+    const share = shareFoundEvery(d, 55, 32, 640);
     expect(share).toBeGreaterThan(0.8 / 32);
     expect(share).toBeLessThan(1.2 / 32);
   });
@@ -117,12 +112,7 @@ describe("prefix demand", () => {
     const d = new PrefixDemand();
     // Past 2^64 of growth between a prefix's first request and its share's reading.
     for (let i = 0; i < 16000; i++) d.observe(0, false);
-    let share: f64 = 0;
-    for (let i = 0; i < 800; i++) {
-      const held = i % 2 == 0;
-      const s = d.observe(held ? 9 : 0, held);
-      if (held) share = s;
-    }
+    const share = shareFoundEvery(d, 9, 2, 800);
     expect(share).toBeGreaterThan(0.45);
     expect(share).toBeLessThan(0.55);
     expect(d.evidence).toBeGreaterThan(360);
@@ -134,6 +124,17 @@ describe("prefix demand", () => {
     expect(d.observe(7, true)).toBeLessThan(0.01);
   });
 });
+
+/** `n` requests, every `every`-th finding prefix `key` held and the rest nothing: the share read the last time it was found. */
+function shareFoundEvery(d: PrefixDemand, key: u64, every: i32, n: i32): f64 {
+  let share: f64 = 0;
+  for (let i = 0; i < n; i++) {
+    const held = i % every == 0;
+    const s = d.observe(held ? key : 0, held);
+    if (held) share = s;
+  }
+  return share;
+}
 
 /** n idle candidates, replica 0 holding 2048 of a 2304-token prompt with one hit queued ahead. */
 function hotPrompt(n: i32): Candidates {
