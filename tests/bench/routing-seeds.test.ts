@@ -12,7 +12,7 @@ const TINY = ['--points', 'sp-32x32:0.7', '--replicas', '2', '--requests-scale',
 
 interface Cell { policy: string; ttftP95Ms: number; firstAdmissionHitRate: number; maxOverMeanLoad: number; completed: number }
 interface Row { seed: number; capacityRps: number; offeredRps: number; requests: number; policies: Cell[] }
-interface Summary { policy: string; medianTtftP95Ms: number; worstTtftP95Ms: number; atOrBelow?: Record<string, number> }
+interface Summary { policy: string; medianTtftP95Ms: number; meanTtftP95Ms: number; worstTtftP95Ms: number; atOrBelow?: Record<string, number> }
 
 test('bench:routing:seeds at a tiny size: per seed every policy, summaries consistent with the per-seed numbers, the ladder\'s p95', { skip: !WASM_BUILT && 'plugin/prefix-router.wasm not built' }, async () => {
   const [r, ladder] = await Promise.all([
@@ -43,6 +43,7 @@ test('bench:routing:seeds at a tiny size: per seed every policy, summaries consi
   for (const x of p.summary) {
     const p95s = p.seeds.map((s) => s.policies.find((c) => c.policy === x.policy)!.ttftP95Ms);
     assert.equal(x.medianTtftP95Ms, (p95s[0]! + p95s[1]!) / 2, x.policy);
+    assert.equal(x.meanTtftP95Ms, (p95s[0]! + p95s[1]!) / 2, x.policy);
     assert.equal(x.worstTtftP95Ms, Math.max(...p95s), x.policy);
     if (!x.policy.startsWith('prefix-router')) { assert.equal(x.atOrBelow, undefined, x.policy); continue; }
     assert.deepEqual(Object.keys(x.atOrBelow!), doc.baselines);
