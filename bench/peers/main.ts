@@ -283,7 +283,7 @@ const USAGE = `usage: npm run bench:peers -- [options]
   (no option)          8 shapes, 3 and 8 replicas (new-system-prompt and the session shapes on 8 only), loads
                        0.7/1, 20 s each (a session shape's point: minutes), every router (prefix-router/4-workers
                        on sp-32x32 and multi-turn-chat, /2-gateways on those and the session shapes): at least
-                       4 h by the plan line (3.4 h without llm-d-epp)
+                       3.9 h by the plan line (3.4 h without llm-d-epp)
   --quick              sp-32x32, 3 replicas, loads 0.4/0.7/1.0, 25 s each, every router (~15 min)
   --smoke              two tiny shapes (shared prefixes, conversations) for seconds (the test suite's run)
   --routers A,B        routers to run, each on every shape (default all: ${ROUTERS.map((r) => r.name).join(', ')};
