@@ -44,9 +44,7 @@ describe("prefix demand", () => {
     expect(d.requests).toBeLessThan(375);
   });
   it("reads a prefix first sent on a busy gateway from the requests since its first, once there are a few", () => {
-    const d = new PrefixDemand();
-    // 2000 requests of 32 groups: each prefix's share read from all the recent requests.
-    for (let i = 0; i < 2000; i++) d.observe(<u64>(100 + i % 32), true);
+    const d = busyWith32Groups();
     expect(d.evidence).toBeGreaterThan(360);
     // A new system prompt every request sends from now on. Its first makes it a prefix to count;
     // until 4 more, its share is the moving one, a few of 370.
@@ -83,8 +81,7 @@ describe("prefix demand", () => {
   it("counts a new prefix half a request short, so 2 of 8 requests do not pass for more than a sixteenth's share", () => {
     const p = new WorkParams();
     for (let found = 2; found <= 3; found++) {
-      const d = new PrefixDemand();
-      for (let i = 0; i < 2000; i++) d.observe(<u64>(100 + i % 32), true);
+      const d = busyWith32Groups();
       // A new group's first request, then `found` of the 8 since (the last ones).
       d.observe(55, true);
       let share: f64 = 0;
@@ -124,6 +121,13 @@ describe("prefix demand", () => {
     expect(d.observe(7, true)).toBeLessThan(0.01);
   });
 });
+
+/** A gateway in service: 2000 requests of 32 groups (keys 100-131), each prefix's share read from all the recent requests. */
+function busyWith32Groups(): PrefixDemand {
+  const d = new PrefixDemand();
+  for (let i = 0; i < 2000; i++) d.observe(<u64>(100 + i % 32), true);
+  return d;
+}
 
 /** `n` requests, every `every`-th finding prefix `key` held and the rest nothing: the share read the last time it was found. */
 function shareFoundEvery(d: PrefixDemand, key: u64, every: i32, n: i32): f64 {
