@@ -5,7 +5,7 @@ import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { intFlags, positiveFlags } from '../cli/toolArgs.js';
-import { DEFAULT_EXTRA_LOADS, DEFAULT_LOADS, DEFAULT_LONG_CONTEXT_SLO_MS, DEFAULT_SLO_MS, DEFAULT_VARIANT_LOAD, LADDER_REPLICAS, runLadder, type LadderResult } from './routing/ladder.js';
+import { DEFAULT_EXTRA_LOADS, DEFAULT_LOADS, DEFAULT_LONG_CONTEXT_SLO_MS, DEFAULT_SLO_MS, DEFAULT_TRACE_SLO_MS, DEFAULT_VARIANT_LOAD, LADDER_REPLICAS, runLadder, type LadderResult } from './routing/ladder.js';
 import { ladderHtml, ladderJson, ladderTable } from './routing/ladderReport.js';
 import { html, table, toJson } from './routing/report.js';
 import { runScenario, type WorkloadResult } from './routing/runner.js';
@@ -32,7 +32,8 @@ The load ladder (default): every workload at fractions of round robin's capacity
   --slo-long-context MS the long-context shape's SLO (default ${DEFAULT_LONG_CONTEXT_SLO_MS}: a cold 40k-token prefill alone takes 9 s)
   --variant-load F      rung of the worker-VM / gateway variants (default ${DEFAULT_VARIANT_LOAD})
   --no-variants         skip the variants
-  --trace-rate a,b      replay --trace at these multiples of its own rate (default 1)
+  --slo-trace MS        the trace's SLO (default ${DEFAULT_TRACE_SLO_MS}: a production trace's prompts run to tens of thousands of tokens)
+  --trace-rate a,b      replay --trace at these multiples of its own rate instead of the ladder's rungs
 Admission, session affinity and LoRA affinity, each with and without, beside the baselines:
   --features            run those workloads instead of the ladder (--only overload,sessions,lora; --quick: a quarter of the requests)
 The old scenario table at a fixed overload (1.25x round robin's capacity):
@@ -77,15 +78,18 @@ async function ladder(args: Args, seed: number, quick: boolean, wasm: Uint8Array
   const replicas = int('replicas', str('replicas'), quick ? QUICK_LADDER_REPLICAS : LADDER_REPLICAS, 1);
   const sloMs = positive('slo', str('slo'), DEFAULT_SLO_MS);
   const longContextSloMs = positive('slo-long-context', str('slo-long-context'), DEFAULT_LONG_CONTEXT_SLO_MS);
+  const traceSloMs = positive('slo-trace', str('slo-trace'), DEFAULT_TRACE_SLO_MS);
   const variantLoad = positive('variant-load', str('variant-load'), DEFAULT_VARIANT_LOAD);
   const scale = positive('requests-scale', str('requests-scale'), 1) * (quick ? QUICK_LADDER_SCALE : 1);
   const traceFile = str('trace');
+  const traceRates = str('trace-rate') === undefined ? undefined : numberList(str('trace-rate'), 'trace-rate', []);
+  if (traceRates?.length === 0) fail('--trace-rate: give at least one rate, or leave it out for the ladder\'s rungs');
   const shapes = buildLadderShapes({
     workloadDir: str('workloads') ?? DEFAULT_WORKLOAD_DIR, seed, replicas, requestScale: scale,
     maxLoad: Math.max(...loads, ...extraLoads, variantLoad),
     trace: traceFile ? {
       file: traceFile, replicas: int('trace-replicas', str('trace-replicas'), replicas, 1),
-      limit: int('trace-limit', str('trace-limit'), Infinity, 1), rates: numberList(str('trace-rate'), 'trace-rate', [1]),
+      limit: int('trace-limit', str('trace-limit'), Infinity, 1), rates: traceRates,
     } : undefined,
   }).filter((s) => !args.only || (args.only as string).split(',').some((f) => s.name.includes(f)));
   if (shapes.length === 0) fail(`no workload matches --only ${args.only}`);
@@ -99,7 +103,7 @@ async function ladder(args: Args, seed: number, quick: boolean, wasm: Uint8Array
     const t0 = performance.now();
     try {
       results.push(await runLadder(shape, {
-        seed, loads, extraLoads, sloMs, longContextSloMs, policies, variants, variantLoad, wasm,
+        seed, loads, extraLoads, sloMs, longContextSloMs, traceSloMs, policies, variants, variantLoad, wasm,
         onProgress: process.env.BENCH_ROUTING_PROGRESS ? (m) => process.stderr.write(`${m}\n`) : undefined,
       }));
     } catch (e) {
@@ -109,7 +113,7 @@ async function ladder(args: Args, seed: number, quick: boolean, wasm: Uint8Array
     }
     process.stderr.write(`${shape.name}: ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
   }
-  const meta = { seed, quick, replicas, sloMs, longContextSloMs, loads, extraLoads, stateDelivery: STATE_DELIVERY };
+  const meta = { seed, quick, replicas, sloMs, longContextSloMs, ...(traceFile ? { traceSloMs } : {}), loads, extraLoads, stateDelivery: STATE_DELIVERY };
   const doc = ladderJson(results, meta, ROUTERS_UNDER_TEST);
   const text = ladderTable(results, ROUTERS_UNDER_TEST);
   if (args.json) {
@@ -164,7 +168,7 @@ async function main(): Promise<void> {
         trace: { type: 'string' }, 'trace-limit': { type: 'string' }, 'trace-replicas': { type: 'string' }, workloads: { type: 'string' },
         only: { type: 'string' }, policies: { type: 'string' }, 'no-scale': { type: 'boolean' }, 'requests-scale': { type: 'string' }, wasm: { type: 'string' }, help: { type: 'boolean' },
         'fixed-overload': { type: 'boolean' }, features: { type: 'boolean' }, replicas: { type: 'string' }, loads: { type: 'string' }, 'extra-loads': { type: 'string' }, slo: { type: 'string' },
-        'slo-long-context': { type: 'string' }, 'variant-load': { type: 'string' }, 'no-variants': { type: 'boolean' }, 'trace-rate': { type: 'string' },
+        'slo-long-context': { type: 'string' }, 'slo-trace': { type: 'string' }, 'variant-load': { type: 'string' }, 'no-variants': { type: 'boolean' }, 'trace-rate': { type: 'string' },
       },
       strict: true,
     }).values;

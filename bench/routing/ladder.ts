@@ -8,7 +8,8 @@
 // (starting at twice the no-cache estimate from the latency model, doubled
 // until its throughput falls below 85% of the rate that arrived), and its
 // throughput there (completed over first arrival to last completion) is the
-// capacity. Session shapes cannot be overloaded that way (a session's turns
+// capacity. A trace is measured so too, its timestamps scaled to the rate, and
+// every rung replays all of it. Session shapes cannot be overloaded that way (a session's turns
 // come at its own pace, so the arrival rate is bounded by how many sessions
 // there are), so their capacity is calculated: round robin runs at half the
 // no-cache estimate, its prompt-token hit rate h at first admission is
@@ -44,8 +45,10 @@ export interface LadderShape {
   make(rateRps: number, n: number): Workload;
   /** Requests at the 100% rung. */
   requestsAtCapacity: number;
-  /** A trace brings its own rate: rungs are `--trace-rate` factors of it instead of capacity fractions. */
+  /** A trace replayed at `--trace-rate` factors of its own rate (ownRateRps) instead of the ladder's capacity fractions. */
   traceRates?: number[];
+  /** A trace's own rate, req/s, at its timestamps. */
+  readonly ownRateRps?: number;
   /** KV blocks of every engine, where the shape sizes the cache (default: the simulator's). */
   kvBlocks?: number;
 }
@@ -86,6 +89,8 @@ export interface Goodput {
 export const DEFAULT_SLO_MS = 2000;
 /** The long-context shape's: a cold 40k-token prefill alone takes 9 s. */
 export const DEFAULT_LONG_CONTEXT_SLO_MS = 10000;
+/** A trace's: production conversation traces (Mooncake's) run to tens of thousands of tokens a prompt, as long context does. */
+export const DEFAULT_TRACE_SLO_MS = DEFAULT_LONG_CONTEXT_SLO_MS;
 
 export interface LadderResult {
   name: string;
@@ -112,6 +117,8 @@ export interface LadderOptions {
   sloMs: number;
   /** The SLO of the long-context shape, whose cold 40k-token prefill alone takes 9 s. */
   longContextSloMs: number;
+  /** The SLO of a trace (DEFAULT_TRACE_SLO_MS). */
+  traceSloMs: number;
   policies: PolicySpec[];
   variants: PolicySpec[];
   variantLoad: number;
@@ -171,9 +178,9 @@ export async function measureCapacity(shape: LadderShape, o: Pick<LadderOptions,
   return last;
 }
 
-/** The arrivals of the rung at `load`: `load x capacity` req/s, `load x requestsAtCapacity` requests (a trace: all of it at `load` times its rate). */
+/** The arrivals of the rung at `load`: `load x capacity` req/s, `load x requestsAtCapacity` requests (a trace: all of it, its timestamps scaled to the rate). */
 export function rungWorkload(shape: LadderShape, capacity: Capacity, load: number): Workload {
-  const n = shape.traceRates !== undefined ? shape.requestsAtCapacity : Math.max(20, Math.round(load * shape.requestsAtCapacity));
+  const n = shape.kind === 'trace' ? shape.requestsAtCapacity : Math.max(20, Math.round(load * shape.requestsAtCapacity));
   return shape.make(load * capacity.rps, n);
 }
 
@@ -194,10 +201,10 @@ export function goodputOf(points: ReadonlyArray<{ offeredRps: number; ttftP95Ms:
 
 export async function runLadder(shape: LadderShape, o: LadderOptions): Promise<LadderResult> {
   const warnings: string[] = [];
-  const sloMs = shape.kind === 'long-context' ? o.longContextSloMs : o.sloMs;
+  const sloMs = shape.kind === 'long-context' ? o.longContextSloMs : shape.kind === 'trace' ? o.traceSloMs : o.sloMs;
   const t0 = performance.now();
-  const isTrace = shape.traceRates !== undefined;
-  const capacity: Capacity = isTrace ? { rps: shape.make(1, shape.requestsAtCapacity).rateRps, offeredRps: 0, saturated: false, method: 'trace' } : await measureCapacity(shape, o);
+  const atTraceRates = shape.traceRates !== undefined;
+  const capacity: Capacity = atTraceRates ? { rps: shape.ownRateRps!, offeredRps: 0, saturated: false, method: 'trace' } : await measureCapacity(shape, o);
   o.onProgress?.(`${shape.name}: round robin capacity ${capacity.rps.toFixed(3)} req/s${capacity.method === 'saturation' && !capacity.saturated ? ' (not saturated)' : ` (${capacity.method})`} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   const rungAt = async (load: number, specs: PolicySpec[]): Promise<LadderRung> => {
     const rate = load * capacity.rps;
@@ -210,11 +217,11 @@ export async function runLadder(shape: LadderShape, o: LadderOptions): Promise<L
     }
     return rung;
   };
-  const loads = isTrace ? shape.traceRates! : o.loads;
+  const loads = atTraceRates ? shape.traceRates! : o.loads;
   const rungs: LadderRung[] = [];
   for (const load of loads) rungs.push(await rungAt(load, o.policies));
   // Policies still under the SLO at the top rung climb the extra rungs until they miss it.
-  if (!isTrace) {
+  if (!atTraceRates) {
     let climbing = o.policies.filter((s) => (rungs[rungs.length - 1]?.policies.find((p) => p.name === s.name)?.ttftP95Ms ?? Infinity) <= sloMs);
     for (const load of o.extraLoads) {
       if (climbing.length === 0) break;
@@ -228,9 +235,9 @@ export async function runLadder(shape: LadderShape, o: LadderOptions): Promise<L
     const pts = rungs.flatMap((r) => r.policies.filter((p) => p.name === spec.name).map((p) => ({ offeredRps: r.offeredRps, ttftP95Ms: p.ttftP95Ms })));
     goodput[spec.name] = goodputOf(pts, sloMs, capacity.rps);
   }
-  const variantLoad = isTrace ? loads[0]! : o.variantLoad;
+  const variantLoad = atTraceRates ? loads[0]! : o.variantLoad;
   const variants = o.variants.length ? (await rungAt(variantLoad, o.variants)).policies : [];
-  const w0 = shape.make(1, 1);
+  const w0 = shape.make(shape.ownRateRps ?? 1, 1); // a trace at its own rate: its description unscaled
   return {
     name: shape.name, kind: shape.kind, description: w0.description.startsWith(shape.label) ? w0.description : `${shape.label}; ${w0.description}`, replicas: shape.replicas, ...(shape.kvBlocks !== undefined ? { kvBlocks: shape.kvBlocks } : {}), capacity, sloMs,
     rungs, goodput, variantLoad, variants, filterWarnings: warnings,

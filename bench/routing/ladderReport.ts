@@ -57,7 +57,7 @@ export function ladderTargets(results: readonly LadderResult[], router: string):
       if (Number.isFinite(v) || v === Infinity) add(`TTFT p95 <= ${base} (every rung <= 90%)`, v, 1, false, `worst ${where} ms`);
     }
     const g = (name: string) => w.goodput[name];
-    if ((w.kind === 'shared-prefix' || w.kind === 'conversation' || w.kind === 'long-context') && g(router) && g('round-robin')) {
+    if ((w.kind === 'shared-prefix' || w.kind === 'conversation' || w.kind === 'long-context' || w.kind === 'trace') && g(router) && g('round-robin')) {
       const a = g(router)!, b = g('round-robin')!;
       add('goodput >= 1.3x round robin', b.rps > 0 ? a.rps / b.rps : a.rps > 0 ? Infinity : 0, 1.3, true, `${a.rps.toFixed(3)} (${a.how}) vs ${b.rps.toFixed(3)} (${b.how}) req/s`);
     }

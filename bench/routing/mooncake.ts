@@ -4,8 +4,9 @@
 // block; equal ids mean a shared prefix block. Every id gets one fixed
 // pseudo-random 512-token text, so equal ids give equal text and equal
 // prefixes give equal hashes in the engines, the filter and the baselines.
+// Requests sharing a coarse timestamp arrive spread over its step (arrivalsUs).
 import { CHARS_PER_TOKEN, makeRequest, textOf, type SimRequest, type Workload } from './workloads.js';
-import { deriveSeed } from './random.js';
+import { Rng, deriveSeed } from './random.js';
 
 /** Tokens per Mooncake hash id (the format's block). */
 export const MOONCAKE_BLOCK_TOKENS = 512;
@@ -64,12 +65,40 @@ export function mooncakePrompt(r: MooncakeRecord, index: number, seed: number): 
   return parts.join('').slice(0, r.inputLength * CHARS_PER_TOKEN);
 }
 
-/** A trace as a workload: arrivals at the trace's timestamps (relative to the first), in timestamp order. */
+/**
+ * Arrival times, µs after the first timestamp, of records in timestamp order. A trace whose
+ * timestamps are coarse (Mooncake's published ones step by 3 s, with up to 19 requests on one)
+ * would deliver each step's requests in the same microsecond, a burst that no two gateways can
+ * see each other's part of; requests sharing a timestamp are spread uniformly at random over the
+ * step to the next distinct timestamp (the last ones over the median step), as they arrived
+ * within it. A trace of distinct timestamps keeps them.
+ */
+export function arrivalsUs(timestampsMs: readonly number[], seed: number): number[] {
+  if (timestampsMs.length === 0) return [];
+  const t0 = timestampsMs[0]!;
+  const distinct = [...new Set(timestampsMs)];
+  const steps = distinct.slice(1).map((t, k) => t - distinct[k]!).sort((a, b) => a - b);
+  const medianStep = steps.length ? steps[steps.length >> 1]! : 0;
+  const rng = Rng.of(seed, 'mooncake-arrivals');
+  const out: number[] = [];
+  for (let i = 0, d = 0; i < timestampsMs.length; d++) {
+    const t = timestampsMs[i]!;
+    let j = i + 1;
+    while (j < timestampsMs.length && timestampsMs[j] === t) j++;
+    const step = d + 1 < distinct.length ? distinct[d + 1]! - t : medianStep;
+    for (let k = i; k < j; k++) out.push(Math.round(((t - t0) + (j - i > 1 ? rng.float() * step : 0)) * 1000));
+    i = j;
+  }
+  return out;
+}
+
+/** A trace as a workload: arrivals at the trace's timestamps (relative to the first; arrivalsUs), in arrival order. */
 export function mooncakeWorkload(name: string, records: MooncakeRecord[], seed: number, limit = Infinity): Workload {
   const order = records.map((r, i) => ({ r, i })).sort((a, b) => a.r.timestampMs - b.r.timestampMs || a.i - b.i).slice(0, limit);
-  const t0 = order.length ? order[0]!.r.timestampMs : 0;
-  const requests: SimRequest[] = order.map(({ r, i }, k) =>
-    makeRequest(k, Math.round((r.timestampMs - t0) * 1000), mooncakePrompt(r, i, seed), Math.max(1, r.outputLength), r.hashIds.length ? `h${r.hashIds[0]}` : `r${i}`));
+  const at = arrivalsUs(order.map(({ r }) => r.timestampMs), seed);
+  const timed = order.map((o, k) => ({ ...o, us: at[k]! })).sort((a, b) => a.us - b.us || a.i - b.i);
+  const requests: SimRequest[] = timed.map(({ r, i, us }, k) =>
+    makeRequest(k, us, mooncakePrompt(r, i, seed), Math.max(1, r.outputLength), r.hashIds.length ? `h${r.hashIds[0]}` : `r${i}`));
   const spanS = requests.length ? requests[requests.length - 1]!.arrivalUs / 1e6 : 0;
   return {
     name,

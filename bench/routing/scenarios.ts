@@ -221,7 +221,8 @@ export interface LadderShapeOptions {
   requestScale: number;
   /** The most load any rung offers (sizes session templates). */
   maxLoad: number;
-  trace?: { file: string; replicas: number; limit: number; rates: number[] };
+  /** A Mooncake trace on the ladder: at its capacity fractions, or at `rates` multiples of its own rate. */
+  trace?: { file: string; replicas: number; limit: number; rates?: number[] };
 }
 
 /** The tight-KV shape: the shared prefixes' share of the cluster's cache (llm-d's published runs: ~73%; bench:peers uses the same). */
@@ -285,12 +286,16 @@ export function buildLadderShapes(o: LadderShapeOptions): LadderShape[] {
     let base: Workload | undefined;
     const load = () => (base ??= mooncakeWorkload(`trace:${t.file.split('/').pop()}`, parseMooncake(readFileSync(t.file, 'utf8'), t.file), o.seed, t.limit));
     out.push({
-      name: 'trace', kind: 'trace', replicas: t.replicas, label: `trace ${t.file}`, requestsAtCapacity: 0, traceRates: t.rates,
-      make: (rate) => {
+      name: 'trace', kind: 'trace', replicas: t.replicas, label: `trace ${t.file}`, traceRates: t.rates,
+      get requestsAtCapacity() { return load().requests.length; },
+      get ownRateRps() { return load().rateRps; },
+      // The first n records at `rate` req/s: the trace's timestamps stretched (f > 1) or compressed.
+      make: (rate, n) => {
         const w = load();
-        if (rate === 1 || w.rateRps === 0) return w;
-        const f = w.rateRps / rate; // stretch (f > 1) or compress the trace's timestamps
-        return { ...w, rateRps: rate, description: `${w.description}, timestamps x${f.toFixed(3)}`, requests: w.requests.map((r) => ({ ...r, arrivalUs: Math.round(r.arrivalUs * f) })) };
+        const requests = n < w.requests.length ? w.requests.slice(0, n) : w.requests;
+        if (w.rateRps === 0 || Math.abs(rate - w.rateRps) < 1e-9 * w.rateRps) return requests === w.requests ? w : { ...w, requests };
+        const f = w.rateRps / rate;
+        return { ...w, rateRps: rate, description: `${w.description}, timestamps x${f.toFixed(3)}`, requests: requests.map((r) => ({ ...r, arrivalUs: Math.round(r.arrivalUs * f) })) };
       },
     });
   }

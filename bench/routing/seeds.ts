@@ -7,7 +7,7 @@
 // there because a median over a few seeds moves with whichever seed sits in the middle: two
 // builds that trade a few hundred ms on different seeds can show a 5% median gap at a level mean.
 // Capacity, arrivals and policies come from the ladder's own code (ladder.ts, scenarios.ts).
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { toolArgs } from '../../cli/toolArgs.js';
 import {
@@ -37,6 +37,7 @@ mean and worst p95, and per prefix-router build the seeds where its p95 is at or
                       name) or LABEL=PATH (default plugin/prefix-router.wasm, unlabelled)
   --replicas N        replicas (default ${LADDER_REPLICAS}, as the ladder)
   --requests-scale F  multiply every request count by F (default 1)
+  --trace FILE        a Mooncake-format JSONL trace, as the point shape 'trace' (bench:routing's --trace)
   --json              print the JSON document on stdout (the tables go to stderr)`;
 
 interface Build { label: string | undefined; wasm: Uint8Array | undefined }
@@ -60,7 +61,7 @@ interface PointResult { shape: string; load: number; replicas: number; seeds: Se
 
 const { values: v, fail, int, positive } = toolArgs('bench:routing:seeds', USAGE, {
   points: { type: 'string' }, seeds: { type: 'string' }, policies: { type: 'string' }, wasm: { type: 'string' },
-  replicas: { type: 'string' }, 'requests-scale': { type: 'string' }, json: { type: 'boolean' },
+  replicas: { type: 'string' }, 'requests-scale': { type: 'string' }, trace: { type: 'string' }, json: { type: 'boolean' },
 });
 
 function parseSeeds(arg: string): number[] {
@@ -162,8 +163,11 @@ function pointTable(p: PointResult): string {
 async function main(): Promise<void> {
   const replicas = int('replicas', v.replicas, LADDER_REPLICAS, 1);
   const requestScale = positive('requests-scale', v['requests-scale'], 1);
+  if (v.trace !== undefined) {
+    try { accessSync(v.trace, constants.R_OK); } catch (e) { fail(`--trace: cannot read '${v.trace}': ${(e as NodeJS.ErrnoException).code}`); }
+  }
   const shapesFor = (seed: number, maxLoad: number): LadderShape[] =>
-    buildLadderShapes({ workloadDir: DEFAULT_WORKLOAD_DIR, seed, replicas, requestScale, maxLoad });
+    buildLadderShapes({ workloadDir: DEFAULT_WORKLOAD_DIR, seed, replicas, requestScale, maxLoad, trace: v.trace === undefined ? undefined : { file: v.trace, replicas, limit: Infinity } });
   const points = parsePoints(v.points, shapesFor(0, LADDER_MAX_LOAD).map((s) => s.name));
   const seeds = parseSeeds(v.seeds ?? DEFAULT_SEEDS);
   const specs = parsePolicies(v.policies);

@@ -131,3 +131,32 @@ test('bench:routing smoke: a tiny ladder exits 0 and prints the JSON document', 
   assert.ok(doc.targets.some((t: { router: string }) => t.router === 'prefix-router'));
   assert.deepEqual(w.filterWarnings, []);
 });
+
+test('bench:routing smoke: a production trace on the ladder, at fractions of round robin\'s measured capacity on it', () => {
+  const doc = quickLadder(['--only', 'trace', '--trace', 'data/traces/mooncake-conversation-head-1986.jsonl', '--trace-limit', '40', '--replicas', '2', '--loads', '0.5,0.9', '--extra-loads', 'none', '--policies', 'round-robin,prefix-router']);
+  const w = doc.workloads[0];
+  assert.equal(w.name, 'trace');
+  assert.equal(w.capacity.method, 'saturation');
+  assert.equal(w.sloMs, 10000);
+  assert.deepEqual(w.rungs.map((x: { load: number }) => x.load), [0.5, 0.9]);
+  // Every rung replays the whole (limited) trace; only its timestamps scale with the rate.
+  for (const rung of w.rungs) {
+    assert.equal(rung.requests, 40);
+    // One of the 40 asks 87,169 tokens, past the engines' max_model_len: refused by the engine, as vLLM does.
+    for (const p of rung.policies) assert.equal(p.completed + p.rejected, 40, p.name);
+  }
+  const [low, high] = w.rungs.map((x: { nominalRps: number }) => x.nominalRps);
+  assert.ok(Math.abs(high / low - 0.9 / 0.5) < 2e-3, `${low} ${high}`); // the JSON rounds rates to 4 decimals
+  assert.deepEqual(w.filterWarnings, []);
+});
+
+test('bench:routing --trace-rate: the trace at multiples of its own rate instead of the ladder\'s rungs; an empty list is refused', () => {
+  const w = quickLadder(['--only', 'trace', '--trace', 'bench/routing/fixtures/mooncake-sample.jsonl', '--trace-replicas', '2', '--trace-rate', '2,0.5', '--policies', 'round-robin', '--no-variants']).workloads[0];
+  assert.equal(w.capacity.method, 'trace');
+  assert.ok(Math.abs(w.capacity.rps - 6 / 1.7) < 1e-3, `the trace's own rate: ${w.capacity.rps}`);
+  assert.deepEqual(w.rungs.map((x: { load: number }) => x.load), [0.5, 2]);
+  assert.match(w.description, /6 requests over 1\.7 s, 512 tokens per hash id$/);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/routing.ts', '--trace', 'bench/routing/fixtures/mooncake-sample.jsonl', '--trace-rate', 'none'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /^--trace-rate: give at least one rate/);
+});

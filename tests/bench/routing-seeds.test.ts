@@ -78,6 +78,8 @@ test('bench:routing:seeds refuses a bad flag: exit 2, the flag named, the usage 
     [[...TINY, '--wasm', 'plugin/prefix-router.wasm,x/prefix-router.wasm'], /--wasm: two builds are labelled alike/],
     [['--points', 'sp-32x32:0.7', '--replicas', '0'], /--replicas must be a whole number >= 1; got '0'/],
     [['--points', 'sp-32x32:0.7', '--requests-scale', 'lots'], /--requests-scale must be a positive number, got 'lots'/],
+    [['--points', 'trace:0.7'], /--points: unknown shape 'trace'/],
+    [['--points', 'trace:0.7', '--trace', '/nonexistent.jsonl'], /--trace: cannot read '\/nonexistent\.jsonl': ENOENT/],
   ];
   const runs = await Promise.all(cases.map(([args]) => runScript('bench:routing:seeds', args, 60_000)));
   cases.forEach(([args, why], i) => {
@@ -87,4 +89,15 @@ test('bench:routing:seeds refuses a bad flag: exit 2, the flag named, the usage 
     assert.match(r.stderr, /usage: npm run bench:routing:seeds/);
     assert.equal(r.stdout, '', 'nothing ran');
   });
+});
+
+test('bench:routing:seeds --trace: a Mooncake trace is the point shape \'trace\', all of it at the load asked', { skip: !WASM_BUILT && 'plugin/prefix-router.wasm not built' }, async () => {
+  const r = await runScript('bench:routing:seeds', ['--json', '--points', 'trace:0.7', '--trace', 'bench/routing/fixtures/mooncake-sample.jsonl', '--replicas', '2', '--seeds', '1', '--policies', 'round-robin,prefix-router']);
+  assert.equal(r.code, 0, r.stderr);
+  const p = JSON.parse(r.stdout).points[0] as { shape: string; replicas: number; seeds: Row[] };
+  assert.deepEqual([p.shape, p.replicas], ['trace', 2]);
+  const row = p.seeds[0]!;
+  assert.equal(row.requests, 6);
+  assert.ok(row.offeredRps > 0 && row.offeredRps <= 0.7 * row.capacityRps + 1e-9, JSON.stringify(row));
+  for (const c of row.policies) assert.equal(c.completed, 6, c.policy);
 });

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { oracleHitRate } from '../../bench/routing/oracle.js';
-import { MOONCAKE_BLOCK_TOKENS, mooncakePrompt, mooncakeWorkload, parseMooncake } from '../../bench/routing/mooncake.js';
+import { MOONCAKE_BLOCK_TOKENS, arrivalsUs, mooncakePrompt, mooncakeWorkload, parseMooncake } from '../../bench/routing/mooncake.js';
 import { runScenario } from '../../bench/routing/runner.js';
 import { toJson } from '../../bench/routing/report.js';
 import type { Scenario } from '../../bench/routing/scenarios.js';
@@ -49,6 +49,24 @@ test('Mooncake trace: parses records, shares text for equal hash ids, keeps leng
   assert.deepEqual(w.requests[1]!.blockHashes.slice(0, 64), w.requests[0]!.blockHashes.slice(0, 64));
   assert.notEqual(w.requests[1]!.blockHashes[64], w.requests[0]!.blockHashes[64]);
   assert.ok(oracleHitRate(w.requests) > 0);
+});
+
+test('Mooncake trace: requests sharing a coarse timestamp arrive spread over its step; distinct timestamps are kept', () => {
+  assert.deepEqual(arrivalsUs([100, 250, 900], 1), [0, 150_000, 800_000]);
+  const ts = [0, 0, 0, 3000, 3000, 5999, 9000, 9000];
+  const at = arrivalsUs(ts, 1);
+  assert.deepEqual(arrivalsUs(ts, 1), at, 'the same seed, the same arrivals');
+  assert.notDeepEqual(arrivalsUs(ts, 2), at);
+  const within = (k: number, from: number, to: number) => assert.ok(at[k]! >= from * 1000 && at[k]! < to * 1000, `${k}: ${at[k]} not in [${from}, ${to}) ms`);
+  [0, 1, 2].forEach((k) => within(k, 0, 3000));
+  [3, 4].forEach((k) => within(k, 3000, 5999));
+  assert.equal(at[5], 5_999_000, 'alone on its timestamp');
+  [6, 7].forEach((k) => within(k, 9000, 9000 + 3000)); // the last step: the median step (3000 ms)
+  assert.equal(new Set(at.slice(0, 3)).size, 3);
+  // The workload is in arrival order, ids renumbered.
+  const w = mooncakeWorkload('t', ts.map((t) => ({ timestampMs: t, inputLength: 600, outputLength: 5, hashIds: [0, 1] })), 1);
+  assert.deepEqual(w.requests.map((r) => r.arrivalUs), [...at].sort((a, b) => a - b));
+  assert.deepEqual(w.requests.map((r) => r.id), [0, 1, 2, 3, 4, 5, 6, 7]);
 });
 
 test('Mooncake trace: bad records are rejected with the line and field', () => {
