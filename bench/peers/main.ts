@@ -290,7 +290,9 @@ const USAGE = `usage: npm run bench:peers -- [options]
                        named only: ${NAMED_ONLY_ROUTERS.map((r) => r.name).join(', ')})
   --shapes A,B         sp-150x5, sp-32x32, multi-turn-chat, one-system-prompt, new-system-prompt (one system prompt
                        after 400+ requests of sp-32x32's at half the rate, not measured), unique-prompts, conversation,
-                       long-context (sessions whose every request is the whole session so far)
+                       long-context (sessions whose every request is the whole session so far), mooncake-conversation
+                       (Mooncake's production conversation trace, data/traces: 300 s of it unmeasured, then a window of
+                       180 s or --duration-s; named only, not in the full run)
   --replicas N,M       replica counts (default 3,8)
   --loads F,G          load points as fractions of the shape's reference rate (default 0.7,1; --quick 0.4,0.7,1)
   --duration-s S       seconds of arrivals per load point (default 20; --quick 25); a session shape's point: a

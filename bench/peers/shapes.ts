@@ -1,11 +1,13 @@
 // The shapes bench:peers runs: bench:routing's shared-prefix, multi-turn, hot-spot (one system
 // prompt from the start, and a new one on a warm router) and session (conversation, long-context)
-// shapes and unique prompts, each with its reference rate, KV sizing and TTFT SLO, and the smoke
+// shapes, unique prompts, and Mooncake's production conversation trace, each with its reference rate, KV sizing and TTFT SLO, and the smoke
 // test's tiny one.
 import { sharedPrefixWorkload, uniqueWorkload, type SharedPrefixShape, type Workload } from '../routing/workloads.js';
 import { NEW_SYSTEM_PROMPT, NEW_SYSTEM_PROMPT_LABEL, SESSION_SHAPES, UNIQUE, newSystemPromptWarmup, newSystemPromptWorkload, readShapeDef, shapeDef, tightKvBlocks } from '../routing/scenarios.js';
 import { sessionTemplate, sessionWindowWorkload, type SessionShape, type SessionTemplate } from '../routing/sessions.js';
-import { DEFAULT_LONG_CONTEXT_SLO_MS, DEFAULT_SLO_MS } from '../routing/ladder.js';
+import { DEFAULT_LONG_CONTEXT_SLO_MS, DEFAULT_SLO_MS, DEFAULT_TRACE_SLO_MS } from '../routing/ladder.js';
+import { MOONCAKE_CONVERSATION_TRACE, mooncakeWorkload, parseMooncake, traceAtRate } from '../routing/mooncake.js';
+import { readFileSync } from 'node:fs';
 import { ENGINE_MAX_MODEL_LEN } from '../routing/simulation.js';
 import { T4_QWEN25_3B } from '../../simulator/latency.js';
 
@@ -138,6 +140,63 @@ function sessionPeerShape(d: SessionPeerShape): PeerShape {
   };
 }
 
+/**
+ * Round robin's capacity on the Mooncake conversation trace by replica count, req/s: bench/routing's
+ * measureCapacity (seed 1, by saturation). tests/peers/benchPeers.test.ts checks it.
+ */
+export const TRACE_REFERENCE_RPS: Record<number, number> = { 3: 0.81, 8: 2.08, 16: 3.93 };
+
+/**
+ * A trace point: the trace from its start at the point's rate, its first warmupS seconds sent
+ * unmeasured (the replicas' caches fill with the conversations under way, as in a service that
+ * has run for minutes), then a window of windowS. On 16 replicas at 0.7 the warm-up replays the
+ * trace's first 275 s and the window the next 165 s, about 500 requests.
+ */
+const TRACE_POINT = { warmupS: 300, windowS: 180 };
+
+/**
+ * Mooncake's conversation trace (data/traces): each request the conversation so far, 512 tokens a
+ * hash id. Requests longer than the replicas' context (65,536 tokens with the output; 71 of 1986)
+ * are left out: vLLM refuses them before any router's choice matters.
+ */
+function mooncakeConversationShape(file: string): PeerShape {
+  const name = 'mooncake-conversation';
+  let trace: { seed: number; w: Workload } | undefined;
+  const at = (seed: number) => {
+    if (trace?.seed !== seed) {
+      const w = mooncakeWorkload(name, parseMooncake(readFileSync(file, 'utf8'), file), seed);
+      trace = { seed, w: { ...w, requests: w.requests.filter((r) => r.promptTokens + r.outputTokens <= ENGINE_MAX_MODEL_LEN) } };
+    }
+    return trace.w;
+  };
+  const mean = (pick: (r: { promptTokens: number; outputTokens: number }) => number) => Math.round(at(1).requests.reduce((a, r) => a + pick(r), 0) / at(1).requests.length);
+  const counts = Object.keys(TRACE_REFERENCE_RPS).map(Number);
+  return {
+    name, kind: 'conversation', label: 'Mooncake conversation trace (Kimi), its first 11 minutes: each request the conversation so far', rate3: TRACE_REFERENCE_RPS[3]!,
+    referenceRps(replicas) {
+      const r = TRACE_REFERENCE_RPS[replicas];
+      if (r === undefined) throw new Error(`${name}: round robin's capacity is known for ${counts.join(', ')} replicas, not ${replicas} (measure it with bench/routing/ladder.ts's measureCapacity and add it to TRACE_REFERENCE_RPS)`);
+      return r;
+    },
+    sloMs: DEFAULT_TRACE_SLO_MS,
+    maxModelLen: ENGINE_MAX_MODEL_LEN,
+    sessions: {
+      ...TRACE_POINT,
+      build: (rate, windowS, seed) => {
+        const w = traceAtRate(at(seed), rate);
+        const warmUs = TRACE_POINT.warmupS * 1e6, endUs = warmUs + windowS * 1e6;
+        const lastUs = w.requests[w.requests.length - 1]!.arrivalUs;
+        if (lastUs < endUs) throw new Error(`${name}: the trace's ${w.requests.length} requests arrive within ${(lastUs / 1e6).toFixed(0)} s at ${rate} req/s, short of the ${(endUs / 1e6).toFixed(0)} s asked for`);
+        return { ...w, requests: w.requests.filter((r) => r.arrivalUs < endUs).map((r) => (r.arrivalUs < warmUs ? { ...r, warmup: true } : r)) };
+      },
+    },
+    get promptTokens() { return mean((r) => r.promptTokens); },
+    get outputTokens() { return mean((r) => r.outputTokens); },
+    kvBlocks: () => null,
+    sharedPrefix: () => null,
+  };
+}
+
 /** bench:routing's new-system-prompt: one-system-prompt's traffic and rate after sp-32x32's at half of it, which warms the router. */
 function newSystemPromptShape(workloadDir: string): PeerShape {
   const hot = shapeDef('one-system-prompt');
@@ -179,6 +238,7 @@ export function peerShapes(workloadDir: string): PeerShape[] {
     },
     sessionShape('conversation'),
     sessionShape('long-context'),
+    mooncakeConversationShape(MOONCAKE_CONVERSATION_TRACE),
   ];
 }
 

@@ -15,6 +15,7 @@
 //   believed held as much (it had evicted it), or knowingly (a copy), and how
 //   many of each are among the slowest 5%.
 //   node --import tsx bench/routing/cacheBeliefs.ts [shape] [load] [gateways/workers,...] [requests-scale] [wasm]
+// (shape 'trace': the production trace in data/traces)
 import { readFileSync } from 'node:fs';
 import { DEFAULT_WORKLOAD_DIR } from './workloads.js';
 import { measureCapacity, rungWorkload } from './ladder.js';
@@ -25,6 +26,7 @@ import { ENGINE_BLOCK_SIZE, simulate } from './simulation.js';
 import type { ReplicaEngine } from '../../simulator/engine.js';
 import type { SimRequest } from './workloads.js';
 import { believedTokens } from './filterPolicy.js';
+import { MOONCAKE_CONVERSATION_TRACE } from './mooncake.js';
 
 const [shapeName = 'sp-32x32-tight-kv', loadArg = '0.7', layoutsArg = '1/1,1/16,4/1', scaleArg = '1', wasmFile] = process.argv.slice(2);
 const LOAD = Number(loadArg), SCALE = Number(scaleArg), SEED = 1, REPLICAS = 16;
@@ -36,7 +38,9 @@ const layouts = layoutsArg.split(',').map((l) => {
   return { gateways: Number(m[1]), workers: Number(m[2]) };
 });
 const wasm = wasmFile ? readFileSync(wasmFile) : undefined;
-const shape = buildLadderShapes({ workloadDir: DEFAULT_WORKLOAD_DIR, seed: SEED, replicas: REPLICAS, requestScale: SCALE, maxLoad: LOAD }).find((s) => s.name === shapeName);
+// 'trace' is the repository's production trace (data/traces).
+const trace = { file: MOONCAKE_CONVERSATION_TRACE, replicas: REPLICAS, limit: Infinity };
+const shape = buildLadderShapes({ workloadDir: DEFAULT_WORKLOAD_DIR, seed: SEED, replicas: REPLICAS, requestScale: SCALE, maxLoad: LOAD, trace }).find((s) => s.name === shapeName);
 if (!shape) throw new Error(`no ladder shape '${shapeName}'`);
 const capacity = await measureCapacity(shape, { seed: SEED });
 const workload = rungWorkload(shape, capacity, LOAD);

@@ -5,8 +5,12 @@
 // pseudo-random 512-token text, so equal ids give equal text and equal
 // prefixes give equal hashes in the engines, the filter and the baselines.
 // Requests sharing a coarse timestamp arrive spread over its step (arrivalsUs).
+import { fileURLToPath } from 'node:url';
 import { CHARS_PER_TOKEN, makeRequest, textOf, type SimRequest, type Workload } from './workloads.js';
 import { Rng, deriveSeed } from './random.js';
+
+/** The production trace in the repository: the first 11 minutes of Mooncake's conversation trace (data/README.md). */
+export const MOONCAKE_CONVERSATION_TRACE = fileURLToPath(new URL('../../data/traces/mooncake-conversation-head-1986.jsonl', import.meta.url));
 
 /** Tokens per Mooncake hash id (the format's block). */
 export const MOONCAKE_BLOCK_TOKENS = 512;
@@ -106,4 +110,11 @@ export function mooncakeWorkload(name: string, records: MooncakeRecord[], seed: 
     rateRps: spanS > 0 ? requests.length / spanS : 0,
     requests,
   };
+}
+
+/** The trace `w` (mooncakeWorkload) at `rateRps`: its arrival times stretched (a lower rate) or compressed. */
+export function traceAtRate(w: Workload, rateRps: number): Workload {
+  if (w.rateRps === 0 || Math.abs(rateRps - w.rateRps) < 1e-9 * w.rateRps) return w;
+  const f = w.rateRps / rateRps;
+  return { ...w, rateRps, description: `${w.description}, timestamps x${f.toFixed(3)}`, requests: w.requests.map((r) => ({ ...r, arrivalUs: Math.round(r.arrivalUs * f) })) };
 }

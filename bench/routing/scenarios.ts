@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Weights } from '../../control-plane/stateWire.js';
 import type { LadderShape } from './ladder.js';
-import { mooncakeWorkload, parseMooncake } from './mooncake.js';
+import { mooncakeWorkload, parseMooncake, traceAtRate } from './mooncake.js';
 import { ENGINE_BLOCK_SIZE } from './simulation.js';
 import { CONVERSATION, LONG_CONTEXT, sessionTemplate, sessionWorkload, type SessionShape, type SessionTemplate } from './sessions.js';
 import {
@@ -289,13 +289,10 @@ export function buildLadderShapes(o: LadderShapeOptions): LadderShape[] {
       name: 'trace', kind: 'trace', replicas: t.replicas, label: `trace ${t.file}`, traceRates: t.rates,
       get requestsAtCapacity() { return load().requests.length; },
       get ownRateRps() { return load().rateRps; },
-      // The first n records at `rate` req/s: the trace's timestamps stretched (f > 1) or compressed.
+      // The first n records at `rate` req/s.
       make: (rate, n) => {
-        const w = load();
-        const requests = n < w.requests.length ? w.requests.slice(0, n) : w.requests;
-        if (w.rateRps === 0 || Math.abs(rate - w.rateRps) < 1e-9 * w.rateRps) return requests === w.requests ? w : { ...w, requests };
-        const f = w.rateRps / rate;
-        return { ...w, rateRps: rate, description: `${w.description}, timestamps x${f.toFixed(3)}`, requests: requests.map((r) => ({ ...r, arrivalUs: Math.round(r.arrivalUs * f) })) };
+        const w = traceAtRate(load(), rate);
+        return n < w.requests.length ? { ...w, requests: w.requests.slice(0, n) } : w;
       },
     });
   }

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { goodputRows, pointWorkload, runPeersBench, runPlan, FULL_RUN, type RunResult } from '../../bench/peers/main.js';
 import { startReplicaSet } from '../../bench/peers/point.js';
 import { ENGINE_MAX_MODEL_LEN } from '../../bench/routing/simulation.js';
-import { peerShapes, shapeSloMs, ttftSloMs, SESSION_REFERENCE_RPS, SMOKE_SESSION_SHAPE, SMOKE_SHAPE } from '../../bench/peers/shapes.js';
+import { peerShapes, shapeSloMs, ttftSloMs, SESSION_REFERENCE_RPS, SMOKE_SESSION_SHAPE, SMOKE_SHAPE, TRACE_REFERENCE_RPS } from '../../bench/peers/shapes.js';
+import { MOONCAKE_CONVERSATION_TRACE } from '../../bench/routing/mooncake.js';
 import { buildLadderShapes } from '../../bench/routing/scenarios.js';
 import { measureCapacity } from '../../bench/routing/ladder.js';
 import { BLOCK_TOKENS, DEFAULT_WORKLOAD_DIR, MODEL, sharedPrefixTokens, type SimRequest } from '../../bench/routing/workloads.js';
@@ -208,6 +209,38 @@ test("the session shapes' reference rates are round robin's capacity by bench:ro
       assert.ok(Math.abs(ours / capacity.rps - 1) < 0.01, `${name} on ${replicas}: ${ours} against ${capacity.rps}`);
     }
   }
+});
+
+test("the Mooncake trace's reference rates are round robin's capacity on it in bench:routing's simulation", async () => {
+  for (const replicas of [3, 8, 16]) {
+    const shape = buildLadderShapes({ workloadDir: DEFAULT_WORKLOAD_DIR, seed: 1, replicas, requestScale: 1, maxLoad: 1.1, trace: { file: MOONCAKE_CONVERSATION_TRACE, replicas, limit: Infinity } }).find((s) => s.name === 'trace')!;
+    const capacity = await measureCapacity(shape, { seed: 1 });
+    assert.equal(capacity.method, 'saturation');
+    assert.ok(Math.abs(TRACE_REFERENCE_RPS[replicas]! / capacity.rps - 1) < 0.01, `${replicas}: ${TRACE_REFERENCE_RPS[replicas]} against ${capacity.rps}`);
+  }
+});
+
+test("the Mooncake trace's point: the trace from its start at the point's rate, a warm-up of 300 s unmeasured, then the window; requests past the replicas' context left out", () => {
+  const shape = peerShapes(DEFAULT_WORKLOAD_DIR).find((s) => s.name === 'mooncake-conversation')!;
+  assert.equal(shape.kind, 'conversation');
+  assert.equal(shapeSloMs(shape), 10_000);
+  assert.equal(shape.maxModelLen, ENGINE_MAX_MODEL_LEN);
+  const point = pointWorkload(shape, 16, 0.7, 20, 1);
+  assert.equal(point.rate, Math.round(TRACE_REFERENCE_RPS[16]! * 0.7 * 100) / 100);
+  assert.equal(point.windowS, 180);
+  const reqs = point.workload.requests;
+  assert.ok(reqs.every((r) => (r.warmup ? r.arrivalUs < 300e6 : r.arrivalUs >= 300e6 && r.arrivalUs < 480e6)), 'warm-up before the window, nothing after it');
+  const measured = reqs.filter((r) => !r.warmup);
+  assert.ok(measured.length > 350, `${measured.length} measured`);
+  assert.ok(reqs.every((r) => r.promptTokens + r.outputTokens <= ENGINE_MAX_MODEL_LEN));
+  // Later turns of a conversation in the window hold an earlier request's prompt start, found in the warm-up or the window.
+  const sharing = measured.filter((m) => reqs.some((r) => r.arrivalUs < m.arrivalUs && sharedPrefixTokens(r, m) >= 2 * 512));
+  assert.ok(sharing.length > measured.length / 10, `${sharing.length} of ${measured.length} continue an earlier request`);
+  // The same trace, sooner or later: a higher load replays more of it in the same seconds.
+  assert.ok(pointWorkload(shape, 16, 1, 20, 1).workload.requests.length > reqs.length);
+  assert.throws(() => pointWorkload(shape, 16, 1.5, 20, 1), /^Error: mooncake-conversation: the trace's \d+ requests arrive within \d+ s at [\d.]+ req\/s, short of the 480 s asked for/);
+  assert.throws(() => shape.referenceRps!(32), /^Error: mooncake-conversation: round robin's capacity is known for 3, 8, 16 replicas, not 32/);
+  assert.equal(runPlan({ shapes: [shape], replicaCounts: [16], loads: [0.7], durationS: 20, probeRequests: 0 }, ['r']).arrivalsS, 480);
 });
 
 test('smoke, sessions: every request is served, the window\'s measured; later turns find their session cached; goodput against the shape\'s own SLO', async () => {
