@@ -11,9 +11,9 @@
 // capacity. A trace is measured so too, its timestamps scaled to the rate,
 // and every rung replays all of it. Session shapes cannot be overloaded that
 // way (a session's turns come at its own pace, so the arrival rate is bounded
-// by how many sessions there are), so their capacity is calculated: round robin runs at half the
-// no-cache estimate, its prompt-token hit rate h at first admission is
-// measured, and capacity = replicas / mean engine time per request with
+// by how many sessions there are), so their capacity is calculated: round
+// robin runs at half the no-cache estimate, its prompt-token hit rate h at
+// first admission is measured, and capacity = replicas / mean engine time per request with
 // (1 - h) of every prompt prefilled (latency model: 38 ms + 0.228 ms per
 // prefilled token + 0.87 ms per output token at a saturated batch).
 // Each rung then offers `load x capacity`, with `load x requestsAtCapacity`
