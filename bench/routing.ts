@@ -50,7 +50,7 @@ Both:
   --workloads DIR       inference-perf configs (default ${DEFAULT_WORKLOAD_DIR})
   --only a,b            run only scenarios whose name contains one of these
   --policies a,b        run only policies whose name contains one of these
-  --requests-scale F    multiply every request count by F
+  --requests-scale F    multiply every request count by F (a trace: its first F)
   --wasm FILE           route with this build of the filter (default plugin/prefix-router.wasm)`;
 
 function fail(msg: string): never {

@@ -284,7 +284,12 @@ export function buildLadderShapes(o: LadderShapeOptions): LadderShape[] {
   if (o.trace) {
     const t = o.trace;
     let base: Workload | undefined;
-    const load = () => (base ??= mooncakeWorkload(`trace:${t.file.split('/').pop()}`, parseMooncake(readFileSync(t.file, 'utf8'), t.file), o.seed, t.limit));
+    // The first requestScale of the trace, at most t.limit records.
+    const load = () => {
+      if (base) return base;
+      const records = parseMooncake(readFileSync(t.file, 'utf8'), t.file);
+      return (base = mooncakeWorkload(`trace:${t.file.split('/').pop()}`, records, o.seed, Math.min(t.limit, Math.max(1, Math.round(records.length * o.requestScale)))));
+    };
     out.push({
       name: 'trace', kind: 'trace', replicas: t.replicas, label: `trace ${t.file}`, traceRates: t.rates,
       get requestsAtCapacity() { return load().requests.length; },

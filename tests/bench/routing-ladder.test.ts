@@ -151,11 +151,14 @@ test('bench:routing smoke: a production trace on the ladder, at fractions of rou
 });
 
 test('bench:routing --trace-rate: the trace at multiples of its own rate instead of the ladder\'s rungs; an empty list is refused', () => {
-  const w = quickLadder(['--only', 'trace', '--trace', 'bench/routing/fixtures/mooncake-sample.jsonl', '--trace-replicas', '2', '--trace-rate', '2,0.5', '--policies', 'round-robin', '--no-variants']).workloads[0];
+  // --quick replays the first half of a trace; --requests-scale 2 makes that all of it.
+  const w = quickLadder(['--only', 'trace', '--trace', 'bench/routing/fixtures/mooncake-sample.jsonl', '--trace-replicas', '2', '--trace-rate', '2,0.5', '--requests-scale', '2', '--policies', 'round-robin', '--no-variants']).workloads[0];
   assert.equal(w.capacity.method, 'trace');
   assert.ok(Math.abs(w.capacity.rps - 6 / 1.7) < 1e-3, `the trace's own rate: ${w.capacity.rps}`);
   assert.deepEqual(w.rungs.map((x: { load: number }) => x.load), [0.5, 2]);
   assert.match(w.description, /6 requests over 1\.7 s, 512 tokens per hash id$/);
+  const half = quickLadder(['--only', 'trace', '--trace', 'bench/routing/fixtures/mooncake-sample.jsonl', '--trace-replicas', '2', '--trace-rate', '1', '--policies', 'round-robin', '--no-variants']).workloads[0];
+  assert.equal(half.rungs[0].requests, 3);
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/routing.ts', '--trace', 'bench/routing/fixtures/mooncake-sample.jsonl', '--trace-rate', 'none'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
   assert.equal(r.status, 2);
   assert.match(r.stderr, /^--trace-rate: give at least one rate/);
