@@ -1,7 +1,7 @@
 // The shapes bench:peers runs: bench:routing's shared-prefix, multi-turn, hot-spot (one system
 // prompt from the start, and a new one on a warm router) and session (conversation, long-context)
-// shapes, unique prompts, and Mooncake's production conversation trace, each with its reference rate, KV sizing and TTFT SLO, and the smoke
-// test's tiny one.
+// shapes, unique prompts and Mooncake's production conversation trace, each with its reference
+// rate, KV sizing and TTFT SLO, and the smoke test's tiny one.
 import { sharedPrefixWorkload, uniqueWorkload, type SharedPrefixShape, type Workload } from '../routing/workloads.js';
 import { NEW_SYSTEM_PROMPT, NEW_SYSTEM_PROMPT_LABEL, SESSION_SHAPES, UNIQUE, newSystemPromptWarmup, newSystemPromptWorkload, readShapeDef, shapeDef, tightKvBlocks } from '../routing/scenarios.js';
 import { sessionTemplate, sessionWindowWorkload, type SessionShape, type SessionTemplate } from '../routing/sessions.js';
@@ -150,7 +150,7 @@ export const TRACE_REFERENCE_RPS: Record<number, number> = { 3: 0.81, 8: 2.08, 1
  * A trace point: the trace from its start at the point's rate, its first warmupS seconds sent
  * unmeasured (the replicas' caches fill with the conversations under way, as in a service that
  * has run for minutes), then a window of windowS. On 16 replicas at 0.7 the warm-up replays the
- * trace's first 275 s and the window the next 165 s, about 500 requests.
+ * trace's first 275 s and the window the next 165 s, 433 requests.
  */
 const TRACE_POINT = { warmupS: 300, windowS: 180 };
 
