@@ -1,7 +1,7 @@
 // npm run bench:routing [-- options]: how much prefix-router's routing gains over
 // the routers users would pick instead, in one deterministic simulated run.
 // See bench/routing/README.md.
-import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { intFlags, positiveFlags } from '../cli/toolArgs.js';
@@ -12,6 +12,7 @@ import { runScenario, type WorkloadResult } from './routing/runner.js';
 import { DEFAULT_SCENARIO_OPTIONS, LADDER_POLICIES, LADDER_VARIANTS, SHAPES, buildLadderShapes, buildScenarios } from './routing/scenarios.js';
 import { DEFAULT_WORKLOAD_DIR, readSharedPrefixShape } from './routing/workloads.js';
 import { FEATURE_EXPERIMENTS, featureTable, runFeature, type FeatureResult } from './routing/features.js';
+import { readMooncakeTrace } from './routing/mooncake.js';
 
 /** --fixed-overload --quick: this fraction of the requests, 3 replicas only. */
 const QUICK_REQUEST_SCALE = 0.2;
@@ -137,7 +138,7 @@ function checkInputs(workloadDir: string, names: string[], trace: string | undef
     if (!names.includes(s.name)) continue;
     try { readSharedPrefixShape(join(workloadDir, s.file)); } catch (e) { fail((e as Error).message); }
   }
-  if (trace) { try { accessSync(trace, constants.R_OK); } catch (e) { fail(`--trace: cannot read '${trace}': ${(e as NodeJS.ErrnoException).code}`); } }
+  if (trace) { try { readMooncakeTrace(trace); } catch (e) { fail(`--trace: ${(e as Error).message}`); } }
 }
 
 async function features(args: { only?: string; json?: boolean; out?: string; workloads?: string; 'requests-scale'?: string }, seed: number, quick: boolean, wasm?: Uint8Array): Promise<void> {

@@ -6,8 +6,7 @@ import { sharedPrefixWorkload, uniqueWorkload, type SharedPrefixShape, type Work
 import { NEW_SYSTEM_PROMPT, NEW_SYSTEM_PROMPT_LABEL, SESSION_SHAPES, UNIQUE, newSystemPromptWarmup, newSystemPromptWorkload, readShapeDef, shapeDef, tightKvBlocks } from '../routing/scenarios.js';
 import { sessionTemplate, sessionWindowWorkload, type SessionShape, type SessionTemplate } from '../routing/sessions.js';
 import { DEFAULT_LONG_CONTEXT_SLO_MS, DEFAULT_SLO_MS, DEFAULT_TRACE_SLO_MS } from '../routing/ladder.js';
-import { MOONCAKE_CONVERSATION_TRACE, mooncakeWorkload, parseMooncake, traceAtRate } from '../routing/mooncake.js';
-import { readFileSync } from 'node:fs';
+import { MOONCAKE_CONVERSATION_TRACE, mooncakeWorkload, readMooncakeTrace, traceAtRate } from '../routing/mooncake.js';
 import { ENGINE_MAX_MODEL_LEN } from '../routing/simulation.js';
 import { T4_QWEN25_3B } from '../../simulator/latency.js';
 
@@ -164,7 +163,7 @@ function mooncakeConversationShape(file: string): PeerShape {
   let trace: { seed: number; w: Workload } | undefined;
   const at = (seed: number) => {
     if (trace?.seed !== seed) {
-      const w = mooncakeWorkload(name, parseMooncake(readFileSync(file, 'utf8'), file), seed);
+      const w = mooncakeWorkload(name, readMooncakeTrace(file), seed);
       trace = { seed, w: { ...w, requests: w.requests.filter((r) => r.promptTokens + r.outputTokens <= ENGINE_MAX_MODEL_LEN) } };
     }
     return trace.w;

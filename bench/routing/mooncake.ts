@@ -5,6 +5,7 @@
 // pseudo-random 512-token text, so equal ids give equal text and equal
 // prefixes give equal hashes in the engines, the filter and the baselines.
 // Requests sharing a coarse timestamp arrive spread over its step (arrivalsUs).
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { CHARS_PER_TOKEN, makeRequest, textOf, type SimRequest, type Workload } from './workloads.js';
 import { Rng, deriveSeed } from './random.js';
@@ -50,6 +51,17 @@ export function parseMooncake(text: string, source = 'trace'): MooncakeRecord[] 
   }
   if (out.length === 0) throw new Error(`${source}: no records`);
   return out;
+}
+
+/** The records of the trace in `file`; throws an Error naming the file (unreadable) or the line and field (parseMooncake). */
+export function readMooncakeTrace(file: string): MooncakeRecord[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`cannot read '${file}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  return parseMooncake(text, file);
 }
 
 /**

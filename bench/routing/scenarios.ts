@@ -6,11 +6,10 @@
 // prompt 10.9, unique prompts 3.7 req/s), so every run is past round robin's
 // capacity: throughput then measures what the replicas can serve, which is what
 // routing changes. The same rates are used for every policy.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Weights } from '../../control-plane/stateWire.js';
 import type { LadderShape } from './ladder.js';
-import { mooncakeWorkload, parseMooncake, traceAtRate } from './mooncake.js';
+import { mooncakeWorkload, readMooncakeTrace, traceAtRate } from './mooncake.js';
 import { ENGINE_BLOCK_SIZE } from './simulation.js';
 import { CONVERSATION, LONG_CONTEXT, sessionTemplate, sessionWorkload, type SessionShape, type SessionTemplate } from './sessions.js';
 import {
@@ -172,7 +171,7 @@ export function buildScenarios(o: ScenarioOptions): Scenario[] {
     const t = o.trace;
     out.push({
       name: 'trace', kind: 'trace', replicas: t.replicas, variants: true,
-      build: () => mooncakeWorkload(`trace:${t.file.split('/').pop()}`, parseMooncake(readFileSync(t.file, 'utf8'), t.file), o.seed, t.limit),
+      build: () => mooncakeWorkload(`trace:${t.file.split('/').pop()}`, readMooncakeTrace(t.file), o.seed, t.limit),
     });
   }
   return out;
@@ -287,7 +286,7 @@ export function buildLadderShapes(o: LadderShapeOptions): LadderShape[] {
     // The first requestScale of the trace, at most t.limit records.
     const load = () => {
       if (base) return base;
-      const records = parseMooncake(readFileSync(t.file, 'utf8'), t.file);
+      const records = readMooncakeTrace(t.file);
       return (base = mooncakeWorkload(`trace:${t.file.split('/').pop()}`, records, o.seed, Math.min(t.limit, Math.max(1, Math.round(records.length * o.requestScale)))));
     };
     out.push({

@@ -7,7 +7,7 @@
 // there because a median over a few seeds moves with whichever seed sits in the middle: two
 // builds that trade a few hundred ms on different seeds can show a 5% median gap at a level mean.
 // Capacity, arrivals and policies come from the ladder's own code (ladder.ts, scenarios.ts).
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { toolArgs } from '../../cli/toolArgs.js';
 import {
@@ -16,6 +16,7 @@ import {
 } from './ladder.js';
 import { LADDER_POLICIES, LADDER_VARIANTS, buildLadderShapes, type PolicyKind, type PolicySpec } from './scenarios.js';
 import { DEFAULT_WORKLOAD_DIR } from './workloads.js';
+import { readMooncakeTrace } from './mooncake.js';
 
 /** The routers users would deploy instead: a prefix-router build is read against each on every seed. */
 const BASELINE_KINDS: PolicyKind[] = ['round-robin', 'least-load', 'gie-style', 'sglang-style'];
@@ -164,7 +165,7 @@ async function main(): Promise<void> {
   const replicas = int('replicas', v.replicas, LADDER_REPLICAS, 1);
   const requestScale = positive('requests-scale', v['requests-scale'], 1);
   if (v.trace !== undefined) {
-    try { accessSync(v.trace, constants.R_OK); } catch (e) { fail(`--trace: cannot read '${v.trace}': ${(e as NodeJS.ErrnoException).code}`); }
+    try { readMooncakeTrace(v.trace); } catch (e) { fail(`--trace: ${(e as Error).message}`); }
   }
   const shapesFor = (seed: number, maxLoad: number): LadderShape[] =>
     buildLadderShapes({ workloadDir: DEFAULT_WORKLOAD_DIR, seed, replicas, requestScale, maxLoad, trace: v.trace === undefined ? undefined : { file: v.trace, replicas, limit: Infinity } });

@@ -80,6 +80,7 @@ test('bench:routing:seeds refuses a bad flag: exit 2, the flag named, the usage 
     [['--points', 'sp-32x32:0.7', '--requests-scale', 'lots'], /--requests-scale must be a positive number, got 'lots'/],
     [['--points', 'trace:0.7'], /--points: unknown shape 'trace'/],
     [['--points', 'trace:0.7', '--trace', '/nonexistent.jsonl'], /--trace: cannot read '\/nonexistent\.jsonl': ENOENT/],
+    [['--points', 'trace:0.7', '--trace', 'package.json'], /--trace: package\.json:1: not JSON/],
   ];
   const runs = await Promise.all(cases.map(([args]) => runScript('bench:routing:seeds', args, 60_000)));
   cases.forEach(([args, why], i) => {
