@@ -44,6 +44,7 @@ export const STATE_ERR_SECTION_ORDER = "section tags must increase";
 export const STATE_ERR_SECTION_RESERVED = "reserved section bits set";
 export const STATE_ERR_SECTION_COUNT = "too many sections";
 export const STATE_ERR_SECTION_NONE = "format 2 without sections";
+export const STATE_ERR_CONTEXT = "context section (17): not 4 bytes for each replica after the count";
 export const STATE_ERR_OBSERVABILITY_LENGTH = "observability section (tag 32) must be 8 bytes";
 export const STATE_ERR_OBSERVABILITY_RESERVED = "observability section (tag 32): reserved bits set";
 export const STATE_ERR_OBSERVABILITY_EVERY = "observability section (tag 32): decisionLogEvery above 1000000";

@@ -19,6 +19,7 @@ import { replicasRoute } from './routes/replicas.js';
 import { stateRoute, statePollCall } from './routes/state.js';
 import { weightProfilesRoute } from './routes/weightProfiles.js';
 import { weightsRoute } from './routes/weights.js';
+import { ModelInfoPoller } from './modelInfo.js';
 import { Scraper, type ScrapeOutcome } from './scraper.js';
 import { maxClockStepMs, StateStore, type Member } from './stateStore.js';
 import type { RouterState } from './stateWire.js';
@@ -100,6 +101,12 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
   };
   if (observability.decisionLogEvery !== 0) setObservability(observability);
 
+  // Each replica's context length, read beside its scrapes (modelInfo.ts).
+  const modelInfo = new ModelInfoPoller({
+    timeoutMs: config.scrapeTimeoutMs,
+    onResult: (address, maxModelLen) => store.recordModelInfo(address, maxModelLen),
+    onError: (address, error) => log.debug('replica models not read', { replica: address, error }),
+  });
   // Log scrape failures when a replica starts failing and when it recovers, not at every scrape.
   const failing = new Set<string>();
   const scraper = new Scraper({
@@ -109,10 +116,12 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
       telemetry.scrapeSeconds.observe({ replica: address }, outcome.durationMs / 1000);
       if (outcome.ok) {
         store.recordSuccess(address, outcome.metrics, outcome.lora);
+        modelInfo.scraped(address);
         if (failing.delete(address)) log.info('replica scrapes recovered', { replica: address });
       } else {
         telemetry.scrapeErrors.inc({ replica: address, reason: outcome.reason });
         store.recordFailure(address, outcome.error, outcome.reason);
+        modelInfo.failed(address);
         if (!failing.has(address)) {
           failing.add(address);
           log.warn('replica scrape failed', { replica: address, reason: outcome.reason, error: outcome.error });
@@ -136,6 +145,7 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
     known.clear();
     for (const [a, r] of next) known.set(a, r);
     store.setMembers(members);
+    modelInfo.retain(new Set(next.keys()));
     scraper.setTargets(members.filter((m) => m.ready).map((m) => m.address));
     store.publish();
   };
@@ -293,6 +303,7 @@ export async function buildControlPlane(config: ControlPlaneConfig, deps: Contro
       if (stalenessTimer) clearInterval(stalenessTimer);
       if (publishTimer) clearTimeout(publishTimer);
       scraper.stop();
+      modelInfo.stop();
       store.releaseWaiters();
       await discovery.stop();
     },

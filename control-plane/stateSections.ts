@@ -7,6 +7,7 @@ import { decodeState, type RouterState } from './stateWire.js';
 import {
   fleetSectionsOf, type FleetPosition, type OtherContentSection, type OtherWorkSection, type PlacementsSection,
 } from './fleetWire.js';
+import { decodeContextSection, CONTEXT_SECTION_TAG } from './contextSection.js';
 import { decodeLoraSection, LORA_SECTION_TAG } from './loraSection.js';
 import { decodeObservability, OBSERVABILITY_TAG, type ObservabilitySettings } from './observabilitySection.js';
 
@@ -16,6 +17,7 @@ export interface KnownSections {
   position: FleetPosition | null;
   otherContent: OtherContentSection | null;
   lora: ReturnType<typeof decodeLoraSection> | null;
+  maxModelLen: number[] | null;
   observability: ObservabilitySettings | null;
 }
 
@@ -23,10 +25,12 @@ export interface KnownSections {
 export function knownSectionsOf(state: RouterState): KnownSections {
   const find = (tag: number) => state.sections?.find((s) => s.tag === tag)?.bytes;
   const lora = find(LORA_SECTION_TAG);
+  const context = find(CONTEXT_SECTION_TAG);
   const observability = find(OBSERVABILITY_TAG);
   return {
     ...fleetSectionsOf(state),
     lora: lora ? decodeLoraSection(lora, state.replicas.length) : null,
+    maxModelLen: context ? decodeContextSection(context, state.replicas.length) : null,
     observability: observability ? decodeObservability(observability) : null,
   };
 }

@@ -4,6 +4,7 @@
 import type { EngineMetrics } from './engineMetrics.js';
 import { EncodedStateBase, METRICS_AGE_UNKNOWN, type ReplicaState, type RouterState, type StateSection, type Weights } from './stateWire.js';
 import { sameLoraInfo, type LoraInfo } from './loraMetrics.js';
+import { encodeContextSection } from './contextSection.js';
 import { encodeLoraSection } from './loraSection.js';
 
 /** Prefix-cache counters are kept at most this often for the hit-rate window. */
@@ -33,6 +34,8 @@ export interface ReplicaRecord {
   metrics: EngineMetrics | null;
   /** LoRA adapters as of the last good scrape (null: the engine has no LoRA series) */
   lora: LoraInfo | null;
+  /** Context length its /v1/models lists (modelInfo.ts); null: not known */
+  maxModelLen: number | null;
   /** (time, queries, hits) samples of the prefix-cache counters, oldest first */
   hitSamples: Array<{ t: number; q: number; h: number }>;
 }
@@ -196,7 +199,7 @@ export class StateStore {
       } else {
         this.replicas.set(m.address, {
           address: m.address, source: m.source ?? 'static', discoveryReady: m.ready, firstSeenMs: now,
-          lastSuccessMs: null, lastError: null, lastErrorMs: null, consecutiveFailures: 0, consecutiveConnectFailures: 0, metrics: null, lora: null, hitSamples: [],
+          lastSuccessMs: null, lastError: null, lastErrorMs: null, consecutiveFailures: 0, consecutiveConnectFailures: 0, metrics: null, lora: null, maxModelLen: null, hitSamples: [],
         });
       }
     }
@@ -229,6 +232,15 @@ export class StateStore {
     }
     const was = this.published.get(address);
     if (!sameLoraInfo(loraBefore, lora) || was === undefined || !sameReplica(was, this.recordOf(r, now))) this.markDirty();
+  }
+
+  /** The replica's context length was read (null: it lists none); true when that changed what the filters get. */
+  recordModelInfo(address: string, maxModelLen: number | null): boolean {
+    const r = this.replicas.get(address);
+    if (!r || r.maxModelLen === maxModelLen) return false;
+    r.maxModelLen = maxModelLen;
+    this.markDirty();
+    return true;
   }
 
   /**
@@ -285,10 +297,12 @@ export class StateStore {
     const replicas: ReplicaState[] = [];
     for (const r of this.replicas.values()) replicas.push(this.recordOf(r, now));
     replicas.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
-    // Sections set by their features (setSection) and the LoRA section built from the scrapes, in tag order.
+    // Sections set by their features (setSection), and the LoRA and context sections built from the scrapes, in tag order.
     const sections: StateSection[] = [...this.sections].map(([tag, bytes]) => ({ tag, bytes }));
     const lora = encodeLoraSection(replicas.map((s) => this.replicas.get(s.address)?.lora));
     if (lora) sections.push(lora);
+    const context = encodeContextSection(replicas.map((s) => this.replicas.get(s.address)?.maxModelLen));
+    if (context) sections.push(context);
     sections.sort((a, b) => a.tag - b.tag);
     this.dirty = false;
     if (!force && sameRouting(this.current, this.weightsValue, replicas) && sameSections(this.current.sections ?? [], sections)) return false;

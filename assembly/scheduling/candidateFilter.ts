@@ -1,5 +1,6 @@
 // The cycle's filter: which replicas a request may go to (ready, metrics
-// fresh enough, in the request's endpoint subset when it names one), and
+// fresh enough, in the request's endpoint subset when it names one, with a
+// context long enough for it), and
 // what each carries into scoring: its metrics and this gateway's counters
 // (in-flight counters' read of every worker VM's row).
 import { PluginConfig } from "../config/pluginConfig";
@@ -18,6 +19,11 @@ export class CandidateFilter {
   private readonly inflight: InflightCounters;
   /** Other worker VMs of this gateway, as of the last filter(). */
   otherVms: i32 = 0;
+  /**
+   * The last filter() found every candidate's context too short for the
+   * request: the engine will refuse it wherever it goes, and cache none of it.
+   */
+  tooLong: bool = false;
 
   constructor(cfg: PluginConfig, metrics: RouterMetrics, inflight: InflightCounters) {
     this.cfg = cfg;
@@ -30,16 +36,26 @@ export class CandidateFilter {
    * counters and time since the last placement; only those in `subset` when it names one. A subset of
    * which none qualifies is set aside, so the request still goes somewhere
    * (the picker then sends it to the subset's own order). False when there is none.
+   * A replica whose max_model_len (state section 17) the request's `tokens`
+   * (prompt and max_tokens) pass is left out while another can take it, as
+   * vLLM refuses such a request (a fleet of mixed context lengths); where
+   * none can, all stay (the engine answers the error) and `tooLong` is set.
    */
-  filter(t: ReplicaTable, c: Candidates, withMetrics: bool, nowNs: u64, subset: EndpointSubset | null): bool {
-    if (subset !== null && subset.given) {
-      if (this.gather(t, c, withMetrics, nowNs, subset)) return true;
-      this.metrics.add(Counter.SubsetIgnored, 1);
+  filter(t: ReplicaTable, c: Candidates, withMetrics: bool, nowNs: u64, subset: EndpointSubset | null, tokens: f64 = 0): bool {
+    this.tooLong = false;
+    const bounded = tokens > 0 && t.maxModelLen.length > 0;
+    // Tried in turn: the subset with the bound, the subset, every replica with the bound, every replica.
+    for (let step = subset !== null && subset.given ? 0 : 2; step < 4; step++) {
+      if (step == 2 && subset !== null && subset.given) this.metrics.add(Counter.SubsetIgnored, 1);
+      if ((step & 1) == 0 && !bounded) continue;
+      if (!this.gather(t, c, withMetrics, nowNs, step < 2 ? subset : null, (step & 1) == 0 ? tokens : 0)) continue;
+      this.tooLong = bounded && (step & 1) == 1;
+      return true;
     }
-    return this.gather(t, c, withMetrics, nowNs, null);
+    return false;
   }
 
-  private gather(t: ReplicaTable, c: Candidates, withMetrics: bool, nowNs: u64, subset: EndpointSubset | null): bool {
+  private gather(t: ReplicaTable, c: Candidates, withMetrics: bool, nowNs: u64, subset: EndpointSubset | null, tokens: f64): bool {
     const stalenessMs = this.cfg.stalenessMs;
     const nowMs = <u32>(nowNs / 1000000);
     this.otherVms = this.inflight.read(t, <u32>(nowNs / 1000000000));
@@ -55,6 +71,7 @@ export class CandidateFilter {
       if (!unchecked(t.ready[i])) continue;
       if (withMetrics && unchecked(t.metricsKnown[i]) && unchecked(t.metricsAgeMs[i]) > stalenessMs) continue;
       if (subset !== null && !subset.has(unchecked(t.addressHash[i]))) continue;
+      if (tokens > 0 && t.maxModelLen.length > 0 && unchecked(t.maxModelLen[i]) > 0 && tokens > <f64>unchecked(t.maxModelLen[i])) continue;
       unchecked(c.replica[n] = i);
       unchecked(c.waiting[n] = unchecked(t.waiting[i]));
       unchecked(c.kvUsage[n] = unchecked(t.kvUsage[i]));

@@ -6,14 +6,14 @@
 //   point            plugins, in order
 //   prepare          prefix locator: hash the prompt (as the body arrives)
 //   begin            decision records: sample
-//   filter           candidate filter (ready, fresh, endpoint subset; load from the in-flight counters)
+//   filter           candidate filter (ready, fresh, endpoint subset, context length; load from the in-flight counters)
 //   admit            saturation: admission holds a request every candidate is saturated for
 //   match            prefix locator: held blocks, cache reuse, rendezvous key
 //   predict          work model: each candidate's predicted cost, the work guard
 //   score            weighted scorers (prefix, queue, KV, in flight, work), LoRA affinity
 //   pick             picker (bounded load, work guard, near-equal orders)
 //   post-pick        session affinity, decision records: the guard
-//   commit           decision, prefix locator: record, decision records: emit,
+//   commit           decision, prefix locator: record (not where the engine refuses it), decision records: emit,
 //                    in-flight counters: count, metrics
 //   responseStarted  in-flight counters: queued becomes decoding
 //   finish           in-flight counters: the request leaves
@@ -36,7 +36,8 @@ import { LoraAffinity } from "./loraAffinity";
 import { Pick, pick, pickBand, runnerUp } from "./picker";
 import { SessionAffinity } from "./sessionAffinity";
 import { weightedScore } from "./weightedScore";
-import { WorkPrediction } from "./workModel";
+import { CHARS_PER_TOKEN, WorkPrediction } from "./workModel";
+import { maxTokensAsked } from "../request/promptHasher";
 
 @final
 export class SchedulingCycle {
@@ -96,7 +97,9 @@ export class SchedulingCycle {
 
   /** Candidates: false when the request has none. */
   filter(d: Decision): bool {
-    if (this.candidates.filter(this.table, this.cands, this.withMetrics, this.nowNs, d.traits.subset)) return true;
+    // The request's tokens as vLLM bounds them by max_model_len: its prompt and the max_tokens it asks for.
+    const tokens = this.hasPrompt ? Math.floor(<f64>this.prefix.textBytes / CHARS_PER_TOKEN) + <f64>(maxTokensAsked > 0 ? maxTokensAsked : 0) : 0;
+    if (this.candidates.filter(this.table, this.cands, this.withMetrics, this.nowNs, d.traits.subset, tokens)) return true;
     this.metrics.add(Counter.NoReplica, 1);
     return false;
   }
@@ -161,10 +164,13 @@ export class SchedulingCycle {
     d.fallbackBytes = r >= 0 ? unchecked(t.addressBytes[unchecked(c.replica[r])]) : null;
     d.tableVersion = t.version;
     d.newTokens = unchecked(c.newTokens[k]);
-    // What the request writes into the replica's cache: the prompt tokens it prefills there, and its output.
-    const written = d.newTokens + this.work.outputTokens;
+    // What the request writes into the replica's cache: the prompt tokens it prefills there, and its
+    // output; nothing where the engine refuses it (its whole prompt recorded there would push out
+    // what the index knows the replica holds).
+    const refused = this.candidates.tooLong;
+    const written = refused ? 0 : d.newTokens + this.work.outputTokens;
     const share = this.inflight.writeShare(i, unchecked(c.written[k]), 1 + this.candidates.otherVms);
-    d.matched = this.prefix.record(t, c, k, i, written, share);
+    d.matched = refused ? 0 : this.prefix.record(t, c, k, i, written, share);
     d.total = c.totalBlocks;
     if (decisions.active) {
       d.record = decisions.emit(t, c, k, r, d.matched, d.total, this.cfg.debugHeaders);

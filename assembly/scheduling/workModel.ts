@@ -67,7 +67,7 @@ import { maxTokensAsked } from "../request/promptHasher";
 import { Candidates } from "./candidates";
 
 /** Characters per token, the usual estimate for English text and code. */
-const CHARS_PER_TOKEN: f64 = 4;
+export const CHARS_PER_TOKEN: f64 = 4;
 
 @final
 export class WorkParams {

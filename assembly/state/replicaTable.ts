@@ -26,6 +26,8 @@ export class ReplicaTable {
   running: Array<f64> = [];
   kvUsage: Array<f64> = [];
   kvCapacityTokens: Array<u32> = [];
+  /** Each replica's max_model_len, tokens, 0 unknown (state section 17); empty when the state has none. */
+  maxModelLen: StaticArray<u32> = new StaticArray<u32>(0);
   metricsAgeMs: Array<u32> = [];
   /**
    * Prefill tokens the other gateways have queued on each replica (sent, no

@@ -10,6 +10,7 @@ import {
   decodePlacements, fleetSectionError,
 } from "./fleetSections";
 import { LORA_SECTION_TAG, decodeLoraSection, loraError } from "./loraSection";
+import { CONTEXT_SECTION_TAG, decodeContextSection } from "./contextSection";
 
 export let sectionError: string = "";
 
@@ -38,6 +39,9 @@ export function decodeSection(t: ReplicaTable, tag: u32, p: usize, len: i32): bo
       if (t.lora === null) sectionError = loraError;
       return t.lora !== null;
     }
+    case CONTEXT_SECTION_TAG:
+      sectionError = decodeContextSection(t, p, len);
+      return sectionError.length == 0;
     case OBSERVABILITY_TAG:
       sectionError = decodeObservability(t, p, len);
       return sectionError.length == 0;

@@ -12,8 +12,9 @@
 //   of a group for which the router found no holder at all;
 // - requests sent off the replica that held the most of their prompt when
 //   they were routed (by OFF_TOKENS or more): to a replica the router
-//   believed held as much (it had evicted it), or knowingly (a copy), and how
-//   many of each are among the slowest 5%.
+//   believed held as much (it had evicted it), or not (a copy, or the
+//   holder's prefix unknown to the router: the pick's belief alone does not
+//   tell which), and how many of each are among the slowest 5%.
 //   node --import tsx bench/routing/cacheBeliefs.ts [shape] [load] [gateways/workers,...] [requests-scale] [wasm]
 // (shape 'trace': the production trace in data/traces)
 import { readFileSync } from 'node:fs';
@@ -99,5 +100,5 @@ for (const { gateways, workers } of layouts) {
   const slow = ttfts.sort((a, b) => a - b)[Math.max(0, Math.ceil(ttfts.length * 0.95) - 1)] ?? Infinity;
   const stale = moved.filter((m) => m.believedHeld), copied = moved.filter((m) => !m.believedHeld);
   const inTail = (ms: typeof moved) => ms.filter((m) => m.ttftMs >= slow).length;
-  console.log(`  sent off the replica holding most of the prompt: ${moved.length}; believing the pick held as much: ${stale.length} (${inTail(stale)} at or past p95), knowingly: ${copied.length} (${inTail(copied)})`);
+  console.log(`  sent off the replica holding most of the prompt: ${moved.length}; believing the pick held as much: ${stale.length} (${inTail(stale)} at or past p95), not: ${copied.length} (${inTail(copied)}; a copy, or the holder's prefix not known)`);
 }

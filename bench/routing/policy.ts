@@ -17,6 +17,8 @@ export interface ReplicaMetrics {
   kvCapacityTokens: number;
   /** LoRA adapters, when the engines run them (vllm:lora_requests_info). */
   lora?: LoraInfo;
+  /** The engine's max_model_len, as its /v1/models lists it. */
+  maxModelLen?: number;
 }
 
 /** Which gateway process and worker VM a request enters through (only prefix-router has more than one). */

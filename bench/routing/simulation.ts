@@ -87,7 +87,7 @@ export function percentile(sorted: readonly number[], p: number): number {
 }
 
 function toMetrics(s: MetricsSnapshot): ReplicaMetrics {
-  const m: ReplicaMetrics = { waiting: s.numRequestsWaiting, running: s.numRequestsRunning, kvUsage: s.kvCacheUsage, kvCapacityTokens: s.numGpuBlocks * s.blockSize };
+  const m: ReplicaMetrics = { waiting: s.numRequestsWaiting, running: s.numRequestsRunning, kvUsage: s.kvCacheUsage, kvCapacityTokens: s.numGpuBlocks * s.blockSize, maxModelLen: ENGINE_MAX_MODEL_LEN };
   if (s.maxLoras > 0) m.lora = { maxLora: s.maxLoras, running: s.runningLoraAdapters, waiting: s.waitingLoraAdapters, baseModel: MODEL };
   return m;
 }

@@ -72,12 +72,13 @@ export class VirtualControlPlane {
     });
   }
 
-  /** A scrape of every replica at `nowMs`: the store takes the metrics in and publishes, as the control plane's tick does. */
+  /** A scrape of every replica at `nowMs`: the store takes the metrics (and context length: modelInfo.ts) in and publishes, as the control plane's tick does. */
   scrape(nowMs: number, metrics: readonly ReplicaMetrics[]): void {
     this.advance(nowMs);
-    metrics.forEach((m, i) => this.store.recordSuccess(this.addresses[i]!, {
-      waiting: m.waiting, running: m.running, kvUsage: m.kvUsage, kvCapacityTokens: m.kvCapacityTokens,
-    }, m.lora ?? null));
+    metrics.forEach((m, i) => {
+      this.store.recordSuccess(this.addresses[i]!, { waiting: m.waiting, running: m.running, kvUsage: m.kvUsage, kvCapacityTokens: m.kvCapacityTokens }, m.lora ?? null);
+      if (m.maxModelLen !== undefined) this.store.recordModelInfo(this.addresses[i]!, m.maxModelLen);
+    });
     if (!this.publishFleetNews()) this.store.publish();
   }
 

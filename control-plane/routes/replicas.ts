@@ -23,6 +23,7 @@ export function replicasRoute(o: { store: StateStore; discovery: Discovery }): R
           observedHitRate: store.observedHitRate(r),
           kvCapacityTokens: r.metrics?.kvCapacityTokens ?? null,
           lora: r.lora,
+          maxModelLen: r.maxModelLen,
           consecutiveFailures: r.consecutiveFailures,
           lastError: r.lastError,
         };

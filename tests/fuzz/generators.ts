@@ -8,6 +8,7 @@ import {
   SECTION_OTHER_CONTENT, SECTION_OTHER_WORK, SECTION_PLACEMENTS,
 } from '../../control-plane/fleetWire.js';
 import { encodeLoraSection } from '../../control-plane/loraSection.js';
+import { encodeContextSection } from '../../control-plane/contextSection.js';
 import { encodeObservability } from '../../control-plane/observabilitySection.js';
 import { Rng } from './rng.js';
 
@@ -316,6 +317,12 @@ export function randomState(rng: Rng, version: bigint): RouterState {
   if (rng.chance(0.15)) {
     const lora = loraSection(rng, replicas.length);
     if (lora) sections.push(lora);
+  }
+  // Drawn from its own generator (seeded by the version, already drawn), so the payloads the other draws make stay those of the fixed seeds.
+  const own = new Rng(Number(version & 0xffffffffn) ^ 0x17);
+  if (own.chance(0.15)) {
+    const context = encodeContextSection(Array.from({ length: replicas.length }, () => own.weighted([[3, 4096 * (1 + own.int(32))], [1, null], [1, 1 + own.int(100)], [1, own.u32()]])));
+    if (context) sections.push(context);
   }
   if (rng.chance(0.1)) {
     const observability = encodeObservability({ decisionLogEvery: rng.weighted([[3, 1 + rng.int(100)], [1, 1_000_000]]) });
