@@ -15,8 +15,9 @@
 //   believed held as much (it had evicted it), or not (a copy, or the
 //   holder's prefix unknown to the router: the pick's belief alone does not
 //   tell which), and how many of each are among the slowest 5%.
-//   node --import tsx bench/routing/cacheBeliefs.ts [shape] [load] [gateways/workers,...] [requests-scale] [wasm]
-// (shape 'trace': the production trace in data/traces)
+//   node --import tsx bench/routing/cacheBeliefs.ts [shape] [load] [gateways/workers|precise,...] [requests-scale] [wasm]
+// (shape 'trace': the production trace in data/traces; layout 'precise': the
+// bound that knows the engines' caches, whose beliefs are exact, for its moves)
 import { readFileSync } from 'node:fs';
 import { DEFAULT_WORKLOAD_DIR } from './workloads.js';
 import { measureCapacity, rungWorkload } from './ladder.js';
@@ -33,10 +34,12 @@ const [shapeName = 'sp-32x32-tight-kv', loadArg = '0.7', layoutsArg = '1/1,1/16,
 const LOAD = Number(loadArg), SCALE = Number(scaleArg), SEED = 1, REPLICAS = 16;
 if (!(LOAD > 0)) throw new Error(`load must be a positive fraction of round robin's capacity, got '${loadArg}'`);
 if (!(SCALE > 0)) throw new Error(`requests-scale must be positive, got '${scaleArg}'`);
-const layouts = layoutsArg.split(',').map((l) => {
+const layouts = layoutsArg.split(',').map((l): PolicySpec => {
+  if (l === 'precise') return { name: 'precise', kind: 'precise', workers: 1, gateways: 1 };
   const m = /^(\d+)\/(\d+)$/.exec(l);
-  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new Error(`a layout is gateways/workers, both at least 1, got '${l}'`);
-  return { gateways: Number(m[1]), workers: Number(m[2]) };
+  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new Error(`a layout is gateways/workers, both at least 1, or precise, got '${l}'`);
+  const gateways = Number(m[1]), workers = Number(m[2]);
+  return { ...BASE_POLICIES[3]!, name: `prefix-router/${gateways}gw-${workers}w`, gateways, workers };
 });
 const wasm = wasmFile ? readFileSync(wasmFile) : undefined;
 // 'trace' is the repository's production trace (data/traces).
@@ -51,10 +54,11 @@ const spanS = Math.max(1e-6, (workload.requests.at(-1)!.arrivalUs - workload.req
 const OFF_TOKENS = 256;
 
 console.log(`${shapeName} at ${LOAD * 100}% (${workload.requests.length} requests, ${(LOAD * capacity.rps).toFixed(2)} req/s, ${replicas} replicas, seed ${SEED})`);
-for (const { gateways, workers } of layouts) {
-  const spec: PolicySpec = { ...BASE_POLICIES[3]!, name: `prefix-router/${gateways}gw-${workers}w`, gateways, workers };
+for (const spec of layouts) {
+  const { gateways, workers } = spec;
+  const exact = spec.kind === 'precise';
   const policy = await makePolicy(spec, replicas, SEED, workload.name, await loadXxhash(), wasm, shape.kvBlocks);
-  const believed = believedTokens(policy);
+  const believed = exact ? null : believedTokens(policy);
   // What the engines held of each request's prompt as it was routed: the most any held, and the pick.
   let engines: readonly ReplicaEngine[] = [];
   const bind = policy.bindEngines?.bind(policy);
@@ -76,7 +80,7 @@ for (const { gateways, workers } of layouts) {
     r = simulate(workload, policy, {
       replicas, gateways, workers, seed: SEED, kvBlocks: shape.kvBlocks,
       onServed: (s) => {
-        const b = Math.min(believed.get(s.req) ?? 0, s.req.promptTokens);
+        const b = believed ? Math.min(believed.get(s.req) ?? 0, s.req.promptTokens) : s.cachedTokens;
         engineWritten += s.req.promptTokens - s.cachedTokens + s.req.outputTokens;
         routerWritten += s.req.promptTokens - b + s.req.outputTokens;
         if (b > s.cachedTokens + OFF_TOKENS) { over++; overTokens += b - s.cachedTokens; }
