@@ -27,11 +27,12 @@ export interface StandIn {
   /** metric name -> value substituted into the sample */
   values: Record<string, number>;
   mode: ReplicaMode;
+  /** /metrics requests so far */
   requests: number;
-  /** requests open right now, and the most ever open at once */
+  /** /metrics requests open right now, and the most ever open at once */
   active: number;
   maxActive: number;
-  /** query string of the last request */
+  /** query string of the last /metrics request */
   lastQuery: string;
   close(): Promise<void>;
 }
@@ -49,6 +50,9 @@ export async function standInReplica(file = VLLM_SAMPLE, host = '127.0.0.1', por
     },
   };
   const server = http.createServer((req, res) => {
+    const [path, query] = (req.url ?? '/').split('?');
+    // Only /metrics is served and counted: the control plane's other reads (its /v1/models) get a 404, as from an engine without them.
+    if (path !== '/metrics') { res.writeHead(404).end(); return; }
     r.requests++;
     r.active++;
     r.maxActive = Math.max(r.maxActive, r.active);
@@ -56,9 +60,7 @@ export async function standInReplica(file = VLLM_SAMPLE, host = '127.0.0.1', por
     const uncount = () => { if (counted) { counted = false; r.active--; } };
     res.on('finish', uncount);
     res.on('close', uncount);
-    const [path, query] = (req.url ?? '/').split('?');
     r.lastQuery = query ?? '';
-    if (path !== '/metrics') { res.writeHead(404).end(); return; }
     if (r.mode === 'hang') { hung.push(res); return; }
     if (r.mode === 'error500') { res.writeHead(500).end('boom'); return; }
     if (r.mode === 'garbage') { res.writeHead(200, { 'content-type': 'text/plain' }).end('this is not prometheus\n{{{\n'); return; }
