@@ -32,9 +32,16 @@ export async function fetchMaxModelLen(address: string, timeoutMs: number): Prom
     await res.body?.cancel();
     throw new Error(`HTTP ${res.status}`);
   }
-  const text = await res.text();
-  if (text.length > MAX_BODY_BYTES) throw new Error(`body larger than ${MAX_BODY_BYTES} bytes`);
-  return parseMaxModelLen(JSON.parse(text));
+  // Read up to the bound, not the whole body and then the bound.
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
+  for await (const chunk of res.body ?? []) {
+    bytes += chunk.byteLength;
+    // Leaving the loop cancels the body.
+    if (bytes > MAX_BODY_BYTES) throw new Error(`body larger than ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk);
+  }
+  return parseMaxModelLen(JSON.parse(Buffer.concat(chunks).toString('utf8')));
 }
 
 export interface ModelInfoPollerOptions {

@@ -43,24 +43,29 @@ export class CandidateFilter {
    */
   filter(t: ReplicaTable, c: Candidates, withMetrics: bool, nowNs: u64, subset: EndpointSubset | null, tokens: f64 = 0): bool {
     this.tooLong = false;
+    // Every worker VM's counters, read once for the passes below.
+    this.otherVms = this.inflight.read(t, <u32>(nowNs / 1000000000));
+    const perDecode = t.fleetCount > 1 ? this.decodeWorkPerRequest(t, this.inflight.total) : 0;
     const bounded = tokens > 0 && t.maxModelLen.length > 0;
-    // Tried in turn: the subset with the bound, the subset, every replica with the bound, every replica.
-    for (let step = subset !== null && subset.given ? 0 : 2; step < 4; step++) {
-      if (step == 2 && subset !== null && subset.given) this.metrics.add(Counter.SubsetIgnored, 1);
-      if ((step & 1) == 0 && !bounded) continue;
-      if (!this.gather(t, c, withMetrics, nowNs, step < 2 ? subset : null, (step & 1) == 0 ? tokens : 0)) continue;
-      this.tooLong = bounded && (step & 1) == 1;
-      return true;
+    if (subset !== null && subset.given) {
+      if (bounded && this.gather(t, c, withMetrics, nowNs, subset, tokens, perDecode)) return true;
+      if (this.gather(t, c, withMetrics, nowNs, subset, 0, perDecode)) {
+        this.tooLong = bounded;
+        return true;
+      }
+      this.metrics.add(Counter.SubsetIgnored, 1);
     }
-    return false;
+    if (bounded && this.gather(t, c, withMetrics, nowNs, null, tokens, perDecode)) return true;
+    if (!this.gather(t, c, withMetrics, nowNs, null, 0, perDecode)) return false;
+    this.tooLong = bounded;
+    return true;
   }
 
-  private gather(t: ReplicaTable, c: Candidates, withMetrics: bool, nowNs: u64, subset: EndpointSubset | null, tokens: f64): bool {
+  /** Fills `c` with the replicas that pass (see filter()), the context bound only where `tokens` > 0; false when none does. */
+  private gather(t: ReplicaTable, c: Candidates, withMetrics: bool, nowNs: u64, subset: EndpointSubset | null, tokens: f64, perDecode: f64): bool {
     const stalenessMs = this.cfg.stalenessMs;
     const nowMs = <u32>(nowNs / 1000000);
-    this.otherVms = this.inflight.read(t, <u32>(nowNs / 1000000000));
     const sum = this.inflight.total;
-    const perDecode = t.fleetCount > 1 ? this.decodeWorkPerRequest(t, sum) : 0;
     const wp = this.cfg.work;
     c.fleetGateways = t.fleetCount;
     let n = 0;

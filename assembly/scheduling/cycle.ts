@@ -36,7 +36,7 @@ import { LoraAffinity } from "./loraAffinity";
 import { Pick, pick, pickBand, runnerUp } from "./picker";
 import { SessionAffinity } from "./sessionAffinity";
 import { weightedScore } from "./weightedScore";
-import { CHARS_PER_TOKEN, WorkPrediction } from "./workModel";
+import { WorkPrediction, promptTokensOf } from "./workModel";
 import { maxTokensAsked } from "../request/promptHasher";
 
 @final
@@ -98,7 +98,7 @@ export class SchedulingCycle {
   /** Candidates: false when the request has none. */
   filter(d: Decision): bool {
     // The request's tokens as vLLM bounds them by max_model_len: its prompt and the max_tokens it asks for.
-    const tokens = this.hasPrompt ? Math.floor(<f64>this.prefix.textBytes / CHARS_PER_TOKEN) + <f64>(maxTokensAsked > 0 ? maxTokensAsked : 0) : 0;
+    const tokens = this.hasPrompt ? promptTokensOf(this.prefix.textBytes) + <f64>(maxTokensAsked > 0 ? maxTokensAsked : 0) : 0;
     if (this.candidates.filter(this.table, this.cands, this.withMetrics, this.nowNs, d.traits.subset, tokens)) return true;
     this.metrics.add(Counter.NoReplica, 1);
     return false;

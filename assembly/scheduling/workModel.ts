@@ -67,7 +67,12 @@ import { maxTokensAsked } from "../request/promptHasher";
 import { Candidates } from "./candidates";
 
 /** Characters per token, the usual estimate for English text and code. */
-export const CHARS_PER_TOKEN: f64 = 4;
+const CHARS_PER_TOKEN: f64 = 4;
+
+/** The prompt tokens of `textBytes` bytes of prompt text, as the work model and the context bound count them. */
+@inline export function promptTokensOf(textBytes: i32): f64 {
+  return Math.floor(<f64>textBytes / CHARS_PER_TOKEN);
+}
 
 @final
 export class WorkParams {
@@ -367,7 +372,7 @@ export class WorkPrediction {
 
   /** `textBytes`, `blockBytes`: prompt text hashed and per block (read only when `hasPrompt`); `withMetrics`: the replicas' metrics can be trusted. */
   predict(c: Candidates, p: WorkParams, hasPrompt: bool, textBytes: i32, blockBytes: i32, epsilon: f64, guard: bool, withMetrics: bool): void {
-    const promptTokens = hasPrompt ? Math.floor(<f64>textBytes / CHARS_PER_TOKEN) : 0;
+    const promptTokens = hasPrompt ? promptTokensOf(textBytes) : 0;
     const asked = hasPrompt ? maxTokensAsked : -1;
     this.outputTokens = asked >= 0 ? <f64>asked : p.defaultMaxTokens;
     this.decodeWork = Math.round(p.decodeTokenCost * this.outputTokens);

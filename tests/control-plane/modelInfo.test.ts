@@ -57,11 +57,13 @@ test('the store publishes section 17 from what was read, and a new version only 
 });
 
 test('fetchMaxModelLen reads /v1/models and names what went wrong', async () => {
-  let mode: 'ok' | 'missing' | 'junk' | 'hang' = 'ok';
+  let mode: 'ok' | 'missing' | 'junk' | 'hang' | 'huge' = 'ok';
   const server = http.createServer((req, res) => {
     if (req.url !== '/v1/models') { res.writeHead(404).end(); return; }
     if (mode === 'hang') return;
     if (mode === 'missing') { res.writeHead(404).end('{"detail":"Not Found"}'); return; }
+    // Chunked, no length to refuse it by: 2 MB of a list that never closes.
+    if (mode === 'huge') { res.writeHead(200, { 'content-type': 'application/json' }); res.write('{"data": ['); for (let i = 0; i < 32; i++) res.write(' '.repeat(65536)); res.end(); return; }
     res.writeHead(200, { 'content-type': 'application/json' }).end(mode === 'junk' ? '{"data": [' : JSON.stringify({ data: [{ id: 'm', max_model_len: 16384 }] }));
   });
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
@@ -72,6 +74,8 @@ test('fetchMaxModelLen reads /v1/models and names what went wrong', async () => 
     await assert.rejects(fetchMaxModelLen(address, 2000), /HTTP 404/);
     mode = 'junk';
     await assert.rejects(fetchMaxModelLen(address, 2000), SyntaxError);
+    mode = 'huge';
+    await assert.rejects(fetchMaxModelLen(address, 2000), /body larger than 1048576 bytes/);
     mode = 'hang';
     await assert.rejects(fetchMaxModelLen(address, 100), /timeout|abort/i);
   } finally {
